@@ -1,0 +1,96 @@
+# Shared by scripts/test.sh, scripts/demo.sh and scripts/bench-*.sh: installs what they need
+# when it is missing, and starts/stops the local servers (all on 127.0.0.1).
+# shellcheck shell=bash
+
+GEARS_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+GEARS_VENV=${GEARS_VENV:-$HOME/.cache/gears-venv}
+GEARS_RUN=${GEARS_RUN:-$(mktemp -d "${TMPDIR:-/tmp}/gears-run.XXXXXX")}
+GEARS_PIDS=()
+
+log() { printf '[%s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+apt_install() {
+  export DEBIAN_FRONTEND=noninteractive
+  if [ -z "${GEARS_APT_UPDATED:-}" ]; then as_root apt-get update -qq >&2; GEARS_APT_UPDATED=1; fi
+  as_root apt-get install -y -qq "$@" >&2
+}
+
+# Python tools in one venv: moto (AWS emulator), httpbin + gunicorn (HTTP server), ansible-core.
+ensure_venv() {
+  local want=(moto flask flask-cors httpbin gunicorn ansible-core)
+  if [ -x "$GEARS_VENV/bin/moto_server" ] && [ -x "$GEARS_VENV/bin/gunicorn" ] \
+     && [ -x "$GEARS_VENV/bin/ansible-playbook" ] && "$GEARS_VENV/bin/python" -c 'import httpbin' 2>/dev/null; then
+    return 0
+  fi
+  log "installing ${want[*]} into $GEARS_VENV"
+  [ -x "$GEARS_VENV/bin/pip" ] || python3 -m venv "$GEARS_VENV"
+  "$GEARS_VENV/bin/pip" install -q --disable-pip-version-check "${want[@]}" >&2
+}
+
+ensure_packer() {
+  command -v packer >/dev/null 2>&1 && return 0
+  log "installing packer (Debian)"
+  apt_install packer
+}
+
+ensure_openssl() { command -v openssl >/dev/null 2>&1 || apt_install openssl; }
+ensure_curl() { command -v curl >/dev/null 2>&1 || apt_install curl; }
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+wait_for() { # URL [extra curl args]
+  local url=$1; shift
+  for _ in $(seq 300); do
+    curl -fsS -o /dev/null "$@" "$url" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  log "gave up waiting for $url"; return 1
+}
+
+stop_all() {
+  local pid
+  for pid in "${GEARS_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${GEARS_PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  GEARS_PIDS=()
+}
+
+# httpbin under gunicorn; sets HTTPBIN_PORT.
+start_httpbin() {
+  HTTPBIN_PORT=$(free_port)
+  (cd "$GEARS_RUN" && exec "$GEARS_VENV/bin/gunicorn" -b "127.0.0.1:$HTTPBIN_PORT" -w 2 -k gthread --threads 16 \
+     --no-control-socket httpbin:app >"$GEARS_RUN/httpbin.log" 2>&1) &
+  GEARS_PIDS+=($!)
+  wait_for "http://127.0.0.1:$HTTPBIN_PORT/get"
+}
+
+# httpbin over TLS with a throwaway CA; sets HTTPBIN_TLS_PORT and HTTPBIN_CA.
+start_httpbin_tls() {
+  ensure_openssl
+  local d=$GEARS_RUN/tls; mkdir -p "$d"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=gears-test-ca \
+    -keyout "$d/ca.key" -out "$d/ca.pem" 2>/dev/null
+  openssl req -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -keyout "$d/srv.key" -out "$d/srv.csr" 2>/dev/null
+  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n' >"$d/ext"
+  openssl x509 -req -in "$d/srv.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" -CAcreateserial -days 2 \
+    -extfile "$d/ext" -out "$d/srv.pem" 2>/dev/null
+  HTTPBIN_TLS_PORT=$(free_port); HTTPBIN_CA=$d/ca.pem
+  (cd "$GEARS_RUN" && exec "$GEARS_VENV/bin/gunicorn" -b "127.0.0.1:$HTTPBIN_TLS_PORT" -w 1 -k gthread --threads 8 \
+     --no-control-socket --certfile "$d/srv.pem" --keyfile "$d/srv.key" httpbin:app >"$GEARS_RUN/httpbin-tls.log" 2>&1) &
+  GEARS_PIDS+=($!)
+  wait_for "https://127.0.0.1:$HTTPBIN_TLS_PORT/get" --cacert "$HTTPBIN_CA"
+}
+
+# moto in server mode; sets MOTO_PORT and exports the AWS environment that points at it.
+start_moto() {
+  MOTO_PORT=$(free_port)
+  "$GEARS_VENV/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT" >"$GEARS_RUN/moto.log" 2>&1 &
+  GEARS_PIDS+=($!)
+  wait_for "http://127.0.0.1:$MOTO_PORT/moto-api/"
+  export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1 \
+    AWS_DEFAULT_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true CHECKPOINT_DISABLE=1 \
+    AWS_ENDPOINT_URL="http://127.0.0.1:$MOTO_PORT"
+}

@@ -1,0 +1,107 @@
+//! The environment of a run, captured once (hurl's `Context`): environment variables, whether
+//! stderr/stdout are terminals, whether we run under a CI server, and `NO_COLOR`.
+//! Nothing below `app` calls `std::env::var`.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+
+/// A snapshot of the process environment.
+#[derive(Debug, Clone, Default)]
+pub struct RunContext {
+    env: BTreeMap<String, String>,
+    /// stdout is a terminal.
+    pub stdout_tty: bool,
+    /// stderr is a terminal.
+    pub stderr_tty: bool,
+    /// The directory gears was started in.
+    pub cwd: std::path::PathBuf,
+}
+
+impl RunContext {
+    /// Captures the real environment.
+    pub fn capture() -> Self {
+        RunContext {
+            env: std::env::vars().collect(),
+            stdout_tty: std::io::stdout().is_terminal(),
+            stderr_tty: std::io::stderr().is_terminal(),
+            cwd: std::env::current_dir().unwrap_or_default(),
+        }
+    }
+
+    /// A context built from explicit values (tests).
+    pub fn from_vars<I, K, V>(vars: I) -> Self
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        RunContext {
+            env: vars
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    /// A variable, treating an empty value as unset.
+    pub fn var(&self, key: &str) -> Option<&str> {
+        self.env
+            .get(key)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    }
+
+    /// All variables (for child processes that must inherit them).
+    pub fn vars(&self) -> &BTreeMap<String, String> {
+        &self.env
+    }
+
+    /// Running under a CI server (GoCD, Jenkins, or anything that sets `CI`).
+    pub fn is_ci(&self) -> bool {
+        [
+            "CI",
+            "GO_SERVER_URL",
+            "JENKINS_URL",
+            "BUILD_NUMBER",
+            "GO_PIPELINE_LABEL",
+        ]
+        .iter()
+        .any(|k| self.var(k).is_some_and(|v| v != "false" && v != "0"))
+    }
+
+    /// The user asked for no colour (https://no-color.org).
+    pub fn no_color(&self) -> bool {
+        self.env.contains_key("NO_COLOR") && self.var("NO_COLOR").is_some()
+    }
+
+    /// Colour on stdout: a terminal, and no `NO_COLOR`.
+    pub fn stdout_color(&self) -> bool {
+        self.stdout_tty && !self.no_color()
+    }
+
+    /// Live progress (bars) on stderr: a terminal, not CI.
+    pub fn live_progress(&self) -> bool {
+        self.stderr_tty && !self.is_ci()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ci_detection_reads_the_known_servers() {
+        assert!(RunContext::from_vars([("GO_SERVER_URL", "https://go")]).is_ci());
+        assert!(RunContext::from_vars([("JENKINS_URL", "http://j")]).is_ci());
+        assert!(RunContext::from_vars([("CI", "true")]).is_ci());
+        assert!(!RunContext::from_vars([("CI", "false")]).is_ci());
+        assert!(!RunContext::from_vars([("HOME", "/root")]).is_ci());
+    }
+
+    #[test]
+    fn empty_vars_are_unset() {
+        let ctx = RunContext::from_vars([("TEST_HOST", "")]);
+        assert_eq!(ctx.var("TEST_HOST"), None);
+    }
+}

@@ -1,0 +1,257 @@
+//! The one top-level error, its exit code and how it is printed.
+//!
+//! Layers keep their own typed errors ([`InputError`], [`crate::packer::PackerError`],
+//! [`crate::aws::CloudError`]); [`Error::exit`] maps them to the documented exit codes by type,
+//! never by message text. [`Error::render`] prints `error:` / `caused by:` / `hint:`.
+
+use crate::exit::Exit;
+use std::fmt;
+
+/// A problem in a file the user gave us (component file, smoke file, template), located at
+/// `file:line:col`, with the offending source line and an optional hint.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InputError {
+    /// The file as the user named it (`-` or `<stdin>` for standard input).
+    pub path: String,
+    /// 1-based line, 0 when unknown.
+    pub line: usize,
+    /// 1-based column, 0 when unknown.
+    pub column: usize,
+    /// What is wrong, without the location.
+    pub message: String,
+    /// What to do about it, e.g. the closest valid key.
+    pub hint: Option<String>,
+    /// The offending line of the source, for the caret display.
+    pub source_line: Option<String>,
+}
+
+impl InputError {
+    /// An error with no precise place in the file.
+    pub fn whole_file(path: impl Into<String>, message: impl Into<String>) -> Self {
+        InputError {
+            path: path.into(),
+            line: 0,
+            column: 0,
+            message: message.into(),
+            hint: None,
+            source_line: None,
+        }
+    }
+
+    /// An error at `line:column` of `source`.
+    pub fn at(
+        path: impl Into<String>,
+        source: &str,
+        line: usize,
+        column: usize,
+        message: impl Into<String>,
+    ) -> Self {
+        let source_line = if line > 0 {
+            source.lines().nth(line - 1).map(str::to_owned)
+        } else {
+            None
+        };
+        InputError {
+            path: path.into(),
+            line,
+            column,
+            message: message.into(),
+            hint: None,
+            source_line,
+        }
+    }
+
+    /// Adds a hint.
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    /// The `file:line:col` prefix.
+    pub fn place(&self) -> String {
+        if self.line == 0 {
+            self.path.clone()
+        } else {
+            format!("{}:{}:{}", self.path, self.line, self.column)
+        }
+    }
+}
+
+impl fmt::Display for InputError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.place(), self.message)
+    }
+}
+
+impl std::error::Error for InputError {}
+
+/// The top-level error of a gears run.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Bad command line or environment fallback (exit 2).
+    #[error("{message}")]
+    Usage {
+        message: String,
+        hint: Option<String>,
+    },
+    /// Invalid config, smoke file or template (exit 3).
+    #[error(transparent)]
+    Input(#[from] InputError),
+    /// Several input errors found in one pass (exit 3).
+    #[error("{} problems in the input", .0.len())]
+    Inputs(Vec<InputError>),
+    /// A file we were asked to read could not be read (exit 3).
+    #[error("cannot read {path}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A report or manifest could not be written (exit 3).
+    #[error("cannot write {path}")]
+    Write {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Packer failed or produced no AMI (exit 4).
+    #[error(transparent)]
+    Packer(#[from] crate::packer::PackerError),
+    /// AWS said no, after retries (exit 5).
+    #[error(transparent)]
+    Cloud(#[from] crate::aws::CloudError),
+    /// A signal stopped the run; cleanup has run (exit 130/143).
+    #[error("interrupted by {0}; cleanup finished")]
+    Interrupted(crate::cancel::Signal),
+}
+
+impl Error {
+    /// A usage error with a hint.
+    pub fn usage(message: impl Into<String>, hint: Option<String>) -> Self {
+        Error::Usage {
+            message: message.into(),
+            hint,
+        }
+    }
+
+    /// The documented exit code of this error.
+    pub fn exit(&self) -> Exit {
+        match self {
+            Error::Usage { .. } => Exit::Usage,
+            Error::Input(_) | Error::Inputs(_) | Error::Read { .. } | Error::Write { .. } => {
+                Exit::InvalidInput
+            }
+            Error::Packer(_) => Exit::Packer,
+            Error::Cloud(_) => Exit::Cloud,
+            Error::Interrupted(sig) => sig.exit(),
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        match self {
+            Error::Usage { hint, .. } => hint.clone(),
+            Error::Input(e) => e.hint.clone(),
+            Error::Packer(e) => e.hint(),
+            Error::Cloud(e) => e.hint(),
+            _ => None,
+        }
+    }
+
+    /// The text printed on stderr: `error:`, the source line with a caret for input errors,
+    /// `caused by:` for each source, and `hint:`.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        match self {
+            Error::Inputs(errors) => {
+                for e in errors {
+                    render_input(&mut out, e);
+                }
+                out.push_str(&format!(
+                    "error: {} problems found; nothing was run\n",
+                    errors.len()
+                ));
+                return out;
+            }
+            Error::Input(e) => {
+                render_input(&mut out, e);
+                return out;
+            }
+            _ => out.push_str(&format!("error: {self}\n")),
+        }
+        let mut source = std::error::Error::source(self);
+        while let Some(s) = source {
+            out.push_str(&format!("caused by: {s}\n"));
+            source = s.source();
+        }
+        if let Some(h) = self.hint() {
+            out.push_str(&format!("hint: {h}\n"));
+        }
+        out
+    }
+}
+
+fn render_input(out: &mut String, e: &InputError) {
+    out.push_str(&format!("error: {e}\n"));
+    if let Some(src) = &e.source_line {
+        let num = e.line.to_string();
+        let pad = " ".repeat(num.len());
+        out.push_str(&format!("{pad} |\n{num} | {src}\n"));
+        let caret_at = src
+            .chars()
+            .take(e.column.saturating_sub(1))
+            .map(|c| if c == '\t' { '\t' } else { ' ' })
+            .collect::<String>();
+        out.push_str(&format!("{pad} | {caret_at}^\n"));
+    }
+    if let Some(h) = &e.hint {
+        out.push_str(&format!("hint: {h}\n"));
+    }
+}
+
+/// The closest of `candidates` to `word`, if it is close enough to be a likely typo.
+pub fn closest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    candidates
+        .iter()
+        .map(|c| (strsim::damerau_levenshtein(word, c), *c))
+        .filter(|(d, c)| *d <= 2.max(c.len() / 3))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn input_error_renders_place_line_and_caret() {
+        let src = "tests:\n  - nmae: x\n";
+        let e = InputError::at("smoke.yaml", src, 2, 5, "unknown key `nmae`")
+            .with_hint("did you mean `name`?");
+        let text = Error::from(e).render();
+        assert_eq!(
+            text,
+            "error: smoke.yaml:2:5: unknown key `nmae`\n  |\n2 |   - nmae: x\n  |     ^\nhint: did you mean `name`?\n"
+        );
+    }
+
+    #[test]
+    fn closest_finds_typos_only() {
+        let keys = ["name", "uri", "outcomes", "inputs"];
+        assert_eq!(closest("nmae", &keys), Some("name"));
+        assert_eq!(closest("outcome", &keys), Some("outcomes"));
+        assert_eq!(closest("zzzzzz", &keys), None);
+    }
+
+    #[test]
+    fn exit_codes_follow_the_error_type() {
+        assert_eq!(Error::usage("x", None).exit(), Exit::Usage);
+        assert_eq!(
+            Error::from(InputError::whole_file("f", "m")).exit(),
+            Exit::InvalidInput
+        );
+        assert_eq!(
+            Error::Interrupted(crate::cancel::Signal::Term).exit(),
+            Exit::Terminated
+        );
+    }
+}

@@ -1,0 +1,17 @@
+//! gears: immutable infrastructure on AWS.
+//!
+//! One component goes through three stages, each a subcommand: **bake** (metadata → Packer
+//! template → `packer build` → AMI manifest), **test** (launch from the new AMI, smoke-test it,
+//! always terminate) and **deploy** (roll the Auto Scaling groups batch by batch, gated by health).
+//! **smoke** runs Smolder-format smoke files on its own. See README.md.
+
+pub mod app;
+pub mod aws;
+pub mod cancel;
+pub mod cli;
+pub mod context;
+pub mod error;
+pub mod exit;
+pub mod packer;
+pub mod settings;
+pub mod smoke;

@@ -1,0 +1,84 @@
+//! JUnit XML, as Jenkins' `junit` step and GoCD's test tab read it: a failed check is a
+//! `<failure>`, a test that got no response is an `<error>`.
+
+use crate::smoke::runner::TestResult;
+
+/// Escapes text for XML attributes and content.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c if (c as u32) < 0x20 && c != '\n' && c != '\t' && c != '\r' => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The whole report. `suite` names the smoke file.
+pub fn render(suite: &str, results: &[TestResult], elapsed_s: f64) -> String {
+    let failures = results
+        .iter()
+        .filter(|r| r.error.is_none() && !r.passed())
+        .count();
+    let errors = results.iter().filter(|r| r.error.is_some()).count();
+    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    out.push_str(&format!(
+        "<testsuites name=\"gears smoke\" tests=\"{}\" failures=\"{failures}\" errors=\"{errors}\" time=\"{elapsed_s:.3}\">\n",
+        results.len()
+    ));
+    out.push_str(&format!(
+        "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\" errors=\"{errors}\" time=\"{elapsed_s:.3}\">\n",
+        escape(suite),
+        results.len()
+    ));
+    for r in results {
+        out.push_str(&format!(
+            "    <testcase classname=\"{}\" name=\"{}\" time=\"{:.3}\">\n",
+            escape(&format!("smoke.{suite}")),
+            escape(&r.name),
+            r.duration_ms / 1000.0
+        ));
+        let details: Vec<String> = r
+            .checks
+            .iter()
+            .map(|c| {
+                format!(
+                    "{} {}: {}",
+                    if c.passed { "PASS" } else { "FAIL" },
+                    c.check,
+                    c.message
+                )
+            })
+            .collect();
+        let details = escape(&format!("{}\n{}\n{}", r.url, r.curl, details.join("\n")));
+        if let Some(e) = &r.error {
+            out.push_str(&format!(
+                "      <error message=\"{}\" type=\"connection\">{details}</error>\n",
+                escape(e)
+            ));
+        } else if !r.passed() {
+            let first = r
+                .checks
+                .iter()
+                .filter(|c| !c.passed)
+                .map(|c| format!("{}: {}", c.check, c.message))
+                .collect::<Vec<_>>()
+                .join("; ");
+            out.push_str(&format!(
+                "      <failure message=\"{}\" type=\"check\">{details}</failure>\n",
+                escape(&first)
+            ));
+        } else {
+            out.push_str(&format!("      <system-out>{details}</system-out>\n"));
+        }
+        out.push_str("    </testcase>\n");
+    }
+    out.push_str("  </testsuite>\n</testsuites>\n");
+    out
+}

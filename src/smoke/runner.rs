@@ -1,0 +1,593 @@
+//! Runs smoke tests: HTTP(S) requests and TCP connects, concurrently (`jobs`), each retried
+//! until it passes or the `--wait` deadline passes. Results come back in file order.
+
+use super::outcome::{effective_checks, evaluate, CheckResult, Response};
+use super::spec::{
+    ClientCert, Data, Inputs, Method, Protocol, Proxies, SmokeFile, TestSpec, Verify,
+};
+use super::target::Target;
+use crate::cancel::Cancel;
+use crate::error::{Error, InputError};
+use base64::Engine;
+use futures::StreamExt;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+/// How to run a file.
+#[derive(Clone)]
+pub struct RunOptions {
+    pub target: Target,
+    /// Tests in flight at once.
+    pub jobs: usize,
+    /// Retry failing tests until this much time has passed since the start.
+    pub wait: Option<Duration>,
+    pub cancel: Cancel,
+}
+
+/// What one test found.
+#[derive(Debug, Clone, Serialize)]
+pub struct TestResult {
+    pub name: String,
+    pub url: String,
+    /// The equivalent curl command, secrets masked.
+    pub curl: String,
+    pub protocol: Protocol,
+    pub checks: Vec<CheckResult>,
+    /// Could not get a response at all (connection refused, timeout): JUnit `<error>`.
+    pub error: Option<String>,
+    /// The body, when the test asks for `show_body`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    pub attempts: u32,
+    pub duration_ms: f64,
+    #[serde(skip)]
+    pub colour: bool,
+}
+
+impl TestResult {
+    /// All checks passed and a response came.
+    pub fn passed(&self) -> bool {
+        self.error.is_none() && self.checks.iter().all(|c| c.passed)
+    }
+}
+
+/// A test with everything resolved: URL, client, secrets.
+struct Prepared<'a> {
+    spec: &'a TestSpec,
+    protocol: Protocol,
+    host: String,
+    port: u16,
+    url: String,
+    curl: String,
+    client: Option<reqwest::Client>,
+    secrets: Vec<String>,
+}
+
+#[derive(Hash, PartialEq, Eq, Clone)]
+struct ClientKey {
+    verify: Option<String>,
+    redirects: bool,
+    proxies: Proxies,
+    cert: Option<ClientCert>,
+}
+
+fn client_key(inputs: &Inputs) -> ClientKey {
+    ClientKey {
+        verify: match &inputs.verify {
+            None | Some(Verify::Yes) => Some(String::new()),
+            Some(Verify::No) => None,
+            Some(Verify::CaBundle(p)) => Some(p.clone()),
+        },
+        redirects: inputs.allow_redirects.unwrap_or(false),
+        proxies: inputs.proxies.clone().unwrap_or_default(),
+        cert: inputs.cert.clone(),
+    }
+}
+
+fn build_client(key: &ClientKey) -> Result<reqwest::Client, String> {
+    let mut b = reqwest::Client::builder()
+        .redirect(if key.redirects {
+            reqwest::redirect::Policy::limited(30)
+        } else {
+            reqwest::redirect::Policy::none()
+        })
+        .pool_max_idle_per_host(64)
+        .tcp_nodelay(true);
+    match &key.verify {
+        None => b = b.danger_accept_invalid_certs(true),
+        Some(p) if p.is_empty() => {}
+        Some(path) => {
+            let pem =
+                std::fs::read(path).map_err(|e| format!("cannot read CA bundle {path}: {e}"))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| format!("CA bundle {path} is not PEM: {e}"))?;
+            b = b.tls_built_in_root_certs(false);
+            for c in certs {
+                b = b.add_root_certificate(c);
+            }
+        }
+    }
+    if let Some(u) = &key.proxies.http {
+        b = b.proxy(reqwest::Proxy::http(u).map_err(|e| format!("proxy {u}: {e}"))?);
+    }
+    if let Some(u) = &key.proxies.https {
+        b = b.proxy(reqwest::Proxy::https(u).map_err(|e| format!("proxy {u}: {e}"))?);
+    }
+    if let Some(cert) = &key.cert {
+        let pem = match cert {
+            ClientCert::Combined(p) => {
+                std::fs::read(p).map_err(|e| format!("cannot read {p}: {e}"))?
+            }
+            ClientCert::Pair(c, k) => {
+                let mut v = std::fs::read(c).map_err(|e| format!("cannot read {c}: {e}"))?;
+                v.push(b'\n');
+                v.extend(std::fs::read(k).map_err(|e| format!("cannot read {k}: {e}"))?);
+                v
+            }
+        };
+        b = b.identity(
+            reqwest::Identity::from_pem(&pem).map_err(|e| format!("client certificate: {e}"))?,
+        );
+    }
+    b.build().map_err(|e| e.to_string())
+}
+
+fn basic_auth(inputs: &Inputs) -> Option<(String, String)> {
+    if let Some((u, p)) = &inputs.auth {
+        return Some((u.0.clone(), p.0.clone()));
+    }
+    inputs.username.as_ref().map(|u| {
+        (
+            u.0.clone(),
+            inputs
+                .password
+                .as_ref()
+                .map(|p| p.0.clone())
+                .unwrap_or_default(),
+        )
+    })
+}
+
+fn cookies(inputs: &Inputs) -> Vec<(String, String)> {
+    let mut all = Vec::new();
+    for c in [&inputs.cookie, &inputs.cookies].into_iter().flatten() {
+        all.extend(c.0.iter().cloned());
+    }
+    all
+}
+
+fn is_secret_header(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    n == "authorization" || n == "proxy-authorization" || n == "cookie" || n == "x-api-key"
+}
+
+/// Everything that must never be printed for this test.
+fn secrets_of(inputs: &Inputs) -> Vec<String> {
+    let mut s = Vec::new();
+    if let Some((u, p)) = basic_auth(inputs) {
+        s.push(base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}")));
+        s.push(p);
+    }
+    for (k, v) in inputs.headers.iter().flat_map(|h| h.0.iter()) {
+        if is_secret_header(k) {
+            s.push(v.0.clone());
+            // "Basic xyz" / "Bearer xyz": the credential alone too.
+            if let Some((_, cred)) = v.0.split_once(' ') {
+                s.push(cred.to_owned());
+            }
+        }
+    }
+    for (_, v) in cookies(inputs) {
+        s.push(v);
+    }
+    // Short strings would mask innocent text; structural masking still hides them.
+    s.retain(|x| x.chars().count() >= 3);
+    s.sort_by_key(|x| std::cmp::Reverse(x.len()));
+    s.dedup();
+    s
+}
+
+/// Replaces every secret in `text` by `***`.
+pub fn mask(text: &str, secrets: &[String]) -> String {
+    let mut t = text.to_owned();
+    for s in secrets {
+        if t.contains(s.as_str()) {
+            t = t.replace(s.as_str(), "***");
+        }
+    }
+    t
+}
+
+fn shell_double_quote(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        if matches!(c, '"' | '\\' | '$' | '`') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
+    out
+}
+
+/// The curl command a human can paste to repeat the request; secrets are `***`.
+fn curl_command(spec: &TestSpec, url: &str, protocol: Protocol) -> String {
+    let i = &spec.inputs;
+    let mut parts = vec!["curl -v -s -o /dev/null".to_owned()];
+    for (k, v) in i.headers.iter().flat_map(|h| h.0.iter()) {
+        let v = if is_secret_header(k) {
+            "***"
+        } else {
+            v.0.as_str()
+        };
+        parts.push(format!("-H {}", shell_double_quote(&format!("{k}: {v}"))));
+    }
+    if let Some((u, _)) = basic_auth(i) {
+        parts.push(format!("-u {}", shell_double_quote(&format!("{u}:***"))));
+    }
+    let cookies = cookies(i);
+    if !cookies.is_empty() {
+        let c: Vec<String> = cookies.iter().map(|(k, _)| format!("{k}=***")).collect();
+        parts.push(format!("-b {}", shell_double_quote(&c.join("; "))));
+    }
+    match &i.data {
+        Some(Data::Form(f)) => {
+            for (k, v) in f {
+                parts.push(format!("-d {}", shell_double_quote(&format!("{k}={v}"))));
+            }
+        }
+        Some(Data::Raw(s)) => parts.push(format!("-d {}", shell_double_quote(s))),
+        None => {}
+    }
+    if let Some(j) = &i.json {
+        parts.push("-H \"Content-Type: application/json\"".to_owned());
+        parts.push(format!("-d {}", shell_double_quote(&j.to_string())));
+    }
+    if let Some(f) = &i.file {
+        parts.push(format!(
+            "-F {}",
+            shell_double_quote(&format!("file=@{}", f.filename))
+        ));
+    }
+    for (k, _) in i.files.iter().flat_map(|f| f.0.iter()) {
+        parts.push(format!("-F {}", shell_double_quote(&format!("{k}=@{k}"))));
+    }
+    if protocol == Protocol::Https && i.verify == Some(Verify::No) {
+        parts.push("--insecure".to_owned());
+    }
+    if i.allow_redirects == Some(true) {
+        parts.push("-L".to_owned());
+    }
+    parts.push(format!("-X {}", spec.method.as_str()));
+    let mut full_url = url.to_owned();
+    if let Some(p) = &i.params {
+        let q: Vec<String> = p.0.iter().map(|(k, v)| format!("{k}={}", v.0)).collect();
+        full_url.push(if url.contains('?') { '&' } else { '?' });
+        full_url.push_str(&q.join("&"));
+    }
+    parts.push(shell_double_quote(&full_url));
+    parts.join(" ")
+}
+
+fn prepare<'a>(file: &'a SmokeFile, target: &Target) -> Result<Vec<Prepared<'a>>, Error> {
+    let mut clients: HashMap<ClientKey, reqwest::Client> = HashMap::new();
+    let mut errors = Vec::new();
+    let mut out = Vec::new();
+    for spec in &file.tests {
+        let protocol = spec.protocol.or(target.scheme).unwrap_or(Protocol::Http);
+        let port = spec.port.or(target.port).unwrap_or(match protocol {
+            Protocol::Https => 443,
+            _ => 80,
+        });
+        let url = format!(
+            "{}://{}:{}{}",
+            protocol.as_str(),
+            target.url_host(),
+            port,
+            spec.uri
+        );
+        let mut client = None;
+        if protocol != Protocol::Tcp {
+            let key = client_key(&spec.inputs);
+            if let Some(c) = clients.get(&key) {
+                client = Some(c.clone());
+            } else {
+                match build_client(&key) {
+                    Ok(c) => {
+                        clients.insert(key, c.clone());
+                        client = Some(c);
+                    }
+                    Err(e) => errors.push(InputError::whole_file(
+                        file.path.clone(),
+                        format!("test `{}`: {e}", spec.name),
+                    )),
+                }
+            }
+        }
+        let secrets = secrets_of(&spec.inputs);
+        out.push(Prepared {
+            spec,
+            protocol,
+            host: target.host.clone(),
+            port,
+            curl: curl_command(spec, &url, protocol),
+            url,
+            client,
+            secrets,
+        });
+    }
+    match errors.len() {
+        0 => Ok(out),
+        1 => Err(errors.remove(0).into()),
+        _ => Err(Error::Inputs(errors)),
+    }
+}
+
+/// Runs every test of `file`; `on_result` sees each result as soon as it and all tests before it
+/// are done, so a report streams in file order. Returns the results in file order.
+pub async fn run(
+    file: &SmokeFile,
+    opts: &RunOptions,
+    mut on_result: impl FnMut(&TestResult),
+) -> Result<Vec<TestResult>, Error> {
+    let prepared = prepare(file, &opts.target)?;
+    let deadline = opts.wait.map(|w| Instant::now() + w);
+    let mut stream = futures::stream::iter(prepared.iter())
+        .map(|p| run_until(p, deadline, &opts.cancel))
+        .buffered(opts.jobs.max(1));
+    let mut results = Vec::with_capacity(prepared.len());
+    loop {
+        tokio::select! {
+            next = stream.next() => match next {
+                Some(r) => {
+                    on_result(&r);
+                    results.push(r);
+                }
+                None => break,
+            },
+            _ = opts.cancel.cancelled() => {
+                return Err(Error::Interrupted(opts.cancel.signal().unwrap_or(crate::cancel::Signal::Int)));
+            }
+        }
+    }
+    Ok(results)
+}
+
+async fn run_until(p: &Prepared<'_>, deadline: Option<Instant>, cancel: &Cancel) -> TestResult {
+    let mut attempts = 0;
+    let mut pause = Duration::from_millis(250);
+    loop {
+        attempts += 1;
+        let mut r = run_once(p).await;
+        r.attempts = attempts;
+        let Some(deadline) = deadline else { return r };
+        let now = Instant::now();
+        if r.passed() || now >= deadline || cancel.is_cancelled() {
+            return r;
+        }
+        let sleep = pause.min(deadline - now);
+        tokio::select! {
+            _ = tokio::time::sleep(sleep) => {}
+            _ = cancel.cancelled() => return r,
+        }
+        pause = (pause * 2).min(Duration::from_secs(5));
+    }
+}
+
+async fn tcp_check(host: &str, port: u16) -> CheckResult {
+    let ok = matches!(
+        tokio::time::timeout(
+            Duration::from_secs(1),
+            tokio::net::TcpStream::connect((host, port))
+        )
+        .await,
+        Ok(Ok(_))
+    );
+    CheckResult::new("tcp", ok, format!("Connecting to {host} on port {port}"))
+}
+
+async fn run_once(p: &Prepared<'_>) -> TestResult {
+    let start = Instant::now();
+    let mut result = TestResult {
+        name: p.spec.name.clone(),
+        url: p.url.clone(),
+        curl: p.curl.clone(),
+        protocol: p.protocol,
+        checks: Vec::new(),
+        error: None,
+        body: None,
+        attempts: 1,
+        duration_ms: 0.0,
+        colour: p.spec.colour,
+    };
+    if p.protocol == Protocol::Tcp || p.spec.tcp_test {
+        let check = tcp_check(&p.host, p.port).await;
+        let failed = !check.passed;
+        result.checks.push(check);
+        if p.protocol == Protocol::Tcp || failed {
+            if failed && p.protocol != Protocol::Tcp {
+                result.error = Some(format!("cannot connect to {} on port {}", p.host, p.port));
+            }
+            result.duration_ms = start.elapsed().as_secs_f64() * 1000.0;
+            return result;
+        }
+    }
+    match fetch(p).await {
+        Ok(resp) => {
+            let checks = effective_checks(p.spec, p.protocol);
+            result.checks.extend(evaluate(p.spec, &checks, &resp));
+            if p.spec.show_body {
+                result.body = Some(resp.body);
+            }
+        }
+        Err(Failure::Tls(why)) => result.checks.push(CheckResult::new(
+            "SSLVerify",
+            false,
+            format!("Certificate verify failed and not ignored by inputs['verify']: {why}"),
+        )),
+        Err(Failure::Request(why)) => {
+            result
+                .checks
+                .push(CheckResult::new("request", false, why.clone()));
+            result.error = Some(why);
+        }
+    }
+    for c in &mut result.checks {
+        c.message = mask(&c.message, &p.secrets);
+    }
+    result.body = result.body.map(|b| mask(&b, &p.secrets));
+    result.error = result.error.map(|e| mask(&e, &p.secrets));
+    result.duration_ms = start.elapsed().as_secs_f64() * 1000.0;
+    result
+}
+
+enum Failure {
+    Tls(String),
+    Request(String),
+}
+
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> Vec<String> {
+    let mut v = vec![e.to_string()];
+    let mut s = e.source();
+    while let Some(x) = s {
+        v.push(x.to_string());
+        s = x.source();
+    }
+    v
+}
+
+fn classify(e: reqwest::Error, p: &Prepared<'_>, timeout: f64) -> Failure {
+    let chain = error_chain(&e);
+    let root = chain.last().cloned().unwrap_or_default();
+    if e.is_timeout() {
+        return Failure::Request(format!("timed out after {timeout}s"));
+    }
+    if chain.iter().any(|c| c.contains("certificate")) {
+        return Failure::Tls(root);
+    }
+    if e.is_connect() {
+        let why = if root.contains("refused") {
+            "connection refused".to_owned()
+        } else {
+            root
+        };
+        return Failure::Request(format!("cannot connect to {}:{}: {why}", p.host, p.port));
+    }
+    Failure::Request(format!("request failed: {}", chain.join(": ")))
+}
+
+async fn fetch(p: &Prepared<'_>) -> Result<Response, Failure> {
+    let i = &p.spec.inputs;
+    let client = p.client.as_ref().expect("http tests have a client");
+    let timeout = i.timeout.map(|t| t.0).unwrap_or(30.0);
+    let method = match p.spec.method {
+        Method::Get => reqwest::Method::GET,
+        Method::Post => reqwest::Method::POST,
+        Method::Put => reqwest::Method::PUT,
+        Method::Delete => reqwest::Method::DELETE,
+        Method::Options => reqwest::Method::OPTIONS,
+        Method::Head => reqwest::Method::HEAD,
+        Method::Patch => reqwest::Method::PATCH,
+        Method::Purge => reqwest::Method::from_bytes(b"PURGE").expect("valid method"),
+    };
+    let start = Instant::now();
+    let mut req = client
+        .request(method, &p.url)
+        .timeout(Duration::from_secs_f64(timeout));
+    if let Some(params) = &i.params {
+        let q: Vec<(&str, &str)> = params
+            .0
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.0.as_str()))
+            .collect();
+        req = req.query(&q);
+    }
+    for (k, v) in i.headers.iter().flat_map(|h| h.0.iter()) {
+        req = req.header(k.as_str(), v.0.as_str());
+    }
+    if let Some((u, pw)) = basic_auth(i) {
+        req = req.basic_auth(u, Some(pw));
+    }
+    let cookies = cookies(i);
+    if !cookies.is_empty() {
+        let c: Vec<String> = cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        req = req.header(reqwest::header::COOKIE, c.join("; "));
+    }
+    let multipart = i.file.is_some() || i.files.is_some();
+    if multipart {
+        let mut form = reqwest::multipart::Form::new();
+        if let Some(Data::Form(fields)) = &i.data {
+            for (k, v) in fields {
+                form = form.text(k.clone(), v.clone());
+            }
+        }
+        if let Some(f) = &i.file {
+            form = form.part(
+                "file",
+                reqwest::multipart::Part::text(f.content.clone()).file_name(f.filename.clone()),
+            );
+        }
+        for (k, v) in i.files.iter().flat_map(|f| f.0.iter()) {
+            form = form.part(
+                k.clone(),
+                reqwest::multipart::Part::text(v.0.clone()).file_name(k.clone()),
+            );
+        }
+        req = req.multipart(form);
+    } else {
+        match &i.data {
+            Some(Data::Form(fields)) => req = req.form(fields),
+            Some(Data::Raw(s)) => req = req.body(s.clone()),
+            None => {
+                if let Some(j) = &i.json {
+                    req = req.json(j);
+                }
+            }
+        }
+    }
+    let resp = req.send().await.map_err(|e| classify(e, p, timeout))?;
+    let status = resp.status().as_u16();
+    let mut headers: Vec<(String, String)> = Vec::new();
+    for (k, v) in resp.headers() {
+        let v = String::from_utf8_lossy(v.as_bytes()).into_owned();
+        match headers.iter_mut().find(|(n, _)| n == k.as_str()) {
+            Some((_, existing)) => {
+                existing.push_str(", ");
+                existing.push_str(&v);
+            }
+            None => headers.push((k.as_str().to_owned(), v)),
+        }
+    }
+    let bytes = resp.bytes().await.map_err(|e| classify(e, p, timeout))?;
+    Ok(Response {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&bytes).into_owned(),
+        elapsed_ms: start.elapsed().as_secs_f64() * 1000.0,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::smoke::spec::parse;
+
+    #[test]
+    fn curl_masks_secrets_and_keeps_the_shape() {
+        let f = parse(
+            "t.yaml",
+            "tests:\n  - name: a\n    uri: /x\n    method: post\n    inputs:\n      headers: {Authorization: Basic abc, X-A: b}\n      username: u\n      password: hunter2\n      cookie: {sid: s3cret}\n      data: {k: v}\n",
+        )
+        .unwrap();
+        let c = curl_command(&f.tests[0], "http://h:80/x", Protocol::Http);
+        assert_eq!(
+            c,
+            "curl -v -s -o /dev/null -H \"Authorization: ***\" -H \"X-A: b\" -u \"u:***\" -b \"sid=***\" -d \"k=v\" -X POST \"http://h:80/x\""
+        );
+        let secrets = secrets_of(&f.tests[0].inputs);
+        assert_eq!(mask("pw hunter2 and s3cret", &secrets), "pw *** and ***");
+        let b64 = base64::engine::general_purpose::STANDARD.encode("u:hunter2");
+        assert_eq!(mask(&format!("Basic {b64}"), &secrets), "Basic ***");
+    }
+}

@@ -1,0 +1,251 @@
+//! The built binary: stdout, stderr and exit codes of `gears smoke`.
+
+use crate::common::{closed_port, gears, httpbin, parts, run_with_stdin, tempdir};
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+fn example(name: &str) -> String {
+    format!("{ROOT}/smoke-tests/{name}")
+}
+
+#[test]
+fn passing_file_exits_0_with_smolders_summary() {
+    let o = gears()
+        .args(["smoke", &httpbin(), &example("httpbin.yaml")])
+        .output()
+        .unwrap();
+    let (out, err, code) = parts(&o);
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(out.starts_with("Preparing to execute 6 tests\n"), "{out}");
+    assert!(out.contains("ALL TESTS PASSED!\n"), "{out}");
+    assert!(out.contains("6 tests: 6 passed, 0 failed"), "{out}");
+    assert!(
+        !out.contains('\x1b'),
+        "no colour when stdout is not a terminal"
+    );
+    // Smolder's shape: 108 dashes, centred name, dotted outcome lines of 108 columns.
+    assert!(out.contains(&format!("{}\n", "-".repeat(108))));
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("expect_status_code: Status code == 200"))
+        .unwrap();
+    assert_eq!(line.len(), 108, "{line:?}");
+    assert!(line.ends_with("..  [PASS]"), "{line:?}");
+    assert!(
+        !out.contains("ops:correct-horse"),
+        "the password is masked in the curl line"
+    );
+    assert!(out.contains("-u \"ops:***\""), "{out}");
+}
+
+#[test]
+fn failing_file_exits_1_and_counts_checks_like_smolder() {
+    let o = gears()
+        .args(["smoke", &httpbin(), &example("failing.yaml")])
+        .output()
+        .unwrap();
+    let (out, _err, code) = parts(&o);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("FOUND 1 FAILURES IN 2 TESTS\n"), "{out}");
+    assert!(out.contains("2 tests: 1 passed, 1 failed"), "{out}");
+    assert!(out.contains("Expecting status code 200 but got 503 instead"));
+    assert!(
+        !out.contains("top-secret-token"),
+        "Authorization is masked:\n{out}"
+    );
+}
+
+#[test]
+fn invalid_file_exits_3_names_the_place_and_runs_nothing() {
+    let dir = tempdir();
+    let f = dir.path().join("bad.yaml");
+    std::fs::write(
+        &f,
+        "tests:\n  - name: a\n    uri: /get\n    outcomes:\n      expect_staus_code: 200\n",
+    )
+    .unwrap();
+    let o = gears()
+        .args(["smoke", &httpbin(), f.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let (out, err, code) = parts(&o);
+    assert_eq!(code, 3, "{err}");
+    assert_eq!(out, "", "nothing ran");
+    assert!(
+        err.contains(&format!("error: {}:5:7: ", f.display())),
+        "{err}"
+    );
+    assert!(err.contains("unknown key `expect_staus_code`"), "{err}");
+    assert!(
+        err.contains("hint: did you mean `expect_status_code`?"),
+        "{err}"
+    );
+    assert!(err.contains("5 |       expect_staus_code: 200"), "{err}");
+}
+
+#[test]
+fn each_kind_of_bad_input_is_exit_3() {
+    let cases = [
+        ("tests: [\n", "<stdin>:2:1: "),
+        ("{\"tests\": [}", "expected value"),
+        ("name: x\n", "unknown key `name`"),
+        ("tests: []\n", "empty"),
+        ("tests:\n  - name: a\n    port: 0\n", "between 1 and 65535"),
+        (
+            "tests:\n  - name: a\n    protocol: ftp\n",
+            "unknown value `ftp`",
+        ),
+        (
+            "tests:\n  - name: a\n    outcomes: {response_max_time_ms: fast}\n",
+            "invalid type",
+        ),
+        ("tests:\n  - uri: /x\n", "missing field `name`"),
+        ("", "empty"),
+    ];
+    for (src, want) in cases {
+        let o = run_with_stdin(gears().args(["smoke", &httpbin()]), src);
+        let (out, err, code) = parts(&o);
+        assert_eq!(code, 3, "{src:?} → {err}");
+        assert!(err.contains(want), "{src:?}: {err}");
+        assert!(err.starts_with("error: <stdin>"), "{src:?}: {err}");
+        assert_eq!(out, "");
+    }
+}
+
+#[test]
+fn missing_file_is_exit_3_and_missing_host_exit_2() {
+    let o = gears()
+        .args(["smoke", "127.0.0.1", "/nonexistent/smoke.yaml"])
+        .output()
+        .unwrap();
+    let (_, err, code) = parts(&o);
+    assert_eq!(code, 3);
+    assert!(
+        err.contains("error: cannot read /nonexistent/smoke.yaml\ncaused by: "),
+        "{err}"
+    );
+    let o = gears().args(["smoke"]).output().unwrap();
+    let (_, err, code) = parts(&o);
+    assert_eq!(code, 2);
+    assert!(err.contains("no host to test"), "{err}");
+    let o = gears()
+        .args(["smoke", "h", "--jobs", "x"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn env_fallbacks_and_stdin() {
+    let o = gears()
+        .args(["smoke"])
+        .env("TEST_HOST", httpbin())
+        .env("TEST_FILE", example("failing.yaml"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let o = run_with_stdin(
+        gears().args(["smoke"]).env("TEST_HOST", httpbin()),
+        "tests:\n  - name: a\n    uri: /get\n",
+    );
+    let (out, _, code) = parts(&o);
+    assert_eq!(code, 0, "{out}");
+}
+
+#[test]
+fn json_output_and_junit_report() {
+    let dir = tempdir();
+    let junit = dir.path().join("smoke.xml");
+    let port = closed_port();
+    let src = format!(
+        "tests:\n  - name: ok\n    uri: /get\n  - name: bad <status>\n    uri: /status/500\n  - name: down\n    uri: /get\n    port: {port}\n    inputs: {{password: hunter22, username: u}}\n"
+    );
+    let o = run_with_stdin(
+        gears().args([
+            "smoke",
+            &httpbin(),
+            "--output",
+            "json",
+            "--junit",
+            junit.to_str().unwrap(),
+        ]),
+        &src,
+    );
+    let (out, err, code) = parts(&o);
+    assert_eq!(code, 1, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("stdout is JSON only");
+    assert_eq!(v["tests_total"], 3);
+    assert_eq!(v["tests_failed"], 2);
+    assert_eq!(v["passed"], false);
+    assert_eq!(v["tests"][1]["checks"][0]["passed"], false);
+    assert!(v["tests"][2]["error"]
+        .as_str()
+        .unwrap()
+        .contains("connection refused"));
+    assert!(
+        err.contains("FOUND 2 FAILURES IN 3 TESTS"),
+        "the human report goes to stderr: {err}"
+    );
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(
+        xml.contains("<testsuite name=\"<stdin>\"")
+            || xml.contains("<testsuite name=\"&lt;stdin&gt;\""),
+        "{xml}"
+    );
+    assert!(
+        xml.contains("tests=\"3\" failures=\"1\" errors=\"1\""),
+        "{xml}"
+    );
+    assert!(xml.contains("name=\"bad &lt;status&gt;\""), "{xml}");
+    assert!(xml.contains("<failure message=\"expect_status_code: Expecting status code 200 but got 500 instead\""), "{xml}");
+    assert!(
+        xml.contains("<error message=\"cannot connect to 127.0.0.1:"),
+        "{xml}"
+    );
+    for text in [&out, &err, &xml] {
+        assert!(!text.contains("hunter22"), "password leaked");
+    }
+}
+
+#[test]
+fn secrets_echoed_by_the_server_are_masked() {
+    let src = "tests:\n  - name: echo\n    uri: /headers\n    show_body: true\n    inputs:\n      headers: {Authorization: Bearer sekrit-token-123}\n      cookie: {session: cookie-value-456}\n    outcomes: {response_body_contains: nothing-like-this}\n";
+    let o = run_with_stdin(gears().args(["smoke", &httpbin()]), src);
+    let (out, err, code) = parts(&o);
+    assert_eq!(code, 1);
+    assert!(out.contains("***"), "{out}");
+    for secret in ["sekrit-token-123", "cookie-value-456"] {
+        assert!(
+            !out.contains(secret) && !err.contains(secret),
+            "{secret} leaked:\n{out}"
+        );
+    }
+}
+
+#[test]
+fn sigint_stops_the_run_with_130() {
+    let mut child = gears()
+        .args(["smoke", &httpbin(), "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin
+            .write_all(b"tests:\n  - name: slow\n    uri: /delay/10\n")
+            .unwrap();
+    }
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let o = child.wait_with_output().unwrap();
+    let (_, err, code) = parts(&o);
+    assert_eq!(code, 130, "{err}");
+    assert!(err.contains("interrupted by SIGINT"), "{err}");
+}

@@ -1,0 +1,465 @@
+//! Every outcome and input of the smoke runner, passing and failing, against a real httpbin.
+
+use crate::common::{closed_port, httpbin, httpbin_tls};
+use gears::cancel::Cancel;
+use gears::smoke::runner::{run, RunOptions, TestResult};
+use gears::smoke::spec::parse;
+use gears::smoke::target::Target;
+use std::time::Duration;
+
+async fn run_on(host: &str, yaml: &str, wait: Option<Duration>, jobs: usize) -> Vec<TestResult> {
+    let file = parse("t.yaml", yaml).unwrap_or_else(|e| panic!("{e}\n{yaml}"));
+    let opts = RunOptions {
+        target: Target::parse(host).unwrap(),
+        jobs,
+        wait,
+        cancel: Cancel::new(),
+    };
+    run(&file, &opts, |_| {}).await.unwrap()
+}
+
+/// Runs one test (YAML of a single list entry, without the leading `- `) against httpbin.
+async fn one(test: &str) -> TestResult {
+    let indented: String = test
+        .trim_matches('\n')
+        .lines()
+        .enumerate()
+        .map(|(i, l)| {
+            if i == 0 {
+                format!("  - {l}\n")
+            } else {
+                format!("    {l}\n")
+            }
+        })
+        .collect();
+    run_on(&httpbin(), &format!("tests:\n{indented}"), None, 1)
+        .await
+        .remove(0)
+}
+
+fn lines(r: &TestResult) -> String {
+    r.checks
+        .iter()
+        .map(|c| {
+            format!(
+                "{} {}: {}",
+                if c.passed { "PASS" } else { "FAIL" },
+                c.check,
+                c.message
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[track_caller]
+fn passes(r: &TestResult) {
+    assert!(
+        r.passed(),
+        "expected a pass:\n{}\nerror: {:?}",
+        lines(r),
+        r.error
+    );
+}
+
+#[track_caller]
+fn fails_with(r: &TestResult, check: &str, message: &str) {
+    assert!(!r.passed(), "expected a failure:\n{}", lines(r));
+    assert!(
+        r.checks
+            .iter()
+            .any(|c| !c.passed && c.check == check && c.message.contains(message)),
+        "no failing `{check}` containing {message:?}:\n{}",
+        lines(r)
+    );
+}
+
+// ---------------------------------------------------------------- outcomes
+
+#[tokio::test]
+async fn expect_status_code() {
+    passes(&one("name: s\nuri: /status/418\noutcomes: {expect_status_code: 418}").await);
+    passes(&one("name: s\nuri: /status/201\noutcomes: {expect_status_code: \"201\"}").await);
+    passes(&one("name: default 200\nuri: /get").await);
+    fails_with(
+        &one("name: s\nuri: /status/500").await,
+        "expect_status_code",
+        "Expecting status code 200 but got 500 instead",
+    );
+}
+
+#[tokio::test]
+async fn response_body_contains_and_doesnt() {
+    passes(&one("name: b\nuri: /html\noutcomes: {response_body_contains: Herman Melville}").await);
+    fails_with(
+        &one("name: b\nuri: /html\noutcomes: {response_body_contains: Tolstoy}").await,
+        "response_body_contains",
+        "does not contain \"Tolstoy\"",
+    );
+    passes(&one("name: b\nuri: /html\noutcomes: {response_body_doesnt_contain: Tolstoy}").await);
+    fails_with(
+        &one("name: b\nuri: /html\noutcomes: {response_body_doesnt_contain: Moby}").await,
+        "response_body_doesnt_contain",
+        "Body contains \"Moby\" and shouldn't",
+    );
+}
+
+#[tokio::test]
+async fn response_json_contains() {
+    passes(&one("name: j\nuri: /json\noutcomes:\n  response_json_contains:\n    slideshow/author: Yours Truly\n    slideshow/slides/0/title: Wake up to WonderWidgets!").await);
+    let r = one("name: j\nuri: /json\noutcomes:\n  response_json_contains:\n    slideshow/author: Yours Truly\n    slideshow/title: Wrong").await;
+    fails_with(
+        &r,
+        "response_json_contains",
+        "Invalid json value \"Sample Slide Show\" at path \"slideshow/title\"",
+    );
+    assert!(r.checks[1].passed, "every entry is checked, one line each");
+    fails_with(
+        &one("name: j\nuri: /html\noutcomes: {response_json_contains: {a: 1}}").await,
+        "response_json_contains",
+        "response is not JSON",
+    );
+}
+
+#[tokio::test]
+async fn response_max_time_ms() {
+    passes(&one("name: t\nuri: /get\noutcomes: {response_max_time_ms: 5000}").await);
+    fails_with(
+        &one("name: t\nuri: /delay/1\noutcomes: {response_max_time_ms: 200}").await,
+        "response_max_time_ms",
+        "longer than 200ms max",
+    );
+}
+
+#[tokio::test]
+async fn response_redirect() {
+    passes(&one("name: r\nuri: /redirect-to?url=http://example.invalid/next\noutcomes:\n  expect_status_code: 302\n  response_redirect: http://example.invalid/").await);
+    fails_with(
+        &one("name: r\nuri: /redirect-to?url=http://example.invalid/next\noutcomes:\n  expect_status_code: 302\n  response_redirect: /elsewhere").await,
+        "response_redirect",
+        "Got redirected to http://example.invalid/next instead of /elsewhere",
+    );
+    fails_with(
+        &one("name: r\nuri: /get\noutcomes: {response_redirect: /x}").await,
+        "response_redirect",
+        "Not being redirected: 200",
+    );
+}
+
+#[tokio::test]
+async fn response_headers_and_values() {
+    let uri = "uri: /response-headers?X-Gears=bolt-42";
+    passes(
+        &one(&format!(
+            "name: h\n{uri}\noutcomes: {{response_headers: [X-Gears, content-type]}}"
+        ))
+        .await,
+    );
+    fails_with(
+        &one(&format!(
+            "name: h\n{uri}\noutcomes: {{response_headers: [X-Missing]}}"
+        ))
+        .await,
+        "response_headers",
+        "Expected header X-Missing not present",
+    );
+    passes(
+        &one(&format!(
+            "name: h\n{uri}\noutcomes: {{response_header_values: {{x-gears: bolt-42}}}}"
+        ))
+        .await,
+    );
+    fails_with(
+        &one(&format!(
+            "name: h\n{uri}\noutcomes: {{response_header_values: {{X-Gears: bolt-43}}}}"
+        ))
+        .await,
+        "response_header_values",
+        "Expecting X-Gears: bolt-43, got X-Gears: bolt-42",
+    );
+    passes(&one(&format!("name: h\n{uri}\noutcomes: {{response_header_value_contains: {{X-Gears: \"[0-9]+$\"}}}}")).await);
+    fails_with(
+        &one(&format!(
+            "name: h\n{uri}\noutcomes: {{response_header_value_contains: {{X-Gears: \"^nut\"}}}}"
+        ))
+        .await,
+        "response_header_value_contains",
+        "Expecting X-Gears: ^nut, got X-Gears: bolt-42",
+    );
+    passes(&one(&format!("name: h\n{uri}\nresponse_headers_present: [X-Gears]\noutcomes: {{headers_present: true}}")).await);
+    fails_with(
+        &one(&format!("name: h\n{uri}\nresponse_headers_present: [X-Nope]\noutcomes: {{headers_present: true}}")).await,
+        "headers_present",
+        "Expected header X-Nope not present",
+    );
+}
+
+#[tokio::test]
+async fn validate_json() {
+    let schema = "{type: object, properties: {slideshow: {type: object, properties: {author: {type: string}}}}}";
+    passes(
+        &one(&format!(
+            "name: v\nuri: /json\noutcomes: {{validate_json: {{schema: {schema}}}}}"
+        ))
+        .await,
+    );
+    let wrong = "{type: object, properties: {slideshow: {type: object, properties: {author: {type: integer}}}}}";
+    fails_with(
+        &one(&format!(
+            "name: v\nuri: /json\noutcomes: {{validate_json: {{schema: {wrong}}}}}"
+        ))
+        .await,
+        "validate_json",
+        "`slideshow/author` is a string, expected type \"integer\"",
+    );
+}
+
+#[tokio::test]
+async fn show_body_and_colour_output() {
+    let r = one("name: b\nuri: /json\nshow_body: true").await;
+    assert!(r.body.as_deref().unwrap_or("").contains("Yours Truly"));
+    let r = one("name: b\nuri: /json\noutcomes: {show_body: true, colour_output: false}").await;
+    assert!(r.body.is_some());
+    let block = gears::smoke::report::console::test_block(&r, true);
+    assert!(
+        !block.contains('\x1b'),
+        "colour_output: false turns colour off"
+    );
+    let r = one("name: b\nuri: /json").await;
+    assert!(r.body.is_none());
+    assert!(gears::smoke::report::console::test_block(&r, true).contains("\x1b[92m"));
+}
+
+// ---------------------------------------------------------------- inputs
+
+#[tokio::test]
+async fn method_and_headers() {
+    passes(&one("name: m\nuri: /put\nmethod: put").await);
+    fails_with(
+        &one("name: m\nuri: /put\nmethod: post").await,
+        "expect_status_code",
+        "got 405",
+    );
+    passes(&one("name: h\nuri: /headers\ninputs: {headers: {X-Team: ops}}\noutcomes: {response_json_contains: {headers/X-Team: ops}}").await);
+    fails_with(
+        &one("name: h\nuri: /headers\ninputs: {headers: {X-Team: dev}}\noutcomes: {response_json_contains: {headers/X-Team: ops}}").await,
+        "response_json_contains",
+        "Invalid json value \"dev\"",
+    );
+}
+
+#[tokio::test]
+async fn basic_auth_by_username_password_and_auth() {
+    passes(
+        &one("name: a\nuri: /basic-auth/ops/s3cret\ninputs: {username: ops, password: s3cret}")
+            .await,
+    );
+    fails_with(
+        &one("name: a\nuri: /basic-auth/ops/s3cret\ninputs: {username: ops, password: wrong}")
+            .await,
+        "expect_status_code",
+        "got 401",
+    );
+    passes(&one("name: a\nuri: /basic-auth/ops/s3cret\ninputs: {auth: [ops, s3cret]}").await);
+    fails_with(
+        &one("name: a\nuri: /basic-auth/ops/s3cret").await,
+        "expect_status_code",
+        "got 401",
+    );
+}
+
+#[tokio::test]
+async fn cookies() {
+    passes(&one("name: c\nuri: /cookies\ninputs: {cookie: {flavour: oat}}\noutcomes: {response_json_contains: {cookies/flavour: oat}}").await);
+    passes(&one("name: c\nuri: /cookies\ninputs: {cookie: \"a=1; flavour=oat\"}\noutcomes: {response_json_contains: {cookies/a: \"1\", cookies/flavour: oat}}").await);
+    fails_with(
+        &one("name: c\nuri: /cookies\noutcomes: {response_json_contains: {cookies/flavour: oat}}")
+            .await,
+        "response_json_contains",
+        "no value at path \"cookies/flavour\"",
+    );
+}
+
+#[tokio::test]
+async fn data_json_params_and_files() {
+    passes(&one("name: d\nuri: /post\nmethod: POST\ninputs: {data: {k: v}}\noutcomes: {response_json_contains: {form/k: v}}").await);
+    passes(&one("name: d\nuri: /post\nmethod: POST\ninputs: {data: raw body}\noutcomes: {response_json_contains: {data: raw body}}").await);
+    fails_with(
+        &one("name: d\nuri: /post\nmethod: POST\ninputs: {data: {k: other}}\noutcomes: {response_json_contains: {form/k: v}}").await,
+        "response_json_contains",
+        "Invalid json value \"other\"",
+    );
+    passes(&one("name: j\nuri: /post\nmethod: POST\ninputs: {json: {n: 1}}\noutcomes: {response_json_contains: {json/n: 1}}").await);
+    passes(&one("name: p\nuri: /get\ninputs: {params: {q: gears}}\noutcomes: {response_json_contains: {args/q: gears}}").await);
+    passes(&one("name: f\nuri: /post\nmethod: POST\ninputs: {file: {filename: a.txt, content: hello}}\noutcomes: {response_json_contains: {files/file: hello}}").await);
+    passes(&one("name: f\nuri: /post\nmethod: POST\ninputs: {files: {report: body}, data: {k: v}}\noutcomes: {response_json_contains: {files/report: body, form/k: v}}").await);
+    fails_with(
+        &one("name: f\nuri: /post\nmethod: POST\ninputs: {file: {content: bye}}\noutcomes: {response_json_contains: {files/file: hello}}").await,
+        "response_json_contains",
+        "Invalid json value \"bye\"",
+    );
+}
+
+#[tokio::test]
+async fn allow_redirects() {
+    passes(&one("name: r\nuri: /redirect-to?url=/get\ninputs: {allow_redirects: true}").await);
+    fails_with(
+        &one("name: r\nuri: /redirect-to?url=/get").await,
+        "expect_status_code",
+        "got 302",
+    );
+}
+
+#[tokio::test]
+async fn timeout() {
+    passes(&one("name: t\nuri: /delay/1\ninputs: {timeout: 5}").await);
+    let r = one("name: t\nuri: /delay/3\ninputs: {timeout: 0.5}").await;
+    fails_with(&r, "request", "timed out after 0.5s");
+    assert!(
+        r.error.is_some(),
+        "no response is an error, not a check failure"
+    );
+}
+
+#[tokio::test]
+async fn proxies() {
+    // httpbin answers absolute-form requests, so it can stand in for a forward proxy: the test
+    // host below does not exist, so the request only succeeds through the proxy.
+    let proxy = format!("http://{}", httpbin());
+    let yaml = format!(
+        "tests:\n  - name: via proxy\n    uri: /get\n    inputs: {{proxies: {{http: \"{proxy}\"}}}}\n    outcomes: {{response_json_contains: {{headers/Host: \"gears-proxy-test.invalid\"}}}}\n"
+    );
+    passes(
+        &run_on("gears-proxy-test.invalid", &yaml, None, 1)
+            .await
+            .remove(0),
+    );
+    let dead = format!("http://127.0.0.1:{}", closed_port());
+    let yaml = format!("tests:\n  - name: dead proxy\n    uri: /get\n    inputs: {{proxies: {{http: \"{dead}\"}}}}\n");
+    let r = run_on("gears-proxy-test.invalid", &yaml, None, 1)
+        .await
+        .remove(0);
+    assert!(r.error.is_some(), "{}", lines(&r));
+}
+
+#[tokio::test]
+async fn tls_verify() {
+    let (host, ca) = httpbin_tls();
+    let run1 = |inputs: String| {
+        let host = host.clone();
+        async move {
+            let yaml = format!(
+                "tests:\n  - name: tls\n    protocol: https\n    uri: /get\n    inputs: {inputs}\n"
+            );
+            run_on(&host, &yaml, None, 1).await.remove(0)
+        }
+    };
+    fails_with(
+        &run1("{}".into()).await,
+        "SSLVerify",
+        "Certificate verify failed and not ignored by inputs['verify']",
+    );
+    passes(&run1("{verify: false}".into()).await);
+    passes(&run1("{verify: \"False\"}".into()).await);
+    passes(&run1(format!("{{verify: \"{ca}\"}}")).await);
+}
+
+// ---------------------------------------------------------------- tcp, errors, concurrency, wait
+
+#[tokio::test]
+async fn tcp_open_and_closed() {
+    let open = httpbin();
+    let port: u16 = open.rsplit(':').next().unwrap().parse().unwrap();
+    let yaml = format!(
+        "tests:\n  - name: open\n    protocol: tcp\n    port: {port}\n  - name: closed\n    protocol: tcp\n    port: {}\n",
+        closed_port()
+    );
+    let r = run_on("127.0.0.1", &yaml, None, 2).await;
+    passes(&r[0]);
+    assert_eq!(
+        r[0].checks[0].message,
+        format!("Connecting to 127.0.0.1 on port {port}")
+    );
+    fails_with(&r[1], "tcp", "Connecting to 127.0.0.1 on port");
+    let yaml = format!(
+        "tests:\n  - name: tcp_test first\n    tcp_test: true\n    port: {port}\n    uri: /get\n"
+    );
+    let r = run_on("127.0.0.1", &yaml, None, 1).await.remove(0);
+    passes(&r);
+    assert_eq!(r.checks.len(), 2, "{}", lines(&r));
+}
+
+#[tokio::test]
+async fn refused_connection_is_a_failed_test_and_the_rest_still_run() {
+    let yaml = "tests:\n  - name: down\n    uri: /get\n  - name: up\n    uri: /get\n";
+    let host = format!("127.0.0.1:{}", closed_port());
+    let yaml = yaml.replace(
+        "  - name: up\n    uri: /get\n",
+        &format!(
+            "  - name: up\n    uri: /get\n    port: {}\n",
+            httpbin().rsplit(':').next().unwrap()
+        ),
+    );
+    let r = run_on(&host, &yaml, None, 2).await;
+    fails_with(&r[0], "request", "connection refused");
+    passes(&r[1]);
+}
+
+#[tokio::test]
+async fn concurrent_results_keep_file_order() {
+    let mut yaml = String::from("tests:\n");
+    for i in 0..6 {
+        let uri = if i % 2 == 0 { "/delay/1" } else { "/get" };
+        yaml.push_str(&format!("  - name: t{i}\n    uri: {uri}\n"));
+    }
+    let mut seen = Vec::new();
+    let file = parse("t.yaml", &yaml).unwrap();
+    let opts = RunOptions {
+        target: Target::parse(&httpbin()).unwrap(),
+        jobs: 6,
+        wait: None,
+        cancel: Cancel::new(),
+    };
+    let r = run(&file, &opts, |r| seen.push(r.name.clone()))
+        .await
+        .unwrap();
+    let names: Vec<&str> = r.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["t0", "t1", "t2", "t3", "t4", "t5"]);
+    assert_eq!(seen, names, "the report streams in file order too");
+    assert!(r.iter().all(|r| r.passed()));
+}
+
+#[tokio::test]
+async fn wait_retries_until_the_port_opens() {
+    // Reserve a port, free it, and only start listening there after a while, like a booting
+    // instance.
+    let port = closed_port();
+    let yaml = format!("tests:\n  - name: boot\n    protocol: tcp\n    port: {port}\n");
+    let r = run_on("127.0.0.1", &yaml, None, 1).await.remove(0);
+    assert!(!r.passed(), "nothing listens yet");
+    let opener = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        let l = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .unwrap();
+        loop {
+            let _ = l.accept().await;
+        }
+    });
+    let r = run_on("127.0.0.1", &yaml, Some(Duration::from_secs(20)), 1)
+        .await
+        .remove(0);
+    opener.abort();
+    passes(&r);
+    assert!(r.attempts > 1, "attempts: {}", r.attempts);
+}
+
+#[tokio::test]
+async fn wait_gives_up_at_the_deadline() {
+    let yaml = "tests:\n  - name: never\n    uri: /status/503\n";
+    let r = run_on(&httpbin(), yaml, Some(Duration::from_millis(900)), 1)
+        .await
+        .remove(0);
+    assert!(!r.passed());
+    assert!(r.attempts >= 2, "attempts: {}", r.attempts);
+}
