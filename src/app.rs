@@ -5,7 +5,7 @@ use crate::cli::{Cli, Command};
 use crate::context::RunContext;
 use crate::error::Error;
 use crate::exit::Exit;
-use crate::settings::SmokeSettings;
+use crate::settings::{BakeSettings, SmokeSettings};
 
 /// Runs a parsed command line to its exit code, printing errors on stderr.
 pub async fn run(cli: Cli) -> Exit {
@@ -29,6 +29,16 @@ async fn dispatch(cli: Cli, ctx: &RunContext, cancel: &Cancel) -> Result<Exit, E
             let mut out = std::io::stdout().lock();
             let mut err = std::io::stderr();
             crate::smoke::execute(&file, &settings, cancel, &mut out, &mut err).await
+        }
+        Command::Bake(args) => {
+            let settings = BakeSettings::for_bake(&args, ctx)?;
+            let mut out = std::io::stdout().lock();
+            crate::bake::run::bake(&settings, ctx, cancel, &mut out).await
+        }
+        Command::Validate(args) => {
+            let settings = BakeSettings::resolve(&args.component, ctx)?;
+            let mut out = std::io::stdout().lock();
+            crate::bake::run::validate(&settings, ctx, &mut out).await
         }
     }
 }

@@ -31,6 +31,79 @@ pub enum Command {
     /// Run Smolder-format smoke tests against a host.
     #[command(after_help = SMOKE_EXAMPLES)]
     Smoke(SmokeArgs),
+    /// Bake an AMI of the component with Packer and write a manifest of the AMI ids.
+    #[command(after_help = BAKE_EXAMPLES)]
+    Bake(BakeArgs),
+    /// Check the component file and render its template, without touching AWS.
+    Validate(ValidateArgs),
+}
+
+const BAKE_EXAMPLES: &str = "\
+Examples:
+  gears bake                                  # gears.yaml here; version from GoCD/Jenkins or git
+  gears bake -c service/gears.yaml --version 1.4.0 --manifest out/manifest.json
+  gears bake --explain                        # where version, sha and repo come from
+  gears bake --dry-run > template.json        # the rendered Packer template, checked by packer
+
+Version: --version, then GO_PIPELINE_LABEL (GoCD), BUILD_NUMBER (Jenkins), then git describe.
+Revision: --git-sha, then GO_REVISION_* (GoCD), GIT_COMMIT (Jenkins), then git rev-parse HEAD.
+stdout: one line per AMI, region<TAB>builder<TAB>ami-id (or the manifest with --output json).";
+
+/// Where the component is and how to reach AWS: shared by bake and validate.
+#[derive(Debug, Args)]
+pub struct ComponentArgs {
+    /// The component file.
+    #[arg(
+        short = 'c',
+        long = "component",
+        value_name = "FILE",
+        default_value = "gears.yaml"
+    )]
+    pub component: PathBuf,
+    /// The component version (default: CI label, then git describe).
+    #[arg(long, value_name = "VERSION")]
+    pub version: Option<String>,
+    /// The git revision (default: CI revision, then git rev-parse HEAD).
+    #[arg(long, value_name = "SHA")]
+    pub git_sha: Option<String>,
+    /// The EC2 endpoint (default: $AWS_ENDPOINT_URL_EC2, then $AWS_ENDPOINT_URL); given to packer as custom_endpoint_ec2.
+    #[arg(long, value_name = "URL")]
+    pub endpoint_url: Option<String>,
+    /// The packer executable.
+    #[arg(long, value_name = "PATH", default_value = "packer")]
+    pub packer: PathBuf,
+    /// Where rendered templates and packer logs are kept, one folder per run.
+    #[arg(long, value_name = "DIR", default_value = ".gears")]
+    pub work_dir: PathBuf,
+}
+
+/// `gears bake`.
+#[derive(Debug, Args)]
+pub struct BakeArgs {
+    #[command(flatten)]
+    pub component: ComponentArgs,
+    /// Where to write the manifest (JSON; an env file is written beside it with `.env`).
+    #[arg(long, value_name = "FILE", default_value = "gears-manifest.json")]
+    pub manifest: PathBuf,
+    /// Print the rendered template (checked with packer validate when packer is installed); bake nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print where the version, revision and repo come from; bake nothing.
+    #[arg(long)]
+    pub explain: bool,
+    /// Bake even if an AMI of this component, version and revision exists.
+    #[arg(long)]
+    pub force: bool,
+    /// What stdout carries.
+    #[arg(long, value_enum, default_value_t = Output::Human)]
+    pub output: Output,
+}
+
+/// `gears validate`.
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    #[command(flatten)]
+    pub component: ComponentArgs,
 }
 
 const SMOKE_EXAMPLES: &str = "\

@@ -7,11 +7,14 @@
 
 pub mod app;
 pub mod aws;
+pub mod bake;
 pub mod cancel;
 pub mod cli;
+pub mod component;
 pub mod context;
 pub mod error;
 pub mod exit;
 pub mod packer;
 pub mod settings;
 pub mod smoke;
+pub mod ui;

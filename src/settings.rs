@@ -1,7 +1,8 @@
 //! Command line ∪ environment ∪ files → validated settings for each stage. Stages take these,
 //! never clap types.
 
-use crate::cli::{Output, SmokeArgs};
+use crate::cli::{ComponentArgs, Output, SmokeArgs};
+use crate::component::metadata::Overrides;
 use crate::context::RunContext;
 use crate::error::Error;
 use crate::smoke::target::Target;
@@ -93,6 +94,80 @@ impl SmokeSettings {
     }
 }
 
+/// Everything `gears bake` and `gears validate` need.
+#[derive(Debug, Clone)]
+pub struct BakeSettings {
+    pub component_file: PathBuf,
+    pub overrides: Overrides,
+    /// The EC2 endpoint for packer (flag, then AWS_ENDPOINT_URL_EC2, then AWS_ENDPOINT_URL).
+    pub endpoint: Option<String>,
+    /// The endpoint given on the command line, which the SDK must be told about (it reads the
+    /// environment variables itself).
+    pub endpoint_flag: Option<String>,
+    pub manifest: PathBuf,
+    pub work_dir: PathBuf,
+    pub packer: PathBuf,
+    pub dry_run: bool,
+    pub explain: bool,
+    pub force: bool,
+    pub output: OutputFormat,
+}
+
+impl BakeSettings {
+    /// Resolves the shared component arguments.
+    pub fn resolve(args: &ComponentArgs, ctx: &RunContext) -> Result<Self, Error> {
+        if let Some(u) = &args.endpoint_url {
+            if !(u.starts_with("http://") || u.starts_with("https://")) {
+                return Err(Error::usage(
+                    format!("--endpoint-url {u}: expected an http:// or https:// URL"),
+                    None,
+                ));
+            }
+        }
+        let endpoint = args
+            .endpoint_url
+            .clone()
+            .or_else(|| ctx.var("AWS_ENDPOINT_URL_EC2").map(str::to_owned))
+            .or_else(|| ctx.var("AWS_ENDPOINT_URL").map(str::to_owned));
+        let nonempty = |flag: &str, v: &Option<String>| match v {
+            Some(s) if s.trim().is_empty() => Err(Error::usage(format!("{flag} is empty"), None)),
+            _ => Ok(()),
+        };
+        nonempty("--version", &args.version)?;
+        nonempty("--git-sha", &args.git_sha)?;
+        Ok(BakeSettings {
+            component_file: args.component.clone(),
+            overrides: Overrides {
+                version: args.version.clone(),
+                git_sha: args.git_sha.clone(),
+            },
+            endpoint,
+            endpoint_flag: args.endpoint_url.clone(),
+            manifest: PathBuf::from("gears-manifest.json"),
+            work_dir: args.work_dir.clone(),
+            packer: args.packer.clone(),
+            dry_run: false,
+            explain: false,
+            force: false,
+            output: OutputFormat::Human,
+        })
+    }
+
+    /// Resolves `gears bake` arguments.
+    pub fn for_bake(args: &crate::cli::BakeArgs, ctx: &RunContext) -> Result<Self, Error> {
+        let mut s = Self::resolve(&args.component, ctx)?;
+        s.manifest = args.manifest.clone();
+        s.dry_run = args.dry_run;
+        s.explain = args.explain;
+        s.force = args.force;
+        s.output = match args.output {
+            Output::Human => OutputFormat::Human,
+            Output::Json => OutputFormat::Json,
+        };
+        Ok(s)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -101,7 +176,9 @@ mod tests {
 
     fn smoke(argv: &[&str], ctx: &RunContext) -> Result<SmokeSettings, Error> {
         let cli = Cli::try_parse_from(argv).unwrap();
-        let crate::cli::Command::Smoke(a) = cli.command;
+        let crate::cli::Command::Smoke(a) = cli.command else {
+            panic!("not smoke")
+        };
         SmokeSettings::resolve(&a, ctx)
     }
 
@@ -133,5 +210,67 @@ mod tests {
     fn no_file_means_stdin() {
         let s = smoke(&["gears", "smoke", "h"], &RunContext::default()).unwrap();
         assert_eq!(s.source, Source::Stdin);
+    }
+}
+
+#[cfg(test)]
+mod bake_tests {
+    use super::*;
+    use crate::cli::{Cli, Command};
+    use clap::Parser;
+
+    fn bake(argv: &[&str], ctx: &RunContext) -> Result<BakeSettings, Error> {
+        let Command::Bake(a) = Cli::try_parse_from(argv).unwrap().command else {
+            panic!("not bake")
+        };
+        BakeSettings::for_bake(&a, ctx)
+    }
+
+    #[test]
+    fn endpoint_flag_then_service_variable_then_global() {
+        let ctx = RunContext::from_vars([
+            ("AWS_ENDPOINT_URL", "http://g"),
+            ("AWS_ENDPOINT_URL_EC2", "http://e"),
+        ]);
+        assert_eq!(
+            bake(&["gears", "bake"], &ctx).unwrap().endpoint.as_deref(),
+            Some("http://e")
+        );
+        let s = bake(&["gears", "bake", "--endpoint-url", "http://f"], &ctx).unwrap();
+        assert_eq!(
+            (s.endpoint.as_deref(), s.endpoint_flag.as_deref()),
+            (Some("http://f"), Some("http://f"))
+        );
+        let ctx = RunContext::from_vars([("AWS_ENDPOINT_URL", "http://g")]);
+        let s = bake(&["gears", "bake"], &ctx).unwrap();
+        assert_eq!(
+            (s.endpoint.as_deref(), s.endpoint_flag),
+            (Some("http://g"), None)
+        );
+        assert!(bake(&["gears", "bake", "--endpoint-url", "ftp://x"], &ctx).is_err());
+    }
+
+    #[test]
+    fn flags_become_settings() {
+        let s = bake(
+            &[
+                "gears",
+                "bake",
+                "-c",
+                "x.yaml",
+                "--version",
+                "1.0",
+                "--force",
+                "--output",
+                "json",
+            ],
+            &RunContext::default(),
+        )
+        .unwrap();
+        assert_eq!(s.component_file, PathBuf::from("x.yaml"));
+        assert_eq!(s.overrides.version.as_deref(), Some("1.0"));
+        assert!(s.force && !s.dry_run);
+        assert_eq!(s.output, OutputFormat::Json);
+        assert!(bake(&["gears", "bake", "--version", " "], &RunContext::default()).is_err());
     }
 }

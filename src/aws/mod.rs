@@ -1,6 +1,8 @@
 //! The only module that talks to AWS (the SDK is imported nowhere else). Maps SDK errors to
 //! [`CloudError`].
 
+pub mod ec2;
+
 /// AWS said no after retries (exit 5): safe to retry the stage.
 #[derive(Debug, thiserror::Error)]
 pub enum CloudError {

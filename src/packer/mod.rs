@@ -1,6 +1,9 @@
 //! The packer adapter: [`machine`] parses `-machine-readable` lines (pure), `process` spawns and
 //! streams packer.
 
+pub mod machine;
+pub mod process;
+
 /// Packer failed or produced no AMI (exit 4).
 #[derive(Debug, thiserror::Error)]
 pub enum PackerError {

@@ -6,7 +6,7 @@
 //! closest valid key. Outcomes keep their file order (Smolder's plugin order is not kept, see
 //! `shared/research/smolder-spec.md`).
 
-use crate::error::{closest, InputError};
+use crate::error::{closest, located, yaml_error, InputError};
 use regex::Regex;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
@@ -741,57 +741,8 @@ pub fn parse(path: &str, source: &str) -> Result<SmokeFile, InputError> {
     })
 }
 
-fn yaml_error(path: &str, source: &str, e: serde_yaml::Error) -> InputError {
-    let (line, column) = e
-        .location()
-        .map(|l| (l.line(), l.column()))
-        .unwrap_or((0, 0));
-    located(path, source, line, column, &e.to_string())
-}
-
 fn json_error(path: &str, source: &str, e: serde_json::Error) -> InputError {
     located(path, source, e.line(), e.column(), &e.to_string())
-}
-
-/// Builds the located error from serde's message: drops serde's own " at line X column Y",
-/// names the key path, and turns "unknown field/variant" lists into a closest-key hint.
-pub fn located(path: &str, source: &str, line: usize, column: usize, msg: &str) -> InputError {
-    let msg = match msg.rfind(" at line ") {
-        Some(i) if msg[i..].contains(" column ") => &msg[..i],
-        _ => msg,
-    };
-    let (message, hint) = explain_unknown(msg);
-    let mut err = InputError::at(path, source, line, column, message);
-    err.hint = hint;
-    err
-}
-
-/// Rewrites serde's "unknown field `x`, expected one of `a`, `b`" into a short message and a
-/// hint naming the closest key (or listing the valid ones).
-pub fn explain_unknown(msg: &str) -> (String, Option<String>) {
-    for (marker, what) in [("unknown field `", "key"), ("unknown variant `", "value")] {
-        let Some(start) = msg.find(marker) else {
-            continue;
-        };
-        let prefix = &msg[..start];
-        let rest = &msg[start + marker.len()..];
-        let Some(end) = rest.find('`') else { continue };
-        let word = &rest[..end];
-        let expected: Vec<&str> = rest[end..]
-            .split('`')
-            .skip(2)
-            .step_by(2)
-            .filter(|s| !s.is_empty())
-            .collect();
-        let message = format!("{prefix}unknown {what} `{word}`");
-        let hint = match closest(word, &expected) {
-            Some(c) => format!("did you mean `{c}`?"),
-            None if expected.is_empty() => format!("this {what} is not allowed here"),
-            None => format!("expected one of: {}", expected.join(", ")),
-        };
-        return (message, Some(hint));
-    }
-    (msg.to_owned(), None)
 }
 
 #[cfg(test)]

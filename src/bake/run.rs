@@ -1,0 +1,483 @@
+//! The bake stage: plan → base AMI → reuse check → render → packer → manifest.
+
+use super::manifest::Manifest;
+use super::plan::{plan, BakePlan};
+use super::template::{render, RenderOptions};
+use crate::aws::ec2::Ec2;
+use crate::cancel::Cancel;
+use crate::component::metadata::{git_in, resolve, Metadata};
+use crate::component::Component;
+use crate::context::RunContext;
+use crate::error::{Error, InputError};
+use crate::exit::Exit;
+use crate::packer::machine::{Event, UiLevel};
+use crate::packer::process::{self, PackerCommand, Progress};
+use crate::settings::{BakeSettings, OutputFormat};
+use crate::ui::{human_duration, StageProgress};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::time::Duration;
+
+/// A fresh run id: `<CREATED_AT>-<6 hex>`.
+pub fn new_run_id(created_at: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let mix = (nanos ^ std::process::id().rotate_left(16)) & 0xff_ffff;
+    format!("{created_at}-{mix:06x}")
+}
+
+/// Component, metadata and plan: everything decided without AWS.
+pub fn prepare(
+    settings: &BakeSettings,
+    ctx: &RunContext,
+) -> Result<(Component, Metadata, BakePlan), Error> {
+    let component = crate::component::load(&settings.component_file)?;
+    let meta = resolve(
+        &settings.overrides,
+        ctx,
+        component.repo.as_deref(),
+        git_in(&component.dir),
+    )?;
+    let created_at = chrono::Utc::now().format("%Y%m%d%H%M").to_string();
+    let run_id = new_run_id(&created_at);
+    let plan = plan(&component, &meta, &created_at, &run_id)?;
+    Ok((component, meta, plan))
+}
+
+/// `gears bake --explain`: where each value came from.
+pub fn explain(component: &Component, meta: &Metadata, plan: &BakePlan) -> String {
+    let mut s = String::new();
+    s.push_str(&format!(
+        "component          {}    (from {})\n",
+        component.name,
+        component.path.display()
+    ));
+    s.push_str(&format!(
+        "version            {}    (from {})\n",
+        meta.version.value, meta.version.source
+    ));
+    s.push_str(&format!(
+        "git sha            {}    (from {})\n",
+        meta.git_sha.value, meta.git_sha.source
+    ));
+    s.push_str(&format!(
+        "repo               {}    (from {})\n",
+        meta.repo.value, meta.repo.source
+    ));
+    s.push_str(&format!(
+        "created at         {}    (UTC, now)\n",
+        plan.created_at
+    ));
+    s.push_str(&format!(
+        "ami version        {}    (version-created at)\n",
+        plan.ami_version
+    ));
+    s.push_str(&format!(
+        "regions            {}    (build in {}, copy to the rest)\n",
+        component
+            .regions
+            .iter()
+            .map(|r| r.0.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        plan.build_region
+    ));
+    for b in &plan.builders {
+        s.push_str(&format!(
+            "builder            {} ({}): AMI name {}\n",
+            b.name,
+            b.kind.as_str(),
+            b.ami_name
+        ));
+    }
+    let base = &component.base_ami;
+    match (&base.id, &base.name) {
+        (Some(id), _) => s.push_str(&format!("base AMI           {id}\n")),
+        (_, Some(n)) => s.push_str(&format!(
+            "base AMI           newest of name {n}, owners [{}], tags {:?}\n",
+            base.owners.join(", "),
+            base.tags
+        )),
+        _ => {}
+    }
+    s
+}
+
+/// Renders the template for a dry run or `gears validate` (no AWS: the base AMI lookup stays a
+/// filter), and checks it with `packer validate` when packer is installed. Returns the
+/// template and what packer said (None when packer is not installed).
+pub async fn render_and_validate(
+    settings: &BakeSettings,
+    component: &Component,
+    plan: &BakePlan,
+) -> Result<(String, Option<String>), Error> {
+    let dir = &settings.work_dir.join(&plan.run_id);
+    std::fs::create_dir_all(dir).map_err(|e| Error::Write {
+        path: dir.display().to_string(),
+        source: e,
+    })?;
+    let opts = RenderOptions {
+        source_ami: None,
+        endpoint: settings.endpoint.clone(),
+        manifest: dir.join("packer-manifest.json").display().to_string(),
+    };
+    let template = render(plan, component, &opts)?;
+    let path = dir.join("template.json");
+    std::fs::write(&path, &template).map_err(|e| Error::Write {
+        path: path.display().to_string(),
+        source: e,
+    })?;
+    let out = tokio::process::Command::new(&settings.packer)
+        .args(["validate", "-syntax-only"])
+        .arg(&path)
+        .env("CHECKPOINT_DISABLE", "1")
+        .output()
+        .await;
+    let verdict = match out {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(crate::packer::PackerError::Io(e).into()),
+        Ok(o) => {
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            );
+            if !o.status.success() {
+                return Err(InputError::whole_file(
+                    path.display().to_string(),
+                    format!(
+                        "packer validate rejected the rendered template:\n{}",
+                        text.trim()
+                    ),
+                )
+                .into());
+            }
+            // Full validation too (not only syntax): builders' and provisioners' settings.
+            let full = tokio::process::Command::new(&settings.packer)
+                .arg("validate")
+                .arg(&path)
+                .env("CHECKPOINT_DISABLE", "1")
+                .output()
+                .await
+                .map_err(crate::packer::PackerError::Io)?;
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&full.stdout),
+                String::from_utf8_lossy(&full.stderr)
+            );
+            if !full.status.success() {
+                return Err(InputError::whole_file(
+                    path.display().to_string(),
+                    format!(
+                        "packer validate rejected the rendered template:\n{}",
+                        text.trim()
+                    ),
+                )
+                .into());
+            }
+            Some(text.trim().to_owned())
+        }
+    };
+    Ok((template, verdict))
+}
+
+async fn find_existing(
+    clients: &BTreeMap<String, Ec2>,
+    plan: &BakePlan,
+) -> Result<Option<BTreeMap<String, BTreeMap<String, String>>>, Error> {
+    let mut amis: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    for b in &plan.builders {
+        let want = BTreeMap::from([
+            ("COMPONENT_NAME".to_owned(), plan.component.clone()),
+            ("COMPONENT_VERSION".to_owned(), plan.version.clone()),
+            ("GIT_SHA".to_owned(), plan.git_sha.clone()),
+            ("gears:builder".to_owned(), b.name.clone()),
+        ]);
+        for (region, ec2) in clients {
+            let mut found = ec2.find_by_tags(&want).await?;
+            found.sort_by(|a, b| (&a.creation_date, &a.name).cmp(&(&b.creation_date, &b.name)));
+            match found.pop() {
+                Some(img) => {
+                    amis.entry(b.name.clone())
+                        .or_default()
+                        .insert(region.clone(), img.id);
+                }
+                None => return Ok(None),
+            }
+        }
+    }
+    Ok(Some(amis))
+}
+
+/// Runs `gears bake`.
+pub async fn bake(
+    settings: &BakeSettings,
+    ctx: &RunContext,
+    cancel: &Cancel,
+    out: &mut dyn Write,
+) -> Result<Exit, Error> {
+    let (component, meta, plan) = prepare(settings, ctx)?;
+    if settings.explain {
+        let _ = out.write_all(explain(&component, &meta, &plan).as_bytes());
+        return Ok(Exit::Success);
+    }
+    if settings.dry_run {
+        let (template, verdict) = render_and_validate(settings, &component, &plan).await?;
+        let _ = out.write_all(template.as_bytes());
+        match verdict {
+            Some(v) => eprintln!("packer validate: {}", if v.is_empty() { "ok" } else { &v }),
+            None => eprintln!("packer validate: skipped (packer is not installed)"),
+        }
+        return Ok(Exit::Success);
+    }
+    let names: Vec<String> = plan.builders.iter().map(|b| b.name.clone()).collect();
+    let mut ui = StageProgress::new(ctx, "bake", &names);
+    ui.note(&format!(
+        "baking {} {} (git {}) with {} builder(s) into {}",
+        plan.component,
+        plan.version,
+        plan.git_sha,
+        names.len(),
+        component
+            .regions
+            .iter()
+            .map(|r| r.0.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+
+    let explicit = settings.endpoint_flag.as_deref();
+    let mut clients = BTreeMap::new();
+    for r in &component.regions {
+        clients.insert(r.0.clone(), Ec2::connect(&r.0, explicit).await);
+    }
+    let build = &clients[&plan.build_region];
+    let base = &component.base_ami;
+    let base_ami = build
+        .find_base_ami(base.id.as_deref(), base.name.as_deref(), &base.owners, &base.tags)
+        .await?
+        .ok_or_else(|| {
+            let what = match (&base.id, &base.name) {
+                (Some(id), _) => format!("base AMI {id} does not exist in {}", plan.build_region),
+                _ => format!(
+                    "no base AMI in {} matches name {:?}, owners {:?} and tags {:?}",
+                    plan.build_region,
+                    base.name.as_deref().unwrap_or("*"),
+                    base.owners,
+                    base.tags
+                ),
+            };
+            InputError::whole_file(component.path.display().to_string(), what)
+                .with_hint("check `base_ami` in the component file, and the region it is looked up in (the first of ami_regions)")
+        })?;
+    ui.note(&format!("base AMI {} ({})", base_ami.id, base_ami.name));
+
+    if !settings.force {
+        if let Some(amis) = find_existing(&clients, &plan).await? {
+            ui.finish(true);
+            ui.note(&format!(
+                "{} {} (git {}) is already baked: reusing its AMIs (use --force to bake again)",
+                plan.component, plan.version, plan.git_sha
+            ));
+            let manifest = Manifest {
+                component: plan.component.clone(),
+                version: plan.version.clone(),
+                git_sha: plan.git_sha.clone(),
+                repo: plan.repo.clone(),
+                created_at: plan.created_at.clone(),
+                ami_version: plan.ami_version.clone(),
+                base_ami: base_ami.id.clone(),
+                run_id: plan.run_id.clone(),
+                packer_run_uuid: None,
+                reused: true,
+                amis,
+            };
+            return finish(settings, &manifest, out);
+        }
+    }
+
+    let dir = &settings.work_dir.join(&plan.run_id);
+    std::fs::create_dir_all(dir).map_err(|e| Error::Write {
+        path: dir.display().to_string(),
+        source: e,
+    })?;
+    let packer_manifest = dir.join("packer-manifest.json");
+    let opts = RenderOptions {
+        source_ami: Some(base_ami.id.clone()),
+        endpoint: settings.endpoint.clone(),
+        manifest: packer_manifest.display().to_string(),
+    };
+    let template = render(&plan, &component, &opts)?;
+    let template_path = dir.join("template.json");
+    std::fs::write(&template_path, &template).map_err(|e| Error::Write {
+        path: template_path.display().to_string(),
+        source: e,
+    })?;
+    let mut args = vec!["build".to_owned(), "-machine-readable".to_owned()];
+    if settings.force {
+        args.push("-force".to_owned());
+    }
+    args.push(template_path.display().to_string());
+    let cmd = PackerCommand {
+        program: settings.packer.clone(),
+        args,
+        dir: component.dir.clone(),
+        env: vec![("CHECKPOINT_DISABLE".into(), "1".into())],
+        log: dir.join("packer.log"),
+        cleanup_grace: Duration::from_secs(600),
+        heartbeat: Duration::from_secs(30),
+    };
+    let result = process::run(&cmd, cancel, |p| match p {
+        Progress::Event(Event::Ui {
+            level,
+            builder,
+            text,
+        }) => {
+            let text = match level {
+                UiLevel::Error => format!("! {text}"),
+                _ => text.clone(),
+            };
+            let shown = text
+                .trim_start()
+                .trim_start_matches("==> ")
+                .strip_prefix(&format!("{}: ", builder.as_deref().unwrap_or("\u{0}")))
+                .map(str::to_owned)
+                .unwrap_or(text);
+            ui.line(builder.as_deref(), &shown);
+        }
+        Progress::Event(_) => {}
+        Progress::Heartbeat(_) => ui.heartbeat(),
+        Progress::Stopping(sig) => ui.note(&format!(
+            "{sig} received: waiting for packer to clean up (instance, key pair, security group)"
+        )),
+    })
+    .await;
+    let built = match result {
+        Ok(b) => b,
+        Err(e) => {
+            ui.finish(false);
+            return Err(e);
+        }
+    };
+    ui.finish(true);
+    ui.note(&format!(
+        "packer finished in {}",
+        human_duration(built.duration)
+    ));
+    let packer_run_uuid = std::fs::read_to_string(&packer_manifest)
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|v| v["last_run_uuid"].as_str().map(str::to_owned));
+    let manifest = Manifest {
+        component: plan.component.clone(),
+        version: plan.version.clone(),
+        git_sha: plan.git_sha.clone(),
+        repo: plan.repo.clone(),
+        created_at: plan.created_at.clone(),
+        ami_version: plan.ami_version.clone(),
+        base_ami: base_ami.id.clone(),
+        run_id: plan.run_id.clone(),
+        packer_run_uuid,
+        reused: false,
+        amis: built.amis,
+    };
+    finish(settings, &manifest, out)
+}
+
+fn finish(
+    settings: &BakeSettings,
+    manifest: &Manifest,
+    out: &mut dyn Write,
+) -> Result<Exit, Error> {
+    let env = manifest.write(&settings.manifest)?;
+    eprintln!(
+        "manifest: {} (env file: {})",
+        settings.manifest.display(),
+        env.display()
+    );
+    let text = match settings.output {
+        OutputFormat::Json => serde_json::to_string_pretty(manifest).unwrap_or_default() + "\n",
+        OutputFormat::Human => manifest.ami_lines(),
+    };
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
+    Ok(Exit::Success)
+}
+
+/// `gears validate`: the component file, the rendered template (and `packer validate`), and the
+/// playbook (`ansible-playbook --syntax-check`) when those tools are installed. Never calls AWS;
+/// a version or revision that cannot be found is replaced by a placeholder.
+pub async fn validate(
+    settings: &BakeSettings,
+    ctx: &RunContext,
+    out: &mut dyn Write,
+) -> Result<Exit, Error> {
+    let component = crate::component::load(&settings.component_file)?;
+    let meta = resolve(
+        &settings.overrides,
+        ctx,
+        component.repo.as_deref(),
+        git_in(&component.dir),
+    )
+    .unwrap_or_else(|_| {
+        let placeholder = |v: &str| crate::component::metadata::Sourced {
+            value: v.into(),
+            source: "placeholder".into(),
+        };
+        Metadata {
+            version: placeholder("0.0.0"),
+            git_sha: placeholder("0000000"),
+            repo: placeholder("unknown"),
+        }
+    });
+    let created_at = chrono::Utc::now().format("%Y%m%d%H%M").to_string();
+    let plan = plan(&component, &meta, &created_at, &new_run_id(&created_at))?;
+    let (_, verdict) = render_and_validate(settings, &component, &plan).await?;
+    let mut report =
+        format!(
+        "ok: {} (component {}, {} builder(s), regions {})\nok: template renders to valid JSON\n",
+        component.path.display(),
+        component.name,
+        plan.builders.len(),
+        component.regions.iter().map(|r| r.0.as_str()).collect::<Vec<_>>().join(", ")
+    );
+    report.push_str(match verdict {
+        Some(_) => "ok: packer validate\n",
+        None => "skipped: packer validate (packer is not installed)\n",
+    });
+    if let Some(a) = &component.ansible {
+        let playbook = component.dir.join(&a.playbook);
+        let roles: Vec<String> = a
+            .roles
+            .iter()
+            .map(|r| component.dir.join(r).display().to_string())
+            .collect();
+        let o = tokio::process::Command::new("ansible-playbook")
+            .args(["--syntax-check", "-i", "localhost,"])
+            .arg(&playbook)
+            .env("ANSIBLE_ROLES_PATH", roles.join(":"))
+            .env("ANSIBLE_NOCOLOR", "1")
+            .output()
+            .await;
+        match o {
+            Err(_) => report
+                .push_str("skipped: ansible-playbook --syntax-check (ansible is not installed)\n"),
+            Ok(o) if o.status.success() => report.push_str("ok: ansible-playbook --syntax-check\n"),
+            Ok(o) => {
+                return Err(InputError::whole_file(
+                    playbook.display().to_string(),
+                    format!(
+                        "ansible-playbook --syntax-check failed:\n{}{}",
+                        String::from_utf8_lossy(&o.stdout).trim(),
+                        String::from_utf8_lossy(&o.stderr).trim()
+                    ),
+                )
+                .into())
+            }
+        }
+    }
+    let _ = out.write_all(report.as_bytes());
+    Ok(Exit::Success)
+}

@@ -1,0 +1,170 @@
+//! Renders the Packer template with tera: strict (an undefined variable is an error), every
+//! value JSON-encoded, every string escaped for Packer's own template engine first.
+
+use super::plan::{ansible_extra_arguments, BakePlan};
+use super::quote::{packer_literal, shell_quote};
+use crate::component::file::{Communicator, Component};
+use crate::error::{located, InputError};
+use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// The template gears ships (templates/packer.json.tera).
+pub const BUILTIN: &str = include_str!("../../templates/packer.json.tera");
+/// Its name in messages.
+pub const BUILTIN_NAME: &str = "templates/packer.json.tera";
+
+/// What the template needs besides the plan.
+#[derive(Debug, Clone, Default)]
+pub struct RenderOptions {
+    /// The base AMI id, when already resolved; otherwise the component's lookup is rendered.
+    pub source_ami: Option<String>,
+    /// `custom_endpoint_ec2` (emulators, VPC endpoints).
+    pub endpoint: Option<String>,
+    /// Where packer's manifest post-processor writes.
+    pub manifest: String,
+}
+
+fn esc(s: &str) -> Value {
+    Value::String(packer_literal(s))
+}
+
+fn esc_map(m: &BTreeMap<String, String>) -> Value {
+    Value::Object(
+        m.iter()
+            .map(|(k, v)| (packer_literal(k), esc(v)))
+            .collect::<Map<_, _>>(),
+    )
+}
+
+fn abs(dir: &Path, p: &Path) -> String {
+    let joined = dir.join(p);
+    std::fs::canonicalize(&joined)
+        .unwrap_or(joined)
+        .display()
+        .to_string()
+}
+
+/// The tera context of a bake (documented at the top of templates/packer.json.tera).
+pub fn context(plan: &BakePlan, component: &Component, opts: &RenderOptions) -> Value {
+    let builders: Vec<Value> = plan
+        .builders
+        .iter()
+        .map(|b| {
+            json!({
+                "name": b.name,
+                "type": b.kind.as_str(),
+                "instance_type": esc(&b.instance_type),
+                "ami_name": esc(&b.ami_name),
+                "tags": esc_map(&b.tags),
+            })
+        })
+        .collect();
+    let filter = {
+        let base = &component.base_ami;
+        let mut filters = BTreeMap::new();
+        if let Some(n) = &base.name {
+            filters.insert("name".to_owned(), n.clone());
+        }
+        for (k, v) in &base.tags {
+            filters.insert(format!("tag:{k}"), v.clone());
+        }
+        filters.insert("state".into(), "available".into());
+        json!({"filters": esc_map(&filters), "owners": base.owners.iter().map(|o| esc(o)).collect::<Vec<_>>()})
+    };
+    let source_ami = opts
+        .source_ami
+        .clone()
+        .or_else(|| component.base_ami.id.clone());
+    let ansible = component.ansible.as_ref().map(|a| {
+        let playbook = abs(&component.dir, &a.playbook);
+        let roles: Vec<String> = a.roles.iter().map(|r| abs(&component.dir, r)).collect();
+        let extra = ansible_extra_arguments(plan);
+        let mut check = String::new();
+        if !roles.is_empty() {
+            check.push_str(&format!(
+                "ANSIBLE_ROLES_PATH={} ",
+                shell_quote(&roles.join(":"))
+            ));
+        }
+        check.push_str(&format!(
+            "ansible-playbook --syntax-check -i localhost, {} {}",
+            shell_quote(&playbook),
+            extra.join(" ")
+        ));
+        json!({
+            "playbook": esc(&playbook),
+            "role_paths": roles.iter().map(|r| esc(r)).collect::<Vec<_>>(),
+            "extra_arguments": extra.iter().map(|a| esc(a)).collect::<Vec<_>>(),
+            "local_check": esc(&check),
+        })
+    });
+    json!({
+        "component": esc(&plan.component),
+        "run_id": plan.run_id,
+        "build_region": plan.build_region,
+        "copy_regions": plan.copy_regions,
+        "builders": builders,
+        "source_ami": source_ami,
+        "source_ami_filter": filter,
+        "vpc_id": component.vpc_id.as_deref().map(esc),
+        "subnet_id": component.subnet_id.as_deref().map(esc),
+        "endpoint": opts.endpoint,
+        "communicator": match component.communicator { Communicator::Ssh => "ssh", Communicator::None => "none" },
+        "ssh_username": esc(&component.ssh_username),
+        "run_tags": esc_map(&plan.run_tags),
+        "ansible": ansible,
+        "manifest": esc(&opts.manifest),
+    })
+}
+
+/// Renders the component's template (or the built-in one) and checks that the result is JSON.
+pub fn render(
+    plan: &BakePlan,
+    component: &Component,
+    opts: &RenderOptions,
+) -> Result<String, InputError> {
+    let (name, source) = match &component.template {
+        Some(p) => (
+            p.display().to_string(),
+            std::fs::read_to_string(p).map_err(|e| {
+                InputError::whole_file(p.display().to_string(), format!("cannot read: {e}"))
+            })?,
+        ),
+        None => (BUILTIN_NAME.to_owned(), BUILTIN.to_owned()),
+    };
+    render_source(&name, &source, &context(plan, component, opts))
+}
+
+/// Renders template text with a context; errors name the template.
+pub fn render_source(name: &str, source: &str, ctx: &Value) -> Result<String, InputError> {
+    let chain = |e: &tera::Error| {
+        let mut msg = e.to_string();
+        let mut s = std::error::Error::source(e);
+        while let Some(x) = s {
+            msg.push_str(&format!(": {x}"));
+            s = x.source();
+        }
+        msg
+    };
+    let mut tera = tera::Tera::default();
+    tera.autoescape_on(vec![]);
+    tera.add_raw_template(name, source)
+        .map_err(|e| InputError::whole_file(name, format!("template error: {}", chain(&e))))?;
+    let ctx = tera::Context::from_value(ctx.clone())
+        .map_err(|e| InputError::whole_file(name, format!("template context: {e}")))?;
+    let out = tera
+        .render(name, &ctx)
+        .map_err(|e| InputError::whole_file(name, format!("cannot render: {}", chain(&e))))?;
+    if let Err(e) = serde_json::from_str::<Value>(&out) {
+        let rendered = format!("{name} (rendered)");
+        return Err(located(
+            &rendered,
+            &out,
+            e.line(),
+            e.column(),
+            &format!("the rendered template is not valid JSON: {e}"),
+        ));
+    }
+    Ok(out)
+}

@@ -1,0 +1,449 @@
+//! The component file (`gears.yaml`): what a team keeps in its repository to describe how its
+//! component is baked. Parsed with `deny_unknown_fields`; every error names `file:line:col`.
+
+use crate::error::{yaml_error, InputError};
+use serde::de::{self, Deserializer};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// A builder type gears ships a template for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum BuilderType {
+    /// Launch an instance, provision it, snapshot it.
+    #[serde(rename = "amazon-ebs")]
+    AmazonEbs,
+    /// Build on the EC2 agent itself by chroot into an attached volume (Beamly's build agents).
+    #[serde(rename = "amazon-chroot")]
+    AmazonChroot,
+}
+
+impl BuilderType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BuilderType::AmazonEbs => "amazon-ebs",
+            BuilderType::AmazonChroot => "amazon-chroot",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "amazon-ebs" => Ok(BuilderType::AmazonEbs),
+            "amazon-chroot" => Ok(BuilderType::AmazonChroot),
+            other => Err(
+                match crate::error::closest(other, &["amazon-ebs", "amazon-chroot"]) {
+                    Some(c) => format!("unknown builder type `{other}`; did you mean `{c}`?"),
+                    None => format!(
+                        "unknown builder type `{other}` (expected amazon-ebs or amazon-chroot)"
+                    ),
+                },
+            ),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for BuilderType {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        BuilderType::parse(&s).map_err(de::Error::custom)
+    }
+}
+
+/// One builder: `amazon-ebs`, or `{type, name, instance_type}`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Builder {
+    pub kind: BuilderType,
+    /// Unique among the component's builders; part of the AMI name.
+    pub name: String,
+    pub instance_type: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BuilderMap {
+    #[serde(rename = "type")]
+    kind: BuilderType,
+    name: Option<String>,
+    instance_type: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for Builder {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> de::Visitor<'de> for V {
+            type Value = Builder;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str(
+                    "a builder type (amazon-ebs, amazon-chroot) or {type, name, instance_type}",
+                )
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Builder, E> {
+                let kind = BuilderType::parse(v).map_err(E::custom)?;
+                Ok(Builder {
+                    kind,
+                    name: kind.as_str().to_owned(),
+                    instance_type: None,
+                })
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, m: A) -> Result<Builder, A::Error> {
+                let b = BuilderMap::deserialize(de::value::MapAccessDeserializer::new(m))?;
+                let name = b.name.unwrap_or_else(|| b.kind.as_str().to_owned());
+                if name.is_empty()
+                    || !name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                {
+                    return Err(de::Error::custom(format!(
+                        "builder name `{name}` may only contain letters, digits, `-` and `_`"
+                    )));
+                }
+                Ok(Builder {
+                    kind: b.kind,
+                    name,
+                    instance_type: b.instance_type,
+                })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// An AWS region name such as `eu-west-1`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+pub struct Region(pub String);
+
+impl<'de> Deserialize<'de> for Region {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        let re = regex::Regex::new(r"^[a-z]{2}(-[a-z]+)+-\d+$").expect("valid regex");
+        if re.is_match(&s) {
+            Ok(Region(s))
+        } else {
+            Err(de::Error::custom(format!(
+                "`{s}` is not an AWS region name like eu-west-1"
+            )))
+        }
+    }
+}
+
+/// The base AMI: an id, or a lookup where the newest match wins.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BaseAmi {
+    pub id: Option<String>,
+    /// Name pattern, `*` wildcards as in EC2 filters.
+    pub name: Option<String>,
+    #[serde(default)]
+    pub owners: Vec<String>,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+}
+
+/// The Ansible provisioning of the image.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ansible {
+    /// Playbook, relative to the component file.
+    pub playbook: PathBuf,
+    /// Role directories, relative to the component file.
+    #[serde(default)]
+    pub roles: Vec<PathBuf>,
+    /// Extra vars, passed to the playbook with COMPONENT_NAME and COMPONENT_VERSION.
+    #[serde(default)]
+    pub vars: serde_json::Map<String, serde_json::Value>,
+}
+
+/// How Packer reaches the build instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Communicator {
+    /// SSH to the build instance (real AWS).
+    #[default]
+    Ssh,
+    /// No connection (emulators and tests): instance provisioners cannot run, so the playbook is
+    /// only syntax-checked locally.
+    None,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawComponent {
+    component: String,
+    repo: Option<String>,
+    ami_regions: Vec<Region>,
+    #[serde(default)]
+    builders: Option<Vec<Builder>>,
+    base_ami: BaseAmi,
+    #[serde(default = "default_instance_type")]
+    instance_type: String,
+    vpc_id: Option<String>,
+    subnet_id: Option<String>,
+    #[serde(default)]
+    communicator: Communicator,
+    #[serde(default = "default_ssh_username")]
+    ssh_username: String,
+    ansible: Option<Ansible>,
+    template: Option<PathBuf>,
+}
+
+fn default_instance_type() -> String {
+    "t3.micro".into()
+}
+
+fn default_ssh_username() -> String {
+    "ec2-user".into()
+}
+
+/// A validated component file.
+#[derive(Debug, Clone)]
+pub struct Component {
+    /// Where it was read from.
+    pub path: PathBuf,
+    /// The directory paths in it are relative to.
+    pub dir: PathBuf,
+    pub name: String,
+    pub repo: Option<String>,
+    /// The first region is where the build runs; the AMI is copied to the others.
+    pub regions: Vec<Region>,
+    pub builders: Vec<Builder>,
+    pub base_ami: BaseAmi,
+    pub instance_type: String,
+    pub vpc_id: Option<String>,
+    pub subnet_id: Option<String>,
+    pub communicator: Communicator,
+    pub ssh_username: String,
+    pub ansible: Option<Ansible>,
+    /// The component's own template, resolved against `dir`.
+    pub template: Option<PathBuf>,
+}
+
+/// The 1-based line and column of the first `key:` in `source` (for checks across fields).
+fn key_place(source: &str, key: &str) -> (usize, usize) {
+    let re = regex::Regex::new(&format!(
+        r#"(?:^|[\s{{,])["']?({})["']?\s*:"#,
+        regex::escape(key)
+    ))
+    .expect("valid regex");
+    for (i, line) in source.lines().enumerate() {
+        if line.trim_start().starts_with('#') {
+            continue;
+        }
+        if let Some(m) = re.captures(line).and_then(|c| c.get(1)) {
+            return (i + 1, m.start() + 1);
+        }
+    }
+    (0, 0)
+}
+
+/// Reads and validates a component file.
+pub fn load(path: &Path) -> Result<Component, crate::error::Error> {
+    let source = std::fs::read_to_string(path).map_err(|e| crate::error::Error::Read {
+        path: path.display().to_string(),
+        source: e,
+    })?;
+    Ok(parse(path, &source)?)
+}
+
+/// Parses a component file's text; `path` names it in errors and anchors relative paths.
+pub fn parse(path: &Path, source: &str) -> Result<Component, InputError> {
+    let name = path.display().to_string();
+    if source.trim().is_empty() {
+        return Err(InputError::whole_file(&name, "the component file is empty")
+            .with_hint("see examples/hello-service/gears.yaml"));
+    }
+    let raw: RawComponent =
+        serde_yaml::from_str(source).map_err(|e| yaml_error(&name, source, e))?;
+    let at = |key: &str, msg: String| {
+        let (l, c) = key_place(source, key);
+        InputError::at(&name, source, l, c, msg)
+    };
+    if raw.component.is_empty()
+        || !raw
+            .component
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        return Err(at(
+            "component",
+            format!(
+                "component name `{}` may only contain letters, digits, `-`, `_` and `.`",
+                raw.component
+            ),
+        ));
+    }
+    if raw.ami_regions.is_empty() {
+        return Err(at(
+            "ami_regions",
+            "`ami_regions` is empty: name at least one region".into(),
+        ));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for r in &raw.ami_regions {
+        if !seen.insert(r) {
+            return Err(at(
+                "ami_regions",
+                format!("region `{}` is listed twice", r.0),
+            ));
+        }
+    }
+    let builders = raw.builders.unwrap_or_else(|| {
+        vec![Builder {
+            kind: BuilderType::AmazonEbs,
+            name: "amazon-ebs".into(),
+            instance_type: None,
+        }]
+    });
+    if builders.is_empty() {
+        return Err(at(
+            "builders",
+            "`builders` is empty: leave it out for amazon-ebs".into(),
+        ));
+    }
+    let mut names = std::collections::BTreeSet::new();
+    for b in &builders {
+        if !names.insert(b.name.as_str()) {
+            return Err(at(
+                "builders",
+                format!(
+                    "two builders are named `{}`: give each a distinct `name`",
+                    b.name
+                ),
+            ));
+        }
+    }
+    let ami = &raw.base_ami;
+    match (&ami.id, &ami.name) {
+        (Some(_), Some(_)) => {
+            return Err(at(
+                "base_ami",
+                "`base_ami` has both `id` and `name`: give one".into(),
+            ))
+        }
+        (None, None) => return Err(at(
+            "base_ami",
+            "`base_ami` needs an `id`, or a `name` pattern (with `owners` and `tags`) to look up"
+                .into(),
+        )),
+        (Some(id), None) => {
+            let re = regex::Regex::new("^ami-[0-9a-f]{8,17}$").expect("valid regex");
+            if !re.is_match(id) {
+                return Err(at(
+                    "id",
+                    format!("`{id}` is not an AMI id like ami-0123456789abcdef0"),
+                ));
+            }
+        }
+        (None, Some(_)) => {}
+    }
+    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let dir = if dir.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        dir
+    };
+    if let Some(a) = &raw.ansible {
+        if !dir.join(&a.playbook).is_file() {
+            return Err(at(
+                "playbook",
+                format!(
+                    "playbook `{}` not found (paths are relative to {})",
+                    a.playbook.display(),
+                    dir.display()
+                ),
+            ));
+        }
+        for r in &a.roles {
+            if !dir.join(r).is_dir() {
+                return Err(at(
+                    "roles",
+                    format!("role path `{}` is not a directory", r.display()),
+                ));
+            }
+        }
+    }
+    let template = raw.template.map(|t| dir.join(t));
+    if let Some(t) = &template {
+        if !t.is_file() {
+            return Err(at(
+                "template",
+                format!("template `{}` not found", t.display()),
+            ));
+        }
+    }
+    Ok(Component {
+        path: path.to_path_buf(),
+        dir,
+        name: raw.component,
+        repo: raw.repo,
+        regions: raw.ami_regions,
+        builders,
+        base_ami: raw.base_ami,
+        instance_type: raw.instance_type,
+        vpc_id: raw.vpc_id,
+        subnet_id: raw.subnet_id,
+        communicator: raw.communicator,
+        ssh_username: raw.ssh_username,
+        ansible: raw.ansible,
+        template,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OK: &str = "component: hello\nami_regions: [us-east-1, eu-west-1]\nbase_ami: {id: ami-04681a1dbd79675a5}\n";
+
+    fn p(src: &str) -> Result<Component, InputError> {
+        parse(Path::new("gears.yaml"), src)
+    }
+
+    #[test]
+    fn minimal_file_gets_defaults() {
+        let c = p(OK).unwrap();
+        assert_eq!(c.name, "hello");
+        assert_eq!(c.regions[0].0, "us-east-1");
+        assert_eq!(c.builders[0].kind, BuilderType::AmazonEbs);
+        assert_eq!(c.instance_type, "t3.micro");
+        assert_eq!(c.communicator, Communicator::Ssh);
+    }
+
+    #[test]
+    fn builders_by_name_or_map() {
+        let c = p(&format!(
+            "{OK}builders:\n  - amazon-ebs\n  - {{type: amazon-chroot, name: chroot}}\n"
+        ))
+        .unwrap();
+        assert_eq!(c.builders[1].name, "chroot");
+        let e = p(&format!("{OK}builders: [amazon-ebs, amazon-ebs]\n")).unwrap_err();
+        assert!(
+            e.message.contains("two builders are named `amazon-ebs`"),
+            "{e}"
+        );
+        assert_eq!(e.line, 4);
+        let e = p(&format!("{OK}builders: [amazon-ebx]\n")).unwrap_err();
+        assert!(e.message.contains("did you mean `amazon-ebs`"), "{e}");
+        assert_eq!((e.line, e.column), (4, 12));
+    }
+
+    #[test]
+    fn errors_are_located() {
+        let e = p("component: hello\nami_regions: [us-east-1, westeros]\nbase_ami: {id: ami-04681a1dbd79675a5}\n").unwrap_err();
+        assert_eq!(e.line, 2);
+        assert!(e.message.contains("not an AWS region"), "{e}");
+        let e = p(&format!("{OK}instnce_type: t3.large\n")).unwrap_err();
+        assert_eq!((e.line, e.column), (4, 1));
+        assert_eq!(e.hint.as_deref(), Some("did you mean `instance_type`?"));
+        let e =
+            p("component: hello\nami_regions: [us-east-1]\nbase_ami: {id: ami-1}\n").unwrap_err();
+        assert!(e.message.contains("not an AMI id"), "{e}");
+        let e = p("component: hello\nami_regions: [us-east-1]\nbase_ami: {owners: [amazon]}\n")
+            .unwrap_err();
+        assert_eq!(e.line, 3);
+        let e = p("ami_regions: [us-east-1]\nbase_ami: {id: ami-04681a1dbd79675a5}\n").unwrap_err();
+        assert!(e.message.contains("missing field `component`"), "{e}");
+        let e = p(&format!("{OK}ansible: {{playbook: nope.yml}}\n")).unwrap_err();
+        assert!(e.message.contains("playbook `nope.yml` not found"), "{e}");
+        assert_eq!(e.line, 4);
+    }
+}

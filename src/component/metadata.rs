@@ -1,0 +1,185 @@
+//! The component's version, git revision and repository, each with where it came from.
+//!
+//! Order, first found wins (README "Where version and revision come from"):
+//! - version: `--version`, GoCD `GO_PIPELINE_LABEL`, Jenkins `BUILD_NUMBER`, `git describe --tags --always`;
+//! - git sha: `--git-sha`, GoCD `GO_REVISION_*` (the first material in name order), Jenkins
+//!   `GIT_COMMIT`, `git rev-parse HEAD`;
+//! - repo: the component file's `repo`, Jenkins `GIT_URL`, `git remote get-url origin`.
+
+use crate::context::RunContext;
+use crate::error::Error;
+use serde::Serialize;
+use std::path::Path;
+
+/// A value and where it came from.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Sourced {
+    pub value: String,
+    pub source: String,
+}
+
+fn sourced(value: impl Into<String>, source: impl Into<String>) -> Sourced {
+    Sourced {
+        value: value.into(),
+        source: source.into(),
+    }
+}
+
+/// What the metadata lookup was given on the command line.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub version: Option<String>,
+    pub git_sha: Option<String>,
+}
+
+/// The metadata of one bake.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Metadata {
+    pub version: Sourced,
+    pub git_sha: Sourced,
+    pub repo: Sourced,
+}
+
+/// Runs `git` in `dir`; `None` when git is missing or fails.
+pub fn git_in(dir: &Path) -> impl Fn(&[&str]) -> Option<String> + '_ {
+    move |args| {
+        let out = std::process::Command::new("git")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .ok()?;
+        if !out.status.success() {
+            return None;
+        }
+        let s = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        (!s.is_empty()).then_some(s)
+    }
+}
+
+/// Resolves version, sha and repo; the error says what to pass when nothing was found.
+pub fn resolve(
+    overrides: &Overrides,
+    ctx: &RunContext,
+    file_repo: Option<&str>,
+    git: impl Fn(&[&str]) -> Option<String>,
+) -> Result<Metadata, Error> {
+    let version = if let Some(v) = &overrides.version {
+        sourced(v, "--version flag")
+    } else if let Some(v) = ctx.var("GO_PIPELINE_LABEL") {
+        sourced(v, "GO_PIPELINE_LABEL (GoCD)")
+    } else if let Some(v) = ctx.var("BUILD_NUMBER") {
+        sourced(v, "BUILD_NUMBER (Jenkins)")
+    } else if let Some(v) = git(&["describe", "--tags", "--always"]) {
+        sourced(v, "git describe --tags --always")
+    } else {
+        return Err(Error::usage(
+            "no component version: not given, not under GoCD or Jenkins, and not in a git work tree",
+            Some("pass --version 1.2.3".into()),
+        ));
+    };
+    let go_revision = ctx
+        .vars()
+        .iter()
+        .filter(|(k, v)| k.starts_with("GO_REVISION_") && !v.is_empty())
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .next();
+    let git_sha = if let Some(v) = &overrides.git_sha {
+        sourced(v, "--git-sha flag")
+    } else if let Some((k, v)) = go_revision {
+        sourced(v, format!("{k} (GoCD)"))
+    } else if let Some(v) = ctx.var("GIT_COMMIT") {
+        sourced(v, "GIT_COMMIT (Jenkins)")
+    } else if let Some(v) = git(&["rev-parse", "HEAD"]) {
+        sourced(v, "git rev-parse HEAD")
+    } else {
+        return Err(Error::usage(
+            "no git revision: not given, not under GoCD or Jenkins, and not in a git work tree",
+            Some("pass --git-sha <commit>".into()),
+        ));
+    };
+    let repo = if let Some(r) = file_repo {
+        sourced(r, "component file `repo`")
+    } else if let Some(r) = ctx.var("GIT_URL") {
+        sourced(r, "GIT_URL (Jenkins)")
+    } else if let Some(r) = git(&["remote", "get-url", "origin"]) {
+        sourced(r, "git remote get-url origin")
+    } else {
+        return Err(Error::usage(
+            "no repository for the component: no `repo` in the component file and no git remote `origin`",
+            Some("add `repo: <url>` to the component file".into()),
+        ));
+    };
+    Ok(Metadata {
+        version,
+        git_sha,
+        repo,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_git(_: &[&str]) -> Option<String> {
+        None
+    }
+
+    fn fake_git(args: &[&str]) -> Option<String> {
+        Some(match args[0] {
+            "describe" => "v2.0.0-3-gabc".into(),
+            "rev-parse" => "abc123".into(),
+            _ => "git@example.com:team/repo.git".into(),
+        })
+    }
+
+    #[test]
+    fn flags_win_then_ci_then_git() {
+        let ctx = RunContext::from_vars([
+            ("GO_PIPELINE_LABEL", "42"),
+            ("GO_REVISION_APP", "deadbeef"),
+            ("BUILD_NUMBER", "7"),
+        ]);
+        let o = Overrides {
+            version: Some("1.0".into()),
+            git_sha: None,
+        };
+        let m = resolve(&o, &ctx, None, fake_git).unwrap();
+        assert_eq!(m.version, sourced("1.0", "--version flag"));
+        assert_eq!(m.git_sha, sourced("deadbeef", "GO_REVISION_APP (GoCD)"));
+        assert_eq!(m.repo.source, "git remote get-url origin");
+
+        let ctx = RunContext::from_vars([
+            ("BUILD_NUMBER", "7"),
+            ("GIT_COMMIT", "cafe"),
+            ("GIT_URL", "https://j/r.git"),
+        ]);
+        let m = resolve(&Overrides::default(), &ctx, None, fake_git).unwrap();
+        assert_eq!(m.version, sourced("7", "BUILD_NUMBER (Jenkins)"));
+        assert_eq!(m.git_sha, sourced("cafe", "GIT_COMMIT (Jenkins)"));
+        assert_eq!(m.repo, sourced("https://j/r.git", "GIT_URL (Jenkins)"));
+
+        let m = resolve(
+            &Overrides::default(),
+            &RunContext::default(),
+            Some("https://r"),
+            fake_git,
+        )
+        .unwrap();
+        assert_eq!(m.version.value, "v2.0.0-3-gabc");
+        assert_eq!(m.git_sha.value, "abc123");
+        assert_eq!(m.repo, sourced("https://r", "component file `repo`"));
+    }
+
+    #[test]
+    fn nothing_found_is_a_usage_error_with_a_hint() {
+        let e = resolve(
+            &Overrides::default(),
+            &RunContext::default(),
+            Some("r"),
+            no_git,
+        )
+        .unwrap_err();
+        assert_eq!(e.exit(), crate::exit::Exit::Usage);
+        assert!(e.render().contains("hint: pass --version"));
+    }
+}

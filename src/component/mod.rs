@@ -1,0 +1,5 @@
+//! Component metadata: the component file, and version/revision/repository lookup.
+pub mod file;
+pub mod metadata;
+
+pub use file::{load, Component};

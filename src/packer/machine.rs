@@ -1,0 +1,196 @@
+//! A pure parser of `packer build -machine-readable` lines (Packer 1.6 format):
+//! `timestamp,target,type,data...`, with `%!(PACKER_COMMA)` for commas inside data and the two
+//! characters `\n` for newlines. Never parses packer's human output.
+
+/// The level of a `ui` line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UiLevel {
+    Say,
+    Message,
+    /// Also used for a shell-local step's stderr in a successful build: not a failure by itself.
+    Error,
+}
+
+/// One parsed line.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// Text for humans. `builder` is taken from a `==> name:` or `    name:` prefix when present.
+    Ui {
+        level: UiLevel,
+        builder: Option<String>,
+        text: String,
+    },
+    /// `<builder>,artifact-count,N`.
+    ArtifactCount { builder: String, count: usize },
+    /// `<builder>,artifact,I,KEY,VALUE...`.
+    Artifact {
+        builder: String,
+        index: usize,
+        key: String,
+        value: String,
+    },
+    /// `,error-count,N`.
+    ErrorCount(usize),
+    /// `<builder>,error,MESSAGE`: the build failed with this message.
+    BuildError { builder: String, message: String },
+    /// Any other machine-readable line (`version`, `ui` variants we do not know...).
+    Other {
+        target: String,
+        kind: String,
+        data: Vec<String>,
+    },
+}
+
+/// Undoes packer's escaping of one data field.
+pub fn unescape(s: &str) -> String {
+    s.replace("%!(PACKER_COMMA)", ",")
+        .replace("\\n", "\n")
+        .replace("\\r", "\r")
+}
+
+/// Parses one stdout line; `None` when it is not a machine-readable line.
+pub fn parse_line(line: &str) -> Option<Event> {
+    let line = line.trim_end_matches(['\r', '\n']);
+    let mut parts = line.splitn(4, ',');
+    let ts = parts.next()?;
+    if ts.is_empty() || !ts.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let target = parts.next()?.to_owned();
+    let kind = parts.next()?.to_owned();
+    let rest = parts.next().unwrap_or("");
+    let data: Vec<String> = rest.split(',').map(unescape).collect();
+    Some(match kind.as_str() {
+        "ui" if data.len() >= 2 => {
+            let level = match data[0].as_str() {
+                "say" => UiLevel::Say,
+                "message" => UiLevel::Message,
+                "error" => UiLevel::Error,
+                _ => return Some(Event::Other { target, kind, data }),
+            };
+            let text = data[1..].join(",");
+            let builder = builder_prefix(&text);
+            Event::Ui {
+                level,
+                builder,
+                text,
+            }
+        }
+        "artifact-count" => Event::ArtifactCount {
+            builder: target,
+            count: data.first().and_then(|d| d.parse().ok()).unwrap_or(0),
+        },
+        "artifact" if data.len() >= 2 => match data[0].parse() {
+            Ok(index) => Event::Artifact {
+                builder: target,
+                index,
+                key: data[1].clone(),
+                value: data[2..].join(","),
+            },
+            Err(_) => Event::Other { target, kind, data },
+        },
+        "error-count" => Event::ErrorCount(data.first().and_then(|d| d.parse().ok()).unwrap_or(0)),
+        "error" if !target.is_empty() => Event::BuildError {
+            builder: target,
+            message: data.join(","),
+        },
+        _ => Event::Other { target, kind, data },
+    })
+}
+
+/// `==> ebs-a: Launching...` or `    ebs-a: Instance ID: ...` → `ebs-a`.
+fn builder_prefix(text: &str) -> Option<String> {
+    let t = text
+        .strip_prefix("==> ")
+        .or_else(|| text.strip_prefix("    "))?
+        .trim_start();
+    let (name, _) = t.split_once(": ")?;
+    (!name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)))
+    .then(|| name.to_owned())
+}
+
+/// Splits an artifact id `region:ami,region:ami` into pairs.
+pub fn parse_artifact_id(id: &str) -> Vec<(String, String)> {
+    id.split(',')
+        .filter_map(|p| p.split_once(':'))
+        .map(|(r, a)| (r.trim().to_owned(), a.trim().to_owned()))
+        .filter(|(_, a)| a.starts_with("ami-"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ui_lines_are_unescaped_and_attributed() {
+        assert_eq!(
+            parse_line("1795370028,,ui,say,==> amazon-ebs: No volumes to clean up%!(PACKER_COMMA) skipping"),
+            Some(Event::Ui {
+                level: UiLevel::Say,
+                builder: Some("amazon-ebs".into()),
+                text: "==> amazon-ebs: No volumes to clean up, skipping".into()
+            })
+        );
+        assert_eq!(
+            parse_line("1,,ui,error,Error: \\n\\n1 error occurred"),
+            Some(Event::Ui {
+                level: UiLevel::Error,
+                builder: None,
+                text: "Error: \n\n1 error occurred".into()
+            })
+        );
+    }
+
+    #[test]
+    fn artifacts_and_errors() {
+        let e = parse_line("1795370028,amazon-ebs,artifact,0,id,eu-west-1:ami-594e6bb09dfa1b1fb%!(PACKER_COMMA)us-east-1:ami-755269494da82ff5d").unwrap();
+        let Event::Artifact {
+            builder,
+            index,
+            key,
+            value,
+        } = e
+        else {
+            panic!("{e:?}")
+        };
+        assert_eq!(
+            (builder.as_str(), index, key.as_str()),
+            ("amazon-ebs", 0, "id")
+        );
+        assert_eq!(
+            parse_artifact_id(&value),
+            vec![
+                ("eu-west-1".to_owned(), "ami-594e6bb09dfa1b1fb".to_owned()),
+                ("us-east-1".to_owned(), "ami-755269494da82ff5d".to_owned())
+            ]
+        );
+        assert_eq!(
+            parse_line("1,amazon-ebs,artifact-count,2"),
+            Some(Event::ArtifactCount {
+                builder: "amazon-ebs".into(),
+                count: 2
+            })
+        );
+        assert_eq!(parse_line("1,,error-count,1"), Some(Event::ErrorCount(1)));
+        assert_eq!(
+            parse_line("1,amazon-ebs,error,Script exited with non-zero exit status: 3.Allowed exit codes are: [0]"),
+            Some(Event::BuildError { builder: "amazon-ebs".into(), message: "Script exited with non-zero exit status: 3.Allowed exit codes are: [0]".into() })
+        );
+    }
+
+    #[test]
+    fn human_lines_are_not_events() {
+        assert_eq!(parse_line("==> amazon-ebs: hello"), None);
+        assert_eq!(parse_line(""), None);
+        assert_eq!(parse_line("Build 'x' errored"), None);
+    }
+
+    #[test]
+    fn null_artifacts_have_no_amis() {
+        assert!(parse_artifact_id("Null").is_empty());
+    }
+}
