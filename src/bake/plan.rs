@@ -60,7 +60,7 @@ fn ami_name_safe(s: &str) -> String {
 fn check_value(source: &str, what: &str, value: &str) -> Result<(), InputError> {
     match unsafe_reason(value) {
         Some(why) => Err(InputError::whole_file(source, format!("{what} {why}"))
-            .with_hint("remove the character; gears refuses values it cannot carry intact")),
+            .with_hint("change the value; gears refuses values it cannot carry intact rather than let them be changed")),
         None => Ok(()),
     }
 }
@@ -93,6 +93,11 @@ pub fn plan(
     ] {
         check_value(&v.source, what, &v.value)?;
     }
+    check_value(
+        &component.path.display().to_string(),
+        "component name",
+        &component.name,
+    )?;
     let mut ansible_vars = serde_json::Map::new();
     ansible_vars.insert("COMPONENT_NAME".into(), component.name.clone().into());
     ansible_vars.insert(
@@ -102,6 +107,7 @@ pub fn plan(
     if let Some(a) = &component.ansible {
         let src = component.path.display().to_string();
         for (k, v) in &a.vars {
+            check_value(&src, "ansible var name", k)?;
             check_json(&src, k, v)?;
             ansible_vars.insert(k.clone(), v.clone());
         }

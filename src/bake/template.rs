@@ -1,8 +1,9 @@
 //! Renders the Packer template with tera: strict (an undefined variable is an error), every
-//! value JSON-encoded, every string escaped for Packer's own template engine first.
+//! value JSON-encoded. Values that Packer's own template engine would evaluate (`{{`) were
+//! refused when the plan was made (see `quote`).
 
 use super::plan::{ansible_extra_arguments, BakePlan};
-use super::quote::{packer_literal, shell_quote};
+use super::quote::shell_quote;
 use crate::component::file::{Communicator, Component};
 use crate::error::{located, InputError};
 use serde_json::{json, Map, Value};
@@ -26,13 +27,13 @@ pub struct RenderOptions {
 }
 
 fn esc(s: &str) -> Value {
-    Value::String(packer_literal(s))
+    Value::String(s.to_owned())
 }
 
 fn esc_map(m: &BTreeMap<String, String>) -> Value {
     Value::Object(
         m.iter()
-            .map(|(k, v)| (packer_literal(k), esc(v)))
+            .map(|(k, v)| (k.clone(), esc(v)))
             .collect::<Map<_, _>>(),
     )
 }

@@ -134,8 +134,9 @@ pub async fn run(
             _ = cancel.cancelled(), if stopping.is_none() => {
                 let sig = cancel.signal().unwrap_or(crate::cancel::Signal::Int);
                 if let Some(pid) = pid {
-                    // SAFETY: kill(2) with a pid we spawned and still hold; no memory involved.
-                    unsafe { libc::kill(pid as i32, sig.number()) };
+                    // SAFETY: kill(2) on the process group of the packer we spawned (its own group, so the
+                    // shell-local and ansible children stop too, as on a terminal); no memory involved.
+                    unsafe { libc::kill(-(pid as i32), sig.number()) };
                 }
                 stopping = Some((sig, Instant::now()));
                 on_progress(Progress::Stopping(sig));

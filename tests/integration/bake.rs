@@ -1,0 +1,602 @@
+//! `gears bake` and `gears validate` end to end: the real packer binary against moto.
+//! Every test bakes its own component name, so tests share one moto without resetting it.
+
+use crate::common::{gears, need, parts, tempdir};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+fn unique(prefix: &str) -> String {
+    let n = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!("{prefix}-{:x}{:x}", std::process::id(), n)
+}
+
+/// gears with moto's environment (set by scripts/test.sh) and ansible on PATH.
+fn gears_aws(dir: &Path) -> Command {
+    need("GEARS_TEST_MOTO");
+    let mut c = gears();
+    let path = format!(
+        "{}/bin:{}",
+        need("GEARS_TEST_VENV"),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    c.env("PATH", path).current_dir(dir);
+    c
+}
+
+/// A component file using the example's playbook and roles.
+fn component(dir: &Path, name: &str, extra: &str) -> PathBuf {
+    let ansible = format!("{ROOT}/examples/hello-service/ansible");
+    let text = format!(
+        "component: {name}\nrepo: https://git.example.com/team/{name}.git\nami_regions: [us-east-1, eu-west-1]\nbuilders:\n  - {{type: amazon-ebs, name: web}}\n  - {{type: amazon-ebs, name: worker, instance_type: t3.small}}\nbase_ami:\n  name: amzn2-ami-hvm-2.0.*-x86_64-gp2\n  owners: [amazon]\ncommunicator: none\nansible:\n  playbook: {ansible}/site.yml\n  roles: [{ansible}/roles]\n  vars:\n    greeting: hello\n{extra}"
+    );
+    let path = dir.join("gears.yaml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+async fn ec2(region: &str) -> aws_sdk_ec2::Client {
+    let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(region.to_owned()))
+        .load()
+        .await;
+    aws_sdk_ec2::Client::new(&conf)
+}
+
+async fn images_of(region: &str, component: &str) -> Vec<aws_sdk_ec2::types::Image> {
+    ec2(region)
+        .await
+        .describe_images()
+        .owners("self")
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("tag:COMPONENT_NAME")
+                .values(component)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .images()
+        .to_vec()
+}
+
+fn tags(img: &aws_sdk_ec2::types::Image) -> BTreeMap<String, String> {
+    img.tags()
+        .iter()
+        .map(|t| (t.key().unwrap().to_owned(), t.value().unwrap().to_owned()))
+        .collect()
+}
+
+/// Instances gears launched for this component that are not terminated.
+async fn live_instances(component: &str) -> Vec<String> {
+    let out = ec2("us-east-1")
+        .await
+        .describe_instances()
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("tag:gears:component")
+                .values(component)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    out.reservations()
+        .iter()
+        .flat_map(|r| r.instances())
+        .filter(|i| i.state().and_then(|s| s.name()).map(|n| n.as_str()) != Some("terminated"))
+        .map(|i| i.instance_id().unwrap_or_default().to_owned())
+        .collect()
+}
+
+fn manifest(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn bake_two_builders_into_two_regions_then_reuse() {
+    let dir = tempdir();
+    let name = unique("svc");
+    component(dir.path(), &name, "");
+    let m = dir.path().join("out/manifest.json");
+    let run = |extra: &[&str]| {
+        let mut c = gears_aws(dir.path());
+        c.args([
+            "bake",
+            "--version",
+            "2.5.0",
+            "--git-sha",
+            "0a1b2c3d",
+            "--manifest",
+            m.to_str().unwrap(),
+        ])
+        .args(extra);
+        parts(&c.output().unwrap())
+    };
+    let (out, err, code) = run(&[]);
+    assert_eq!(code, 0, "{err}");
+    let first = manifest(&m);
+    assert_eq!(first["reused"], false);
+    assert_eq!(first["component"], name.as_str());
+    assert_eq!(first["version"], "2.5.0");
+    assert!(
+        first["packer_run_uuid"]
+            .as_str()
+            .is_some_and(|u| u.len() == 36),
+        "{first}"
+    );
+    assert_eq!(
+        out.lines().count(),
+        4,
+        "one line per builder and region:\n{out}"
+    );
+    for builder in ["web", "worker"] {
+        for region in ["us-east-1", "eu-west-1"] {
+            let ami = first["amis"][builder][region]
+                .as_str()
+                .unwrap_or_else(|| panic!("{first}"));
+            assert!(
+                out.contains(&format!("{region}\t{builder}\t{ami}\n")),
+                "{out}"
+            );
+            // Read the tags back from the AMI in its own region.
+            let imgs = images_of(region, &name).await;
+            let img = imgs
+                .iter()
+                .find(|i| i.image_id() == Some(ami))
+                .unwrap_or_else(|| panic!("{ami} not in {region}"));
+            let t = tags(img);
+            assert_eq!(t["COMPONENT_NAME"], name);
+            assert_eq!(t["COMPONENT_VERSION"], "2.5.0");
+            assert_eq!(t["GIT_SHA"], "0a1b2c3d");
+            assert_eq!(
+                t["COMPONENT_REPO"],
+                format!("https://git.example.com/team/{name}.git")
+            );
+            let created = &t["CREATED_AT"];
+            assert!(
+                created.len() == 12 && created.bytes().all(|b| b.is_ascii_digit()),
+                "{created}"
+            );
+            assert_eq!(t["AMI_VERSION"], format!("2.5.0-{created}"));
+            assert_eq!(t["gears:builder"], builder);
+            assert_eq!(t["gears:run-id"], first["run_id"].as_str().unwrap());
+            assert_eq!(
+                img.name().unwrap(),
+                format!("{name}-2.5.0-{builder}-{created}")
+            );
+        }
+    }
+    let env = std::fs::read_to_string(dir.path().join("out/manifest.env")).unwrap();
+    assert!(
+        env.contains(&format!(
+            "GEARS_AMI_WEB_EU_WEST_1='{}'",
+            first["amis"]["web"]["eu-west-1"].as_str().unwrap()
+        )),
+        "{env}"
+    );
+    assert!(
+        err.contains("web: Creating AMI"),
+        "progress per builder:\n{err}"
+    );
+    assert!(
+        live_instances(&name).await.is_empty(),
+        "the build instances are terminated"
+    );
+
+    // The same component, version and sha again: the AMIs are reused, nothing is baked.
+    let (out2, err2, code2) = run(&[]);
+    assert_eq!(code2, 0, "{err2}");
+    let second = manifest(&m);
+    assert_eq!(second["reused"], true);
+    assert_eq!(second["amis"], first["amis"]);
+    assert_eq!(out2, out);
+    assert!(err2.contains("already baked: reusing"), "{err2}");
+    assert_eq!(images_of("us-east-1", &name).await.len(), 2, "no new AMI");
+
+    // --force bakes again.
+    let (_, err3, code3) = run(&["--force"]);
+    assert_eq!(code3, 0, "{err3}");
+    let third = manifest(&m);
+    assert_eq!(third["reused"], false);
+    assert_ne!(
+        third["amis"]["web"]["us-east-1"],
+        first["amis"]["web"]["us-east-1"]
+    );
+}
+
+const NASTY_VERSION: &str = "1.0 it's $HOME; `id` }} {% \"q\"";
+
+#[tokio::test]
+async fn values_with_shell_and_template_metacharacters_arrive_intact() {
+    let dir = tempdir();
+    let name = unique("meta");
+    let nasty_var = "a b\n'c' $HOME; rm -rf / }} {% \\ \"d\" $(id) `id`";
+    let extra = format!(
+        "    nasty: {}\n    list: [\"x y\", \"$(id)\"]\n",
+        serde_json::to_string(nasty_var).unwrap()
+    );
+    component(dir.path(), &name, &extra);
+
+    // The rendered template is valid JSON, and its ansible arguments, after Packer's template
+    // engine and `sh -c`, give back the exact values.
+    let o = gears_aws(dir.path())
+        .args([
+            "bake",
+            "--dry-run",
+            "--version",
+            NASTY_VERSION,
+            "--git-sha",
+            "beef",
+        ])
+        .output()
+        .unwrap();
+    let (out, err, code) = parts(&o);
+    assert_eq!(code, 0, "{err}");
+    let t: serde_json::Value = serde_json::from_str(&out).expect("valid JSON");
+    assert!(err.contains("packer validate: ok"), "{err}");
+    let inline = t["provisioners"][0]["inline"][0].as_str().unwrap();
+    let args_str = inline.split_once(" --extra-vars ").map(|(_, a)| a).unwrap();
+    let sh = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "python3 -c 'import sys, json; print(json.dumps(sys.argv[1:]))' {args_str}"
+        ))
+        .output()
+        .unwrap();
+    let argv: Vec<String> = serde_json::from_slice(&sh.stdout).unwrap();
+    assert_eq!(argv.len(), 1, "one word: {argv:?}");
+    let vars: serde_json::Value = serde_json::from_str(&argv[0]).unwrap();
+    assert_eq!(vars["COMPONENT_NAME"], name.as_str());
+    assert_eq!(vars["COMPONENT_VERSION"], NASTY_VERSION);
+    assert_eq!(vars["nasty"], nasty_var);
+    assert_eq!(vars["list"], serde_json::json!(["x y", "$(id)"]));
+    assert_eq!(t["builders"][0]["tags"]["COMPONENT_VERSION"], NASTY_VERSION);
+
+    // A real bake: packer's template engine and shell-local's sh run on these values (the
+    // playbook syntax check gets the extra vars), and the tags come back exact.
+    let o = gears_aws(dir.path())
+        .args([
+            "bake",
+            "--version",
+            NASTY_VERSION,
+            "--git-sha",
+            "beef",
+            "--manifest",
+            "m.json",
+        ])
+        .output()
+        .unwrap();
+    let (_, err, code) = parts(&o);
+    assert_eq!(code, 0, "{err}");
+    let imgs = images_of("eu-west-1", &name).await;
+    assert_eq!(imgs.len(), 2);
+    for img in &imgs {
+        assert_eq!(tags(img)["COMPONENT_VERSION"], NASTY_VERSION);
+        assert!(
+            img.name()
+                .unwrap()
+                .starts_with(&format!("{name}-1.0 it's -HOME- -id- -- -- -q--")),
+            "{:?}",
+            img.name()
+        );
+    }
+}
+
+#[test]
+fn values_that_cannot_be_carried_are_refused() {
+    let dir = tempdir();
+    component(dir.path(), &unique("ctl"), "    bell: \"ring\\a\"\n");
+    let o = gears_aws(dir.path())
+        .args(["bake", "--dry-run", "--version", "1", "--git-sha", "a"])
+        .output()
+        .unwrap();
+    let (out, err, code) = parts(&o);
+    assert_eq!(code, 3, "{err}");
+    assert_eq!(out, "");
+    assert!(
+        err.contains("ansible var `bell` contains the control character U+0007"),
+        "{err}"
+    );
+    // Packer 1.6 evaluates `{{` wherever it appears (measured: escapes and -var-file values
+    // come back evaluated), so such a value is refused rather than changed.
+    let dir = tempdir();
+    component(dir.path(), &unique("tpl"), "");
+    let o = gears_aws(dir.path())
+        .args([
+            "bake",
+            "--dry-run",
+            "--version",
+            "1.0-{{timestamp}}",
+            "--git-sha",
+            "a",
+        ])
+        .output()
+        .unwrap();
+    let (out, err, code) = parts(&o);
+    assert_eq!(code, 3, "{err}");
+    assert_eq!(out, "");
+    assert!(
+        err.contains("error: --version flag: version contains `{{`, which Packer 1.6 evaluates"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn unknown_base_ami_is_a_clear_error_and_launches_nothing() {
+    let dir = tempdir();
+    let name = unique("noami");
+    let f = component(dir.path(), &name, "");
+    let text = std::fs::read_to_string(&f).unwrap().replace(
+        "base_ami:\n  name: amzn2-ami-hvm-2.0.*-x86_64-gp2\n  owners: [amazon]\n",
+        "base_ami: {id: ami-0123456789abcdef0}\n",
+    );
+    std::fs::write(&f, text).unwrap();
+    let o = gears_aws(dir.path())
+        .args(["bake", "--version", "1", "--git-sha", "a"])
+        .output()
+        .unwrap();
+    let (out, err, code) = parts(&o);
+    assert_eq!(code, 3, "{err}");
+    assert_eq!(out, "");
+    assert!(
+        err.contains("base AMI ami-0123456789abcdef0 does not exist in us-east-1"),
+        "{err}"
+    );
+    assert!(err.contains("hint: check `base_ami`"), "{err}");
+    assert!(live_instances(&name).await.is_empty());
+    let f2 = component(dir.path(), &name, "");
+    let text = std::fs::read_to_string(&f2)
+        .unwrap()
+        .replace("amzn2-ami-hvm-2.0.*", "no-such-image-*");
+    std::fs::write(&f2, text).unwrap();
+    let (_, err, code) = parts(
+        &gears_aws(dir.path())
+            .args(["bake", "--version", "1", "--git-sha", "a"])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains("no base AMI in us-east-1 matches name \"no-such-image-*-x86_64-gp2\""),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn failing_provisioner_is_exit_4_with_packers_error_and_the_log() {
+    let dir = tempdir();
+    let name = unique("fail");
+    component(
+        dir.path(),
+        &name,
+        &format!("template: {ROOT}/tests/fixtures/bake/failing-provisioner.json.tera\n"),
+    );
+    let o = gears_aws(dir.path())
+        .args(["bake", "--version", "1", "--git-sha", "a"])
+        .output()
+        .unwrap();
+    let (out, err, code) = parts(&o);
+    assert_eq!(code, 4, "{err}");
+    assert_eq!(out, "");
+    assert!(
+        err.contains("error: packer build failed (exit code 1):"),
+        "{err}"
+    );
+    assert!(
+        err.contains("Script exited with non-zero exit status: 3"),
+        "{err}"
+    );
+    let log = err
+        .lines()
+        .find_map(|l| l.strip_prefix("hint: the full packer log is in "))
+        .unwrap_or_else(|| panic!("{err}"));
+    let log = dir.path().join(log);
+    assert!(
+        std::fs::read_to_string(&log).unwrap().contains(",error,"),
+        "the log is packer's machine-readable output"
+    );
+    assert!(
+        !dir.path().join("gears-manifest.json").exists(),
+        "no manifest for a failed bake"
+    );
+    assert!(
+        live_instances(&name).await.is_empty(),
+        "packer cleaned up its instances"
+    );
+    assert!(images_of("us-east-1", &name).await.is_empty());
+}
+
+#[tokio::test]
+async fn interrupt_waits_for_packers_cleanup_then_exits_130() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempdir();
+    let name = unique("int");
+    component(
+        dir.path(),
+        &name,
+        &format!("template: {ROOT}/tests/fixtures/bake/slow-provisioner.json.tera\n"),
+    );
+    let mut child = gears_aws(dir.path())
+        .args(["bake", "--version", "1", "--git-sha", "a"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    let mut line = String::new();
+    while stderr.read_line(&mut line).unwrap() > 0 {
+        seen.push_str(&line);
+        if line.contains("provisioning-started") {
+            break;
+        }
+        line.clear();
+    }
+    assert!(seen.contains("provisioning-started"), "{seen}");
+    assert!(
+        !live_instances(&name).await.is_empty(),
+        "a build instance is running"
+    );
+    assert!(Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{seen}{rest}");
+    assert!(
+        rest.contains("SIGINT received: waiting for packer to clean up"),
+        "{rest}"
+    );
+    assert!(
+        rest.contains("interrupted by SIGINT; cleanup finished"),
+        "{rest}"
+    );
+    assert!(
+        live_instances(&name).await.is_empty(),
+        "packer terminated the build instance before gears exited"
+    );
+    assert!(images_of("us-east-1", &name).await.is_empty());
+}
+
+#[test]
+fn malformed_component_file_names_the_place() {
+    let dir = tempdir();
+    std::fs::write(
+        dir.path().join("gears.yaml"),
+        "component: svc\nami_regions: [us-east-1]\nbase_ami: {id: ami-04681a1dbd79675a5}\nbuilders:\n  - type: amazon-ebs\n    instnce_type: t3.large\n",
+    )
+    .unwrap();
+    let (out, err, code) = parts(
+        &gears_aws(dir.path())
+            .args(["bake", "--version", "1", "--git-sha", "a"])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(code, 3);
+    assert_eq!(out, "");
+    assert!(err.contains("error: gears.yaml:6:5: "), "{err}");
+    assert!(err.contains("hint: did you mean `instance_type`?"), "{err}");
+    let (_, err, code) = parts(
+        &gears_aws(dir.path())
+            .args(["bake", "-c", "missing.yaml"])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(code, 3);
+    assert!(err.contains("cannot read missing.yaml"), "{err}");
+}
+
+#[test]
+fn missing_packer_and_missing_credentials_are_clear() {
+    let dir = tempdir();
+    component(dir.path(), &unique("nopk"), "");
+    let (_, err, code) = parts(
+        &gears_aws(dir.path())
+            .args([
+                "bake",
+                "--version",
+                "1",
+                "--git-sha",
+                "a",
+                "--packer",
+                "/nonexistent/packer",
+            ])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(code, 4, "{err}");
+    assert!(err.contains("packer is not installed"), "{err}");
+    assert!(err.contains("hint: install Packer"), "{err}");
+
+    let (_, err, code) = parts(
+        &gears_aws(dir.path())
+            .args(["bake", "--version", "1", "--git-sha", "a"])
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+            .env("AWS_CONFIG_FILE", "/nonexistent")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(code, 5, "{err}");
+    assert!(err.contains("no AWS credentials"), "{err}");
+}
+
+#[test]
+fn explain_shows_where_values_come_from() {
+    let dir = tempdir();
+    component(dir.path(), &unique("expl"), "");
+    let (out, err, code) = parts(
+        &gears_aws(dir.path())
+            .args(["bake", "--explain"])
+            .env("GO_PIPELINE_LABEL", "77")
+            .env("GO_REVISION_SERVICE", "f00d")
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("version            77    (from GO_PIPELINE_LABEL (GoCD))"),
+        "{out}"
+    );
+    assert!(
+        out.contains("git sha            f00d    (from GO_REVISION_SERVICE (GoCD))"),
+        "{out}"
+    );
+    assert!(out.contains("(from component file `repo`)"), "{out}");
+}
+
+#[test]
+fn validate_checks_template_with_packer_and_playbook_with_ansible() {
+    let dir = tempdir();
+    let f = component(dir.path(), &unique("val"), "");
+    // amazon-chroot cannot run off EC2, but its template is rendered and validated.
+    let text = std::fs::read_to_string(&f).unwrap().replace(
+        "name: worker, instance_type: t3.small",
+        "type: amazon-chroot, name: agent",
+    );
+    std::fs::write(
+        &f,
+        text.replace(
+            "{type: amazon-ebs, type: amazon-chroot",
+            "{type: amazon-chroot",
+        ),
+    )
+    .unwrap();
+    let (out, err, code) = parts(&gears_aws(dir.path()).args(["validate"]).output().unwrap());
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("ok: packer validate"), "{out}");
+    assert!(out.contains("ok: ansible-playbook --syntax-check"), "{out}");
+
+    let pb = dir.path().join("broken.yml");
+    std::fs::write(
+        &pb,
+        "- hosts: all\n  tasks:\n    - name: x\n      no_such_module_xyz: {}\n",
+    )
+    .unwrap();
+    let text = std::fs::read_to_string(&f).unwrap();
+    let start = text.find("  playbook: ").unwrap();
+    let end = start + text[start..].find('\n').unwrap();
+    std::fs::write(
+        &f,
+        format!("{}  playbook: broken.yml{}", &text[..start], &text[end..]),
+    )
+    .unwrap();
+    let (_, err, code) = parts(&gears_aws(dir.path()).args(["validate"]).output().unwrap());
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains("ansible-playbook --syntax-check failed"),
+        "{err}"
+    );
+}
