@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# The main job of gears, end to end against local stand-ins for AWS and the service:
-#   1. bake  — an AMI of the example component, with real Packer against the moto emulator;
-#   2. smoke — the component's smoke tests against a real HTTP server (httpbin on 127.0.0.1).
-# The test and deploy stages are not built yet (see README "Status"). Everything the demo needs
-# is installed when missing; every server is started on 127.0.0.1 and stopped at the end.
+# The main job of gears, end to end, against local stand-ins for AWS and the service:
+#   1. gears validate — the example component's file, template (packer validate) and playbook;
+#   2. gears bake     — AMIs of examples/hello-service with real Packer against the moto emulator,
+#                       two builders into two regions, then the same bake again (reused);
+#   3. gears smoke    — the smoke tests against a real HTTP server (httpbin on 127.0.0.1).
+# The test and deploy stages are not built yet (README "Status"). Everything the demo needs is
+# installed when missing; every server is started on 127.0.0.1 and stopped at the end.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$GEARS_ROOT"
@@ -12,22 +14,33 @@ trap stop_all EXIT
 ensure_curl
 ensure_venv
 ensure_packer
+export PATH="$GEARS_VENV/bin:$PATH"   # ansible-playbook
 log "building gears"
-cargo build --release --quiet
-GEARS=${CARGO_TARGET_DIR:-$GEARS_ROOT/target}/release/gears
+cargo build --quiet
+GEARS=${CARGO_TARGET_DIR:-$GEARS_ROOT/target}/debug/gears
 
+start_moto
+log "moto (the AWS emulator) on $AWS_ENDPOINT_URL"
 start_httpbin
 log "httpbin (the example service) on 127.0.0.1:$HTTPBIN_PORT"
 
-if "$GEARS" --help | grep -q '^  bake'; then
-  start_moto
-  log "moto (the AWS emulator) on $AWS_ENDPOINT_URL"
-  log "== gears bake =="
-  (cd examples/hello-service && "$GEARS" bake --manifest "$GEARS_RUN/manifest.json" --version "1.0.$(date +%s)")
-  log "manifest: $GEARS_RUN/manifest.json"
-  cat "$GEARS_RUN/manifest.json" >&2
-fi
+cd examples/hello-service
+VERSION="1.0.$(date +%s)"
+log "== gears validate =="
+"$GEARS" validate --work-dir "$GEARS_RUN/work"
+log "== gears bake --explain =="
+"$GEARS" bake --explain --version "$VERSION" --git-sha "$(git -C "$GEARS_ROOT" rev-parse HEAD 2>/dev/null || echo 0000000)"
+log "== gears bake =="
+"$GEARS" bake --version "$VERSION" --git-sha "$(git -C "$GEARS_ROOT" rev-parse HEAD 2>/dev/null || echo 0000000)" \
+  --work-dir "$GEARS_RUN/work" --manifest "$GEARS_RUN/manifest.json"
+log "manifest ($GEARS_RUN/manifest.json):"
+cat "$GEARS_RUN/manifest.json" >&2
+log "== gears bake again: the same version and revision are reused =="
+"$GEARS" bake --version "$VERSION" --git-sha "$(git -C "$GEARS_ROOT" rev-parse HEAD 2>/dev/null || echo 0000000)" \
+  --work-dir "$GEARS_RUN/work" --manifest "$GEARS_RUN/manifest.json"
+cd "$GEARS_ROOT"
 
 log "== gears smoke =="
 "$GEARS" smoke "127.0.0.1:$HTTPBIN_PORT" smoke-tests/httpbin.yaml --junit "$GEARS_RUN/smoke.xml"
 log "JUnit report: $GEARS_RUN/smoke.xml"
+log "demo finished: validate, bake (baked, then reused) and smoke all passed"

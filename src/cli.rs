@@ -97,6 +97,9 @@ pub struct BakeArgs {
     /// What stdout carries.
     #[arg(long, value_enum, default_value_t = Output::Human)]
     pub output: Output,
+    /// Without a live view, print a "still running" line after SECS of silence from packer.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub heartbeat: u64,
 }
 
 /// `gears validate`.

@@ -111,6 +111,8 @@ pub struct BakeSettings {
     pub explain: bool,
     pub force: bool,
     pub output: OutputFormat,
+    /// Silence from packer before a heartbeat line.
+    pub heartbeat: Duration,
 }
 
 impl BakeSettings {
@@ -150,6 +152,7 @@ impl BakeSettings {
             explain: false,
             force: false,
             output: OutputFormat::Human,
+            heartbeat: Duration::from_secs(30),
         })
     }
 
@@ -160,6 +163,13 @@ impl BakeSettings {
         s.dry_run = args.dry_run;
         s.explain = args.explain;
         s.force = args.force;
+        if args.heartbeat == 0 {
+            return Err(Error::usage(
+                "--heartbeat 0: give a number of seconds, 1 or more",
+                None,
+            ));
+        }
+        s.heartbeat = Duration::from_secs(args.heartbeat);
         s.output = match args.output {
             Output::Human => OutputFormat::Human,
             Output::Json => OutputFormat::Json,

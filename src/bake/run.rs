@@ -327,7 +327,7 @@ pub async fn bake(
         env: vec![("CHECKPOINT_DISABLE".into(), "1".into())],
         log: dir.join("packer.log"),
         cleanup_grace: Duration::from_secs(600),
-        heartbeat: Duration::from_secs(30),
+        heartbeat: settings.heartbeat,
     };
     let result = process::run(&cmd, cancel, |p| match p {
         Progress::Event(Event::Ui {

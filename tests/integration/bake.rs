@@ -414,7 +414,16 @@ async fn failing_provisioner_is_exit_4_with_packers_error_and_the_log() {
 }
 
 #[tokio::test]
-async fn interrupt_waits_for_packers_cleanup_then_exits_130() {
+async fn sigint_waits_for_packers_cleanup_then_exits_130() {
+    interrupt("INT", 130, false).await;
+}
+
+#[tokio::test]
+async fn sigterm_waits_for_packers_cleanup_then_exits_143_with_heartbeats_meanwhile() {
+    interrupt("TERM", 143, true).await;
+}
+
+async fn interrupt(signal: &str, code: i32, heartbeat: bool) {
     use std::io::{BufRead, BufReader};
     let dir = tempdir();
     let name = unique("int");
@@ -424,7 +433,15 @@ async fn interrupt_waits_for_packers_cleanup_then_exits_130() {
         &format!("template: {ROOT}/tests/fixtures/bake/slow-provisioner.json.tera\n"),
     );
     let mut child = gears_aws(dir.path())
-        .args(["bake", "--version", "1", "--git-sha", "a"])
+        .args([
+            "bake",
+            "--version",
+            "1",
+            "--git-sha",
+            "a",
+            "--heartbeat",
+            "1",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -434,7 +451,9 @@ async fn interrupt_waits_for_packers_cleanup_then_exits_130() {
     let mut line = String::new();
     while stderr.read_line(&mut line).unwrap() > 0 {
         seen.push_str(&line);
-        if line.contains("provisioning-started") {
+        if seen.contains("provisioning-started")
+            && (!heartbeat || line.contains("bake: still running after"))
+        {
             break;
         }
         line.clear();
@@ -445,20 +464,23 @@ async fn interrupt_waits_for_packers_cleanup_then_exits_130() {
         "a build instance is running"
     );
     assert!(Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .arg(format!("-{signal}"))
+        .arg(child.id().to_string())
         .status()
         .unwrap()
         .success());
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
     let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(130), "{seen}{rest}");
+    assert_eq!(status.code(), Some(code), "{seen}{rest}");
     assert!(
-        rest.contains("SIGINT received: waiting for packer to clean up"),
+        rest.contains(&format!(
+            "SIG{signal} received: waiting for packer to clean up"
+        )),
         "{rest}"
     );
     assert!(
-        rest.contains("interrupted by SIGINT; cleanup finished"),
+        rest.contains(&format!("interrupted by SIG{signal}; cleanup finished")),
         "{rest}"
     );
     assert!(
