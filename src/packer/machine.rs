@@ -121,6 +121,47 @@ pub fn parse_artifact_id(id: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// What a build's events add up to: the AMIs per builder and region (artifact 0 of each
+/// build; the manifest post-processor repeats it as artifact 1), and the errors.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BuildSummary {
+    pub amis: std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>,
+    /// `<builder>: <message>` of every `<builder>,error,...` line: the reasons a build failed.
+    pub build_errors: Vec<String>,
+    /// `ui,error` texts: stderr of steps, warnings; failures only together with a bad exit.
+    pub ui_errors: Vec<String>,
+    pub error_count: usize,
+}
+
+impl BuildSummary {
+    /// Takes one event into account.
+    pub fn observe(&mut self, ev: &Event) {
+        match ev {
+            Event::Artifact {
+                builder,
+                index: 0,
+                key,
+                value,
+            } if key == "id" => {
+                self.amis
+                    .entry(builder.clone())
+                    .or_default()
+                    .extend(parse_artifact_id(value));
+            }
+            Event::BuildError { builder, message } => {
+                self.build_errors.push(format!("{builder}: {message}"))
+            }
+            Event::Ui {
+                level: UiLevel::Error,
+                text,
+                ..
+            } => self.ui_errors.push(text.clone()),
+            Event::ErrorCount(n) => self.error_count = *n,
+            _ => {}
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,6 +228,55 @@ mod tests {
         assert_eq!(parse_line("==> amazon-ebs: hello"), None);
         assert_eq!(parse_line(""), None);
         assert_eq!(parse_line("Build 'x' errored"), None);
+    }
+
+    fn summarise(log: &str) -> BuildSummary {
+        let mut s = BuildSummary::default();
+        for line in log.lines() {
+            let ev = parse_line(line).unwrap_or_else(|| panic!("not machine-readable: {line}"));
+            s.observe(&ev);
+        }
+        s
+    }
+
+    /// A real log: Packer 1.6.6, two amazon-ebs builders into two regions against moto, with a
+    /// shell-local step writing to stderr (`ui,error`) in a build that succeeded.
+    #[test]
+    fn captured_successful_build() {
+        let s = summarise(include_str!(
+            "../../tests/fixtures/packer/two-builders-two-regions.log"
+        ));
+        assert_eq!(s.amis.len(), 2);
+        assert_eq!(s.amis["web"]["us-east-1"], "ami-63618a20b10b85f7b");
+        assert_eq!(s.amis["web"]["eu-west-1"], "ami-6e5fa7a479c5ae128");
+        assert_eq!(s.amis["worker"]["us-east-1"], "ami-aacbb95db13dc8749");
+        assert_eq!(s.amis["worker"]["eu-west-1"], "ami-b1be33ce8147c0852");
+        assert_eq!(
+            s.ui_errors,
+            vec![
+                "==> web: warning, on stderr",
+                "==> worker: warning, on stderr"
+            ]
+        );
+        assert!(s.build_errors.is_empty());
+        assert_eq!(s.error_count, 0);
+    }
+
+    /// A real log of a shell-local step exiting 3 in both builds.
+    #[test]
+    fn captured_failed_build() {
+        let s = summarise(include_str!(
+            "../../tests/fixtures/packer/provisioner-fails.log"
+        ));
+        assert!(s.amis.is_empty());
+        assert_eq!(s.error_count, 2);
+        assert_eq!(
+            s.build_errors,
+            vec![
+                "web: Script exited with non-zero exit status: 3.Allowed exit codes are: [0]",
+                "worker: Script exited with non-zero exit status: 3.Allowed exit codes are: [0]"
+            ]
+        );
     }
 
     #[test]

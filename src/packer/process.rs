@@ -2,7 +2,7 @@
 //! every line parsed and kept in a log file, a heartbeat when packer is quiet, and SIGINT/SIGTERM
 //! passed on to packer, whose cleanup (instance, key pair, security group) gears waits for.
 
-use super::machine::{parse_artifact_id, parse_line, Event, UiLevel};
+use super::machine::{parse_line, BuildSummary, Event};
 use super::PackerError;
 use crate::cancel::Cancel;
 use crate::error::Error;
@@ -88,9 +88,7 @@ pub async fn run(
     let mut stderr = BufReader::new(child.stderr.take().expect("piped")).lines();
     let (mut out_done, mut err_done) = (false, false);
     let mut tail: VecDeque<String> = VecDeque::new();
-    let mut build_errors: Vec<String> = Vec::new();
-    let mut ui_errors: Vec<String> = Vec::new();
-    let mut amis: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    let mut summary = BuildSummary::default();
     let mut stopping: Option<(crate::cancel::Signal, Instant)> = None;
     let mut last_output = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -108,16 +106,7 @@ pub async fn run(
                     last_output = Instant::now();
                     keep(&line, &mut tail);
                     if let Some(ev) = parse_line(&line) {
-                        match &ev {
-                            Event::Artifact { builder, index: 0, key, value } if key == "id" => {
-                                amis.entry(builder.clone()).or_default().extend(parse_artifact_id(value));
-                            }
-                            Event::BuildError { builder, message } => {
-                                build_errors.push(format!("{builder}: {message}"));
-                            }
-                            Event::Ui { level: UiLevel::Error, text, .. } => ui_errors.push(text.clone()),
-                            _ => {}
-                        }
+                        summary.observe(&ev);
                         on_progress(Progress::Event(&ev));
                     }
                 }
@@ -127,7 +116,7 @@ pub async fn run(
                 Ok(Some(line)) => {
                     last_output = Instant::now();
                     keep(&format!("stderr: {line}"), &mut tail);
-                    ui_errors.push(line);
+                    summary.ui_errors.push(line);
                 }
                 _ => err_done = true,
             },
@@ -160,10 +149,10 @@ pub async fn run(
         return Err(Error::Interrupted(sig));
     }
     if !status.success() {
-        let errors = if !build_errors.is_empty() {
-            build_errors.join("\n")
-        } else if !ui_errors.is_empty() {
-            ui_errors.join("\n")
+        let errors = if !summary.build_errors.is_empty() {
+            summary.build_errors.join("\n")
+        } else if !summary.ui_errors.is_empty() {
+            summary.ui_errors.join("\n")
         } else {
             tail.iter().cloned().collect::<Vec<_>>().join("\n")
         };
@@ -174,11 +163,11 @@ pub async fn run(
         }
         .into());
     }
-    if amis.values().all(BTreeMap::is_empty) {
+    if summary.amis.values().all(BTreeMap::is_empty) {
         return Err(PackerError::NoArtifact { log: log_path }.into());
     }
     Ok(BuildOutput {
-        amis,
+        amis: summary.amis,
         duration: start.elapsed(),
     })
 }

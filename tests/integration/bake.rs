@@ -173,6 +173,35 @@ async fn bake_two_builders_into_two_regions_then_reuse() {
             );
         }
     }
+    // The snapshots behind the AMIs carry the same tags, in both regions.
+    for region in ["us-east-1", "eu-west-1"] {
+        let snaps = ec2(region)
+            .await
+            .describe_snapshots()
+            .owner_ids("self")
+            .filters(
+                aws_sdk_ec2::types::Filter::builder()
+                    .name("tag:gears:run-id")
+                    .values(first["run_id"].as_str().unwrap())
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            snaps.snapshots().len() >= 2,
+            "a snapshot per builder in {region}: {snaps:?}"
+        );
+        for snap in snaps.snapshots() {
+            let t: BTreeMap<_, _> = snap
+                .tags()
+                .iter()
+                .map(|t| (t.key().unwrap(), t.value().unwrap()))
+                .collect();
+            assert_eq!(t["COMPONENT_VERSION"], "2.5.0");
+            assert_eq!(t["GIT_SHA"], "0a1b2c3d");
+        }
+    }
     let env = std::fs::read_to_string(dir.path().join("out/manifest.env")).unwrap();
     assert!(
         env.contains(&format!(
@@ -620,5 +649,47 @@ fn validate_checks_template_with_packer_and_playbook_with_ansible() {
     assert!(
         err.contains("ansible-playbook --syntax-check failed"),
         "{err}"
+    );
+}
+
+#[test]
+fn live_view_on_a_terminal() {
+    // `script` gives gears a pseudo-terminal, as a person at a terminal would have; outside CI
+    // gears then draws a live view per builder instead of timestamped lines.
+    let dir = tempdir();
+    component(dir.path(), &unique("tty"), "");
+    let cmd = format!(
+        "{} bake --version 3.0 --git-sha ab",
+        env!("CARGO_BIN_EXE_gears")
+    );
+    let path = format!(
+        "{}/bin:{}",
+        need("GEARS_TEST_VENV"),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let o = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .env("PATH", path)
+        .env_remove("CI")
+        .env_remove("BUILD_NUMBER")
+        .env_remove("JENKINS_URL")
+        .env_remove("GO_SERVER_URL")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let (out, _, code) = parts(&o);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("web") && out.contains("worker") && out.contains("done"),
+        "{out}"
+    );
+    assert!(
+        out.contains("\x1b["),
+        "a live view redraws with escape sequences:\n{out}"
+    );
+    let plain = regex::Regex::new(r"\[\d\d:\d\d:\d\d\] web: ").unwrap();
+    assert!(
+        !plain.is_match(&out),
+        "no timestamped lines on a terminal:\n{out}"
     );
 }
