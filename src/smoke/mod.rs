@@ -54,6 +54,9 @@ pub async fn execute(
 ) -> Result<Exit, Error> {
     let json = settings.output == OutputFormat::Json;
     let colour = settings.colour && !json;
+    for w in &file.warnings {
+        let _ = writeln!(err, "warning: {}: {w}", file.path);
+    }
     {
         let console: &mut dyn Write = if json { &mut *err } else { &mut *out };
         let _ = console.write_all(report::console::preamble(file.tests.len()).as_bytes());

@@ -155,20 +155,21 @@ pub fn evaluate(test: &TestSpec, checks: &[Outcome], resp: &Response) -> Vec<Che
                 }
             },
             Outcome::MaxTimeMs(max) => {
-                let took = resp.elapsed_ms;
+                // Smolder's words: the difference first, the measured time in brackets.
+                let took = resp.elapsed_ms.round();
                 let diff = (max - took).abs();
                 out.push(if took <= *max {
                     CheckResult::new(
                         "response_max_time_ms",
                         true,
-                        format!("Response time was {took:.0}ms shorter than max ({diff:.0}ms)"),
+                        format!("Response time was {diff:.0}ms shorter than max ({took:.0}ms)"),
                     )
                 } else {
                     CheckResult::new(
                         "response_max_time_ms",
                         false,
                         format!(
-                            "Response time was {took:.0}ms longer than {max}ms max ({diff:.0}ms)"
+                            "Response time was {diff:.0}ms longer than {max}ms max ({took:.0}ms)"
                         ),
                     )
                 })
@@ -231,7 +232,7 @@ pub fn evaluate(test: &TestSpec, checks: &[Outcome], resp: &Response) -> Vec<Che
                         Some(v) if v == want => CheckResult::new(
                             "response_header_values",
                             true,
-                            format!("Header {h}: {want} present"),
+                            format!("Header {h}: {v} present"),
                         ),
                         Some(v) => CheckResult::new(
                             "response_header_values",
@@ -252,7 +253,7 @@ pub fn evaluate(test: &TestSpec, checks: &[Outcome], resp: &Response) -> Vec<Che
                         Some(v) if re.regex.is_match(v) => CheckResult::new(
                             "response_header_value_contains",
                             true,
-                            format!("Header {h}: {} present", re.source),
+                            format!("Header {h}: {v} present"),
                         ),
                         Some(v) => CheckResult::new(
                             "response_header_value_contains",
@@ -384,10 +385,14 @@ mod tests {
         let r = run("      response_max_time_ms: 10\n", &resp(200, &[], ""));
         assert_eq!(
             r[1].message,
-            "Response time was 12ms longer than 10ms max (2ms)"
+            "Response time was 2ms longer than 10ms max (12ms)"
         );
         let r = run("      response_max_time_ms: 100\n", &resp(200, &[], ""));
         assert!(r[1].passed);
+        assert_eq!(
+            r[1].message,
+            "Response time was 88ms shorter than max (12ms)"
+        );
     }
 
     #[test]

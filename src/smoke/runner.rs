@@ -214,7 +214,12 @@ fn shell_double_quote(s: &str) -> String {
 /// The curl command a human can paste to repeat the request; secrets are `***`.
 fn curl_command(spec: &TestSpec, url: &str, protocol: Protocol) -> String {
     let i = &spec.inputs;
-    let mut parts = vec!["curl -v -s -o /dev/null".to_owned()];
+    // Smolder's order: `curl [--insecure] -v -s -o /dev/null -H ... -d... -X METHOD "URL"`.
+    let mut parts = vec!["curl".to_owned()];
+    if protocol == Protocol::Https && i.verify == Some(Verify::No) {
+        parts.push("--insecure".to_owned());
+    }
+    parts.push("-v -s -o /dev/null".to_owned());
     for (k, v) in i.headers.iter().flat_map(|h| h.0.iter()) {
         let v = if is_secret_header(k) {
             "***"
@@ -252,9 +257,6 @@ fn curl_command(spec: &TestSpec, url: &str, protocol: Protocol) -> String {
     }
     for (k, _) in i.files.iter().flat_map(|f| f.0.iter()) {
         parts.push(format!("-F {}", shell_double_quote(&format!("{k}=@{k}"))));
-    }
-    if protocol == Protocol::Https && i.verify == Some(Verify::No) {
-        parts.push("--insecure".to_owned());
     }
     if i.allow_redirects == Some(true) {
         parts.push("-L".to_owned());

@@ -19,6 +19,8 @@ pub struct SmokeFile {
     pub path: String,
     /// The tests, in file order.
     pub tests: Vec<TestSpec>,
+    /// Things that run but deserve a word (keys Smolder ignores), once each.
+    pub warnings: Vec<String>,
 }
 
 /// A YAML/JSON scalar, for checks that must run while serde still knows the value's place.
@@ -340,12 +342,38 @@ impl<'de> Deserialize<'de> for Data {
                 Ok(Data::Raw(v.to_owned()))
             }
             fn visit_map<A: MapAccess<'de>>(self, m: A) -> Result<Data, A::Error> {
-                let o = Ordered::<Text>::deserialize(de::value::MapAccessDeserializer::new(m))?;
-                Ok(Data::Form(o.0.into_iter().map(|(k, v)| (k, v.0)).collect()))
+                let o = Ordered::<serde_json::Value>::deserialize(
+                    de::value::MapAccessDeserializer::new(m),
+                )?;
+                Ok(Data::Form(form_pairs(o.0)))
             }
         }
         d.deserialize_any(V)
     }
+}
+
+/// Form fields as Python requests encodes a `data` dict: a list gives one field per item, a
+/// nested mapping one field per key (requests iterates it), `null` is left out.
+fn form_pairs(fields: Vec<(String, serde_json::Value)>) -> Vec<(String, String)> {
+    use serde_json::Value;
+    let text = |v: &Value| match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Bool(true) => Some("True".to_owned()),
+        Value::Bool(false) => Some("False".to_owned()),
+        Value::Null => None,
+        other => Some(other.to_string()),
+    };
+    let mut out = Vec::new();
+    for (k, v) in fields {
+        match &v {
+            Value::Array(items) => {
+                out.extend(items.iter().filter_map(text).map(|t| (k.clone(), t)))
+            }
+            Value::Object(m) => out.extend(m.keys().map(|t| (k.clone(), t.clone()))),
+            other => out.extend(text(other).map(|t| (k.clone(), t))),
+        }
+    }
+    out
 }
 
 /// `inputs.cookie`/`cookies`: a mapping, or a `a=b; c=d` string.
@@ -461,6 +489,15 @@ pub struct Inputs {
     pub timeout: Option<Seconds>,
     pub proxies: Option<Proxies>,
     pub cert: Option<ClientCert>,
+    /// Smolder's ldap inputs: known, so accepted; gears refuses ldap tests, so never used.
+    #[serde(default, rename = "bind_dn")]
+    pub _bind_dn: Option<serde::de::IgnoredAny>,
+    #[serde(default, rename = "bind_pw")]
+    pub _bind_pw: Option<serde::de::IgnoredAny>,
+    #[serde(default, rename = "dn")]
+    pub _dn: Option<serde::de::IgnoredAny>,
+    #[serde(default, rename = "attr_key")]
+    pub _attr_key: Option<serde::de::IgnoredAny>,
 }
 
 fn file_upload<'de, D: Deserializer<'de>>(d: D) -> Result<Option<FileUpload>, D::Error> {
@@ -509,6 +546,8 @@ pub struct Outcomes {
     pub checks: Vec<Outcome>,
     pub show_body: Option<bool>,
     pub colour_output: Option<bool>,
+    /// Keys Smolder's own example files use but Smolder ignores: accepted, ignored, warned about.
+    pub ignored: Vec<String>,
 }
 
 /// Every key `outcomes` accepts.
@@ -526,6 +565,9 @@ pub const OUTCOME_KEYS: &[&str] = &[
     "headers_present",
     "show_body",
     "colour_output",
+    "ldap_attribute_value_equals",
+    "response_headers_present",
+    "colour",
 ];
 
 struct StatusCode(u16);
@@ -609,6 +651,26 @@ impl<'de> Deserialize<'de> for Outcomes {
                         }
                         "colour_output" => {
                             out.colour_output = Some(m.next_value()?);
+                            continue;
+                        }
+                        // In Smolder's examples (header_test.json) under outcomes, where Smolder
+                        // ignores it; gears checks the headers, as the author meant.
+                        "response_headers_present" => {
+                            let v: Vec<Text> = m.next_value()?;
+                            Outcome::ResponseHeaders(v.into_iter().map(|t| t.0).collect())
+                        }
+                        // In Smolder's own fixtures; Smolder ignores it (colour stays on).
+                        "colour" => {
+                            m.next_value::<de::IgnoredAny>()?;
+                            out.ignored.push(
+                                "`colour` under outcomes is ignored, as Smolder ignores it; did you mean `colour_output`?".to_owned(),
+                            );
+                            continue;
+                        }
+                        // Smolder's ldap check: known, so accepted; only ldap tests use it, and
+                        // gears refuses those.
+                        "ldap_attribute_value_equals" => {
+                            m.next_value::<de::IgnoredAny>()?;
                             continue;
                         }
                         other => return Err(de::Error::unknown_field(other, OUTCOME_KEYS)),
@@ -710,10 +772,16 @@ pub fn parse(path: &str, source: &str) -> Result<SmokeFile, InputError> {
         )
         .with_hint("a smoke file looks like:\n  tests:\n    - name: home page\n      uri: /"));
     };
+    let mut warnings: Vec<String> = Vec::new();
     let tests = raw_tests
         .into_iter()
         .map(|t| {
             let outcomes = t.outcomes.unwrap_or_default();
+            for w in &outcomes.ignored {
+                if !warnings.contains(w) {
+                    warnings.push(w.clone());
+                }
+            }
             TestSpec {
                 name: t.name.0,
                 description: t.description.map(|d| d.0),
@@ -738,6 +806,7 @@ pub fn parse(path: &str, source: &str) -> Result<SmokeFile, InputError> {
     Ok(SmokeFile {
         path: path.to_owned(),
         tests,
+        warnings,
     })
 }
 
@@ -877,6 +946,36 @@ mod tests {
             "{}",
             e.message
         );
+    }
+
+    #[test]
+    fn nested_form_data_is_encoded_as_requests_does() {
+        let f = parse("s.json", r#"{"tests": [{"name": "a", "inputs": {"data": {"downloadTransaction": {"status": "COMPLETE"}, "ids": [1, 2], "flag": true, "none": null}}}]}"#).unwrap();
+        assert_eq!(
+            f.tests[0].inputs.data,
+            Some(Data::Form(vec![
+                ("downloadTransaction".into(), "status".into()),
+                ("ids".into(), "1".into()),
+                ("ids".into(), "2".into()),
+                ("flag".into(), "True".into()),
+            ]))
+        );
+    }
+
+    #[test]
+    fn keys_from_smolders_own_examples_are_accepted() {
+        // examples/header_test.json and tests/fixtures/github_status.json of Smolder.
+        let f = parse(
+            "s.json",
+            r#"{"tests": [{"name": "a", "outcomes": {"expect_status_code": 301, "colour": "False", "response_headers_present": ["x-int-requestid"]}}, {"name": "b", "outcomes": {"colour": "False"}}]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            f.tests[0].checks[1],
+            Outcome::ResponseHeaders(vec!["x-int-requestid".into()])
+        );
+        assert_eq!(f.warnings.len(), 1, "{:?}", f.warnings);
+        assert!(f.warnings[0].contains("did you mean `colour_output`?"));
     }
 
     #[test]

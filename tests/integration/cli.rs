@@ -29,7 +29,11 @@ fn passing_file_exits_0_with_smolders_summary() {
         .lines()
         .find(|l| l.starts_with("expect_status_code: Status code == 200"))
         .unwrap();
-    assert_eq!(line.len(), 108, "{line:?}");
+    assert_eq!(
+        line.len(),
+        110,
+        "Smolder's add_output makes 110 columns: {line:?}"
+    );
     assert!(line.ends_with("..  [PASS]"), "{line:?}");
     assert!(
         !out.contains("ops:correct-horse"),

@@ -16,9 +16,12 @@ pub fn preamble(n: usize) -> String {
 /// The block of one test: header, body (if asked), outcome lines, a blank line.
 pub fn test_block(r: &TestResult, colour: bool) -> String {
     let dashes = "-".repeat(WIDTH);
+    let cut = |s: &str| s.chars().take(WIDTH).collect::<String>();
     let mut out = format!(
         "{dashes}\n{:^WIDTH$}\n{:^WIDTH$}\n{}\n{dashes}\n",
-        r.name, r.url, r.curl
+        cut(&r.name),
+        cut(&r.url),
+        r.curl
     );
     if let Some(body) = &r.body {
         out.push_str(body);
@@ -45,16 +48,18 @@ pub fn test_block(r: &TestResult, colour: bool) -> String {
     out
 }
 
-/// `check: message......[PASS]`: padded with dots to 100 columns, status right-aligned in 8.
+/// `check: message......[PASS]`, as Smolder's `add_output` builds it: `name: message`, then
+/// `108 - len(name) - len(message) - 8` dots, then the status right-aligned in 8 (110 columns).
 pub fn outcome_line(c: &CheckResult, colour: bool) -> String {
-    let text = format!("{}: {}", c.check, c.message);
+    let dots = (WIDTH - 8).saturating_sub(c.check.chars().count() + c.message.chars().count());
     let status = if c.passed { "[PASS]" } else { "[FAIL]" };
     let status = format!("{status:>8}");
+    let dots = ".".repeat(dots);
     if colour {
         let col = if c.passed { GREEN } else { RED };
-        format!("{text:.<100}{col}{status}{RESET}")
+        format!("{}: {}{dots}{col}{status}{RESET}", c.check, c.message)
     } else {
-        format!("{text:.<100}{status}")
+        format!("{}: {}{dots}{status}", c.check, c.message)
     }
 }
 
