@@ -1,6 +1,6 @@
 //! The composition root: settings → real adapters → stage functions → exit code.
 
-use crate::cancel::Cancel;
+use crate::cancel::{Cancel, Cleanup};
 use crate::cli::{Cli, Command};
 use crate::context::RunContext;
 use crate::error::Error;
@@ -12,16 +12,34 @@ pub async fn run(cli: Cli) -> Exit {
     let ctx = RunContext::capture();
     let cancel = Cancel::new();
     cancel.listen_for_signals();
-    match dispatch(cli, &ctx, &cancel).await {
+    let cleanup = Cleanup::default();
+    let exit = match dispatch(cli, &ctx, &cancel, &cleanup).await {
         Ok(exit) => exit,
         Err(e) => {
             eprint!("{}", e.render());
             e.exit()
         }
+    };
+    // Whatever happened, undo what the stages created and did not release themselves.
+    let mut exit = exit;
+    for (what, result) in cleanup.run_all().await {
+        match result {
+            Ok(()) => eprintln!("cleanup: {what}: done"),
+            Err(why) => {
+                eprintln!("error: cleanup: {what}: {why}\nhint: a human must look: this resource may still exist");
+                exit = exit.most_severe(Exit::NeedsHuman);
+            }
+        }
     }
+    exit
 }
 
-async fn dispatch(cli: Cli, ctx: &RunContext, cancel: &Cancel) -> Result<Exit, Error> {
+async fn dispatch(
+    cli: Cli,
+    ctx: &RunContext,
+    cancel: &Cancel,
+    _cleanup: &Cleanup,
+) -> Result<Exit, Error> {
     match cli.command {
         Command::Smoke(args) => {
             let settings = SmokeSettings::resolve(&args, ctx)?;

@@ -98,3 +98,111 @@ impl Cancel {
         });
     }
 }
+
+type CleanupFn = Box<
+    dyn FnOnce() -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>>
+        + Send,
+>;
+
+/// Resources gears created that must be undone before it exits, whatever happens (a test
+/// instance, a deploy lock, suspended scaling processes). `Drop` cannot `.await`, so stages
+/// register an undo step here and mark it done when they release the resource themselves; the
+/// composition root runs what is left before exiting, newest first.
+#[derive(Clone, Default)]
+pub struct Cleanup {
+    steps: Arc<Mutex<Vec<(u64, String, CleanupFn)>>>,
+    next: Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// A registered cleanup step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CleanupId(u64);
+
+impl Cleanup {
+    /// Registers `undo`, described for the log (e.g. "terminate test instance i-0abc").
+    pub fn register<F, Fut>(&self, what: impl Into<String>, undo: F) -> CleanupId
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<(), String>> + Send + 'static,
+    {
+        let id = self.next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let step: CleanupFn = Box::new(move || Box::pin(undo()));
+        self.steps
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((id, what.into(), step));
+        CleanupId(id)
+    }
+
+    /// The stage released the resource itself: nothing left to undo.
+    pub fn done(&self, id: CleanupId) {
+        self.steps
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|(i, _, _)| *i != id.0);
+    }
+
+    /// How many steps are pending.
+    pub fn pending(&self) -> usize {
+        self.steps.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// Runs every pending step, newest first; returns each description with its outcome.
+    pub async fn run_all(&self) -> Vec<(String, Result<(), String>)> {
+        let steps: Vec<_> =
+            std::mem::take(&mut *self.steps.lock().unwrap_or_else(|p| p.into_inner()));
+        let mut out = Vec::with_capacity(steps.len());
+        for (_, what, step) in steps.into_iter().rev() {
+            out.push((what, step().await));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn cleanup_runs_pending_steps_newest_first() {
+        let c = Cleanup::default();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        for name in ["instance", "lock", "released"] {
+            let log = log.clone();
+            let id = c.register(format!("undo {name}"), move || async move {
+                log.lock().unwrap().push(name);
+                if name == "lock" {
+                    Err("lock table unreachable".to_owned())
+                } else {
+                    Ok(())
+                }
+            });
+            if name == "released" {
+                c.done(id);
+            }
+        }
+        assert_eq!(c.pending(), 2);
+        let results = c.run_all().await;
+        assert_eq!(*log.lock().unwrap(), vec!["lock", "instance"]);
+        assert_eq!(
+            results[0],
+            (
+                "undo lock".to_owned(),
+                Err("lock table unreachable".to_owned())
+            )
+        );
+        assert_eq!(results[1], ("undo instance".to_owned(), Ok(())));
+        assert_eq!(c.pending(), 0);
+        assert!(c.run_all().await.is_empty(), "each step runs once");
+    }
+
+    #[test]
+    fn the_first_signal_decides_the_exit_code() {
+        let c = Cancel::new();
+        assert!(!c.is_cancelled());
+        c.cancel(Signal::Term);
+        c.cancel(Signal::Int);
+        assert_eq!(c.signal(), Some(Signal::Term));
+        assert_eq!(c.signal().unwrap().exit(), Exit::Terminated);
+    }
+}

@@ -18,3 +18,4 @@ pub mod packer;
 pub mod settings;
 pub mod smoke;
 pub mod ui;
+pub mod wait;

@@ -54,6 +54,7 @@ pub async fn execute(
 ) -> Result<Exit, Error> {
     let json = settings.output == OutputFormat::Json;
     let colour = settings.colour && !json;
+    let plan = runner::prepare(file, &settings.target)?;
     for w in &file.warnings {
         let _ = writeln!(err, "warning: {}: {w}", file.path);
     }
@@ -76,7 +77,7 @@ pub async fn execute(
     let start = Instant::now();
     let results = {
         let console: &mut dyn Write = if json { &mut *err } else { &mut *out };
-        runner::run(file, &opts, |r| {
+        runner::run_plan(&plan, &opts, |r| {
             let _ = console.write_all(report::console::test_block(r, colour).as_bytes());
             let _ = console.flush();
         })

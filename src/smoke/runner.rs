@@ -272,7 +272,13 @@ fn curl_command(spec: &TestSpec, url: &str, protocol: Protocol) -> String {
     parts.join(" ")
 }
 
-fn prepare<'a>(file: &'a SmokeFile, target: &Target) -> Result<Vec<Prepared<'a>>, Error> {
+/// A file's tests, resolved and checked (URLs, clients, headers): nothing runs before this
+/// succeeds.
+pub struct Plan<'a>(Vec<Prepared<'a>>);
+
+/// Resolves every test of `file` against `target`; bad input (an unreadable CA bundle, an
+/// invalid header) is an error before anything runs.
+pub fn prepare<'a>(file: &'a SmokeFile, target: &Target) -> Result<Plan<'a>, Error> {
     let mut clients: HashMap<ClientKey, reqwest::Client> = HashMap::new();
     let mut errors = Vec::new();
     let mut out = Vec::new();
@@ -289,6 +295,21 @@ fn prepare<'a>(file: &'a SmokeFile, target: &Target) -> Result<Vec<Prepared<'a>>
             port,
             spec.uri
         );
+        for (k, v) in spec.inputs.headers.iter().flat_map(|h| h.0.iter()) {
+            let bad = if reqwest::header::HeaderName::from_bytes(k.as_bytes()).is_err() {
+                Some(format!(
+                    "test `{}`: `{k}` is not a valid HTTP header name",
+                    spec.name
+                ))
+            } else if reqwest::header::HeaderValue::from_str(&v.0).is_err() {
+                Some(format!("test `{}`: the value of header `{k}` has characters HTTP does not allow (a newline?)", spec.name))
+            } else {
+                None
+            };
+            if let Some(msg) = bad {
+                errors.push(InputError::whole_file(file.path.clone(), msg));
+            }
+        }
         let mut client = None;
         if protocol != Protocol::Tcp {
             let key = client_key(&spec.inputs);
@@ -320,7 +341,7 @@ fn prepare<'a>(file: &'a SmokeFile, target: &Target) -> Result<Vec<Prepared<'a>>
         });
     }
     match errors.len() {
-        0 => Ok(out),
+        0 => Ok(Plan(out)),
         1 => Err(errors.remove(0).into()),
         _ => Err(Error::Inputs(errors)),
     }
@@ -331,9 +352,19 @@ fn prepare<'a>(file: &'a SmokeFile, target: &Target) -> Result<Vec<Prepared<'a>>
 pub async fn run(
     file: &SmokeFile,
     opts: &RunOptions,
+    on_result: impl FnMut(&TestResult),
+) -> Result<Vec<TestResult>, Error> {
+    let plan = prepare(file, &opts.target)?;
+    run_plan(&plan, opts, on_result).await
+}
+
+/// Runs a prepared plan; see [`run`].
+pub async fn run_plan(
+    plan: &Plan<'_>,
+    opts: &RunOptions,
     mut on_result: impl FnMut(&TestResult),
 ) -> Result<Vec<TestResult>, Error> {
-    let prepared = prepare(file, &opts.target)?;
+    let prepared = &plan.0;
     let deadline = opts.wait.map(|w| Instant::now() + w);
     let mut stream = futures::stream::iter(prepared.iter())
         .map(|p| run_until(p, deadline, &opts.cancel))
@@ -357,24 +388,26 @@ pub async fn run(
 }
 
 async fn run_until(p: &Prepared<'_>, deadline: Option<Instant>, cancel: &Cancel) -> TestResult {
-    let mut attempts = 0;
-    let mut pause = Duration::from_millis(250);
-    loop {
-        attempts += 1;
-        let mut r = run_once(p).await;
-        r.attempts = attempts;
-        let Some(deadline) = deadline else { return r };
-        let now = Instant::now();
-        if r.passed() || now >= deadline || cancel.is_cancelled() {
-            return r;
-        }
-        let sleep = pause.min(deadline - now);
-        tokio::select! {
-            _ = tokio::time::sleep(sleep) => {}
-            _ = cancel.cancelled() => return r,
-        }
-        pause = (pause * 2).min(Duration::from_secs(5));
-    }
+    let backoff = crate::wait::Backoff {
+        first: Duration::from_millis(250),
+        max: Duration::from_secs(5),
+    };
+    let deadline = deadline.map(tokio::time::Instant::from_std);
+    let (mut r, attempts) = match crate::wait::poll_until(
+        deadline,
+        backoff,
+        cancel,
+        || run_once(p),
+        TestResult::passed,
+    )
+    .await
+    {
+        crate::wait::Polled::Ready(r, n)
+        | crate::wait::Polled::TimedOut(r, n)
+        | crate::wait::Polled::Cancelled(r, n) => (r, n),
+    };
+    r.attempts = attempts;
+    r
 }
 
 async fn tcp_check(host: &str, port: u16) -> CheckResult {

@@ -105,6 +105,10 @@ fn each_kind_of_bad_input_is_exit_3() {
         ),
         ("tests:\n  - uri: /x\n", "missing field `name`"),
         ("", "empty"),
+        (
+            "tests:\n  - name: a\n    inputs: {headers: {\"Bad Header\": x}}\n",
+            "`Bad Header` is not a valid HTTP header name",
+        ),
     ];
     for (src, want) in cases {
         let o = run_with_stdin(gears().args(["smoke", &httpbin()]), src);
@@ -252,4 +256,31 @@ fn sigint_stops_the_run_with_130() {
     let (_, err, code) = parts(&o);
     assert_eq!(code, 130, "{err}");
     assert!(err.contains("interrupted by SIGINT"), "{err}");
+}
+
+#[test]
+fn colour_only_on_a_terminal_and_never_with_no_color() {
+    // `script` runs gears on a pseudo-terminal.
+    let cmd = format!(
+        "{} smoke {} {}",
+        env!("CARGO_BIN_EXE_gears"),
+        httpbin(),
+        example("failing.yaml")
+    );
+    let run = |no_color: bool| {
+        let mut c = std::process::Command::new("script");
+        c.args(["-qec", &cmd, "/dev/null"]).env_remove("NO_COLOR");
+        if no_color {
+            c.env("NO_COLOR", "1");
+        }
+        parts(&c.output().unwrap())
+    };
+    let (out, _, code) = run(false);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("\x1b[92m  [PASS]\x1b[0m") && out.contains("\x1b[91m  [FAIL]\x1b[0m"),
+        "{out}"
+    );
+    let (out, _, _) = run(true);
+    assert!(out.contains("  [FAIL]") && !out.contains('\x1b'), "{out}");
 }
