@@ -18,6 +18,12 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::time::Duration;
 
+/// `p` made absolute against the current directory: packer runs in the component's folder, so
+/// paths handed to it must not depend on where gears was started.
+fn absolute(p: &std::path::Path) -> std::path::PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
 /// A fresh run id: `<CREATED_AT>-<6 hex>`.
 pub fn new_run_id(created_at: &str) -> String {
     let nanos = std::time::SystemTime::now()
@@ -113,7 +119,7 @@ pub async fn render_and_validate(
     component: &Component,
     plan: &BakePlan,
 ) -> Result<(String, Option<String>), Error> {
-    let dir = &settings.work_dir.join(&plan.run_id);
+    let dir = &absolute(&settings.work_dir).join(&plan.run_id);
     std::fs::create_dir_all(dir).map_err(|e| Error::Write {
         path: dir.display().to_string(),
         source: e,
@@ -298,7 +304,7 @@ pub async fn bake(
         }
     }
 
-    let dir = &settings.work_dir.join(&plan.run_id);
+    let dir = &absolute(&settings.work_dir).join(&plan.run_id);
     std::fs::create_dir_all(dir).map_err(|e| Error::Write {
         path: dir.display().to_string(),
         source: e,

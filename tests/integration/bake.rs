@@ -289,21 +289,31 @@ async fn values_with_shell_and_template_metacharacters_arrive_intact() {
     assert_eq!(t["builders"][0]["tags"]["COMPONENT_VERSION"], NASTY_VERSION);
 
     // A real bake: packer's template engine and shell-local's sh run on these values (the
-    // playbook syntax check gets the extra vars), and the tags come back exact.
-    let o = gears_aws(dir.path())
+    // playbook syntax check gets the extra vars), and the tags come back exact. It runs from
+    // the parent folder with relative paths, as a CI job at the top of a monorepo would.
+    let sub = dir.path().file_name().unwrap().to_str().unwrap().to_owned();
+    let o = gears_aws(dir.path().parent().unwrap())
         .args([
             "bake",
+            "-c",
+            &format!("{sub}/gears.yaml"),
             "--version",
             NASTY_VERSION,
             "--git-sha",
             "beef",
+        ])
+        .args([
             "--manifest",
-            "m.json",
+            &format!("{sub}/m.json"),
+            "--work-dir",
+            &format!("{sub}/work"),
         ])
         .output()
         .unwrap();
     let (_, err, code) = parts(&o);
     assert_eq!(code, 0, "{err}");
+    assert!(dir.path().join("m.json").is_file() && dir.path().join("m.env").is_file());
+    assert!(dir.path().join("work").is_dir());
     let imgs = images_of("eu-west-1", &name).await;
     assert_eq!(imgs.len(), 2);
     for img in &imgs {
