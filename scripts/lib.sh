@@ -5,6 +5,7 @@
 GEARS_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 GEARS_VENV=${GEARS_VENV:-$HOME/.cache/gears-venv}
 GEARS_RUN=${GEARS_RUN:-$(mktemp -d "${TMPDIR:-/tmp}/gears-run.XXXXXX")}
+mkdir -p "$GEARS_RUN"
 GEARS_PIDS=()
 
 log() { printf '[%s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }

@@ -31,4 +31,25 @@ export GEARS_TEST_VENV="$GEARS_VENV"
 log "servers: httpbin $GEARS_TEST_HTTPBIN, httpbin-tls $GEARS_TEST_HTTPBIN_TLS, moto $GEARS_TEST_MOTO"
 
 log "cargo test"
-cargo test "$@"
+set +e
+cargo test "$@" 2>&1 | tee "$GEARS_RUN/cargo-test.log"
+rc=${PIPESTATUS[0]}
+set -e
+[ "$rc" -eq 0 ] || exit "$rc"
+passed=$(grep -oE '[0-9]+ passed' "$GEARS_RUN/cargo-test.log" | awk '{s += $1} END {print s + 0}')
+failed=$(grep -oE '[0-9]+ failed' "$GEARS_RUN/cargo-test.log" | awk '{s += $1} END {print s + 0}')
+
+if [ $# -eq 0 ]; then
+  # The README's first command is tested too (STYLE.md §16).
+  log "scripts/demo.sh"
+  stop_all
+  if ! GEARS_RUN="$GEARS_RUN/demo" scripts/demo.sh >"$GEARS_RUN/demo.log" 2>&1; then
+    tail -n 60 "$GEARS_RUN/demo.log" >&2
+    log "scripts/demo.sh failed"
+    echo "tests: $passed passed, $((failed + 1)) failed"
+    exit 1
+  fi
+  log "scripts/demo.sh passed"
+  passed=$((passed + 1))
+fi
+echo "tests: $passed passed, $failed failed"

@@ -4,7 +4,8 @@
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
-const EXIT_CODES: &str = "\
+/// The exit-code table of `gears --help` (checked against exit.rs by a test).
+pub const EXIT_CODES: &str = "\
 Exit codes:
   0    success
   1    a smoke test ran and failed (the AMI or release is bad)

@@ -13,6 +13,8 @@ pub struct RunContext {
     pub stdout_tty: bool,
     /// stderr is a terminal.
     pub stderr_tty: bool,
+    /// stdin is a terminal (nobody is piping a file in).
+    pub stdin_tty: bool,
     /// The directory gears was started in.
     pub cwd: std::path::PathBuf,
 }
@@ -24,6 +26,7 @@ impl RunContext {
             env: std::env::vars().collect(),
             stdout_tty: std::io::stdout().is_terminal(),
             stderr_tty: std::io::stderr().is_terminal(),
+            stdin_tty: std::io::stdin().is_terminal(),
             cwd: std::env::current_dir().unwrap_or_default(),
         }
     }

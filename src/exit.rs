@@ -130,6 +130,19 @@ mod tests {
         );
     }
 
+    /// STYLE.md §16: the README's table and `gears --help` say what exit.rs says.
+    #[test]
+    fn readme_and_help_list_every_code() {
+        let readme = include_str!("../README.md");
+        let help = crate::cli::EXIT_CODES;
+        for e in Exit::ALL {
+            let row = format!("| {} | {} |", e.code(), e.meaning());
+            assert!(readme.contains(&row), "README lacks the row {row}");
+            let line = format!("{:<5}{}", e.code(), e.meaning());
+            assert!(help.contains(&line), "--help lacks the line {line:?}");
+        }
+    }
+
     #[test]
     fn codes_are_distinct() {
         let mut codes: Vec<u8> = Exit::ALL.iter().map(|e| e.code()).collect();

@@ -71,6 +71,12 @@ impl SmokeSettings {
             (None, Some(f)) => Source::File(PathBuf::from(f)),
             (None, None) => Source::Stdin,
         };
+        if source == Source::Stdin && ctx.stdin_tty {
+            return Err(Error::usage(
+                "no smoke file: give FILE, set TEST_FILE, or pipe a file in",
+                Some("gears smoke HOST[:PORT] smoke.yaml".into()),
+            ));
+        }
         if args.jobs == 0 {
             return Err(Error::usage(
                 "--jobs 0: at least one test must run at a time",
@@ -214,6 +220,15 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.exit(), crate::exit::Exit::Usage);
+    }
+
+    #[test]
+    fn stdin_on_a_terminal_is_not_waited_on() {
+        let mut ctx = RunContext::default();
+        ctx.stdin_tty = true;
+        let e = smoke(&["gears", "smoke", "h"], &ctx).unwrap_err();
+        assert_eq!(e.exit(), crate::exit::Exit::Usage);
+        assert!(smoke(&["gears", "smoke", "h", "f.yaml"], &ctx).is_ok());
     }
 
     #[test]
