@@ -29,10 +29,27 @@ impl CloudError {
             CloudError::NoCredentials(_) => Some(
                 "set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or run on an instance with a role".into(),
             ),
-            CloudError::Api { code: Some(c), .. } if c.contains("Throttl") => {
-                Some("AWS throttled the calls; retry the stage later".into())
+            CloudError::Api { code: Some(c), .. } if is_throttling(c) => Some(
+                "AWS throttled the calls even after retries; retry the stage later".into(),
+            ),
+            CloudError::Api { code: Some(c), .. } if c == "UnauthorizedOperation" || c.contains("AccessDenied") => {
+                Some("the credentials lack a permission gears needs (see the operation above)".into())
             }
             _ => None,
         }
     }
+}
+
+/// The error codes AWS uses for throttling.
+pub fn is_throttling(code: &str) -> bool {
+    matches!(
+        code,
+        "Throttling"
+            | "ThrottlingException"
+            | "ThrottledException"
+            | "RequestThrottled"
+            | "RequestThrottledException"
+            | "RequestLimitExceeded"
+            | "TooManyRequestsException"
+    )
 }

@@ -703,3 +703,94 @@ fn live_view_on_a_terminal() {
         "no timestamped lines on a terminal:\n{out}"
     );
 }
+
+/// A fault proxy standing in for EC2: moto never throttles, so this answers every call with
+/// EC2's throttling error and counts the calls.
+async fn throttling_endpoint() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = calls.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return;
+            };
+            let counter = counter.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 65536];
+                let mut seen = Vec::new();
+                // Read the head and the body (Content-Length), then answer.
+                loop {
+                    let Ok(n) = sock.read(&mut buf).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    seen.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&seen).to_string();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let len = text[..end]
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                            })
+                            .unwrap_or(0);
+                        if seen.len() >= end + 4 + len {
+                            break;
+                        }
+                    }
+                }
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Errors><Error><Code>RequestLimitExceeded</Code><Message>Request limit exceeded.</Message></Error></Errors><RequestID>fault-proxy</RequestID></Response>";
+                let resp = format!("HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+                let _ = sock.write_all(resp.as_bytes()).await;
+            });
+        }
+    });
+    (url, calls)
+}
+
+#[tokio::test]
+async fn throttled_aws_is_exit_5_after_retries() {
+    let dir = tempdir();
+    let name = unique("thr");
+    component(dir.path(), &name, "");
+    let (url, calls) = throttling_endpoint().await;
+    let o = tokio::process::Command::from(gears_aws(dir.path()))
+        .args([
+            "bake",
+            "--version",
+            "1",
+            "--git-sha",
+            "a",
+            "--endpoint-url",
+            &url,
+        ])
+        .output()
+        .await
+        .unwrap();
+    let (out, err, code) = parts(&o);
+    assert_eq!(code, 5, "{err}");
+    assert_eq!(out, "");
+    assert!(
+        err.contains("error: AWS DescribeImages failed in us-east-1: Request limit exceeded."),
+        "{err}"
+    );
+    assert!(
+        err.contains("hint: AWS throttled the calls even after retries"),
+        "{err}"
+    );
+    assert!(
+        calls.load(std::sync::atomic::Ordering::SeqCst) >= 3,
+        "the SDK retried before giving up"
+    );
+    assert!(
+        live_instances(&name).await.is_empty(),
+        "nothing was launched"
+    );
+}
