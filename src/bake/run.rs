@@ -135,8 +135,9 @@ pub async fn render_and_validate(
         path: path.display().to_string(),
         source: e,
     })?;
+    // Full validation (syntax, builders' and provisioners' settings); no AWS call.
     let out = tokio::process::Command::new(&settings.packer)
-        .args(["validate", "-syntax-only"])
+        .arg("validate")
         .arg(&path)
         .env("CHECKPOINT_DISABLE", "1")
         .output()
@@ -151,29 +152,6 @@ pub async fn render_and_validate(
                 String::from_utf8_lossy(&o.stderr)
             );
             if !o.status.success() {
-                return Err(InputError::whole_file(
-                    path.display().to_string(),
-                    format!(
-                        "packer validate rejected the rendered template:\n{}",
-                        text.trim()
-                    ),
-                )
-                .into());
-            }
-            // Full validation too (not only syntax): builders' and provisioners' settings.
-            let full = tokio::process::Command::new(&settings.packer)
-                .arg("validate")
-                .arg(&path)
-                .env("CHECKPOINT_DISABLE", "1")
-                .output()
-                .await
-                .map_err(crate::packer::PackerError::Io)?;
-            let text = format!(
-                "{}{}",
-                String::from_utf8_lossy(&full.stdout),
-                String::from_utf8_lossy(&full.stderr)
-            );
-            if !full.status.success() {
                 return Err(InputError::whole_file(
                     path.display().to_string(),
                     format!(

@@ -794,3 +794,41 @@ async fn throttled_aws_is_exit_5_after_retries() {
         "nothing was launched"
     );
 }
+
+#[test]
+fn templates_packer_or_tera_refuse_are_exit_3_naming_the_template() {
+    for (fixture, want) in [
+        (
+            "invalid-for-packer.json.tera",
+            "packer validate rejected the rendered template",
+        ),
+        ("undefined-variable.json.tera", "cannot render"),
+    ] {
+        let dir = tempdir();
+        component(
+            dir.path(),
+            &unique("tpl"),
+            &format!("template: {ROOT}/tests/fixtures/bake/{fixture}\n"),
+        );
+        let o = gears_aws(dir.path())
+            .args(["bake", "--dry-run", "--version", "1", "--git-sha", "a"])
+            .output()
+            .unwrap();
+        let (out, err, code) = parts(&o);
+        assert_eq!(code, 3, "{fixture}: {err}");
+        assert_eq!(out, "", "{fixture}");
+        assert!(err.contains(want), "{fixture}: {err}");
+        if fixture.starts_with("undefined") {
+            assert!(
+                err.contains(&format!("error: {ROOT}/tests/fixtures/bake/{fixture}: ")),
+                "{err}"
+            );
+            assert!(err.contains("no_such_variable"), "{err}");
+        } else {
+            assert!(
+                err.contains("no_such_option"),
+                "packer's reason is shown: {err}"
+            );
+        }
+    }
+}
