@@ -279,6 +279,51 @@ mod tests {
         );
     }
 
+    /// Failures that end a run before any build error line: only `ui,error`, no error-count;
+    /// the exit code is the signal (process.rs shows these texts when there is no build error).
+    #[test]
+    fn captured_failures_before_a_build() {
+        let s = summarise(include_str!(
+            "../../tests/fixtures/packer/template-error.out"
+        ));
+        assert!(s.amis.is_empty() && s.build_errors.is_empty() && s.error_count == 0);
+        assert!(
+            s.ui_errors[0].starts_with("Failed to parse template: Error parsing JSON"),
+            "{s:?}"
+        );
+        let s = summarise(include_str!(
+            "../../tests/fixtures/packer/var-file-braces.out"
+        ));
+        assert!(
+            s.ui_errors[0].contains("function \"b\" not\ndefined"),
+            "{s:?}"
+        );
+    }
+
+    #[test]
+    fn captured_unknown_ami_keeps_tabs_and_commas() {
+        let s = summarise(include_str!("../../tests/fixtures/packer/unknown-ami.out"));
+        assert_eq!(s.error_count, 1);
+        assert_eq!(
+            s.build_errors,
+            vec!["ebs: Error querying AMI: InvalidAMIID.NotFound: The image id '[ami-deadbeef000000000]' does not exist\n\tstatus code: 400, request id: request-id"]
+        );
+    }
+
+    #[test]
+    fn captured_interruption_has_no_artifact_and_no_error_count() {
+        let log = include_str!("../../tests/fixtures/packer/interrupted.out");
+        let s = summarise(log);
+        assert!(s.amis.is_empty() && s.error_count == 0 && s.build_errors.is_empty());
+        assert!(
+            s.ui_errors
+                .contains(&"Cancelling build after receiving interrupt".to_owned()),
+            "{s:?}"
+        );
+        let said: Vec<_> = log.lines().filter_map(parse_line).collect();
+        assert!(said.iter().any(|e| matches!(e, Event::Ui { text, .. } if text == "Cleanly cancelled builds after being interrupted.")));
+    }
+
     #[test]
     fn null_artifacts_have_no_amis() {
         assert!(parse_artifact_id("Null").is_empty());
