@@ -24,6 +24,32 @@ fn absolute(p: &std::path::Path) -> std::path::PathBuf {
     std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
 }
 
+/// The lines of a packer `ui` text worth showing a human: each line without packer's
+/// `==> builder:` / `    builder:` prefix, no blank lines, and not the per-tag "Adding tag"
+/// chatter (it stays in the log). Errors are marked with `!`.
+pub fn progress_lines(level: UiLevel, builder: Option<&str>, text: &str) -> Vec<String> {
+    let prefix = builder.map(|b| format!("{b}:"));
+    text.lines()
+        .map(|l| {
+            let l = l.trim_start();
+            let l = l.strip_prefix("==> ").unwrap_or(l);
+            let l = match &prefix {
+                Some(p) => l.strip_prefix(p.as_str()).unwrap_or(l),
+                None => l,
+            };
+            l.trim().to_owned()
+        })
+        .filter(|l| !l.is_empty() && !l.starts_with("Adding tag: "))
+        .map(|l| {
+            if level == UiLevel::Error {
+                format!("! {l}")
+            } else {
+                l
+            }
+        })
+        .collect()
+}
+
 /// A fresh run id: `<CREATED_AT>-<6 hex>`.
 pub fn new_run_id(created_at: &str) -> String {
     let nanos = std::time::SystemTime::now()
@@ -319,17 +345,9 @@ pub async fn bake(
             builder,
             text,
         }) => {
-            let text = match level {
-                UiLevel::Error => format!("! {text}"),
-                _ => text.clone(),
-            };
-            let shown = text
-                .trim_start()
-                .trim_start_matches("==> ")
-                .strip_prefix(&format!("{}: ", builder.as_deref().unwrap_or("\u{0}")))
-                .map(str::to_owned)
-                .unwrap_or(text);
-            ui.line(builder.as_deref(), &shown);
+            for line in progress_lines(*level, builder.as_deref(), text) {
+                ui.line(builder.as_deref(), &line);
+            }
         }
         Progress::Event(_) => {}
         Progress::Heartbeat(_) => ui.heartbeat(),
@@ -464,4 +482,35 @@ pub async fn validate(
     }
     let _ = out.write_all(report.as_bytes());
     Ok(Exit::Success)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_lines_drop_prefixes_blanks_and_tag_chatter() {
+        assert_eq!(
+            progress_lines(
+                UiLevel::Message,
+                Some("web"),
+                "    web: \n    web: playbook: /x/site.yml"
+            ),
+            vec!["playbook: /x/site.yml"]
+        );
+        assert!(progress_lines(
+            UiLevel::Message,
+            Some("web"),
+            "    web: Adding tag: \"A\": \"b\""
+        )
+        .is_empty());
+        assert_eq!(
+            progress_lines(UiLevel::Error, Some("web"), "==> web: warning, on stderr"),
+            vec!["! warning, on stderr"]
+        );
+        assert_eq!(
+            progress_lines(UiLevel::Say, None, "\n==> Wait completed"),
+            vec!["Wait completed"]
+        );
+    }
 }
