@@ -100,12 +100,15 @@ pub fn parse_line(line: &str) -> Option<Event> {
 
 /// `==> ebs-a: Launching...` or `    ebs-a: Instance ID: ...` → `ebs-a`.
 fn builder_prefix(text: &str) -> Option<String> {
-    let t = text
+    let first = text.lines().next()?;
+    let t = first
         .strip_prefix("==> ")
-        .or_else(|| text.strip_prefix("    "))?
+        .or_else(|| first.strip_prefix("    "))?
         .trim_start();
-    let (name, _) = t.split_once(": ")?;
+    // `name: text`, or `name:` alone (an empty line of a step's output).
+    let (name, rest) = t.split_once(':')?;
     (!name.is_empty()
+        && (rest.is_empty() || rest.starts_with(' '))
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)))
@@ -221,6 +224,22 @@ mod tests {
             parse_line("1,amazon-ebs,error,Script exited with non-zero exit status: 3.Allowed exit codes are: [0]"),
             Some(Event::BuildError { builder: "amazon-ebs".into(), message: "Script exited with non-zero exit status: 3.Allowed exit codes are: [0]".into() })
         );
+    }
+
+    #[test]
+    fn empty_output_lines_still_name_their_builder() {
+        let Some(Event::Ui { builder, .. }) =
+            parse_line("1,,ui,message,    web:\\n    web: playbook: /x.yml")
+        else {
+            panic!()
+        };
+        assert_eq!(builder.as_deref(), Some("web"));
+        let Some(Event::Ui { builder, .. }) =
+            parse_line("1,,ui,say,Build 'web' finished after 1 second.")
+        else {
+            panic!()
+        };
+        assert_eq!(builder, None);
     }
 
     #[test]
