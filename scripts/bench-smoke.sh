@@ -11,6 +11,7 @@ trap stop_all EXIT
 
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || apt_install nginx-light
 command -v hyperfine >/dev/null 2>&1 || apt_install hyperfine
+[ -x /usr/bin/time ] || apt_install time
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
 cargo build --release --quiet
@@ -59,6 +60,8 @@ for jobs in 8 32; do
   printf '1000 tests, --jobs %-3s best of 3: %5d ms wall, %6d tests/s (goal: < 1000 ms)\n' \
     "$jobs" "$best" $(( 1000 * 1000 / (best > 0 ? best : 1) ))
 done
+/usr/bin/time -f '%M' -o "$GEARS_RUN/rss" "$GEARS" smoke "127.0.0.1:$PORT" "$F" --jobs 32 >/dev/null
+printf '1000 tests, --jobs 32: peak memory (max RSS) %d KiB\n' "$(tail -1 "$GEARS_RUN/rss")"
 hyperfine --warmup 5 --runs 100 -N --export-json "$GEARS_RUN/one.json" \
   "$GEARS smoke 127.0.0.1:$PORT $GEARS_RUN/one.yaml" >/dev/null
 python3 - "$GEARS_RUN/one.json" <<'PY'
