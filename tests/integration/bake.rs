@@ -230,10 +230,13 @@ async fn bake_two_builders_into_two_regions_then_reuse() {
     assert_eq!(images_of("us-east-1", &name).await.len(), 2, "no new AMI");
 
     // --force bakes again.
-    let (_, err3, code3) = run(&["--force"]);
+    let (out3, err3, code3) = run(&["--force", "--output", "json"]);
     assert_eq!(code3, 0, "{err3}");
     let third = manifest(&m);
     assert_eq!(third["reused"], false);
+    let printed: serde_json::Value =
+        serde_json::from_str(&out3).expect("stdout is the manifest as JSON");
+    assert_eq!(printed, third);
     assert_ne!(
         third["amis"]["web"]["us-east-1"],
         first["amis"]["web"]["us-east-1"]
