@@ -56,6 +56,19 @@ pub fn git_in(dir: &Path) -> impl Fn(&[&str]) -> Option<String> + '_ {
     }
 }
 
+/// A repository URL without credentials: CI checkouts often have `https://user:token@host/...`
+/// as their remote, and the repo ends up in AMI tags and logs.
+pub fn without_credentials(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let host_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..host_end].rfind('@') {
+        Some(at) => format!("{scheme}://{}", &rest[at + 1..]),
+        None => url.to_owned(),
+    }
+}
+
 /// Resolves version, sha and repo; the error says what to pass when nothing was found.
 pub fn resolve(
     overrides: &Overrides,
@@ -108,6 +121,10 @@ pub fn resolve(
             "no repository for the component: no `repo` in the component file and no git remote `origin`",
             Some("add `repo: <url>` to the component file".into()),
         ));
+    };
+    let repo = Sourced {
+        value: without_credentials(&repo.value),
+        source: repo.source,
     };
     Ok(Metadata {
         version,
@@ -168,6 +185,25 @@ mod tests {
         assert_eq!(m.version.value, "v2.0.0-3-gabc");
         assert_eq!(m.git_sha.value, "abc123");
         assert_eq!(m.repo, sourced("https://r", "component file `repo`"));
+    }
+
+    #[test]
+    fn credentials_never_reach_the_repo_tag() {
+        assert_eq!(
+            without_credentials("https://ci:s3cr3t@git.example.com/team/repo.git"),
+            "https://git.example.com/team/repo.git"
+        );
+        assert_eq!(
+            without_credentials("https://git.example.com/a@b/repo.git"),
+            "https://git.example.com/a@b/repo.git"
+        );
+        assert_eq!(
+            without_credentials("git@github.com:team/repo.git"),
+            "git@github.com:team/repo.git"
+        );
+        let ctx = RunContext::from_vars([("GIT_URL", "https://jenkins:tok@git.example.com/r.git")]);
+        let m = resolve(&Overrides::default(), &ctx, None, fake_git).unwrap();
+        assert_eq!(m.repo.value, "https://git.example.com/r.git");
     }
 
     #[test]
