@@ -50,6 +50,17 @@ pub fn progress_lines(level: UiLevel, builder: Option<&str>, text: &str) -> Vec<
         .collect()
 }
 
+/// Runs an AWS call unless the run is cancelled first (the SDK's retries can take a while).
+async fn unless_cancelled<T>(
+    cancel: &Cancel,
+    fut: impl std::future::Future<Output = T>,
+) -> Result<T, Error> {
+    tokio::select! {
+        v = fut => Ok(v),
+        _ = cancel.cancelled() => Err(Error::Interrupted(cancel.signal().unwrap_or(crate::cancel::Signal::Int))),
+    }
+}
+
 /// A fresh run id: `<CREATED_AT>-<6 hex>`.
 pub fn new_run_id(created_at: &str) -> String {
     let nanos = std::time::SystemTime::now()
@@ -265,9 +276,14 @@ pub async fn bake(
     }
     let build = &clients[&plan.build_region];
     let base = &component.base_ami;
-    let base_ami = build
-        .find_base_ami(base.id.as_deref(), base.name.as_deref(), &base.owners, &base.tags)
-        .await?
+    let lookup = build.find_base_ami(
+        base.id.as_deref(),
+        base.name.as_deref(),
+        &base.owners,
+        &base.tags,
+    );
+    let base_ami = unless_cancelled(cancel, lookup)
+        .await??
         .ok_or_else(|| {
             let what = match (&base.id, &base.name) {
                 (Some(id), _) => format!("base AMI {id} does not exist in {}", plan.build_region),
@@ -285,7 +301,7 @@ pub async fn bake(
     ui.note(&format!("base AMI {} ({})", base_ami.id, base_ami.name));
 
     if !settings.force {
-        if let Some(amis) = find_existing(&clients, &plan).await? {
+        if let Some(amis) = unless_cancelled(cancel, find_existing(&clients, &plan)).await?? {
             ui.finish(true);
             ui.note(&format!(
                 "{} {} (git {}) is already baked: reusing its AMIs (use --force to bake again)",
@@ -308,6 +324,11 @@ pub async fn bake(
         }
     }
 
+    // A signal during the lookups: nothing was created yet, so stop before packer starts.
+    if let Some(sig) = cancel.signal() {
+        ui.finish(false);
+        return Err(Error::Interrupted(sig));
+    }
     let dir = &absolute(&settings.work_dir).join(&plan.run_id);
     std::fs::create_dir_all(dir).map_err(|e| Error::Write {
         path: dir.display().to_string(),

@@ -835,3 +835,44 @@ fn templates_packer_or_tera_refuse_are_exit_3_naming_the_template() {
         }
     }
 }
+
+#[tokio::test]
+async fn sigint_during_aws_retries_stops_at_once_with_130() {
+    let dir = tempdir();
+    let name = unique("intaws");
+    component(dir.path(), &name, "");
+    let (url, calls) = throttling_endpoint().await;
+    let child = tokio::process::Command::from(gears_aws(dir.path()))
+        .args([
+            "bake",
+            "--version",
+            "1",
+            "--git-sha",
+            "a",
+            "--endpoint-url",
+            &url,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the SDK is retrying, then interrupt.
+    while calls.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let pid = child.id().unwrap().to_string();
+    assert!(Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let o = child.wait_with_output().await.unwrap();
+    let (out, err, code) = parts(&o);
+    assert_eq!(code, 130, "{err}");
+    assert_eq!(out, "");
+    assert!(err.contains("interrupted by SIGINT"), "{err}");
+    assert!(
+        !err.contains("RequestLimitExceeded") && !err.contains("Request limit exceeded"),
+        "the interruption, not the retried error: {err}"
+    );
+}
