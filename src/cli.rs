@@ -150,4 +150,7 @@ pub struct SmokeArgs {
     /// What stdout carries.
     #[arg(long, value_enum, default_value_t = Output::Human)]
     pub output: Output,
+    /// Print a "still running" line on stderr every SECS while tests run or wait.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub heartbeat: u64,
 }

@@ -37,6 +37,8 @@ pub struct SmokeSettings {
     pub output: OutputFormat,
     /// Colour the console report.
     pub colour: bool,
+    /// Interval of the "still running" lines.
+    pub heartbeat: Duration,
 }
 
 fn seconds(flag: &str, v: Option<f64>) -> Result<Option<Duration>, Error> {
@@ -96,6 +98,15 @@ impl SmokeSettings {
                 Output::Json => OutputFormat::Json,
             },
             colour: ctx.stdout_color(),
+            heartbeat: match args.heartbeat {
+                0 => {
+                    return Err(Error::usage(
+                        "--heartbeat 0: give a number of seconds, 1 or more",
+                        None,
+                    ))
+                }
+                n => Duration::from_secs(n),
+            },
         })
     }
 }

@@ -75,13 +75,32 @@ pub async fn execute(
         cancel: cancel.clone(),
     };
     let start = Instant::now();
+    let done = std::sync::atomic::AtomicUsize::new(0);
     let results = {
         let console: &mut dyn Write = if json { &mut *err } else { &mut *out };
-        runner::run_plan(&plan, &opts, |r| {
+        let run = runner::run_plan(&plan, &opts, |r| {
+            done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             let _ = console.write_all(report::console::test_block(r, colour).as_bytes());
             let _ = console.flush();
-        })
-        .await?
+        });
+        tokio::pin!(run);
+        // A line at least every `heartbeat` while tests wait (`--wait`), so CI logs never go silent.
+        let every = settings.heartbeat;
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        loop {
+            tokio::select! {
+                r = &mut run => break r?,
+                _ = tick.tick() => crate::ui::heartbeat(
+                    "smoke",
+                    &format!(
+                        "{} of {} tests done after {}",
+                        done.load(std::sync::atomic::Ordering::SeqCst),
+                        file.tests.len(),
+                        crate::ui::human_duration(start.elapsed())
+                    ),
+                ),
+            }
+        }
     };
     let elapsed = start.elapsed().as_secs_f64();
     {

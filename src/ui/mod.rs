@@ -18,6 +18,11 @@ fn clock() -> String {
     chrono::Utc::now().format("%H:%M:%S").to_string()
 }
 
+/// A timestamped "still running" line on stderr, for stages without a live view.
+pub fn heartbeat(stage: &str, text: &str) {
+    eprintln!("[{}] {stage}: still running: {text}", clock());
+}
+
 /// `1m05s`.
 pub fn human_duration(d: Duration) -> String {
     let s = d.as_secs();

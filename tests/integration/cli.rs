@@ -284,3 +284,18 @@ fn colour_only_on_a_terminal_and_never_with_no_color() {
     let (out, _, _) = run(true);
     assert!(out.contains("  [FAIL]") && !out.contains('\x1b'), "{out}");
 }
+
+#[test]
+fn waiting_runs_print_a_heartbeat_on_stderr() {
+    let o = run_with_stdin(
+        gears().args(["smoke", &httpbin(), "--wait", "2.5", "--heartbeat", "1"]),
+        "tests:\n  - name: never healthy\n    uri: /status/503\n",
+    );
+    let (out, err, code) = parts(&o);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        err.contains("smoke: still running: 0 of 1 tests done after"),
+        "{err}"
+    );
+    assert!(out.contains("(still failing after"), "{out}");
+}
