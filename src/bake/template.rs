@@ -12,6 +12,17 @@ use std::path::Path;
 
 /// The template gears ships (templates/packer.json.tera).
 pub const BUILTIN: &str = include_str!("../../templates/packer.json.tera");
+/// The per-builder templates it includes; a component's own template may include them too.
+pub const BUILDERS: [(&str, &str); 2] = [
+    (
+        "amazon-ebs.json.tera",
+        include_str!("../../templates/amazon-ebs.json.tera"),
+    ),
+    (
+        "amazon-chroot.json.tera",
+        include_str!("../../templates/amazon-chroot.json.tera"),
+    ),
+];
 /// Its name in messages.
 pub const BUILTIN_NAME: &str = "templates/packer.json.tera";
 
@@ -150,6 +161,14 @@ pub fn render_source(name: &str, source: &str, ctx: &Value) -> Result<String, In
     };
     let mut tera = tera::Tera::default();
     tera.autoescape_on(vec![]);
+    for (builder, text) in BUILDERS {
+        tera.add_raw_template(builder, text).map_err(|e| {
+            InputError::whole_file(
+                format!("templates/{builder}"),
+                format!("template error: {}", chain(&e)),
+            )
+        })?;
+    }
     tera.add_raw_template(name, source)
         .map_err(|e| InputError::whole_file(name, format!("template error: {}", chain(&e))))?;
     let ctx = tera::Context::from_value(ctx.clone())
@@ -168,4 +187,85 @@ pub fn render_source(name: &str, source: &str, ctx: &Value) -> Result<String, In
         ));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::component::metadata::{Metadata, Sourced};
+
+    fn rendered(extra: &str) -> Value {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/hello-service");
+        let text = format!(
+            "component: svc\nrepo: r\nami_regions: [us-east-1, eu-west-1]\nbase_ami: {{name: \"base-*\", owners: [amazon], tags: {{Team: x}}}}\nansible: {{playbook: ansible/site.yml, roles: [ansible/roles], vars: {{k: \"a 'b' $c\"}}}}\n{extra}"
+        );
+        let c = crate::component::file::parse(&std::path::Path::new(dir).join("gears.yaml"), &text)
+            .unwrap();
+        let s = |v: &str| Sourced {
+            value: v.into(),
+            source: "test".into(),
+        };
+        let meta = Metadata {
+            version: s("1.2"),
+            git_sha: s("abc"),
+            repo: s("r"),
+        };
+        let plan = super::super::plan::plan(&c, &meta, "202611231200", "run-1").unwrap();
+        let out = render(
+            &plan,
+            &c,
+            &RenderOptions {
+                manifest: "/tmp/m.json".into(),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        serde_json::from_str(&out).unwrap()
+    }
+
+    #[test]
+    fn both_builder_templates_render() {
+        let t = rendered("builders: [amazon-ebs, {type: amazon-chroot, name: agent}]\n");
+        let ebs = &t["builders"][0];
+        let chroot = &t["builders"][1];
+        assert_eq!(ebs["type"], "amazon-ebs");
+        assert_eq!(ebs["communicator"], "ssh");
+        assert_eq!(ebs["ami_regions"], serde_json::json!(["eu-west-1"]));
+        assert_eq!(ebs["source_ami_filter"]["filters"]["name"], "base-*");
+        assert_eq!(ebs["source_ami_filter"]["filters"]["tag:Team"], "x");
+        assert_eq!(ebs["tags"]["COMPONENT_VERSION"], "1.2");
+        assert_eq!(ebs["tags"], ebs["snapshot_tags"]);
+        assert_eq!(ebs["run_tags"]["gears:run-id"], "run-1");
+        assert_eq!(chroot["type"], "amazon-chroot");
+        assert_eq!(chroot["name"], "agent");
+        assert!(chroot.get("instance_type").is_none() && chroot.get("communicator").is_none());
+        assert_eq!(chroot["tags"]["gears:builder"], "agent");
+        assert!(t.get("variables").is_none());
+    }
+
+    #[test]
+    fn ansible_local_gets_playbook_roles_and_one_quoted_extra_vars_word() {
+        let t = rendered("");
+        let p = &t["provisioners"][0];
+        assert_eq!(p["type"], "ansible-local");
+        assert!(p["playbook_file"]
+            .as_str()
+            .unwrap()
+            .ends_with("/examples/hello-service/ansible/site.yml"));
+        assert!(p["role_paths"][0]
+            .as_str()
+            .unwrap()
+            .ends_with("/examples/hello-service/ansible/roles"));
+        assert_eq!(p["extra_arguments"][0], "--extra-vars");
+        assert_eq!(
+            p["extra_arguments"][1],
+            r#"'{"COMPONENT_NAME":"svc","COMPONENT_VERSION":"1.2","k":"a '\''b'\'' $c"}'"#
+        );
+        let t = rendered("communicator: none\n");
+        assert_eq!(t["provisioners"][0]["type"], "shell-local");
+        assert!(t["provisioners"][0]["inline"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("ANSIBLE_ROLES_PATH="));
+    }
 }

@@ -642,6 +642,22 @@ fn validate_checks_template_with_packer_and_playbook_with_ansible() {
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("ok: packer validate"), "{out}");
     assert!(out.contains("ok: ansible-playbook --syntax-check"), "{out}");
+    // With SSH (real AWS) the ansible-local provisioner is rendered, and packer accepts it.
+    let ssh = std::fs::read_to_string(&f)
+        .unwrap()
+        .replace("communicator: none\n", "");
+    std::fs::write(&f, &ssh).unwrap();
+    let (out, err, code) = parts(&gears_aws(dir.path()).args(["validate"]).output().unwrap());
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("ok: packer validate"), "{out}");
+    let (out, _, _) = parts(
+        &gears_aws(dir.path())
+            .args(["bake", "--dry-run", "--version", "1", "--git-sha", "a"])
+            .output()
+            .unwrap(),
+    );
+    let t: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(t["provisioners"][0]["type"], "ansible-local", "{out}");
 
     let pb = dir.path().join("broken.yml");
     std::fs::write(
