@@ -39,6 +39,28 @@ fn env_name(s: &str) -> String {
 }
 
 impl Manifest {
+    /// The manifest of a plan's AMIs: baked now (with packer's run id) or reused (without).
+    pub fn of(
+        plan: &super::plan::BakePlan,
+        base_ami: &str,
+        amis: BTreeMap<String, BTreeMap<String, String>>,
+        packer_run_uuid: Option<String>,
+    ) -> Self {
+        Manifest {
+            component: plan.component.clone(),
+            version: plan.version.clone(),
+            git_sha: plan.git_sha.clone(),
+            repo: plan.repo.clone(),
+            created_at: plan.created_at.clone(),
+            ami_version: plan.ami_version.clone(),
+            base_ami: base_ami.to_owned(),
+            run_id: plan.run_id.clone(),
+            reused: packer_run_uuid.is_none(),
+            packer_run_uuid,
+            amis,
+        }
+    }
+
     /// The env-style file: `GEARS_*` variables, shell-quoted.
     pub fn env_file(&self) -> String {
         let mut lines = vec![

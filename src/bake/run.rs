@@ -307,19 +307,7 @@ pub async fn bake(
                 "{} {} (git {}) is already baked: reusing its AMIs (use --force to bake again)",
                 plan.component, plan.version, plan.git_sha
             ));
-            let manifest = Manifest {
-                component: plan.component.clone(),
-                version: plan.version.clone(),
-                git_sha: plan.git_sha.clone(),
-                repo: plan.repo.clone(),
-                created_at: plan.created_at.clone(),
-                ami_version: plan.ami_version.clone(),
-                base_ami: base_ami.id.clone(),
-                run_id: plan.run_id.clone(),
-                packer_run_uuid: None,
-                reused: true,
-                amis,
-            };
+            let manifest = Manifest::of(&plan, &base_ami.id, amis, None);
             return finish(settings, &manifest, out);
         }
     }
@@ -393,19 +381,7 @@ pub async fn bake(
         .ok()
         .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
         .and_then(|v| v["last_run_uuid"].as_str().map(str::to_owned));
-    let manifest = Manifest {
-        component: plan.component.clone(),
-        version: plan.version.clone(),
-        git_sha: plan.git_sha.clone(),
-        repo: plan.repo.clone(),
-        created_at: plan.created_at.clone(),
-        ami_version: plan.ami_version.clone(),
-        base_ami: base_ami.id.clone(),
-        run_id: plan.run_id.clone(),
-        packer_run_uuid,
-        reused: false,
-        amis: built.amis,
-    };
+    let manifest = Manifest::of(&plan, &base_ami.id, built.amis, packer_run_uuid);
     finish(settings, &manifest, out)
 }
 
