@@ -41,12 +41,31 @@ pub struct SmokeSettings {
     pub heartbeat: Duration,
 }
 
+/// The longest wait gears accepts (a week): beyond it, deadlines would overflow the clock.
+const MAX_SECONDS: f64 = 604_800.0;
+
 fn seconds(flag: &str, v: Option<f64>) -> Result<Option<Duration>, Error> {
     match v {
         None => Ok(None),
-        Some(s) if s.is_finite() && s >= 0.0 => Ok(Some(Duration::from_secs_f64(s))),
+        Some(s) if s.is_finite() && (0.0..=MAX_SECONDS).contains(&s) => {
+            Ok(Some(Duration::from_secs_f64(s)))
+        }
+        Some(s) if s > MAX_SECONDS => Err(Error::usage(
+            format!("{flag} {s}: at most {MAX_SECONDS} seconds (a week)"),
+            None,
+        )),
         Some(s) => Err(Error::usage(
             format!("{flag} {s}: expected a number of seconds, 0 or more"),
+            None,
+        )),
+    }
+}
+
+fn heartbeat(secs: u64) -> Result<Duration, Error> {
+    match secs {
+        1..=86_400 => Ok(Duration::from_secs(secs)),
+        _ => Err(Error::usage(
+            format!("--heartbeat {secs}: give a number of seconds from 1 to 86400"),
             None,
         )),
     }
@@ -98,15 +117,7 @@ impl SmokeSettings {
                 Output::Json => OutputFormat::Json,
             },
             colour: ctx.stdout_color(),
-            heartbeat: match args.heartbeat {
-                0 => {
-                    return Err(Error::usage(
-                        "--heartbeat 0: give a number of seconds, 1 or more",
-                        None,
-                    ))
-                }
-                n => Duration::from_secs(n),
-            },
+            heartbeat: heartbeat(args.heartbeat)?,
         })
     }
 }
@@ -180,13 +191,7 @@ impl BakeSettings {
         s.dry_run = args.dry_run;
         s.explain = args.explain;
         s.force = args.force;
-        if args.heartbeat == 0 {
-            return Err(Error::usage(
-                "--heartbeat 0: give a number of seconds, 1 or more",
-                None,
-            ));
-        }
-        s.heartbeat = Duration::from_secs(args.heartbeat);
+        s.heartbeat = heartbeat(args.heartbeat)?;
         s.output = match args.output {
             Output::Human => OutputFormat::Human,
             Output::Json => OutputFormat::Json,
@@ -225,12 +230,18 @@ mod tests {
         assert_eq!(e.exit(), crate::exit::Exit::Usage);
         let e = smoke(&["gears", "smoke", "h:99999"], &RunContext::default()).unwrap_err();
         assert_eq!(e.exit(), crate::exit::Exit::Usage);
-        let e = smoke(
-            &["gears", "smoke", "h", "--wait=-1"],
-            &RunContext::default(),
-        )
-        .unwrap_err();
-        assert_eq!(e.exit(), crate::exit::Exit::Usage);
+        let bad: [&[&str]; 4] = [
+            &["--wait=-1"],
+            &["--wait", "1e20"],
+            &["--heartbeat", "0"],
+            &["--heartbeat", "18446744073709551615"],
+        ];
+        for flags in bad {
+            let mut argv = vec!["gears", "smoke", "h", "f.yaml"];
+            argv.extend_from_slice(flags);
+            let e = smoke(&argv, &RunContext::default()).unwrap_err();
+            assert_eq!(e.exit(), crate::exit::Exit::Usage, "{flags:?}");
+        }
     }
 
     #[test]

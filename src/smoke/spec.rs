@@ -279,8 +279,12 @@ impl<'de> Deserialize<'de> for Seconds {
                     ))
                 }
             };
-            if n.is_finite() && n > 0.0 {
+            if n.is_finite() && n > 0.0 && n <= 86_400.0 {
                 Ok(Seconds(n))
+            } else if n > 86_400.0 {
+                Err(format!(
+                    "timeout must be at most 86400 seconds (a day), got {n}"
+                ))
             } else {
                 Err(format!(
                     "timeout must be a positive number of seconds, got {n}"
