@@ -84,8 +84,16 @@ pub async fn run(
             }
         })?;
     let pid = child.id();
-    let mut stdout = BufReader::new(child.stdout.take().expect("piped")).lines();
-    let mut stderr = BufReader::new(child.stderr.take().expect("piped")).lines();
+    // Split on newlines as bytes: a step may print bytes that are not UTF-8, and a pipe that
+    // is no longer read would block packer.
+    let mut stdout = BufReader::new(child.stdout.take().expect("piped")).split(b'\n');
+    let mut stderr = BufReader::new(child.stderr.take().expect("piped")).split(b'\n');
+    let text = |bytes: Vec<u8>| {
+        String::from_utf8_lossy(&bytes)
+            .trim_end_matches('\r')
+            .to_owned()
+    };
+    let mut exited: Option<(std::process::ExitStatus, Instant)> = None;
     let (mut out_done, mut err_done) = (false, false);
     let mut tail: VecDeque<String> = VecDeque::new();
     let mut summary = BuildSummary::default();
@@ -101,8 +109,9 @@ pub async fn run(
     };
     while !(out_done && err_done) {
         tokio::select! {
-            line = stdout.next_line(), if !out_done => match line {
+            line = stdout.next_segment(), if !out_done => match line {
                 Ok(Some(line)) => {
+                    let line = text(line);
                     last_output = Instant::now();
                     keep(&line, &mut tail);
                     if let Some(ev) = parse_line(&line) {
@@ -112,8 +121,9 @@ pub async fn run(
                 }
                 _ => out_done = true,
             },
-            line = stderr.next_line(), if !err_done => match line {
+            line = stderr.next_segment(), if !err_done => match line {
                 Ok(Some(line)) => {
+                    let line = text(line);
                     last_output = Instant::now();
                     keep(&format!("stderr: {line}"), &mut tail);
                     summary.ui_errors.push(line);
@@ -130,11 +140,19 @@ pub async fn run(
                 stopping = Some((sig, Instant::now()));
                 on_progress(Progress::Stopping(sig));
             },
+            status = child.wait(), if exited.is_none() => {
+                exited = Some((status.map_err(PackerError::Io)?, Instant::now()));
+            },
             _ = tick.tick() => {
-                if let Some((_, since)) = stopping {
+                if let (Some((_, since)), Some(pid), None) = (stopping, pid, exited) {
                     if since.elapsed() > cmd.cleanup_grace {
-                        let _ = child.start_kill();
+                        // SAFETY: kill(2) on the process group we spawned; no memory involved.
+                        unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
                     }
+                }
+                // packer is gone but something it started still holds a pipe: stop reading.
+                if exited.is_some_and(|(_, at)| at.elapsed() > Duration::from_secs(2)) {
+                    break;
                 }
                 if last_output.elapsed() >= cmd.heartbeat {
                     last_output = Instant::now();
@@ -143,7 +161,10 @@ pub async fn run(
             },
         }
     }
-    let status = child.wait().await.map_err(PackerError::Io)?;
+    let status = match exited {
+        Some((status, _)) => status,
+        None => child.wait().await.map_err(PackerError::Io)?,
+    };
     let log_path = Some(cmd.log.display().to_string());
     if let Some((sig, _)) = stopping {
         return Err(Error::Interrupted(sig));

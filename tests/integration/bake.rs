@@ -892,3 +892,31 @@ async fn sigint_during_aws_retries_stops_at_once_with_130() {
         "the interruption, not the retried error: {err}"
     );
 }
+
+/// A step printing bytes that are not UTF-8. Measured: packer 1.6 already replaces them with
+/// U+FFFD in its machine-readable output; gears' reader splits on bytes anyway, so a pipe is
+/// never abandoned (and packer never blocked) whatever a future packer prints.
+#[test]
+fn output_that_is_not_utf8_does_not_stop_the_reading() {
+    let dir = tempdir();
+    let name = unique("bin");
+    component(
+        dir.path(),
+        &name,
+        &format!("template: {ROOT}/tests/fixtures/bake/binary-output.json.tera\n"),
+    );
+    let (out, err, code) = parts(
+        &gears_aws(dir.path())
+            .args(["bake", "--version", "1", "--git-sha", "a"])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out.lines().count(),
+        4,
+        "the artifact lines after the bytes were read: {out}"
+    );
+    assert!(err.contains("caf\u{fffd} \u{fffd} not UTF-8"), "{err}");
+    assert!(err.contains("after the bytes"), "{err}");
+}
