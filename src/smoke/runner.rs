@@ -157,9 +157,29 @@ fn cookies(inputs: &Inputs) -> Vec<(String, String)> {
     all
 }
 
+/// A header, form field, query parameter or JSON key whose value is a credential by its name:
+/// `Authorization`, `Cookie`, `X-Auth-Token`, `api_key`, `password`, `client_secret`...
 fn is_secret_header(name: &str) -> bool {
     let n = name.to_ascii_lowercase();
-    n == "authorization" || n == "proxy-authorization" || n == "cookie" || n == "x-api-key"
+    [
+        "auth",
+        "token",
+        "secret",
+        "passw",
+        "key",
+        "cookie",
+        "session",
+        "credential",
+    ]
+    .iter()
+    .any(|w| n.contains(w))
+}
+
+/// The password of a `scheme://user:password@host` URL.
+fn url_password(url: &str) -> Option<String> {
+    let rest = url.split_once("://")?.1;
+    let userinfo = &rest[..rest.find('@')?];
+    userinfo.split_once(':').map(|(_, p)| p.to_owned())
 }
 
 /// Everything that must never be printed for this test.
@@ -180,6 +200,34 @@ fn secrets_of(inputs: &Inputs) -> Vec<String> {
     }
     for (_, v) in cookies(inputs) {
         s.push(v);
+    }
+    let fields = inputs
+        .params
+        .iter()
+        .flat_map(|p| p.0.iter().map(|(k, v)| (k.clone(), v.0.clone())));
+    let form = match &inputs.data {
+        Some(Data::Form(f)) => f.clone(),
+        _ => Vec::new(),
+    };
+    let json = match &inputs.json {
+        Some(serde_json::Value::Object(m)) => m
+            .iter()
+            .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned())))
+            .collect(),
+        _ => Vec::new(),
+    };
+    for (k, v) in fields.chain(form).chain(json) {
+        if is_secret_header(&k) {
+            s.push(v);
+        }
+    }
+    for proxy in inputs
+        .proxies
+        .iter()
+        .flat_map(|p| [&p.http, &p.https])
+        .flatten()
+    {
+        s.extend(url_password(proxy));
     }
     // Short strings would mask innocent text; structural masking still hides them.
     s.retain(|x| x.chars().count() >= 3);
@@ -334,7 +382,7 @@ pub fn prepare<'a>(file: &'a SmokeFile, target: &Target) -> Result<Plan<'a>, Err
             protocol,
             host: target.host.clone(),
             port,
-            curl: curl_command(spec, &url, protocol),
+            curl: mask(&curl_command(spec, &url, protocol), &secrets),
             url,
             client,
             secrets,
@@ -472,6 +520,8 @@ async fn run_once(p: &Prepared<'_>) -> TestResult {
         c.message = mask(&c.message, &p.secrets);
     }
     result.body = result.body.map(|b| mask(&b, &p.secrets));
+    result.url = mask(&result.url, &p.secrets);
+    result.curl = mask(&result.curl, &p.secrets);
     result.error = result.error.map(|e| mask(&e, &p.secrets));
     result.duration_ms = start.elapsed().as_secs_f64() * 1000.0;
     result
@@ -622,7 +672,26 @@ mod tests {
         );
         let secrets = secrets_of(&f.tests[0].inputs);
         assert_eq!(mask("pw hunter2 and s3cret", &secrets), "pw *** and ***");
+
         let b64 = base64::engine::general_purpose::STANDARD.encode("u:hunter2");
         assert_eq!(mask(&format!("Basic {b64}"), &secrets), "Basic ***");
+        let f2 = parse(
+            "t.yaml",
+            "tests:\n  - name: a\n    inputs:\n      headers: {X-Auth-Token: tok-123}\n      params: {api_key: key-456, q: visible}\n      data: {client_secret: sec-789}\n      json: {password: pw-000}\n      proxies: {http: \"http://u:prox-pw@p:3128\"}\n",
+        )
+        .unwrap();
+        let secrets2 = secrets_of(&f2.tests[0].inputs);
+        let c = mask(
+            &curl_command(&f2.tests[0], "http://h:80/", Protocol::Http),
+            &secrets2,
+        );
+        for leaked in ["tok-123", "key-456", "sec-789", "pw-000"] {
+            assert!(!c.contains(leaked), "{leaked} in {c}");
+        }
+        assert!(c.contains("q=visible"), "{c}");
+        assert_eq!(
+            mask("proxy prox-pw refused", &secrets2),
+            "proxy *** refused"
+        );
     }
 }

@@ -36,6 +36,10 @@ impl Target {
         };
         // Drop any path: Smolder builds URLs from the test's `uri`.
         let rest = rest.split('/').next().unwrap_or("");
+        if rest.contains('@') {
+            // Never echo it: the part before `@` is a credential.
+            return Err("HOST must not carry credentials (user:password@); use the tests' `username`/`password` inputs".to_owned());
+        }
         let (host, port) = if let Some(inner) = rest.strip_prefix('[') {
             let Some((h, after)) = inner.split_once(']') else {
                 return Err(format!("`{s}`: an IPv6 address needs a closing `]`"));
@@ -113,5 +117,7 @@ mod tests {
         assert!(Target::parse("ftp://h").is_err());
         assert!(Target::parse("").is_err());
         assert!(Target::parse("[::1").is_err());
+        let e = Target::parse("https://u:s3cret@h").unwrap_err();
+        assert!(!e.contains("s3cret") && e.contains("credentials"), "{e}");
     }
 }
