@@ -137,15 +137,16 @@ impl Ec2 {
         Ok(found.pop())
     }
 
-    /// Our own AMIs carrying all of `tags`.
+    /// Our own available AMIs carrying all of `tags`.
     pub async fn find_by_tags(
         &self,
         tags: &BTreeMap<String, String>,
     ) -> Result<Vec<Image>, CloudError> {
-        let filters = tags
+        let mut filters: Vec<Filter> = tags
             .iter()
             .map(|(k, v)| Filter::builder().name(format!("tag:{k}")).values(v).build())
             .collect();
+        filters.push(Filter::builder().name("state").values("available").build());
         self.describe(vec![], vec!["self".to_owned()], filters)
             .await
     }

@@ -204,11 +204,24 @@ pub async fn render_and_validate(
     Ok((template, verdict))
 }
 
+/// AMIs of an earlier bake of the same component, version and revision.
+struct Reused {
+    amis: BTreeMap<String, BTreeMap<String, String>>,
+    run_id: String,
+    created_at: String,
+    ami_version: String,
+    base_ami: Option<String>,
+}
+
+/// Looks for one earlier bake (one `gears:run-id`) that has an available AMI for every builder
+/// in every region; the newest such bake wins. AMIs of different bakes are never mixed.
 async fn find_existing(
     clients: &BTreeMap<String, Ec2>,
     plan: &BakePlan,
-) -> Result<Option<BTreeMap<String, BTreeMap<String, String>>>, Error> {
-    let mut amis: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+) -> Result<Option<Reused>, Error> {
+    // run id -> (builder, region) -> image
+    let mut by_run: BTreeMap<String, BTreeMap<(String, String), crate::aws::ec2::Image>> =
+        BTreeMap::new();
     for b in &plan.builders {
         let want = BTreeMap::from([
             ("COMPONENT_NAME".to_owned(), plan.component.clone()),
@@ -217,19 +230,45 @@ async fn find_existing(
             ("gears:builder".to_owned(), b.name.clone()),
         ]);
         for (region, ec2) in clients {
-            let mut found = ec2.find_by_tags(&want).await?;
-            found.sort_by(|a, b| (&a.creation_date, &a.name).cmp(&(&b.creation_date, &b.name)));
-            match found.pop() {
-                Some(img) => {
-                    amis.entry(b.name.clone())
-                        .or_default()
-                        .insert(region.clone(), img.id);
-                }
-                None => return Ok(None),
+            for img in ec2.find_by_tags(&want).await? {
+                let run = img.tags.get("gears:run-id").cloned().unwrap_or_default();
+                by_run
+                    .entry(run)
+                    .or_default()
+                    .insert((b.name.clone(), region.clone()), img);
             }
         }
     }
-    Ok(Some(amis))
+    let wanted = plan.builders.len() * clients.len();
+    let newest = by_run
+        .into_iter()
+        .filter(|(run, imgs)| !run.is_empty() && imgs.len() == wanted)
+        .max_by(|(a, ia), (b, ib)| {
+            let created = |imgs: &BTreeMap<_, crate::aws::ec2::Image>| {
+                imgs.values()
+                    .map(|i| i.tags.get("CREATED_AT").cloned().unwrap_or_default())
+                    .max()
+            };
+            (created(ia), a).cmp(&(created(ib), b))
+        });
+    Ok(newest.map(|(run_id, imgs)| {
+        let any = imgs
+            .values()
+            .next()
+            .map(|i| i.tags.clone())
+            .unwrap_or_default();
+        let mut amis: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+        for ((builder, region), img) in imgs {
+            amis.entry(builder).or_default().insert(region, img.id);
+        }
+        Reused {
+            amis,
+            run_id,
+            created_at: any.get("CREATED_AT").cloned().unwrap_or_default(),
+            ami_version: any.get("AMI_VERSION").cloned().unwrap_or_default(),
+            base_ami: any.get("gears:base-ami").cloned(),
+        }
+    }))
 }
 
 /// Runs `gears bake`.
@@ -301,13 +340,22 @@ pub async fn bake(
     ui.note(&format!("base AMI {} ({})", base_ami.id, base_ami.name));
 
     if !settings.force {
-        if let Some(amis) = unless_cancelled(cancel, find_existing(&clients, &plan)).await?? {
+        if let Some(reused) = unless_cancelled(cancel, find_existing(&clients, &plan)).await?? {
             ui.finish(true);
             ui.note(&format!(
                 "{} {} (git {}) is already baked: reusing its AMIs (use --force to bake again)",
                 plan.component, plan.version, plan.git_sha
             ));
-            let manifest = Manifest::of(&plan, &base_ami.id, amis, None);
+            // The manifest describes the AMIs found: their bake's run, date and base AMI.
+            let mut manifest = Manifest::of(
+                &plan,
+                reused.base_ami.as_deref().unwrap_or(&base_ami.id),
+                reused.amis,
+                None,
+            );
+            manifest.run_id = reused.run_id;
+            manifest.created_at = reused.created_at;
+            manifest.ami_version = reused.ami_version;
             return finish(settings, &manifest, out);
         }
     }

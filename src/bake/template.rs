@@ -57,6 +57,14 @@ fn abs(dir: &Path, p: &Path) -> String {
         .to_string()
 }
 
+/// A builder's tags, plus `gears:base-ami`: Packer fills in the base AMI it used (a template
+/// expression of ours, not a user value), so a reused bake can tell which base it was built on.
+fn builder_tags(tags: &BTreeMap<String, String>) -> Value {
+    let mut v = esc_map(tags);
+    v["gears:base-ami"] = Value::String("{{ .SourceAMI }}".to_owned());
+    v
+}
+
 /// The tera context of a bake (documented at the top of templates/packer.json.tera).
 pub fn context(plan: &BakePlan, component: &Component, opts: &RenderOptions) -> Value {
     let builders: Vec<Value> = plan
@@ -68,7 +76,7 @@ pub fn context(plan: &BakePlan, component: &Component, opts: &RenderOptions) -> 
                 "type": b.kind.as_str(),
                 "instance_type": esc(&b.instance_type),
                 "ami_name": esc(&b.ami_name),
-                "tags": esc_map(&b.tags),
+                "tags": builder_tags(&b.tags),
             })
         })
         .collect();

@@ -166,6 +166,7 @@ async fn bake_two_builders_into_two_regions_then_reuse() {
             );
             assert_eq!(t["AMI_VERSION"], format!("2.5.0-{created}"));
             assert_eq!(t["gears:builder"], builder);
+            assert_eq!(t["gears:base-ami"], first["base_ami"].as_str().unwrap());
             assert_eq!(t["gears:run-id"], first["run_id"].as_str().unwrap());
             assert_eq!(
                 img.name().unwrap(),
@@ -225,6 +226,12 @@ async fn bake_two_builders_into_two_regions_then_reuse() {
     let second = manifest(&m);
     assert_eq!(second["reused"], true);
     assert_eq!(second["amis"], first["amis"]);
+    for same in ["run_id", "created_at", "ami_version", "base_ami"] {
+        assert_eq!(
+            second[same], first[same],
+            "the reused manifest describes the AMIs found: {same}"
+        );
+    }
     assert_eq!(out2, out);
     assert!(err2.contains("already baked: reusing"), "{err2}");
     assert_eq!(images_of("us-east-1", &name).await.len(), 2, "no new AMI");
