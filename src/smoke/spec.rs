@@ -247,6 +247,25 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Ordered<T> {
     }
 }
 
+/// A test's `uri`: empty, or a path (or query) that goes right after `host:port`, as Smolder
+/// builds URLs without joining: so it must start with `/` or `?`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Uri(pub String);
+
+impl<'de> Deserialize<'de> for Uri {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        checked(d, "a path like /health", |v| {
+            match v {
+            Scalar::Str(s) if s.is_empty() || s.starts_with('/') || s.starts_with('?') => Ok(Uri(s)),
+            Scalar::Str(s) => Err(format!(
+                "uri `{s}` must start with `/` (the URL is host:port followed by the uri); did you mean `/{s}`?"
+            )),
+            other => Err(format!("invalid type: uri must be a path like /health, got {other}")),
+        }
+        })
+    }
+}
+
 /// A TCP/HTTP port, 1 to 65535.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Port(pub u16);
@@ -694,7 +713,7 @@ impl<'de> Deserialize<'de> for Outcomes {
 struct RawTest {
     name: Text,
     #[serde(default)]
-    uri: Option<Text>,
+    uri: Option<Uri>,
     port: Option<Port>,
     protocol: Option<Protocol>,
     method: Option<Method>,

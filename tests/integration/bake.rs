@@ -815,10 +815,6 @@ async fn throttled_aws_is_exit_5_after_retries() {
         calls.load(std::sync::atomic::Ordering::SeqCst) >= 3,
         "the SDK retried before giving up"
     );
-    assert!(
-        live_instances(&name).await.is_empty(),
-        "nothing was launched"
-    );
 }
 
 #[test]

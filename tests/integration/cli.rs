@@ -195,6 +195,19 @@ fn json_output_and_junit_report() {
         "the human report goes to stderr: {err}"
     );
     let xml = std::fs::read_to_string(&junit).unwrap();
+    // Well-formed XML, as a CI server's parser sees it.
+    let parsed = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sys, xml.etree.ElementTree as E; E.parse(sys.argv[1])",
+            junit.to_str().unwrap(),
+        ])
+        .status()
+        .unwrap();
+    assert!(
+        parsed.success(),
+        "JUnit report is not well-formed XML:\n{xml}"
+    );
     assert!(
         xml.contains("<testsuite name=\"<stdin>\"")
             || xml.contains("<testsuite name=\"&lt;stdin&gt;\""),
