@@ -148,6 +148,43 @@ pub fn explain(component: &Component, meta: &Metadata, plan: &BakePlan) -> Strin
     s
 }
 
+/// `packer validate` of a rendered template (syntax, builders' and provisioners' settings; no
+/// AWS call): `Ok(None)` when packer is not installed, exit 3 naming the file when it refuses.
+async fn packer_validate(
+    packer: &std::path::Path,
+    path: &std::path::Path,
+) -> Result<Option<String>, Error> {
+    let out = tokio::process::Command::new(packer)
+        .arg("validate")
+        .arg(path)
+        .env("CHECKPOINT_DISABLE", "1")
+        .output()
+        .await;
+    match out {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(crate::packer::PackerError::Io(e).into()),
+        Ok(o) => {
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            );
+            if o.status.success() {
+                Ok(Some(text.trim().to_owned()))
+            } else {
+                Err(InputError::whole_file(
+                    path.display().to_string(),
+                    format!(
+                        "packer validate rejected the rendered template:\n{}",
+                        text.trim()
+                    ),
+                )
+                .into())
+            }
+        }
+    }
+}
+
 /// Renders the template for a dry run or `gears validate` (no AWS: the base AMI lookup stays a
 /// filter), and checks it with `packer validate` when packer is installed. Returns the
 /// template and what packer said (None when packer is not installed).
@@ -172,35 +209,7 @@ pub async fn render_and_validate(
         path: path.display().to_string(),
         source: e,
     })?;
-    // Full validation (syntax, builders' and provisioners' settings); no AWS call.
-    let out = tokio::process::Command::new(&settings.packer)
-        .arg("validate")
-        .arg(&path)
-        .env("CHECKPOINT_DISABLE", "1")
-        .output()
-        .await;
-    let verdict = match out {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(crate::packer::PackerError::Io(e).into()),
-        Ok(o) => {
-            let text = format!(
-                "{}{}",
-                String::from_utf8_lossy(&o.stdout),
-                String::from_utf8_lossy(&o.stderr)
-            );
-            if !o.status.success() {
-                return Err(InputError::whole_file(
-                    path.display().to_string(),
-                    format!(
-                        "packer validate rejected the rendered template:\n{}",
-                        text.trim()
-                    ),
-                )
-                .into());
-            }
-            Some(text.trim().to_owned())
-        }
-    };
+    let verdict = packer_validate(&settings.packer, &path).await?;
     Ok((template, verdict))
 }
 
@@ -382,6 +391,11 @@ pub async fn bake(
         path: template_path.display().to_string(),
         source: e,
     })?;
+    // A component's own template is checked before the build, so that a template packer
+    // refuses is exit 3 here as in --dry-run (the built-in one is checked by the tests).
+    if component.template.is_some() {
+        packer_validate(&settings.packer, &template_path).await?;
+    }
     let mut args = vec!["build".to_owned(), "-machine-readable".to_owned()];
     if settings.force {
         args.push("-force".to_owned());

@@ -229,7 +229,7 @@ fn key_place(source: &str, key: &str) -> (usize, usize) {
             continue;
         }
         if let Some(m) = re.captures(line).and_then(|c| c.get(1)) {
-            return (i + 1, m.start() + 1);
+            return (i + 1, line[..m.start()].chars().count() + 1);
         }
     }
     (0, 0)

@@ -832,6 +832,15 @@ fn templates_packer_or_tera_refuse_are_exit_3_naming_the_template() {
             &unique("tpl"),
             &format!("template: {ROOT}/tests/fixtures/bake/{fixture}\n"),
         );
+        for mode in [&["--dry-run"][..], &[]] {
+            let o = gears_aws(dir.path())
+                .args(["bake", "--version", "1", "--git-sha", "a"])
+                .args(mode)
+                .output()
+                .unwrap();
+            let (_, err, code) = parts(&o);
+            assert_eq!(code, 3, "{fixture} {mode:?}: {err}");
+        }
         let o = gears_aws(dir.path())
             .args(["bake", "--dry-run", "--version", "1", "--git-sha", "a"])
             .output()
