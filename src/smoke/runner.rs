@@ -445,7 +445,14 @@ async fn run_until(p: &Prepared<'_>, deadline: Option<Instant>, cancel: &Cancel)
         deadline,
         backoff,
         cancel,
-        || run_once(p),
+        || {
+            // With --wait, no attempt runs past the deadline (at least 1 s each).
+            let cap = deadline.map(|d| {
+                d.saturating_duration_since(tokio::time::Instant::now())
+                    .max(Duration::from_secs(1))
+            });
+            run_once(p, cap)
+        },
         TestResult::passed,
     )
     .await
@@ -470,7 +477,7 @@ async fn tcp_check(host: &str, port: u16) -> CheckResult {
     CheckResult::new("tcp", ok, format!("Connecting to {host} on port {port}"))
 }
 
-async fn run_once(p: &Prepared<'_>) -> TestResult {
+async fn run_once(p: &Prepared<'_>, cap: Option<Duration>) -> TestResult {
     let start = Instant::now();
     let mut result = TestResult {
         name: p.spec.name.clone(),
@@ -496,7 +503,7 @@ async fn run_once(p: &Prepared<'_>) -> TestResult {
             return result;
         }
     }
-    match fetch(p).await {
+    match fetch(p, cap).await {
         Ok(resp) => {
             let checks = effective_checks(p.spec, p.protocol);
             result.checks.extend(evaluate(p.spec, &checks, &resp));
@@ -562,10 +569,14 @@ fn classify(e: reqwest::Error, p: &Prepared<'_>, timeout: f64) -> Failure {
     Failure::Request(format!("request failed: {}", chain.join(": ")))
 }
 
-async fn fetch(p: &Prepared<'_>) -> Result<Response, Failure> {
+async fn fetch(p: &Prepared<'_>, cap: Option<Duration>) -> Result<Response, Failure> {
     let i = &p.spec.inputs;
     let client = p.client.as_ref().expect("http tests have a client");
     let timeout = i.timeout.map(|t| t.0).unwrap_or(30.0);
+    let timeout = match cap {
+        Some(c) if c.as_secs_f64() < timeout => (c.as_secs_f64() * 10.0).round() / 10.0,
+        _ => timeout,
+    };
     let method = match p.spec.method {
         Method::Get => reqwest::Method::GET,
         Method::Post => reqwest::Method::POST,

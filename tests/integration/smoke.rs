@@ -463,3 +463,21 @@ async fn wait_gives_up_at_the_deadline() {
     assert!(!r.passed());
     assert!(r.attempts >= 2, "attempts: {}", r.attempts);
 }
+
+#[tokio::test]
+async fn wait_never_lets_an_attempt_run_past_the_deadline() {
+    // /delay/10 answers after 10 s; with --wait 2 the attempt is cut at the deadline instead
+    // of taking the whole 30 s request timeout.
+    let yaml = "tests:\n  - name: slow\n    uri: /delay/10\n";
+    let r = run_on(&httpbin(), yaml, Some(Duration::from_secs(2)), 1)
+        .await
+        .remove(0);
+    assert!(!r.passed());
+    assert!(
+        r.checks
+            .iter()
+            .any(|c| c.message.starts_with("timed out after 2s")),
+        "{}",
+        lines(&r)
+    );
+}
