@@ -17,9 +17,6 @@ pub enum CloudError {
         code: Option<String>,
         message: String,
     },
-    /// A lookup found nothing where something was required.
-    #[error("{0}")]
-    NotFound(String),
 }
 
 impl CloudError {

@@ -71,18 +71,35 @@ pub fn new_run_id(created_at: &str) -> String {
     format!("{created_at}-{mix:06x}")
 }
 
-/// Component, metadata and plan: everything decided without AWS.
+/// Component, metadata and plan: everything decided without AWS. With `placeholders`
+/// (`gears validate`), a version, revision or repo that cannot be found is replaced by a
+/// placeholder instead of being an error.
 pub fn prepare(
     settings: &BakeSettings,
     ctx: &RunContext,
+    placeholders: bool,
 ) -> Result<(Component, Metadata, BakePlan), Error> {
     let component = crate::component::load(&settings.component_file)?;
-    let meta = resolve(
+    let meta = match resolve(
         &settings.overrides,
         ctx,
         component.repo.as_deref(),
         git_in(&component.dir),
-    )?;
+    ) {
+        Ok(meta) => meta,
+        Err(_) if placeholders => {
+            let placeholder = |v: &str| crate::component::metadata::Sourced {
+                value: v.into(),
+                source: "placeholder".into(),
+            };
+            Metadata {
+                version: placeholder("0.0.0"),
+                git_sha: placeholder("0000000"),
+                repo: placeholder("unknown"),
+            }
+        }
+        Err(e) => return Err(e),
+    };
     let created_at = chrono::Utc::now().format("%Y%m%d%H%M").to_string();
     let run_id = new_run_id(&created_at);
     let plan = plan(&component, &meta, &created_at, &run_id)?;
@@ -287,7 +304,7 @@ pub async fn bake(
     cancel: &Cancel,
     out: &mut dyn Write,
 ) -> Result<Exit, Error> {
-    let (component, meta, plan) = prepare(settings, ctx)?;
+    let (component, meta, plan) = prepare(settings, ctx, false)?;
     if settings.explain {
         let _ = out.write_all(explain(&component, &meta, &plan).as_bytes());
         return Ok(Exit::Success);
@@ -475,26 +492,7 @@ pub async fn validate(
     ctx: &RunContext,
     out: &mut dyn Write,
 ) -> Result<Exit, Error> {
-    let component = crate::component::load(&settings.component_file)?;
-    let meta = resolve(
-        &settings.overrides,
-        ctx,
-        component.repo.as_deref(),
-        git_in(&component.dir),
-    )
-    .unwrap_or_else(|_| {
-        let placeholder = |v: &str| crate::component::metadata::Sourced {
-            value: v.into(),
-            source: "placeholder".into(),
-        };
-        Metadata {
-            version: placeholder("0.0.0"),
-            git_sha: placeholder("0000000"),
-            repo: placeholder("unknown"),
-        }
-    });
-    let created_at = chrono::Utc::now().format("%Y%m%d%H%M").to_string();
-    let plan = plan(&component, &meta, &created_at, &new_run_id(&created_at))?;
+    let (component, _, plan) = prepare(settings, ctx, true)?;
     let (_, verdict) = render_and_validate(settings, &component, &plan).await?;
     let mut report =
         format!(

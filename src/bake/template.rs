@@ -37,14 +37,14 @@ pub struct RenderOptions {
     pub manifest: String,
 }
 
-fn esc(s: &str) -> Value {
+fn text(s: &str) -> Value {
     Value::String(s.to_owned())
 }
 
-fn esc_map(m: &BTreeMap<String, String>) -> Value {
+fn text_map(m: &BTreeMap<String, String>) -> Value {
     Value::Object(
         m.iter()
-            .map(|(k, v)| (k.clone(), esc(v)))
+            .map(|(k, v)| (k.clone(), text(v)))
             .collect::<Map<_, _>>(),
     )
 }
@@ -60,7 +60,7 @@ fn abs(dir: &Path, p: &Path) -> String {
 /// A builder's tags, plus `gears:base-ami`: Packer fills in the base AMI it used (a template
 /// expression of ours, not a user value), so a reused bake can tell which base it was built on.
 fn builder_tags(tags: &BTreeMap<String, String>) -> Value {
-    let mut v = esc_map(tags);
+    let mut v = text_map(tags);
     v["gears:base-ami"] = Value::String("{{ .SourceAMI }}".to_owned());
     v
 }
@@ -74,8 +74,8 @@ pub fn context(plan: &BakePlan, component: &Component, opts: &RenderOptions) -> 
             json!({
                 "name": b.name,
                 "type": b.kind.as_str(),
-                "instance_type": esc(&b.instance_type),
-                "ami_name": esc(&b.ami_name),
+                "instance_type": text(&b.instance_type),
+                "ami_name": text(&b.ami_name),
                 "tags": builder_tags(&b.tags),
             })
         })
@@ -90,7 +90,7 @@ pub fn context(plan: &BakePlan, component: &Component, opts: &RenderOptions) -> 
             filters.insert(format!("tag:{k}"), v.clone());
         }
         filters.insert("state".into(), "available".into());
-        json!({"filters": esc_map(&filters), "owners": base.owners.iter().map(|o| esc(o)).collect::<Vec<_>>()})
+        json!({"filters": text_map(&filters), "owners": base.owners.iter().map(|o| text(o)).collect::<Vec<_>>()})
     };
     let source_ami = opts
         .source_ami
@@ -113,28 +113,28 @@ pub fn context(plan: &BakePlan, component: &Component, opts: &RenderOptions) -> 
             extra.join(" ")
         ));
         json!({
-            "playbook": esc(&playbook),
-            "role_paths": roles.iter().map(|r| esc(r)).collect::<Vec<_>>(),
-            "extra_arguments": extra.iter().map(|a| esc(a)).collect::<Vec<_>>(),
-            "local_check": esc(&check),
+            "playbook": text(&playbook),
+            "role_paths": roles.iter().map(|r| text(r)).collect::<Vec<_>>(),
+            "extra_arguments": extra.iter().map(|a| text(a)).collect::<Vec<_>>(),
+            "local_check": text(&check),
         })
     });
     json!({
-        "component": esc(&plan.component),
+        "component": text(&plan.component),
         "run_id": plan.run_id,
         "build_region": plan.build_region,
         "copy_regions": plan.copy_regions,
         "builders": builders,
         "source_ami": source_ami,
         "source_ami_filter": filter,
-        "vpc_id": component.vpc_id.as_deref().map(esc),
-        "subnet_id": component.subnet_id.as_deref().map(esc),
+        "vpc_id": component.vpc_id.as_deref().map(text),
+        "subnet_id": component.subnet_id.as_deref().map(text),
         "endpoint": opts.endpoint,
         "communicator": match component.communicator { Communicator::Ssh => "ssh", Communicator::None => "none" },
-        "ssh_username": esc(&component.ssh_username),
-        "run_tags": esc_map(&plan.run_tags),
+        "ssh_username": text(&component.ssh_username),
+        "run_tags": text_map(&plan.run_tags),
         "ansible": ansible,
-        "manifest": esc(&opts.manifest),
+        "manifest": text(&opts.manifest),
     })
 }
 

@@ -159,7 +159,7 @@ fn cookies(inputs: &Inputs) -> Vec<(String, String)> {
 
 /// A header, form field, query parameter or JSON key whose value is a credential by its name:
 /// `Authorization`, `Cookie`, `X-Auth-Token`, `api_key`, `password`, `client_secret`...
-fn is_secret_header(name: &str) -> bool {
+fn is_secret_name(name: &str) -> bool {
     let n = name.to_ascii_lowercase();
     [
         "auth",
@@ -190,7 +190,7 @@ fn secrets_of(inputs: &Inputs) -> Vec<String> {
         s.push(p);
     }
     for (k, v) in inputs.headers.iter().flat_map(|h| h.0.iter()) {
-        if is_secret_header(k) {
+        if is_secret_name(k) {
             s.push(v.0.clone());
             // "Basic xyz" / "Bearer xyz": the credential alone too.
             if let Some((_, cred)) = v.0.split_once(' ') {
@@ -217,7 +217,7 @@ fn secrets_of(inputs: &Inputs) -> Vec<String> {
         _ => Vec::new(),
     };
     for (k, v) in fields.chain(form).chain(json) {
-        if is_secret_header(&k) {
+        if is_secret_name(&k) {
             s.push(v);
         }
     }
@@ -269,7 +269,7 @@ fn curl_command(spec: &TestSpec, url: &str, protocol: Protocol) -> String {
     }
     parts.push("-v -s -o /dev/null".to_owned());
     for (k, v) in i.headers.iter().flat_map(|h| h.0.iter()) {
-        let v = if is_secret_header(k) {
+        let v = if is_secret_name(k) {
             "***"
         } else {
             v.0.as_str()
@@ -324,8 +324,8 @@ fn curl_command(spec: &TestSpec, url: &str, protocol: Protocol) -> String {
 /// succeeds.
 pub struct Plan<'a>(Vec<Prepared<'a>>);
 
-/// Resolves every test of `file` against `target`; bad input (an unreadable CA bundle, an
-/// invalid header) is an error before anything runs.
+/// Resolves every test of `file` against `target`; bad input (an unreadable CA bundle, a bad
+/// proxy URL or client certificate) is an error before anything runs.
 pub fn prepare<'a>(file: &'a SmokeFile, target: &Target) -> Result<Plan<'a>, Error> {
     let mut clients: HashMap<ClientKey, reqwest::Client> = HashMap::new();
     let mut errors = Vec::new();
@@ -343,21 +343,6 @@ pub fn prepare<'a>(file: &'a SmokeFile, target: &Target) -> Result<Plan<'a>, Err
             port,
             spec.uri
         );
-        for (k, v) in spec.inputs.headers.iter().flat_map(|h| h.0.iter()) {
-            let bad = if reqwest::header::HeaderName::from_bytes(k.as_bytes()).is_err() {
-                Some(format!(
-                    "test `{}`: `{k}` is not a valid HTTP header name",
-                    spec.name
-                ))
-            } else if reqwest::header::HeaderValue::from_str(&v.0).is_err() {
-                Some(format!("test `{}`: the value of header `{k}` has characters HTTP does not allow (a newline?)", spec.name))
-            } else {
-                None
-            };
-            if let Some(msg) = bad {
-                errors.push(InputError::whole_file(file.path.clone(), msg));
-            }
-        }
         let mut client = None;
         if protocol != Protocol::Tcp {
             let key = client_key(&spec.inputs);

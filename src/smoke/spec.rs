@@ -495,6 +495,7 @@ pub enum ClientCert {
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Inputs {
+    #[serde(default, deserialize_with = "http_headers")]
     pub headers: Option<Ordered<Text>>,
     pub username: Option<Text>,
     pub password: Option<Text>,
@@ -521,6 +522,42 @@ pub struct Inputs {
     pub _dn: Option<serde::de::IgnoredAny>,
     #[serde(default, rename = "attr_key")]
     pub _attr_key: Option<serde::de::IgnoredAny>,
+}
+
+/// `inputs.headers`, each name and value checked as HTTP allows while serde still knows where
+/// it is in the file.
+fn http_headers<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Ordered<Text>>, D::Error> {
+    struct V;
+    impl<'de> Visitor<'de> for V {
+        type Value = Option<Ordered<Text>>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a mapping of header names to values")
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::new();
+            while let Some(k) = m.next_key::<Text>()? {
+                if reqwest::header::HeaderName::from_bytes(k.0.as_bytes()).is_err() {
+                    return Err(de::Error::custom(format!(
+                        "`{}` is not a valid HTTP header name",
+                        k.0
+                    )));
+                }
+                let v: Text = m.next_value()?;
+                if reqwest::header::HeaderValue::from_str(&v.0).is_err() {
+                    return Err(de::Error::custom(format!(
+                        "the value of header `{}` has characters HTTP does not allow (a newline?)",
+                        k.0
+                    )));
+                }
+                out.push((k.0, v));
+            }
+            Ok(Some(Ordered(out)))
+        }
+    }
+    d.deserialize_any(V)
 }
 
 fn file_upload<'de, D: Deserializer<'de>>(d: D) -> Result<Option<FileUpload>, D::Error> {

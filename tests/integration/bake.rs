@@ -781,25 +781,28 @@ async fn throttling_endpoint() -> (String, std::sync::Arc<std::sync::atomic::Ato
     (url, calls)
 }
 
+/// `gears bake` of the component in `dir` against the EC2 endpoint `url`.
+fn bake_against(dir: &Path, url: &str) -> tokio::process::Command {
+    let mut c = tokio::process::Command::from(gears_aws(dir));
+    c.args([
+        "bake",
+        "--version",
+        "1",
+        "--git-sha",
+        "a",
+        "--endpoint-url",
+        url,
+    ]);
+    c
+}
+
 #[tokio::test]
 async fn throttled_aws_is_exit_5_after_retries() {
     let dir = tempdir();
     let name = unique("thr");
     component(dir.path(), &name, "");
     let (url, calls) = throttling_endpoint().await;
-    let o = tokio::process::Command::from(gears_aws(dir.path()))
-        .args([
-            "bake",
-            "--version",
-            "1",
-            "--git-sha",
-            "a",
-            "--endpoint-url",
-            &url,
-        ])
-        .output()
-        .await
-        .unwrap();
+    let o = bake_against(dir.path(), &url).output().await.unwrap();
     let (out, err, code) = parts(&o);
     assert_eq!(code, 5, "{err}");
     assert_eq!(out, "");
@@ -870,16 +873,7 @@ async fn sigint_during_aws_retries_stops_at_once_with_130() {
     let name = unique("intaws");
     component(dir.path(), &name, "");
     let (url, calls) = throttling_endpoint().await;
-    let child = tokio::process::Command::from(gears_aws(dir.path()))
-        .args([
-            "bake",
-            "--version",
-            "1",
-            "--git-sha",
-            "a",
-            "--endpoint-url",
-            &url,
-        ])
+    let child = bake_against(dir.path(), &url)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
