@@ -5,7 +5,11 @@ use crate::cli::{Cli, Command};
 use crate::context::RunContext;
 use crate::error::Error;
 use crate::exit::Exit;
-use crate::settings::{BakeSettings, SmokeSettings};
+use crate::settings::{BakeSettings, OutputFormat, SmokeSettings, TestSettings};
+use std::io::Write;
+
+/// How long cleanup may take after the run, whatever stopped it.
+const CLEANUP_DEADLINE: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// Runs a parsed command line to its exit code, printing errors on stderr.
 pub async fn run(cli: Cli) -> Exit {
@@ -13,16 +17,30 @@ pub async fn run(cli: Cli) -> Exit {
     let cancel = Cancel::new();
     cancel.listen_for_signals();
     let cleanup = Cleanup::default();
-    let exit = match dispatch(cli, &ctx, &cancel, &cleanup).await {
-        Ok(exit) => exit,
-        Err(e) => {
+    // A second signal while the stage is still stopping ends it at once.
+    let outcome = tokio::select! {
+        r = dispatch(cli, &ctx, &cancel, &cleanup) => Some(r),
+        _ = cancel.escalated() => None,
+    };
+    let mut exit = match outcome {
+        Some(Ok(exit)) => exit,
+        Some(Err(e)) => {
             eprint!("{}", e.render());
             e.exit()
         }
+        None => {
+            let sig = cancel.signal().unwrap_or(crate::cancel::Signal::Int);
+            eprintln!("error: a second signal: stopping now, without waiting for the stage to finish stopping");
+            for what in cleanup.pending_steps() {
+                eprintln!("left undone: {what}");
+            }
+            return sig.exit();
+        }
     };
-    // Whatever happened, undo what the stages created and did not release themselves.
-    let mut exit = exit;
-    for (what, result) in cleanup.run_all().await {
+    // Whatever happened, undo what the stages created and did not release themselves, on
+    // cleanup's own token and deadline (a first signal does not cut it short; a second does).
+    let deadline = tokio::time::Instant::now() + CLEANUP_DEADLINE;
+    for (what, result) in cleanup.run_all(&cancel.for_cleanup(), deadline).await {
         match result {
             Ok(()) => eprintln!("cleanup: {what}: done"),
             Err(why) => {
@@ -38,7 +56,7 @@ async fn dispatch(
     cli: Cli,
     ctx: &RunContext,
     cancel: &Cancel,
-    _cleanup: &Cleanup,
+    cleanup: &Cleanup,
 ) -> Result<Exit, Error> {
     match cli.command {
         Command::Smoke(args) => {
@@ -50,13 +68,104 @@ async fn dispatch(
         }
         Command::Bake(args) => {
             let settings = BakeSettings::for_bake(&args, ctx)?;
-            let mut out = std::io::stdout().lock();
-            crate::bake::run::bake(&settings, ctx, cancel, &mut out).await
+            let cloud = crate::aws::Aws::new(settings.endpoint_flag.as_deref());
+            let baked = crate::bake::run::bake(&settings, ctx, cancel, cleanup, &cloud).await?;
+            print_baked(&settings, &baked)?;
+            Ok(Exit::Success)
+        }
+        Command::Test(args) => {
+            let settings = TestSettings::resolve(&args, ctx)?;
+            let cloud = crate::aws::Aws::new(settings.endpoint_flag.as_deref());
+            let tested = crate::test_stage::test(&settings, ctx, cancel, cleanup, &cloud).await?;
+            print_tested(&settings, ctx, &tested)?;
+            Ok(if tested.passed {
+                Exit::Success
+            } else {
+                Exit::SmokeFailed
+            })
         }
         Command::Validate(args) => {
             let settings = BakeSettings::resolve(&args.component, ctx)?;
-            let mut out = std::io::stdout().lock();
-            crate::bake::run::validate(&settings, ctx, &mut out).await
+            let report = crate::bake::validate::validate(&settings, ctx).await?;
+            print!("{report}");
+            Ok(Exit::Success)
         }
     }
+}
+
+/// Test's front: the smoke report (console on stdout, or JSON with the instance and timings),
+/// JUnit when asked.
+fn print_tested(
+    settings: &TestSettings,
+    ctx: &RunContext,
+    tested: &crate::test_stage::Tested,
+) -> Result<(), Error> {
+    use crate::smoke::report;
+    let json = settings.output == OutputFormat::Json;
+    let colour = ctx.stdout_color() && !json;
+    let mut console = String::new();
+    if let Some(f) = &tested.failure {
+        console.push_str(&format!("FAILED: {f}\n"));
+    }
+    for r in &tested.results {
+        console.push_str(&report::console::test_block(r, colour));
+    }
+    if !tested.results.is_empty() {
+        console.push_str(&report::console::summary(
+            &tested.results,
+            tested.timings.smoke_done - tested.timings.running,
+        ));
+    }
+    if json {
+        eprint!("{console}");
+        let text = serde_json::to_string_pretty(tested).unwrap_or_default();
+        println!("{text}");
+    } else {
+        print!("{console}");
+    }
+    if let Some(path) = &settings.junit {
+        let suite = std::path::Path::new(&tested.smoke_file)
+            .file_name()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let xml = report::junit::render(&suite, &tested.results, tested.timings.total);
+        std::fs::write(path, xml).map_err(|e| Error::Write {
+            path: path.display().to_string(),
+            source: e,
+        })?;
+    }
+    Ok(())
+}
+
+/// Bake's front: the manifest and env file written, data on stdout, the rest on stderr.
+fn print_baked(settings: &BakeSettings, baked: &crate::bake::run::Baked) -> Result<(), Error> {
+    use crate::bake::run::Baked;
+    let mut out = std::io::stdout().lock();
+    let text = match baked {
+        Baked::Explained(text) => text.clone(),
+        Baked::Rendered { template, verdict } => {
+            match verdict {
+                Some(v) => eprintln!("packer validate: {}", if v.is_empty() { "ok" } else { v }),
+                None => eprintln!("packer validate: skipped (packer is not installed)"),
+            }
+            template.clone()
+        }
+        Baked::Manifest(manifest) => {
+            let env = manifest.write(&settings.manifest)?;
+            eprintln!(
+                "manifest: {} (env file: {})",
+                settings.manifest.display(),
+                env.display()
+            );
+            match settings.output {
+                OutputFormat::Json => {
+                    serde_json::to_string_pretty(manifest).unwrap_or_default() + "\n"
+                }
+                OutputFormat::Human => manifest.ami_lines(),
+            }
+        }
+    };
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
+    Ok(())
 }

@@ -1,5 +1,7 @@
 //! One cancellation token for the whole run. SIGINT and SIGTERM cancel it; every wait selects on
-//! it; the signal that came first decides the exit code (130 or 143) after cleanup.
+//! it; the signal that came first decides the exit code (130 or 143) after cleanup. Cleanup runs
+//! on its own token, which only a second signal cancels: then gears says what is left undone and
+//! exits.
 
 use crate::exit::Exit;
 use std::sync::{Arc, Mutex};
@@ -45,6 +47,9 @@ impl std::fmt::Display for Signal {
 #[derive(Clone, Default)]
 pub struct Cancel {
     token: CancellationToken,
+    /// Cancelled by the second signal: cleanup's own token.
+    escalation: CancellationToken,
+    signals: Arc<std::sync::atomic::AtomicU32>,
     signal: Arc<Mutex<Option<Signal>>>,
 }
 
@@ -54,13 +59,38 @@ impl Cancel {
         Self::default()
     }
 
-    /// Cancels the run because of `signal` (the first signal wins).
+    /// Cancels the run because of `signal` (the first signal wins); a second signal also
+    /// cancels cleanup.
     pub fn cancel(&self, signal: Signal) {
         let mut s = self.signal.lock().unwrap_or_else(|p| p.into_inner());
         if s.is_none() {
             *s = Some(signal);
         }
+        drop(s);
+        let n = self
+            .signals
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            + 1;
         self.token.cancel();
+        if n >= 2 {
+            self.escalation.cancel();
+        }
+    }
+
+    /// The token cleanup runs under: not cancelled by the signal that stopped the run, only by
+    /// a second one. Waits inside cleanup steps select on this one.
+    pub fn for_cleanup(&self) -> Cancel {
+        Cancel {
+            token: self.escalation.clone(),
+            escalation: self.escalation.clone(),
+            signals: self.signals.clone(),
+            signal: self.signal.clone(),
+        }
+    }
+
+    /// Resolves at the second signal.
+    pub async fn escalated(&self) {
+        self.escalation.cancelled().await
     }
 
     /// The signal that cancelled the run, if any.
@@ -147,15 +177,77 @@ impl Cleanup {
         self.steps.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 
-    /// Runs every pending step, newest first; returns each description with its outcome.
-    pub async fn run_all(&self) -> Vec<(String, Result<(), String>)> {
+    /// What the pending steps would undo, newest first.
+    pub fn pending_steps(&self) -> Vec<String> {
+        self.steps
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .rev()
+            .map(|(_, what, _)| what.clone())
+            .collect()
+    }
+
+    /// Runs every pending step, newest first, until `deadline` passes or `cancel` (cleanup's
+    /// own token, [`Cancel::for_cleanup`]) fires; returns each step with its outcome. Steps
+    /// not reached are reported as [`Undone::NotRun`].
+    pub async fn run_all(
+        &self,
+        cancel: &Cancel,
+        deadline: tokio::time::Instant,
+    ) -> Vec<(String, Result<(), Undone>)> {
         let steps: Vec<_> =
             std::mem::take(&mut *self.steps.lock().unwrap_or_else(|p| p.into_inner()));
         let mut out = Vec::with_capacity(steps.len());
+        let mut stop: Option<Undone> = None;
         for (_, what, step) in steps.into_iter().rev() {
-            out.push((what, step().await));
+            if let Some(why) = &stop {
+                out.push((what, Err(why.clone())));
+                continue;
+            }
+            let result = tokio::select! {
+                // A second signal wins over a step that noticed it too and gave up.
+                biased;
+                _ = cancel.cancelled() => {
+                    stop = Some(Undone::NotRun("a second signal stopped cleanup"));
+                    Err(Undone::Abandoned)
+                }
+                r = tokio::time::timeout_at(deadline, step()) => match r {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(e)) => Err(Undone::Failed(e)),
+                    Err(_) => {
+                        stop = Some(Undone::NotRun("the cleanup deadline passed"));
+                        Err(Undone::DeadlinePassed)
+                    }
+                },
+            };
+            out.push((what, result));
         }
         out
+    }
+}
+
+/// Why a cleanup step did not finish.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Undone {
+    /// The step ran and failed.
+    Failed(String),
+    /// The step was still running when cleanup's deadline passed.
+    DeadlinePassed,
+    /// The step was still running when a second signal came.
+    Abandoned,
+    /// The step never started, for this reason.
+    NotRun(&'static str),
+}
+
+impl std::fmt::Display for Undone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Undone::Failed(e) => f.write_str(e),
+            Undone::DeadlinePassed => f.write_str("still running when the cleanup deadline passed"),
+            Undone::Abandoned => f.write_str("abandoned at a second signal"),
+            Undone::NotRun(why) => write!(f, "not started: {why}"),
+        }
     }
 }
 
@@ -182,18 +274,127 @@ mod tests {
             }
         }
         assert_eq!(c.pending(), 2);
-        let results = c.run_all().await;
+        assert_eq!(c.pending_steps(), ["undo lock", "undo instance"]);
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+        let results = c.run_all(&Cancel::new(), deadline).await;
         assert_eq!(*log.lock().unwrap(), vec!["lock", "instance"]);
         assert_eq!(
             results[0],
             (
                 "undo lock".to_owned(),
-                Err("lock table unreachable".to_owned())
+                Err(Undone::Failed("lock table unreachable".to_owned()))
             )
         );
         assert_eq!(results[1], ("undo instance".to_owned(), Ok(())));
         assert_eq!(c.pending(), 0);
-        assert!(c.run_all().await.is_empty(), "each step runs once");
+        assert!(
+            c.run_all(&Cancel::new(), deadline).await.is_empty(),
+            "each step runs once"
+        );
+    }
+
+    /// A step that waits for AWS (here: 3 polls 1 s apart) with poll_until on cleanup's token.
+    fn waiting_step(
+        c: &Cleanup,
+        cancel: &Cancel,
+        log: &Arc<Mutex<Vec<String>>>,
+        name: &'static str,
+    ) {
+        let (cancel, log) = (cancel.for_cleanup(), log.clone());
+        c.register(name, move || async move {
+            let start = tokio::time::Instant::now();
+            let r = crate::wait::poll_until(
+                Some(start + std::time::Duration::from_secs(30)),
+                crate::wait::Backoff {
+                    first: std::time::Duration::from_secs(1),
+                    max: std::time::Duration::from_secs(1),
+                },
+                &cancel,
+                || async { tokio::time::Instant::now() - start },
+                |waited| *waited >= std::time::Duration::from_secs(3),
+            )
+            .await;
+            log.lock().unwrap().push(format!("{name}: {r:?}"));
+            match r {
+                crate::wait::Polled::Ready(..) => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        });
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn cleanup_after_a_signal_runs_on_its_own_token() {
+        let cancel = Cancel::new();
+        let c = Cleanup::default();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        waiting_step(&c, &cancel, &log, "terminate i-1");
+        // The run was stopped by SIGTERM: its token is cancelled, cleanup's is not.
+        cancel.cancel(Signal::Term);
+        assert!(cancel.is_cancelled());
+        let start = tokio::time::Instant::now();
+        let results = c
+            .run_all(
+                &cancel.for_cleanup(),
+                start + std::time::Duration::from_secs(60),
+            )
+            .await;
+        assert_eq!(results, vec![("terminate i-1".to_owned(), Ok(()))]);
+        // The wait inside really waited (3 polls), instead of returning at once.
+        assert_eq!(start.elapsed(), std::time::Duration::from_secs(3));
+        assert_eq!(cancel.signal(), Some(Signal::Term));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_second_signal_abandons_cleanup_and_says_what_is_left() {
+        let cancel = Cancel::new();
+        let c = Cleanup::default();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        waiting_step(&c, &cancel, &log, "terminate i-1");
+        waiting_step(&c, &cancel, &log, "release lock");
+        cancel.cancel(Signal::Int);
+        let second = cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+            second.cancel(Signal::Int);
+        });
+        let start = tokio::time::Instant::now();
+        let results = c
+            .run_all(
+                &cancel.for_cleanup(),
+                start + std::time::Duration::from_secs(60),
+            )
+            .await;
+        assert_eq!(
+            results,
+            vec![
+                ("release lock".to_owned(), Err(Undone::Abandoned)),
+                (
+                    "terminate i-1".to_owned(),
+                    Err(Undone::NotRun("a second signal stopped cleanup"))
+                ),
+            ]
+        );
+        assert_eq!(start.elapsed(), std::time::Duration::from_millis(1500));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn cleanup_stops_at_its_deadline() {
+        let cancel = Cancel::new();
+        let c = Cleanup::default();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        waiting_step(&c, &cancel, &log, "terminate i-1");
+        let start = tokio::time::Instant::now();
+        let results = c
+            .run_all(
+                &cancel.for_cleanup(),
+                start + std::time::Duration::from_secs(2),
+            )
+            .await;
+        assert_eq!(
+            results,
+            vec![("terminate i-1".to_owned(), Err(Undone::DeadlinePassed))]
+        );
+        assert_eq!(start.elapsed(), std::time::Duration::from_secs(2));
     }
 
     #[test]

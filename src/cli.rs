@@ -37,6 +37,75 @@ pub enum Command {
     Bake(BakeArgs),
     /// Check the component file and render its template, without touching AWS.
     Validate(ValidateArgs),
+    /// Launch an instance of the new AMI, smoke-test it, and always terminate it.
+    #[command(after_help = TEST_EXAMPLES)]
+    Test(TestArgs),
+}
+
+const TEST_EXAMPLES: &str = "\
+Examples:
+  gears test                                  # the AMI of gears-manifest.json, smoke.yaml of gears.yaml
+  gears test --manifest out/manifest.json --builder web --junit smoke.xml
+  gears test --ami ami-0123456789abcdef0 --region eu-west-1
+  gears test --target-host localhost:8080     # through a tunnel or bastion
+  gears test --keep-on-failure                # keep a failing instance for debugging (until --ttl)
+
+The instance is tagged gears:purpose=test and gears:expires-at; it is terminated on success,
+failure, AWS errors, SIGINT and SIGTERM. stdout: the smoke report (or JSON with --output json).";
+
+/// `gears test`.
+#[derive(Debug, Args)]
+pub struct TestArgs {
+    /// The component file (its `test:` section and smoke file).
+    #[arg(
+        short = 'c',
+        long = "component",
+        value_name = "FILE",
+        default_value = "gears.yaml"
+    )]
+    pub component: PathBuf,
+    /// bake's manifest: the AMI to test.
+    #[arg(long, value_name = "FILE", default_value = "gears-manifest.json")]
+    pub manifest: PathBuf,
+    /// Test this AMI instead of the manifest's (with --region).
+    #[arg(long, value_name = "ID", requires = "region")]
+    pub ami: Option<String>,
+    /// The region to test in (default: the manifest's first region of the builder).
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
+    /// The manifest's builder to test (default: the component file's first).
+    #[arg(long, value_name = "NAME", conflicts_with = "ami")]
+    pub builder: Option<String>,
+    /// Send the smoke tests here instead of the instance's address (tunnels, bastions, emulators).
+    #[arg(long, value_name = "HOST[:PORT]")]
+    pub target_host: Option<String>,
+    /// How long the instance has to boot and pass the smoke tests.
+    #[arg(long, value_name = "SECS", default_value_t = 600.0)]
+    pub ready_timeout: f64,
+    /// When a kept or leftover instance expires (gears:expires-at), e.g. 3600, 90m, 1h.
+    #[arg(long, value_name = "DURATION", default_value = "1h")]
+    pub ttl: String,
+    /// Keep a failing instance for debugging (until its expiry); print its id and address.
+    #[arg(long)]
+    pub keep_on_failure: bool,
+    /// Also write a JUnit XML report to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// What stdout carries.
+    #[arg(long, value_enum, default_value_t = Output::Human)]
+    pub output: Output,
+    /// Print a "still running" line on stderr every SECS while waiting.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub heartbeat: u64,
+    /// Smoke tests in flight at once.
+    #[arg(long, short, default_value_t = 8, value_name = "N")]
+    pub jobs: usize,
+    /// The EC2 endpoint (default: $AWS_ENDPOINT_URL_EC2, then $AWS_ENDPOINT_URL).
+    #[arg(long, value_name = "URL")]
+    pub endpoint_url: Option<String>,
+    /// Where the instance's console output and other run files are kept.
+    #[arg(long, value_name = "DIR", default_value = ".gears")]
+    pub work_dir: PathBuf,
 }
 
 const BAKE_EXAMPLES: &str = "\

@@ -1,7 +1,7 @@
 //! Command line ∪ environment ∪ files → validated settings for each stage. Stages take these,
 //! never clap types.
 
-use crate::cli::{ComponentArgs, Output, SmokeArgs};
+use crate::cli::{ComponentArgs, Output, SmokeArgs, TestArgs};
 use crate::component::metadata::Overrides;
 use crate::context::RunContext;
 use crate::error::Error;
@@ -200,6 +200,117 @@ impl BakeSettings {
     }
 }
 
+/// Which AMI `gears test` launches.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AmiChoice {
+    /// From bake's manifest: the builder (None: the first) in the region (None: its first).
+    Manifest {
+        path: PathBuf,
+        builder: Option<String>,
+        region: Option<String>,
+    },
+    /// Given on the command line.
+    Explicit { ami: String, region: String },
+}
+
+/// Everything `gears test` needs.
+#[derive(Debug, Clone)]
+pub struct TestSettings {
+    pub component_file: PathBuf,
+    pub ami: AmiChoice,
+    /// Where the smoke tests go instead of the instance's address.
+    pub target_host: Option<Target>,
+    pub ready_timeout: Duration,
+    pub ttl: Duration,
+    pub keep_on_failure: bool,
+    pub junit: Option<PathBuf>,
+    pub output: OutputFormat,
+    pub heartbeat: Duration,
+    pub jobs: usize,
+    pub endpoint_flag: Option<String>,
+    pub work_dir: PathBuf,
+}
+
+/// `3600`, `90s`, `90m`, `1h`, `2d` as a duration (at most a week).
+pub fn duration(flag: &str, text: &str) -> Result<Duration, Error> {
+    let t = text.trim();
+    let (num, unit) = match t.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => t.split_at(i),
+        None => (t, "s"),
+    };
+    let per = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => 0,
+    };
+    match num.parse::<u64>() {
+        Ok(n) if per > 0 && n > 0 && n.saturating_mul(per) as f64 <= MAX_SECONDS => {
+            Ok(Duration::from_secs(n * per))
+        }
+        _ => Err(Error::usage(
+            format!("{flag} {text}: expected a duration like 3600, 90m, 1h or 2d, up to a week"),
+            None,
+        )),
+    }
+}
+
+impl TestSettings {
+    /// Resolves `gears test` arguments.
+    pub fn resolve(args: &TestArgs, _ctx: &RunContext) -> Result<Self, Error> {
+        let ami = match (&args.ami, &args.region) {
+            (Some(ami), Some(region)) => {
+                let re = regex::Regex::new("^ami-[0-9a-f]{8,17}$").expect("valid regex");
+                if !re.is_match(ami) {
+                    return Err(Error::usage(
+                        format!("--ami {ami}: expected an AMI id like ami-0123456789abcdef0"),
+                        None,
+                    ));
+                }
+                AmiChoice::Explicit {
+                    ami: ami.clone(),
+                    region: region.clone(),
+                }
+            }
+            _ => AmiChoice::Manifest {
+                path: args.manifest.clone(),
+                builder: args.builder.clone(),
+                region: args.region.clone(),
+            },
+        };
+        let target_host = match &args.target_host {
+            Some(h) => Some(
+                Target::parse(h)
+                    .map_err(|e| Error::usage(format!("--target-host {h}: {e}"), None))?,
+            ),
+            None => None,
+        };
+        let ready_timeout = seconds("--ready-timeout", Some(args.ready_timeout))?
+            .unwrap_or(Duration::from_secs(600));
+        if args.jobs == 0 {
+            return Err(Error::usage("--jobs 0: give at least 1", None));
+        }
+        Ok(TestSettings {
+            component_file: args.component.clone(),
+            ami,
+            target_host,
+            ready_timeout,
+            ttl: duration("--ttl", &args.ttl)?,
+            keep_on_failure: args.keep_on_failure,
+            junit: args.junit.clone(),
+            output: match args.output {
+                Output::Human => OutputFormat::Human,
+                Output::Json => OutputFormat::Json,
+            },
+            heartbeat: heartbeat(args.heartbeat)?,
+            jobs: args.jobs,
+            endpoint_flag: args.endpoint_url.clone(),
+            work_dir: args.work_dir.clone(),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -319,5 +430,54 @@ mod bake_tests {
         assert!(s.force && !s.dry_run);
         assert_eq!(s.output, OutputFormat::Json);
         assert!(bake(&["gears", "bake", "--version", " "], &RunContext::default()).is_err());
+    }
+
+    #[test]
+    fn durations_and_test_flags() {
+        assert_eq!(duration("--ttl", "1h").unwrap(), Duration::from_secs(3600));
+        assert_eq!(duration("--ttl", "90m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(
+            duration("--ttl", "3600").unwrap(),
+            Duration::from_secs(3600)
+        );
+        for bad in ["", "0", "1w", "h", "-1h", "9999d"] {
+            assert!(duration("--ttl", bad).is_err(), "{bad}");
+        }
+        let ctx = RunContext::from_vars(Vec::<(String, String)>::new());
+        let parse = |argv: &[&str]| {
+            let cli = Cli::try_parse_from(argv).unwrap();
+            match cli.command {
+                crate::cli::Command::Test(a) => TestSettings::resolve(&a, &ctx),
+                _ => unreachable!(),
+            }
+        };
+        let s = parse(&["gears", "test"]).unwrap();
+        assert!(matches!(
+            s.ami,
+            AmiChoice::Manifest {
+                builder: None,
+                region: None,
+                ..
+            }
+        ));
+        assert_eq!(s.ttl, Duration::from_secs(3600));
+        let s = parse(&[
+            "gears",
+            "test",
+            "--ami",
+            "ami-0123456789abcdef0",
+            "--region",
+            "eu-west-1",
+        ])
+        .unwrap();
+        assert_eq!(
+            s.ami,
+            AmiChoice::Explicit {
+                ami: "ami-0123456789abcdef0".into(),
+                region: "eu-west-1".into()
+            }
+        );
+        assert!(parse(&["gears", "test", "--ami", "nope", "--region", "r"]).is_err());
+        assert!(Cli::try_parse_from(["gears", "test", "--ami", "ami-0123456789abcdef0"]).is_err());
     }
 }

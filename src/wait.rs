@@ -1,5 +1,6 @@
-//! The one way to wait (STYLE.md §10): poll until a check passes, a deadline passes or the run
-//! is cancelled, backing off between attempts, on tokio's clock.
+//! The one way to wait (STYLE.md §10): poll until a check passes (optionally N times in a row),
+//! fails for good, a deadline passes or the run is cancelled, backing off with jitter between
+//! attempts, on tokio's clock.
 
 use crate::cancel::Cancel;
 use std::future::Future;
@@ -22,42 +23,113 @@ pub enum Polled<T> {
     TimedOut(T, u32),
     /// The run was cancelled; the last value and the attempts made.
     Cancelled(T, u32),
+    /// The check said retrying cannot help (e.g. access denied); the value and the attempts.
+    Failed(T, u32),
+}
+
+/// What a check says of one attempt's value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    /// It passed.
+    Pass,
+    /// Not yet: try again after a pause.
+    Retry,
+    /// It failed in a way another attempt will not change: stop now.
+    Fail,
+}
+
+/// How to poll.
+#[derive(Debug, Clone, Copy)]
+pub struct Poll {
+    /// `None`: one attempt (or one series of `successes`).
+    pub deadline: Option<Instant>,
+    pub backoff: Backoff,
+    /// Each pause is shortened by a random share of up to this much (0: none, 0.5: up to half),
+    /// so many waiters do not call AWS in step.
+    pub jitter: f64,
+    /// How many passes in a row make it ready (at least 1); a retry starts the count again.
+    pub successes: u32,
+}
+
+/// Calls `attempt` until `check` has passed `successes` times in a row, says `Fail`, the
+/// deadline passes, or `cancel` fires. Never sleeps past the deadline. Between passes of a
+/// series it waits `backoff.first`.
+pub async fn poll<T, F, Fut>(
+    opts: Poll,
+    cancel: &Cancel,
+    mut attempt: F,
+    check: impl Fn(&T) -> Check,
+) -> Polled<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = T>,
+{
+    let mut pause = opts.backoff.first;
+    let mut n = 0;
+    let mut in_a_row = 0;
+    loop {
+        n += 1;
+        let value = attempt().await;
+        let wait = match check(&value) {
+            Check::Fail => return Polled::Failed(value, n),
+            Check::Pass => {
+                in_a_row += 1;
+                if in_a_row >= opts.successes.max(1) {
+                    return Polled::Ready(value, n);
+                }
+                opts.backoff.first
+            }
+            Check::Retry => {
+                in_a_row = 0;
+                let p = pause;
+                pause = (pause * 2).min(opts.backoff.max);
+                p
+            }
+        };
+        if cancel.is_cancelled() {
+            return Polled::Cancelled(value, n);
+        }
+        let now = Instant::now();
+        let Some(deadline) = opts.deadline.filter(|d| *d > now) else {
+            return Polled::TimedOut(value, n);
+        };
+        let jitter = opts.jitter.clamp(0.0, 1.0) * crate::random::unit();
+        let wait = wait.mul_f64(1.0 - jitter);
+        tokio::select! {
+            _ = tokio::time::sleep(wait.min(deadline - now)) => {}
+            _ = cancel.cancelled() => return Polled::Cancelled(value, n),
+        }
+    }
 }
 
 /// Calls `attempt` until `done` says its value is ready, `deadline` passes (`None`: one attempt)
 /// or `cancel` fires. Never sleeps past the deadline.
+/// [`poll`] with one pass, no jitter and a yes/no check.
 pub async fn poll_until<T, F, Fut>(
     deadline: Option<Instant>,
     backoff: Backoff,
     cancel: &Cancel,
-    mut attempt: F,
+    attempt: F,
     done: impl Fn(&T) -> bool,
 ) -> Polled<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = T>,
 {
-    let mut pause = backoff.first;
-    let mut n = 0;
-    loop {
-        n += 1;
-        let value = attempt().await;
-        if done(&value) {
-            return Polled::Ready(value, n);
+    let opts = Poll {
+        deadline,
+        backoff,
+        jitter: 0.0,
+        successes: 1,
+    };
+    poll(opts, cancel, attempt, |v| {
+        if done(v) {
+            Check::Pass
+        } else {
+            Check::Retry
         }
-        if cancel.is_cancelled() {
-            return Polled::Cancelled(value, n);
-        }
-        let now = Instant::now();
-        let Some(deadline) = deadline.filter(|d| *d > now) else {
-            return Polled::TimedOut(value, n);
-        };
-        tokio::select! {
-            _ = tokio::time::sleep(pause.min(deadline - now)) => {}
-            _ = cancel.cancelled() => return Polled::Cancelled(value, n),
-        }
-        pause = (pause * 2).min(backoff.max);
-    }
+    })
+    .await
 }
 
 #[cfg(test)]
@@ -106,6 +178,78 @@ mod tests {
     async fn no_deadline_means_one_attempt() {
         let r = poll_until(None, B, &Cancel::new(), || async { 1 }, |_| false).await;
         assert_eq!(r, Polled::TimedOut(1, 1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_check_that_fails_for_good_is_not_retried() {
+        let calls = AtomicU32::new(0);
+        let start = Instant::now();
+        let r = poll(
+            Poll {
+                deadline: Some(start + Duration::from_secs(600)),
+                backoff: B,
+                jitter: 0.0,
+                successes: 1,
+            },
+            &Cancel::new(),
+            || async { calls.fetch_add(1, Ordering::SeqCst) + 1 },
+            |n| if *n == 2 { Check::Fail } else { Check::Retry },
+        )
+        .await;
+        assert_eq!(r, Polled::Failed(2, 2));
+        assert_eq!(start.elapsed(), Duration::from_millis(250));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn consecutive_successes_restart_after_a_retry() {
+        // pass, pass, retry, pass, pass, pass: ready at the 6th attempt with 3 in a row.
+        let script = [true, true, false, true, true, true, true];
+        let calls = AtomicU32::new(0);
+        let start = Instant::now();
+        let r = poll(
+            Poll {
+                deadline: Some(start + Duration::from_secs(600)),
+                backoff: B,
+                jitter: 0.0,
+                successes: 3,
+            },
+            &Cancel::new(),
+            || async { script[calls.fetch_add(1, Ordering::SeqCst) as usize] },
+            |ok| if *ok { Check::Pass } else { Check::Retry },
+        )
+        .await;
+        assert_eq!(r, Polled::Ready(true, 6));
+        // Passes wait `first` (250 ms) each: 4 of them; the one retry waits 250 ms too.
+        assert_eq!(start.elapsed(), Duration::from_millis(1250));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn jitter_shortens_pauses_within_its_share() {
+        for _ in 0..20 {
+            let start = Instant::now();
+            let calls = AtomicU32::new(0);
+            let r = poll(
+                Poll {
+                    deadline: Some(start + Duration::from_secs(600)),
+                    backoff: Backoff {
+                        first: Duration::from_secs(10),
+                        max: Duration::from_secs(10),
+                    },
+                    jitter: 0.5,
+                    successes: 1,
+                },
+                &Cancel::new(),
+                || async { calls.fetch_add(1, Ordering::SeqCst) + 1 },
+                |n| if *n == 2 { Check::Pass } else { Check::Retry },
+            )
+            .await;
+            assert_eq!(r, Polled::Ready(2, 2));
+            let waited = start.elapsed();
+            assert!(
+                waited > Duration::from_secs(5) && waited <= Duration::from_secs(10),
+                "{waited:?}"
+            );
+        }
     }
 
     #[tokio::test(start_paused = true)]

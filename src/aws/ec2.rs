@@ -1,26 +1,25 @@
-//! EC2 calls gears needs for a bake: find the base AMI, find AMIs already baked (by tags).
+//! [`Images`] and [`Instances`] on EC2: find the base AMI and AMIs already baked (by tags);
+//! launch, watch, and terminate test instances.
 
-use super::CloudError;
+use super::{
+    filter_value, has_tags, BaseAmiQuery, CloudError, Image, Images, Instance, Instances,
+    LaunchSpec,
+};
 use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata};
-use aws_sdk_ec2::types::Filter;
+use aws_sdk_ec2::types::{
+    Filter, IamInstanceProfileSpecification, InstanceType, ResourceType, ShutdownBehavior, Tag,
+    TagSpecification,
+};
 use std::collections::BTreeMap;
 
-/// An EC2 client for one region.
+/// An EC2 client for one region, made from the shared configuration.
 #[derive(Clone)]
 pub struct Ec2 {
     client: aws_sdk_ec2::Client,
     region: String,
 }
 
-/// An AMI as gears sees it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Image {
-    pub id: String,
-    pub name: String,
-    pub creation_date: String,
-    pub tags: BTreeMap<String, String>,
-}
-
+/// An SDK error as a [`CloudError`], kinded by its AWS error code.
 fn map_err<E, R>(
     operation: &'static str,
     region: &str,
@@ -30,40 +29,42 @@ where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
 {
-    let text = DisplayErrorContext(&e).to_string();
-    if text.contains("no credentials")
-        || text.contains("NoCredentials")
-        || text.contains("credentials provider")
-    {
-        return CloudError::NoCredentials(text);
-    }
-    CloudError::Api {
-        operation,
-        region: region.to_owned(),
-        code: e.code().map(str::to_owned),
-        message: e.message().map(str::to_owned).unwrap_or(text),
+    let message = e
+        .message()
+        .map(str::to_owned)
+        .unwrap_or_else(|| DisplayErrorContext(&e).to_string());
+    CloudError::api(operation, region, e.code(), message)
+}
+
+fn image(i: &aws_sdk_ec2::types::Image) -> Image {
+    Image {
+        id: i.image_id().unwrap_or_default().to_owned(),
+        name: i.name().unwrap_or_default().to_owned(),
+        state: i.state().map(|s| s.as_str().to_owned()).unwrap_or_default(),
+        creation_date: i.creation_date().unwrap_or_default().to_owned(),
+        tags: i
+            .tags()
+            .iter()
+            .map(|t| {
+                (
+                    t.key().unwrap_or_default().to_owned(),
+                    t.value().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect(),
     }
 }
 
 impl Ec2 {
-    /// A client for `region`. `endpoint` overrides the endpoint (otherwise the SDK reads
-    /// `AWS_ENDPOINT_URL[_EC2]` itself).
-    pub async fn connect(region: &str, endpoint: Option<&str>) -> Self {
-        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .region(aws_config::Region::new(region.to_owned()));
-        if let Some(e) = endpoint {
-            loader = loader.endpoint_url(e);
-        }
-        let conf = loader.load().await;
+    /// A client for `region` on the shared configuration.
+    pub fn new(conf: &aws_config::SdkConfig, region: &str) -> Self {
+        let conf = aws_sdk_ec2::config::Builder::from(conf)
+            .region(aws_sdk_ec2::config::Region::new(region.to_owned()))
+            .build();
         Ec2 {
-            client: aws_sdk_ec2::Client::new(&conf),
+            client: aws_sdk_ec2::Client::from_conf(conf),
             region: region.to_owned(),
         }
-    }
-
-    /// The region of this client.
-    pub fn region(&self) -> &str {
-        &self.region
     }
 
     async fn describe(
@@ -86,68 +87,252 @@ impl Ec2 {
             .send()
             .await
             .map_err(|e| map_err("DescribeImages", &self.region, e))?;
-        Ok(out
-            .images()
-            .iter()
-            .map(|i| Image {
-                id: i.image_id().unwrap_or_default().to_owned(),
-                name: i.name().unwrap_or_default().to_owned(),
-                creation_date: i.creation_date().unwrap_or_default().to_owned(),
-                tags: i
-                    .tags()
-                    .iter()
-                    .map(|t| {
-                        (
-                            t.key().unwrap_or_default().to_owned(),
-                            t.value().unwrap_or_default().to_owned(),
-                        )
-                    })
-                    .collect(),
-            })
-            .collect())
+        Ok(out.images().iter().map(image).collect())
+    }
+}
+
+impl Images for Ec2 {
+    fn region(&self) -> &str {
+        &self.region
     }
 
-    /// The base AMI: by id, or the newest match of a name pattern, owners and tags.
-    pub async fn find_base_ami(
-        &self,
-        id: Option<&str>,
-        name: Option<&str>,
-        owners: &[String],
-        tags: &BTreeMap<String, String>,
-    ) -> Result<Option<Image>, CloudError> {
-        if let Some(id) = id {
-            return match self.describe(vec![id.to_owned()], vec![], vec![]).await {
+    async fn find_base_ami(&self, q: &BaseAmiQuery) -> Result<Option<Image>, CloudError> {
+        if let Some(id) = &q.id {
+            return match self.describe(vec![id.clone()], vec![], vec![]).await {
                 Ok(v) => Ok(v.into_iter().next()),
-                Err(CloudError::Api { code: Some(c), .. }) if c.starts_with("InvalidAMIID") => {
+                Err(e) if e.kind() == super::ErrorKind::NotFound => Ok(None),
+                Err(CloudError::Api { code: Some(c), .. }) if c == "InvalidAMIID.Malformed" => {
                     Ok(None)
                 }
                 Err(e) => Err(e),
             };
         }
         let mut filters = vec![Filter::builder().name("state").values("available").build()];
-        if let Some(n) = name {
+        if let Some(n) = &q.name {
+            // The name is a pattern on purpose (`amzn2-ami-hvm-*`).
             filters.push(Filter::builder().name("name").values(n).build());
         }
-        for (k, v) in tags {
-            filters.push(Filter::builder().name(format!("tag:{k}")).values(v).build());
+        for (k, v) in &q.tags {
+            filters.push(
+                Filter::builder()
+                    .name(format!("tag:{k}"))
+                    .values(filter_value(v))
+                    .build(),
+            );
         }
-        let mut found = self.describe(vec![], owners.to_vec(), filters).await?;
+        let mut found: Vec<Image> = self
+            .describe(vec![], q.owners.clone(), filters)
+            .await?
+            .into_iter()
+            .filter(|i| has_tags(i, &q.tags))
+            .collect();
         // Newest wins; CreationDate has one-second resolution, so the name breaks ties.
         found.sort_by(|a, b| (&a.creation_date, &a.name).cmp(&(&b.creation_date, &b.name)));
         Ok(found.pop())
     }
 
-    /// Our own available AMIs carrying all of `tags`.
-    pub async fn find_by_tags(
+    async fn find_by_tags(
         &self,
         tags: &BTreeMap<String, String>,
     ) -> Result<Vec<Image>, CloudError> {
+        let filters: Vec<Filter> = tags
+            .iter()
+            .map(|(k, v)| {
+                Filter::builder()
+                    .name(format!("tag:{k}"))
+                    .values(filter_value(v))
+                    .build()
+            })
+            .collect();
+        // EC2 filters are patterns; the exact comparison decides.
+        Ok(self
+            .describe(vec![], vec!["self".to_owned()], filters)
+            .await?
+            .into_iter()
+            .filter(|i| has_tags(i, tags))
+            .collect())
+    }
+}
+
+fn instance(i: &aws_sdk_ec2::types::Instance) -> Instance {
+    Instance {
+        id: i.instance_id().unwrap_or_default().to_owned(),
+        state: i
+            .state()
+            .and_then(|s| s.name())
+            .map(|n| n.as_str().to_owned())
+            .unwrap_or_default(),
+        private_ip: i.private_ip_address().map(str::to_owned),
+        public_ip: i.public_ip_address().map(str::to_owned),
+        tags: i
+            .tags()
+            .iter()
+            .map(|t| {
+                (
+                    t.key().unwrap_or_default().to_owned(),
+                    t.value().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect(),
+    }
+}
+
+fn tag_spec(kind: ResourceType, tags: &BTreeMap<String, String>) -> TagSpecification {
+    TagSpecification::builder()
+        .resource_type(kind)
+        .set_tags(Some(
+            tags.iter()
+                .map(|(k, v)| Tag::builder().key(k).value(v).build())
+                .collect(),
+        ))
+        .build()
+}
+
+impl Instances for Ec2 {
+    fn region(&self) -> &str {
+        &self.region
+    }
+
+    async fn launch(&self, spec: &LaunchSpec) -> Result<Instance, CloudError> {
+        use base64::Engine as _;
+        let mut req = self
+            .client
+            .run_instances()
+            .image_id(&spec.image_id)
+            .instance_type(InstanceType::from(spec.instance_type.as_str()))
+            .min_count(1)
+            .max_count(1)
+            .tag_specifications(tag_spec(ResourceType::Instance, &spec.tags))
+            .tag_specifications(tag_spec(ResourceType::Volume, &spec.tags))
+            .instance_initiated_shutdown_behavior(ShutdownBehavior::Terminate);
+        if let Some(s) = &spec.subnet_id {
+            req = req.subnet_id(s);
+        }
+        if !spec.security_group_ids.is_empty() {
+            req = req.set_security_group_ids(Some(spec.security_group_ids.clone()));
+        }
+        if let Some(p) = &spec.instance_profile {
+            let profile = if p.starts_with("arn:") {
+                IamInstanceProfileSpecification::builder().arn(p).build()
+            } else {
+                IamInstanceProfileSpecification::builder().name(p).build()
+            };
+            req = req.iam_instance_profile(profile);
+        }
+        if let Some(k) = &spec.key_name {
+            req = req.key_name(k);
+        }
+        if let Some(u) = &spec.user_data {
+            req = req.user_data(base64::engine::general_purpose::STANDARD.encode(u));
+        }
+        let out = req
+            .send()
+            .await
+            .map_err(|e| map_err("RunInstances", &self.region, e))?;
+        out.instances().first().map(instance).ok_or_else(|| {
+            CloudError::api(
+                "RunInstances",
+                &self.region,
+                None,
+                "EC2 answered without an instance",
+            )
+        })
+    }
+
+    async fn describe(&self, id: &str) -> Result<Option<Instance>, CloudError> {
+        match self
+            .client
+            .describe_instances()
+            .instance_ids(id)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(out
+                .reservations()
+                .iter()
+                .flat_map(|r| r.instances())
+                .map(instance)
+                .next()),
+            Err(e) => match map_err("DescribeInstances", &self.region, e) {
+                e if e.kind() == super::ErrorKind::NotFound => Ok(None),
+                e => Err(e),
+            },
+        }
+    }
+
+    async fn terminate(&self, id: &str) -> Result<(), CloudError> {
+        match self
+            .client
+            .terminate_instances()
+            .instance_ids(id)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) => match map_err("TerminateInstances", &self.region, e) {
+                // Already gone: what terminate wanted.
+                e if e.kind() == super::ErrorKind::NotFound => Ok(()),
+                e => Err(e),
+            },
+        }
+    }
+
+    async fn console_output(&self, id: &str) -> Result<String, CloudError> {
+        use base64::Engine as _;
+        let out = self
+            .client
+            .get_console_output()
+            .instance_id(id)
+            .latest(true)
+            .send()
+            .await
+            .map_err(|e| map_err("GetConsoleOutput", &self.region, e))?;
+        let raw = out.output().unwrap_or_default();
+        Ok(base64::engine::general_purpose::STANDARD
+            .decode(raw.trim())
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_else(|_| raw.to_owned()))
+    }
+
+    async fn find_by_tags(
+        &self,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<Vec<Instance>, CloudError> {
         let mut filters: Vec<Filter> = tags
             .iter()
-            .map(|(k, v)| Filter::builder().name(format!("tag:{k}")).values(v).build())
+            .map(|(k, v)| {
+                Filter::builder()
+                    .name(format!("tag:{k}"))
+                    .values(filter_value(v))
+                    .build()
+            })
             .collect();
-        filters.push(Filter::builder().name("state").values("available").build());
-        self.describe(vec![], vec!["self".to_owned()], filters)
-            .await
+        filters.push(
+            Filter::builder()
+                .name("instance-state-name")
+                .values("pending")
+                .values("running")
+                .values("stopping")
+                .values("stopped")
+                .build(),
+        );
+        let mut found = Vec::new();
+        let mut pages = self
+            .client
+            .describe_instances()
+            .set_filters(Some(filters))
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| map_err("DescribeInstances", &self.region, e))?;
+            found.extend(
+                page.reservations()
+                    .iter()
+                    .flat_map(|r| r.instances())
+                    .map(instance)
+                    .filter(|i| tags.iter().all(|(k, v)| i.tags.get(k) == Some(v))),
+            );
+        }
+        Ok(found)
     }
 }

@@ -1,10 +1,31 @@
-//! The only module that talks to AWS (the SDK is imported nowhere else). Maps SDK errors to
-//! [`CloudError`].
+//! The only module that talks to AWS (the SDK is imported nowhere else).
+//!
+//! Stages see small ports ([`Cloud`] hands out per-region [`Images`]); [`Aws`] implements them on
+//! one shared SDK configuration, and [`fake`] implements them in memory with injectable faults
+//! (throttling, an error at call N, latency) for tests of what moto cannot produce. SDK errors
+//! become [`CloudError`]s typed by AWS error code, never by message text.
 
 pub mod ec2;
+pub mod fake;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+
+/// What kind of "no" AWS said, decided by its error code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Too many calls, even after the SDK's retries: retry the stage later.
+    Throttled,
+    /// The credentials lack a permission: retrying will not help.
+    AccessDenied,
+    /// The thing asked for does not exist (e.g. `InvalidAMIID.NotFound`).
+    NotFound,
+    /// Any other error.
+    Other,
+}
 
 /// AWS said no after retries (exit 5): safe to retry the stage.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum CloudError {
     /// No credentials could be found.
     #[error("no AWS credentials: {0}")]
@@ -14,22 +35,53 @@ pub enum CloudError {
     Api {
         operation: &'static str,
         region: String,
+        kind: ErrorKind,
         code: Option<String>,
         message: String,
     },
 }
 
 impl CloudError {
+    /// An API error, its kind decided by `code`.
+    pub fn api(
+        operation: &'static str,
+        region: &str,
+        code: Option<&str>,
+        message: impl Into<String>,
+    ) -> Self {
+        CloudError::Api {
+            operation,
+            region: region.to_owned(),
+            kind: code.map(kind_of_code).unwrap_or(ErrorKind::Other),
+            code: code.map(str::to_owned),
+            message: message.into(),
+        }
+    }
+
+    /// The kind of error (no credentials counts as access denied: retrying will not help).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            CloudError::NoCredentials(_) => ErrorKind::AccessDenied,
+            CloudError::Api { kind, .. } => *kind,
+        }
+    }
+
+    /// Whether waiting and calling again may help (throttling, a transient error), as opposed
+    /// to a "no" that stays a no (access denied, not found).
+    pub fn is_retryable(&self) -> bool {
+        matches!(self.kind(), ErrorKind::Throttled | ErrorKind::Other)
+    }
+
     /// What to do next.
     pub fn hint(&self) -> Option<String> {
         match self {
             CloudError::NoCredentials(_) => Some(
                 "set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or run on an instance with a role".into(),
             ),
-            CloudError::Api { code: Some(c), .. } if is_throttling(c) => Some(
+            CloudError::Api { kind: ErrorKind::Throttled, .. } => Some(
                 "AWS throttled the calls even after retries; retry the stage later".into(),
             ),
-            CloudError::Api { code: Some(c), .. } if c == "UnauthorizedOperation" || c.contains("AccessDenied") => {
+            CloudError::Api { kind: ErrorKind::AccessDenied, .. } => {
                 Some("the credentials lack a permission gears needs (see the operation above)".into())
             }
             _ => None,
@@ -37,16 +89,278 @@ impl CloudError {
     }
 }
 
-/// The error codes AWS uses for throttling.
-pub fn is_throttling(code: &str) -> bool {
-    matches!(
-        code,
+/// The kind of an AWS error code.
+pub fn kind_of_code(code: &str) -> ErrorKind {
+    match code {
         "Throttling"
-            | "ThrottlingException"
-            | "ThrottledException"
-            | "RequestThrottled"
-            | "RequestThrottledException"
-            | "RequestLimitExceeded"
-            | "TooManyRequestsException"
-    )
+        | "ThrottlingException"
+        | "ThrottledException"
+        | "RequestThrottled"
+        | "RequestThrottledException"
+        | "RequestLimitExceeded"
+        | "TooManyRequestsException"
+        | "SlowDown"
+        | "EC2ThrottledException"
+        | "PriorRequestNotComplete" => ErrorKind::Throttled,
+        "AccessDenied"
+        | "AccessDeniedException"
+        | "UnauthorizedOperation"
+        | "UnrecognizedClientException"
+        | "InvalidClientTokenId"
+        | "AuthFailure"
+        | "SignatureDoesNotMatch"
+        | "ExpiredToken"
+        | "ExpiredTokenException"
+        | "OptInRequired" => ErrorKind::AccessDenied,
+        c if c.ends_with(".NotFound") || c.ends_with("NotFoundException") || c == "NotFound" => {
+            ErrorKind::NotFound
+        }
+        _ => ErrorKind::Other,
+    }
+}
+
+/// An AMI as gears sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Image {
+    pub id: String,
+    pub name: String,
+    /// EC2's state: `available`, `pending`, `failed`, ...
+    pub state: String,
+    pub creation_date: String,
+    pub tags: BTreeMap<String, String>,
+}
+
+/// How to find the base AMI: by id, or the newest of a name pattern, owners and tags.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BaseAmiQuery {
+    pub id: Option<String>,
+    pub name: Option<String>,
+    pub owners: Vec<String>,
+    pub tags: BTreeMap<String, String>,
+}
+
+/// AMIs in one region.
+pub trait Images: Send + Sync {
+    /// The region these calls go to.
+    fn region(&self) -> &str;
+
+    /// The base AMI: by id (`None` when it does not exist), or the newest available match.
+    fn find_base_ami(
+        &self,
+        query: &BaseAmiQuery,
+    ) -> impl Future<Output = Result<Option<Image>, CloudError>> + Send;
+
+    /// Our own AMIs (any state) whose tags equal `tags`. Values are compared exactly: a `*` or
+    /// `?` in a value is that character, never a wildcard.
+    fn find_by_tags(
+        &self,
+        tags: &BTreeMap<String, String>,
+    ) -> impl Future<Output = Result<Vec<Image>, CloudError>> + Send;
+}
+
+/// What to launch.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LaunchSpec {
+    pub image_id: String,
+    pub instance_type: String,
+    pub subnet_id: Option<String>,
+    pub security_group_ids: Vec<String>,
+    /// An instance profile name or ARN.
+    pub instance_profile: Option<String>,
+    pub key_name: Option<String>,
+    /// User data, as text (the port encodes it).
+    pub user_data: Option<String>,
+    /// Tags on the instance and its volumes, set in the launch call itself (never untagged).
+    pub tags: BTreeMap<String, String>,
+}
+
+/// An instance as gears sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Instance {
+    pub id: String,
+    /// EC2's state name: `pending`, `running`, `shutting-down`, `terminated`, `stopping`, ...
+    pub state: String,
+    pub private_ip: Option<String>,
+    pub public_ip: Option<String>,
+    pub tags: BTreeMap<String, String>,
+}
+
+impl Instance {
+    /// Terminated, or on its way there.
+    pub fn is_gone(&self) -> bool {
+        matches!(self.state.as_str(), "shutting-down" | "terminated")
+    }
+}
+
+/// Instances in one region.
+pub trait Instances: Send + Sync {
+    /// The region these calls go to.
+    fn region(&self) -> &str;
+
+    /// Launches one instance, tagged in the same call.
+    fn launch(
+        &self,
+        spec: &LaunchSpec,
+    ) -> impl Future<Output = Result<Instance, CloudError>> + Send;
+
+    /// The instance now (`None` if EC2 does not know it).
+    fn describe(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<Instance>, CloudError>> + Send;
+
+    /// Asks EC2 to terminate it (idempotent).
+    fn terminate(&self, id: &str) -> impl Future<Output = Result<(), CloudError>> + Send;
+
+    /// The instance's console output, decoded (may be empty for a while after launch).
+    fn console_output(&self, id: &str) -> impl Future<Output = Result<String, CloudError>> + Send;
+
+    /// Instances (not terminated) whose tags equal `tags`.
+    fn find_by_tags(
+        &self,
+        tags: &BTreeMap<String, String>,
+    ) -> impl Future<Output = Result<Vec<Instance>, CloudError>> + Send;
+}
+
+/// Where stages get their per-region AWS ports from.
+pub trait Cloud: Send + Sync {
+    type Images: Images;
+    /// Cloneable and owned, so a cleanup step can keep one to terminate with.
+    type Instances: Instances + Clone + 'static;
+
+    /// The AMI port of `region`. Fails when there are no credentials.
+    fn images(&self, region: &str)
+        -> impl Future<Output = Result<Self::Images, CloudError>> + Send;
+
+    /// The instance port of `region`. Fails when there are no credentials.
+    fn instances(
+        &self,
+        region: &str,
+    ) -> impl Future<Output = Result<Self::Instances, CloudError>> + Send;
+}
+
+/// The real AWS (or an emulator at `endpoint`), on one SDK configuration loaded once.
+pub struct Aws {
+    endpoint: Option<String>,
+    conf: tokio::sync::OnceCell<aws_config::SdkConfig>,
+}
+
+impl Aws {
+    /// `endpoint` overrides the endpoint (otherwise the SDK reads `AWS_ENDPOINT_URL[_EC2]`).
+    pub fn new(endpoint: Option<&str>) -> Self {
+        Aws {
+            endpoint: endpoint.map(str::to_owned),
+            conf: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    /// The shared configuration, loaded on first use; no credentials is an error here, before
+    /// any call is made.
+    async fn conf(&self) -> Result<&aws_config::SdkConfig, CloudError> {
+        let conf = self
+            .conf
+            .get_or_init(|| async {
+                let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+                if let Some(e) = &self.endpoint {
+                    loader = loader.endpoint_url(e);
+                }
+                loader.load().await
+            })
+            .await;
+        use aws_sdk_ec2::config::ProvideCredentials;
+        let Some(provider) = conf.credentials_provider() else {
+            return Err(CloudError::NoCredentials(
+                "no credentials provider is configured".into(),
+            ));
+        };
+        provider
+            .provide_credentials()
+            .await
+            .map_err(|e| CloudError::NoCredentials(e.to_string()))?;
+        Ok(conf)
+    }
+}
+
+impl Cloud for Aws {
+    type Images = ec2::Ec2;
+    type Instances = ec2::Ec2;
+
+    async fn images(&self, region: &str) -> Result<ec2::Ec2, CloudError> {
+        Ok(ec2::Ec2::new(self.conf().await?, region))
+    }
+
+    async fn instances(&self, region: &str) -> Result<ec2::Ec2, CloudError> {
+        Ok(ec2::Ec2::new(self.conf().await?, region))
+    }
+}
+
+/// `value` as an EC2 filter value that matches it: every character a filter may read as a
+/// pattern or an escape (`*`, `?`, `\`, `[`, `]`) becomes `?`, which matches exactly one
+/// character on AWS and on moto alike (moto ignores EC2's `\*` escape: measured). The filter may
+/// then match a little more than the value (`7.0.?` also matches `7.0.1`), so results must be
+/// compared exactly ([`has_tags`]).
+pub fn filter_value(value: &str) -> String {
+    value
+        .chars()
+        .map(|c| if "*?\\[]".contains(c) { '?' } else { c })
+        .collect()
+}
+
+/// Whether `image` carries every one of `tags` with exactly that value.
+pub fn has_tags(image: &Image, tags: &BTreeMap<String, String>) -> bool {
+    tags.iter()
+        .all(|(k, v)| image.tags.get(k).is_some_and(|have| have == v))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_are_kinded_by_code() {
+        let e = CloudError::api(
+            "DescribeImages",
+            "us-east-1",
+            Some("RequestLimitExceeded"),
+            "slow down",
+        );
+        assert_eq!(e.kind(), ErrorKind::Throttled);
+        assert!(e.is_retryable());
+        assert!(e.hint().unwrap().contains("throttled"));
+        let e = CloudError::api(
+            "RunInstances",
+            "us-east-1",
+            Some("UnauthorizedOperation"),
+            "you shall not",
+        );
+        assert_eq!(e.kind(), ErrorKind::AccessDenied);
+        assert!(!e.is_retryable());
+        assert_eq!(kind_of_code("InvalidAMIID.NotFound"), ErrorKind::NotFound);
+        assert_eq!(
+            kind_of_code("InvalidInstanceID.NotFound"),
+            ErrorKind::NotFound
+        );
+        assert_eq!(kind_of_code("InternalError"), ErrorKind::Other);
+        // The message never decides: a "throttling" message with another code is not throttling.
+        let e = CloudError::api(
+            "X",
+            "r",
+            Some("InvalidParameterValue"),
+            "Throttling exceeded",
+        );
+        assert_eq!(e.kind(), ErrorKind::Other);
+        assert_eq!(CloudError::api("X", "r", None, "").kind(), ErrorKind::Other);
+        assert_eq!(
+            CloudError::NoCredentials("x".into()).kind(),
+            ErrorKind::AccessDenied
+        );
+    }
+
+    #[test]
+    fn filter_values_match_at_least_themselves() {
+        assert_eq!(filter_value("7.0.1"), "7.0.1");
+        assert_eq!(filter_value("7.0.*"), "7.0.?");
+        assert_eq!(filter_value("a?b"), "a?b");
+        assert_eq!(filter_value("a\\b[c]*"), "a?b?c??");
+    }
 }

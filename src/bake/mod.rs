@@ -1,6 +1,12 @@
 //! `gears bake`: component metadata → plan → Packer template → `packer build` → AMI manifest.
-pub mod manifest;
+//!
+//! `run` is the stage, `plan` decides everything before anything runs, `template` renders,
+//! `reuse` finds an earlier bake of the same version, `explain` and `validate` are the
+//! no-AWS views of a bake.
+pub mod explain;
 pub mod plan;
 pub mod quote;
+pub mod reuse;
 pub mod run;
 pub mod template;
+pub mod validate;

@@ -42,10 +42,15 @@ pub struct BakePlan {
     pub ansible_vars: serde_json::Map<String, serde_json::Value>,
 }
 
-/// The characters EC2 accepts in AMI names.
+/// EC2's limits, checked before anything is launched (moto does not enforce them; AWS does,
+/// after the build instance is up).
+pub const MAX_TAG_KEY: usize = 128;
+pub const MAX_TAG_VALUE: usize = 256;
+pub const MAX_AMI_NAME: usize = 128;
+
+/// The characters EC2 accepts in AMI names; others become `-`.
 fn ami_name_safe(s: &str) -> String {
-    let cleaned: String = s
-        .chars()
+    s.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || "()[] ./-'@_".contains(c) {
                 c
@@ -53,8 +58,39 @@ fn ami_name_safe(s: &str) -> String {
                 '-'
             }
         })
+        .collect()
+}
+
+/// `<component>-<version>-<builder>-<CREATED_AT>-<8 hex of the run id>`, at most 128
+/// characters: the version part is shortened when it must be, never the builder or the unique
+/// suffix, so names differ per builder and per bake whatever the version's length.
+pub fn ami_name(
+    component: &str,
+    version: &str,
+    builder: &str,
+    created_at: &str,
+    run_id: &str,
+) -> Result<String, String> {
+    let suffix: String = run_id
+        .chars()
+        .filter(char::is_ascii_hexdigit)
+        .rev()
+        .take(8)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
         .collect();
-    cleaned.chars().take(128).collect()
+    let fixed = ami_name_safe(&format!("{component}--{builder}-{created_at}-{suffix}"));
+    let room = MAX_AMI_NAME.saturating_sub(fixed.chars().count());
+    if room == 0 {
+        return Err(format!(
+            "the AMI name of builder `{builder}` would be longer than EC2's {MAX_AMI_NAME} characters even without the version; use a shorter component or builder name"
+        ));
+    }
+    let version: String = ami_name_safe(version).chars().take(room).collect();
+    Ok(ami_name_safe(&format!(
+        "{component}-{version}-{builder}-{created_at}-{suffix}"
+    )))
 }
 
 fn check_value(source: &str, what: &str, value: &str) -> Result<(), InputError> {
@@ -124,31 +160,56 @@ pub fn plan(
         ("gears:run-id".to_owned(), run_id.to_owned()),
         ("gears:managed-by".to_owned(), "gears".to_owned()),
     ]);
-    let builders = component
-        .builders
-        .iter()
-        .map(|b| {
-            let mut tags = base_tags.clone();
-            tags.insert("gears:builder".into(), b.name.clone());
-            PlannedBuilder {
-                name: b.name.clone(),
-                kind: b.kind,
-                instance_type: b
-                    .instance_type
-                    .clone()
-                    .unwrap_or_else(|| component.instance_type.clone()),
-                ami_name: ami_name_safe(&format!(
-                    "{}-{}-{}-{created_at}",
-                    component.name, meta.version.value, b.name
-                )),
-                tags,
-            }
-        })
-        .collect();
+    let file = component.path.display().to_string();
+    let mut builders = Vec::with_capacity(component.builders.len());
+    for b in &component.builders {
+        let mut tags = base_tags.clone();
+        tags.insert("gears:builder".into(), b.name.clone());
+        let ami_name = ami_name(
+            &component.name,
+            &meta.version.value,
+            &b.name,
+            created_at,
+            run_id,
+        )
+        .map_err(|why| InputError::whole_file(&file, why))?;
+        builders.push(PlannedBuilder {
+            name: b.name.clone(),
+            kind: b.kind,
+            instance_type: b
+                .instance_type
+                .clone()
+                .unwrap_or_else(|| component.instance_type.clone()),
+            ami_name,
+            tags,
+        });
+    }
+    // Each tag value against EC2's limit, naming where the value came from.
+    let source_of = |tag: &str| match tag {
+        "COMPONENT_VERSION" | "AMI_VERSION" => ("version", meta.version.source.clone()),
+        "GIT_SHA" => ("git sha", meta.git_sha.source.clone()),
+        "COMPONENT_REPO" => ("repo", meta.repo.source.clone()),
+        _ => ("component name", file.clone()),
+    };
+    for (k, v) in builders.iter().flat_map(|b| b.tags.iter()) {
+        let n = v.chars().count();
+        if n > MAX_TAG_VALUE {
+            let (what, source) = source_of(k);
+            return Err(InputError::whole_file(
+                source,
+                format!("the {what} is too long: the AMI tag {k} would be {n} characters, and EC2 allows at most {MAX_TAG_VALUE}"),
+            )
+            .with_hint("use a shorter value; nothing was launched"));
+        }
+        debug_assert!(k.chars().count() <= MAX_TAG_KEY);
+    }
     let run_tags = BTreeMap::from([
         (
             "Name".to_owned(),
-            format!("gears-bake {} {}", component.name, meta.version.value),
+            format!("gears-bake {} {}", component.name, meta.version.value)
+                .chars()
+                .take(MAX_TAG_VALUE)
+                .collect(),
         ),
         ("gears:component".to_owned(), component.name.clone()),
         ("gears:run-id".to_owned(), run_id.to_owned()),
@@ -182,4 +243,81 @@ pub fn ansible_extra_arguments(plan: &BakePlan) -> Vec<String> {
 /// Whether this plan's builds talk to an instance.
 pub fn communicates(component: &Component) -> bool {
     component.communicator == Communicator::Ssh
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::component::metadata::Sourced;
+
+    fn plan_of(version: &str, builders: &str) -> Result<BakePlan, InputError> {
+        let text = format!(
+            "component: svc\nrepo: r\nami_regions: [us-east-1]\nbase_ami: {{id: ami-0123456789abcdef0}}\nbuilders: {builders}\n"
+        );
+        let c = crate::component::file::parse(std::path::Path::new("gears.yaml"), &text).unwrap();
+        let s = |v: &str, src: &str| Sourced {
+            value: v.into(),
+            source: src.into(),
+        };
+        let meta = Metadata {
+            version: s(version, "--version"),
+            git_sha: s("abc", "--git-sha"),
+            repo: s("r", "gears.yaml"),
+        };
+        plan(
+            &c,
+            &meta,
+            "202611241200",
+            "0193f0a2-1b2c-7d3e-8f40-1234567890ab",
+        )
+    }
+
+    #[test]
+    fn ami_names_stay_unique_per_builder_and_bake_for_any_version_length() {
+        let long = "9".repeat(200);
+        let p = plan_of(&long, "[amazon-ebs, {type: amazon-ebs, name: large}]").unwrap();
+        let names: Vec<&str> = p.builders.iter().map(|b| b.ami_name.as_str()).collect();
+        assert_ne!(names[0], names[1]);
+        for n in &names {
+            assert_eq!(n.chars().count(), MAX_AMI_NAME, "{n}");
+            assert!(n.ends_with("-202611241200-567890ab"), "{n}");
+        }
+        assert!(names[1].contains("-large-"), "{}", names[1]);
+        let short = plan_of("1.0", "[amazon-ebs]").unwrap();
+        assert_eq!(
+            short.builders[0].ami_name,
+            "svc-1.0-amazon-ebs-202611241200-567890ab"
+        );
+        // Two bakes of one version in the same minute differ by their run ids.
+        let a = ami_name(
+            "svc",
+            "1.0",
+            "web",
+            "202611241200",
+            "0193f0a2-0000-7000-8000-aaaaaaaaaaaa",
+        );
+        let b = ami_name(
+            "svc",
+            "1.0",
+            "web",
+            "202611241200",
+            "0193f0a2-0000-7000-8000-bbbbbbbbbbbb",
+        );
+        assert_ne!(a, b);
+        assert!(ami_name(&"c".repeat(120), "1", "web", "202611241200", "x-12345678").is_err());
+    }
+
+    #[test]
+    fn tag_values_over_ec2_limits_are_refused_naming_the_value() {
+        // AMI_VERSION is the version plus 13 characters: 243 is the longest version that fits.
+        assert!(plan_of(&"1".repeat(243), "[amazon-ebs]").is_ok());
+        let e = plan_of(&"1".repeat(244), "[amazon-ebs]").unwrap_err();
+        assert_eq!(e.path, "--version");
+        assert!(
+            e.message.contains("AMI_VERSION would be 257 characters"),
+            "{e}"
+        );
+        let e = plan_of(&"1".repeat(300), "[amazon-ebs]").unwrap_err();
+        assert!(e.message.contains("the version is too long"), "{e}");
+    }
 }

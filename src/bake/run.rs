@@ -1,22 +1,34 @@
 //! The bake stage: plan → base AMI → reuse check → render → packer → manifest.
 
-use super::manifest::Manifest;
 use super::plan::{plan, BakePlan};
 use super::template::{render, RenderOptions};
-use crate::aws::ec2::Ec2;
-use crate::cancel::Cancel;
+use crate::aws::{BaseAmiQuery, Cloud, Images};
+use crate::cancel::{Cancel, Cleanup};
 use crate::component::metadata::{git_in, resolve, Metadata};
 use crate::component::Component;
 use crate::context::RunContext;
 use crate::error::{Error, InputError};
-use crate::exit::Exit;
+use crate::manifest::Manifest;
 use crate::packer::machine::{Event, UiLevel};
 use crate::packer::process::{self, PackerCommand, Progress};
-use crate::settings::{BakeSettings, OutputFormat};
+use crate::settings::BakeSettings;
 use crate::ui::{human_duration, StageProgress};
-use std::collections::BTreeMap;
-use std::io::Write;
 use std::time::Duration;
+
+/// What `gears bake` produced, for the front to print and write.
+#[derive(Debug, Clone)]
+pub enum Baked {
+    /// `--explain`: where each value comes from.
+    Explained(String),
+    /// `--dry-run`: the rendered template, and what `packer validate` said (None: packer is
+    /// not installed).
+    Rendered {
+        template: String,
+        verdict: Option<String>,
+    },
+    /// The AMIs, baked now or reused.
+    Manifest(Manifest),
+}
 
 /// `p` made absolute against the current directory: packer runs in the component's folder, so
 /// paths handed to it must not depend on where gears was started.
@@ -61,16 +73,6 @@ async fn unless_cancelled<T>(
     }
 }
 
-/// A fresh run id: `<CREATED_AT>-<6 hex>`.
-pub fn new_run_id(created_at: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    let mix = (nanos ^ std::process::id().rotate_left(16)) & 0xff_ffff;
-    format!("{created_at}-{mix:06x}")
-}
-
 /// Component, metadata and plan: everything decided without AWS. With `placeholders`
 /// (`gears validate`), a version, revision or repo that cannot be found is replaced by a
 /// placeholder instead of being an error.
@@ -101,68 +103,9 @@ pub fn prepare(
         Err(e) => return Err(e),
     };
     let created_at = chrono::Utc::now().format("%Y%m%d%H%M").to_string();
-    let run_id = new_run_id(&created_at);
+    let run_id = crate::random::uuid_v7();
     let plan = plan(&component, &meta, &created_at, &run_id)?;
     Ok((component, meta, plan))
-}
-
-/// `gears bake --explain`: where each value came from.
-pub fn explain(component: &Component, meta: &Metadata, plan: &BakePlan) -> String {
-    let mut s = String::new();
-    s.push_str(&format!(
-        "component          {}    (from {})\n",
-        component.name,
-        component.path.display()
-    ));
-    s.push_str(&format!(
-        "version            {}    (from {})\n",
-        meta.version.value, meta.version.source
-    ));
-    s.push_str(&format!(
-        "git sha            {}    (from {})\n",
-        meta.git_sha.value, meta.git_sha.source
-    ));
-    s.push_str(&format!(
-        "repo               {}    (from {})\n",
-        meta.repo.value, meta.repo.source
-    ));
-    s.push_str(&format!(
-        "created at         {}    (UTC, now)\n",
-        plan.created_at
-    ));
-    s.push_str(&format!(
-        "ami version        {}    (version-created at)\n",
-        plan.ami_version
-    ));
-    s.push_str(&format!(
-        "regions            {}    (build in {}, copy to the rest)\n",
-        component
-            .regions
-            .iter()
-            .map(|r| r.0.as_str())
-            .collect::<Vec<_>>()
-            .join(", "),
-        plan.build_region
-    ));
-    for b in &plan.builders {
-        s.push_str(&format!(
-            "builder            {} ({}): AMI name {}\n",
-            b.name,
-            b.kind.as_str(),
-            b.ami_name
-        ));
-    }
-    let base = &component.base_ami;
-    match (&base.id, &base.name) {
-        (Some(id), _) => s.push_str(&format!("base AMI           {id}\n")),
-        (_, Some(n)) => s.push_str(&format!(
-            "base AMI           newest of name {n}, owners [{}], tags {:?}\n",
-            base.owners.join(", "),
-            base.tags
-        )),
-        _ => {}
-    }
-    s
 }
 
 /// `packer validate` of a rendered template (syntax, builders' and provisioners' settings; no
@@ -230,93 +173,23 @@ pub async fn render_and_validate(
     Ok((template, verdict))
 }
 
-/// AMIs of an earlier bake of the same component, version and revision.
-struct Reused {
-    amis: BTreeMap<String, BTreeMap<String, String>>,
-    run_id: String,
-    created_at: String,
-    ami_version: String,
-    base_ami: Option<String>,
-}
-
-/// Looks for one earlier bake (one `gears:run-id`) that has an available AMI for every builder
-/// in every region; the newest such bake wins. AMIs of different bakes are never mixed.
-async fn find_existing(
-    clients: &BTreeMap<String, Ec2>,
-    plan: &BakePlan,
-) -> Result<Option<Reused>, Error> {
-    // run id -> (builder, region) -> image
-    let mut by_run: BTreeMap<String, BTreeMap<(String, String), crate::aws::ec2::Image>> =
-        BTreeMap::new();
-    for b in &plan.builders {
-        let want = BTreeMap::from([
-            ("COMPONENT_NAME".to_owned(), plan.component.clone()),
-            ("COMPONENT_VERSION".to_owned(), plan.version.clone()),
-            ("GIT_SHA".to_owned(), plan.git_sha.clone()),
-            ("gears:builder".to_owned(), b.name.clone()),
-        ]);
-        for (region, ec2) in clients {
-            for img in ec2.find_by_tags(&want).await? {
-                let run = img.tags.get("gears:run-id").cloned().unwrap_or_default();
-                by_run
-                    .entry(run)
-                    .or_default()
-                    .insert((b.name.clone(), region.clone()), img);
-            }
-        }
-    }
-    let wanted = plan.builders.len() * clients.len();
-    let newest = by_run
-        .into_iter()
-        .filter(|(run, imgs)| !run.is_empty() && imgs.len() == wanted)
-        .max_by(|(a, ia), (b, ib)| {
-            let created = |imgs: &BTreeMap<_, crate::aws::ec2::Image>| {
-                imgs.values()
-                    .map(|i| i.tags.get("CREATED_AT").cloned().unwrap_or_default())
-                    .max()
-            };
-            (created(ia), a).cmp(&(created(ib), b))
-        });
-    Ok(newest.map(|(run_id, imgs)| {
-        let any = imgs
-            .values()
-            .next()
-            .map(|i| i.tags.clone())
-            .unwrap_or_default();
-        let mut amis: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
-        for ((builder, region), img) in imgs {
-            amis.entry(builder).or_default().insert(region, img.id);
-        }
-        Reused {
-            amis,
-            run_id,
-            created_at: any.get("CREATED_AT").cloned().unwrap_or_default(),
-            ami_version: any.get("AMI_VERSION").cloned().unwrap_or_default(),
-            base_ami: any.get("gears:base-ami").cloned(),
-        }
-    }))
-}
-
-/// Runs `gears bake`.
-pub async fn bake(
+/// Runs `gears bake` against `cloud`: returns what to print; writes nothing but the work folder.
+pub async fn bake<C: Cloud>(
     settings: &BakeSettings,
     ctx: &RunContext,
     cancel: &Cancel,
-    out: &mut dyn Write,
-) -> Result<Exit, Error> {
+    cleanup: &Cleanup,
+    cloud: &C,
+) -> Result<Baked, Error> {
     let (component, meta, plan) = prepare(settings, ctx, false)?;
     if settings.explain {
-        let _ = out.write_all(explain(&component, &meta, &plan).as_bytes());
-        return Ok(Exit::Success);
+        return Ok(Baked::Explained(super::explain::explain(
+            &component, &meta, &plan,
+        )));
     }
     if settings.dry_run {
         let (template, verdict) = render_and_validate(settings, &component, &plan).await?;
-        let _ = out.write_all(template.as_bytes());
-        match verdict {
-            Some(v) => eprintln!("packer validate: {}", if v.is_empty() { "ok" } else { &v }),
-            None => eprintln!("packer validate: skipped (packer is not installed)"),
-        }
-        return Ok(Exit::Success);
+        return Ok(Baked::Rendered { template, verdict });
     }
     let names: Vec<String> = plan.builders.iter().map(|b| b.name.clone()).collect();
     let mut ui = StageProgress::new(ctx, "bake", &names);
@@ -334,20 +207,19 @@ pub async fn bake(
             .join(", ")
     ));
 
-    let explicit = settings.endpoint_flag.as_deref();
-    let mut clients = BTreeMap::new();
+    let mut ports = Vec::with_capacity(component.regions.len());
     for r in &component.regions {
-        clients.insert(r.0.clone(), Ec2::connect(&r.0, explicit).await);
+        ports.push(unless_cancelled(cancel, cloud.images(&r.0)).await??);
     }
-    let build = &clients[&plan.build_region];
+    let build = &ports[0];
     let base = &component.base_ami;
-    let lookup = build.find_base_ami(
-        base.id.as_deref(),
-        base.name.as_deref(),
-        &base.owners,
-        &base.tags,
-    );
-    let base_ami = unless_cancelled(cancel, lookup)
+    let query = BaseAmiQuery {
+        id: base.id.clone(),
+        name: base.name.clone(),
+        owners: base.owners.clone(),
+        tags: base.tags.clone(),
+    };
+    let base_ami = unless_cancelled(cancel, build.find_base_ami(&query))
         .await??
         .ok_or_else(|| {
             let what = match (&base.id, &base.name) {
@@ -366,23 +238,18 @@ pub async fn bake(
     ui.note(&format!("base AMI {} ({})", base_ami.id, base_ami.name));
 
     if !settings.force {
-        if let Some(reused) = unless_cancelled(cancel, find_existing(&clients, &plan)).await?? {
+        if let Some(found) = unless_cancelled(cancel, super::reuse::find(&ports, &plan)).await?? {
             ui.finish(true);
             ui.note(&format!(
                 "{} {} (git {}) is already baked: reusing its AMIs (use --force to bake again)",
                 plan.component, plan.version, plan.git_sha
             ));
             // The manifest describes the AMIs found: their bake's run, date and base AMI.
-            let mut manifest = Manifest::of(
-                &plan,
-                reused.base_ami.as_deref().unwrap_or(&base_ami.id),
-                reused.amis,
-                None,
-            );
-            manifest.run_id = reused.run_id;
-            manifest.created_at = reused.created_at;
-            manifest.ami_version = reused.ami_version;
-            return finish(settings, &manifest, out);
+            let base = found
+                .base_ami
+                .clone()
+                .unwrap_or_else(|| base_ami.id.clone());
+            return Ok(Baked::Manifest(Manifest::reused(&plan, found, &base)));
         }
     }
 
@@ -427,6 +294,16 @@ pub async fn bake(
         cleanup_grace: Duration::from_secs(600),
         heartbeat: settings.heartbeat,
     };
+    // Packer cleans up its own build resources, even after a signal; gears waits for that. Only
+    // a second signal (which stops gears at once) can leave them: then this step is reported as
+    // left undone, naming how to find them.
+    let packer_cleanup = cleanup.register(
+        format!(
+            "packer's cleanup of its build resources (instance, key pair, security group); a reaper finds them by the tag gears:run-id={}",
+            plan.run_id
+        ),
+        || async { Ok(()) },
+    );
     let result = process::run(&cmd, cancel, |p| match p {
         Progress::Event(Event::Ui {
             level,
@@ -444,6 +321,8 @@ pub async fn bake(
         )),
     })
     .await;
+    // packer has exited: whatever it created, it has cleaned up or handed over as AMIs.
+    cleanup.done(packer_cleanup);
     let built = match result {
         Ok(b) => b,
         Err(e) => {
@@ -460,90 +339,163 @@ pub async fn bake(
         .ok()
         .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
         .and_then(|v| v["last_run_uuid"].as_str().map(str::to_owned));
-    let manifest = Manifest::of(&plan, &base_ami.id, built.amis, packer_run_uuid);
-    finish(settings, &manifest, out)
-}
-
-fn finish(
-    settings: &BakeSettings,
-    manifest: &Manifest,
-    out: &mut dyn Write,
-) -> Result<Exit, Error> {
-    let env = manifest.write(&settings.manifest)?;
-    eprintln!(
-        "manifest: {} (env file: {})",
-        settings.manifest.display(),
-        env.display()
-    );
-    let text = match settings.output {
-        OutputFormat::Json => serde_json::to_string_pretty(manifest).unwrap_or_default() + "\n",
-        OutputFormat::Human => manifest.ami_lines(),
-    };
-    let _ = out.write_all(text.as_bytes());
-    let _ = out.flush();
-    Ok(Exit::Success)
-}
-
-/// `gears validate`: the component file, the rendered template (and `packer validate`), and the
-/// playbook (`ansible-playbook --syntax-check`) when those tools are installed. Never calls AWS;
-/// a version or revision that cannot be found is replaced by a placeholder.
-pub async fn validate(
-    settings: &BakeSettings,
-    ctx: &RunContext,
-    out: &mut dyn Write,
-) -> Result<Exit, Error> {
-    let (component, _, plan) = prepare(settings, ctx, true)?;
-    let (_, verdict) = render_and_validate(settings, &component, &plan).await?;
-    let mut report =
-        format!(
-        "ok: {} (component {}, {} builder(s), regions {})\nok: template renders to valid JSON\n",
-        component.path.display(),
-        component.name,
-        plan.builders.len(),
-        component.regions.iter().map(|r| r.0.as_str()).collect::<Vec<_>>().join(", ")
-    );
-    report.push_str(match verdict {
-        Some(_) => "ok: packer validate\n",
-        None => "skipped: packer validate (packer is not installed)\n",
-    });
-    if let Some(a) = &component.ansible {
-        let playbook = component.dir.join(&a.playbook);
-        let roles: Vec<String> = a
-            .roles
-            .iter()
-            .map(|r| component.dir.join(r).display().to_string())
-            .collect();
-        let o = tokio::process::Command::new("ansible-playbook")
-            .args(["--syntax-check", "-i", "localhost,"])
-            .arg(&playbook)
-            .env("ANSIBLE_ROLES_PATH", roles.join(":"))
-            .env("ANSIBLE_NOCOLOR", "1")
-            .output()
-            .await;
-        match o {
-            Err(_) => report
-                .push_str("skipped: ansible-playbook --syntax-check (ansible is not installed)\n"),
-            Ok(o) if o.status.success() => report.push_str("ok: ansible-playbook --syntax-check\n"),
-            Ok(o) => {
-                return Err(InputError::whole_file(
-                    playbook.display().to_string(),
-                    format!(
-                        "ansible-playbook --syntax-check failed:\n{}{}",
-                        String::from_utf8_lossy(&o.stdout).trim(),
-                        String::from_utf8_lossy(&o.stderr).trim()
-                    ),
-                )
-                .into())
-            }
-        }
-    }
-    let _ = out.write_all(report.as_bytes());
-    Ok(Exit::Success)
+    Ok(Baked::Manifest(Manifest::baked(
+        &plan,
+        &base_ami.id,
+        built.amis,
+        packer_run_uuid,
+    )))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::aws::fake::{FakeCloud, Faults};
+    use crate::aws::{ErrorKind, Image};
+    use crate::exit::Exit;
+
+    /// A component baked by one builder into one region, settings that would fail loudly
+    /// (exit 4) if packer were ever started, and a fake cloud holding its base AMI.
+    fn stage(dir: &std::path::Path) -> (BakeSettings, FakeCloud) {
+        let file = dir.join("gears.yaml");
+        std::fs::write(
+            &file,
+            "component: hello\nrepo: r\nami_regions: [us-east-1]\nbase_ami: {id: ami-0b0b0b0b0b0b0b0b0}\nbuilders: [{type: amazon-ebs, name: web}]\ncommunicator: none\n",
+        )
+        .unwrap();
+        let settings = BakeSettings {
+            component_file: file,
+            overrides: crate::component::metadata::Overrides {
+                version: Some("7.0.1".into()),
+                git_sha: Some("abc".into()),
+            },
+            endpoint: None,
+            endpoint_flag: None,
+            manifest: dir.join("m.json"),
+            work_dir: dir.join(".gears"),
+            packer: "/nonexistent/packer".into(),
+            dry_run: false,
+            explain: false,
+            force: false,
+            output: crate::settings::OutputFormat::Human,
+            heartbeat: Duration::from_secs(30),
+        };
+        let cloud = FakeCloud::new();
+        cloud.add_image("us-east-1", image("ami-0b0b0b0b0b0b0b0b0", &[]));
+        (settings, cloud)
+    }
+
+    fn image(id: &str, tags: &[(&str, &str)]) -> Image {
+        Image {
+            id: id.into(),
+            name: id.into(),
+            state: "available".into(),
+            creation_date: "2026-11-24T00:00:00.000Z".into(),
+            tags: tags
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    fn ctx() -> RunContext {
+        RunContext::from_vars(Vec::<(String, String)>::new())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_earlier_bake_is_reused_through_the_port_without_packer() {
+        let dir = tempfile::tempdir().unwrap();
+        let (settings, cloud) = stage(dir.path());
+        cloud.add_image(
+            "us-east-1",
+            image(
+                "ami-old",
+                &[
+                    ("COMPONENT_NAME", "hello"),
+                    ("COMPONENT_VERSION", "7.0.1"),
+                    ("GIT_SHA", "abc"),
+                    ("gears:run-id", "old-run"),
+                    ("gears:builder", "web"),
+                    ("CREATED_AT", "202601010000"),
+                    ("AMI_VERSION", "7.0.1-202601010000"),
+                ],
+            ),
+        );
+        let baked = bake(
+            &settings,
+            &ctx(),
+            &Cancel::new(),
+            &Cleanup::default(),
+            &cloud,
+        )
+        .await
+        .unwrap();
+        let Baked::Manifest(m) = baked else {
+            panic!("{baked:?}")
+        };
+        assert!(m.reused);
+        assert_eq!(m.run_id, "old-run");
+        assert_eq!(m.ami(Some("web"), "us-east-1"), Some("ami-old"));
+        // No gears:base-ami tag on the old AMIs: the base looked up now is recorded.
+        assert_eq!(m.base_ami, "ami-0b0b0b0b0b0b0b0b0");
+        assert_eq!(
+            cloud.calls(),
+            ["DescribeImages us-east-1", "DescribeImages us-east-1"]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn throttling_or_a_denied_call_is_exit_5_before_packer_starts() {
+        for (at, kind, hint) in [
+            (1, ErrorKind::Throttled, "retry the stage later"),
+            (2, ErrorKind::AccessDenied, "lack a permission"),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let (settings, cloud) = stage(dir.path());
+            cloud.set_faults(Faults {
+                fail_at: Some((at, kind)),
+                ..Default::default()
+            });
+            let e = bake(
+                &settings,
+                &ctx(),
+                &Cancel::new(),
+                &Cleanup::default(),
+                &cloud,
+            )
+            .await
+            .unwrap_err();
+            assert_eq!(e.exit(), Exit::Cloud, "{kind:?}: {}", e.render());
+            assert!(e.render().contains(hint), "{}", e.render());
+            assert_eq!(
+                cloud.calls().len(),
+                at as usize,
+                "no call after the failing one"
+            );
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_signal_during_a_slow_aws_call_stops_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (settings, cloud) = stage(dir.path());
+        cloud.set_faults(Faults {
+            latency: Duration::from_secs(120),
+            ..Default::default()
+        });
+        let cancel = Cancel::new();
+        let c2 = cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            c2.cancel(crate::cancel::Signal::Term);
+        });
+        let start = tokio::time::Instant::now();
+        let e = bake(&settings, &ctx(), &cancel, &Cleanup::default(), &cloud)
+            .await
+            .unwrap_err();
+        assert_eq!(e.exit(), Exit::Terminated);
+        assert_eq!(start.elapsed(), Duration::from_secs(1));
+    }
 
     #[test]
     fn progress_lines_drop_prefixes_blanks_and_tag_chatter() {

@@ -165,6 +165,42 @@ pub enum Communicator {
     None,
 }
 
+/// Which address of the test instance the smoke tests go to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum TestAddress {
+    /// The private IP (CI agents inside the VPC).
+    #[default]
+    PrivateIp,
+    /// The public IP.
+    PublicIp,
+}
+
+/// How `gears test` launches and checks a test instance (the `test:` section).
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestSection {
+    /// Default: the component's `instance_type`.
+    pub instance_type: Option<String>,
+    /// Default: the component's `subnet_id`, else the default VPC's.
+    pub subnet_id: Option<String>,
+    #[serde(default)]
+    pub security_groups: Vec<String>,
+    /// An instance profile name or ARN.
+    pub instance_profile: Option<String>,
+    pub key_name: Option<String>,
+    /// User data, inline.
+    pub user_data: Option<String>,
+    /// User data from a file, relative to the component file.
+    pub user_data_file: Option<PathBuf>,
+    /// The smoke-test file, relative to the component file (default `smoke.yaml`).
+    pub smoke_file: Option<PathBuf>,
+    /// The port the smoke tests go to (default: each test's own, else 80).
+    pub port: Option<u16>,
+    #[serde(default)]
+    pub address: TestAddress,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawComponent {
@@ -184,6 +220,8 @@ struct RawComponent {
     ssh_username: String,
     ansible: Option<Ansible>,
     template: Option<PathBuf>,
+    #[serde(default)]
+    test: TestSection,
 }
 
 fn default_instance_type() -> String {
@@ -215,6 +253,8 @@ pub struct Component {
     pub ansible: Option<Ansible>,
     /// The component's own template, resolved against `dir`.
     pub template: Option<PathBuf>,
+    /// How `gears test` runs (paths resolved against `dir`).
+    pub test: TestSection,
 }
 
 /// The 1-based line and column of the first `key:` in `source` (for checks across fields).
@@ -370,6 +410,27 @@ pub fn parse(path: &Path, source: &str) -> Result<Component, InputError> {
             ));
         }
     }
+    let mut test = raw.test;
+    if test.user_data.is_some() && test.user_data_file.is_some() {
+        return Err(at(
+            "user_data_file",
+            "`test` has both `user_data` and `user_data_file`: give one".into(),
+        ));
+    }
+    if let Some(f) = &test.user_data_file {
+        let f = dir.join(f);
+        if !f.is_file() {
+            return Err(at(
+                "user_data_file",
+                format!("user data file `{}` not found", f.display()),
+            ));
+        }
+        test.user_data_file = Some(f);
+    }
+    if test.port == Some(0) {
+        return Err(at("port", "`port` must be between 1 and 65535".into()));
+    }
+    test.smoke_file = test.smoke_file.map(|f| dir.join(f));
     Ok(Component {
         path: path.to_path_buf(),
         dir,
@@ -385,6 +446,7 @@ pub fn parse(path: &Path, source: &str) -> Result<Component, InputError> {
         ssh_username: raw.ssh_username,
         ansible: raw.ansible,
         template,
+        test,
     })
 }
 

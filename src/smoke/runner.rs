@@ -444,7 +444,8 @@ async fn run_until(p: &Prepared<'_>, deadline: Option<Instant>, cancel: &Cancel)
     {
         crate::wait::Polled::Ready(r, n)
         | crate::wait::Polled::TimedOut(r, n)
-        | crate::wait::Polled::Cancelled(r, n) => (r, n),
+        | crate::wait::Polled::Cancelled(r, n)
+        | crate::wait::Polled::Failed(r, n) => (r, n),
     };
     r.attempts = attempts;
     r

@@ -29,6 +29,20 @@ fn gears_aws(dir: &Path) -> Command {
     c
 }
 
+/// gears for tests that end before any AWS call (bad input, --explain, no credentials): no
+/// server needed; the endpoint is a closed port, so a call made by mistake fails.
+fn gears_local(dir: &Path) -> Command {
+    let mut c = gears();
+    c.current_dir(dir)
+        .env(
+            "AWS_ENDPOINT_URL",
+            format!("http://{}", crate::common::no_server()),
+        )
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing");
+    c
+}
+
 /// A component file using the example's playbook and roles.
 fn component(dir: &Path, name: &str, extra: &str) -> PathBuf {
     let ansible = format!("{ROOT}/examples/hello-service/ansible");
@@ -168,9 +182,10 @@ async fn bake_two_builders_into_two_regions_then_reuse() {
             assert_eq!(t["gears:builder"], builder);
             assert_eq!(t["gears:base-ami"], first["base_ami"].as_str().unwrap());
             assert_eq!(t["gears:run-id"], first["run_id"].as_str().unwrap());
+            let run = first["run_id"].as_str().unwrap();
             assert_eq!(
                 img.name().unwrap(),
-                format!("{name}-2.5.0-{builder}-{created}")
+                format!("{name}-2.5.0-{builder}-{created}-{}", &run[run.len() - 8..])
             );
         }
     }
@@ -548,7 +563,7 @@ fn malformed_component_file_names_the_place() {
     )
     .unwrap();
     let (out, err, code) = parts(
-        &gears_aws(dir.path())
+        &gears_local(dir.path())
             .args(["bake", "--version", "1", "--git-sha", "a"])
             .output()
             .unwrap(),
@@ -558,7 +573,7 @@ fn malformed_component_file_names_the_place() {
     assert!(err.contains("error: gears.yaml:6:5: "), "{err}");
     assert!(err.contains("hint: did you mean `instance_type`?"), "{err}");
     let (_, err, code) = parts(
-        &gears_aws(dir.path())
+        &gears_local(dir.path())
             .args(["bake", "-c", "missing.yaml"])
             .output()
             .unwrap(),
@@ -590,7 +605,7 @@ fn missing_packer_and_missing_credentials_are_clear() {
     assert!(err.contains("hint: install Packer"), "{err}");
 
     let (_, err, code) = parts(
-        &gears_aws(dir.path())
+        &gears_local(dir.path())
             .args(["bake", "--version", "1", "--git-sha", "a"])
             .env_remove("AWS_ACCESS_KEY_ID")
             .env_remove("AWS_SECRET_ACCESS_KEY")
@@ -609,7 +624,7 @@ fn explain_shows_where_values_come_from() {
     let dir = tempdir();
     component(dir.path(), &unique("expl"), "");
     let (out, err, code) = parts(
-        &gears_aws(dir.path())
+        &gears_local(dir.path())
             .args(["bake", "--explain"])
             .env("GO_PIPELINE_LABEL", "77")
             .env("GO_REVISION_SERVICE", "f00d")
@@ -925,4 +940,157 @@ fn output_that_is_not_utf8_does_not_stop_the_reading() {
     );
     assert!(err.contains("caf\u{fffd} \u{fffd} not UTF-8"), "{err}");
     assert!(err.contains("after the bytes"), "{err}");
+}
+
+/// A one-region component with the given builders, and no ansible (faster bakes).
+fn small_component(dir: &Path, name: &str, builders: &[&str], extra: &str) -> PathBuf {
+    let list: Vec<String> = builders
+        .iter()
+        .map(|b| format!("  - {{type: amazon-ebs, name: {b}}}\n"))
+        .collect();
+    let text = format!(
+        "component: {name}\nrepo: https://git.example.com/team/{name}.git\nami_regions: [us-east-1]\nbuilders:\n{}base_ami:\n  name: amzn2-ami-hvm-2.0.*-x86_64-gp2\n  owners: [amazon]\ncommunicator: none\n{extra}",
+        list.concat()
+    );
+    let path = dir.join("gears.yaml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn bake_version(dir: &Path, version: &str, sha: &str, extra: &[&str]) -> (String, String, i32) {
+    parts(
+        &gears_aws(dir)
+            .args(["bake", "--version", version, "--git-sha", sha])
+            .args(extra)
+            .output()
+            .unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn reuse_compares_versions_exactly_never_as_patterns() {
+    let dir = tempdir();
+    let name = unique("wild");
+    small_component(dir.path(), &name, &["web"], "");
+    let m = dir.path().join("gears-manifest.json");
+    let (_, err, code) = bake_version(dir.path(), "7.0.1", "abc", &[]);
+    assert_eq!(code, 0, "{err}");
+    let first = manifest(&m);
+    // EC2 reads `*` in a filter value as a wildcard: 7.0.* must not reuse 7.0.1's AMIs.
+    for version in ["7.0.*", "7.0.?", "7.0.[1]"] {
+        let (_, err, code) = bake_version(dir.path(), version, "abc", &[]);
+        assert_eq!(code, 0, "{version}: {err}");
+        let next = manifest(&m);
+        assert_eq!(next["reused"], false, "{version}: {err}");
+        assert_eq!(next["version"], version);
+        assert_ne!(
+            next["amis"]["web"]["us-east-1"],
+            first["amis"]["web"]["us-east-1"]
+        );
+        // The same odd version again is found, exactly.
+        let (_, err, code) = bake_version(dir.path(), version, "abc", &[]);
+        assert_eq!(code, 0, "{err}");
+        let again = manifest(&m);
+        assert_eq!(again["reused"], true, "{version}: {err}");
+        assert_eq!(again["run_id"], next["run_id"]);
+        assert_eq!(again["amis"], next["amis"]);
+    }
+    // A one-character difference in a pattern-like sha is another bake too.
+    let (_, err, code) = bake_version(dir.path(), "7.0.1", "ab*", &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(manifest(&m)["reused"], false, "{err}");
+}
+
+#[tokio::test]
+async fn ami_names_are_unique_per_builder_and_bake_and_env_follows_the_file() {
+    let dir = tempdir();
+    let name = unique("names");
+    // Builders out of alphabetical order: the file's first is `zeta`.
+    small_component(dir.path(), &name, &["zeta", "alpha"], "");
+    let m = dir.path().join("gears-manifest.json");
+    let long = format!("3.{}", "1".repeat(198));
+    let (_, err, code) = bake_version(dir.path(), &long, "sha1", &[]);
+    assert_eq!(code, 0, "{err}");
+    let first = manifest(&m);
+    // A second bake of the same version with another sha, within the same minute.
+    let (_, err, code) = bake_version(dir.path(), &long, "sha2", &[]);
+    assert_eq!(code, 0, "{err}");
+    let second = manifest(&m);
+    assert_eq!(second["reused"], false);
+
+    let images = images_of("us-east-1", &name).await;
+    assert_eq!(images.len(), 4);
+    let names: std::collections::BTreeSet<String> = images
+        .iter()
+        .map(|i| i.name().unwrap().to_owned())
+        .collect();
+    assert_eq!(names.len(), 4, "every AMI name is unique: {names:?}");
+    for img in &images {
+        let n = img.name().unwrap();
+        let t = tags(img);
+        assert!(n.chars().count() <= 128, "{n}");
+        assert!(n.contains(&format!("-{}-", t["gears:builder"])), "{n}");
+        // Run ids are UUIDs (v7), the reuse key and the reaper's tag.
+        let run = &t["gears:run-id"];
+        assert_eq!(run.len(), 36, "{run}");
+        assert_eq!(&run[14..15], "7", "{run}");
+        assert_eq!(
+            t["COMPONENT_VERSION"], long,
+            "the tag keeps the whole version"
+        );
+    }
+    assert_ne!(first["run_id"], second["run_id"]);
+
+    // Builders in the manifest, and GEARS_AMI_<REGION>, follow the component file.
+    let keys: Vec<&String> = second["amis"].as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["zeta", "alpha"]);
+    let env = std::fs::read_to_string(dir.path().join("gears-manifest.env")).unwrap();
+    let zeta = second["amis"]["zeta"]["us-east-1"].as_str().unwrap();
+    assert!(
+        env.contains(&format!("GEARS_AMI_US_EAST_1='{zeta}'\n")),
+        "{env}"
+    );
+    let back = gears::manifest::read(&m).unwrap();
+    assert_eq!(back.ami(None, "us-east-1"), Some(zeta));
+}
+
+#[tokio::test]
+async fn values_over_ec2_limits_are_refused_before_anything_launches() {
+    let dir = tempdir();
+    let name = unique("limits");
+    small_component(dir.path(), &name, &["web"], "");
+    let (out, err, code) = bake_version(dir.path(), &"1".repeat(300), "abc", &[]);
+    assert_eq!(code, 3, "{err}");
+    assert_eq!(out, "");
+    assert!(
+        err.contains("error: --version flag: the version is too long"),
+        "{err}"
+    );
+    assert!(err.contains("EC2 allows at most 256"), "{err}");
+    let (_, err, code) = bake_version(dir.path(), "1", &"f".repeat(257), &[]);
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains("the git sha is too long: the AMI tag GIT_SHA would be 257"),
+        "{err}"
+    );
+    assert!(live_instances(&name).await.is_empty());
+    assert!(images_of("us-east-1", &name).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_fresh_bake_without_packers_manifest_is_not_called_reused() {
+    let dir = tempdir();
+    let name = unique("nomani");
+    small_component(
+        dir.path(),
+        &name,
+        &["web"],
+        &format!("template: {ROOT}/tests/fixtures/bake/no-manifest.json.tera\n"),
+    );
+    let (_, err, code) = bake_version(dir.path(), "1.0", "abc", &[]);
+    assert_eq!(code, 0, "{err}");
+    let m = manifest(&dir.path().join("gears-manifest.json"));
+    assert_eq!(m["reused"], false, "{m}");
+    assert_eq!(m["packer_run_uuid"], serde_json::Value::Null);
+    assert_eq!(m["format_version"], 1);
 }

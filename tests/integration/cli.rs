@@ -1,6 +1,6 @@
 //! The built binary: stdout, stderr and exit codes of `gears smoke`.
 
-use crate::common::{closed_port, gears, httpbin, parts, run_with_stdin, tempdir};
+use crate::common::{closed_port, gears, httpbin, no_server, parts, run_with_stdin, tempdir};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -69,7 +69,7 @@ fn invalid_file_exits_3_names_the_place_and_runs_nothing() {
     )
     .unwrap();
     let o = gears()
-        .args(["smoke", &httpbin(), f.to_str().unwrap()])
+        .args(["smoke", &no_server(), f.to_str().unwrap()])
         .output()
         .unwrap();
     let (out, err, code) = parts(&o);
@@ -111,7 +111,7 @@ fn each_kind_of_bad_input_is_exit_3() {
         ),
     ];
     for (src, want) in cases {
-        let o = run_with_stdin(gears().args(["smoke", &httpbin()]), src);
+        let o = run_with_stdin(gears().args(["smoke", &no_server()]), src);
         let (out, err, code) = parts(&o);
         assert_eq!(code, 3, "{src:?} → {err}");
         assert!(err.contains(want), "{src:?}: {err}");

@@ -2,11 +2,30 @@
 
 use std::process::{Command, Output, Stdio};
 
-/// An environment variable set by scripts/test.sh; the message says how to get it.
+/// An environment variable set by scripts/test.sh for a server a test needs; without it the
+/// test fails saying which server and how scripts/test.sh starts it. Tests that need no server
+/// never call this, so they pass under a plain `cargo test`.
 pub fn need(var: &str) -> String {
+    let what = match var {
+        "GEARS_TEST_MOTO" => "moto, the AWS emulator (scripts/lib.sh: start_moto)",
+        "GEARS_TEST_HTTPBIN" => "httpbin over HTTP (scripts/lib.sh: start_httpbin)",
+        "GEARS_TEST_HTTPBIN_TLS" | "GEARS_TEST_CA" => {
+            "httpbin over TLS and its CA (scripts/lib.sh: start_httpbin_tls)"
+        }
+        "GEARS_TEST_VENV" => {
+            "the Python venv with moto, httpbin and ansible-core (scripts/lib.sh: ensure_venv)"
+        }
+        _ => "a server that scripts/test.sh starts",
+    };
     std::env::var(var).unwrap_or_else(|_| {
-        panic!("{var} is not set: run the end-to-end tests with scripts/test.sh, which starts the servers")
+        panic!("this test needs {what}; {var} is not set: run it with scripts/test.sh [TEST NAME], which installs and starts it on 127.0.0.1")
     })
+}
+
+/// A host for tests that stop before any request (bad input, bad flags): nothing listens
+/// there, so a test that did connect would fail instead of passing by accident.
+pub fn no_server() -> String {
+    format!("127.0.0.1:{}", closed_port())
 }
 
 /// `127.0.0.1:PORT` of httpbin.

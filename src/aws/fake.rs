@@ -1,0 +1,406 @@
+//! An in-memory [`Cloud`] with injectable faults, for tests of what moto cannot produce
+//! (throttling, an error at a given call, slow answers). Latency sleeps on tokio's clock, so
+//! tests run it with the clock paused. Used beside the moto tests, never instead of them.
+
+use super::{
+    has_tags, BaseAmiQuery, Cloud, CloudError, ErrorKind, Image, Images, Instance, Instances,
+    LaunchSpec,
+};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Faults to inject. Calls are numbered from 1 across the whole fake cloud.
+#[derive(Debug, Clone, Default)]
+pub struct Faults {
+    /// Every k-th call is throttled (after the SDK's retries, as AWS would leave it).
+    pub throttle_one_in: Option<u32>,
+    /// Call N fails with this kind of error.
+    pub fail_at: Option<(u32, ErrorKind)>,
+    /// Every call takes this long.
+    pub latency: Duration,
+    /// These operations (e.g. `TerminateInstances`) are throttled every time, until the faults
+    /// change.
+    pub throttle_ops: Vec<&'static str>,
+    /// How long a launched instance stays `pending` before it is `running`.
+    pub boot: Duration,
+}
+
+/// An instance of the fake, with its clock.
+#[derive(Debug, Clone)]
+struct FakeInstance {
+    instance: Instance,
+    launched: tokio::time::Instant,
+    spec: LaunchSpec,
+}
+
+#[derive(Default)]
+struct State {
+    images: Mutex<BTreeMap<String, Vec<Image>>>,
+    instances: Mutex<BTreeMap<String, Vec<FakeInstance>>>,
+    console: Mutex<String>,
+    calls: AtomicU32,
+    log: Mutex<Vec<String>>,
+    faults: Mutex<Faults>,
+}
+
+/// The fake AWS: images per region, the faults, and a log of the calls made.
+#[derive(Clone, Default)]
+pub struct FakeCloud {
+    state: Arc<State>,
+}
+
+impl FakeCloud {
+    /// An empty cloud without faults.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the faults from now on.
+    pub fn set_faults(&self, faults: Faults) {
+        *self.state.faults.lock().unwrap_or_else(|p| p.into_inner()) = faults;
+    }
+
+    /// Adds an image to `region`.
+    pub fn add_image(&self, region: &str, image: Image) {
+        self.state
+            .images
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(region.to_owned())
+            .or_default()
+            .push(image);
+    }
+
+    /// What `GetConsoleOutput` answers.
+    pub fn set_console_output(&self, text: &str) {
+        *self.state.console.lock().unwrap_or_else(|p| p.into_inner()) = text.to_owned();
+    }
+
+    /// Every instance launched, as it is now, with the spec it was launched with.
+    pub fn launched(&self) -> Vec<(Instance, LaunchSpec)> {
+        let boot = self.faults().boot;
+        self.state
+            .instances
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .flatten()
+            .map(|f| (now(f, boot), f.spec.clone()))
+            .collect()
+    }
+
+    fn faults(&self) -> Faults {
+        self.state
+            .faults
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The calls made so far, as `Operation region`.
+    pub fn calls(&self) -> Vec<String> {
+        self.state
+            .log
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// One call: numbered, logged, delayed, and failed if a fault says so.
+    async fn call(&self, operation: &'static str, region: &str) -> Result<(), CloudError> {
+        let n = self.state.calls.fetch_add(1, Ordering::SeqCst) + 1;
+        self.state
+            .log
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(format!("{operation} {region}"));
+        let faults = self.faults();
+        if !faults.latency.is_zero() {
+            tokio::time::sleep(faults.latency).await;
+        }
+        let code = match faults.fail_at {
+            Some((at, kind)) if at == n => Some(match kind {
+                ErrorKind::Throttled => "RequestLimitExceeded",
+                ErrorKind::AccessDenied => "UnauthorizedOperation",
+                ErrorKind::NotFound => "InvalidAMIID.NotFound",
+                ErrorKind::Other => "InternalError",
+            }),
+            _ if faults.throttle_ops.contains(&operation) => Some("RequestLimitExceeded"),
+            _ => match faults.throttle_one_in {
+                Some(k) if k > 0 && n.is_multiple_of(k) => Some("RequestLimitExceeded"),
+                _ => None,
+            },
+        };
+        match code {
+            Some(code) => Err(CloudError::api(
+                operation,
+                region,
+                Some(code),
+                format!("injected fault at call {n}"),
+            )),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The fake's [`Images`] of one region.
+pub struct FakeImages {
+    cloud: FakeCloud,
+    region: String,
+}
+
+impl FakeImages {
+    fn images(&self) -> Vec<Image> {
+        self.cloud
+            .state
+            .images
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&self.region)
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+impl Images for FakeImages {
+    fn region(&self) -> &str {
+        &self.region
+    }
+
+    async fn find_base_ami(&self, q: &BaseAmiQuery) -> Result<Option<Image>, CloudError> {
+        self.cloud.call("DescribeImages", &self.region).await?;
+        let images = self.images();
+        if let Some(id) = &q.id {
+            return Ok(images.into_iter().find(|i| &i.id == id));
+        }
+        let mut found: Vec<Image> = images
+            .into_iter()
+            .filter(|i| i.state == "available" && has_tags(i, &q.tags))
+            .filter(|i| q.name.as_ref().is_none_or(|n| glob(n, &i.name)))
+            .collect();
+        found.sort_by(|a, b| (&a.creation_date, &a.name).cmp(&(&b.creation_date, &b.name)));
+        Ok(found.pop())
+    }
+
+    async fn find_by_tags(
+        &self,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<Vec<Image>, CloudError> {
+        self.cloud.call("DescribeImages", &self.region).await?;
+        Ok(self
+            .images()
+            .into_iter()
+            .filter(|i| has_tags(i, tags))
+            .collect())
+    }
+}
+
+/// An instance as it is now: `pending` until its boot time has passed, then `running`.
+fn now(f: &FakeInstance, boot: Duration) -> Instance {
+    let mut i = f.instance.clone();
+    if i.state == "pending" && f.launched.elapsed() >= boot {
+        i.state = "running".into();
+    }
+    i
+}
+
+/// The fake's [`Instances`] of one region.
+#[derive(Clone)]
+pub struct FakeInstances {
+    cloud: FakeCloud,
+    region: String,
+}
+
+impl FakeInstances {
+    fn with<T>(&self, f: impl FnOnce(&mut Vec<FakeInstance>) -> T) -> T {
+        let mut all = self
+            .cloud
+            .state
+            .instances
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        f(all.entry(self.region.clone()).or_default())
+    }
+}
+
+impl Instances for FakeInstances {
+    fn region(&self) -> &str {
+        &self.region
+    }
+
+    async fn launch(&self, spec: &LaunchSpec) -> Result<Instance, CloudError> {
+        self.cloud.call("RunInstances", &self.region).await?;
+        let n = self.with(|v| v.len()) + 1;
+        let instance = Instance {
+            id: format!("i-{n:017x}"),
+            state: "pending".into(),
+            private_ip: Some(format!("10.0.0.{n}")),
+            public_ip: None,
+            tags: spec.tags.clone(),
+        };
+        self.with(|v| {
+            v.push(FakeInstance {
+                instance: instance.clone(),
+                launched: tokio::time::Instant::now(),
+                spec: spec.clone(),
+            })
+        });
+        Ok(instance)
+    }
+
+    async fn describe(&self, id: &str) -> Result<Option<Instance>, CloudError> {
+        self.cloud.call("DescribeInstances", &self.region).await?;
+        let boot = self.cloud.faults().boot;
+        Ok(self.with(|v| v.iter().find(|f| f.instance.id == id).map(|f| now(f, boot))))
+    }
+
+    async fn terminate(&self, id: &str) -> Result<(), CloudError> {
+        self.cloud.call("TerminateInstances", &self.region).await?;
+        self.with(|v| {
+            for f in v.iter_mut().filter(|f| f.instance.id == id) {
+                f.instance.state = "shutting-down".into();
+            }
+        });
+        Ok(())
+    }
+
+    async fn console_output(&self, _id: &str) -> Result<String, CloudError> {
+        self.cloud.call("GetConsoleOutput", &self.region).await?;
+        Ok(self
+            .cloud
+            .state
+            .console
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone())
+    }
+
+    async fn find_by_tags(
+        &self,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<Vec<Instance>, CloudError> {
+        self.cloud.call("DescribeInstances", &self.region).await?;
+        let boot = self.cloud.faults().boot;
+        Ok(self.with(|v| {
+            v.iter()
+                .map(|f| now(f, boot))
+                .filter(|i| !i.is_gone() && tags.iter().all(|(k, x)| i.tags.get(k) == Some(x)))
+                .collect()
+        }))
+    }
+}
+
+impl Cloud for FakeCloud {
+    type Images = FakeImages;
+    type Instances = FakeInstances;
+
+    async fn images(&self, region: &str) -> Result<FakeImages, CloudError> {
+        Ok(FakeImages {
+            cloud: self.clone(),
+            region: region.to_owned(),
+        })
+    }
+
+    async fn instances(&self, region: &str) -> Result<FakeInstances, CloudError> {
+        Ok(FakeInstances {
+            cloud: self.clone(),
+            region: region.to_owned(),
+        })
+    }
+}
+
+/// EC2's name patterns: `*` any run, `?` one character.
+fn glob(pattern: &str, s: &str) -> bool {
+    fn go(p: &[char], s: &[char]) -> bool {
+        match (p.first(), s.first()) {
+            (None, None) => true,
+            (Some('*'), _) => go(&p[1..], s) || (!s.is_empty() && go(p, &s[1..])),
+            (Some('?'), Some(_)) => go(&p[1..], &s[1..]),
+            (Some(a), Some(b)) if a == b => go(&p[1..], &s[1..]),
+            _ => false,
+        }
+    }
+    let p: Vec<char> = pattern.chars().collect();
+    let s: Vec<char> = s.chars().collect();
+    go(&p, &s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::time::Instant;
+
+    fn img(id: &str, tags: &[(&str, &str)]) -> Image {
+        Image {
+            id: id.into(),
+            name: format!("name-{id}"),
+            state: "available".into(),
+            creation_date: "2026-11-24T00:00:00.000Z".into(),
+            tags: tags
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn faults_are_injected_by_call_number_share_and_latency() {
+        let cloud = FakeCloud::new();
+        cloud.add_image("us-east-1", img("ami-1", &[("A", "1")]));
+        cloud.set_faults(Faults {
+            throttle_one_in: Some(3),
+            fail_at: Some((5, ErrorKind::AccessDenied)),
+            latency: Duration::from_secs(2),
+            ..Default::default()
+        });
+        let images = cloud.images("us-east-1").await.unwrap();
+        let want = BTreeMap::from([("A".to_owned(), "1".to_owned())]);
+        let start = Instant::now();
+        let mut kinds = Vec::new();
+        for _ in 0..6 {
+            kinds.push(
+                images
+                    .find_by_tags(&want)
+                    .await
+                    .map(|v| v.len())
+                    .map_err(|e| e.kind()),
+            );
+        }
+        assert_eq!(
+            kinds,
+            vec![
+                Ok(1),
+                Ok(1),
+                Err(ErrorKind::Throttled),
+                Ok(1),
+                Err(ErrorKind::AccessDenied),
+                Err(ErrorKind::Throttled),
+            ]
+        );
+        // Six calls of 2 s each, on the paused clock.
+        assert_eq!(start.elapsed(), Duration::from_secs(12));
+        assert_eq!(cloud.calls().len(), 6);
+    }
+
+    #[tokio::test]
+    async fn lookups_compare_exactly_and_take_the_newest_base() {
+        let cloud = FakeCloud::new();
+        cloud.add_image("r", img("ami-1", &[("V", "7.0.1")]));
+        let mut newer = img("ami-2", &[("team", "x")]);
+        newer.creation_date = "2026-11-25T00:00:00.000Z".into();
+        cloud.add_image("r", newer);
+        cloud.add_image("r", img("ami-3", &[("team", "x")]));
+        let images = cloud.images("r").await.unwrap();
+        let star = BTreeMap::from([("V".to_owned(), "7.0.*".to_owned())]);
+        assert!(images.find_by_tags(&star).await.unwrap().is_empty());
+        let q = BaseAmiQuery {
+            name: Some("name-ami-*".into()),
+            tags: BTreeMap::from([("team".to_owned(), "x".to_owned())]),
+            ..Default::default()
+        };
+        assert_eq!(images.find_base_ami(&q).await.unwrap().unwrap().id, "ami-2");
+        assert!(glob("a*c?e", "abbbcde") && !glob("a*c?e", "abce"));
+    }
+}

@@ -1,0 +1,774 @@
+//! `gears test`: launch an instance of the new AMI, wait until it runs, smoke-test it, and
+//! always terminate it.
+//!
+//! The instance is tagged in the launch call itself, and a cleanup step that terminates it is
+//! registered the moment EC2 answers, so a failure, an AWS error or a signal anywhere after
+//! that still ends with the instance terminated (the composition root runs what is left, on
+//! cleanup's own token and deadline).
+
+use crate::aws::{
+    BaseAmiQuery, Cloud, CloudError, ErrorKind, Images, Instance, Instances, LaunchSpec,
+};
+use crate::cancel::{Cancel, Cleanup};
+use crate::component::file::TestAddress;
+use crate::context::RunContext;
+use crate::error::{Error, InputError};
+use crate::settings::{AmiChoice, Source, TestSettings};
+use crate::smoke::runner::{RunOptions, TestResult};
+use crate::smoke::target::Target;
+use crate::wait::{poll, Backoff, Check, Poll, Polled};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// How long gears keeps asking EC2 to terminate a test instance before it gives up and says
+/// which instance a human must terminate.
+pub const TERMINATE_DEADLINE: Duration = Duration::from_secs(180);
+
+/// What `gears test` found, for the front to print.
+#[derive(Debug, Clone, Serialize)]
+pub struct Tested {
+    pub component: String,
+    pub version: String,
+    pub ami: String,
+    pub region: String,
+    pub instance_id: String,
+    /// Where the smoke tests went (`host:port`).
+    pub target: String,
+    pub smoke_file: String,
+    /// All smoke tests passed.
+    pub passed: bool,
+    /// Why the instance never got to the smoke tests (it died, or never ran in time).
+    pub failure: Option<String>,
+    /// The smoke results, in file order (empty when the instance never ran).
+    pub results: Vec<TestResult>,
+    /// The instance was terminated (false when kept with --keep-on-failure).
+    pub terminated: bool,
+    /// When a kept instance expires (`gears:expires-at`).
+    pub expires_at: String,
+    /// The console output saved on failure.
+    pub console_file: Option<PathBuf>,
+    pub timings: Timings,
+}
+
+/// Seconds from the start of the stage.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Timings {
+    pub launched: f64,
+    pub running: f64,
+    pub smoke_done: f64,
+    pub total: f64,
+}
+
+/// Asks EC2 to terminate `id` until it is shutting down or gone, retrying throttling and
+/// transient errors with backoff, until `deadline` or `cancel` (cleanup's own token). Access
+/// denied is not retried. The error names the instance for the operator.
+pub async fn terminate_until_gone<I: Instances>(
+    port: &I,
+    id: &str,
+    cancel: &Cancel,
+    deadline: Instant,
+) -> Result<(), String> {
+    let r = poll(
+        Poll {
+            deadline: Some(deadline),
+            backoff: Backoff {
+                first: Duration::from_secs(1),
+                max: Duration::from_secs(10),
+            },
+            jitter: 0.2,
+            successes: 1,
+        },
+        cancel,
+        || async {
+            port.terminate(id).await?;
+            port.describe(id).await
+        },
+        |r: &Result<Option<Instance>, CloudError>| match r {
+            Ok(None) => Check::Pass,
+            Ok(Some(i)) if i.is_gone() => Check::Pass,
+            Ok(Some(_)) => Check::Retry,
+            Err(e) if e.is_retryable() => Check::Retry,
+            Err(_) => Check::Fail,
+        },
+    )
+    .await;
+    let by_hand = format!(
+        "terminate it by hand: aws ec2 terminate-instances --region {} --instance-ids {id}",
+        port.region()
+    );
+    match r {
+        Polled::Ready(..) => Ok(()),
+        Polled::Failed(Err(e), _) => Err(format!("{e}; {by_hand}")),
+        Polled::TimedOut(last, n) => Err(format!(
+            "{id} in {} is still not terminating after {n} attempts ({}); {by_hand}",
+            port.region(),
+            match last {
+                Err(e) => e.to_string(),
+                Ok(i) => format!("state {}", i.map(|i| i.state).unwrap_or_default()),
+            }
+        )),
+        Polled::Cancelled(..) | Polled::Failed(..) => Err(format!(
+            "stopped by a second signal before {id} was terminating; {by_hand}"
+        )),
+    }
+}
+
+fn not_available(what: String) -> Error {
+    InputError::whole_file("--ami", what)
+        .with_hint("bake the AMI first, or name one that exists and is available in that region")
+        .into()
+}
+
+/// The AMI, its region, and the version it carries.
+fn choose_ami(settings: &TestSettings, component: &str) -> Result<(String, String, String), Error> {
+    match &settings.ami {
+        AmiChoice::Explicit { ami, region } => Ok((ami.clone(), region.clone(), String::new())),
+        AmiChoice::Manifest {
+            path,
+            builder,
+            region,
+        } => {
+            let m = crate::manifest::read(path)?;
+            let name = path.display().to_string();
+            if m.component != component {
+                return Err(InputError::whole_file(
+                    &name,
+                    format!(
+                        "the manifest is of component `{}`, the component file of `{component}`",
+                        m.component
+                    ),
+                )
+                .with_hint("pass the manifest bake wrote for this component (--manifest)")
+                .into());
+            }
+            let builders: Vec<&str> = m.amis.keys().collect();
+            let b = builder
+                .as_deref()
+                .or(builders.first().copied())
+                .unwrap_or("");
+            let Some(regions) = m.amis.get(b) else {
+                return Err(InputError::whole_file(
+                    &name,
+                    format!("the manifest has no builder `{b}`"),
+                )
+                .with_hint(format!("its builders: {}", builders.join(", ")))
+                .into());
+            };
+            let r = match region {
+                Some(r) => r.clone(),
+                None => regions.keys().next().cloned().unwrap_or_default(),
+            };
+            let Some(ami) = regions.get(&r) else {
+                return Err(InputError::whole_file(
+                    &name,
+                    format!("the manifest has no AMI of builder `{b}` in region `{r}`"),
+                )
+                .with_hint(format!(
+                    "its regions for `{b}`: {}",
+                    regions.keys().cloned().collect::<Vec<_>>().join(", ")
+                ))
+                .into());
+            };
+            Ok((ami.clone(), r, m.version))
+        }
+    }
+}
+
+/// Runs `gears test` against `cloud`.
+pub async fn test<C: Cloud>(
+    settings: &TestSettings,
+    _ctx: &RunContext,
+    cancel: &Cancel,
+    cleanup: &Cleanup,
+    cloud: &C,
+) -> Result<Tested, Error> {
+    let start = Instant::now();
+    let secs = |at: Instant| at.duration_since(start).as_secs_f64();
+    let component = crate::component::load(&settings.component_file)?;
+    let t = &component.test;
+
+    // Everything that can be wrong with the input is found before anything is launched.
+    let smoke_path = t
+        .smoke_file
+        .clone()
+        .unwrap_or_else(|| component.dir.join("smoke.yaml"));
+    let file = crate::smoke::load(&Source::File(smoke_path.clone()))?;
+    let placeholder = Target {
+        host: "127.0.0.1".into(),
+        port: t.port,
+        scheme: None,
+    };
+    crate::smoke::runner::prepare(&file, &placeholder)?;
+    let user_data = match (&t.user_data, &t.user_data_file) {
+        (Some(u), _) => Some(u.clone()),
+        (None, Some(f)) => Some(std::fs::read_to_string(f).map_err(|e| Error::Read {
+            path: f.display().to_string(),
+            source: e,
+        })?),
+        _ => None,
+    };
+    let (ami, region, version) = choose_ami(settings, &component.name)?;
+
+    let images = stop_on_signal(cancel, cloud.images(&region)).await??;
+    let query = BaseAmiQuery {
+        id: Some(ami.clone()),
+        ..Default::default()
+    };
+    let image = match stop_on_signal(cancel, images.find_base_ami(&query)).await?? {
+        None => {
+            return Err(not_available(format!(
+                "AMI {ami} does not exist in {region}"
+            )))
+        }
+        Some(img) if img.state != "available" => {
+            return Err(not_available(format!(
+                "AMI {ami} in {region} is {}, not available",
+                img.state
+            )))
+        }
+        Some(img) => img,
+    };
+    let version = if version.is_empty() {
+        // --ami: the version the AMI carries, if it is one of ours.
+        image
+            .tags
+            .get("COMPONENT_VERSION")
+            .cloned()
+            .unwrap_or_default()
+    } else {
+        version
+    };
+
+    let instances = stop_on_signal(cancel, cloud.instances(&region)).await??;
+    let run_id = crate::random::uuid_v7();
+    let expires_at = (chrono::Utc::now()
+        + chrono::Duration::from_std(settings.ttl).unwrap_or(chrono::Duration::hours(1)))
+    .format("%Y-%m-%dT%H:%M:%SZ")
+    .to_string();
+    let tags = BTreeMap::from([
+        (
+            "Name".to_owned(),
+            format!("gears-test {} {version}", component.name)
+                .chars()
+                .take(crate::bake::plan::MAX_TAG_VALUE)
+                .collect(),
+        ),
+        ("gears:component".to_owned(), component.name.clone()),
+        (
+            "gears:version".to_owned(),
+            version
+                .chars()
+                .take(crate::bake::plan::MAX_TAG_VALUE)
+                .collect(),
+        ),
+        ("gears:run-id".to_owned(), run_id.clone()),
+        ("gears:purpose".to_owned(), "test".to_owned()),
+        ("gears:expires-at".to_owned(), expires_at.clone()),
+        ("gears:managed-by".to_owned(), "gears".to_owned()),
+    ]);
+    let spec = LaunchSpec {
+        image_id: ami.clone(),
+        instance_type: t
+            .instance_type
+            .clone()
+            .unwrap_or_else(|| component.instance_type.clone()),
+        subnet_id: t.subnet_id.clone().or_else(|| component.subnet_id.clone()),
+        security_group_ids: t.security_groups.clone(),
+        instance_profile: t.instance_profile.clone(),
+        key_name: t.key_name.clone(),
+        user_data,
+        tags,
+    };
+    if let Some(sig) = cancel.signal() {
+        return Err(Error::Interrupted(sig));
+    }
+    eprintln!(
+        "[test] launching {} in {region} from {ami}",
+        spec.instance_type
+    );
+    // The launch call is not raced against a signal: once it is sent, the instance may exist,
+    // and only its answer says which one to terminate.
+    let launched = instances.launch(&spec).await?;
+    let id = launched.id.clone();
+    let port = instances.clone();
+    let undo_cancel = cancel.for_cleanup();
+    let undo_id = id.clone();
+    let step = cleanup.register(
+        format!("terminate test instance {id} in {region}"),
+        move || async move {
+            let deadline = Instant::now() + TERMINATE_DEADLINE;
+            terminate_until_gone(&port, &undo_id, &undo_cancel, deadline).await
+        },
+    );
+    let launched_at = Instant::now();
+    eprintln!("[test] {id} launched; waiting until it runs");
+
+    let mut tested = Tested {
+        component: component.name.clone(),
+        version,
+        ami,
+        region: region.clone(),
+        instance_id: id.clone(),
+        target: String::new(),
+        smoke_file: smoke_path.display().to_string(),
+        passed: false,
+        failure: None,
+        results: Vec::new(),
+        terminated: false,
+        expires_at,
+        console_file: None,
+        timings: Timings {
+            launched: secs(launched_at),
+            ..Default::default()
+        },
+    };
+    let deadline = start + settings.ready_timeout;
+    let running = poll(
+        Poll {
+            deadline: Some(deadline),
+            backoff: Backoff {
+                first: Duration::from_secs(1),
+                max: Duration::from_secs(5),
+            },
+            jitter: 0.2,
+            successes: 1,
+        },
+        cancel,
+        || instances.describe(&id),
+        |r: &Result<Option<Instance>, CloudError>| match r {
+            Ok(Some(i)) if i.state == "running" => Check::Pass,
+            Ok(Some(i)) if i.is_gone() || i.state == "stopped" => Check::Fail,
+            // Just launched: EC2 may not list it yet.
+            Ok(_) => Check::Retry,
+            Err(e) if e.is_retryable() || e.kind() == ErrorKind::NotFound => Check::Retry,
+            Err(_) => Check::Fail,
+        },
+    )
+    .await;
+    let instance = match running {
+        Polled::Ready(Ok(Some(i)), _) => Some(i),
+        Polled::Cancelled(..) => {
+            return Err(Error::Interrupted(
+                cancel.signal().unwrap_or(crate::cancel::Signal::Int),
+            ))
+        }
+        Polled::Failed(Err(e), _) => return Err(e.into()),
+        Polled::Failed(Ok(Some(i)), _) => {
+            tested.failure = Some(format!("{id} stopped before it ran: state {}", i.state));
+            None
+        }
+        other => {
+            let state = match other {
+                Polled::TimedOut(Ok(Some(i)), _) => i.state,
+                Polled::TimedOut(Err(e), _) => e.to_string(),
+                _ => "unknown".into(),
+            };
+            tested.failure = Some(format!(
+                "{id} was not running after {} (last: {state})",
+                crate::ui::human_duration(settings.ready_timeout)
+            ));
+            None
+        }
+    };
+
+    if let Some(instance) = instance {
+        tested.timings.running = secs(Instant::now());
+        let target = match &settings.target_host {
+            Some(t) => Some(t.clone()),
+            None => match component.test.address {
+                TestAddress::PrivateIp => instance.private_ip.clone(),
+                TestAddress::PublicIp => instance.public_ip.clone(),
+            }
+            .map(|ip| Target {
+                host: ip,
+                port: t.port,
+                scheme: None,
+            }),
+        };
+        match target {
+            None => {
+                tested.failure = Some(format!(
+                    "{id} has no {} to test",
+                    match component.test.address {
+                        TestAddress::PrivateIp => "private IP",
+                        TestAddress::PublicIp => "public IP",
+                    }
+                ))
+            }
+            Some(target) => {
+                tested.target = format!("{}:{}", target.url_host(), target.port.unwrap_or(80));
+                eprintln!(
+                    "[test] {id} is running; smoke tests against {} until they pass or {} have passed",
+                    tested.target,
+                    crate::ui::human_duration(settings.ready_timeout)
+                );
+                let opts = RunOptions {
+                    target,
+                    jobs: settings.jobs,
+                    wait: Some(deadline.saturating_duration_since(Instant::now())),
+                    cancel: cancel.clone(),
+                };
+                let run = crate::smoke::runner::run(&file, &opts, |_| {});
+                tokio::pin!(run);
+                let every = settings.heartbeat;
+                let mut tick = tokio::time::interval_at(Instant::now() + every, every);
+                let results = loop {
+                    tokio::select! {
+                        r = &mut run => break r?,
+                        _ = tick.tick() => crate::ui::heartbeat(
+                            "test",
+                            &format!(
+                                "{id}: smoke tests still running after {}",
+                                crate::ui::human_duration(start.elapsed())
+                            ),
+                        ),
+                    }
+                };
+                tested.passed = results.iter().all(TestResult::passed);
+                tested.results = results;
+                tested.timings.smoke_done = secs(Instant::now());
+            }
+        }
+    }
+
+    if !tested.passed {
+        // What an operator needs when a service never came up.
+        match stop_on_signal(cancel, instances.console_output(&id)).await {
+            Ok(Ok(text)) => {
+                let dir = match &settings.junit {
+                    Some(j) => j
+                        .parent()
+                        .map(PathBuf::from)
+                        .filter(|p| !p.as_os_str().is_empty())
+                        .unwrap_or_else(|| PathBuf::from(".")),
+                    None => settings.work_dir.join(&run_id),
+                };
+                let path = dir.join(format!("console-{id}.txt"));
+                let saved = std::fs::create_dir_all(&dir)
+                    .and_then(|_| std::fs::write(&path, &text))
+                    .is_ok();
+                let lines: Vec<&str> = text.lines().collect();
+                eprintln!(
+                    "[test] console output of {id} (last {} of {} lines{}):",
+                    lines.len().min(40),
+                    lines.len(),
+                    if saved {
+                        format!(", all in {}", path.display())
+                    } else {
+                        String::new()
+                    }
+                );
+                for l in &lines[lines.len().saturating_sub(40)..] {
+                    eprintln!("  | {l}");
+                }
+                if saved {
+                    tested.console_file = Some(path);
+                }
+            }
+            Ok(Err(e)) => eprintln!("[test] console output of {id} unavailable: {e}"),
+            Err(e) => return Err(e),
+        }
+    }
+
+    if !tested.passed && settings.keep_on_failure {
+        cleanup.done(step);
+        eprintln!(
+            "[test] keeping {id} for debugging (--keep-on-failure): address {}, expires {} (gears:expires-at; `gears reap` terminates it after that)",
+            if tested.target.is_empty() { "unknown" } else { &tested.target },
+            tested.expires_at
+        );
+    } else {
+        let term_deadline = Instant::now() + TERMINATE_DEADLINE;
+        match terminate_until_gone(&instances, &id, &cancel.for_cleanup(), term_deadline).await {
+            Ok(()) => {
+                cleanup.done(step);
+                tested.terminated = true;
+                eprintln!("[test] {id} terminated");
+            }
+            // Left registered: cleanup tries once more, then says a human must look (exit 7).
+            Err(why) => eprintln!("[test] could not terminate {id}: {why}"),
+        }
+    }
+    tested.timings.total = secs(Instant::now());
+    Ok(tested)
+}
+
+/// Runs an AWS call unless the run is cancelled first.
+async fn stop_on_signal<T>(
+    cancel: &Cancel,
+    fut: impl std::future::Future<Output = T>,
+) -> Result<T, Error> {
+    tokio::select! {
+        v = fut => Ok(v),
+        _ = cancel.cancelled() => Err(Error::Interrupted(cancel.signal().unwrap_or(crate::cancel::Signal::Int))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aws::fake::{FakeCloud, Faults};
+    use crate::aws::Image;
+    use crate::exit::Exit;
+
+    const AMI: &str = "ami-0123456789abcdef0";
+
+    /// A component with a `test:` section and a one-test smoke file, in `dir`.
+    fn settings(dir: &std::path::Path, target: Option<&str>) -> TestSettings {
+        std::fs::write(
+            dir.join("gears.yaml"),
+            "component: hello\nrepo: r\nami_regions: [us-east-1]\nbase_ami: {id: ami-0123456789abcdef0}\ntest:\n  smoke_file: smoke.yaml\n  port: 8080\n  user_data: \"#!/bin/sh\\necho hi\"\n",
+        )
+        .unwrap();
+        std::fs::write(dir.join("smoke.yaml"), "tests:\n  - name: up\n    uri: /\n").unwrap();
+        TestSettings {
+            component_file: dir.join("gears.yaml"),
+            ami: AmiChoice::Explicit {
+                ami: AMI.into(),
+                region: "us-east-1".into(),
+            },
+            target_host: target.map(|t| Target::parse(t).unwrap()),
+            ready_timeout: Duration::from_secs(300),
+            ttl: Duration::from_secs(3600),
+            keep_on_failure: false,
+            junit: None,
+            output: crate::settings::OutputFormat::Human,
+            heartbeat: Duration::from_secs(30),
+            jobs: 4,
+            endpoint_flag: None,
+            work_dir: dir.join(".gears"),
+        }
+    }
+
+    fn cloud_with_ami(state: &str) -> FakeCloud {
+        let cloud = FakeCloud::new();
+        cloud.add_image(
+            "us-east-1",
+            Image {
+                id: AMI.into(),
+                name: "hello-1".into(),
+                state: state.into(),
+                creation_date: String::new(),
+                tags: BTreeMap::from([("COMPONENT_VERSION".to_owned(), "1.0".to_owned())]),
+            },
+        );
+        cloud
+    }
+
+    fn ctx() -> RunContext {
+        RunContext::from_vars(Vec::<(String, String)>::new())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_instance_that_never_runs_fails_the_test_and_is_terminated_tagged() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = settings(dir.path(), Some("127.0.0.1:9"));
+        let cloud = cloud_with_ami("available");
+        cloud.set_faults(Faults {
+            boot: Duration::from_secs(3600),
+            ..Default::default()
+        });
+        cloud.set_console_output("boot: kernel panic\n");
+        let cleanup = Cleanup::default();
+        let t = test(&s, &ctx(), &Cancel::new(), &cleanup, &cloud)
+            .await
+            .unwrap();
+        assert!(!t.passed);
+        assert!(
+            t.failure
+                .as_deref()
+                .unwrap()
+                .contains("was not running after 5m"),
+            "{t:?}"
+        );
+        assert!(t.terminated);
+        assert_eq!(cleanup.pending(), 0);
+        let console = std::fs::read_to_string(t.console_file.unwrap()).unwrap();
+        assert_eq!(console, "boot: kernel panic\n");
+        let launched = cloud.launched();
+        assert_eq!(launched.len(), 1);
+        let (instance, spec) = &launched[0];
+        assert_eq!(instance.state, "shutting-down");
+        assert_eq!(spec.image_id, AMI);
+        assert_eq!(spec.user_data.as_deref(), Some("#!/bin/sh\necho hi"));
+        for (k, v) in [
+            ("gears:component", "hello"),
+            ("gears:version", "1.0"),
+            ("gears:purpose", "test"),
+            ("Name", "gears-test hello 1.0"),
+        ] {
+            assert_eq!(spec.tags[k], v, "{k}");
+        }
+        assert_eq!(spec.tags["gears:run-id"].len(), 36);
+        assert!(spec.tags["gears:expires-at"].ends_with('Z'));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_missing_or_pending_ami_is_refused_before_anything_launches() {
+        for (cloud, want) in [
+            (FakeCloud::new(), "does not exist in us-east-1"),
+            (cloud_with_ami("pending"), "is pending, not available"),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let s = settings(dir.path(), None);
+            let e = test(&s, &ctx(), &Cancel::new(), &Cleanup::default(), &cloud)
+                .await
+                .unwrap_err();
+            assert_eq!(e.exit(), Exit::InvalidInput);
+            assert!(e.render().contains(want), "{}", e.render());
+            assert!(cloud.launched().is_empty());
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn throttling_at_launch_is_exit_5_with_nothing_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = settings(dir.path(), None);
+        let cloud = cloud_with_ami("available");
+        cloud.set_faults(Faults {
+            throttle_ops: vec!["RunInstances"],
+            ..Default::default()
+        });
+        let cleanup = Cleanup::default();
+        let e = test(&s, &ctx(), &Cancel::new(), &cleanup, &cloud)
+            .await
+            .unwrap_err();
+        assert_eq!(e.exit(), Exit::Cloud);
+        assert!(cloud.launched().is_empty());
+        assert_eq!(cleanup.pending(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn terminate_is_retried_until_its_deadline_then_names_the_instance() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = settings(dir.path(), Some("127.0.0.1:9"));
+        s.ready_timeout = Duration::from_secs(10);
+        let cloud = cloud_with_ami("available");
+        cloud.set_faults(Faults {
+            boot: Duration::from_secs(3600),
+            throttle_ops: vec!["TerminateInstances"],
+            ..Default::default()
+        });
+        let cleanup = Cleanup::default();
+        let start = Instant::now();
+        let t = test(&s, &ctx(), &Cancel::new(), &cleanup, &cloud)
+            .await
+            .unwrap();
+        assert!(!t.terminated);
+        // 10 s waiting to run, then terminate retried for its whole deadline.
+        assert!(
+            start.elapsed() >= TERMINATE_DEADLINE,
+            "{:?}",
+            start.elapsed()
+        );
+        let terminates = cloud
+            .calls()
+            .iter()
+            .filter(|c| c.starts_with("TerminateInstances"))
+            .count();
+        assert!(terminates > 10, "retried with backoff: {terminates}");
+        // The step is still registered: the composition root tries again, then exit 7.
+        assert_eq!(cleanup.pending(), 1);
+        let results = cleanup
+            .run_all(
+                &Cancel::new().for_cleanup(),
+                Instant::now() + Duration::from_secs(600),
+            )
+            .await;
+        let (what, result) = &results[0];
+        assert_eq!(
+            what,
+            &format!("terminate test instance {} in us-east-1", t.instance_id)
+        );
+        let why = result.clone().unwrap_err().to_string();
+        assert!(why.contains("still not terminating"), "{why}");
+        assert!(
+            why.contains(&format!(
+                "aws ec2 terminate-instances --region us-east-1 --instance-ids {}",
+                t.instance_id
+            )),
+            "{why}"
+        );
+        // Once AWS stops throttling, the same step terminates it.
+        cloud.set_faults(Faults::default());
+        let port = cloud.instances("us-east-1").await.unwrap();
+        terminate_until_gone(
+            &port,
+            &t.instance_id,
+            &Cancel::new(),
+            Instant::now() + Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
+        assert_eq!(cloud.launched()[0].0.state, "shutting-down");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn sigterm_while_waiting_leaves_the_terminate_step_for_cleanup() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = settings(dir.path(), None);
+        let cloud = cloud_with_ami("available");
+        cloud.set_faults(Faults {
+            boot: Duration::from_secs(3600),
+            ..Default::default()
+        });
+        let cancel = Cancel::new();
+        let c2 = cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            c2.cancel(crate::cancel::Signal::Term);
+        });
+        let cleanup = Cleanup::default();
+        let e = test(&s, &ctx(), &cancel, &cleanup, &cloud)
+            .await
+            .unwrap_err();
+        assert_eq!(e.exit(), Exit::Terminated);
+        assert_eq!(cloud.launched()[0].0.state, "pending");
+        // Cleanup runs on its own token although the run's is cancelled.
+        let results = cleanup
+            .run_all(
+                &cancel.for_cleanup(),
+                Instant::now() + Duration::from_secs(600),
+            )
+            .await;
+        assert_eq!(results.len(), 1);
+        assert!(results[0].1.is_ok(), "{results:?}");
+        assert_eq!(cloud.launched()[0].0.state, "shutting-down");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn manifests_without_the_asked_builder_or_region_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = settings(dir.path(), None);
+        let m = dir.path().join("m.json");
+        std::fs::write(
+            &m,
+            r#"{"format_version":1,"component":"hello","version":"1.0","git_sha":"a","repo":"r","created_at":"c","ami_version":"v","base_ami":"b","run_id":"x","packer_run_uuid":null,"reused":false,"amis":{"web":{"us-east-1":"ami-0123456789abcdef0"}}}"#,
+        )
+        .unwrap();
+        let cloud = cloud_with_ami("available");
+        for (builder, region, want) in [
+            (Some("api"), None, "no builder `api`"),
+            (
+                None,
+                Some("eu-west-1"),
+                "no AMI of builder `web` in region `eu-west-1`",
+            ),
+        ] {
+            s.ami = AmiChoice::Manifest {
+                path: m.clone(),
+                builder: builder.map(str::to_owned),
+                region: region.map(str::to_owned),
+            };
+            let e = test(&s, &ctx(), &Cancel::new(), &Cleanup::default(), &cloud)
+                .await
+                .unwrap_err();
+            assert_eq!(e.exit(), Exit::InvalidInput);
+            assert!(e.render().contains(want), "{}", e.render());
+        }
+        assert!(cloud.launched().is_empty());
+    }
+}
