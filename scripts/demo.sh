@@ -3,8 +3,11 @@
 #   1. gears validate — the example component's file, template (packer validate) and playbook;
 #   2. gears bake     — AMIs of examples/hello-service with real Packer against the moto emulator,
 #                       two builders into two regions, then the same bake again (reused);
-#   3. gears smoke    — the smoke tests against a real HTTP server (httpbin on 127.0.0.1).
-# The test and deploy stages are not built yet (README "Status"). Everything the demo needs is
+#   3. gears test     — an instance of the baked AMI launched in moto, the example's smoke tests
+#                       run against a real HTTP server (httpbin on 127.0.0.1, standing in for
+#                       the instance, whose moto address is not reachable), then terminated;
+#   4. gears smoke    — the smoke tests against a real HTTP server (httpbin on 127.0.0.1).
+# The deploy stage is not built yet (README "Status"). Everything the demo needs is
 # installed when missing; every server is started on 127.0.0.1 and stopped at the end.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -38,9 +41,13 @@ cat "$GEARS_RUN/manifest.json" >&2
 log "== gears bake again: the same version and revision are reused =="
 "$GEARS" bake --version "$VERSION" --git-sha "$(git -C "$GEARS_ROOT" rev-parse HEAD 2>/dev/null || echo 0000000)" \
   --work-dir "$GEARS_RUN/work" --manifest "$GEARS_RUN/manifest.json"
+log "== gears test: launch the web AMI, smoke-test it, terminate it =="
+"$GEARS" test --manifest "$GEARS_RUN/manifest.json" --builder web \
+  --target-host "127.0.0.1:$HTTPBIN_PORT" --ready-timeout 60 --work-dir "$GEARS_RUN/work" \
+  --junit "$GEARS_RUN/test.xml"
 cd "$GEARS_ROOT"
 
 log "== gears smoke =="
 "$GEARS" smoke "127.0.0.1:$HTTPBIN_PORT" smoke-tests/httpbin.yaml --junit "$GEARS_RUN/smoke.xml"
 log "JUnit report: $GEARS_RUN/smoke.xml"
-log "demo finished: validate, bake (baked, then reused) and smoke all passed"
+log "demo finished: validate, bake (baked, then reused), test and smoke all passed"

@@ -357,7 +357,7 @@ async fn values_with_shell_and_template_metacharacters_arrive_intact() {
 fn values_that_cannot_be_carried_are_refused() {
     let dir = tempdir();
     component(dir.path(), &unique("ctl"), "    bell: \"ring\\a\"\n");
-    let o = gears_aws(dir.path())
+    let o = gears_local(dir.path())
         .args(["bake", "--dry-run", "--version", "1", "--git-sha", "a"])
         .output()
         .unwrap();
@@ -372,7 +372,7 @@ fn values_that_cannot_be_carried_are_refused() {
     // come back evaluated), so such a value is refused rather than changed.
     let dir = tempdir();
     component(dir.path(), &unique("tpl"), "");
-    let o = gears_aws(dir.path())
+    let o = gears_local(dir.path())
         .args([
             "bake",
             "--dry-run",

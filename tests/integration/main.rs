@@ -1,7 +1,9 @@
 //! End-to-end tests against real parts started by `scripts/test.sh`: httpbin (HTTP and TLS) for
-//! smoke tests, moto and packer for bake. Run them with `scripts/test.sh`.
+//! smoke tests, moto and packer for bake, moto and httpbin for `gears test`. Run them with
+//! `scripts/test.sh`; tests that need no server also pass under a plain `cargo test`.
 
 mod bake;
 mod cli;
 mod common;
 mod smoke;
+mod test_stage;
