@@ -84,6 +84,53 @@ async fn dispatch(
                 Exit::SmokeFailed
             })
         }
+        Command::Reap(args) => {
+            let settings = crate::reap::ReapSettings {
+                regions: args.region.clone(),
+                yes: args.yes,
+                ttl: crate::settings::duration("--ttl", &args.ttl)?,
+                json: args.output == crate::cli::Output::Json,
+                endpoint_flag: args.endpoint_url.clone(),
+            };
+            let cloud = crate::aws::Aws::new(settings.endpoint_flag.as_deref());
+            let found = crate::reap::reap(&settings, cancel, &cloud).await?;
+            if settings.json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&found).unwrap_or_default()
+                );
+            } else {
+                for l in &found {
+                    println!(
+                        "{}\t{}\t{}\t{}\t{}",
+                        l.region, l.kind, l.id, l.action, l.reason
+                    );
+                }
+            }
+            let failed = found
+                .iter()
+                .filter(|l| l.action.starts_with("failed"))
+                .count();
+            eprintln!(
+                "reap: {} leftover(s){}{}",
+                found.len(),
+                if settings.yes {
+                    ", removed"
+                } else {
+                    " listed (--yes removes them)"
+                },
+                if failed > 0 {
+                    format!(", {failed} failed")
+                } else {
+                    String::new()
+                }
+            );
+            Ok(if failed > 0 {
+                Exit::Cloud
+            } else {
+                Exit::Success
+            })
+        }
         Command::Validate(args) => {
             let settings = BakeSettings::resolve(&args.component, ctx)?;
             let report = crate::bake::validate::validate(&settings, ctx).await?;

@@ -40,6 +40,40 @@ pub enum Command {
     /// Launch an instance of the new AMI, smoke-test it, and always terminate it.
     #[command(after_help = TEST_EXAMPLES)]
     Test(TestArgs),
+    /// List (and with --yes remove) test instances past their expiry and bake leftovers.
+    #[command(after_help = REAP_EXAMPLES)]
+    Reap(ReapArgs),
+}
+
+const REAP_EXAMPLES: &str = "\
+Examples:
+  gears reap --region us-east-1                      # list what would go
+  gears reap --region us-east-1 --region eu-west-1 --yes
+  gears reap --region us-east-1 --ttl 6h --output json
+
+Removes: gears test instances past gears:expires-at; bake build instances (gears:purpose=bake)
+older than their gears:ttl; packer_* key pairs, and packer_* security groups no interface uses,
+older than --ttl (packer names them by the time it made them). stdout: one line per item,
+region<TAB>kind<TAB>id<TAB>action<TAB>reason (or JSON).";
+
+/// `gears reap`.
+#[derive(Debug, Args)]
+pub struct ReapArgs {
+    /// A region to look in (repeat for several).
+    #[arg(long, value_name = "REGION", required = true)]
+    pub region: Vec<String>,
+    /// Remove what is listed.
+    #[arg(long)]
+    pub yes: bool,
+    /// How old packer's key pairs and security groups must be, e.g. 3h.
+    #[arg(long, value_name = "DURATION", default_value = "3h")]
+    pub ttl: String,
+    /// What stdout carries.
+    #[arg(long, value_enum, default_value_t = Output::Human)]
+    pub output: Output,
+    /// The EC2 endpoint (default: $AWS_ENDPOINT_URL_EC2, then $AWS_ENDPOINT_URL).
+    #[arg(long, value_name = "URL")]
+    pub endpoint_url: Option<String>,
 }
 
 const TEST_EXAMPLES: &str = "\

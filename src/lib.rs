@@ -17,6 +17,7 @@ pub mod exit;
 pub mod manifest;
 pub mod packer;
 pub mod random;
+pub mod reap;
 pub mod settings;
 pub mod smoke;
 pub mod test_stage;

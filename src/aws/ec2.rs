@@ -3,7 +3,7 @@
 
 use super::{
     filter_value, has_tags, BaseAmiQuery, CloudError, Image, Images, Instance, Instances,
-    LaunchSpec,
+    LaunchSpec, SecurityGroup,
 };
 use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_ec2::types::{
@@ -174,6 +174,10 @@ fn instance(i: &aws_sdk_ec2::types::Instance) -> Instance {
                 )
             })
             .collect(),
+        launched_at: i.launch_time().and_then(|t| {
+            t.fmt(aws_sdk_ec2::primitives::DateTimeFormat::DateTime)
+                .ok()
+        }),
     }
 }
 
@@ -334,5 +338,84 @@ impl Instances for Ec2 {
             );
         }
         Ok(found)
+    }
+
+    async fn key_pairs(&self, prefix: &str) -> Result<Vec<String>, CloudError> {
+        let out = self
+            .client
+            .describe_key_pairs()
+            .filters(
+                Filter::builder()
+                    .name("key-name")
+                    .values(format!("{}*", filter_value(prefix)))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| map_err("DescribeKeyPairs", &self.region, e))?;
+        Ok(out
+            .key_pairs()
+            .iter()
+            .filter_map(|k| k.key_name())
+            .filter(|n| n.starts_with(prefix))
+            .map(str::to_owned)
+            .collect())
+    }
+
+    async fn delete_key_pair(&self, name: &str) -> Result<(), CloudError> {
+        self.client
+            .delete_key_pair()
+            .key_name(name)
+            .send()
+            .await
+            .map_err(|e| map_err("DeleteKeyPair", &self.region, e))?;
+        Ok(())
+    }
+
+    async fn security_groups(&self, prefix: &str) -> Result<Vec<SecurityGroup>, CloudError> {
+        let out = self
+            .client
+            .describe_security_groups()
+            .filters(
+                Filter::builder()
+                    .name("group-name")
+                    .values(format!("{}*", filter_value(prefix)))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| map_err("DescribeSecurityGroups", &self.region, e))?;
+        let mut found = Vec::new();
+        for g in out.security_groups() {
+            let (Some(id), Some(name)) = (g.group_id(), g.group_name()) else {
+                continue;
+            };
+            if !name.starts_with(prefix) {
+                continue;
+            }
+            let used = self
+                .client
+                .describe_network_interfaces()
+                .filters(Filter::builder().name("group-id").values(id).build())
+                .send()
+                .await
+                .map_err(|e| map_err("DescribeNetworkInterfaces", &self.region, e))?;
+            found.push(SecurityGroup {
+                id: id.to_owned(),
+                name: name.to_owned(),
+                in_use: !used.network_interfaces().is_empty(),
+            });
+        }
+        Ok(found)
+    }
+
+    async fn delete_security_group(&self, id: &str) -> Result<(), CloudError> {
+        self.client
+            .delete_security_group()
+            .group_id(id)
+            .send()
+            .await
+            .map_err(|e| map_err("DeleteSecurityGroup", &self.region, e))?;
+        Ok(())
     }
 }

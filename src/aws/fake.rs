@@ -4,7 +4,7 @@
 
 use super::{
     has_tags, BaseAmiQuery, Cloud, CloudError, ErrorKind, Image, Images, Instance, Instances,
-    LaunchSpec,
+    LaunchSpec, SecurityGroup,
 };
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -39,6 +39,8 @@ struct FakeInstance {
 struct State {
     images: Mutex<BTreeMap<String, Vec<Image>>>,
     instances: Mutex<BTreeMap<String, Vec<FakeInstance>>>,
+    key_pairs: Mutex<Vec<String>>,
+    groups: Mutex<Vec<SecurityGroup>>,
     console: Mutex<String>,
     calls: AtomicU32,
     log: Mutex<Vec<String>>,
@@ -71,6 +73,59 @@ impl FakeCloud {
             .entry(region.to_owned())
             .or_default()
             .push(image);
+    }
+
+    /// Adds a key pair (any region).
+    pub fn add_key_pair(&self, name: &str) {
+        self.state
+            .key_pairs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(name.to_owned());
+    }
+
+    /// Adds a security group (any region).
+    pub fn add_security_group(&self, group: SecurityGroup) {
+        self.state
+            .groups
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(group);
+    }
+
+    /// Adds an instance as if launched `age` ago by someone else (a leftover).
+    pub fn add_instance(&self, region: &str, instance: Instance) {
+        self.state
+            .instances
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(region.to_owned())
+            .or_default()
+            .push(FakeInstance {
+                instance,
+                launched: tokio::time::Instant::now(),
+                spec: LaunchSpec::default(),
+            });
+    }
+
+    /// Key pairs and security groups left.
+    pub fn key_pair_names(&self) -> Vec<String> {
+        self.state
+            .key_pairs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Security groups left.
+    pub fn security_group_ids(&self) -> Vec<String> {
+        self.state
+            .groups
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|g| g.id.clone())
+            .collect()
     }
 
     /// What `GetConsoleOutput` answers.
@@ -239,6 +294,7 @@ impl Instances for FakeInstances {
             private_ip: Some(format!("10.0.0.{n}")),
             public_ip: None,
             tags: spec.tags.clone(),
+            launched_at: Some(chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()),
         };
         self.with(|v| {
             v.push(FakeInstance {
@@ -266,6 +322,48 @@ impl Instances for FakeInstances {
         Ok(())
     }
 
+    async fn key_pairs(&self, prefix: &str) -> Result<Vec<String>, CloudError> {
+        self.key_pairs_impl(prefix).await
+    }
+
+    async fn delete_key_pair(&self, name: &str) -> Result<(), CloudError> {
+        self.cloud.call("DeleteKeyPair", &self.region).await?;
+        self.cloud
+            .state
+            .key_pairs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|n| n != name);
+        Ok(())
+    }
+
+    async fn security_groups(&self, prefix: &str) -> Result<Vec<SecurityGroup>, CloudError> {
+        self.cloud
+            .call("DescribeSecurityGroups", &self.region)
+            .await?;
+        Ok(self
+            .cloud
+            .state
+            .groups
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|g| g.name.starts_with(prefix))
+            .cloned()
+            .collect())
+    }
+
+    async fn delete_security_group(&self, id: &str) -> Result<(), CloudError> {
+        self.cloud.call("DeleteSecurityGroup", &self.region).await?;
+        self.cloud
+            .state
+            .groups
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|g| g.id != id);
+        Ok(())
+    }
+
     async fn console_output(&self, _id: &str) -> Result<String, CloudError> {
         self.cloud.call("GetConsoleOutput", &self.region).await?;
         Ok(self
@@ -289,6 +387,18 @@ impl Instances for FakeInstances {
                 .filter(|i| !i.is_gone() && tags.iter().all(|(k, x)| i.tags.get(k) == Some(x)))
                 .collect()
         }))
+    }
+}
+
+impl FakeInstances {
+    async fn key_pairs_impl(&self, prefix: &str) -> Result<Vec<String>, CloudError> {
+        self.cloud.call("DescribeKeyPairs", &self.region).await?;
+        Ok(self
+            .cloud
+            .key_pair_names()
+            .into_iter()
+            .filter(|n| n.starts_with(prefix))
+            .collect())
     }
 }
 

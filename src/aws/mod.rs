@@ -183,6 +183,16 @@ pub struct Instance {
     pub private_ip: Option<String>,
     pub public_ip: Option<String>,
     pub tags: BTreeMap<String, String>,
+    /// When EC2 launched it (RFC 3339), when known.
+    pub launched_at: Option<String>,
+}
+
+/// A security group, and whether any network interface uses it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SecurityGroup {
+    pub id: String,
+    pub name: String,
+    pub in_use: bool,
 }
 
 impl Instance {
@@ -220,6 +230,27 @@ pub trait Instances: Send + Sync {
         &self,
         tags: &BTreeMap<String, String>,
     ) -> impl Future<Output = Result<Vec<Instance>, CloudError>> + Send;
+
+    /// Names of the key pairs whose names start with `prefix`.
+    fn key_pairs(
+        &self,
+        prefix: &str,
+    ) -> impl Future<Output = Result<Vec<String>, CloudError>> + Send;
+
+    /// Deletes a key pair.
+    fn delete_key_pair(&self, name: &str) -> impl Future<Output = Result<(), CloudError>> + Send;
+
+    /// Security groups whose names start with `prefix`, with whether they are in use.
+    fn security_groups(
+        &self,
+        prefix: &str,
+    ) -> impl Future<Output = Result<Vec<SecurityGroup>, CloudError>> + Send;
+
+    /// Deletes a security group.
+    fn delete_security_group(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
 }
 
 /// Where stages get their per-region AWS ports from.

@@ -299,3 +299,94 @@ async fn bad_input_is_refused_before_anything_launches() {
     assert!(err.contains("cannot read missing.json"), "{err}");
     assert!(instances_of(&name).await.is_empty());
 }
+
+#[tokio::test]
+async fn a_killed_test_leaves_an_instance_that_reap_terminates() {
+    let dir = tempdir();
+    let name = unique("treap");
+    component(dir.path(), &name, "tests:\n  - name: up\n    uri: /\n");
+    let mut child = gears_test(
+        dir.path(),
+        &format!("127.0.0.1:{}", closed_port()),
+        &["--ready-timeout", "120", "--ttl", "1"],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while instances_of(&name).await.is_empty() {
+        assert!(Instant::now() < deadline, "no instance launched");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A CI agent's hard kill: no cleanup can run.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let left = instances_of(&name).await;
+    assert_eq!(left[0].1, "running", "{left:?}");
+    let id = left[0].0.clone();
+
+    // packer's leftovers of a killed bake: named by the time packer made them, untagged.
+    let ec2 = ec2().await;
+    let old = format!(
+        "packer_{:08x}-0000-4000-8000-{}",
+        1_700_000_000u32,
+        &name[name.len() - 12..]
+    );
+    ec2.create_key_pair().key_name(&old).send().await.unwrap();
+    let sg = ec2
+        .create_security_group()
+        .group_name(&old)
+        .description("packer leftover")
+        .send()
+        .await
+        .unwrap()
+        .group_id()
+        .unwrap()
+        .to_owned();
+
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let reap = |yes: bool| {
+        let mut c = gears();
+        c.args(["reap", "--region", "us-east-1", "--output", "json"]);
+        if yes {
+            c.arg("--yes");
+        }
+        parts(&c.output().unwrap())
+    };
+    let (out, err, code) = reap(false);
+    assert_eq!(code, 0, "{err}");
+    let listed: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let find = |v: &serde_json::Value, id: &str| {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["id"] == id)
+            .cloned()
+    };
+    assert_eq!(find(&listed, &id).unwrap()["action"], "listed", "{out}");
+    assert_eq!(find(&listed, &old).unwrap()["kind"], "key-pair", "{out}");
+    assert_eq!(
+        find(&listed, &sg).unwrap()["kind"],
+        "security-group",
+        "{out}"
+    );
+    assert_eq!(
+        instances_of(&name).await[0].1,
+        "running",
+        "listing changes nothing"
+    );
+
+    let (out, err, code) = reap(true);
+    assert_eq!(code, 0, "{err}");
+    let removed: serde_json::Value = serde_json::from_str(&out).unwrap();
+    for x in [&id, &old, &sg] {
+        assert_eq!(find(&removed, x).unwrap()["action"], "removed", "{out}");
+    }
+    assert_all_terminated(&name).await;
+    let keys = ec2.describe_key_pairs().send().await.unwrap();
+    assert!(!keys
+        .key_pairs()
+        .iter()
+        .any(|k| k.key_name() == Some(old.as_str())));
+}
