@@ -264,6 +264,29 @@ impl Instances for Ec2 {
         }
     }
 
+    async fn status_checks(&self, id: &str) -> Result<Option<bool>, CloudError> {
+        let out = self
+            .client
+            .describe_instance_status()
+            .instance_ids(id)
+            .include_all_instances(true)
+            .send()
+            .await
+            .map_err(|e| map_err("DescribeInstanceStatus", &self.region, e))?;
+        let Some(st) = out.instance_statuses().first() else {
+            return Ok(None);
+        };
+        let ok = |s: Option<&aws_sdk_ec2::types::InstanceStatusSummary>| {
+            s.and_then(|s| s.status()).map(|s| s.as_str().to_owned())
+        };
+        match (ok(st.instance_status()), ok(st.system_status())) {
+            (None, None) => Ok(None),
+            (a, b) => Ok(Some([a, b].iter().all(|x| {
+                matches!(x.as_deref(), None | Some("ok") | Some("not-applicable"))
+            }))),
+        }
+    }
+
     async fn terminate(&self, id: &str) -> Result<(), CloudError> {
         match self
             .client

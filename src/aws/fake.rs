@@ -25,6 +25,8 @@ pub struct Faults {
     pub throttle_ops: Vec<&'static str>,
     /// How long a launched instance stays `pending` before it is `running`.
     pub boot: Duration,
+    /// How long after launch EC2's status checks say ok (None: EC2 reports no checks).
+    pub checks: Option<Duration>,
 }
 
 /// An instance of the fake, with its clock.
@@ -310,6 +312,20 @@ impl Instances for FakeInstances {
         self.cloud.call("DescribeInstances", &self.region).await?;
         let boot = self.cloud.faults().boot;
         Ok(self.with(|v| v.iter().find(|f| f.instance.id == id).map(|f| now(f, boot))))
+    }
+
+    async fn status_checks(&self, id: &str) -> Result<Option<bool>, CloudError> {
+        self.cloud
+            .call("DescribeInstanceStatus", &self.region)
+            .await?;
+        let Some(after) = self.cloud.faults().checks else {
+            return Ok(None);
+        };
+        Ok(self.with(|v| {
+            v.iter()
+                .find(|f| f.instance.id == id)
+                .map(|f| f.launched.elapsed() >= after)
+        }))
     }
 
     async fn terminate(&self, id: &str) -> Result<(), CloudError> {

@@ -219,6 +219,13 @@ pub trait Instances: Send + Sync {
         id: &str,
     ) -> impl Future<Output = Result<Option<Instance>, CloudError>> + Send;
 
+    /// EC2's status checks: `Some(true)` when both instance and system status are ok,
+    /// `Some(false)` while they are initializing or impaired, `None` when EC2 reports none.
+    fn status_checks(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<bool>, CloudError>> + Send;
+
     /// Asks EC2 to terminate it (idempotent).
     fn terminate(&self, id: &str) -> impl Future<Output = Result<(), CloudError>> + Send;
 

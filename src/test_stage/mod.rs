@@ -180,7 +180,7 @@ fn choose_ami(settings: &TestSettings, component: &str) -> Result<(String, Strin
 /// Runs `gears test` against `cloud`.
 pub async fn test<C: Cloud>(
     settings: &TestSettings,
-    _ctx: &RunContext,
+    ctx: &RunContext,
     cancel: &Cancel,
     cleanup: &Cleanup,
     cloud: &C,
@@ -285,13 +285,21 @@ pub async fn test<C: Cloud>(
     if let Some(sig) = cancel.signal() {
         return Err(Error::Interrupted(sig));
     }
-    eprintln!(
-        "[test] launching {} in {region} from {ami}",
-        spec.instance_type
+    let mut ui = crate::ui::StageProgress::new(ctx, "test", &["instance".to_owned()]);
+    let w = Some("instance");
+    ui.line(
+        w,
+        &format!("launching {} in {region} from {ami}", spec.instance_type),
     );
     // The launch call is not raced against a signal: once it is sent, the instance may exist,
     // and only its answer says which one to terminate.
-    let launched = instances.launch(&spec).await?;
+    let launched = match instances.launch(&spec).await {
+        Ok(l) => l,
+        Err(e) => {
+            ui.finish(false);
+            return Err(e.into());
+        }
+    };
     let id = launched.id.clone();
     let port = instances.clone();
     let undo_cancel = cancel.for_cleanup();
@@ -304,7 +312,7 @@ pub async fn test<C: Cloud>(
         },
     );
     let launched_at = Instant::now();
-    eprintln!("[test] {id} launched; waiting until it runs");
+    ui.line(w, &format!("{id} launched; waiting until it runs"));
 
     let mut tested = Tested {
         component: component.name.clone(),
@@ -337,7 +345,20 @@ pub async fn test<C: Cloud>(
             successes: 1,
         },
         cancel,
-        || instances.describe(&id),
+        || async {
+            let i = instances.describe(&id).await?;
+            // Running, and EC2's status checks ok where EC2 reports them.
+            match &i {
+                Some(x) if x.state == "running" => match instances.status_checks(&id).await? {
+                    Some(false) => Ok(Some(Instance {
+                        state: "running, status checks not passed yet".into(),
+                        ..x.clone()
+                    })),
+                    _ => Ok(i),
+                },
+                _ => Ok(i),
+            }
+        },
         |r: &Result<Option<Instance>, CloudError>| match r {
             Ok(Some(i)) if i.state == "running" => Check::Pass,
             Ok(Some(i)) if i.is_gone() || i.state == "stopped" => Check::Fail,
@@ -351,11 +372,15 @@ pub async fn test<C: Cloud>(
     let instance = match running {
         Polled::Ready(Ok(Some(i)), _) => Some(i),
         Polled::Cancelled(..) => {
+            ui.finish(false);
             return Err(Error::Interrupted(
                 cancel.signal().unwrap_or(crate::cancel::Signal::Int),
-            ))
+            ));
         }
-        Polled::Failed(Err(e), _) => return Err(e.into()),
+        Polled::Failed(Err(e), _) => {
+            ui.finish(false);
+            return Err(e.into());
+        }
         Polled::Failed(Ok(Some(i)), _) => {
             tested.failure = Some(format!("{id} stopped before it ran: state {}", i.state));
             None
@@ -400,10 +425,13 @@ pub async fn test<C: Cloud>(
             }
             Some(target) => {
                 tested.target = format!("{}:{}", target.url_host(), target.port.unwrap_or(80));
-                eprintln!(
-                    "[test] {id} is running; smoke tests against {} until they pass or {} have passed",
-                    tested.target,
-                    crate::ui::human_duration(settings.ready_timeout)
+                ui.line(
+                    w,
+                    &format!(
+                        "{id} is running; smoke tests against {} until they pass or {} have passed",
+                        tested.target,
+                        crate::ui::human_duration(settings.ready_timeout)
+                    ),
                 );
                 let opts = RunOptions {
                     target,
@@ -417,16 +445,21 @@ pub async fn test<C: Cloud>(
                 let mut tick = tokio::time::interval_at(Instant::now() + every, every);
                 let results = loop {
                     tokio::select! {
-                        r = &mut run => break r?,
-                        _ = tick.tick() => crate::ui::heartbeat(
-                            "test",
-                            &format!(
-                                "{id}: smoke tests still running after {}",
-                                crate::ui::human_duration(start.elapsed())
-                            ),
-                        ),
+                        r = &mut run => match r {
+                            Ok(r) => break r,
+                            Err(e) => {
+                                ui.finish(false);
+                                return Err(e);
+                            }
+                        },
+                        _ = tick.tick() => ui.heartbeat(),
                     }
                 };
+                let passed = results.iter().filter(|r| r.passed()).count();
+                ui.line(
+                    w,
+                    &format!("smoke: {passed} of {} tests passed", results.len()),
+                );
                 tested.passed = results.iter().all(TestResult::passed);
                 tested.results = results;
                 tested.timings.smoke_done = secs(Instant::now());
@@ -451,8 +484,8 @@ pub async fn test<C: Cloud>(
                     .and_then(|_| std::fs::write(&path, &text))
                     .is_ok();
                 let lines: Vec<&str> = text.lines().collect();
-                eprintln!(
-                    "[test] console output of {id} (last {} of {} lines{}):",
+                ui.note(&format!(
+                    "console output of {id} (last {} of {} lines{}):",
                     lines.len().min(40),
                     lines.len(),
                     if saved {
@@ -460,38 +493,42 @@ pub async fn test<C: Cloud>(
                     } else {
                         String::new()
                     }
-                );
+                ));
                 for l in &lines[lines.len().saturating_sub(40)..] {
-                    eprintln!("  | {l}");
+                    ui.note(&format!("  | {l}"));
                 }
                 if saved {
                     tested.console_file = Some(path);
                 }
             }
-            Ok(Err(e)) => eprintln!("[test] console output of {id} unavailable: {e}"),
-            Err(e) => return Err(e),
+            Ok(Err(e)) => ui.note(&format!("console output of {id} unavailable: {e}")),
+            Err(e) => {
+                ui.finish(false);
+                return Err(e);
+            }
         }
     }
 
     if !tested.passed && settings.keep_on_failure {
         cleanup.done(step);
-        eprintln!(
-            "[test] keeping {id} for debugging (--keep-on-failure): address {}, expires {} (gears:expires-at; `gears reap` terminates it after that)",
+        ui.note(&format!(
+            "keeping {id} for debugging (--keep-on-failure): address {}, expires {} (gears:expires-at; `gears reap` terminates it after that)",
             if tested.target.is_empty() { "unknown" } else { &tested.target },
             tested.expires_at
-        );
+        ));
     } else {
         let term_deadline = Instant::now() + TERMINATE_DEADLINE;
         match terminate_until_gone(&instances, &id, &cancel.for_cleanup(), term_deadline).await {
             Ok(()) => {
                 cleanup.done(step);
                 tested.terminated = true;
-                eprintln!("[test] {id} terminated");
+                ui.line(w, &format!("{id} terminated"));
             }
             // Left registered: cleanup tries once more, then says a human must look (exit 7).
-            Err(why) => eprintln!("[test] could not terminate {id}: {why}"),
+            Err(why) => ui.note(&format!("could not terminate {id}: {why}")),
         }
     }
+    ui.finish(tested.passed);
     tested.timings.total = secs(Instant::now());
     Ok(tested)
 }
@@ -604,6 +641,29 @@ mod tests {
         }
         assert_eq!(spec.tags["gears:run-id"].len(), 36);
         assert!(spec.tags["gears:expires-at"].ends_with('Z'));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn status_checks_are_waited_for_where_ec2_reports_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = settings(dir.path(), Some("127.0.0.1:9"));
+        s.ready_timeout = Duration::from_secs(40);
+        let cloud = cloud_with_ami("available");
+        cloud.set_faults(Faults {
+            boot: Duration::from_secs(5),
+            checks: Some(Duration::from_secs(60)),
+            ..Default::default()
+        });
+        let t = test(&s, &ctx(), &Cancel::new(), &Cleanup::default(), &cloud)
+            .await
+            .unwrap();
+        let why = t.failure.unwrap();
+        assert!(
+            why.contains("not running after 40.0s (last: running, status checks not passed yet)"),
+            "{why}"
+        );
+        assert!(t.results.is_empty(), "no smoke test before the checks pass");
+        assert!(t.terminated);
     }
 
     #[tokio::test(start_paused = true)]
