@@ -74,7 +74,7 @@ pub fn new_run_id(created_at: &str) -> String {
 /// Component, metadata and plan: everything decided without AWS. With `placeholders`
 /// (`gears validate`), a version, revision or repo that cannot be found is replaced by a
 /// placeholder instead of being an error.
-pub fn prepare(
+pub async fn prepare(
     settings: &BakeSettings,
     ctx: &RunContext,
     placeholders: bool,
@@ -85,7 +85,9 @@ pub fn prepare(
         ctx,
         component.repo.as_deref(),
         git_in(&component.dir),
-    ) {
+    )
+    .await
+    {
         Ok(meta) => meta,
         Err(_) if placeholders => {
             let placeholder = |v: &str| crate::component::metadata::Sourced {
@@ -165,43 +167,6 @@ pub fn explain(component: &Component, meta: &Metadata, plan: &BakePlan) -> Strin
     s
 }
 
-/// `packer validate` of a rendered template (syntax, builders' and provisioners' settings; no
-/// AWS call): `Ok(None)` when packer is not installed, exit 3 naming the file when it refuses.
-async fn packer_validate(
-    packer: &std::path::Path,
-    path: &std::path::Path,
-) -> Result<Option<String>, Error> {
-    let out = tokio::process::Command::new(packer)
-        .arg("validate")
-        .arg(path)
-        .env("CHECKPOINT_DISABLE", "1")
-        .output()
-        .await;
-    match out {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(crate::packer::PackerError::Io(e).into()),
-        Ok(o) => {
-            let text = format!(
-                "{}{}",
-                String::from_utf8_lossy(&o.stdout),
-                String::from_utf8_lossy(&o.stderr)
-            );
-            if o.status.success() {
-                Ok(Some(text.trim().to_owned()))
-            } else {
-                Err(InputError::whole_file(
-                    path.display().to_string(),
-                    format!(
-                        "packer validate rejected the rendered template:\n{}",
-                        text.trim()
-                    ),
-                )
-                .into())
-            }
-        }
-    }
-}
-
 /// Renders the template for a dry run or `gears validate` (no AWS: the base AMI lookup stays a
 /// filter), and checks it with `packer validate` when packer is installed. Returns the
 /// template and what packer said (None when packer is not installed).
@@ -209,6 +174,7 @@ pub async fn render_and_validate(
     settings: &BakeSettings,
     component: &Component,
     plan: &BakePlan,
+    cancel: &Cancel,
 ) -> Result<(String, Option<String>), Error> {
     let dir = &absolute(&settings.work_dir).join(&plan.run_id);
     std::fs::create_dir_all(dir).map_err(|e| Error::Write {
@@ -226,7 +192,7 @@ pub async fn render_and_validate(
         path: path.display().to_string(),
         source: e,
     })?;
-    let verdict = packer_validate(&settings.packer, &path).await?;
+    let verdict = crate::packer::validate(&settings.packer, &path, cancel).await?;
     Ok((template, verdict))
 }
 
@@ -304,13 +270,13 @@ pub async fn bake(
     cancel: &Cancel,
     out: &mut dyn Write,
 ) -> Result<Exit, Error> {
-    let (component, meta, plan) = prepare(settings, ctx, false)?;
+    let (component, meta, plan) = prepare(settings, ctx, false).await?;
     if settings.explain {
         let _ = out.write_all(explain(&component, &meta, &plan).as_bytes());
         return Ok(Exit::Success);
     }
     if settings.dry_run {
-        let (template, verdict) = render_and_validate(settings, &component, &plan).await?;
+        let (template, verdict) = render_and_validate(settings, &component, &plan, cancel).await?;
         let _ = out.write_all(template.as_bytes());
         match verdict {
             Some(v) => eprintln!("packer validate: {}", if v.is_empty() { "ok" } else { &v }),
@@ -411,7 +377,7 @@ pub async fn bake(
     // A component's own template is checked before the build, so that a template packer
     // refuses is exit 3 here as in --dry-run (the built-in one is checked by the tests).
     if component.template.is_some() {
-        packer_validate(&settings.packer, &template_path).await?;
+        crate::packer::validate(&settings.packer, &template_path, cancel).await?;
     }
     let mut args = vec!["build".to_owned(), "-machine-readable".to_owned()];
     if settings.force {
@@ -492,8 +458,11 @@ pub async fn validate(
     ctx: &RunContext,
     out: &mut dyn Write,
 ) -> Result<Exit, Error> {
-    let (component, _, plan) = prepare(settings, ctx, true)?;
-    let (_, verdict) = render_and_validate(settings, &component, &plan).await?;
+    // app.rs does not hand its token to `validate` yet: one of its own, on the same signals.
+    let cancel = Cancel::new();
+    cancel.listen_for_signals();
+    let (component, _, plan) = prepare(settings, ctx, true).await?;
+    let (_, verdict) = render_and_validate(settings, &component, &plan, &cancel).await?;
     let mut report =
         format!(
         "ok: {} (component {}, {} builder(s), regions {})\nok: template renders to valid JSON\n",
@@ -508,34 +477,13 @@ pub async fn validate(
     });
     if let Some(a) = &component.ansible {
         let playbook = component.dir.join(&a.playbook);
-        let roles: Vec<String> = a
-            .roles
-            .iter()
-            .map(|r| component.dir.join(r).display().to_string())
-            .collect();
-        let o = tokio::process::Command::new("ansible-playbook")
-            .args(["--syntax-check", "-i", "localhost,"])
-            .arg(&playbook)
-            .env("ANSIBLE_ROLES_PATH", roles.join(":"))
-            .env("ANSIBLE_NOCOLOR", "1")
-            .output()
-            .await;
-        match o {
-            Err(_) => report
-                .push_str("skipped: ansible-playbook --syntax-check (ansible is not installed)\n"),
-            Ok(o) if o.status.success() => report.push_str("ok: ansible-playbook --syntax-check\n"),
-            Ok(o) => {
-                return Err(InputError::whole_file(
-                    playbook.display().to_string(),
-                    format!(
-                        "ansible-playbook --syntax-check failed:\n{}{}",
-                        String::from_utf8_lossy(&o.stdout).trim(),
-                        String::from_utf8_lossy(&o.stderr).trim()
-                    ),
-                )
-                .into())
-            }
-        }
+        let roles: Vec<_> = a.roles.iter().map(|r| component.dir.join(r)).collect();
+        report.push_str(
+            match crate::ansible::syntax_check(&playbook, &roles, &cancel).await? {
+                Some(_) => "ok: ansible-playbook --syntax-check\n",
+                None => "skipped: ansible-playbook --syntax-check (ansible is not installed)\n",
+            },
+        );
     }
     let _ = out.write_all(report.as_bytes());
     Ok(Exit::Success)

@@ -4,4 +4,5 @@
 mod bake;
 mod cli;
 mod common;
+mod interrupt;
 mod smoke;
