@@ -2,7 +2,7 @@
 
 use super::manifest::Manifest;
 use super::plan::{plan, BakePlan};
-use super::template::{render, RenderOptions};
+use super::template::{ansible_vars_path, render, write_ansible_vars, RenderOptions};
 use crate::aws::ec2::Ec2;
 use crate::cancel::Cancel;
 use crate::component::metadata::{git_in, resolve, Metadata};
@@ -185,8 +185,10 @@ pub async fn render_and_validate(
         source_ami: None,
         endpoint: settings.endpoint.clone(),
         manifest: dir.join("packer-manifest.json").display().to_string(),
+        ansible_vars: ansible_vars_path(dir).display().to_string(),
     };
     let template = render(plan, component, &opts)?;
+    write_ansible_vars(plan, component, &opts)?;
     let path = dir.join("template.json");
     std::fs::write(&path, &template).map_err(|e| Error::Write {
         path: path.display().to_string(),
@@ -367,8 +369,10 @@ pub async fn bake(
         source_ami: Some(base_ami.id.clone()),
         endpoint: settings.endpoint.clone(),
         manifest: packer_manifest.display().to_string(),
+        ansible_vars: ansible_vars_path(dir).display().to_string(),
     };
     let template = render(&plan, &component, &opts)?;
+    write_ansible_vars(&plan, &component, &opts)?;
     let template_path = dir.join("template.json");
     std::fs::write(&template_path, &template).map_err(|e| Error::Write {
         path: template_path.display().to_string(),
