@@ -160,14 +160,30 @@ async fn leftovers(component: &str, key_pairs: &[String], groups: &[String]) -> 
 /// group) as on Ctrl-C; before the watchdog it ran on until its next output line (here after
 /// the 10-minute SSH timeout), died on the broken pipe and left them all behind.
 #[tokio::test]
-async fn kill_9_of_gears_mid_build_still_has_packer_clean_up() {
+async fn kill_9_of_gears_while_packer_waits_for_ssh_still_has_packer_clean_up() {
+    let (key_pairs, groups) =
+        kill_9_mid_build("ssh-wait.json.tera", "Waiting for SSH to become available").await;
+    assert_eq!((key_pairs.len(), groups.len()), (1, 1));
+}
+
+/// The same during a provisioner (a shell-local `sleep 60`, a child in packer's process group):
+/// the watchdog's SIGINT reaches the whole group, as a terminal's Ctrl-C would.
+#[tokio::test]
+async fn kill_9_of_gears_during_a_provisioner_still_has_packer_clean_up() {
+    kill_9_mid_build("slow-provisioner.json.tera", "provisioning-started").await;
+}
+
+/// Bakes with `template` (under tests/fixtures/bake), kills gears with SIGKILL once its
+/// stderr shows `when`, and waits for moto to show nothing left of the bake. Returns the
+/// names of packer's temporary key pairs and security groups.
+async fn kill_9_mid_build(template: &str, when: &str) -> (Vec<String>, Vec<String>) {
     use std::io::{BufRead, BufReader};
     let dir = tempdir();
     let name = unique_name("kill9");
     component(
         dir.path(),
         &name,
-        Some(&format!("{ROOT}/tests/fixtures/bake/ssh-wait.json.tera")),
+        Some(&format!("{ROOT}/tests/fixtures/bake/{template}")),
     );
     let work = dir.path().join("work");
     let mut child = gears_moto(dir.path())
@@ -190,17 +206,17 @@ async fn kill_9_of_gears_mid_build_still_has_packer_clean_up() {
         groups.extend(word_after(
             "Creating temporary security group for this instance: ",
         ));
-        if line.contains("Waiting for SSH to become available") {
+        if line.contains(when) {
             break;
         }
         line.clear();
     }
+    assert!(seen.contains(when), "{seen}");
+    let before = leftovers(&name, &key_pairs, &groups).await;
     assert!(
-        seen.contains("Waiting for SSH to become available"),
-        "{seen}"
+        before.iter().any(|l| l.starts_with("instance")),
+        "{before:?}"
     );
-    assert_eq!((key_pairs.len(), groups.len()), (1, 1), "{seen}");
-    assert!(!leftovers(&name, &key_pairs, &groups).await.is_empty());
 
     // SAFETY: kill(2) on the gears process this test started; no memory involved.
     assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGKILL) }, 0);
@@ -209,8 +225,7 @@ async fn kill_9_of_gears_mid_build_still_has_packer_clean_up() {
     drop(stderr);
 
     let mut left = Vec::new();
-    let deadline = std::time::Duration::from_secs(60);
-    while killed.elapsed() < deadline {
+    while killed.elapsed() < std::time::Duration::from_secs(60) {
         left = leftovers(&name, &key_pairs, &groups).await;
         if left.is_empty() {
             break;
@@ -219,7 +234,9 @@ async fn kill_9_of_gears_mid_build_still_has_packer_clean_up() {
     }
     let took = killed.elapsed();
     assert!(left.is_empty(), "left behind after {took:?}: {left:?}");
-    eprintln!("kill -9 of gears to packer's cleanup done in moto: {took:?}");
+    eprintln!(
+        "{template}: kill -9 of gears to packer's cleanup done in moto: {took:?} ({before:?})"
+    );
     // packer itself says so in its log, which it kept writing after gears was gone.
     let logs: Vec<_> = std::fs::read_dir(&work)
         .unwrap()
@@ -236,4 +253,5 @@ async fn kill_9_of_gears_mid_build_still_has_packer_clean_up() {
         "{}",
         std::fs::read_to_string(&logs[0]).unwrap_or_default()
     );
+    (key_pairs, groups)
 }
