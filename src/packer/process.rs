@@ -288,4 +288,53 @@ mod tests {
         assert_eq!(f.next_line(true).as_deref(), Some(&b"last"[..]));
         assert_eq!(f.next_line(true), None);
     }
+
+    /// A process group like packer's: a shell that records a SIGINT, with a child in the
+    /// foreground (as packer's plugins and provisioners are).
+    fn group(marker: &Path) -> tokio::process::Child {
+        tokio::process::Command::new("sh")
+            .args([
+                "-c",
+                r#"trap 'echo interrupted > "$0"; exit 0' INT; sleep 30; echo finished > "$0""#,
+            ])
+            .arg(marker)
+            .process_group(0)
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_watchdog_interrupts_the_group_when_gears_is_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("m");
+        let mut packer = group(&marker);
+        let (mut watchdog, stdin) = watchdog(packer.id().unwrap()).unwrap();
+        // What the kernel does when gears dies, even by SIGKILL: the write end closes.
+        drop(stdin);
+        let status = tokio::time::timeout(Duration::from_secs(10), packer.wait())
+            .await
+            .expect("the group was interrupted")
+            .unwrap();
+        assert!(status.success());
+        assert_eq!(std::fs::read_to_string(&marker).unwrap(), "interrupted\n");
+        watchdog.wait().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_watchdog_leaves_quietly_when_told_done() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("m");
+        let mut packer = group(&marker);
+        let (mut watchdog, mut stdin) = watchdog(packer.id().unwrap()).unwrap();
+        stdin.write_all(b"done\n").await.unwrap();
+        drop(stdin);
+        assert!(watchdog.wait().await.unwrap().success());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(packer.try_wait().unwrap().is_none(), "not interrupted");
+        assert!(!marker.exists());
+        // SAFETY: kill(2) on the process group this test started; no memory involved.
+        unsafe { libc::kill(-(packer.id().unwrap() as i32), libc::SIGKILL) };
+        packer.wait().await.unwrap();
+    }
 }
