@@ -95,3 +95,65 @@ start_moto() {
     AWS_DEFAULT_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true CHECKPOINT_DISABLE=1 \
     AWS_ENDPOINT_URL="http://127.0.0.1:$MOTO_PORT"
 }
+
+# A private sshd on 127.0.0.1, for real ansible-local runs through packer's SSH communicator.
+# Debian's openssh-server is downloaded and unpacked into a cache folder, not installed: no
+# service starts and nothing on the host changes. sshd runs as root in a mount namespace of its
+# own (unshare -m), with a private /run and a passwd that has its privilege-separation user;
+# config, host key and the user key live under the run dir. Sessions get the venv first on
+# PATH (ansible-playbook), a UTF-8 locale and ANSIBLE_HOME in the run dir.
+# Sets SSHD_PORT, SSHD_USER and SSHD_KEY (the user's private key).
+GEARS_SSHD_ROOT=${GEARS_SSHD_ROOT:-$HOME/.cache/gears-sshd}
+
+ensure_sshd() {
+  [ -x "$GEARS_SSHD_ROOT/usr/sbin/sshd" ] && return 0
+  log "unpacking openssh-server (Debian) into $GEARS_SSHD_ROOT"
+  command -v ssh-keygen >/dev/null 2>&1 || apt_install openssh-client
+  if [ -z "${GEARS_APT_UPDATED:-}" ]; then as_root apt-get update -qq >&2; GEARS_APT_UPDATED=1; fi
+  local dl; dl=$(mktemp -d "${TMPDIR:-/tmp}/gears-sshd-deb.XXXXXX")
+  (cd "$dl" && apt-get download -qq -o APT::Sandbox::User=root openssh-server libwrap0 >&2)
+  mkdir -p "$GEARS_SSHD_ROOT"
+  for deb in "$dl"/*.deb; do dpkg -x "$deb" "$GEARS_SSHD_ROOT"; done
+  rm -rf "$dl"
+}
+
+start_sshd() {
+  if [ "$(id -u)" != 0 ]; then log "not root: no private sshd (the real ansible-local tests will say so)"; return 0; fi
+  ensure_sshd
+  local d=$GEARS_RUN/sshd; mkdir -p "$d/ansible-home"; chmod 700 "$d"
+  ssh-keygen -q -t ed25519 -N '' -f "$d/host_key"
+  ssh-keygen -q -t ed25519 -N '' -f "$d/user_key"
+  cp "$d/user_key.pub" "$d/authorized_keys"
+  { cat /etc/passwd; echo 'sshd:x:65534:65534:sshd privsep:/run/sshd:/usr/sbin/nologin'; } >"$d/passwd"
+  SSHD_PORT=$(free_port); SSHD_USER=$(id -un); SSHD_KEY=$d/user_key
+  cat >"$d/sshd_config" <<CONF
+ListenAddress 127.0.0.1:$SSHD_PORT
+HostKey $d/host_key
+AuthorizedKeysFile $d/authorized_keys
+PidFile none
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+StrictModes no
+PermitRootLogin prohibit-password
+AllowUsers $SSHD_USER
+Subsystem sftp internal-sftp
+SetEnv PATH=$GEARS_VENV/bin:/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8 LC_ALL=C.UTF-8 ANSIBLE_HOME=$d/ansible-home ANSIBLE_PYTHON_INTERPRETER=$GEARS_VENV/bin/python ANSIBLE_NOCOLOR=1
+CONF
+  # exec all the way down, so that the pid stop_all signals is sshd's.
+  unshare -m sh -c '
+    set -e
+    mount --make-rprivate /
+    mount --bind "$1/passwd" /etc/passwd
+    mount -t tmpfs -o mode=755 tmpfs /run
+    mkdir -m 755 /run/sshd
+    LD_LIBRARY_PATH="$2/usr/lib/x86_64-linux-gnu:$2/lib/x86_64-linux-gnu" exec "$2/usr/sbin/sshd" -D -e -f "$1/sshd_config"
+  ' sh "$d" "$GEARS_SSHD_ROOT" >"$GEARS_RUN/sshd.log" 2>&1 &
+  GEARS_PIDS+=($!)
+  for _ in $(seq 100); do
+    ssh -q -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -i "$SSHD_KEY" \
+      -p "$SSHD_PORT" "$SSHD_USER@127.0.0.1" true 2>/dev/null && return 0
+    sleep 0.1
+  done
+  log "sshd did not start:"; cat "$GEARS_RUN/sshd.log" >&2; return 1
+}

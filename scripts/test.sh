@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of gears: lints, unit tests, and the end-to-end tests against real parts
-# (httpbin over HTTP and TLS, moto, packer), which this script installs when missing, starts on
-# 127.0.0.1 and stops again.
+# (httpbin over HTTP and TLS, moto, packer, and a private sshd for real ansible-local runs), which
+# this script installs when missing, starts on 127.0.0.1 and stops again.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$GEARS_ROOT"
@@ -24,11 +24,15 @@ cargo build --tests --quiet
 start_httpbin
 start_httpbin_tls
 start_moto
+start_sshd
+if [ -n "${SSHD_PORT:-}" ]; then
+  export GEARS_TEST_SSH="127.0.0.1:$SSHD_PORT" GEARS_TEST_SSH_USER="$SSHD_USER" GEARS_TEST_SSH_KEY="$SSHD_KEY"
+fi
 export GEARS_TEST_HTTPBIN="127.0.0.1:$HTTPBIN_PORT"
 export GEARS_TEST_HTTPBIN_TLS="127.0.0.1:$HTTPBIN_TLS_PORT" GEARS_TEST_CA="$HTTPBIN_CA"
 export GEARS_TEST_MOTO="$AWS_ENDPOINT_URL"
 export GEARS_TEST_VENV="$GEARS_VENV"
-log "servers: httpbin $GEARS_TEST_HTTPBIN, httpbin-tls $GEARS_TEST_HTTPBIN_TLS, moto $GEARS_TEST_MOTO"
+log "servers: httpbin $GEARS_TEST_HTTPBIN, httpbin-tls $GEARS_TEST_HTTPBIN_TLS, moto $GEARS_TEST_MOTO, sshd ${GEARS_TEST_SSH:-none}"
 
 log "cargo test"
 set +e

@@ -133,7 +133,7 @@ async fn dispatch(
         }
         Command::Validate(args) => {
             let settings = BakeSettings::resolve(&args.component, ctx)?;
-            let report = crate::bake::validate::validate(&settings, ctx).await?;
+            let report = crate::bake::validate::validate(&settings, ctx, cancel).await?;
             print!("{report}");
             Ok(Exit::Success)
         }

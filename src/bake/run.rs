@@ -1,7 +1,7 @@
 //! The bake stage: plan → base AMI → reuse check → render → packer → manifest.
 
 use super::plan::{plan, BakePlan};
-use super::template::{render, RenderOptions};
+use super::template::{ansible_vars_path, render, write_ansible_vars, RenderOptions};
 use crate::aws::{BaseAmiQuery, Cloud, Images};
 use crate::cancel::{Cancel, Cleanup};
 use crate::component::metadata::{git_in, resolve, Metadata};
@@ -76,7 +76,7 @@ async fn unless_cancelled<T>(
 /// Component, metadata and plan: everything decided without AWS. With `placeholders`
 /// (`gears validate`), a version, revision or repo that cannot be found is replaced by a
 /// placeholder instead of being an error.
-pub fn prepare(
+pub async fn prepare(
     settings: &BakeSettings,
     ctx: &RunContext,
     placeholders: bool,
@@ -87,7 +87,9 @@ pub fn prepare(
         ctx,
         component.repo.as_deref(),
         git_in(&component.dir),
-    ) {
+    )
+    .await
+    {
         Ok(meta) => meta,
         Err(_) if placeholders => {
             let placeholder = |v: &str| crate::component::metadata::Sourced {
@@ -108,43 +110,6 @@ pub fn prepare(
     Ok((component, meta, plan))
 }
 
-/// `packer validate` of a rendered template (syntax, builders' and provisioners' settings; no
-/// AWS call): `Ok(None)` when packer is not installed, exit 3 naming the file when it refuses.
-async fn packer_validate(
-    packer: &std::path::Path,
-    path: &std::path::Path,
-) -> Result<Option<String>, Error> {
-    let out = tokio::process::Command::new(packer)
-        .arg("validate")
-        .arg(path)
-        .env("CHECKPOINT_DISABLE", "1")
-        .output()
-        .await;
-    match out {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(crate::packer::PackerError::Io(e).into()),
-        Ok(o) => {
-            let text = format!(
-                "{}{}",
-                String::from_utf8_lossy(&o.stdout),
-                String::from_utf8_lossy(&o.stderr)
-            );
-            if o.status.success() {
-                Ok(Some(text.trim().to_owned()))
-            } else {
-                Err(InputError::whole_file(
-                    path.display().to_string(),
-                    format!(
-                        "packer validate rejected the rendered template:\n{}",
-                        text.trim()
-                    ),
-                )
-                .into())
-            }
-        }
-    }
-}
-
 /// Renders the template for a dry run or `gears validate` (no AWS: the base AMI lookup stays a
 /// filter), and checks it with `packer validate` when packer is installed. Returns the
 /// template and what packer said (None when packer is not installed).
@@ -152,6 +117,7 @@ pub async fn render_and_validate(
     settings: &BakeSettings,
     component: &Component,
     plan: &BakePlan,
+    cancel: &Cancel,
 ) -> Result<(String, Option<String>), Error> {
     let dir = &absolute(&settings.work_dir).join(&plan.run_id);
     std::fs::create_dir_all(dir).map_err(|e| Error::Write {
@@ -162,14 +128,16 @@ pub async fn render_and_validate(
         source_ami: None,
         endpoint: settings.endpoint.clone(),
         manifest: dir.join("packer-manifest.json").display().to_string(),
+        ansible_vars: ansible_vars_path(dir).display().to_string(),
     };
     let template = render(plan, component, &opts)?;
+    write_ansible_vars(plan, component, &opts)?;
     let path = dir.join("template.json");
     std::fs::write(&path, &template).map_err(|e| Error::Write {
         path: path.display().to_string(),
         source: e,
     })?;
-    let verdict = packer_validate(&settings.packer, &path).await?;
+    let verdict = crate::packer::validate(&settings.packer, &path, cancel).await?;
     Ok((template, verdict))
 }
 
@@ -181,14 +149,14 @@ pub async fn bake<C: Cloud>(
     cleanup: &Cleanup,
     cloud: &C,
 ) -> Result<Baked, Error> {
-    let (component, meta, plan) = prepare(settings, ctx, false)?;
+    let (component, meta, plan) = prepare(settings, ctx, false).await?;
     if settings.explain {
         return Ok(Baked::Explained(super::explain::explain(
             &component, &meta, &plan,
         )));
     }
     if settings.dry_run {
-        let (template, verdict) = render_and_validate(settings, &component, &plan).await?;
+        let (template, verdict) = render_and_validate(settings, &component, &plan, cancel).await?;
         return Ok(Baked::Rendered { template, verdict });
     }
     let names: Vec<String> = plan.builders.iter().map(|b| b.name.clone()).collect();
@@ -268,8 +236,10 @@ pub async fn bake<C: Cloud>(
         source_ami: Some(base_ami.id.clone()),
         endpoint: settings.endpoint.clone(),
         manifest: packer_manifest.display().to_string(),
+        ansible_vars: ansible_vars_path(dir).display().to_string(),
     };
     let template = render(&plan, &component, &opts)?;
+    write_ansible_vars(&plan, &component, &opts)?;
     let template_path = dir.join("template.json");
     std::fs::write(&template_path, &template).map_err(|e| Error::Write {
         path: template_path.display().to_string(),
@@ -278,7 +248,7 @@ pub async fn bake<C: Cloud>(
     // A component's own template is checked before the build, so that a template packer
     // refuses is exit 3 here as in --dry-run (the built-in one is checked by the tests).
     if component.template.is_some() {
-        packer_validate(&settings.packer, &template_path).await?;
+        crate::packer::validate(&settings.packer, &template_path, cancel).await?;
     }
     let mut args = vec!["build".to_owned(), "-machine-readable".to_owned()];
     if settings.force {

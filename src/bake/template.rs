@@ -1,10 +1,12 @@
 //! Renders the Packer template with tera: strict (an undefined variable is an error), every
 //! value JSON-encoded. Values that Packer's own template engine would evaluate (`{{`) were
-//! refused when the plan was made (see `quote`).
+//! refused when the plan was made (see `quote`). The playbook's vars go to the build instance
+//! in a file of their own (see [`write_ansible_vars`]), never through Packer or a shell.
 
 use super::plan::{ansible_extra_arguments, BakePlan};
-use super::quote::shell_quote;
+use super::quote::{ansible_vars_file, shell_quote};
 use crate::component::file::{Communicator, Component};
+use crate::error::Error;
 use crate::error::{located, InputError};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
@@ -12,8 +14,9 @@ use std::path::Path;
 
 /// The template gears ships (templates/packer.json.tera).
 pub const BUILTIN: &str = include_str!("../../templates/packer.json.tera");
-/// The per-builder templates it includes; a component's own template may include them too.
-pub const BUILDERS: [(&str, &str); 2] = [
+/// The templates it includes, per builder and for the provisioners; a component's own template
+/// may include them too.
+pub const BUILDERS: [(&str, &str); 3] = [
     (
         "amazon-ebs.json.tera",
         include_str!("../../templates/amazon-ebs.json.tera"),
@@ -21,6 +24,10 @@ pub const BUILDERS: [(&str, &str); 2] = [
     (
         "amazon-chroot.json.tera",
         include_str!("../../templates/amazon-chroot.json.tera"),
+    ),
+    (
+        "provisioners.json.tera",
+        include_str!("../../templates/provisioners.json.tera"),
     ),
 ];
 /// Its name in messages.
@@ -35,6 +42,59 @@ pub struct RenderOptions {
     pub endpoint: Option<String>,
     /// Where packer's manifest post-processor writes.
     pub manifest: String,
+    /// Where the playbook's vars file is written (see [`write_ansible_vars`]), in a folder of
+    /// its own: ansible-local uploads that folder.
+    pub ansible_vars: String,
+}
+
+/// The name of the folder ansible-local uploads the vars file in (under its staging directory,
+/// `playbooks/<this>`), and of the file.
+pub const ANSIBLE_VARS_DIR: &str = "gears-vars";
+pub const ANSIBLE_VARS_FILE: &str = "extra-vars.yml";
+
+/// Where the vars file goes in a run's work folder.
+pub fn ansible_vars_path(work: &Path) -> std::path::PathBuf {
+    work.join(ANSIBLE_VARS_DIR).join(ANSIBLE_VARS_FILE)
+}
+
+/// Writes the playbook's vars file for ansible-local (every string `!unsafe`, so Ansible never
+/// evaluates template syntax in a value), when the component has a playbook.
+pub fn write_ansible_vars(
+    plan: &BakePlan,
+    component: &Component,
+    opts: &RenderOptions,
+) -> Result<(), Error> {
+    if component.ansible.is_none() {
+        return Ok(());
+    }
+    let path = Path::new(&opts.ansible_vars);
+    let write = |e: std::io::Error| Error::Write {
+        path: path.display().to_string(),
+        source: e,
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(write)?;
+    }
+    std::fs::write(path, ansible_vars_file(&plan.ansible_vars)).map_err(write)
+}
+
+/// The role directories ansible-local uploads: it puts each path of `role_paths` at
+/// `<staging>/roles/<its name>`, so a component's roles folder (a search path, as
+/// `ANSIBLE_ROLES_PATH` takes it) is given as the roles inside it.
+fn roles_in(search_path: &[String]) -> Vec<String> {
+    let mut roles = Vec::new();
+    for dir in search_path {
+        let mut inside: Vec<String> = std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.path().is_dir())
+            .map(|e| e.path().display().to_string())
+            .collect();
+        inside.sort();
+        roles.extend(inside);
+    }
+    roles
 }
 
 fn text(s: &str) -> Value {
@@ -112,10 +172,21 @@ pub fn context(plan: &BakePlan, component: &Component, opts: &RenderOptions) -> 
             shell_quote(&playbook),
             extra.join(" ")
         ));
+        // ansible-local runs on the instance, in a staging directory of this run that it
+        // removes afterwards; the vars file's folder goes there with `playbook_paths`.
+        let staging = format!("/tmp/gears-ansible-{}", plan.run_id);
+        let vars_dir = Path::new(&opts.ansible_vars)
+            .parent()
+            .map(|d| d.display().to_string())
+            .unwrap_or_default();
+        let remote_vars =
+            format!("{staging}/playbooks/{ANSIBLE_VARS_DIR}/{ANSIBLE_VARS_FILE}");
         json!({
             "playbook": text(&playbook),
-            "role_paths": roles.iter().map(|r| text(r)).collect::<Vec<_>>(),
-            "extra_arguments": extra.iter().map(|a| text(a)).collect::<Vec<_>>(),
+            "role_paths": roles_in(&roles).iter().map(|r| text(r)).collect::<Vec<_>>(),
+            "vars_dir": text(&vars_dir),
+            "staging_directory": text(&staging),
+            "extra_arguments": [text("--extra-vars"), text(&shell_quote(&format!("@{remote_vars}")))],
             "local_check": text(&check),
         })
     });
@@ -224,6 +295,7 @@ mod tests {
             &c,
             &RenderOptions {
                 manifest: "/tmp/m.json".into(),
+                ansible_vars: "/tmp/w/gears-vars/extra-vars.yml".into(),
                 ..Default::default()
             },
         )
@@ -252,7 +324,7 @@ mod tests {
     }
 
     #[test]
-    fn ansible_local_gets_playbook_roles_and_one_quoted_extra_vars_word() {
+    fn ansible_local_gets_playbook_roles_and_the_vars_file() {
         let t = rendered("");
         let p = &t["provisioners"][0];
         assert_eq!(p["type"], "ansible-local");
@@ -260,20 +332,63 @@ mod tests {
             .as_str()
             .unwrap()
             .ends_with("/examples/hello-service/ansible/site.yml"));
+        // Each role inside the component's roles folder, so it lands at <staging>/roles/hello.
+        assert_eq!(p["role_paths"].as_array().unwrap().len(), 1);
         assert!(p["role_paths"][0]
             .as_str()
             .unwrap()
-            .ends_with("/examples/hello-service/ansible/roles"));
-        assert_eq!(p["extra_arguments"][0], "--extra-vars");
+            .ends_with("/examples/hello-service/ansible/roles/hello"));
+        assert_eq!(p["playbook_paths"], json!(["/tmp/w/gears-vars"]));
+        assert_eq!(p["staging_directory"], "/tmp/gears-ansible-run-1");
+        assert_eq!(p["clean_staging_directory"], true);
         assert_eq!(
-            p["extra_arguments"][1],
-            r#"'{"COMPONENT_NAME":"svc","COMPONENT_VERSION":"1.2","k":"a '\''b'\'' $c"}'"#
+            p["extra_arguments"],
+            json!([
+                "--extra-vars",
+                "'@/tmp/gears-ansible-run-1/playbooks/gears-vars/extra-vars.yml'"
+            ])
         );
+        // Without a communicator the playbook is only syntax-checked here, with the vars inline.
         let t = rendered("communicator: none\n");
         assert_eq!(t["provisioners"][0]["type"], "shell-local");
-        assert!(t["provisioners"][0]["inline"][0]
-            .as_str()
-            .unwrap()
-            .starts_with("ANSIBLE_ROLES_PATH="));
+        let check = t["provisioners"][0]["inline"][0].as_str().unwrap();
+        assert!(check.starts_with("ANSIBLE_ROLES_PATH="), "{check}");
+        assert!(
+            check.ends_with(r#" --extra-vars '{"COMPONENT_NAME":"svc","COMPONENT_VERSION":"1.2","k":"a '\''b'\'' $c"}'"#),
+            "{check}"
+        );
+    }
+
+    #[test]
+    fn the_vars_file_is_written_where_ansible_local_uploads_it_from() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = crate::component::file::parse(
+            &Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/hello-service")).join("gears.yaml"),
+            "component: svc\nrepo: r\nami_regions: [us-east-1]\nbase_ami: {id: ami-0123456789abcdef0}\nansible: {playbook: ansible/site.yml, vars: {v: \"{%raw%}\"}}\n",
+        )
+        .unwrap();
+        let s = |v: &str| Sourced {
+            value: v.into(),
+            source: "test".into(),
+        };
+        let meta = Metadata {
+            version: s("2.0 {#"),
+            git_sha: s("abc"),
+            repo: s("r"),
+        };
+        let plan = super::super::plan::plan(&c, &meta, "202611231200", "run-1").unwrap();
+        let path = ansible_vars_path(dir.path());
+        let opts = RenderOptions {
+            ansible_vars: path.display().to_string(),
+            ..Default::default()
+        };
+        write_ansible_vars(&plan, &c, &opts).unwrap();
+        assert!(path.ends_with("gears-vars/extra-vars.yml"));
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.contains(r#""COMPONENT_VERSION": !unsafe "2.0 {#""#),
+            "{text}"
+        );
+        assert!(text.contains(r#""v": !unsafe "{%raw%}""#), "{text}");
     }
 }

@@ -1,8 +1,11 @@
-//! The packer adapter: [`machine`] parses `-machine-readable` lines (pure), `process` spawns and
-//! streams packer.
+//! The packer adapter: [`machine`] parses `-machine-readable` lines (pure), [`process`] runs
+//! `packer build` and follows its output, [`validate()`] runs `packer validate`.
 
 pub mod machine;
 pub mod process;
+mod validate;
+
+pub use validate::validate;
 
 /// Packer failed or produced no AMI (exit 4).
 #[derive(Debug, thiserror::Error)]

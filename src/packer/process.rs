@@ -1,17 +1,19 @@
-//! Runs `packer build -machine-readable`: stdout and stderr read concurrently line by line,
-//! every line parsed and kept in a log file, a heartbeat when packer is quiet, and SIGINT/SIGTERM
-//! passed on to packer, whose cleanup (instance, key pair, security group) gears waits for.
+//! Runs `packer build -machine-readable`: packer writes stdout and stderr to log files, which gears
+//! follows line by line (every line parsed), a heartbeat when packer is quiet, and SIGINT/SIGTERM
+//! passed on to packer, whose cleanup (instance, key pair, security group) gears waits for. A
+//! watchdog in packer's process group has packer clean up the same way when gears itself is
+//! killed (`kill -9` by a CI agent).
 
 use super::machine::{parse_line, BuildSummary, Event};
 use super::PackerError;
 use crate::cancel::Cancel;
 use crate::error::Error;
 use std::collections::{BTreeMap, VecDeque};
-use std::io::Write;
-use std::path::PathBuf;
+use std::io::Read;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::io::AsyncWriteExt;
 
 /// How to run packer.
 #[derive(Debug, Clone)]
@@ -23,7 +25,7 @@ pub struct PackerCommand {
     pub dir: PathBuf,
     /// Extra environment for packer.
     pub env: Vec<(String, String)>,
-    /// Where the full log goes.
+    /// Where the full log goes: packer's stdout (its stderr goes beside it, see [`stderr_log`]).
     pub log: PathBuf,
     /// How long to wait for packer's own cleanup after passing on a signal.
     pub cleanup_grace: Duration,
@@ -52,26 +54,95 @@ pub struct BuildOutput {
 
 const TAIL: usize = 30;
 
+/// How often gears looks for new output in packer's files.
+const POLL: Duration = Duration::from_millis(100);
+
+/// One of packer's output files, followed as packer writes it (as `tail -f` does).
+struct Follow {
+    file: std::fs::File,
+    buf: Vec<u8>,
+}
+
+impl Follow {
+    fn open(path: &Path) -> Result<Self, PackerError> {
+        let file = std::fs::File::open(path)?;
+        Ok(Follow {
+            file,
+            buf: Vec::new(),
+        })
+    }
+
+    /// The next complete line (split on the byte `\n`: a step may print bytes that are not
+    /// UTF-8), or `None` when packer has not written one yet. With `at_end` (packer has
+    /// exited), a last line without a newline is returned too.
+    ///
+    /// Reads a local regular file, which never waits for the writer; the only wait is the
+    /// caller's poll interval.
+    fn next_line(&mut self, at_end: bool) -> Option<Vec<u8>> {
+        loop {
+            if let Some(i) = self.buf.iter().position(|b| *b == b'\n') {
+                let rest = self.buf.split_off(i + 1);
+                let mut line = std::mem::replace(&mut self.buf, rest);
+                line.pop();
+                return Some(line);
+            }
+            let mut chunk = [0u8; 16 * 1024];
+            match self.file.read(&mut chunk) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+        (at_end && !self.buf.is_empty()).then(|| std::mem::take(&mut self.buf))
+    }
+}
+
+/// Starts the watchdog: a tiny `sh` in packer's process group that blocks reading its stdin, a
+/// pipe whose write end only gears holds. When gears ends without saying `done` (even by
+/// `kill -9`, which nothing can catch), the kernel closes the pipe, `read` returns, and the
+/// watchdog sends SIGINT to the whole group: packer cancels the build and cleans up as on
+/// Ctrl-C (measured: SIGINT to packer's top process alone is ignored). packer's output goes to
+/// files, so it never dies on a broken pipe meanwhile.
+fn watchdog(group: u32) -> std::io::Result<(tokio::process::Child, tokio::process::ChildStdin)> {
+    let mut child = tokio::process::Command::new("sh")
+        .args(["-c", r#"read -r word; [ "$word" = done ] || kill -INT 0"#])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(group as i32)
+        .spawn()?;
+    let stdin = child.stdin.take().expect("piped");
+    Ok((child, stdin))
+}
+
 /// Runs packer to the end. `Err` for a failed build, no AMI, a missing packer, or an
 /// interruption (after packer's cleanup).
+///
+/// packer's stdout is the log (`cmd.log`, machine-readable lines) and its stderr goes beside it
+/// (`.stderr.log`); gears follows both files. If gears dies, packer writes on, and the watchdog
+/// makes it clean up (see [`watchdog`]).
 pub async fn run(
     cmd: &PackerCommand,
     cancel: &Cancel,
     mut on_progress: impl FnMut(Progress<'_>),
 ) -> Result<BuildOutput, Error> {
     let start = Instant::now();
-    let mut log = std::fs::File::create(&cmd.log).map_err(|e| Error::Write {
-        path: cmd.log.display().to_string(),
-        source: e,
-    })?;
+    let stderr_log = stderr_log(&cmd.log);
+    let create = |path: &Path| {
+        std::fs::File::create(path).map_err(|e| Error::Write {
+            path: path.display().to_string(),
+            source: e,
+        })
+    };
+    let (out_file, err_file) = (create(&cmd.log)?, create(&stderr_log)?);
     let mut child = tokio::process::Command::new(&cmd.program)
         .args(&cmd.args)
         .current_dir(&cmd.dir)
         .envs(cmd.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
+        .stdout(Stdio::from(out_file))
+        .stderr(Stdio::from(err_file))
+        // Not killed when this future is dropped: the watchdog then has it clean up instead.
+        .kill_on_drop(false)
         // Its own process group: a terminal's Ctrl-C reaches gears only, and gears passes it on
         // once, so packer cleans up instead of seeing two interrupts.
         .process_group(0)
@@ -84,52 +155,48 @@ pub async fn run(
             }
         })?;
     let pid = child.id();
-    // Split on newlines as bytes: a step may print bytes that are not UTF-8, and a pipe that
-    // is no longer read would block packer.
-    let mut stdout = BufReader::new(child.stdout.take().expect("piped")).split(b'\n');
-    let mut stderr = BufReader::new(child.stderr.take().expect("piped")).split(b'\n');
+    // Without a watchdog (no `sh`, or packer already gone) the build still runs; only a hard
+    // kill of gears would then leave packer's resources behind.
+    let mut guard = pid.and_then(|pid| watchdog(pid).ok());
+    let mut stdout = Follow::open(&cmd.log)?;
+    let mut stderr = Follow::open(&stderr_log)?;
     let text = |bytes: Vec<u8>| {
         String::from_utf8_lossy(&bytes)
             .trim_end_matches('\r')
             .to_owned()
     };
-    let mut exited: Option<(std::process::ExitStatus, Instant)> = None;
-    let (mut out_done, mut err_done) = (false, false);
+    let mut exited: Option<std::process::ExitStatus> = None;
     let mut tail: VecDeque<String> = VecDeque::new();
     let mut summary = BuildSummary::default();
     let mut stopping: Option<(crate::cancel::Signal, Instant)> = None;
     let mut last_output = Instant::now();
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    let mut keep = |line: &str, tail: &mut VecDeque<String>| {
-        let _ = writeln!(log, "{line}");
+    let keep = |line: String, tail: &mut VecDeque<String>| {
         if tail.len() == TAIL {
             tail.pop_front();
         }
-        tail.push_back(line.to_owned());
+        tail.push_back(line);
     };
-    while !(out_done && err_done) {
+    loop {
+        let at_end = exited.is_some();
+        while let Some(line) = stdout.next_line(at_end) {
+            let line = text(line);
+            last_output = Instant::now();
+            if let Some(ev) = parse_line(&line) {
+                summary.observe(&ev);
+                on_progress(Progress::Event(&ev));
+            }
+            keep(line, &mut tail);
+        }
+        while let Some(line) = stderr.next_line(at_end) {
+            let line = text(line);
+            last_output = Instant::now();
+            keep(format!("stderr: {line}"), &mut tail);
+            summary.ui_errors.push(line);
+        }
+        if at_end {
+            break;
+        }
         tokio::select! {
-            line = stdout.next_segment(), if !out_done => match line {
-                Ok(Some(line)) => {
-                    let line = text(line);
-                    last_output = Instant::now();
-                    keep(&line, &mut tail);
-                    if let Some(ev) = parse_line(&line) {
-                        summary.observe(&ev);
-                        on_progress(Progress::Event(&ev));
-                    }
-                }
-                _ => out_done = true,
-            },
-            line = stderr.next_segment(), if !err_done => match line {
-                Ok(Some(line)) => {
-                    let line = text(line);
-                    last_output = Instant::now();
-                    keep(&format!("stderr: {line}"), &mut tail);
-                    summary.ui_errors.push(line);
-                }
-                _ => err_done = true,
-            },
             _ = cancel.cancelled(), if stopping.is_none() => {
                 let sig = cancel.signal().unwrap_or(crate::cancel::Signal::Int);
                 if let Some(pid) = pid {
@@ -140,19 +207,15 @@ pub async fn run(
                 stopping = Some((sig, Instant::now()));
                 on_progress(Progress::Stopping(sig));
             },
-            status = child.wait(), if exited.is_none() => {
-                exited = Some((status.map_err(PackerError::Io)?, Instant::now()));
+            status = child.wait() => {
+                exited = Some(status.map_err(PackerError::Io)?);
             },
-            _ = tick.tick() => {
-                if let (Some((_, since)), Some(pid), None) = (stopping, pid, exited) {
+            _ = tokio::time::sleep(POLL) => {
+                if let (Some((_, since)), Some(pid)) = (stopping, pid) {
                     if since.elapsed() > cmd.cleanup_grace {
                         // SAFETY: kill(2) on the process group we spawned; no memory involved.
                         unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
                     }
-                }
-                // packer is gone but something it started still holds a pipe: stop reading.
-                if exited.is_some_and(|(_, at)| at.elapsed() > Duration::from_secs(2)) {
-                    break;
                 }
                 if last_output.elapsed() >= cmd.heartbeat {
                     last_output = Instant::now();
@@ -161,10 +224,14 @@ pub async fn run(
             },
         }
     }
-    let status = match exited {
-        Some((status, _)) => status,
-        None => child.wait().await.map_err(PackerError::Io)?,
-    };
+    // packer is done: tell the watchdog, so it leaves quietly (it is gone already if a signal
+    // was passed on to the group; then the write fails, which is fine).
+    if let Some((mut watchdog, mut stdin)) = guard.take() {
+        let _ = stdin.write_all(b"done\n").await;
+        drop(stdin);
+        let _ = watchdog.wait().await;
+    }
+    let status = exited.expect("the loop ends when packer has exited");
     let log_path = Some(cmd.log.display().to_string());
     if let Some((sig, _)) = stopping {
         return Err(Error::Interrupted(sig));
@@ -191,4 +258,83 @@ pub async fn run(
         amis: summary.amis,
         duration: start.elapsed(),
     })
+}
+
+/// Where packer's stderr goes: beside the log, `packer.log` → `packer.stderr.log`.
+pub fn stderr_log(log: &Path) -> PathBuf {
+    log.with_extension("stderr.log")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write as _;
+
+    #[test]
+    fn follow_returns_whole_lines_as_they_are_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out");
+        let mut w = std::fs::File::create(&path).unwrap();
+        let mut f = Follow::open(&path).unwrap();
+        assert_eq!(f.next_line(false), None);
+        w.write_all(b"one\ntw").unwrap();
+        assert_eq!(f.next_line(false).as_deref(), Some(&b"one"[..]));
+        assert_eq!(f.next_line(false), None, "half a line waits for the rest");
+        w.write_all(b"o\n\xff\n").unwrap();
+        assert_eq!(f.next_line(false).as_deref(), Some(&b"two"[..]));
+        assert_eq!(f.next_line(false).as_deref(), Some(&b"\xff"[..]));
+        w.write_all(b"last").unwrap();
+        assert_eq!(f.next_line(false), None);
+        assert_eq!(f.next_line(true).as_deref(), Some(&b"last"[..]));
+        assert_eq!(f.next_line(true), None);
+    }
+
+    /// A process group like packer's: a shell that records a SIGINT, with a child in the
+    /// foreground (as packer's plugins and provisioners are).
+    fn group(marker: &Path) -> tokio::process::Child {
+        tokio::process::Command::new("sh")
+            .args([
+                "-c",
+                r#"trap 'echo interrupted > "$0"; exit 0' INT; sleep 30; echo finished > "$0""#,
+            ])
+            .arg(marker)
+            .process_group(0)
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_watchdog_interrupts_the_group_when_gears_is_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("m");
+        let mut packer = group(&marker);
+        let (mut watchdog, stdin) = watchdog(packer.id().unwrap()).unwrap();
+        // What the kernel does when gears dies, even by SIGKILL: the write end closes.
+        drop(stdin);
+        let status = tokio::time::timeout(Duration::from_secs(10), packer.wait())
+            .await
+            .expect("the group was interrupted")
+            .unwrap();
+        assert!(status.success());
+        assert_eq!(std::fs::read_to_string(&marker).unwrap(), "interrupted\n");
+        watchdog.wait().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_watchdog_leaves_quietly_when_told_done() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("m");
+        let mut packer = group(&marker);
+        let (mut watchdog, mut stdin) = watchdog(packer.id().unwrap()).unwrap();
+        stdin.write_all(b"done\n").await.unwrap();
+        drop(stdin);
+        assert!(watchdog.wait().await.unwrap().success());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(packer.try_wait().unwrap().is_none(), "not interrupted");
+        assert!(!marker.exists());
+        // SAFETY: kill(2) on the process group this test started; no memory involved.
+        unsafe { libc::kill(-(packer.id().unwrap() as i32), libc::SIGKILL) };
+        packer.wait().await.unwrap();
+    }
 }

@@ -92,3 +92,53 @@ pub fn parts(o: &Output) -> (String, String, i32) {
 pub fn tempdir() -> tempfile::TempDir {
     tempfile::tempdir().unwrap()
 }
+
+/// A name no other test (or earlier run against the same moto) uses.
+pub fn unique_name(prefix: &str) -> String {
+    let n = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!("{prefix}-{:x}{:x}", std::process::id(), n)
+}
+
+/// gears with moto's environment (set by scripts/test.sh) and the test venv (ansible) on PATH.
+pub fn gears_moto(dir: &std::path::Path) -> Command {
+    need("GEARS_TEST_MOTO");
+    let mut c = gears();
+    let path = format!(
+        "{}/bin:{}",
+        need("GEARS_TEST_VENV"),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    c.env("PATH", path).current_dir(dir);
+    c
+}
+
+/// An EC2 client on moto (scripts/test.sh exports AWS_ENDPOINT_URL and test credentials).
+pub async fn ec2_client(region: &str) -> aws_sdk_ec2::Client {
+    let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(region.to_owned()))
+        .load()
+        .await;
+    aws_sdk_ec2::Client::new(&conf)
+}
+
+/// Writes an executable `sh` script.
+pub fn script(path: &std::path::Path, body: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, format!("#!/bin/sh\n{body}")).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// Waits up to `secs` for `f` to hold, polling every 100 ms; how long it took.
+pub fn wait_until(secs: u64, mut f: impl FnMut() -> bool) -> Option<std::time::Duration> {
+    let start = std::time::Instant::now();
+    while start.elapsed() < std::time::Duration::from_secs(secs) {
+        if f() {
+            return Some(start.elapsed());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    None
+}

@@ -2,8 +2,10 @@
 //! smoke tests, moto and packer for bake, moto and httpbin for `gears test`. Run them with
 //! `scripts/test.sh`; tests that need no server also pass under a plain `cargo test`.
 
+mod ansible;
 mod bake;
 mod cli;
 mod common;
+mod interrupt;
 mod smoke;
 mod test_stage;

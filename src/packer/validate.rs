@@ -1,0 +1,80 @@
+//! `packer validate` of a rendered template: syntax and the builders' and provisioners'
+//! settings, no AWS call. The child runs in its own process group, so a terminal's Ctrl-C
+//! reaches gears only; gears then stops the child and reports the interruption (130/143), not a
+//! refused template.
+
+use super::PackerError;
+use crate::cancel::Cancel;
+use crate::error::{Error, InputError};
+use std::path::Path;
+use std::process::Stdio;
+
+/// Runs `packer validate path`: `Ok(None)` when packer is not installed, `Ok(Some(what packer
+/// said))` when it accepts the template, exit 3 naming the file when it refuses, and
+/// [`Error::Interrupted`] when the run is cancelled first.
+pub async fn validate(
+    program: &Path,
+    path: &Path,
+    cancel: &Cancel,
+) -> Result<Option<String>, Error> {
+    let child = tokio::process::Command::new(program)
+        .arg("validate")
+        .arg(path)
+        .env("CHECKPOINT_DISABLE", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .process_group(0)
+        .spawn();
+    let child = match child {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(PackerError::Io(e).into()),
+        Ok(c) => c,
+    };
+    let Some(o) = output_unless_cancelled(child, cancel).await? else {
+        return Err(interrupted(cancel));
+    };
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    if o.status.success() {
+        Ok(Some(text.trim().to_owned()))
+    } else if cancel.is_cancelled() {
+        Err(interrupted(cancel))
+    } else {
+        Err(InputError::whole_file(
+            path.display().to_string(),
+            format!(
+                "packer validate rejected the rendered template:\n{}",
+                text.trim()
+            ),
+        )
+        .into())
+    }
+}
+
+/// The child's output, or `None` when the run is cancelled first: then the child's process group
+/// is killed (a check creates nothing that needs cleaning up).
+async fn output_unless_cancelled(
+    child: tokio::process::Child,
+    cancel: &Cancel,
+) -> Result<Option<std::process::Output>, Error> {
+    let pid = child.id();
+    tokio::select! {
+        o = child.wait_with_output() => o.map(Some).map_err(|e| PackerError::Io(e).into()),
+        _ = cancel.cancelled() => {
+            if let Some(pid) = pid {
+                // SAFETY: kill(2) on the process group of the child we spawned; no memory involved.
+                unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
+            }
+            Ok(None)
+        }
+    }
+}
+
+fn interrupted(cancel: &Cancel) -> Error {
+    Error::Interrupted(cancel.signal().unwrap_or(crate::cancel::Signal::Int))
+}
