@@ -84,6 +84,25 @@ async fn dispatch(
                 Exit::SmokeFailed
             })
         }
+        Command::Deploy(args) => {
+            let settings = deploy_settings(&args)?;
+            let cloud = crate::aws::Aws::new(settings.endpoint_flag.as_deref());
+            let deployed = crate::deploy::deploy(&settings, cancel, &cloud).await?;
+            if args.output == crate::cli::Output::Json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&deployed).unwrap_or_default()
+                );
+            } else {
+                for g in &deployed.groups {
+                    println!(
+                        "{}\t{}\t{}\t{} -> {}\t{}",
+                        g.region, g.group, g.result, g.from_ami, g.to_ami, g.detail
+                    );
+                }
+            }
+            Ok(deployed.exit())
+        }
         Command::Reap(args) => {
             let settings = crate::reap::ReapSettings {
                 regions: args.region.clone(),
@@ -138,6 +157,47 @@ async fn dispatch(
             Ok(Exit::Success)
         }
     }
+}
+
+/// `gears deploy` arguments as settings.
+fn deploy_settings(a: &crate::cli::DeployArgs) -> Result<crate::deploy::DeploySettings, Error> {
+    let secs = |flag: &str, v: f64| {
+        if v.is_finite() && v > 0.0 && v <= 86_400.0 {
+            Ok(std::time::Duration::from_secs_f64(v))
+        } else {
+            Err(Error::usage(
+                format!("{flag} {v}: give seconds from 0 to 86400"),
+                None,
+            ))
+        }
+    };
+    let ami = match (&a.ami, &a.region) {
+        (Some(ami), Some(region)) => crate::settings::AmiChoice::Explicit {
+            ami: ami.clone(),
+            region: region.clone(),
+        },
+        _ => crate::settings::AmiChoice::Manifest {
+            path: a.manifest.clone(),
+            builder: a.builder.clone(),
+            region: a.region.clone(),
+        },
+    };
+    Ok(crate::deploy::DeploySettings {
+        component_file: a.component.clone(),
+        ami,
+        environment: a.environment.clone(),
+        country: a.country.clone(),
+        groups: a.groups.clone(),
+        batch: crate::deploy::Batch::parse(&a.batch)
+            .map_err(|e| Error::usage(format!("--batch {e}"), None))?,
+        gate_timeout: secs("--gate-timeout", a.gate_timeout)?,
+        poll: secs("--poll", a.poll)?,
+        lock_stale: crate::deploy::LOCK_STALE,
+        plan_only: a.plan,
+        abort: a.abort,
+        unlock: a.unlock,
+        endpoint_flag: a.endpoint_url.clone(),
+    })
 }
 
 /// Test's front: the smoke report (console on stdout, or JSON with the instance and timings),

@@ -40,10 +40,25 @@ pub enum Command {
     /// Launch an instance of the new AMI, smoke-test it, and always terminate it.
     #[command(after_help = TEST_EXAMPLES)]
     Test(TestArgs),
+    /// Roll the component's Auto Scaling groups onto the new AMI, batch by batch, with rollback.
+    #[command(after_help = DEPLOY_EXAMPLES)]
+    Deploy(DeployArgs),
     /// List (and with --yes remove) test instances past their expiry and bake leftovers.
     #[command(after_help = REAP_EXAMPLES)]
     Reap(ReapArgs),
 }
+
+const DEPLOY_EXAMPLES: &str = "\
+Examples:
+  gears deploy --environment live --plan           # what would change, changing nothing
+  gears deploy --environment live --batch 25%      # the manifest's AMI, every region in it
+  gears deploy --environment stage --group hello-stage --ami ami-0123456789abcdef0 --region eu-west-1
+  gears deploy --environment live --abort          # undo an interrupted deploy
+  gears deploy --environment live --unlock         # after a failed rollback, once a human looked
+
+Groups are found by the tags gears:component, gears:environment (and gears:country with
+--country), or named with --group. Exit 6: a batch failed its health gate and the group rolled
+back cleanly; 7: the rollback failed too, the group keeps a STOP lock until --unlock.";
 
 const REAP_EXAMPLES: &str = "\
 Examples:
@@ -55,6 +70,64 @@ Removes: gears test instances past gears:expires-at; bake build instances (gears
 older than their gears:ttl; packer_* key pairs, and packer_* security groups no interface uses,
 older than --ttl (packer names them by the time it made them). stdout: one line per item,
 region<TAB>kind<TAB>id<TAB>action<TAB>reason (or JSON).";
+
+/// `gears deploy`.
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    /// The environment to deploy to (the groups' gears:environment tag).
+    #[arg(long, short = 'e', value_name = "ENV")]
+    pub environment: String,
+    /// The component file.
+    #[arg(
+        short = 'c',
+        long = "component",
+        value_name = "FILE",
+        default_value = "gears.yaml"
+    )]
+    pub component: PathBuf,
+    /// bake's manifest: the AMI per region.
+    #[arg(long, value_name = "FILE", default_value = "gears-manifest.json")]
+    pub manifest: PathBuf,
+    /// Deploy this AMI instead of the manifest's (with --region).
+    #[arg(long, value_name = "ID", requires = "region")]
+    pub ami: Option<String>,
+    /// Only this region (default: every region of the manifest).
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
+    /// The manifest's builder (default: the component file's first).
+    #[arg(long, value_name = "NAME", conflicts_with = "ami")]
+    pub builder: Option<String>,
+    /// The groups' gears:country tag; also tagged on the instances.
+    #[arg(long, value_name = "COUNTRY")]
+    pub country: Option<String>,
+    /// Deploy these groups (repeat) instead of finding them by tags.
+    #[arg(long = "group", value_name = "NAME")]
+    pub groups: Vec<String>,
+    /// Instances replaced per batch: a count or a share of the group (N or P%).
+    #[arg(long, value_name = "N|P%", default_value = "25%")]
+    pub batch: String,
+    /// How long a batch may take to become healthy before the group rolls back.
+    #[arg(long, value_name = "SECS", default_value_t = 600.0)]
+    pub gate_timeout: f64,
+    /// Seconds between polls.
+    #[arg(long, value_name = "SECS", default_value_t = 5.0)]
+    pub poll: f64,
+    /// Print what would change, change nothing.
+    #[arg(long)]
+    pub plan: bool,
+    /// Undo an interrupted deploy of this AMI.
+    #[arg(long, conflicts_with_all = ["plan", "unlock"])]
+    pub abort: bool,
+    /// Remove the groups' deploy lock (after a failed rollback, once a human looked).
+    #[arg(long, conflicts_with = "plan")]
+    pub unlock: bool,
+    /// What stdout carries.
+    #[arg(long, value_enum, default_value_t = Output::Human)]
+    pub output: Output,
+    /// The endpoint (default: $AWS_ENDPOINT_URL).
+    #[arg(long, value_name = "URL")]
+    pub endpoint_url: Option<String>,
+}
 
 /// `gears reap`.
 #[derive(Debug, Args)]

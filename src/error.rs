@@ -120,6 +120,9 @@ pub enum Error {
     /// AWS said no, after retries (exit 5).
     #[error(transparent)]
     Cloud(#[from] crate::aws::CloudError),
+    /// A deploy lock is held by another run, or the line is stopped (exit 5: retry later).
+    #[error("{message}")]
+    Locked { message: String, hint: String },
     /// A signal stopped the run; cleanup has run (exit 130/143).
     #[error("interrupted by {0}; cleanup finished")]
     Interrupted(crate::cancel::Signal),
@@ -142,7 +145,7 @@ impl Error {
                 Exit::InvalidInput
             }
             Error::Packer(_) => Exit::Packer,
-            Error::Cloud(_) => Exit::Cloud,
+            Error::Cloud(_) | Error::Locked { .. } => Exit::Cloud,
             Error::Interrupted(sig) => sig.exit(),
         }
     }
@@ -153,6 +156,7 @@ impl Error {
             Error::Input(e) => e.hint.clone(),
             Error::Packer(e) => e.hint(),
             Error::Cloud(e) => e.hint(),
+            Error::Locked { hint, .. } => Some(hint.clone()),
             _ => None,
         }
     }

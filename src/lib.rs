@@ -13,6 +13,7 @@ pub mod cancel;
 pub mod cli;
 pub mod component;
 pub mod context;
+pub mod deploy;
 pub mod error;
 pub mod exit;
 pub mod manifest;

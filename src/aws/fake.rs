@@ -3,8 +3,8 @@
 //! tests run it with the clock paused. Used beside the moto tests, never instead of them.
 
 use super::{
-    has_tags, BaseAmiQuery, Cloud, CloudError, ErrorKind, Image, Images, Instance, Instances,
-    LaunchSpec, SecurityGroup,
+    has_tags, BaseAmiQuery, Cloud, CloudError, ErrorKind, Fleet, Group, Image, Images, Instance,
+    Instances, LaunchSpec, Member, SecurityGroup, TemplateRef,
 };
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -42,6 +42,7 @@ struct State {
     images: Mutex<BTreeMap<String, Vec<Image>>>,
     instances: Mutex<BTreeMap<String, Vec<FakeInstance>>>,
     key_pairs: Mutex<Vec<String>>,
+    fleet: Mutex<FleetState>,
     groups: Mutex<Vec<SecurityGroup>>,
     console: Mutex<String>,
     calls: AtomicU32,
@@ -435,6 +436,15 @@ impl Cloud for FakeCloud {
             region: region.to_owned(),
         })
     }
+
+    type Fleet = FakeFleet;
+
+    async fn fleet(&self, region: &str) -> Result<FakeFleet, CloudError> {
+        Ok(FakeFleet {
+            cloud: self.clone(),
+            region: region.to_owned(),
+        })
+    }
 }
 
 /// EC2's name patterns: `*` any run, `?` one character.
@@ -528,5 +538,342 @@ mod tests {
         };
         assert_eq!(images.find_base_ami(&q).await.unwrap().unwrap().id, "ami-2");
         assert!(glob("a*c?e", "abbbcde") && !glob("a*c?e", "abce"));
+    }
+}
+
+/// The fake's Auto Scaling: groups, launch template versions (template id → version → image),
+/// target health by image, and a log of the healthy in-service count after every change.
+#[derive(Default)]
+struct FleetState {
+    groups: BTreeMap<String, Group>,
+    templates: BTreeMap<String, Vec<String>>,
+    images: BTreeMap<String, String>,
+    next: u32,
+    /// Instances of these images fail their target-group health check.
+    unhealthy_images: Vec<String>,
+    /// Healthy in-service members after each change, per group.
+    floor_log: BTreeMap<String, Vec<usize>>,
+}
+
+impl FleetState {
+    fn launch(&mut self, group: &str) -> Option<()> {
+        let g = self.groups.get(group)?;
+        let t = g.template.clone()?;
+        let versions = self.templates.get(&t.id)?;
+        let idx: usize = match t.version.as_str() {
+            "$Latest" | "$Default" => versions.len(),
+            v => v.parse().ok()?,
+        };
+        let image = versions.get(idx.checked_sub(1)?)?.clone();
+        self.next += 1;
+        let id = format!("i-f{:016x}", self.next);
+        self.images.insert(id.clone(), image);
+        self.groups.get_mut(group)?.members.push(Member {
+            id,
+            lifecycle: "InService".into(),
+            health: "Healthy".into(),
+        });
+        Some(())
+    }
+
+    /// Launches or removes members until the group has its desired count (newest removed
+    /// first), then records the healthy count.
+    fn settle(&mut self, group: &str) {
+        loop {
+            let Some(g) = self.groups.get(group) else {
+                return;
+            };
+            let (n, want) = (g.members.len() as i32, g.desired);
+            if n < want {
+                if self.launch(group).is_none() {
+                    break;
+                }
+            } else if n > want {
+                if let Some(g) = self.groups.get_mut(group) {
+                    g.members.pop();
+                }
+            } else {
+                break;
+            }
+        }
+        self.record(group);
+    }
+
+    fn healthy(&self, group: &str) -> usize {
+        self.groups.get(group).map_or(0, |g| {
+            g.members
+                .iter()
+                .filter(|m| {
+                    m.in_service()
+                        && !self
+                            .images
+                            .get(&m.id)
+                            .is_some_and(|i| self.unhealthy_images.contains(i))
+                })
+                .count()
+        })
+    }
+
+    fn record(&mut self, group: &str) {
+        let h = self.healthy(group);
+        self.floor_log.entry(group.to_owned()).or_default().push(h);
+    }
+}
+
+impl FakeCloud {
+    fn fleet_state(&self) -> std::sync::MutexGuard<'_, FleetState> {
+        self.state.fleet.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Adds a group launching from template `template` (its versions' images), with `desired`
+    /// members running the last version's image.
+    pub fn add_group(&self, group: Group, template_images: &[&str]) {
+        let mut f = self.fleet_state();
+        if let Some(t) = &group.template {
+            f.templates.insert(
+                t.id.clone(),
+                template_images.iter().map(|s| s.to_string()).collect(),
+            );
+        }
+        let name = group.name.clone();
+        f.groups.insert(name.clone(), group);
+        f.settle(&name);
+    }
+
+    /// Instances of these images fail their target-group health checks from now on.
+    pub fn set_unhealthy_images(&self, images: &[&str]) {
+        self.fleet_state().unhealthy_images = images.iter().map(|s| s.to_string()).collect();
+    }
+
+    /// The group as it is now.
+    pub fn group(&self, name: &str) -> Option<Group> {
+        self.fleet_state().groups.get(name).cloned()
+    }
+
+    /// The image of each member of the group.
+    pub fn member_images(&self, name: &str) -> Vec<String> {
+        let f = self.fleet_state();
+        f.groups.get(name).map_or(Vec::new(), |g| {
+            g.members
+                .iter()
+                .filter_map(|m| f.images.get(&m.id).cloned())
+                .collect()
+        })
+    }
+
+    /// The lowest healthy in-service count the group had after any change.
+    pub fn healthy_floor(&self, name: &str) -> Option<usize> {
+        self.fleet_state()
+            .floor_log
+            .get(name)
+            .and_then(|v| v.iter().min().copied())
+    }
+}
+
+/// The fake's [`Fleet`] of one region.
+#[derive(Clone)]
+pub struct FakeFleet {
+    cloud: FakeCloud,
+    region: String,
+}
+
+impl Fleet for FakeFleet {
+    fn region(&self) -> &str {
+        &self.region
+    }
+
+    async fn groups(
+        &self,
+        tags: &BTreeMap<String, String>,
+        names: &[String],
+    ) -> Result<Vec<Group>, CloudError> {
+        self.cloud
+            .call("DescribeAutoScalingGroups", &self.region)
+            .await?;
+        Ok(self
+            .cloud
+            .fleet_state()
+            .groups
+            .values()
+            .filter(|g| names.is_empty() || names.contains(&g.name))
+            .filter(|g| tags.iter().all(|(k, v)| g.tags.get(k) == Some(v)))
+            .cloned()
+            .collect())
+    }
+
+    async fn template_image(&self, t: &TemplateRef) -> Result<String, CloudError> {
+        self.cloud
+            .call("DescribeLaunchTemplateVersions", &self.region)
+            .await?;
+        let f = self.cloud.fleet_state();
+        let versions = f.templates.get(&t.id).cloned().unwrap_or_default();
+        let idx: usize = t.version.parse().unwrap_or(versions.len());
+        Ok(versions
+            .get(idx.saturating_sub(1))
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    async fn new_template_version(
+        &self,
+        source: &TemplateRef,
+        image: &str,
+    ) -> Result<String, CloudError> {
+        self.cloud
+            .call("CreateLaunchTemplateVersion", &self.region)
+            .await?;
+        let mut f = self.cloud.fleet_state();
+        let v = f.templates.entry(source.id.clone()).or_default();
+        v.push(image.to_owned());
+        Ok(v.len().to_string())
+    }
+
+    async fn set_template(&self, group: &str, t: &TemplateRef) -> Result<(), CloudError> {
+        self.cloud
+            .call("UpdateAutoScalingGroup", &self.region)
+            .await?;
+        if let Some(g) = self.cloud.fleet_state().groups.get_mut(group) {
+            g.template = Some(t.clone());
+        }
+        Ok(())
+    }
+
+    async fn set_capacity(
+        &self,
+        group: &str,
+        min: i32,
+        max: i32,
+        desired: i32,
+    ) -> Result<(), CloudError> {
+        self.cloud
+            .call("UpdateAutoScalingGroup", &self.region)
+            .await?;
+        let mut f = self.cloud.fleet_state();
+        if let Some(g) = f.groups.get_mut(group) {
+            if !(min <= desired && desired <= max) {
+                return Err(CloudError::api(
+                    "UpdateAutoScalingGroup",
+                    &self.region,
+                    Some("ValidationError"),
+                    format!("desired {desired} outside [{min}, {max}]"),
+                ));
+            }
+            (g.min, g.max, g.desired) = (min, max, desired);
+        }
+        f.settle(group);
+        Ok(())
+    }
+
+    async fn terminate_member(&self, id: &str, decrement: bool) -> Result<(), CloudError> {
+        self.cloud
+            .call("TerminateInstanceInAutoScalingGroup", &self.region)
+            .await?;
+        let mut f = self.cloud.fleet_state();
+        let Some(name) = f
+            .groups
+            .values()
+            .find(|g| g.members.iter().any(|m| m.id == id))
+            .map(|g| g.name.clone())
+        else {
+            return Err(CloudError::api(
+                "TerminateInstanceInAutoScalingGroup",
+                &self.region,
+                Some("ValidationError"),
+                format!("{id} is not in a group"),
+            ));
+        };
+        if let Some(g) = f.groups.get_mut(&name) {
+            g.members.retain(|m| m.id != id);
+            if decrement {
+                g.desired -= 1;
+            }
+        }
+        f.record(&name);
+        f.settle(&name);
+        Ok(())
+    }
+
+    async fn set_processes(
+        &self,
+        group: &str,
+        processes: &[String],
+        suspend: bool,
+    ) -> Result<(), CloudError> {
+        self.cloud
+            .call(
+                if suspend {
+                    "SuspendProcesses"
+                } else {
+                    "ResumeProcesses"
+                },
+                &self.region,
+            )
+            .await?;
+        if let Some(g) = self.cloud.fleet_state().groups.get_mut(group) {
+            for p in processes {
+                g.suspended.retain(|x| x != p);
+                if suspend {
+                    g.suspended.push(p.clone());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn put_tags(
+        &self,
+        group: &str,
+        tags: &BTreeMap<String, String>,
+        _propagate: bool,
+    ) -> Result<(), CloudError> {
+        self.cloud.call("CreateOrUpdateTags", &self.region).await?;
+        if let Some(g) = self.cloud.fleet_state().groups.get_mut(group) {
+            g.tags.extend(tags.clone());
+        }
+        Ok(())
+    }
+
+    async fn delete_tags(&self, group: &str, keys: &[String]) -> Result<(), CloudError> {
+        self.cloud.call("DeleteTags", &self.region).await?;
+        if let Some(g) = self.cloud.fleet_state().groups.get_mut(group) {
+            for k in keys {
+                g.tags.remove(k);
+            }
+        }
+        Ok(())
+    }
+
+    async fn target_health(
+        &self,
+        target_group: &str,
+    ) -> Result<BTreeMap<String, String>, CloudError> {
+        self.cloud
+            .call("DescribeTargetHealth", &self.region)
+            .await?;
+        let f = self.cloud.fleet_state();
+        Ok(f.groups
+            .values()
+            .filter(|g| g.target_groups.iter().any(|t| t == target_group))
+            .flat_map(|g| g.members.iter())
+            .map(|m| {
+                let bad = f
+                    .images
+                    .get(&m.id)
+                    .is_some_and(|i| f.unhealthy_images.contains(i));
+                (
+                    m.id.clone(),
+                    if bad { "unhealthy" } else { "healthy" }.to_owned(),
+                )
+            })
+            .collect())
+    }
+
+    async fn image_ids(&self, ids: &[String]) -> Result<BTreeMap<String, String>, CloudError> {
+        self.cloud.call("DescribeInstances", &self.region).await?;
+        let f = self.cloud.fleet_state();
+        Ok(ids
+            .iter()
+            .filter_map(|id| f.images.get(id).map(|img| (id.clone(), img.clone())))
+            .collect())
     }
 }

@@ -7,6 +7,7 @@
 
 pub mod ec2;
 pub mod fake;
+pub mod fleet;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -260,6 +261,131 @@ pub trait Instances: Send + Sync {
     ) -> impl Future<Output = Result<(), CloudError>> + Send;
 }
 
+/// A launch template version a group launches from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateRef {
+    pub id: String,
+    /// A version number (`$Latest`/`$Default` are resolved by the deploy before it changes them).
+    pub version: String,
+}
+
+/// An instance in an Auto Scaling group.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Member {
+    pub id: String,
+    /// `Pending`, `InService`, `Terminating`, ...
+    pub lifecycle: String,
+    /// `Healthy` or `Unhealthy`.
+    pub health: String,
+}
+
+impl Member {
+    /// In service and healthy in the group.
+    pub fn in_service(&self) -> bool {
+        self.lifecycle == "InService" && self.health == "Healthy"
+    }
+}
+
+/// An Auto Scaling group as a deploy sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Group {
+    pub name: String,
+    pub min: i32,
+    pub max: i32,
+    pub desired: i32,
+    pub template: Option<TemplateRef>,
+    pub members: Vec<Member>,
+    pub target_groups: Vec<String>,
+    pub suspended: Vec<String>,
+    pub tags: BTreeMap<String, String>,
+}
+
+/// Auto Scaling groups, their launch templates and target health, in one region. Every call is
+/// one API call (or one page), so a poll costs the same whatever the group's size.
+pub trait Fleet: Send + Sync {
+    /// The region these calls go to.
+    fn region(&self) -> &str;
+
+    /// Groups whose tags equal `tags` (exactly), or the named groups.
+    fn groups(
+        &self,
+        tags: &BTreeMap<String, String>,
+        names: &[String],
+    ) -> impl Future<Output = Result<Vec<Group>, CloudError>> + Send;
+
+    /// The image of a launch template version.
+    fn template_image(
+        &self,
+        t: &TemplateRef,
+    ) -> impl Future<Output = Result<String, CloudError>> + Send;
+
+    /// A new version of the template, from `source`, with `image`; returns its number.
+    fn new_template_version(
+        &self,
+        source: &TemplateRef,
+        image: &str,
+    ) -> impl Future<Output = Result<String, CloudError>> + Send;
+
+    /// Points the group at a template version.
+    fn set_template(
+        &self,
+        group: &str,
+        t: &TemplateRef,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
+
+    /// Sets min, max and desired capacity.
+    fn set_capacity(
+        &self,
+        group: &str,
+        min: i32,
+        max: i32,
+        desired: i32,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
+
+    /// Terminates a member; with `decrement` the group's desired capacity goes down by one,
+    /// otherwise the group launches a replacement.
+    fn terminate_member(
+        &self,
+        id: &str,
+        decrement: bool,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
+
+    /// Suspends (or resumes) scaling processes of a group.
+    fn set_processes(
+        &self,
+        group: &str,
+        processes: &[String],
+        suspend: bool,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
+
+    /// Sets tags on the group (`propagate`: also on instances it launches).
+    fn put_tags(
+        &self,
+        group: &str,
+        tags: &BTreeMap<String, String>,
+        propagate: bool,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
+
+    /// Deletes tags from the group.
+    fn delete_tags(
+        &self,
+        group: &str,
+        keys: &[String],
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
+
+    /// Target health in a target group: instance id → state (`healthy`, `initial`, ...).
+    fn target_health(
+        &self,
+        target_group: &str,
+    ) -> impl Future<Output = Result<BTreeMap<String, String>, CloudError>> + Send;
+
+    /// The image each instance runs (one filtered DescribeInstances).
+    fn image_ids(
+        &self,
+        ids: &[String],
+    ) -> impl Future<Output = Result<BTreeMap<String, String>, CloudError>> + Send;
+}
+
 /// Where stages get their per-region AWS ports from.
 pub trait Cloud: Send + Sync {
     type Images: Images;
@@ -275,6 +401,11 @@ pub trait Cloud: Send + Sync {
         &self,
         region: &str,
     ) -> impl Future<Output = Result<Self::Instances, CloudError>> + Send;
+
+    type Fleet: Fleet;
+
+    /// The Auto Scaling port of `region`. Fails when there are no credentials.
+    fn fleet(&self, region: &str) -> impl Future<Output = Result<Self::Fleet, CloudError>> + Send;
 }
 
 /// The real AWS (or an emulator at `endpoint`), on one SDK configuration loaded once.
@@ -329,6 +460,12 @@ impl Cloud for Aws {
 
     async fn instances(&self, region: &str) -> Result<ec2::Ec2, CloudError> {
         Ok(ec2::Ec2::new(self.conf().await?, region))
+    }
+
+    type Fleet = fleet::AwsFleet;
+
+    async fn fleet(&self, region: &str) -> Result<fleet::AwsFleet, CloudError> {
+        Ok(fleet::AwsFleet::new(self.conf().await?, region))
     }
 }
 

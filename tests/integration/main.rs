@@ -6,6 +6,7 @@ mod ansible;
 mod bake;
 mod cli;
 mod common;
+mod deploy;
 mod interrupt;
 mod smoke;
 mod test_stage;

@@ -1,0 +1,347 @@
+//! [`Fleet`] on Auto Scaling, EC2 launch templates and ELBv2 target health.
+
+use super::{CloudError, Fleet, Group, Member, TemplateRef};
+use aws_sdk_autoscaling::error::{DisplayErrorContext, ProvideErrorMetadata};
+use std::collections::BTreeMap;
+
+/// The Auto Scaling, EC2 and ELBv2 clients of one region, on the shared configuration.
+#[derive(Clone)]
+pub struct AwsFleet {
+    asg: aws_sdk_autoscaling::Client,
+    ec2: aws_sdk_ec2::Client,
+    elb: aws_sdk_elasticloadbalancingv2::Client,
+    region: String,
+}
+
+/// Any SDK error as a [`CloudError`], kinded by its AWS error code.
+fn map_err<E, R>(
+    operation: &'static str,
+    region: &str,
+    e: aws_sdk_autoscaling::error::SdkError<E, R>,
+) -> CloudError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    let message = e
+        .message()
+        .map(str::to_owned)
+        .unwrap_or_else(|| DisplayErrorContext(&e).to_string());
+    CloudError::api(operation, region, e.code(), message)
+}
+
+impl AwsFleet {
+    /// The clients for `region`.
+    pub fn new(conf: &aws_config::SdkConfig, region: &str) -> Self {
+        let r = || aws_config::Region::new(region.to_owned());
+        AwsFleet {
+            asg: aws_sdk_autoscaling::Client::from_conf(
+                aws_sdk_autoscaling::config::Builder::from(conf)
+                    .region(r())
+                    .build(),
+            ),
+            ec2: aws_sdk_ec2::Client::from_conf(
+                aws_sdk_ec2::config::Builder::from(conf).region(r()).build(),
+            ),
+            elb: aws_sdk_elasticloadbalancingv2::Client::from_conf(
+                aws_sdk_elasticloadbalancingv2::config::Builder::from(conf)
+                    .region(r())
+                    .build(),
+            ),
+            region: region.to_owned(),
+        }
+    }
+}
+
+fn group(g: &aws_sdk_autoscaling::types::AutoScalingGroup) -> Group {
+    Group {
+        name: g.auto_scaling_group_name().unwrap_or_default().to_owned(),
+        min: g.min_size().unwrap_or_default(),
+        max: g.max_size().unwrap_or_default(),
+        desired: g.desired_capacity().unwrap_or_default(),
+        template: g.launch_template().map(|t| TemplateRef {
+            id: t.launch_template_id().unwrap_or_default().to_owned(),
+            version: t.version().unwrap_or("$Default").to_owned(),
+        }),
+        members: g
+            .instances()
+            .iter()
+            .map(|i| Member {
+                id: i.instance_id().unwrap_or_default().to_owned(),
+                lifecycle: i
+                    .lifecycle_state()
+                    .map(|s| s.as_str().to_owned())
+                    .unwrap_or_default(),
+                health: i.health_status().unwrap_or_default().to_owned(),
+            })
+            .collect(),
+        target_groups: g.target_group_arns().to_vec(),
+        suspended: g
+            .suspended_processes()
+            .iter()
+            .filter_map(|p| p.process_name().map(str::to_owned))
+            .collect(),
+        tags: g
+            .tags()
+            .iter()
+            .map(|t| {
+                (
+                    t.key().unwrap_or_default().to_owned(),
+                    t.value().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect(),
+    }
+}
+
+impl Fleet for AwsFleet {
+    fn region(&self) -> &str {
+        &self.region
+    }
+
+    async fn groups(
+        &self,
+        tags: &BTreeMap<String, String>,
+        names: &[String],
+    ) -> Result<Vec<Group>, CloudError> {
+        use aws_sdk_autoscaling::types::Filter;
+        let mut req = self.asg.describe_auto_scaling_groups();
+        if !names.is_empty() {
+            req = req.set_auto_scaling_group_names(Some(names.to_vec()));
+        }
+        for (k, v) in tags {
+            req = req.filters(Filter::builder().name(format!("tag:{k}")).values(v).build());
+        }
+        let mut pages = req.into_paginator().send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| map_err("DescribeAutoScalingGroups", &self.region, e))?;
+            out.extend(
+                page.auto_scaling_groups()
+                    .iter()
+                    .map(group)
+                    .filter(|g| tags.iter().all(|(k, v)| g.tags.get(k) == Some(v))),
+            );
+        }
+        Ok(out)
+    }
+
+    async fn template_image(&self, t: &TemplateRef) -> Result<String, CloudError> {
+        let out = self
+            .ec2
+            .describe_launch_template_versions()
+            .launch_template_id(&t.id)
+            .versions(&t.version)
+            .send()
+            .await
+            .map_err(|e| map_err("DescribeLaunchTemplateVersions", &self.region, e))?;
+        Ok(out
+            .launch_template_versions()
+            .first()
+            .and_then(|v| v.launch_template_data())
+            .and_then(|d| d.image_id())
+            .unwrap_or_default()
+            .to_owned())
+    }
+
+    async fn new_template_version(
+        &self,
+        source: &TemplateRef,
+        image: &str,
+    ) -> Result<String, CloudError> {
+        let out = self
+            .ec2
+            .create_launch_template_version()
+            .launch_template_id(&source.id)
+            .source_version(&source.version)
+            .version_description("gears deploy")
+            .launch_template_data(
+                aws_sdk_ec2::types::RequestLaunchTemplateData::builder()
+                    .image_id(image)
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| map_err("CreateLaunchTemplateVersion", &self.region, e))?;
+        Ok(out
+            .launch_template_version()
+            .and_then(|v| v.version_number())
+            .map(|n| n.to_string())
+            .unwrap_or_default())
+    }
+
+    async fn set_template(&self, group: &str, t: &TemplateRef) -> Result<(), CloudError> {
+        self.asg
+            .update_auto_scaling_group()
+            .auto_scaling_group_name(group)
+            .launch_template(
+                aws_sdk_autoscaling::types::LaunchTemplateSpecification::builder()
+                    .launch_template_id(&t.id)
+                    .version(&t.version)
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| map_err("UpdateAutoScalingGroup", &self.region, e))?;
+        Ok(())
+    }
+
+    async fn set_capacity(
+        &self,
+        group: &str,
+        min: i32,
+        max: i32,
+        desired: i32,
+    ) -> Result<(), CloudError> {
+        self.asg
+            .update_auto_scaling_group()
+            .auto_scaling_group_name(group)
+            .min_size(min)
+            .max_size(max)
+            .desired_capacity(desired)
+            .send()
+            .await
+            .map_err(|e| map_err("UpdateAutoScalingGroup", &self.region, e))?;
+        Ok(())
+    }
+
+    async fn terminate_member(&self, id: &str, decrement: bool) -> Result<(), CloudError> {
+        self.asg
+            .terminate_instance_in_auto_scaling_group()
+            .instance_id(id)
+            .should_decrement_desired_capacity(decrement)
+            .send()
+            .await
+            .map_err(|e| map_err("TerminateInstanceInAutoScalingGroup", &self.region, e))?;
+        Ok(())
+    }
+
+    async fn set_processes(
+        &self,
+        group: &str,
+        processes: &[String],
+        suspend: bool,
+    ) -> Result<(), CloudError> {
+        if processes.is_empty() {
+            return Ok(());
+        }
+        if suspend {
+            self.asg
+                .suspend_processes()
+                .auto_scaling_group_name(group)
+                .set_scaling_processes(Some(processes.to_vec()))
+                .send()
+                .await
+                .map_err(|e| map_err("SuspendProcesses", &self.region, e))?;
+        } else {
+            self.asg
+                .resume_processes()
+                .auto_scaling_group_name(group)
+                .set_scaling_processes(Some(processes.to_vec()))
+                .send()
+                .await
+                .map_err(|e| map_err("ResumeProcesses", &self.region, e))?;
+        }
+        Ok(())
+    }
+
+    async fn put_tags(
+        &self,
+        group: &str,
+        tags: &BTreeMap<String, String>,
+        propagate: bool,
+    ) -> Result<(), CloudError> {
+        use aws_sdk_autoscaling::types::Tag;
+        let tags: Vec<Tag> = tags
+            .iter()
+            .map(|(k, v)| {
+                Tag::builder()
+                    .resource_id(group)
+                    .resource_type("auto-scaling-group")
+                    .key(k)
+                    .value(v)
+                    .propagate_at_launch(propagate)
+                    .build()
+            })
+            .collect();
+        self.asg
+            .create_or_update_tags()
+            .set_tags(Some(tags))
+            .send()
+            .await
+            .map_err(|e| map_err("CreateOrUpdateTags", &self.region, e))?;
+        Ok(())
+    }
+
+    async fn delete_tags(&self, group: &str, keys: &[String]) -> Result<(), CloudError> {
+        use aws_sdk_autoscaling::types::Tag;
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let tags: Vec<Tag> = keys
+            .iter()
+            .map(|k| {
+                Tag::builder()
+                    .resource_id(group)
+                    .resource_type("auto-scaling-group")
+                    .key(k)
+                    .build()
+            })
+            .collect();
+        self.asg
+            .delete_tags()
+            .set_tags(Some(tags))
+            .send()
+            .await
+            .map_err(|e| map_err("DeleteTags", &self.region, e))?;
+        Ok(())
+    }
+
+    async fn target_health(
+        &self,
+        target_group: &str,
+    ) -> Result<BTreeMap<String, String>, CloudError> {
+        let out = self
+            .elb
+            .describe_target_health()
+            .target_group_arn(target_group)
+            .send()
+            .await
+            .map_err(|e| map_err("DescribeTargetHealth", &self.region, e))?;
+        Ok(out
+            .target_health_descriptions()
+            .iter()
+            .filter_map(|d| {
+                let id = d.target()?.id()?.to_owned();
+                let state = d
+                    .target_health()
+                    .and_then(|h| h.state())
+                    .map(|s| s.as_str().to_owned())
+                    .unwrap_or_default();
+                Some((id, state))
+            })
+            .collect())
+    }
+
+    async fn image_ids(&self, ids: &[String]) -> Result<BTreeMap<String, String>, CloudError> {
+        if ids.is_empty() {
+            return Ok(BTreeMap::new());
+        }
+        let mut pages = self
+            .ec2
+            .describe_instances()
+            .set_instance_ids(Some(ids.to_vec()))
+            .into_paginator()
+            .send();
+        let mut out = BTreeMap::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| map_err("DescribeInstances", &self.region, e))?;
+            for i in page.reservations().iter().flat_map(|r| r.instances()) {
+                if let (Some(id), Some(img)) = (i.instance_id(), i.image_id()) {
+                    out.insert(id.to_owned(), img.to_owned());
+                }
+            }
+        }
+        Ok(out)
+    }
+}

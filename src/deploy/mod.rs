@@ -1,0 +1,1078 @@
+//! `gears deploy`: roll a component's Auto Scaling groups onto a new AMI, batch by batch, never
+//! below the healthy capacity the group had, gated by group and target-group health, with
+//! rollback when a gate fails.
+//!
+//! Each group's progress lives in tags on the group itself (`gears:deploy`: the run, the AMI,
+//! the original capacity, template version and suspended processes; `gears:deploy-lock`: who
+//! holds it, refreshed every poll), so a deploy killed with `kill -9` continues when the same
+//! command runs again, and `--abort` undoes it. A poll costs the same whatever the group's size:
+//! one DescribeAutoScalingGroups, one DescribeInstances, one DescribeTargetHealth per target
+//! group (plus the lock refresh).
+
+use crate::aws::{Cloud, CloudError, Fleet, Group, TemplateRef};
+use crate::cancel::Cancel;
+use crate::error::{Error, InputError};
+use crate::settings::AmiChoice;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// The tag that holds a group's deploy state.
+pub const STATE_TAG: &str = "gears:deploy";
+/// The tag that holds a group's lock.
+pub const LOCK_TAG: &str = "gears:deploy-lock";
+/// Processes suspended while a deploy runs (what was suspended before stays suspended).
+pub const SUSPEND: [&str; 3] = ["AZRebalance", "AlarmNotification", "ScheduledActions"];
+/// A lock not refreshed for this long belongs to a deploy that is gone.
+pub const LOCK_STALE: Duration = Duration::from_secs(60);
+
+/// How many instances a batch replaces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Batch {
+    Count(u32),
+    Percent(u32),
+}
+
+impl Batch {
+    /// `N` or `P%`.
+    pub fn parse(s: &str) -> Result<Batch, String> {
+        let bad = || format!("`{s}`: expected a count like 2 or a share like 25%");
+        match s.strip_suffix('%') {
+            Some(p) => match p.parse::<u32>() {
+                Ok(p @ 1..=100) => Ok(Batch::Percent(p)),
+                _ => Err(bad()),
+            },
+            None => match s.parse::<u32>() {
+                Ok(n @ 1..) => Ok(Batch::Count(n)),
+                _ => Err(bad()),
+            },
+        }
+    }
+
+    /// The batch size for a group of `desired` instances (at least 1).
+    pub fn size(self, desired: i32) -> i32 {
+        match self {
+            Batch::Count(n) => n as i32,
+            Batch::Percent(p) => (desired * p as i32 + 99) / 100,
+        }
+        .max(1)
+    }
+}
+
+/// Everything `gears deploy` needs.
+#[derive(Debug, Clone)]
+pub struct DeploySettings {
+    pub component_file: std::path::PathBuf,
+    pub ami: AmiChoice,
+    pub environment: String,
+    pub country: Option<String>,
+    /// Groups by name instead of by tags.
+    pub groups: Vec<String>,
+    pub batch: Batch,
+    /// How long a batch may take to become healthy.
+    pub gate_timeout: Duration,
+    /// Between polls.
+    pub poll: Duration,
+    /// A lock of the same AMI not refreshed for this long is taken over (a killed deploy).
+    pub lock_stale: Duration,
+    pub plan_only: bool,
+    pub abort: bool,
+    pub unlock: bool,
+    pub endpoint_flag: Option<String>,
+}
+
+/// What happened to one group.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GroupOutcome {
+    pub region: String,
+    pub group: String,
+    pub from_ami: String,
+    pub to_ami: String,
+    /// `planned`, `deployed`, `rolled back`, `rollback failed`, `unlocked`, `nothing to do`.
+    pub result: String,
+    pub detail: String,
+    pub batches: u32,
+}
+
+/// What `gears deploy` did, group by group.
+#[derive(Debug, Clone, Serialize)]
+pub struct Deployed {
+    pub groups: Vec<GroupOutcome>,
+}
+
+impl Deployed {
+    /// 0 all deployed (or planned); 6 a group rolled back cleanly; 7 a rollback failed.
+    pub fn exit(&self) -> crate::exit::Exit {
+        use crate::exit::Exit;
+        self.groups.iter().fold(Exit::Success, |e, g| {
+            e.most_severe(match g.result.as_str() {
+                "rolled back" => Exit::RolledBack,
+                "rollback failed" => Exit::NeedsHuman,
+                _ => Exit::Success,
+            })
+        })
+    }
+}
+
+/// A group's deploy state, kept in its `gears:deploy` tag (at most 256 characters).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct State {
+    pub run: String,
+    pub ami: String,
+    /// The template id.
+    pub lt: String,
+    /// The version the group launched from before.
+    pub from: String,
+    /// The version with the new AMI.
+    pub to: String,
+    pub min: i32,
+    pub max: i32,
+    pub desired: i32,
+    /// The processes gears suspended (and will resume).
+    pub susp: Vec<String>,
+}
+
+fn lock_value(run: &str) -> String {
+    format!(
+        "{run} {} {}",
+        std::env::var("HOSTNAME")
+            .ok()
+            .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+            .map(|h| h.trim().to_owned())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "unknown-host".into()),
+        chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ")
+    )
+}
+
+/// The holder's run id and how long ago it refreshed the lock.
+fn lock_age(value: &str) -> Option<(String, Duration)> {
+    let mut parts = value.split(' ');
+    let run = parts.next()?.to_owned();
+    let since = parts.next_back()?;
+    let t = chrono::DateTime::parse_from_rfc3339(since).ok()?;
+    let age = chrono::Utc::now()
+        .signed_duration_since(t.with_timezone(&chrono::Utc))
+        .to_std()
+        .unwrap_or_default();
+    Some((run, age))
+}
+
+/// How a roll of one group ended.
+enum Rolled {
+    Done(u32),
+    /// The gate failed: why.
+    GateFailed(String, u32),
+}
+
+/// Retries `f` while AWS throttles (or errs transiently), with backoff and jitter, until
+/// `deadline`; gives the last error otherwise.
+async fn patiently<T, F, Fut>(cancel: &Cancel, deadline: Instant, mut f: F) -> Result<T, Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, CloudError>>,
+{
+    let mut pause = Duration::from_millis(500);
+    loop {
+        match f().await {
+            Ok(v) => return Ok(v),
+            Err(e) if e.is_retryable() && Instant::now() + pause < deadline => {
+                let jitter = pause.mul_f64(0.5 * crate::random::unit());
+                tokio::select! {
+                    _ = tokio::time::sleep(pause - jitter) => {}
+                    _ = cancel.cancelled() => return Err(Error::Interrupted(cancel.signal().unwrap_or(crate::cancel::Signal::Int))),
+                }
+                pause = (pause * 2).min(Duration::from_secs(10));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// One group's deploy.
+struct Roll<'a, F: Fleet> {
+    fleet: &'a F,
+    name: String,
+    ami: String,
+    run: String,
+    settings: &'a DeploySettings,
+    cancel: &'a Cancel,
+    /// Tags the group puts on instances it launches.
+    instance_tags: BTreeMap<String, String>,
+}
+
+impl<F: Fleet> Roll<'_, F> {
+    fn deadline(&self) -> Instant {
+        Instant::now() + self.settings.gate_timeout
+    }
+
+    async fn group(&self) -> Result<Group, Error> {
+        let names = [self.name.clone()];
+        let none = BTreeMap::new();
+        let d = self.deadline();
+        let mut g = patiently(self.cancel, d, || self.fleet.groups(&none, &names)).await?;
+        g.pop().ok_or_else(|| {
+            Error::from(CloudError::api(
+                "DescribeAutoScalingGroups",
+                self.fleet.region(),
+                Some("ValidationError"),
+                format!("group {} disappeared", self.name),
+            ))
+        })
+    }
+
+    /// Takes the lock (or takes over a stale one of the same AMI) and writes the state, or
+    /// reads the state of an interrupted deploy of this AMI.
+    async fn start(&self, g: &Group) -> Result<State, Error> {
+        let d = self.deadline();
+        let held = g.tags.get(LOCK_TAG).cloned();
+        let state: Option<State> = g
+            .tags
+            .get(STATE_TAG)
+            .and_then(|t| serde_json::from_str(t).ok());
+        if let Some(lock) = &held {
+            let (holder, age) = lock_age(lock).unwrap_or((lock.clone(), Duration::ZERO));
+            let same_ami = state.as_ref().is_some_and(|s| s.ami == self.ami);
+            if lock.starts_with("STOP") {
+                return Err(refused(
+                    &self.name,
+                    format!("the line is stopped: {lock}"),
+                    "a rollback failed here: look at the group, then `gears deploy --unlock`",
+                ));
+            }
+            if !(same_ami && age >= self.settings.lock_stale) && holder != self.run {
+                return Err(refused(
+                    &self.name,
+                    format!(
+                        "another deploy holds the lock: run {holder} ({lock}), refreshed {} ago",
+                        crate::ui::human_duration(age)
+                    ),
+                    if same_ami {
+                        "it is deploying the same AMI; if it was killed, run this again in a minute to continue it"
+                    } else {
+                        "wait for it, or if it was killed, `gears deploy --abort` with its AMI undoes it"
+                    },
+                ));
+            }
+        }
+        let mine = lock_value(&self.run);
+        let lock = BTreeMap::from([(LOCK_TAG.to_owned(), mine.clone())]);
+        patiently(self.cancel, d, || {
+            self.fleet.put_tags(&self.name, &lock, false)
+        })
+        .await?;
+        // Read back: a racing writer's value wins over ours, and then we step back.
+        let back = self.group().await?;
+        if back.tags.get(LOCK_TAG) != Some(&mine) {
+            return Err(refused(
+                &self.name,
+                format!(
+                    "another deploy took the lock at the same time: {}",
+                    back.tags.get(LOCK_TAG).cloned().unwrap_or_default()
+                ),
+                "run again when it is done",
+            ));
+        }
+        if let Some(s) = state {
+            if s.ami == self.ami {
+                return Ok(s);
+            }
+            return Err(refused(
+                &self.name,
+                format!(
+                    "an interrupted deploy of {} is recorded on the group",
+                    s.ami
+                ),
+                "`gears deploy --abort` (with that AMI) undoes it first",
+            ));
+        }
+        let Some(t) = g.template.clone() else {
+            return Err(InputError::whole_file(
+                format!("group {}", self.name),
+                "the group has no launch template (a launch configuration or a mixed-instances policy): gears deploys launch templates only",
+            )
+            .into());
+        };
+        let to = patiently(self.cancel, d, || {
+            self.fleet.new_template_version(&t, &self.ami)
+        })
+        .await?;
+        // `$Latest`/`$Default` resolved to the version before ours, so rollback returns to it.
+        let from = match t.version.as_str() {
+            "$Latest" | "$Default" => to
+                .parse::<u32>()
+                .map(|n| (n - 1).to_string())
+                .unwrap_or(t.version.clone()),
+            v => v.to_owned(),
+        };
+        let susp: Vec<String> = SUSPEND
+            .iter()
+            .filter(|p| !g.suspended.iter().any(|s| s == *p))
+            .map(|p| p.to_string())
+            .collect();
+        let state = State {
+            run: self.run.clone(),
+            ami: self.ami.clone(),
+            lt: t.id.clone(),
+            from,
+            to: to.clone(),
+            min: g.min,
+            max: g.max,
+            desired: g.desired,
+            susp: susp.clone(),
+        };
+        let tag = BTreeMap::from([(
+            STATE_TAG.to_owned(),
+            serde_json::to_string(&state).unwrap_or_default(),
+        )]);
+        patiently(self.cancel, d, || {
+            self.fleet.put_tags(&self.name, &tag, false)
+        })
+        .await?;
+        patiently(self.cancel, d, || {
+            self.fleet.set_processes(&self.name, &susp, true)
+        })
+        .await?;
+        patiently(self.cancel, d, || {
+            self.fleet.put_tags(&self.name, &self.instance_tags, true)
+        })
+        .await?;
+        let new = TemplateRef {
+            id: t.id,
+            version: to,
+        };
+        patiently(self.cancel, d, || self.fleet.set_template(&self.name, &new)).await?;
+        Ok(state)
+    }
+
+    /// Which members are healthy: in service in the group and healthy in every target group.
+    async fn health(&self, g: &Group) -> Result<BTreeMap<String, bool>, Error> {
+        let d = self.deadline();
+        let mut tg = Vec::new();
+        for arn in &g.target_groups {
+            tg.push(patiently(self.cancel, d, || self.fleet.target_health(arn)).await?);
+        }
+        Ok(g.members
+            .iter()
+            .map(|m| {
+                let ok = m.in_service()
+                    && tg
+                        .iter()
+                        .all(|t| t.get(&m.id).map(String::as_str) == Some("healthy"));
+                (m.id.clone(), ok)
+            })
+            .collect())
+    }
+
+    async fn images(&self, g: &Group) -> Result<BTreeMap<String, String>, Error> {
+        let ids: Vec<String> = g.members.iter().map(|m| m.id.clone()).collect();
+        let d = self.deadline();
+        patiently(self.cancel, d, || self.fleet.image_ids(&ids)).await
+    }
+
+    async fn refresh_lock(&self) -> Result<(), Error> {
+        let lock = BTreeMap::from([(LOCK_TAG.to_owned(), lock_value(&self.run))]);
+        let d = self.deadline();
+        patiently(self.cancel, d, || {
+            self.fleet.put_tags(&self.name, &lock, false)
+        })
+        .await
+    }
+
+    async fn sleep(&self) -> Result<(), Error> {
+        tokio::select! {
+            _ = tokio::time::sleep(self.settings.poll) => Ok(()),
+            _ = self.cancel.cancelled() => Err(Error::Interrupted(self.cancel.signal().unwrap_or(crate::cancel::Signal::Int))),
+        }
+    }
+
+    /// Batch by batch: surge `k` new instances, wait until they are healthy, retire `k` old.
+    async fn roll(&self, st: &State) -> Result<Rolled, Error> {
+        let k = self.settings.batch.size(st.desired);
+        let mut batches = 0;
+        let mut batch_deadline = self.deadline();
+        loop {
+            let g = self.group().await?;
+            let images = self.images(&g).await?;
+            let health = self.health(&g).await?;
+            let is_new = |id: &String| images.get(id) == Some(&self.ami);
+            let old: Vec<&crate::aws::Member> =
+                g.members.iter().filter(|m| !is_new(&m.id)).collect();
+            let new_ok = g
+                .members
+                .iter()
+                .filter(|m| is_new(&m.id))
+                .all(|m| health.get(&m.id) == Some(&true));
+            let settled = g.members.len() as i32 == g.desired;
+            if old.is_empty() && g.desired == st.desired && settled && new_ok {
+                return Ok(Rolled::Done(batches));
+            }
+            if g.desired > st.desired {
+                // A batch is in flight: retire as many old ones once every new one is healthy.
+                if settled && new_ok {
+                    let surplus = (g.desired - st.desired) as usize;
+                    let mut victims = old.clone();
+                    // Unhealthy old ones go first.
+                    victims.sort_by_key(|m| health.get(&m.id) == Some(&true));
+                    for m in victims.into_iter().take(surplus) {
+                        let d = self.deadline();
+                        patiently(self.cancel, d, || self.fleet.terminate_member(&m.id, true))
+                            .await?;
+                    }
+                    batches += 1;
+                    if old.len() <= surplus {
+                        // The last batch: the group may now be all new.
+                        continue;
+                    }
+                } else if Instant::now() >= batch_deadline {
+                    let bad: Vec<&str> = g
+                        .members
+                        .iter()
+                        .filter(|m| is_new(&m.id) && health.get(&m.id) != Some(&true))
+                        .map(|m| m.id.as_str())
+                        .collect();
+                    return Ok(Rolled::GateFailed(
+                        format!(
+                            "batch {} not healthy after {}: {} of {} instances running, unhealthy new: {}",
+                            batches + 1,
+                            crate::ui::human_duration(self.settings.gate_timeout),
+                            g.members.len(),
+                            g.desired,
+                            if bad.is_empty() { "none (still launching)".into() } else { bad.join(", ") }
+                        ),
+                        batches,
+                    ));
+                }
+            } else if !old.is_empty() {
+                let n = k.min(old.len() as i32);
+                let max = st.max.max(st.desired + n);
+                let d = self.deadline();
+                patiently(self.cancel, d, || {
+                    self.fleet
+                        .set_capacity(&self.name, st.min, max, st.desired + n)
+                })
+                .await?;
+                batch_deadline = self.deadline();
+                continue;
+            } else if !(settled && new_ok) && Instant::now() >= batch_deadline {
+                return Ok(Rolled::GateFailed(
+                    "the new instances did not become healthy".into(),
+                    batches,
+                ));
+            }
+            self.refresh_lock().await?;
+            self.sleep().await?;
+        }
+    }
+
+    /// Back to the old template and old-AMI instances, capacity as it was.
+    async fn rollback(&self, st: &State) -> Result<(), String> {
+        let e = |e: Error| e.to_string();
+        let from = TemplateRef {
+            id: st.lt.clone(),
+            version: st.from.clone(),
+        };
+        let d = self.deadline();
+        patiently(self.cancel, d, || {
+            self.fleet.set_template(&self.name, &from)
+        })
+        .await
+        .map_err(e)?;
+        let deadline = self.deadline();
+        loop {
+            let g = self.group().await.map_err(e)?;
+            let images = self.images(&g).await.map_err(e)?;
+            let health = self.health(&g).await.map_err(e)?;
+            let new: Vec<&str> = g
+                .members
+                .iter()
+                .filter(|m| images.get(&m.id) == Some(&self.ami))
+                .map(|m| m.id.as_str())
+                .collect();
+            let settled = g.members.len() as i32 == g.desired;
+            let all_ok = g.members.iter().all(|m| health.get(&m.id) == Some(&true));
+            if new.is_empty() && g.desired == st.desired && settled && all_ok {
+                break;
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "group {}: {} members ({} on the new AMI: {}), desired {} (was {}), not all healthy; template set back to version {}",
+                    self.name,
+                    g.members.len(),
+                    new.len(),
+                    new.join(", "),
+                    g.desired,
+                    st.desired,
+                    st.from
+                ));
+            }
+            let old_healthy = g
+                .members
+                .iter()
+                .filter(|m| {
+                    images.get(&m.id) != Some(&self.ami) && health.get(&m.id) == Some(&true)
+                })
+                .count() as i32;
+            if settled && !new.is_empty() {
+                if old_healthy >= st.desired {
+                    // A full healthy set on the old AMI: the new ones go, and capacity with them.
+                    for id in &new {
+                        let d = self.deadline();
+                        patiently(self.cancel, d, || self.fleet.terminate_member(id, true))
+                            .await
+                            .map_err(e)?;
+                    }
+                    continue;
+                }
+                // First launch old-AMI ones beside the new ones, so the floor holds.
+                let want = st.desired + new.len() as i32;
+                if g.desired < want {
+                    let d = self.deadline();
+                    patiently(self.cancel, d, || {
+                        self.fleet
+                            .set_capacity(&self.name, st.min, st.max.max(want), want)
+                    })
+                    .await
+                    .map_err(e)?;
+                    continue;
+                }
+            }
+            if settled && new.is_empty() && g.desired > st.desired {
+                let d = self.deadline();
+                patiently(self.cancel, d, || {
+                    self.fleet
+                        .set_capacity(&self.name, st.min, st.max, st.desired)
+                })
+                .await
+                .map_err(e)?;
+                continue;
+            }
+            self.sleep().await.map_err(e)?;
+        }
+        self.finish(st).await.map_err(e)
+    }
+
+    /// Capacity as it was, processes resumed, state and lock removed.
+    async fn finish(&self, st: &State) -> Result<(), Error> {
+        let d = self.deadline();
+        patiently(self.cancel, d, || {
+            self.fleet
+                .set_capacity(&self.name, st.min, st.max, st.desired)
+        })
+        .await?;
+        patiently(self.cancel, d, || {
+            self.fleet.set_processes(&self.name, &st.susp, false)
+        })
+        .await?;
+        let keys = [STATE_TAG.to_owned(), LOCK_TAG.to_owned()];
+        patiently(self.cancel, d, || self.fleet.delete_tags(&self.name, &keys)).await
+    }
+}
+
+fn refused(group: &str, why: String, hint: &str) -> Error {
+    Error::Locked {
+        message: format!("group {group}: {why}"),
+        hint: hint.to_owned(),
+    }
+}
+
+/// Runs `gears deploy` against `cloud`.
+pub async fn deploy<C: Cloud>(
+    settings: &DeploySettings,
+    cancel: &Cancel,
+    cloud: &C,
+) -> Result<Deployed, Error> {
+    let component = crate::component::load(&settings.component_file)?;
+    let (targets, version, ami_version) = match &settings.ami {
+        AmiChoice::Explicit { ami, region } => (
+            vec![(region.clone(), ami.clone())],
+            String::new(),
+            String::new(),
+        ),
+        AmiChoice::Manifest {
+            path,
+            builder,
+            region,
+        } => {
+            let m = crate::manifest::read(path)?;
+            let name = path.display().to_string();
+            let b = builder
+                .clone()
+                .or_else(|| m.amis.keys().next().map(str::to_owned))
+                .unwrap_or_default();
+            let Some(regions) = m.amis.get(&b) else {
+                return Err(InputError::whole_file(
+                    &name,
+                    format!("the manifest has no builder `{b}`"),
+                )
+                .into());
+            };
+            let targets: Vec<(String, String)> = regions
+                .iter()
+                .filter(|(r, _)| region.as_ref().is_none_or(|x| x == *r))
+                .map(|(r, a)| (r.clone(), a.clone()))
+                .collect();
+            if targets.is_empty() {
+                return Err(InputError::whole_file(
+                    &name,
+                    format!(
+                        "the manifest has no AMI of builder `{b}` in {}",
+                        region.clone().unwrap_or_default()
+                    ),
+                )
+                .into());
+            }
+            (targets, m.version, m.ami_version)
+        }
+    };
+    let mut want = BTreeMap::from([
+        ("gears:component".to_owned(), component.name.clone()),
+        ("gears:environment".to_owned(), settings.environment.clone()),
+    ]);
+    if let Some(c) = &settings.country {
+        want.insert("gears:country".into(), c.clone());
+    }
+    let mut instance_tags = BTreeMap::from([
+        ("COMPONENT_NAME".to_owned(), component.name.clone()),
+        ("ENVIRONMENT".to_owned(), settings.environment.clone()),
+    ]);
+    if !version.is_empty() {
+        instance_tags.insert("COMPONENT_VERSION".into(), version);
+        instance_tags.insert("AMI_VERSION".into(), ami_version);
+    }
+    if let Some(c) = &settings.country {
+        instance_tags.insert("COUNTRY".into(), c.clone());
+    }
+    let run = crate::random::uuid_v7();
+    let mut outcomes = Vec::new();
+    for (region, ami) in targets {
+        let fleet = cloud.fleet(&region).await?;
+        let groups = if settings.groups.is_empty() {
+            fleet.groups(&want, &[]).await?
+        } else {
+            fleet.groups(&BTreeMap::new(), &settings.groups).await?
+        };
+        if groups.is_empty() {
+            return Err(InputError::whole_file(
+                settings.component_file.display().to_string(),
+                format!(
+                    "no Auto Scaling group in {region} is tagged {}",
+                    want.iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )
+            .with_hint("tag the component's groups, or name them with --group")
+            .into());
+        }
+        for g in groups {
+            let roll = Roll {
+                fleet: &fleet,
+                name: g.name.clone(),
+                ami: ami.clone(),
+                run: run.clone(),
+                settings,
+                cancel,
+                instance_tags: instance_tags.clone(),
+            };
+            let from_ami = match &g.template {
+                Some(t) => fleet.template_image(t).await.unwrap_or_default(),
+                None => String::new(),
+            };
+            let mut out = GroupOutcome {
+                region: region.clone(),
+                group: g.name.clone(),
+                from_ami,
+                to_ami: ami.clone(),
+                result: String::new(),
+                detail: String::new(),
+                batches: 0,
+            };
+            if settings.unlock {
+                let keys = [LOCK_TAG.to_owned()];
+                fleet.delete_tags(&g.name, &keys).await?;
+                out.result = "unlocked".into();
+                out.detail = g
+                    .tags
+                    .get(LOCK_TAG)
+                    .cloned()
+                    .unwrap_or_else(|| "no lock".into());
+                outcomes.push(out);
+                continue;
+            }
+            if settings.plan_only {
+                let k = settings.batch.size(g.desired);
+                let images = roll.images(&g).await?;
+                let old = g
+                    .members
+                    .iter()
+                    .filter(|m| images.get(&m.id) != Some(&ami))
+                    .count() as i32;
+                out.result = "planned".into();
+                out.batches = ((old + k - 1) / k.max(1)) as u32;
+                out.detail = format!(
+                    "{old} of {} instances to replace, {} batch(es) of {k}: capacity {}..{} (max {} → {} during the deploy), healthy never below {}",
+                    g.members.len(),
+                    out.batches,
+                    g.desired,
+                    g.desired + k.min(old.max(1)),
+                    g.max,
+                    g.max.max(g.desired + k.min(old.max(1))),
+                    g.desired
+                );
+                outcomes.push(out);
+                continue;
+            }
+            if settings.abort {
+                let Some(st) = g
+                    .tags
+                    .get(STATE_TAG)
+                    .and_then(|t| serde_json::from_str::<State>(t).ok())
+                else {
+                    out.result = "nothing to do".into();
+                    out.detail = "no deploy recorded on the group".into();
+                    outcomes.push(out);
+                    continue;
+                };
+                let roll = Roll {
+                    ami: st.ami.clone(),
+                    ..roll
+                };
+                match roll.rollback(&st).await {
+                    Ok(()) => {
+                        out.result = "rolled back".into();
+                        out.detail = "aborted: back on the old AMI".into();
+                    }
+                    Err(why) => {
+                        out.result = "rollback failed".into();
+                        out.detail = why;
+                    }
+                }
+                outcomes.push(out);
+                continue;
+            }
+            let st = roll.start(&g).await?;
+            match roll.roll(&st).await? {
+                Rolled::Done(n) => {
+                    roll.finish(&st).await?;
+                    out.result = "deployed".into();
+                    out.batches = n;
+                    out.detail = format!("every instance runs {ami}");
+                }
+                Rolled::GateFailed(why, n) => {
+                    out.batches = n;
+                    match roll.rollback(&st).await {
+                        Ok(()) => {
+                            out.result = "rolled back".into();
+                            out.detail = format!("{why}; rolled back to {}", out.from_ami);
+                        }
+                        Err(state) => {
+                            // Stop the line: the lock stays until a human unlocks it.
+                            let stop = BTreeMap::from([(
+                                LOCK_TAG.to_owned(),
+                                format!("STOP {run}: rollback failed")
+                                    .chars()
+                                    .take(256)
+                                    .collect(),
+                            )]);
+                            let _ = fleet.put_tags(&g.name, &stop, false).await;
+                            out.result = "rollback failed".into();
+                            out.detail = format!("{why}; rollback failed: {state}");
+                        }
+                    }
+                }
+            }
+            outcomes.push(out);
+        }
+    }
+    Ok(Deployed { groups: outcomes })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aws::fake::{FakeCloud, Faults};
+    use crate::aws::Member;
+    use crate::exit::Exit;
+
+    const OLD: &str = "ami-0000000000000001a";
+    const NEW: &str = "ami-0000000000000002b";
+
+    fn setup(dir: &std::path::Path, desired: i32) -> (DeploySettings, FakeCloud) {
+        std::fs::write(
+            dir.join("gears.yaml"),
+            "component: hello\nrepo: r\nami_regions: [us-east-1]\nbase_ami: {id: ami-0123456789abcdef0}\n",
+        )
+        .unwrap();
+        let cloud = FakeCloud::new();
+        cloud.add_group(
+            Group {
+                name: "hello-live".into(),
+                min: desired,
+                max: desired,
+                desired,
+                template: Some(TemplateRef {
+                    id: "lt-1".into(),
+                    version: "1".into(),
+                }),
+                members: Vec::<Member>::new(),
+                target_groups: vec!["tg-1".into()],
+                suspended: vec!["AlarmNotification".into()],
+                tags: BTreeMap::from([
+                    ("gears:component".to_owned(), "hello".to_owned()),
+                    ("gears:environment".to_owned(), "live".to_owned()),
+                ]),
+            },
+            &[OLD],
+        );
+        let settings = DeploySettings {
+            component_file: dir.join("gears.yaml"),
+            ami: AmiChoice::Explicit {
+                ami: NEW.into(),
+                region: "us-east-1".into(),
+            },
+            environment: "live".into(),
+            country: None,
+            groups: vec![],
+            batch: Batch::Count(2),
+            gate_timeout: Duration::from_secs(60),
+            poll: Duration::from_secs(1),
+            lock_stale: LOCK_STALE,
+            plan_only: false,
+            abort: false,
+            unlock: false,
+            endpoint_flag: None,
+        };
+        (settings, cloud)
+    }
+
+    fn all(cloud: &FakeCloud, ami: &str) -> bool {
+        let imgs = cloud.member_images("hello-live");
+        !imgs.is_empty() && imgs.iter().all(|i| i == ami)
+    }
+
+    fn as_before(cloud: &FakeCloud, n: i32) {
+        let g = cloud.group("hello-live").unwrap();
+        assert_eq!(
+            (g.min, g.max, g.desired, g.members.len() as i32),
+            (n, n, n, n)
+        );
+        assert_eq!(
+            g.suspended,
+            ["AlarmNotification"],
+            "what was suspended before stays"
+        );
+        assert!(
+            !g.tags.contains_key(STATE_TAG) && !g.tags.contains_key(LOCK_TAG),
+            "{:?}",
+            g.tags
+        );
+    }
+
+    #[test]
+    fn batches_parse_and_size() {
+        assert_eq!(Batch::parse("2"), Ok(Batch::Count(2)));
+        assert_eq!(Batch::parse("25%"), Ok(Batch::Percent(25)));
+        for bad in ["0", "0%", "101%", "x", "-1"] {
+            assert!(Batch::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(Batch::Percent(25).size(10), 3);
+        assert_eq!(Batch::Percent(1).size(3), 1);
+        assert_eq!(Batch::Count(5).size(2), 5);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn rolls_every_instance_in_batches_never_below_the_healthy_floor() {
+        let dir = tempfile::tempdir().unwrap();
+        let (s, cloud) = setup(dir.path(), 5);
+        let d = deploy(&s, &Cancel::new(), &cloud).await.unwrap();
+        assert_eq!(d.exit(), Exit::Success, "{d:?}");
+        let g = &d.groups[0];
+        assert_eq!(
+            (g.result.as_str(), g.batches, g.from_ami.as_str()),
+            ("deployed", 3, OLD)
+        );
+        assert!(all(&cloud, NEW));
+        as_before(&cloud, 5);
+        assert_eq!(cloud.healthy_floor("hello-live"), Some(5));
+        let tags = cloud.group("hello-live").unwrap().tags;
+        assert_eq!(tags["COMPONENT_NAME"], "hello");
+        assert_eq!(tags["ENVIRONMENT"], "live");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_third_of_calls_throttled_still_completes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (s, cloud) = setup(dir.path(), 4);
+        cloud.set_faults(Faults {
+            throttle_one_in: Some(3),
+            ..Default::default()
+        });
+        let d = deploy(&s, &Cancel::new(), &cloud).await.unwrap();
+        assert_eq!(d.groups[0].result, "deployed", "{d:?}");
+        assert!(all(&cloud, NEW));
+        cloud.set_faults(Faults::default());
+        as_before(&cloud, 4);
+        assert_eq!(cloud.healthy_floor("hello-live"), Some(4));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn unhealthy_new_instances_roll_back_to_the_old_ami_with_exit_6() {
+        let dir = tempfile::tempdir().unwrap();
+        let (s, cloud) = setup(dir.path(), 4);
+        cloud.set_unhealthy_images(&[NEW]);
+        let d = deploy(&s, &Cancel::new(), &cloud).await.unwrap();
+        assert_eq!(d.exit(), Exit::RolledBack, "{d:?}");
+        assert!(
+            d.groups[0].detail.contains("not healthy after 1m00s"),
+            "{d:?}"
+        );
+        assert!(all(&cloud, OLD));
+        as_before(&cloud, 4);
+        let g = cloud.group("hello-live").unwrap();
+        assert_eq!(g.template.unwrap().version, "1");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failing_rollback_is_exit_7_and_stops_the_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let (s, cloud) = setup(dir.path(), 4);
+        cloud.set_unhealthy_images(&[NEW, OLD]);
+        let d = deploy(&s, &Cancel::new(), &cloud).await.unwrap();
+        assert_eq!(d.exit(), Exit::NeedsHuman, "{d:?}");
+        assert!(
+            d.groups[0]
+                .detail
+                .contains("rollback failed: group hello-live"),
+            "{d:?}"
+        );
+        let lock = cloud.group("hello-live").unwrap().tags[LOCK_TAG].clone();
+        assert!(lock.starts_with("STOP "), "{lock}");
+        // The next deploy is refused until a human unlocks.
+        cloud.set_unhealthy_images(&[]);
+        let e = deploy(&s, &Cancel::new(), &cloud).await.unwrap_err();
+        assert_eq!(e.exit(), Exit::Cloud);
+        assert!(e.render().contains("the line is stopped"), "{}", e.render());
+        let mut unlock = s.clone();
+        unlock.unlock = true;
+        assert_eq!(
+            deploy(&unlock, &Cancel::new(), &cloud)
+                .await
+                .unwrap()
+                .groups[0]
+                .result,
+            "unlocked"
+        );
+        assert!(!cloud
+            .group("hello-live")
+            .unwrap()
+            .tags
+            .contains_key(LOCK_TAG));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_killed_deploy_continues_when_run_again_or_is_aborted() {
+        for abort in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let (mut s, cloud) = setup(dir.path(), 6);
+            let slow = Faults {
+                latency: Duration::from_millis(100),
+                ..Default::default()
+            };
+            // How long a whole deploy takes, on a twin.
+            let twin_dir = tempfile::tempdir().unwrap();
+            let (_, twin) = setup(twin_dir.path(), 6);
+            twin.set_faults(slow.clone());
+            let start = Instant::now();
+            deploy(&s, &Cancel::new(), &twin).await.unwrap();
+            let whole = start.elapsed();
+            // kill -9 half way: the future is dropped, nothing of it runs again.
+            cloud.set_faults(slow);
+            let killed = tokio::time::timeout(whole / 2, deploy(&s, &Cancel::new(), &cloud)).await;
+            cloud.set_faults(Faults::default());
+            assert!(killed.is_err(), "still running when killed");
+            let imgs = cloud.member_images("hello-live");
+            assert!(
+                imgs.contains(&NEW.to_owned()) && imgs.contains(&OLD.to_owned()),
+                "{imgs:?}"
+            );
+            // At once, the lock is fresh: refused, naming the holder.
+            let e = deploy(&s, &Cancel::new(), &cloud).await.unwrap_err();
+            assert!(
+                e.render().contains("another deploy holds the lock: run "),
+                "{}",
+                e.render()
+            );
+            // A minute later (here: a stale limit of zero), the same command takes over.
+            s.lock_stale = Duration::ZERO;
+            s.abort = abort;
+            let d = deploy(&s, &Cancel::new(), &cloud).await.unwrap();
+            let want = if abort { "rolled back" } else { "deployed" };
+            assert_eq!(d.groups[0].result, want, "{d:?}");
+            assert!(all(&cloud, if abort { OLD } else { NEW }));
+            as_before(&cloud, 6);
+            assert_eq!(cloud.healthy_floor("hello-live"), Some(6));
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_deploy_of_another_ami_is_refused_while_one_holds_the_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let (s, cloud) = setup(dir.path(), 4);
+        let slow = Faults {
+            latency: Duration::from_millis(100),
+            ..Default::default()
+        };
+        let twin_dir = tempfile::tempdir().unwrap();
+        let (_, twin) = setup(twin_dir.path(), 4);
+        twin.set_faults(slow.clone());
+        let start = Instant::now();
+        deploy(&s, &Cancel::new(), &twin).await.unwrap();
+        let whole = start.elapsed();
+        cloud.set_faults(slow);
+        let killed = tokio::time::timeout(whole / 2, deploy(&s, &Cancel::new(), &cloud)).await;
+        assert!(killed.is_err());
+        cloud.set_faults(Faults::default());
+        let mut other = s.clone();
+        other.ami = AmiChoice::Explicit {
+            ami: "ami-0000000000000003c".into(),
+            region: "us-east-1".into(),
+        };
+        other.lock_stale = Duration::ZERO;
+        let e = deploy(&other, &Cancel::new(), &cloud).await.unwrap_err();
+        assert_eq!(e.exit(), Exit::Cloud);
+        let text = e.render();
+        assert!(
+            text.contains("group hello-live: another deploy holds the lock: run "),
+            "{text}"
+        );
+        assert!(text.contains("--abort"), "{text}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn plan_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut s, cloud) = setup(dir.path(), 10);
+        s.batch = Batch::Percent(30);
+        s.plan_only = true;
+        let d = deploy(&s, &Cancel::new(), &cloud).await.unwrap();
+        let g = &d.groups[0];
+        assert_eq!((g.result.as_str(), g.batches), ("planned", 4));
+        assert!(
+            g.detail.contains(
+                "10 of 10 instances to replace, 4 batch(es) of 3: capacity 10..13 (max 10 → 13"
+            ),
+            "{}",
+            g.detail
+        );
+        let changes: Vec<String> = cloud
+            .calls()
+            .into_iter()
+            .filter(|c| !c.starts_with("Describe"))
+            .collect();
+        assert!(changes.is_empty(), "{changes:?}");
+        assert!(all(&cloud, OLD));
+    }
+}

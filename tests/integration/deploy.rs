@@ -1,0 +1,258 @@
+//! `gears deploy` end to end against moto: a launch-template group behind a target group,
+//! rolled onto a new AMI in batches, then read back from moto.
+
+use crate::common::{gears, need, parts, tempdir};
+use std::path::Path;
+
+const MOTO_AMI: &str = "ami-04681a1dbd79675a5";
+
+fn unique(prefix: &str) -> String {
+    let n = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!("{prefix}-{:x}{:x}", std::process::id(), n)
+}
+
+async fn conf() -> aws_config::SdkConfig {
+    need("GEARS_TEST_MOTO");
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .load()
+        .await
+}
+
+/// A group of `n` instances of moto's AMI, behind a target group; returns (group, new AMI).
+async fn fleet(component: &str, n: i32) -> (String, String) {
+    let c = conf().await;
+    let ec2 = aws_sdk_ec2::Client::new(&c);
+    let asg = aws_sdk_autoscaling::Client::new(&c);
+    let elb = aws_sdk_elasticloadbalancingv2::Client::new(&c);
+    // The new AMI: an image of a running instance.
+    let i = ec2
+        .run_instances()
+        .image_id(MOTO_AMI)
+        .min_count(1)
+        .max_count(1)
+        .send()
+        .await
+        .unwrap();
+    let id = i.instances()[0].instance_id().unwrap().to_owned();
+    let new = ec2
+        .create_image()
+        .instance_id(&id)
+        .name(format!("{component}-2"))
+        .send()
+        .await
+        .unwrap()
+        .image_id()
+        .unwrap()
+        .to_owned();
+    ec2.terminate_instances()
+        .instance_ids(&id)
+        .send()
+        .await
+        .unwrap();
+    let lt = ec2
+        .create_launch_template()
+        .launch_template_name(format!("{component}-lt"))
+        .launch_template_data(
+            aws_sdk_ec2::types::RequestLaunchTemplateData::builder()
+                .image_id(MOTO_AMI)
+                .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .launch_template()
+        .unwrap()
+        .launch_template_id()
+        .unwrap()
+        .to_owned();
+    let vpc = ec2
+        .describe_vpcs()
+        .send()
+        .await
+        .unwrap()
+        .vpcs()
+        .iter()
+        .find(|v| v.is_default() == Some(true))
+        .and_then(|v| v.vpc_id())
+        .unwrap()
+        .to_owned();
+    let tg = elb
+        .create_target_group()
+        .name(format!("tg-{}", &component[component.len() - 10..]))
+        .protocol(aws_sdk_elasticloadbalancingv2::types::ProtocolEnum::Http)
+        .port(80)
+        .vpc_id(vpc)
+        .send()
+        .await
+        .unwrap()
+        .target_groups()[0]
+        .target_group_arn()
+        .unwrap()
+        .to_owned();
+    let name = format!("{component}-live");
+    let tag = |k: &str, v: &str| {
+        aws_sdk_autoscaling::types::Tag::builder()
+            .key(k)
+            .value(v)
+            .propagate_at_launch(false)
+            .resource_id(&name)
+            .resource_type("auto-scaling-group")
+            .build()
+    };
+    asg.create_auto_scaling_group()
+        .auto_scaling_group_name(&name)
+        .launch_template(
+            aws_sdk_autoscaling::types::LaunchTemplateSpecification::builder()
+                .launch_template_id(&lt)
+                .version("$Latest")
+                .build(),
+        )
+        .min_size(n)
+        .max_size(n)
+        .desired_capacity(n)
+        .availability_zones("us-east-1a")
+        .target_group_arns(tg)
+        .tags(tag("gears:component", component))
+        .tags(tag("gears:environment", "live"))
+        .send()
+        .await
+        .unwrap();
+    (name, new)
+}
+
+fn component_file(dir: &Path, name: &str) {
+    std::fs::write(
+        dir.join("gears.yaml"),
+        format!(
+            "component: {name}\nrepo: r\nami_regions: [us-east-1]\nbase_ami: {{id: {MOTO_AMI}}}\n"
+        ),
+    )
+    .unwrap();
+}
+
+async fn images_of_group(
+    group: &str,
+) -> (Vec<String>, aws_sdk_autoscaling::types::AutoScalingGroup) {
+    let c = conf().await;
+    let g = aws_sdk_autoscaling::Client::new(&c)
+        .describe_auto_scaling_groups()
+        .auto_scaling_group_names(group)
+        .send()
+        .await
+        .unwrap()
+        .auto_scaling_groups()[0]
+        .clone();
+    let ids: Vec<String> = g
+        .instances()
+        .iter()
+        .map(|i| i.instance_id().unwrap().to_owned())
+        .collect();
+    let out = aws_sdk_ec2::Client::new(&c)
+        .describe_instances()
+        .set_instance_ids(Some(ids))
+        .send()
+        .await
+        .unwrap();
+    let images = out
+        .reservations()
+        .iter()
+        .flat_map(|r| r.instances())
+        .map(|i| i.image_id().unwrap().to_owned())
+        .collect();
+    (images, g)
+}
+
+#[tokio::test]
+async fn a_group_behind_a_target_group_rolls_onto_the_new_ami_and_is_left_as_it_was() {
+    let dir = tempdir();
+    let name = unique("dep");
+    component_file(dir.path(), &name);
+    let (group, new) = fleet(&name, 8).await;
+    let run = |extra: &[&str]| {
+        parts(
+            &gears()
+                .current_dir(dir.path())
+                .args([
+                    "deploy",
+                    "--environment",
+                    "live",
+                    "--ami",
+                    &new,
+                    "--region",
+                    "us-east-1",
+                ])
+                .args(["--batch", "3", "--poll", "0.2", "--gate-timeout", "30"])
+                .args(extra)
+                .output()
+                .unwrap(),
+        )
+    };
+    let (out, err, code) = run(&["--plan"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("planned"), "{out}");
+    assert!(
+        out.contains("8 of 8 instances to replace, 3 batch(es) of 3"),
+        "{out}"
+    );
+    let (before, _) = images_of_group(&group).await;
+    assert!(
+        before.iter().all(|i| i == MOTO_AMI),
+        "--plan changed nothing"
+    );
+
+    let (out, err, code) = run(&["--output", "json"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["groups"][0]["result"], "deployed", "{out}");
+    assert_eq!(v["groups"][0]["from_ami"], MOTO_AMI);
+    let (images, g) = images_of_group(&group).await;
+    assert_eq!(images.len(), 8);
+    assert!(images.iter().all(|i| *i == new), "{images:?}");
+    assert_eq!(
+        (g.min_size(), g.max_size(), g.desired_capacity()),
+        (Some(8), Some(8), Some(8))
+    );
+    assert!(
+        g.suspended_processes().is_empty(),
+        "{:?}",
+        g.suspended_processes()
+    );
+    let tags: Vec<&str> = g.tags().iter().filter_map(|t| t.key()).collect();
+    assert!(
+        !tags.contains(&"gears:deploy") && !tags.contains(&"gears:deploy-lock"),
+        "{tags:?}"
+    );
+    assert!(
+        tags.contains(&"COMPONENT_NAME") && tags.contains(&"ENVIRONMENT"),
+        "{tags:?}"
+    );
+
+    // Again: nothing to replace, nothing changes.
+    let (out, err, code) = run(&[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("deployed"), "{out}");
+}
+
+#[test]
+fn bad_deploy_flags_are_usage_errors() {
+    for (args, want) in [
+        (&["--batch", "0"][..], "--batch `0`"),
+        (&["--batch", "150%"][..], "--batch `150%`"),
+        (&["--poll=-1"][..], "--poll -1"),
+    ] {
+        let (_, err, code) = parts(
+            &gears()
+                .args(["deploy", "--environment", "live"])
+                .args(args)
+                .output()
+                .unwrap(),
+        );
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(err.contains(want), "{err}");
+    }
+}
