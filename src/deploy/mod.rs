@@ -645,149 +645,199 @@ pub async fn deploy<C: Cloud>(
         instance_tags.insert("COUNTRY".into(), c.clone());
     }
     let run = crate::random::uuid_v7();
+    let ctx = RegionCtx {
+        settings,
+        cancel,
+        want: &want,
+        instance_tags: &instance_tags,
+        run: &run,
+    };
+    // Regions in parallel, each group of a region one after another.
+    let results = futures::future::join_all(
+        targets
+            .into_iter()
+            .map(|(region, ami)| deploy_region(&ctx, cloud, region, ami)),
+    )
+    .await;
     let mut outcomes = Vec::new();
-    for (region, ami) in targets {
-        let fleet = cloud.fleet(&region).await?;
-        let groups = if settings.groups.is_empty() {
-            fleet.groups(&want, &[]).await?
-        } else {
-            fleet.groups(&BTreeMap::new(), &settings.groups).await?
-        };
-        if groups.is_empty() {
-            return Err(InputError::whole_file(
-                settings.component_file.display().to_string(),
-                format!(
-                    "no Auto Scaling group in {region} is tagged {}",
-                    want.iter()
-                        .map(|(k, v)| format!("{k}={v}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            )
-            .with_hint("tag the component's groups, or name them with --group")
-            .into());
+    let mut first_err = None;
+    for r in results {
+        match r {
+            Ok(o) => outcomes.extend(o),
+            Err(e) if first_err.is_none() => first_err = Some(e),
+            Err(e) => eprint!("{}", e.render()),
         }
-        for g in groups {
+    }
+    if let Some(e) = first_err {
+        // What the other regions did is not lost.
+        for o in &outcomes {
+            eprintln!("{}: {}: {} ({})", o.region, o.group, o.result, o.detail);
+        }
+        return Err(e);
+    }
+    Ok(Deployed { groups: outcomes })
+}
+
+/// What every region's deploy shares.
+struct RegionCtx<'a> {
+    settings: &'a DeploySettings,
+    cancel: &'a Cancel,
+    want: &'a BTreeMap<String, String>,
+    instance_tags: &'a BTreeMap<String, String>,
+    run: &'a str,
+}
+
+/// The groups of one region, one after another.
+async fn deploy_region<C: Cloud>(
+    ctx: &RegionCtx<'_>,
+    cloud: &C,
+    region: String,
+    ami: String,
+) -> Result<Vec<GroupOutcome>, Error> {
+    let (settings, cancel, want, run) = (ctx.settings, ctx.cancel, ctx.want, ctx.run);
+    let instance_tags = ctx.instance_tags;
+    let mut outcomes = Vec::new();
+    let fleet = cloud.fleet(&region).await?;
+    let groups = if settings.groups.is_empty() {
+        fleet.groups(&want, &[]).await?
+    } else {
+        fleet.groups(&BTreeMap::new(), &settings.groups).await?
+    };
+    if groups.is_empty() {
+        return Err(InputError::whole_file(
+            settings.component_file.display().to_string(),
+            format!(
+                "no Auto Scaling group in {region} is tagged {}",
+                want.iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )
+        .with_hint("tag the component's groups, or name them with --group")
+        .into());
+    }
+    for g in groups {
+        let roll = Roll {
+            fleet: &fleet,
+            name: g.name.clone(),
+            ami: ami.clone(),
+            run: run.to_owned(),
+            settings,
+            cancel,
+            instance_tags: instance_tags.clone(),
+        };
+        let from_ami = match &g.template {
+            Some(t) => fleet.template_image(t).await.unwrap_or_default(),
+            None => String::new(),
+        };
+        let mut out = GroupOutcome {
+            region: region.clone(),
+            group: g.name.clone(),
+            from_ami,
+            to_ami: ami.clone(),
+            result: String::new(),
+            detail: String::new(),
+            batches: 0,
+        };
+        if settings.unlock {
+            let keys = [LOCK_TAG.to_owned()];
+            fleet.delete_tags(&g.name, &keys).await?;
+            out.result = "unlocked".into();
+            out.detail = g
+                .tags
+                .get(LOCK_TAG)
+                .cloned()
+                .unwrap_or_else(|| "no lock".into());
+            outcomes.push(out);
+            continue;
+        }
+        if settings.plan_only {
+            let k = settings.batch.size(g.desired);
+            let images = roll.images(&g).await?;
+            let old = g
+                .members
+                .iter()
+                .filter(|m| images.get(&m.id) != Some(&ami))
+                .count() as i32;
+            out.result = "planned".into();
+            out.batches = ((old + k - 1) / k.max(1)) as u32;
+            out.detail = format!(
+                "{old} of {} instances to replace, {} batch(es) of {k}: capacity {}..{} (max {} → {} during the deploy), healthy never below {}",
+                g.members.len(),
+                out.batches,
+                g.desired,
+                g.desired + k.min(old.max(1)),
+                g.max,
+                g.max.max(g.desired + k.min(old.max(1))),
+                g.desired
+            );
+            outcomes.push(out);
+            continue;
+        }
+        if settings.abort {
+            let Some(st) = g
+                .tags
+                .get(STATE_TAG)
+                .and_then(|t| serde_json::from_str::<State>(t).ok())
+            else {
+                out.result = "nothing to do".into();
+                out.detail = "no deploy recorded on the group".into();
+                outcomes.push(out);
+                continue;
+            };
             let roll = Roll {
-                fleet: &fleet,
-                name: g.name.clone(),
-                ami: ami.clone(),
-                run: run.clone(),
-                settings,
-                cancel,
-                instance_tags: instance_tags.clone(),
+                ami: st.ami.clone(),
+                ..roll
             };
-            let from_ami = match &g.template {
-                Some(t) => fleet.template_image(t).await.unwrap_or_default(),
-                None => String::new(),
-            };
-            let mut out = GroupOutcome {
-                region: region.clone(),
-                group: g.name.clone(),
-                from_ami,
-                to_ami: ami.clone(),
-                result: String::new(),
-                detail: String::new(),
-                batches: 0,
-            };
-            if settings.unlock {
-                let keys = [LOCK_TAG.to_owned()];
-                fleet.delete_tags(&g.name, &keys).await?;
-                out.result = "unlocked".into();
-                out.detail = g
-                    .tags
-                    .get(LOCK_TAG)
-                    .cloned()
-                    .unwrap_or_else(|| "no lock".into());
-                outcomes.push(out);
-                continue;
-            }
-            if settings.plan_only {
-                let k = settings.batch.size(g.desired);
-                let images = roll.images(&g).await?;
-                let old = g
-                    .members
-                    .iter()
-                    .filter(|m| images.get(&m.id) != Some(&ami))
-                    .count() as i32;
-                out.result = "planned".into();
-                out.batches = ((old + k - 1) / k.max(1)) as u32;
-                out.detail = format!(
-                    "{old} of {} instances to replace, {} batch(es) of {k}: capacity {}..{} (max {} → {} during the deploy), healthy never below {}",
-                    g.members.len(),
-                    out.batches,
-                    g.desired,
-                    g.desired + k.min(old.max(1)),
-                    g.max,
-                    g.max.max(g.desired + k.min(old.max(1))),
-                    g.desired
-                );
-                outcomes.push(out);
-                continue;
-            }
-            if settings.abort {
-                let Some(st) = g
-                    .tags
-                    .get(STATE_TAG)
-                    .and_then(|t| serde_json::from_str::<State>(t).ok())
-                else {
-                    out.result = "nothing to do".into();
-                    out.detail = "no deploy recorded on the group".into();
-                    outcomes.push(out);
-                    continue;
-                };
-                let roll = Roll {
-                    ami: st.ami.clone(),
-                    ..roll
-                };
-                match roll.rollback(&st).await {
-                    Ok(()) => {
-                        out.result = "rolled back".into();
-                        out.detail = "aborted: back on the old AMI".into();
-                    }
-                    Err(why) => {
-                        out.result = "rollback failed".into();
-                        out.detail = why;
-                    }
+            match roll.rollback(&st).await {
+                Ok(()) => {
+                    out.result = "rolled back".into();
+                    out.detail = "aborted: back on the old AMI".into();
                 }
-                outcomes.push(out);
-                continue;
-            }
-            let st = roll.start(&g).await?;
-            match roll.roll(&st).await? {
-                Rolled::Done(n) => {
-                    roll.finish(&st).await?;
-                    out.result = "deployed".into();
-                    out.batches = n;
-                    out.detail = format!("every instance runs {ami}");
-                }
-                Rolled::GateFailed(why, n) => {
-                    out.batches = n;
-                    match roll.rollback(&st).await {
-                        Ok(()) => {
-                            out.result = "rolled back".into();
-                            out.detail = format!("{why}; rolled back to {}", out.from_ami);
-                        }
-                        Err(state) => {
-                            // Stop the line: the lock stays until a human unlocks it.
-                            let stop = BTreeMap::from([(
-                                LOCK_TAG.to_owned(),
-                                format!("STOP {run}: rollback failed")
-                                    .chars()
-                                    .take(256)
-                                    .collect(),
-                            )]);
-                            let _ = fleet.put_tags(&g.name, &stop, false).await;
-                            out.result = "rollback failed".into();
-                            out.detail = format!("{why}; rollback failed: {state}");
-                        }
-                    }
+                Err(why) => {
+                    out.result = "rollback failed".into();
+                    out.detail = why;
                 }
             }
             outcomes.push(out);
+            continue;
         }
+        let st = roll.start(&g).await?;
+        match roll.roll(&st).await? {
+            Rolled::Done(n) => {
+                roll.finish(&st).await?;
+                out.result = "deployed".into();
+                out.batches = n;
+                out.detail = format!("every instance runs {ami}");
+            }
+            Rolled::GateFailed(why, n) => {
+                out.batches = n;
+                match roll.rollback(&st).await {
+                    Ok(()) => {
+                        out.result = "rolled back".into();
+                        out.detail = format!("{why}; rolled back to {}", out.from_ami);
+                    }
+                    Err(state) => {
+                        // Stop the line: the lock stays until a human unlocks it.
+                        let stop = BTreeMap::from([(
+                            LOCK_TAG.to_owned(),
+                            format!("STOP {run}: rollback failed")
+                                .chars()
+                                .take(256)
+                                .collect(),
+                        )]);
+                        let _ = fleet.put_tags(&g.name, &stop, false).await;
+                        out.result = "rollback failed".into();
+                        out.detail = format!("{why}; rollback failed: {state}");
+                    }
+                }
+            }
+        }
+        outcomes.push(out);
     }
-    Ok(Deployed { groups: outcomes })
+
+    Ok(outcomes)
 }
 
 #[cfg(test)]

@@ -14,24 +14,47 @@ fn unique(prefix: &str) -> String {
     format!("{prefix}-{:x}{:x}", std::process::id(), n)
 }
 
-async fn conf() -> aws_config::SdkConfig {
+async fn conf(region: &str) -> aws_config::SdkConfig {
     need("GEARS_TEST_MOTO");
     aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-east-1"))
+        .region(aws_config::Region::new(region.to_owned()))
         .load()
         .await
 }
 
-/// A group of `n` instances of moto's AMI, behind a target group; returns (group, new AMI).
-async fn fleet(component: &str, n: i32) -> (String, String) {
-    let c = conf().await;
+/// moto's stock Amazon Linux 2 AMI in `region`.
+async fn stock_ami(region: &str) -> String {
+    if region == "us-east-1" {
+        return MOTO_AMI.to_owned();
+    }
+    let c = conf(region).await;
+    let out = aws_sdk_ec2::Client::new(&c)
+        .describe_images()
+        .owners("amazon")
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("name")
+                .values("amzn2-ami-hvm-2.0.*-x86_64-gp2")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    out.images()[0].image_id().unwrap().to_owned()
+}
+
+/// A group of `n` instances of moto's AMI in `region`, behind a target group; returns (group,
+/// old AMI, new AMI).
+async fn fleet(component: &str, region: &str, n: i32) -> (String, String, String) {
+    let c = conf(region).await;
+    let base = stock_ami(region).await;
     let ec2 = aws_sdk_ec2::Client::new(&c);
     let asg = aws_sdk_autoscaling::Client::new(&c);
     let elb = aws_sdk_elasticloadbalancingv2::Client::new(&c);
     // The new AMI: an image of a running instance.
     let i = ec2
         .run_instances()
-        .image_id(MOTO_AMI)
+        .image_id(&base)
         .min_count(1)
         .max_count(1)
         .send()
@@ -58,7 +81,7 @@ async fn fleet(component: &str, n: i32) -> (String, String) {
         .launch_template_name(format!("{component}-lt"))
         .launch_template_data(
             aws_sdk_ec2::types::RequestLaunchTemplateData::builder()
-                .image_id(MOTO_AMI)
+                .image_id(&base)
                 .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
                 .build(),
         )
@@ -115,14 +138,14 @@ async fn fleet(component: &str, n: i32) -> (String, String) {
         .min_size(n)
         .max_size(n)
         .desired_capacity(n)
-        .availability_zones("us-east-1a")
+        .availability_zones(format!("{region}a"))
         .target_group_arns(tg)
         .tags(tag("gears:component", component))
         .tags(tag("gears:environment", "live"))
         .send()
         .await
         .unwrap();
-    (name, new)
+    (name, base, new)
 }
 
 fn component_file(dir: &Path, name: &str) {
@@ -136,9 +159,10 @@ fn component_file(dir: &Path, name: &str) {
 }
 
 async fn images_of_group(
+    region: &str,
     group: &str,
 ) -> (Vec<String>, aws_sdk_autoscaling::types::AutoScalingGroup) {
-    let c = conf().await;
+    let c = conf(region).await;
     let g = aws_sdk_autoscaling::Client::new(&c)
         .describe_auto_scaling_groups()
         .auto_scaling_group_names(group)
@@ -168,24 +192,33 @@ async fn images_of_group(
 }
 
 #[tokio::test]
-async fn a_group_behind_a_target_group_rolls_onto_the_new_ami_and_is_left_as_it_was() {
+async fn groups_in_two_regions_roll_onto_the_manifests_amis_and_are_left_as_they_were() {
     let dir = tempdir();
     let name = unique("dep");
     component_file(dir.path(), &name);
-    let (group, new) = fleet(&name, 8).await;
+    let regions = ["us-east-1", "eu-west-1"];
+    let mut fleets = Vec::new();
+    for r in regions {
+        fleets.push(fleet(&name, r, 8).await);
+    }
+    // bake's manifest, naming the new AMI of each region.
+    let manifest = dir.path().join("gears-manifest.json");
+    std::fs::write(
+        &manifest,
+        serde_json::json!({
+            "format_version": 1, "component": name, "version": "2.0", "git_sha": "abc",
+            "repo": "r", "created_at": "202611240000", "ami_version": "2.0-202611240000",
+            "base_ami": MOTO_AMI, "run_id": "r1", "packer_run_uuid": null, "reused": false,
+            "amis": {"web": {"us-east-1": fleets[0].2, "eu-west-1": fleets[1].2}}
+        })
+        .to_string(),
+    )
+    .unwrap();
     let run = |extra: &[&str]| {
         parts(
             &gears()
                 .current_dir(dir.path())
-                .args([
-                    "deploy",
-                    "--environment",
-                    "live",
-                    "--ami",
-                    &new,
-                    "--region",
-                    "us-east-1",
-                ])
+                .args(["deploy", "--environment", "live"])
                 .args(["--batch", "3", "--poll", "0.2", "--gate-timeout", "30"])
                 .args(extra)
                 .output()
@@ -194,48 +227,60 @@ async fn a_group_behind_a_target_group_rolls_onto_the_new_ami_and_is_left_as_it_
     };
     let (out, err, code) = run(&["--plan"]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("planned"), "{out}");
-    assert!(
-        out.contains("8 of 8 instances to replace, 3 batch(es) of 3"),
+    assert_eq!(
+        out.matches("8 of 8 instances to replace, 3 batch(es) of 3")
+            .count(),
+        2,
         "{out}"
     );
-    let (before, _) = images_of_group(&group).await;
-    assert!(
-        before.iter().all(|i| i == MOTO_AMI),
-        "--plan changed nothing"
-    );
+    for (r, (group, old, _)) in regions.iter().zip(&fleets) {
+        let (before, _) = images_of_group(r, group).await;
+        assert!(before.iter().all(|i| i == old), "--plan changed nothing");
+    }
 
     let (out, err, code) = run(&["--output", "json"]);
     assert_eq!(code, 0, "{out}\n{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(v["groups"][0]["result"], "deployed", "{out}");
-    assert_eq!(v["groups"][0]["from_ami"], MOTO_AMI);
-    let (images, g) = images_of_group(&group).await;
-    assert_eq!(images.len(), 8);
-    assert!(images.iter().all(|i| *i == new), "{images:?}");
-    assert_eq!(
-        (g.min_size(), g.max_size(), g.desired_capacity()),
-        (Some(8), Some(8), Some(8))
-    );
-    assert!(
-        g.suspended_processes().is_empty(),
-        "{:?}",
-        g.suspended_processes()
-    );
-    let tags: Vec<&str> = g.tags().iter().filter_map(|t| t.key()).collect();
-    assert!(
-        !tags.contains(&"gears:deploy") && !tags.contains(&"gears:deploy-lock"),
-        "{tags:?}"
-    );
-    assert!(
-        tags.contains(&"COMPONENT_NAME") && tags.contains(&"ENVIRONMENT"),
-        "{tags:?}"
-    );
+    assert_eq!(v["groups"].as_array().unwrap().len(), 2, "{out}");
+    for (r, (group, old, new)) in regions.iter().zip(&fleets) {
+        let g = v["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["region"] == *r)
+            .unwrap();
+        assert_eq!(g["result"], "deployed", "{out}");
+        assert_eq!(g["from_ami"], old.as_str());
+        let (images, g) = images_of_group(r, group).await;
+        assert_eq!(images.len(), 8);
+        assert!(images.iter().all(|i| i == new), "{r}: {images:?}");
+        assert_eq!(
+            (g.min_size(), g.max_size(), g.desired_capacity()),
+            (Some(8), Some(8), Some(8))
+        );
+        assert!(
+            g.suspended_processes().is_empty(),
+            "{:?}",
+            g.suspended_processes()
+        );
+        let tags: std::collections::BTreeMap<&str, &str> = g
+            .tags()
+            .iter()
+            .filter_map(|t| Some((t.key()?, t.value()?)))
+            .collect();
+        assert!(
+            !tags.contains_key("gears:deploy") && !tags.contains_key("gears:deploy-lock"),
+            "{tags:?}"
+        );
+        assert_eq!(tags["COMPONENT_VERSION"], "2.0");
+        assert_eq!(tags["AMI_VERSION"], "2.0-202611240000");
+        assert_eq!(tags["ENVIRONMENT"], "live");
+    }
 
     // Again: nothing to replace, nothing changes.
     let (out, err, code) = run(&[]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("deployed"), "{out}");
+    assert_eq!(out.matches("\tdeployed\t").count(), 2, "{out}");
 }
 
 #[test]
