@@ -699,7 +699,7 @@ async fn deploy_region<C: Cloud>(
     let mut outcomes = Vec::new();
     let fleet = cloud.fleet(&region).await?;
     let groups = if settings.groups.is_empty() {
-        fleet.groups(&want, &[]).await?
+        fleet.groups(want, &[]).await?
     } else {
         fleet.groups(&BTreeMap::new(), &settings.groups).await?
     };
