@@ -6,9 +6,10 @@
 #   3. gears test     — an instance of the baked AMI launched in moto, the example's smoke tests
 #                       run against a real HTTP server (httpbin on 127.0.0.1, standing in for
 #                       the instance, whose moto address is not reachable), then terminated;
-#   4. gears deploy   — the example's Auto Scaling groups (created in moto, 4 instances each,
-#                       behind a target group, in both regions) rolled onto the baked AMIs:
-#                       first --plan, then stage, then live;
+#   4. gears deploy --plan, then gears pipeline run pipelines/hello-service.yaml: the whole job
+#                       (bake, reused; test; deploy to stage, then live) with the example's Auto
+#                       Scaling groups (created in moto, 4 instances each, behind a target group,
+#                       in both regions) rolled onto the baked AMIs;
 #   5. gears smoke    — the smoke tests against a real HTTP server (httpbin on 127.0.0.1). Everything the demo needs is
 # installed when missing; every server is started on 127.0.0.1 and stopped at the end.
 set -euo pipefail
@@ -47,18 +48,19 @@ log "== gears test: launch the web AMI, smoke-test it, terminate it =="
 "$GEARS" test --manifest "$GEARS_RUN/manifest.json" --builder web \
   --target-host "127.0.0.1:$HTTPBIN_PORT" --ready-timeout 60 --work-dir "$GEARS_RUN/work" \
   --junit "$GEARS_RUN/test.xml"
-log "== gears deploy: the groups of stage and live, in both regions =="
+log "== the example's Auto Scaling groups (stage and live, both regions) in moto =="
 for env in stage live; do
   "$GEARS_VENV/bin/python" "$GEARS_ROOT/scripts/moto-fleet.py" hello-service "$env" 4 us-east-1 eu-west-1 >&2
 done
+log "== gears deploy --plan =="
 "$GEARS" deploy --environment live --manifest "$GEARS_RUN/manifest.json" --builder web --plan
-for env in stage live; do
-  "$GEARS" deploy --environment "$env" --manifest "$GEARS_RUN/manifest.json" --builder web \
-    --batch 50% --poll 0.5
-done
 cd "$GEARS_ROOT"
+log "== gears pipeline run: bake (reused), test, deploy to stage, then live =="
+"$GEARS" pipeline run pipelines/hello-service.yaml --manifest "$GEARS_RUN/manifest.json" \
+  --version "$VERSION" --git-sha "$(git -C "$GEARS_ROOT" rev-parse HEAD 2>/dev/null || echo 0000000)" \
+  --target-host "127.0.0.1:$HTTPBIN_PORT" --work-dir "$GEARS_RUN/work"
 
 log "== gears smoke =="
 "$GEARS" smoke "127.0.0.1:$HTTPBIN_PORT" smoke-tests/httpbin.yaml --junit "$GEARS_RUN/smoke.xml"
 log "JUnit report: $GEARS_RUN/smoke.xml"
-log "demo finished: validate, bake (baked, then reused), test, deploy (stage, live) and smoke all passed"
+log "demo finished: validate, bake, test, deploy --plan, the pipeline (bake, test, deploy to stage and live) and smoke all passed"

@@ -103,6 +103,34 @@ async fn dispatch(
             }
             Ok(deployed.exit())
         }
+        Command::Pipeline(crate::cli::PipelineCommand::Run(args)) => {
+            let mut p = crate::pipeline::load(&args.file)?;
+            if let Some(m) = &args.manifest {
+                p.manifest = m.clone();
+            }
+            if let (Some(h), Some(t)) = (&args.target_host, p.file.test.as_mut()) {
+                t.target_host = Some(h.clone());
+            }
+            let opts = crate::pipeline::RunOptions {
+                version: args.version.clone(),
+                git_sha: args.git_sha.clone(),
+                endpoint_url: args.endpoint_url.clone(),
+                work_dir: args.work_dir.clone(),
+                packer: args.packer.clone(),
+            };
+            let sel = crate::pipeline::Selection {
+                from: args.from.clone(),
+                only: args.only.clone(),
+            };
+            let cloud = crate::aws::Aws::new(args.endpoint_url.as_deref());
+            let ran = crate::pipeline::run(&p, &sel, &opts, ctx, cancel, cleanup, &cloud).await?;
+            if args.output == crate::cli::Output::Json {
+                println!("{}", serde_json::to_string_pretty(&ran).unwrap_or_default());
+            } else {
+                print!("{}", crate::pipeline::summary_text(&ran));
+            }
+            Ok(ran.exit)
+        }
         Command::Reap(args) => {
             let settings = crate::reap::ReapSettings {
                 regions: args.region.clone(),

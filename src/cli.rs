@@ -43,6 +43,9 @@ pub enum Command {
     /// Roll the component's Auto Scaling groups onto the new AMI, batch by batch, with rollback.
     #[command(after_help = DEPLOY_EXAMPLES)]
     Deploy(DeployArgs),
+    /// Run a pipeline file: bake, test, then deploy to each environment in order.
+    #[command(subcommand)]
+    Pipeline(PipelineCommand),
     /// List (and with --yes remove) test instances past their expiry and bake leftovers.
     #[command(after_help = REAP_EXAMPLES)]
     Reap(ReapArgs),
@@ -70,6 +73,63 @@ Removes: gears test instances past gears:expires-at; bake build instances (gears
 older than their gears:ttl; packer_* key pairs, and packer_* security groups no interface uses,
 older than --ttl (packer names them by the time it made them). stdout: one line per item,
 region<TAB>kind<TAB>id<TAB>action<TAB>reason (or JSON).";
+
+/// `gears pipeline ...`.
+#[derive(Debug, Subcommand)]
+pub enum PipelineCommand {
+    /// Run the stages of a pipeline file in order, stopping at the first that fails.
+    #[command(after_help = PIPELINE_EXAMPLES)]
+    Run(PipelineRunArgs),
+}
+
+const PIPELINE_EXAMPLES: &str = "\
+Examples:
+  gears pipeline run pipelines/hello-service.yaml
+  gears pipeline run pipelines/hello-service.yaml --from deploy:live   # resume from the manifest on disk
+  gears pipeline run pipelines/hello-service.yaml --only test
+
+A pipeline file names the component file, and the stages: bake, test, deploy (a list of
+environments, deployed in order). The manifest is handed from bake to the next stages and kept on
+disk (`manifest:`, default gears-manifest.json beside the pipeline file). The exit code is the
+failing stage's; a summary of every stage goes to stdout (--output json: as JSON).";
+
+/// `gears pipeline run`.
+#[derive(Debug, Args)]
+pub struct PipelineRunArgs {
+    /// The pipeline file (YAML).
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Start at this stage (bake, test, deploy:ENV); the earlier ones are skipped.
+    #[arg(long, value_name = "STAGE", conflicts_with = "only")]
+    pub from: Option<String>,
+    /// Run only this stage.
+    #[arg(long, value_name = "STAGE")]
+    pub only: Option<String>,
+    /// The component version (default: CI label, then git describe).
+    #[arg(long, value_name = "VERSION")]
+    pub version: Option<String>,
+    /// The git revision (default: CI revision, then git rev-parse HEAD).
+    #[arg(long, value_name = "SHA")]
+    pub git_sha: Option<String>,
+    /// The AWS endpoint (default: $AWS_ENDPOINT_URL).
+    #[arg(long, value_name = "URL")]
+    pub endpoint_url: Option<String>,
+    /// Keep the manifest here instead of where the pipeline file says.
+    #[arg(long, value_name = "FILE")]
+    pub manifest: Option<PathBuf>,
+    /// Send the test stage's smoke tests here (tunnels, bastions, emulators).
+    #[arg(long, value_name = "HOST[:PORT]")]
+    pub target_host: Option<String>,
+    /// The packer executable.
+    #[arg(long, value_name = "PATH", default_value = "packer")]
+    pub packer: PathBuf,
+    /// Where rendered templates, packer logs and console outputs are kept.
+    #[arg(long, value_name = "DIR", default_value = ".gears")]
+    pub work_dir: PathBuf,
+    /// What stdout carries.
+    #[arg(long, value_enum, default_value_t = Output::Human)]
+    pub output: Output,
+}
 
 /// `gears deploy`.
 #[derive(Debug, Args)]

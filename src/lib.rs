@@ -18,6 +18,7 @@ pub mod error;
 pub mod exit;
 pub mod manifest;
 pub mod packer;
+pub mod pipeline;
 pub mod random;
 pub mod reap;
 pub mod settings;

@@ -123,7 +123,12 @@ fn not_available(what: String) -> Error {
 }
 
 /// The AMI, its region, and the version it carries.
-fn choose_ami(settings: &TestSettings, component: &str) -> Result<(String, String, String), Error> {
+fn choose_ami(
+    settings: &TestSettings,
+    component: &crate::component::Component,
+) -> Result<(String, String, String), Error> {
+    let build_region = component.regions.first().map(|r| r.0.clone());
+    let component = component.name.as_str();
     match &settings.ami {
         AmiChoice::Explicit { ami, region } => Ok((ami.clone(), region.clone(), String::new())),
         AmiChoice::Manifest {
@@ -157,9 +162,13 @@ fn choose_ami(settings: &TestSettings, component: &str) -> Result<(String, Strin
                 .with_hint(format!("its builders: {}", builders.join(", ")))
                 .into());
             };
+            // Default: where the component builds (its first region), else the first listed.
             let r = match region {
                 Some(r) => r.clone(),
-                None => regions.keys().next().cloned().unwrap_or_default(),
+                None => build_region
+                    .filter(|r| regions.contains_key(r))
+                    .or_else(|| regions.keys().next().cloned())
+                    .unwrap_or_default(),
             };
             let Some(ami) = regions.get(&r) else {
                 return Err(InputError::whole_file(
@@ -210,7 +219,7 @@ pub async fn test<C: Cloud>(
         })?),
         _ => None,
     };
-    let (ami, region, version) = choose_ami(settings, &component.name)?;
+    let (ami, region, version) = choose_ami(settings, &component)?;
 
     let images = stop_on_signal(cancel, cloud.images(&region)).await??;
     let query = BaseAmiQuery {

@@ -4,7 +4,7 @@
 use crate::common::{gears, need, parts, tempdir};
 use std::path::Path;
 
-const MOTO_AMI: &str = "ami-04681a1dbd79675a5";
+pub const MOTO_AMI: &str = "ami-04681a1dbd79675a5";
 
 fn unique(prefix: &str) -> String {
     let n = std::time::SystemTime::now()
@@ -45,7 +45,7 @@ async fn stock_ami(region: &str) -> String {
 
 /// A group of `n` instances of moto's AMI in `region`, behind a target group; returns (group,
 /// old AMI, new AMI).
-async fn fleet(component: &str, region: &str, n: i32) -> (String, String, String) {
+pub async fn fleet(component: &str, region: &str, n: i32) -> (String, String, String) {
     let c = conf(region).await;
     let base = stock_ami(region).await;
     let ec2 = aws_sdk_ec2::Client::new(&c);

@@ -8,5 +8,6 @@ mod cli;
 mod common;
 mod deploy;
 mod interrupt;
+mod pipeline;
 mod smoke;
 mod test_stage;

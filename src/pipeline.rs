@@ -1,0 +1,447 @@
+//! `gears pipeline run FILE`: bake → test → deploy (to each environment in order) from a
+//! pipeline file, the manifest handed between the stages as data (and written to disk, so
+//! `--from` can resume a pipeline), stopping at the first failing stage with its exit code.
+
+use crate::aws::Cloud;
+use crate::cancel::{Cancel, Cleanup};
+use crate::context::RunContext;
+use crate::error::{yaml_error, Error, InputError};
+use crate::exit::Exit;
+use crate::manifest::Manifest;
+use crate::settings::{AmiChoice, BakeSettings, OutputFormat, TestSettings};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// The `bake:` stage of a pipeline file.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BakeStage {
+    /// Bake even if an AMI of this version and revision exists.
+    #[serde(default)]
+    pub force: bool,
+}
+
+/// The `test:` stage.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestStage {
+    pub builder: Option<String>,
+    pub region: Option<String>,
+    /// Where the smoke tests go instead of the instance (tunnels, emulators).
+    pub target_host: Option<String>,
+    /// Seconds (default 600).
+    pub ready_timeout: Option<f64>,
+    pub junit: Option<PathBuf>,
+}
+
+/// One `deploy:` entry: an environment.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeployStage {
+    pub environment: String,
+    pub country: Option<String>,
+    pub builder: Option<String>,
+    /// `N` or `P%` (default 25%).
+    pub batch: Option<String>,
+    /// Seconds (default 600).
+    pub gate_timeout: Option<f64>,
+    /// Seconds between polls (default 5).
+    pub poll: Option<f64>,
+}
+
+/// A pipeline file.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineFile {
+    /// The component file, relative to the pipeline file.
+    pub component: PathBuf,
+    /// Where the manifest is kept between stages, relative to the pipeline file (default
+    /// `gears-manifest.json` beside it).
+    pub manifest: Option<PathBuf>,
+    pub bake: Option<BakeStage>,
+    pub test: Option<TestStage>,
+    #[serde(default)]
+    pub deploy: Vec<DeployStage>,
+}
+
+/// A pipeline, its paths resolved.
+#[derive(Debug, Clone)]
+pub struct Pipeline {
+    pub path: PathBuf,
+    pub file: PipelineFile,
+    pub component: PathBuf,
+    pub manifest: PathBuf,
+}
+
+impl Pipeline {
+    /// The stages in order: `bake`, `test`, `deploy:<env>`...
+    pub fn stages(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        if self.file.bake.is_some() {
+            v.push("bake".to_owned());
+        }
+        if self.file.test.is_some() {
+            v.push("test".to_owned());
+        }
+        for d in &self.file.deploy {
+            v.push(format!("deploy:{}", d.environment));
+        }
+        v
+    }
+}
+
+/// Reads a pipeline file: unknown keys, bad types and missing stages are exit 3 at
+/// `file:line:col`.
+pub fn load(path: &Path) -> Result<Pipeline, Error> {
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| Error::Read {
+        path: name.clone(),
+        source: e,
+    })?;
+    let file: PipelineFile =
+        serde_yaml::from_str(&text).map_err(|e| yaml_error(&name, &text, e))?;
+    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let p = Pipeline {
+        component: dir.join(&file.component),
+        manifest: dir.join(
+            file.manifest
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("gears-manifest.json")),
+        ),
+        path: path.to_path_buf(),
+        file,
+    };
+    if p.stages().is_empty() {
+        return Err(InputError::whole_file(name, "the pipeline has no stage")
+            .with_hint("give `bake:`, `test:` and/or `deploy:`")
+            .into());
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for d in &p.file.deploy {
+        if !seen.insert(&d.environment) {
+            let line = text
+                .lines()
+                .position(|l| l.contains("environment") && l.contains(d.environment.as_str()))
+                .map(|i| i + 1)
+                .unwrap_or(0);
+            return Err(InputError::at(
+                &name,
+                &text,
+                line,
+                1,
+                format!("environment `{}` is deployed twice", d.environment),
+            )
+            .into());
+        }
+    }
+    Ok(p)
+}
+
+/// What one stage did.
+#[derive(Debug, Clone, Serialize)]
+pub struct StageSummary {
+    pub stage: String,
+    /// `passed`, `failed`, `skipped`.
+    pub result: String,
+    pub exit: i32,
+    pub seconds: f64,
+    pub detail: String,
+}
+
+/// What the pipeline did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Ran {
+    pub stages: Vec<StageSummary>,
+    #[serde(skip)]
+    pub exit: Exit,
+}
+
+/// Which stages run.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    /// Start here (the earlier stages are skipped; the manifest on disk is used).
+    pub from: Option<String>,
+    /// Run only this one.
+    pub only: Option<String>,
+}
+
+/// Overrides from the command line.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    pub version: Option<String>,
+    pub git_sha: Option<String>,
+    pub endpoint_url: Option<String>,
+    pub work_dir: PathBuf,
+    pub packer: PathBuf,
+}
+
+fn secs(v: Option<f64>, default: u64) -> Duration {
+    v.filter(|s| s.is_finite() && *s > 0.0 && *s <= 604_800.0)
+        .map(Duration::from_secs_f64)
+        .unwrap_or(Duration::from_secs(default))
+}
+
+/// Runs the pipeline's stages in order, stopping at the first that fails.
+pub async fn run<C: Cloud>(
+    p: &Pipeline,
+    sel: &Selection,
+    opts: &RunOptions,
+    ctx: &RunContext,
+    cancel: &Cancel,
+    cleanup: &Cleanup,
+    cloud: &C,
+) -> Result<Ran, Error> {
+    let stages = p.stages();
+    for s in [&sel.from, &sel.only].into_iter().flatten() {
+        if !stages.contains(s) {
+            return Err(Error::usage(
+                format!("no stage `{s}` in {}", p.path.display()),
+                Some(format!("its stages: {}", stages.join(", "))),
+            ));
+        }
+    }
+    let start_at = sel
+        .from
+        .as_ref()
+        .or(sel.only.as_ref())
+        .and_then(|s| stages.iter().position(|x| x == s))
+        .unwrap_or(0);
+    let mut summary = Vec::new();
+    let mut manifest: Option<Manifest> = None;
+    let mut exit = Exit::Success;
+    for (i, stage) in stages.iter().enumerate() {
+        let skip = i < start_at || (sel.only.is_some() && sel.only.as_ref() != Some(stage));
+        if skip || exit != Exit::Success {
+            summary.push(StageSummary {
+                stage: stage.clone(),
+                result: "skipped".into(),
+                exit: 0,
+                seconds: 0.0,
+                detail: if exit != Exit::Success {
+                    "an earlier stage failed".into()
+                } else {
+                    "not selected".into()
+                },
+            });
+            continue;
+        }
+        eprintln!("== pipeline: {stage} ==");
+        let t0 = Instant::now();
+        let outcome: Result<(Exit, String), Error> = async {
+            if stage == "bake" {
+                let b = p.file.bake.clone().unwrap_or_default();
+                let args = crate::cli::ComponentArgs {
+                    component: p.component.clone(),
+                    version: opts.version.clone(),
+                    git_sha: opts.git_sha.clone(),
+                    endpoint_url: opts.endpoint_url.clone(),
+                    packer: opts.packer.clone(),
+                    work_dir: opts.work_dir.clone(),
+                };
+                let mut s = BakeSettings::resolve(&args, ctx)?;
+                s.manifest = p.manifest.clone();
+                s.force = b.force;
+                let baked = crate::bake::run::bake(&s, ctx, cancel, cleanup, cloud).await?;
+                let crate::bake::run::Baked::Manifest(m) = baked else {
+                    return Ok((Exit::Success, String::new()));
+                };
+                m.write(&p.manifest)?;
+                let amis: Vec<String> = m
+                    .amis
+                    .iter()
+                    .flat_map(|(b, r)| r.iter().map(move |(r, a)| format!("{b}/{r} {a}")))
+                    .collect();
+                let detail = format!(
+                    "{} {}{}: {}",
+                    m.component,
+                    m.version,
+                    if m.reused { " (reused)" } else { "" },
+                    amis.join(", ")
+                );
+                manifest = Some(m);
+                Ok((Exit::Success, detail))
+            } else if stage == "test" {
+                let t = p.file.test.clone().unwrap_or_default();
+                let s = TestSettings {
+                    component_file: p.component.clone(),
+                    ami: AmiChoice::Manifest {
+                        path: p.manifest.clone(),
+                        builder: t.builder.clone(),
+                        region: t.region.clone(),
+                    },
+                    target_host: match &t.target_host {
+                        Some(h) => Some(crate::smoke::target::Target::parse(h).map_err(|e| {
+                            Error::from(InputError::whole_file(
+                                p.path.display().to_string(),
+                                format!("test.target_host {h}: {e}"),
+                            ))
+                        })?),
+                        None => None,
+                    },
+                    ready_timeout: secs(t.ready_timeout, 600),
+                    ttl: Duration::from_secs(3600),
+                    keep_on_failure: false,
+                    junit: t.junit.clone(),
+                    output: OutputFormat::Human,
+                    heartbeat: Duration::from_secs(30),
+                    jobs: 8,
+                    endpoint_flag: opts.endpoint_url.clone(),
+                    work_dir: opts.work_dir.clone(),
+                };
+                let tested = crate::test_stage::test(&s, ctx, cancel, cleanup, cloud).await?;
+                for r in &tested.results {
+                    eprint!("{}", crate::smoke::report::console::test_block(r, false));
+                }
+                let passed = tested.results.iter().filter(|r| r.passed()).count();
+                let detail = format!(
+                    "{} in {} from {}: {passed} of {} smoke tests passed{}",
+                    tested.instance_id,
+                    tested.region,
+                    tested.ami,
+                    tested.results.len(),
+                    tested
+                        .failure
+                        .as_ref()
+                        .map(|f| format!(" ({f})"))
+                        .unwrap_or_default()
+                );
+                let e = if tested.passed {
+                    Exit::Success
+                } else {
+                    Exit::SmokeFailed
+                };
+                Ok((e, detail))
+            } else {
+                let env = stage.trim_start_matches("deploy:");
+                let d = p
+                    .file
+                    .deploy
+                    .iter()
+                    .find(|d| d.environment == env)
+                    .cloned()
+                    .ok_or_else(|| Error::usage(format!("no deploy to {env}"), None))?;
+                let batch = crate::deploy::Batch::parse(d.batch.as_deref().unwrap_or("25%"))
+                    .map_err(|e| {
+                        Error::from(InputError::whole_file(
+                            p.path.display().to_string(),
+                            format!("deploy {env}: batch {e}"),
+                        ))
+                    })?;
+                let s = crate::deploy::DeploySettings {
+                    component_file: p.component.clone(),
+                    ami: AmiChoice::Manifest {
+                        path: p.manifest.clone(),
+                        builder: d.builder.clone(),
+                        region: None,
+                    },
+                    environment: env.to_owned(),
+                    country: d.country.clone(),
+                    groups: vec![],
+                    batch,
+                    gate_timeout: secs(d.gate_timeout, 600),
+                    poll: secs(d.poll, 5),
+                    lock_stale: crate::deploy::LOCK_STALE,
+                    plan_only: false,
+                    abort: false,
+                    unlock: false,
+                    endpoint_flag: opts.endpoint_url.clone(),
+                };
+                let deployed = crate::deploy::deploy(&s, cancel, cloud).await?;
+                let detail = deployed
+                    .groups
+                    .iter()
+                    .map(|g| format!("{}/{} {}", g.region, g.group, g.result))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                Ok((deployed.exit(), detail))
+            }
+        }
+        .await;
+        let seconds = t0.elapsed().as_secs_f64();
+        let (e, detail) = match outcome {
+            Ok(x) => x,
+            Err(Error::Interrupted(sig)) => return Err(Error::Interrupted(sig)),
+            Err(err) => {
+                eprint!("{}", err.render());
+                (err.exit(), err.to_string())
+            }
+        };
+        summary.push(StageSummary {
+            stage: stage.clone(),
+            result: if e == Exit::Success {
+                "passed"
+            } else {
+                "failed"
+            }
+            .into(),
+            exit: i32::from(e.code()),
+            seconds,
+            detail,
+        });
+        exit = e;
+    }
+    let _ = manifest;
+    Ok(Ran {
+        stages: summary,
+        exit,
+    })
+}
+
+/// The summary table for humans.
+pub fn summary_text(ran: &Ran) -> String {
+    let mut s = String::from("stage            result    exit  time     detail\n");
+    for st in &ran.stages {
+        s.push_str(&format!(
+            "{:<16} {:<9} {:<5} {:<8} {}\n",
+            st.stage,
+            st.result,
+            if st.result == "skipped" {
+                "-".into()
+            } else {
+                st.exit.to_string()
+            },
+            if st.result == "skipped" {
+                "-".into()
+            } else {
+                format!("{:.1}s", st.seconds)
+            },
+            st.detail
+        ));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Pipeline, Error> {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("p.yaml");
+        std::fs::write(&p, text).unwrap();
+        load(&p)
+    }
+
+    #[test]
+    fn stages_in_order_and_located_errors() {
+        let p = parse("component: c/gears.yaml\nbake: {}\ntest: {builder: web}\ndeploy:\n  - {environment: stage}\n  - {environment: live, batch: 50%}\n").unwrap();
+        assert_eq!(p.stages(), ["bake", "test", "deploy:stage", "deploy:live"]);
+        assert!(p.component.ends_with("c/gears.yaml"));
+        assert!(p.manifest.ends_with("gears-manifest.json"));
+        let e = parse("component: c\nbake: {forse: true}\n").unwrap_err();
+        let text = e.render();
+        assert!(text.contains("p.yaml:2:8"), "{text}");
+        assert!(text.contains("did you mean `force`?"), "{text}");
+        let e = parse("component: c\n").unwrap_err();
+        assert!(e.render().contains("the pipeline has no stage"));
+        let e = parse("component: c\ndeploy:\n  - {environment: live}\n  - {environment: live}\n")
+            .unwrap_err();
+        assert!(
+            e.render().contains("environment `live` is deployed twice"),
+            "{}",
+            e.render()
+        );
+        assert_eq!(e.exit(), Exit::InvalidInput);
+    }
+}
