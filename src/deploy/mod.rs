@@ -803,36 +803,74 @@ async fn deploy_region<C: Cloud>(
             outcomes.push(out);
             continue;
         }
-        let st = roll.start(&g).await?;
-        match roll.roll(&st).await? {
-            Rolled::Done(n) => {
+        let st = match roll.start(&g).await {
+            Ok(st) => st,
+            Err(e) => {
+                // Nothing rolled yet: give the lock back if it is ours and no state was written.
+                if let Ok(now) = roll.group().await {
+                    let ours = now.tags.get(LOCK_TAG).is_some_and(|l| l.starts_with(run));
+                    let recorded = now
+                        .tags
+                        .get(STATE_TAG)
+                        .and_then(|t| serde_json::from_str::<State>(t).ok())
+                        .is_some_and(|st| st.run == run);
+                    if ours && !recorded {
+                        let _ = fleet.delete_tags(&g.name, &[LOCK_TAG.to_owned()]).await;
+                    }
+                }
+                return Err(e);
+            }
+        };
+        let cleanup_cancel = cancel.for_cleanup();
+        let (why, batches, interrupted) = match roll.roll(&st).await {
+            Ok(Rolled::Done(n)) => {
                 roll.finish(&st).await?;
                 out.result = "deployed".into();
                 out.batches = n;
                 out.detail = format!("every instance runs {ami}");
+                outcomes.push(out);
+                continue;
             }
-            Rolled::GateFailed(why, n) => {
-                out.batches = n;
-                match roll.rollback(&st).await {
-                    Ok(()) => {
-                        out.result = "rolled back".into();
-                        out.detail = format!("{why}; rolled back to {}", out.from_ami);
-                    }
-                    Err(state) => {
-                        // Stop the line: the lock stays until a human unlocks it.
-                        let stop = BTreeMap::from([(
-                            LOCK_TAG.to_owned(),
-                            format!("STOP {run}: rollback failed")
-                                .chars()
-                                .take(256)
-                                .collect(),
-                        )]);
-                        let _ = fleet.put_tags(&g.name, &stop, false).await;
-                        out.result = "rollback failed".into();
-                        out.detail = format!("{why}; rollback failed: {state}");
-                    }
-                }
+            Ok(Rolled::GateFailed(why, n)) => (why, n, None),
+            // A signal (a CI cancel) never leaves a half-rolled group: roll back first, on
+            // cleanup's own token (a second signal stops that too; the deploy stays recorded on
+            // the group for `--abort`).
+            Err(Error::Interrupted(sig)) => (format!("{sig} received"), 0, Some(sig)),
+            Err(e) => (format!("AWS error: {}", e.render().trim()), 0, None),
+        };
+        out.batches = batches;
+        let undo = Roll {
+            cancel: &cleanup_cancel,
+            ..roll
+        };
+        if interrupted.is_some() {
+            eprintln!(
+                "{why}: rolling {} in {region} back to {} before exiting",
+                g.name, out.from_ami
+            );
+        }
+        match undo.rollback(&st).await {
+            Ok(()) => {
+                out.result = "rolled back".into();
+                out.detail = format!("{why}; rolled back to {}", out.from_ami);
             }
+            Err(state) => {
+                // Stop the line: the lock stays until a human unlocks it.
+                let stop = BTreeMap::from([(
+                    LOCK_TAG.to_owned(),
+                    format!("STOP {run}: rollback failed")
+                        .chars()
+                        .take(256)
+                        .collect(),
+                )]);
+                let _ = fleet.put_tags(&g.name, &stop, false).await;
+                out.result = "rollback failed".into();
+                out.detail = format!("{why}; rollback failed: {state}");
+            }
+        }
+        if let Some(sig) = interrupted {
+            eprintln!("{}: {}: {}", g.name, out.result, out.detail);
+            return Err(Error::Interrupted(sig));
         }
         outcomes.push(out);
     }
@@ -1099,6 +1137,55 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("--abort"), "{text}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_signal_mid_deploy_rolls_the_group_back_before_exiting() {
+        let dir = tempfile::tempdir().unwrap();
+        let (s, cloud) = setup(dir.path(), 6);
+        // New instances stay unhealthy, so the deploy waits at its first gate.
+        cloud.set_unhealthy_images(&[NEW]);
+        let cancel = Cancel::new();
+        let c2 = cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            c2.cancel(crate::cancel::Signal::Term);
+        });
+        let e = deploy(&s, &cancel, &cloud).await.unwrap_err();
+        assert_eq!(e.exit(), Exit::Terminated);
+        assert!(all(&cloud, OLD));
+        as_before(&cloud, 6);
+        assert_eq!(cloud.healthy_floor("hello-live"), Some(6));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_aws_error_mid_deploy_rolls_back_and_a_failed_start_gives_the_lock_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let (s, cloud) = setup(dir.path(), 4);
+        cloud.set_faults(Faults {
+            fail_at: Some((14, crate::aws::ErrorKind::AccessDenied)),
+            ..Default::default()
+        });
+        let d = deploy(&s, &Cancel::new(), &cloud).await.unwrap();
+        assert_eq!(d.exit(), Exit::RolledBack, "{d:?}");
+        assert!(d.groups[0].detail.starts_with("AWS error"), "{d:?}");
+        assert!(all(&cloud, OLD));
+        as_before(&cloud, 4);
+        // Denied at the new template version (the 5th call): nothing changed, no lock left.
+        let dir = tempfile::tempdir().unwrap();
+        let (s, cloud) = setup(dir.path(), 4);
+        cloud.set_faults(Faults {
+            fail_at: Some((5, crate::aws::ErrorKind::AccessDenied)),
+            ..Default::default()
+        });
+        let e = deploy(&s, &Cancel::new(), &cloud).await.unwrap_err();
+        assert_eq!(e.exit(), Exit::Cloud, "{}", e.render());
+        assert!(
+            e.render().contains("CreateLaunchTemplateVersion"),
+            "{}",
+            e.render()
+        );
+        as_before(&cloud, 4);
     }
 
     #[tokio::test(start_paused = true)]
