@@ -108,8 +108,13 @@ async fn dispatch(
             if let Some(m) = &args.manifest {
                 p.manifest = m.clone();
             }
-            if let (Some(h), Some(t)) = (&args.target_host, p.file.test.as_mut()) {
-                t.target_host = Some(h.clone());
+            if let Some(h) = &args.target_host {
+                if let Some(t) = p.file.test.as_mut() {
+                    t.target_host = Some(h.clone());
+                }
+                for d in &mut p.file.deploy {
+                    d.smoke_target = Some(h.clone());
+                }
             }
             let opts = crate::pipeline::RunOptions {
                 version: args.version.clone(),
@@ -220,6 +225,14 @@ fn deploy_settings(a: &crate::cli::DeployArgs) -> Result<crate::deploy::DeploySe
             .map_err(|e| Error::usage(format!("--batch {e}"), None))?,
         gate_timeout: secs("--gate-timeout", a.gate_timeout)?,
         poll: secs("--poll", a.poll)?,
+        smoke_target: match &a.smoke_target {
+            Some(h) => Some(
+                crate::smoke::target::Target::parse(h)
+                    .map_err(|e| Error::usage(format!("--smoke-target {h}: {e}"), None))?,
+            ),
+            None => None,
+        },
+        no_smoke: a.no_smoke,
         lock_stale: crate::deploy::LOCK_STALE,
         plan_only: a.plan,
         abort: a.abort,

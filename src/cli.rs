@@ -163,6 +163,12 @@ pub struct DeployArgs {
     /// Deploy these groups (repeat) instead of finding them by tags.
     #[arg(long = "group", value_name = "NAME")]
     pub groups: Vec<String>,
+    /// Send the health gate's smoke tests here instead of each new instance (tunnels, emulators).
+    #[arg(long, value_name = "HOST[:PORT]")]
+    pub smoke_target: Option<String>,
+    /// Leave the component's smoke tests out of the health gate.
+    #[arg(long, conflicts_with = "smoke_target")]
+    pub no_smoke: bool,
     /// Instances replaced per batch: a count or a share of the group (N or P%).
     #[arg(long, value_name = "N|P%", default_value = "25%")]
     pub batch: String,

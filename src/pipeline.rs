@@ -48,6 +48,8 @@ pub struct DeployStage {
     pub gate_timeout: Option<f64>,
     /// Seconds between polls (default 5).
     pub poll: Option<f64>,
+    /// Where the health gate's smoke tests go instead of each new instance.
+    pub smoke_target: Option<String>,
 }
 
 /// A pipeline file.
@@ -341,6 +343,16 @@ pub async fn run<C: Cloud>(
                     batch,
                     gate_timeout: secs(d.gate_timeout, 600),
                     poll: secs(d.poll, 5),
+                    smoke_target: match &d.smoke_target {
+                        Some(h) => Some(crate::smoke::target::Target::parse(h).map_err(|e| {
+                            Error::from(InputError::whole_file(
+                                p.path.display().to_string(),
+                                format!("deploy {env}: smoke_target {h}: {e}"),
+                            ))
+                        })?),
+                        None => None,
+                    },
+                    no_smoke: false,
                     lock_stale: crate::deploy::LOCK_STALE,
                     plan_only: false,
                     abort: false,
@@ -351,7 +363,13 @@ pub async fn run<C: Cloud>(
                 let detail = deployed
                     .groups
                     .iter()
-                    .map(|g| format!("{}/{} {}", g.region, g.group, g.result))
+                    .map(|g| {
+                        if g.result == "deployed" {
+                            format!("{}/{} {}", g.region, g.group, g.result)
+                        } else {
+                            format!("{}/{} {}: {}", g.region, g.group, g.result, g.detail)
+                        }
+                    })
                     .collect::<Vec<_>>()
                     .join(", ");
                 Ok((deployed.exit(), detail))

@@ -4,7 +4,7 @@
 
 use super::{
     has_tags, BaseAmiQuery, Cloud, CloudError, ErrorKind, Fleet, Group, Image, Images, Instance,
-    Instances, LaunchSpec, Member, SecurityGroup, TemplateRef,
+    Instances, LaunchSpec, Member, MemberInfo, SecurityGroup, TemplateRef,
 };
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -868,12 +868,27 @@ impl Fleet for FakeFleet {
             .collect())
     }
 
-    async fn image_ids(&self, ids: &[String]) -> Result<BTreeMap<String, String>, CloudError> {
+    async fn describe_members(
+        &self,
+        ids: &[String],
+    ) -> Result<BTreeMap<String, MemberInfo>, CloudError> {
         self.cloud.call("DescribeInstances", &self.region).await?;
         let f = self.cloud.fleet_state();
         Ok(ids
             .iter()
-            .filter_map(|id| f.images.get(id).map(|img| (id.clone(), img.clone())))
+            .filter_map(|id| {
+                f.images.get(id).map(|img| {
+                    (
+                        id.clone(),
+                        MemberInfo {
+                            image: img.clone(),
+                            // Addresses nobody can reach: tests send smoke tests elsewhere.
+                            private_ip: Some("192.0.2.1".into()),
+                            public_ip: None,
+                        },
+                    )
+                })
+            })
             .collect())
     }
 }

@@ -1,6 +1,6 @@
 //! [`Fleet`] on Auto Scaling, EC2 launch templates and ELBv2 target health.
 
-use super::{CloudError, Fleet, Group, Member, TemplateRef};
+use super::{CloudError, Fleet, Group, Member, MemberInfo, TemplateRef};
 use aws_sdk_autoscaling::error::{DisplayErrorContext, ProvideErrorMetadata};
 use std::collections::BTreeMap;
 
@@ -323,7 +323,10 @@ impl Fleet for AwsFleet {
             .collect())
     }
 
-    async fn image_ids(&self, ids: &[String]) -> Result<BTreeMap<String, String>, CloudError> {
+    async fn describe_members(
+        &self,
+        ids: &[String],
+    ) -> Result<BTreeMap<String, MemberInfo>, CloudError> {
         if ids.is_empty() {
             return Ok(BTreeMap::new());
         }
@@ -338,7 +341,14 @@ impl Fleet for AwsFleet {
             let page = page.map_err(|e| map_err("DescribeInstances", &self.region, e))?;
             for i in page.reservations().iter().flat_map(|r| r.instances()) {
                 if let (Some(id), Some(img)) = (i.instance_id(), i.image_id()) {
-                    out.insert(id.to_owned(), img.to_owned());
+                    out.insert(
+                        id.to_owned(),
+                        MemberInfo {
+                            image: img.to_owned(),
+                            private_ip: i.private_ip_address().map(str::to_owned),
+                            public_ip: i.public_ip_address().map(str::to_owned),
+                        },
+                    );
                 }
             }
         }

@@ -286,6 +286,14 @@ impl Member {
     }
 }
 
+/// What EC2 says of a group member.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct MemberInfo {
+    pub image: String,
+    pub private_ip: Option<String>,
+    pub public_ip: Option<String>,
+}
+
 /// An Auto Scaling group as a deploy sees it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Group {
@@ -379,11 +387,11 @@ pub trait Fleet: Send + Sync {
         target_group: &str,
     ) -> impl Future<Output = Result<BTreeMap<String, String>, CloudError>> + Send;
 
-    /// The image each instance runs (one filtered DescribeInstances).
-    fn image_ids(
+    /// The image and addresses of each instance (one DescribeInstances of those ids).
+    fn describe_members(
         &self,
         ids: &[String],
-    ) -> impl Future<Output = Result<BTreeMap<String, String>, CloudError>> + Send;
+    ) -> impl Future<Output = Result<BTreeMap<String, MemberInfo>, CloudError>> + Send;
 }
 
 /// Where stages get their per-region AWS ports from.

@@ -74,6 +74,10 @@ pub struct DeploySettings {
     pub gate_timeout: Duration,
     /// Between polls.
     pub poll: Duration,
+    /// Where the gate's smoke tests go instead of each new instance (emulators, tunnels).
+    pub smoke_target: Option<crate::smoke::target::Target>,
+    /// Leave the smoke tests out of the gate.
+    pub no_smoke: bool,
     /// A lock of the same AMI not refreshed for this long is taken over (a killed deploy).
     pub lock_stale: Duration,
     pub plan_only: bool,
@@ -200,9 +204,65 @@ struct Roll<'a, F: Fleet> {
     cancel: &'a Cancel,
     /// Tags the group puts on instances it launches.
     instance_tags: BTreeMap<String, String>,
+    /// The component's smoke tests, run at each new instance before it counts as healthy.
+    smoke: Option<&'a SmokeGate>,
+}
+
+/// The smoke tests of the health gate.
+#[derive(Debug, Clone)]
+pub struct SmokeGate {
+    pub file: crate::smoke::spec::SmokeFile,
+    pub port: Option<u16>,
+    pub address: crate::component::file::TestAddress,
+    /// Where the tests go instead of each instance's address (emulators, tunnels).
+    pub target: Option<crate::smoke::target::Target>,
 }
 
 impl<F: Fleet> Roll<'_, F> {
+    /// Runs the smoke tests once at a new instance: `None` when they pass, else why not.
+    async fn smoke_at(
+        &self,
+        gate: &SmokeGate,
+        id: &str,
+        info: Option<&crate::aws::MemberInfo>,
+    ) -> Result<Option<String>, Error> {
+        use crate::component::file::TestAddress;
+        let ip = info.and_then(|i| match gate.address {
+            TestAddress::PrivateIp => i.private_ip.clone(),
+            TestAddress::PublicIp => i.public_ip.clone(),
+        });
+        let target = match (&gate.target, ip) {
+            (Some(t), _) => t.clone(),
+            (None, Some(ip)) => crate::smoke::target::Target {
+                host: ip,
+                port: gate.port,
+                scheme: None,
+            },
+            (None, None) => return Ok(Some(format!("{id} has no address to test"))),
+        };
+        let opts = crate::smoke::runner::RunOptions {
+            target,
+            jobs: 4,
+            wait: None,
+            cancel: self.cancel.clone(),
+        };
+        let results = crate::smoke::runner::run(&gate.file, &opts, |_| {}).await?;
+
+        Ok(results.iter().find(|r| !r.passed()).map(|r| {
+            let why = r
+                .error
+                .clone()
+                .or_else(|| {
+                    r.checks
+                        .iter()
+                        .find(|c| !c.passed)
+                        .map(|c| format!("{}: {}", c.check, c.message))
+                })
+                .unwrap_or_default();
+            format!("smoke test `{}` failed at {id}: {why}", r.name)
+        }))
+    }
+
     fn deadline(&self) -> Instant {
         Instant::now() + self.settings.gate_timeout
     }
@@ -365,10 +425,19 @@ impl<F: Fleet> Roll<'_, F> {
             .collect())
     }
 
-    async fn images(&self, g: &Group) -> Result<BTreeMap<String, String>, Error> {
+    async fn members(&self, g: &Group) -> Result<BTreeMap<String, crate::aws::MemberInfo>, Error> {
         let ids: Vec<String> = g.members.iter().map(|m| m.id.clone()).collect();
         let d = self.deadline();
-        patiently(self.cancel, d, || self.fleet.image_ids(&ids)).await
+        patiently(self.cancel, d, || self.fleet.describe_members(&ids)).await
+    }
+
+    async fn images(&self, g: &Group) -> Result<BTreeMap<String, String>, Error> {
+        Ok(self
+            .members(g)
+            .await?
+            .into_iter()
+            .map(|(id, m)| (id, m.image))
+            .collect())
     }
 
     async fn refresh_lock(&self) -> Result<(), Error> {
@@ -392,10 +461,33 @@ impl<F: Fleet> Roll<'_, F> {
         let k = self.settings.batch.size(st.desired);
         let mut batches = 0;
         let mut batch_deadline = self.deadline();
+        // New instances that passed the smoke tests, and the last smoke failure.
+        let mut smoked = std::collections::BTreeSet::new();
+        let mut smoke_failure: Option<String> = None;
         loop {
             let g = self.group().await?;
-            let images = self.images(&g).await?;
-            let health = self.health(&g).await?;
+            let infos = self.members(&g).await?;
+            let images: BTreeMap<String, String> = infos
+                .iter()
+                .map(|(id, m)| (id.clone(), m.image.clone()))
+                .collect();
+            let mut health = self.health(&g).await?;
+            if let Some(gate) = self.smoke {
+                for m in &g.members {
+                    let fresh = images.get(&m.id) == Some(&self.ami);
+                    if fresh && health.get(&m.id) == Some(&true) && !smoked.contains(&m.id) {
+                        match self.smoke_at(gate, &m.id, infos.get(&m.id)).await? {
+                            None => {
+                                smoked.insert(m.id.clone());
+                            }
+                            Some(why) => {
+                                smoke_failure = Some(why);
+                                health.insert(m.id.clone(), false);
+                            }
+                        }
+                    }
+                }
+            }
             let is_new = |id: &String| images.get(id) == Some(&self.ami);
             let old: Vec<&crate::aws::Member> =
                 g.members.iter().filter(|m| !is_new(&m.id)).collect();
@@ -440,7 +532,7 @@ impl<F: Fleet> Roll<'_, F> {
                             g.members.len(),
                             g.desired,
                             if bad.is_empty() { "none (still launching)".into() } else { bad.join(", ") }
-                        ),
+                        ) + &smoke_failure.as_ref().map(|f| format!(" ({f})")).unwrap_or_default(),
                         batches,
                     ));
                 }
@@ -644,8 +736,28 @@ pub async fn deploy<C: Cloud>(
     if let Some(c) = &settings.country {
         instance_tags.insert("COUNTRY".into(), c.clone());
     }
+    // The smoke tests of the gate: read and checked before anything changes.
+    let gate = match (&component.test.smoke_file, settings.no_smoke) {
+        (Some(f), false) => {
+            let file = crate::smoke::load(&crate::settings::Source::File(f.clone()))?;
+            let placeholder = crate::smoke::target::Target {
+                host: "127.0.0.1".into(),
+                port: component.test.port,
+                scheme: None,
+            };
+            crate::smoke::runner::prepare(&file, &placeholder)?;
+            Some(SmokeGate {
+                file,
+                port: component.test.port,
+                address: component.test.address,
+                target: settings.smoke_target.clone(),
+            })
+        }
+        _ => None,
+    };
     let run = crate::random::uuid_v7();
     let ctx = RegionCtx {
+        smoke: gate.as_ref(),
         settings,
         cancel,
         want: &want,
@@ -680,6 +792,7 @@ pub async fn deploy<C: Cloud>(
 
 /// What every region's deploy shares.
 struct RegionCtx<'a> {
+    smoke: Option<&'a SmokeGate>,
     settings: &'a DeploySettings,
     cancel: &'a Cancel,
     want: &'a BTreeMap<String, String>,
@@ -726,6 +839,7 @@ async fn deploy_region<C: Cloud>(
             settings,
             cancel,
             instance_tags: instance_tags.clone(),
+            smoke: ctx.smoke,
         };
         let from_ami = match &g.template {
             Some(t) => fleet.template_image(t).await.unwrap_or_default(),
@@ -927,6 +1041,8 @@ mod tests {
             batch: Batch::Count(2),
             gate_timeout: Duration::from_secs(60),
             poll: Duration::from_secs(1),
+            smoke_target: None,
+            no_smoke: false,
             lock_stale: LOCK_STALE,
             plan_only: false,
             abort: false,
@@ -1186,6 +1302,71 @@ mod tests {
             e.render()
         );
         as_before(&cloud, 4);
+    }
+
+    /// A local HTTP server answering 200 to anything, and its port.
+    async fn http_ok() -> u16 {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                tokio::spawn(async move {
+                    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                    let mut buf = [0u8; 4096];
+                    let _ = s.read(&mut buf).await;
+                    let _ = s
+                        .write_all(
+                            b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
+                        )
+                        .await;
+                });
+            }
+        });
+        port
+    }
+
+    #[tokio::test]
+    async fn the_gate_runs_the_components_smoke_tests_at_each_new_instance() {
+        for pass in [true, false] {
+            let dir = tempfile::tempdir().unwrap();
+            let (mut s, cloud) = setup(dir.path(), 4);
+            std::fs::write(
+                dir.path().join("gears.yaml"),
+                "component: hello\nrepo: r\nami_regions: [us-east-1]\nbase_ami: {id: ami-0123456789abcdef0}\ntest: {smoke_file: smoke.yaml}\n",
+            )
+            .unwrap();
+            std::fs::write(
+                dir.path().join("smoke.yaml"),
+                "tests:\n  - name: up\n    uri: /health\n",
+            )
+            .unwrap();
+            let port = if pass {
+                http_ok().await
+            } else {
+                std::net::TcpListener::bind("127.0.0.1:0")
+                    .unwrap()
+                    .local_addr()
+                    .unwrap()
+                    .port()
+            };
+            s.smoke_target =
+                Some(crate::smoke::target::Target::parse(&format!("127.0.0.1:{port}")).unwrap());
+            s.gate_timeout = Duration::from_secs(2);
+            s.poll = Duration::from_millis(100);
+            let d = deploy(&s, &Cancel::new(), &cloud).await.unwrap();
+            if pass {
+                assert_eq!(d.groups[0].result, "deployed", "{d:?}");
+                assert!(all(&cloud, NEW));
+            } else {
+                assert_eq!(d.exit(), Exit::RolledBack, "{d:?}");
+                assert!(
+                    d.groups[0].detail.contains("smoke test `up` failed at i-"),
+                    "{d:?}"
+                );
+                assert!(all(&cloud, OLD));
+            }
+            as_before(&cloud, 4);
+        }
     }
 
     #[tokio::test(start_paused = true)]
