@@ -43,7 +43,7 @@ async fn dispatch(
     match cli.command {
         Command::Smoke(args) => {
             let settings = SmokeSettings::resolve(&args, ctx)?;
-            let file = crate::smoke::load(&settings.source)?;
+            let file = crate::smoke::load(&settings.source, cancel).await?;
             let mut out = std::io::stdout().lock();
             let mut err = std::io::stderr();
             crate::smoke::execute(&file, &settings, cancel, &mut out, &mut err).await

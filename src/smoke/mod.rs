@@ -8,6 +8,7 @@ pub mod outcome;
 pub mod report;
 pub mod runner;
 pub mod schema;
+pub mod secrets;
 pub mod spec;
 pub mod target;
 
@@ -18,29 +19,68 @@ use crate::settings::{OutputFormat, SmokeSettings, Source};
 use std::io::{Read, Write};
 use std::time::Instant;
 
-/// Reads the smoke file named by the settings (or standard input).
-pub fn load(source: &Source) -> Result<spec::SmokeFile, Error> {
-    let (name, text) = match source {
-        Source::File(p) => {
-            let name = p.display().to_string();
-            let text = std::fs::read_to_string(p).map_err(|e| Error::Read {
-                path: name.clone(),
-                source: e,
-            })?;
-            (name, text)
+/// The largest smoke file gears reads: 8 MiB (a file of 5,000 tests is about 500 KB). A larger
+/// file, or an endless standard input, is refused after reading 8 MiB of it.
+pub const MAX_FILE: u64 = 8 * 1024 * 1024;
+
+/// Reads the smoke file named by the settings (or standard input) and parses it. The read runs
+/// on its own thread, so a signal still ends the run while it waits (`sleep 999 | gears smoke
+/// HOST`: exit 143 on SIGTERM).
+pub async fn load(source: &Source, cancel: &Cancel) -> Result<spec::SmokeFile, Error> {
+    let name = match source {
+        Source::File(p) => p.display().to_string(),
+        Source::Stdin => "<stdin>".to_owned(),
+    };
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let (src, n) = (source.clone(), name.clone());
+    std::thread::spawn(move || {
+        let _ = tx.send(read_capped(&src, &n));
+    });
+    let text = tokio::select! {
+        biased;
+        _ = cancel.cancelled() => {
+            return Err(Error::Interrupted(cancel.signal().unwrap_or(crate::cancel::Signal::Int)))
         }
-        Source::Stdin => {
-            let mut text = String::new();
-            std::io::stdin()
-                .read_to_string(&mut text)
-                .map_err(|e| Error::Read {
-                    path: "<stdin>".into(),
-                    source: e,
-                })?;
-            ("<stdin>".to_owned(), text)
-        }
+        read = rx => read.map_err(|_| Error::Read {
+            path: name.clone(),
+            source: std::io::Error::other("the reading thread stopped"),
+        })??,
     };
     Ok(spec::parse(&name, &text)?)
+}
+
+fn read_capped(source: &Source, name: &str) -> Result<String, Error> {
+    let read_error = |e| Error::Read {
+        path: name.to_owned(),
+        source: e,
+    };
+    let reader: Box<dyn Read> = match source {
+        Source::File(p) => Box::new(std::fs::File::open(p).map_err(read_error)?),
+        Source::Stdin => Box::new(std::io::stdin()),
+    };
+    let mut bytes = Vec::new();
+    reader
+        .take(MAX_FILE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(read_error)?;
+    if bytes.len() as u64 > MAX_FILE {
+        return Err(crate::error::InputError::whole_file(
+            name,
+            format!(
+                "the file is larger than {} MiB, the most gears reads for a smoke file",
+                MAX_FILE / (1024 * 1024)
+            ),
+        )
+        .with_hint("split it into several files")
+        .into());
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+        let text = String::from_utf8_lossy(valid);
+        let line = text.matches('\n').count() + 1;
+        let column = text.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+        crate::error::InputError::at(name, &text, line, column, "the file is not UTF-8 text").into()
+    })
 }
 
 /// Runs a parsed file and writes the reports. The console report goes to `out` (stdout), or to
@@ -89,6 +129,7 @@ pub async fn execute(
         let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         loop {
             tokio::select! {
+                biased;
                 r = &mut run => break r?,
                 _ = tick.tick() => crate::ui::heartbeat(
                     "smoke",
@@ -102,6 +143,12 @@ pub async fn execute(
             }
         }
     };
+    if cancel.is_cancelled() {
+        // A signal is never a verdict on the host, whatever the tests had found by then.
+        return Err(Error::Interrupted(
+            cancel.signal().unwrap_or(crate::cancel::Signal::Int),
+        ));
+    }
     let elapsed = start.elapsed().as_secs_f64();
     {
         let console: &mut dyn Write = if json { &mut *err } else { &mut *out };

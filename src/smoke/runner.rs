@@ -1,14 +1,15 @@
 //! Runs smoke tests: HTTP(S) requests and TCP connects, concurrently (`jobs`), each retried
 //! until it passes or the `--wait` deadline passes. Results come back in file order.
 
-use super::outcome::{effective_checks, evaluate, CheckResult, Response};
+use super::outcome::{effective_checks, evaluate, Body, CheckResult, Response};
+use super::secrets::{basic_auth, cookies, is_secret_name, mask_url, Secrets};
 use super::spec::{
-    ClientCert, Data, Inputs, Method, Protocol, Proxies, SmokeFile, TestSpec, Verify,
+    ca_bundle, ClientCert, Data, Inputs, Method, Outcome, Protocol, Proxies, SmokeFile, TestSpec,
+    Verify,
 };
 use super::target::Target;
 use crate::cancel::Cancel;
 use crate::error::{Error, InputError};
-use base64::Engine;
 use futures::StreamExt;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -61,7 +62,7 @@ struct Prepared<'a> {
     url: String,
     curl: String,
     client: Option<reqwest::Client>,
-    secrets: Vec<String>,
+    secrets: Secrets,
 }
 
 #[derive(Hash, PartialEq, Eq, Clone)]
@@ -79,7 +80,7 @@ fn client_key(inputs: &Inputs) -> ClientKey {
             Some(Verify::No) => None,
             Some(Verify::CaBundle(p)) => Some(p.clone()),
         },
-        redirects: inputs.allow_redirects.unwrap_or(false),
+        redirects: inputs.allow_redirects.is_some_and(|f| f.0),
         proxies: inputs.proxies.clone().unwrap_or_default(),
         cert: inputs.cert.clone(),
     }
@@ -98,153 +99,23 @@ fn build_client(key: &ClientKey) -> Result<reqwest::Client, String> {
         None => b = b.danger_accept_invalid_certs(true),
         Some(p) if p.is_empty() => {}
         Some(path) => {
-            let pem =
-                std::fs::read(path).map_err(|e| format!("cannot read CA bundle {path}: {e}"))?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| format!("CA bundle {path} is not PEM: {e}"))?;
             b = b.tls_built_in_root_certs(false);
-            for c in certs {
+            for c in ca_bundle(path)? {
                 b = b.add_root_certificate(c);
             }
         }
     }
+    // The file was checked when it was read; a password in a proxy URL is never printed.
     if let Some(u) = &key.proxies.http {
-        b = b.proxy(reqwest::Proxy::http(u).map_err(|e| format!("proxy {u}: {e}"))?);
+        b = b.proxy(reqwest::Proxy::http(u).map_err(|e| format!("proxy {}: {e}", mask_url(u)))?);
     }
     if let Some(u) = &key.proxies.https {
-        b = b.proxy(reqwest::Proxy::https(u).map_err(|e| format!("proxy {u}: {e}"))?);
+        b = b.proxy(reqwest::Proxy::https(u).map_err(|e| format!("proxy {}: {e}", mask_url(u)))?);
     }
     if let Some(cert) = &key.cert {
-        let pem = match cert {
-            ClientCert::Combined(p) => {
-                std::fs::read(p).map_err(|e| format!("cannot read {p}: {e}"))?
-            }
-            ClientCert::Pair(c, k) => {
-                let mut v = std::fs::read(c).map_err(|e| format!("cannot read {c}: {e}"))?;
-                v.push(b'\n');
-                v.extend(std::fs::read(k).map_err(|e| format!("cannot read {k}: {e}"))?);
-                v
-            }
-        };
-        b = b.identity(
-            reqwest::Identity::from_pem(&pem).map_err(|e| format!("client certificate: {e}"))?,
-        );
+        b = b.identity(cert.identity()?);
     }
-    b.build().map_err(|e| e.to_string())
-}
-
-fn basic_auth(inputs: &Inputs) -> Option<(String, String)> {
-    if let Some((u, p)) = &inputs.auth {
-        return Some((u.0.clone(), p.0.clone()));
-    }
-    inputs.username.as_ref().map(|u| {
-        (
-            u.0.clone(),
-            inputs
-                .password
-                .as_ref()
-                .map(|p| p.0.clone())
-                .unwrap_or_default(),
-        )
-    })
-}
-
-fn cookies(inputs: &Inputs) -> Vec<(String, String)> {
-    let mut all = Vec::new();
-    for c in [&inputs.cookie, &inputs.cookies].into_iter().flatten() {
-        all.extend(c.0.iter().cloned());
-    }
-    all
-}
-
-/// A header, form field, query parameter or JSON key whose value is a credential by its name:
-/// `Authorization`, `Cookie`, `X-Auth-Token`, `api_key`, `password`, `client_secret`...
-fn is_secret_name(name: &str) -> bool {
-    let n = name.to_ascii_lowercase();
-    [
-        "auth",
-        "token",
-        "secret",
-        "passw",
-        "key",
-        "cookie",
-        "session",
-        "credential",
-    ]
-    .iter()
-    .any(|w| n.contains(w))
-}
-
-/// The password of a `scheme://user:password@host` URL.
-fn url_password(url: &str) -> Option<String> {
-    let rest = url.split_once("://")?.1;
-    let userinfo = &rest[..rest.find('@')?];
-    userinfo.split_once(':').map(|(_, p)| p.to_owned())
-}
-
-/// Everything that must never be printed for this test.
-fn secrets_of(inputs: &Inputs) -> Vec<String> {
-    let mut s = Vec::new();
-    if let Some((u, p)) = basic_auth(inputs) {
-        s.push(base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}")));
-        s.push(p);
-    }
-    for (k, v) in inputs.headers.iter().flat_map(|h| h.0.iter()) {
-        if is_secret_name(k) {
-            s.push(v.0.clone());
-            // "Basic xyz" / "Bearer xyz": the credential alone too.
-            if let Some((_, cred)) = v.0.split_once(' ') {
-                s.push(cred.to_owned());
-            }
-        }
-    }
-    for (_, v) in cookies(inputs) {
-        s.push(v);
-    }
-    let fields = inputs
-        .params
-        .iter()
-        .flat_map(|p| p.0.iter().map(|(k, v)| (k.clone(), v.0.clone())));
-    let form = match &inputs.data {
-        Some(Data::Form(f)) => f.clone(),
-        _ => Vec::new(),
-    };
-    let json = match &inputs.json {
-        Some(serde_json::Value::Object(m)) => m
-            .iter()
-            .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned())))
-            .collect(),
-        _ => Vec::new(),
-    };
-    for (k, v) in fields.chain(form).chain(json) {
-        if is_secret_name(&k) {
-            s.push(v);
-        }
-    }
-    for proxy in inputs
-        .proxies
-        .iter()
-        .flat_map(|p| [&p.http, &p.https])
-        .flatten()
-    {
-        s.extend(url_password(proxy));
-    }
-    // Short strings would mask innocent text; structural masking still hides them.
-    s.retain(|x| x.chars().count() >= 3);
-    s.sort_by_key(|x| std::cmp::Reverse(x.len()));
-    s.dedup();
-    s
-}
-
-/// Replaces every secret in `text` by `***`.
-pub fn mask(text: &str, secrets: &[String]) -> String {
-    let mut t = text.to_owned();
-    for s in secrets {
-        if t.contains(s.as_str()) {
-            t = t.replace(s.as_str(), "***");
-        }
-    }
-    t
+    b.build().map_err(|e| super::spec::error_words(&e))
 }
 
 fn shell_double_quote(s: &str) -> String {
@@ -306,7 +177,7 @@ fn curl_command(spec: &TestSpec, url: &str, protocol: Protocol) -> String {
     for (k, _) in i.files.iter().flat_map(|f| f.0.iter()) {
         parts.push(format!("-F {}", shell_double_quote(&format!("{k}=@{k}"))));
     }
-    if i.allow_redirects == Some(true) {
+    if i.allow_redirects.is_some_and(|f| f.0) {
         parts.push("-L".to_owned());
     }
     parts.push(format!("-X {}", spec.method.as_str()));
@@ -356,18 +227,19 @@ pub fn prepare<'a>(file: &'a SmokeFile, target: &Target) -> Result<Plan<'a>, Err
                     }
                     Err(e) => errors.push(InputError::whole_file(
                         file.path.clone(),
-                        format!("test `{}`: {e}", spec.name),
+                        Secrets::of(&spec.inputs, &spec.uri)
+                            .mask(&format!("test `{}`: {e}", spec.name)),
                     )),
                 }
             }
         }
-        let secrets = secrets_of(&spec.inputs);
+        let secrets = Secrets::of(&spec.inputs, &spec.uri);
         out.push(Prepared {
             spec,
             protocol,
             host: target.host.clone(),
             port,
-            curl: mask(&curl_command(spec, &url, protocol), &secrets),
+            curl: secrets.mask(&curl_command(spec, &url, protocol)),
             url,
             client,
             secrets,
@@ -403,8 +275,14 @@ pub async fn run_plan(
         .map(|p| run_until(p, deadline, &opts.cancel))
         .buffered(opts.jobs.max(1));
     let mut results = Vec::with_capacity(prepared.len());
+    let interrupted =
+        || Error::Interrupted(opts.cancel.signal().unwrap_or(crate::cancel::Signal::Int));
     loop {
         tokio::select! {
+            // A signal wins over a result that came in the same instant: a test cut short by
+            // it is not a verdict on the host.
+            biased;
+            _ = opts.cancel.cancelled() => return Err(interrupted()),
             next = stream.next() => match next {
                 Some(r) => {
                     on_result(&r);
@@ -412,10 +290,10 @@ pub async fn run_plan(
                 }
                 None => break,
             },
-            _ = opts.cancel.cancelled() => {
-                return Err(Error::Interrupted(opts.cancel.signal().unwrap_or(crate::cancel::Signal::Int)));
-            }
         }
+    }
+    if opts.cancel.is_cancelled() {
+        return Err(interrupted());
     }
     Ok(results)
 }
@@ -491,9 +369,11 @@ async fn run_once(p: &Prepared<'_>, cap: Option<Duration>) -> TestResult {
     match fetch(p, cap).await {
         Ok(resp) => {
             let checks = effective_checks(p.spec, p.protocol);
-            result.checks.extend(evaluate(p.spec, &checks, &resp));
+            result
+                .checks
+                .extend(evaluate(p.spec, &checks, &resp, &p.secrets));
             if p.spec.show_body {
-                result.body = Some(resp.body);
+                result.body = Some(resp.body.shown(&p.secrets));
             }
         }
         Err(Failure::Tls(why)) => result.checks.push(CheckResult::new(
@@ -509,12 +389,11 @@ async fn run_once(p: &Prepared<'_>, cap: Option<Duration>) -> TestResult {
         }
     }
     for c in &mut result.checks {
-        c.message = mask(&c.message, &p.secrets);
+        c.message = p.secrets.mask(&c.message);
     }
-    result.body = result.body.map(|b| mask(&b, &p.secrets));
-    result.url = mask(&result.url, &p.secrets);
-    result.curl = mask(&result.curl, &p.secrets);
-    result.error = result.error.map(|e| mask(&e, &p.secrets));
+    result.url = p.secrets.mask(&result.url);
+    result.curl = p.secrets.mask(&result.curl);
+    result.error = result.error.map(|e| p.secrets.mask(&e));
     result.duration_ms = start.elapsed().as_secs_f64() * 1000.0;
     result
 }
@@ -640,12 +519,82 @@ async fn fetch(p: &Prepared<'_>, cap: Option<Duration>) -> Result<Response, Fail
             None => headers.push((k.as_str().to_owned(), v)),
         }
     }
-    let bytes = resp.bytes().await.map_err(|e| classify(e, p, timeout))?;
+    let needles: Vec<&str> = p
+        .spec
+        .checks
+        .iter()
+        .filter_map(|c| match c {
+            Outcome::BodyContains(s) | Outcome::BodyDoesntContain(s) => Some(s.as_str()),
+            _ => None,
+        })
+        .collect();
+    let body = read_body(resp, &needles, BODY_CAP)
+        .await
+        .map_err(|e| classify(e, p, timeout))?;
     Ok(Response {
         status,
         headers,
-        body: String::from_utf8_lossy(&bytes).into_owned(),
+        body,
         elapsed_ms: start.elapsed().as_secs_f64() * 1000.0,
+    })
+}
+
+/// The most of a response body gears keeps to check and show (4 MiB). Beyond it the body is
+/// only searched for `response_body_contains`/`response_body_doesnt_contain` as it streams,
+/// for as long as one of them is still undecided, and then dropped: a server that streams
+/// forever costs time (up to the timeout), never memory.
+pub const BODY_CAP: usize = 4 * 1024 * 1024;
+
+/// Reads a body, keeping at most `cap` bytes, and searching every needle in all of it.
+async fn read_body(
+    mut resp: reqwest::Response,
+    needles: &[&str],
+    cap: usize,
+) -> Result<Body, reqwest::Error> {
+    let finders: Vec<regex::bytes::Regex> = needles
+        .iter()
+        .filter_map(|n| regex::bytes::Regex::new(&regex::escape(n)).ok())
+        .collect();
+    let longest = needles.iter().map(|n| n.len()).max().unwrap_or(0);
+    let mut found = vec![false; needles.len()];
+    let mut kept: Vec<u8> = Vec::new();
+    let mut carry: Vec<u8> = Vec::new();
+    let mut total: u64 = 0;
+    let mut cut = false;
+    while let Some(chunk) = resp.chunk().await? {
+        total += chunk.len() as u64;
+        if !finders.is_empty() {
+            let mut window = std::mem::take(&mut carry);
+            window.extend_from_slice(&chunk);
+            for (f, hit) in finders.iter().zip(found.iter_mut()) {
+                *hit = *hit || f.is_match(&window);
+            }
+            let keep_from = window.len().saturating_sub(longest.saturating_sub(1));
+            carry = window.split_off(keep_from);
+        }
+        let room = cap.saturating_sub(kept.len());
+        kept.extend_from_slice(&chunk[..room.min(chunk.len())]);
+        if chunk.len() > room {
+            cut = true;
+            if found.iter().all(|f| *f) {
+                // Nothing more to learn from the rest.
+                break;
+            }
+        }
+    }
+    if cut {
+        // Do not end on half a character.
+        if let Err(e) = std::str::from_utf8(&kept) {
+            if e.error_len().is_none() {
+                kept.truncate(e.valid_up_to());
+            }
+        }
+    }
+    Ok(Body {
+        text: String::from_utf8_lossy(&kept).into_owned(),
+        cut,
+        read: total,
+        found: needles.iter().map(|n| (*n).to_owned()).zip(found).collect(),
     })
 }
 
@@ -653,6 +602,7 @@ async fn fetch(p: &Prepared<'_>, cap: Option<Duration>) -> Result<Response, Fail
 mod tests {
     use super::*;
     use crate::smoke::spec::parse;
+    use base64::Engine;
 
     #[test]
     fn curl_masks_secrets_and_keeps_the_shape() {
@@ -666,28 +616,37 @@ mod tests {
             c,
             "curl -v -s -o /dev/null -H \"Authorization: ***\" -H \"X-A: b\" -u \"u:***\" -b \"sid=***\" -d \"k=v\" -X POST \"http://h:80/x\""
         );
-        let secrets = secrets_of(&f.tests[0].inputs);
-        assert_eq!(mask("pw hunter2 and s3cret", &secrets), "pw *** and ***");
+        let secrets = Secrets::of(&f.tests[0].inputs, "/x");
+        assert_eq!(secrets.mask("pw hunter2 and s3cret"), "pw *** and ***");
 
         let b64 = base64::engine::general_purpose::STANDARD.encode("u:hunter2");
-        assert_eq!(mask(&format!("Basic {b64}"), &secrets), "Basic ***");
+        assert_eq!(secrets.mask(&format!("Basic {b64}")), "Basic ***");
         let f2 = parse(
             "t.yaml",
-            "tests:\n  - name: a\n    inputs:\n      headers: {X-Auth-Token: tok-123}\n      params: {api_key: key-456, q: visible}\n      data: {client_secret: sec-789}\n      json: {password: pw-000}\n      proxies: {http: \"http://u:prox-pw@p:3128\"}\n",
+            "tests:\n  - name: a\n    uri: /get?token=tok-in-uri&x=1\n    inputs:\n      headers: {X-Auth-Token: tok-123, cookie: \"sid=ck-1; b=ck-2\"}\n      params: {api_key: key-456, q: visible}\n      data: {client_secret: sec-789}\n      json: {password: pw-000, nested: {token: pw-111}}\n      proxies: {http: \"http://u:prox-pw@p:3128\"}\n",
         )
         .unwrap();
-        let secrets2 = secrets_of(&f2.tests[0].inputs);
-        let c = mask(
-            &curl_command(&f2.tests[0], "http://h:80/", Protocol::Http),
-            &secrets2,
-        );
-        for leaked in ["tok-123", "key-456", "sec-789", "pw-000"] {
+        let t = &f2.tests[0];
+        let secrets2 = Secrets::of(&t.inputs, &t.uri);
+        let c = secrets2.mask(&curl_command(
+            t,
+            "http://h:80/get?token=tok-in-uri&x=1",
+            Protocol::Http,
+        ));
+        for leaked in [
+            "tok-123",
+            "key-456",
+            "sec-789",
+            "pw-000",
+            "pw-111",
+            "tok-in-uri",
+            "ck-1",
+            "ck-2",
+        ] {
             assert!(!c.contains(leaked), "{leaked} in {c}");
+            assert_eq!(secrets2.mask(leaked), "***", "{leaked}");
         }
-        assert!(c.contains("q=visible"), "{c}");
-        assert_eq!(
-            mask("proxy prox-pw refused", &secrets2),
-            "proxy *** refused"
-        );
+        assert!(c.contains("q=visible") && c.contains("x=1"), "{c}");
+        assert_eq!(secrets2.mask("proxy prox-pw refused"), "proxy *** refused");
     }
 }

@@ -3,7 +3,16 @@
 
 use crate::smoke::runner::TestResult;
 
-/// Escapes text for XML attributes and content.
+/// Whether XML 1.0 allows `c` at all (its `Char` production): not most control characters,
+/// not U+FFFE or U+FFFF. Not even as a character reference.
+fn xml_char(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
+}
+
+/// Escapes text for XML content and attributes. A character XML 1.0 forbids (a server can put
+/// any in a body) is written as its `\u{…}` escape, as text, so the file stays well-formed and
+/// a human still sees what came. Tabs and line breaks become character references, which
+/// attribute values would otherwise turn into spaces.
 pub fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
@@ -13,7 +22,10 @@ pub fn escape(s: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&apos;"),
-            c if (c as u32) < 0x20 && c != '\n' && c != '\t' && c != '\r' => {}
+            '\t' => out.push_str("&#9;"),
+            '\n' => out.push_str("&#10;"),
+            '\r' => out.push_str("&#13;"),
+            c if !xml_char(c) => out.push_str(&c.escape_unicode().to_string()),
             c => out.push(c),
         }
     }
