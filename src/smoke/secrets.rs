@@ -168,6 +168,39 @@ pub fn on_line(line: &str) -> Vec<String> {
     out
 }
 
+/// Whether line `n` (1-based) of a block-style YAML file (or pretty-printed JSON) sits under a
+/// secret-named key, judged by indentation: `sid: x` under `cookie:`, `- p` under `auth:`.
+pub fn under_secret_key(source: &str, n: usize) -> bool {
+    let indent = |l: &str| l.len() - l.trim_start_matches([' ', '-']).len();
+    let key = |l: &str| {
+        let t = l.trim_start_matches([' ', '-', '{']).trim_start();
+        t.split_once(':')
+            .map(|(k, _)| k.trim().trim_matches(['"', '\'']).to_owned())
+    };
+    let lines: Vec<&str> = source.lines().take(n).collect();
+    let Some((last, before)) = lines.split_last() else {
+        return false;
+    };
+    let mut at = indent(last);
+    for l in before.iter().rev() {
+        let t = l.trim();
+        if t.is_empty() || t.starts_with('#') {
+            continue;
+        }
+        let i = indent(l);
+        if i < at {
+            if key(l).is_some_and(|k| is_secret_name(&k)) {
+                return true;
+            }
+            at = i;
+            if i == 0 {
+                break;
+            }
+        }
+    }
+    false
+}
+
 /// The basic-auth user and password of a test's inputs (`auth`, else `username`/`password`).
 pub fn basic_auth(inputs: &Inputs) -> Option<(String, String)> {
     if let Some((u, p)) = &inputs.auth {
@@ -316,6 +349,15 @@ mod tests {
         assert_eq!(m, "password: *** *** *** q=1");
         let s = Secrets::new(on_line("    proxies: {http: http://u:prox-pw@h:1}"));
         assert_eq!(s.mask("http://u:prox-pw@h:1"), "http://u:***@h:1");
+    }
+
+    #[test]
+    fn lines_under_a_secret_key() {
+        let src = "tests:\n  - name: a\n    inputs:\n      cookie:\n        sid: x\n      auth:\n        - u\n        - p\n      params:\n        q: 1\n";
+        assert!(under_secret_key(src, 5));
+        assert!(under_secret_key(src, 8));
+        assert!(!under_secret_key(src, 10));
+        assert!(!under_secret_key(src, 2));
     }
 
     #[test]

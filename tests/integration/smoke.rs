@@ -867,7 +867,7 @@ fn a_huge_smoke_file_is_refused_in_little_memory() {
     assert_eq!(code, 3, "{err}");
     assert_eq!(out, "");
     assert!(err.len() < 2000, "{} bytes of stderr", err.len());
-    assert!(err.contains("larger than 8 MiB"), "{err}");
+    assert!(err.contains("larger than 4 MiB"), "{err}");
     eprintln!(
         "50 MB file: peak {} MiB in {:.2}s",
         peak / 1024,

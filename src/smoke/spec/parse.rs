@@ -502,19 +502,32 @@ fn improve_hint(mut e: InputError) -> InputError {
 /// secret-named keys, cookie values, passwords in URLs, by the rule of [`super::secrets`]), and
 /// in the message and hint (serde quotes values: `invalid type: string "hunter2"`).
 fn redact(mut e: InputError, source: &str) -> InputError {
+    use crate::smoke::secrets;
     let line = if e.line > 0 {
         source.lines().nth(e.line - 1)
     } else {
         None
     };
     let mut values = Vec::new();
-    if let Ok(doc) = serde_yaml::from_str::<serde_json::Value>(source) {
-        crate::smoke::secrets::in_document(&doc, &mut values);
+    match line {
+        Some(l) => {
+            // By the line alone, and by the keys it sits under (`sid: x` under `cookie:`):
+            // cheap, where parsing the whole document again would cost as much as the parse.
+            values.extend(secrets::on_line(l));
+            if secrets::under_secret_key(source, e.line) {
+                let value = l.split_once(':').map_or(l, |(_, v)| v);
+                let value = value.trim().trim_start_matches("- ").trim_end_matches(',');
+                values.push(value.to_owned());
+                values.push(value.trim_matches(['"', '\'']).to_owned());
+            }
+        }
+        None => {
+            if let Ok(doc) = serde_yaml::from_str::<serde_json::Value>(source) {
+                secrets::in_document(&doc, &mut values);
+            }
+        }
     }
-    if let Some(l) = line {
-        values.extend(crate::smoke::secrets::on_line(l));
-    }
-    let secrets = crate::smoke::secrets::Secrets::new(values);
+    let secrets = secrets::Secrets::new(values);
     if secrets.is_empty() {
         return e;
     }
