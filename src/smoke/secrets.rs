@@ -75,6 +75,19 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Percent-encodes everything but RFC 3986's unreserved characters.
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// The values of secret-named parameters in the query of `uri` (`/get?token=…`), as written
 /// and decoded.
 pub fn query_secrets(uri: &str) -> Vec<String> {
@@ -234,8 +247,27 @@ pub struct Secrets(Vec<String>);
 impl Secrets {
     /// Secrets from a list of values: values shorter than 3 characters would mask innocent
     /// text, so they are left out (structural masking, e.g. in the curl line, still hides them).
+    /// Each value is also masked as a URL query or a JSON string would carry it (an echoed
+    /// URL shows `hunter%202`, an echoed JSON body `a\"b`).
     pub fn new(mut values: Vec<String>) -> Self {
         values.retain(|x| x.chars().count() >= 3);
+        let mut forms = Vec::new();
+        let json = |v: &str| {
+            let j = serde_json::to_string(v).unwrap_or_default();
+            j.get(1..j.len().saturating_sub(1)).unwrap_or("").to_owned()
+        };
+        for v in &values {
+            let encoded = percent_encode(v);
+            forms.push(encoded.replace("%20", "+"));
+            forms.push(encoded);
+            // What servers echo after decoding only part of it (`pass+word/9`).
+            forms.push(v.replace(' ', "+"));
+            forms.push(v.replace(' ', "%20"));
+            // A JSON string, and a JSON string inside a JSON string (an echoed raw body).
+            forms.push(json(v));
+            forms.push(json(&json(v)));
+        }
+        values.extend(forms);
         values.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
         values.dedup();
         Secrets(values)
@@ -358,6 +390,19 @@ mod tests {
         assert!(under_secret_key(src, 8));
         assert!(!under_secret_key(src, 10));
         assert!(!under_secret_key(src, 2));
+    }
+
+    #[test]
+    fn secrets_are_masked_as_urls_and_json_carry_them() {
+        let s = Secrets::new(vec!["pass word\"1".into()]);
+        assert_eq!(s.mask("url: /get?p=pass%20word%221"), "url: /get?p=***");
+        assert_eq!(s.mask("form: p=pass+word%221"), "form: p=***");
+        assert_eq!(s.mask(r#"{"p": "pass word\"1"}"#), r#"{"p": "***"}"#);
+        assert_eq!(
+            s.mask(r#""data": "{\"p\":\"pass word\\\"1\"}""#),
+            r#""data": "{\"p\":\"***\"}""#
+        );
+        assert_eq!(s.mask("url: /get?p=pass+word\"1"), "url: /get?p=***");
     }
 
     #[test]

@@ -561,9 +561,26 @@ fn secrets_in_the_uri_query_are_masked_as_in_params() {
 }
 
 #[test]
+fn secrets_echoed_encoded_are_masked_too() {
+    // httpbin echoes the URL percent-encoded and the JSON body escaped.
+    let src = "tests:\n  - name: enc\n    uri: /anything\n    method: POST\n    show_body: true\n    inputs:\n      params: {password: \"pass word/9\"}\n      json: {token: \"tok\\\"en-8\"}\n    outcomes: {response_body_contains: not-there}\n";
+    let (out, err, xml, code) = run_reports(&httpbin(), src, &[]);
+    assert_eq!(code, 1, "{err}");
+    for s in [
+        "pass word/9",
+        "pass%20word",
+        "pass+word",
+        "word%2F9",
+        "en-8",
+    ] {
+        never_printed(s, &[&out, &err, &xml]);
+    }
+}
+
+#[test]
 fn a_proxy_password_is_never_echoed_and_its_error_is_located() {
     let src = "tests:\n  - name: p\n    uri: /get\n    inputs:\n      proxies: {http: \"http://user:PASSWORD-1@host:99999\"}\n";
-    let o = run_with_stdin(gears().args(["smoke", &httpbin()]), src);
+    let o = run_with_stdin(gears().args(["smoke", "127.0.0.1"]), src);
     let (out, err, code) = parts(&o);
     assert_eq!(code, 3, "{err}");
     assert_eq!(out, "");
@@ -642,7 +659,7 @@ fn sigterm_during_wait_exits_143_every_time() {
 fn sigterm_while_reading_stdin_exits_143() {
     // `sleep 999 | gears smoke HOST`: standard input stays open and empty.
     let mut child = gears()
-        .args(["smoke", &httpbin()])
+        .args(["smoke", "127.0.0.1"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -674,7 +691,7 @@ fn a_bad_host_is_exit_2_before_anything_runs() {
 #[test]
 fn a_cookie_value_with_a_newline_is_exit_3_located() {
     let o = run_with_stdin(
-        gears().args(["smoke", &httpbin()]),
+        gears().args(["smoke", "127.0.0.1"]),
         "tests:\n  - name: a\n    uri: /get\n    inputs:\n      cookie: {sid: \"a\\nb\"}\n",
     );
     let (out, err, code) = parts(&o);
@@ -686,7 +703,7 @@ fn a_cookie_value_with_a_newline_is_exit_3_located() {
 #[test]
 fn a_junit_report_into_a_missing_folder_is_refused_before_any_test() {
     let o = run_with_stdin(
-        gears().args(["smoke", &httpbin(), "--junit", "/no/such/folder/r.xml"]),
+        gears().args(["smoke", "127.0.0.1", "--junit", "/no/such/folder/r.xml"]),
         "tests:\n  - name: a\n    uri: /get\n",
     );
     let (out, err, code) = parts(&o);
