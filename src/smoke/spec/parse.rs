@@ -206,12 +206,20 @@ fn yaml_raw(path: &str, source: &str) -> Result<RawFile, Failed> {
         f.error = Box::new(duplicate_message(*f.error, first.first_line()));
         return Err(f);
     }
-    if !state.merges {
+    let anchored = anchored_top_keys(source);
+    if !state.merges && anchored.is_empty() {
         return serde_yaml::from_str(source).map_err(|e| yaml_failed(false, e));
     }
-    // Merge keys: applied on the document, as PyYAML does (explicit keys win).
+    // Merge keys: applied on the document, as PyYAML does (explicit keys win). Top-level keys
+    // that only hold an anchor for the tests to use (`defaults: &defaults`) are dropped, as
+    // Smolder ignores them.
     let mut doc: serde_yaml::Value =
         serde_yaml::from_str(source).map_err(|e| yaml_failed(true, e))?;
+    if let serde_yaml::Value::Mapping(m) = &mut doc {
+        for k in &anchored {
+            m.remove(k.as_str());
+        }
+    }
     doc.apply_merge().map_err(|e| Failed {
         syntax: false,
         error: Box::new(
@@ -233,6 +241,20 @@ fn yaml_raw(path: &str, source: &str) -> Result<RawFile, Failed> {
             error: Box::new(error),
         }
     })
+}
+
+/// Top-level keys other than `tests` whose value carries an anchor (`defaults: &defaults`):
+/// somewhere to keep what tests merge in.
+fn anchored_top_keys(source: &str) -> Vec<String> {
+    static ANCHORED: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r#"(?m)^["']?([^\s"':#][^"':#]*?)["']?[ \t]*:[ \t]*&[^\s]+"#)
+            .expect("valid regex")
+    });
+    ANCHORED
+        .captures_iter(source)
+        .map(|c| c[1].trim().to_owned())
+        .filter(|k| k != "tests")
+        .collect()
 }
 
 /// The first character YAML does not allow (libyaml's "control characters are not allowed"),
@@ -748,6 +770,29 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.message.contains("between 1 and 65535"), "{e:?}");
+    }
+
+    #[test]
+    fn a_top_level_key_holding_an_anchor_is_where_merged_keys_live() {
+        let f = parse(
+            "s.yaml",
+            "defaults: &defaults\n  uri: /get\n  inputs: {headers: {X-A: one}}\ntests:\n  - <<: *defaults\n    name: a\n  - name: b\n    inputs: *x\n",
+        );
+        // `*x` is not defined: a YAML error, located.
+        assert!(f.is_err());
+        let f = parse(
+            "s.yaml",
+            "defaults: &defaults\n  uri: /get\ntests:\n  - <<: *defaults\n    name: a\n",
+        )
+        .unwrap();
+        assert_eq!(f.tests[0].uri, "/get");
+        // Without an anchor, an unknown top-level key is still refused.
+        let e = err("defaults:\n  uri: /get\ntests:\n  - name: a\n");
+        assert!(
+            e.message.contains("unknown key `defaults`"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]
