@@ -44,11 +44,12 @@ impl Body {
         }
     }
 
-    /// Whether `needle` is in the body: searched as the body streamed when it was cut.
+    /// Whether `needle` is in the body: in the text as Smolder searches it, or, when the body
+    /// was cut, as it was searched while it streamed.
     pub fn contains(&self, needle: &str) -> bool {
         match self.found.iter().find(|(n, _)| n == needle) {
-            Some((_, hit)) => *hit,
-            None => self.text.contains(needle),
+            Some((_, hit)) if self.cut => *hit,
+            _ => self.text.contains(needle),
         }
     }
 
