@@ -107,6 +107,52 @@ pub fn query_secrets(uri: &str) -> Vec<String> {
     out
 }
 
+/// `url` with the value of every secret-named query parameter as `***`, however short.
+pub fn mask_query(url: &str) -> String {
+    let Some((base, rest)) = url.split_once('?') else {
+        return url.to_owned();
+    };
+    let (query, fragment) = match rest.split_once('#') {
+        Some((q, f)) => (q, Some(f)),
+        None => (rest, None),
+    };
+    let pairs: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((k, _)) if is_secret_name(&percent_decode(k)) => format!("{k}=***"),
+            _ => pair.to_owned(),
+        })
+        .collect();
+    let mut out = format!("{base}?{}", pairs.join("&"));
+    if let Some(f) = fragment {
+        out.push('#');
+        out.push_str(f);
+    }
+    out
+}
+
+/// A JSON value with every value under a secret-named key as `"***"`, however short.
+pub fn masked_json(v: &serde_json::Value) -> serde_json::Value {
+    match v {
+        serde_json::Value::Object(m) => serde_json::Value::Object(
+            m.iter()
+                .map(|(k, child)| {
+                    let child = if is_secret_name(k) {
+                        serde_json::Value::String("***".to_owned())
+                    } else {
+                        masked_json(child)
+                    };
+                    (k.clone(), child)
+                })
+                .collect(),
+        ),
+        serde_json::Value::Array(a) => {
+            serde_json::Value::Array(a.iter().map(masked_json).collect())
+        }
+        other => other.clone(),
+    }
+}
+
 /// Every scalar under `v`, as text.
 fn scalars(v: &serde_json::Value, out: &mut Vec<String>) {
     match v {

@@ -1,6 +1,6 @@
 //! The curl command a human can paste to repeat a test's request, in Smolder's order.
 
-use crate::smoke::secrets::{basic_auth, cookies, is_secret_name};
+use crate::smoke::secrets::{basic_auth, cookies, is_secret_name, mask_query, masked_json};
 use crate::smoke::spec::{Data, Protocol, TestSpec, Verify};
 
 fn shell_double_quote(s: &str) -> String {
@@ -43,6 +43,7 @@ pub(super) fn curl_command(spec: &TestSpec, url: &str, protocol: Protocol) -> St
     match &i.data {
         Some(Data::Form(f)) => {
             for (k, v) in f {
+                let v = if is_secret_name(k) { "***" } else { v.as_str() };
                 parts.push(format!("-d {}", shell_double_quote(&format!("{k}={v}"))));
             }
         }
@@ -51,7 +52,10 @@ pub(super) fn curl_command(spec: &TestSpec, url: &str, protocol: Protocol) -> St
     }
     if let Some(j) = &i.json {
         parts.push("-H \"Content-Type: application/json\"".to_owned());
-        parts.push(format!("-d {}", shell_double_quote(&j.to_string())));
+        parts.push(format!(
+            "-d {}",
+            shell_double_quote(&masked_json(j).to_string())
+        ));
     }
     if let Some(f) = &i.file {
         parts.push(format!(
@@ -66,9 +70,19 @@ pub(super) fn curl_command(spec: &TestSpec, url: &str, protocol: Protocol) -> St
         parts.push("-L".to_owned());
     }
     parts.push(format!("-X {}", spec.method.as_str()));
-    let mut full_url = url.to_owned();
+    let mut full_url = mask_query(url);
     if let Some(p) = &i.params {
-        let q: Vec<String> = p.0.iter().map(|(k, v)| format!("{k}={}", v.0)).collect();
+        let q: Vec<String> =
+            p.0.iter()
+                .map(|(k, v)| {
+                    let v = if is_secret_name(k) {
+                        "***"
+                    } else {
+                        v.0.as_str()
+                    };
+                    format!("{k}={v}")
+                })
+                .collect();
         full_url.push(if url.contains('?') { '&' } else { '?' });
         full_url.push_str(&q.join("&"));
     }
@@ -126,6 +140,21 @@ mod tests {
             assert_eq!(secrets2.mask(leaked), "***", "{leaked}");
         }
         assert!(c.contains("q=visible") && c.contains("x=1"), "{c}");
+        // Short secrets too, by their names, where gears writes the line itself.
+        let f3 = parse(
+            "t.yaml",
+            "tests:\n  - name: a\n    uri: /get?token=t1&q=ok\n    inputs:\n      params: {api_key: k1}\n      data: {password: p1}\n      json: {a: {secret: s1}, b: visible}\n",
+        )
+        .unwrap();
+        let c = curl_command(
+            &f3.tests[0],
+            "http://h:80/get?token=t1&q=ok",
+            Protocol::Http,
+        );
+        for short in ["t1", "k1", "p1", "s1"] {
+            assert!(!c.contains(short), "{short} in {c}");
+        }
+        assert!(c.contains("q=ok") && c.contains("visible"), "{c}");
         assert_eq!(secrets2.mask("proxy prox-pw refused"), "proxy *** refused");
     }
 }

@@ -271,7 +271,7 @@ async fn run_once(p: &Prepared<'_>, cap: Option<Duration>) -> TestResult {
     for c in &mut result.checks {
         c.message = p.secrets.mask(&c.message);
     }
-    result.url = p.secrets.mask(&result.url);
+    result.url = p.secrets.mask(&super::secrets::mask_query(&result.url));
     result.curl = p.secrets.mask(&result.curl);
     result.error = result.error.map(|e| p.secrets.mask(&e));
     result.duration_ms = start.elapsed().as_secs_f64() * 1000.0;
