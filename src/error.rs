@@ -109,6 +109,22 @@ impl InputError {
 /// of characters before the caret in it: the whole line when it is short, else [`WINDOW`]
 /// characters around the column with `…` where it was cut.
 pub fn line_window(line: &str, column: usize) -> (String, usize) {
+    let (window, caret) = window_of(line, column);
+    // A control character (a bell, an escape sequence) is shown, not played on the terminal.
+    let shown = window
+        .chars()
+        .map(|c| {
+            if c.is_control() && c != '\t' {
+                '\u{fffd}'
+            } else {
+                c
+            }
+        })
+        .collect();
+    (shown, caret)
+}
+
+fn window_of(line: &str, column: usize) -> (String, usize) {
     let col = column.saturating_sub(1);
     // Count at most what the window needs: a 50 MB line is not walked twice.
     let len = line.chars().take(WINDOW + 1).count();
@@ -368,8 +384,12 @@ mod tests {
             shown, "BAD",
             "the caret points at the column:\n{src}\n{caret}"
         );
-        // A short line is shown whole.
+        // A short line is shown whole, control characters as U+FFFD.
         assert_eq!(line_window("abc", 2), ("abc".to_owned(), 1));
+        assert_eq!(
+            line_window("a\u{7}\u{1b}[2J", 2),
+            ("a\u{fffd}\u{fffd}[2J".to_owned(), 1)
+        );
         assert_eq!(line_window("abc", 0), ("abc".to_owned(), 0));
     }
 

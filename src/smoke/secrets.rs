@@ -209,6 +209,23 @@ pub fn on_line(line: &str) -> Vec<String> {
     let mut out = Vec::new();
     for c in KEY_VALUE.captures_iter(line) {
         let v = c[2].trim();
+        if v.starts_with('[') || v.starts_with('{') {
+            // A flow list or mapping: every scalar in the rest of the line (for a mapping, the
+            // values).
+            let whole = c.get(2).map_or("", |m| &line[m.start()..]);
+            let mapping = v.starts_with('{');
+            for item in whole.split([',', '[', ']', '{', '}']) {
+                let value = match (mapping, item.split_once(':')) {
+                    (true, Some((_, val))) => val,
+                    (true, None) => continue,
+                    (false, _) => item,
+                };
+                let value = value.trim();
+                out.push(value.to_owned());
+                out.push(value.trim_matches(['"', '\'']).to_owned());
+            }
+            continue;
+        }
         let unquoted = v
             .strip_prefix('"')
             .and_then(|x| x.strip_suffix('"'))
@@ -425,6 +442,13 @@ mod tests {
         ));
         let m = s.mask(r#"password: hunter22 "tok-9" k-77 q=1"#);
         assert_eq!(m, "password: *** *** *** q=1");
+        let s = Secrets::new(on_line("      auth: [u, hunter2, x]"));
+        assert_eq!(s.mask("auth: [u, hunter2, x]"), "auth: [u, ***, x]");
+        let s = Secrets::new(on_line("      cookie: {sid: \"ck-12\", theme: dark}"));
+        assert_eq!(
+            s.mask("cookie: {sid: \"ck-12\", theme: dark}"),
+            "cookie: {sid: ***, theme: ***}"
+        );
         let s = Secrets::new(on_line("    proxies: {http: http://u:prox-pw@h:1}"));
         assert_eq!(s.mask("http://u:prox-pw@h:1"), "http://u:***@h:1");
     }
