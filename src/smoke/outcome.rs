@@ -148,8 +148,14 @@ fn quoted_body(body: &Body, secrets: &Secrets) -> String {
         format!("\"{masked}\"")
     } else {
         let head: String = masked.chars().take(BODY_IN_MESSAGE).collect();
-        let more = if body.cut { "+" } else { "" };
-        format!("\"{head}…\" ({n}{more} characters)")
+        if body.cut {
+            format!(
+                "\"{head}…\" (a body of more than {} bytes, cut there by gears)",
+                body.text.len()
+            )
+        } else {
+            format!("\"{head}…\" ({n} characters)")
+        }
     }
 }
 
@@ -524,6 +530,12 @@ mod tests {
             &resp,
         );
         assert!(r[1].passed && r[2].passed, "{r:?}");
+        let missing = run("      response_body_contains: absent\n", &resp);
+        assert!(
+            missing[1].message.contains("cut there by gears"),
+            "{}",
+            missing[1].message
+        );
         assert!(
             r[3].message.contains("gears kept the first"),
             "{}",

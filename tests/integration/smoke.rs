@@ -677,10 +677,12 @@ fn sigterm_while_reading_stdin_exits_143() {
 #[test]
 fn a_bad_host_is_exit_2_before_anything_runs() {
     for host in ["exa mple.com", "127.0.0.1:80:90"] {
-        let o = run_with_stdin(
-            gears().args(["smoke", host, "--wait", "30"]),
-            "tests:\n  - name: a\n    uri: /get\n",
-        );
+        // It exits before it reads a file: give one by name, not on a pipe it may never read.
+        let o = gears()
+            .args(["smoke", host, "/no/such/smoke.yaml", "--wait", "30"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
         let (out, err, code) = parts(&o);
         assert_eq!(code, 2, "{host}: {err}");
         assert_eq!(out, "", "nothing ran");
@@ -702,10 +704,21 @@ fn a_cookie_value_with_a_newline_is_exit_3_located() {
 
 #[test]
 fn a_junit_report_into_a_missing_folder_is_refused_before_any_test() {
-    let o = run_with_stdin(
-        gears().args(["smoke", "127.0.0.1", "--junit", "/no/such/folder/r.xml"]),
-        "tests:\n  - name: a\n    uri: /get\n",
-    );
+    // Refused before the file is read: the file is named, not piped.
+    let dir = tempdir();
+    let f = dir.path().join("s.yaml");
+    std::fs::write(&f, "tests:\n  - name: a\n    uri: /get\n").unwrap();
+    let o = gears()
+        .args([
+            "smoke",
+            "127.0.0.1",
+            f.to_str().unwrap(),
+            "--junit",
+            "/no/such/folder/r.xml",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
     let (out, err, code) = parts(&o);
     assert_eq!(code, 2, "{err}");
     assert_eq!(out, "", "no test ran");
@@ -754,54 +767,45 @@ async fn endless_body_server(needle_after: Option<usize>) -> u16 {
     port
 }
 
-/// Runs gears to its end and gives stdout, stderr, exit code and its peak memory (the maximum
-/// resident set size the kernel reports for that one child when it is reaped, KiB; Linux
-/// carries the test process's own size at the fork into it, so it is an upper bound).
-#[allow(clippy::zombie_processes)] // reaped by wait4, which gives its resource usage
+/// Runs gears to its end and gives stdout, stderr, exit code and its peak memory in KiB (the
+/// maximum resident set size the kernel reports when it is reaped). A small Python parent
+/// forks it: Linux carries a parent's size at fork into the child's figure, and this test
+/// process can be large.
 fn run_measured(args: &[&str], src: &str) -> (String, String, i32, u64) {
-    use std::io::Read;
-    let mut child = gears()
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(src.as_bytes())
-        .unwrap();
-    let (mut so, mut se) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
-    let out = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = so.read_to_end(&mut v);
-        v
-    });
-    let err = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = se.read_to_end(&mut v);
-        v
-    });
-    let pid = child.id() as libc::pid_t;
-    let mut status = 0;
-    // SAFETY: plain FFI; `usage` is a zeroed C struct the kernel fills in.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    assert_eq!(reaped, pid);
-    let code = if libc::WIFEXITED(status) {
-        libc::WEXITSTATUS(status)
-    } else {
-        -1
-    };
-    let text = |v: Vec<u8>| String::from_utf8_lossy(&v).into_owned();
-    (
-        text(out.join().unwrap()),
-        text(err.join().unwrap()),
-        code,
-        usage.ru_maxrss as u64,
-    )
+    const PARENT: &str = "import os, sys\n\
+pid = os.fork()\n\
+if pid == 0:\n    os.execv(sys.argv[2], sys.argv[2:])\n\
+_, status, usage = os.wait4(pid, 0)\n\
+open(sys.argv[1], 'w').write(str(usage.ru_maxrss))\n\
+sys.exit(os.waitstatus_to_exitcode(status) % 256)\n";
+    let dir = tempdir();
+    let figure = dir.path().join("maxrss");
+    let mut cmd = Command::new("python3");
+    cmd.args([
+        "-c",
+        PARENT,
+        figure.to_str().unwrap(),
+        env!("CARGO_BIN_EXE_gears"),
+    ])
+    .args(args);
+    for v in [
+        "TEST_HOST",
+        "TEST_FILE",
+        "NO_COLOR",
+        "CI",
+        "GO_SERVER_URL",
+        "JENKINS_URL",
+        "BUILD_NUMBER",
+    ] {
+        cmd.env_remove(v);
+    }
+    let o = run_with_stdin(&mut cmd, src);
+    let (out, err, code) = parts(&o);
+    let peak = std::fs::read_to_string(&figure)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no figure: {err}"));
+    (out, err, code, peak)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
