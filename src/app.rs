@@ -61,10 +61,15 @@ async fn dispatch(
     match cli.command {
         Command::Smoke(args) => {
             let settings = SmokeSettings::resolve(&args, ctx)?;
-            let file = crate::smoke::load(&settings.source)?;
-            let mut out = std::io::stdout().lock();
-            let mut err = std::io::stderr();
-            crate::smoke::execute(&file, &settings, cancel, &mut out, &mut err).await
+            // The front: the human report on stdout, or on stderr when stdout carries JSON.
+            let ui = crate::ui::Terminal::new(match settings.output {
+                crate::settings::OutputFormat::Json => crate::ui::ReportTo::Stderr,
+                crate::settings::OutputFormat::Human => crate::ui::ReportTo::Stdout,
+            });
+            let file = crate::smoke::load(&settings.source, cancel).await?;
+            let report = crate::smoke::run(&file, &settings, cancel, &ui).await?;
+            crate::smoke::report::write(&report, &settings, &ui, &mut std::io::stdout().lock())?;
+            Ok(report.exit())
         }
         Command::Bake(args) => {
             let settings = BakeSettings::for_bake(&args, ctx)?;

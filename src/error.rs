@@ -21,9 +21,16 @@ pub struct InputError {
     pub message: String,
     /// What to do about it, e.g. the closest valid key.
     pub hint: Option<String>,
-    /// The offending line of the source, for the caret display.
+    /// The offending line of the source, for the caret display: the whole line, or a window of
+    /// it around the column when the line is long (see [`WINDOW`]).
     pub source_line: Option<String>,
+    /// How many characters of `source_line` come before the caret.
+    pub caret: usize,
 }
+
+/// Lines longer than this many characters are shown as a window around the column, so an error
+/// in a 50 MB one-line JSON file prints one short line, not the file and a caret padded to it.
+pub const WINDOW: usize = 120;
 
 impl InputError {
     /// An error with no precise place in the file.
@@ -35,6 +42,7 @@ impl InputError {
             message: message.into(),
             hint: None,
             source_line: None,
+            caret: 0,
         }
     }
 
@@ -46,10 +54,29 @@ impl InputError {
         column: usize,
         message: impl Into<String>,
     ) -> Self {
-        let source_line = if line > 0 {
-            source.lines().nth(line - 1).map(str::to_owned)
+        let text = if line > 0 {
+            source.lines().nth(line - 1)
         } else {
             None
+        };
+        Self::on_line(path, text, line, column, message)
+    }
+
+    /// An error at `line:column`, given the text of that line (`None`: not shown). A long line
+    /// is kept only as a window around the column.
+    pub fn on_line(
+        path: impl Into<String>,
+        text: Option<&str>,
+        line: usize,
+        column: usize,
+        message: impl Into<String>,
+    ) -> Self {
+        let (source_line, caret) = match text {
+            Some(t) if line > 0 => {
+                let (w, c) = line_window(t, column);
+                (Some(w), c)
+            }
+            _ => (None, 0),
         };
         InputError {
             path: path.into(),
@@ -58,6 +85,7 @@ impl InputError {
             message: message.into(),
             hint: None,
             source_line,
+            caret,
         }
     }
 
@@ -75,6 +103,46 @@ impl InputError {
             format!("{}:{}:{}", self.path, self.line, self.column)
         }
     }
+}
+
+/// The part of `line` to show for an error at 1-based `column` (in characters), and the number
+/// of characters before the caret in it: the whole line when it is short, else [`WINDOW`]
+/// characters around the column with `…` where it was cut.
+pub fn line_window(line: &str, column: usize) -> (String, usize) {
+    let (window, caret) = window_of(line, column);
+    // A control character (a bell, an escape sequence) is shown, not played on the terminal.
+    let shown = window
+        .chars()
+        .map(|c| {
+            if c.is_control() && c != '\t' {
+                '\u{fffd}'
+            } else {
+                c
+            }
+        })
+        .collect();
+    (shown, caret)
+}
+
+fn window_of(line: &str, column: usize) -> (String, usize) {
+    let col = column.saturating_sub(1);
+    // Count at most what the window needs: a 50 MB line is not walked twice.
+    let len = line.chars().take(WINDOW + 1).count();
+    if len <= WINDOW {
+        return (line.to_owned(), col.min(len));
+    }
+    let half = WINDOW / 2;
+    let start = col.saturating_sub(half);
+    let mut window: String = line.chars().skip(start).take(WINDOW).collect();
+    let mut caret = col - start;
+    if start > 0 {
+        window.insert(0, '…');
+        caret += 1;
+    }
+    if line.chars().nth(start + WINDOW).is_some() {
+        window.push('…');
+    }
+    (window, caret)
 }
 
 impl fmt::Display for InputError {
@@ -202,7 +270,7 @@ fn render_input(out: &mut String, e: &InputError) {
         out.push_str(&format!("{pad} |\n{num} | {src}\n"));
         let caret_at = src
             .chars()
-            .take(e.column.saturating_sub(1))
+            .take(e.caret)
             .map(|c| if c == '\t' { '\t' } else { ' ' })
             .collect::<String>();
         out.push_str(&format!("{pad} | {caret_at}^\n"));
@@ -225,12 +293,28 @@ pub fn closest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
 /// Builds the located error from serde's message: drops serde's own " at line X column Y",
 /// names the key path, and turns "unknown field/variant" lists into a closest-key hint.
 pub fn located(path: &str, source: &str, line: usize, column: usize, msg: &str) -> InputError {
+    let text = if line > 0 {
+        source.lines().nth(line - 1)
+    } else {
+        None
+    };
+    located_on_line(path, text, line, column, msg)
+}
+
+/// [`located`], given the text of the line (e.g. with secrets already masked).
+pub fn located_on_line(
+    path: &str,
+    text: Option<&str>,
+    line: usize,
+    column: usize,
+    msg: &str,
+) -> InputError {
     let msg = match msg.rfind(" at line ") {
         Some(i) if msg[i..].contains(" column ") => &msg[..i],
         _ => msg,
     };
     let (message, hint) = explain_unknown(msg);
-    let mut err = InputError::at(path, source, line, column, message);
+    let mut err = InputError::on_line(path, text, line, column, message);
     err.hint = hint;
     err
 }
@@ -286,6 +370,31 @@ mod tests {
             text,
             "error: smoke.yaml:2:5: unknown key `nmae`\n  |\n2 |   - nmae: x\n  |     ^\nhint: did you mean `name`?\n"
         );
+    }
+
+    #[test]
+    fn a_long_line_is_shown_as_a_window_around_the_column() {
+        let line = format!("{}BAD{}", "a".repeat(100_000), "b".repeat(100_000));
+        let e = InputError::at("big.json", &line, 1, 100_001, "here");
+        let text = Error::from(e).render();
+        assert!(text.len() < 600, "{} bytes", text.len());
+        let lines: Vec<&str> = text.lines().collect();
+        let src = lines[2].trim_start_matches("1 | ");
+        let caret = lines[3].trim_start_matches("  | ");
+        assert!(src.starts_with('…') && src.ends_with('…'), "{src}");
+        let at = caret.chars().count() - 1;
+        let shown: String = src.chars().skip(at).take(3).collect();
+        assert_eq!(
+            shown, "BAD",
+            "the caret points at the column:\n{src}\n{caret}"
+        );
+        // A short line is shown whole, control characters as U+FFFD.
+        assert_eq!(line_window("abc", 2), ("abc".to_owned(), 1));
+        assert_eq!(
+            line_window("a\u{7}\u{1b}[2J", 2),
+            ("a\u{fffd}\u{fffd}[2J".to_owned(), 1)
+        );
+        assert_eq!(line_window("abc", 0), ("abc".to_owned(), 0));
     }
 
     #[test]

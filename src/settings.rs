@@ -71,6 +71,27 @@ fn heartbeat(secs: u64) -> Result<Duration, Error> {
     }
 }
 
+/// A report file must be writable where it is named: refused before any test runs, not after.
+fn report_path(flag: &str, path: &std::path::Path) -> Result<(), Error> {
+    if path.is_dir() {
+        return Err(Error::usage(
+            format!("{flag} {}: is a folder; name a file", path.display()),
+            None,
+        ));
+    }
+    match path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        Some(dir) if !dir.is_dir() => Err(Error::usage(
+            format!(
+                "{flag} {}: the folder {} does not exist",
+                path.display(),
+                dir.display()
+            ),
+            Some(format!("create it first: mkdir -p {}", dir.display())),
+        )),
+        _ => Ok(()),
+    }
+}
+
 impl SmokeSettings {
     /// Resolves `gears smoke` arguments with `TEST_HOST`/`TEST_FILE` as fallbacks.
     pub fn resolve(args: &SmokeArgs, ctx: &RunContext) -> Result<Self, Error> {
@@ -103,6 +124,9 @@ impl SmokeSettings {
                 "--jobs 0: at least one test must run at a time",
                 None,
             ));
+        }
+        if let Some(j) = &args.junit {
+            report_path("--junit", j)?;
         }
         Ok(SmokeSettings {
             target,
@@ -356,6 +380,43 @@ mod tests {
     }
 
     #[test]
+    fn a_junit_report_in_a_missing_folder_is_refused_up_front() {
+        let e = smoke(
+            &[
+                "gears",
+                "smoke",
+                "h",
+                "f.yaml",
+                "--junit",
+                "/no/such/dir/r.xml",
+            ],
+            &RunContext::default(),
+        )
+        .unwrap_err();
+        assert_eq!(e.exit(), crate::exit::Exit::Usage);
+        assert!(e.to_string().contains("/no/such/dir does not exist"), "{e}");
+        let e = smoke(
+            &["gears", "smoke", "h", "f.yaml", "--junit", "/tmp"],
+            &RunContext::default(),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("is a folder"), "{e}");
+        assert!(smoke(
+            &["gears", "smoke", "h", "f.yaml", "--junit", "r.xml"],
+            &RunContext::default()
+        )
+        .is_ok());
+    }
+
+    #[test]
+    fn a_bad_host_is_a_usage_error() {
+        for host in ["exa mple.com", "127.0.0.1:80:90"] {
+            let e = smoke(&["gears", "smoke", host, "f.yaml"], &RunContext::default()).unwrap_err();
+            assert_eq!(e.exit(), crate::exit::Exit::Usage, "{host}");
+        }
+    }
+
+    #[test]
     fn stdin_on_a_terminal_is_not_waited_on() {
         let mut ctx = RunContext::default();
         ctx.stdin_tty = true;
@@ -478,6 +539,7 @@ mod bake_tests {
             }
         );
         assert!(parse(&["gears", "test", "--ami", "nope", "--region", "r"]).is_err());
+        assert!(parse(&["gears", "test", "--target-host", "exa mple:80"]).is_err());
         assert!(Cli::try_parse_from(["gears", "test", "--ami", "ami-0123456789abcdef0"]).is_err());
     }
 }

@@ -739,7 +739,8 @@ pub async fn deploy<C: Cloud>(
     // The smoke tests of the gate: read and checked before anything changes.
     let gate = match (&component.test.smoke_file, settings.no_smoke) {
         (Some(f), false) => {
-            let file = crate::smoke::load(&crate::settings::Source::File(f.clone()))?;
+            let file =
+                crate::smoke::load(&crate::settings::Source::File(f.clone()), cancel).await?;
             let placeholder = crate::smoke::target::Target {
                 host: "127.0.0.1".into(),
                 port: component.test.port,

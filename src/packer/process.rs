@@ -290,25 +290,35 @@ mod tests {
     }
 
     /// A process group like packer's: a shell that records a SIGINT, with a child in the
-    /// foreground (as packer's plugins and provisioners are).
-    fn group(marker: &Path) -> tokio::process::Child {
-        tokio::process::Command::new("sh")
+    /// foreground (as packer's plugins and provisioners are). Returns once its trap is set (a
+    /// signal before that would kill the shell without a record).
+    async fn group(marker: &Path) -> tokio::process::Child {
+        let ready = marker.with_extension("ready");
+        let child = tokio::process::Command::new("sh")
             .args([
                 "-c",
-                r#"trap 'echo interrupted > "$0"; exit 0' INT; sleep 30; echo finished > "$0""#,
+                r#"trap 'echo interrupted > "$0"; exit 0' INT; : > "$1"; sleep 30; echo finished > "$0""#,
             ])
             .arg(marker)
+            .arg(&ready)
             .process_group(0)
             .kill_on_drop(true)
             .spawn()
-            .unwrap()
+            .unwrap();
+        for _ in 0..500 {
+            if ready.exists() {
+                return child;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the test shell never set its trap");
     }
 
     #[tokio::test]
     async fn the_watchdog_interrupts_the_group_when_gears_is_gone() {
         let dir = tempfile::tempdir().unwrap();
         let marker = dir.path().join("m");
-        let mut packer = group(&marker);
+        let mut packer = group(&marker).await;
         let (mut watchdog, stdin) = watchdog(packer.id().unwrap()).unwrap();
         // What the kernel does when gears dies, even by SIGKILL: the write end closes.
         drop(stdin);
@@ -325,7 +335,7 @@ mod tests {
     async fn the_watchdog_leaves_quietly_when_told_done() {
         let dir = tempfile::tempdir().unwrap();
         let marker = dir.path().join("m");
-        let mut packer = group(&marker);
+        let mut packer = group(&marker).await;
         let (mut watchdog, mut stdin) = watchdog(packer.id().unwrap()).unwrap();
         stdin.write_all(b"done\n").await.unwrap();
         drop(stdin);

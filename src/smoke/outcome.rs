@@ -2,6 +2,7 @@
 //! message can be unit tested; the runner only fetches.
 
 use super::schema;
+use super::secrets::Secrets;
 use super::spec::{Outcome, Protocol, TestSpec};
 use serde::Serialize;
 
@@ -11,9 +12,84 @@ pub struct Response {
     pub status: u16,
     /// Header names lower-cased, values as received (repeated headers joined with `, `).
     pub headers: Vec<(String, String)>,
-    pub body: String,
+    pub body: Body,
     /// Wall time of the whole request, body included.
     pub elapsed_ms: f64,
+}
+
+/// A response body as far as gears kept it (see `runner::BODY_CAP`).
+#[derive(Debug, Clone, Default)]
+pub struct Body {
+    /// The body, or its start when `cut`.
+    pub text: String,
+    /// The body was longer than the cap: `text` is its start.
+    pub cut: bool,
+    /// Bytes read in all (when cut, reading may have stopped before the end).
+    pub read: u64,
+    /// Each `response_body_contains`/`doesnt_contain` string, and whether it was found
+    /// anywhere in the body as it streamed (past the cap too).
+    pub found: Vec<(String, bool)>,
+}
+
+/// A shown body is cut here (characters), after masking.
+pub const SHOWN_BODY: usize = 64 * 1024;
+
+impl Body {
+    /// A whole body (tests).
+    pub fn whole(text: &str) -> Self {
+        Body {
+            text: text.to_owned(),
+            read: text.len() as u64,
+            ..Body::default()
+        }
+    }
+
+    /// Whether `needle` is in the body: in the text as Smolder searches it, or, when the body
+    /// was cut, as it was searched while it streamed.
+    pub fn contains(&self, needle: &str) -> bool {
+        match self.found.iter().find(|(n, _)| n == needle) {
+            Some((_, hit)) if self.cut => *hit,
+            _ => self.text.contains(needle),
+        }
+    }
+
+    /// What the report says about a cut, e.g. ` (the body was cut at 4194304 of 9000000+ bytes
+    /// read)`, or nothing.
+    pub fn cut_note(&self) -> String {
+        if self.cut {
+            format!(
+                " (gears kept the first {} bytes of a longer body: {} bytes read)",
+                self.text.len(),
+                self.read
+            )
+        } else {
+            String::new()
+        }
+    }
+
+    /// The body for `show_body`: secrets masked first (a secret cut at the end of what was kept
+    /// too), then cut to [`SHOWN_BODY`] characters, saying so.
+    pub fn shown(&self, secrets: &Secrets) -> String {
+        let masked = if self.cut {
+            secrets.mask_cut(&self.text)
+        } else {
+            secrets.mask(&self.text)
+        };
+        let n = masked.chars().count();
+        if n <= SHOWN_BODY && !self.cut {
+            return masked;
+        }
+        let head: String = masked.chars().take(SHOWN_BODY).collect();
+        let read = if self.cut {
+            format!("{}+", self.read)
+        } else {
+            self.read.to_string()
+        };
+        format!(
+            "{head}\n[gears: body cut for display: {} of {read} bytes shown]\n",
+            head.len()
+        )
+    }
 }
 
 impl Response {
@@ -59,13 +135,27 @@ pub fn effective_checks(test: &TestSpec, protocol: Protocol) -> Vec<Outcome> {
 
 const BODY_IN_MESSAGE: usize = 500;
 
-fn quoted_body(body: &str) -> String {
-    let n = body.chars().count();
-    if n <= BODY_IN_MESSAGE {
-        format!("\"{body}\"")
+/// The body in a failure message: masked first, then cut (a secret straddling the cut would
+/// otherwise be printed less its last characters).
+fn quoted_body(body: &Body, secrets: &Secrets) -> String {
+    let masked = if body.cut {
+        secrets.mask_cut(&body.text)
     } else {
-        let head: String = body.chars().take(BODY_IN_MESSAGE).collect();
-        format!("\"{head}…\" ({n} characters)")
+        secrets.mask(&body.text)
+    };
+    let n = masked.chars().count();
+    if n <= BODY_IN_MESSAGE && !body.cut {
+        format!("\"{masked}\"")
+    } else {
+        let head: String = masked.chars().take(BODY_IN_MESSAGE).collect();
+        if body.cut {
+            format!(
+                "\"{head}…\" (a body of more than {} bytes, cut there by gears)",
+                body.text.len()
+            )
+        } else {
+            format!("\"{head}…\" ({n} characters)")
+        }
     }
 }
 
@@ -84,9 +174,18 @@ pub fn json_path<'a>(v: &'a serde_json::Value, path: &str) -> Option<&'a serde_j
 
 /// Runs every check against a response. One check may give several lines (one per header or
 /// JSON path: Smolder only looked at the first entry, gears looks at all of them).
-pub fn evaluate(test: &TestSpec, checks: &[Outcome], resp: &Response) -> Vec<CheckResult> {
+/// `secrets` are masked in the body before it is quoted and cut.
+pub fn evaluate(
+    test: &TestSpec,
+    checks: &[Outcome],
+    resp: &Response,
+    secrets: &Secrets,
+) -> Vec<CheckResult> {
     let mut out = Vec::new();
-    let json = || serde_json::from_str::<serde_json::Value>(&resp.body);
+    let json = || {
+        serde_json::from_str::<serde_json::Value>(&resp.body.text)
+            .map_err(|e| format!("{e}{}", resp.body.cut_note()))
+    };
     for check in checks {
         match check {
             Outcome::StatusCode(n) => out.push(if resp.status == *n {
@@ -98,7 +197,7 @@ pub fn evaluate(test: &TestSpec, checks: &[Outcome], resp: &Response) -> Vec<Che
                     format!("Expecting status code {n} but got {} instead", resp.status),
                 )
             }),
-            Outcome::BodyContains(s) => out.push(if resp.body.contains(s.as_str()) {
+            Outcome::BodyContains(s) => out.push(if resp.body.contains(s) {
                 CheckResult::new(
                     "response_body_contains",
                     true,
@@ -108,10 +207,13 @@ pub fn evaluate(test: &TestSpec, checks: &[Outcome], resp: &Response) -> Vec<Che
                 CheckResult::new(
                     "response_body_contains",
                     false,
-                    format!("{} does not contain \"{s}\"", quoted_body(&resp.body)),
+                    format!(
+                        "{} does not contain \"{s}\"",
+                        quoted_body(&resp.body, secrets)
+                    ),
                 )
             }),
-            Outcome::BodyDoesntContain(s) => out.push(if resp.body.contains(s.as_str()) {
+            Outcome::BodyDoesntContain(s) => out.push(if resp.body.contains(s) {
                 CheckResult::new(
                     "response_body_doesnt_contain",
                     false,
@@ -303,7 +405,12 @@ mod tests {
         );
         let f = parse("t.yaml", &src).unwrap();
         let t = &f.tests[0];
-        evaluate(t, &effective_checks(t, Protocol::Http), resp)
+        evaluate(
+            t,
+            &effective_checks(t, Protocol::Http),
+            resp,
+            &Secrets::new(vec!["sekrit-value".into()]),
+        )
     }
 
     fn resp(status: u16, headers: &[(&str, &str)], body: &str) -> Response {
@@ -313,7 +420,7 @@ mod tests {
                 .iter()
                 .map(|(k, v)| (k.to_ascii_lowercase(), v.to_string()))
                 .collect(),
-            body: body.into(),
+            body: Body::whole(body),
             elapsed_ms: 12.0,
         }
     }
@@ -401,5 +508,40 @@ mod tests {
         let r = run("      response_body_contains: x\n", &resp(200, &[], &body));
         assert!(r[1].message.len() < 700);
         assert!(r[1].message.contains("(2000 characters)"));
+    }
+
+    #[test]
+    fn secrets_are_masked_before_the_body_is_cut() {
+        // The secret straddles the 500-character cut: masked first, nothing of it is left.
+        let body = format!("{}sekrit-value{}", "y".repeat(495), "z".repeat(100));
+        let r = run("      response_body_contains: x\n", &resp(200, &[], &body));
+        assert!(!r[1].message.contains("sekrit"), "{}", r[1].message);
+        assert!(r[1].message.contains("***"), "{}", r[1].message);
+    }
+
+    #[test]
+    fn a_cut_body_is_searched_as_it_streamed_and_says_so() {
+        let mut resp = resp(200, &[], "{\"a\": ");
+        resp.body.cut = true;
+        resp.body.read = 9_000_000;
+        resp.body.found = vec![("needle".into(), true), ("absent".into(), false)];
+        let r = run(
+            "      response_body_contains: needle\n      response_body_doesnt_contain: absent\n      response_json_contains: {a: 1}\n",
+            &resp,
+        );
+        assert!(r[1].passed && r[2].passed, "{r:?}");
+        let missing = run("      response_body_contains: absent\n", &resp);
+        assert!(
+            missing[1].message.contains("cut there by gears"),
+            "{}",
+            missing[1].message
+        );
+        assert!(
+            r[3].message.contains("gears kept the first"),
+            "{}",
+            r[3].message
+        );
+        let shown = resp.body.shown(&Secrets::default());
+        assert!(shown.contains("[gears: body cut"), "{shown}");
     }
 }

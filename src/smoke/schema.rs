@@ -200,6 +200,100 @@ fn check(schema: &Value, v: &Value, path: &str) -> Result<(), String> {
     Ok(())
 }
 
+const TYPES: &[&str] = &[
+    "string", "number", "integer", "boolean", "object", "array", "null", "any",
+];
+
+/// Checks that `schema` is a schema validictory would accept: a mapping whose keywords have the
+/// right shapes (`type` a type name or a list of them, `properties` a mapping of schemas, ...).
+/// Smolder fails every body against a malformed schema; gears refuses the file.
+pub fn check_schema(schema: &Value) -> Result<(), String> {
+    check_shape(schema, "schema")
+}
+
+fn check_shape(schema: &Value, at: &str) -> Result<(), String> {
+    let Some(s) = schema.as_object() else {
+        return Err(format!(
+            "{at} must be a mapping (a JSON schema like {{type: object}}), got {schema}"
+        ));
+    };
+    let type_ok = |t: &Value| match t {
+        Value::String(name) => TYPES.contains(&name.as_str()),
+        Value::Object(_) => check_shape(t, at).is_ok(),
+        _ => false,
+    };
+    if let Some(t) = s.get("type") {
+        let ok = match t {
+            Value::Array(ts) => ts.iter().all(type_ok),
+            t => type_ok(t),
+        };
+        if !ok {
+            return Err(format!(
+                "{at}: `type` must be one of {} (or a list of them), got {t}",
+                TYPES.join(", ")
+            ));
+        }
+    }
+    if let Some(p) = s.get("properties") {
+        let Some(props) = p.as_object() else {
+            return Err(format!(
+                "{at}: `properties` must be a mapping of names to schemas, got {p}"
+            ));
+        };
+        for (name, sub) in props {
+            check_shape(sub, &format!("{at}.properties.{name}"))?;
+        }
+    }
+    match s.get("items") {
+        None => {}
+        Some(Value::Array(subs)) => {
+            for (i, sub) in subs.iter().enumerate() {
+                check_shape(sub, &format!("{at}.items[{i}]"))?;
+            }
+        }
+        Some(sub) => check_shape(sub, &format!("{at}.items"))?,
+    }
+    match s.get("additionalProperties") {
+        None | Some(Value::Bool(_)) => {}
+        Some(sub) => check_shape(sub, &format!("{at}.additionalProperties"))?,
+    }
+    match s.get("required") {
+        None | Some(Value::Bool(_)) => {}
+        Some(Value::Array(names)) if names.iter().all(Value::is_string) => {}
+        Some(r) => {
+            return Err(format!(
+                "{at}: `required` must be true, false or a list of names, got {r}"
+            ))
+        }
+    }
+    if let Some(e) = s.get("enum") {
+        if !e.is_array() {
+            return Err(format!("{at}: `enum` must be a list, got {e}"));
+        }
+    }
+    for k in ["minimum", "maximum"] {
+        if let Some(v) = s.get(k).filter(|v| !v.is_number()) {
+            return Err(format!("{at}: `{k}` must be a number, got {v}"));
+        }
+    }
+    for k in ["minLength", "maxLength", "minItems", "maxItems"] {
+        if let Some(v) = s.get(k).filter(|v| !v.is_u64()) {
+            return Err(format!("{at}: `{k}` must be a whole number, got {v}"));
+        }
+    }
+    if let Some(p) = s.get("pattern") {
+        match p.as_str().map(regex::Regex::new) {
+            Some(Ok(_)) => {}
+            _ => {
+                return Err(format!(
+                    "{at}: `pattern` must be a valid regular expression, got {p}"
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
 fn join(path: &str, key: &str) -> String {
     if path.is_empty() {
         key.to_owned()
@@ -241,6 +335,23 @@ mod tests {
             e,
             "`slides/0/title` is an integer, expected type \"string\""
         );
+    }
+
+    #[test]
+    fn malformed_schemas_are_refused() {
+        for bad in [
+            json!("not a schema"),
+            json!({"type": "strnig"}),
+            json!({"properties": {"a": 1}}),
+            json!({"items": [1]}),
+            json!({"required": "yes"}),
+            json!({"minLength": -1}),
+            json!({"pattern": "("}),
+        ] {
+            assert!(check_schema(&bad).is_err(), "{bad}");
+        }
+        let good = json!({"type": ["string", {"type": "null"}], "properties": {"a": {"required": false}}, "items": {}, "required": ["a"]});
+        assert_eq!(check_schema(&good), Ok(()));
     }
 
     #[test]

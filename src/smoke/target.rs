@@ -62,6 +62,27 @@ impl Target {
         if host.is_empty() {
             return Err(format!("`{s}` has no host name"));
         }
+        if host.contains(':') {
+            if host.parse::<std::net::Ipv6Addr>().is_err() {
+                return Err(format!(
+                    "`{s}` is neither HOST:PORT nor an IPv6 address (more than one `:`)"
+                ));
+            }
+        } else if let Some(c) = host
+            .chars()
+            .find(|c| !(c.is_alphanumeric() || matches!(c, '.' | '-' | '_')))
+        {
+            return Err(format!(
+                "`{}`: a host name cannot contain {}",
+                s.escape_debug(),
+                match c {
+                    ' ' => "a space".to_owned(),
+                    c => format!("`{}`", c.escape_debug()),
+                }
+            ));
+        } else if reqwest::Url::parse(&format!("http://{host}/")).is_err() {
+            return Err(format!("`{s}` is not a valid host name"));
+        }
         let port = match port {
             None => None,
             Some(p) => match p.parse::<u16>() {
@@ -117,6 +138,16 @@ mod tests {
         assert!(Target::parse("ftp://h").is_err());
         assert!(Target::parse("").is_err());
         assert!(Target::parse("[::1").is_err());
+        for bad in [
+            "exa mple.com",
+            "127.0.0.1:80:90",
+            "h?x",
+            "a\nb",
+            "[fe80::1%]:80",
+        ] {
+            assert!(Target::parse(bad).is_err(), "{bad:?}");
+        }
+        assert!(Target::parse("my_host.internal").is_ok());
         let e = Target::parse("https://u:s3cret@h").unwrap_err();
         assert!(!e.contains("s3cret") && e.contains("credentials"), "{e}");
     }

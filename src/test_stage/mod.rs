@@ -204,7 +204,7 @@ pub async fn test<C: Cloud>(
         .smoke_file
         .clone()
         .unwrap_or_else(|| component.dir.join("smoke.yaml"));
-    let file = crate::smoke::load(&Source::File(smoke_path.clone()))?;
+    let file = crate::smoke::load(&Source::File(smoke_path.clone()), cancel).await?;
     let placeholder = Target {
         host: "127.0.0.1".into(),
         port: t.port,
@@ -785,8 +785,12 @@ mod tests {
             ..Default::default()
         });
         let cancel = Cancel::new();
-        let c2 = cancel.clone();
+        let (c2, watch) = (cancel.clone(), cloud.clone());
         tokio::spawn(async move {
+            // SIGTERM 5 s after the instance exists, while gears waits for it to run.
+            while watch.launched().is_empty() {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
             tokio::time::sleep(Duration::from_secs(5)).await;
             c2.cancel(crate::cancel::Signal::Term);
         });

@@ -1,11 +1,130 @@
-//! The only module that imports indicatif. Progress on stderr: a live view per builder on a
-//! terminal, otherwise one timestamped line per event and a heartbeat, so GoCD/Jenkins logs
-//! never go silent.
+//! The only module that imports indicatif, and the one writer of what humans read. Progress on
+//! stderr: a live view per builder on a terminal, otherwise one timestamped line per event and
+//! a heartbeat, so GoCD/Jenkins logs never go silent. Stages hand their report sections and
+//! progress lines to a [`Reporter`]; its implementations live here.
 
 use crate::context::RunContext;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use std::collections::BTreeMap;
+use std::io::Write;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+/// Where a stage's human report goes: stdout, or stderr when stdout carries data
+/// (`--output json`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportTo {
+    Stdout,
+    Stderr,
+}
+
+/// What a stage writes for humans, as it happens. Stages never print themselves, so a live view
+/// (a `gears test` instance's progress) and a report (the smoke blocks of that instance) share
+/// one writer and never tear each other.
+pub trait Reporter: Send + Sync {
+    /// A section of the stage's report (e.g. one smoke test's block), as soon as it is ready.
+    fn section(&self, text: &str);
+    /// A timestamped "still running" line on stderr.
+    fn heartbeat(&self, stage: &str, text: &str);
+    /// A warning on stderr.
+    fn warning(&self, text: &str);
+}
+
+/// The terminal: report sections where [`ReportTo`] says, progress and warnings on stderr.
+/// With a live view, each write suspends its bars, so lines never cut through them.
+pub struct Terminal {
+    report_to: ReportTo,
+    live: Option<MultiProgress>,
+    lock: Mutex<()>,
+}
+
+impl Terminal {
+    /// Plain output, no live view.
+    pub fn new(report_to: ReportTo) -> Self {
+        Terminal {
+            report_to,
+            live: None,
+            lock: Mutex::new(()),
+        }
+    }
+
+    /// Output that shares the terminal with a live view (its bars are suspended while a
+    /// section is written).
+    pub fn with_live_view(report_to: ReportTo, live: MultiProgress) -> Self {
+        Terminal {
+            live: Some(live),
+            ..Terminal::new(report_to)
+        }
+    }
+
+    fn write(&self, to: ReportTo, text: &str) {
+        let _one_at_a_time = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        let put = || match to {
+            ReportTo::Stdout => {
+                let mut out = std::io::stdout().lock();
+                let _ = out.write_all(text.as_bytes());
+                let _ = out.flush();
+            }
+            ReportTo::Stderr => {
+                let _ = std::io::stderr().lock().write_all(text.as_bytes());
+            }
+        };
+        match &self.live {
+            Some(m) => m.suspend(put),
+            None => put(),
+        }
+    }
+}
+
+impl Reporter for Terminal {
+    fn section(&self, text: &str) {
+        self.write(self.report_to, text);
+    }
+
+    fn heartbeat(&self, stage: &str, text: &str) {
+        self.write(
+            ReportTo::Stderr,
+            &format!("[{}] {stage}: still running: {text}\n", clock()),
+        );
+    }
+
+    fn warning(&self, text: &str) {
+        self.write(ReportTo::Stderr, &format!("warning: {text}\n"));
+    }
+}
+
+/// A reporter that keeps what it is given, in order (tests, and stages whose output is
+/// composed by a caller).
+#[derive(Default)]
+pub struct Recorded {
+    lines: Mutex<Vec<(&'static str, String)>>,
+}
+
+impl Recorded {
+    /// Everything reported so far: `("section" | "heartbeat" | "warning", text)`.
+    pub fn taken(&self) -> Vec<(&'static str, String)> {
+        self.lines.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn push(&self, kind: &'static str, text: String) {
+        self.lines
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((kind, text));
+    }
+}
+
+impl Reporter for Recorded {
+    fn section(&self, text: &str) {
+        self.push("section", text.to_owned());
+    }
+    fn heartbeat(&self, stage: &str, text: &str) {
+        self.push("heartbeat", format!("{stage}: {text}"));
+    }
+    fn warning(&self, text: &str) {
+        self.push("warning", text.to_owned());
+    }
+}
 
 /// Progress of a stage with named workers (builders).
 pub struct StageProgress {

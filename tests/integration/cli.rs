@@ -107,7 +107,7 @@ fn each_kind_of_bad_input_is_exit_3() {
         ("", "empty"),
         (
             "tests:\n  - name: a\n    inputs: {headers: {\"Bad Header\": x}}\n",
-            "<stdin>:3:23: tests[0].inputs.headers: `Bad Header` is not a valid HTTP header name",
+            "<stdin>:3:24: tests[0].inputs.headers: `Bad Header` is not a valid HTTP header name",
         ),
     ];
     for (src, want) in cases {

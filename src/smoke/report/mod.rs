@@ -2,3 +2,48 @@
 pub mod console;
 pub mod json;
 pub mod junit;
+
+use super::Report;
+use crate::error::Error;
+use crate::settings::{OutputFormat, SmokeSettings};
+use crate::ui::Reporter;
+use std::io::Write;
+
+/// The front of `gears smoke` once the stage has returned: the summary to humans (through
+/// `ui`, after the streamed test blocks), the JSON report to `out` (stdout) with
+/// `--output json`, the JUnit file with `--junit`.
+pub fn write(
+    report: &Report,
+    settings: &SmokeSettings,
+    ui: &dyn Reporter,
+    out: &mut dyn Write,
+) -> Result<(), Error> {
+    ui.section(&console::summary(&report.results, report.elapsed_s));
+    if settings.output == OutputFormat::Json {
+        let _ = out.write_all(
+            json::render(
+                &report.file,
+                &report.target,
+                &report.results,
+                report.elapsed_s,
+            )
+            .as_bytes(),
+        );
+        let _ = out.flush();
+    }
+    if let Some(path) = &settings.junit {
+        let suite = std::path::Path::new(&report.file)
+            .file_name()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| report.file.clone());
+        std::fs::write(
+            path,
+            junit::render(&suite, &report.results, report.elapsed_s),
+        )
+        .map_err(|e| Error::Write {
+            path: path.display().to_string(),
+            source: e,
+        })?;
+    }
+    Ok(())
+}

@@ -1,0 +1,263 @@
+//! The HTTP side of a test: one client per set of TLS/proxy/redirect options, the request
+//! built as Python requests builds it, and the body read up to [`BODY_CAP`].
+
+use super::Prepared;
+use crate::smoke::outcome::{Body, Response};
+use crate::smoke::secrets::{basic_auth, cookies, mask_url};
+use crate::smoke::spec::{ca_bundle, ClientCert, Data, Inputs, Method, Outcome, Proxies, Verify};
+use std::time::{Duration, Instant};
+
+/// What makes two tests need different clients.
+#[derive(Hash, PartialEq, Eq, Clone)]
+pub(super) struct ClientKey {
+    verify: Option<String>,
+    redirects: bool,
+    proxies: Proxies,
+    cert: Option<ClientCert>,
+}
+
+pub(super) fn client_key(inputs: &Inputs) -> ClientKey {
+    ClientKey {
+        verify: match &inputs.verify {
+            None | Some(Verify::Yes) => Some(String::new()),
+            Some(Verify::No) => None,
+            Some(Verify::CaBundle(p)) => Some(p.clone()),
+        },
+        redirects: inputs.allow_redirects.is_some_and(|f| f.0),
+        proxies: inputs.proxies.clone().unwrap_or_default(),
+        cert: inputs.cert.clone(),
+    }
+}
+
+pub(super) fn build_client(key: &ClientKey) -> Result<reqwest::Client, String> {
+    let mut b = reqwest::Client::builder()
+        .redirect(if key.redirects {
+            reqwest::redirect::Policy::limited(30)
+        } else {
+            reqwest::redirect::Policy::none()
+        })
+        .pool_max_idle_per_host(64)
+        .tcp_nodelay(true);
+    match &key.verify {
+        None => b = b.danger_accept_invalid_certs(true),
+        Some(p) if p.is_empty() => {}
+        Some(path) => {
+            b = b.tls_built_in_root_certs(false);
+            for c in ca_bundle(path)? {
+                b = b.add_root_certificate(c);
+            }
+        }
+    }
+    // The file was checked when it was read; a password in a proxy URL is never printed.
+    if let Some(u) = &key.proxies.http {
+        b = b.proxy(reqwest::Proxy::http(u).map_err(|e| format!("proxy {}: {e}", mask_url(u)))?);
+    }
+    if let Some(u) = &key.proxies.https {
+        b = b.proxy(reqwest::Proxy::https(u).map_err(|e| format!("proxy {}: {e}", mask_url(u)))?);
+    }
+    if let Some(cert) = &key.cert {
+        b = b.identity(cert.identity()?);
+    }
+    b.build().map_err(|e| crate::smoke::spec::error_words(&e))
+}
+
+/// Why a test got no response to check.
+pub(super) enum Failure {
+    Tls(String),
+    Request(String),
+}
+
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> Vec<String> {
+    let mut v = vec![e.to_string()];
+    let mut s = e.source();
+    while let Some(x) = s {
+        v.push(x.to_string());
+        s = x.source();
+    }
+    v
+}
+
+fn classify(e: reqwest::Error, p: &Prepared<'_>, timeout: f64) -> Failure {
+    let chain = error_chain(&e);
+    let root = chain.last().cloned().unwrap_or_default();
+    if e.is_timeout() {
+        return Failure::Request(format!("timed out after {timeout}s"));
+    }
+    if chain.iter().any(|c| c.contains("certificate")) {
+        return Failure::Tls(root);
+    }
+    if e.is_connect() {
+        let why = if root.contains("refused") {
+            "connection refused".to_owned()
+        } else {
+            root
+        };
+        return Failure::Request(format!("cannot connect to {}:{}: {why}", p.host, p.port));
+    }
+    Failure::Request(format!("request failed: {}", chain.join(": ")))
+}
+
+pub(super) async fn fetch(p: &Prepared<'_>, cap: Option<Duration>) -> Result<Response, Failure> {
+    let i = &p.spec.inputs;
+    let client = p.client.as_ref().expect("http tests have a client");
+    let timeout = i.timeout.map(|t| t.0).unwrap_or(30.0);
+    let timeout = match cap {
+        Some(c) if c.as_secs_f64() < timeout => (c.as_secs_f64() * 10.0).round() / 10.0,
+        _ => timeout,
+    };
+    let method = match p.spec.method {
+        Method::Get => reqwest::Method::GET,
+        Method::Post => reqwest::Method::POST,
+        Method::Put => reqwest::Method::PUT,
+        Method::Delete => reqwest::Method::DELETE,
+        Method::Options => reqwest::Method::OPTIONS,
+        Method::Head => reqwest::Method::HEAD,
+        Method::Patch => reqwest::Method::PATCH,
+        Method::Purge => reqwest::Method::from_bytes(b"PURGE").expect("valid method"),
+    };
+    let start = Instant::now();
+    let mut req = client
+        .request(method, &p.url)
+        .timeout(Duration::from_secs_f64(timeout));
+    if let Some(params) = &i.params {
+        let q: Vec<(&str, &str)> = params
+            .0
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.0.as_str()))
+            .collect();
+        req = req.query(&q);
+    }
+    for (k, v) in i.headers.iter().flat_map(|h| h.0.iter()) {
+        req = req.header(k.as_str(), v.0.as_str());
+    }
+    if let Some((u, pw)) = basic_auth(i) {
+        req = req.basic_auth(u, Some(pw));
+    }
+    let cookies = cookies(i);
+    if !cookies.is_empty() {
+        let c: Vec<String> = cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        req = req.header(reqwest::header::COOKIE, c.join("; "));
+    }
+    let multipart = i.file.is_some() || i.files.is_some();
+    if multipart {
+        let mut form = reqwest::multipart::Form::new();
+        if let Some(Data::Form(fields)) = &i.data {
+            for (k, v) in fields {
+                form = form.text(k.clone(), v.clone());
+            }
+        }
+        if let Some(f) = &i.file {
+            form = form.part(
+                "file",
+                reqwest::multipart::Part::text(f.content.clone()).file_name(f.filename.clone()),
+            );
+        }
+        for (k, v) in i.files.iter().flat_map(|f| f.0.iter()) {
+            form = form.part(
+                k.clone(),
+                reqwest::multipart::Part::text(v.0.clone()).file_name(k.clone()),
+            );
+        }
+        req = req.multipart(form);
+    } else {
+        match &i.data {
+            Some(Data::Form(fields)) => req = req.form(fields),
+            Some(Data::Raw(s)) => req = req.body(s.clone()),
+            None => {
+                if let Some(j) = &i.json {
+                    req = req.json(j);
+                }
+            }
+        }
+    }
+    let resp = req.send().await.map_err(|e| classify(e, p, timeout))?;
+    let status = resp.status().as_u16();
+    let mut headers: Vec<(String, String)> = Vec::new();
+    for (k, v) in resp.headers() {
+        let v = String::from_utf8_lossy(v.as_bytes()).into_owned();
+        match headers.iter_mut().find(|(n, _)| n == k.as_str()) {
+            Some((_, existing)) => {
+                existing.push_str(", ");
+                existing.push_str(&v);
+            }
+            None => headers.push((k.as_str().to_owned(), v)),
+        }
+    }
+    let needles: Vec<&str> = p
+        .spec
+        .checks
+        .iter()
+        .filter_map(|c| match c {
+            Outcome::BodyContains(s) | Outcome::BodyDoesntContain(s) => Some(s.as_str()),
+            _ => None,
+        })
+        .collect();
+    let body = read_body(resp, &needles, BODY_CAP)
+        .await
+        .map_err(|e| classify(e, p, timeout))?;
+    Ok(Response {
+        status,
+        headers,
+        body,
+        elapsed_ms: start.elapsed().as_secs_f64() * 1000.0,
+    })
+}
+
+/// The most of a response body gears keeps to check and show (4 MiB). Beyond it the body is
+/// only searched for `response_body_contains`/`response_body_doesnt_contain` as it streams,
+/// for as long as one of them is still undecided, and then dropped: a server that streams
+/// forever costs time (up to the timeout), never memory.
+pub const BODY_CAP: usize = 4 * 1024 * 1024;
+
+/// Reads a body, keeping at most `cap` bytes, and searching every needle in all of it.
+async fn read_body(
+    mut resp: reqwest::Response,
+    needles: &[&str],
+    cap: usize,
+) -> Result<Body, reqwest::Error> {
+    let finders: Vec<regex::bytes::Regex> = needles
+        .iter()
+        .filter_map(|n| regex::bytes::Regex::new(&regex::escape(n)).ok())
+        .collect();
+    let longest = needles.iter().map(|n| n.len()).max().unwrap_or(0);
+    let mut found = vec![false; needles.len()];
+    let mut kept: Vec<u8> = Vec::new();
+    let mut carry: Vec<u8> = Vec::new();
+    let mut total: u64 = 0;
+    let mut cut = false;
+    while let Some(chunk) = resp.chunk().await? {
+        total += chunk.len() as u64;
+        if !finders.is_empty() {
+            let mut window = std::mem::take(&mut carry);
+            window.extend_from_slice(&chunk);
+            for (f, hit) in finders.iter().zip(found.iter_mut()) {
+                *hit = *hit || f.is_match(&window);
+            }
+            let keep_from = window.len().saturating_sub(longest.saturating_sub(1));
+            carry = window.split_off(keep_from);
+        }
+        let room = cap.saturating_sub(kept.len());
+        kept.extend_from_slice(&chunk[..room.min(chunk.len())]);
+        if chunk.len() > room {
+            cut = true;
+            if found.iter().all(|f| *f) {
+                // Nothing more to learn from the rest.
+                break;
+            }
+        }
+    }
+    if cut {
+        // Do not end on half a character.
+        if let Err(e) = std::str::from_utf8(&kept) {
+            if e.error_len().is_none() {
+                kept.truncate(e.valid_up_to());
+            }
+        }
+    }
+    Ok(Body {
+        text: String::from_utf8_lossy(&kept).into_owned(),
+        cut,
+        read: total,
+        found: needles.iter().map(|n| (*n).to_owned()).zip(found).collect(),
+    })
+}
