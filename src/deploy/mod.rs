@@ -206,6 +206,8 @@ struct Roll<'a, F: Fleet> {
     instance_tags: BTreeMap<String, String>,
     /// The component's smoke tests, run at each new instance before it counts as healthy.
     smoke: Option<&'a SmokeGate>,
+    /// Progress: a line per step, per region.
+    ui: &'a std::sync::Mutex<crate::ui::StageProgress>,
 }
 
 /// The smoke tests of the health gate.
@@ -219,6 +221,15 @@ pub struct SmokeGate {
 }
 
 impl<F: Fleet> Roll<'_, F> {
+    /// A progress line for this group.
+    fn say(&self, text: &str) {
+        let region = self.fleet.region().to_owned();
+        self.ui
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .line(Some(&region), &format!("{}: {text}", self.name));
+    }
+
     /// Runs the smoke tests once at a new instance: `None` when they pass, else why not.
     async fn smoke_at(
         &self,
@@ -336,6 +347,10 @@ impl<F: Fleet> Roll<'_, F> {
         }
         if let Some(s) = state {
             if s.ami == self.ami {
+                self.say(&format!(
+                    "continuing the deploy of {} recorded by run {}",
+                    s.ami, s.run
+                ));
                 return Ok(s);
             }
             return Err(refused(
@@ -464,6 +479,7 @@ impl<F: Fleet> Roll<'_, F> {
         // New instances that passed the smoke tests, and the last smoke failure.
         let mut smoked = std::collections::BTreeSet::new();
         let mut smoke_failure: Option<String> = None;
+        let mut last_say = Instant::now();
         loop {
             let g = self.group().await?;
             let infos = self.members(&g).await?;
@@ -507,12 +523,19 @@ impl<F: Fleet> Roll<'_, F> {
                     let mut victims = old.clone();
                     // Unhealthy old ones go first.
                     victims.sort_by_key(|m| health.get(&m.id) == Some(&true));
+                    let mut retired = Vec::new();
                     for m in victims.into_iter().take(surplus) {
                         let d = self.deadline();
                         patiently(self.cancel, d, || self.fleet.terminate_member(&m.id, true))
                             .await?;
+                        retired.push(m.id.as_str());
                     }
                     batches += 1;
+                    self.say(&format!(
+                        "batch {batches}: new instances healthy; retired {}",
+                        retired.join(", ")
+                    ));
+                    last_say = Instant::now();
                     if old.len() <= surplus {
                         // The last batch: the group may now be all new.
                         continue;
@@ -545,6 +568,13 @@ impl<F: Fleet> Roll<'_, F> {
                         .set_capacity(&self.name, st.min, max, st.desired + n)
                 })
                 .await?;
+                self.say(&format!(
+                    "batch {}: launching {n} on the new AMI (desired {}, max {max}); {} old left",
+                    batches + 1,
+                    st.desired + n,
+                    old.len()
+                ));
+                last_say = Instant::now();
                 batch_deadline = self.deadline();
                 continue;
             } else if !(settled && new_ok) && Instant::now() >= batch_deadline {
@@ -552,6 +582,23 @@ impl<F: Fleet> Roll<'_, F> {
                     "the new instances did not become healthy".into(),
                     batches,
                 ));
+            }
+            if last_say.elapsed() >= Duration::from_secs(30) {
+                let healthy_new = g
+                    .members
+                    .iter()
+                    .filter(|m| is_new(&m.id) && health.get(&m.id) == Some(&true))
+                    .count();
+                self.say(&format!(
+                    "waiting: {healthy_new} new healthy, {} of {} instances running{}",
+                    g.members.len(),
+                    g.desired,
+                    smoke_failure
+                        .as_ref()
+                        .map(|f| format!("; last: {f}"))
+                        .unwrap_or_default()
+                ));
+                last_say = Instant::now();
             }
             self.refresh_lock().await?;
             self.sleep().await?;
@@ -561,6 +608,10 @@ impl<F: Fleet> Roll<'_, F> {
     /// Back to the old template and old-AMI instances, capacity as it was.
     async fn rollback(&self, st: &State) -> Result<(), String> {
         let e = |e: Error| e.to_string();
+        self.say(&format!(
+            "rolling back to launch template version {} and {} instances",
+            st.from, st.desired
+        ));
         let from = TemplateRef {
             id: st.lt.clone(),
             version: st.from.clone(),
@@ -647,6 +698,10 @@ impl<F: Fleet> Roll<'_, F> {
 
     /// Capacity as it was, processes resumed, state and lock removed.
     async fn finish(&self, st: &State) -> Result<(), Error> {
+        self.say(&format!(
+            "restoring capacity {}/{}/{}, resuming processes, unlocking",
+            st.min, st.max, st.desired
+        ));
         let d = self.deadline();
         patiently(self.cancel, d, || {
             self.fleet
@@ -672,6 +727,7 @@ fn refused(group: &str, why: String, hint: &str) -> Error {
 /// Runs `gears deploy` against `cloud`.
 pub async fn deploy<C: Cloud>(
     settings: &DeploySettings,
+    ctx: &crate::context::RunContext,
     cancel: &Cancel,
     cloud: &C,
 ) -> Result<Deployed, Error> {
@@ -757,7 +813,10 @@ pub async fn deploy<C: Cloud>(
         _ => None,
     };
     let run = crate::random::uuid_v7();
+    let regions: Vec<String> = targets.iter().map(|(r, _)| r.clone()).collect();
+    let ui = std::sync::Mutex::new(crate::ui::StageProgress::new(ctx, "deploy", &regions));
     let ctx = RegionCtx {
+        ui: &ui,
         smoke: gate.as_ref(),
         settings,
         cancel,
@@ -793,6 +852,7 @@ pub async fn deploy<C: Cloud>(
 
 /// What every region's deploy shares.
 struct RegionCtx<'a> {
+    ui: &'a std::sync::Mutex<crate::ui::StageProgress>,
     smoke: Option<&'a SmokeGate>,
     settings: &'a DeploySettings,
     cancel: &'a Cancel,
@@ -841,6 +901,7 @@ async fn deploy_region<C: Cloud>(
             cancel,
             instance_tags: instance_tags.clone(),
             smoke: ctx.smoke,
+            ui: ctx.ui,
         };
         let from_ami = match &g.template {
             Some(t) => fleet.template_image(t).await.unwrap_or_default(),
@@ -1001,6 +1062,10 @@ mod tests {
     use crate::exit::Exit;
 
     const OLD: &str = "ami-0000000000000001a";
+
+    fn rc() -> crate::context::RunContext {
+        crate::context::RunContext::from_vars(Vec::<(String, String)>::new())
+    }
     const NEW: &str = "ami-0000000000000002b";
 
     fn setup(dir: &std::path::Path, desired: i32) -> (DeploySettings, FakeCloud) {
@@ -1092,7 +1157,7 @@ mod tests {
     async fn rolls_every_instance_in_batches_never_below_the_healthy_floor() {
         let dir = tempfile::tempdir().unwrap();
         let (s, cloud) = setup(dir.path(), 5);
-        let d = deploy(&s, &Cancel::new(), &cloud).await.unwrap();
+        let d = deploy(&s, &rc(), &Cancel::new(), &cloud).await.unwrap();
         assert_eq!(d.exit(), Exit::Success, "{d:?}");
         let g = &d.groups[0];
         assert_eq!(
@@ -1115,7 +1180,7 @@ mod tests {
             throttle_one_in: Some(3),
             ..Default::default()
         });
-        let d = deploy(&s, &Cancel::new(), &cloud).await.unwrap();
+        let d = deploy(&s, &rc(), &Cancel::new(), &cloud).await.unwrap();
         assert_eq!(d.groups[0].result, "deployed", "{d:?}");
         assert!(all(&cloud, NEW));
         cloud.set_faults(Faults::default());
@@ -1128,7 +1193,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (s, cloud) = setup(dir.path(), 4);
         cloud.set_unhealthy_images(&[NEW]);
-        let d = deploy(&s, &Cancel::new(), &cloud).await.unwrap();
+        let d = deploy(&s, &rc(), &Cancel::new(), &cloud).await.unwrap();
         assert_eq!(d.exit(), Exit::RolledBack, "{d:?}");
         assert!(
             d.groups[0].detail.contains("not healthy after 1m00s"),
@@ -1145,7 +1210,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (s, cloud) = setup(dir.path(), 4);
         cloud.set_unhealthy_images(&[NEW, OLD]);
-        let d = deploy(&s, &Cancel::new(), &cloud).await.unwrap();
+        let d = deploy(&s, &rc(), &Cancel::new(), &cloud).await.unwrap();
         assert_eq!(d.exit(), Exit::NeedsHuman, "{d:?}");
         assert!(
             d.groups[0]
@@ -1157,13 +1222,13 @@ mod tests {
         assert!(lock.starts_with("STOP "), "{lock}");
         // The next deploy is refused until a human unlocks.
         cloud.set_unhealthy_images(&[]);
-        let e = deploy(&s, &Cancel::new(), &cloud).await.unwrap_err();
+        let e = deploy(&s, &rc(), &Cancel::new(), &cloud).await.unwrap_err();
         assert_eq!(e.exit(), Exit::Cloud);
         assert!(e.render().contains("the line is stopped"), "{}", e.render());
         let mut unlock = s.clone();
         unlock.unlock = true;
         assert_eq!(
-            deploy(&unlock, &Cancel::new(), &cloud)
+            deploy(&unlock, &rc(), &Cancel::new(), &cloud)
                 .await
                 .unwrap()
                 .groups[0]
@@ -1191,11 +1256,12 @@ mod tests {
             let (_, twin) = setup(twin_dir.path(), 6);
             twin.set_faults(slow.clone());
             let start = Instant::now();
-            deploy(&s, &Cancel::new(), &twin).await.unwrap();
+            deploy(&s, &rc(), &Cancel::new(), &twin).await.unwrap();
             let whole = start.elapsed();
             // kill -9 half way: the future is dropped, nothing of it runs again.
             cloud.set_faults(slow);
-            let killed = tokio::time::timeout(whole / 2, deploy(&s, &Cancel::new(), &cloud)).await;
+            let killed =
+                tokio::time::timeout(whole / 2, deploy(&s, &rc(), &Cancel::new(), &cloud)).await;
             cloud.set_faults(Faults::default());
             assert!(killed.is_err(), "still running when killed");
             let imgs = cloud.member_images("hello-live");
@@ -1204,7 +1270,7 @@ mod tests {
                 "{imgs:?}"
             );
             // At once, the lock is fresh: refused, naming the holder.
-            let e = deploy(&s, &Cancel::new(), &cloud).await.unwrap_err();
+            let e = deploy(&s, &rc(), &Cancel::new(), &cloud).await.unwrap_err();
             assert!(
                 e.render().contains("another deploy holds the lock: run "),
                 "{}",
@@ -1213,7 +1279,7 @@ mod tests {
             // A minute later (here: a stale limit of zero), the same command takes over.
             s.lock_stale = Duration::ZERO;
             s.abort = abort;
-            let d = deploy(&s, &Cancel::new(), &cloud).await.unwrap();
+            let d = deploy(&s, &rc(), &Cancel::new(), &cloud).await.unwrap();
             let want = if abort { "rolled back" } else { "deployed" };
             assert_eq!(d.groups[0].result, want, "{d:?}");
             assert!(all(&cloud, if abort { OLD } else { NEW }));
@@ -1234,10 +1300,11 @@ mod tests {
         let (_, twin) = setup(twin_dir.path(), 4);
         twin.set_faults(slow.clone());
         let start = Instant::now();
-        deploy(&s, &Cancel::new(), &twin).await.unwrap();
+        deploy(&s, &rc(), &Cancel::new(), &twin).await.unwrap();
         let whole = start.elapsed();
         cloud.set_faults(slow);
-        let killed = tokio::time::timeout(whole / 2, deploy(&s, &Cancel::new(), &cloud)).await;
+        let killed =
+            tokio::time::timeout(whole / 2, deploy(&s, &rc(), &Cancel::new(), &cloud)).await;
         assert!(killed.is_err());
         cloud.set_faults(Faults::default());
         let mut other = s.clone();
@@ -1246,7 +1313,9 @@ mod tests {
             region: "us-east-1".into(),
         };
         other.lock_stale = Duration::ZERO;
-        let e = deploy(&other, &Cancel::new(), &cloud).await.unwrap_err();
+        let e = deploy(&other, &rc(), &Cancel::new(), &cloud)
+            .await
+            .unwrap_err();
         assert_eq!(e.exit(), Exit::Cloud);
         let text = e.render();
         assert!(
@@ -1268,7 +1337,7 @@ mod tests {
             tokio::time::sleep(Duration::from_secs(5)).await;
             c2.cancel(crate::cancel::Signal::Term);
         });
-        let e = deploy(&s, &cancel, &cloud).await.unwrap_err();
+        let e = deploy(&s, &rc(), &cancel, &cloud).await.unwrap_err();
         assert_eq!(e.exit(), Exit::Terminated);
         assert!(all(&cloud, OLD));
         as_before(&cloud, 6);
@@ -1283,7 +1352,7 @@ mod tests {
             fail_at: Some((14, crate::aws::ErrorKind::AccessDenied)),
             ..Default::default()
         });
-        let d = deploy(&s, &Cancel::new(), &cloud).await.unwrap();
+        let d = deploy(&s, &rc(), &Cancel::new(), &cloud).await.unwrap();
         assert_eq!(d.exit(), Exit::RolledBack, "{d:?}");
         assert!(d.groups[0].detail.starts_with("AWS error"), "{d:?}");
         assert!(all(&cloud, OLD));
@@ -1295,7 +1364,7 @@ mod tests {
             fail_at: Some((5, crate::aws::ErrorKind::AccessDenied)),
             ..Default::default()
         });
-        let e = deploy(&s, &Cancel::new(), &cloud).await.unwrap_err();
+        let e = deploy(&s, &rc(), &Cancel::new(), &cloud).await.unwrap_err();
         assert_eq!(e.exit(), Exit::Cloud, "{}", e.render());
         assert!(
             e.render().contains("CreateLaunchTemplateVersion"),
@@ -1354,7 +1423,7 @@ mod tests {
                 Some(crate::smoke::target::Target::parse(&format!("127.0.0.1:{port}")).unwrap());
             s.gate_timeout = Duration::from_secs(2);
             s.poll = Duration::from_millis(100);
-            let d = deploy(&s, &Cancel::new(), &cloud).await.unwrap();
+            let d = deploy(&s, &rc(), &Cancel::new(), &cloud).await.unwrap();
             if pass {
                 assert_eq!(d.groups[0].result, "deployed", "{d:?}");
                 assert!(all(&cloud, NEW));
@@ -1376,7 +1445,7 @@ mod tests {
         let (mut s, cloud) = setup(dir.path(), 10);
         s.batch = Batch::Percent(30);
         s.plan_only = true;
-        let d = deploy(&s, &Cancel::new(), &cloud).await.unwrap();
+        let d = deploy(&s, &rc(), &Cancel::new(), &cloud).await.unwrap();
         let g = &d.groups[0];
         assert_eq!((g.result.as_str(), g.batches), ("planned", 4));
         assert!(
