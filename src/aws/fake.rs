@@ -547,6 +547,8 @@ mod tests {
 struct FleetState {
     groups: BTreeMap<String, Group>,
     templates: BTreeMap<String, Vec<String>>,
+    /// Launch configuration name → image.
+    configurations: BTreeMap<String, String>,
     images: BTreeMap<String, String>,
     next: u32,
     /// Instances of these images fail their target-group health check.
@@ -558,13 +560,18 @@ struct FleetState {
 impl FleetState {
     fn launch(&mut self, group: &str) -> Option<()> {
         let g = self.groups.get(group)?;
-        let t = g.template.clone()?;
-        let versions = self.templates.get(&t.id)?;
-        let idx: usize = match t.version.as_str() {
-            "$Latest" | "$Default" => versions.len(),
-            v => v.parse().ok()?,
+        let image = match (&g.template, &g.launch_configuration) {
+            (Some(t), _) => {
+                let versions = self.templates.get(&t.id)?;
+                let idx: usize = match t.version.as_str() {
+                    "$Latest" | "$Default" => versions.len(),
+                    v => v.parse().ok()?,
+                };
+                versions.get(idx.checked_sub(1)?)?.clone()
+            }
+            (None, Some(c)) => self.configurations.get(c)?.clone(),
+            (None, None) => return None,
         };
-        let image = versions.get(idx.checked_sub(1)?)?.clone();
         self.next += 1;
         let id = format!("i-f{:016x}", self.next);
         self.images.insert(id.clone(), image);
@@ -638,6 +645,18 @@ impl FakeCloud {
         let name = group.name.clone();
         f.groups.insert(name.clone(), group);
         f.settle(&name);
+    }
+
+    /// Adds a launch configuration.
+    pub fn add_configuration(&self, name: &str, image: &str) {
+        self.fleet_state()
+            .configurations
+            .insert(name.to_owned(), image.to_owned());
+    }
+
+    /// The launch configurations and their images.
+    pub fn configurations(&self) -> BTreeMap<String, String> {
+        self.fleet_state().configurations.clone()
     }
 
     /// Instances of these images fail their target-group health checks from now on.
@@ -726,6 +745,51 @@ impl Fleet for FakeFleet {
         let v = f.templates.entry(source.id.clone()).or_default();
         v.push(image.to_owned());
         Ok(v.len().to_string())
+    }
+
+    async fn configuration_image(&self, name: &str) -> Result<String, CloudError> {
+        self.cloud
+            .call("DescribeLaunchConfigurations", &self.region)
+            .await?;
+        Ok(self
+            .cloud
+            .fleet_state()
+            .configurations
+            .get(name)
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    async fn copy_configuration(
+        &self,
+        source: &str,
+        name: &str,
+        image: &str,
+    ) -> Result<(), CloudError> {
+        self.cloud
+            .call("CreateLaunchConfiguration", &self.region)
+            .await?;
+        let mut f = self.cloud.fleet_state();
+        if !f.configurations.contains_key(source) || f.configurations.contains_key(name) {
+            return Err(CloudError::api(
+                "CreateLaunchConfiguration",
+                &self.region,
+                Some("ValidationError"),
+                format!("cannot copy {source} to {name}"),
+            ));
+        }
+        f.configurations.insert(name.to_owned(), image.to_owned());
+        Ok(())
+    }
+
+    async fn set_configuration(&self, group: &str, name: &str) -> Result<(), CloudError> {
+        self.cloud
+            .call("UpdateAutoScalingGroup", &self.region)
+            .await?;
+        if let Some(g) = self.cloud.fleet_state().groups.get_mut(group) {
+            g.launch_configuration = Some(name.to_owned());
+        }
+        Ok(())
     }
 
     async fn set_template(&self, group: &str, t: &TemplateRef) -> Result<(), CloudError> {

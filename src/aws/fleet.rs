@@ -63,6 +63,7 @@ fn group(g: &aws_sdk_autoscaling::types::AutoScalingGroup) -> Group {
             id: t.launch_template_id().unwrap_or_default().to_owned(),
             version: t.version().unwrap_or("$Default").to_owned(),
         }),
+        launch_configuration: g.launch_configuration_name().map(str::to_owned),
         members: g
             .instances()
             .iter()
@@ -168,6 +169,76 @@ impl Fleet for AwsFleet {
             .and_then(|v| v.version_number())
             .map(|n| n.to_string())
             .unwrap_or_default())
+    }
+
+    async fn configuration_image(&self, name: &str) -> Result<String, CloudError> {
+        let out = self
+            .asg
+            .describe_launch_configurations()
+            .launch_configuration_names(name)
+            .send()
+            .await
+            .map_err(|e| map_err("DescribeLaunchConfigurations", &self.region, e))?;
+        Ok(out
+            .launch_configurations()
+            .first()
+            .and_then(|c| c.image_id())
+            .unwrap_or_default()
+            .to_owned())
+    }
+
+    async fn copy_configuration(
+        &self,
+        source: &str,
+        name: &str,
+        image: &str,
+    ) -> Result<(), CloudError> {
+        let out = self
+            .asg
+            .describe_launch_configurations()
+            .launch_configuration_names(source)
+            .send()
+            .await
+            .map_err(|e| map_err("DescribeLaunchConfigurations", &self.region, e))?;
+        let Some(c) = out.launch_configurations().first() else {
+            return Err(CloudError::api(
+                "DescribeLaunchConfigurations",
+                &self.region,
+                Some("ValidationError"),
+                format!("launch configuration {source} not found"),
+            ));
+        };
+        // Everything of the source but the image (and what AWS sets itself).
+        self.asg
+            .create_launch_configuration()
+            .launch_configuration_name(name)
+            .image_id(image)
+            .instance_type(c.instance_type().unwrap_or_default())
+            .set_key_name(c.key_name().map(str::to_owned).filter(|k| !k.is_empty()))
+            .set_security_groups(Some(c.security_groups().to_vec()))
+            .set_user_data(c.user_data().map(str::to_owned).filter(|u| !u.is_empty()))
+            .set_iam_instance_profile(c.iam_instance_profile().map(str::to_owned))
+            .set_block_device_mappings(Some(c.block_device_mappings().to_vec()))
+            .set_instance_monitoring(c.instance_monitoring().cloned())
+            .set_ebs_optimized(c.ebs_optimized())
+            .set_associate_public_ip_address(c.associate_public_ip_address())
+            .set_placement_tenancy(c.placement_tenancy().map(str::to_owned))
+            .set_metadata_options(c.metadata_options().cloned())
+            .send()
+            .await
+            .map_err(|e| map_err("CreateLaunchConfiguration", &self.region, e))?;
+        Ok(())
+    }
+
+    async fn set_configuration(&self, group: &str, name: &str) -> Result<(), CloudError> {
+        self.asg
+            .update_auto_scaling_group()
+            .auto_scaling_group_name(group)
+            .launch_configuration_name(name)
+            .send()
+            .await
+            .map_err(|e| map_err("UpdateAutoScalingGroup", &self.region, e))?;
+        Ok(())
     }
 
     async fn set_template(&self, group: &str, t: &TemplateRef) -> Result<(), CloudError> {

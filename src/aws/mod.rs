@@ -302,6 +302,8 @@ pub struct Group {
     pub max: i32,
     pub desired: i32,
     pub template: Option<TemplateRef>,
+    /// A legacy launch configuration's name, when the group has no launch template.
+    pub launch_configuration: Option<String>,
     pub members: Vec<Member>,
     pub target_groups: Vec<String>,
     pub suspended: Vec<String>,
@@ -333,6 +335,27 @@ pub trait Fleet: Send + Sync {
         source: &TemplateRef,
         image: &str,
     ) -> impl Future<Output = Result<String, CloudError>> + Send;
+
+    /// The image of a launch configuration.
+    fn configuration_image(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<String, CloudError>> + Send;
+
+    /// A copy of launch configuration `source` named `name`, with `image`.
+    fn copy_configuration(
+        &self,
+        source: &str,
+        name: &str,
+        image: &str,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
+
+    /// Points the group at a launch configuration.
+    fn set_configuration(
+        &self,
+        group: &str,
+        name: &str,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
 
     /// Points the group at a template version.
     fn set_template(

@@ -135,6 +135,9 @@ pub struct State {
     pub desired: i32,
     /// The processes gears suspended (and will resume).
     pub susp: Vec<String>,
+    /// `from` and `to` are launch configuration names, not template versions.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub lc: bool,
 }
 
 fn lock_value(run: &str) -> String {
@@ -362,24 +365,45 @@ impl<F: Fleet> Roll<'_, F> {
                 "`gears deploy --abort` (with that AMI) undoes it first",
             ));
         }
-        let Some(t) = g.template.clone() else {
-            return Err(InputError::whole_file(
-                format!("group {}", self.name),
-                "the group has no launch template (a launch configuration or a mixed-instances policy): gears deploys launch templates only",
-            )
-            .into());
-        };
-        let to = patiently(self.cancel, d, || {
-            self.fleet.new_template_version(&t, &self.ami)
-        })
-        .await?;
-        // `$Latest`/`$Default` resolved to the version before ours, so rollback returns to it.
-        let from = match t.version.as_str() {
-            "$Latest" | "$Default" => to
-                .parse::<u32>()
-                .map(|n| (n - 1).to_string())
-                .unwrap_or(t.version.clone()),
-            v => v.to_owned(),
+        // The new launch spec: a template version with the new AMI, or for a group on a legacy
+        // launch configuration, a copy of it with the new AMI.
+        let (lt, from, to, lc) = match (&g.template, &g.launch_configuration) {
+            (Some(t), _) => {
+                let to = patiently(self.cancel, d, || {
+                    self.fleet.new_template_version(t, &self.ami)
+                })
+                .await?;
+                // `$Latest`/`$Default` resolved to the version before ours, so rollback
+                // returns to it.
+                let from = match t.version.as_str() {
+                    "$Latest" | "$Default" => to
+                        .parse::<u32>()
+                        .ok()
+                        .filter(|n| *n > 1)
+                        .map(|n| (n - 1).to_string())
+                        .unwrap_or(t.version.clone()),
+                    v => v.to_owned(),
+                };
+                (t.id.clone(), from, to, false)
+            }
+            (None, Some(c)) => {
+                let suffix: String = self.run.chars().filter(char::is_ascii_hexdigit).collect();
+                let keep = 255 - 7 - 8;
+                let base: String = c.chars().take(keep).collect();
+                let name = format!("{base}-gears-{}", &suffix[suffix.len().saturating_sub(8)..]);
+                patiently(self.cancel, d, || {
+                    self.fleet.copy_configuration(c, &name, &self.ami)
+                })
+                .await?;
+                (String::new(), c.clone(), name, true)
+            }
+            (None, None) => {
+                return Err(InputError::whole_file(
+                    format!("group {}", self.name),
+                    "the group has neither a launch template nor a launch configuration (a mixed-instances policy?): gears cannot deploy it",
+                )
+                .into())
+            }
         };
         let susp: Vec<String> = SUSPEND
             .iter()
@@ -389,18 +413,28 @@ impl<F: Fleet> Roll<'_, F> {
         let state = State {
             run: self.run.clone(),
             ami: self.ami.clone(),
-            lt: t.id.clone(),
+            lt: lt.clone(),
             from,
             to: to.clone(),
             min: g.min,
             max: g.max,
             desired: g.desired,
             susp: susp.clone(),
+            lc,
         };
-        let tag = BTreeMap::from([(
-            STATE_TAG.to_owned(),
-            serde_json::to_string(&state).unwrap_or_default(),
-        )]);
+        let json = serde_json::to_string(&state).unwrap_or_default();
+        if json.chars().count() > 256 {
+            return Err(InputError::whole_file(
+                format!("group {}", self.name),
+                format!(
+                    "the deploy state does not fit in a 256-character tag ({} characters): the launch configuration name `{}` is too long",
+                    json.chars().count(),
+                    state.from
+                ),
+            )
+            .into());
+        }
+        let tag = BTreeMap::from([(STATE_TAG.to_owned(), json)]);
         patiently(self.cancel, d, || {
             self.fleet.put_tags(&self.name, &tag, false)
         })
@@ -413,12 +447,41 @@ impl<F: Fleet> Roll<'_, F> {
             self.fleet.put_tags(&self.name, &self.instance_tags, true)
         })
         .await?;
-        let new = TemplateRef {
-            id: t.id,
-            version: to,
-        };
-        patiently(self.cancel, d, || self.fleet.set_template(&self.name, &new)).await?;
+        self.point_at(&state, &state.to).await?;
+        self.say(&format!(
+            "locked; {} {} (was {}) with {}; suspended {}",
+            if lc {
+                "launch configuration"
+            } else {
+                "launch template version"
+            },
+            state.to,
+            state.from,
+            self.ami,
+            if susp.is_empty() {
+                "nothing".into()
+            } else {
+                susp.join(", ")
+            }
+        ));
         Ok(state)
+    }
+
+    /// Points the group at launch spec `which` (a template version, or a configuration name).
+    async fn point_at(&self, st: &State, which: &str) -> Result<(), Error> {
+        let d = self.deadline();
+        if st.lc {
+            patiently(self.cancel, d, || {
+                self.fleet.set_configuration(&self.name, which)
+            })
+            .await
+        } else {
+            let t = TemplateRef {
+                id: st.lt.clone(),
+                version: which.to_owned(),
+            };
+            patiently(self.cancel, d, || self.fleet.set_template(&self.name, &t)).await
+        }
     }
 
     /// Which members are healthy: in service in the group and healthy in every target group.
@@ -612,16 +675,7 @@ impl<F: Fleet> Roll<'_, F> {
             "rolling back to launch template version {} and {} instances",
             st.from, st.desired
         ));
-        let from = TemplateRef {
-            id: st.lt.clone(),
-            version: st.from.clone(),
-        };
-        let d = self.deadline();
-        patiently(self.cancel, d, || {
-            self.fleet.set_template(&self.name, &from)
-        })
-        .await
-        .map_err(e)?;
+        self.point_at(st, &st.from).await.map_err(e)?;
         let deadline = self.deadline();
         loop {
             let g = self.group().await.map_err(e)?;
@@ -903,9 +957,10 @@ async fn deploy_region<C: Cloud>(
             smoke: ctx.smoke,
             ui: ctx.ui,
         };
-        let from_ami = match &g.template {
-            Some(t) => fleet.template_image(t).await.unwrap_or_default(),
-            None => String::new(),
+        let from_ami = match (&g.template, &g.launch_configuration) {
+            (Some(t), _) => fleet.template_image(t).await.unwrap_or_default(),
+            (None, Some(c)) => fleet.configuration_image(c).await.unwrap_or_default(),
+            _ => String::new(),
         };
         let mut out = GroupOutcome {
             region: region.clone(),
@@ -1085,6 +1140,7 @@ mod tests {
                     id: "lt-1".into(),
                     version: "1".into(),
                 }),
+                launch_configuration: None,
                 members: Vec::<Member>::new(),
                 target_groups: vec!["tg-1".into()],
                 suspended: vec!["AlarmNotification".into()],
@@ -1436,6 +1492,59 @@ mod tests {
                 assert!(all(&cloud, OLD));
             }
             as_before(&cloud, 4);
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_group_on_a_launch_configuration_gets_a_copy_with_the_new_ami() {
+        for healthy in [true, false] {
+            let dir = tempfile::tempdir().unwrap();
+            let (s, cloud) = setup(dir.path(), 0);
+            cloud.add_configuration("web-lc", OLD);
+            cloud.add_group(
+                Group {
+                    name: "hello-lc".into(),
+                    min: 3,
+                    max: 3,
+                    desired: 3,
+                    template: None,
+                    launch_configuration: Some("web-lc".into()),
+                    members: vec![],
+                    target_groups: vec!["tg-2".into()],
+                    suspended: vec![],
+                    tags: BTreeMap::from([
+                        ("gears:component".to_owned(), "hello".to_owned()),
+                        ("gears:environment".to_owned(), "live".to_owned()),
+                    ]),
+                },
+                &[],
+            );
+            if !healthy {
+                cloud.set_unhealthy_images(&[NEW]);
+            }
+            let mut s = s;
+            s.groups = vec!["hello-lc".into()];
+            let d = deploy(&s, &rc(), &Cancel::new(), &cloud).await.unwrap();
+            let g = cloud.group("hello-lc").unwrap();
+            let images = cloud.member_images("hello-lc");
+            assert_eq!(d.groups[0].from_ami, OLD);
+            if healthy {
+                assert_eq!(d.groups[0].result, "deployed", "{d:?}");
+                let lc = g.launch_configuration.unwrap();
+                assert!(lc.starts_with("web-lc-gears-"), "{lc}");
+                assert_eq!(cloud.configurations()[&lc], NEW);
+                assert!(images.iter().all(|i| i == NEW), "{images:?}");
+            } else {
+                assert_eq!(d.exit(), Exit::RolledBack, "{d:?}");
+                assert_eq!(g.launch_configuration.as_deref(), Some("web-lc"));
+                assert!(images.iter().all(|i| i == OLD), "{images:?}");
+            }
+            assert_eq!((g.min, g.max, g.desired, images.len()), (3, 3, 3, 3));
+            assert!(
+                cloud.configurations().contains_key("web-lc"),
+                "the old one stays"
+            );
+            assert_eq!(cloud.healthy_floor("hello-lc"), Some(3));
         }
     }
 
