@@ -9,5 +9,6 @@ mod cli;
 mod common;
 mod deploy;
 mod interrupt;
+mod pipelines;
 mod smoke;
 mod test_stage;
