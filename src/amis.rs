@@ -2,8 +2,8 @@
 //!
 //! [`list`] finds our AMIs (owner self, tagged `gears:component` and `COMPONENT_NAME` with the
 //! component's name, as every bake tags them) and what uses any AMI in the region (launch
-//! template default and latest versions, launch configurations, instances that are not
-//! terminated). [`select`] decides what a prune keeps (pure); [`prune`] deregisters the rest and
+//! template default and latest versions, versions Auto Scaling groups pin by number, launch
+//! configurations, instances that are not terminated). [`select`] decides what a prune keeps (pure); [`prune`] deregisters the rest and
 //! deletes their snapshots, only when asked to.
 //!
 //! What is kept: every AMI in use; the newest N available AMIs of each builder (`gears:builder`)
@@ -524,7 +524,7 @@ mod tests {
         cloud.add_image("us-east-1", image("ami-older", "202512010000"));
         cloud.add_snapshots("us-east-1", "ami-older", &["snap-ami-older"]);
         // The first deregister (ami-mid, the newer of the two that go) fails.
-        let calls_before_deregister = 4; // DescribeImages + the three of uses()
+        let calls_before_deregister = 5; // DescribeImages + the four of uses()
         cloud.set_faults(Faults {
             fail_at: Some((calls_before_deregister + 1, ErrorKind::AccessDenied)),
             ..Default::default()

@@ -396,7 +396,11 @@ fn print_pruned(args: &crate::cli::AmisPruneArgs, pruned: &[crate::amis::Pruned]
                 p.ami.version,
                 p.action,
                 p.reason,
-                snaps.join(", ")
+                if snaps.is_empty() {
+                    "-".to_owned()
+                } else {
+                    snaps.join(", ")
+                }
             );
         }
     }

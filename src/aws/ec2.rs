@@ -561,6 +561,62 @@ impl super::AmiHousekeeping for Ec2Amis {
                 }
             }
         }
+        // Versions that Auto Scaling groups pin by number (a group with no instances right
+        // now still launches from them when it scales out).
+        let mut pinned: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+        let mut pages = self
+            .asg
+            .describe_auto_scaling_groups()
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| map_err("DescribeAutoScalingGroups", &self.region, e))?;
+            for g in page.auto_scaling_groups() {
+                let specs = g.launch_template().into_iter().chain(
+                    g.mixed_instances_policy()
+                        .and_then(|m| m.launch_template())
+                        .and_then(|t| t.launch_template_specification()),
+                );
+                for t in specs {
+                    let (Some(id), Some(v)) = (t.launch_template_id(), t.version()) else {
+                        continue;
+                    };
+                    let Ok(n) = v.parse::<i64>() else {
+                        continue; // $Default and $Latest: already above.
+                    };
+                    if !versions.contains_key(&(id.to_owned(), n)) {
+                        pinned
+                            .entry((id.to_owned(), v.to_owned()))
+                            .or_default()
+                            .push(g.auto_scaling_group_name().unwrap_or_default().to_owned());
+                    }
+                }
+            }
+        }
+        for ((id, v), groups) in pinned {
+            let out = self
+                .ec2
+                .describe_launch_template_versions()
+                .launch_template_id(&id)
+                .versions(&v)
+                .send()
+                .await
+                .map_err(|e| map_err("DescribeLaunchTemplateVersions", &self.region, e))?;
+            for t in out.launch_template_versions() {
+                if let Some(img) = t.launch_template_data().and_then(|d| d.image_id()) {
+                    uses.push(super::AmiUse {
+                        image_id: img.to_owned(),
+                        kind: "launch-template",
+                        id: id.clone(),
+                        detail: format!(
+                            "{} version {v} (group {})",
+                            t.launch_template_name().unwrap_or_default(),
+                            groups.join(", ")
+                        ),
+                    });
+                }
+            }
+        }
         for ((id, n), (img, name, labels)) in versions {
             uses.push(super::AmiUse {
                 image_id: img,

@@ -995,6 +995,9 @@ impl super::AmiHousekeeping for FakeAmis {
             .call("DescribeLaunchTemplateVersions", &self.region)
             .await?;
         self.cloud
+            .call("DescribeAutoScalingGroups", &self.region)
+            .await?;
+        self.cloud
             .call("DescribeLaunchConfigurations", &self.region)
             .await?;
         self.cloud.call("DescribeInstances", &self.region).await?;

@@ -439,8 +439,8 @@ pub trait AmiHousekeeping: Send + Sync {
     ) -> impl Future<Output = Result<Vec<OwnedImage>, CloudError>> + Send;
 
     /// Every use of any AMI in the region: the default and latest versions of every launch
-    /// template, every launch configuration, every pending, running, stopping or stopped
-    /// instance.
+    /// template, the versions Auto Scaling groups pin by number, every launch configuration,
+    /// every pending, running, stopping or stopped instance.
     fn uses(&self) -> impl Future<Output = Result<Vec<AmiUse>, CloudError>> + Send;
 
     /// Deregisters an AMI (its snapshots stay).

@@ -121,6 +121,87 @@ async fn prune_keeps_the_newest_and_the_one_in_use_and_deletes_snapshots() {
         .unwrap()
         .to_owned();
 
+    // Older still, each in use another way: by a launch configuration, by a stopped instance,
+    // and by a version of a template that only an (empty) Auto Scaling group pins by number.
+    let (by_lc, _) = bake_like(&ec2, &component, "0.0.3", "202512010000").await;
+    let (by_instance, _) = bake_like(&ec2, &component, "0.0.2", "202511010000").await;
+    let (by_group, group_snaps) = bake_like(&ec2, &component, "0.0.1", "202510010000").await;
+    let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(REGION))
+        .load()
+        .await;
+    let asg = aws_sdk_autoscaling::Client::new(&conf);
+    asg.create_launch_configuration()
+        .launch_configuration_name(format!("{component}-lc"))
+        .image_id(&by_lc)
+        .instance_type("t3.micro")
+        .send()
+        .await
+        .unwrap();
+    let instance = ec2
+        .run_instances()
+        .image_id(&by_instance)
+        .min_count(1)
+        .max_count(1)
+        .send()
+        .await
+        .unwrap()
+        .instances()[0]
+        .instance_id()
+        .unwrap()
+        .to_owned();
+    ec2.stop_instances()
+        .instance_ids(&instance)
+        .send()
+        .await
+        .unwrap();
+    let data = |image: &str| {
+        aws_sdk_ec2::types::RequestLaunchTemplateData::builder()
+            .image_id(image)
+            .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
+            .build()
+    };
+    let pinned = ec2
+        .create_launch_template()
+        .launch_template_name(format!("{component}-pinned"))
+        .launch_template_data(data(&by_group))
+        .send()
+        .await
+        .unwrap()
+        .launch_template()
+        .unwrap()
+        .launch_template_id()
+        .unwrap()
+        .to_owned();
+    // Version 2 (latest) runs moto's AMI; the group stays on version 1.
+    ec2.create_launch_template_version()
+        .launch_template_id(&pinned)
+        .launch_template_data(data(MOTO_AMI))
+        .send()
+        .await
+        .unwrap();
+    ec2.modify_launch_template()
+        .launch_template_id(&pinned)
+        .default_version("2")
+        .send()
+        .await
+        .unwrap();
+    asg.create_auto_scaling_group()
+        .auto_scaling_group_name(format!("{component}-pinned"))
+        .launch_template(
+            aws_sdk_autoscaling::types::LaunchTemplateSpecification::builder()
+                .launch_template_id(&pinned)
+                .version("1")
+                .build(),
+        )
+        .min_size(0)
+        .max_size(0)
+        .desired_capacity(0)
+        .availability_zones(format!("{REGION}a"))
+        .send()
+        .await
+        .unwrap();
+
     // list: JSON, newest first, with where each is in use.
     let o = gears_moto(dir.path())
         .args(["amis", "list", "--output", "json"])
@@ -135,7 +216,11 @@ async fn prune_keeps_the_newest_and_the_one_in_use_and_deletes_snapshots() {
         .iter()
         .map(|a| a["id"].as_str().unwrap())
         .collect();
-    assert_eq!(ids, [new.as_str(), mid.as_str(), old.as_str()], "{out}");
+    assert_eq!(
+        ids,
+        [&new, &mid, &old, &by_lc, &by_instance, &by_group].map(String::as_str),
+        "{out}"
+    );
     assert_eq!(listed[2]["version"], "1.0.1");
     assert_eq!(listed[2]["created"], "2026-01-01T00:00:00Z");
     assert_eq!(listed[2]["git_sha"], format!("{:0>40}", "1.0.1"));
@@ -145,6 +230,20 @@ async fn prune_keeps_the_newest_and_the_one_in_use_and_deletes_snapshots() {
         "{in_use}"
     );
     assert_eq!(listed[1]["in_use"], serde_json::json!([]));
+    assert_eq!(
+        listed[3]["in_use"],
+        serde_json::json!([format!("launch-configuration {component}-lc")])
+    );
+    assert_eq!(
+        listed[4]["in_use"],
+        serde_json::json!([format!("instance {instance} (stopped)")])
+    );
+    let in_use = listed[5]["in_use"].to_string();
+    assert!(
+        in_use.contains(&format!("launch-template {pinned}"))
+            && in_use.contains(&format!("group {component}-pinned")),
+        "{in_use}"
+    );
 
     // list: the human table.
     let o = gears_moto(dir.path())
@@ -158,7 +257,8 @@ async fn prune_keeps_the_newest_and_the_one_in_use_and_deletes_snapshots() {
         lines[0].starts_with("REGION") && lines[0].contains("IN USE"),
         "{out}"
     );
-    assert_eq!(lines.len(), 4, "{out}");
+    assert_eq!(lines.len(), 7, "{out}");
+    eprintln!("{out}");
     assert!(
         lines[3].contains(&old) && lines[3].contains(&template),
         "{out}"
@@ -180,6 +280,7 @@ async fn prune_keeps_the_newest_and_the_one_in_use_and_deletes_snapshots() {
             .any(|l| l.contains(&mid) && l.contains("would deregister")),
         "{out}"
     );
+    eprintln!("{out}{err}");
     assert!(registered(&ec2, &mid).await);
     for s in &mid_snaps {
         assert!(snapshot_exists(&ec2, s).await);
@@ -199,21 +300,25 @@ async fn prune_keeps_the_newest_and_the_one_in_use_and_deletes_snapshots() {
         .iter()
         .map(|p| (p["id"].as_str().unwrap(), p["action"].as_str().unwrap()))
         .collect();
-    assert_eq!(
-        actions,
-        [
-            (new.as_str(), "kept"),
-            (mid.as_str(), "deregistered"),
-            (old.as_str(), "kept")
-        ]
-    );
+    let want: Vec<(&str, &str)> = [
+        (&new, "kept"),
+        (&mid, "deregistered"),
+        (&old, "kept"),
+        (&by_lc, "kept"),
+        (&by_instance, "kept"),
+        (&by_group, "kept"),
+    ]
+    .iter()
+    .map(|(a, b)| (a.as_str(), *b))
+    .collect();
+    assert_eq!(actions, want);
     assert!(registered(&ec2, &old).await, "in use, though the oldest");
     assert!(registered(&ec2, &new).await, "the newest");
     assert!(!registered(&ec2, &mid).await);
     for s in &mid_snaps {
         assert!(!snapshot_exists(&ec2, s).await, "{s} of {mid} is left");
     }
-    for s in old_snaps.iter().chain(&new_snaps) {
+    for s in old_snaps.iter().chain(&new_snaps).chain(&group_snaps) {
         assert!(snapshot_exists(&ec2, s).await, "{s} of a kept AMI is gone");
     }
     assert!(err.contains("1 deregistered"), "{err}");
