@@ -393,8 +393,13 @@ pub struct AmisArgs {
 pub struct AmisPruneArgs {
     #[command(flatten)]
     pub amis: AmisArgs,
-    /// Keep the newest N available AMIs of each builder in each region.
-    #[arg(long, value_name = "N", required = true)]
+    /// Keep the newest N available AMIs of each builder in each region (at least 1).
+    #[arg(
+        long,
+        value_name = "N",
+        required = true,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..)
+    )]
     pub keep: usize,
     /// Deregister and delete; without it, only list what would go.
     #[arg(long)]

@@ -342,4 +342,11 @@ fn prune_needs_keep() {
     let (_, err, code) = parts(&o);
     assert_eq!(code, 2);
     assert!(err.contains("--keep"), "{err}");
+    // Keeping none would leave nothing to roll back to.
+    let o = crate::common::gears()
+        .args(["amis", "prune", "--keep", "0"])
+        .output()
+        .unwrap();
+    let (_, err, code) = parts(&o);
+    assert_eq!(code, 2, "{err}");
 }
