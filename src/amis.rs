@@ -551,6 +551,22 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn aws_errors_while_looking_are_errors_and_nothing_is_removed() {
+        let cloud = cloud();
+        cloud.set_faults(Faults {
+            throttle_ops: vec!["DescribeLaunchConfigurations"],
+            ..Default::default()
+        });
+        // Without knowing every use, nothing may go.
+        let e = prune(&settings(), 1, true, &Cancel::new(), &cloud)
+            .await
+            .unwrap_err();
+        assert_eq!(e.exit(), crate::exit::Exit::Cloud);
+        assert_eq!(cloud.ami_ids("us-east-1").len(), 4);
+        assert!(!cloud.calls().iter().any(|c| c.starts_with("Deregister")));
+    }
+
+    #[tokio::test]
     async fn a_snapshot_shared_with_a_kept_ami_stays() {
         let cloud = cloud();
         // ami-mid is also backed by ami-new's snapshot.

@@ -383,7 +383,7 @@ pub struct AmisArgs {
     /// What stdout carries.
     #[arg(long, value_enum, default_value_t = Output::Human)]
     pub output: Output,
-    /// The endpoint (default: $AWS_ENDPOINT_URL_EC2, then $AWS_ENDPOINT_URL).
+    /// The endpoint for EC2 and Auto Scaling (default: the SDK's $AWS_ENDPOINT_URL_<SERVICE>, then $AWS_ENDPOINT_URL).
     #[arg(long, value_name = "URL")]
     pub endpoint_url: Option<String>,
 }
