@@ -188,6 +188,26 @@ async fn dispatch(
                 Exit::Success
             })
         }
+        Command::Amis(crate::cli::AmisCommand::List(args)) => {
+            let settings = amis_settings(&args)?;
+            let cloud = crate::aws::Aws::new(settings.endpoint_flag.as_deref());
+            let amis = crate::amis::list(&settings, &cloud).await?;
+            print_amis(&args, &amis);
+            Ok(Exit::Success)
+        }
+        Command::Amis(crate::cli::AmisCommand::Prune(args)) => {
+            let settings = amis_settings(&args.amis)?;
+            let cloud = crate::aws::Aws::new(settings.endpoint_flag.as_deref());
+            let pruned = crate::amis::prune(&settings, args.keep, args.yes, cancel, &cloud).await?;
+            Ok(print_pruned(&args, &pruned))
+        }
+        Command::Completions(args) => {
+            use clap::CommandFactory;
+            let mut out = std::io::stdout().lock();
+            clap_complete::generate(args.shell, &mut Cli::command(), "gears", &mut out);
+            let _ = out.flush();
+            Ok(Exit::Success)
+        }
         Command::Validate(args) => {
             let settings = BakeSettings::resolve(&args.component, ctx)?;
             let report = crate::bake::validate::validate(&settings, ctx, cancel).await?;
@@ -321,4 +341,136 @@ fn print_baked(settings: &BakeSettings, baked: &crate::bake::run::Baked) -> Resu
     let _ = out.write_all(text.as_bytes());
     let _ = out.flush();
     Ok(())
+}
+
+/// `gears amis` arguments as settings: the component's name, and its ami_regions unless
+/// `--region` is given.
+fn amis_settings(a: &crate::cli::AmisArgs) -> Result<crate::amis::AmisSettings, Error> {
+    let component = crate::component::load(&a.component)?;
+    let regions = if a.region.is_empty() {
+        component.regions.iter().map(|r| r.0.clone()).collect()
+    } else {
+        a.region.clone()
+    };
+    Ok(crate::amis::AmisSettings {
+        component: component.name,
+        regions,
+        endpoint_flag: a.endpoint_url.clone(),
+    })
+}
+
+/// Rows as a table: columns padded to their widest cell, two spaces apart.
+fn table(rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = Vec::new();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            if widths.len() <= i {
+                widths.push(0);
+            }
+            widths[i] = widths[i].max(c.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for r in rows {
+        let mut line = String::new();
+        for (i, c) in r.iter().enumerate() {
+            if i + 1 == r.len() {
+                line.push_str(c);
+            } else {
+                line.push_str(&format!("{c:<w$}  ", w = widths[i]));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// `gears amis list`'s front: a table (or JSON) on stdout, a count on stderr.
+fn print_amis(args: &crate::cli::AmisArgs, amis: &[crate::amis::Ami]) {
+    if args.output == crate::cli::Output::Json {
+        println!("{}", serde_json::to_string_pretty(amis).unwrap_or_default());
+    } else {
+        let mut rows = vec![[
+            "REGION", "AMI", "VERSION", "GIT SHA", "BUILDER", "AGE", "STATE", "IN USE",
+        ]
+        .map(str::to_owned)
+        .to_vec()];
+        for a in amis {
+            rows.push(vec![
+                a.region.clone(),
+                a.id.clone(),
+                a.version.clone(),
+                a.git_sha.chars().take(12).collect(),
+                a.builder.clone(),
+                a.age_secs
+                    .map(crate::amis::human_age)
+                    .unwrap_or_else(|| "?".into()),
+                a.state.clone(),
+                if a.in_use.is_empty() {
+                    "-".into()
+                } else {
+                    a.in_use.join(", ")
+                },
+            ]);
+        }
+        print!("{}", table(&rows));
+    }
+    let used = amis.iter().filter(|a| !a.in_use.is_empty()).count();
+    eprintln!("amis: {} AMI(s), {used} in use", amis.len());
+}
+
+/// `gears amis prune`'s front: one line per AMI (or JSON) on stdout, a summary on stderr; exit
+/// 5 when a deregister or snapshot deletion failed.
+fn print_pruned(args: &crate::cli::AmisPruneArgs, pruned: &[crate::amis::Pruned]) -> Exit {
+    if args.amis.output == crate::cli::Output::Json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(pruned).unwrap_or_default()
+        );
+    } else {
+        for p in pruned {
+            let snaps: Vec<String> = p
+                .snapshot_actions
+                .iter()
+                .map(|(s, a)| format!("{s}: {a}"))
+                .collect();
+            println!(
+                "{}\t{}\t{}\t{}\t{}\t{}",
+                p.ami.region,
+                p.ami.id,
+                p.ami.version,
+                p.action,
+                p.reason,
+                if snaps.is_empty() {
+                    "-".to_owned()
+                } else {
+                    snaps.join(", ")
+                }
+            );
+        }
+    }
+    let going = pruned.iter().filter(|p| !p.keep).count();
+    let failed = pruned.iter().filter(|p| p.failed()).count();
+    let gone = pruned.iter().filter(|p| p.action == "deregistered").count();
+    eprintln!(
+        "amis prune: {} AMI(s), {} kept, {}{}",
+        pruned.len(),
+        pruned.len() - going,
+        if args.yes {
+            format!("{gone} deregistered")
+        } else {
+            format!("{going} would go (--yes removes them)")
+        },
+        if failed > 0 {
+            format!(", {failed} failed")
+        } else {
+            String::new()
+        }
+    );
+    if failed > 0 {
+        Exit::Cloud
+    } else {
+        Exit::Success
+    }
 }

@@ -49,6 +49,12 @@ pub enum Command {
     /// List (and with --yes remove) test instances past their expiry and bake leftovers.
     #[command(after_help = REAP_EXAMPLES)]
     Reap(ReapArgs),
+    /// List the component's AMIs and where they are in use; prune old ones.
+    #[command(subcommand)]
+    Amis(AmisCommand),
+    /// Print a shell completion script for gears on stdout.
+    #[command(after_help = COMPLETIONS_EXAMPLES)]
+    Completions(CompletionsArgs),
 }
 
 const DEPLOY_EXAMPLES: &str = "\
@@ -395,4 +401,87 @@ pub struct SmokeArgs {
     /// Print a "still running" line on stderr every SECS while tests run or wait.
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     pub heartbeat: u64,
+}
+
+/// `gears amis`.
+#[derive(Debug, Subcommand)]
+pub enum AmisCommand {
+    /// The component's AMIs per region: version, git sha, age and where each is in use.
+    #[command(after_help = AMIS_LIST_EXAMPLES)]
+    List(AmisArgs),
+    /// Deregister AMIs older than the newest N (never one in use) and delete their snapshots.
+    #[command(after_help = AMIS_PRUNE_EXAMPLES)]
+    Prune(AmisPruneArgs),
+}
+
+const AMIS_LIST_EXAMPLES: &str = "\
+Examples:
+  gears amis list                                  # the regions of gears.yaml (ami_regions)
+  gears amis list --region us-east-1 --region eu-west-1 --output json
+
+AMIs are the component's own (owner self) with the tags gears:component and COMPONENT_NAME.
+In use: the default and latest versions of launch templates, launch configurations, and
+pending, running, stopping or stopped instances, in the same region.";
+
+const AMIS_PRUNE_EXAMPLES: &str = "\
+Examples:
+  gears amis prune --keep 3                        # what would go; changes nothing
+  gears amis prune --keep 3 --yes                  # deregister, then delete their snapshots
+
+Kept: every AMI in use; the newest N available AMIs of each builder in each region (by
+CREATED_AT, then creation date); AMIs not available yet. A failed deregister or snapshot
+deletion is reported on its line and makes the exit code 5; the others still go.";
+
+/// Which component, where, and how to print (`gears amis list`, and `prune`).
+#[derive(Debug, Args)]
+pub struct AmisArgs {
+    /// The component file (its name and ami_regions).
+    #[arg(
+        short = 'c',
+        long = "component",
+        value_name = "FILE",
+        default_value = "gears.yaml"
+    )]
+    pub component: PathBuf,
+    /// A region to look in (repeat for several; default: the component file's ami_regions).
+    #[arg(long, value_name = "REGION")]
+    pub region: Vec<String>,
+    /// What stdout carries.
+    #[arg(long, value_enum, default_value_t = Output::Human)]
+    pub output: Output,
+    /// The endpoint for EC2 and Auto Scaling (default: the SDK's $AWS_ENDPOINT_URL_<SERVICE>, then $AWS_ENDPOINT_URL).
+    #[arg(long, value_name = "URL")]
+    pub endpoint_url: Option<String>,
+}
+
+/// `gears amis prune`.
+#[derive(Debug, Args)]
+pub struct AmisPruneArgs {
+    #[command(flatten)]
+    pub amis: AmisArgs,
+    /// Keep the newest N available AMIs of each builder in each region (at least 1).
+    #[arg(
+        long,
+        value_name = "N",
+        required = true,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..)
+    )]
+    pub keep: usize,
+    /// Deregister and delete; without it, only list what would go.
+    #[arg(long)]
+    pub yes: bool,
+}
+
+const COMPLETIONS_EXAMPLES: &str = "\
+Examples:
+  gears completions bash > /etc/bash_completion.d/gears
+  gears completions zsh > \"${fpath[1]}/_gears\"
+  gears completions fish > ~/.config/fish/completions/gears.fish";
+
+/// `gears completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }

@@ -442,3 +442,259 @@ impl Instances for Ec2 {
         Ok(())
     }
 }
+
+/// [`super::AmiHousekeeping`] on EC2 and Auto Scaling (launch configurations) of one region.
+#[derive(Clone)]
+pub struct Ec2Amis {
+    ec2: aws_sdk_ec2::Client,
+    asg: aws_sdk_autoscaling::Client,
+    region: String,
+}
+
+impl Ec2Amis {
+    /// The clients for `region` on the shared configuration.
+    pub fn new(conf: &aws_config::SdkConfig, region: &str) -> Self {
+        let r = || aws_config::Region::new(region.to_owned());
+        Ec2Amis {
+            ec2: aws_sdk_ec2::Client::from_conf(
+                aws_sdk_ec2::config::Builder::from(conf).region(r()).build(),
+            ),
+            asg: aws_sdk_autoscaling::Client::from_conf(
+                aws_sdk_autoscaling::config::Builder::from(conf)
+                    .region(r())
+                    .build(),
+            ),
+            region: region.to_owned(),
+        }
+    }
+}
+
+impl super::AmiCloud for super::Aws {
+    type Amis = Ec2Amis;
+
+    async fn amis(&self, region: &str) -> Result<Ec2Amis, CloudError> {
+        Ok(Ec2Amis::new(self.conf().await?, region))
+    }
+}
+
+impl super::AmiHousekeeping for Ec2Amis {
+    fn region(&self) -> &str {
+        &self.region
+    }
+
+    async fn owned_images(
+        &self,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<Vec<super::OwnedImage>, CloudError> {
+        let filters: Vec<Filter> = tags
+            .iter()
+            .map(|(k, v)| {
+                Filter::builder()
+                    .name(format!("tag:{k}"))
+                    .values(filter_value(v))
+                    .build()
+            })
+            .collect();
+        let out = self
+            .ec2
+            .describe_images()
+            .owners("self")
+            .set_filters(Some(filters))
+            .send()
+            .await
+            .map_err(|e| map_err("DescribeImages", &self.region, e))?;
+        Ok(out
+            .images()
+            .iter()
+            .map(|i| super::OwnedImage {
+                image: image(i),
+                snapshots: i
+                    .block_device_mappings()
+                    .iter()
+                    .filter_map(|m| m.ebs().and_then(|e| e.snapshot_id()))
+                    .map(str::to_owned)
+                    .collect(),
+            })
+            // EC2 filters are patterns; the exact comparison decides.
+            .filter(|o| has_tags(&o.image, tags))
+            .collect())
+    }
+
+    async fn uses(&self) -> Result<Vec<super::AmiUse>, CloudError> {
+        let mut uses: Vec<super::AmiUse> = Vec::new();
+        // The default and latest version of every launch template, in one paginated call
+        // (DescribeLaunchTemplateVersions without a template and with only $Default/$Latest).
+        let mut versions: BTreeMap<(String, i64), (String, String, Vec<&'static str>)> =
+            BTreeMap::new();
+        for which in ["$Default", "$Latest"] {
+            let mut pages = self
+                .ec2
+                .describe_launch_template_versions()
+                .versions(which)
+                .into_paginator()
+                .send();
+            while let Some(page) = pages.next().await {
+                let page =
+                    page.map_err(|e| map_err("DescribeLaunchTemplateVersions", &self.region, e))?;
+                for v in page.launch_template_versions() {
+                    let (Some(id), Some(n)) = (v.launch_template_id(), v.version_number()) else {
+                        continue;
+                    };
+                    let Some(img) = v.launch_template_data().and_then(|d| d.image_id()) else {
+                        continue;
+                    };
+                    let e = versions.entry((id.to_owned(), n)).or_insert_with(|| {
+                        (
+                            img.to_owned(),
+                            v.launch_template_name().unwrap_or_default().to_owned(),
+                            Vec::new(),
+                        )
+                    });
+                    let label = if which == "$Default" {
+                        "default"
+                    } else {
+                        "latest"
+                    };
+                    if !e.2.contains(&label) {
+                        e.2.push(label);
+                    }
+                }
+            }
+        }
+        // Versions that Auto Scaling groups pin by number (a group with no instances right
+        // now still launches from them when it scales out).
+        let mut pinned: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+        let mut pages = self
+            .asg
+            .describe_auto_scaling_groups()
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| map_err("DescribeAutoScalingGroups", &self.region, e))?;
+            for g in page.auto_scaling_groups() {
+                let specs = g.launch_template().into_iter().chain(
+                    g.mixed_instances_policy()
+                        .and_then(|m| m.launch_template())
+                        .and_then(|t| t.launch_template_specification()),
+                );
+                for t in specs {
+                    let (Some(id), Some(v)) = (t.launch_template_id(), t.version()) else {
+                        continue;
+                    };
+                    let Ok(n) = v.parse::<i64>() else {
+                        continue; // $Default and $Latest: already above.
+                    };
+                    if !versions.contains_key(&(id.to_owned(), n)) {
+                        pinned
+                            .entry((id.to_owned(), v.to_owned()))
+                            .or_default()
+                            .push(g.auto_scaling_group_name().unwrap_or_default().to_owned());
+                    }
+                }
+            }
+        }
+        for ((id, v), groups) in pinned {
+            let out = self
+                .ec2
+                .describe_launch_template_versions()
+                .launch_template_id(&id)
+                .versions(&v)
+                .send()
+                .await
+                .map_err(|e| map_err("DescribeLaunchTemplateVersions", &self.region, e))?;
+            for t in out.launch_template_versions() {
+                if let Some(img) = t.launch_template_data().and_then(|d| d.image_id()) {
+                    uses.push(super::AmiUse {
+                        image_id: img.to_owned(),
+                        kind: "launch-template",
+                        id: id.clone(),
+                        detail: format!(
+                            "{} version {v} (group {})",
+                            t.launch_template_name().unwrap_or_default(),
+                            groups.join(", ")
+                        ),
+                    });
+                }
+            }
+        }
+        for ((id, n), (img, name, labels)) in versions {
+            uses.push(super::AmiUse {
+                image_id: img,
+                kind: "launch-template",
+                id,
+                detail: format!("{name} version {n} ({})", labels.join(", ")),
+            });
+        }
+        let mut pages = self
+            .asg
+            .describe_launch_configurations()
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page =
+                page.map_err(|e| map_err("DescribeLaunchConfigurations", &self.region, e))?;
+            for lc in page.launch_configurations() {
+                if let (Some(name), Some(img)) = (lc.launch_configuration_name(), lc.image_id()) {
+                    uses.push(super::AmiUse {
+                        image_id: img.to_owned(),
+                        kind: "launch-configuration",
+                        id: name.to_owned(),
+                        detail: String::new(),
+                    });
+                }
+            }
+        }
+        let mut pages = self
+            .ec2
+            .describe_instances()
+            .filters(
+                Filter::builder()
+                    .name("instance-state-name")
+                    .values("pending")
+                    .values("running")
+                    .values("stopping")
+                    .values("stopped")
+                    .build(),
+            )
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| map_err("DescribeInstances", &self.region, e))?;
+            for i in page.reservations().iter().flat_map(|r| r.instances()) {
+                if let (Some(id), Some(img)) = (i.instance_id(), i.image_id()) {
+                    uses.push(super::AmiUse {
+                        image_id: img.to_owned(),
+                        kind: "instance",
+                        id: id.to_owned(),
+                        detail: i
+                            .state()
+                            .and_then(|s| s.name())
+                            .map(|n| n.as_str().to_owned())
+                            .unwrap_or_default(),
+                    });
+                }
+            }
+        }
+        Ok(uses)
+    }
+
+    async fn deregister(&self, image_id: &str) -> Result<(), CloudError> {
+        self.ec2
+            .deregister_image()
+            .image_id(image_id)
+            .send()
+            .await
+            .map_err(|e| map_err("DeregisterImage", &self.region, e))?;
+        Ok(())
+    }
+
+    async fn delete_snapshot(&self, snapshot_id: &str) -> Result<(), CloudError> {
+        self.ec2
+            .delete_snapshot()
+            .snapshot_id(snapshot_id)
+            .send()
+            .await
+            .map_err(|e| map_err("DeleteSnapshot", &self.region, e))?;
+        Ok(())
+    }
+}

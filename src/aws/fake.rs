@@ -48,6 +48,7 @@ struct State {
     calls: AtomicU32,
     log: Mutex<Vec<String>>,
     faults: Mutex<Faults>,
+    amis: Mutex<AmisState>,
 }
 
 /// The fake AWS: images per region, the faults, and a log of the calls made.
@@ -954,5 +955,188 @@ impl Fleet for FakeFleet {
                 })
             })
             .collect())
+    }
+}
+
+/// The fake's AMI housekeeping: snapshots per image and region, and uses of AMIs per region.
+#[derive(Default)]
+struct AmisState {
+    /// image id → its snapshots.
+    image_snapshots: BTreeMap<String, Vec<String>>,
+    /// region → snapshots that exist.
+    snapshots: BTreeMap<String, Vec<String>>,
+    /// region → uses.
+    uses: BTreeMap<String, Vec<super::AmiUse>>,
+}
+
+impl FakeCloud {
+    fn amis_state(&self) -> std::sync::MutexGuard<'_, AmisState> {
+        self.state.amis.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Adds snapshots behind an image of `region` (the image itself: [`FakeCloud::add_image`]).
+    pub fn add_snapshots(&self, region: &str, image_id: &str, snapshots: &[&str]) {
+        let mut a = self.amis_state();
+        a.image_snapshots
+            .entry(image_id.to_owned())
+            .or_default()
+            .extend(snapshots.iter().map(|s| s.to_string()));
+        a.snapshots
+            .entry(region.to_owned())
+            .or_default()
+            .extend(snapshots.iter().map(|s| s.to_string()));
+    }
+
+    /// Records a use of an AMI (a launch template version, launch configuration or instance).
+    pub fn add_ami_use(&self, region: &str, use_: super::AmiUse) {
+        self.amis_state()
+            .uses
+            .entry(region.to_owned())
+            .or_default()
+            .push(use_);
+    }
+
+    /// The AMIs of `region` now.
+    pub fn ami_ids(&self, region: &str) -> Vec<String> {
+        self.state
+            .images
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(region)
+            .map(|v| v.iter().map(|i| i.id.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    /// The snapshots of `region` now.
+    pub fn snapshot_ids(&self, region: &str) -> Vec<String> {
+        self.amis_state()
+            .snapshots
+            .get(region)
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+/// The fake's [`super::AmiHousekeeping`] of one region.
+#[derive(Clone)]
+pub struct FakeAmis {
+    cloud: FakeCloud,
+    region: String,
+}
+
+impl super::AmiCloud for FakeCloud {
+    type Amis = FakeAmis;
+
+    async fn amis(&self, region: &str) -> Result<FakeAmis, CloudError> {
+        Ok(FakeAmis {
+            cloud: self.clone(),
+            region: region.to_owned(),
+        })
+    }
+}
+
+impl super::AmiHousekeeping for FakeAmis {
+    fn region(&self) -> &str {
+        &self.region
+    }
+
+    async fn owned_images(
+        &self,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<Vec<super::OwnedImage>, CloudError> {
+        self.cloud.call("DescribeImages", &self.region).await?;
+        let images: Vec<Image> = self
+            .cloud
+            .state
+            .images
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&self.region)
+            .cloned()
+            .unwrap_or_default();
+        let a = self.cloud.amis_state();
+        Ok(images
+            .into_iter()
+            .filter(|i| has_tags(i, tags))
+            .map(|image| super::OwnedImage {
+                snapshots: a
+                    .image_snapshots
+                    .get(&image.id)
+                    .cloned()
+                    .unwrap_or_default(),
+                image,
+            })
+            .collect())
+    }
+
+    async fn uses(&self) -> Result<Vec<super::AmiUse>, CloudError> {
+        self.cloud
+            .call("DescribeLaunchTemplateVersions", &self.region)
+            .await?;
+        self.cloud
+            .call("DescribeAutoScalingGroups", &self.region)
+            .await?;
+        self.cloud
+            .call("DescribeLaunchConfigurations", &self.region)
+            .await?;
+        self.cloud.call("DescribeInstances", &self.region).await?;
+        Ok(self
+            .cloud
+            .amis_state()
+            .uses
+            .get(&self.region)
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    async fn deregister(&self, image_id: &str) -> Result<(), CloudError> {
+        self.cloud.call("DeregisterImage", &self.region).await?;
+        let mut all = self
+            .cloud
+            .state
+            .images
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let v = all.entry(self.region.clone()).or_default();
+        if !v.iter().any(|i| i.id == image_id) {
+            return Err(CloudError::api(
+                "DeregisterImage",
+                &self.region,
+                Some("InvalidAMIID.NotFound"),
+                format!("no image {image_id}"),
+            ));
+        }
+        v.retain(|i| i.id != image_id);
+        Ok(())
+    }
+
+    async fn delete_snapshot(&self, snapshot_id: &str) -> Result<(), CloudError> {
+        self.cloud.call("DeleteSnapshot", &self.region).await?;
+        // As on EC2: a snapshot behind a registered image cannot go.
+        let registered = self.cloud.ami_ids(&self.region);
+        let mut a = self.cloud.amis_state();
+        if let Some((image, _)) = a
+            .image_snapshots
+            .iter()
+            .find(|(i, s)| registered.contains(i) && s.iter().any(|s| s == snapshot_id))
+        {
+            return Err(CloudError::api(
+                "DeleteSnapshot",
+                &self.region,
+                Some("InvalidSnapshot.InUse"),
+                format!("snapshot {snapshot_id} is in use by {image}"),
+            ));
+        }
+        let v = a.snapshots.entry(self.region.clone()).or_default();
+        if !v.iter().any(|s| s == snapshot_id) {
+            return Err(CloudError::api(
+                "DeleteSnapshot",
+                &self.region,
+                Some("InvalidSnapshot.NotFound"),
+                format!("no snapshot {snapshot_id}"),
+            ));
+        }
+        v.retain(|s| s != snapshot_id);
+        Ok(())
     }
 }

@@ -439,6 +439,60 @@ pub trait Cloud: Send + Sync {
     fn fleet(&self, region: &str) -> impl Future<Output = Result<Self::Fleet, CloudError>> + Send;
 }
 
+/// One of our AMIs, with the EBS snapshots behind it (from its block device mappings).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OwnedImage {
+    pub image: Image,
+    pub snapshots: Vec<String>,
+}
+
+/// Something that launches from (or runs) an AMI.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct AmiUse {
+    pub image_id: String,
+    /// `launch-template`, `launch-configuration` or `instance`.
+    pub kind: &'static str,
+    /// The template id, launch configuration name or instance id.
+    pub id: String,
+    /// e.g. `hello-lt version 3 (default, latest)`, or the instance's state.
+    pub detail: String,
+}
+
+/// AMI housekeeping in one region (`gears amis`): our AMIs, what uses AMIs, and removal.
+pub trait AmiHousekeeping: Send + Sync {
+    /// The region these calls go to.
+    fn region(&self) -> &str;
+
+    /// Our own AMIs (owner self, any state) whose tags equal `tags`, with their snapshots.
+    fn owned_images(
+        &self,
+        tags: &BTreeMap<String, String>,
+    ) -> impl Future<Output = Result<Vec<OwnedImage>, CloudError>> + Send;
+
+    /// Every use of any AMI in the region: the default and latest versions of every launch
+    /// template, the versions Auto Scaling groups pin by number, every launch configuration,
+    /// every pending, running, stopping or stopped instance.
+    fn uses(&self) -> impl Future<Output = Result<Vec<AmiUse>, CloudError>> + Send;
+
+    /// Deregisters an AMI (its snapshots stay).
+    fn deregister(&self, image_id: &str) -> impl Future<Output = Result<(), CloudError>> + Send;
+
+    /// Deletes an EBS snapshot.
+    fn delete_snapshot(
+        &self,
+        snapshot_id: &str,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
+}
+
+/// Where `gears amis` gets its per-region port from (beside [`Cloud`], so stages that do not
+/// keep house need not know it).
+pub trait AmiCloud: Send + Sync {
+    type Amis: AmiHousekeeping;
+
+    /// The AMI housekeeping port of `region`. Fails when there are no credentials.
+    fn amis(&self, region: &str) -> impl Future<Output = Result<Self::Amis, CloudError>> + Send;
+}
+
 /// The real AWS (or an emulator at `endpoint`), on one SDK configuration loaded once.
 pub struct Aws {
     endpoint: Option<String>,

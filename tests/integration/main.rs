@@ -2,6 +2,7 @@
 //! smoke tests, moto and packer for bake, moto and httpbin for `gears test`. Run them with
 //! `scripts/test.sh`; tests that need no server also pass under a plain `cargo test`.
 
+mod amis;
 mod ansible;
 mod bake;
 mod cli;
@@ -9,5 +10,6 @@ mod common;
 mod deploy;
 mod interrupt;
 mod pipeline;
+mod pipelines;
 mod smoke;
 mod test_stage;
