@@ -92,7 +92,7 @@ async fn dispatch(
         Command::Deploy(args) => {
             let settings = deploy_settings(&args)?;
             let cloud = crate::aws::Aws::new(settings.endpoint_flag.as_deref());
-            let deployed = crate::deploy::deploy(&settings, ctx, cancel, &cloud).await?;
+            let deployed = crate::deploy::deploy(&settings, ctx, cancel, cleanup, &cloud).await?;
             if args.output == crate::cli::Output::Json {
                 println!(
                     "{}",

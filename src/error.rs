@@ -188,9 +188,14 @@ pub enum Error {
     /// AWS said no, after retries (exit 5).
     #[error(transparent)]
     Cloud(#[from] crate::aws::CloudError),
-    /// A deploy lock is held by another run, or the line is stopped (exit 5: retry later).
+    /// A deploy lock is held by another run (exit 5: retry later), or the line is stopped
+    /// after a failed rollback (exit 7: a human must look).
     #[error("{message}")]
-    Locked { message: String, hint: String },
+    Locked {
+        message: String,
+        hint: String,
+        stopped: bool,
+    },
     /// A signal stopped the run; cleanup has run (exit 130/143).
     #[error("interrupted by {0}; cleanup finished")]
     Interrupted(crate::cancel::Signal),
@@ -213,7 +218,8 @@ impl Error {
                 Exit::InvalidInput
             }
             Error::Packer(_) => Exit::Packer,
-            Error::Cloud(_) | Error::Locked { .. } => Exit::Cloud,
+            Error::Cloud(_) | Error::Locked { stopped: false, .. } => Exit::Cloud,
+            Error::Locked { stopped: true, .. } => Exit::NeedsHuman,
             Error::Interrupted(sig) => sig.exit(),
         }
     }

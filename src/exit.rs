@@ -77,7 +77,7 @@ impl Exit {
         }
     }
 
-    fn severity(self) -> u8 {
+    pub fn severity(self) -> u8 {
         match self {
             Exit::Success => 0,
             Exit::SmokeFailed => 1,

@@ -359,7 +359,7 @@ pub async fn run<C: Cloud>(
                     unlock: false,
                     endpoint_flag: opts.endpoint_url.clone(),
                 };
-                let deployed = crate::deploy::deploy(&s, ctx, cancel, cloud).await?;
+                let deployed = crate::deploy::deploy(&s, ctx, cancel, cleanup, cloud).await?;
                 let detail = deployed
                     .groups
                     .iter()

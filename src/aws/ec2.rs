@@ -226,6 +226,9 @@ impl Instances for Ec2 {
         if let Some(k) = &spec.key_name {
             req = req.key_name(k);
         }
+        if let Some(t) = &spec.client_token {
+            req = req.client_token(t);
+        }
         if let Some(u) = &spec.user_data {
             req = req.user_data(base64::engine::general_purpose::STANDARD.encode(u));
         }

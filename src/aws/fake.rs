@@ -184,6 +184,7 @@ impl FakeCloud {
                 ErrorKind::Throttled => "RequestLimitExceeded",
                 ErrorKind::AccessDenied => "UnauthorizedOperation",
                 ErrorKind::NotFound => "InvalidAMIID.NotFound",
+                ErrorKind::Invalid => "ValidationError",
                 ErrorKind::Other => "InternalError",
             }),
             _ if faults.throttle_ops.contains(&operation) => Some("RequestLimitExceeded"),

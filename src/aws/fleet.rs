@@ -401,10 +401,18 @@ impl Fleet for AwsFleet {
         if ids.is_empty() {
             return Ok(BTreeMap::new());
         }
+        // A filter, not InstanceIds: an instance the group launched a moment ago may not be
+        // visible to EC2 yet, and InstanceIds would fail the whole call with NotFound. Such an
+        // instance is simply missing from the answer (the deploy waits for it).
         let mut pages = self
             .ec2
             .describe_instances()
-            .set_instance_ids(Some(ids.to_vec()))
+            .filters(
+                aws_sdk_ec2::types::Filter::builder()
+                    .name("instance-id")
+                    .set_values(Some(ids.to_vec()))
+                    .build(),
+            )
             .into_paginator()
             .send();
         let mut out = BTreeMap::new();

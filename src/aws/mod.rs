@@ -21,6 +21,8 @@ pub enum ErrorKind {
     AccessDenied,
     /// The thing asked for does not exist (e.g. `InvalidAMIID.NotFound`).
     NotFound,
+    /// The request itself is wrong (a validation error): retrying will not help.
+    Invalid,
     /// Any other error.
     Other,
 }
@@ -116,6 +118,11 @@ pub fn kind_of_code(code: &str) -> ErrorKind {
         c if c.ends_with(".NotFound") || c.ends_with("NotFoundException") || c == "NotFound" => {
             ErrorKind::NotFound
         }
+        "ValidationError"
+        | "InvalidParameterValue"
+        | "InvalidParameterCombination"
+        | "MissingParameter"
+        | "InvalidParameter" => ErrorKind::Invalid,
         _ => ErrorKind::Other,
     }
 }
@@ -173,6 +180,9 @@ pub struct LaunchSpec {
     pub user_data: Option<String>,
     /// Tags on the instance and its volumes, set in the launch call itself (never untagged).
     pub tags: BTreeMap<String, String>,
+    /// Makes the launch idempotent: a retried call (the SDK's, after a lost answer) launches
+    /// no second instance.
+    pub client_token: Option<String>,
 }
 
 /// An instance as gears sees it.
@@ -601,6 +611,8 @@ mod tests {
             ErrorKind::NotFound
         );
         assert_eq!(kind_of_code("InternalError"), ErrorKind::Other);
+        assert_eq!(kind_of_code("ValidationError"), ErrorKind::Invalid);
+        assert!(!CloudError::api("X", "r", Some("ValidationError"), "").is_retryable());
         // The message never decides: a "throttling" message with another code is not throttling.
         let e = CloudError::api(
             "X",
@@ -608,7 +620,7 @@ mod tests {
             Some("InvalidParameterValue"),
             "Throttling exceeded",
         );
-        assert_eq!(e.kind(), ErrorKind::Other);
+        assert_eq!(e.kind(), ErrorKind::Invalid);
         assert_eq!(CloudError::api("X", "r", None, "").kind(), ErrorKind::Other);
         assert_eq!(
             CloudError::NoCredentials("x".into()).kind(),

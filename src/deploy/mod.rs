@@ -354,6 +354,13 @@ impl<F: Fleet> Roll<'_, F> {
                     "continuing the deploy of {} recorded by run {}",
                     s.ami, s.run
                 ));
+                // Whatever the interrupted run had reached (even a rollback under way): the new
+                // launch spec, and the processes suspended again.
+                patiently(self.cancel, d, || {
+                    self.fleet.set_processes(&self.name, &s.susp, true)
+                })
+                .await?;
+                self.point_at(&s, &s.to).await?;
                 return Ok(s);
             }
             return Err(refused(
@@ -543,6 +550,9 @@ impl<F: Fleet> Roll<'_, F> {
         let mut smoked = std::collections::BTreeSet::new();
         let mut smoke_failure: Option<String> = None;
         let mut last_say = Instant::now();
+        // A group that keeps launching instances on another AMI (someone changed its launch
+        // spec) would be churned forever: a bound on the batches stops that.
+        let mut batch_limit: Option<u32> = None;
         loop {
             let g = self.group().await?;
             let infos = self.members(&g).await?;
@@ -568,16 +578,34 @@ impl<F: Fleet> Roll<'_, F> {
                 }
             }
             let is_new = |id: &String| images.get(id) == Some(&self.ami);
-            let old: Vec<&crate::aws::Member> =
-                g.members.iter().filter(|m| !is_new(&m.id)).collect();
+            let old: Vec<&crate::aws::Member> = g
+                .members
+                .iter()
+                .filter(|m| images.contains_key(&m.id) && !is_new(&m.id))
+                .collect();
             let new_ok = g
                 .members
                 .iter()
                 .filter(|m| is_new(&m.id))
                 .all(|m| health.get(&m.id) == Some(&true));
-            let settled = g.members.len() as i32 == g.desired;
+            // Settled: as many members as desired, and EC2 knows every one of them (a member it
+            // does not know yet is neither old nor new: wait for it).
+            let settled = g.members.len() as i32 == g.desired
+                && g.members.iter().all(|m| images.contains_key(&m.id));
             if old.is_empty() && g.desired == st.desired && settled && new_ok {
                 return Ok(Rolled::Done(batches));
+            }
+            let limit =
+                *batch_limit.get_or_insert((old.len() as u32).div_ceil(k.max(1) as u32) + 2);
+            if batches > limit {
+                return Ok(Rolled::GateFailed(
+                    format!(
+                        "{batches} batches and still {} instances not on {}: the group launches something else (was its launch spec changed?)",
+                        old.len(),
+                        self.ami
+                    ),
+                    batches,
+                ));
             }
             if g.desired > st.desired {
                 // A batch is in flight: retire as many old ones once every new one is healthy.
@@ -640,9 +668,14 @@ impl<F: Fleet> Roll<'_, F> {
                 last_say = Instant::now();
                 batch_deadline = self.deadline();
                 continue;
-            } else if !(settled && new_ok) && Instant::now() >= batch_deadline {
+            } else if Instant::now() >= batch_deadline {
                 return Ok(Rolled::GateFailed(
-                    "the new instances did not become healthy".into(),
+                    format!(
+                        "the group did not settle: {} of {} instances (the deploy started at {}), new ones healthy: {new_ok}",
+                        g.members.len(),
+                        g.desired,
+                        st.desired
+                    ),
                     batches,
                 ));
             }
@@ -662,6 +695,14 @@ impl<F: Fleet> Roll<'_, F> {
                         .unwrap_or_default()
                 ));
                 last_say = Instant::now();
+            }
+            // Still ours? A run that took over a stale lock owns the group now.
+            if let Some(l) = g.tags.get(LOCK_TAG).filter(|l| !l.starts_with(&self.run)) {
+                return Err(refused(
+                    &self.name,
+                    format!("another run took the lock over ({l}); stopping here"),
+                    "that run finishes the deploy",
+                ));
             }
             self.refresh_lock().await?;
             self.sleep().await?;
@@ -687,7 +728,8 @@ impl<F: Fleet> Roll<'_, F> {
                 .filter(|m| images.get(&m.id) == Some(&self.ami))
                 .map(|m| m.id.as_str())
                 .collect();
-            let settled = g.members.len() as i32 == g.desired;
+            let settled = g.members.len() as i32 == g.desired
+                && g.members.iter().all(|m| images.contains_key(&m.id));
             let all_ok = g.members.iter().all(|m| health.get(&m.id) == Some(&true));
             if new.is_empty() && g.desired == st.desired && settled && all_ok {
                 break;
@@ -775,6 +817,7 @@ fn refused(group: &str, why: String, hint: &str) -> Error {
     Error::Locked {
         message: format!("group {group}: {why}"),
         hint: hint.to_owned(),
+        stopped: why.starts_with("the line is stopped"),
     }
 }
 
@@ -783,6 +826,7 @@ pub async fn deploy<C: Cloud>(
     settings: &DeploySettings,
     ctx: &crate::context::RunContext,
     cancel: &Cancel,
+    cleanup: &crate::cancel::Cleanup,
     cloud: &C,
 ) -> Result<Deployed, Error> {
     let component = crate::component::load(&settings.component_file)?;
@@ -799,6 +843,17 @@ pub async fn deploy<C: Cloud>(
         } => {
             let m = crate::manifest::read(path)?;
             let name = path.display().to_string();
+            if m.component != component.name {
+                return Err(InputError::whole_file(
+                    &name,
+                    format!(
+                        "the manifest is of component `{}`, the component file of `{}`",
+                        m.component, component.name
+                    ),
+                )
+                .with_hint("pass the manifest bake wrote for this component (--manifest)")
+                .into());
+            }
             let b = builder
                 .clone()
                 .or_else(|| m.amis.keys().next().map(str::to_owned))
@@ -870,6 +925,7 @@ pub async fn deploy<C: Cloud>(
     let regions: Vec<String> = targets.iter().map(|(r, _)| r.clone()).collect();
     let ui = std::sync::Mutex::new(crate::ui::StageProgress::new(ctx, "deploy", &regions));
     let ctx = RegionCtx {
+        cleanup,
         ui: &ui,
         smoke: gate.as_ref(),
         settings,
@@ -886,26 +942,41 @@ pub async fn deploy<C: Cloud>(
     )
     .await;
     let mut outcomes = Vec::new();
-    let mut first_err = None;
+    let mut errors: Vec<Error> = Vec::new();
     for r in results {
         match r {
             Ok(o) => outcomes.extend(o),
-            Err(e) if first_err.is_none() => first_err = Some(e),
-            Err(e) => eprint!("{}", e.render()),
+            Err(e) => errors.push(e),
         }
     }
-    if let Some(e) = first_err {
-        // What the other regions did is not lost.
-        for o in &outcomes {
-            eprintln!("{}: {}: {} ({})", o.region, o.group, o.result, o.detail);
+    // The most severe wins: a signal, then an error more severe than what the groups did.
+    let groups_exit = Deployed {
+        groups: outcomes.clone(),
+    }
+    .exit();
+    errors.sort_by_key(|e| std::cmp::Reverse(e.exit().severity()));
+    if let Some(e) = errors.first() {
+        let signal = matches!(e, Error::Interrupted(_));
+        for other in &errors[1..] {
+            eprint!("{}", other.render());
         }
-        return Err(e);
+        if signal || e.exit().most_severe(groups_exit) == e.exit() {
+            // What the other regions did is not lost.
+            for o in &outcomes {
+                eprintln!("{}: {}: {} ({})", o.region, o.group, o.result, o.detail);
+            }
+            return Err(errors.remove(0));
+        }
+        for e in &errors {
+            eprint!("{}", e.render());
+        }
     }
     Ok(Deployed { groups: outcomes })
 }
 
 /// What every region's deploy shares.
 struct RegionCtx<'a> {
+    cleanup: &'a crate::cancel::Cleanup,
     ui: &'a std::sync::Mutex<crate::ui::StageProgress>,
     smoke: Option<&'a SmokeGate>,
     settings: &'a DeploySettings,
@@ -929,7 +1000,40 @@ async fn deploy_region<C: Cloud>(
     let groups = if settings.groups.is_empty() {
         fleet.groups(want, &[]).await?
     } else {
-        fleet.groups(&BTreeMap::new(), &settings.groups).await?
+        let found = fleet.groups(&BTreeMap::new(), &settings.groups).await?;
+        let missing: Vec<&String> = settings
+            .groups
+            .iter()
+            .filter(|n| !found.iter().any(|g| &g.name == *n))
+            .collect();
+        if !missing.is_empty() {
+            return Err(Error::usage(
+                format!(
+                    "--group: no Auto Scaling group named {} in {region}",
+                    missing
+                        .iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                None,
+            ));
+        }
+        // A named group must still belong to this environment (when it says which).
+        if let Some(g) = found.iter().find(|g| {
+            g.tags
+                .get("gears:environment")
+                .is_some_and(|e| *e != settings.environment)
+        }) {
+            return Err(Error::usage(
+                format!(
+                    "--group {}: the group is tagged gears:environment={}, not {}",
+                    g.name, g.tags["gears:environment"], settings.environment
+                ),
+                None,
+            ));
+        }
+        found
     };
     if groups.is_empty() {
         return Err(InputError::whole_file(
@@ -946,6 +1050,9 @@ async fn deploy_region<C: Cloud>(
         .into());
     }
     for g in groups {
+        if let Some(sig) = cancel.signal() {
+            return Err(Error::Interrupted(sig));
+        }
         let roll = Roll {
             fleet: &fleet,
             name: g.name.clone(),
@@ -1013,10 +1120,26 @@ async fn deploy_region<C: Cloud>(
                 .and_then(|t| serde_json::from_str::<State>(t).ok())
             else {
                 out.result = "nothing to do".into();
-                out.detail = "no deploy recorded on the group".into();
+                out.detail = match g.tags.get(LOCK_TAG) {
+                    Some(l) => format!("no deploy recorded on the group, but it is locked ({l}): `--unlock` removes the lock"),
+                    None => "no deploy recorded on the group".into(),
+                };
                 outcomes.push(out);
                 continue;
             };
+            // Never fight a deploy that is running now.
+            if let Some((holder, age)) = g.tags.get(LOCK_TAG).and_then(|l| lock_age(l)) {
+                if age < settings.lock_stale && !g.tags[LOCK_TAG].starts_with("STOP") {
+                    return Err(refused(
+                        &g.name,
+                        format!(
+                            "a deploy is running now: run {holder}, lock refreshed {} ago",
+                            crate::ui::human_duration(age)
+                        ),
+                        "stop that deploy first (it rolls back on SIGTERM), or wait a minute if it was killed",
+                    ));
+                }
+            }
             let roll = Roll {
                 ami: st.ami.clone(),
                 ..roll
@@ -1034,28 +1157,59 @@ async fn deploy_region<C: Cloud>(
             outcomes.push(out);
             continue;
         }
+        // Until this group is deployed or rolled back, a second signal (which stops gears at
+        // once) says so, and an unexpected way out is a failed cleanup (exit 7).
+        let what = format!(
+            "the deploy of {} in {region} (run {run}): run the same command to finish it, or `gears deploy --abort` to undo it",
+            g.name
+        );
+        let unfinished = what.clone();
+        let step = ctx.cleanup.register(what, move || async move {
+            Err(format!("not finished: {unfinished}"))
+        });
+        let cleanup_cancel = cancel.for_cleanup();
+        let undo = Roll {
+            cancel: &cleanup_cancel,
+            fleet: &fleet,
+            name: g.name.clone(),
+            ami: ami.clone(),
+            run: run.to_owned(),
+            settings,
+            instance_tags: instance_tags.clone(),
+            smoke: ctx.smoke,
+            ui: ctx.ui,
+        };
         let st = match roll.start(&g).await {
             Ok(st) => st,
             Err(e) => {
-                // Nothing rolled yet: give the lock back if it is ours and no state was written.
-                if let Ok(now) = roll.group().await {
-                    let ours = now.tags.get(LOCK_TAG).is_some_and(|l| l.starts_with(run));
-                    let recorded = now
-                        .tags
-                        .get(STATE_TAG)
-                        .and_then(|t| serde_json::from_str::<State>(t).ok())
-                        .is_some_and(|st| st.run == run);
-                    if ours && !recorded {
-                        let _ = fleet.delete_tags(&g.name, &[LOCK_TAG.to_owned()]).await;
+                // Give the lock back if nothing was recorded; undo what was, if anything.
+                let now = roll.group().await.ok();
+                let tags = now.map(|g| g.tags).unwrap_or_default();
+                let ours = tags.get(LOCK_TAG).is_some_and(|l| l.starts_with(run));
+                let recorded = tags
+                    .get(STATE_TAG)
+                    .and_then(|t| serde_json::from_str::<State>(t).ok())
+                    .filter(|st| st.run == run);
+                match recorded {
+                    None => {
+                        if ours {
+                            let _ = fleet.delete_tags(&g.name, &[LOCK_TAG.to_owned()]).await;
+                        }
+                        ctx.cleanup.done(step);
+                    }
+                    Some(st) => {
+                        if undo.rollback(&st).await.is_ok() {
+                            ctx.cleanup.done(step);
+                        }
                     }
                 }
                 return Err(e);
             }
         };
-        let cleanup_cancel = cancel.for_cleanup();
         let (why, batches, interrupted) = match roll.roll(&st).await {
             Ok(Rolled::Done(n)) => {
                 roll.finish(&st).await?;
+                ctx.cleanup.done(step);
                 out.result = "deployed".into();
                 out.batches = n;
                 out.detail = format!("every instance runs {ami}");
@@ -1063,6 +1217,11 @@ async fn deploy_region<C: Cloud>(
                 continue;
             }
             Ok(Rolled::GateFailed(why, n)) => (why, n, None),
+            // Another run took the lock over (this one was presumed dead): it owns the group now.
+            Err(e @ Error::Locked { .. }) => {
+                ctx.cleanup.done(step);
+                return Err(e);
+            }
             // A signal (a CI cancel) never leaves a half-rolled group: roll back first, on
             // cleanup's own token (a second signal stops that too; the deploy stays recorded on
             // the group for `--abort`).
@@ -1070,10 +1229,6 @@ async fn deploy_region<C: Cloud>(
             Err(e) => (format!("AWS error: {}", e.render().trim()), 0, None),
         };
         out.batches = batches;
-        let undo = Roll {
-            cancel: &cleanup_cancel,
-            ..roll
-        };
         if interrupted.is_some() {
             eprintln!(
                 "{why}: rolling {} in {region} back to {} before exiting",
@@ -1082,11 +1237,13 @@ async fn deploy_region<C: Cloud>(
         }
         match undo.rollback(&st).await {
             Ok(()) => {
+                ctx.cleanup.done(step);
                 out.result = "rolled back".into();
                 out.detail = format!("{why}; rolled back to {}", out.from_ami);
             }
             Err(state) => {
                 // Stop the line: the lock stays until a human unlocks it.
+                ctx.cleanup.done(step);
                 let stop = BTreeMap::from([(
                     LOCK_TAG.to_owned(),
                     format!("STOP {run}: rollback failed")
@@ -1099,7 +1256,7 @@ async fn deploy_region<C: Cloud>(
                 out.detail = format!("{why}; rollback failed: {state}");
             }
         }
-        if let Some(sig) = interrupted {
+        if let Some(sig) = interrupted.or(cancel.signal()) {
             eprintln!("{}: {}: {}", g.name, out.result, out.detail);
             return Err(Error::Interrupted(sig));
         }
@@ -1114,6 +1271,7 @@ mod tests {
     use super::*;
     use crate::aws::fake::{FakeCloud, Faults};
     use crate::aws::Member;
+    use crate::cancel::Cleanup;
     use crate::exit::Exit;
 
     const OLD: &str = "ami-0000000000000001a";
@@ -1213,7 +1371,9 @@ mod tests {
     async fn rolls_every_instance_in_batches_never_below_the_healthy_floor() {
         let dir = tempfile::tempdir().unwrap();
         let (s, cloud) = setup(dir.path(), 5);
-        let d = deploy(&s, &rc(), &Cancel::new(), &cloud).await.unwrap();
+        let d = deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
+            .await
+            .unwrap();
         assert_eq!(d.exit(), Exit::Success, "{d:?}");
         let g = &d.groups[0];
         assert_eq!(
@@ -1236,7 +1396,9 @@ mod tests {
             throttle_one_in: Some(3),
             ..Default::default()
         });
-        let d = deploy(&s, &rc(), &Cancel::new(), &cloud).await.unwrap();
+        let d = deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
+            .await
+            .unwrap();
         assert_eq!(d.groups[0].result, "deployed", "{d:?}");
         assert!(all(&cloud, NEW));
         cloud.set_faults(Faults::default());
@@ -1249,7 +1411,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (s, cloud) = setup(dir.path(), 4);
         cloud.set_unhealthy_images(&[NEW]);
-        let d = deploy(&s, &rc(), &Cancel::new(), &cloud).await.unwrap();
+        let d = deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
+            .await
+            .unwrap();
         assert_eq!(d.exit(), Exit::RolledBack, "{d:?}");
         assert!(
             d.groups[0].detail.contains("not healthy after 1m00s"),
@@ -1266,7 +1430,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (s, cloud) = setup(dir.path(), 4);
         cloud.set_unhealthy_images(&[NEW, OLD]);
-        let d = deploy(&s, &rc(), &Cancel::new(), &cloud).await.unwrap();
+        let d = deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
+            .await
+            .unwrap();
         assert_eq!(d.exit(), Exit::NeedsHuman, "{d:?}");
         assert!(
             d.groups[0]
@@ -1278,13 +1444,15 @@ mod tests {
         assert!(lock.starts_with("STOP "), "{lock}");
         // The next deploy is refused until a human unlocks.
         cloud.set_unhealthy_images(&[]);
-        let e = deploy(&s, &rc(), &Cancel::new(), &cloud).await.unwrap_err();
-        assert_eq!(e.exit(), Exit::Cloud);
+        let e = deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
+            .await
+            .unwrap_err();
+        assert_eq!(e.exit(), Exit::NeedsHuman);
         assert!(e.render().contains("the line is stopped"), "{}", e.render());
         let mut unlock = s.clone();
         unlock.unlock = true;
         assert_eq!(
-            deploy(&unlock, &rc(), &Cancel::new(), &cloud)
+            deploy(&unlock, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
                 .await
                 .unwrap()
                 .groups[0]
@@ -1312,12 +1480,17 @@ mod tests {
             let (_, twin) = setup(twin_dir.path(), 6);
             twin.set_faults(slow.clone());
             let start = Instant::now();
-            deploy(&s, &rc(), &Cancel::new(), &twin).await.unwrap();
+            deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &twin)
+                .await
+                .unwrap();
             let whole = start.elapsed();
             // kill -9 half way: the future is dropped, nothing of it runs again.
             cloud.set_faults(slow);
-            let killed =
-                tokio::time::timeout(whole / 2, deploy(&s, &rc(), &Cancel::new(), &cloud)).await;
+            let killed = tokio::time::timeout(
+                whole / 2,
+                deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &cloud),
+            )
+            .await;
             cloud.set_faults(Faults::default());
             assert!(killed.is_err(), "still running when killed");
             let imgs = cloud.member_images("hello-live");
@@ -1326,7 +1499,9 @@ mod tests {
                 "{imgs:?}"
             );
             // At once, the lock is fresh: refused, naming the holder.
-            let e = deploy(&s, &rc(), &Cancel::new(), &cloud).await.unwrap_err();
+            let e = deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
+                .await
+                .unwrap_err();
             assert!(
                 e.render().contains("another deploy holds the lock: run "),
                 "{}",
@@ -1335,7 +1510,9 @@ mod tests {
             // A minute later (here: a stale limit of zero), the same command takes over.
             s.lock_stale = Duration::ZERO;
             s.abort = abort;
-            let d = deploy(&s, &rc(), &Cancel::new(), &cloud).await.unwrap();
+            let d = deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
+                .await
+                .unwrap();
             let want = if abort { "rolled back" } else { "deployed" };
             assert_eq!(d.groups[0].result, want, "{d:?}");
             assert!(all(&cloud, if abort { OLD } else { NEW }));
@@ -1356,11 +1533,16 @@ mod tests {
         let (_, twin) = setup(twin_dir.path(), 4);
         twin.set_faults(slow.clone());
         let start = Instant::now();
-        deploy(&s, &rc(), &Cancel::new(), &twin).await.unwrap();
+        deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &twin)
+            .await
+            .unwrap();
         let whole = start.elapsed();
         cloud.set_faults(slow);
-        let killed =
-            tokio::time::timeout(whole / 2, deploy(&s, &rc(), &Cancel::new(), &cloud)).await;
+        let killed = tokio::time::timeout(
+            whole / 2,
+            deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &cloud),
+        )
+        .await;
         assert!(killed.is_err());
         cloud.set_faults(Faults::default());
         let mut other = s.clone();
@@ -1369,7 +1551,7 @@ mod tests {
             region: "us-east-1".into(),
         };
         other.lock_stale = Duration::ZERO;
-        let e = deploy(&other, &rc(), &Cancel::new(), &cloud)
+        let e = deploy(&other, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
             .await
             .unwrap_err();
         assert_eq!(e.exit(), Exit::Cloud);
@@ -1393,7 +1575,9 @@ mod tests {
             tokio::time::sleep(Duration::from_secs(5)).await;
             c2.cancel(crate::cancel::Signal::Term);
         });
-        let e = deploy(&s, &rc(), &cancel, &cloud).await.unwrap_err();
+        let e = deploy(&s, &rc(), &cancel, &Cleanup::default(), &cloud)
+            .await
+            .unwrap_err();
         assert_eq!(e.exit(), Exit::Terminated);
         assert!(all(&cloud, OLD));
         as_before(&cloud, 6);
@@ -1408,7 +1592,9 @@ mod tests {
             fail_at: Some((14, crate::aws::ErrorKind::AccessDenied)),
             ..Default::default()
         });
-        let d = deploy(&s, &rc(), &Cancel::new(), &cloud).await.unwrap();
+        let d = deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
+            .await
+            .unwrap();
         assert_eq!(d.exit(), Exit::RolledBack, "{d:?}");
         assert!(d.groups[0].detail.starts_with("AWS error"), "{d:?}");
         assert!(all(&cloud, OLD));
@@ -1420,7 +1606,9 @@ mod tests {
             fail_at: Some((5, crate::aws::ErrorKind::AccessDenied)),
             ..Default::default()
         });
-        let e = deploy(&s, &rc(), &Cancel::new(), &cloud).await.unwrap_err();
+        let e = deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
+            .await
+            .unwrap_err();
         assert_eq!(e.exit(), Exit::Cloud, "{}", e.render());
         assert!(
             e.render().contains("CreateLaunchTemplateVersion"),
@@ -1479,7 +1667,9 @@ mod tests {
                 Some(crate::smoke::target::Target::parse(&format!("127.0.0.1:{port}")).unwrap());
             s.gate_timeout = Duration::from_secs(2);
             s.poll = Duration::from_millis(100);
-            let d = deploy(&s, &rc(), &Cancel::new(), &cloud).await.unwrap();
+            let d = deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
+                .await
+                .unwrap();
             if pass {
                 assert_eq!(d.groups[0].result, "deployed", "{d:?}");
                 assert!(all(&cloud, NEW));
@@ -1524,7 +1714,9 @@ mod tests {
             }
             let mut s = s;
             s.groups = vec!["hello-lc".into()];
-            let d = deploy(&s, &rc(), &Cancel::new(), &cloud).await.unwrap();
+            let d = deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
+                .await
+                .unwrap();
             let g = cloud.group("hello-lc").unwrap();
             let images = cloud.member_images("hello-lc");
             assert_eq!(d.groups[0].from_ami, OLD);
@@ -1549,12 +1741,108 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_deploy_killed_during_its_rollback_is_finished_by_the_same_command() {
+        let mut during_rollback = 0;
+        for after in [500u64, 1000, 1500, 2000, 2500, 3000, 3500, 4000] {
+            let dir = tempfile::tempdir().unwrap();
+            let (mut s, cloud) = setup(dir.path(), 4);
+            cloud.set_unhealthy_images(&[NEW]);
+            cloud.set_faults(Faults {
+                latency: Duration::from_millis(100),
+                ..Default::default()
+            });
+            // Killed a little after the gate failed.
+            let killed = tokio::time::timeout(
+                s.gate_timeout + Duration::from_millis(after),
+                deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &cloud),
+            )
+            .await;
+            if killed.is_ok() {
+                break;
+            }
+            let g = cloud.group("hello-live").unwrap();
+            if g.template.unwrap().version == "1" && g.tags.contains_key(STATE_TAG) {
+                during_rollback += 1;
+            }
+            // The new AMI is fine after all; the same command again finishes the deploy.
+            cloud.set_unhealthy_images(&[]);
+            cloud.set_faults(Faults::default());
+            s.lock_stale = Duration::ZERO;
+            let d = deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
+                .await
+                .unwrap();
+            assert_eq!(
+                d.groups[0].result, "deployed",
+                "killed at +{after} ms: {d:?}"
+            );
+            assert!(all(&cloud, NEW), "killed at +{after} ms");
+            as_before(&cloud, 4);
+            assert_eq!(
+                cloud.group("hello-live").unwrap().template.unwrap().version,
+                "2"
+            );
+        }
+        assert!(during_rollback > 0, "some kill landed during the rollback");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn another_components_manifest_and_unknown_groups_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut s, cloud) = setup(dir.path(), 2);
+        let m = dir.path().join("m.json");
+        std::fs::write(
+            &m,
+            format!(r#"{{"format_version":1,"component":"other","version":"1","git_sha":"a","repo":"r","created_at":"c","ami_version":"v","base_ami":"b","run_id":"x","packer_run_uuid":null,"reused":false,"amis":{{"web":{{"us-east-1":"{NEW}"}}}}}}"#),
+        )
+        .unwrap();
+        s.ami = AmiChoice::Manifest {
+            path: m,
+            builder: None,
+            region: None,
+        };
+        let e = deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
+            .await
+            .unwrap_err();
+        assert_eq!(e.exit(), Exit::InvalidInput);
+        assert!(
+            e.render().contains("the manifest is of component `other`"),
+            "{}",
+            e.render()
+        );
+        let (mut s, _) = setup(dir.path(), 2);
+        s.groups = vec!["nope".into()];
+        let e = deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
+            .await
+            .unwrap_err();
+        assert_eq!(e.exit(), Exit::Usage);
+        assert!(
+            e.render().contains("no Auto Scaling group named nope"),
+            "{}",
+            e.render()
+        );
+        s.groups = vec!["hello-live".into()];
+        s.environment = "stage".into();
+        let e = deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
+            .await
+            .unwrap_err();
+        assert!(
+            e.render()
+                .contains("tagged gears:environment=live, not stage"),
+            "{}",
+            e.render()
+        );
+        assert!(all(&cloud, OLD));
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn plan_changes_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let (mut s, cloud) = setup(dir.path(), 10);
         s.batch = Batch::Percent(30);
         s.plan_only = true;
-        let d = deploy(&s, &rc(), &Cancel::new(), &cloud).await.unwrap();
+        let d = deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
+            .await
+            .unwrap();
         let g = &d.groups[0];
         assert_eq!((g.result.as_str(), g.batches), ("planned", 4));
         assert!(

@@ -71,6 +71,7 @@ pub async fn terminate_until_gone<I: Instances>(
     cancel: &Cancel,
     deadline: Instant,
 ) -> Result<(), String> {
+    let unknown = std::sync::atomic::AtomicU32::new(0);
     let r = poll(
         Poll {
             deadline: Some(deadline),
@@ -87,7 +88,12 @@ pub async fn terminate_until_gone<I: Instances>(
             port.describe(id).await
         },
         |r: &Result<Option<Instance>, CloudError>| match r {
-            Ok(None) => Check::Pass,
+            // EC2 may not know an instance launched a moment ago: "not found" counts as gone
+            // only once it has been said a few times, a few seconds apart.
+            Ok(None) if unknown.fetch_add(1, std::sync::atomic::Ordering::SeqCst) >= 3 => {
+                Check::Pass
+            }
+            Ok(None) => Check::Retry,
             Ok(Some(i)) if i.is_gone() => Check::Pass,
             Ok(Some(_)) => Check::Retry,
             Err(e) if e.is_retryable() => Check::Retry,
@@ -290,6 +296,7 @@ pub async fn test<C: Cloud>(
         key_name: t.key_name.clone(),
         user_data,
         tags,
+        client_token: Some(run_id.clone()),
     };
     if let Some(sig) = cancel.signal() {
         return Err(Error::Interrupted(sig));
