@@ -119,6 +119,53 @@ pub fn load(path: &Path) -> Result<Pipeline, Error> {
             .with_hint("give `bake:`, `test:` and/or `deploy:`")
             .into());
     }
+    // Durations and batches are checked here, at their place, not replaced by defaults.
+    let at = |key: &str, value: &str, why: &str| {
+        let line = text
+            .lines()
+            .position(|l| l.contains(key) && l.contains(value))
+            .map(|i| i + 1)
+            .unwrap_or(0);
+        let col = text
+            .lines()
+            .nth(line.saturating_sub(1))
+            .and_then(|l| l.find(key))
+            .map(|c| c + 1)
+            .unwrap_or(0);
+        Error::from(InputError::at(
+            &name,
+            &text,
+            line,
+            col,
+            format!("`{key}: {value}`: {why}"),
+        ))
+    };
+    let seconds_ok = |v: f64| v.is_finite() && v > 0.0 && v <= 604_800.0;
+    if let Some(t) = p.file.test.as_ref().and_then(|t| t.ready_timeout) {
+        if !seconds_ok(t) {
+            return Err(at(
+                "ready_timeout",
+                &t.to_string(),
+                "give seconds, more than 0 and at most a week",
+            ));
+        }
+    }
+    for d in &p.file.deploy {
+        for (key, v) in [("gate_timeout", d.gate_timeout), ("poll", d.poll)] {
+            if let Some(v) = v.filter(|v| !seconds_ok(*v)) {
+                return Err(at(
+                    key,
+                    &v.to_string(),
+                    "give seconds, more than 0 and at most a week",
+                ));
+            }
+        }
+        if let Some(b) = &d.batch {
+            if let Err(why) = crate::deploy::Batch::parse(b) {
+                return Err(at("batch", b, &why));
+            }
+        }
+    }
     let mut seen = std::collections::BTreeSet::new();
     for d in &p.file.deploy {
         if !seen.insert(&d.environment) {
@@ -451,6 +498,11 @@ mod tests {
         let text = e.render();
         assert!(text.contains("p.yaml:2:8"), "{text}");
         assert!(text.contains("did you mean `force`?"), "{text}");
+        let e = parse("component: c\ndeploy:\n  - {environment: live, poll: 0}\n").unwrap_err();
+        assert!(e.render().contains("p.yaml:3:"), "{}", e.render());
+        assert!(e.render().contains("`poll: 0`"), "{}", e.render());
+        let e = parse("component: c\ndeploy:\n  - {environment: live, batch: 0%}\n").unwrap_err();
+        assert!(e.render().contains("`batch: 0%`"), "{}", e.render());
         let e = parse("component: c\n").unwrap_err();
         assert!(e.render().contains("the pipeline has no stage"));
         let e = parse("component: c\ndeploy:\n  - {environment: live}\n  - {environment: live}\n")

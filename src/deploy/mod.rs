@@ -44,7 +44,7 @@ impl Batch {
                 _ => Err(bad()),
             },
             None => match s.parse::<u32>() {
-                Ok(n @ 1..) => Ok(Batch::Count(n)),
+                Ok(n @ 1..=10_000) => Ok(Batch::Count(n)),
                 _ => Err(bad()),
             },
         }
@@ -1359,7 +1359,7 @@ mod tests {
     fn batches_parse_and_size() {
         assert_eq!(Batch::parse("2"), Ok(Batch::Count(2)));
         assert_eq!(Batch::parse("25%"), Ok(Batch::Percent(25)));
-        for bad in ["0", "0%", "101%", "x", "-1"] {
+        for bad in ["0", "0%", "101%", "x", "-1", "4294967295"] {
             assert!(Batch::parse(bad).is_err(), "{bad}");
         }
         assert_eq!(Batch::Percent(25).size(10), 3);
