@@ -555,6 +555,10 @@ struct FleetState {
     next: u32,
     /// Instances of these images fail their target-group health check.
     unhealthy_images: Vec<String>,
+    /// These instances fail their target-group health checks.
+    unhealthy_members: Vec<String>,
+    /// Every instance launched after the first N fails its target-group health checks.
+    unhealthy_after: Option<u32>,
     /// Healthy in-service members after each change, per group.
     floor_log: BTreeMap<String, Vec<usize>>,
 }
@@ -614,6 +618,8 @@ impl FleetState {
                 .iter()
                 .filter(|m| {
                     m.in_service()
+                        && !self.late(&m.id)
+                        && !self.unhealthy_members.contains(&m.id)
                         && !self
                             .images
                             .get(&m.id)
@@ -621,6 +627,14 @@ impl FleetState {
                 })
                 .count()
         })
+    }
+
+    /// Launched after the first `unhealthy_after` instances.
+    fn late(&self, id: &str) -> bool {
+        let n = id
+            .strip_prefix("i-f")
+            .and_then(|h| u32::from_str_radix(h, 16).ok());
+        matches!((self.unhealthy_after, n), (Some(after), Some(n)) if n > after)
     }
 
     fn record(&mut self, group: &str) {
@@ -659,6 +673,16 @@ impl FakeCloud {
     /// The launch configurations and their images.
     pub fn configurations(&self) -> BTreeMap<String, String> {
         self.fleet_state().configurations.clone()
+    }
+
+    /// Every instance launched after the first `n` fails its target-group health checks.
+    pub fn set_unhealthy_after(&self, n: u32) {
+        self.fleet_state().unhealthy_after = Some(n);
+    }
+
+    /// This instance fails its target-group health checks from now on.
+    pub fn set_unhealthy_member(&self, id: &str) {
+        self.fleet_state().unhealthy_members.push(id.to_owned());
     }
 
     /// Instances of these images fail their target-group health checks from now on.
@@ -922,10 +946,11 @@ impl Fleet for FakeFleet {
             .filter(|g| g.target_groups.iter().any(|t| t == target_group))
             .flat_map(|g| g.members.iter())
             .map(|m| {
-                let bad = f
-                    .images
-                    .get(&m.id)
-                    .is_some_and(|i| f.unhealthy_images.contains(i));
+                let bad = f.late(&m.id)
+                    || f.unhealthy_members.contains(&m.id)
+                    || f.images
+                        .get(&m.id)
+                        .is_some_and(|i| f.unhealthy_images.contains(i));
                 (
                     m.id.clone(),
                     if bad { "unhealthy" } else { "healthy" }.to_owned(),

@@ -718,10 +718,24 @@ impl<F: Fleet> Roll<'_, F> {
         ));
         self.point_at(st, &st.from).await.map_err(e)?;
         let deadline = self.deadline();
+        // Old-AMI members that were already there, and whether they were healthy: an old one
+        // that was unhealthy before the rollback is not the rollback's to fix, and must not
+        // keep it from finishing.
+        let mut before: Option<BTreeMap<String, bool>> = None;
         loop {
             let g = self.group().await.map_err(e)?;
             let images = self.images(&g).await.map_err(e)?;
             let health = self.health(&g).await.map_err(e)?;
+            let before = before.get_or_insert_with(|| {
+                g.members
+                    .iter()
+                    .filter(|m| images.get(&m.id).is_some_and(|i| *i != self.ami))
+                    .map(|m| (m.id.clone(), health.get(&m.id) == Some(&true)))
+                    .collect()
+            });
+            // Unhealthy-before old members do not count against the rollback.
+            let broken_before = before.values().filter(|ok| !**ok).count() as i32;
+            let needed = (st.desired - broken_before).max(0);
             let new: Vec<&str> = g
                 .members
                 .iter()
@@ -730,7 +744,10 @@ impl<F: Fleet> Roll<'_, F> {
                 .collect();
             let settled = g.members.len() as i32 == g.desired
                 && g.members.iter().all(|m| images.contains_key(&m.id));
-            let all_ok = g.members.iter().all(|m| health.get(&m.id) == Some(&true));
+            let all_ok = g
+                .members
+                .iter()
+                .all(|m| health.get(&m.id) == Some(&true) || before.get(&m.id) == Some(&false));
             if new.is_empty() && g.desired == st.desired && settled && all_ok {
                 break;
             }
@@ -754,7 +771,7 @@ impl<F: Fleet> Roll<'_, F> {
                 })
                 .count() as i32;
             if settled && !new.is_empty() {
-                if old_healthy >= st.desired {
+                if old_healthy >= needed {
                     // A full healthy set on the old AMI: the new ones go, and capacity with them.
                     for id in &new {
                         let d = self.deadline();
@@ -1429,7 +1446,13 @@ mod tests {
     async fn a_failing_rollback_is_exit_7_and_stops_the_line() {
         let dir = tempfile::tempdir().unwrap();
         let (s, cloud) = setup(dir.path(), 4);
-        cloud.set_unhealthy_images(&[NEW, OLD]);
+        // The new AMI fails its health checks, and AWS will not terminate anything (throttled
+        // past every deadline): the rollback cannot finish.
+        cloud.set_unhealthy_images(&[NEW]);
+        cloud.set_faults(Faults {
+            throttle_ops: vec!["TerminateInstanceInAutoScalingGroup"],
+            ..Default::default()
+        });
         let d = deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
             .await
             .unwrap();
@@ -1437,13 +1460,14 @@ mod tests {
         assert!(
             d.groups[0]
                 .detail
-                .contains("rollback failed: group hello-live"),
+                .contains("rollback failed: AWS TerminateInstanceInAutoScalingGroup failed"),
             "{d:?}"
         );
         let lock = cloud.group("hello-live").unwrap().tags[LOCK_TAG].clone();
         assert!(lock.starts_with("STOP "), "{lock}");
         // The next deploy is refused until a human unlocks.
         cloud.set_unhealthy_images(&[]);
+        cloud.set_faults(Faults::default());
         let e = deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
             .await
             .unwrap_err();
@@ -1832,6 +1856,21 @@ mod tests {
             e.render()
         );
         assert!(all(&cloud, OLD));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_old_instance_unhealthy_before_the_deploy_does_not_block_the_rollback() {
+        let dir = tempfile::tempdir().unwrap();
+        let (s, cloud) = setup(dir.path(), 4);
+        // One old instance already fails its health check, and the new AMI fails too.
+        cloud.set_unhealthy_member("i-f0000000000000001");
+        cloud.set_unhealthy_images(&[NEW]);
+        let d = deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
+            .await
+            .unwrap();
+        assert_eq!(d.exit(), Exit::RolledBack, "{d:?}");
+        assert!(all(&cloud, OLD));
+        as_before(&cloud, 4);
     }
 
     #[tokio::test(start_paused = true)]

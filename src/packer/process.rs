@@ -294,17 +294,26 @@ mod tests {
     /// signal before that would kill the shell without a record).
     async fn group(marker: &Path) -> tokio::process::Child {
         let ready = marker.with_extension("ready");
-        let child = tokio::process::Command::new("sh")
-            .args([
-                "-c",
-                r#"trap 'echo interrupted > "$0"; exit 0' INT; : > "$1"; sleep 30; echo finished > "$0""#,
-            ])
-            .arg(marker)
-            .arg(&ready)
-            .process_group(0)
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
+        let mut cmd = tokio::process::Command::new("sh");
+        cmd.args([
+            "-c",
+            r#"trap 'echo interrupted > "$0"; exit 0' INT; : > "$1"; sleep 30; echo finished > "$0""#,
+        ])
+        .arg(marker)
+        .arg(&ready)
+        .process_group(0)
+        .kill_on_drop(true);
+        // A shell started with SIGINT ignored (as a background job of a non-interactive shell
+        // is, e.g. under some CI runners) cannot trap it: give it the default disposition, as
+        // packer (Go) takes SIGINT back itself.
+        // SAFETY: only async-signal-safe calls between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::signal(libc::SIGINT, libc::SIG_DFL);
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().unwrap();
         for _ in 0..500 {
             if ready.exists() {
                 return child;
