@@ -36,6 +36,7 @@ pub enum Command {
     #[command(after_help = BAKE_EXAMPLES)]
     Bake(BakeArgs),
     /// Check the component file and render its template, without touching AWS.
+    #[command(after_help = VALIDATE_EXAMPLES)]
     Validate(ValidateArgs),
     /// Launch an instance of the new AMI, smoke-test it, and always terminate it.
     #[command(after_help = TEST_EXAMPLES)]
@@ -286,6 +287,15 @@ pub struct TestArgs {
     #[arg(long, value_name = "DIR", default_value = ".gears")]
     pub work_dir: PathBuf,
 }
+
+const VALIDATE_EXAMPLES: &str = "\
+Examples:
+  gears validate                              # gears.yaml here: file, template, playbook
+  gears validate -c service/gears.yaml
+
+Checks the component file, renders the Packer template (and runs packer validate when packer is
+installed) and runs ansible-playbook --syntax-check on the playbook. Never calls AWS: a version or
+revision that cannot be found is replaced by a placeholder.";
 
 const BAKE_EXAMPLES: &str = "\
 Examples:

@@ -168,7 +168,7 @@ pub async fn reap<C: Cloud>(
 mod tests {
     use super::*;
     use crate::aws::fake::FakeCloud;
-    use crate::aws::SecurityGroup;
+    use crate::aws::{Cloud, Instances, SecurityGroup};
 
     fn inst(id: &str, tags: &[(&str, &str)], launched: &str) -> Instance {
         Instance {
@@ -255,6 +255,18 @@ mod tests {
         );
         let old_key = packer_name(5 * 3600);
         cloud.add_key_pair(&old_key);
+        // An old key pair a live build instance still uses is left alone.
+        let busy_key = packer_name(6 * 3600);
+        cloud.add_key_pair(&busy_key);
+        let builder = cloud.instances("us-east-1").await.unwrap();
+        builder
+            .launch(&crate::aws::LaunchSpec {
+                image_id: "ami-1".into(),
+                key_name: Some(busy_key.clone()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
         cloud.add_key_pair(&packer_name(60));
         cloud.add_key_pair("team-key");
         cloud.add_security_group(SecurityGroup {
@@ -278,11 +290,12 @@ mod tests {
         let ids: Vec<&str> = listed.iter().map(|l| l.id.as_str()).collect();
         assert_eq!(ids, ["i-old", old_key.as_str(), "sg-old"]);
         assert!(listed.iter().all(|l| l.action == "listed"));
-        assert_eq!(cloud.key_pair_names().len(), 3, "listing removes nothing");
+        assert_eq!(cloud.key_pair_names().len(), 4, "listing removes nothing");
         s.yes = true;
         let removed = reap(&s, &Cancel::new(), &cloud).await.unwrap();
         assert!(removed.iter().all(|l| l.action == "removed"), "{removed:?}");
-        assert_eq!(cloud.key_pair_names().len(), 2);
+        assert_eq!(cloud.key_pair_names().len(), 3);
+        assert!(cloud.key_pair_names().contains(&busy_key));
         assert_eq!(cloud.security_group_ids(), ["sg-used"]);
         let states: Vec<(String, String)> = cloud
             .launched()

@@ -379,11 +379,41 @@ impl Instances for Ec2 {
             .send()
             .await
             .map_err(|e| map_err("DescribeKeyPairs", &self.region, e))?;
+        // Key names that live instances use: a bake still running keeps its key pair.
+        let mut used = std::collections::BTreeSet::new();
+        let mut pages = self
+            .client
+            .describe_instances()
+            .filters(
+                Filter::builder()
+                    .name("key-name")
+                    .values(format!("{}*", filter_value(prefix)))
+                    .build(),
+            )
+            .filters(
+                Filter::builder()
+                    .name("instance-state-name")
+                    .values("pending")
+                    .values("running")
+                    .values("stopping")
+                    .values("stopped")
+                    .build(),
+            )
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| map_err("DescribeInstances", &self.region, e))?;
+            for i in page.reservations().iter().flat_map(|r| r.instances()) {
+                if let Some(k) = i.key_name() {
+                    used.insert(k.to_owned());
+                }
+            }
+        }
         Ok(out
             .key_pairs()
             .iter()
             .filter_map(|k| k.key_name())
-            .filter(|n| n.starts_with(prefix))
+            .filter(|n| n.starts_with(prefix) && !used.contains(*n))
             .map(str::to_owned)
             .collect())
     }

@@ -412,11 +412,18 @@ impl Instances for FakeInstances {
 impl FakeInstances {
     async fn key_pairs_impl(&self, prefix: &str) -> Result<Vec<String>, CloudError> {
         self.cloud.call("DescribeKeyPairs", &self.region).await?;
+        let boot = self.cloud.faults().boot;
+        let used: Vec<String> = self.with(|v| {
+            v.iter()
+                .filter(|f| !now(f, boot).is_gone())
+                .filter_map(|f| f.spec.key_name.clone())
+                .collect()
+        });
         Ok(self
             .cloud
             .key_pair_names()
             .into_iter()
-            .filter(|n| n.starts_with(prefix))
+            .filter(|n| n.starts_with(prefix) && !used.contains(n))
             .collect())
     }
 }

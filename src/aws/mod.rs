@@ -249,7 +249,8 @@ pub trait Instances: Send + Sync {
         tags: &BTreeMap<String, String>,
     ) -> impl Future<Output = Result<Vec<Instance>, CloudError>> + Send;
 
-    /// Names of the key pairs whose names start with `prefix`.
+    /// Names of the key pairs whose names start with `prefix` that no instance (pending,
+    /// running, stopping or stopped) uses.
     fn key_pairs(
         &self,
         prefix: &str,
