@@ -603,14 +603,18 @@ impl FleetState {
             let Some(g) = self.groups.get(group) else {
                 return;
             };
-            let (n, want) = (g.members.len() as i32, g.desired);
+            let n = g.members.iter().filter(|m| m.counts()).count() as i32;
+            let want = g.desired;
             if n < want {
                 if self.launch(group).is_none() {
                     break;
                 }
             } else if n > want {
                 if let Some(g) = self.groups.get_mut(group) {
-                    g.members.pop();
+                    // The newest member that counts goes.
+                    if let Some(i) = g.members.iter().rposition(|m| m.counts()) {
+                        g.members.remove(i);
+                    }
                 }
             } else {
                 break;
@@ -680,6 +684,21 @@ impl FakeCloud {
     /// The launch configurations and their images.
     pub fn configurations(&self) -> BTreeMap<String, String> {
         self.fleet_state().configurations.clone()
+    }
+
+    /// Puts a member in a lifecycle state (`Standby`, `Terminating:Wait`, ...).
+    pub fn set_lifecycle(&self, id: &str, state: &str) {
+        let mut f = self.fleet_state();
+        for g in f.groups.values_mut() {
+            for m in g.members.iter_mut().filter(|m| m.id == id) {
+                m.lifecycle = state.to_owned();
+            }
+        }
+    }
+
+    /// Lets the group launch or remove members until its desired count is met.
+    pub fn settle(&self, group: &str) {
+        self.fleet_state().settle(group);
     }
 
     /// Every instance launched after the first `n` fails its target-group health checks.

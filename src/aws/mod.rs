@@ -295,6 +295,12 @@ impl Member {
     pub fn in_service(&self) -> bool {
         self.lifecycle == "InService" && self.health == "Healthy"
     }
+
+    /// Counts toward the group's desired capacity: pending or in service. Standby, terminating,
+    /// detaching and warmed instances do not (the group launches others in their place).
+    pub fn counts(&self) -> bool {
+        self.lifecycle.starts_with("Pending") || self.lifecycle == "InService"
+    }
 }
 
 /// What EC2 says of a group member.

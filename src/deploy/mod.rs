@@ -554,7 +554,9 @@ impl<F: Fleet> Roll<'_, F> {
         // spec) would be churned forever: a bound on the batches stops that.
         let mut batch_limit: Option<u32> = None;
         loop {
-            let g = self.group().await?;
+            // Only members that count toward capacity: one in Standby or terminating is left
+            // alone (and does not hold the deploy up).
+            let g = counting(self.group().await?);
             let infos = self.members(&g).await?;
             let images: BTreeMap<String, String> = infos
                 .iter()
@@ -723,7 +725,7 @@ impl<F: Fleet> Roll<'_, F> {
         // keep it from finishing.
         let mut before: Option<BTreeMap<String, bool>> = None;
         loop {
-            let g = self.group().await.map_err(e)?;
+            let g = counting(self.group().await.map_err(e)?);
             let images = self.images(&g).await.map_err(e)?;
             let health = self.health(&g).await.map_err(e)?;
             let before = before.get_or_insert_with(|| {
@@ -827,6 +829,14 @@ impl<F: Fleet> Roll<'_, F> {
         .await?;
         let keys = [STATE_TAG.to_owned(), LOCK_TAG.to_owned()];
         patiently(self.cancel, d, || self.fleet.delete_tags(&self.name, &keys)).await
+    }
+}
+
+/// The group with only the members that count toward its capacity.
+fn counting(g: Group) -> Group {
+    Group {
+        members: g.members.into_iter().filter(|m| m.counts()).collect(),
+        ..g
     }
 }
 
@@ -1871,6 +1881,30 @@ mod tests {
         assert_eq!(d.exit(), Exit::RolledBack, "{d:?}");
         assert!(all(&cloud, OLD));
         as_before(&cloud, 4);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_member_in_standby_is_left_alone_and_does_not_hold_the_deploy() {
+        let dir = tempfile::tempdir().unwrap();
+        let (s, cloud) = setup(dir.path(), 4);
+        cloud.set_lifecycle("i-f0000000000000002", "Standby");
+        // The group launched a replacement for it, as AWS does.
+        cloud.settle("hello-live");
+        let d = deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
+            .await
+            .unwrap();
+        assert_eq!(d.groups[0].result, "deployed", "{d:?}");
+        let g = cloud.group("hello-live").unwrap();
+        let standby: Vec<&crate::aws::Member> = g
+            .members
+            .iter()
+            .filter(|m| m.lifecycle == "Standby")
+            .collect();
+        assert_eq!(standby.len(), 1);
+        assert_eq!(standby[0].id, "i-f0000000000000002", "left alone");
+        let counted: Vec<&crate::aws::Member> = g.members.iter().filter(|m| m.counts()).collect();
+        assert_eq!(counted.len(), 4);
+        assert_eq!((g.min, g.max, g.desired), (4, 4, 4));
     }
 
     #[tokio::test(start_paused = true)]
