@@ -686,6 +686,13 @@ impl FakeCloud {
         self.fleet_state().configurations.clone()
     }
 
+    /// Sets a tag on a group directly (as a human or another tool would).
+    pub fn fake_fleet_tag(&self, group: &str, key: &str, value: &str) {
+        if let Some(g) = self.fleet_state().groups.get_mut(group) {
+            g.tags.insert(key.to_owned(), value.to_owned());
+        }
+    }
+
     /// Puts a member in a lifecycle state (`Standby`, `Terminating:Wait`, ...).
     pub fn set_lifecycle(&self, id: &str, state: &str) {
         let mut f = self.fleet_state();

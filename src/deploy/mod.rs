@@ -20,6 +20,8 @@ use tokio::time::Instant;
 
 /// The tag that holds a group's deploy state.
 pub const STATE_TAG: &str = "gears:deploy";
+/// The tag that holds the instance tags a group had before the deploy (for rollback).
+pub const TAGS_TAG: &str = "gears:deploy-tags";
 /// The tag that holds a group's lock.
 pub const LOCK_TAG: &str = "gears:deploy-lock";
 /// Processes suspended while a deploy runs (what was suspended before stays suspended).
@@ -450,6 +452,20 @@ impl<F: Fleet> Roll<'_, F> {
             self.fleet.set_processes(&self.name, &susp, true)
         })
         .await?;
+        // The instance tags the group had, so a rollback puts them back (when they fit a tag).
+        let before: BTreeMap<&String, Option<&String>> = self
+            .instance_tags
+            .keys()
+            .map(|k| (k, g.tags.get(k)))
+            .collect();
+        let before = serde_json::to_string(&before).unwrap_or_default();
+        if before.chars().count() <= 256 {
+            let tag = BTreeMap::from([(TAGS_TAG.to_owned(), before)]);
+            patiently(self.cancel, d, || {
+                self.fleet.put_tags(&self.name, &tag, false)
+            })
+            .await?;
+        }
         patiently(self.cancel, d, || {
             self.fleet.put_tags(&self.name, &self.instance_tags, true)
         })
@@ -808,6 +824,34 @@ impl<F: Fleet> Roll<'_, F> {
             }
             self.sleep().await.map_err(e)?;
         }
+        // The instance tags as they were before the deploy.
+        let g = self.group().await.map_err(e)?;
+        if let Some(before) = g
+            .tags
+            .get(TAGS_TAG)
+            .and_then(|t| serde_json::from_str::<BTreeMap<String, Option<String>>>(t).ok())
+        {
+            let put: BTreeMap<String, String> = before
+                .iter()
+                .filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v)))
+                .collect();
+            let gone: Vec<String> = before
+                .iter()
+                .filter(|(_, v)| v.is_none())
+                .map(|(k, _)| k.clone())
+                .collect();
+            let d = self.deadline();
+            if !put.is_empty() {
+                patiently(self.cancel, d, || {
+                    self.fleet.put_tags(&self.name, &put, true)
+                })
+                .await
+                .map_err(e)?;
+            }
+            patiently(self.cancel, d, || self.fleet.delete_tags(&self.name, &gone))
+                .await
+                .map_err(e)?;
+        }
         self.finish(st).await.map_err(e)
     }
 
@@ -827,7 +871,11 @@ impl<F: Fleet> Roll<'_, F> {
             self.fleet.set_processes(&self.name, &st.susp, false)
         })
         .await?;
-        let keys = [STATE_TAG.to_owned(), LOCK_TAG.to_owned()];
+        let keys = [
+            STATE_TAG.to_owned(),
+            TAGS_TAG.to_owned(),
+            LOCK_TAG.to_owned(),
+        ];
         patiently(self.cancel, d, || self.fleet.delete_tags(&self.name, &keys)).await
     }
 }
@@ -1376,7 +1424,9 @@ mod tests {
             "what was suspended before stays"
         );
         assert!(
-            !g.tags.contains_key(STATE_TAG) && !g.tags.contains_key(LOCK_TAG),
+            !g.tags.contains_key(STATE_TAG)
+                && !g.tags.contains_key(LOCK_TAG)
+                && !g.tags.contains_key(TAGS_TAG),
             "{:?}",
             g.tags
         );
@@ -1437,6 +1487,7 @@ mod tests {
     async fn unhealthy_new_instances_roll_back_to_the_old_ami_with_exit_6() {
         let dir = tempfile::tempdir().unwrap();
         let (s, cloud) = setup(dir.path(), 4);
+        cloud.fake_fleet_tag("hello-live", "ENVIRONMENT", "was-live");
         cloud.set_unhealthy_images(&[NEW]);
         let d = deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
             .await
@@ -1450,6 +1501,9 @@ mod tests {
         as_before(&cloud, 4);
         let g = cloud.group("hello-live").unwrap();
         assert_eq!(g.template.unwrap().version, "1");
+        // The instance tags are back as they were: ENVIRONMENT was there, COMPONENT_NAME not.
+        assert_eq!(g.tags["ENVIRONMENT"], "was-live");
+        assert!(!g.tags.contains_key("COMPONENT_NAME"), "{:?}", g.tags);
     }
 
     #[tokio::test(start_paused = true)]

@@ -269,7 +269,9 @@ async fn groups_in_two_regions_roll_onto_the_manifests_amis_and_are_left_as_they
             .filter_map(|t| Some((t.key()?, t.value()?)))
             .collect();
         assert!(
-            !tags.contains_key("gears:deploy") && !tags.contains_key("gears:deploy-lock"),
+            !tags.contains_key("gears:deploy")
+                && !tags.contains_key("gears:deploy-lock")
+                && !tags.contains_key("gears:deploy-tags"),
             "{tags:?}"
         );
         assert_eq!(tags["COMPONENT_VERSION"], "2.0");
