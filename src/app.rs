@@ -246,6 +246,10 @@ fn deploy_settings(a: &crate::cli::DeployArgs) -> Result<crate::deploy::DeploySe
         environment: a.environment.clone(),
         country: a.country.clone(),
         groups: a.groups.clone(),
+        strategy: match a.strategy {
+            crate::cli::DeployStrategy::Rolling => crate::deploy::Strategy::Rolling,
+            crate::cli::DeployStrategy::InstanceRefresh => crate::deploy::Strategy::InstanceRefresh,
+        },
         batch: crate::deploy::Batch::parse(&a.batch)
             .map_err(|e| Error::usage(format!("--batch {e}"), None))?,
         gate_timeout: secs("--gate-timeout", a.gate_timeout)?,

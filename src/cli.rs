@@ -138,6 +138,15 @@ pub struct PipelineRunArgs {
     pub output: Output,
 }
 
+/// How `gears deploy` rolls a group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DeployStrategy {
+    /// gears' own batches, gated by group, target-group and smoke-test health.
+    Rolling,
+    /// AWS's instance refresh, launch before terminate (not in moto).
+    InstanceRefresh,
+}
+
 /// `gears deploy`.
 #[derive(Debug, Args)]
 pub struct DeployArgs {
@@ -176,6 +185,10 @@ pub struct DeployArgs {
     /// Leave the component's smoke tests out of the health gate.
     #[arg(long, conflicts_with = "smoke_target")]
     pub no_smoke: bool,
+    /// How to roll: gears' own batches, or AWS's instance refresh (waited on; its failure rolls
+    /// back).
+    #[arg(long, value_enum, default_value_t = DeployStrategy::Rolling)]
+    pub strategy: DeployStrategy,
     /// Instances replaced per batch: a count or a share of the group (N or P%).
     #[arg(long, value_name = "N|P%", default_value = "25%")]
     pub batch: String,

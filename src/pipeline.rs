@@ -388,6 +388,7 @@ pub async fn run<C: Cloud>(
                     country: d.country.clone(),
                     groups: vec![],
                     batch,
+                    strategy: crate::deploy::Strategy::Rolling,
                     gate_timeout: secs(d.gate_timeout, 600),
                     poll: secs(d.poll, 5),
                     smoke_target: match &d.smoke_target {

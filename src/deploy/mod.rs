@@ -62,6 +62,16 @@ impl Batch {
     }
 }
 
+/// How a group is rolled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Strategy {
+    /// gears' own batches, gated by health (and smoke tests).
+    #[default]
+    Rolling,
+    /// AWS's instance refresh (launch before terminate), waited on; its failure rolls back.
+    InstanceRefresh,
+}
+
 /// Everything `gears deploy` needs.
 #[derive(Debug, Clone)]
 pub struct DeploySettings {
@@ -72,6 +82,7 @@ pub struct DeploySettings {
     /// Groups by name instead of by tags.
     pub groups: Vec<String>,
     pub batch: Batch,
+    pub strategy: Strategy,
     /// How long a batch may take to become healthy.
     pub gate_timeout: Duration,
     /// Between polls.
@@ -727,6 +738,61 @@ impl<F: Fleet> Roll<'_, F> {
         }
     }
 
+    /// AWS's instance refresh, launch before terminate, waited on with progress; a refresh that
+    /// fails, is cancelled or does not finish in time is a failed gate.
+    async fn refresh(&self, st: &State) -> Result<Rolled, Error> {
+        let k = self.settings.batch.size(st.desired);
+        let max_healthy = (100 + k * 100 / st.desired.max(1)).clamp(110, 200);
+        let d = self.deadline();
+        let id = patiently(self.cancel, d, || {
+            self.fleet.start_refresh(&self.name, 100, max_healthy)
+        })
+        .await?;
+        self.say(&format!(
+            "instance refresh {id} started: healthy capacity between 100% and {max_healthy}%"
+        ));
+        let batches = (st.desired.max(1) as u32).div_ceil(k.max(1) as u32) + 1;
+        let deadline = Instant::now() + self.settings.gate_timeout * batches;
+        let mut last = -1;
+        loop {
+            let d = self.deadline();
+            let (status, pct, reason) = patiently(self.cancel, d, || {
+                self.fleet.refresh_status(&self.name, &id)
+            })
+            .await?;
+            match status.as_str() {
+                "Successful" => {
+                    self.say(&format!("instance refresh {id}: successful"));
+                    return Ok(Rolled::Done(1));
+                }
+                "Failed" | "Cancelled" | "Cancelling" | "RollbackInProgress" | "RollbackFailed"
+                | "RollbackSuccessful" => {
+                    return Ok(Rolled::GateFailed(
+                        format!("instance refresh {id} {status}: {reason}"),
+                        0,
+                    ));
+                }
+                _ => {}
+            }
+            if pct != last {
+                self.say(&format!("instance refresh {id}: {status}, {pct}% done"));
+                last = pct;
+            }
+            if Instant::now() >= deadline {
+                let _ = self.fleet.cancel_refresh(&self.name).await;
+                return Ok(Rolled::GateFailed(
+                    format!(
+                        "instance refresh {id} not finished after {} ({pct}% done); cancelled",
+                        crate::ui::human_duration(self.settings.gate_timeout * batches)
+                    ),
+                    0,
+                ));
+            }
+            self.refresh_lock().await?;
+            self.sleep().await?;
+        }
+    }
+
     /// Back to the old template and old-AMI instances, capacity as it was.
     async fn rollback(&self, st: &State) -> Result<(), String> {
         let e = |e: Error| e.to_string();
@@ -1281,7 +1347,11 @@ async fn deploy_region<C: Cloud>(
                 return Err(e);
             }
         };
-        let (why, batches, interrupted) = match roll.roll(&st).await {
+        let rolled = match settings.strategy {
+            Strategy::Rolling => roll.roll(&st).await,
+            Strategy::InstanceRefresh => roll.refresh(&st).await,
+        };
+        let (why, batches, interrupted) = match rolled {
             Ok(Rolled::Done(n)) => {
                 roll.finish(&st).await?;
                 ctx.cleanup.done(step);
@@ -1394,6 +1464,7 @@ mod tests {
             country: None,
             groups: vec![],
             batch: Batch::Count(2),
+            strategy: Strategy::Rolling,
             gate_timeout: Duration::from_secs(60),
             poll: Duration::from_secs(1),
             smoke_target: None,
@@ -1959,6 +2030,40 @@ mod tests {
         let counted: Vec<&crate::aws::Member> = g.members.iter().filter(|m| m.counts()).collect();
         assert_eq!(counted.len(), 4);
         assert_eq!((g.min, g.max, g.desired), (4, 4, 4));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn instance_refresh_is_waited_on_and_its_failure_rolls_back() {
+        for healthy in [true, false] {
+            let dir = tempfile::tempdir().unwrap();
+            let (mut s, cloud) = setup(dir.path(), 4);
+            s.strategy = Strategy::InstanceRefresh;
+            if !healthy {
+                cloud.set_unhealthy_images(&[NEW]);
+            }
+            let d = deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
+                .await
+                .unwrap();
+            if healthy {
+                assert_eq!(d.groups[0].result, "deployed", "{d:?}");
+                assert!(all(&cloud, NEW));
+                assert!(cloud
+                    .calls()
+                    .iter()
+                    .any(|c| c.starts_with("StartInstanceRefresh")));
+            } else {
+                assert_eq!(d.exit(), Exit::RolledBack, "{d:?}");
+                assert!(
+                    d.groups[0]
+                        .detail
+                        .contains("instance refresh refresh-1 Failed"),
+                    "{d:?}"
+                );
+                assert!(all(&cloud, OLD));
+            }
+            as_before(&cloud, 4);
+            assert_eq!(cloud.healthy_floor("hello-live"), Some(4));
+        }
     }
 
     #[tokio::test(start_paused = true)]
