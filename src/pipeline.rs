@@ -44,6 +44,8 @@ pub struct DeployStage {
     pub builder: Option<String>,
     /// `N` or `P%` (default 25%).
     pub batch: Option<String>,
+    /// `rolling` (default) or `instance-refresh`.
+    pub strategy: Option<String>,
     /// Seconds (default 600).
     pub gate_timeout: Option<f64>,
     /// Seconds between polls (default 5).
@@ -164,6 +166,13 @@ pub fn load(path: &Path) -> Result<Pipeline, Error> {
             if let Err(why) = crate::deploy::Batch::parse(b) {
                 return Err(at("batch", b, &why));
             }
+        }
+        if let Some(st) = d
+            .strategy
+            .as_ref()
+            .filter(|s| !matches!(s.as_str(), "rolling" | "instance-refresh"))
+        {
+            return Err(at("strategy", st, "expected rolling or instance-refresh"));
         }
     }
     let mut seen = std::collections::BTreeSet::new();
@@ -388,7 +397,17 @@ pub async fn run<C: Cloud>(
                     country: d.country.clone(),
                     groups: vec![],
                     batch,
-                    strategy: crate::deploy::Strategy::Rolling,
+                    strategy: match d.strategy.as_deref() {
+                        None | Some("rolling") => crate::deploy::Strategy::Rolling,
+                        Some("instance-refresh") => crate::deploy::Strategy::InstanceRefresh,
+                        Some(other) => {
+                            return Err(InputError::whole_file(
+                                p.path.display().to_string(),
+                                format!("deploy {env}: strategy `{other}`: expected rolling or instance-refresh"),
+                            )
+                            .into())
+                        }
+                    },
                     gate_timeout: secs(d.gate_timeout, 600),
                     poll: secs(d.poll, 5),
                     smoke_target: match &d.smoke_target {
@@ -504,6 +523,13 @@ mod tests {
         assert!(e.render().contains("`poll: 0`"), "{}", e.render());
         let e = parse("component: c\ndeploy:\n  - {environment: live, batch: 0%}\n").unwrap_err();
         assert!(e.render().contains("`batch: 0%`"), "{}", e.render());
+        let e = parse("component: c\ndeploy:\n  - {environment: live, strategy: blue-green}\n")
+            .unwrap_err();
+        assert!(
+            e.render().contains("expected rolling or instance-refresh"),
+            "{}",
+            e.render()
+        );
         let e = parse("component: c\n").unwrap_err();
         assert!(e.render().contains("the pipeline has no stage"));
         let e = parse("component: c\ndeploy:\n  - {environment: live}\n  - {environment: live}\n")
