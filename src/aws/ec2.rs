@@ -19,8 +19,9 @@ pub struct Ec2 {
     region: String,
 }
 
-/// An SDK error as a [`CloudError`], kinded by its AWS error code.
-fn map_err<E, R>(
+/// An SDK error (of any of the SDK crates: they share the type) as a [`CloudError`], kinded by
+/// its AWS error code.
+pub(super) fn map_err<E, R>(
     operation: &'static str,
     region: &str,
     e: aws_sdk_ec2::error::SdkError<E, R>,

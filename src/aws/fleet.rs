@@ -1,7 +1,7 @@
 //! [`Fleet`] on Auto Scaling, EC2 launch templates and ELBv2 target health.
 
+use super::ec2::map_err;
 use super::{CloudError, Fleet, Group, Member, MemberInfo, TemplateRef};
-use aws_sdk_autoscaling::error::{DisplayErrorContext, ProvideErrorMetadata};
 use std::collections::BTreeMap;
 
 /// The Auto Scaling, EC2 and ELBv2 clients of one region, on the shared configuration.
@@ -11,23 +11,6 @@ pub struct AwsFleet {
     ec2: aws_sdk_ec2::Client,
     elb: aws_sdk_elasticloadbalancingv2::Client,
     region: String,
-}
-
-/// Any SDK error as a [`CloudError`], kinded by its AWS error code.
-fn map_err<E, R>(
-    operation: &'static str,
-    region: &str,
-    e: aws_sdk_autoscaling::error::SdkError<E, R>,
-) -> CloudError
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
-{
-    let message = e
-        .message()
-        .map(str::to_owned)
-        .unwrap_or_else(|| DisplayErrorContext(&e).to_string());
-    CloudError::api(operation, region, e.code(), message)
 }
 
 impl AwsFleet {
