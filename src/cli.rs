@@ -198,6 +198,10 @@ pub struct DeployArgs {
     /// Seconds between polls.
     #[arg(long, value_name = "SECS", default_value_t = 5.0)]
     pub poll: f64,
+    /// Also lock each group in this DynamoDB table (partition key `key`, a string): a true
+    /// compare-and-swap, as Terraform's state lock.
+    #[arg(long, value_name = "TABLE")]
+    pub lock_table: Option<String>,
     /// Print what would change, change nothing.
     #[arg(long)]
     pub plan: bool,

@@ -46,6 +46,8 @@ pub struct DeployStage {
     pub batch: Option<String>,
     /// `rolling` (default) or `instance-refresh`.
     pub strategy: Option<String>,
+    /// A DynamoDB table for the deploy locks.
+    pub lock_table: Option<String>,
     /// Seconds (default 600).
     pub gate_timeout: Option<f64>,
     /// Seconds between polls (default 5).
@@ -421,6 +423,7 @@ pub async fn run<C: Cloud>(
                     },
                     no_smoke: false,
                     lock_stale: crate::deploy::LOCK_STALE,
+                    lock_table: d.lock_table.clone(),
                     plan_only: false,
                     abort: false,
                     unlock: false,

@@ -43,6 +43,8 @@ struct State {
     instances: Mutex<BTreeMap<String, Vec<FakeInstance>>>,
     key_pairs: Mutex<Vec<String>>,
     fleet: Mutex<FleetState>,
+    /// Lock table items: key → (run, holder, until).
+    locks: Mutex<BTreeMap<String, (String, String, i64)>>,
     groups: Mutex<Vec<SecurityGroup>>,
     console: Mutex<String>,
     calls: AtomicU32,
@@ -450,6 +452,15 @@ impl Cloud for FakeCloud {
 
     async fn fleet(&self, region: &str) -> Result<FakeFleet, CloudError> {
         Ok(FakeFleet {
+            cloud: self.clone(),
+            region: region.to_owned(),
+        })
+    }
+
+    type Locks = FakeLocks;
+
+    async fn locks(&self, region: &str, _table: &str) -> Result<FakeLocks, CloudError> {
+        Ok(FakeLocks {
             cloud: self.clone(),
             region: region.to_owned(),
         })
@@ -1307,6 +1318,77 @@ impl super::AmiHousekeeping for FakeAmis {
             ));
         }
         v.retain(|s| s != snapshot_id);
+        Ok(())
+    }
+}
+
+/// The fake's lock table: a compare-and-swap under one mutex.
+#[derive(Clone)]
+pub struct FakeLocks {
+    cloud: FakeCloud,
+    region: String,
+}
+
+impl FakeCloud {
+    /// The lock table's items: key → (run, holder, until).
+    pub fn lock_items(&self) -> BTreeMap<String, (String, String, i64)> {
+        self.state
+            .locks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+impl super::LockTable for FakeLocks {
+    async fn acquire(
+        &self,
+        key: &str,
+        run: &str,
+        holder: &str,
+        now: i64,
+        until: i64,
+    ) -> Result<Option<String>, CloudError> {
+        self.cloud.call("PutItem", &self.region).await?;
+        let mut items = self
+            .cloud
+            .state
+            .locks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        match items.get(key) {
+            Some((r, h, u)) if r != run && *u >= now => {
+                Ok(Some(format!("run {r} ({h}), until {u}")))
+            }
+            _ => {
+                items.insert(key.to_owned(), (run.to_owned(), holder.to_owned(), until));
+                Ok(None)
+            }
+        }
+    }
+
+    async fn release(&self, key: &str, run: &str) -> Result<(), CloudError> {
+        self.cloud.call("DeleteItem", &self.region).await?;
+        let mut items = self
+            .cloud
+            .state
+            .locks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if items.get(key).is_some_and(|(r, _, _)| r == run) {
+            items.remove(key);
+        }
+        Ok(())
+    }
+
+    async fn force_release(&self, key: &str) -> Result<(), CloudError> {
+        self.cloud.call("DeleteItem", &self.region).await?;
+        self.cloud
+            .state
+            .locks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(key);
         Ok(())
     }
 }

@@ -8,6 +8,7 @@
 pub mod ec2;
 pub mod fake;
 pub mod fleet;
+pub mod locks;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -454,6 +455,26 @@ pub trait Fleet: Send + Sync {
     ) -> impl Future<Output = Result<BTreeMap<String, MemberInfo>, CloudError>> + Send;
 }
 
+/// A lock table (DynamoDB with `--lock-table`): a true compare-and-swap for deploy locks.
+pub trait LockTable: Send + Sync {
+    /// Takes lock `key` for `run` until `until` (Unix seconds) when it is free, expired at
+    /// `now`, or already `run`'s: `None`. Otherwise `Some(who holds it)`.
+    fn acquire(
+        &self,
+        key: &str,
+        run: &str,
+        holder: &str,
+        now: i64,
+        until: i64,
+    ) -> impl Future<Output = Result<Option<String>, CloudError>> + Send;
+
+    /// Gives lock `key` back if `run` holds it.
+    fn release(&self, key: &str, run: &str) -> impl Future<Output = Result<(), CloudError>> + Send;
+
+    /// Removes lock `key` whoever holds it (`--unlock`, after a human looked).
+    fn force_release(&self, key: &str) -> impl Future<Output = Result<(), CloudError>> + Send;
+}
+
 /// Where stages get their per-region AWS ports from.
 pub trait Cloud: Send + Sync {
     type Images: Images;
@@ -474,6 +495,15 @@ pub trait Cloud: Send + Sync {
 
     /// The Auto Scaling port of `region`. Fails when there are no credentials.
     fn fleet(&self, region: &str) -> impl Future<Output = Result<Self::Fleet, CloudError>> + Send;
+
+    type Locks: LockTable;
+
+    /// The lock table `table` in `region`.
+    fn locks(
+        &self,
+        region: &str,
+        table: &str,
+    ) -> impl Future<Output = Result<Self::Locks, CloudError>> + Send;
 }
 
 /// One of our AMIs, with the EBS snapshots behind it (from its block device mappings).
@@ -588,6 +618,12 @@ impl Cloud for Aws {
 
     async fn fleet(&self, region: &str) -> Result<fleet::AwsFleet, CloudError> {
         Ok(fleet::AwsFleet::new(self.conf().await?, region))
+    }
+
+    type Locks = locks::DynamoLocks;
+
+    async fn locks(&self, region: &str, table: &str) -> Result<locks::DynamoLocks, CloudError> {
+        Ok(locks::DynamoLocks::new(self.conf().await?, region, table))
     }
 }
 

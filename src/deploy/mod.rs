@@ -9,7 +9,7 @@
 //! one DescribeAutoScalingGroups, one DescribeInstances, one DescribeTargetHealth per target
 //! group (plus the lock refresh).
 
-use crate::aws::{Cloud, CloudError, Fleet, Group, TemplateRef};
+use crate::aws::{Cloud, CloudError, Fleet, Group, LockTable, TemplateRef};
 use crate::cancel::Cancel;
 use crate::error::{Error, InputError};
 use crate::settings::AmiChoice;
@@ -93,6 +93,8 @@ pub struct DeploySettings {
     pub no_smoke: bool,
     /// A lock of the same AMI not refreshed for this long is taken over (a killed deploy).
     pub lock_stale: Duration,
+    /// A DynamoDB table for the locks (a true compare-and-swap), besides the group's tag.
+    pub lock_table: Option<String>,
     pub plan_only: bool,
     pub abort: bool,
     pub unlock: bool,
@@ -1138,6 +1140,10 @@ async fn deploy_region<C: Cloud>(
     let instance_tags = ctx.instance_tags;
     let mut outcomes = Vec::new();
     let fleet = cloud.fleet(&region).await?;
+    let table = match &settings.lock_table {
+        Some(t) => Some(cloud.locks(&region, t).await?),
+        None => None,
+    };
     let groups = if settings.groups.is_empty() {
         fleet.groups(want, &[]).await?
     } else {
@@ -1219,9 +1225,13 @@ async fn deploy_region<C: Cloud>(
             detail: String::new(),
             batches: 0,
         };
+        let lock_key = format!("{region}/{}", g.name);
         if settings.unlock {
             let keys = [LOCK_TAG.to_owned()];
             fleet.delete_tags(&g.name, &keys).await?;
+            if let Some(t) = &table {
+                t.force_release(&lock_key).await?;
+            }
             out.result = "unlocked".into();
             out.detail = g
                 .tags
@@ -1298,6 +1308,31 @@ async fn deploy_region<C: Cloud>(
             outcomes.push(out);
             continue;
         }
+        // The lock table first: a compare-and-swap no racing writer can slip past.
+        if let Some(t) = &table {
+            let now = chrono::Utc::now().timestamp();
+            let k = settings.batch.size(g.desired).max(1);
+            let batches = (g.desired.max(1) / k + 3) as u64;
+            let lease = (settings.gate_timeout.as_secs() * batches).max(3600) as i64;
+            if let Some(holder) = t
+                .acquire(&lock_key, run, &lock_value(run), now, now + lease)
+                .await?
+            {
+                return Err(refused(
+                    &g.name,
+                    format!("the lock table holds {lock_key} for {holder}"),
+                    "wait for that deploy; if it was killed, look at the group, then `gears deploy --unlock --lock-table ...` and run again",
+                ));
+            }
+        }
+        let give_back = |done: bool| {
+            let (t, key) = (&table, lock_key.clone());
+            async move {
+                if let (true, Some(t)) = (done, t) {
+                    let _ = t.release(&key, run).await;
+                }
+            }
+        };
         // Until this group is deployed or rolled back, a second signal (which stops gears at
         // once) says so, and an unexpected way out is a failed cleanup (exit 7).
         let what = format!(
@@ -1337,10 +1372,12 @@ async fn deploy_region<C: Cloud>(
                             let _ = fleet.delete_tags(&g.name, &[LOCK_TAG.to_owned()]).await;
                         }
                         ctx.cleanup.done(step);
+                        give_back(true).await;
                     }
                     Some(st) => {
                         if undo.rollback(&st).await.is_ok() {
                             ctx.cleanup.done(step);
+                            give_back(true).await;
                         }
                     }
                 }
@@ -1355,6 +1392,7 @@ async fn deploy_region<C: Cloud>(
             Ok(Rolled::Done(n)) => {
                 roll.finish(&st).await?;
                 ctx.cleanup.done(step);
+                give_back(true).await;
                 out.result = "deployed".into();
                 out.batches = n;
                 out.detail = format!("every instance runs {ami}");
@@ -1383,6 +1421,7 @@ async fn deploy_region<C: Cloud>(
         match undo.rollback(&st).await {
             Ok(()) => {
                 ctx.cleanup.done(step);
+                give_back(true).await;
                 out.result = "rolled back".into();
                 out.detail = format!("{why}; rolled back to {}", out.from_ami);
             }
@@ -1415,7 +1454,7 @@ async fn deploy_region<C: Cloud>(
 mod tests {
     use super::*;
     use crate::aws::fake::{FakeCloud, Faults};
-    use crate::aws::Member;
+    use crate::aws::{Cloud, Member};
     use crate::cancel::Cleanup;
     use crate::exit::Exit;
 
@@ -1470,6 +1509,7 @@ mod tests {
             smoke_target: None,
             no_smoke: false,
             lock_stale: LOCK_STALE,
+            lock_table: None,
             plan_only: false,
             abort: false,
             unlock: false,
@@ -2064,6 +2104,45 @@ mod tests {
             as_before(&cloud, 4);
             assert_eq!(cloud.healthy_floor("hello-live"), Some(4));
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_lock_table_refuses_a_second_deploy_and_is_given_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut s, cloud) = setup(dir.path(), 4);
+        s.lock_table = Some("gears-locks".into());
+        let far = chrono::Utc::now().timestamp() + 3600;
+        let locks = cloud.locks("us-east-1", "gears-locks").await.unwrap();
+        assert_eq!(
+            locks
+                .acquire("us-east-1/hello-live", "other-run", "ci-42", 0, far)
+                .await
+                .unwrap(),
+            None
+        );
+        let e = deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
+            .await
+            .unwrap_err();
+        assert_eq!(e.exit(), Exit::Cloud);
+        assert!(
+            e.render()
+                .contains("the lock table holds us-east-1/hello-live for run other-run (ci-42)"),
+            "{}",
+            e.render()
+        );
+        assert!(all(&cloud, OLD), "nothing changed");
+        // --unlock removes it (after a human looked); then the deploy runs and gives it back.
+        let mut unlock = s.clone();
+        unlock.unlock = true;
+        deploy(&unlock, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
+            .await
+            .unwrap();
+        let d = deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
+            .await
+            .unwrap();
+        assert_eq!(d.groups[0].result, "deployed", "{d:?}");
+        assert!(cloud.lock_items().is_empty(), "{:?}", cloud.lock_items());
+        as_before(&cloud, 4);
     }
 
     #[tokio::test(start_paused = true)]

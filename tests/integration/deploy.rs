@@ -303,3 +303,99 @@ fn bad_deploy_flags_are_usage_errors() {
         assert!(err.contains(want), "{err}");
     }
 }
+
+#[tokio::test]
+async fn a_dynamodb_lock_table_refuses_a_held_group_and_is_given_back() {
+    let dir = tempdir();
+    let name = unique("ddb");
+    component_file(dir.path(), &name);
+    let (group, _, new) = fleet(&name, "us-east-1", 2).await;
+    let c = conf("us-east-1").await;
+    let ddb = aws_sdk_dynamodb::Client::new(&c);
+    let table = format!("{name}-locks");
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
+        ScalarAttributeType,
+    };
+    ddb.create_table()
+        .table_name(&table)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("key")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("key")
+                .key_type(KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
+        .await
+        .unwrap();
+    let key = format!("us-east-1/{group}");
+    // Another deploy holds it for an hour.
+    ddb.put_item()
+        .table_name(&table)
+        .item("key", AttributeValue::S(key.clone()))
+        .item("run", AttributeValue::S("other-run".into()))
+        .item("holder", AttributeValue::S("ci-7".into()))
+        .item(
+            "until",
+            AttributeValue::N((chrono::Utc::now().timestamp() + 3600).to_string()),
+        )
+        .send()
+        .await
+        .unwrap();
+    let run = || {
+        parts(
+            &gears()
+                .current_dir(dir.path())
+                .args([
+                    "deploy",
+                    "--environment",
+                    "live",
+                    "--ami",
+                    &new,
+                    "--region",
+                    "us-east-1",
+                ])
+                .args(["--batch", "1", "--poll", "0.2", "--lock-table", &table])
+                .output()
+                .unwrap(),
+        )
+    };
+    let (_, err, code) = run();
+    assert_eq!(code, 5, "{err}");
+    assert!(
+        err.contains(&format!(
+            "the lock table holds {key} for run other-run (ci-7)"
+        )),
+        "{err}"
+    );
+    let (before, _) = images_of_group("us-east-1", &group).await;
+    assert!(before.iter().all(|i| i != &new), "nothing changed");
+
+    ddb.delete_item()
+        .table_name(&table)
+        .key("key", AttributeValue::S(key.clone()))
+        .send()
+        .await
+        .unwrap();
+    let (out, err, code) = run();
+    assert_eq!(code, 0, "{out}\n{err}");
+    let (after, _) = images_of_group("us-east-1", &group).await;
+    assert!(after.iter().all(|i| i == &new), "{after:?}");
+    let left = ddb
+        .get_item()
+        .table_name(&table)
+        .key("key", AttributeValue::S(key))
+        .send()
+        .await
+        .unwrap();
+    assert!(left.item().is_none(), "the lock was given back: {left:?}");
+}
