@@ -8,6 +8,14 @@ use crate::exit::Exit;
 use crate::settings::{BakeSettings, OutputFormat, SmokeSettings, TestSettings};
 use std::io::Write;
 
+/// What must happen before any thread starts: `--profile` becomes `AWS_PROFILE`, for the SDK
+/// and for the tools gears runs (packer), so they all use one set of credentials.
+pub fn before_threads(cli: &Cli) {
+    if let Some(p) = &cli.profile {
+        std::env::set_var("AWS_PROFILE", p);
+    }
+}
+
 /// How long cleanup may take after the run, whatever stopped it.
 const CLEANUP_DEADLINE: std::time::Duration = std::time::Duration::from_secs(600);
 

@@ -24,6 +24,9 @@ Exit codes:
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// The AWS profile for gears and the tools it runs (packer), as AWS_PROFILE.
+    #[arg(long, global = true, value_name = "NAME")]
+    pub profile: Option<String>,
 }
 
 /// The stages.

@@ -15,6 +15,7 @@ fn main() -> ExitCode {
             .into();
         }
     };
+    gears::app::before_threads(&cli);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -544,4 +544,80 @@ mod tests {
         );
         assert_eq!(e.exit(), Exit::InvalidInput);
     }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_deploy_that_rolls_back_makes_the_pipeline_exit_6() {
+        use crate::aws::fake::FakeCloud;
+        use crate::aws::{Group, TemplateRef};
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("gears.yaml"),
+            "component: hello\nrepo: r\nami_regions: [us-east-1]\nbase_ami: {id: ami-0123456789abcdef0}\n",
+        )
+        .unwrap();
+        let (old, new) = ("ami-0000000000000001a", "ami-0000000000000002b");
+        std::fs::write(
+            dir.path().join("gears-manifest.json"),
+            format!(r#"{{"format_version":1,"component":"hello","version":"2","git_sha":"a","repo":"r","created_at":"c","ami_version":"v","base_ami":"b","run_id":"x","packer_run_uuid":null,"reused":false,"amis":{{"web":{{"us-east-1":"{new}"}}}}}}"#),
+        )
+        .unwrap();
+        let p = dir.path().join("p.yaml");
+        std::fs::write(
+            &p,
+            "component: gears.yaml\ndeploy:\n  - {environment: stage, batch: 2, poll: 1, gate_timeout: 60}\n  - {environment: live}\n",
+        )
+        .unwrap();
+        let cloud = FakeCloud::new();
+        cloud.add_group(
+            Group {
+                name: "hello-stage".into(),
+                min: 2,
+                max: 2,
+                desired: 2,
+                template: Some(TemplateRef {
+                    id: "lt-1".into(),
+                    version: "1".into(),
+                }),
+                launch_configuration: None,
+                members: vec![],
+                target_groups: vec!["tg".into()],
+                suspended: vec![],
+                tags: std::collections::BTreeMap::from([
+                    ("gears:component".to_owned(), "hello".to_owned()),
+                    ("gears:environment".to_owned(), "stage".to_owned()),
+                ]),
+            },
+            &[old],
+        );
+        cloud.set_unhealthy_images(&[new]);
+        let pipeline = load(&p).unwrap();
+        let ctx = RunContext::from_vars(Vec::<(String, String)>::new());
+        let ran = run(
+            &pipeline,
+            &Selection::default(),
+            &RunOptions::default(),
+            &ctx,
+            &Cancel::new(),
+            &Cleanup::default(),
+            &cloud,
+        )
+        .await
+        .unwrap();
+        assert_eq!(ran.exit, Exit::RolledBack);
+        let got: Vec<(&str, &str)> = ran
+            .stages
+            .iter()
+            .map(|s| (s.stage.as_str(), s.result.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [("deploy:stage", "failed"), ("deploy:live", "skipped")]
+        );
+        assert_eq!(ran.stages[0].exit, 6);
+        assert!(
+            ran.stages[0].detail.contains("rolled back"),
+            "{}",
+            ran.stages[0].detail
+        );
+    }
 }
