@@ -55,9 +55,9 @@ done
 log "== gears deploy --plan =="
 "$GEARS" deploy --environment live --manifest "$GEARS_RUN/manifest.json" --builder web --plan
 cd "$GEARS_ROOT"
-log "== gears pipeline run: bake (reused), test, deploy to stage, then live =="
+log "== gears pipeline run: bake (a new version: real packer, two regions), test, deploy to stage, then live =="
 "$GEARS" pipeline run pipelines/hello-service.yaml --manifest "$GEARS_RUN/manifest.json" \
-  --version "$VERSION" --git-sha "$(git -C "$GEARS_ROOT" rev-parse HEAD 2>/dev/null || echo 0000000)" \
+  --version "$VERSION.1" --git-sha "$(git -C "$GEARS_ROOT" rev-parse HEAD 2>/dev/null || echo 0000000)" \
   --target-host "127.0.0.1:$HTTPBIN_PORT" --work-dir "$GEARS_RUN/work"
 
 log "== gears smoke =="

@@ -219,7 +219,20 @@ async fn dispatch(
         Command::Validate(args) => {
             let settings = BakeSettings::resolve(&args.component, ctx)?;
             let report = crate::bake::validate::validate(&settings, ctx, cancel).await?;
-            print!("{report}");
+            if args.output == crate::cli::Output::Json {
+                // Each `status: check` line as an object, for scripts.
+                let checks: Vec<serde_json::Value> = report
+                    .lines()
+                    .filter_map(|l| l.split_once(": "))
+                    .map(|(status, check)| serde_json::json!({"status": status, "check": check}))
+                    .collect();
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&checks).unwrap_or_default()
+                );
+            } else {
+                print!("{report}");
+            }
             Ok(Exit::Success)
         }
     }

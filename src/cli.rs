@@ -386,6 +386,9 @@ pub struct BakeArgs {
 pub struct ValidateArgs {
     #[command(flatten)]
     pub component: ComponentArgs,
+    /// What stdout carries (json: a list of {status, check}).
+    #[arg(long, value_enum, default_value_t = Output::Human)]
+    pub output: Output,
 }
 
 const SMOKE_EXAMPLES: &str = "\

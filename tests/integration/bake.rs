@@ -661,6 +661,22 @@ fn validate_checks_template_with_packer_and_playbook_with_ansible() {
     )
     .unwrap();
     let (out, err, code) = parts(&gears_aws(dir.path()).args(["validate"]).output().unwrap());
+    let (json, _, jcode) = parts(
+        &gears_aws(dir.path())
+            .args(["validate", "--output", "json"])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(jcode, 0);
+    let checks: serde_json::Value = serde_json::from_str(&json).expect("a JSON list");
+    assert!(
+        checks
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["status"] == "ok" && c["check"] == "packer validate"),
+        "{json}"
+    );
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("ok: packer validate"), "{out}");
     assert!(out.contains("ok: ansible-playbook --syntax-check"), "{out}");
