@@ -155,6 +155,17 @@ impl Images for Ec2 {
     }
 }
 
+/// The filter for instances that are not (being) terminated.
+fn live_instances() -> Filter {
+    Filter::builder()
+        .name("instance-state-name")
+        .values("pending")
+        .values("running")
+        .values("stopping")
+        .values("stopped")
+        .build()
+}
+
 fn instance(i: &aws_sdk_ec2::types::Instance) -> Instance {
     Instance {
         id: i.instance_id().unwrap_or_default().to_owned(),
@@ -391,15 +402,7 @@ impl Instances for Ec2 {
                     .values(format!("{}*", filter_value(prefix)))
                     .build(),
             )
-            .filters(
-                Filter::builder()
-                    .name("instance-state-name")
-                    .values("pending")
-                    .values("running")
-                    .values("stopping")
-                    .values("stopped")
-                    .build(),
-            )
+            .filters(live_instances())
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
@@ -681,15 +684,7 @@ impl super::AmiHousekeeping for Ec2Amis {
         let mut pages = self
             .ec2
             .describe_instances()
-            .filters(
-                Filter::builder()
-                    .name("instance-state-name")
-                    .values("pending")
-                    .values("running")
-                    .values("stopping")
-                    .values("stopped")
-                    .build(),
-            )
+            .filters(live_instances())
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {

@@ -1,20 +1,12 @@
 //! `gears bake` and `gears validate` end to end: the real packer binary against moto.
 //! Every test bakes its own component name, so tests share one moto without resetting it.
 
-use crate::common::{gears, need, parts, tempdir};
+use crate::common::{gears, need, parts, tempdir, unique};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
-
-fn unique(prefix: &str) -> String {
-    let n = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    format!("{prefix}-{:x}{:x}", std::process::id(), n)
-}
 
 /// gears with moto's environment (set by scripts/test.sh) and ansible on PATH.
 fn gears_aws(dir: &Path) -> Command {

@@ -142,3 +142,13 @@ pub fn wait_until(secs: u64, mut f: impl FnMut() -> bool) -> Option<std::time::D
     }
     None
 }
+
+/// A name no other test (or earlier run against the same moto) uses: tests share one moto
+/// without resetting it.
+pub fn unique(prefix: &str) -> String {
+    let n = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!("{prefix}-{:x}{:x}", std::process::id(), n)
+}

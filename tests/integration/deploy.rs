@@ -1,18 +1,10 @@
 //! `gears deploy` end to end against moto: a launch-template group behind a target group,
 //! rolled onto a new AMI in batches, then read back from moto.
 
-use crate::common::{gears, need, parts, tempdir};
+use crate::common::{gears, need, parts, tempdir, unique};
 use std::path::Path;
 
 pub const MOTO_AMI: &str = "ami-04681a1dbd79675a5";
-
-fn unique(prefix: &str) -> String {
-    let n = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    format!("{prefix}-{:x}{:x}", std::process::id(), n)
-}
 
 async fn conf(region: &str) -> aws_config::SdkConfig {
     need("GEARS_TEST_MOTO");

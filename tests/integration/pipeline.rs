@@ -1,17 +1,9 @@
 //! `gears pipeline run` end to end: real packer and moto for bake, moto and httpbin for test,
 //! a moto group for deploy.
 
-use crate::common::{closed_port, gears, httpbin, parts, tempdir};
+use crate::common::{closed_port, gears, httpbin, parts, tempdir, unique};
 use crate::deploy::{fleet, MOTO_AMI};
 use std::path::Path;
-
-fn unique(prefix: &str) -> String {
-    let n = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    format!("{prefix}-{:x}{:x}", std::process::id(), n)
-}
 
 /// A one-region component (no playbook: fast bakes) and its pipeline file.
 fn files(dir: &Path, name: &str, smoke_uri: &str) -> std::path::PathBuf {

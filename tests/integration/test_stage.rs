@@ -2,21 +2,13 @@
 //! a real HTTP server on 127.0.0.1 (`--target-host`: never the addresses moto invents), and the
 //! instance's state read back from moto after every run.
 
-use crate::common::{closed_port, gears, httpbin, need, parts, tempdir};
+use crate::common::{closed_port, gears, httpbin, need, parts, tempdir, unique};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// An AMI moto ships (Amazon Linux 2 in us-east-1).
 const MOTO_AMI: &str = "ami-04681a1dbd79675a5";
-
-fn unique(prefix: &str) -> String {
-    let n = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    format!("{prefix}-{:x}{:x}", std::process::id(), n)
-}
 
 /// A component whose smoke file is `smoke` (YAML), in `dir`.
 fn component(dir: &Path, name: &str, smoke: &str) {
