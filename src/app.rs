@@ -323,15 +323,12 @@ fn print_tested(
         print!("{console}");
     }
     if let Some(path) = &settings.junit {
-        let suite = std::path::Path::new(&tested.smoke_file)
-            .file_name()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let xml = report::junit::render(&suite, &tested.results, tested.timings.total);
-        std::fs::write(path, xml).map_err(|e| Error::Write {
-            path: path.display().to_string(),
-            source: e,
-        })?;
+        report::write_junit(
+            path,
+            &tested.smoke_file,
+            &tested.results,
+            tested.timings.total,
+        )?;
     }
     Ok(())
 }

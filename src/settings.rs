@@ -315,6 +315,11 @@ impl TestSettings {
         if args.jobs == 0 {
             return Err(Error::usage("--jobs 0: give at least 1", None));
         }
+        // As for `gears smoke`: a report that cannot be written is refused before anything is
+        // launched, not found out after the instance is gone.
+        if let Some(j) = &args.junit {
+            report_path("--junit", j)?;
+        }
         Ok(TestSettings {
             component_file: args.component.clone(),
             ami,
@@ -540,6 +545,7 @@ mod bake_tests {
         );
         assert!(parse(&["gears", "test", "--ami", "nope", "--region", "r"]).is_err());
         assert!(parse(&["gears", "test", "--target-host", "exa mple:80"]).is_err());
+        assert!(parse(&["gears", "test", "--junit", "/nonexistent/dir/r.xml"]).is_err());
         assert!(Cli::try_parse_from(["gears", "test", "--ami", "ami-0123456789abcdef0"]).is_err());
     }
 }

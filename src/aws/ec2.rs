@@ -114,12 +114,7 @@ impl Images for Ec2 {
             filters.push(Filter::builder().name("name").values(n).build());
         }
         for (k, v) in &q.tags {
-            filters.push(
-                Filter::builder()
-                    .name(format!("tag:{k}"))
-                    .values(filter_value(v))
-                    .build(),
-            );
+            filters.push(tag_filter(k, v));
         }
         let mut found: Vec<Image> = self
             .describe(vec![], q.owners.clone(), filters)
@@ -136,15 +131,7 @@ impl Images for Ec2 {
         &self,
         tags: &BTreeMap<String, String>,
     ) -> Result<Vec<Image>, CloudError> {
-        let filters: Vec<Filter> = tags
-            .iter()
-            .map(|(k, v)| {
-                Filter::builder()
-                    .name(format!("tag:{k}"))
-                    .values(filter_value(v))
-                    .build()
-            })
-            .collect();
+        let filters: Vec<Filter> = tags.iter().map(|(k, v)| tag_filter(k, v)).collect();
         // EC2 filters are patterns; the exact comparison decides.
         Ok(self
             .describe(vec![], vec!["self".to_owned()], filters)
@@ -153,6 +140,23 @@ impl Images for Ec2 {
             .filter(|i| has_tags(i, tags))
             .collect())
     }
+}
+
+/// A filter on `name` for values starting with `prefix` (taken literally).
+fn prefix_filter(name: &str, prefix: &str) -> Filter {
+    Filter::builder()
+        .name(name)
+        .values(format!("{}*", filter_value(prefix)))
+        .build()
+}
+
+/// A filter on tag `key` for `value` (wildcard characters taken as any one character; compare
+/// the results exactly).
+fn tag_filter(key: &str, value: &str) -> Filter {
+    Filter::builder()
+        .name(format!("tag:{key}"))
+        .values(filter_value(value))
+        .build()
 }
 
 /// The filter for instances that are not (being) terminated.
@@ -340,15 +344,7 @@ impl Instances for Ec2 {
         &self,
         tags: &BTreeMap<String, String>,
     ) -> Result<Vec<Instance>, CloudError> {
-        let mut filters: Vec<Filter> = tags
-            .iter()
-            .map(|(k, v)| {
-                Filter::builder()
-                    .name(format!("tag:{k}"))
-                    .values(filter_value(v))
-                    .build()
-            })
-            .collect();
+        let mut filters: Vec<Filter> = tags.iter().map(|(k, v)| tag_filter(k, v)).collect();
         filters.push(
             Filter::builder()
                 .name("instance-state-name")
@@ -382,12 +378,7 @@ impl Instances for Ec2 {
         let out = self
             .client
             .describe_key_pairs()
-            .filters(
-                Filter::builder()
-                    .name("key-name")
-                    .values(format!("{}*", filter_value(prefix)))
-                    .build(),
-            )
+            .filters(prefix_filter("key-name", prefix))
             .send()
             .await
             .map_err(|e| map_err("DescribeKeyPairs", &self.region, e))?;
@@ -396,12 +387,7 @@ impl Instances for Ec2 {
         let mut pages = self
             .client
             .describe_instances()
-            .filters(
-                Filter::builder()
-                    .name("key-name")
-                    .values(format!("{}*", filter_value(prefix)))
-                    .build(),
-            )
+            .filters(prefix_filter("key-name", prefix))
             .filters(live_instances())
             .into_paginator()
             .send();
@@ -436,12 +422,7 @@ impl Instances for Ec2 {
         let out = self
             .client
             .describe_security_groups()
-            .filters(
-                Filter::builder()
-                    .name("group-name")
-                    .values(format!("{}*", filter_value(prefix)))
-                    .build(),
-            )
+            .filters(prefix_filter("group-name", prefix))
             .send()
             .await
             .map_err(|e| map_err("DescribeSecurityGroups", &self.region, e))?;
@@ -523,15 +504,7 @@ impl super::AmiHousekeeping for Ec2Amis {
         &self,
         tags: &BTreeMap<String, String>,
     ) -> Result<Vec<super::OwnedImage>, CloudError> {
-        let filters: Vec<Filter> = tags
-            .iter()
-            .map(|(k, v)| {
-                Filter::builder()
-                    .name(format!("tag:{k}"))
-                    .values(filter_value(v))
-                    .build()
-            })
-            .collect();
+        let filters: Vec<Filter> = tags.iter().map(|(k, v)| tag_filter(k, v)).collect();
         let out = self
             .ec2
             .describe_images()

@@ -32,18 +32,24 @@ pub fn write(
         let _ = out.flush();
     }
     if let Some(path) = &settings.junit {
-        let suite = std::path::Path::new(&report.file)
-            .file_name()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| report.file.clone());
-        std::fs::write(
-            path,
-            junit::render(&suite, &report.results, report.elapsed_s),
-        )
-        .map_err(|e| Error::Write {
-            path: path.display().to_string(),
-            source: e,
-        })?;
+        write_junit(path, &report.file, &report.results, report.elapsed_s)?;
     }
     Ok(())
+}
+
+/// Writes the JUnit report of `results` from smoke file `file` (its name is the suite's).
+pub fn write_junit(
+    path: &std::path::Path,
+    file: &str,
+    results: &[super::runner::TestResult],
+    elapsed_s: f64,
+) -> Result<(), Error> {
+    let suite = std::path::Path::new(file)
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| file.to_owned());
+    std::fs::write(path, junit::render(&suite, results, elapsed_s)).map_err(|e| Error::Write {
+        path: path.display().to_string(),
+        source: e,
+    })
 }
