@@ -51,7 +51,7 @@ PY
   # gears' own time: the CPU time of the gears process (user + system), which excludes both the
   # configured waits and the time moto takes to answer.
   TIMEFORMAT='%U %S'
-  cpu=$( { time AWS_ENDPOINT_URL="http://127.0.0.1:$PROXY_PORT" "$GEARS" deploy -c "$W/$name.yaml" \
+  cpu=$( { time AWS_ENDPOINT_URL="http://127.0.0.1:$PROXY_PORT" ${BENCH_WRAP:-} "$GEARS" deploy -c "$W/$name.yaml" \
     --environment bench --ami "$new" --region us-east-1 --batch 25% --poll "$POLL" --output json \
     >"$W/$name.json" 2>"$W/$name.err"; } 2>&1 )
   end=$(date +%s%N)

@@ -30,6 +30,18 @@ where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
 {
+    if let aws_sdk_ec2::error::SdkError::TimeoutError(_) = e {
+        let limit = super::timeouts()
+            .operation_timeout()
+            .map(|t| format!(" within {}", crate::ui::human_duration(t)))
+            .unwrap_or_default();
+        return CloudError::api(
+            operation,
+            region,
+            None,
+            format!("no answer{limit}, retries included (GEARS_AWS_TIMEOUT sets the seconds per attempt)"),
+        );
+    }
     let message = e
         .message()
         .map(str::to_owned)

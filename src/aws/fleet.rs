@@ -445,30 +445,33 @@ impl Fleet for AwsFleet {
         // A filter, not InstanceIds: an instance the group launched a moment ago may not be
         // visible to EC2 yet, and InstanceIds would fail the whole call with NotFound. Such an
         // instance is simply missing from the answer (the deploy waits for it).
-        let mut pages = self
-            .ec2
-            .describe_instances()
-            .filters(
-                aws_sdk_ec2::types::Filter::builder()
-                    .name("instance-id")
-                    .set_values(Some(ids.to_vec()))
-                    .build(),
-            )
-            .into_paginator()
-            .send();
+        // At most 200 values per filter (EC2's limit), so a large group takes a few calls.
         let mut out = BTreeMap::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| map_err("DescribeInstances", &self.region, e))?;
-            for i in page.reservations().iter().flat_map(|r| r.instances()) {
-                if let (Some(id), Some(img)) = (i.instance_id(), i.image_id()) {
-                    out.insert(
-                        id.to_owned(),
-                        MemberInfo {
-                            image: img.to_owned(),
-                            private_ip: i.private_ip_address().map(str::to_owned),
-                            public_ip: i.public_ip_address().map(str::to_owned),
-                        },
-                    );
+        for chunk in ids.chunks(200) {
+            let mut pages = self
+                .ec2
+                .describe_instances()
+                .filters(
+                    aws_sdk_ec2::types::Filter::builder()
+                        .name("instance-id")
+                        .set_values(Some(chunk.to_vec()))
+                        .build(),
+                )
+                .into_paginator()
+                .send();
+            while let Some(page) = pages.next().await {
+                let page = page.map_err(|e| map_err("DescribeInstances", &self.region, e))?;
+                for i in page.reservations().iter().flat_map(|r| r.instances()) {
+                    if let (Some(id), Some(img)) = (i.instance_id(), i.image_id()) {
+                        out.insert(
+                            id.to_owned(),
+                            MemberInfo {
+                                image: img.to_owned(),
+                                private_ip: i.private_ip_address().map(str::to_owned),
+                                public_ip: i.public_ip_address().map(str::to_owned),
+                            },
+                        );
+                    }
                 }
             }
         }

@@ -12,6 +12,7 @@ pub mod locks;
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::time::Duration;
 
 /// What kind of "no" AWS said, decided by its error code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -581,7 +582,8 @@ impl Aws {
         let conf = self
             .conf
             .get_or_init(|| async {
-                let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+                let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+                    .timeout_config(timeouts());
                 if let Some(e) = &self.endpoint {
                     loader = loader.endpoint_url(e);
                 }
@@ -625,6 +627,25 @@ impl Cloud for Aws {
     async fn locks(&self, region: &str, table: &str) -> Result<locks::DynamoLocks, CloudError> {
         Ok(locks::DynamoLocks::new(self.conf().await?, region, table))
     }
+}
+
+/// How long one AWS call may take: a hung call (a load balancer that accepts and never answers,
+/// a dropped connection) fails in bounded time instead of holding a stage forever, and the
+/// stage's own retry and deadline decide what happens next. `GEARS_AWS_TIMEOUT` (seconds, default
+/// 30) bounds one attempt; the call with the SDK's retries gets three times that; connecting
+/// gets at most 10 s.
+pub fn timeouts() -> aws_config::timeout::TimeoutConfig {
+    let attempt = std::env::var("GEARS_AWS_TIMEOUT")
+        .ok()
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s > 0.0 && *s <= 3600.0)
+        .map(Duration::from_secs_f64)
+        .unwrap_or(Duration::from_secs(30));
+    aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(attempt.min(Duration::from_secs(10)))
+        .operation_attempt_timeout(attempt)
+        .operation_timeout(attempt * 3)
+        .build()
 }
 
 /// `value` as an EC2 filter value that matches it: every character a filter may read as a

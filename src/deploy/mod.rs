@@ -6,8 +6,8 @@
 //! the original capacity, template version and suspended processes; `gears:deploy-lock`: who
 //! holds it, refreshed every poll), so a deploy killed with `kill -9` continues when the same
 //! command runs again, and `--abort` undoes it. A poll costs the same whatever the group's size:
-//! one DescribeAutoScalingGroups, one DescribeInstances, one DescribeTargetHealth per target
-//! group (plus the lock refresh).
+//! one DescribeAutoScalingGroups, at most one DescribeInstances (for members not seen yet), one
+//! DescribeTargetHealth per target group (plus the lock refresh).
 
 use crate::aws::{Cloud, CloudError, Fleet, Group, LockTable, TemplateRef};
 use crate::cancel::Cancel;
@@ -226,6 +226,8 @@ struct Roll<'a, F: Fleet> {
     smoke: Option<&'a SmokeGate>,
     /// Progress: a line per step, per region.
     ui: &'a std::sync::Mutex<crate::ui::StageProgress>,
+    /// What EC2 said of members already (their AMI and addresses do not change).
+    known: std::sync::Mutex<BTreeMap<String, crate::aws::MemberInfo>>,
 }
 
 /// The smoke tests of the health gate.
@@ -539,10 +541,37 @@ impl<F: Fleet> Roll<'_, F> {
             .collect())
     }
 
+    /// What EC2 says of the group's members. An instance's AMI never changes, and its addresses
+    /// are fixed once it has them: only members not described yet (or still without the address
+    /// the smoke tests need) are asked about, so a poll of a settled group describes nothing and
+    /// a poll during a batch describes only the batch.
     async fn members(&self, g: &Group) -> Result<BTreeMap<String, crate::aws::MemberInfo>, Error> {
-        let ids: Vec<String> = g.members.iter().map(|m| m.id.clone()).collect();
-        let d = self.deadline();
-        patiently(self.cancel, d, || self.fleet.describe_members(&ids)).await
+        use crate::component::file::TestAddress;
+        let public = self
+            .smoke
+            .is_some_and(|s| s.address == TestAddress::PublicIp && s.target.is_none());
+        let ask: Vec<String> = {
+            let known = self.known.lock().unwrap_or_else(|p| p.into_inner());
+            g.members
+                .iter()
+                .filter(|m| {
+                    known
+                        .get(&m.id)
+                        .is_none_or(|i| i.private_ip.is_none() || (public && i.public_ip.is_none()))
+                })
+                .map(|m| m.id.clone())
+                .collect()
+        };
+        let got = if ask.is_empty() {
+            BTreeMap::new()
+        } else {
+            let d = self.deadline();
+            patiently(self.cancel, d, || self.fleet.describe_members(&ask)).await?
+        };
+        let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
+        known.extend(got);
+        known.retain(|id, _| g.members.iter().any(|m| &m.id == id));
+        Ok(known.clone())
     }
 
     async fn images(&self, g: &Group) -> Result<BTreeMap<String, String>, Error> {
@@ -1210,6 +1239,7 @@ async fn deploy_region<C: Cloud>(
             instance_tags: instance_tags.clone(),
             smoke: ctx.smoke,
             ui: ctx.ui,
+            known: Default::default(),
         };
         let from_ami = match (&g.template, &g.launch_configuration) {
             (Some(t), _) => fleet.template_image(t).await.unwrap_or_default(),
@@ -1354,6 +1384,7 @@ async fn deploy_region<C: Cloud>(
             instance_tags: instance_tags.clone(),
             smoke: ctx.smoke,
             ui: ctx.ui,
+            known: Default::default(),
         };
         let st = match roll.start(&g).await {
             Ok(st) => st,
@@ -1574,6 +1605,17 @@ mod tests {
         let tags = cloud.group("hello-live").unwrap().tags;
         assert_eq!(tags["COMPONENT_NAME"], "hello");
         assert_eq!(tags["ENVIRONMENT"], "live");
+        // Members are described once: polls while nothing new appeared describe nothing.
+        let calls = cloud.calls();
+        let count = |op: &str| calls.iter().filter(|c| c.starts_with(op)).count();
+        let (polls, described) = (
+            count("DescribeAutoScalingGroups "),
+            count("DescribeInstances "),
+        );
+        assert!(
+            described <= 1 + 3,
+            "{polls} polls, {described} DescribeInstances"
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -391,3 +391,53 @@ async fn a_dynamodb_lock_table_refuses_a_held_group_and_is_given_back() {
         .unwrap();
     assert!(left.item().is_none(), "the lock was given back: {left:?}");
 }
+
+/// A server that accepts connections and never answers (a hung load balancer): every AWS call
+/// fails in bounded time, naming the operation, and gears exits with its AWS error code instead
+/// of hanging. The test itself gives up after 60 s, so a hang fails it rather than blocking.
+#[test]
+fn a_hung_aws_endpoint_fails_the_call_instead_of_hanging() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in listener.incoming().flatten() {
+            held.push(s); // read nothing, answer nothing, close nothing
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    component_file(dir.path(), "hung");
+    let mut child = gears()
+        .args(["deploy", "-c"])
+        .arg(dir.path().join("gears.yaml"))
+        .args([
+            "--environment",
+            "live",
+            "--ami",
+            "ami-0123456789abcdef0",
+            "--region",
+            "us-east-1",
+            "--plan",
+        ])
+        .env("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{port}"))
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("GEARS_AWS_TIMEOUT", "0.5")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > std::time::Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("gears deploy still waiting on a hung endpoint after 60 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let (_, err, code) = parts(&child.wait_with_output().unwrap());
+    assert_eq!(code, 5, "{err}");
+    assert!(err.contains("DescribeAutoScalingGroups"), "{err}");
+    assert!(err.contains("no answer within"), "{err}");
+    assert!(!err.contains("MaybeTimeoutError"), "{err}");
+}
