@@ -1330,7 +1330,7 @@ pub struct FakeLocks {
 }
 
 impl FakeCloud {
-    /// The lock table's items: key → (run, holder, until).
+    /// The lock table's items: key → (run, holder, last renewal in Unix milliseconds).
     pub fn lock_items(&self) -> BTreeMap<String, (String, String, i64)> {
         self.state
             .locks
@@ -1346,8 +1346,8 @@ impl super::LockTable for FakeLocks {
         key: &str,
         run: &str,
         holder: &str,
-        now: i64,
-        until: i64,
+        at: i64,
+        stale_before: i64,
     ) -> Result<Option<String>, CloudError> {
         self.cloud.call("PutItem", &self.region).await?;
         let mut items = self
@@ -1357,11 +1357,11 @@ impl super::LockTable for FakeLocks {
             .lock()
             .unwrap_or_else(|p| p.into_inner());
         match items.get(key) {
-            Some((r, h, u)) if r != run && *u >= now => {
-                Ok(Some(format!("run {r} ({h}), until {u}")))
+            Some((r, h, a)) if r != run && *a > stale_before => {
+                Ok(Some(super::locks::holder_text(r, h, *a, at)))
             }
             _ => {
-                items.insert(key.to_owned(), (run.to_owned(), holder.to_owned(), until));
+                items.insert(key.to_owned(), (run.to_owned(), holder.to_owned(), at));
                 Ok(None)
             }
         }

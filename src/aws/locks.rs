@@ -1,6 +1,6 @@
 //! [`LockTable`] on DynamoDB: a conditional write is a true compare-and-swap, as Terraform's
 //! state lock uses. One item per lock: `key` (the partition key, a string), `run`, `holder`,
-//! `until` (Unix seconds).
+//! `at` (the last renewal, Unix milliseconds; the holder renews it every poll).
 
 use super::ec2::map_err;
 use super::{CloudError, LockTable};
@@ -30,6 +30,18 @@ impl DynamoLocks {
     }
 }
 
+/// Who holds a lock and how long ago they renewed it (as seen at `now`, Unix milliseconds).
+pub fn holder_text(run: &str, holder: &str, at: i64, now: i64) -> String {
+    if at > now + 86_400_000 {
+        return format!("run {run} ({holder}), kept until a human unlocks it");
+    }
+    let ago = std::time::Duration::from_millis((now - at).max(0) as u64);
+    format!(
+        "run {run} ({holder}), renewed {} ago",
+        crate::ui::human_duration(ago)
+    )
+}
+
 fn s(v: &str) -> AttributeValue {
     AttributeValue::S(v.to_owned())
 }
@@ -40,25 +52,25 @@ impl LockTable for DynamoLocks {
         key: &str,
         run: &str,
         holder: &str,
-        now: i64,
-        until: i64,
+        at: i64,
+        stale_before: i64,
     ) -> Result<Option<String>, CloudError> {
         let item = HashMap::from([
             ("key".to_owned(), s(key)),
             ("run".to_owned(), s(run)),
             ("holder".to_owned(), s(holder)),
-            ("until".to_owned(), AttributeValue::N(until.to_string())),
+            ("at".to_owned(), AttributeValue::N(at.to_string())),
         ]);
         let put = self
             .client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(item))
-            .condition_expression("attribute_not_exists(#k) OR #u < :now OR #r = :run")
+            .condition_expression("attribute_not_exists(#k) OR #r = :run OR #a <= :stale")
             .expression_attribute_names("#k", "key")
-            .expression_attribute_names("#u", "until")
+            .expression_attribute_names("#a", "at")
             .expression_attribute_names("#r", "run")
-            .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+            .expression_attribute_values(":stale", AttributeValue::N(stale_before.to_string()))
             .expression_attribute_values(":run", s(run))
             .send()
             .await;
@@ -83,11 +95,11 @@ impl LockTable for DynamoLocks {
                         .and_then(|v| v.as_s().ok().cloned().or_else(|| v.as_n().ok().cloned()))
                         .unwrap_or_default()
                 };
-                Ok(Some(format!(
-                    "run {} ({}), until {}",
-                    field("run"),
-                    field("holder"),
-                    field("until")
+                Ok(Some(holder_text(
+                    &field("run"),
+                    &field("holder"),
+                    field("at").parse().unwrap_or(0),
+                    at,
                 )))
             }
             Err(e) => Err(map_err("PutItem", &self.region, e)),

@@ -458,15 +458,17 @@ pub trait Fleet: Send + Sync {
 
 /// A lock table (DynamoDB with `--lock-table`): a true compare-and-swap for deploy locks.
 pub trait LockTable: Send + Sync {
-    /// Takes lock `key` for `run` until `until` (Unix seconds) when it is free, expired at
-    /// `now`, or already `run`'s: `None`. Otherwise `Some(who holds it)`.
+    /// Takes (or renews) lock `key` for `run`, recording `at` (Unix milliseconds) as its last
+    /// renewal, when it is free, already `run`'s, or last renewed at or before `stale_before`
+    /// (its holder is gone): `None`. Otherwise `Some(who holds it, and when it last renewed)`.
+    /// A lock written with an `at` far in the future (a STOP lock) never goes stale.
     fn acquire(
         &self,
         key: &str,
         run: &str,
         holder: &str,
-        now: i64,
-        until: i64,
+        at: i64,
+        stale_before: i64,
     ) -> impl Future<Output = Result<Option<String>, CloudError>> + Send;
 
     /// Gives lock `key` back if `run` holds it.

@@ -213,8 +213,11 @@ where
 }
 
 /// One group's deploy.
-struct Roll<'a, F: Fleet> {
+struct Roll<'a, F: Fleet, L: LockTable> {
     fleet: &'a F,
+    /// The lock table (`--lock-table`) and this group's key in it, renewed every poll.
+    table: Option<&'a L>,
+    lock_key: String,
     name: String,
     ami: String,
     run: String,
@@ -240,7 +243,7 @@ pub struct SmokeGate {
     pub target: Option<crate::smoke::target::Target>,
 }
 
-impl<F: Fleet> Roll<'_, F> {
+impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
     /// A progress line for this group.
     fn say(&self, text: &str) {
         let region = self.fleet.region().to_owned();
@@ -589,7 +592,27 @@ impl<F: Fleet> Roll<'_, F> {
         patiently(self.cancel, d, || {
             self.fleet.put_tags(&self.name, &lock, false)
         })
-        .await
+        .await?;
+        if let Some(t) = self.table {
+            // Renewed like the tag: a run that stopped renewing for `lock_stale` is presumed
+            // gone and may be taken over; then this one stops.
+            let value = lock_value(&self.run);
+            let (now, stale) = lease_times(self.settings);
+            if let Some(holder) = patiently(self.cancel, d, || {
+                t.acquire(&self.lock_key, &self.run, &value, now, stale)
+            })
+            .await?
+            {
+                return Err(refused(
+                    &self.name,
+                    format!(
+                        "another run took the lock over in the lock table ({holder}); stopping here"
+                    ),
+                    "that run finishes the deploy",
+                ));
+            }
+        }
+        Ok(())
     }
 
     async fn sleep(&self) -> Result<(), Error> {
@@ -919,6 +942,8 @@ impl<F: Fleet> Roll<'_, F> {
                 .map_err(e)?;
                 continue;
             }
+            // Still ours: a rollback outlasting the stale limit is not taken for a dead run.
+            self.refresh_lock().await.map_err(e)?;
             self.sleep().await.map_err(e)?;
         }
         // The instance tags as they were before the deploy.
@@ -976,6 +1001,18 @@ impl<F: Fleet> Roll<'_, F> {
         patiently(self.cancel, d, || self.fleet.delete_tags(&self.name, &keys)).await
     }
 }
+
+/// Now, and the last renewal before which a lock table's lock is stale (Unix milliseconds).
+fn lease_times(settings: &DeploySettings) -> (i64, i64) {
+    let now = chrono::Utc::now().timestamp_millis();
+    (
+        now,
+        now - settings.lock_stale.as_millis().min(i64::MAX as u128) as i64,
+    )
+}
+
+/// A lock table renewal time that never goes stale: a STOP lock, kept until `--unlock`.
+const KEPT: i64 = i64::MAX / 2;
 
 /// The group with only the members that count toward its capacity.
 fn counting(g: Group) -> Group {
@@ -1229,8 +1266,11 @@ async fn deploy_region<C: Cloud>(
         if let Some(sig) = cancel.signal() {
             return Err(Error::Interrupted(sig));
         }
+        let lock_key = format!("{region}/{}", g.name);
         let roll = Roll {
             fleet: &fleet,
+            table: table.as_ref(),
+            lock_key: lock_key.clone(),
             name: g.name.clone(),
             ami: ami.clone(),
             run: run.to_owned(),
@@ -1255,7 +1295,6 @@ async fn deploy_region<C: Cloud>(
             detail: String::new(),
             batches: 0,
         };
-        let lock_key = format!("{region}/{}", g.name);
         if settings.unlock {
             let keys = [LOCK_TAG.to_owned()];
             fleet.delete_tags(&g.name, &keys).await?;
@@ -1321,16 +1360,49 @@ async fn deploy_region<C: Cloud>(
                     ));
                 }
             }
+            // The lock table too: a live holder is refused; a killed one's lock, or a STOP
+            // lock (a human decided to undo), is taken over.
+            if let Some(t) = &table {
+                let (now, stale) = lease_times(settings);
+                let mine = lock_value(run);
+                let mut held = t.acquire(&lock_key, run, &mine, now, stale).await?;
+                if held
+                    .as_ref()
+                    .is_some_and(|h| h.contains("kept until a human unlocks it"))
+                {
+                    held = t.acquire(&lock_key, run, &mine, now, KEPT).await?;
+                }
+                if let Some(holder) = held {
+                    return Err(refused(
+                        &g.name,
+                        format!("the lock table holds {lock_key} for {holder}: a deploy is running now"),
+                        "stop that deploy first (it rolls back on SIGTERM), or wait a minute if it was killed",
+                    ));
+                }
+            }
             let roll = Roll {
                 ami: st.ami.clone(),
                 ..roll
             };
             match roll.rollback(&st).await {
                 Ok(()) => {
+                    if let Some(t) = &table {
+                        let _ = t.release(&lock_key, run).await;
+                    }
                     out.result = "rolled back".into();
                     out.detail = "aborted: back on the old AMI".into();
                 }
                 Err(why) => {
+                    // Stop the line, as after any failed rollback.
+                    let stop = format!("STOP {run}: rollback failed")
+                        .chars()
+                        .take(256)
+                        .collect::<String>();
+                    let tag = BTreeMap::from([(LOCK_TAG.to_owned(), stop.clone())]);
+                    let _ = fleet.put_tags(&g.name, &tag, false).await;
+                    if let Some(t) = &table {
+                        let _ = t.acquire(&lock_key, run, &stop, KEPT, i64::MIN).await;
+                    }
                     out.result = "rollback failed".into();
                     out.detail = why;
                 }
@@ -1340,18 +1412,27 @@ async fn deploy_region<C: Cloud>(
         }
         // The lock table first: a compare-and-swap no racing writer can slip past.
         if let Some(t) = &table {
-            let now = chrono::Utc::now().timestamp();
-            let k = settings.batch.size(g.desired).max(1);
-            let batches = (g.desired.max(1) / k + 3) as u64;
-            let lease = (settings.gate_timeout.as_secs() * batches).max(3600) as i64;
+            // A lock renewed within `lock_stale` belongs to a live deploy; an older one to a
+            // killed deploy, which the same command continues (the group's tags say what it
+            // had reached, and refuse another AMI).
+            let (now, stale) = lease_times(settings);
             if let Some(holder) = t
-                .acquire(&lock_key, run, &lock_value(run), now, now + lease)
+                .acquire(&lock_key, run, &lock_value(run), now, stale)
                 .await?
             {
+                let stopped = holder.contains("kept until a human unlocks it");
                 return Err(refused(
                     &g.name,
-                    format!("the lock table holds {lock_key} for {holder}"),
-                    "wait for that deploy; if it was killed, look at the group, then `gears deploy --unlock --lock-table ...` and run again",
+                    if stopped {
+                        format!("the line is stopped: the lock table holds {lock_key} for {holder}")
+                    } else {
+                        format!("the lock table holds {lock_key} for {holder}")
+                    },
+                    if stopped {
+                        "a rollback failed here: look at the group, then `gears deploy --unlock --lock-table ...`"
+                    } else {
+                        "wait for that deploy; if it was killed, run this again a minute after its last renewal to continue it"
+                    },
                 ));
             }
         }
@@ -1377,6 +1458,8 @@ async fn deploy_region<C: Cloud>(
         let undo = Roll {
             cancel: &cleanup_cancel,
             fleet: &fleet,
+            table: table.as_ref(),
+            lock_key: lock_key.clone(),
             name: g.name.clone(),
             ami: ami.clone(),
             run: run.to_owned(),
@@ -1467,6 +1550,11 @@ async fn deploy_region<C: Cloud>(
                         .collect(),
                 )]);
                 let _ = fleet.put_tags(&g.name, &stop, false).await;
+                if let Some(t) = &table {
+                    let _ = t
+                        .acquire(&lock_key, run, &stop[LOCK_TAG], KEPT, i64::MIN)
+                        .await;
+                }
                 out.result = "rollback failed".into();
                 out.detail = format!("{why}; rollback failed: {state}");
             }
@@ -1661,57 +1749,85 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_failing_rollback_is_exit_7_and_stops_the_line() {
-        let dir = tempfile::tempdir().unwrap();
-        let (s, cloud) = setup(dir.path(), 4);
-        // The new AMI fails its health checks, and AWS will not terminate anything (throttled
-        // past every deadline): the rollback cannot finish.
-        cloud.set_unhealthy_images(&[NEW]);
-        cloud.set_faults(Faults {
-            throttle_ops: vec!["TerminateInstanceInAutoScalingGroup"],
-            ..Default::default()
-        });
-        let d = deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
-            .await
-            .unwrap();
-        assert_eq!(d.exit(), Exit::NeedsHuman, "{d:?}");
-        assert!(
-            d.groups[0]
-                .detail
-                .contains("rollback failed: AWS TerminateInstanceInAutoScalingGroup failed"),
-            "{d:?}"
-        );
-        let lock = cloud.group("hello-live").unwrap().tags[LOCK_TAG].clone();
-        assert!(lock.starts_with("STOP "), "{lock}");
-        // The next deploy is refused until a human unlocks.
-        cloud.set_unhealthy_images(&[]);
-        cloud.set_faults(Faults::default());
-        let e = deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
-            .await
-            .unwrap_err();
-        assert_eq!(e.exit(), Exit::NeedsHuman);
-        assert!(e.render().contains("the line is stopped"), "{}", e.render());
-        let mut unlock = s.clone();
-        unlock.unlock = true;
-        assert_eq!(
-            deploy(&unlock, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
+        for table in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let (mut s, cloud) = setup(dir.path(), 4);
+            if table {
+                s.lock_table = Some("gears-locks".into());
+            }
+            // The new AMI fails its health checks, and AWS will not terminate anything (throttled
+            // past every deadline): the rollback cannot finish.
+            cloud.set_unhealthy_images(&[NEW]);
+            cloud.set_faults(Faults {
+                throttle_ops: vec!["TerminateInstanceInAutoScalingGroup"],
+                ..Default::default()
+            });
+            let d = deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
                 .await
+                .unwrap();
+            assert_eq!(d.exit(), Exit::NeedsHuman, "{d:?}");
+            assert!(
+                d.groups[0]
+                    .detail
+                    .contains("rollback failed: AWS TerminateInstanceInAutoScalingGroup failed"),
+                "{d:?}"
+            );
+            let lock = cloud.group("hello-live").unwrap().tags[LOCK_TAG].clone();
+            assert!(lock.starts_with("STOP "), "{lock}");
+            if table {
+                // Kept in the lock table too, however long it waits.
+                let items = cloud.lock_items();
+                assert!(
+                    items["us-east-1/hello-live"].1.starts_with("STOP "),
+                    "{items:?}"
+                );
+                let mut later = s.clone();
+                later.lock_stale = Duration::ZERO;
+                let e = deploy(&later, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
+                    .await
+                    .unwrap_err();
+                assert_eq!(e.exit(), Exit::NeedsHuman, "{}", e.render());
+                assert!(
+                    e.render().contains("kept until a human unlocks it"),
+                    "{}",
+                    e.render()
+                );
+            }
+            // The next deploy is refused until a human unlocks.
+            cloud.set_unhealthy_images(&[]);
+            cloud.set_faults(Faults::default());
+            let e = deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
+                .await
+                .unwrap_err();
+            assert_eq!(e.exit(), Exit::NeedsHuman);
+            assert!(e.render().contains("the line is stopped"), "{}", e.render());
+            let mut unlock = s.clone();
+            unlock.unlock = true;
+            assert_eq!(
+                deploy(&unlock, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
+                    .await
+                    .unwrap()
+                    .groups[0]
+                    .result,
+                "unlocked"
+            );
+            assert!(!cloud
+                .group("hello-live")
                 .unwrap()
-                .groups[0]
-                .result,
-            "unlocked"
-        );
-        assert!(!cloud
-            .group("hello-live")
-            .unwrap()
-            .tags
-            .contains_key(LOCK_TAG));
+                .tags
+                .contains_key(LOCK_TAG));
+            assert!(cloud.lock_items().is_empty(), "{:?}", cloud.lock_items());
+        }
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_killed_deploy_continues_when_run_again_or_is_aborted() {
-        for abort in [false, true] {
+        for (abort, table) in [(false, false), (true, false), (false, true), (true, true)] {
             let dir = tempfile::tempdir().unwrap();
             let (mut s, cloud) = setup(dir.path(), 6);
+            if table {
+                s.lock_table = Some("gears-locks".into());
+            }
             let slow = Faults {
                 latency: Duration::from_millis(100),
                 ..Default::default()
@@ -1739,15 +1855,20 @@ mod tests {
                 imgs.contains(&NEW.to_owned()) && imgs.contains(&OLD.to_owned()),
                 "{imgs:?}"
             );
-            // At once, the lock is fresh: refused, naming the holder.
+            // At once, the lock is fresh: refused, naming the holder (the lock table's, or
+            // the group's tag without one).
             let e = deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
                 .await
                 .unwrap_err();
-            assert!(
-                e.render().contains("another deploy holds the lock: run "),
-                "{}",
-                e.render()
-            );
+            let want = if table {
+                "the lock table holds us-east-1/hello-live for run "
+            } else {
+                "another deploy holds the lock: run "
+            };
+            assert!(e.render().contains(want), "{}", e.render());
+            if table {
+                assert_eq!(cloud.lock_items().len(), 1);
+            }
             // A minute later (here: a stale limit of zero), the same command takes over.
             s.lock_stale = Duration::ZERO;
             s.abort = abort;
@@ -1757,6 +1878,8 @@ mod tests {
             let want = if abort { "rolled back" } else { "deployed" };
             assert_eq!(d.groups[0].result, want, "{d:?}");
             assert!(all(&cloud, if abort { OLD } else { NEW }));
+            // The killed run's lease was taken over, then given back.
+            assert!(cloud.lock_items().is_empty(), "{:?}", cloud.lock_items());
             as_before(&cloud, 6);
             assert_eq!(cloud.healthy_floor("hello-live"), Some(6));
         }
@@ -2153,11 +2276,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (mut s, cloud) = setup(dir.path(), 4);
         s.lock_table = Some("gears-locks".into());
-        let far = chrono::Utc::now().timestamp() + 3600;
+        let now = chrono::Utc::now().timestamp_millis();
         let locks = cloud.locks("us-east-1", "gears-locks").await.unwrap();
         assert_eq!(
             locks
-                .acquire("us-east-1/hello-live", "other-run", "ci-42", 0, far)
+                .acquire("us-east-1/hello-live", "other-run", "ci-42", now, 0)
                 .await
                 .unwrap(),
             None
@@ -2167,8 +2290,9 @@ mod tests {
             .unwrap_err();
         assert_eq!(e.exit(), Exit::Cloud);
         assert!(
-            e.render()
-                .contains("the lock table holds us-east-1/hello-live for run other-run (ci-42)"),
+            e.render().contains(
+                "the lock table holds us-east-1/hello-live for run other-run (ci-42), renewed "
+            ),
             "{}",
             e.render()
         );

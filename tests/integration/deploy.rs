@@ -330,19 +330,20 @@ async fn a_dynamodb_lock_table_refuses_a_held_group_and_is_given_back() {
         .await
         .unwrap();
     let key = format!("us-east-1/{group}");
-    // Another deploy holds it for an hour.
-    ddb.put_item()
-        .table_name(&table)
-        .item("key", AttributeValue::S(key.clone()))
-        .item("run", AttributeValue::S("other-run".into()))
-        .item("holder", AttributeValue::S("ci-7".into()))
-        .item(
-            "until",
-            AttributeValue::N((chrono::Utc::now().timestamp() + 3600).to_string()),
-        )
-        .send()
-        .await
-        .unwrap();
+    // Another deploy holds it, renewed a moment ago (`ago` milliseconds).
+    let hold = |ago: i64| {
+        ddb.put_item()
+            .table_name(&table)
+            .item("key", AttributeValue::S(key.clone()))
+            .item("run", AttributeValue::S("other-run".into()))
+            .item("holder", AttributeValue::S("ci-7".into()))
+            .item(
+                "at",
+                AttributeValue::N((chrono::Utc::now().timestamp_millis() - ago).to_string()),
+            )
+            .send()
+    };
+    hold(1_000).await.unwrap();
     let run = || {
         parts(
             &gears()
@@ -365,19 +366,16 @@ async fn a_dynamodb_lock_table_refuses_a_held_group_and_is_given_back() {
     assert_eq!(code, 5, "{err}");
     assert!(
         err.contains(&format!(
-            "the lock table holds {key} for run other-run (ci-7)"
+            "the lock table holds {key} for run other-run (ci-7), renewed "
         )),
         "{err}"
     );
     let (before, _) = images_of_group("us-east-1", &group).await;
     assert!(before.iter().all(|i| i != &new), "nothing changed");
 
-    ddb.delete_item()
-        .table_name(&table)
-        .key("key", AttributeValue::S(key.clone()))
-        .send()
-        .await
-        .unwrap();
+    // Not renewed for two minutes: its deploy was killed, and this one takes the lock over (a
+    // conditional write on DynamoDB's own comparison).
+    hold(120_000).await.unwrap();
     let (out, err, code) = run();
     assert_eq!(code, 0, "{out}\n{err}");
     let (after, _) = images_of_group("us-east-1", &group).await;
