@@ -579,6 +579,8 @@ mod tests {
                     version: "1".into(),
                 }),
                 launch_configuration: None,
+                mixed: false,
+                override_templates: vec![],
                 members: vec![],
                 target_groups: vec!["tg".into()],
                 suspended: vec![],

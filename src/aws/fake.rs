@@ -706,6 +706,15 @@ impl FakeCloud {
         }
     }
 
+    /// Makes a group's launch template its mixed-instances policy's; `override_templates` are
+    /// the instance types whose overrides name a template of their own.
+    pub fn set_mixed(&self, group: &str, override_templates: &[&str]) {
+        if let Some(g) = self.fleet_state().groups.get_mut(group) {
+            g.mixed = true;
+            g.override_templates = override_templates.iter().map(|s| s.to_string()).collect();
+        }
+    }
+
     /// Puts a member in a lifecycle state (`Standby`, `Terminating:Wait`, ...).
     pub fn set_lifecycle(&self, id: &str, state: &str) {
         let mut f = self.fleet_state();
@@ -864,11 +873,30 @@ impl Fleet for FakeFleet {
         Ok(())
     }
 
-    async fn set_template(&self, group: &str, t: &TemplateRef) -> Result<(), CloudError> {
+    async fn set_template(
+        &self,
+        group: &str,
+        t: &TemplateRef,
+        mixed: bool,
+    ) -> Result<(), CloudError> {
         self.cloud
             .call("UpdateAutoScalingGroup", &self.region)
             .await?;
         if let Some(g) = self.cloud.fleet_state().groups.get_mut(group) {
+            if mixed && !g.mixed {
+                return Err(CloudError::api(
+                    "UpdateAutoScalingGroup",
+                    &self.region,
+                    Some("ValidationError"),
+                    "the group has no mixed instances policy",
+                ));
+            }
+            // As on AWS: a plain LaunchTemplate replaces a mixed-instances policy (its instance
+            // types and Spot settings are lost), so a deploy must not send one to a mixed group.
+            if !mixed {
+                g.mixed = false;
+                g.override_templates.clear();
+            }
             g.template = Some(t.clone());
         }
         Ok(())

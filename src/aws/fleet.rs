@@ -42,10 +42,33 @@ fn group(g: &aws_sdk_autoscaling::types::AutoScalingGroup) -> Group {
         min: g.min_size().unwrap_or_default(),
         max: g.max_size().unwrap_or_default(),
         desired: g.desired_capacity().unwrap_or_default(),
-        template: g.launch_template().map(|t| TemplateRef {
-            id: t.launch_template_id().unwrap_or_default().to_owned(),
-            version: t.version().unwrap_or("$Default").to_owned(),
-        }),
+        template: g
+            .launch_template()
+            .or_else(|| {
+                g.mixed_instances_policy()
+                    .and_then(|p| p.launch_template())
+                    .and_then(|t| t.launch_template_specification())
+            })
+            .map(|t| TemplateRef {
+                id: t.launch_template_id().unwrap_or_default().to_owned(),
+                version: t.version().unwrap_or("$Default").to_owned(),
+            }),
+        mixed: g.launch_template().is_none()
+            && g.mixed_instances_policy()
+                .and_then(|p| p.launch_template())
+                .and_then(|t| t.launch_template_specification())
+                .is_some(),
+        override_templates: g
+            .mixed_instances_policy()
+            .and_then(|p| p.launch_template())
+            .map(|t| {
+                t.overrides()
+                    .iter()
+                    .filter(|o| o.launch_template_specification().is_some())
+                    .map(|o| o.instance_type().unwrap_or("(an override)").to_owned())
+                    .collect()
+            })
+            .unwrap_or_default(),
         launch_configuration: g.launch_configuration_name().map(str::to_owned),
         members: g
             .instances()
@@ -224,17 +247,52 @@ impl Fleet for AwsFleet {
         Ok(())
     }
 
-    async fn set_template(&self, group: &str, t: &TemplateRef) -> Result<(), CloudError> {
-        self.asg
+    async fn set_template(
+        &self,
+        group: &str,
+        t: &TemplateRef,
+        mixed: bool,
+    ) -> Result<(), CloudError> {
+        use aws_sdk_autoscaling::types::{LaunchTemplate, LaunchTemplateSpecification};
+        let spec = LaunchTemplateSpecification::builder()
+            .launch_template_id(&t.id)
+            .version(&t.version)
+            .build();
+        let mut req = self
+            .asg
             .update_auto_scaling_group()
-            .auto_scaling_group_name(group)
-            .launch_template(
-                aws_sdk_autoscaling::types::LaunchTemplateSpecification::builder()
-                    .launch_template_id(&t.id)
-                    .version(&t.version)
+            .auto_scaling_group_name(group);
+        if mixed {
+            // The policy's launch template with the new version; its overrides sent back as they
+            // are (AWS leaves what is not sent unchanged; the instances distribution is not sent).
+            let now = self
+                .asg
+                .describe_auto_scaling_groups()
+                .auto_scaling_group_names(group)
+                .send()
+                .await
+                .map_err(|e| map_err("DescribeAutoScalingGroups", &self.region, e))?;
+            let overrides = now
+                .auto_scaling_groups()
+                .first()
+                .and_then(|g| g.mixed_instances_policy())
+                .and_then(|p| p.launch_template())
+                .map(|t| t.overrides().to_vec())
+                .unwrap_or_default();
+            req = req.mixed_instances_policy(
+                aws_sdk_autoscaling::types::MixedInstancesPolicy::builder()
+                    .launch_template(
+                        LaunchTemplate::builder()
+                            .launch_template_specification(spec)
+                            .set_overrides((!overrides.is_empty()).then_some(overrides))
+                            .build(),
+                    )
                     .build(),
-            )
-            .send()
+            );
+        } else {
+            req = req.launch_template(spec);
+        }
+        req.send()
             .await
             .map_err(|e| map_err("UpdateAutoScalingGroup", &self.region, e))?;
         Ok(())

@@ -320,7 +320,13 @@ pub struct Group {
     pub min: i32,
     pub max: i32,
     pub desired: i32,
+    /// The launch template: the group's own, or its mixed-instances policy's (`mixed`).
     pub template: Option<TemplateRef>,
+    /// `template` is the launch template of a mixed-instances policy (instance types, Spot).
+    pub mixed: bool,
+    /// Instance types whose mixed-instances override names a launch template of its own (and so
+    /// an AMI of its own, which one deploy cannot change).
+    pub override_templates: Vec<String>,
     /// A legacy launch configuration's name, when the group has no launch template.
     pub launch_configuration: Option<String>,
     pub members: Vec<Member>,
@@ -376,11 +382,13 @@ pub trait Fleet: Send + Sync {
         name: &str,
     ) -> impl Future<Output = Result<(), CloudError>> + Send;
 
-    /// Points the group at a template version.
+    /// Points the group at a template version: its own launch template, or with `mixed` its
+    /// mixed-instances policy's (the overrides and the instances distribution stay as they are).
     fn set_template(
         &self,
         group: &str,
         t: &TemplateRef,
+        mixed: bool,
     ) -> impl Future<Output = Result<(), CloudError>> + Send;
 
     /// Sets min, max and desired capacity.

@@ -153,6 +153,9 @@ pub struct State {
     /// `from` and `to` are launch configuration names, not template versions.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub lc: bool,
+    /// The template is a mixed-instances policy's.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub mx: bool,
 }
 
 fn lock_value(run: &str) -> String {
@@ -394,6 +397,17 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
         }
         // The new launch spec: a template version with the new AMI, or for a group on a legacy
         // launch configuration, a copy of it with the new AMI.
+        if !g.override_templates.is_empty() {
+            return Err(InputError::whole_file(
+                format!("group {}", self.name),
+                format!(
+                    "the mixed-instances policy gives {} a launch template of its own (an AMI of its own): gears deploys one AMI per group",
+                    g.override_templates.join(", ")
+                ),
+            )
+            .with_hint("give the overrides the group's launch template, or deploy each template's AMI separately")
+            .into());
+        }
         let (lt, from, to, lc) = match (&g.template, &g.launch_configuration) {
             (Some(t), _) => {
                 let to = patiently(self.cancel, d, || {
@@ -427,7 +441,7 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
             (None, None) => {
                 return Err(InputError::whole_file(
                     format!("group {}", self.name),
-                    "the group has neither a launch template nor a launch configuration (a mixed-instances policy?): gears cannot deploy it",
+                    "the group has no launch template, mixed-instances policy or launch configuration: gears cannot deploy it",
                 )
                 .into())
             }
@@ -448,6 +462,7 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
             desired: g.desired,
             susp: susp.clone(),
             lc,
+            mx: g.mixed,
         };
         let json = serde_json::to_string(&state).unwrap_or_default();
         if json.chars().count() > 256 {
@@ -521,7 +536,10 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
                 id: st.lt.clone(),
                 version: which.to_owned(),
             };
-            patiently(self.cancel, d, || self.fleet.set_template(&self.name, &t)).await
+            patiently(self.cancel, d, || {
+                self.fleet.set_template(&self.name, &t, st.mx)
+            })
+            .await
         }
     }
 
@@ -1602,6 +1620,8 @@ mod tests {
                     version: "1".into(),
                 }),
                 launch_configuration: None,
+                mixed: false,
+                override_templates: vec![],
                 members: Vec::<Member>::new(),
                 target_groups: vec!["tg-1".into()],
                 suspended: vec!["AlarmNotification".into()],
@@ -1704,6 +1724,60 @@ mod tests {
             described <= 1 + 3,
             "{polls} polls, {described} DescribeInstances"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_mixed_instances_group_keeps_its_policy_through_a_deploy_and_a_rollback() {
+        for unhealthy in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let (s, cloud) = setup(dir.path(), 4);
+            cloud.set_mixed("hello-live", &[]);
+            if unhealthy {
+                cloud.set_unhealthy_images(&[NEW]);
+            }
+            let d = deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
+                .await
+                .unwrap();
+            let g = cloud.group("hello-live").unwrap();
+            // The fake drops the policy when a plain LaunchTemplate is sent, as AWS does.
+            assert!(g.mixed, "the mixed-instances policy was replaced");
+            if unhealthy {
+                assert_eq!(d.exit(), Exit::RolledBack, "{d:?}");
+                assert!(all(&cloud, OLD));
+                assert_eq!(g.template.unwrap().version, "1");
+            } else {
+                assert_eq!(d.groups[0].result, "deployed", "{d:?}");
+                assert!(all(&cloud, NEW));
+                assert_eq!(g.template.unwrap().version, "2");
+            }
+            as_before(&cloud, 4);
+            assert_eq!(cloud.healthy_floor("hello-live"), Some(4));
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn overrides_with_launch_templates_of_their_own_are_refused_before_any_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let (s, cloud) = setup(dir.path(), 2);
+        cloud.set_mixed("hello-live", &["m6g.large"]);
+        let e = deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
+            .await
+            .unwrap_err();
+        assert_eq!(e.exit(), Exit::InvalidInput, "{}", e.render());
+        assert!(
+            e.render()
+                .contains("gives m6g.large a launch template of its own"),
+            "{}",
+            e.render()
+        );
+        assert!(all(&cloud, OLD));
+        let g = cloud.group("hello-live").unwrap();
+        assert!(
+            !g.tags.contains_key(LOCK_TAG) && !g.tags.contains_key(STATE_TAG),
+            "{:?}",
+            g.tags
+        );
+        assert_eq!(g.template.unwrap().version, "1");
     }
 
     #[tokio::test(start_paused = true)]
@@ -2063,6 +2137,8 @@ mod tests {
                     desired: 3,
                     template: None,
                     launch_configuration: Some("web-lc".into()),
+                    mixed: false,
+                    override_templates: vec![],
                     members: vec![],
                     target_groups: vec!["tg-2".into()],
                     suspended: vec![],
