@@ -581,6 +581,10 @@ struct FleetState {
     refreshes: BTreeMap<String, (String, String)>,
     /// Healthy in-service members after each change, per group.
     floor_log: BTreeMap<String, Vec<usize>>,
+    /// Launch lifecycle hooks, per group.
+    launch_hooks: BTreeMap<String, Vec<super::LaunchHook>>,
+    /// Instances of these images stay in `Pending:Wait` (a launch hook nobody completes).
+    held_images: Vec<String>,
 }
 
 impl FleetState {
@@ -600,10 +604,11 @@ impl FleetState {
         };
         self.next += 1;
         let id = format!("i-f{:016x}", self.next);
+        let held = self.held_images.contains(&image);
         self.images.insert(id.clone(), image);
         self.groups.get_mut(group)?.members.push(Member {
             id,
-            lifecycle: "InService".into(),
+            lifecycle: if held { "Pending:Wait" } else { "InService" }.into(),
             health: "Healthy".into(),
         });
         Some(())
@@ -713,6 +718,16 @@ impl FakeCloud {
             g.mixed = true;
             g.override_templates = override_templates.iter().map(|s| s.to_string()).collect();
         }
+    }
+
+    /// A launch lifecycle hook on `group` that holds instances of `images` in `Pending:Wait`.
+    pub fn add_launch_hook(&self, group: &str, hook: super::LaunchHook, images: &[&str]) {
+        let mut f = self.fleet_state();
+        f.launch_hooks
+            .entry(group.to_owned())
+            .or_default()
+            .push(hook);
+        f.held_images.extend(images.iter().map(|s| s.to_string()));
     }
 
     /// Puts a member in a lifecycle state (`Standby`, `Terminating:Wait`, ...).
@@ -1114,6 +1129,19 @@ impl Fleet for FakeFleet {
             r.1 = "Cancelled".into();
         }
         Ok(())
+    }
+
+    async fn launch_hooks(&self, group: &str) -> Result<Vec<super::LaunchHook>, CloudError> {
+        self.cloud
+            .call("DescribeLifecycleHooks", &self.region)
+            .await?;
+        Ok(self
+            .cloud
+            .fleet_state()
+            .launch_hooks
+            .get(group)
+            .cloned()
+            .unwrap_or_default())
     }
 
     async fn target_health(

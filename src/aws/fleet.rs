@@ -1,7 +1,7 @@
 //! [`Fleet`] on Auto Scaling, EC2 launch templates and ELBv2 target health.
 
 use super::ec2::map_err;
-use super::{CloudError, Fleet, Group, Member, MemberInfo, TemplateRef};
+use super::{CloudError, Fleet, Group, LaunchHook, Member, MemberInfo, TemplateRef};
 use std::collections::BTreeMap;
 
 /// The Auto Scaling, EC2 and ELBv2 clients of one region, on the shared configuration.
@@ -465,6 +465,26 @@ impl Fleet for AwsFleet {
             .await
             .map_err(|e| map_err("CancelInstanceRefresh", &self.region, e))?;
         Ok(())
+    }
+
+    async fn launch_hooks(&self, group: &str) -> Result<Vec<LaunchHook>, CloudError> {
+        let out = self
+            .asg
+            .describe_lifecycle_hooks()
+            .auto_scaling_group_name(group)
+            .send()
+            .await
+            .map_err(|e| map_err("DescribeLifecycleHooks", &self.region, e))?;
+        Ok(out
+            .lifecycle_hooks()
+            .iter()
+            .filter(|h| h.lifecycle_transition() == Some("autoscaling:EC2_INSTANCE_LAUNCHING"))
+            .map(|h| LaunchHook {
+                name: h.lifecycle_hook_name().unwrap_or_default().to_owned(),
+                heartbeat: h.heartbeat_timeout().unwrap_or(3600).max(0) as u32,
+                default_result: h.default_result().unwrap_or("ABANDON").to_owned(),
+            })
+            .collect())
     }
 
     async fn target_health(

@@ -305,6 +305,16 @@ impl Member {
     }
 }
 
+/// A lifecycle hook on instance launch: it holds each new instance in `Pending:Wait` until
+/// something completes the lifecycle action, or for `heartbeat` seconds, then applies
+/// `default_result` (`CONTINUE` or `ABANDON`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LaunchHook {
+    pub name: String,
+    pub heartbeat: u32,
+    pub default_result: String,
+}
+
 /// What EC2 says of a group member.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct MemberInfo {
@@ -450,6 +460,12 @@ pub trait Fleet: Send + Sync {
 
     /// Cancels the group's instance refresh.
     fn cancel_refresh(&self, group: &str) -> impl Future<Output = Result<(), CloudError>> + Send;
+
+    /// The group's launch lifecycle hooks (they hold new instances in `Pending:Wait`).
+    fn launch_hooks(
+        &self,
+        group: &str,
+    ) -> impl Future<Output = Result<Vec<LaunchHook>, CloudError>> + Send;
 
     /// Target health in a target group: instance id → state (`healthy`, `initial`, ...).
     fn target_health(

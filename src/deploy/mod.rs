@@ -604,6 +604,40 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
             .collect())
     }
 
+    /// The group's launch lifecycle hooks, read once; one that may hold a new instance longer
+    /// than the gate waits is said at the start. Not being allowed to read them is no reason to
+    /// stop: the gate still waits for InService.
+    async fn launch_hooks(&self) -> Result<Vec<crate::aws::LaunchHook>, Error> {
+        let d = self.deadline();
+        let hooks = match patiently(self.cancel, d, || self.fleet.launch_hooks(&self.name)).await {
+            Ok(h) => h,
+            Err(e @ Error::Interrupted(_)) => return Err(e),
+            Err(e) => {
+                let e = e.render();
+                self.say(&format!(
+                    "lifecycle hooks not read ({}); going on",
+                    e.lines()
+                        .next()
+                        .unwrap_or_default()
+                        .trim_start_matches("error: ")
+                ));
+                Vec::new()
+            }
+        };
+        for h in &hooks {
+            if Duration::from_secs(h.heartbeat.into()) > self.settings.gate_timeout {
+                self.say(&format!(
+                    "launch lifecycle hook {} may hold each new instance in Pending:Wait for up to {} (then {}), longer than --gate-timeout {}: a batch it holds that long rolls back",
+                    h.name,
+                    crate::ui::human_duration(Duration::from_secs(h.heartbeat.into())),
+                    h.default_result,
+                    crate::ui::human_duration(self.settings.gate_timeout)
+                ));
+            }
+        }
+        Ok(hooks)
+    }
+
     async fn refresh_lock(&self) -> Result<(), Error> {
         let lock = BTreeMap::from([(LOCK_TAG.to_owned(), lock_value(&self.run))]);
         let d = self.deadline();
@@ -652,6 +686,7 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
         // A group that keeps launching instances on another AMI (someone changed its launch
         // spec) would be churned forever: a bound on the batches stops that.
         let mut batch_limit: Option<u32> = None;
+        let hooks = self.launch_hooks().await?;
         loop {
             // Only members that count toward capacity: one in Standby or terminating is left
             // alone (and does not hold the deploy up).
@@ -747,7 +782,8 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
                             g.members.len(),
                             g.desired,
                             if bad.is_empty() { "none (still launching)".into() } else { bad.join(", ") }
-                        ) + &smoke_failure.as_ref().map(|f| format!(" ({f})")).unwrap_or_default(),
+                        ) + &held_by_hooks(&g, &hooks)
+                            + &smoke_failure.as_ref().map(|f| format!(" ({f})")).unwrap_or_default(),
                         batches,
                     ));
                 }
@@ -787,9 +823,10 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
                     .filter(|m| is_new(&m.id) && health.get(&m.id) == Some(&true))
                     .count();
                 self.say(&format!(
-                    "waiting: {healthy_new} new healthy, {} of {} instances running{}",
+                    "waiting: {healthy_new} new healthy, {} of {} instances running{}{}",
                     g.members.len(),
                     g.desired,
+                    held_by_hooks(&g, &hooks),
                     smoke_failure
                         .as_ref()
                         .map(|f| format!("; last: {f}"))
@@ -1031,6 +1068,30 @@ fn lease_times(settings: &DeploySettings) -> (i64, i64) {
 
 /// A lock table renewal time that never goes stale: a STOP lock, kept until `--unlock`.
 const KEPT: i64 = i64::MAX / 2;
+
+/// `; i-a, i-b held in Pending:Wait by launch lifecycle hook NAME`, or nothing when no member
+/// waits on a hook.
+fn held_by_hooks(g: &Group, hooks: &[crate::aws::LaunchHook]) -> String {
+    let held: Vec<&str> = g
+        .members
+        .iter()
+        .filter(|m| m.lifecycle == "Pending:Wait")
+        .map(|m| m.id.as_str())
+        .collect();
+    if held.is_empty() {
+        return String::new();
+    }
+    let names: Vec<&str> = hooks.iter().map(|h| h.name.as_str()).collect();
+    format!(
+        "; {} held in Pending:Wait by {}",
+        held.join(", "),
+        match names.len() {
+            0 => "a launch lifecycle hook".to_owned(),
+            1 => format!("launch lifecycle hook {}", names[0]),
+            _ => format!("launch lifecycle hooks {}", names.join(", ")),
+        }
+    )
+}
 
 /// The group with only the members that count toward its capacity.
 fn counting(g: Group) -> Group {
@@ -1778,6 +1839,34 @@ mod tests {
             g.tags
         );
         assert_eq!(g.template.unwrap().version, "1");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_batch_held_by_a_launch_hook_rolls_back_naming_the_hook() {
+        let dir = tempfile::tempdir().unwrap();
+        let (s, cloud) = setup(dir.path(), 3);
+        cloud.add_launch_hook(
+            "hello-live",
+            crate::aws::LaunchHook {
+                name: "warm-cache".into(),
+                heartbeat: 3600,
+                default_result: "ABANDON".into(),
+            },
+            &[NEW],
+        );
+        let d = deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
+            .await
+            .unwrap();
+        assert_eq!(d.exit(), Exit::RolledBack, "{d:?}");
+        let detail = &d.groups[0].detail;
+        assert!(detail.contains("not healthy after 1m00s"), "{detail}");
+        assert!(
+            detail.contains("held in Pending:Wait by launch lifecycle hook warm-cache"),
+            "{detail}"
+        );
+        assert!(all(&cloud, OLD));
+        as_before(&cloud, 3);
+        assert_eq!(cloud.healthy_floor("hello-live"), Some(3));
     }
 
     #[tokio::test(start_paused = true)]
