@@ -285,6 +285,7 @@ fn deploy_settings(a: &crate::cli::DeployArgs) -> Result<crate::deploy::DeploySe
         no_smoke: a.no_smoke,
         lock_stale: crate::deploy::LOCK_STALE,
         lock_table: a.lock_table.clone(),
+        parallel: a.parallel.into(),
         plan_only: a.plan,
         abort: a.abort,
         unlock: a.unlock,

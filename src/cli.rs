@@ -205,6 +205,10 @@ pub struct DeployArgs {
     /// compare-and-swap, as Terraform's state lock.
     #[arg(long, value_name = "TABLE")]
     pub lock_table: Option<String>,
+    /// How many groups of one region roll at once (regions always roll at once). Once a group
+    /// rolls back, groups not started yet are skipped.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=100))]
+    pub parallel: u16,
     /// Print what would change, change nothing.
     #[arg(long)]
     pub plan: bool,

@@ -48,6 +48,8 @@ pub struct DeployStage {
     pub strategy: Option<String>,
     /// A DynamoDB table for the deploy locks.
     pub lock_table: Option<String>,
+    /// Groups of one region rolled at once (default 1).
+    pub parallel: Option<u16>,
     /// Seconds (default 600).
     pub gate_timeout: Option<f64>,
     /// Seconds between polls (default 5).
@@ -424,6 +426,7 @@ pub async fn run<C: Cloud>(
                     no_smoke: false,
                     lock_stale: crate::deploy::LOCK_STALE,
                     lock_table: d.lock_table.clone(),
+                    parallel: d.parallel.unwrap_or(1).max(1).into(),
                     plan_only: false,
                     abort: false,
                     unlock: false,

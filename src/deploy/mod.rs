@@ -95,6 +95,8 @@ pub struct DeploySettings {
     pub lock_stale: Duration,
     /// A DynamoDB table for the locks (a true compare-and-swap), besides the group's tag.
     pub lock_table: Option<String>,
+    /// How many groups of one region roll at once.
+    pub parallel: usize,
     pub plan_only: bool,
     pub abort: bool,
     pub unlock: bool,
@@ -1221,8 +1223,9 @@ pub async fn deploy<C: Cloud>(
         want: &want,
         instance_tags: &instance_tags,
         run: &run,
+        failed: Default::default(),
     };
-    // Regions in parallel, each group of a region one after another.
+    // Regions in parallel, the groups of a region `--parallel` at a time.
     let results = futures::future::join_all(
         targets
             .into_iter()
@@ -1233,7 +1236,10 @@ pub async fn deploy<C: Cloud>(
     let mut errors: Vec<Error> = Vec::new();
     for r in results {
         match r {
-            Ok(o) => outcomes.extend(o),
+            Ok((o, e)) => {
+                outcomes.extend(o);
+                errors.extend(e);
+            }
             Err(e) => errors.push(e),
         }
     }
@@ -1272,18 +1278,19 @@ struct RegionCtx<'a> {
     want: &'a BTreeMap<String, String>,
     instance_tags: &'a BTreeMap<String, String>,
     run: &'a str,
+    /// The first group that rolled back or failed, anywhere: groups not started yet are skipped.
+    failed: std::sync::Mutex<Option<String>>,
 }
 
-/// The groups of one region, one after another.
+/// The groups of one region, `--parallel` at a time: what each did, and the errors of those
+/// that stopped with one.
 async fn deploy_region<C: Cloud>(
     ctx: &RegionCtx<'_>,
     cloud: &C,
     region: String,
     ami: String,
-) -> Result<Vec<GroupOutcome>, Error> {
-    let (settings, cancel, want, run) = (ctx.settings, ctx.cancel, ctx.want, ctx.run);
-    let instance_tags = ctx.instance_tags;
-    let mut outcomes = Vec::new();
+) -> Result<(Vec<GroupOutcome>, Vec<Error>), Error> {
+    let (settings, cancel, want) = (ctx.settings, ctx.cancel, ctx.want);
     let fleet = cloud.fleet(&region).await?;
     let table = match &settings.lock_table {
         Some(t) => Some(cloud.locks(&region, t).await?),
@@ -1341,311 +1348,374 @@ async fn deploy_region<C: Cloud>(
         .with_hint("tag the component's groups, or name them with --group")
         .into());
     }
-    for g in groups {
-        if let Some(sig) = cancel.signal() {
-            return Err(Error::Interrupted(sig));
-        }
-        let lock_key = format!("{region}/{}", g.name);
-        let roll = Roll {
-            fleet: &fleet,
-            table: table.as_ref(),
-            lock_key: lock_key.clone(),
-            name: g.name.clone(),
-            ami: ami.clone(),
-            run: run.to_owned(),
-            settings,
-            cancel,
-            instance_tags: instance_tags.clone(),
-            smoke: ctx.smoke,
-            ui: ctx.ui,
-            known: Default::default(),
-        };
-        let from_ami = match (&g.template, &g.launch_configuration) {
-            (Some(t), _) => fleet.template_image(t).await.unwrap_or_default(),
-            (None, Some(c)) => fleet.configuration_image(c).await.unwrap_or_default(),
-            _ => String::new(),
-        };
-        let mut out = GroupOutcome {
-            region: region.clone(),
-            group: g.name.clone(),
-            from_ami,
-            to_ami: ami.clone(),
-            result: String::new(),
-            detail: String::new(),
-            batches: 0,
-        };
-        if settings.unlock {
-            let keys = [LOCK_TAG.to_owned()];
-            fleet.delete_tags(&g.name, &keys).await?;
-            if let Some(t) = &table {
-                t.force_release(&lock_key).await?;
-            }
-            out.result = "unlocked".into();
-            out.detail = g
-                .tags
-                .get(LOCK_TAG)
-                .cloned()
-                .unwrap_or_else(|| "no lock".into());
-            outcomes.push(out);
-            continue;
-        }
-        if settings.plan_only {
-            let k = settings.batch.size(g.desired);
-            let images = roll.images(&g).await?;
-            let old = g
-                .members
-                .iter()
-                .filter(|m| images.get(&m.id) != Some(&ami))
-                .count() as i32;
-            out.result = "planned".into();
-            out.batches = ((old + k - 1) / k.max(1)) as u32;
-            out.detail = format!(
-                "{old} of {} instances to replace, {} batch(es) of {k}: capacity {}..{} (max {} → {} during the deploy), healthy never below {}",
-                g.members.len(),
-                out.batches,
-                g.desired,
-                g.desired + k.min(old.max(1)),
-                g.max,
-                g.max.max(g.desired + k.min(old.max(1))),
-                g.desired
-            );
-            outcomes.push(out);
-            continue;
-        }
-        if settings.abort {
-            let Some(st) = g
-                .tags
-                .get(STATE_TAG)
-                .and_then(|t| serde_json::from_str::<State>(t).ok())
-            else {
-                out.result = "nothing to do".into();
-                out.detail = match g.tags.get(LOCK_TAG) {
-                    Some(l) => format!("no deploy recorded on the group, but it is locked ({l}): `--unlock` removes the lock"),
-                    None => "no deploy recorded on the group".into(),
-                };
-                outcomes.push(out);
-                continue;
-            };
-            // Never fight a deploy that is running now.
-            if let Some((holder, age)) = g.tags.get(LOCK_TAG).and_then(|l| lock_age(l)) {
-                if age < settings.lock_stale && !g.tags[LOCK_TAG].starts_with("STOP") {
-                    return Err(refused(
-                        &g.name,
-                        format!(
-                            "a deploy is running now: run {holder}, lock refreshed {} ago",
-                            crate::ui::human_duration(age)
-                        ),
-                        "stop that deploy first (it rolls back on SIGTERM), or wait a minute if it was killed",
-                    ));
+    // Groups of this region, `--parallel` at a time; once one fails its gate (or errs), the
+    // groups not started yet are skipped: one AMI, one verdict.
+    use futures::StreamExt;
+    let (fleet, table) = (&fleet, table.as_ref());
+    let results: Vec<Result<GroupOutcome, Error>> =
+        futures::stream::iter(groups.into_iter().map(|g| {
+            let (region, ami) = (region.as_str(), ami.as_str());
+            async move {
+                if let Some(sig) = cancel.signal() {
+                    return Err(Error::Interrupted(sig));
                 }
-            }
-            // The lock table too: a live holder is refused; a killed one's lock, or a STOP
-            // lock (a human decided to undo), is taken over.
-            if let Some(t) = &table {
-                let (now, stale) = lease_times(settings);
-                let mine = lock_value(run);
-                let mut held = t.acquire(&lock_key, run, &mine, now, stale).await?;
-                if held
-                    .as_ref()
-                    .is_some_and(|h| h.contains("kept until a human unlocks it"))
-                {
-                    held = t.acquire(&lock_key, run, &mine, now, KEPT).await?;
-                }
-                if let Some(holder) = held {
-                    return Err(refused(
-                        &g.name,
-                        format!("the lock table holds {lock_key} for {holder}: a deploy is running now"),
-                        "stop that deploy first (it rolls back on SIGTERM), or wait a minute if it was killed",
-                    ));
-                }
-            }
-            let roll = Roll {
-                ami: st.ami.clone(),
-                ..roll
-            };
-            match roll.rollback(&st).await {
-                Ok(()) => {
-                    if let Some(t) = &table {
-                        let _ = t.release(&lock_key, run).await;
+                let deploying = !(settings.plan_only || settings.unlock || settings.abort);
+                if deploying {
+                    let failed = ctx.failed.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                    if let Some(why) = failed {
+                        return Ok(GroupOutcome {
+                            region: region.to_owned(),
+                            group: g.name.clone(),
+                            from_ami: String::new(),
+                            to_ami: ami.to_owned(),
+                            result: "skipped".into(),
+                            detail: format!("not started: {why}"),
+                            batches: 0,
+                        });
                     }
-                    out.result = "rolled back".into();
-                    out.detail = "aborted: back on the old AMI".into();
                 }
-                Err(why) => {
-                    // Stop the line, as after any failed rollback.
-                    let stop = format!("STOP {run}: rollback failed")
-                        .chars()
-                        .take(256)
-                        .collect::<String>();
-                    let tag = BTreeMap::from([(LOCK_TAG.to_owned(), stop.clone())]);
-                    let _ = fleet.put_tags(&g.name, &tag, false).await;
-                    if let Some(t) = &table {
-                        let _ = t.acquire(&lock_key, run, &stop, KEPT, i64::MIN).await;
+                let name = g.name.clone();
+                let r = deploy_group(ctx, fleet, table, region, ami, g).await;
+                if deploying {
+                    let failed = match &r {
+                        Ok(o) if o.result == "rolled back" || o.result == "rollback failed" => {
+                            Some(format!("{name} in {region}: {}", o.result))
+                        }
+                        Ok(_) => None,
+                        Err(_) => Some(format!("{name} in {region} failed")),
+                    };
+                    if let Some(f) = failed {
+                        ctx.failed
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .get_or_insert(f);
                     }
-                    out.result = "rollback failed".into();
-                    out.detail = why;
                 }
+                r
             }
-            outcomes.push(out);
-            continue;
+        }))
+        .buffered(settings.parallel.max(1))
+        .collect()
+        .await;
+    let mut outcomes = Vec::new();
+    let mut errors = Vec::new();
+    for r in results {
+        match r {
+            Ok(o) => outcomes.push(o),
+            Err(e) => errors.push(e),
         }
-        // The lock table first: a compare-and-swap no racing writer can slip past.
+    }
+    Ok((outcomes, errors))
+}
+
+/// One group: lock, roll, gate, then finish or roll back.
+async fn deploy_group<F: Fleet, L: LockTable>(
+    ctx: &RegionCtx<'_>,
+    fleet: &F,
+    table: Option<&L>,
+    region: &str,
+    ami: &str,
+    g: Group,
+) -> Result<GroupOutcome, Error> {
+    let (settings, cancel, run) = (ctx.settings, ctx.cancel, ctx.run);
+    let instance_tags = ctx.instance_tags;
+    let (region, ami) = (region.to_owned(), ami.to_owned());
+    if let Some(sig) = cancel.signal() {
+        return Err(Error::Interrupted(sig));
+    }
+    let lock_key = format!("{region}/{}", g.name);
+    let roll = Roll {
+        fleet,
+        table,
+        lock_key: lock_key.clone(),
+        name: g.name.clone(),
+        ami: ami.clone(),
+        run: run.to_owned(),
+        settings,
+        cancel,
+        instance_tags: instance_tags.clone(),
+        smoke: ctx.smoke,
+        ui: ctx.ui,
+        known: Default::default(),
+    };
+    let from_ami = match (&g.template, &g.launch_configuration) {
+        (Some(t), _) => fleet.template_image(t).await.unwrap_or_default(),
+        (None, Some(c)) => fleet.configuration_image(c).await.unwrap_or_default(),
+        _ => String::new(),
+    };
+    let mut out = GroupOutcome {
+        region: region.clone(),
+        group: g.name.clone(),
+        from_ami,
+        to_ami: ami.clone(),
+        result: String::new(),
+        detail: String::new(),
+        batches: 0,
+    };
+    if settings.unlock {
+        let keys = [LOCK_TAG.to_owned()];
+        fleet.delete_tags(&g.name, &keys).await?;
         if let Some(t) = &table {
-            // A lock renewed within `lock_stale` belongs to a live deploy; an older one to a
-            // killed deploy, which the same command continues (the group's tags say what it
-            // had reached, and refuse another AMI).
-            let (now, stale) = lease_times(settings);
-            if let Some(holder) = t
-                .acquire(&lock_key, run, &lock_value(run), now, stale)
-                .await?
-            {
-                let stopped = holder.contains("kept until a human unlocks it");
+            t.force_release(&lock_key).await?;
+        }
+        out.result = "unlocked".into();
+        out.detail = g
+            .tags
+            .get(LOCK_TAG)
+            .cloned()
+            .unwrap_or_else(|| "no lock".into());
+        return Ok(out);
+    }
+    if settings.plan_only {
+        let k = settings.batch.size(g.desired);
+        let images = roll.images(&g).await?;
+        let old = g
+            .members
+            .iter()
+            .filter(|m| images.get(&m.id) != Some(&ami))
+            .count() as i32;
+        out.result = "planned".into();
+        out.batches = ((old + k - 1) / k.max(1)) as u32;
+        out.detail = format!(
+            "{old} of {} instances to replace, {} batch(es) of {k}: capacity {}..{} (max {} → {} during the deploy), healthy never below {}",
+            g.members.len(),
+            out.batches,
+            g.desired,
+            g.desired + k.min(old.max(1)),
+            g.max,
+            g.max.max(g.desired + k.min(old.max(1))),
+            g.desired
+        );
+        return Ok(out);
+    }
+    if settings.abort {
+        let Some(st) = g
+            .tags
+            .get(STATE_TAG)
+            .and_then(|t| serde_json::from_str::<State>(t).ok())
+        else {
+            out.result = "nothing to do".into();
+            out.detail = match g.tags.get(LOCK_TAG) {
+                Some(l) => format!("no deploy recorded on the group, but it is locked ({l}): `--unlock` removes the lock"),
+                None => "no deploy recorded on the group".into(),
+            };
+            return Ok(out);
+        };
+        // Never fight a deploy that is running now.
+        if let Some((holder, age)) = g.tags.get(LOCK_TAG).and_then(|l| lock_age(l)) {
+            if age < settings.lock_stale && !g.tags[LOCK_TAG].starts_with("STOP") {
                 return Err(refused(
                     &g.name,
-                    if stopped {
-                        format!("the line is stopped: the lock table holds {lock_key} for {holder}")
-                    } else {
-                        format!("the lock table holds {lock_key} for {holder}")
-                    },
-                    if stopped {
-                        "a rollback failed here: look at the group, then `gears deploy --unlock --lock-table ...`"
-                    } else {
-                        "wait for that deploy; if it was killed, run this again a minute after its last renewal to continue it"
-                    },
+                    format!(
+                        "a deploy is running now: run {holder}, lock refreshed {} ago",
+                        crate::ui::human_duration(age)
+                    ),
+                    "stop that deploy first (it rolls back on SIGTERM), or wait a minute if it was killed",
                 ));
             }
         }
-        let give_back = |done: bool| {
-            let (t, key) = (&table, lock_key.clone());
-            async move {
-                if let (true, Some(t)) = (done, t) {
-                    let _ = t.release(&key, run).await;
-                }
+        // The lock table too: a live holder is refused; a killed one's lock, or a STOP
+        // lock (a human decided to undo), is taken over.
+        if let Some(t) = &table {
+            let (now, stale) = lease_times(settings);
+            let mine = lock_value(run);
+            let mut held = t.acquire(&lock_key, run, &mine, now, stale).await?;
+            if held
+                .as_ref()
+                .is_some_and(|h| h.contains("kept until a human unlocks it"))
+            {
+                held = t.acquire(&lock_key, run, &mine, now, KEPT).await?;
             }
+            if let Some(holder) = held {
+                return Err(refused(
+                    &g.name,
+                    format!("the lock table holds {lock_key} for {holder}: a deploy is running now"),
+                    "stop that deploy first (it rolls back on SIGTERM), or wait a minute if it was killed",
+                ));
+            }
+        }
+        let roll = Roll {
+            ami: st.ami.clone(),
+            ..roll
         };
-        // Until this group is deployed or rolled back, a second signal (which stops gears at
-        // once) says so, and an unexpected way out is a failed cleanup (exit 7).
-        let what = format!(
-            "the deploy of {} in {region} (run {run}): run the same command to finish it, or `gears deploy --abort` to undo it",
-            g.name
-        );
-        let unfinished = what.clone();
-        let step = ctx.cleanup.register(what, move || async move {
-            Err(format!("not finished: {unfinished}"))
-        });
-        let cleanup_cancel = cancel.for_cleanup();
-        let undo = Roll {
-            cancel: &cleanup_cancel,
-            fleet: &fleet,
-            table: table.as_ref(),
-            lock_key: lock_key.clone(),
-            name: g.name.clone(),
-            ami: ami.clone(),
-            run: run.to_owned(),
-            settings,
-            instance_tags: instance_tags.clone(),
-            smoke: ctx.smoke,
-            ui: ctx.ui,
-            known: Default::default(),
-        };
-        let st = match roll.start(&g).await {
-            Ok(st) => st,
-            Err(e) => {
-                // Give the lock back if nothing was recorded; undo what was, if anything.
-                let now = roll.group().await.ok();
-                let tags = now.map(|g| g.tags).unwrap_or_default();
-                let ours = tags.get(LOCK_TAG).is_some_and(|l| l.starts_with(run));
-                let recorded = tags
-                    .get(STATE_TAG)
-                    .and_then(|t| serde_json::from_str::<State>(t).ok())
-                    .filter(|st| st.run == run);
-                match recorded {
-                    None => {
-                        if ours {
-                            let _ = fleet.delete_tags(&g.name, &[LOCK_TAG.to_owned()]).await;
-                        }
+        match roll.rollback(&st).await {
+            Ok(()) => {
+                if let Some(t) = &table {
+                    let _ = t.release(&lock_key, run).await;
+                }
+                out.result = "rolled back".into();
+                out.detail = "aborted: back on the old AMI".into();
+            }
+            Err(why) => {
+                // Stop the line, as after any failed rollback.
+                let stop = format!("STOP {run}: rollback failed")
+                    .chars()
+                    .take(256)
+                    .collect::<String>();
+                let tag = BTreeMap::from([(LOCK_TAG.to_owned(), stop.clone())]);
+                let _ = fleet.put_tags(&g.name, &tag, false).await;
+                if let Some(t) = &table {
+                    let _ = t.acquire(&lock_key, run, &stop, KEPT, i64::MIN).await;
+                }
+                out.result = "rollback failed".into();
+                out.detail = why;
+            }
+        }
+        return Ok(out);
+    }
+    // The lock table first: a compare-and-swap no racing writer can slip past.
+    if let Some(t) = &table {
+        // A lock renewed within `lock_stale` belongs to a live deploy; an older one to a
+        // killed deploy, which the same command continues (the group's tags say what it
+        // had reached, and refuse another AMI).
+        let (now, stale) = lease_times(settings);
+        if let Some(holder) = t
+            .acquire(&lock_key, run, &lock_value(run), now, stale)
+            .await?
+        {
+            let stopped = holder.contains("kept until a human unlocks it");
+            return Err(refused(
+                &g.name,
+                if stopped {
+                    format!("the line is stopped: the lock table holds {lock_key} for {holder}")
+                } else {
+                    format!("the lock table holds {lock_key} for {holder}")
+                },
+                if stopped {
+                    "a rollback failed here: look at the group, then `gears deploy --unlock --lock-table ...`"
+                } else {
+                    "wait for that deploy; if it was killed, run this again a minute after its last renewal to continue it"
+                },
+            ));
+        }
+    }
+    let give_back = |done: bool| {
+        let (t, key) = (&table, lock_key.clone());
+        async move {
+            if let (true, Some(t)) = (done, t) {
+                let _ = t.release(&key, run).await;
+            }
+        }
+    };
+    // Until this group is deployed or rolled back, a second signal (which stops gears at
+    // once) says so, and an unexpected way out is a failed cleanup (exit 7).
+    let what = format!(
+        "the deploy of {} in {region} (run {run}): run the same command to finish it, or `gears deploy --abort` to undo it",
+        g.name
+    );
+    let unfinished = what.clone();
+    let step = ctx.cleanup.register(what, move || async move {
+        Err(format!("not finished: {unfinished}"))
+    });
+    let cleanup_cancel = cancel.for_cleanup();
+    let undo = Roll {
+        cancel: &cleanup_cancel,
+        fleet,
+        table,
+        lock_key: lock_key.clone(),
+        name: g.name.clone(),
+        ami: ami.clone(),
+        run: run.to_owned(),
+        settings,
+        instance_tags: instance_tags.clone(),
+        smoke: ctx.smoke,
+        ui: ctx.ui,
+        known: Default::default(),
+    };
+    let st = match roll.start(&g).await {
+        Ok(st) => st,
+        Err(e) => {
+            // Give the lock back if nothing was recorded; undo what was, if anything.
+            let now = roll.group().await.ok();
+            let tags = now.map(|g| g.tags).unwrap_or_default();
+            let ours = tags.get(LOCK_TAG).is_some_and(|l| l.starts_with(run));
+            let recorded = tags
+                .get(STATE_TAG)
+                .and_then(|t| serde_json::from_str::<State>(t).ok())
+                .filter(|st| st.run == run);
+            match recorded {
+                None => {
+                    if ours {
+                        let _ = fleet.delete_tags(&g.name, &[LOCK_TAG.to_owned()]).await;
+                    }
+                    ctx.cleanup.done(step);
+                    give_back(true).await;
+                }
+                Some(st) => {
+                    if undo.rollback(&st).await.is_ok() {
                         ctx.cleanup.done(step);
                         give_back(true).await;
                     }
-                    Some(st) => {
-                        if undo.rollback(&st).await.is_ok() {
-                            ctx.cleanup.done(step);
-                            give_back(true).await;
-                        }
-                    }
                 }
-                return Err(e);
             }
-        };
-        let rolled = match settings.strategy {
-            Strategy::Rolling => roll.roll(&st).await,
-            Strategy::InstanceRefresh => roll.refresh(&st).await,
-        };
-        let (why, batches, interrupted) = match rolled {
-            Ok(Rolled::Done(n)) => {
-                roll.finish(&st).await?;
-                ctx.cleanup.done(step);
-                give_back(true).await;
-                out.result = "deployed".into();
-                out.batches = n;
-                out.detail = format!("every instance runs {ami}");
-                outcomes.push(out);
-                continue;
-            }
-            Ok(Rolled::GateFailed(why, n)) => (why, n, None),
-            // Another run took the lock over (this one was presumed dead): it owns the group now.
-            Err(e @ Error::Locked { .. }) => {
-                ctx.cleanup.done(step);
-                return Err(e);
-            }
-            // A signal (a CI cancel) never leaves a half-rolled group: roll back first, on
-            // cleanup's own token (a second signal stops that too; the deploy stays recorded on
-            // the group for `--abort`).
-            Err(Error::Interrupted(sig)) => (format!("{sig} received"), 0, Some(sig)),
-            Err(e) => (format!("AWS error: {}", e.render().trim()), 0, None),
-        };
-        out.batches = batches;
-        if interrupted.is_some() {
-            eprintln!(
-                "{why}: rolling {} in {region} back to {} before exiting",
-                g.name, out.from_ami
-            );
+            return Err(e);
         }
-        match undo.rollback(&st).await {
-            Ok(()) => {
-                ctx.cleanup.done(step);
-                give_back(true).await;
-                out.result = "rolled back".into();
-                out.detail = format!("{why}; rolled back to {}", out.from_ami);
-            }
-            Err(state) => {
-                // Stop the line: the lock stays until a human unlocks it.
-                ctx.cleanup.done(step);
-                let stop = BTreeMap::from([(
-                    LOCK_TAG.to_owned(),
-                    format!("STOP {run}: rollback failed")
-                        .chars()
-                        .take(256)
-                        .collect(),
-                )]);
-                let _ = fleet.put_tags(&g.name, &stop, false).await;
-                if let Some(t) = &table {
-                    let _ = t
-                        .acquire(&lock_key, run, &stop[LOCK_TAG], KEPT, i64::MIN)
-                        .await;
-                }
-                out.result = "rollback failed".into();
-                out.detail = format!("{why}; rollback failed: {state}");
-            }
+    };
+    let rolled = match settings.strategy {
+        Strategy::Rolling => roll.roll(&st).await,
+        Strategy::InstanceRefresh => roll.refresh(&st).await,
+    };
+    let (why, batches, interrupted) = match rolled {
+        Ok(Rolled::Done(n)) => {
+            roll.finish(&st).await?;
+            ctx.cleanup.done(step);
+            give_back(true).await;
+            out.result = "deployed".into();
+            out.batches = n;
+            out.detail = format!("every instance runs {ami}");
+            return Ok(out);
         }
-        if let Some(sig) = interrupted.or(cancel.signal()) {
-            eprintln!("{}: {}: {}", g.name, out.result, out.detail);
-            return Err(Error::Interrupted(sig));
+        Ok(Rolled::GateFailed(why, n)) => (why, n, None),
+        // Another run took the lock over (this one was presumed dead): it owns the group now.
+        Err(e @ Error::Locked { .. }) => {
+            ctx.cleanup.done(step);
+            return Err(e);
         }
-        outcomes.push(out);
+        // A signal (a CI cancel) never leaves a half-rolled group: roll back first, on
+        // cleanup's own token (a second signal stops that too; the deploy stays recorded on
+        // the group for `--abort`).
+        Err(Error::Interrupted(sig)) => (format!("{sig} received"), 0, Some(sig)),
+        Err(e) => (format!("AWS error: {}", e.render().trim()), 0, None),
+    };
+    out.batches = batches;
+    if interrupted.is_some() {
+        eprintln!(
+            "{why}: rolling {} in {region} back to {} before exiting",
+            g.name, out.from_ami
+        );
     }
-
-    Ok(outcomes)
+    match undo.rollback(&st).await {
+        Ok(()) => {
+            ctx.cleanup.done(step);
+            give_back(true).await;
+            out.result = "rolled back".into();
+            out.detail = format!("{why}; rolled back to {}", out.from_ami);
+        }
+        Err(state) => {
+            // Stop the line: the lock stays until a human unlocks it.
+            ctx.cleanup.done(step);
+            let stop = BTreeMap::from([(
+                LOCK_TAG.to_owned(),
+                format!("STOP {run}: rollback failed")
+                    .chars()
+                    .take(256)
+                    .collect(),
+            )]);
+            let _ = fleet.put_tags(&g.name, &stop, false).await;
+            if let Some(t) = &table {
+                let _ = t
+                    .acquire(&lock_key, run, &stop[LOCK_TAG], KEPT, i64::MIN)
+                    .await;
+            }
+            out.result = "rollback failed".into();
+            out.detail = format!("{why}; rollback failed: {state}");
+        }
+    }
+    if let Some(sig) = interrupted.or(cancel.signal()) {
+        eprintln!("{}: {}: {}", g.name, out.result, out.detail);
+        return Err(Error::Interrupted(sig));
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -1710,6 +1780,7 @@ mod tests {
             no_smoke: false,
             lock_stale: LOCK_STALE,
             lock_table: None,
+            parallel: 1,
             plan_only: false,
             abort: false,
             unlock: false,
@@ -1867,6 +1938,77 @@ mod tests {
         assert!(all(&cloud, OLD));
         as_before(&cloud, 3);
         assert_eq!(cloud.healthy_floor("hello-live"), Some(3));
+    }
+
+    /// A second group of the component in the same region, on a template of its own.
+    fn add_second_group(cloud: &FakeCloud, name: &str, n: i32) {
+        let g = cloud.group("hello-live").unwrap();
+        cloud.add_group(
+            Group {
+                name: name.into(),
+                min: n,
+                max: n,
+                desired: n,
+                template: Some(TemplateRef {
+                    id: "lt-2".into(),
+                    version: "1".into(),
+                }),
+                members: vec![],
+                ..g
+            },
+            &[OLD],
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn groups_of_a_region_roll_at_once_with_parallel() {
+        let mut took = Vec::new();
+        for parallel in [1, 2] {
+            let dir = tempfile::tempdir().unwrap();
+            let (mut s, cloud) = setup(dir.path(), 4);
+            add_second_group(&cloud, "hello-live-b", 4);
+            s.parallel = parallel;
+            let start = Instant::now();
+            let d = deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
+                .await
+                .unwrap();
+            took.push(start.elapsed());
+            assert_eq!(d.exit(), Exit::Success, "{d:?}");
+            assert_eq!(d.groups.len(), 2);
+            assert!(d.groups.iter().all(|g| g.result == "deployed"), "{d:?}");
+            for name in ["hello-live", "hello-live-b"] {
+                assert!(cloud.member_images(name).iter().all(|i| i == NEW), "{name}");
+                assert_eq!(cloud.healthy_floor(name), Some(4), "{name}");
+            }
+            as_before(&cloud, 4);
+        }
+        // On the paused clock: two groups at once take the time of one (the polls overlap),
+        // one after another twice that.
+        assert!(took[1] * 3 / 2 < took[0], "{took:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn once_a_group_rolls_back_the_groups_not_started_are_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let (s, cloud) = setup(dir.path(), 2);
+        add_second_group(&cloud, "hello-live-b", 2);
+        cloud.set_unhealthy_images(&[NEW]);
+        let d = deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
+            .await
+            .unwrap();
+        assert_eq!(d.exit(), Exit::RolledBack, "{d:?}");
+        assert_eq!(d.groups[0].result, "rolled back", "{d:?}");
+        assert_eq!(d.groups[1].result, "skipped", "{d:?}");
+        assert!(
+            d.groups[1]
+                .detail
+                .contains("not started: hello-live in us-east-1: rolled back"),
+            "{d:?}"
+        );
+        assert!(cloud.member_images("hello-live-b").iter().all(|i| i == OLD));
+        let b = cloud.group("hello-live-b").unwrap();
+        assert_eq!(b.template.unwrap().version, "1");
+        assert!(!b.tags.contains_key(LOCK_TAG), "untouched: {:?}", b.tags);
     }
 
     #[tokio::test(start_paused = true)]
