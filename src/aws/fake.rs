@@ -581,6 +581,10 @@ struct FleetState {
     refreshes: BTreeMap<String, (String, String)>,
     /// Healthy in-service members after each change, per group.
     floor_log: BTreeMap<String, Vec<usize>>,
+    /// A template's default version, when not 1.
+    default_versions: BTreeMap<String, usize>,
+    /// CreateLaunchTemplateVersion client tokens (template/token) → the version they made.
+    client_tokens: BTreeMap<String, String>,
     /// Launch lifecycle hooks, per group.
     launch_hooks: BTreeMap<String, Vec<super::LaunchHook>>,
     /// Instances of these images stay in `Pending:Wait` (a launch hook nobody completes).
@@ -594,7 +598,8 @@ impl FleetState {
             (Some(t), _) => {
                 let versions = self.templates.get(&t.id)?;
                 let idx: usize = match t.version.as_str() {
-                    "$Latest" | "$Default" => versions.len(),
+                    "$Latest" => versions.len(),
+                    "$Default" => self.default_versions.get(&t.id).copied().unwrap_or(1),
                     v => v.parse().ok()?,
                 };
                 versions.get(idx.checked_sub(1)?)?.clone()
@@ -720,6 +725,22 @@ impl FakeCloud {
         }
     }
 
+    /// Sets a launch template's default version (1 otherwise).
+    pub fn set_default_version(&self, template: &str, n: usize) {
+        self.fleet_state()
+            .default_versions
+            .insert(template.to_owned(), n);
+    }
+
+    /// A launch template's versions: their images, version 1 first.
+    pub fn template_versions(&self, template: &str) -> Vec<String> {
+        self.fleet_state()
+            .templates
+            .get(template)
+            .cloned()
+            .unwrap_or_default()
+    }
+
     /// A launch lifecycle hook on `group` that holds instances of `images` in `Pending:Wait`.
     pub fn add_launch_hook(&self, group: &str, hook: super::LaunchHook, images: &[&str]) {
         let mut f = self.fleet_state();
@@ -829,18 +850,47 @@ impl Fleet for FakeFleet {
             .unwrap_or_default())
     }
 
+    async fn resolve_version(&self, t: &TemplateRef) -> Result<String, CloudError> {
+        self.cloud
+            .call("DescribeLaunchTemplateVersions", &self.region)
+            .await?;
+        let f = self.cloud.fleet_state();
+        let n = f.templates.get(&t.id).map_or(0, Vec::len);
+        let v = match t.version.as_str() {
+            "$Latest" => n,
+            "$Default" => f.default_versions.get(&t.id).copied().unwrap_or(1),
+            v => v.parse().unwrap_or(0),
+        };
+        if v == 0 || v > n {
+            return Err(CloudError::api(
+                "DescribeLaunchTemplateVersions",
+                &self.region,
+                Some("InvalidLaunchTemplateId.VersionNotFound"),
+                format!("launch template {} has no version {}", t.id, t.version),
+            ));
+        }
+        Ok(v.to_string())
+    }
+
     async fn new_template_version(
         &self,
         source: &TemplateRef,
         image: &str,
+        token: &str,
     ) -> Result<String, CloudError> {
         self.cloud
             .call("CreateLaunchTemplateVersion", &self.region)
             .await?;
         let mut f = self.cloud.fleet_state();
+        let key = format!("{}/{token}", source.id);
+        if let Some(v) = f.client_tokens.get(&key) {
+            return Ok(v.clone());
+        }
         let v = f.templates.entry(source.id.clone()).or_default();
         v.push(image.to_owned());
-        Ok(v.len().to_string())
+        let n = v.len().to_string();
+        f.client_tokens.insert(key, n.clone());
+        Ok(n)
     }
 
     async fn configuration_image(&self, name: &str) -> Result<String, CloudError> {
@@ -1420,6 +1470,24 @@ impl super::LockTable for FakeLocks {
                 items.insert(key.to_owned(), (run.to_owned(), holder.to_owned(), at));
                 Ok(None)
             }
+        }
+    }
+
+    async fn renew(&self, key: &str, run: &str, holder: &str, at: i64) -> Result<bool, CloudError> {
+        self.cloud.call("UpdateItem", &self.region).await?;
+        let mut items = self
+            .cloud
+            .state
+            .locks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        match items.get_mut(key) {
+            Some(item) if item.0 == run => {
+                item.1 = holder.to_owned();
+                item.2 = at;
+                Ok(true)
+            }
+            _ => Ok(false),
         }
     }
 

@@ -151,14 +151,39 @@ impl Fleet for AwsFleet {
             .to_owned())
     }
 
+    async fn resolve_version(&self, t: &TemplateRef) -> Result<String, CloudError> {
+        let out = self
+            .ec2
+            .describe_launch_template_versions()
+            .launch_template_id(&t.id)
+            .versions(&t.version)
+            .send()
+            .await
+            .map_err(|e| map_err("DescribeLaunchTemplateVersions", &self.region, e))?;
+        out.launch_template_versions()
+            .first()
+            .and_then(|v| v.version_number())
+            .map(|n| n.to_string())
+            .ok_or_else(|| {
+                CloudError::api(
+                    "DescribeLaunchTemplateVersions",
+                    &self.region,
+                    Some("InvalidLaunchTemplateId.VersionNotFound"),
+                    format!("launch template {} has no version {}", t.id, t.version),
+                )
+            })
+    }
+
     async fn new_template_version(
         &self,
         source: &TemplateRef,
         image: &str,
+        token: &str,
     ) -> Result<String, CloudError> {
         let out = self
             .ec2
             .create_launch_template_version()
+            .client_token(token)
             .launch_template_id(&source.id)
             .source_version(&source.version)
             .version_description("gears deploy")

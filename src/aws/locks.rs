@@ -66,11 +66,16 @@ impl LockTable for DynamoLocks {
             .put_item()
             .table_name(&self.table)
             .set_item(Some(item))
-            .condition_expression("attribute_not_exists(#k) OR #r = :run OR #a <= :stale")
+            // An item of an older gears has a lease end (`until`, Unix seconds) instead of `at`.
+            .condition_expression(
+                "attribute_not_exists(#k) OR #r = :run OR #a <= :stale OR (attribute_not_exists(#a) AND #u < :now)",
+            )
             .expression_attribute_names("#k", "key")
             .expression_attribute_names("#a", "at")
+            .expression_attribute_names("#u", "until")
             .expression_attribute_names("#r", "run")
             .expression_attribute_values(":stale", AttributeValue::N(stale_before.to_string()))
+            .expression_attribute_values(":now", AttributeValue::N((at / 1000).to_string()))
             .expression_attribute_values(":run", s(run))
             .send()
             .await;
@@ -95,14 +100,45 @@ impl LockTable for DynamoLocks {
                         .and_then(|v| v.as_s().ok().cloned().or_else(|| v.as_n().ok().cloned()))
                         .unwrap_or_default()
                 };
-                Ok(Some(holder_text(
-                    &field("run"),
-                    &field("holder"),
-                    field("at").parse().unwrap_or(0),
-                    at,
-                )))
+                let (run, holder) = (field("run"), field("holder"));
+                Ok(Some(match field("at").parse() {
+                    Ok(a) => holder_text(&run, &holder, a, at),
+                    Err(_) => format!(
+                        "run {run} ({holder}), a lease of an older gears until {} (Unix seconds)",
+                        field("until")
+                    ),
+                }))
             }
             Err(e) => Err(map_err("PutItem", &self.region, e)),
+        }
+    }
+
+    async fn renew(&self, key: &str, run: &str, holder: &str, at: i64) -> Result<bool, CloudError> {
+        let put = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("key", s(key))
+            .update_expression("SET #a = :at, #h = :holder")
+            .condition_expression("attribute_exists(#k) AND #r = :run")
+            .expression_attribute_names("#k", "key")
+            .expression_attribute_names("#a", "at")
+            .expression_attribute_names("#h", "holder")
+            .expression_attribute_names("#r", "run")
+            .expression_attribute_values(":at", AttributeValue::N(at.to_string()))
+            .expression_attribute_values(":holder", s(holder))
+            .expression_attribute_values(":run", s(run))
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(map_err("UpdateItem", &self.region, e)),
         }
     }
 

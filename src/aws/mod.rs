@@ -364,11 +364,19 @@ pub trait Fleet: Send + Sync {
         t: &TemplateRef,
     ) -> impl Future<Output = Result<String, CloudError>> + Send;
 
-    /// A new version of the template, from `source`, with `image`; returns its number.
+    /// The version number `t.version` means now (`$Latest`, `$Default`, or a number).
+    fn resolve_version(
+        &self,
+        t: &TemplateRef,
+    ) -> impl Future<Output = Result<String, CloudError>> + Send;
+
+    /// A new version of the template, from `source`, with `image`; returns its number. A
+    /// repeated `token` returns the version it created (an idempotent retry).
     fn new_template_version(
         &self,
         source: &TemplateRef,
         image: &str,
+        token: &str,
     ) -> impl Future<Output = Result<String, CloudError>> + Send;
 
     /// The image of a launch configuration.
@@ -494,6 +502,16 @@ pub trait LockTable: Send + Sync {
         at: i64,
         stale_before: i64,
     ) -> impl Future<Output = Result<Option<String>, CloudError>> + Send;
+
+    /// Renews lock `key` (its `at`) only while `run` still holds it: `false` when it does not
+    /// (taken over, or removed by `--unlock`); a lost lock is never created again.
+    fn renew(
+        &self,
+        key: &str,
+        run: &str,
+        holder: &str,
+        at: i64,
+    ) -> impl Future<Output = Result<bool, CloudError>> + Send;
 
     /// Gives lock `key` back if `run` holds it.
     fn release(&self, key: &str, run: &str) -> impl Future<Output = Result<(), CloudError>> + Send;

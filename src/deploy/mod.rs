@@ -160,6 +160,17 @@ pub struct State {
     pub mx: bool,
 }
 
+/// The wall clock, advanced by tokio's clock from the first reading: the same as
+/// `chrono::Utc::now()` in a real run (and immune to a wall-clock step during it), and on a
+/// paused test clock it moves with the virtual time, so lock ages can be tested.
+fn wall_now() -> chrono::DateTime<chrono::Utc> {
+    static ANCHOR: std::sync::OnceLock<(chrono::DateTime<chrono::Utc>, std::time::Instant)> =
+        std::sync::OnceLock::new();
+    let (wall, at) = ANCHOR.get_or_init(|| (chrono::Utc::now(), Instant::now().into_std()));
+    let since = Instant::now().into_std().saturating_duration_since(*at);
+    *wall + chrono::Duration::from_std(since).unwrap_or_default()
+}
+
 fn lock_value(run: &str) -> String {
     format!(
         "{run} {} {}",
@@ -169,7 +180,7 @@ fn lock_value(run: &str) -> String {
             .map(|h| h.trim().to_owned())
             .filter(|h| !h.is_empty())
             .unwrap_or_else(|| "unknown-host".into()),
-        chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ")
+        wall_now().format("%Y-%m-%dT%H:%M:%SZ")
     )
 }
 
@@ -179,7 +190,7 @@ fn lock_age(value: &str) -> Option<(String, Duration)> {
     let run = parts.next()?.to_owned();
     let since = parts.next_back()?;
     let t = chrono::DateTime::parse_from_rfc3339(since).ok()?;
-    let age = chrono::Utc::now()
+    let age = wall_now()
         .signed_duration_since(t.with_timezone(&chrono::Utc))
         .to_std()
         .unwrap_or_default();
@@ -236,6 +247,8 @@ struct Roll<'a, F: Fleet, L: LockTable> {
     ui: &'a std::sync::Mutex<crate::ui::StageProgress>,
     /// What EC2 said of members already (their AMI and addresses do not change).
     known: std::sync::Mutex<BTreeMap<String, crate::aws::MemberInfo>>,
+    /// The run's resolved template versions ([`RegionCtx::versions`]).
+    versions: &'a tokio::sync::Mutex<BTreeMap<String, String>>,
 }
 
 /// The smoke tests of the health gate.
@@ -325,6 +338,18 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
     /// reads the state of an interrupted deploy of this AMI.
     async fn start(&self, g: &Group) -> Result<State, Error> {
         let d = self.deadline();
+        // Refused before the lock is written: nothing changes.
+        if !g.override_templates.is_empty() && !g.tags.contains_key(STATE_TAG) {
+            return Err(InputError::whole_file(
+                format!("group {}", self.name),
+                format!(
+                    "the mixed-instances policy gives {} a launch template of its own (an AMI of its own): gears deploys one AMI per group",
+                    g.override_templates.join(", ")
+                ),
+            )
+            .with_hint("give the overrides the group's launch template, or deploy each template's AMI separately")
+            .into());
+        }
         let held = g.tags.get(LOCK_TAG).cloned();
         let state: Option<State> = g
             .tags
@@ -399,33 +424,59 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
         }
         // The new launch spec: a template version with the new AMI, or for a group on a legacy
         // launch configuration, a copy of it with the new AMI.
-        if !g.override_templates.is_empty() {
-            return Err(InputError::whole_file(
-                format!("group {}", self.name),
-                format!(
-                    "the mixed-instances policy gives {} a launch template of its own (an AMI of its own): gears deploys one AMI per group",
-                    g.override_templates.join(", ")
-                ),
-            )
-            .with_hint("give the overrides the group's launch template, or deploy each template's AMI separately")
-            .into());
-        }
         let (lt, from, to, lc) = match (&g.template, &g.launch_configuration) {
             (Some(t), _) => {
+                // The number `$Latest`/`$Default` means now, read before ours exists: ours is
+                // based on it, and a rollback returns to it. `$Default` stays `$Default` on
+                // rollback (gears never changes a template's default version); `$Latest` does
+                // not (ours is the latest now), so it becomes the number it meant.
+                let key = format!("{}/{}/{}", self.fleet.region(), t.id, t.version);
+                let mut versions = self.versions.lock().await;
+                let source = match versions.get(&key) {
+                    Some(v) => v.clone(),
+                    None => {
+                        let v =
+                            patiently(self.cancel, d, || self.fleet.resolve_version(t)).await?;
+                        // A version that already launches the new AMI has nothing to roll
+                        // back to (another group on this template was deployed by an earlier
+                        // run, and the template's `$Latest` moved with it).
+                        let base = TemplateRef {
+                            id: t.id.clone(),
+                            version: v.clone(),
+                        };
+                        let image =
+                            patiently(self.cancel, d, || self.fleet.template_image(&base)).await?;
+                        let images = self.images(g).await?;
+                        if image == self.ami && images.values().any(|i| *i != self.ami) {
+                            return Err(InputError::whole_file(
+                                format!("group {}", self.name),
+                                format!(
+                                    "its launch template {} {} (version {v}) already launches {}, but some of its instances run another AMI: a rollback would have no version to return to",
+                                    t.id, t.version, self.ami
+                                ),
+                            )
+                            .with_hint("point the group at the template version its instances were launched from (a number), then deploy again")
+                            .into());
+                        }
+                        versions.insert(key, v.clone());
+                        v
+                    }
+                };
+                drop(versions);
+                let base = TemplateRef {
+                    id: t.id.clone(),
+                    version: source.clone(),
+                };
+                // The run in the client token: an attempt the SDK retries after a timeout
+                // does not create a second version.
+                let token = format!("gears-{}-{source}", self.run);
                 let to = patiently(self.cancel, d, || {
-                    self.fleet.new_template_version(t, &self.ami)
+                    self.fleet.new_template_version(&base, &self.ami, &token)
                 })
                 .await?;
-                // `$Latest`/`$Default` resolved to the version before ours, so rollback
-                // returns to it.
                 let from = match t.version.as_str() {
-                    "$Latest" | "$Default" => to
-                        .parse::<u32>()
-                        .ok()
-                        .filter(|n| *n > 1)
-                        .map(|n| (n - 1).to_string())
-                        .unwrap_or(t.version.clone()),
-                    v => v.to_owned(),
+                    "$Default" => "$Default".to_owned(),
+                    _ => source,
                 };
                 (t.id.clone(), from, to, false)
             }
@@ -640,33 +691,62 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
         Ok(hooks)
     }
 
+    /// Renews the lock: the lock table's first (only while this run still holds it; a lost
+    /// lock stops this run before it writes anything), then the group's tag.
     async fn refresh_lock(&self) -> Result<(), Error> {
-        let lock = BTreeMap::from([(LOCK_TAG.to_owned(), lock_value(&self.run))]);
         let d = self.deadline();
+        let value = lock_value(&self.run);
+        if let Some(t) = self.table {
+            let (now, _) = lease_times(self.settings);
+            let ours = patiently(self.cancel, d, || {
+                t.renew(&self.lock_key, &self.run, &value, now)
+            })
+            .await?;
+            if !ours {
+                return Err(self.lost());
+            }
+        }
+        let lock = BTreeMap::from([(LOCK_TAG.to_owned(), value)]);
         patiently(self.cancel, d, || {
             self.fleet.put_tags(&self.name, &lock, false)
         })
-        .await?;
-        if let Some(t) = self.table {
-            // Renewed like the tag: a run that stopped renewing for `lock_stale` is presumed
-            // gone and may be taken over; then this one stops.
-            let value = lock_value(&self.run);
-            let (now, stale) = lease_times(self.settings);
-            if let Some(holder) = patiently(self.cancel, d, || {
-                t.acquire(&self.lock_key, &self.run, &value, now, stale)
-            })
-            .await?
-            {
-                return Err(refused(
-                    &self.name,
-                    format!(
-                        "another run took the lock over in the lock table ({holder}); stopping here"
-                    ),
-                    "that run finishes the deploy",
-                ));
+        .await
+    }
+
+    fn lost(&self) -> Error {
+        refused(
+            &self.name,
+            "another run took the lock over in the lock table (or it was unlocked); stopping here"
+                .into(),
+            "that run finishes the deploy; look at the group if none does",
+        )
+    }
+
+    /// Renews the lock every few seconds for as long as it runs, whatever the poll loop waits
+    /// on (smoke tests, throttled calls, a long `--poll`), so a live deploy's lock never looks
+    /// stale; ends only when the lock is lost. A slow or failing renewal is tried again at the
+    /// next beat.
+    async fn heartbeat(&self) -> Error {
+        let every =
+            (self.settings.lock_stale / 4).clamp(Duration::from_secs(1), Duration::from_secs(15));
+        loop {
+            tokio::time::sleep(every).await;
+            let beat = async {
+                let value = lock_value(&self.run);
+                if let Some(t) = self.table {
+                    let (now, _) = lease_times(self.settings);
+                    if !t.renew(&self.lock_key, &self.run, &value, now).await? {
+                        return Err(self.lost());
+                    }
+                }
+                let lock = BTreeMap::from([(LOCK_TAG.to_owned(), value)]);
+                self.fleet.put_tags(&self.name, &lock, false).await?;
+                Ok::<(), Error>(())
+            };
+            if let Ok(Err(e @ Error::Locked { .. })) = tokio::time::timeout(every, beat).await {
+                return e;
             }
         }
-        Ok(())
     }
 
     async fn sleep(&self) -> Result<(), Error> {
@@ -904,6 +984,25 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
         }
     }
 
+    /// `fut` with the lock renewed beside it; a lost lock ends it.
+    async fn with_heartbeat<T>(
+        &self,
+        fut: impl std::future::Future<Output = Result<T, Error>>,
+    ) -> Result<T, Error> {
+        tokio::select! {
+            r = fut => r,
+            e = self.heartbeat() => Err(e),
+        }
+    }
+
+    /// [`Roll::rollback`] with the lock renewed beside it.
+    async fn rollback_held(&self, st: &State) -> Result<(), String> {
+        tokio::select! {
+            r = self.rollback(st) => r,
+            e = self.heartbeat() => Err(e.render().trim().trim_start_matches("error: ").to_owned()),
+        }
+    }
+
     /// Back to the old template and old-AMI instances, capacity as it was.
     async fn rollback(&self, st: &State) -> Result<(), String> {
         let e = |e: Error| e.to_string();
@@ -1061,7 +1160,7 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
 
 /// Now, and the last renewal before which a lock table's lock is stale (Unix milliseconds).
 fn lease_times(settings: &DeploySettings) -> (i64, i64) {
-    let now = chrono::Utc::now().timestamp_millis();
+    let now = wall_now().timestamp_millis();
     (
         now,
         now - settings.lock_stale.as_millis().min(i64::MAX as u128) as i64,
@@ -1093,6 +1192,20 @@ fn held_by_hooks(g: &Group, hooks: &[crate::aws::LaunchHook]) -> String {
             _ => format!("launch lifecycle hooks {}", names.join(", ")),
         }
     )
+}
+
+/// The AMI of the launch spec a recorded deploy came from (`None` if AWS does not say).
+async fn recorded_from_ami<F: Fleet>(fleet: &F, st: &State) -> Option<String> {
+    let was = if st.lc {
+        fleet.configuration_image(&st.from).await
+    } else {
+        let t = TemplateRef {
+            id: st.lt.clone(),
+            version: st.from.clone(),
+        };
+        fleet.template_image(&t).await
+    };
+    was.ok().filter(|w| !w.is_empty())
 }
 
 /// The group with only the members that count toward its capacity.
@@ -1224,6 +1337,7 @@ pub async fn deploy<C: Cloud>(
         instance_tags: &instance_tags,
         run: &run,
         failed: Default::default(),
+        versions: Default::default(),
     };
     // Regions in parallel, the groups of a region `--parallel` at a time.
     let results = futures::future::join_all(
@@ -1254,7 +1368,13 @@ pub async fn deploy<C: Cloud>(
         for other in &errors[1..] {
             eprint!("{}", other.render());
         }
-        if signal || e.exit().most_severe(groups_exit) == e.exit() {
+        // A signal is the exit, unless a rollback failed (7: a human must look).
+        let error_wins = if signal {
+            groups_exit != crate::exit::Exit::NeedsHuman
+        } else {
+            e.exit().most_severe(groups_exit) == e.exit()
+        };
+        if error_wins {
             // What the other regions did is not lost.
             for o in &outcomes {
                 eprintln!("{}: {}: {} ({})", o.region, o.group, o.result, o.detail);
@@ -1280,6 +1400,9 @@ struct RegionCtx<'a> {
     run: &'a str,
     /// The first group that rolled back or failed, anywhere: groups not started yet are skipped.
     failed: std::sync::Mutex<Option<String>>,
+    /// `region/template/$Latest` → the number it meant when this run first read it: groups
+    /// sharing a template all return to that version on rollback (and share one new version).
+    versions: tokio::sync::Mutex<BTreeMap<String, String>>,
 }
 
 /// The groups of one region, `--parallel` at a time: what each did, and the errors of those
@@ -1437,6 +1560,7 @@ async fn deploy_group<F: Fleet, L: LockTable>(
         smoke: ctx.smoke,
         ui: ctx.ui,
         known: Default::default(),
+        versions: &ctx.versions,
     };
     let from_ami = match (&g.template, &g.launch_configuration) {
         (Some(t), _) => fleet.template_image(t).await.unwrap_or_default(),
@@ -1534,11 +1658,18 @@ async fn deploy_group<F: Fleet, L: LockTable>(
                 ));
             }
         }
+        // The undo runs to its end on cleanup's own token: a first signal does not leave it
+        // half done (a second one stops it; the deploy stays recorded on the group).
+        let abort_cancel = cancel.for_cleanup();
+        if let Some(was) = recorded_from_ami(fleet, &st).await {
+            out.from_ami = was;
+        }
         let roll = Roll {
             ami: st.ami.clone(),
+            cancel: &abort_cancel,
             ..roll
         };
-        match roll.rollback(&st).await {
+        match roll.rollback_held(&st).await {
             Ok(()) => {
                 if let Some(t) = &table {
                     let _ = t.release(&lock_key, run).await;
@@ -1621,9 +1752,17 @@ async fn deploy_group<F: Fleet, L: LockTable>(
         smoke: ctx.smoke,
         ui: ctx.ui,
         known: Default::default(),
+        versions: &ctx.versions,
     };
     let st = match roll.start(&g).await {
-        Ok(st) => st,
+        Ok(st) => {
+            // A continued run: the group already points at the new spec, so what it came from
+            // is the recorded one.
+            if let Some(was) = recorded_from_ami(fleet, &st).await {
+                out.from_ami = was;
+            }
+            st
+        }
         Err(e) => {
             // Give the lock back if nothing was recorded; undo what was, if anything.
             let now = roll.group().await.ok();
@@ -1642,7 +1781,7 @@ async fn deploy_group<F: Fleet, L: LockTable>(
                     give_back(true).await;
                 }
                 Some(st) => {
-                    if undo.rollback(&st).await.is_ok() {
+                    if undo.rollback_held(&st).await.is_ok() {
                         ctx.cleanup.done(step);
                         give_back(true).await;
                     }
@@ -1652,8 +1791,8 @@ async fn deploy_group<F: Fleet, L: LockTable>(
         }
     };
     let rolled = match settings.strategy {
-        Strategy::Rolling => roll.roll(&st).await,
-        Strategy::InstanceRefresh => roll.refresh(&st).await,
+        Strategy::Rolling => roll.with_heartbeat(roll.roll(&st)).await,
+        Strategy::InstanceRefresh => roll.with_heartbeat(roll.refresh(&st)).await,
     };
     let (why, batches, interrupted) = match rolled {
         Ok(Rolled::Done(n)) => {
@@ -1684,7 +1823,7 @@ async fn deploy_group<F: Fleet, L: LockTable>(
             g.name, out.from_ami
         );
     }
-    match undo.rollback(&st).await {
+    match undo.rollback_held(&st).await {
         Ok(()) => {
             ctx.cleanup.done(step);
             give_back(true).await;
@@ -1713,7 +1852,10 @@ async fn deploy_group<F: Fleet, L: LockTable>(
     }
     if let Some(sig) = interrupted.or(cancel.signal()) {
         eprintln!("{}: {}: {}", g.name, out.result, out.detail);
-        return Err(Error::Interrupted(sig));
+        // A failed rollback is exit 7 (a human must look), signal or not.
+        if out.result != "rollback failed" {
+            return Err(Error::Interrupted(sig));
+        }
     }
     Ok(out)
 }
@@ -2012,6 +2154,158 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_live_deploy_with_long_passes_keeps_its_lock() {
+        for table in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let (mut s, cloud) = setup(dir.path(), 4);
+            if table {
+                s.lock_table = Some("gears-locks".into());
+            }
+            // A poll pass of ten minutes, far longer than the lock's stale limit (a minute).
+            s.poll = Duration::from_secs(600);
+            s.gate_timeout = Duration::from_secs(3600);
+            let (ctx, cancel, cleanup) = (rc(), Cancel::new(), Cleanup::default());
+            let first = deploy(&s, &ctx, &cancel, &cleanup, &cloud);
+            // The same command, three minutes later, while the first sleeps between polls.
+            let second = async {
+                tokio::time::sleep(Duration::from_secs(180)).await;
+                deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &cloud).await
+            };
+            let (first, second) = tokio::join!(first, second);
+            let e = second.unwrap_err();
+            assert_eq!(e.exit(), Exit::Cloud, "{}", e.render());
+            assert!(
+                e.render().contains("refreshed") || e.render().contains("renewed"),
+                "{}",
+                e.render()
+            );
+            let d = first.unwrap();
+            assert_eq!(d.groups[0].result, "deployed", "table {table}: {d:?}");
+            assert!(all(&cloud, NEW));
+            as_before(&cloud, 4);
+            assert!(cloud.lock_items().is_empty());
+        }
+    }
+
+    /// A group on launch template `lt` at `version`, whose versions launch `images`.
+    fn add_group_on(
+        cloud: &FakeCloud,
+        name: &str,
+        n: i32,
+        lt: &str,
+        version: &str,
+        images: &[&str],
+    ) {
+        let g = cloud.group("hello-live").unwrap();
+        cloud.add_group(
+            Group {
+                name: name.into(),
+                min: n,
+                max: n,
+                desired: n,
+                template: Some(TemplateRef {
+                    id: lt.into(),
+                    version: version.into(),
+                }),
+                members: vec![],
+                ..g
+            },
+            images,
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_group_on_default_rolls_back_to_default_not_to_the_latest_version() {
+        const UNREVIEWED: &str = "ami-0000000000000009d";
+        let dir = tempfile::tempdir().unwrap();
+        let (mut s, cloud) = setup(dir.path(), 2);
+        // Version 1 (the default) launches OLD; version 2, newer but not the default, an AMI
+        // nobody reviewed.
+        add_group_on(
+            &cloud,
+            "hello-default",
+            3,
+            "lt-d",
+            "$Default",
+            &[OLD, UNREVIEWED],
+        );
+        cloud.set_default_version("lt-d", 1);
+        assert!(cloud
+            .member_images("hello-default")
+            .iter()
+            .all(|i| i == OLD));
+        s.groups = vec!["hello-default".into()];
+        cloud.set_unhealthy_images(&[NEW]);
+        let d = deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
+            .await
+            .unwrap();
+        assert_eq!(d.exit(), Exit::RolledBack, "{d:?}");
+        let g = cloud.group("hello-default").unwrap();
+        assert_eq!(g.template.unwrap().version, "$Default");
+        assert!(cloud
+            .member_images("hello-default")
+            .iter()
+            .all(|i| i == OLD));
+        assert_eq!((g.min, g.max, g.desired), (3, 3, 3));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn groups_sharing_a_latest_template_share_one_new_version_and_one_way_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut s, cloud) = setup(dir.path(), 2);
+        add_group_on(&cloud, "hello-a", 2, "lt-s", "$Latest", &[OLD]);
+        add_group_on(&cloud, "hello-b", 2, "lt-s", "$Latest", &[OLD]);
+        s.groups = vec!["hello-a".into(), "hello-b".into()];
+        let d = deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
+            .await
+            .unwrap();
+        assert_eq!(d.exit(), Exit::Success, "{d:?}");
+        // Both on the one new version (the second group's request had the same client token).
+        assert_eq!(cloud.template_versions("lt-s"), [OLD, NEW]);
+        for n in ["hello-a", "hello-b"] {
+            assert_eq!(
+                cloud.group(n).unwrap().template.unwrap().version,
+                "2",
+                "{n}"
+            );
+            assert!(cloud.member_images(n).iter().all(|i| i == NEW), "{n}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_latest_template_already_on_the_new_ami_is_refused_before_any_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut s, cloud) = setup(dir.path(), 2);
+        add_group_on(&cloud, "hello-a", 2, "lt-s", "$Latest", &[OLD]);
+        add_group_on(&cloud, "hello-b", 2, "lt-s", "$Latest", &[OLD]);
+        // An earlier run deployed only the first group: `$Latest` moved with it.
+        s.groups = vec!["hello-a".into()];
+        let d = deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
+            .await
+            .unwrap();
+        assert_eq!(d.exit(), Exit::Success, "{d:?}");
+        s.groups = vec!["hello-b".into()];
+        let e = deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
+            .await
+            .unwrap_err();
+        assert_eq!(e.exit(), Exit::InvalidInput, "{}", e.render());
+        assert!(
+            e.render()
+                .contains("a rollback would have no version to return to"),
+            "{}",
+            e.render()
+        );
+        let b = cloud.group("hello-b").unwrap();
+        assert_eq!(b.template.unwrap().version, "$Latest");
+        assert!(
+            !b.tags.contains_key(LOCK_TAG) && !b.tags.contains_key(STATE_TAG),
+            "{:?}",
+            b.tags
+        );
+        assert!(cloud.member_images("hello-b").iter().all(|i| i == OLD));
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_third_of_calls_throttled_still_completes() {
         let dir = tempfile::tempdir().unwrap();
         let (s, cloud) = setup(dir.path(), 4);
@@ -2182,6 +2476,7 @@ mod tests {
                 .unwrap();
             let want = if abort { "rolled back" } else { "deployed" };
             assert_eq!(d.groups[0].result, want, "{d:?}");
+            assert_eq!(d.groups[0].from_ami, OLD, "what it came from: {d:?}");
             assert!(all(&cloud, if abort { OLD } else { NEW }));
             // The killed run's lease was taken over, then given back.
             assert!(cloud.lock_items().is_empty(), "{:?}", cloud.lock_items());
@@ -2254,11 +2549,51 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_signal_whose_rollback_fails_is_exit_7_not_143() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut s, cloud) = setup(dir.path(), 4);
+        s.gate_timeout = Duration::from_secs(30);
+        cloud.set_unhealthy_images(&[NEW]);
+        let cancel = Cancel::new();
+        let c2 = cancel.clone();
+        let faulty = cloud.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            // From here on AWS will not terminate anything: the rollback cannot finish.
+            faulty.set_faults(Faults {
+                throttle_ops: vec!["TerminateInstanceInAutoScalingGroup"],
+                ..Default::default()
+            });
+            c2.cancel(crate::cancel::Signal::Term);
+        });
+        let d = deploy(&s, &rc(), &cancel, &Cleanup::default(), &cloud)
+            .await
+            .unwrap();
+        assert_eq!(d.exit(), Exit::NeedsHuman, "{d:?}");
+        assert_eq!(d.groups[0].result, "rollback failed", "{d:?}");
+        assert!(d.groups[0].detail.starts_with("SIGTERM received"), "{d:?}");
+        let lock = cloud.group("hello-live").unwrap().tags[LOCK_TAG].clone();
+        assert!(lock.starts_with("STOP "), "{lock}");
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn an_aws_error_mid_deploy_rolls_back_and_a_failed_start_gives_the_lock_back() {
+        // Which call is which, from a deploy of a twin without faults.
+        let twin_dir = tempfile::tempdir().unwrap();
+        let (s, twin) = setup(twin_dir.path(), 4);
+        deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &twin)
+            .await
+            .unwrap();
+        let calls = twin.calls();
+        let nth = |op: &str| 1 + calls.iter().position(|c| c.starts_with(op)).unwrap() as u32;
         let dir = tempfile::tempdir().unwrap();
         let (s, cloud) = setup(dir.path(), 4);
+        // The first retirement: half way through the roll.
         cloud.set_faults(Faults {
-            fail_at: Some((14, crate::aws::ErrorKind::AccessDenied)),
+            fail_at: Some((
+                nth("TerminateInstanceInAutoScalingGroup "),
+                crate::aws::ErrorKind::AccessDenied,
+            )),
             ..Default::default()
         });
         let d = deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
@@ -2268,11 +2603,14 @@ mod tests {
         assert!(d.groups[0].detail.starts_with("AWS error"), "{d:?}");
         assert!(all(&cloud, OLD));
         as_before(&cloud, 4);
-        // Denied at the new template version (the 5th call): nothing changed, no lock left.
+        // Denied at the new template version: nothing changed, no lock left.
         let dir = tempfile::tempdir().unwrap();
         let (s, cloud) = setup(dir.path(), 4);
         cloud.set_faults(Faults {
-            fail_at: Some((5, crate::aws::ErrorKind::AccessDenied)),
+            fail_at: Some((
+                nth("CreateLaunchTemplateVersion "),
+                crate::aws::ErrorKind::AccessDenied,
+            )),
             ..Default::default()
         });
         let e = deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
