@@ -249,6 +249,8 @@ struct Roll<'a, F: Fleet, L: LockTable> {
     known: std::sync::Mutex<BTreeMap<String, crate::aws::MemberInfo>>,
     /// The run's resolved template versions ([`RegionCtx::versions`]).
     versions: &'a tokio::sync::Mutex<BTreeMap<String, String>>,
+    /// The instance refresh this run started, if any.
+    refresh_id: std::sync::Mutex<Option<String>>,
 }
 
 /// The smoke tests of the health gate.
@@ -631,7 +633,7 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
                 .filter(|m| {
                     known
                         .get(&m.id)
-                        .is_none_or(|i| i.private_ip.is_none() || (public && i.public_ip.is_none()))
+                        .is_none_or(|i| i.private_ip.is_none() || (public && i.image == self.ami))
                 })
                 .map(|m| m.id.clone())
                 .collect()
@@ -939,6 +941,7 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
             self.fleet.start_refresh(&self.name, 100, max_healthy)
         })
         .await?;
+        *self.refresh_id.lock().unwrap_or_else(|p| p.into_inner()) = Some(id.clone());
         self.say(&format!(
             "instance refresh {id} started: healthy capacity between 100% and {max_healthy}%"
         ));
@@ -984,6 +987,63 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
         }
     }
 
+    /// Stops the line after a failed rollback: a STOP lock on the group (and in the lock
+    /// table) until a human runs `--unlock`. Retried like any call, for up to a minute; what
+    /// could not be written is said (returned as `; ...`, empty when all was written).
+    async fn stop_the_line(&self) -> String {
+        let stop: String = format!("STOP {}: rollback failed", self.run)
+            .chars()
+            .take(256)
+            .collect();
+        let d = Instant::now() + Duration::from_secs(60);
+        let tag = BTreeMap::from([(LOCK_TAG.to_owned(), stop.clone())]);
+        let mut missing = Vec::new();
+        if patiently(self.cancel, d, || {
+            self.fleet.put_tags(&self.name, &tag, false)
+        })
+        .await
+        .is_err()
+        {
+            missing.push("the group's tag");
+        }
+        if let Some(t) = self.table {
+            let kept = patiently(self.cancel, d, || {
+                t.acquire(&self.lock_key, &self.run, &stop, KEPT, i64::MIN)
+            })
+            .await;
+            if !matches!(kept, Ok(None)) {
+                missing.push("the lock table");
+            }
+        }
+        if missing.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; the STOP lock could not be written to {}: look at the group before any deploy",
+                missing.join(" or ")
+            )
+        }
+    }
+
+    /// Cancels instance refresh `id` and waits (until the gate deadline) until it stopped.
+    async fn stop_refresh(&self, id: &str) {
+        let d = self.deadline();
+        let _ = patiently(self.cancel, d, || self.fleet.cancel_refresh(&self.name)).await;
+        loop {
+            match patiently(self.cancel, d, || self.fleet.refresh_status(&self.name, id)).await {
+                Ok((status, _, _))
+                    if matches!(
+                        status.as_str(),
+                        "Pending" | "InProgress" | "Cancelling" | "RollbackInProgress"
+                    ) => {}
+                _ => return,
+            }
+            if Instant::now() >= d || self.sleep().await.is_err() {
+                return;
+            }
+        }
+    }
+
     /// `fut` with the lock renewed beside it; a lost lock ends it.
     async fn with_heartbeat<T>(
         &self,
@@ -1016,6 +1076,7 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
         // that was unhealthy before the rollback is not the rollback's to fix, and must not
         // keep it from finishing.
         let mut before: Option<BTreeMap<String, bool>> = None;
+        let mut surge: Option<i32> = None;
         loop {
             let g = counting(self.group().await.map_err(e)?);
             let images = self.images(&g).await.map_err(e)?;
@@ -1075,8 +1136,12 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
                     }
                     continue;
                 }
-                // First launch old-AMI ones beside the new ones, so the floor holds.
-                let want = st.desired + new.len() as i32;
+                // First launch old-AMI ones beside the new ones, so the floor holds; never
+                // more than the first look asked for (a previous spec that launches the new AMI
+                // too would otherwise raise the capacity round after round).
+                let k = self.settings.batch.size(st.desired);
+                let cap = *surge.get_or_insert((new.len() as i32).max(k));
+                let want = st.desired + (new.len() as i32).min(cap);
                 if g.desired < want {
                     let d = self.deadline();
                     patiently(self.cancel, d, || {
@@ -1561,6 +1626,7 @@ async fn deploy_group<F: Fleet, L: LockTable>(
         ui: ctx.ui,
         known: Default::default(),
         versions: &ctx.versions,
+        refresh_id: Default::default(),
     };
     let from_ami = match (&g.template, &g.launch_configuration) {
         (Some(t), _) => fleet.template_image(t).await.unwrap_or_default(),
@@ -1679,17 +1745,9 @@ async fn deploy_group<F: Fleet, L: LockTable>(
             }
             Err(why) => {
                 // Stop the line, as after any failed rollback.
-                let stop = format!("STOP {run}: rollback failed")
-                    .chars()
-                    .take(256)
-                    .collect::<String>();
-                let tag = BTreeMap::from([(LOCK_TAG.to_owned(), stop.clone())]);
-                let _ = fleet.put_tags(&g.name, &tag, false).await;
-                if let Some(t) = &table {
-                    let _ = t.acquire(&lock_key, run, &stop, KEPT, i64::MIN).await;
-                }
+                let note = roll.stop_the_line().await;
                 out.result = "rollback failed".into();
-                out.detail = why;
+                out.detail = why + &note;
             }
         }
         return Ok(out);
@@ -1753,6 +1811,7 @@ async fn deploy_group<F: Fleet, L: LockTable>(
         ui: ctx.ui,
         known: Default::default(),
         versions: &ctx.versions,
+        refresh_id: Default::default(),
     };
     let st = match roll.start(&g).await {
         Ok(st) => {
@@ -1817,6 +1876,16 @@ async fn deploy_group<F: Fleet, L: LockTable>(
         Err(e) => (format!("AWS error: {}", e.render().trim()), 0, None),
     };
     out.batches = batches;
+    // An instance refresh still running would fight the rollback (it replaces what the
+    // rollback launches): cancelled first, and waited on until it stopped.
+    let refresh = roll
+        .refresh_id
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    if let Some(id) = refresh {
+        undo.stop_refresh(&id).await;
+    }
     if interrupted.is_some() {
         eprintln!(
             "{why}: rolling {} in {region} back to {} before exiting",
@@ -1833,21 +1902,9 @@ async fn deploy_group<F: Fleet, L: LockTable>(
         Err(state) => {
             // Stop the line: the lock stays until a human unlocks it.
             ctx.cleanup.done(step);
-            let stop = BTreeMap::from([(
-                LOCK_TAG.to_owned(),
-                format!("STOP {run}: rollback failed")
-                    .chars()
-                    .take(256)
-                    .collect(),
-            )]);
-            let _ = fleet.put_tags(&g.name, &stop, false).await;
-            if let Some(t) = &table {
-                let _ = t
-                    .acquire(&lock_key, run, &stop[LOCK_TAG], KEPT, i64::MIN)
-                    .await;
-            }
+            let note = undo.stop_the_line().await;
             out.result = "rollback failed".into();
-            out.detail = format!("{why}; rollback failed: {state}");
+            out.detail = format!("{why}; rollback failed: {state}{note}");
         }
     }
     if let Some(sig) = interrupted.or(cancel.signal()) {
@@ -2914,6 +2971,37 @@ mod tests {
             as_before(&cloud, 4);
             assert_eq!(cloud.healthy_floor("hello-live"), Some(4));
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_signal_mid_refresh_cancels_the_refresh_before_rolling_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut s, cloud) = setup(dir.path(), 4);
+        s.strategy = Strategy::InstanceRefresh;
+        let cancel = Cancel::new();
+        let c2 = cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(2500)).await;
+            c2.cancel(crate::cancel::Signal::Term);
+        });
+        let e = deploy(&s, &rc(), &cancel, &Cleanup::default(), &cloud)
+            .await
+            .unwrap_err();
+        assert_eq!(e.exit(), Exit::Terminated, "{}", e.render());
+        let calls = cloud.calls();
+        let at = |op: &str| calls.iter().position(|c| c.starts_with(op));
+        let cancelled = at("CancelInstanceRefresh ").expect("the refresh was cancelled");
+        // Cancelled before the rollback's first change (the template set back).
+        let back = calls
+            .iter()
+            .enumerate()
+            .skip(at("StartInstanceRefresh ").unwrap())
+            .find(|(_, c)| c.starts_with("UpdateAutoScalingGroup "))
+            .map(|(i, _)| i)
+            .unwrap();
+        assert!(cancelled < back, "{calls:?}");
+        assert!(all(&cloud, OLD));
+        as_before(&cloud, 4);
     }
 
     #[tokio::test(start_paused = true)]
