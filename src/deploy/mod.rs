@@ -1861,6 +1861,21 @@ async fn deploy_group<F: Fleet, L: LockTable>(
             out.result = "deployed".into();
             out.batches = n;
             out.detail = format!("every instance runs {ami}");
+            // Members gears left alone (Standby, detaching, ...) may still run the old AMI.
+            if let Ok(now) = roll.group().await {
+                let aside: Vec<String> = now
+                    .members
+                    .iter()
+                    .filter(|m| !m.counts())
+                    .map(|m| format!("{} ({})", m.id, m.lifecycle))
+                    .collect();
+                if !aside.is_empty() {
+                    out.detail = format!(
+                        "every instance in service runs {ami}; left alone, maybe on the old AMI: {}",
+                        aside.join(", ")
+                    );
+                }
+            }
             return Ok(out);
         }
         Ok(Rolled::GateFailed(why, n)) => (why, n, None),
@@ -2926,6 +2941,13 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(d.groups[0].result, "deployed", "{d:?}");
+        // Said, since it may still run the old AMI.
+        assert!(
+            d.groups[0]
+                .detail
+                .ends_with("left alone, maybe on the old AMI: i-f0000000000000002 (Standby)"),
+            "{d:?}"
+        );
         let g = cloud.group("hello-live").unwrap();
         let standby: Vec<&crate::aws::Member> = g
             .members
