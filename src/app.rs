@@ -286,6 +286,8 @@ fn deploy_settings(a: &crate::cli::DeployArgs) -> Result<crate::deploy::DeploySe
         lock_stale: crate::deploy::LOCK_STALE,
         lock_table: a.lock_table.clone(),
         parallel: a.parallel.into(),
+        min_healthy: crate::deploy::parse_percent(&a.min_healthy)
+            .map_err(|e| Error::usage(format!("--min-healthy {e}"), None))?,
         plan_only: a.plan,
         abort: a.abort,
         unlock: a.unlock,

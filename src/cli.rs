@@ -205,6 +205,11 @@ pub struct DeployArgs {
     /// compare-and-swap, as Terraform's state lock.
     #[arg(long, value_name = "TABLE")]
     pub lock_table: Option<String>,
+    /// The share of each group's desired capacity kept healthy and in service during the roll
+    /// (P% or P). 100% launches each batch before retiring; less replaces part of a batch in
+    /// place, without raising the group above its desired capacity.
+    #[arg(long, value_name = "P%", default_value = "100%")]
+    pub min_healthy: String,
     /// How many groups of one region roll at once (regions always roll at once). Once a group
     /// rolls back, groups not started yet are skipped.
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=100))]

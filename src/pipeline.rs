@@ -50,6 +50,8 @@ pub struct DeployStage {
     pub lock_table: Option<String>,
     /// Groups of one region rolled at once (default 1).
     pub parallel: Option<u16>,
+    /// `P%` of desired capacity kept healthy (default 100%).
+    pub min_healthy: Option<String>,
     /// Seconds (default 600).
     pub gate_timeout: Option<f64>,
     /// Seconds between polls (default 5).
@@ -427,6 +429,15 @@ pub async fn run<C: Cloud>(
                     lock_stale: crate::deploy::LOCK_STALE,
                     lock_table: d.lock_table.clone(),
                     parallel: d.parallel.unwrap_or(1).max(1).into(),
+                    min_healthy: match &d.min_healthy {
+                        Some(share) => crate::deploy::parse_percent(share).map_err(|e| {
+                            Error::from(InputError::whole_file(
+                                p.path.display().to_string(),
+                                format!("deploy {env}: min_healthy {e}"),
+                            ))
+                        })?,
+                        None => 100,
+                    },
                     plan_only: false,
                     abort: false,
                     unlock: false,

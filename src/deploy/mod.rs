@@ -62,6 +62,14 @@ impl Batch {
     }
 }
 
+/// `P%` or `P`, 0 to 100.
+pub fn parse_percent(s: &str) -> Result<u32, String> {
+    match s.strip_suffix('%').unwrap_or(s).trim().parse::<u32>() {
+        Ok(p @ 0..=100) => Ok(p),
+        _ => Err(format!("`{s}`: expected a share from 0% to 100%")),
+    }
+}
+
 /// How a group is rolled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Strategy {
@@ -97,6 +105,9 @@ pub struct DeploySettings {
     pub lock_table: Option<String>,
     /// How many groups of one region roll at once.
     pub parallel: usize,
+    /// The share of the group's desired capacity that stays healthy and in service during
+    /// the roll (percent; 100: every batch launches before it retires).
+    pub min_healthy: u32,
     pub plan_only: bool,
     pub abort: bool,
     pub unlock: bool,
@@ -871,19 +882,94 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
                         batches,
                     ));
                 }
+            } else if !old.is_empty() && self.settings.min_healthy < 100 && !(settled && new_ok) {
+                // Replacements of a batch replaced in place are on their way.
+                if Instant::now() >= batch_deadline {
+                    let bad: Vec<&str> = g
+                        .members
+                        .iter()
+                        .filter(|m| is_new(&m.id) && health.get(&m.id) != Some(&true))
+                        .map(|m| m.id.as_str())
+                        .collect();
+                    return Ok(Rolled::GateFailed(
+                        format!(
+                            "batch {batches} not healthy after {}: {} of {} instances running, unhealthy new: {}",
+                            crate::ui::human_duration(self.settings.gate_timeout),
+                            g.members.len(),
+                            g.desired,
+                            if bad.is_empty() { "none (still launching)".into() } else { bad.join(", ") }
+                        ) + &held_by_hooks(&g, &hooks)
+                            + &smoke_failure.as_ref().map(|f| format!(" ({f})")).unwrap_or_default(),
+                        batches,
+                    ));
+                }
             } else if !old.is_empty() {
                 let n = k.min(old.len() as i32);
-                let max = st.max.max(st.desired + n);
+                // Below 100% --min-healthy, part of the batch is replaced in place (terminated
+                // without lowering desired, so the group launches the new AMI in its place):
+                // unhealthy old ones first, then healthy ones down to the floor. The rest
+                // surges (launch first, retire after).
+                let mut in_place: Vec<&crate::aws::Member> = Vec::new();
+                if self.settings.min_healthy < 100 {
+                    let floor = (st.desired * self.settings.min_healthy as i32 + 99) / 100;
+                    let healthy_now = g
+                        .members
+                        .iter()
+                        .filter(|m| health.get(&m.id) == Some(&true))
+                        .count() as i32;
+                    let mut spare = (healthy_now - floor).max(0);
+                    let mut victims = old.clone();
+                    victims.sort_by_key(|m| health.get(&m.id) == Some(&true));
+                    for m in victims.into_iter().take(n as usize) {
+                        let healthy = health.get(&m.id) == Some(&true);
+                        if healthy && spare == 0 {
+                            break;
+                        }
+                        if healthy {
+                            spare -= 1;
+                        }
+                        in_place.push(m);
+                    }
+                }
+                let surge = n - in_place.len() as i32;
+                let max = st.max.max(st.desired + surge);
                 let d = self.deadline();
-                patiently(self.cancel, d, || {
-                    self.fleet
-                        .set_capacity(&self.name, st.min, max, st.desired + n)
-                })
-                .await?;
+                if surge > 0 {
+                    patiently(self.cancel, d, || {
+                        self.fleet
+                            .set_capacity(&self.name, st.min, max, st.desired + surge)
+                    })
+                    .await?;
+                }
+                for m in &in_place {
+                    patiently(self.cancel, d, || self.fleet.terminate_member(&m.id, false)).await?;
+                }
+                if surge == 0 {
+                    // Nothing to retire later: the batch is this replacement.
+                    batches += 1;
+                }
+                let ids: Vec<&str> = in_place.iter().map(|m| m.id.as_str()).collect();
                 self.say(&format!(
-                    "batch {}: launching {n} on the new AMI (desired {}, max {max}); {} old left",
-                    batches + 1,
-                    st.desired + n,
+                    "batch {}: {}{}; {} old left",
+                    if surge == 0 { batches } else { batches + 1 },
+                    if surge > 0 {
+                        format!(
+                            "launching {surge} on the new AMI (desired {}, max {max})",
+                            st.desired + surge
+                        )
+                    } else {
+                        String::new()
+                    },
+                    if in_place.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            "{}replacing {} in place (--min-healthy {}%)",
+                            if surge > 0 { ", " } else { "" },
+                            ids.join(", "),
+                            self.settings.min_healthy
+                        )
+                    },
                     old.len()
                 ));
                 last_say = Instant::now();
@@ -938,7 +1024,8 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
         let max_healthy = (100 + k * 100 / st.desired.max(1)).clamp(110, 200);
         let d = self.deadline();
         let id = patiently(self.cancel, d, || {
-            self.fleet.start_refresh(&self.name, 100, max_healthy)
+            self.fleet
+                .start_refresh(&self.name, self.settings.min_healthy as i32, max_healthy)
         })
         .await?;
         *self.refresh_id.lock().unwrap_or_else(|p| p.into_inner()) = Some(id.clone());
@@ -1666,15 +1753,29 @@ async fn deploy_group<F: Fleet, L: LockTable>(
             .count() as i32;
         out.result = "planned".into();
         out.batches = ((old + k - 1) / k.max(1)) as u32;
+        // Below 100% --min-healthy, part of each batch is replaced in place (when the group is
+        // healthy); the rest surges above desired.
+        let floor = (g.desired * settings.min_healthy as i32 + 99) / 100;
+        let batch = k.min(old.max(1));
+        let in_place = if settings.min_healthy < 100 {
+            batch.min(g.desired - floor)
+        } else {
+            0
+        };
+        let surge = batch - in_place;
         out.detail = format!(
-            "{old} of {} instances to replace, {} batch(es) of {k}: capacity {}..{} (max {} → {} during the deploy), healthy never below {}",
+            "{old} of {} instances to replace, {} batch(es) of {k}{}: capacity {}..{} (max {} → {} during the deploy), healthy never below {floor}",
             g.members.len(),
             out.batches,
+            if in_place > 0 {
+                format!(" ({in_place} replaced in place, {surge} launched first)")
+            } else {
+                String::new()
+            },
             g.desired,
-            g.desired + k.min(old.max(1)),
+            g.desired + surge,
             g.max,
-            g.max.max(g.desired + k.min(old.max(1))),
-            g.desired
+            g.max.max(g.desired + surge),
         );
         return Ok(out);
     }
@@ -1995,6 +2096,7 @@ mod tests {
             lock_stale: LOCK_STALE,
             lock_table: None,
             parallel: 1,
+            min_healthy: 100,
             plan_only: false,
             abort: false,
             unlock: false,
@@ -2375,6 +2477,52 @@ mod tests {
             b.tags
         );
         assert!(cloud.member_images("hello-b").iter().all(|i| i == OLD));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn below_100_percent_min_healthy_batches_are_replaced_in_place_above_the_floor() {
+        // (share, batch, surge per batch expected: none at 50%, one at 75%)
+        for (share, raised) in [(50, false), (75, true)] {
+            let dir = tempfile::tempdir().unwrap();
+            let (mut s, cloud) = setup(dir.path(), 4);
+            s.min_healthy = share;
+            let d = deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
+                .await
+                .unwrap();
+            assert_eq!(d.groups[0].result, "deployed", "{share}%: {d:?}");
+            assert_eq!(d.groups[0].batches, 2, "{share}%: {d:?}");
+            assert!(all(&cloud, NEW));
+            as_before(&cloud, 4);
+            let floor = (4 * share as usize).div_ceil(100);
+            let low = cloud.healthy_floor("hello-live").unwrap();
+            assert!(low >= floor, "{share}%: {low} healthy at the lowest");
+            if !raised {
+                assert!(low < 4, "{share}%: replaced in place");
+            }
+            // Capacity changes: the template pointed at, the restore, and one per surging batch.
+            let updates = cloud
+                .calls()
+                .iter()
+                .filter(|c| c.starts_with("UpdateAutoScalingGroup "))
+                .count();
+            assert_eq!(updates, if raised { 4 } else { 2 }, "{share}%");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn below_100_percent_a_failing_gate_still_rolls_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut s, cloud) = setup(dir.path(), 4);
+        s.min_healthy = 50;
+        cloud.set_unhealthy_images(&[NEW]);
+        let d = deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
+            .await
+            .unwrap();
+        assert_eq!(d.exit(), Exit::RolledBack, "{d:?}");
+        assert!(d.groups[0].detail.contains("batch 1 not healthy"), "{d:?}");
+        assert!(all(&cloud, OLD));
+        as_before(&cloud, 4);
+        assert!(cloud.healthy_floor("hello-live").unwrap() >= 2);
     }
 
     #[tokio::test(start_paused = true)]

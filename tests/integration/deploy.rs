@@ -315,6 +315,8 @@ fn bad_deploy_flags_are_usage_errors() {
         (&["--batch", "0"][..], "--batch `0`"),
         (&["--batch", "150%"][..], "--batch `150%`"),
         (&["--poll=-1"][..], "--poll -1"),
+        (&["--min-healthy", "150%"][..], "--min-healthy `150%`"),
+        (&["--parallel", "0"][..], "--parallel"),
     ] {
         let (_, err, code) = parts(
             &gears()
@@ -353,12 +355,14 @@ async fn a_mixed_instances_group_rolls_onto_the_new_ami() {
                 "--region",
                 "us-east-1",
             ])
-            .args(["--batch", "2", "--poll", "0.2"])
+            // Half the group may be replaced in place: moto launches the replacements.
+            .args(["--batch", "2", "--poll", "0.2", "--min-healthy", "50%"])
             .output()
             .unwrap(),
     );
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(out.contains("\tdeployed\t"), "{out}");
+    assert!(err.contains("in place (--min-healthy 50%)"), "{err}");
     let (after, g) = images_of_group("us-east-1", &group).await;
     assert_eq!(after.len(), 3, "{after:?}");
     assert!(after.iter().all(|i| i == &new), "{after:?}");
