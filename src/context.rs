@@ -73,6 +73,35 @@ impl RunContext {
         .any(|k| self.var(k).is_some_and(|v| v != "false" && v != "0"))
     }
 
+    /// The CI job this runs in, as its server names it: GoCD's pipeline, counter, stage and
+    /// job, Jenkins' `BUILD_TAG`, GitHub Actions' run; `None` outside CI.
+    pub fn ci_job(&self) -> Option<String> {
+        if let Some(p) = self.var("GO_PIPELINE_NAME") {
+            let parts: Vec<&str> = [
+                Some(p),
+                self.var("GO_PIPELINE_COUNTER"),
+                self.var("GO_STAGE_NAME"),
+                self.var("GO_STAGE_COUNTER"),
+                self.var("GO_JOB_NAME"),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            return Some(format!("gocd:{}", parts.join("/")));
+        }
+        if let Some(t) = self.var("BUILD_TAG") {
+            return Some(format!("jenkins:{t}"));
+        }
+        if let (Some(job), Some(n)) = (self.var("JOB_NAME"), self.var("BUILD_NUMBER")) {
+            return Some(format!("jenkins:{job}#{n}"));
+        }
+        if let (Some(repo), Some(run)) = (self.var("GITHUB_REPOSITORY"), self.var("GITHUB_RUN_ID"))
+        {
+            return Some(format!("github:{repo}/actions/runs/{run}"));
+        }
+        None
+    }
+
     /// The user asked for no colour (https://no-color.org).
     pub fn no_color(&self) -> bool {
         self.env.contains_key("NO_COLOR") && self.var("NO_COLOR").is_some()
@@ -91,6 +120,27 @@ impl RunContext {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_ci_job_is_named_as_its_server_names_it() {
+        let go = RunContext::from_vars([
+            ("GO_PIPELINE_NAME", "hello"),
+            ("GO_PIPELINE_COUNTER", "42"),
+            ("GO_STAGE_NAME", "deploy"),
+            ("GO_STAGE_COUNTER", "1"),
+            ("GO_JOB_NAME", "live"),
+        ]);
+        assert_eq!(go.ci_job().as_deref(), Some("gocd:hello/42/deploy/1/live"));
+        let jenkins = RunContext::from_vars([("BUILD_TAG", "jenkins-hello-7")]);
+        assert_eq!(jenkins.ci_job().as_deref(), Some("jenkins:jenkins-hello-7"));
+        let jenkins = RunContext::from_vars([("JOB_NAME", "hello"), ("BUILD_NUMBER", "7")]);
+        assert_eq!(jenkins.ci_job().as_deref(), Some("jenkins:hello#7"));
+        assert_eq!(
+            RunContext::from_vars(Vec::<(String, String)>::new()).ci_job(),
+            None
+        );
+    }
+
     use super::*;
 
     #[test]

@@ -583,8 +583,9 @@ struct FleetState {
     floor_log: BTreeMap<String, Vec<usize>>,
     /// A template's default version, when not 1.
     default_versions: BTreeMap<String, usize>,
-    /// CreateLaunchTemplateVersion client tokens (template/token) → the version they made.
-    client_tokens: BTreeMap<String, String>,
+    /// CreateLaunchTemplateVersion client tokens (region/token) → the version they made and
+    /// what was asked.
+    client_tokens: BTreeMap<String, (String, String)>,
     /// Launch lifecycle hooks, per group.
     launch_hooks: BTreeMap<String, Vec<super::LaunchHook>>,
     /// Instances of these images stay in `Pending:Wait` (a launch hook nobody completes).
@@ -882,14 +883,25 @@ impl Fleet for FakeFleet {
             .call("CreateLaunchTemplateVersion", &self.region)
             .await?;
         let mut f = self.cloud.fleet_state();
-        let key = format!("{}/{token}", source.id);
-        if let Some(v) = f.client_tokens.get(&key) {
+        // As on EC2: a token is scoped to the account and region; the same token with other
+        // parameters is refused.
+        let key = format!("{}/{token}", self.region);
+        let asked = format!("{}/{}/{image}", source.id, source.version);
+        if let Some((v, was)) = f.client_tokens.get(&key) {
+            if *was != asked {
+                return Err(CloudError::api(
+                    "CreateLaunchTemplateVersion",
+                    &self.region,
+                    Some("IdempotentParameterMismatch"),
+                    "the client token was used with other parameters",
+                ));
+            }
             return Ok(v.clone());
         }
         let v = f.templates.entry(source.id.clone()).or_default();
         v.push(image.to_owned());
         let n = v.len().to_string();
-        f.client_tokens.insert(key, n.clone());
+        f.client_tokens.insert(key, (n.clone(), asked));
         Ok(n)
     }
 

@@ -124,7 +124,8 @@ pub fn kind_of_code(code: &str) -> ErrorKind {
         | "InvalidParameterValue"
         | "InvalidParameterCombination"
         | "MissingParameter"
-        | "InvalidParameter" => ErrorKind::Invalid,
+        | "InvalidParameter"
+        | "IdempotentParameterMismatch" => ErrorKind::Invalid,
         _ => ErrorKind::Other,
     }
 }

@@ -182,17 +182,31 @@ fn wall_now() -> chrono::DateTime<chrono::Utc> {
     *wall + chrono::Duration::from_std(since).unwrap_or_default()
 }
 
-fn lock_value(run: &str) -> String {
-    format!(
-        "{run} {} {}",
-        std::env::var("HOSTNAME")
-            .ok()
-            .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
-            .map(|h| h.trim().to_owned())
-            .filter(|h| !h.is_empty())
-            .unwrap_or_else(|| "unknown-host".into()),
-        wall_now().format("%Y-%m-%dT%H:%M:%SZ")
-    )
+/// Who holds a lock: the host, and the CI job when there is one (each without spaces, so the
+/// value splits into run, who and time).
+fn holder(ctx: &crate::context::RunContext) -> String {
+    let word = |s: &str| -> String {
+        s.trim()
+            .chars()
+            .map(|c| if c.is_whitespace() { '_' } else { c })
+            .take(80)
+            .collect()
+    };
+    let host = ctx
+        .var("HOSTNAME")
+        .map(str::to_owned)
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| word(&h))
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown-host".into());
+    match ctx.ci_job() {
+        Some(job) => format!("{host} {}", word(&job)),
+        None => host,
+    }
+}
+
+fn lock_value(run: &str, who: &str) -> String {
+    format!("{run} {who} {}", wall_now().format("%Y-%m-%dT%H:%M:%SZ"))
 }
 
 /// The holder's run id and how long ago it refreshed the lock.
@@ -262,6 +276,8 @@ struct Roll<'a, F: Fleet, L: LockTable> {
     versions: &'a tokio::sync::Mutex<BTreeMap<String, String>>,
     /// The instance refresh this run started, if any.
     refresh_id: std::sync::Mutex<Option<String>>,
+    /// Who holds the lock: host and CI job.
+    who: &'a str,
 }
 
 /// The smoke tests of the health gate.
@@ -393,7 +409,7 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
                 ));
             }
         }
-        let mine = lock_value(&self.run);
+        let mine = lock_value(&self.run, self.who);
         let lock = BTreeMap::from([(LOCK_TAG.to_owned(), mine.clone())]);
         patiently(self.cancel, d, || {
             self.fleet.put_tags(&self.name, &lock, false)
@@ -482,7 +498,16 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
                 };
                 // The run in the client token: an attempt the SDK retries after a timeout
                 // does not create a second version.
-                let token = format!("gears-{}-{source}", self.run);
+                // EC2 scopes a token to the account and region, so it names the template too
+                // (at most 64 characters: 5 + 32 + 17 + 1 + the version).
+                let token: String = format!(
+                    "gears{}{}v{source}",
+                    self.run.replace('-', ""),
+                    t.id.trim_start_matches("lt-")
+                )
+                .chars()
+                .take(64)
+                .collect();
                 let to = patiently(self.cancel, d, || {
                     self.fleet.new_template_version(&base, &self.ami, &token)
                 })
@@ -708,7 +733,7 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
     /// lock stops this run before it writes anything), then the group's tag.
     async fn refresh_lock(&self) -> Result<(), Error> {
         let d = self.deadline();
-        let value = lock_value(&self.run);
+        let value = lock_value(&self.run, self.who);
         if let Some(t) = self.table {
             let (now, _) = lease_times(self.settings);
             let ours = patiently(self.cancel, d, || {
@@ -745,7 +770,7 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
         loop {
             tokio::time::sleep(every).await;
             let beat = async {
-                let value = lock_value(&self.run);
+                let value = lock_value(&self.run, self.who);
                 if let Some(t) = self.table {
                     let (now, _) = lease_times(self.settings);
                     if !t.renew(&self.lock_key, &self.run, &value, now).await? {
@@ -1490,6 +1515,7 @@ pub async fn deploy<C: Cloud>(
         run: &run,
         failed: Default::default(),
         versions: Default::default(),
+        who: holder(ctx),
     };
     // Regions in parallel, the groups of a region `--parallel` at a time.
     let results = futures::future::join_all(
@@ -1552,6 +1578,8 @@ struct RegionCtx<'a> {
     run: &'a str,
     /// The first group that rolled back or failed, anywhere: groups not started yet are skipped.
     failed: std::sync::Mutex<Option<String>>,
+    /// Who holds the locks: host and CI job.
+    who: String,
     /// `region/template/$Latest` → the number it meant when this run first read it: groups
     /// sharing a template all return to that version on rollback (and share one new version).
     versions: tokio::sync::Mutex<BTreeMap<String, String>>,
@@ -1714,6 +1742,7 @@ async fn deploy_group<F: Fleet, L: LockTable>(
         known: Default::default(),
         versions: &ctx.versions,
         refresh_id: Default::default(),
+        who: &ctx.who,
     };
     let from_ami = match (&g.template, &g.launch_configuration) {
         (Some(t), _) => fleet.template_image(t).await.unwrap_or_default(),
@@ -1809,7 +1838,7 @@ async fn deploy_group<F: Fleet, L: LockTable>(
         // lock (a human decided to undo), is taken over.
         if let Some(t) = &table {
             let (now, stale) = lease_times(settings);
-            let mine = lock_value(run);
+            let mine = lock_value(run, &ctx.who);
             let mut held = t.acquire(&lock_key, run, &mine, now, stale).await?;
             if held
                 .as_ref()
@@ -1860,7 +1889,7 @@ async fn deploy_group<F: Fleet, L: LockTable>(
         // had reached, and refuse another AMI).
         let (now, stale) = lease_times(settings);
         if let Some(holder) = t
-            .acquire(&lock_key, run, &lock_value(run), now, stale)
+            .acquire(&lock_key, run, &lock_value(run, &ctx.who), now, stale)
             .await?
         {
             let stopped = holder.contains("kept until a human unlocks it");
@@ -1913,6 +1942,7 @@ async fn deploy_group<F: Fleet, L: LockTable>(
         known: Default::default(),
         versions: &ctx.versions,
         refresh_id: Default::default(),
+        who: &ctx.who,
     };
     let st = match roll.start(&g).await {
         Ok(st) => {
@@ -2127,6 +2157,23 @@ mod tests {
                 && !g.tags.contains_key(TAGS_TAG),
             "{:?}",
             g.tags
+        );
+    }
+
+    #[test]
+    fn the_lock_names_the_host_and_the_ci_job() {
+        let ctx = crate::context::RunContext::from_vars([
+            ("HOSTNAME", "agent 3"),
+            ("BUILD_TAG", "jenkins-hello-7"),
+        ]);
+        let who = holder(&ctx);
+        assert_eq!(who, "agent_3 jenkins:jenkins-hello-7");
+        let value = lock_value("run-1", &who);
+        let (run, _) = lock_age(&value).unwrap();
+        assert_eq!(run, "run-1");
+        assert!(
+            value.starts_with("run-1 agent_3 jenkins:jenkins-hello-7 "),
+            "{value}"
         );
     }
 
