@@ -222,6 +222,14 @@ fn lock_age(value: &str) -> Option<(String, Duration)> {
     Some((run, age))
 }
 
+/// Why a rollback did not finish.
+enum Undone {
+    /// It failed: the state it left, in words.
+    Failed(String),
+    /// Another run took the lock over (this one was presumed dead): that run owns the group.
+    Lost(Error),
+}
+
 /// How a roll of one group ended.
 enum Rolled {
     Done(u32),
@@ -278,6 +286,9 @@ struct Roll<'a, F: Fleet, L: LockTable> {
     refresh_id: std::sync::Mutex<Option<String>>,
     /// Who holds the lock: host and CI job.
     who: &'a str,
+    /// The group's lock tag is this run's (read back after writing it): only then does the
+    /// heartbeat write it.
+    tag_ours: std::sync::atomic::AtomicBool,
 }
 
 /// The smoke tests of the health gate.
@@ -427,6 +438,8 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
                 "run again when it is done",
             ));
         }
+        self.tag_ours
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         if let Some(s) = state {
             if s.ami == self.ami {
                 self.say(&format!(
@@ -748,7 +761,10 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
         patiently(self.cancel, d, || {
             self.fleet.put_tags(&self.name, &lock, false)
         })
-        .await
+        .await?;
+        self.tag_ours
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
     }
 
     fn lost(&self) -> Error {
@@ -777,8 +793,10 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
                         return Err(self.lost());
                     }
                 }
-                let lock = BTreeMap::from([(LOCK_TAG.to_owned(), value)]);
-                self.fleet.put_tags(&self.name, &lock, false).await?;
+                if self.tag_ours.load(std::sync::atomic::Ordering::SeqCst) {
+                    let lock = BTreeMap::from([(LOCK_TAG.to_owned(), value)]);
+                    self.fleet.put_tags(&self.name, &lock, false).await?;
+                }
                 Ok::<(), Error>(())
             };
             if let Ok(Err(e @ Error::Locked { .. })) = tokio::time::timeout(every, beat).await {
@@ -1168,22 +1186,34 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
     }
 
     /// [`Roll::rollback`] with the lock renewed beside it.
-    async fn rollback_held(&self, st: &State) -> Result<(), String> {
+    /// Its steps with the lock renewed beside them; the restore after (a renewal must not put
+    /// the lock back once it was removed).
+    async fn rollback_held(&self, st: &State) -> Result<(), Undone> {
         tokio::select! {
-            r = self.rollback(st) => r,
-            e = self.heartbeat() => Err(e.render().trim().trim_start_matches("error: ").to_owned()),
+            r = self.rollback_steps(st) => r?,
+            e = self.heartbeat() => return Err(Undone::Lost(e)),
         }
+        self.finish(st)
+            .await
+            .map_err(|e| Undone::Failed(e.to_string()))
     }
 
-    /// Back to the old template and old-AMI instances, capacity as it was.
-    async fn rollback(&self, st: &State) -> Result<(), String> {
-        let e = |e: Error| e.to_string();
+    /// Back to the old template and old-AMI instances, capacity as it was (all but the
+    /// restore of [`Roll::finish`]).
+    async fn rollback_steps(&self, st: &State) -> Result<(), Undone> {
+        let e = |e: Error| match e {
+            e @ Error::Locked { .. } => Undone::Lost(e),
+            e => Undone::Failed(e.to_string()),
+        };
         self.say(&format!(
             "rolling back to launch template version {} and {} instances",
             st.from, st.desired
         ));
         self.point_at(st, &st.from).await.map_err(e)?;
         let deadline = self.deadline();
+        // The lock as the rollback found it (a killed run's, for --abort): another value that
+        // is not ours means another run took the group over.
+        let mut found_lock: Option<Option<String>> = None;
         // Old-AMI members that were already there, and whether they were healthy: an old one
         // that was unhealthy before the rollback is not the rollback's to fix, and must not
         // keep it from finishing.
@@ -1191,6 +1221,18 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
         let mut surge: Option<i32> = None;
         loop {
             let g = counting(self.group().await.map_err(e)?);
+            let lock = g.tags.get(LOCK_TAG).cloned();
+            let found = found_lock.get_or_insert_with(|| lock.clone());
+            if let Some(l) = &lock {
+                if !l.starts_with(&self.run) && Some(l) != found.as_ref() && !l.starts_with("STOP")
+                {
+                    return Err(Undone::Lost(refused(
+                        &self.name,
+                        format!("another run took the lock over during the rollback ({l}); stopping here"),
+                        "that run owns the group now",
+                    )));
+                }
+            }
             let images = self.images(&g).await.map_err(e)?;
             let health = self.health(&g).await.map_err(e)?;
             let before = before.get_or_insert_with(|| {
@@ -1219,7 +1261,7 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
                 break;
             }
             if Instant::now() >= deadline {
-                return Err(format!(
+                return Err(Undone::Failed(format!(
                     "group {}: {} members ({} on the new AMI: {}), desired {} (was {}), not all healthy; template set back to version {}",
                     self.name,
                     g.members.len(),
@@ -1228,7 +1270,7 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
                     g.desired,
                     st.desired,
                     st.from
-                ));
+                )));
             }
             let old_healthy = g
                 .members
@@ -1307,7 +1349,7 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
                 .await
                 .map_err(e)?;
         }
-        self.finish(st).await.map_err(e)
+        Ok(())
     }
 
     /// Capacity as it was, processes resumed, state and lock removed.
@@ -1743,6 +1785,7 @@ async fn deploy_group<F: Fleet, L: LockTable>(
         versions: &ctx.versions,
         refresh_id: Default::default(),
         who: &ctx.who,
+        tag_ours: Default::default(),
     };
     let from_ami = match (&g.template, &g.launch_configuration) {
         (Some(t), _) => fleet.template_image(t).await.unwrap_or_default(),
@@ -1873,7 +1916,8 @@ async fn deploy_group<F: Fleet, L: LockTable>(
                 out.result = "rolled back".into();
                 out.detail = "aborted: back on the old AMI".into();
             }
-            Err(why) => {
+            Err(Undone::Lost(e)) => return Err(e),
+            Err(Undone::Failed(why)) => {
                 // Stop the line, as after any failed rollback.
                 let note = roll.stop_the_line().await;
                 out.result = "rollback failed".into();
@@ -1943,8 +1987,9 @@ async fn deploy_group<F: Fleet, L: LockTable>(
         versions: &ctx.versions,
         refresh_id: Default::default(),
         who: &ctx.who,
+        tag_ours: Default::default(),
     };
-    let st = match roll.start(&g).await {
+    let st = match roll.with_heartbeat(roll.start(&g)).await {
         Ok(st) => {
             // A continued run: the group already points at the new spec, so what it came from
             // is the recorded one.
@@ -1970,12 +2015,15 @@ async fn deploy_group<F: Fleet, L: LockTable>(
                     ctx.cleanup.done(step);
                     give_back(true).await;
                 }
-                Some(st) => {
+                // Recorded, and still ours: undo it. Not ours any more: the run that took the
+                // lock over owns the group.
+                Some(st) if ours => {
                     if undo.rollback_held(&st).await.is_ok() {
                         ctx.cleanup.done(step);
                         give_back(true).await;
                     }
                 }
+                Some(_) => ctx.cleanup.done(step),
             }
             return Err(e);
         }
@@ -2030,7 +2078,16 @@ async fn deploy_group<F: Fleet, L: LockTable>(
         .unwrap_or_else(|p| p.into_inner())
         .clone();
     if let Some(id) = refresh {
-        undo.stop_refresh(&id).await;
+        let stopped = undo
+            .with_heartbeat(async {
+                undo.stop_refresh(&id).await;
+                Ok(())
+            })
+            .await;
+        if let Err(e) = stopped {
+            ctx.cleanup.done(step);
+            return Err(e);
+        }
     }
     if interrupted.is_some() {
         eprintln!(
@@ -2045,7 +2102,11 @@ async fn deploy_group<F: Fleet, L: LockTable>(
             out.result = "rolled back".into();
             out.detail = format!("{why}; rolled back to {}", out.from_ami);
         }
-        Err(state) => {
+        Err(Undone::Lost(e)) => {
+            ctx.cleanup.done(step);
+            return Err(e);
+        }
+        Err(Undone::Failed(state)) => {
             // Stop the line: the lock stays until a human unlocks it.
             ctx.cleanup.done(step);
             let note = undo.stop_the_line().await;
@@ -2570,6 +2631,53 @@ mod tests {
         assert!(all(&cloud, OLD));
         as_before(&cloud, 4);
         assert!(cloud.healthy_floor("hello-live").unwrap() >= 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lock_lost_during_the_rollback_stops_it_without_stopping_the_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut s, cloud) = setup(dir.path(), 4);
+        s.lock_table = Some("gears-locks".into());
+        s.gate_timeout = Duration::from_secs(30);
+        cloud.set_unhealthy_images(&[NEW]);
+        // Slow calls: the rollback (from about 35 s on) takes longer than a heartbeat.
+        cloud.set_faults(Faults {
+            latency: Duration::from_secs(2),
+            ..Default::default()
+        });
+        let taker = cloud.clone();
+        tokio::spawn(async move {
+            // Once the rollback pointed the group back at version 1 (after version 2)...
+            let mut saw_new = false;
+            loop {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                let v = taker.group("hello-live").unwrap().template.unwrap().version;
+                saw_new |= v == "2";
+                if saw_new && v == "1" {
+                    break;
+                }
+            }
+            // ...another run takes the lock over (as if this one had looked dead).
+            let locks = taker.locks("us-east-1", "gears-locks").await.unwrap();
+            let now = chrono::Utc::now().timestamp_millis();
+            locks
+                .acquire("us-east-1/hello-live", "other-run", "ci-9", now, i64::MAX)
+                .await
+                .unwrap();
+        });
+        let e = deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
+            .await
+            .unwrap_err();
+        assert_eq!(e.exit(), Exit::Cloud, "{}", e.render());
+        assert!(e.render().contains("took the lock over"), "{}", e.render());
+        // No STOP written over the new holder's lock.
+        let g = cloud.group("hello-live").unwrap();
+        assert!(
+            !g.tags.get(LOCK_TAG).is_some_and(|l| l.starts_with("STOP")),
+            "{:?}",
+            g.tags
+        );
+        assert_eq!(cloud.lock_items()["us-east-1/hello-live"].0, "other-run");
     }
 
     #[tokio::test(start_paused = true)]
