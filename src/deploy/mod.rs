@@ -169,6 +169,9 @@ pub struct State {
     /// The template is a mixed-instances policy's.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub mx: bool,
+    /// The version number `from` meant when the deploy started (the new version's base).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub fromn: String,
 }
 
 /// The wall clock, advanced by tokio's clock from the first reading: the same as
@@ -281,7 +284,7 @@ struct Roll<'a, F: Fleet, L: LockTable> {
     /// What EC2 said of members already (their AMI and addresses do not change).
     known: std::sync::Mutex<BTreeMap<String, crate::aws::MemberInfo>>,
     /// The run's resolved template versions ([`RegionCtx::versions`]).
-    versions: &'a tokio::sync::Mutex<BTreeMap<String, String>>,
+    versions: &'a std::sync::Mutex<BTreeMap<String, String>>,
     /// The instance refresh this run started, if any.
     refresh_id: std::sync::Mutex<Option<String>>,
     /// Who holds the lock: host and CI job.
@@ -447,7 +450,13 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
                     s.ami, s.run
                 ));
                 // Whatever the interrupted run had reached (even a rollback under way): the new
-                // launch spec, and the processes suspended again.
+                // launch spec (made now, if the killed run had not yet), and the processes
+                // suspended again.
+                let mut s = s;
+                if s.to.is_empty() && !s.lc {
+                    s.to = self.create_version(&s).await?;
+                    self.record(&s).await?;
+                }
                 patiently(self.cancel, d, || {
                     self.fleet.set_processes(&self.name, &s.susp, true)
                 })
@@ -466,70 +475,60 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
         }
         // The new launch spec: a template version with the new AMI, or for a group on a legacy
         // launch configuration, a copy of it with the new AMI.
-        let (lt, from, to, lc) = match (&g.template, &g.launch_configuration) {
+        let (lt, from, fromn, to, lc) = match (&g.template, &g.launch_configuration) {
             (Some(t), _) => {
                 // The number `$Latest`/`$Default` means now, read before ours exists: ours is
                 // based on it, and a rollback returns to it. `$Default` stays `$Default` on
                 // rollback (gears never changes a template's default version); `$Latest` does
-                // not (ours is the latest now), so it becomes the number it meant.
+                // not (ours is the latest now), so it becomes the number it meant. Groups of
+                // this run on the same template share the first reading (taken before that
+                // group made its version, so a later reading cannot see ours).
                 let key = format!("{}/{}/{}", self.fleet.region(), t.id, t.version);
-                let mut versions = self.versions.lock().await;
-                let source = match versions.get(&key) {
-                    Some(v) => v.clone(),
+                let cached = self
+                    .versions
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get(&key)
+                    .cloned();
+                let source = match cached {
+                    Some(v) => v,
                     None => {
                         let v =
                             patiently(self.cancel, d, || self.fleet.resolve_version(t)).await?;
-                        // A version that already launches the new AMI has nothing to roll
-                        // back to (another group on this template was deployed by an earlier
-                        // run, and the template's `$Latest` moved with it).
-                        let base = TemplateRef {
-                            id: t.id.clone(),
-                            version: v.clone(),
-                        };
-                        let image =
-                            patiently(self.cancel, d, || self.fleet.template_image(&base)).await?;
-                        let images = self.images(g).await?;
-                        if image == self.ami && images.values().any(|i| *i != self.ami) {
-                            return Err(InputError::whole_file(
-                                format!("group {}", self.name),
-                                format!(
-                                    "its launch template {} {} (version {v}) already launches {}, but some of its instances run another AMI: a rollback would have no version to return to",
-                                    t.id, t.version, self.ami
-                                ),
-                            )
-                            .with_hint("point the group at the template version its instances were launched from (a number), then deploy again")
-                            .into());
-                        }
-                        versions.insert(key, v.clone());
-                        v
+                        self.versions
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .entry(key)
+                            .or_insert(v)
+                            .clone()
                     }
                 };
-                drop(versions);
+                // A version that already launches the new AMI has nothing to roll back to
+                // (another group on this template was deployed by an earlier run, and the
+                // template's `$Latest` moved with it).
                 let base = TemplateRef {
                     id: t.id.clone(),
                     version: source.clone(),
                 };
-                // The run in the client token: an attempt the SDK retries after a timeout
-                // does not create a second version.
-                // EC2 scopes a token to the account and region, so it names the template too
-                // (at most 64 characters: 5 + 32 + 17 + 1 + the version).
-                let token: String = format!(
-                    "gears{}{}v{source}",
-                    self.run.replace('-', ""),
-                    t.id.trim_start_matches("lt-")
-                )
-                .chars()
-                .take(64)
-                .collect();
-                let to = patiently(self.cancel, d, || {
-                    self.fleet.new_template_version(&base, &self.ami, &token)
-                })
-                .await?;
+                let image = patiently(self.cancel, d, || self.fleet.template_image(&base)).await?;
+                let images = self.images(g).await?;
+                if image == self.ami && images.values().any(|i| *i != self.ami) {
+                    return Err(InputError::whole_file(
+                        format!("group {}", self.name),
+                        format!(
+                            "its launch template {} {} (version {source}) already launches {}, but some of its instances run another AMI: a rollback would have no version to return to",
+                            t.id, t.version, self.ami
+                        ),
+                    )
+                    .with_hint("point the group at the template version its instances were launched from (a number), then deploy again")
+                    .into());
+                }
                 let from = match t.version.as_str() {
                     "$Default" => "$Default".to_owned(),
-                    _ => source,
+                    _ => source.clone(),
                 };
-                (t.id.clone(), from, to, false)
+                // The new version is made once the deploy is recorded (below).
+                (t.id.clone(), from, source, None, false)
             }
             (None, Some(c)) => {
                 let suffix: String = self.run.chars().filter(char::is_ascii_hexdigit).collect();
@@ -540,7 +539,7 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
                     self.fleet.copy_configuration(c, &name, &self.ami)
                 })
                 .await?;
-                (String::new(), c.clone(), name, true)
+                (String::new(), c.clone(), String::new(), Some(name), true)
             }
             (None, None) => {
                 return Err(InputError::whole_file(
@@ -555,12 +554,13 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
             .filter(|p| !g.suspended.iter().any(|s| s == *p))
             .map(|p| p.to_string())
             .collect();
-        let state = State {
+        let mut state = State {
             run: self.run.clone(),
             ami: self.ami.clone(),
             lt: lt.clone(),
             from,
-            to: to.clone(),
+            fromn,
+            to: to.clone().unwrap_or_default(),
             min: g.min,
             max: g.max,
             desired: g.desired,
@@ -568,8 +568,9 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
             lc,
             mx: g.mixed,
         };
+        // Checked with room for the version number still to come.
         let json = serde_json::to_string(&state).unwrap_or_default();
-        if json.chars().count() > 256 {
+        if json.chars().count() + if to.is_none() { 10 } else { 0 } > 256 {
             return Err(InputError::whole_file(
                 format!("group {}", self.name),
                 format!(
@@ -580,11 +581,14 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
             )
             .into());
         }
-        let tag = BTreeMap::from([(STATE_TAG.to_owned(), json)]);
-        patiently(self.cancel, d, || {
-            self.fleet.put_tags(&self.name, &tag, false)
-        })
-        .await?;
+        // Recorded before the new template version exists: a run killed in between is
+        // continued by the same command, whose request carries the recorded run's client
+        // token and so gets the same version back (never a second one left behind).
+        self.record(&state).await?;
+        if state.to.is_empty() {
+            state.to = self.create_version(&state).await?;
+            self.record(&state).await?;
+        }
         patiently(self.cancel, d, || {
             self.fleet.set_processes(&self.name, &susp, true)
         })
@@ -625,6 +629,36 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
             }
         ));
         Ok(state)
+    }
+
+    /// Writes the deploy state to the group's tag.
+    async fn record(&self, st: &State) -> Result<(), Error> {
+        let tag = BTreeMap::from([(
+            STATE_TAG.to_owned(),
+            serde_json::to_string(st).unwrap_or_default(),
+        )]);
+        let d = self.deadline();
+        patiently(self.cancel, d, || {
+            self.fleet.put_tags(&self.name, &tag, false)
+        })
+        .await
+    }
+
+    /// The recorded deploy's new template version, from the version it recorded as its base,
+    /// with the recorded run's client token (EC2 scopes a token to the account and region, so
+    /// it names the template too; at most 64 characters: 5 + 32 + 17 + 1 + the version): the
+    /// same request again returns the same version.
+    async fn create_version(&self, st: &State) -> Result<String, Error> {
+        let base = TemplateRef {
+            id: st.lt.clone(),
+            version: st.fromn.clone(),
+        };
+        let token = version_token(st);
+        let d = self.deadline();
+        patiently(self.cancel, d, || {
+            self.fleet.new_template_version(&base, &self.ami, &token)
+        })
+        .await
     }
 
     /// Points the group at launch spec `which` (a template version, or a configuration name).
@@ -1209,7 +1243,27 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
             "rolling back to launch template version {} and {} instances",
             st.from, st.desired
         ));
-        self.point_at(st, &st.from).await.map_err(e)?;
+        // `$Default`, unless someone moved the template's default version during the deploy:
+        // then the version it meant when the deploy started (the one the old instances came
+        // from), and the group stays pinned to it.
+        let mut back = st.from.clone();
+        if st.from == "$Default" && !st.fromn.is_empty() && !st.lc {
+            let t = TemplateRef {
+                id: st.lt.clone(),
+                version: st.from.clone(),
+            };
+            let d = self.deadline();
+            if let Ok(now) = patiently(self.cancel, d, || self.fleet.resolve_version(&t)).await {
+                if now != st.fromn {
+                    self.say(&format!(
+                        "the template's default version moved during the deploy ({} → {now}): rolling back to version {}, and the group stays on it",
+                        st.fromn, st.fromn
+                    ));
+                    back = st.fromn.clone();
+                }
+            }
+        }
+        self.point_at(st, &back).await.map_err(e)?;
         let deadline = self.deadline();
         // The lock as the rollback found it (a killed run's, for --abort): another value that
         // is not ours means another run took the group over.
@@ -1411,6 +1465,19 @@ fn held_by_hooks(g: &Group, hooks: &[crate::aws::LaunchHook]) -> String {
             _ => format!("launch lifecycle hooks {}", names.join(", ")),
         }
     )
+}
+
+/// The client token of a recorded deploy's new template version.
+fn version_token(st: &State) -> String {
+    format!(
+        "gears{}{}v{}",
+        st.run.replace('-', ""),
+        st.lt.trim_start_matches("lt-"),
+        st.fromn
+    )
+    .chars()
+    .take(64)
+    .collect()
 }
 
 /// The AMI of the launch spec a recorded deploy came from (`None` if AWS does not say).
@@ -1624,7 +1691,7 @@ struct RegionCtx<'a> {
     who: String,
     /// `region/template/$Latest` → the number it meant when this run first read it: groups
     /// sharing a template all return to that version on rollback (and share one new version).
-    versions: tokio::sync::Mutex<BTreeMap<String, String>>,
+    versions: std::sync::Mutex<BTreeMap<String, String>>,
 }
 
 /// The groups of one region, `--parallel` at a time: what each did, and the errors of those
@@ -2678,6 +2745,112 @@ mod tests {
             g.tags
         );
         assert_eq!(cloud.lock_items()["us-east-1/hello-live"].0, "other-run");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_default_version_moved_during_the_deploy_is_not_where_the_rollback_goes() {
+        const UNREVIEWED: &str = "ami-0000000000000009d";
+        let dir = tempfile::tempdir().unwrap();
+        let (mut s, cloud) = setup(dir.path(), 2);
+        add_group_on(
+            &cloud,
+            "hello-default",
+            3,
+            "lt-d",
+            "$Default",
+            &[OLD, UNREVIEWED],
+        );
+        s.groups = vec!["hello-default".into()];
+        cloud.set_unhealthy_images(&[NEW]);
+        let mover = cloud.clone();
+        tokio::spawn(async move {
+            // Once the deploy made its version (3), someone makes version 2 the default.
+            loop {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                let v = mover
+                    .group("hello-default")
+                    .unwrap()
+                    .template
+                    .unwrap()
+                    .version;
+                if v == "3" {
+                    mover.set_default_version("lt-d", 2);
+                    break;
+                }
+            }
+        });
+        let d = deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
+            .await
+            .unwrap();
+        assert_eq!(d.exit(), Exit::RolledBack, "{d:?}");
+        assert_eq!(
+            cloud
+                .group("hello-default")
+                .unwrap()
+                .template
+                .unwrap()
+                .version,
+            "1"
+        );
+        assert!(cloud
+            .member_images("hello-default")
+            .iter()
+            .all(|i| i == OLD));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_deploy_killed_before_its_new_version_is_continued_without_a_second_version() {
+        for made in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let (mut s, cloud) = setup(dir.path(), 4);
+            // What a run killed right after recording the deploy leaves: the state with no new
+            // version yet (and, just after the request, maybe the version itself).
+            let st = State {
+                run: "0190b7a2-0000-7000-8000-000000000001".into(),
+                ami: NEW.into(),
+                lt: "lt-1".into(),
+                from: "1".into(),
+                fromn: "1".into(),
+                to: String::new(),
+                min: 4,
+                max: 4,
+                desired: 4,
+                susp: vec!["AZRebalance".into(), "ScheduledActions".into()],
+                lc: false,
+                mx: false,
+            };
+            cloud.fake_fleet_tag(
+                "hello-live",
+                STATE_TAG,
+                &serde_json::to_string(&st).unwrap(),
+            );
+            cloud.fake_fleet_tag(
+                "hello-live",
+                LOCK_TAG,
+                &format!("{} host 2020-01-01T00:00:00Z", st.run),
+            );
+            if made {
+                let fleet = cloud.fleet("us-east-1").await.unwrap();
+                let base = TemplateRef {
+                    id: "lt-1".into(),
+                    version: "1".into(),
+                };
+                fleet
+                    .new_template_version(&base, NEW, &version_token(&st))
+                    .await
+                    .unwrap();
+            }
+            s.lock_stale = Duration::ZERO;
+            let d = deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
+                .await
+                .unwrap();
+            assert_eq!(d.groups[0].result, "deployed", "{d:?}");
+            assert_eq!(cloud.template_versions("lt-1"), [OLD, NEW], "made {made}");
+            assert!(all(&cloud, NEW));
+            let g = cloud.group("hello-live").unwrap();
+            assert_eq!((g.min, g.max, g.desired), (4, 4, 4));
+            assert!(!g.tags.contains_key(STATE_TAG) && !g.tags.contains_key(LOCK_TAG));
+        }
     }
 
     #[tokio::test(start_paused = true)]
