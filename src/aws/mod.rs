@@ -125,7 +125,8 @@ pub fn kind_of_code(code: &str) -> ErrorKind {
         | "InvalidParameterCombination"
         | "MissingParameter"
         | "InvalidParameter"
-        | "IdempotentParameterMismatch" => ErrorKind::Invalid,
+        | "IdempotentParameterMismatch"
+        | "InstanceRefreshInProgress" => ErrorKind::Invalid,
         _ => ErrorKind::Other,
     }
 }

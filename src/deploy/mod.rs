@@ -457,6 +457,11 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
                     s.to = self.create_version(&s).await?;
                     self.record(&s).await?;
                 }
+                // An interrupted rollback may have put the old instance tags back.
+                patiently(self.cancel, d, || {
+                    self.fleet.put_tags(&self.name, &self.instance_tags, true)
+                })
+                .await?;
                 patiently(self.cancel, d, || {
                     self.fleet.set_processes(&self.name, &s.susp, true)
                 })
@@ -1190,19 +1195,34 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
     }
 
     /// Cancels instance refresh `id` and waits (until the gate deadline) until it stopped.
-    async fn stop_refresh(&self, id: &str) {
+    /// The group's refresh is cancelled whether or not this run knows its id (its start may
+    /// have been lost, or a killed run's may still be running); with an id, waited on.
+    async fn stop_refresh(&self, id: Option<&str>) {
         let d = self.deadline();
         let _ = patiently(self.cancel, d, || self.fleet.cancel_refresh(&self.name)).await;
+        let Some(id) = id else {
+            let _ = self.sleep().await;
+            return;
+        };
         loop {
             match patiently(self.cancel, d, || self.fleet.refresh_status(&self.name, id)).await {
                 Ok((status, _, _))
                     if matches!(
                         status.as_str(),
                         "Pending" | "InProgress" | "Cancelling" | "RollbackInProgress"
-                    ) => {}
+                    ) =>
+                {
+                    if Instant::now() >= d {
+                        self.say(&format!(
+                            "instance refresh {id} still {status} after {}: rolling back beside it",
+                            crate::ui::human_duration(self.settings.gate_timeout)
+                        ));
+                        return;
+                    }
+                }
                 _ => return,
             }
-            if Instant::now() >= d || self.sleep().await.is_err() {
+            if self.sleep().await.is_err() {
                 return;
             }
         }
@@ -1626,23 +1646,38 @@ pub async fn deploy<C: Cloud>(
         versions: Default::default(),
         who: holder(ctx),
     };
-    // Regions in parallel, the groups of a region `--parallel` at a time.
-    let results = futures::future::join_all(
+    // Every region's groups found and checked before any region changes.
+    let found = futures::future::join_all(
         targets
-            .into_iter()
-            .map(|(region, ami)| deploy_region(&ctx, cloud, region, ami)),
+            .iter()
+            .map(|(region, _)| find_region(&ctx, cloud, region)),
     )
     .await;
-    let mut outcomes = Vec::new();
+    let mut ready = Vec::new();
     let mut errors: Vec<Error> = Vec::new();
-    for r in results {
-        match r {
-            Ok((o, e)) => {
-                outcomes.extend(o);
-                errors.extend(e);
-            }
+    for (f, (region, ami)) in found.into_iter().zip(targets) {
+        match f {
+            Ok(f) => ready.push((region, ami, f)),
             Err(e) => errors.push(e),
         }
+    }
+    if !errors.is_empty() {
+        errors.sort_by_key(|e| std::cmp::Reverse(e.exit().severity()));
+        for other in &errors[1..] {
+            eprint!("{}", other.render());
+        }
+        return Err(errors.remove(0));
+    }
+    // Regions in parallel, the groups of a region `--parallel` at a time.
+    let results =
+        futures::future::join_all(ready.iter().map(|(region, ami, (fleet, table, groups))| {
+            roll_region(&ctx, fleet, table.as_ref(), region, ami, groups.clone())
+        }))
+        .await;
+    let mut outcomes = Vec::new();
+    for (o, e) in results {
+        outcomes.extend(o);
+        errors.extend(e);
     }
     // The most severe wins: a signal, then an error more severe than what the groups did.
     let groups_exit = Deployed {
@@ -1696,16 +1731,17 @@ struct RegionCtx<'a> {
 
 /// The groups of one region, `--parallel` at a time: what each did, and the errors of those
 /// that stopped with one.
-async fn deploy_region<C: Cloud>(
+/// The groups of one region (checked: every region's are found before any region changes).
+#[allow(clippy::type_complexity)]
+async fn find_region<C: Cloud>(
     ctx: &RegionCtx<'_>,
     cloud: &C,
-    region: String,
-    ami: String,
-) -> Result<(Vec<GroupOutcome>, Vec<Error>), Error> {
-    let (settings, cancel, want) = (ctx.settings, ctx.cancel, ctx.want);
-    let fleet = cloud.fleet(&region).await?;
+    region: &str,
+) -> Result<(C::Fleet, Option<C::Locks>, Vec<Group>), Error> {
+    let (settings, want) = (ctx.settings, ctx.want);
+    let fleet = cloud.fleet(region).await?;
     let table = match &settings.lock_table {
-        Some(t) => Some(cloud.locks(&region, t).await?),
+        Some(t) => Some(cloud.locks(region, t).await?),
         None => None,
     };
     let groups = if settings.groups.is_empty() {
@@ -1760,14 +1796,26 @@ async fn deploy_region<C: Cloud>(
         .with_hint("tag the component's groups, or name them with --group")
         .into());
     }
-    // Groups of this region, `--parallel` at a time; once one fails its gate (or errs), the
-    // groups not started yet are skipped: one AMI, one verdict.
+    Ok((fleet, table, groups))
+}
+
+/// The groups of one region, `--parallel` at a time: what each did, and the errors of those
+/// that stopped with one.
+async fn roll_region<F: Fleet, L: LockTable>(
+    ctx: &RegionCtx<'_>,
+    fleet: &F,
+    table: Option<&L>,
+    region: &str,
+    ami: &str,
+    groups: Vec<Group>,
+) -> (Vec<GroupOutcome>, Vec<Error>) {
+    let (settings, cancel) = (ctx.settings, ctx.cancel);
+    // Once one group fails its gate (or errs), the groups not started yet are skipped: one
+    // AMI, one verdict. Unordered, so a slow group does not hold the others' places.
     use futures::StreamExt;
-    let (fleet, table) = (&fleet, table.as_ref());
-    let results: Vec<Result<GroupOutcome, Error>> =
-        futures::stream::iter(groups.into_iter().map(|g| {
-            let (region, ami) = (region.as_str(), ami.as_str());
-            async move {
+    let mut results: Vec<(usize, Result<GroupOutcome, Error>)> =
+        futures::stream::iter(groups.into_iter().enumerate().map(|(i, g)| async move {
+            let r = async {
                 if let Some(sig) = cancel.signal() {
                     return Err(Error::Interrupted(sig));
                 }
@@ -1805,19 +1853,22 @@ async fn deploy_region<C: Cloud>(
                 }
                 r
             }
+            .await;
+            (i, r)
         }))
-        .buffered(settings.parallel.max(1))
+        .buffer_unordered(settings.parallel.max(1))
         .collect()
         .await;
+    results.sort_by_key(|(i, _)| *i);
     let mut outcomes = Vec::new();
     let mut errors = Vec::new();
-    for r in results {
+    for (_, r) in results {
         match r {
             Ok(o) => outcomes.push(o),
             Err(e) => errors.push(e),
         }
     }
-    Ok((outcomes, errors))
+    (outcomes, errors)
 }
 
 /// One group: lock, roll, gate, then finish or roll back.
@@ -2144,10 +2195,10 @@ async fn deploy_group<F: Fleet, L: LockTable>(
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .clone();
-    if let Some(id) = refresh {
+    if settings.strategy == Strategy::InstanceRefresh {
         let stopped = undo
             .with_heartbeat(async {
-                undo.stop_refresh(&id).await;
+                undo.stop_refresh(refresh.as_deref()).await;
                 Ok(())
             })
             .await;

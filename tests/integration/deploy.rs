@@ -330,6 +330,45 @@ fn bad_deploy_flags_are_usage_errors() {
     }
 }
 
+/// A manifest of two regions whose second has none of the component's groups: refused before
+/// any region changes (the first region's group stays as it was).
+#[tokio::test]
+async fn a_region_without_the_groups_stops_every_region_before_any_change() {
+    let dir = tempdir();
+    let name = unique("reg");
+    component_file(dir.path(), &name);
+    let (group, old, new) = fleet(&name, "us-east-1", 2).await;
+    let manifest = dir.path().join("gears-manifest.json");
+    std::fs::write(
+        &manifest,
+        serde_json::json!({
+            "format_version": 1, "component": name, "version": "2.0", "git_sha": "abc",
+            "repo": "r", "created_at": "202611240000", "ami_version": "2.0-202611240000",
+            "base_ami": MOTO_AMI, "run_id": "r1", "packer_run_uuid": null, "reused": false,
+            "amis": {"web": {"us-east-1": new, "eu-west-1": new}}
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let (out, err, code) = parts(
+        &gears()
+            .current_dir(dir.path())
+            .args(["deploy", "--environment", "live", "--poll", "0.2"])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(code, 3, "{out}\n{err}");
+    assert!(err.contains("no Auto Scaling group in eu-west-1"), "{err}");
+    let (images, g) = images_of_group("us-east-1", &group).await;
+    assert!(images.iter().all(|i| i == &old), "{images:?}");
+    assert!(
+        !g.tags()
+            .iter()
+            .any(|t| t.key().is_some_and(|k| k.starts_with("gears:deploy"))),
+        "untouched"
+    );
+}
+
 /// A group whose launch template is its mixed-instances policy's is rolled like any other. moto
 /// drops the policy on any UpdateAutoScalingGroup that does not send it (moto 5.2 sets it to
 /// whatever the request carries, read in its code), so whether the policy is kept is checked on
