@@ -283,7 +283,7 @@ fn deploy_settings(a: &crate::cli::DeployArgs) -> Result<crate::deploy::DeploySe
             None => None,
         },
         no_smoke: a.no_smoke,
-        lock_stale: crate::deploy::LOCK_STALE,
+        lock_stale: crate::deploy::lock_stale(),
         lock_table: a.lock_table.clone(),
         parallel: a.parallel.into(),
         min_healthy: crate::deploy::parse_percent(&a.min_healthy)

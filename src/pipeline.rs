@@ -426,7 +426,7 @@ pub async fn run<C: Cloud>(
                         None => None,
                     },
                     no_smoke: false,
-                    lock_stale: crate::deploy::LOCK_STALE,
+                    lock_stale: crate::deploy::lock_stale(),
                     lock_table: d.lock_table.clone(),
                     parallel: d.parallel.unwrap_or(1).max(1).into(),
                     min_healthy: match &d.min_healthy {

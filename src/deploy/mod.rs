@@ -29,6 +29,18 @@ pub const SUSPEND: [&str; 3] = ["AZRebalance", "AlarmNotification", "ScheduledAc
 /// A lock not refreshed for this long belongs to a deploy that is gone.
 pub const LOCK_STALE: Duration = Duration::from_secs(60);
 
+/// How long a lock may go without renewal before its run counts as gone: `GEARS_LOCK_STALE`
+/// seconds (at least 1), else [`LOCK_STALE`]. Shorter only for tests and emulators: the
+/// heartbeat renews every quarter of it, and hosts' clocks must agree within the rest.
+pub fn lock_stale() -> Duration {
+    std::env::var("GEARS_LOCK_STALE")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|s| (1..=86_400).contains(s))
+        .map(Duration::from_secs)
+        .unwrap_or(LOCK_STALE)
+}
+
 /// How many instances a batch replaces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Batch {

@@ -558,3 +558,142 @@ fn a_hung_aws_endpoint_fails_the_call_instead_of_hanging() {
     assert!(err.contains("no answer within"), "{err}");
     assert!(!err.contains("MaybeTimeoutError"), "{err}");
 }
+
+/// Starts `cmd` and returns it once a line of its standard error contains `marker` (or panics
+/// after 60 s), with the lines so far and the reader of the rest.
+fn start_until(
+    cmd: &mut std::process::Command,
+    marker: &str,
+) -> (
+    std::process::Child,
+    Vec<String>,
+    std::sync::mpsc::Receiver<String>,
+) {
+    use std::io::BufRead;
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let err = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(err).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let left = until.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => {
+                let hit = line.contains(marker);
+                seen.push(line);
+                if hit {
+                    return (child, seen, rx);
+                }
+            }
+            Err(_) => {
+                let _ = child.kill();
+                panic!("no `{marker}` within 60 s: {seen:#?}");
+            }
+        }
+    }
+}
+
+fn deploy_cmd(dir: &Path, new: &str) -> std::process::Command {
+    let mut c = gears();
+    c.current_dir(dir)
+        .args(["deploy", "--environment", "live", "--ami", new])
+        .args(["--region", "us-east-1", "--batch", "1", "--poll", "0.5"]);
+    c
+}
+
+/// A real process, really killed: `kill -9` after the first batch launched leaves the group
+/// half rolled; the same command refuses while the lock is fresh, then (the lock's stale limit
+/// shortened to a second with GEARS_LOCK_STALE) continues the deploy to its end, and the group
+/// is left as it was but on the new AMI.
+#[tokio::test]
+async fn a_deploy_killed_with_kill_9_is_finished_by_the_same_command() {
+    let dir = tempdir();
+    let name = unique("k9");
+    component_file(dir.path(), &name);
+    let (group, _, new) = fleet(&name, "us-east-1", 4).await;
+    let (mut child, _, _) = start_until(&mut deploy_cmd(dir.path(), &new), "batch 1: launching");
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let (_, g) = images_of_group("us-east-1", &group).await;
+    assert!(
+        g.tags()
+            .iter()
+            .any(|t| t.key() == Some("gears:deploy-lock")),
+        "the killed run's lock is on the group"
+    );
+    // At once: refused, naming the holder.
+    let (_, err, code) = parts(&deploy_cmd(dir.path(), &new).output().unwrap());
+    assert_eq!(code, 5, "{err}");
+    assert!(err.contains("another deploy holds the lock: run "), "{err}");
+    // A second later, with a one-second stale limit: continued and finished.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let (out, err, code) = parts(
+        &deploy_cmd(dir.path(), &new)
+            .env("GEARS_LOCK_STALE", "1")
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(err.contains("continuing the deploy of"), "{err}");
+    let (images, g) = images_of_group("us-east-1", &group).await;
+    assert_eq!(images.len(), 4, "{images:?}");
+    assert!(images.iter().all(|i| i == &new), "{images:?}");
+    assert_eq!(
+        (g.min_size(), g.max_size(), g.desired_capacity()),
+        (Some(4), Some(4), Some(4))
+    );
+    assert!(
+        g.suspended_processes().is_empty(),
+        "{:?}",
+        g.suspended_processes()
+    );
+    assert!(!g
+        .tags()
+        .iter()
+        .any(|t| t.key().is_some_and(|k| k.starts_with("gears:deploy"))));
+}
+
+/// SIGTERM (a CI cancel) mid-deploy: gears rolls the group back before it exits 143, and the
+/// group is as it was, on the old AMI.
+#[tokio::test]
+async fn sigterm_mid_deploy_rolls_back_before_exiting_143() {
+    let dir = tempdir();
+    let name = unique("term");
+    component_file(dir.path(), &name);
+    let (group, old, new) = fleet(&name, "us-east-1", 4).await;
+    let (child, _, rx) = start_until(&mut deploy_cmd(dir.path(), &new), "batch 1: launching");
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let out = child.wait_with_output().unwrap();
+    let rest: Vec<String> = rx.iter().collect();
+    assert_eq!(out.status.code(), Some(143), "{rest:#?}");
+    assert!(
+        rest.iter()
+            .any(|l| l.contains("rolling") && l.contains("back")),
+        "{rest:#?}"
+    );
+    let (images, g) = images_of_group("us-east-1", &group).await;
+    assert_eq!(images.len(), 4, "{images:?}");
+    assert!(images.iter().all(|i| i == &old), "{images:?}");
+    assert_eq!(
+        (g.min_size(), g.max_size(), g.desired_capacity()),
+        (Some(4), Some(4), Some(4))
+    );
+    assert!(g.suspended_processes().is_empty());
+    assert!(!g
+        .tags()
+        .iter()
+        .any(|t| t.key().is_some_and(|k| k.starts_with("gears:deploy"))));
+}
