@@ -598,6 +598,7 @@ fn start_until(
             }
             Err(_) => {
                 let _ = child.kill();
+                let _ = child.wait();
                 panic!("no `{marker}` within 60 s: {seen:#?}");
             }
         }
