@@ -36,6 +36,24 @@ impl AwsFleet {
     }
 }
 
+impl AwsFleet {
+    /// One version of a launch template (`$Latest`, `$Default` or a number), if it exists.
+    async fn template_version(
+        &self,
+        t: &TemplateRef,
+    ) -> Result<Option<aws_sdk_ec2::types::LaunchTemplateVersion>, CloudError> {
+        let out = self
+            .ec2
+            .describe_launch_template_versions()
+            .launch_template_id(&t.id)
+            .versions(&t.version)
+            .send()
+            .await
+            .map_err(|e| map_err("DescribeLaunchTemplateVersions", &self.region, e))?;
+        Ok(out.launch_template_versions().first().cloned())
+    }
+}
+
 fn group(g: &aws_sdk_autoscaling::types::AutoScalingGroup) -> Group {
     Group {
         name: g.auto_scaling_group_name().unwrap_or_default().to_owned(),
@@ -134,17 +152,10 @@ impl Fleet for AwsFleet {
     }
 
     async fn template_image(&self, t: &TemplateRef) -> Result<String, CloudError> {
-        let out = self
-            .ec2
-            .describe_launch_template_versions()
-            .launch_template_id(&t.id)
-            .versions(&t.version)
-            .send()
-            .await
-            .map_err(|e| map_err("DescribeLaunchTemplateVersions", &self.region, e))?;
-        Ok(out
-            .launch_template_versions()
-            .first()
+        Ok(self
+            .template_version(t)
+            .await?
+            .as_ref()
             .and_then(|v| v.launch_template_data())
             .and_then(|d| d.image_id())
             .unwrap_or_default()
@@ -152,16 +163,8 @@ impl Fleet for AwsFleet {
     }
 
     async fn resolve_version(&self, t: &TemplateRef) -> Result<String, CloudError> {
-        let out = self
-            .ec2
-            .describe_launch_template_versions()
-            .launch_template_id(&t.id)
-            .versions(&t.version)
-            .send()
-            .await
-            .map_err(|e| map_err("DescribeLaunchTemplateVersions", &self.region, e))?;
-        out.launch_template_versions()
-            .first()
+        self.template_version(t)
+            .await?
             .and_then(|v| v.version_number())
             .map(|n| n.to_string())
             .ok_or_else(|| {
