@@ -71,7 +71,10 @@ Examples:
 
 Groups are found by the tags gears:component, gears:environment (and gears:country with
 --country), or named with --group. Exit 6: a batch failed its health gate and the group rolled
-back cleanly; 7: the rollback failed too, the group keeps a STOP lock until --unlock.";
+back cleanly; 7: the rollback failed too, the group keeps a STOP lock until --unlock.
+
+Environment: GEARS_AWS_TIMEOUT (seconds per AWS call attempt, default 30), GEARS_LOCK_STALE
+(seconds without renewal after which a lock's run counts as gone, default 60).";
 
 const REAP_EXAMPLES: &str = "\
 Examples:
@@ -412,9 +415,9 @@ Environment: TEST_HOST and TEST_FILE stand in for HOST and FILE, as in Smolder."
 /// Output format of data on stdout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Output {
-    /// Smolder's report on stdout.
+    /// A report for people on stdout (for smoke and test: Smolder's).
     Human,
-    /// A JSON report on stdout; the Smolder report goes to stderr.
+    /// A JSON report on stdout (for smoke and test, Smolder's report goes to stderr).
     Json,
 }
 
