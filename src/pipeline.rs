@@ -606,6 +606,16 @@ mod tests {
             &[old],
         );
         cloud.set_unhealthy_images(&[new]);
+        cloud.add_image(
+            "us-east-1",
+            crate::aws::Image {
+                id: new.into(),
+                name: "hello-2".into(),
+                state: "available".into(),
+                creation_date: "2026-11-24T00:00:00.000Z".into(),
+                tags: std::collections::BTreeMap::new(),
+            },
+        );
         let pipeline = load(&p).unwrap();
         let ctx = RunContext::from_vars(Vec::<(String, String)>::new());
         let ran = run(

@@ -1098,13 +1098,24 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
                 ));
                 last_say = Instant::now();
             }
-            // Still ours? A run that took over a stale lock owns the group now.
-            if let Some(l) = g.tags.get(LOCK_TAG).filter(|l| !l.starts_with(&self.run)) {
-                return Err(refused(
-                    &self.name,
-                    format!("another run took the lock over ({l}); stopping here"),
-                    "that run finishes the deploy",
-                ));
+            // Still ours? A run that took over a stale lock owns the group now; a lock removed
+            // by `--unlock` means a human took the group in hand.
+            match g.tags.get(LOCK_TAG) {
+                Some(l) if !l.starts_with(&self.run) => {
+                    return Err(refused(
+                        &self.name,
+                        format!("another run took the lock over ({l}); stopping here"),
+                        "that run finishes the deploy",
+                    ));
+                }
+                None => {
+                    return Err(refused(
+                        &self.name,
+                        "the group's lock was removed (`--unlock`) while this deploy ran; stopping here".into(),
+                        "look at the group: run the same command to continue the deploy, or `--abort` to undo it",
+                    ));
+                }
+                _ => {}
             }
             self.refresh_lock().await?;
             self.sleep().await?;
@@ -1204,6 +1215,30 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
                 missing.join(" or ")
             )
         }
+    }
+
+    /// The group as it is now, in words, for a human after a failed rollback (best effort).
+    async fn state_now(&self) -> String {
+        let Ok(g) = self.group().await else {
+            return "the group's state could not be read: look at it in the console".into();
+        };
+        let images = self.images(&counting(g.clone())).await.unwrap_or_default();
+        let new = images.values().filter(|i| **i == self.ami).count();
+        format!(
+            "the group now: min {} max {} desired {}, {} in service ({new} on {}, {} on other AMIs), suspended: {}; launch spec {} (look at it, then `gears deploy --unlock`)",
+            g.min,
+            g.max,
+            g.desired,
+            images.len(),
+            self.ami,
+            images.len() - new,
+            if g.suspended.is_empty() { "nothing".into() } else { g.suspended.join(", ") },
+            match (&g.template, &g.launch_configuration) {
+                (Some(t), _) => format!("template {} version {}", t.id, t.version),
+                (None, Some(c)) => format!("launch configuration {c}"),
+                _ => "none".into(),
+            }
+        )
     }
 
     /// Cancels instance refresh `id` and waits (until the gate deadline) until it stopped.
@@ -1662,7 +1697,7 @@ pub async fn deploy<C: Cloud>(
     let found = futures::future::join_all(
         targets
             .iter()
-            .map(|(region, _)| find_region(&ctx, cloud, region)),
+            .map(|(region, ami)| find_region(&ctx, cloud, region, ami)),
     )
     .await;
     let mut ready = Vec::new();
@@ -1749,8 +1784,46 @@ async fn find_region<C: Cloud>(
     ctx: &RegionCtx<'_>,
     cloud: &C,
     region: &str,
+    ami: &str,
 ) -> Result<(C::Fleet, Option<C::Locks>, Vec<Group>), Error> {
+    use crate::aws::Images;
     let (settings, want) = (ctx.settings, ctx.want);
+    // The AMI exists here and is available, before anything is locked or made (a typo would
+    // otherwise roll every group through a gate that can only time out). `--unlock` needs none.
+    if !settings.unlock {
+        let images = cloud.images(region).await?;
+        let query = crate::aws::BaseAmiQuery {
+            id: Some(ami.to_owned()),
+            ..Default::default()
+        };
+        let what = format!("AMI {ami}");
+        match images.find_base_ami(&query).await {
+            Ok(Some(img)) if img.state == "available" => {}
+            Ok(Some(img)) => {
+                return Err(InputError::whole_file(
+                    what,
+                    format!("in {region} it is {}, not available", img.state),
+                )
+                .into())
+            }
+            Ok(None) => {
+                return Err(
+                    InputError::whole_file(what, format!("it does not exist in {region}"))
+                        .with_hint("check the manifest or --ami: an AMI belongs to one region")
+                        .into(),
+                )
+            }
+            Err(e)
+                if e.kind() == crate::aws::ErrorKind::Invalid
+                    || e.kind() == crate::aws::ErrorKind::NotFound =>
+            {
+                return Err(
+                    InputError::whole_file(what, format!("not an AMI in {region}: {e}")).into(),
+                )
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
     let fleet = cloud.fleet(region).await?;
     let table = match &settings.lock_table {
         Some(t) => Some(cloud.locks(region, t).await?),
@@ -1778,7 +1851,22 @@ async fn find_region<C: Cloud>(
                 None,
             ));
         }
-        // A named group must still belong to this environment (when it says which).
+        // A named group must belong to this component (when it says which)...
+        let component = want.get("gears:component").cloned().unwrap_or_default();
+        if let Some(g) = found.iter().find(|g| {
+            g.tags
+                .get("gears:component")
+                .is_some_and(|c| *c != component)
+        }) {
+            return Err(Error::usage(
+                format!(
+                    "--group {}: the group is tagged gears:component={}, not {component}",
+                    g.name, g.tags["gears:component"]
+                ),
+                None,
+            ));
+        }
+        // ...and to this environment (when it says which).
         if let Some(g) = found.iter().find(|g| {
             g.tags
                 .get("gears:environment")
@@ -1932,6 +2020,19 @@ async fn deploy_group<F: Fleet, L: LockTable>(
         batches: 0,
     };
     if settings.unlock {
+        // Never pull the lock from under a deploy that is running now.
+        if let Some(l) = g.tags.get(LOCK_TAG).filter(|l| !l.starts_with("STOP")) {
+            if let Some((holder, age)) = lock_age(l).filter(|(_, age)| *age < settings.lock_stale) {
+                return Err(refused(
+                    &g.name,
+                    format!(
+                        "a deploy is running now: run {holder}, lock renewed {} ago",
+                        crate::ui::human_duration(age)
+                    ),
+                    "--unlock is for a lock left by a failed rollback or a dead run: stop that deploy (it rolls back on SIGTERM), or wait a minute if it was killed",
+                ));
+            }
+        }
         let keys = [LOCK_TAG.to_owned()];
         fleet.delete_tags(&g.name, &keys).await?;
         if let Some(t) = &table {
@@ -2051,7 +2152,7 @@ async fn deploy_group<F: Fleet, L: LockTable>(
                 // Stop the line, as after any failed rollback.
                 let note = roll.stop_the_line().await;
                 out.result = "rollback failed".into();
-                out.detail = why + &note;
+                out.detail = format!("{why}{note}; {}", roll.state_now().await);
             }
         }
         return Ok(out);
@@ -2133,10 +2234,11 @@ async fn deploy_group<F: Fleet, L: LockTable>(
             let now = roll.group().await.ok();
             let tags = now.map(|g| g.tags).unwrap_or_default();
             let ours = tags.get(LOCK_TAG).is_some_and(|l| l.starts_with(run));
+            // This run's deploy, or the one of this AMI it was continuing.
             let recorded = tags
                 .get(STATE_TAG)
                 .and_then(|t| serde_json::from_str::<State>(t).ok())
-                .filter(|st| st.run == run);
+                .filter(|st| st.run == run || (ours && st.ami == ami));
             match recorded {
                 None => {
                     if ours {
@@ -2147,12 +2249,25 @@ async fn deploy_group<F: Fleet, L: LockTable>(
                 }
                 // Recorded, and still ours: undo it. Not ours any more: the run that took the
                 // lock over owns the group.
-                Some(st) if ours => {
-                    if undo.rollback_held(&st).await.is_ok() {
+                Some(st) if ours => match undo.rollback_held(&st).await {
+                    Ok(()) => {
                         ctx.cleanup.done(step);
                         give_back(true).await;
                     }
-                }
+                    Err(Undone::Lost(_)) => ctx.cleanup.done(step),
+                    Err(Undone::Failed(why)) => {
+                        // Stop the line: a human must look (exit 7).
+                        ctx.cleanup.done(step);
+                        let note = undo.stop_the_line().await;
+                        out.result = "rollback failed".into();
+                        out.detail = format!(
+                            "{}; rollback failed: {why}{note}; {}",
+                            e.render().trim().trim_start_matches("error: "),
+                            undo.state_now().await
+                        );
+                        return Ok(out);
+                    }
+                },
                 Some(_) => ctx.cleanup.done(step),
             }
             return Err(e);
@@ -2241,7 +2356,10 @@ async fn deploy_group<F: Fleet, L: LockTable>(
             ctx.cleanup.done(step);
             let note = undo.stop_the_line().await;
             out.result = "rollback failed".into();
-            out.detail = format!("{why}; rollback failed: {state}{note}");
+            out.detail = format!(
+                "{why}; rollback failed: {state}{note}; {}",
+                undo.state_now().await
+            );
         }
     }
     if let Some(sig) = interrupted.or(cancel.signal()) {
@@ -2276,6 +2394,19 @@ mod tests {
         )
         .unwrap();
         let cloud = FakeCloud::new();
+        // The AMIs deploys go to exist (deploy checks before it changes anything).
+        for id in [NEW, "ami-0000000000000003c"] {
+            cloud.add_image(
+                "us-east-1",
+                crate::aws::Image {
+                    id: id.into(),
+                    name: id.into(),
+                    state: "available".into(),
+                    creation_date: "2026-11-24T00:00:00.000Z".into(),
+                    tags: BTreeMap::new(),
+                },
+            );
+        }
         cloud.add_group(
             Group {
                 name: "hello-live".into(),
@@ -2914,6 +3045,142 @@ mod tests {
             assert_eq!((g.min, g.max, g.desired), (4, 4, 4));
             assert!(!g.tags.contains_key(STATE_TAG) && !g.tags.contains_key(LOCK_TAG));
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_ami_that_does_not_exist_is_refused_before_any_change() {
+        for plan in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let (mut s, cloud) = setup(dir.path(), 2);
+            s.plan_only = plan;
+            s.ami = AmiChoice::Explicit {
+                ami: "ami-deadbeef00000000".into(),
+                region: "us-east-1".into(),
+            };
+            let e = deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
+                .await
+                .unwrap_err();
+            assert_eq!(e.exit(), Exit::InvalidInput, "{}", e.render());
+            assert!(
+                e.render()
+                    .contains("AMI ami-deadbeef00000000: it does not exist in us-east-1"),
+                "{}",
+                e.render()
+            );
+            assert!(all(&cloud, OLD));
+            as_before(&cloud, 2);
+            assert!(!cloud
+                .calls()
+                .iter()
+                .any(|c| c.starts_with("CreateLaunchTemplateVersion")));
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_named_group_of_another_component_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut s, cloud) = setup(dir.path(), 2);
+        add_group_on(&cloud, "other-live", 2, "lt-o", "1", &[OLD]);
+        cloud.fake_fleet_tag("other-live", "gears:component", "other");
+        s.groups = vec!["other-live".into()];
+        let e = deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
+            .await
+            .unwrap_err();
+        assert_eq!(e.exit(), Exit::Usage, "{}", e.render());
+        assert!(
+            e.render().contains(
+                "--group other-live: the group is tagged gears:component=other, not hello"
+            ),
+            "{}",
+            e.render()
+        );
+        assert!(cloud.member_images("other-live").iter().all(|i| i == OLD));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn unlock_refuses_the_lock_of_a_deploy_that_is_running() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut s, cloud) = setup(dir.path(), 2);
+        let live = lock_value("0190b7a2-0000-7000-8000-000000000009", "ci-host");
+        cloud.fake_fleet_tag("hello-live", LOCK_TAG, &live);
+        s.unlock = true;
+        let e = deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
+            .await
+            .unwrap_err();
+        assert!(
+            e.render().contains("a deploy is running now"),
+            "{}",
+            e.render()
+        );
+        assert_eq!(cloud.group("hello-live").unwrap().tags[LOCK_TAG], live);
+        // A minute later (here: a stale limit of zero) it is a dead run's lock: removed.
+        s.lock_stale = Duration::ZERO;
+        let d = deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
+            .await
+            .unwrap();
+        assert_eq!(d.groups[0].result, "unlocked");
+        assert!(!cloud
+            .group("hello-live")
+            .unwrap()
+            .tags
+            .contains_key(LOCK_TAG));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_continued_deploy_whose_start_fails_rolls_the_group_back() {
+        // A killed run's deploy, half way: recorded, its lock stale, one batch launched.
+        let killed = |cloud: &FakeCloud, s: &DeploySettings| {
+            let s = s.clone();
+            let cloud = cloud.clone();
+            async move {
+                let slow = Faults {
+                    latency: Duration::from_millis(100),
+                    ..Default::default()
+                };
+                cloud.set_faults(slow);
+                let (ctx, cancel, cleanup) = (rc(), Cancel::new(), Cleanup::default());
+                let _ = tokio::time::timeout(
+                    Duration::from_secs(3),
+                    deploy(&s, &ctx, &cancel, &cleanup, &cloud),
+                )
+                .await;
+                cloud.set_faults(Faults::default());
+            }
+        };
+        let twin_dir = tempfile::tempdir().unwrap();
+        let (s0, twin) = setup(twin_dir.path(), 4);
+        killed(&twin, &s0).await;
+        let mut s = s0.clone();
+        s.lock_stale = Duration::ZERO;
+        let before = twin.calls().len();
+        deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &twin)
+            .await
+            .unwrap();
+        let calls = twin.calls();
+        let nth = before as u32
+            + 1
+            + calls[before..]
+                .iter()
+                .position(|c| c.starts_with("SuspendProcesses "))
+                .unwrap() as u32;
+        let dir = tempfile::tempdir().unwrap();
+        let (_, cloud) = setup(dir.path(), 4);
+        killed(&cloud, &s0).await;
+        let imgs = cloud.member_images("hello-live");
+        assert!(imgs.contains(&NEW.to_owned()), "half rolled: {imgs:?}");
+        cloud.set_faults(Faults {
+            fail_at: Some((nth, crate::aws::ErrorKind::AccessDenied)),
+            ..Default::default()
+        });
+        let e = deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
+            .await
+            .unwrap_err();
+        assert_eq!(e.exit(), Exit::Cloud, "{}", e.render());
+        assert!(e.render().contains("SuspendProcesses"), "{}", e.render());
+        cloud.set_faults(Faults::default());
+        // Not left half rolled: back on the old AMI, as it was.
+        assert!(all(&cloud, OLD), "{:?}", cloud.member_images("hello-live"));
+        as_before(&cloud, 4);
     }
 
     #[tokio::test(start_paused = true)]

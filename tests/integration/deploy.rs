@@ -338,6 +338,7 @@ async fn a_region_without_the_groups_stops_every_region_before_any_change() {
     let name = unique("reg");
     component_file(dir.path(), &name);
     let (group, old, new) = fleet(&name, "us-east-1", 2).await;
+    let eu = stock_ami("eu-west-1").await;
     let manifest = dir.path().join("gears-manifest.json");
     std::fs::write(
         &manifest,
@@ -345,7 +346,7 @@ async fn a_region_without_the_groups_stops_every_region_before_any_change() {
             "format_version": 1, "component": name, "version": "2.0", "git_sha": "abc",
             "repo": "r", "created_at": "202611240000", "ami_version": "2.0-202611240000",
             "base_ami": MOTO_AMI, "run_id": "r1", "packer_run_uuid": null, "reused": false,
-            "amis": {"web": {"us-east-1": new, "eu-west-1": new}}
+            "amis": {"web": {"us-east-1": new, "eu-west-1": eu}}
         })
         .to_string(),
     )
@@ -554,7 +555,7 @@ fn a_hung_aws_endpoint_fails_the_call_instead_of_hanging() {
     }
     let (_, err, code) = parts(&child.wait_with_output().unwrap());
     assert_eq!(code, 5, "{err}");
-    assert!(err.contains("DescribeAutoScalingGroups"), "{err}");
+    assert!(err.contains("DescribeImages failed in us-east-1"), "{err}");
     assert!(err.contains("no answer within"), "{err}");
     assert!(!err.contains("MaybeTimeoutError"), "{err}");
 }
