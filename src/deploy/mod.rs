@@ -1896,6 +1896,58 @@ async fn find_region<C: Cloud>(
         .with_hint("tag the component's groups, or name them with --group")
         .into());
     }
+    // A template on `$Latest` shared with groups outside this deploy: the new version would
+    // change what they launch, ungated (and stay their `$Latest` after a rollback).
+    let deploying = !(settings.plan_only || settings.unlock || settings.abort);
+    let latest: Vec<&str> = groups
+        .iter()
+        .filter(|g| !g.tags.contains_key(STATE_TAG))
+        .filter_map(|g| g.template.as_ref())
+        .filter(|t| t.version == "$Latest")
+        .map(|t| t.id.as_str())
+        .collect();
+    if !latest.is_empty() {
+        let all = fleet.groups(&BTreeMap::new(), &[]).await?;
+        let others: Vec<String> = all
+            .iter()
+            .filter(|o| !groups.iter().any(|g| g.name == o.name))
+            .filter(|o| {
+                o.template
+                    .as_ref()
+                    .is_some_and(|t| t.version == "$Latest" && latest.contains(&t.id.as_str()))
+            })
+            .map(|o| {
+                format!(
+                    "{} ({})",
+                    o.name,
+                    o.template
+                        .as_ref()
+                        .map(|t| t.id.as_str())
+                        .unwrap_or_default()
+                )
+            })
+            .collect();
+        if !others.is_empty() {
+            let e = InputError::whole_file(
+                settings.component_file.display().to_string(),
+                format!(
+                    "in {region}, {} launch from the same template's $Latest: the new version would change what they launch, outside this deploy's gate",
+                    others.join(", ")
+                ),
+            )
+            .with_hint("deploy them together (--group), or point them at a version number of their own");
+            if deploying {
+                return Err(e.into());
+            }
+            ctx.ui.lock().unwrap_or_else(|p| p.into_inner()).line(
+                Some(region),
+                &format!(
+                    "warning: {}",
+                    Error::from(e).render().trim().trim_start_matches("error: ")
+                ),
+            );
+        }
+    }
     Ok((fleet, table, groups))
 }
 
@@ -2816,17 +2868,37 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_latest_template_already_on_the_new_ami_is_refused_before_any_change() {
+    async fn a_latest_template_shared_or_already_on_the_new_ami_is_refused_before_any_change() {
         let dir = tempfile::tempdir().unwrap();
         let (mut s, cloud) = setup(dir.path(), 2);
         add_group_on(&cloud, "hello-a", 2, "lt-s", "$Latest", &[OLD]);
-        add_group_on(&cloud, "hello-b", 2, "lt-s", "$Latest", &[OLD]);
-        // An earlier run deployed only the first group: `$Latest` moved with it.
+        add_group_on(&cloud, "other-b", 2, "lt-s", "$Latest", &[OLD]);
+        cloud.fake_fleet_tag("other-b", "gears:component", "other");
+        // Another component's group launches from the same $Latest: refused, naming it.
         s.groups = vec!["hello-a".into()];
-        let d = deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
+        let e = deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
+            .await
+            .unwrap_err();
+        assert_eq!(e.exit(), Exit::InvalidInput, "{}", e.render());
+        assert!(
+            e.render()
+                .contains("other-b (lt-s) launch from the same template's $Latest"),
+            "{}",
+            e.render()
+        );
+        assert_eq!(cloud.template_versions("lt-s"), [OLD]);
+        // Someone else already made the new AMI the template's $Latest (an earlier run of a
+        // sibling group, by hand): nothing to roll back to, refused.
+        add_group_on(&cloud, "hello-b", 2, "lt-t", "$Latest", &[OLD]);
+        let fleet = cloud.fleet("us-east-1").await.unwrap();
+        let base = TemplateRef {
+            id: "lt-t".into(),
+            version: "1".into(),
+        };
+        fleet
+            .new_template_version(&base, NEW, "by-hand")
             .await
             .unwrap();
-        assert_eq!(d.exit(), Exit::Success, "{d:?}");
         s.groups = vec!["hello-b".into()];
         let e = deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
             .await
