@@ -245,7 +245,7 @@ fn deploy_settings(a: &crate::cli::DeployArgs) -> Result<crate::deploy::DeploySe
             Ok(std::time::Duration::from_secs_f64(v))
         } else {
             Err(Error::usage(
-                format!("{flag} {v}: give seconds from 0 to 86400"),
+                format!("{flag} {v}: give seconds, more than 0 and at most 86400"),
                 None,
             ))
         }
@@ -261,6 +261,23 @@ fn deploy_settings(a: &crate::cli::DeployArgs) -> Result<crate::deploy::DeploySe
             region: a.region.clone(),
         },
     };
+    if a.environment.trim().is_empty() {
+        return Err(Error::usage("--environment: empty; name the environment the groups are tagged with (gears:environment)".to_owned(), None));
+    }
+    if a.country.as_ref().is_some_and(|c| c.trim().is_empty()) {
+        return Err(Error::usage("--country: empty".to_owned(), None));
+    }
+    let gate_timeout = secs("--gate-timeout", a.gate_timeout)?;
+    let poll = secs("--poll", a.poll)?;
+    if poll >= gate_timeout {
+        return Err(Error::usage(
+            format!(
+                "--poll {} is not shorter than --gate-timeout {}: a batch would time out between two looks",
+                a.poll, a.gate_timeout
+            ),
+            None,
+        ));
+    }
     Ok(crate::deploy::DeploySettings {
         component_file: a.component.clone(),
         ami,
@@ -273,8 +290,8 @@ fn deploy_settings(a: &crate::cli::DeployArgs) -> Result<crate::deploy::DeploySe
         },
         batch: crate::deploy::Batch::parse(&a.batch)
             .map_err(|e| Error::usage(format!("--batch {e}"), None))?,
-        gate_timeout: secs("--gate-timeout", a.gate_timeout)?,
-        poll: secs("--poll", a.poll)?,
+        gate_timeout,
+        poll,
         smoke_target: match &a.smoke_target {
             Some(h) => Some(
                 crate::smoke::target::Target::parse(h)

@@ -2099,13 +2099,53 @@ async fn deploy_group<F: Fleet, L: LockTable>(
         return Ok(out);
     }
     if settings.plan_only {
-        let k = settings.batch.size(g.desired);
+        // What is on the group now decides what a deploy would do: a lock, a STOP, a deploy
+        // recorded by a run that did not finish (then its original capacity is the baseline).
+        let recorded = g
+            .tags
+            .get(STATE_TAG)
+            .and_then(|t| serde_json::from_str::<State>(t).ok());
+        let mut g = counting(g.clone());
+        let mut note = String::new();
+        if let Some(l) = g.tags.get(LOCK_TAG) {
+            note = if l.starts_with("STOP") {
+                format!("; the line is stopped ({l}): a deploy would be refused (exit 7) until `--unlock`")
+            } else {
+                match lock_age(l) {
+                    Some((holder, age)) if age < settings.lock_stale => format!(
+                        "; locked by run {holder}, renewed {} ago: a deploy would be refused now",
+                        crate::ui::human_duration(age)
+                    ),
+                    _ => format!("; a stale lock ({l})"),
+                }
+            };
+        }
+        if let Some(st) = &recorded {
+            note += &format!(
+                "; run {} recorded a deploy of {} that did not finish (capacity was {}/{}/{}): {}",
+                st.run,
+                st.ami,
+                st.min,
+                st.max,
+                st.desired,
+                if st.ami == ami {
+                    "the same command continues it"
+                } else {
+                    "`--abort` with that AMI undoes it first"
+                }
+            );
+            (g.min, g.max, g.desired) = (st.min, st.max, st.desired);
+            if let Some(was) = recorded_from_ami(fleet, st).await {
+                out.from_ami = was;
+            }
+        }
         let images = roll.images(&g).await?;
         let old = g
             .members
             .iter()
             .filter(|m| images.get(&m.id) != Some(&ami))
             .count() as i32;
+        let k = settings.batch.size(g.desired).min(old.max(1));
         out.result = "planned".into();
         out.batches = ((old + k - 1) / k.max(1)) as u32;
         // Below 100% --min-healthy, part of each batch is replaced in place (when the group is
@@ -2131,7 +2171,7 @@ async fn deploy_group<F: Fleet, L: LockTable>(
             g.desired + surge,
             g.max,
             g.max.max(g.desired + surge),
-        );
+        ) + &note;
         return Ok(out);
     }
     if settings.abort {
@@ -2147,6 +2187,19 @@ async fn deploy_group<F: Fleet, L: LockTable>(
             };
             return Ok(out);
         };
+        // The deploy named: undoing another AMI's by mistake is refused.
+        if st.ami != ami {
+            return Err(Error::usage(
+                format!(
+                    "--abort: the deploy recorded on {} in {region} is of {} (run {}), not {ami}",
+                    g.name, st.ami, st.run
+                ),
+                Some(format!(
+                    "`gears deploy --abort --ami {} --region {region}` undoes it",
+                    st.ami
+                )),
+            ));
+        }
         // Never fight a deploy that is running now.
         if let Some((holder, age)) = g.tags.get(LOCK_TAG).and_then(|l| lock_age(l)) {
             if age < settings.lock_stale && !g.tags[LOCK_TAG].starts_with("STOP") {
@@ -2196,8 +2249,9 @@ async fn deploy_group<F: Fleet, L: LockTable>(
                 if let Some(t) = &table {
                     let _ = t.release(&lock_key, run).await;
                 }
-                out.result = "rolled back".into();
-                out.detail = "aborted: back on the old AMI".into();
+                // What was asked for: exit 0.
+                out.result = "aborted".into();
+                out.detail = "undone: back on the old AMI, as it was".into();
             }
             Err(Undone::Lost(e)) => return Err(e),
             Err(Undone::Failed(why)) => {
@@ -3256,6 +3310,49 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn the_plan_says_what_is_on_the_group_and_abort_names_the_recorded_ami() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut s, cloud) = setup(dir.path(), 4);
+        cloud.set_unhealthy_images(&[NEW]);
+        cloud.set_faults(Faults {
+            throttle_ops: vec!["TerminateInstanceInAutoScalingGroup"],
+            ..Default::default()
+        });
+        // A failed rollback: STOP, a recorded deploy, the group half rolled.
+        let d = deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
+            .await
+            .unwrap();
+        assert_eq!(d.exit(), Exit::NeedsHuman);
+        assert!(d.groups[0].detail.contains("the group now: min 4"), "{d:?}");
+        cloud.set_faults(Faults::default());
+        s.plan_only = true;
+        let p = deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
+            .await
+            .unwrap();
+        let detail = &p.groups[0].detail;
+        assert!(detail.contains("the line is stopped"), "{detail}");
+        assert!(detail.contains("recorded a deploy of"), "{detail}");
+        assert!(detail.contains("capacity was 4/4/4"), "{detail}");
+        assert_eq!(p.groups[0].from_ami, OLD, "{p:?}");
+        // --abort of another AMI than the recorded one: refused, naming it.
+        s.plan_only = false;
+        s.abort = true;
+        s.ami = AmiChoice::Explicit {
+            ami: "ami-0000000000000003c".into(),
+            region: "us-east-1".into(),
+        };
+        let e = deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
+            .await
+            .unwrap_err();
+        assert_eq!(e.exit(), Exit::Usage, "{}", e.render());
+        assert!(
+            e.render().contains(&format!("is of {NEW}")),
+            "{}",
+            e.render()
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_third_of_calls_throttled_still_completes() {
         let dir = tempfile::tempdir().unwrap();
         let (s, cloud) = setup(dir.path(), 4);
@@ -3424,7 +3521,7 @@ mod tests {
             let d = deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
                 .await
                 .unwrap();
-            let want = if abort { "rolled back" } else { "deployed" };
+            let want = if abort { "aborted" } else { "deployed" };
             assert_eq!(d.groups[0].result, want, "{d:?}");
             assert_eq!(d.groups[0].from_ami, OLD, "what it came from: {d:?}");
             assert!(all(&cloud, if abort { OLD } else { NEW }));

@@ -317,6 +317,11 @@ fn bad_deploy_flags_are_usage_errors() {
         (&["--poll=-1"][..], "--poll -1"),
         (&["--min-healthy", "150%"][..], "--min-healthy `150%`"),
         (&["--parallel", "0"][..], "--parallel"),
+        (
+            &["--poll", "700"][..],
+            "--poll 700 is not shorter than --gate-timeout 600",
+        ),
+        (&["--gate-timeout", "0"][..], "more than 0"),
     ] {
         let (_, err, code) = parts(
             &gears()
@@ -328,6 +333,14 @@ fn bad_deploy_flags_are_usage_errors() {
         assert_eq!(code, 2, "{args:?}: {err}");
         assert!(err.contains(want), "{err}");
     }
+    let (_, err, code) = parts(
+        &gears()
+            .args(["deploy", "--environment", " "])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--environment: empty"), "{err}");
 }
 
 /// A manifest of two regions whose second has none of the component's groups: refused before
