@@ -42,10 +42,24 @@ where
             format!("no answer{limit}, retries included (GEARS_AWS_TIMEOUT sets the seconds per attempt)"),
         );
     }
-    let message = e
-        .message()
-        .map(str::to_owned)
-        .unwrap_or_else(|| DisplayErrorContext(&e).to_string());
+    // AWS's own message; otherwise (no answer: a connection refused, a name that does not
+    // resolve) the chain of causes in words, without the SDK's debug dump.
+    let message = e.message().map(str::to_owned).unwrap_or_else(|| {
+        let mut parts: Vec<String> = Vec::new();
+        let mut cause: Option<&dyn std::error::Error> = Some(&e);
+        while let Some(c) = cause {
+            let text = c.to_string();
+            if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
+                parts.push(text);
+            }
+            cause = c.source();
+        }
+        if parts.is_empty() {
+            DisplayErrorContext(&e).to_string()
+        } else {
+            parts.join(": ")
+        }
+    });
     CloudError::api(operation, region, e.code(), message)
 }
 

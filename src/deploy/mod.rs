@@ -1617,7 +1617,14 @@ pub async fn deploy<C: Cloud>(
             let Some(regions) = m.amis.get(&b) else {
                 return Err(InputError::whole_file(
                     &name,
-                    format!("the manifest has no builder `{b}`"),
+                    if m.amis.is_empty() {
+                        "the manifest has no AMIs (did the bake finish?)".to_owned()
+                    } else {
+                        format!(
+                            "the manifest has no builder `{b}` (it has {})",
+                            m.amis.keys().collect::<Vec<_>>().join(", ")
+                        )
+                    },
                 )
                 .into());
             };
@@ -1629,12 +1636,28 @@ pub async fn deploy<C: Cloud>(
             if targets.is_empty() {
                 return Err(InputError::whole_file(
                     &name,
-                    format!(
-                        "the manifest has no AMI of builder `{b}` in {}",
-                        region.clone().unwrap_or_default()
-                    ),
+                    match region {
+                        Some(r) => format!("the manifest has no AMI of builder `{b}` in {r}"),
+                        None => format!("the manifest has no AMI of builder `{b}` in any region"),
+                    },
                 )
                 .into());
+            }
+            // Regions the component deploys to that the manifest lacks: said, since the fleet
+            // would be left on two AMIs across regions.
+            if region.is_none() {
+                let missing: Vec<&String> = component
+                    .regions
+                    .iter()
+                    .map(|r| &r.0)
+                    .filter(|r| !targets.iter().any(|(t, _)| t == *r))
+                    .collect();
+                if !missing.is_empty() {
+                    eprintln!(
+                        "warning: {name} has no AMI for {} (in the component's ami_regions): not deployed there",
+                        missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+                    );
+                }
             }
             (targets, m.version, m.ami_version)
         }
