@@ -100,12 +100,23 @@ async fn dispatch(
         Command::Deploy(args) => {
             let settings = deploy_settings(&args)?;
             let cloud = crate::aws::Aws::new(settings.endpoint_flag.as_deref());
-            let deployed = crate::deploy::deploy(&settings, ctx, cancel, cleanup, &cloud).await?;
+            // The report of what each group did is printed whatever ends the run (a signal, an
+            // AWS error): a script reading stdout always gets it.
+            let (deployed, error) = match crate::deploy::deploy_reporting(
+                &settings, ctx, cancel, cleanup, &cloud,
+            )
+            .await
+            {
+                Ok(d) => (d, None),
+                Err(f) => (crate::deploy::Deployed { groups: f.groups }, Some(f.error)),
+            };
             if args.output == crate::cli::Output::Json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&deployed).unwrap_or_default()
-                );
+                if error.is_none() || !deployed.groups.is_empty() {
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&deployed).unwrap_or_default()
+                    );
+                }
             } else {
                 for g in &deployed.groups {
                     println!(
@@ -114,7 +125,10 @@ async fn dispatch(
                     );
                 }
             }
-            Ok(deployed.exit())
+            match error {
+                Some(e) => Err(e),
+                None => Ok(deployed.exit()),
+            }
         }
         Command::Pipeline(crate::cli::PipelineCommand::Run(args)) => {
             let mut p = crate::pipeline::load(&args.file)?;

@@ -1585,6 +1585,48 @@ pub async fn deploy<C: Cloud>(
     cleanup: &crate::cancel::Cleanup,
     cloud: &C,
 ) -> Result<Deployed, Error> {
+    deploy_reporting(settings, ctx, cancel, cleanup, cloud)
+        .await
+        .map_err(|f| {
+            // What the groups did is not lost.
+            for o in &f.groups {
+                eprintln!("{}: {}: {} ({})", o.region, o.group, o.result, o.detail);
+            }
+            f.error
+        })
+}
+
+/// A deploy that ends with an error (a signal, an AWS error, a refusal), with what each group
+/// that got that far did: the report is printed whatever the exit.
+#[derive(Debug)]
+pub struct Failed {
+    pub error: Error,
+    pub groups: Vec<GroupOutcome>,
+}
+
+impl From<Error> for Failed {
+    fn from(error: Error) -> Self {
+        Failed {
+            error,
+            groups: Vec::new(),
+        }
+    }
+}
+
+impl From<InputError> for Failed {
+    fn from(e: InputError) -> Self {
+        Error::from(e).into()
+    }
+}
+
+/// [`deploy`], with the groups' outcomes kept when an error decides the exit.
+pub async fn deploy_reporting<C: Cloud>(
+    settings: &DeploySettings,
+    ctx: &crate::context::RunContext,
+    cancel: &Cancel,
+    cleanup: &crate::cancel::Cleanup,
+    cloud: &C,
+) -> Result<Deployed, Failed> {
     let component = crate::component::load(&settings.component_file)?;
     let (targets, version, ami_version) = match &settings.ami {
         AmiChoice::Explicit { ami, region } => (
@@ -1736,7 +1778,7 @@ pub async fn deploy<C: Cloud>(
         for other in &errors[1..] {
             eprint!("{}", other.render());
         }
-        return Err(errors.remove(0));
+        return Err(errors.remove(0).into());
     }
     // Regions in parallel, the groups of a region `--parallel` at a time.
     let results =
@@ -1754,6 +1796,20 @@ pub async fn deploy<C: Cloud>(
         groups: outcomes.clone(),
     }
     .exit();
+    // A signal is the exit (the groups it stopped are rolled back and say so), unless a
+    // rollback failed: 7, a human must look.
+    if let Some(sig) = cancel.signal() {
+        if groups_exit != crate::exit::Exit::NeedsHuman {
+            errors.retain(|e| !matches!(e, Error::Interrupted(_)));
+            for e in &errors {
+                eprint!("{}", e.render());
+            }
+            return Err(Failed {
+                error: Error::Interrupted(sig),
+                groups: outcomes,
+            });
+        }
+    }
     errors.sort_by_key(|e| std::cmp::Reverse(e.exit().severity()));
     if let Some(e) = errors.first() {
         let signal = matches!(e, Error::Interrupted(_));
@@ -1767,11 +1823,10 @@ pub async fn deploy<C: Cloud>(
             e.exit().most_severe(groups_exit) == e.exit()
         };
         if error_wins {
-            // What the other regions did is not lost.
-            for o in &outcomes {
-                eprintln!("{}: {}: {} ({})", o.region, o.group, o.result, o.detail);
-            }
-            return Err(errors.remove(0));
+            return Err(Failed {
+                error: errors.remove(0),
+                groups: outcomes,
+            });
         }
         for e in &errors {
             eprint!("{}", e.render());
@@ -2491,13 +2546,8 @@ async fn deploy_group<F: Fleet, L: LockTable>(
             );
         }
     }
-    if let Some(sig) = interrupted.or(cancel.signal()) {
-        eprintln!("{}: {}: {}", g.name, out.result, out.detail);
-        // A failed rollback is exit 7 (a human must look), signal or not.
-        if out.result != "rollback failed" {
-            return Err(Error::Interrupted(sig));
-        }
-    }
+    // A signal's exit (130/143) is decided for the whole run, with this outcome in its report.
+    let _ = interrupted;
     Ok(out)
 }
 

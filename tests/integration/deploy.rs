@@ -694,6 +694,10 @@ async fn sigterm_mid_deploy_rolls_back_before_exiting_143() {
     let out = child.wait_with_output().unwrap();
     let rest: Vec<String> = rx.iter().collect();
     assert_eq!(out.status.code(), Some(143), "{rest:#?}");
+    // The report is on stdout whatever ended the run.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("\trolled back\t"), "{stdout}");
+    assert!(stdout.contains("SIGTERM received"), "{stdout}");
     assert!(
         rest.iter()
             .any(|l| l.contains("rolling") && l.contains("back")),
