@@ -303,10 +303,10 @@ async fn groups_in_two_regions_roll_onto_the_manifests_amis_and_are_left_as_they
         assert_eq!(tags["ENVIRONMENT"], "live");
     }
 
-    // Again: nothing to replace, nothing changes.
+    // Again: nothing to replace, nothing changes (not even a lock or a template version).
     let (out, err, code) = run(&[]);
     assert_eq!(code, 0, "{err}");
-    assert_eq!(out.matches("\tdeployed\t").count(), 2, "{out}");
+    assert_eq!(out.matches("\tnothing to do\t").count(), 2, "{out}");
 }
 
 #[test]
