@@ -39,10 +39,17 @@ pub async fn run(cli: Cli) -> Exit {
         None => {
             let sig = cancel.signal().unwrap_or(crate::cancel::Signal::Int);
             eprintln!("error: a second signal: stopping now, without waiting for the stage to finish stopping");
-            for what in cleanup.pending_steps() {
+            let undone = cleanup.pending_steps();
+            for what in &undone {
                 eprintln!("left undone: {what}");
             }
-            return sig.exit();
+            // Something left undone (a half-rolled group, an instance not terminated) is for a
+            // human to look at: exit 7, not the signal's "stopped after cleanup".
+            return if undone.is_empty() {
+                sig.exit()
+            } else {
+                Exit::NeedsHuman
+            };
         }
     };
     // Whatever happened, undo what the stages created and did not release themselves, on

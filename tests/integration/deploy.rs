@@ -679,6 +679,44 @@ async fn a_deploy_killed_with_kill_9_is_finished_by_the_same_command() {
         .any(|t| t.key().is_some_and(|k| k.starts_with("gears:deploy"))));
 }
 
+/// Two SIGINTs in quick succession: the second stops the rollback the first started; gears says
+/// what is left undone, with the command that finishes or undoes it, and exits 7 (a human must
+/// look), not 130.
+#[tokio::test]
+async fn a_second_sigint_during_the_rollback_is_exit_7_naming_what_is_left_undone() {
+    let dir = tempdir();
+    let name = unique("int2");
+    component_file(dir.path(), &name);
+    let (group, _, new) = fleet(&name, "us-east-1", 4).await;
+    let (child, _, rx) = start_until(&mut deploy_cmd(dir.path(), &new), "batch 1: launching");
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let out = child.wait_with_output().unwrap();
+    let rest: Vec<String> = rx.iter().collect();
+    assert_eq!(out.status.code(), Some(7), "{rest:#?}");
+    assert!(
+        rest.iter()
+            .any(|l| l.starts_with("left undone: the deploy of") && l.contains(&group)),
+        "{rest:#?}"
+    );
+    // The same command then finishes it.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let (out, err, code) = parts(
+        &deploy_cmd(dir.path(), &new)
+            .env("GEARS_LOCK_STALE", "1")
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    let (images, _) = images_of_group("us-east-1", &group).await;
+    assert!(images.iter().all(|i| i == &new), "{images:?}");
+}
+
 /// SIGTERM (a CI cancel) mid-deploy: gears rolls the group back before it exits 143, and the
 /// group is as it was, on the old AMI.
 #[tokio::test]
