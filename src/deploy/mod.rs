@@ -939,6 +939,26 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
             if old.is_empty() && g.desired == st.desired && settled && new_ok {
                 return Ok(Rolled::Done(batches));
             }
+            // Batch `number` did not become healthy in time: what is unhealthy, and why.
+            let not_healthy = |number: u32, done: u32| {
+                let bad: Vec<&str> = g
+                    .members
+                    .iter()
+                    .filter(|m| is_new(&m.id) && health.get(&m.id) != Some(&true))
+                    .map(|m| m.id.as_str())
+                    .collect();
+                Rolled::GateFailed(
+                    format!(
+                        "batch {number} not healthy after {}: {} of {} instances running, unhealthy new: {}",
+                        crate::ui::human_duration(self.settings.gate_timeout),
+                        g.members.len(),
+                        g.desired,
+                        if bad.is_empty() { "none (still launching)".into() } else { bad.join(", ") }
+                    ) + &held_by_hooks(&g, &hooks)
+                        + &smoke_failure.as_ref().map(|f| format!(" ({f})")).unwrap_or_default(),
+                    done,
+                )
+            };
             let limit =
                 *batch_limit.get_or_insert((old.len() as u32).div_ceil(k.max(1) as u32) + 2);
             if batches > limit {
@@ -976,45 +996,12 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
                         continue;
                     }
                 } else if Instant::now() >= batch_deadline {
-                    let bad: Vec<&str> = g
-                        .members
-                        .iter()
-                        .filter(|m| is_new(&m.id) && health.get(&m.id) != Some(&true))
-                        .map(|m| m.id.as_str())
-                        .collect();
-                    return Ok(Rolled::GateFailed(
-                        format!(
-                            "batch {} not healthy after {}: {} of {} instances running, unhealthy new: {}",
-                            batches + 1,
-                            crate::ui::human_duration(self.settings.gate_timeout),
-                            g.members.len(),
-                            g.desired,
-                            if bad.is_empty() { "none (still launching)".into() } else { bad.join(", ") }
-                        ) + &held_by_hooks(&g, &hooks)
-                            + &smoke_failure.as_ref().map(|f| format!(" ({f})")).unwrap_or_default(),
-                        batches,
-                    ));
+                    return Ok(not_healthy(batches + 1, batches));
                 }
             } else if !old.is_empty() && self.settings.min_healthy < 100 && !(settled && new_ok) {
                 // Replacements of a batch replaced in place are on their way.
                 if Instant::now() >= batch_deadline {
-                    let bad: Vec<&str> = g
-                        .members
-                        .iter()
-                        .filter(|m| is_new(&m.id) && health.get(&m.id) != Some(&true))
-                        .map(|m| m.id.as_str())
-                        .collect();
-                    return Ok(Rolled::GateFailed(
-                        format!(
-                            "batch {batches} not healthy after {}: {} of {} instances running, unhealthy new: {}",
-                            crate::ui::human_duration(self.settings.gate_timeout),
-                            g.members.len(),
-                            g.desired,
-                            if bad.is_empty() { "none (still launching)".into() } else { bad.join(", ") }
-                        ) + &held_by_hooks(&g, &hooks)
-                            + &smoke_failure.as_ref().map(|f| format!(" ({f})")).unwrap_or_default(),
-                        batches,
-                    ));
+                    return Ok(not_healthy(batches, batches));
                 }
             } else if !old.is_empty() {
                 let n = k.min(old.len() as i32);
@@ -2839,22 +2826,7 @@ mod tests {
 
     /// A second group of the component in the same region, on a template of its own.
     fn add_second_group(cloud: &FakeCloud, name: &str, n: i32) {
-        let g = cloud.group("hello-live").unwrap();
-        cloud.add_group(
-            Group {
-                name: name.into(),
-                min: n,
-                max: n,
-                desired: n,
-                template: Some(TemplateRef {
-                    id: "lt-2".into(),
-                    version: "1".into(),
-                }),
-                members: vec![],
-                ..g
-            },
-            &[OLD],
-        );
+        add_group_on(cloud, name, n, "lt-2", "1", &[OLD]);
     }
 
     #[tokio::test(start_paused = true)]
