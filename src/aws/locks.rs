@@ -30,10 +30,14 @@ impl DynamoLocks {
     }
 }
 
+/// How [`holder_text`] ends for a STOP lock: tested with `ends_with`, never `contains`, so a
+/// holder (a host or CI job name, anyone's value) cannot make a live lock look stopped.
+pub const KEPT_SUFFIX: &str = ", kept until a human unlocks it";
+
 /// Who holds a lock and how long ago they renewed it (as seen at `now`, Unix milliseconds).
 pub fn holder_text(run: &str, holder: &str, at: i64, now: i64) -> String {
     if at > now + 86_400_000 {
-        return format!("run {run} ({holder}), kept until a human unlocks it");
+        return format!("run {run} ({holder}){KEPT_SUFFIX}");
     }
     let ago = std::time::Duration::from_millis((now - at).max(0) as u64);
     format!(
@@ -175,5 +179,21 @@ impl LockTable for DynamoLocks {
             .await
             .map_err(|e| map_err("DeleteItem", &self.region, e))?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_stop_lock_reads_as_kept_whatever_the_holder_is_called() {
+        let now = 1_800_000_000_000;
+        let kept = holder_text("r1", "ci", i64::MAX / 2, now);
+        assert!(kept.ends_with(KEPT_SUFFIX), "{kept}");
+        // A live lock whose holder's name carries the words is still a live lock.
+        let live = holder_text("r2", "job, kept until a human unlocks it", now - 1_000, now);
+        assert!(!live.ends_with(KEPT_SUFFIX), "{live}");
+        assert!(live.ends_with("renewed 1.0s ago"), "{live}");
     }
 }

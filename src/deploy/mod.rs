@@ -2305,7 +2305,7 @@ async fn deploy_group<F: Fleet, L: LockTable>(
             let mut held = t.acquire(&lock_key, run, &mine, now, stale).await?;
             if held
                 .as_ref()
-                .is_some_and(|h| h.contains("kept until a human unlocks it"))
+                .is_some_and(|h| h.ends_with(crate::aws::locks::KEPT_SUFFIX))
             {
                 held = t.acquire(&lock_key, run, &mine, now, KEPT).await?;
             }
@@ -2371,7 +2371,7 @@ async fn deploy_group<F: Fleet, L: LockTable>(
             .acquire(&lock_key, run, &lock_value(run, &ctx.who), now, stale)
             .await?
         {
-            let stopped = holder.contains("kept until a human unlocks it");
+            let stopped = holder.ends_with(crate::aws::locks::KEPT_SUFFIX);
             return Err(refused(
                 &g.name,
                 if stopped {
