@@ -105,18 +105,16 @@ async fn dispatch(
             })
         }
         Command::Deploy(args) => {
-            let settings = deploy_settings(&args)?;
+            let settings = deploy_settings(&args, ctx)?;
             let cloud = crate::aws::Aws::new(settings.endpoint_flag.as_deref());
             // The report of what each group did is printed whatever ends the run (a signal, an
             // AWS error): a script reading stdout always gets it.
-            let (deployed, error) = match crate::deploy::deploy_reporting(
-                &settings, ctx, cancel, cleanup, &cloud,
-            )
-            .await
-            {
-                Ok(d) => (d, None),
-                Err(f) => (crate::deploy::Deployed { groups: f.groups }, Some(f.error)),
-            };
+            let ui = crate::ui::Staged::new(ctx, "deploy", &settings.ami.asked_regions());
+            let (deployed, error) =
+                match crate::deploy::deploy(&settings, ctx, cancel, cleanup, &cloud, &ui).await {
+                    Ok(d) => (d, None),
+                    Err(f) => (crate::deploy::Deployed { groups: f.groups }, Some(f.error)),
+                };
             if args.output == crate::cli::Output::Json {
                 if error.is_none() || !deployed.groups.is_empty() {
                     println!(
@@ -260,7 +258,10 @@ async fn dispatch(
 }
 
 /// `gears deploy` arguments as settings.
-fn deploy_settings(a: &crate::cli::DeployArgs) -> Result<crate::deploy::DeploySettings, Error> {
+fn deploy_settings(
+    a: &crate::cli::DeployArgs,
+    ctx: &RunContext,
+) -> Result<crate::deploy::DeploySettings, Error> {
     let secs = |flag: &str, v: f64| {
         if v.is_finite() && v > 0.0 && v <= 86_400.0 {
             Ok(std::time::Duration::from_secs_f64(v))
@@ -321,7 +322,7 @@ fn deploy_settings(a: &crate::cli::DeployArgs) -> Result<crate::deploy::DeploySe
             None => None,
         },
         no_smoke: a.no_smoke,
-        lock_stale: crate::deploy::lock_stale(),
+        lock_stale: crate::deploy::lock_stale(ctx),
         lock_table: a.lock_table.clone(),
         parallel: a.parallel.into(),
         min_healthy: crate::deploy::parse_percent(&a.min_healthy)

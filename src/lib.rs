@@ -24,6 +24,7 @@ pub mod random;
 pub mod reap;
 pub mod settings;
 pub mod smoke;
+pub mod tags;
 pub mod test_stage;
 pub mod ui;
 pub mod wait;

@@ -328,6 +328,119 @@ fn key_place(text: &str, key: &str) -> (usize, usize) {
         .unwrap_or((0, 0))
 }
 
+/// The AMIs a stage goes to, chosen once from `--ami`/`--region` or bake's manifest (the same
+/// choice for `gears test` and `gears deploy`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Chosen {
+    /// Where the choice came from: the manifest's path, or `--ami`.
+    pub source: String,
+    /// `(region, AMI)`: the region asked for, else every region of the manifest's builder.
+    pub targets: Vec<(String, String)>,
+    pub version: String,
+    pub ami_version: String,
+    /// Regions of the component file the manifest has no AMI for (when no region was asked).
+    pub missing: Vec<String>,
+}
+
+impl Chosen {
+    /// The one region a single-instance stage uses: the one asked for, else where the
+    /// component builds (its first region) when the manifest has it, else the first listed.
+    pub fn one(&self, component: &crate::component::Component) -> (String, String) {
+        let first = component.regions.first().map(|r| r.0.as_str());
+        self.targets
+            .iter()
+            .find(|(r, _)| Some(r.as_str()) == first)
+            .or(self.targets.first())
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+impl crate::settings::AmiChoice {
+    /// The AMIs of this choice for `component`: the manifest must be the component's, and have
+    /// the builder (default: its first) and the region asked for.
+    pub fn resolve(&self, component: &crate::component::Component) -> Result<Chosen, Error> {
+        let (path, builder, region) = match self {
+            crate::settings::AmiChoice::Explicit { ami, region } => {
+                return Ok(Chosen {
+                    source: "--ami".into(),
+                    targets: vec![(region.clone(), ami.clone())],
+                    version: String::new(),
+                    ami_version: String::new(),
+                    missing: Vec::new(),
+                })
+            }
+            crate::settings::AmiChoice::Manifest {
+                path,
+                builder,
+                region,
+            } => (path, builder, region),
+        };
+        let m = read(path)?;
+        let name = path.display().to_string();
+        if m.component != component.name {
+            return Err(InputError::whole_file(
+                &name,
+                format!(
+                    "the manifest is of component `{}`, the component file of `{}`",
+                    m.component, component.name
+                ),
+            )
+            .with_hint("pass the manifest bake wrote for this component (--manifest)")
+            .into());
+        }
+        let builders: Vec<&str> = m.amis.keys().collect();
+        let b = builder
+            .as_deref()
+            .or(builders.first().copied())
+            .unwrap_or("")
+            .to_owned();
+        let Some(regions) = m.amis.get(&b) else {
+            let why = if m.amis.is_empty() {
+                "the manifest has no AMIs (did the bake finish?)".to_owned()
+            } else {
+                format!("the manifest has no builder `{b}`")
+            };
+            return Err(InputError::whole_file(&name, why)
+                .with_hint(format!("its builders: {}", builders.join(", ")))
+                .into());
+        };
+        let targets: Vec<(String, String)> = regions
+            .iter()
+            .filter(|(r, _)| region.as_ref().is_none_or(|x| x == *r))
+            .map(|(r, a)| (r.clone(), a.clone()))
+            .collect();
+        if targets.is_empty() {
+            let why = match region {
+                Some(r) => format!("the manifest has no AMI of builder `{b}` in region `{r}`"),
+                None => format!("the manifest has no AMI of builder `{b}` in any region"),
+            };
+            return Err(InputError::whole_file(&name, why)
+                .with_hint(format!(
+                    "its regions for `{b}`: {}",
+                    regions.keys().cloned().collect::<Vec<_>>().join(", ")
+                ))
+                .into());
+        }
+        let missing = match region {
+            Some(_) => Vec::new(),
+            None => component
+                .regions
+                .iter()
+                .map(|r| r.0.clone())
+                .filter(|r| !targets.iter().any(|(t, _)| t == r))
+                .collect(),
+        };
+        Ok(Chosen {
+            source: name,
+            targets,
+            version: m.version,
+            ami_version: m.ami_version,
+            missing,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

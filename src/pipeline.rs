@@ -426,7 +426,7 @@ pub async fn run<C: Cloud>(
                         None => None,
                     },
                     no_smoke: false,
-                    lock_stale: crate::deploy::lock_stale(),
+                    lock_stale: crate::deploy::lock_stale(ctx),
                     lock_table: d.lock_table.clone(),
                     parallel: d.parallel.unwrap_or(1).max(1).into(),
                     min_healthy: match &d.min_healthy {
@@ -443,7 +443,22 @@ pub async fn run<C: Cloud>(
                     unlock: false,
                     endpoint_flag: opts.endpoint_url.clone(),
                 };
-                let deployed = crate::deploy::deploy(&s, ctx, cancel, cleanup, cloud).await?;
+                let ui = crate::ui::Staged::new(ctx, "deploy", &s.ami.asked_regions());
+                let deployed = match crate::deploy::deploy(&s, ctx, cancel, cleanup, cloud, &ui)
+                    .await
+                {
+                    Ok(d) => d,
+                    Err(f) => {
+                        // What the groups did is not lost.
+                        for o in &f.groups {
+                            crate::ui::Reporter::note(&ui, &format!(
+                                "{}: {}: {} ({})\n",
+                                o.region, o.group, o.result, o.detail
+                            ));
+                        }
+                        return Err(f.error);
+                    }
+                };
                 let detail = deployed
                     .groups
                     .iter()

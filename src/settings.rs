@@ -237,6 +237,16 @@ pub enum AmiChoice {
     Explicit { ami: String, region: String },
 }
 
+impl AmiChoice {
+    /// The region asked for (`--region`, or `--ami`'s), if any: the workers of a progress view.
+    pub fn asked_regions(&self) -> Vec<String> {
+        match self {
+            AmiChoice::Explicit { region, .. } => vec![region.clone()],
+            AmiChoice::Manifest { region, .. } => region.iter().cloned().collect(),
+        }
+    }
+}
+
 /// Everything `gears test` needs.
 #[derive(Debug, Clone)]
 pub struct TestSettings {

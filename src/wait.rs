@@ -132,6 +132,44 @@ where
     .await
 }
 
+/// Calls an AWS step until it answers, retrying while AWS throttles (or errs transiently) with
+/// backoff and jitter until `deadline`: [`poll`] with a check that passes an answer, retries a
+/// retryable error and stops at a permanent one. The last error when the deadline passes; a
+/// signal is [`crate::error::Error::Interrupted`].
+pub async fn patiently<T, F, Fut>(
+    cancel: &Cancel,
+    deadline: Instant,
+    f: F,
+) -> Result<T, crate::error::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, crate::aws::CloudError>>,
+{
+    let opts = Poll {
+        deadline: Some(deadline),
+        backoff: Backoff {
+            first: Duration::from_millis(500),
+            max: Duration::from_secs(10),
+        },
+        jitter: 0.5,
+        successes: 1,
+    };
+    let check = |r: &Result<T, crate::aws::CloudError>| match r {
+        Ok(_) => Check::Pass,
+        Err(e) if e.is_retryable() => Check::Retry,
+        Err(_) => Check::Fail,
+    };
+    match poll(opts, cancel, f, check).await {
+        Polled::Cancelled(Err(_), _) => Err(crate::error::Error::Interrupted(
+            cancel.signal().unwrap_or(crate::cancel::Signal::Int),
+        )),
+        Polled::Ready(r, _)
+        | Polled::TimedOut(r, _)
+        | Polled::Failed(r, _)
+        | Polled::Cancelled(r, _) => r.map_err(Into::into),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1466,7 +1466,7 @@ impl super::LockTable for FakeLocks {
         holder: &str,
         at: i64,
         stale_before: i64,
-    ) -> Result<Option<String>, CloudError> {
+    ) -> Result<Option<super::locks::TableHolder>, CloudError> {
         self.cloud.call("PutItem", &self.region).await?;
         let mut items = self
             .cloud
@@ -1476,7 +1476,12 @@ impl super::LockTable for FakeLocks {
             .unwrap_or_else(|p| p.into_inner());
         match items.get(key) {
             Some((r, h, a)) if r != run && *a > stale_before => {
-                Ok(Some(super::locks::holder_text(r, h, *a, at)))
+                Ok(Some(super::locks::TableHolder {
+                    run: r.clone(),
+                    holder: h.clone(),
+                    at: Some(*a),
+                    seen_at: at,
+                }))
             }
             _ => {
                 items.insert(key.to_owned(), (run.to_owned(), holder.to_owned(), at));

@@ -30,20 +30,42 @@ impl DynamoLocks {
     }
 }
 
-/// How [`holder_text`] ends for a STOP lock: tested with `ends_with`, never `contains`, so a
-/// holder (a host or CI job name, anyone's value) cannot make a live lock look stopped.
-pub const KEPT_SUFFIX: &str = ", kept until a human unlocks it";
+/// Who holds a lock-table lock, as the table says it (data, not prose).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableHolder {
+    pub run: String,
+    pub holder: String,
+    /// The last renewal (Unix milliseconds); `None` for an item of an older gears, which kept a
+    /// lease end instead.
+    pub at: Option<i64>,
+    /// When the table was read (Unix milliseconds), for the age.
+    pub seen_at: i64,
+}
 
-/// Who holds a lock and how long ago they renewed it (as seen at `now`, Unix milliseconds).
-pub fn holder_text(run: &str, holder: &str, at: i64, now: i64) -> String {
-    if at > now + 86_400_000 {
-        return format!("run {run} ({holder}){KEPT_SUFFIX}");
+impl TableHolder {
+    /// A STOP lock: written with a renewal time far in the future, kept until a human unlocks
+    /// it (decided by the number, never by the holder's words).
+    pub fn is_stop(&self) -> bool {
+        self.at.is_some_and(|a| a > self.seen_at + 86_400_000)
     }
-    let ago = std::time::Duration::from_millis((now - at).max(0) as u64);
-    format!(
-        "run {run} ({holder}), renewed {} ago",
-        crate::ui::human_duration(ago)
-    )
+}
+
+impl std::fmt::Display for TableHolder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (run, holder) = (&self.run, &self.holder);
+        match self.at {
+            _ if self.is_stop() => write!(f, "run {run} ({holder}), kept until a human unlocks it"),
+            Some(at) => {
+                let ago = std::time::Duration::from_millis((self.seen_at - at).max(0) as u64);
+                write!(
+                    f,
+                    "run {run} ({holder}), renewed {} ago",
+                    crate::ui::human_duration(ago)
+                )
+            }
+            None => write!(f, "run {run} ({holder}), a lease of an older gears"),
+        }
+    }
 }
 
 fn s(v: &str) -> AttributeValue {
@@ -58,7 +80,7 @@ impl LockTable for DynamoLocks {
         holder: &str,
         at: i64,
         stale_before: i64,
-    ) -> Result<Option<String>, CloudError> {
+    ) -> Result<Option<TableHolder>, CloudError> {
         let item = HashMap::from([
             ("key".to_owned(), s(key)),
             ("run".to_owned(), s(run)),
@@ -104,13 +126,11 @@ impl LockTable for DynamoLocks {
                         .and_then(|v| v.as_s().ok().cloned().or_else(|| v.as_n().ok().cloned()))
                         .unwrap_or_default()
                 };
-                let (run, holder) = (field("run"), field("holder"));
-                Ok(Some(match field("at").parse() {
-                    Ok(a) => holder_text(&run, &holder, a, at),
-                    Err(_) => format!(
-                        "run {run} ({holder}), a lease of an older gears until {} (Unix seconds)",
-                        field("until")
-                    ),
+                Ok(Some(TableHolder {
+                    run: field("run"),
+                    holder: field("holder"),
+                    at: field("at").parse().ok(),
+                    seen_at: at,
                 }))
             }
             Err(e) => Err(map_err("PutItem", &self.region, e)),
@@ -189,11 +209,17 @@ mod tests {
     #[test]
     fn only_a_stop_lock_reads_as_kept_whatever_the_holder_is_called() {
         let now = 1_800_000_000_000;
-        let kept = holder_text("r1", "ci", i64::MAX / 2, now);
-        assert!(kept.ends_with(KEPT_SUFFIX), "{kept}");
+        let h = |holder: &str, at| TableHolder {
+            run: "r1".into(),
+            holder: holder.into(),
+            at: Some(at),
+            seen_at: now,
+        };
+        let kept = h("ci", i64::MAX / 2);
+        assert!(kept.is_stop(), "{kept}");
         // A live lock whose holder's name carries the words is still a live lock.
-        let live = holder_text("r2", "job, kept until a human unlocks it", now - 1_000, now);
-        assert!(!live.ends_with(KEPT_SUFFIX), "{live}");
-        assert!(live.ends_with("renewed 1.0s ago"), "{live}");
+        let live = h("job, kept until a human unlocks it", now - 1_000);
+        assert!(!live.is_stop(), "{live}");
+        assert!(live.to_string().ends_with("renewed 1.0s ago"), "{live}");
     }
 }

@@ -494,7 +494,7 @@ pub trait Fleet: Send + Sync {
 pub trait LockTable: Send + Sync {
     /// Takes (or renews) lock `key` for `run`, recording `at` (Unix milliseconds) as its last
     /// renewal, when it is free, already `run`'s, or last renewed at or before `stale_before`
-    /// (its holder is gone): `None`. Otherwise `Some(who holds it, and when it last renewed)`.
+    /// (its holder is gone): `None`. Otherwise `Some` of who holds it and when it last renewed.
     /// A lock written with an `at` far in the future (a STOP lock) never goes stale.
     fn acquire(
         &self,
@@ -503,7 +503,7 @@ pub trait LockTable: Send + Sync {
         holder: &str,
         at: i64,
         stale_before: i64,
-    ) -> impl Future<Output = Result<Option<String>, CloudError>> + Send;
+    ) -> impl Future<Output = Result<Option<locks::TableHolder>, CloudError>> + Send;
 
     /// Renews lock `key` (its `at`) only while `run` still holds it: `false` when it does not
     /// (taken over, or removed by `--unlock`); a lost lock is never created again.

@@ -13,7 +13,7 @@ use crate::cancel::{Cancel, Cleanup};
 use crate::component::file::TestAddress;
 use crate::context::RunContext;
 use crate::error::{Error, InputError};
-use crate::settings::{AmiChoice, Source, TestSettings};
+use crate::settings::{Source, TestSettings};
 use crate::smoke::runner::{RunOptions, TestResult};
 use crate::smoke::target::Target;
 use crate::wait::{poll, Backoff, Check, Poll, Polled};
@@ -133,63 +133,9 @@ fn choose_ami(
     settings: &TestSettings,
     component: &crate::component::Component,
 ) -> Result<(String, String, String), Error> {
-    let build_region = component.regions.first().map(|r| r.0.clone());
-    let component = component.name.as_str();
-    match &settings.ami {
-        AmiChoice::Explicit { ami, region } => Ok((ami.clone(), region.clone(), String::new())),
-        AmiChoice::Manifest {
-            path,
-            builder,
-            region,
-        } => {
-            let m = crate::manifest::read(path)?;
-            let name = path.display().to_string();
-            if m.component != component {
-                return Err(InputError::whole_file(
-                    &name,
-                    format!(
-                        "the manifest is of component `{}`, the component file of `{component}`",
-                        m.component
-                    ),
-                )
-                .with_hint("pass the manifest bake wrote for this component (--manifest)")
-                .into());
-            }
-            let builders: Vec<&str> = m.amis.keys().collect();
-            let b = builder
-                .as_deref()
-                .or(builders.first().copied())
-                .unwrap_or("");
-            let Some(regions) = m.amis.get(b) else {
-                return Err(InputError::whole_file(
-                    &name,
-                    format!("the manifest has no builder `{b}`"),
-                )
-                .with_hint(format!("its builders: {}", builders.join(", ")))
-                .into());
-            };
-            // Default: where the component builds (its first region), else the first listed.
-            let r = match region {
-                Some(r) => r.clone(),
-                None => build_region
-                    .filter(|r| regions.contains_key(r))
-                    .or_else(|| regions.keys().next().cloned())
-                    .unwrap_or_default(),
-            };
-            let Some(ami) = regions.get(&r) else {
-                return Err(InputError::whole_file(
-                    &name,
-                    format!("the manifest has no AMI of builder `{b}` in region `{r}`"),
-                )
-                .with_hint(format!(
-                    "its regions for `{b}`: {}",
-                    regions.keys().cloned().collect::<Vec<_>>().join(", ")
-                ))
-                .into());
-            };
-            Ok((ami.clone(), r, m.version))
-        }
-    }
+    let chosen = settings.ami.resolve(component)?;
+    let (region, ami) = chosen.one(component);
+    Ok((ami, region, chosen.version))
 }
 
 /// Runs `gears test` against `cloud`.
@@ -566,6 +512,7 @@ mod tests {
     use crate::aws::fake::{FakeCloud, Faults};
     use crate::aws::Image;
     use crate::exit::Exit;
+    use crate::settings::AmiChoice;
 
     const AMI: &str = "ami-0123456789abcdef0";
 

@@ -28,6 +28,10 @@ pub trait Reporter: Send + Sync {
     fn heartbeat(&self, stage: &str, text: &str);
     /// A warning on stderr.
     fn warning(&self, text: &str);
+    /// A line of progress from one worker (a region, a builder) or the stage as a whole.
+    fn progress(&self, worker: Option<&str>, text: &str);
+    /// Text a human should see as it is (a rendered error), on stderr.
+    fn note(&self, text: &str);
 }
 
 /// The terminal: report sections where [`ReportTo`] says, progress and warnings on stderr.
@@ -91,6 +95,21 @@ impl Reporter for Terminal {
     fn warning(&self, text: &str) {
         self.write(ReportTo::Stderr, &format!("warning: {text}\n"));
     }
+
+    fn progress(&self, worker: Option<&str>, text: &str) {
+        for l in text.trim_end().lines() {
+            let who = worker.unwrap_or("gears");
+            self.write(
+                ReportTo::Stderr,
+                &format!("[{}] {who}: {}\n", clock(), l.trim()),
+            );
+        }
+    }
+
+    fn note(&self, text: &str) {
+        let nl = if text.ends_with('\n') { "" } else { "\n" };
+        self.write(ReportTo::Stderr, &format!("{text}{nl}"));
+    }
 }
 
 /// A reporter that keeps what it is given, in order (tests, and stages whose output is
@@ -123,6 +142,53 @@ impl Reporter for Recorded {
     }
     fn warning(&self, text: &str) {
         self.push("warning", text.to_owned());
+    }
+    fn progress(&self, worker: Option<&str>, text: &str) {
+        self.push("progress", format!("{}: {text}", worker.unwrap_or("-")));
+    }
+    fn note(&self, text: &str) {
+        self.push("note", text.to_owned());
+    }
+}
+
+/// A stage's progress view ([`StageProgress`]) as a [`Reporter`]: live bars per worker on a
+/// terminal outside CI, timestamped lines otherwise.
+pub struct Staged(Mutex<StageProgress>);
+
+impl Staged {
+    pub fn new(ctx: &RunContext, stage: &'static str, workers: &[String]) -> Self {
+        Staged(Mutex::new(StageProgress::new(ctx, stage, workers)))
+    }
+
+    fn view(&self) -> std::sync::MutexGuard<'_, StageProgress> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Ends the live view.
+    pub fn finish(&self, ok: bool) {
+        self.view().finish(ok);
+    }
+}
+
+impl Reporter for Staged {
+    fn section(&self, text: &str) {
+        self.view().note(text.trim_end());
+    }
+    fn heartbeat(&self, _stage: &str, _text: &str) {
+        self.view().heartbeat();
+    }
+    fn warning(&self, text: &str) {
+        self.view().note(&format!("warning: {text}"));
+    }
+    fn progress(&self, worker: Option<&str>, text: &str) {
+        self.view().line(worker, text);
+    }
+    fn note(&self, text: &str) {
+        let mut v = self.view();
+        match &v.live {
+            Some(_) => v.note(text.trim_end()),
+            None => eprint!("{text}"),
+        }
     }
 }
 

@@ -1,0 +1,208 @@
+//! One group: lock, roll, gate, then finish or roll back.
+use super::*;
+
+/// One group: the admin commands go to [`admin`]; a deploy locks, rolls, gates, then
+/// finishes or rolls back.
+pub(super) async fn deploy_group<F: Fleet, L: LockTable>(
+    ctx: &RegionCtx<'_>,
+    fleet: &F,
+    table: Option<&L>,
+    looks: &RegionLooks,
+    region: &str,
+    ami: &str,
+    g: Group,
+) -> Result<GroupOutcome, Error> {
+    let settings = ctx.settings;
+    if let Some(sig) = ctx.cancel.signal() {
+        return Err(Error::Interrupted(sig));
+    }
+    let roll = Roll::new(ctx, fleet, table, looks, &g.name, ami, ctx.cancel);
+    let from_ami = match (&g.template, &g.launch_configuration) {
+        (Some(t), _) => fleet.template_image(t).await.unwrap_or_default(),
+        (None, Some(c)) => fleet.configuration_image(c).await.unwrap_or_default(),
+        _ => String::new(),
+    };
+    let out = GroupOutcome::new(region, &g.name, from_ami, ami);
+    if settings.unlock {
+        return admin::unlock(&roll, &g, out).await;
+    }
+    // What gears wrote on the group, read once: a value it cannot read stops here (exit 7).
+    let on = OnGroup::read(&g)?;
+    if settings.plan_only {
+        return admin::plan(&roll, &g, &on, out).await;
+    }
+    if settings.abort {
+        return admin::abort(ctx, &roll, &g, &on, out).await;
+    }
+    deploy_one(ctx, &roll, &g, &on, out).await
+}
+
+/// The deploy of one group (not an admin command).
+async fn deploy_one<F: Fleet, L: LockTable>(
+    ctx: &RegionCtx<'_>,
+    roll: &Roll<'_, F, L>,
+    g: &Group,
+    on: &OnGroup,
+    mut out: GroupOutcome,
+) -> Result<GroupOutcome, Error> {
+    let (run, ami, region) = (ctx.run, roll.ami.as_str(), roll.fleet.region().to_owned());
+    // Already there: the launch spec launches the AMI and every member in service runs it, with
+    // no deploy recorded. Nothing is locked, suspended or made.
+    if out.from_ami == ami && on.recorded.is_none() {
+        let serving = counting(g.clone());
+        let images = roll.images(&serving).await?;
+        if images.len() == serving.members.len() && images.values().all(|i| i == ami) {
+            let n = images.len();
+            return Ok(out.with(
+                GroupResult::NothingToDo,
+                format!(
+                    "the group already launches {ami}, and its {n} instance(s) in service run it"
+                ),
+            ));
+        }
+    }
+    roll.take_table_lock().await?;
+    // Until this group is deployed or rolled back, a second signal (which stops gears at
+    // once) says so, and an unexpected way out is a failed cleanup (exit 7).
+    let what = format!(
+        "the deploy of {} in {region} (run {run}): run the same command to finish it, or `gears deploy --abort` to undo it",
+        g.name
+    );
+    let unfinished = what.clone();
+    let step = ctx.cleanup.register(what, move || async move {
+        Err(format!("not finished: {unfinished}"))
+    });
+    let cleanup_cancel = ctx.cancel.for_cleanup();
+    let undo = Roll::new(
+        ctx,
+        roll.fleet,
+        roll.table,
+        roll.looks,
+        &g.name,
+        ami,
+        &cleanup_cancel,
+    );
+    let st = match roll.with_heartbeat(roll.start(g, on)).await {
+        Ok(st) => st,
+        Err(e) => {
+            let r = start_failed(roll, &undo, &e).await;
+            ctx.cleanup.done(step);
+            return match r {
+                Some(detail) => Ok(out.with(GroupResult::RollbackFailed, detail)),
+                None => Err(e),
+            };
+        }
+    };
+    // A continued run: the group already points at the new spec, so what it came from is the
+    // recorded one.
+    if let Some(was) = recorded_from_ami(roll.fleet, &st).await {
+        out.from_ami = was;
+    }
+    let rolled = match ctx.settings.strategy {
+        Strategy::Rolling => roll.with_heartbeat(roll.roll(&st)).await,
+        Strategy::InstanceRefresh => roll.with_heartbeat(roll.refresh(&st)).await,
+    };
+    let (why, batches) = match rolled {
+        Ok(Rolled::Done(n)) => {
+            roll.finish(&st).await?;
+            ctx.cleanup.done(step);
+            roll.give_back().await;
+            out.batches = n;
+            let detail = roll.deployed_detail().await;
+            return Ok(out.with(GroupResult::Deployed, detail));
+        }
+        Ok(Rolled::GateFailed(why, n)) => (why, n),
+        // Another run took the lock over (this one was presumed dead): it owns the group now.
+        Err(e @ Error::Locked { .. }) => {
+            ctx.cleanup.done(step);
+            return Err(e);
+        }
+        // A signal (a CI cancel) never leaves a half-rolled group: roll back first, on
+        // cleanup's own token (a second signal stops that too; the deploy stays recorded on
+        // the group for `--abort`). Its exit (130/143) is decided for the whole run.
+        Err(Error::Interrupted(sig)) => {
+            let why = format!("{sig} received");
+            roll.say(&format!(
+                "{why}: rolling back to {} before exiting",
+                out.from_ami
+            ));
+            (why, 0)
+        }
+        Err(e) => (format!("AWS error: {}", e.render().trim()), 0),
+    };
+    out.batches = batches;
+    // An instance refresh still running would fight the rollback (it replaces what the
+    // rollback launches): cancelled first, and waited on until it stopped.
+    if ctx.settings.strategy == Strategy::InstanceRefresh {
+        let refresh = roll
+            .refresh_id
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let stopped = undo
+            .with_heartbeat(async {
+                undo.stop_refresh(refresh.as_deref()).await;
+                Ok(())
+            })
+            .await;
+        if let Err(e) = stopped {
+            ctx.cleanup.done(step);
+            return Err(e);
+        }
+    }
+    let back = undo.roll_back(&st).await;
+    ctx.cleanup.done(step);
+    match back? {
+        Ok(()) => {
+            roll.give_back().await;
+            let detail = format!("{why}; rolled back to {}", out.from_ami);
+            Ok(out.with(GroupResult::RolledBack, detail))
+        }
+        Err(state) => Ok(out.with(GroupResult::RollbackFailed, format!("{why}; {state}"))),
+    }
+}
+
+/// After a start that failed: the lock given back if nothing was recorded, what was recorded
+/// undone if the lock is still ours. `Some(detail)` when that undo failed (the line stopped).
+async fn start_failed<F: Fleet, L: LockTable>(
+    roll: &Roll<'_, F, L>,
+    undo: &Roll<'_, F, L>,
+    e: &Error,
+) -> Option<String> {
+    let now = roll.group().await.ok();
+    let on = now
+        .as_ref()
+        .and_then(|g| OnGroup::read(g).ok())
+        .unwrap_or_default();
+    let ours = on.ours(&roll.run);
+    // This run's deploy, or the one of this AMI it was continuing.
+    let recorded = on
+        .recorded
+        .filter(|st| st.run == roll.run || (ours && st.ami == roll.ami));
+    match recorded {
+        None => {
+            if ours {
+                let _ = roll
+                    .fleet
+                    .delete_tags(&roll.name, &[LOCK_TAG.to_owned()])
+                    .await;
+            }
+            roll.give_back().await;
+            None
+        }
+        // Recorded, and still ours: undo it. Not ours any more: the run that took the lock
+        // over owns the group.
+        Some(st) if ours => match undo.roll_back(&st).await {
+            Ok(Ok(())) => {
+                roll.give_back().await;
+                None
+            }
+            Ok(Err(state)) => Some(format!(
+                "{}; {state}",
+                e.render().trim().trim_start_matches("error: ")
+            )),
+            Err(_) => None,
+        },
+        Some(_) => None,
+    }
+}

@@ -1,0 +1,195 @@
+//! The group's lock: who holds it, since when, and a STOP after a failed rollback. One type,
+//! [`LockValue`], with one parser and one writer, for the `gears:deploy-lock` tag; the lock
+//! table's holder comes from the port as data ([`crate::aws::locks::TableHolder`]).
+use super::*;
+
+/// How long after writing its lock tag a deploy looks again before it counts the lock as its
+/// own (a racing writer's tag lands within it).
+pub const LOCK_SETTLE: Duration = Duration::from_secs(2);
+/// A lock not renewed for this long belongs to a deploy that is gone.
+pub const LOCK_STALE: Duration = Duration::from_secs(60);
+
+/// How long a lock may go without renewal before its run counts as gone: `GEARS_LOCK_STALE`
+/// seconds (1 to 86400) from the run's environment, else [`LOCK_STALE`]. Shorter only for
+/// tests and emulators: the heartbeat renews every quarter of it, and hosts' clocks must agree
+/// within the rest.
+pub fn lock_stale(ctx: &crate::context::RunContext) -> Duration {
+    ctx.var("GEARS_LOCK_STALE")
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|s| (1..=86_400).contains(s))
+        .map(Duration::from_secs)
+        .unwrap_or(LOCK_STALE)
+}
+
+/// The wall clock, advanced by tokio's clock from the first reading: the same as
+/// `chrono::Utc::now()` in a real run (and immune to a wall-clock step during it), and on a
+/// paused test clock it moves with the virtual time, so lock ages can be tested.
+pub(super) fn wall_now() -> chrono::DateTime<chrono::Utc> {
+    static ANCHOR: std::sync::OnceLock<(chrono::DateTime<chrono::Utc>, std::time::Instant)> =
+        std::sync::OnceLock::new();
+    let (wall, at) = ANCHOR.get_or_init(|| (chrono::Utc::now(), Instant::now().into_std()));
+    let since = Instant::now().into_std().saturating_duration_since(*at);
+    *wall + chrono::Duration::from_std(since).unwrap_or_default()
+}
+
+/// Who holds a lock: the host, and the CI job when there is one (each without spaces, so the
+/// value splits into run, who and time).
+pub(super) fn holder(ctx: &crate::context::RunContext) -> String {
+    let word = |s: &str| -> String {
+        s.trim()
+            .chars()
+            .map(|c| if c.is_whitespace() { '_' } else { c })
+            .take(80)
+            .collect()
+    };
+    let host = ctx
+        .var("HOSTNAME")
+        .map(str::to_owned)
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| word(&h))
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown-host".into());
+    match ctx.ci_job() {
+        Some(job) => format!("{host} {}", word(&job)),
+        None => host,
+    }
+}
+
+/// What a group's `gears:deploy-lock` tag says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LockValue {
+    /// Held by run `run` on `who` (host and CI job), last renewed at `at`: `RUN WHO TIME`.
+    Held {
+        run: String,
+        who: String,
+        at: chrono::DateTime<chrono::Utc>,
+    },
+    /// The line is stopped after a failed rollback, until a human unlocks it:
+    /// `STOP RUN: REASON`.
+    Stop { run: String, reason: String },
+}
+
+/// The STOP value's reason, as gears writes it.
+pub const STOP_REASON: &str = "rollback failed";
+
+impl LockValue {
+    /// This run's lock, renewed now.
+    pub fn held_now(run: &str, who: &str) -> LockValue {
+        LockValue::Held {
+            run: run.to_owned(),
+            who: who.to_owned(),
+            at: wall_now(),
+        }
+    }
+
+    /// The one parser. A value gears did not write (any other shape) is an error saying why.
+    pub fn parse(value: &str) -> Result<LockValue, String> {
+        if let Some(rest) = value.strip_prefix("STOP ") {
+            let (run, reason) = rest
+                .split_once(": ")
+                .ok_or_else(|| "a STOP value without `: REASON`".to_owned())?;
+            if run.is_empty() || run.contains(' ') {
+                return Err("a STOP value without a run id".into());
+            }
+            return Ok(LockValue::Stop {
+                run: run.to_owned(),
+                reason: reason.to_owned(),
+            });
+        }
+        let (run, rest) = value
+            .split_once(' ')
+            .ok_or_else(|| "not `RUN HOLDER TIME`".to_owned())?;
+        let (who, time) = rest
+            .rsplit_once(' ')
+            .ok_or_else(|| "not `RUN HOLDER TIME`".to_owned())?;
+        if run.is_empty() || who.trim().is_empty() {
+            return Err("not `RUN HOLDER TIME`".into());
+        }
+        let at = chrono::DateTime::parse_from_rfc3339(time)
+            .map_err(|_| format!("`{time}` is not a UTC time"))?
+            .with_timezone(&chrono::Utc);
+        Ok(LockValue::Held {
+            run: run.to_owned(),
+            who: who.to_owned(),
+            at,
+        })
+    }
+
+    /// The one writer (at most 256 characters, a tag value's limit).
+    pub fn write(&self) -> String {
+        match self {
+            LockValue::Held { run, who, at } => {
+                format!("{run} {who} {}", at.format("%Y-%m-%dT%H:%M:%SZ"))
+            }
+            LockValue::Stop { run, reason } => format!("STOP {run}: {reason}"),
+        }
+        .chars()
+        .take(256)
+        .collect()
+    }
+
+    /// The run that holds (or stopped) the lock.
+    pub fn run(&self) -> &str {
+        match self {
+            LockValue::Held { run, .. } | LockValue::Stop { run, .. } => run,
+        }
+    }
+
+    pub fn is_stop(&self) -> bool {
+        matches!(self, LockValue::Stop { .. })
+    }
+
+    /// How long ago a held lock was renewed (`None` for a STOP, which never goes stale).
+    pub fn age(&self) -> Option<Duration> {
+        match self {
+            LockValue::Held { at, .. } => Some(
+                wall_now()
+                    .signed_duration_since(*at)
+                    .to_std()
+                    .unwrap_or_default(),
+            ),
+            LockValue::Stop { .. } => None,
+        }
+    }
+
+    /// A held lock renewed within `stale`: its run is alive.
+    pub fn is_live(&self, stale: Duration) -> bool {
+        self.age().is_some_and(|a| a < stale)
+    }
+}
+
+impl std::fmt::Display for LockValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.write())
+    }
+}
+
+/// Now, and the last renewal before which a lock table's lock is stale (Unix milliseconds).
+pub(super) fn lease_times(settings: &DeploySettings) -> (i64, i64) {
+    let now = wall_now().timestamp_millis();
+    (
+        now,
+        now - settings.lock_stale.as_millis().min(i64::MAX as u128) as i64,
+    )
+}
+
+/// A lock table renewal time that never goes stale: a STOP lock, kept until `--unlock`.
+pub(super) const KEPT: i64 = i64::MAX / 2;
+
+/// A group gears will not touch now (another deploy holds it; wait or retry): exit 5.
+pub(super) fn refused(group: &str, why: String, hint: &str) -> Error {
+    Error::Locked {
+        message: format!("group {group}: {why}"),
+        hint: hint.to_owned(),
+        stopped: false,
+    }
+}
+
+/// A group a human must look at before any deploy (a STOP, state gears cannot read): exit 7.
+pub(super) fn stopped(group: &str, why: String, hint: &str) -> Error {
+    Error::Locked {
+        message: format!("group {group}: {why}"),
+        hint: hint.to_owned(),
+        stopped: true,
+    }
+}

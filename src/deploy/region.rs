@@ -1,0 +1,124 @@
+//! The groups of one region, `--parallel` at a time, sharing one look at the region per
+//! poll ([`RegionLooks`]).
+use super::*;
+
+/// What every region's deploy shares.
+pub(super) struct RegionCtx<'a> {
+    pub(super) cleanup: &'a crate::cancel::Cleanup,
+    pub(super) ui: &'a dyn crate::ui::Reporter,
+    pub(super) smoke: Option<&'a SmokeGate>,
+    pub(super) settings: &'a DeploySettings,
+    pub(super) cancel: &'a Cancel,
+    pub(super) want: &'a BTreeMap<String, String>,
+    pub(super) instance_tags: &'a BTreeMap<String, String>,
+    pub(super) run: &'a str,
+    /// The first group that rolled back or failed, anywhere: groups not started yet are skipped.
+    pub(super) failed: std::sync::Mutex<Option<String>>,
+    /// Who holds the locks: host and CI job.
+    pub(super) who: String,
+    /// `region/template/$Latest` → the number it meant when this run first read it: groups
+    /// sharing a template all return to that version on rollback (and share one new version).
+    pub(super) versions: std::sync::Mutex<BTreeMap<String, String>>,
+}
+
+/// The region's last look at the groups it rolls: one DescribeAutoScalingGroups (in chunks of
+/// the API's 50 names) serves every group whose next look may be that recent, so calls per
+/// poll stay flat as groups are added. Concurrent askers wait for one answer.
+pub struct RegionLooks {
+    names: Vec<String>,
+    last: tokio::sync::Mutex<Option<(Instant, Vec<Group>)>>,
+}
+
+impl RegionLooks {
+    pub fn new(names: Vec<String>) -> Self {
+        RegionLooks {
+            names,
+            last: Default::default(),
+        }
+    }
+
+    /// The groups the region rolls.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// The groups as a look begun after `since` saw them: the last look when it is that
+    /// recent, else a new one from `fetch`.
+    pub async fn groups<Fut>(
+        &self,
+        since: Instant,
+        fetch: impl FnOnce() -> Fut,
+    ) -> Result<Vec<Group>, Error>
+    where
+        Fut: std::future::Future<Output = Result<Vec<Group>, Error>>,
+    {
+        let mut last = self.last.lock().await;
+        if let Some((at, groups)) = &*last {
+            if *at > since {
+                return Ok(groups.clone());
+            }
+        }
+        let at = Instant::now();
+        let groups = fetch().await?;
+        *last = Some((at, groups.clone()));
+        Ok(groups)
+    }
+}
+
+/// The groups of one region, `--parallel` at a time: what each did, and the errors of those
+/// that stopped with one.
+pub(super) async fn roll_region<F: Fleet, L: LockTable>(
+    ctx: &RegionCtx<'_>,
+    fleet: &F,
+    table: Option<&L>,
+    region: &str,
+    ami: &str,
+    groups: Vec<Group>,
+) -> (Vec<GroupOutcome>, Vec<Error>) {
+    let (settings, cancel) = (ctx.settings, ctx.cancel);
+    let looks = RegionLooks::new(groups.iter().map(|g| g.name.clone()).collect());
+    let looks = &looks;
+    let deploying = !(settings.plan_only || settings.unlock || settings.abort);
+    // Once one group fails its gate (or errs), the groups not started yet are skipped: one
+    // AMI, one verdict. Unordered, so a slow group does not hold the others' places.
+    use futures::StreamExt;
+    let mut results: Vec<(usize, Result<GroupOutcome, Error>)> =
+        futures::stream::iter(groups.into_iter().enumerate().map(|(i, g)| async move {
+            if let Some(sig) = cancel.signal() {
+                return (i, Err(Error::Interrupted(sig)));
+            }
+            let failed = ctx.failed.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            if let (true, Some(why)) = (deploying, failed) {
+                let o = GroupOutcome::new(region, &g.name, String::new(), ami)
+                    .with(GroupResult::Skipped, format!("not started: {why}"));
+                return (i, Ok(o));
+            }
+            let name = g.name.clone();
+            let r = deploy_group(ctx, fleet, table, looks, region, ami, g).await;
+            let failed = match &r {
+                Ok(o) if o.result.failed() => Some(format!("{name} in {region}: {}", o.result)),
+                Ok(_) => None,
+                Err(_) => Some(format!("{name} in {region} failed")),
+            };
+            if let (true, Some(f)) = (deploying, failed) {
+                ctx.failed
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get_or_insert(f);
+            }
+            (i, r)
+        }))
+        .buffer_unordered(settings.parallel.max(1))
+        .collect()
+        .await;
+    results.sort_by_key(|(i, _)| *i);
+    let mut outcomes = Vec::new();
+    let mut errors = Vec::new();
+    for (_, r) in results {
+        match r {
+            Ok(o) => outcomes.push(o),
+            Err(e) => errors.push(e),
+        }
+    }
+    (outcomes, errors)
+}

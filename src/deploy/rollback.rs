@@ -1,0 +1,268 @@
+//! Back to the old launch spec and old-AMI instances, capacity as it was; and when that
+//! fails, the line stopped (a STOP lock until a human unlocks) with the group's state in words.
+//! The planner ([`super::plan::back`]) decides each step.
+use super::*;
+use plan::Back;
+
+impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
+    /// Rolls the recorded deploy back. `Ok(Ok(()))`: back as it was; `Ok(Err(words))`: the
+    /// rollback failed, the line is stopped, and the words say what was left and the group's
+    /// state now; `Err`: another run took the lock over (that run owns the group).
+    pub(super) async fn roll_back(&self, st: &State) -> Result<Result<(), String>, Error> {
+        match self.rollback_held(st).await {
+            Ok(()) => Ok(Ok(())),
+            Err(Undone::Lost(e)) => Err(e),
+            Err(Undone::Failed(why)) => {
+                let note = self.stop_the_line().await;
+                Ok(Err(format!(
+                    "rollback failed: {why}{note}; {}",
+                    self.state_now().await
+                )))
+            }
+        }
+    }
+
+    /// Stops the line after a failed rollback: a STOP lock on the group (and in the lock
+    /// table) until a human runs `--unlock`. Retried like any call, for up to a minute; what
+    /// could not be written is said (returned as `; ...`, empty when all was written).
+    pub(super) async fn stop_the_line(&self) -> String {
+        let stop = LockValue::Stop {
+            run: self.run.clone(),
+            reason: STOP_REASON.into(),
+        }
+        .write();
+        let d = Instant::now() + Duration::from_secs(60);
+        let tag = BTreeMap::from([(LOCK_TAG.to_owned(), stop.clone())]);
+        let mut missing = Vec::new();
+        if patiently(self.cancel, d, || {
+            self.fleet.put_tags(&self.name, &tag, false)
+        })
+        .await
+        .is_err()
+        {
+            missing.push("the group's tag");
+        }
+        if let Some(t) = self.table {
+            let kept = patiently(self.cancel, d, || {
+                t.acquire(&self.lock_key, &self.run, &stop, KEPT, i64::MIN)
+            })
+            .await;
+            if !matches!(kept, Ok(None)) {
+                missing.push("the lock table");
+            }
+        }
+        if missing.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; the STOP lock could not be written to {}: look at the group before any deploy",
+                missing.join(" or ")
+            )
+        }
+    }
+
+    /// The group as it is now, in words, for a human after a failed rollback (best effort).
+    pub(super) async fn state_now(&self) -> String {
+        let Ok(g) = self.group().await else {
+            return "the group's state could not be read: look at it in the console".into();
+        };
+        let images = self.images(&counting(g.clone())).await.unwrap_or_default();
+        let new = images.values().filter(|i| **i == self.ami).count();
+        format!(
+            "the group now: min {} max {} desired {}, {} in service ({new} on {}, {} on other AMIs), suspended: {}; launch spec {} (look at it, then `gears deploy --unlock`)",
+            g.min,
+            g.max,
+            g.desired,
+            images.len(),
+            self.ami,
+            images.len() - new,
+            if g.suspended.is_empty() { "nothing".into() } else { g.suspended.join(", ") },
+            match (&g.template, &g.launch_configuration) {
+                (Some(t), _) => format!("template {} version {}", t.id, t.version),
+                (None, Some(c)) => format!("launch configuration {c}"),
+                _ => "none".into(),
+            }
+        )
+    }
+
+    /// The rollback's steps with the lock renewed beside them; the restore after (a renewal
+    /// must not put the lock back once it was removed).
+    pub(super) async fn rollback_held(&self, st: &State) -> Result<(), Undone> {
+        tokio::select! {
+            r = self.rollback_steps(st) => r?,
+            e = self.heartbeat() => return Err(Undone::Lost(e)),
+        }
+        self.finish(st)
+            .await
+            .map_err(|e| Undone::Failed(e.to_string()))
+    }
+
+    /// The launch spec to go back to: `$Default`, unless someone moved the template's default
+    /// version during the deploy: then the version it meant when the deploy started (the one
+    /// the old instances came from), and the group stays pinned to it.
+    async fn way_back(&self, st: &State) -> String {
+        if st.from != "$Default" || st.fromn.is_empty() || st.lc {
+            return st.from.clone();
+        }
+        let t = TemplateRef {
+            id: st.lt.clone(),
+            version: st.from.clone(),
+        };
+        let d = self.deadline();
+        match patiently(self.cancel, d, || self.fleet.resolve_version(&t)).await {
+            Ok(now) if now != st.fromn => {
+                self.say(&format!(
+                    "the template's default version moved during the deploy ({} → {now}): rolling back to version {}, and the group stays on it",
+                    st.fromn, st.fromn
+                ));
+                st.fromn.clone()
+            }
+            _ => st.from.clone(),
+        }
+    }
+
+    /// Back to the old template and old-AMI instances, capacity as it was (all but the
+    /// restore of [`Roll::finish`]).
+    pub(super) async fn rollback_steps(&self, st: &State) -> Result<(), Undone> {
+        let e = |e: Error| match e {
+            e @ Error::Locked { .. } => Undone::Lost(e),
+            e => Undone::Failed(e.to_string()),
+        };
+        self.say(&format!(
+            "rolling back to launch template version {} and {} instances",
+            st.from, st.desired
+        ));
+        let back = self.way_back(st).await;
+        self.point_at(st, &back).await.map_err(e)?;
+        let deadline = self.deadline();
+        let terms = self.terms(st);
+        let mut mem = plan::BackMemory::default();
+        let mut pace = self.pace();
+        // The lock as the rollback found it (a killed run's, for --abort): another value that
+        // is not ours means another run took the group over.
+        let mut found: Option<Option<String>> = None;
+        loop {
+            let g = counting(self.group().await.map_err(e)?);
+            self.not_taken_over(&g, &mut found)?;
+            let look = self.look(&g, None).await.map_err(e)?;
+            mem.timed_out = Instant::now() >= deadline;
+            let d = self.deadline();
+            match plan::back(&look, &terms, &mut mem) {
+                Back::Done => break,
+                Back::Fail { new } => {
+                    return Err(Undone::Failed(format!(
+                        "group {}: {} members ({} on the new AMI: {}), desired {} (was {}), not all healthy; template set back to version {}",
+                        self.name,
+                        g.members.len(),
+                        new.len(),
+                        new.join(", "),
+                        g.desired,
+                        st.desired,
+                        st.from
+                    )));
+                }
+                Back::Retire(ids) => {
+                    for id in &ids {
+                        patiently(self.cancel, d, || self.fleet.terminate_member(id, true))
+                            .await
+                            .map_err(e)?;
+                    }
+                    pace.changed();
+                    continue;
+                }
+                Back::Capacity { desired, max } => {
+                    patiently(self.cancel, d, || {
+                        self.fleet.set_capacity(&self.name, st.min, max, desired)
+                    })
+                    .await
+                    .map_err(e)?;
+                    pace.changed();
+                    continue;
+                }
+                Back::Wait => {}
+            }
+            pace.sleep(self).await.map_err(e)?;
+        }
+        self.restore_instance_tags().await.map_err(e)
+    }
+
+    /// `Err` when another run took the lock over during the rollback (or a value gears did not
+    /// write replaced it); `found` keeps the lock the rollback found.
+    fn not_taken_over(&self, g: &Group, found: &mut Option<Option<String>>) -> Result<(), Undone> {
+        let lock = g.tags.get(LOCK_TAG).cloned();
+        let found = found.get_or_insert_with(|| lock.clone());
+        let Some(l) = &lock else { return Ok(()) };
+        if Some(l) == found.as_ref() {
+            return Ok(());
+        }
+        match LockValue::parse(l) {
+            Ok(v) if v.is_stop() || v.run() == self.run => Ok(()),
+            Ok(v) => Err(Undone::Lost(refused(
+                &self.name,
+                format!("another run took the lock over during the rollback ({v}); stopping here"),
+                "that run owns the group now",
+            ))),
+            Err(why) => Err(Undone::Lost(stopped(
+                &self.name,
+                format!("during the rollback its lock tag was overwritten with a value gears did not write ({why}): `{l}`; stopping here"),
+                "look at the group: who wrote the lock? Then `gears deploy --abort` with the AMI finishes the rollback",
+            ))),
+        }
+    }
+
+    /// The instance tags as they were before the deploy.
+    async fn restore_instance_tags(&self) -> Result<(), Error> {
+        let g = self.group().await?;
+        let Some(value) = g.tags.get(TAGS_TAG) else {
+            return Ok(());
+        };
+        let before = prior_tags(value).map_err(|why| {
+            stopped(
+                &self.name,
+                why,
+                "the instance tags were not put back: set them by hand, then `gears deploy --unlock`",
+            )
+        })?;
+        let put: BTreeMap<String, String> = before
+            .iter()
+            .filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v)))
+            .collect();
+        let gone: Vec<String> = before
+            .iter()
+            .filter(|(_, v)| v.is_none())
+            .map(|(k, _)| k.clone())
+            .collect();
+        let d = self.deadline();
+        if !put.is_empty() {
+            patiently(self.cancel, d, || {
+                self.fleet.put_tags(&self.name, &put, true)
+            })
+            .await?;
+        }
+        patiently(self.cancel, d, || self.fleet.delete_tags(&self.name, &gone)).await
+    }
+
+    /// Capacity as it was, processes resumed, state and lock removed.
+    pub(super) async fn finish(&self, st: &State) -> Result<(), Error> {
+        self.say(&format!(
+            "restoring capacity {}/{}/{}, resuming processes, unlocking",
+            st.min, st.max, st.desired
+        ));
+        let d = self.deadline();
+        patiently(self.cancel, d, || {
+            self.fleet
+                .set_capacity(&self.name, st.min, st.max, st.desired)
+        })
+        .await?;
+        patiently(self.cancel, d, || {
+            self.fleet.set_processes(&self.name, &st.susp, false)
+        })
+        .await?;
+        let keys = [
+            STATE_TAG.to_owned(),
+            TAGS_TAG.to_owned(),
+            LOCK_TAG.to_owned(),
+        ];
+        patiently(self.cancel, d, || self.fleet.delete_tags(&self.name, &keys)).await
+    }
+}

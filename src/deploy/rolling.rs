@@ -1,0 +1,235 @@
+//! The rolling strategy: gears' own batches, surge then retire (or in place below 100%
+//! `--min-healthy`), gated by health. The planner ([`super::plan::next`]) decides each step;
+//! this loop looks, carries the step out and says what it did.
+use super::*;
+use plan::{Failure, Step, Waiting};
+
+impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
+    /// Batch by batch until the planner says done or failed.
+    pub(super) async fn roll(&self, st: &State) -> Result<Rolled, Error> {
+        let terms = self.terms(st);
+        let mut mem = plan::Memory::default();
+        let mut batch_deadline = self.deadline();
+        let mut gate = GateMemory::default();
+        let mut last_say = Instant::now();
+        let mut pace = self.pace();
+        let hooks = self.launch_hooks().await?;
+        loop {
+            let g = counting(self.group_seen_since(pace.fresh_since()).await?);
+            self.still_ours(&g)?;
+            let look = self.look(&g, Some(&mut gate)).await?;
+            mem.timed_out = Instant::now() >= batch_deadline;
+            let step = plan::next(&look, &terms, &mut mem);
+            match step {
+                Step::Done => return Ok(Rolled::Done(mem.batches)),
+                Step::Fail(f) => {
+                    let why = self.failure(&f, &g, &look, &terms, &hooks, &gate);
+                    return Ok(Rolled::GateFailed(why, mem.batches));
+                }
+                Step::Retire { ids, last } => {
+                    for id in &ids {
+                        let d = self.deadline();
+                        patiently(self.cancel, d, || self.fleet.terminate_member(id, true)).await?;
+                    }
+                    mem.batches += 1;
+                    self.say(&format!(
+                        "batch {}: new instances healthy; retired {}",
+                        mem.batches,
+                        ids.join(", ")
+                    ));
+                    last_say = Instant::now();
+                    pace.changed();
+                    if last {
+                        // The last batch: the group may now be all new.
+                        continue;
+                    }
+                }
+                Step::Launch {
+                    surge,
+                    in_place,
+                    desired,
+                    max,
+                } => {
+                    self.launch(&terms, surge, &in_place, desired, max).await?;
+                    if surge == 0 {
+                        // Nothing to retire later: the batch is this replacement.
+                        mem.batches += 1;
+                    }
+                    let old = look.members.iter().filter(|m| m.new == Some(false)).count();
+                    self.say(&launch_words(
+                        &mem, surge, &in_place, desired, max, old, &terms,
+                    ));
+                    last_say = Instant::now();
+                    batch_deadline = self.deadline();
+                    pace.changed();
+                    continue;
+                }
+                Step::Wait(w) => {
+                    if last_say.elapsed() >= Duration::from_secs(30) {
+                        self.say(&waiting_words(w, &g, &look, &hooks, &gate));
+                        last_say = Instant::now();
+                    }
+                }
+            }
+            pace.sleep(self).await?;
+        }
+    }
+
+    /// The planner's terms for this deploy.
+    pub(super) fn terms(&self, st: &State) -> plan::Terms {
+        plan::Terms {
+            min: st.min,
+            max: st.max,
+            desired: st.desired,
+            batch: self.settings.batch.size(st.desired),
+            min_healthy: self.settings.min_healthy,
+        }
+    }
+
+    /// Starts a batch: capacity up by `surge`, `in_place` terminated without lowering desired.
+    async fn launch(
+        &self,
+        t: &plan::Terms,
+        surge: i32,
+        in_place: &[String],
+        desired: i32,
+        max: i32,
+    ) -> Result<(), Error> {
+        let d = self.deadline();
+        if surge > 0 {
+            patiently(self.cancel, d, || {
+                self.fleet.set_capacity(&self.name, t.min, max, desired)
+            })
+            .await?;
+        }
+        for id in in_place {
+            patiently(self.cancel, d, || self.fleet.terminate_member(id, false)).await?;
+        }
+        Ok(())
+    }
+
+    /// Still ours? A run that took over a stale lock owns the group now; a lock removed by
+    /// `--unlock` means a human took the group in hand.
+    pub(super) fn still_ours(&self, g: &Group) -> Result<(), Error> {
+        match g.tags.get(LOCK_TAG).map(|v| LockValue::parse(v)) {
+            Some(Ok(l)) if !l.is_stop() && l.run() == self.run => Ok(()),
+            Some(Ok(l)) => Err(refused(
+                &self.name,
+                format!("another run took the lock over ({l}); stopping here"),
+                "that run finishes the deploy",
+            )),
+            Some(Err(why)) => Err(stopped(
+                &self.name,
+                format!("its lock tag was overwritten with a value gears did not write ({why}); stopping here"),
+                "look at the group: who wrote the lock? Then `gears deploy --unlock` and run again",
+            )),
+            None => Err(refused(
+                &self.name,
+                "the group's lock was removed (`--unlock`) while this deploy ran; stopping here"
+                    .into(),
+                "look at the group: run the same command to continue the deploy, or `--abort` to undo it",
+            )),
+        }
+    }
+
+    /// Why a roll failed, in words.
+    fn failure(
+        &self,
+        f: &Failure,
+        g: &Group,
+        look: &plan::Look,
+        terms: &plan::Terms,
+        hooks: &[crate::aws::LaunchHook],
+        gate: &GateMemory,
+    ) -> String {
+        match f {
+            Failure::NotHealthy { batch } => {
+                let bad: Vec<&str> = look
+                    .members
+                    .iter()
+                    .filter(|m| m.new == Some(true) && !m.healthy)
+                    .map(|m| m.id.as_str())
+                    .collect();
+                format!(
+                    "batch {batch} not healthy after {}: {} of {} instances running, unhealthy new: {}",
+                    crate::ui::human_duration(self.settings.gate_timeout),
+                    g.members.len(),
+                    g.desired,
+                    if bad.is_empty() { "none (still launching)".into() } else { bad.join(", ") }
+                ) + &held_by_hooks(g, hooks)
+                    + &gate.smoke_failure.as_ref().map(|f| format!(" ({f})")).unwrap_or_default()
+            }
+            Failure::Churn { batches, old } => format!(
+                "{batches} batches and still {old} instances not on {}: the group launches something else (was its launch spec changed?)",
+                self.ami
+            ),
+            Failure::NotSettled => format!(
+                "the group did not settle: {} of {} instances (the deploy started at {}), new ones healthy: {}",
+                g.members.len(),
+                g.desired,
+                terms.desired,
+                look.members.iter().filter(|m| m.new == Some(true)).all(|m| m.healthy)
+            ),
+        }
+    }
+}
+
+/// `batch N: launching ...; replacing ... in place; K old left`.
+fn launch_words(
+    mem: &plan::Memory,
+    surge: i32,
+    in_place: &[String],
+    desired: i32,
+    max: i32,
+    old: usize,
+    t: &plan::Terms,
+) -> String {
+    format!(
+        "batch {}: {}{}; {old} old left",
+        if surge == 0 {
+            mem.batches
+        } else {
+            mem.batches + 1
+        },
+        if surge > 0 {
+            format!("launching {surge} on the new AMI (desired {desired}, max {max})")
+        } else {
+            String::new()
+        },
+        if in_place.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "{}replacing {} in place (--min-healthy {}%)",
+                if surge > 0 { ", " } else { "" },
+                in_place.join(", "),
+                t.min_healthy
+            )
+        },
+    )
+}
+
+/// `waiting: N new healthy, ...` every 30 s, so a log never goes silent.
+fn waiting_words(
+    _why: Waiting,
+    g: &Group,
+    look: &plan::Look,
+    hooks: &[crate::aws::LaunchHook],
+    gate: &GateMemory,
+) -> String {
+    let healthy_new = look
+        .members
+        .iter()
+        .filter(|m| m.new == Some(true) && m.healthy)
+        .count();
+    format!(
+        "waiting: {healthy_new} new healthy, {} of {} instances running{}{}",
+        g.members.len(),
+        g.desired,
+        held_by_hooks(g, hooks),
+        gate.smoke_failure
+            .as_ref()
+            .map(|f| format!("; last: {f}"))
+            .unwrap_or_default()
+    )
+}

@@ -1,0 +1,325 @@
+//! The start of a group's deploy: the lock taken, the deploy recorded, the new launch spec made
+//! (or an interrupted deploy of the same AMI continued).
+use super::*;
+
+impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
+    /// Takes the lock (or takes over a stale one of the same AMI) and writes the state, or
+    /// reads the state of an interrupted deploy of this AMI.
+    pub(super) async fn start(&self, g: &Group, on: &OnGroup) -> Result<State, Error> {
+        let d = self.deadline();
+        // Refused before the lock is written: nothing changes.
+        if !g.override_templates.is_empty() && on.recorded.is_none() {
+            return Err(InputError::whole_file(
+                format!("group {}", self.name),
+                format!(
+                    "the mixed-instances policy gives {} a launch template of its own (an AMI of its own): gears deploys one AMI per group",
+                    g.override_templates.join(", ")
+                ),
+            )
+            .with_hint("give the overrides the group's launch template, or deploy each template's AMI separately")
+            .into());
+        }
+        self.take_tag_lock(on).await?;
+        let state = on.recorded.clone();
+        if let Some(s) = state {
+            if s.ami == self.ami {
+                self.say(&format!(
+                    "continuing the deploy of {} recorded by run {}",
+                    s.ami, s.run
+                ));
+                // Whatever the interrupted run had reached (even a rollback under way): the new
+                // launch spec (made now, if the killed run had not yet), and the processes
+                // suspended again.
+                let mut s = s;
+                if s.to.is_empty() && !s.lc {
+                    s.to = self.create_version(&s).await?;
+                    self.record(&s).await?;
+                }
+                // An interrupted rollback may have put the old instance tags back.
+                patiently(self.cancel, d, || {
+                    self.fleet.put_tags(&self.name, self.instance_tags, true)
+                })
+                .await?;
+                patiently(self.cancel, d, || {
+                    self.fleet.set_processes(&self.name, &s.susp, true)
+                })
+                .await?;
+                self.point_at(&s, &s.to).await?;
+                return Ok(s);
+            }
+            return Err(refused(
+                &self.name,
+                format!(
+                    "an interrupted deploy of {} is recorded on the group",
+                    s.ami
+                ),
+                "`gears deploy --abort` (with that AMI) undoes it first",
+            ));
+        }
+        // The new launch spec: a template version with the new AMI, or for a group on a legacy
+        // launch configuration, a copy of it with the new AMI.
+        let (lt, from, fromn, to, lc) = match (&g.template, &g.launch_configuration) {
+            (Some(t), _) => {
+                // The number `$Latest`/`$Default` means now, read before ours exists: ours is
+                // based on it, and a rollback returns to it. `$Default` stays `$Default` on
+                // rollback (gears never changes a template's default version); `$Latest` does
+                // not (ours is the latest now), so it becomes the number it meant. Groups of
+                // this run on the same template share the first reading (taken before that
+                // group made its version, so a later reading cannot see ours).
+                let key = format!("{}/{}/{}", self.fleet.region(), t.id, t.version);
+                let cached = self
+                    .versions
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get(&key)
+                    .cloned();
+                let source = match cached {
+                    Some(v) => v,
+                    None => {
+                        let v =
+                            patiently(self.cancel, d, || self.fleet.resolve_version(t)).await?;
+                        self.versions
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .entry(key)
+                            .or_insert(v)
+                            .clone()
+                    }
+                };
+                // A version that already launches the new AMI has nothing to roll back to
+                // (another group on this template was deployed by an earlier run, and the
+                // template's `$Latest` moved with it).
+                let base = TemplateRef {
+                    id: t.id.clone(),
+                    version: source.clone(),
+                };
+                let image = patiently(self.cancel, d, || self.fleet.template_image(&base)).await?;
+                let images = self.images(g).await?;
+                if image == self.ami && images.values().any(|i| *i != self.ami) {
+                    return Err(InputError::whole_file(
+                        format!("group {}", self.name),
+                        format!(
+                            "its launch template {} {} (version {source}) already launches {}, but some of its instances run another AMI: a rollback would have no version to return to",
+                            t.id, t.version, self.ami
+                        ),
+                    )
+                    .with_hint("point the group at the template version its instances were launched from (a number), then deploy again")
+                    .into());
+                }
+                let from = match t.version.as_str() {
+                    "$Default" => "$Default".to_owned(),
+                    _ => source.clone(),
+                };
+                // The new version is made once the deploy is recorded (below).
+                (t.id.clone(), from, source, None, false)
+            }
+            (None, Some(c)) => {
+                let suffix: String = self.run.chars().filter(char::is_ascii_hexdigit).collect();
+                let keep = 255 - 7 - 8;
+                let base: String = c.chars().take(keep).collect();
+                let name = format!("{base}-gears-{}", &suffix[suffix.len().saturating_sub(8)..]);
+                patiently(self.cancel, d, || {
+                    self.fleet.copy_configuration(c, &name, &self.ami)
+                })
+                .await?;
+                (String::new(), c.clone(), String::new(), Some(name), true)
+            }
+            (None, None) => {
+                return Err(InputError::whole_file(
+                    format!("group {}", self.name),
+                    "the group has no launch template, mixed-instances policy or launch configuration: gears cannot deploy it",
+                )
+                .into())
+            }
+        };
+        let susp: Vec<String> = SUSPEND
+            .iter()
+            .filter(|p| !g.suspended.iter().any(|s| s == *p))
+            .map(|p| p.to_string())
+            .collect();
+        let mut state = State {
+            run: self.run.clone(),
+            ami: self.ami.clone(),
+            lt: lt.clone(),
+            from,
+            fromn,
+            to: to.clone().unwrap_or_default(),
+            min: g.min,
+            max: g.max,
+            desired: g.desired,
+            susp: susp.clone(),
+            lc,
+            mx: g.mixed,
+        };
+        // Checked with room for the version number still to come.
+        let json = serde_json::to_string(&state).unwrap_or_default();
+        if json.chars().count() + if to.is_none() { 10 } else { 0 } > 256 {
+            return Err(InputError::whole_file(
+                format!("group {}", self.name),
+                format!(
+                    "the deploy state does not fit in a 256-character tag ({} characters): the launch configuration name `{}` is too long",
+                    json.chars().count(),
+                    state.from
+                ),
+            )
+            .into());
+        }
+        // Recorded before the new template version exists: a run killed in between is
+        // continued by the same command, whose request carries the recorded run's client
+        // token and so gets the same version back (never a second one left behind).
+        self.record(&state).await?;
+        if state.to.is_empty() {
+            state.to = self.create_version(&state).await?;
+            self.record(&state).await?;
+        }
+        patiently(self.cancel, d, || {
+            self.fleet.set_processes(&self.name, &susp, true)
+        })
+        .await?;
+        // The instance tags the group had, so a rollback puts them back (when they fit a tag).
+        let before: BTreeMap<&String, Option<&String>> = self
+            .instance_tags
+            .keys()
+            .map(|k| (k, g.tags.get(k)))
+            .collect();
+        let before = serde_json::to_string(&before).unwrap_or_default();
+        if before.chars().count() <= 256 {
+            let tag = BTreeMap::from([(TAGS_TAG.to_owned(), before)]);
+            patiently(self.cancel, d, || {
+                self.fleet.put_tags(&self.name, &tag, false)
+            })
+            .await?;
+        }
+        patiently(self.cancel, d, || {
+            self.fleet.put_tags(&self.name, self.instance_tags, true)
+        })
+        .await?;
+        self.point_at(&state, &state.to).await?;
+        self.say(&format!(
+            "locked; {} {} (was {}) with {}; suspended {}",
+            if lc {
+                "launch configuration"
+            } else {
+                "launch template version"
+            },
+            state.to,
+            state.from,
+            self.ami,
+            if susp.is_empty() {
+                "nothing".into()
+            } else {
+                susp.join(", ")
+            }
+        ));
+        Ok(state)
+    }
+
+    /// The group's lock tag: refused while another live run holds it (or the line is
+    /// stopped); a stale one is taken over when it is of this AMI's deploy, or when no deploy is
+    /// recorded at all (its run was killed before it changed anything). Written, then read back
+    /// twice: a racing writer's value wins over ours, and then we step back. A tag is no
+    /// compare-and-swap: a writer that read the group before ours landed writes over it after
+    /// our first look, so the second look, a moment later, is the one that counts
+    /// (`--lock-table` is the true compare-and-swap).
+    async fn take_tag_lock(&self, on: &OnGroup) -> Result<(), Error> {
+        match &on.lock {
+            Some(l @ LockValue::Stop { .. }) => {
+                return Err(stopped(
+                    &self.name,
+                    format!("the line is stopped: {l}"),
+                    "a rollback failed here: look at the group, then `gears deploy --unlock`",
+                ));
+            }
+            Some(l @ LockValue::Held { run, .. }) if run != &self.run => {
+                let same_ami = on.recorded.as_ref().is_some_and(|s| s.ami == self.ami);
+                let age = l.age().unwrap_or_default();
+                if !((same_ami || on.recorded.is_none()) && age >= self.settings.lock_stale) {
+                    return Err(refused(
+                        &self.name,
+                        format!(
+                            "another deploy holds the lock: run {run} ({l}), refreshed {} ago",
+                            crate::ui::human_duration(age)
+                        ),
+                        if same_ami {
+                            "it is deploying the same AMI; if it was killed, run this again in a minute to continue it"
+                        } else {
+                            "wait for it, or if it was killed, `gears deploy --abort` with its AMI undoes it"
+                        },
+                    ));
+                }
+            }
+            _ => {}
+        }
+        let d = self.deadline();
+        let mine = LockValue::held_now(&self.run, self.who).write();
+        let lock = BTreeMap::from([(LOCK_TAG.to_owned(), mine.clone())]);
+        patiently(self.cancel, d, || {
+            self.fleet.put_tags(&self.name, &lock, false)
+        })
+        .await?;
+        for settle in [Duration::ZERO, LOCK_SETTLE] {
+            self.sleep_for(settle).await?;
+            let back = self.group().await?;
+            if back.tags.get(LOCK_TAG) != Some(&mine) {
+                return Err(refused(
+                    &self.name,
+                    format!(
+                        "another deploy took the lock at the same time: {}",
+                        back.tags.get(LOCK_TAG).cloned().unwrap_or_default()
+                    ),
+                    "run again when it is done",
+                ));
+            }
+        }
+        self.tag_ours
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Writes the deploy state to the group's tag.
+    pub(super) async fn record(&self, st: &State) -> Result<(), Error> {
+        let tag = BTreeMap::from([(STATE_TAG.to_owned(), st.write())]);
+        let d = self.deadline();
+        patiently(self.cancel, d, || {
+            self.fleet.put_tags(&self.name, &tag, false)
+        })
+        .await
+    }
+
+    /// The recorded deploy's new template version, from the version it recorded as its base,
+    /// with the recorded run's client token (EC2 scopes a token to the account and region, so
+    /// it names the template too; at most 64 characters: 5 + 32 + 17 + 1 + the version): the
+    /// same request again returns the same version.
+    pub(super) async fn create_version(&self, st: &State) -> Result<String, Error> {
+        let base = TemplateRef {
+            id: st.lt.clone(),
+            version: st.fromn.clone(),
+        };
+        let token = version_token(st);
+        let d = self.deadline();
+        patiently(self.cancel, d, || {
+            self.fleet.new_template_version(&base, &self.ami, &token)
+        })
+        .await
+    }
+
+    /// Points the group at launch spec `which` (a template version, or a configuration name).
+    pub(super) async fn point_at(&self, st: &State, which: &str) -> Result<(), Error> {
+        let d = self.deadline();
+        if st.lc {
+            patiently(self.cancel, d, || {
+                self.fleet.set_configuration(&self.name, which)
+            })
+            .await
+        } else {
+            let t = TemplateRef {
+                id: st.lt.clone(),
+                version: which.to_owned(),
+            };
+            patiently(self.cancel, d, || {
+                self.fleet.set_template(&self.name, &t, st.mx)
+            })
+            .await
+        }
+    }
+}

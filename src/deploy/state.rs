@@ -1,0 +1,130 @@
+//! The deploy recorded on a group (`gears:deploy`): what a killed run had reached, with the
+//! lock, read once per look at the group into [`OnGroup`]. A tag that cannot be read stops the
+//! run for that group (exit 7), never "nothing recorded".
+use super::*;
+
+/// A group's deploy state, kept in its `gears:deploy` tag (at most 256 characters).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct State {
+    pub run: String,
+    pub ami: String,
+    /// The template id.
+    pub lt: String,
+    /// The version the group launched from before.
+    pub from: String,
+    /// The version with the new AMI.
+    pub to: String,
+    pub min: i32,
+    pub max: i32,
+    pub desired: i32,
+    /// The processes gears suspended (and will resume).
+    pub susp: Vec<String>,
+    /// `from` and `to` are launch configuration names, not template versions.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub lc: bool,
+    /// The template is a mixed-instances policy's.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub mx: bool,
+    /// The version number `from` meant when the deploy started (the new version's base).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub fromn: String,
+}
+
+impl State {
+    /// The one parser: what the tag says, or why it cannot be read.
+    pub fn parse(value: &str) -> Result<State, String> {
+        let st: State = serde_json::from_str(value).map_err(|e| e.to_string())?;
+        if st.run.is_empty() || !st.ami.starts_with("ami-") || st.from.is_empty() {
+            return Err("it lacks the run, the AMI or the launch spec it came from".into());
+        }
+        if st.min < 0 || st.max < st.min || st.desired < st.min || st.desired > st.max {
+            return Err(format!(
+                "its capacity {}/{}/{} is not min ≤ desired ≤ max",
+                st.min, st.desired, st.max
+            ));
+        }
+        Ok(st)
+    }
+
+    /// The one writer.
+    pub fn write(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// What gears wrote on a group, read once: its lock and its recorded deploy.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct OnGroup {
+    pub lock: Option<LockValue>,
+    pub recorded: Option<State>,
+}
+
+impl OnGroup {
+    /// Reads the group's `gears:deploy-lock` and `gears:deploy` tags. A value gears did not
+    /// write, or one it cannot read, is an error naming the group and the tag (exit 7: a human
+    /// must look), never "nothing there".
+    pub fn read(g: &Group) -> Result<OnGroup, Error> {
+        let lock = match g.tags.get(LOCK_TAG) {
+            None => None,
+            Some(v) => Some(LockValue::parse(v).map_err(|why| unreadable(g, LOCK_TAG, v, &why))?),
+        };
+        let recorded = match g.tags.get(STATE_TAG) {
+            None => None,
+            Some(v) => Some(State::parse(v).map_err(|why| unreadable(g, STATE_TAG, v, &why))?),
+        };
+        Ok(OnGroup { lock, recorded })
+    }
+
+    /// The lock is this run's.
+    pub fn ours(&self, run: &str) -> bool {
+        self.lock
+            .as_ref()
+            .is_some_and(|l| !l.is_stop() && l.run() == run)
+    }
+}
+
+fn unreadable(g: &Group, tag: &str, value: &str, why: &str) -> Error {
+    let shown: String = value.chars().take(120).collect();
+    stopped(
+        &g.name,
+        format!("its {tag} tag cannot be read ({why}): `{shown}`"),
+        &format!(
+            "gears did not write this value: look at the group, then remove the tag (`aws autoscaling delete-tags --tags ResourceId={},ResourceType=auto-scaling-group,Key={tag}`) or fix it",
+            g.name
+        ),
+    )
+}
+
+/// The instance tags a group had before the deploy (`gears:deploy-tags`): a value per tag,
+/// `None` for one the group did not have.
+pub(super) fn prior_tags(value: &str) -> Result<BTreeMap<String, Option<String>>, String> {
+    serde_json::from_str(value).map_err(|e| format!("{TAGS_TAG} cannot be read: {e}"))
+}
+
+/// The client token of a recorded deploy's new template version.
+pub(super) fn version_token(st: &State) -> String {
+    format!(
+        "gears{}{}v{}",
+        st.run.replace('-', ""),
+        st.lt.trim_start_matches("lt-"),
+        st.fromn
+    )
+    .chars()
+    .take(64)
+    .collect()
+}
+
+/// The AMI of the launch spec a recorded deploy came from (`None` if AWS does not say).
+pub(super) async fn recorded_from_ami<F: Fleet>(fleet: &F, st: &State) -> Option<String> {
+    let was = if st.lc {
+        fleet.configuration_image(&st.from).await
+    } else {
+        let t = TemplateRef {
+            id: st.lt.clone(),
+            version: st.from.clone(),
+        };
+        fleet.template_image(&t).await
+    };
+    was.ok().filter(|w| !w.is_empty())
+}
