@@ -73,12 +73,13 @@ pub enum LockValue {
 pub const STOP_REASON: &str = "rollback failed";
 
 impl LockValue {
-    /// This run's lock, renewed now.
+    /// This run's lock, renewed now (to the second, as it is written).
     pub fn held_now(run: &str, who: &str) -> LockValue {
+        use chrono::SubsecRound;
         LockValue::Held {
             run: run.to_owned(),
             who: who.to_owned(),
-            at: wall_now(),
+            at: wall_now().trunc_subsecs(0),
         }
     }
 

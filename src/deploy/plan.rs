@@ -149,7 +149,9 @@ pub fn split(look: &Look, t: &Terms) -> (Vec<String>, i32) {
 pub fn next(look: &Look, t: &Terms, mem: &mut Memory) -> Step {
     let old = look.old();
     let (settled, new_ok) = (look.settled(), look.new_ok());
-    if old.is_empty() && look.desired == t.desired && settled && new_ok {
+    // Every member new and healthy: done (a capacity raised meanwhile is set back by the
+    // finish, which restores the recorded one).
+    if old.is_empty() && settled && new_ok {
         return Step::Done;
     }
     let limit = *mem

@@ -1686,3 +1686,6 @@ async fn plan_changes_nothing() {
     assert!(changes.is_empty(), "{changes:?}");
     assert!(all(&cloud, OLD));
 }
+
+mod plan;
+mod state;
