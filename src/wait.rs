@@ -132,6 +132,43 @@ where
     .await
 }
 
+/// Calls `f` until it succeeds, fails in a way `retryable` says another attempt will not
+/// change, `deadline` passes or `cancel` fires, backing off from 1 s to 10 s with jitter between
+/// attempts (AWS's advice for throttling). The last answer is the result.
+/// [`poll`] with a check that retries what `retryable` allows.
+pub async fn retry<T, E, F, Fut>(
+    deadline: Instant,
+    cancel: &Cancel,
+    f: F,
+    retryable: impl Fn(&E) -> bool,
+) -> Result<T, E>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    let opts = Poll {
+        deadline: Some(deadline),
+        backoff: Backoff {
+            first: Duration::from_secs(1),
+            max: Duration::from_secs(10),
+        },
+        jitter: 0.5,
+        successes: 1,
+    };
+    let r = poll(opts, cancel, f, |r: &Result<T, E>| match r {
+        Ok(_) => Check::Pass,
+        Err(e) if retryable(e) => Check::Retry,
+        Err(_) => Check::Fail,
+    })
+    .await;
+    match r {
+        Polled::Ready(v, _)
+        | Polled::TimedOut(v, _)
+        | Polled::Cancelled(v, _)
+        | Polled::Failed(v, _) => v,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -250,6 +287,50 @@ mod tests {
                 "{waited:?}"
             );
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retry_retries_what_may_pass_and_stops_at_what_will_not() {
+        let calls = AtomicU32::new(0);
+        let deadline = Instant::now() + Duration::from_secs(600);
+        // Two transient failures, then an answer.
+        let r: Result<u32, &str> = retry(
+            deadline,
+            &Cancel::new(),
+            || async {
+                match calls.fetch_add(1, Ordering::SeqCst) {
+                    0 | 1 => Err("throttled"),
+                    n => Ok(n),
+                }
+            },
+            |e| *e == "throttled",
+        )
+        .await;
+        assert_eq!(r, Ok(2));
+        // A permanent error is answered at once.
+        calls.store(0, Ordering::SeqCst);
+        let r: Result<u32, &str> = retry(
+            deadline,
+            &Cancel::new(),
+            || async {
+                calls.fetch_add(1, Ordering::SeqCst);
+                Err("denied")
+            },
+            |e| *e == "throttled",
+        )
+        .await;
+        assert_eq!((r, calls.load(Ordering::SeqCst)), (Err("denied"), 1));
+        // Past the deadline, the last error.
+        let start = Instant::now();
+        let r: Result<u32, &str> = retry(
+            start + Duration::from_secs(30),
+            &Cancel::new(),
+            || async { Err("throttled") },
+            |e| *e == "throttled",
+        )
+        .await;
+        assert_eq!(r, Err("throttled"));
+        assert_eq!(start.elapsed(), Duration::from_secs(30));
     }
 
     #[tokio::test(start_paused = true)]
