@@ -515,6 +515,10 @@ pub struct AmisPruneArgs {
     /// Deregister and delete; without it, only list what would go.
     #[arg(long)]
     pub yes: bool,
+    /// Also prune AMIs that other accounts may launch (public, or shared by launch permission);
+    /// without it they are kept.
+    #[arg(long)]
+    pub include_shared: bool,
 }
 
 const COMPLETIONS_EXAMPLES: &str = "\

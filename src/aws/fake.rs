@@ -16,6 +16,9 @@ use std::time::Duration;
 pub struct Faults {
     /// Every k-th call is throttled (after the SDK's retries, as AWS would leave it).
     pub throttle_one_in: Option<u32>,
+    /// This share (in percent) of calls is throttled, spread over the call numbers as AWS
+    /// would (a fixed scramble of them, so runs are repeatable): a call retried is a new call.
+    pub throttle_percent: Option<u32>,
     /// Call N fails with this kind of error.
     pub fail_at: Option<(u32, ErrorKind)>,
     /// Every call takes this long.
@@ -190,6 +193,12 @@ impl FakeCloud {
                 ErrorKind::Other => "InternalError",
             }),
             _ if faults.throttle_ops.contains(&operation) => Some("RequestLimitExceeded"),
+            _ if faults
+                .throttle_percent
+                .is_some_and(|p| scramble(n) % 100 < u64::from(p)) =>
+            {
+                Some("RequestLimitExceeded")
+            }
             _ => match faults.throttle_one_in {
                 Some(k) if k > 0 && n.is_multiple_of(k) => Some("RequestLimitExceeded"),
                 _ => None,
@@ -473,6 +482,14 @@ impl Cloud for FakeCloud {
             region: region.to_owned(),
         })
     }
+}
+
+/// A call number scrambled (splitmix64's finaliser): a repeatable spread of throttled calls.
+fn scramble(n: u32) -> u64 {
+    let mut x = u64::from(n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
 }
 
 /// EC2's name patterns: `*` any run, `?` one character.

@@ -294,7 +294,7 @@ async fn prune_keeps_the_newest_and_the_one_in_use_and_deletes_snapshots() {
     let (out, err, code) = parts(&o);
     assert_eq!(code, 0, "{out}\n{err}");
     let pruned: serde_json::Value = serde_json::from_str(&out).unwrap();
-    let actions: Vec<(&str, &str)> = pruned
+    let actions: Vec<(&str, &str)> = pruned["amis"]
         .as_array()
         .unwrap()
         .iter()
