@@ -286,3 +286,20 @@ impl StageProgress {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_value_cannot_add_a_column_or_a_line() {
+        // A COMPONENT_VERSION that tries to print a fake `kept` row.
+        let forged = "1.0\tkept\tfine\nus-east-1\tami-evil\t9\tkept";
+        let line = tsv_line(&["us-east-1", "ami-1", forged, "deregistered"]);
+        assert_eq!(line.matches('\t').count(), 3, "{line}");
+        assert_eq!(line.matches('\n').count(), 1, "{line}");
+        assert!(line.ends_with("\tderegistered\n"));
+        assert_eq!(field("a\\b\r\u{7}"), "a\\\\b\\r\\u{7}");
+        assert_eq!(field("plain 1.0"), "plain 1.0");
+    }
+}
