@@ -10,7 +10,7 @@
 //! in each region, newest by `CREATED_AT`, then EC2's creation date, then id; and AMIs that are
 //! not `available` yet (a bake may be copying them). A `failed` AMI is never among the newest.
 
-use crate::aws::{AmiCloud, AmiHousekeeping, AmiUse, CloudError, OwnedImage};
+use crate::aws::{AmiCloud, AmiHousekeeping, AmiUse, CloudError, ErrorKind, OwnedImage};
 use crate::cancel::Cancel;
 use crate::error::Error;
 use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
@@ -50,6 +50,67 @@ pub struct Ami {
     pub in_use: Vec<String>,
     /// The EBS snapshots behind it.
     pub snapshots: Vec<String>,
+    /// Tagged `gears:managed-by=gears` (a bake made it); others are never pruned.
+    pub made_by_gears: bool,
+    /// EC2 says anyone may launch it.
+    pub public: bool,
+    /// Why the bake time is not `CREATED_AT`, when it is not.
+    pub created_note: Option<String>,
+}
+
+/// How a prune goes.
+#[derive(Debug, Clone, Copy)]
+pub struct PruneOptions {
+    /// Keep the newest N available AMIs of each builder in each region.
+    pub keep: usize,
+    /// Remove; otherwise only say what would go.
+    pub yes: bool,
+    /// Prune AMIs that other accounts may launch (public or shared) too.
+    pub include_shared: bool,
+}
+
+/// A snapshot of ours whose AMI is gone (a prune killed between deregister and delete).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Swept {
+    pub region: String,
+    pub id: String,
+    /// Its `gears:run-id`.
+    pub run_id: String,
+    pub reason: String,
+    /// `would delete`, `deleted`, or `failed: <why>`.
+    pub action: String,
+}
+
+/// What a prune did: each AMI, and the snapshots left behind by earlier runs.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PruneReport {
+    pub amis: Vec<Pruned>,
+    pub snapshots: Vec<Swept>,
+}
+
+impl PruneReport {
+    /// How many removals failed.
+    pub fn failures(&self) -> usize {
+        self.amis.iter().filter(|p| p.failed()).count()
+            + self
+                .snapshots
+                .iter()
+                .filter(|s| s.action.starts_with("failed"))
+                .count()
+    }
+}
+
+/// How long one AWS call is retried (throttling, a transient error) before it counts as failed.
+const PATIENCE: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// `f` retried while AWS throttles or errs transiently, for [`PATIENCE`].
+async fn patiently<T, F, Fut>(cancel: &Cancel, f: F) -> Result<T, CloudError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, CloudError>>,
+{
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    crate::wait::retry(deadline, cancel, f, CloudError::is_retryable).await
 }
 
 /// One AMI in a prune: kept or not, why, and what was done.
@@ -85,22 +146,40 @@ pub fn component_tags(component: &str) -> BTreeMap<String, String> {
     ])
 }
 
-/// When an AMI was baked: its `CREATED_AT` tag (bake writes `%Y%m%d%H%M`, UTC; RFC 3339 is
-/// accepted too), else EC2's creation date.
-pub fn created(tags: &BTreeMap<String, String>, creation_date: &str) -> Option<DateTime<Utc>> {
-    let rfc = |s: &str| {
-        DateTime::parse_from_rfc3339(s)
-            .ok()
-            .map(|t| t.with_timezone(&Utc))
+/// When an AMI was baked: its `CREATED_AT` tag (bake writes `%Y%m%d%H%M`, UTC: exactly 12
+/// digits), else EC2's creation date; with a note when `CREATED_AT` is there but not trusted
+/// (not 12 digits, not a time, or in the future).
+pub fn created(
+    tags: &BTreeMap<String, String>,
+    creation_date: &str,
+    now: DateTime<Utc>,
+) -> (Option<DateTime<Utc>>, Option<String>) {
+    let ec2 = DateTime::parse_from_rfc3339(creation_date)
+        .ok()
+        .map(|t| t.with_timezone(&Utc));
+    let Some(raw) = tags.get("CREATED_AT") else {
+        return (ec2, None);
     };
-    tags.get("CREATED_AT")
-        .and_then(|s| {
-            NaiveDateTime::parse_from_str(s, "%Y%m%d%H%M")
-                .ok()
-                .map(|t| t.and_utc())
-                .or_else(|| rfc(s))
-        })
-        .or_else(|| rfc(creation_date))
+    let parsed = (raw.len() == 12 && raw.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| NaiveDateTime::parse_from_str(raw, "%Y%m%d%H%M").ok())
+        .flatten()
+        .map(|t| t.and_utc());
+    match parsed {
+        // A minute of clock skew is not the future.
+        Some(t) if t <= now + chrono::Duration::minutes(1) => (Some(t), None),
+        Some(_) => (
+            ec2,
+            Some(format!(
+                "CREATED_AT {raw} is in the future: EC2's creation date used"
+            )),
+        ),
+        None => (
+            ec2,
+            Some(format!(
+                "CREATED_AT {raw:?} is not a bake time (12 digits, UTC): EC2's creation date used"
+            )),
+        ),
+    }
 }
 
 /// An age as people say it: `45s`, `12m`, `5h12m`, `3d4h`.
@@ -140,7 +219,7 @@ pub fn rows(
         .into_iter()
         .map(|o| {
             let tag = |k: &str| o.image.tags.get(k).cloned().unwrap_or_default();
-            let when = created(&o.image.tags, &o.image.creation_date);
+            let (when, created_note) = created(&o.image.tags, &o.image.creation_date, now);
             Ami {
                 region: region.to_owned(),
                 in_use: by_image
@@ -157,6 +236,10 @@ pub fn rows(
                 name: o.image.name,
                 state: o.image.state,
                 snapshots: o.snapshots,
+                made_by_gears: o.image.tags.get("gears:managed-by").map(String::as_str)
+                    == Some("gears"),
+                public: o.public,
+                created_note,
             }
         })
         .collect();
@@ -175,7 +258,7 @@ fn newest_first(a: &Ami, b: &Ami) -> std::cmp::Ordering {
 pub fn select(amis: &[Ami], keep: usize) -> Vec<(bool, String)> {
     let mut groups: BTreeMap<(&str, &str), Vec<usize>> = BTreeMap::new();
     for (i, a) in amis.iter().enumerate() {
-        if a.state == "available" {
+        if a.state == "available" && a.made_by_gears {
             groups
                 .entry((a.region.as_str(), a.builder.as_str()))
                 .or_default()
@@ -199,6 +282,11 @@ pub fn select(amis: &[Ami], keep: usize) -> Vec<(bool, String)> {
         .map(|(i, a)| {
             if !a.in_use.is_empty() {
                 (true, format!("in use: {}", a.in_use.join(", ")))
+            } else if !a.made_by_gears {
+                (
+                    true,
+                    "not made by gears (no gears:managed-by=gears tag)".to_owned(),
+                )
             } else if newest.contains(&i) {
                 (true, format!("one of the newest {keep} {}", of(a)))
             } else if a.state == "available" {
@@ -220,7 +308,11 @@ async fn list_region<C: AmiCloud>(
 ) -> Result<Vec<Ami>, CloudError> {
     let port = cloud.amis(region).await?;
     let tags = component_tags(&settings.component);
-    let (images, uses) = futures::try_join!(port.owned_images(&tags), port.uses())?;
+    let cancel = Cancel::new();
+    let (images, uses) = futures::try_join!(
+        patiently(&cancel, || port.owned_images(&tags)),
+        patiently(&cancel, || port.uses())
+    )?;
     Ok(rows(region, images, &uses, now))
 }
 
@@ -238,74 +330,185 @@ pub async fn list<C: AmiCloud>(settings: &AmisSettings, cloud: &C) -> Result<Vec
     Ok(per_region.into_iter().flatten().collect())
 }
 
-/// Lists what a prune keeping the newest `keep` would do and, with `yes`, does it: deregisters
-/// each AMI that goes, then deletes its snapshots (never one that a kept AMI also uses). A
-/// failure is recorded on its AMI and the prune goes on with the others.
+/// Lists what a prune would do and, with `yes`, does it: deregisters each AMI that goes, then
+/// deletes its snapshots (never one that another registered AMI uses), then deletes the
+/// snapshots of ours whose AMI is gone (left by a run killed between the two). Kept besides
+/// [`select`]'s: AMIs other accounts may launch (public or shared), unless `include_shared`.
+/// Every call is retried while AWS throttles; a failure is recorded on its line and the prune
+/// goes on with the others.
 pub async fn prune<C: AmiCloud>(
     settings: &AmisSettings,
-    keep: usize,
-    yes: bool,
+    opts: PruneOptions,
     cancel: &Cancel,
     cloud: &C,
-) -> Result<Vec<Pruned>, Error> {
+) -> Result<PruneReport, Error> {
     let amis = list(settings, cloud).await?;
-    let verdicts = select(&amis, keep);
-    let held: BTreeSet<(&str, &str)> = amis
-        .iter()
-        .zip(&verdicts)
-        .filter(|(_, (k, _))| *k)
-        .flat_map(|(a, _)| a.snapshots.iter().map(|s| (a.region.as_str(), s.as_str())))
-        .collect();
-    let mut out = Vec::with_capacity(amis.len());
-    let mut ports: BTreeMap<String, C::Amis> = BTreeMap::new();
-    for (ami, (keep_it, reason)) in amis.iter().zip(&verdicts) {
-        let mut p = Pruned {
-            ami: ami.clone(),
-            keep: *keep_it,
-            reason: reason.clone(),
-            action: if *keep_it { "kept" } else { "would deregister" }.to_owned(),
-            snapshot_actions: BTreeMap::new(),
-        };
-        if !*keep_it {
-            for s in &ami.snapshots {
-                let a = if held.contains(&(ami.region.as_str(), s.as_str())) {
-                    "kept: a kept AMI uses it too"
-                } else {
-                    "would delete"
-                };
-                p.snapshot_actions.insert(s.clone(), a.to_owned());
+    let mut verdicts = select(&amis, opts.keep);
+    let mut out = PruneReport {
+        amis: Vec::with_capacity(amis.len()),
+        snapshots: Vec::new(),
+    };
+    for region in &settings.regions {
+        let port = cloud.amis(region).await?;
+        let here: Vec<usize> = (0..amis.len())
+            .filter(|&i| &amis[i].region == region)
+            .collect();
+        for &i in &here {
+            if !verdicts[i].0 && !opts.include_shared {
+                if let Some(why) = shared(&port, &amis[i], cancel).await? {
+                    verdicts[i] = (true, why);
+                }
             }
         }
-        if yes && !*keep_it {
+        let registered = patiently(cancel, || port.registered_snapshots()).await?;
+        let going: BTreeSet<&str> = here
+            .iter()
+            .filter(|&&i| !verdicts[i].0)
+            .map(|&i| amis[i].id.as_str())
+            .collect();
+        let held: BTreeSet<&str> = registered
+            .iter()
+            .filter(|(_, by)| by.iter().any(|a| !going.contains(a.as_str())))
+            .map(|(s, _)| s.as_str())
+            .collect();
+        for &i in &here {
+            let (keep, reason) = verdicts[i].clone();
+            let p = prune_one(&port, &amis[i], keep, reason, &held, opts.yes, cancel).await?;
+            out.amis.push(p);
+        }
+        let listed: Vec<&Ami> = here.iter().map(|&i| &amis[i]).collect();
+        let swept = sweep(&port, settings, &listed, &registered, opts.yes, cancel).await?;
+        out.snapshots.extend(swept);
+    }
+    Ok(out)
+}
+
+/// Why an AMI others may launch stays, if they may.
+async fn shared<P: AmiHousekeeping>(
+    port: &P,
+    ami: &Ami,
+    cancel: &Cancel,
+) -> Result<Option<String>, CloudError> {
+    if ami.public {
+        return Ok(Some(
+            "public: anyone may launch it (--include-shared prunes it)".into(),
+        ));
+    }
+    let who = patiently(cancel, || port.launch_permissions(&ami.id)).await?;
+    Ok((!who.is_empty()).then(|| {
+        format!(
+            "shared: {} may launch it (--include-shared prunes it)",
+            who.join(", ")
+        )
+    }))
+}
+
+/// One AMI of a prune: what would happen, and with `yes` what did.
+async fn prune_one<P: AmiHousekeeping>(
+    port: &P,
+    ami: &Ami,
+    keep: bool,
+    reason: String,
+    held: &BTreeSet<&str>,
+    yes: bool,
+    cancel: &Cancel,
+) -> Result<Pruned, Error> {
+    let mut p = Pruned {
+        ami: ami.clone(),
+        keep,
+        reason,
+        action: if keep { "kept" } else { "would deregister" }.to_owned(),
+        snapshot_actions: BTreeMap::new(),
+    };
+    if keep {
+        return Ok(p);
+    }
+    for s in &ami.snapshots {
+        let a = if held.contains(s.as_str()) {
+            "kept: a kept AMI uses it too"
+        } else {
+            "would delete"
+        };
+        p.snapshot_actions.insert(s.clone(), a.to_owned());
+    }
+    if !yes {
+        return Ok(p);
+    }
+    if let Some(sig) = cancel.signal() {
+        return Err(Error::Interrupted(sig));
+    }
+    match patiently(cancel, || port.deregister(&ami.id)).await {
+        // Not found: an earlier attempt, whose answer was lost, deregistered it.
+        Err(e) if e.kind() != ErrorKind::NotFound => {
+            p.action = format!("failed: {e}");
+            for a in p.snapshot_actions.values_mut() {
+                *a = "kept: the AMI is still registered".into();
+            }
+            return Ok(p);
+        }
+        _ => p.action = "deregistered".into(),
+    }
+    for (s, a) in p.snapshot_actions.iter_mut() {
+        if a == "would delete" {
+            *a = delete_snapshot(port, s, cancel).await;
+        }
+    }
+    Ok(p)
+}
+
+/// Deletes a snapshot, retrying `InvalidSnapshot.InUse` (EC2 answers it for a while right after
+/// the deregister) and throttling; already gone (DeleteAssociatedSnapshots) counts as deleted.
+async fn delete_snapshot<P: AmiHousekeeping>(port: &P, id: &str, cancel: &Cancel) -> String {
+    match patiently(cancel, || port.delete_snapshot(id)).await {
+        Ok(()) => "deleted".into(),
+        Err(e) if e.kind() == ErrorKind::NotFound => "deleted".into(),
+        Err(e) => format!("failed: {e}"),
+    }
+}
+
+/// Snapshots of ours (the component's, made by gears) that no AMI of ours uses any more: a
+/// prune killed between DeregisterImage and DeleteSnapshot leaves them. A snapshot of a bake
+/// still in progress (its run has an AMI not available yet) or not completed stays.
+async fn sweep<P: AmiHousekeeping>(
+    port: &P,
+    settings: &AmisSettings,
+    listed: &[&Ami],
+    registered: &BTreeMap<String, Vec<String>>,
+    yes: bool,
+    cancel: &Cancel,
+) -> Result<Vec<Swept>, Error> {
+    let mut tags = component_tags(&settings.component);
+    tags.insert("gears:managed-by".into(), "gears".into());
+    let snapshots = patiently(cancel, || port.tagged_snapshots(&tags)).await?;
+    let baking: BTreeSet<&str> = listed
+        .iter()
+        .filter(|a| a.state != "available" && a.state != "failed")
+        .map(|a| a.run_id.as_str())
+        .collect();
+    let mut out = Vec::new();
+    for s in snapshots {
+        let run_id = s.tags.get("gears:run-id").cloned().unwrap_or_default();
+        if registered.contains_key(&s.id)
+            || s.state != "completed"
+            || baking.contains(run_id.as_str())
+        {
+            continue;
+        }
+        let action = if yes {
             if let Some(sig) = cancel.signal() {
                 return Err(Error::Interrupted(sig));
             }
-            if !ports.contains_key(&ami.region) {
-                ports.insert(ami.region.clone(), cloud.amis(&ami.region).await?);
-            }
-            let port = &ports[&ami.region];
-            match port.deregister(&ami.id).await {
-                Ok(()) => {
-                    p.action = "deregistered".into();
-                    for (s, a) in p.snapshot_actions.iter_mut() {
-                        if a != "would delete" {
-                            continue;
-                        }
-                        *a = match port.delete_snapshot(s).await {
-                            Ok(()) => "deleted".into(),
-                            Err(e) => format!("failed: {e}"),
-                        };
-                    }
-                }
-                Err(e) => {
-                    p.action = format!("failed: {e}");
-                    for a in p.snapshot_actions.values_mut() {
-                        *a = "kept: the AMI is still registered".into();
-                    }
-                }
-            }
-        }
-        out.push(p);
+            delete_snapshot(port, &s.id, cancel).await
+        } else {
+            "would delete".into()
+        };
+        out.push(Swept {
+            region: port.region().to_owned(),
+            reason: format!("left behind: no AMI of ours uses it (run {run_id})"),
+            id: s.id,
+            run_id,
+            action,
+        });
     }
     Ok(out)
 }
@@ -330,6 +533,9 @@ mod tests {
             age_secs: None,
             in_use: in_use.iter().map(|s| s.to_string()).collect(),
             snapshots: vec![format!("snap-{id}")],
+            made_by_gears: true,
+            public: false,
+            created_note: None,
         }
     }
 
@@ -393,18 +599,29 @@ mod tests {
 
     #[test]
     fn bake_times_and_ages() {
+        let now = DateTime::parse_from_rfc3339("2026-12-01T00:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
         let tags = |v: &str| BTreeMap::from([("CREATED_AT".to_owned(), v.to_owned())]);
-        let t = created(&tags("202611240405"), "2020-01-01T00:00:00.000Z").unwrap();
-        assert_eq!(
-            t.to_rfc3339_opts(SecondsFormat::Secs, true),
-            "2026-11-24T04:05:00Z"
-        );
-        let t = created(&tags("garbage"), "2020-01-01T00:00:00.000Z").unwrap();
-        assert_eq!(
-            t.to_rfc3339_opts(SecondsFormat::Secs, true),
-            "2020-01-01T00:00:00Z"
-        );
-        assert!(created(&BTreeMap::new(), "").is_none());
+        let at = |v: &str| {
+            let (t, note) = created(&tags(v), "2020-01-01T00:00:00.000Z", now);
+            (t.unwrap().to_rfc3339_opts(SecondsFormat::Secs, true), note)
+        };
+        assert_eq!(at("202611240405"), ("2026-11-24T04:05:00Z".into(), None));
+        // Not 12 digits, not a time, or in the future: EC2's creation date, and a note why.
+        for bad in [
+            "garbage",
+            "20240101000",
+            "2024010100000",
+            "202613010000",
+            "+20401010000",
+            "203001010000",
+        ] {
+            let (t, note) = at(bad);
+            assert_eq!(t, "2020-01-01T00:00:00Z", "{bad}");
+            assert!(note.unwrap().contains(bad), "{bad}");
+        }
+        assert!(created(&BTreeMap::new(), "", now).0.is_none());
         assert_eq!(human_age(59), "59s");
         assert_eq!(human_age(3599), "59m");
         assert_eq!(human_age(3 * 3600 + 5 * 60), "3h05m");
@@ -422,6 +639,8 @@ mod tests {
                 ("COMPONENT_NAME", "hello"),
                 ("COMPONENT_VERSION", id),
                 ("gears:builder", "web"),
+                ("gears:managed-by", "gears"),
+                ("gears:run-id", id),
                 ("CREATED_AT", created_at),
             ]
             .iter()
@@ -456,6 +675,14 @@ mod tests {
         cloud
     }
 
+    fn opts(keep: usize, yes: bool) -> PruneOptions {
+        PruneOptions {
+            keep,
+            yes,
+            include_shared: false,
+        }
+    }
+
     fn settings() -> AmisSettings {
         AmisSettings {
             component: "hello".into(),
@@ -480,9 +707,10 @@ mod tests {
         );
         assert_eq!(listed[2].created.as_deref(), Some("2026-01-01T00:00:00Z"));
 
-        let dry = prune(&settings(), 1, false, &Cancel::new(), &cloud)
+        let dry = prune(&settings(), opts(1, false), &Cancel::new(), &cloud)
             .await
-            .unwrap();
+            .unwrap()
+            .amis;
         let actions: Vec<(&str, &str)> = dry
             .iter()
             .map(|p| (p.ami.id.as_str(), p.action.as_str()))
@@ -502,9 +730,10 @@ mod tests {
             "without --yes nothing changes"
         );
 
-        let done = prune(&settings(), 1, true, &Cancel::new(), &cloud)
+        let done = prune(&settings(), opts(1, true), &Cancel::new(), &cloud)
             .await
-            .unwrap();
+            .unwrap()
+            .amis;
         assert_eq!(done[1].action, "deregistered");
         assert_eq!(done[1].snapshot_actions["snap-ami-mid"], "deleted");
         assert!(!done.iter().any(Pruned::failed));
@@ -524,14 +753,17 @@ mod tests {
         cloud.add_image("us-east-1", image("ami-older", "202512010000"));
         cloud.add_snapshots("us-east-1", "ami-older", &["snap-ami-older"]);
         // The first deregister (ami-mid, the newer of the two that go) fails.
-        let calls_before_deregister = 5; // DescribeImages + the four of uses()
+        // DescribeImages + the four of uses(), DescribeImageAttribute of the two that go, and
+        // DescribeImages of every snapshot.
+        let calls_before_deregister = 8;
         cloud.set_faults(Faults {
             fail_at: Some((calls_before_deregister + 1, ErrorKind::AccessDenied)),
             ..Default::default()
         });
-        let done = prune(&settings(), 1, true, &Cancel::new(), &cloud)
+        let done = prune(&settings(), opts(1, true), &Cancel::new(), &cloud)
             .await
-            .unwrap();
+            .unwrap()
+            .amis;
         let by_id: BTreeMap<&str, &Pruned> = done.iter().map(|p| (p.ami.id.as_str(), p)).collect();
         assert!(by_id["ami-mid"].action.starts_with("failed: "), "{done:?}");
         assert!(by_id["ami-mid"].failed());
@@ -550,7 +782,7 @@ mod tests {
             .contains(&"snap-ami-mid".to_owned()));
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn aws_errors_while_looking_are_errors_and_nothing_is_removed() {
         let cloud = cloud();
         cloud.set_faults(Faults {
@@ -558,7 +790,7 @@ mod tests {
             ..Default::default()
         });
         // Without knowing every use, nothing may go.
-        let e = prune(&settings(), 1, true, &Cancel::new(), &cloud)
+        let e = prune(&settings(), opts(1, true), &Cancel::new(), &cloud)
             .await
             .unwrap_err();
         assert_eq!(e.exit(), crate::exit::Exit::Cloud);
@@ -571,9 +803,10 @@ mod tests {
         let cloud = cloud();
         // ami-mid is also backed by ami-new's snapshot.
         cloud.add_snapshots("us-east-1", "ami-mid", &["snap-ami-new"]);
-        let done = prune(&settings(), 1, true, &Cancel::new(), &cloud)
+        let done = prune(&settings(), opts(1, true), &Cancel::new(), &cloud)
             .await
-            .unwrap();
+            .unwrap()
+            .amis;
         assert_eq!(done[1].ami.id, "ami-mid");
         assert_eq!(done[1].snapshot_actions["snap-ami-mid"], "deleted");
         assert_eq!(
@@ -583,5 +816,114 @@ mod tests {
         assert!(cloud
             .snapshot_ids("us-east-1")
             .contains(&"snap-ami-new".to_owned()));
+    }
+
+    #[tokio::test]
+    async fn only_gears_ami_go_and_shared_or_public_ones_stay() {
+        let cloud = cloud();
+        // Carries the component's tags, made by hand: no gears:managed-by.
+        let mut by_hand = image("ami-hand", "202501010000");
+        by_hand.tags.remove("gears:managed-by");
+        cloud.add_image("us-east-1", by_hand);
+        cloud.add_launch_permission("ami-mid", "account 111122223333");
+        let done = prune(&settings(), opts(1, true), &Cancel::new(), &cloud)
+            .await
+            .unwrap()
+            .amis;
+        let by_id: BTreeMap<&str, &Pruned> = done.iter().map(|p| (p.ami.id.as_str(), p)).collect();
+        assert_eq!(by_id["ami-hand"].action, "kept");
+        assert!(by_id["ami-hand"].reason.starts_with("not made by gears"));
+        assert_eq!(by_id["ami-mid"].action, "kept", "{done:?}");
+        assert!(by_id["ami-mid"].reason.contains("account 111122223333"));
+        assert!(cloud.ami_ids("us-east-1").contains(&"ami-hand".to_owned()));
+        assert!(cloud.ami_ids("us-east-1").contains(&"ami-mid".to_owned()));
+        // --include-shared prunes the shared one; the hand-made one still stays.
+        let o = PruneOptions {
+            include_shared: true,
+            ..opts(1, true)
+        };
+        let done = prune(&settings(), o, &Cancel::new(), &cloud)
+            .await
+            .unwrap()
+            .amis;
+        let mid = done.iter().find(|p| p.ami.id == "ami-mid").unwrap();
+        assert_eq!(mid.action, "deregistered");
+        assert!(cloud.ami_ids("us-east-1").contains(&"ami-hand".to_owned()));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn snapshots_in_use_after_deregister_are_retried_and_leftovers_swept() {
+        let cloud = cloud();
+        // EC2 says InUse for a while right after a deregister.
+        cloud.set_snapshot_in_use_lag(2);
+        let done = prune(&settings(), opts(1, true), &Cancel::new(), &cloud)
+            .await
+            .unwrap();
+        assert_eq!(done.amis[1].snapshot_actions["snap-ami-mid"], "deleted");
+        assert_eq!(done.failures(), 0);
+        // A run killed between DeregisterImage and DeleteSnapshot: the next run finds the
+        // snapshot by its tags and deletes it; another component's stays.
+        cloud.add_snapshots("us-east-1", "ami-gone", &["snap-left", "snap-other"]);
+        let mine = [
+            ("gears:component", "hello"),
+            ("COMPONENT_NAME", "hello"),
+            ("gears:managed-by", "gears"),
+            ("gears:run-id", "run-gone"),
+        ];
+        cloud.tag_snapshot("snap-left", &mine);
+        cloud.tag_snapshot("snap-other", &[("gears:component", "other")]);
+        let dry = prune(&settings(), opts(1, false), &Cancel::new(), &cloud)
+            .await
+            .unwrap();
+        assert_eq!(dry.snapshots.len(), 1, "{dry:?}");
+        assert_eq!(
+            (
+                dry.snapshots[0].id.as_str(),
+                dry.snapshots[0].action.as_str()
+            ),
+            ("snap-left", "would delete")
+        );
+        let done = prune(&settings(), opts(1, true), &Cancel::new(), &cloud)
+            .await
+            .unwrap();
+        assert_eq!(done.snapshots[0].action, "deleted");
+        let left = cloud.snapshot_ids("us-east-1");
+        assert!(!left.contains(&"snap-left".to_owned()) && left.contains(&"snap-other".to_owned()));
+        // A snapshot of a kept AMI, even if tagged as ours, is never swept.
+        cloud.tag_snapshot("snap-ami-new", &mine);
+        let again = prune(&settings(), opts(1, true), &Cancel::new(), &cloud)
+            .await
+            .unwrap();
+        assert!(again.snapshots.is_empty(), "{again:?}");
+        assert!(cloud
+            .snapshot_ids("us-east-1")
+            .contains(&"snap-ami-new".to_owned()));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_third_of_calls_throttled_never_fails_a_prune() {
+        for k in [10, 20, 30] {
+            let cloud = cloud();
+            cloud.add_image("us-east-1", image("ami-older", "202512010000"));
+            cloud.add_snapshots("us-east-1", "ami-older", &["snap-ami-older"]);
+            cloud.set_faults(Faults {
+                throttle_percent: Some(k),
+                ..Default::default()
+            });
+            let start = tokio::time::Instant::now();
+            let done = prune(&settings(), opts(1, true), &Cancel::new(), &cloud).await;
+            let done = done.unwrap_or_else(|e| {
+                panic!("{k}%: {e} after {:?}: {:?}", start.elapsed(), cloud.calls())
+            });
+            assert_eq!(done.failures(), 0, "{k}% throttled: {done:?}");
+            assert_eq!(
+                cloud.ami_ids("us-east-1"),
+                ["ami-old", "ami-new", "ami-other"]
+            );
+            assert_eq!(
+                cloud.snapshot_ids("us-east-1"),
+                ["snap-ami-old", "snap-ami-new"]
+            );
+        }
     }
 }

@@ -6,7 +6,6 @@ use crate::context::RunContext;
 use crate::error::Error;
 use crate::exit::Exit;
 use crate::settings::{BakeSettings, OutputFormat, SmokeSettings, TestSettings};
-use std::io::Write;
 
 /// What must happen before any thread starts: `--profile` becomes `AWS_PROFILE`, for the SDK
 /// and for the tools gears runs (packer), so they all use one set of credentials.
@@ -117,17 +116,17 @@ async fn dispatch(
                 };
             if args.output == crate::cli::Output::Json {
                 if error.is_none() || !deployed.groups.is_empty() {
-                    println!(
-                        "{}",
-                        serde_json::to_string_pretty(&deployed).unwrap_or_default()
+                    crate::ui::data(
+                        &(serde_json::to_string_pretty(&deployed).unwrap_or_default() + "\n"),
                     );
                 }
             } else {
                 for g in &deployed.groups {
-                    println!(
-                        "{}\t{}\t{}\t{} -> {}\t{}",
-                        g.region, g.group, g.result, g.from_ami, g.to_ami, g.detail
-                    );
+                    let change = format!("{} -> {}", g.from_ami, g.to_ami);
+                    let result = g.result.to_string();
+                    crate::ui::data(&crate::ui::tsv_line(&[
+                        &g.region, &g.group, &result, &change, &g.detail,
+                    ]));
                 }
             }
             match error {
@@ -162,9 +161,9 @@ async fn dispatch(
             let cloud = crate::aws::Aws::new(args.endpoint_url.as_deref());
             let ran = crate::pipeline::run(&p, &sel, &opts, ctx, cancel, cleanup, &cloud).await?;
             if args.output == crate::cli::Output::Json {
-                println!("{}", serde_json::to_string_pretty(&ran).unwrap_or_default());
+                crate::ui::data(&(serde_json::to_string_pretty(&ran).unwrap_or_default() + "\n"));
             } else {
-                print!("{}", crate::pipeline::summary_text(&ran));
+                crate::ui::data(&crate::pipeline::summary_text(&ran));
             }
             Ok(ran.exit)
         }
@@ -179,16 +178,12 @@ async fn dispatch(
             let cloud = crate::aws::Aws::new(settings.endpoint_flag.as_deref());
             let found = crate::reap::reap(&settings, cancel, &cloud).await?;
             if settings.json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&found).unwrap_or_default()
-                );
+                crate::ui::data(&(serde_json::to_string_pretty(&found).unwrap_or_default() + "\n"));
             } else {
                 for l in &found {
-                    println!(
-                        "{}\t{}\t{}\t{}\t{}",
-                        l.region, l.kind, l.id, l.action, l.reason
-                    );
+                    crate::ui::data(&crate::ui::tsv_line(&[
+                        &l.region, l.kind, &l.id, &l.action, &l.reason,
+                    ]));
                 }
             }
             let failed = found
@@ -225,14 +220,20 @@ async fn dispatch(
         Command::Amis(crate::cli::AmisCommand::Prune(args)) => {
             let settings = amis_settings(&args.amis)?;
             let cloud = crate::aws::Aws::new(settings.endpoint_flag.as_deref());
-            let pruned = crate::amis::prune(&settings, args.keep, args.yes, cancel, &cloud).await?;
+            let opts = crate::amis::PruneOptions {
+                keep: args.keep,
+                yes: args.yes,
+                include_shared: args.include_shared,
+            };
+            let pruned = crate::amis::prune(&settings, opts, cancel, &cloud).await?;
             Ok(print_pruned(&args, &pruned))
         }
         Command::Completions(args) => {
             use clap::CommandFactory;
-            let mut out = std::io::stdout().lock();
+            // Into memory first: clap_complete panics when its writer fails (a closed stdout).
+            let mut out: Vec<u8> = Vec::new();
             clap_complete::generate(args.shell, &mut Cli::command(), "gears", &mut out);
-            let _ = out.flush();
+            crate::ui::data(&String::from_utf8_lossy(&out));
             Ok(Exit::Success)
         }
         Command::Validate(args) => {
@@ -245,12 +246,11 @@ async fn dispatch(
                     .filter_map(|l| l.split_once(": "))
                     .map(|(status, check)| serde_json::json!({"status": status, "check": check}))
                     .collect();
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&checks).unwrap_or_default()
+                crate::ui::data(
+                    &(serde_json::to_string_pretty(&checks).unwrap_or_default() + "\n"),
                 );
             } else {
-                print!("{report}");
+                crate::ui::data(&report);
             }
             Ok(Exit::Success)
         }
@@ -360,9 +360,9 @@ fn print_tested(
     if json {
         eprint!("{console}");
         let text = serde_json::to_string_pretty(tested).unwrap_or_default();
-        println!("{text}");
+        crate::ui::data(&(text + "\n"));
     } else {
-        print!("{console}");
+        crate::ui::data(&console);
     }
     if let Some(path) = &settings.junit {
         report::write_junit(
@@ -378,7 +378,6 @@ fn print_tested(
 /// Bake's front: the manifest and env file written, data on stdout, the rest on stderr.
 fn print_baked(settings: &BakeSettings, baked: &crate::bake::run::Baked) -> Result<(), Error> {
     use crate::bake::run::Baked;
-    let mut out = std::io::stdout().lock();
     let text = match baked {
         Baked::Explained(text) => text.clone(),
         Baked::Rendered { template, verdict } => {
@@ -403,8 +402,7 @@ fn print_baked(settings: &BakeSettings, baked: &crate::bake::run::Baked) -> Resu
             }
         }
     };
-    let _ = out.write_all(text.as_bytes());
-    let _ = out.flush();
+    crate::ui::data(&text);
     Ok(())
 }
 
@@ -454,7 +452,7 @@ fn table(rows: &[Vec<String>]) -> String {
 /// `gears amis list`'s front: a table (or JSON) on stdout, a count on stderr.
 fn print_amis(args: &crate::cli::AmisArgs, amis: &[crate::amis::Ami]) {
     if args.output == crate::cli::Output::Json {
-        println!("{}", serde_json::to_string_pretty(amis).unwrap_or_default());
+        crate::ui::data(&(serde_json::to_string_pretty(amis).unwrap_or_default() + "\n"));
     } else {
         let mut rows = vec![[
             "REGION", "AMI", "VERSION", "GIT SHA", "BUILDER", "AGE", "STATE", "IN USE",
@@ -462,37 +460,46 @@ fn print_amis(args: &crate::cli::AmisArgs, amis: &[crate::amis::Ami]) {
         .map(str::to_owned)
         .to_vec()];
         for a in amis {
+            let f = |v: &str| crate::ui::field(v);
+            let age = a
+                .age_secs
+                .map(crate::amis::human_age)
+                .unwrap_or_else(|| "?".into());
             rows.push(vec![
-                a.region.clone(),
-                a.id.clone(),
-                a.version.clone(),
-                a.git_sha.chars().take(12).collect(),
-                a.builder.clone(),
-                a.age_secs
-                    .map(crate::amis::human_age)
-                    .unwrap_or_else(|| "?".into()),
-                a.state.clone(),
+                f(&a.region),
+                f(&a.id),
+                f(&a.version),
+                f(&a.git_sha.chars().take(12).collect::<String>()),
+                f(&a.builder),
+                match &a.created_note {
+                    Some(_) => format!("{age}*"),
+                    None => age,
+                },
+                f(&a.state),
                 if a.in_use.is_empty() {
                     "-".into()
                 } else {
-                    a.in_use.join(", ")
+                    f(&a.in_use.join(", "))
                 },
             ]);
         }
-        print!("{}", table(&rows));
+        crate::ui::data(&table(&rows));
+    }
+    for a in amis {
+        if let Some(n) = &a.created_note {
+            eprintln!("note: {} {} (age marked *): {n}", a.region, a.id);
+        }
     }
     let used = amis.iter().filter(|a| !a.in_use.is_empty()).count();
     eprintln!("amis: {} AMI(s), {used} in use", amis.len());
 }
 
-/// `gears amis prune`'s front: one line per AMI (or JSON) on stdout, a summary on stderr; exit
-/// 5 when a deregister or snapshot deletion failed.
-fn print_pruned(args: &crate::cli::AmisPruneArgs, pruned: &[crate::amis::Pruned]) -> Exit {
+/// `gears amis prune`'s front: one line per AMI and per snapshot left behind (or JSON) on
+/// stdout, a summary on stderr; exit 5 when a deregister or snapshot deletion failed.
+fn print_pruned(args: &crate::cli::AmisPruneArgs, report: &crate::amis::PruneReport) -> Exit {
+    let pruned = &report.amis;
     if args.amis.output == crate::cli::Output::Json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(pruned).unwrap_or_default()
-        );
+        crate::ui::data(&(serde_json::to_string_pretty(report).unwrap_or_default() + "\n"));
     } else {
         for p in pruned {
             let snaps: Vec<String> = p
@@ -500,32 +507,47 @@ fn print_pruned(args: &crate::cli::AmisPruneArgs, pruned: &[crate::amis::Pruned]
                 .iter()
                 .map(|(s, a)| format!("{s}: {a}"))
                 .collect();
-            println!(
-                "{}\t{}\t{}\t{}\t{}\t{}",
-                p.ami.region,
-                p.ami.id,
-                p.ami.version,
-                p.action,
-                p.reason,
-                if snaps.is_empty() {
-                    "-".to_owned()
-                } else {
-                    snaps.join(", ")
-                }
-            );
+            let snaps = if snaps.is_empty() {
+                "-".to_owned()
+            } else {
+                snaps.join(", ")
+            };
+            let reason = match &p.ami.created_note {
+                Some(n) => format!("{}; {n}", p.reason),
+                None => p.reason.clone(),
+            };
+            crate::ui::data(&crate::ui::tsv_line(&[
+                &p.ami.region,
+                &p.ami.id,
+                &p.ami.version,
+                &p.action,
+                &reason,
+                &snaps,
+            ]));
+        }
+        for s in &report.snapshots {
+            crate::ui::data(&crate::ui::tsv_line(&[
+                &s.region, &s.id, "-", &s.action, &s.reason, "-",
+            ]));
         }
     }
     let going = pruned.iter().filter(|p| !p.keep).count();
-    let failed = pruned.iter().filter(|p| p.failed()).count();
+    let failed = report.failures();
     let gone = pruned.iter().filter(|p| p.action == "deregistered").count();
+    let swept = report.snapshots.len();
     eprintln!(
-        "amis prune: {} AMI(s), {} kept, {}{}",
+        "amis prune: {} AMI(s), {} kept, {}{}{}",
         pruned.len(),
         pruned.len() - going,
         if args.yes {
             format!("{gone} deregistered")
         } else {
             format!("{going} would go (--yes removes them)")
+        },
+        if swept > 0 {
+            format!(", {swept} snapshot(s) left behind by earlier runs")
+        } else {
+            String::new()
         },
         if failed > 0 {
             format!(", {failed} failed")

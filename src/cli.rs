@@ -83,8 +83,9 @@ Examples:
   gears reap --region us-east-1 --ttl 6h --output json
 
 Removes: gears test instances past gears:expires-at; bake build instances (gears:purpose=bake)
-older than their gears:ttl; packer_* key pairs, and packer_* security groups no interface uses,
-older than --ttl (packer names them by the time it made them). stdout: one line per item,
+older than their gears:ttl; packer_<uuid> key pairs no instance, launch template or launch
+configuration uses, and packer_<uuid> security groups no interface uses, older than --ttl.
+Never: Auto Scaling group members, protected instances, unreadable expiries (listed). stdout: one line per item,
 region<TAB>kind<TAB>id<TAB>action<TAB>reason (or JSON).";
 
 /// `gears pipeline ...`.
@@ -473,9 +474,12 @@ Examples:
   gears amis prune --keep 3                        # what would go; changes nothing
   gears amis prune --keep 3 --yes                  # deregister, then delete their snapshots
 
-Kept: every AMI in use; the newest N available AMIs of each builder in each region (by
-CREATED_AT, then creation date); AMIs not available yet. A failed deregister or snapshot
-deletion is reported on its line and makes the exit code 5; the others still go.";
+Only AMIs gears made (gears:managed-by=gears) go. Kept: every AMI in use (any launch template
+version, launch configurations, instances not terminated); AMIs others may launch (public or
+shared) unless --include-shared; the newest N available AMIs of each builder in each region (by
+CREATED_AT, then creation date); AMIs not available yet. Snapshots of ours that no AMI uses any
+more (a killed run's) are swept too. A failed deregister or snapshot deletion is reported on its
+line and makes the exit code 5; the others still go.";
 
 /// Which component, where, and how to print (`gears amis list`, and `prune`).
 #[derive(Debug, Args)]
@@ -515,6 +519,10 @@ pub struct AmisPruneArgs {
     /// Deregister and delete; without it, only list what would go.
     #[arg(long)]
     pub yes: bool,
+    /// Also prune AMIs that other accounts may launch (public, or shared by launch permission);
+    /// without it they are kept.
+    #[arg(long)]
+    pub include_shared: bool,
 }
 
 const COMPLETIONS_EXAMPLES: &str = "\

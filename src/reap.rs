@@ -6,7 +6,7 @@
 //! `packer_<time-ordered UUID>`, whose first 8 hex digits are the Unix time it made them: that
 //! is their age.
 
-use crate::aws::{Cloud, Instance, Instances};
+use crate::aws::{AmiCloud, AmiHousekeeping, Cloud, CloudError, Instance, Instances};
 use crate::cancel::Cancel;
 use crate::error::Error;
 use chrono::{DateTime, Utc};
@@ -46,43 +46,97 @@ fn parse_time(s: &str) -> Option<DateTime<Utc>> {
 }
 
 /// Why `i` is a leftover at `now`, if it is: a test instance past its expiry, or a bake build
-/// instance older than its `gears:ttl`.
-pub fn instance_reason(i: &Instance, now: DateTime<Utc>) -> Option<(&'static str, String)> {
-    match i.tags.get("gears:purpose").map(String::as_str) {
-        Some("test") => {
-            let at = i.tags.get("gears:expires-at")?;
-            let expires = parse_time(at)?;
-            (expires <= now).then(|| ("test-instance", format!("expired at {at}")))
-        }
-        Some("bake") => {
-            let ttl = i.tags.get("gears:ttl")?;
-            let ttl = crate::settings::duration("gears:ttl", ttl).ok()?;
-            let launched = parse_time(i.launched_at.as_deref()?)?;
-            let age = now.signed_duration_since(launched).to_std().ok()?;
-            (age >= ttl).then(|| {
-                (
-                    "bake-instance",
-                    format!(
-                        "bake build instance launched {}, older than its ttl",
-                        i.launched_at.as_deref().unwrap_or_default()
-                    ),
-                )
-            })
-        }
-        _ => None,
+/// instance older than its `gears:ttl` (or past a `gears:expires-at` a bake renewed). `Err`: it
+/// looks like one but its expiry cannot be read (listed, never removed).
+pub fn instance_reason(
+    i: &Instance,
+    now: DateTime<Utc>,
+) -> Result<Option<(&'static str, String)>, String> {
+    let tag = |k: &str| i.tags.get(k).map(String::as_str);
+    let unreadable = |k: &str, v: &str| Err(format!("{k} {v:?} cannot be read: left alone"));
+    let kind = match tag("gears:purpose") {
+        Some("test") => "test-instance",
+        Some("bake") => "bake-instance",
+        _ => return Ok(None),
+    };
+    if let Some(at) = tag("gears:expires-at") {
+        let Some(expires) = parse_time(at) else {
+            return unreadable("gears:expires-at", at);
+        };
+        return Ok((expires <= now).then(|| (kind, format!("expired at {at}"))));
     }
+    if kind == "test-instance" {
+        return Err("a test instance without gears:expires-at: left alone".into());
+    }
+    let Some(ttl) = tag("gears:ttl") else {
+        return Err("a bake instance without gears:ttl: left alone".into());
+    };
+    let Ok(ttl) = crate::settings::duration("gears:ttl", ttl) else {
+        return unreadable("gears:ttl", ttl);
+    };
+    let Some(launched) = i.launched_at.as_deref().and_then(parse_time) else {
+        return Err("its launch time is unknown: left alone".into());
+    };
+    let age = now
+        .signed_duration_since(launched)
+        .to_std()
+        .unwrap_or_default();
+    Ok((age >= ttl).then(|| {
+        (
+            kind,
+            format!(
+                "bake build instance launched {}, older than its ttl",
+                i.launched_at.as_deref().unwrap_or_default()
+            ),
+        )
+    }))
 }
 
-/// The age of a `packer_<time-ordered UUID>` name at `now` (None for other names).
+/// The age of a packer key pair or security group at `now`: packer names them `packer_` and a
+/// time-ordered UUID (8-4-4-4-12 lowercase hex digits, the first 8 the Unix time it made
+/// them). Any other name (`packer_20240101`, `packer_-1000000`) is not packer's: `None`.
 pub fn packer_age(name: &str, now: DateTime<Utc>) -> Option<Duration> {
-    let hex = name.strip_prefix("packer_")?.get(..8)?;
-    let secs = i64::from_str_radix(hex, 16).ok()?;
+    let uuid = name.strip_prefix("packer_")?;
+    let parts: Vec<&str> = uuid.split('-').collect();
+    let shape = [8, 4, 4, 4, 12];
+    let hex = |p: &str| {
+        p.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    if parts.len() != shape.len()
+        || parts
+            .iter()
+            .zip(shape)
+            .any(|(p, n)| p.len() != n || !hex(p))
+    {
+        return None;
+    }
+    let secs = i64::from_str_radix(parts[0], 16).ok()?;
     let made = DateTime::<Utc>::from_timestamp(secs, 0)?;
     now.signed_duration_since(made).to_std().ok()
 }
 
-/// Lists (and with `--yes` removes) the leftovers in every region.
-pub async fn reap<C: Cloud>(
+/// How long one AWS call is retried while AWS throttles.
+const PATIENCE: Duration = Duration::from_secs(120);
+
+async fn patiently<T, F, Fut>(cancel: &Cancel, f: F) -> Result<T, CloudError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, CloudError>>,
+{
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    crate::wait::retry(deadline, cancel, f, CloudError::is_retryable).await
+}
+
+fn age(d: Duration) -> String {
+    crate::amis::human_age(i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// Lists (and with `--yes` removes) the leftovers in every region. Never touched: a member of
+/// an Auto Scaling group (whatever its tags), an instance with termination protection (listed
+/// as skipped), one whose expiry cannot be read (listed), key pairs a launch template or
+/// configuration names. Every call is retried while AWS throttles.
+pub async fn reap<C: Cloud + AmiCloud>(
     settings: &ReapSettings,
     cancel: &Cancel,
     cloud: &C,
@@ -90,78 +144,119 @@ pub async fn reap<C: Cloud>(
     let now = Utc::now();
     let mut found = Vec::new();
     for region in &settings.regions {
-        let port = cloud.instances(region).await?;
-        let mine = BTreeMap::from([("gears:managed-by".to_owned(), "gears".to_owned())]);
-        let mut here: Vec<Leftover> = Vec::new();
-        for i in port.find_by_tags(&mine).await? {
-            if let Some((kind, reason)) = instance_reason(&i, now) {
-                here.push(Leftover {
-                    region: region.clone(),
-                    kind,
-                    id: i.id.clone(),
-                    reason,
-                    action: "listed".into(),
-                });
-            }
-        }
-        for name in port.key_pairs("packer_").await? {
-            if let Some(age) = packer_age(&name, now).filter(|a| *a >= settings.ttl) {
-                here.push(Leftover {
-                    region: region.clone(),
-                    kind: "key-pair",
-                    id: name,
-                    reason: format!(
-                        "packer key pair made {} ago",
-                        crate::ui::human_duration(age)
-                    ),
-                    action: "listed".into(),
-                });
-            }
-        }
-        for g in port.security_groups("packer_").await? {
-            match packer_age(&g.name, now) {
-                Some(age) if age >= settings.ttl && !g.in_use => here.push(Leftover {
-                    region: region.clone(),
-                    kind: "security-group",
-                    id: g.id,
-                    reason: format!(
-                        "unused packer security group {} made {} ago",
-                        g.name,
-                        crate::ui::human_duration(age)
-                    ),
-                    action: "listed".into(),
-                }),
-                _ => {}
-            }
-        }
+        let mut here = find(settings, cancel, cloud, region, now).await?;
         if settings.yes {
-            // Instances first: a security group cannot go while an instance uses it.
-            for l in &mut here {
-                if let Some(sig) = cancel.signal() {
-                    return Err(Error::Interrupted(sig));
-                }
-                let r = match l.kind {
-                    "test-instance" | "bake-instance" => {
-                        let deadline =
-                            tokio::time::Instant::now() + crate::test_stage::TERMINATE_DEADLINE;
-                        crate::test_stage::terminate_until_gone(&port, &l.id, cancel, deadline)
-                            .await
-                    }
-                    "key-pair" => port.delete_key_pair(&l.id).await.map_err(|e| e.to_string()),
-                    _ => port
-                        .delete_security_group(&l.id)
-                        .await
-                        .map_err(|e| e.to_string()),
-                };
-                l.action = match r {
-                    Ok(()) => "removed".into(),
-                    Err(why) => format!("failed: {why}"),
-                };
-            }
+            let port = cloud.instances(region).await?;
+            remove(&port, &mut here, cancel).await?;
         }
         found.extend(here);
     }
     Ok(found)
+}
+
+fn leftover(region: &str, kind: &'static str, id: String, reason: String) -> Leftover {
+    Leftover {
+        region: region.to_owned(),
+        kind,
+        id,
+        reason,
+        action: "listed".into(),
+    }
+}
+
+/// What is left behind in one region.
+async fn find<C: Cloud + AmiCloud>(
+    settings: &ReapSettings,
+    cancel: &Cancel,
+    cloud: &C,
+    region: &str,
+    now: DateTime<Utc>,
+) -> Result<Vec<Leftover>, Error> {
+    let port = cloud.instances(region).await?;
+    let house = cloud.amis(region).await?;
+    let mine = BTreeMap::from([("gears:managed-by".to_owned(), "gears".to_owned())]);
+    let instances = patiently(cancel, || port.find_by_tags(&mine)).await?;
+    let ids: Vec<String> = instances.iter().map(|i| i.id.clone()).collect();
+    let members = patiently(cancel, || house.group_members(&ids)).await?;
+    let mut here: Vec<Leftover> = Vec::new();
+    for i in &instances {
+        let in_group = members.contains(&i.id) || i.tags.contains_key("aws:autoscaling:groupName");
+        match instance_reason(i, now) {
+            Ok(Some((kind, reason))) if in_group => {
+                let mut l = leftover(region, kind, i.id.clone(), reason);
+                l.action = "skipped: a member of an Auto Scaling group".into();
+                here.push(l);
+            }
+            Ok(Some((kind, reason))) => here.push(leftover(region, kind, i.id.clone(), reason)),
+            Ok(None) => {}
+            Err(why) => {
+                let mut l = leftover(region, "instance", i.id.clone(), why);
+                l.action = "skipped: unreadable".into();
+                here.push(l);
+            }
+        }
+    }
+    let keys = patiently(cancel, || port.key_pairs("packer_")).await?;
+    let named = patiently(cancel, || house.launch_key_names()).await?;
+    for name in keys.into_iter().filter(|k| !named.contains(k)) {
+        if let Some(a) = packer_age(&name, now).filter(|a| *a >= settings.ttl) {
+            let reason = format!("packer key pair made {} ago", age(a));
+            here.push(leftover(region, "key-pair", name, reason));
+        }
+    }
+    for g in patiently(cancel, || port.security_groups("packer_")).await? {
+        match packer_age(&g.name, now) {
+            Some(a) if a >= settings.ttl && !g.in_use => {
+                let reason = format!(
+                    "unused packer security group {} made {} ago",
+                    g.name,
+                    age(a)
+                );
+                here.push(leftover(region, "security-group", g.id, reason));
+            }
+            _ => {}
+        }
+    }
+    Ok(here)
+}
+
+/// Removes what is listed (instances first: a security group cannot go while an instance uses
+/// it).
+async fn remove<I: Instances>(
+    port: &I,
+    here: &mut [Leftover],
+    cancel: &Cancel,
+) -> Result<(), Error> {
+    for l in here.iter_mut().filter(|l| l.action == "listed") {
+        if let Some(sig) = cancel.signal() {
+            return Err(Error::Interrupted(sig));
+        }
+        let r = match l.kind {
+            "test-instance" | "bake-instance" => {
+                // Termination protection is a "no" that stays a no: skipped, not retried.
+                match patiently(cancel, || port.terminate(&l.id)).await {
+                    Err(CloudError::Api { code: Some(c), .. }) if c == "OperationNotPermitted" => {
+                        l.action = "skipped: termination protection is on".into();
+                        continue;
+                    }
+                    _ => {}
+                }
+                let deadline = tokio::time::Instant::now() + crate::test_stage::TERMINATE_DEADLINE;
+                crate::test_stage::terminate_until_gone(port, &l.id, cancel, deadline).await
+            }
+            "key-pair" => patiently(cancel, || port.delete_key_pair(&l.id))
+                .await
+                .map_err(|e| e.to_string()),
+            _ => patiently(cancel, || port.delete_security_group(&l.id))
+                .await
+                .map_err(|e| e.to_string()),
+        };
+        l.action = match r {
+            Ok(()) => "removed".into(),
+            Err(why) => format!("failed: {why}"),
+        };
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -201,9 +296,16 @@ mod tests {
                 "",
             )
         };
-        assert!(instance_reason(&test("2026-11-24T11:59:59Z"), now).is_some());
-        assert!(instance_reason(&test("2026-11-24T12:00:01Z"), now).is_none());
-        assert!(instance_reason(&test("not a time"), now).is_none());
+        assert!(instance_reason(&test("2026-11-24T11:59:59Z"), now)
+            .unwrap()
+            .is_some());
+        assert!(instance_reason(&test("2026-11-24T12:00:01Z"), now)
+            .unwrap()
+            .is_none());
+        // Unreadable: said, not skipped in silence.
+        assert!(instance_reason(&test("not a time"), now)
+            .unwrap_err()
+            .contains("cannot be read"));
         let bake = |launched: &str| {
             inst(
                 "i-2",
@@ -211,17 +313,37 @@ mod tests {
                 launched,
             )
         };
-        assert!(instance_reason(&bake("2026-11-24T08:59:00Z"), now).is_some());
-        assert!(instance_reason(&bake("2026-11-24T09:01:00Z"), now).is_none());
-        assert!(instance_reason(&inst("i-3", &[], "2020-01-01T00:00:00Z"), now).is_none());
+        assert!(instance_reason(&bake("2026-11-24T08:59:00Z"), now)
+            .unwrap()
+            .is_some());
+        assert!(instance_reason(&bake("2026-11-24T09:01:00Z"), now)
+            .unwrap()
+            .is_none());
+        assert!(
+            instance_reason(&inst("i-3", &[], "2020-01-01T00:00:00Z"), now)
+                .unwrap()
+                .is_none()
+        );
         // 0x6b000000 = 1795162112 s.
         let t = DateTime::<Utc>::from_timestamp(0x6b00_0000 + 7200, 0).unwrap();
         assert_eq!(
-            packer_age("packer_6b000000-1111", t),
+            packer_age("packer_6b000000-1111-2222-3333-444455556666", t),
             Some(Duration::from_secs(7200))
         );
-        assert_eq!(packer_age("packer_zz", t), None);
-        assert_eq!(packer_age("mine_6b000000", t), None);
+        // Not packer's names: a user's, signed or short "timestamps", upper case, extra parts.
+        for name in [
+            "packer_zz",
+            "mine_6b000000",
+            "packer_20240101",
+            "packer_-1000000",
+            "packer_+1234567",
+            "packer_6b000000-1111",
+            "packer_6B000000-1111-2222-3333-444455556666",
+            "packer_6b000000-1111-2222-3333-444455556666-x",
+            "packer_+b000000-1111-2222-3333-444455556666",
+        ] {
+            assert_eq!(packer_age(name, t), None, "{name}");
+        }
     }
 
     #[tokio::test]
@@ -304,5 +426,60 @@ mod tests {
             .collect();
         assert!(states.contains(&("i-old".into(), "shutting-down".into())));
         assert!(states.contains(&("i-new".into(), "running".into())));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn never_group_members_protected_or_named_keys_and_throttling_does_not_fail() {
+        let cloud = FakeCloud::new();
+        let expired = |id: &str| {
+            inst(
+                id,
+                &[
+                    ("gears:managed-by", "gears"),
+                    ("gears:purpose", "test"),
+                    ("gears:expires-at", "2020-01-01T00:00:00Z"),
+                ],
+                "2020-01-01T00:00:00Z",
+            )
+        };
+        for id in ["i-member", "i-protected", "i-plain"] {
+            cloud.add_instance("us-east-1", expired(id));
+        }
+        cloud.add_group_member("i-member");
+        cloud.protect_instance("i-protected");
+        let named = packer_name(5 * 3600);
+        let free = packer_name(5 * 3600 + 1);
+        cloud.add_key_pair(&named);
+        cloud.add_key_pair(&free);
+        cloud.add_key_pair("packer_20240101");
+        cloud.add_launch_key(&named);
+        cloud.set_faults(crate::aws::fake::Faults {
+            throttle_percent: Some(30),
+            ..Default::default()
+        });
+        let s = ReapSettings {
+            regions: vec!["us-east-1".into()],
+            yes: true,
+            ttl: Duration::from_secs(3 * 3600),
+            json: false,
+            endpoint_flag: None,
+        };
+        let done = reap(&s, &Cancel::new(), &cloud).await.unwrap();
+        let by: BTreeMap<&str, &str> = done
+            .iter()
+            .map(|l| (l.id.as_str(), l.action.as_str()))
+            .collect();
+        assert_eq!(by["i-member"], "skipped: a member of an Auto Scaling group");
+        assert_eq!(by["i-protected"], "skipped: termination protection is on");
+        assert_eq!(by["i-plain"], "removed", "{done:?}");
+        assert_eq!(by[free.as_str()], "removed");
+        assert!(!by.contains_key(named.as_str()) && !by.contains_key("packer_20240101"));
+        let keys = cloud.key_pair_names();
+        assert!(keys.contains(&named) && keys.contains(&"packer_20240101".to_owned()));
+        assert!(!keys.contains(&free));
+        assert!(done.iter().all(|l| !l.action.starts_with("failed")));
+        // Ages as people say them.
+        let l = done.iter().find(|l| l.id == free).unwrap();
+        assert!(l.reason.contains("made 5h00m ago"), "{}", l.reason);
     }
 }

@@ -132,10 +132,47 @@ where
     .await
 }
 
-/// Calls an AWS step until it answers, retrying while AWS throttles (or errs transiently) with
-/// backoff and jitter until `deadline`: [`poll`] with a check that passes an answer, retries a
-/// retryable error and stops at a permanent one. The last error when the deadline passes; a
-/// signal is [`crate::error::Error::Interrupted`].
+/// Calls `f` until it succeeds, fails in a way `retryable` says another attempt will not
+/// change, `deadline` passes or `cancel` fires, backing off from 1 s to 10 s with jitter between
+/// attempts (AWS's advice for throttling). The last answer is the result.
+/// [`poll`] with a check that retries what `retryable` allows.
+pub async fn retry<T, E, F, Fut>(
+    deadline: Instant,
+    cancel: &Cancel,
+    f: F,
+    retryable: impl Fn(&E) -> bool,
+) -> Result<T, E>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    let opts = Poll {
+        deadline: Some(deadline),
+        backoff: Backoff {
+            first: Duration::from_secs(1),
+            max: Duration::from_secs(10),
+        },
+        jitter: 0.5,
+        successes: 1,
+    };
+    let r = poll(opts, cancel, f, |r: &Result<T, E>| match r {
+        Ok(_) => Check::Pass,
+        Err(e) if retryable(e) => Check::Retry,
+        Err(_) => Check::Fail,
+    })
+    .await;
+    match r {
+        Polled::Ready(v, _)
+        | Polled::TimedOut(v, _)
+        | Polled::Cancelled(v, _)
+        | Polled::Failed(v, _) => v,
+    }
+}
+
+/// An AWS step retried while AWS throttles (or errs transiently) until `deadline`: [`retry`]
+/// with the AWS layer's own verdict of what is retryable. The last error when the deadline
+/// passes or the error is permanent; an attempt cut short by `cancel` is
+/// [`crate::error::Error::Interrupted`].
 pub async fn patiently<T, F, Fut>(
     cancel: &Cancel,
     deadline: Instant,
@@ -145,28 +182,12 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, crate::aws::CloudError>>,
 {
-    let opts = Poll {
-        deadline: Some(deadline),
-        backoff: Backoff {
-            first: Duration::from_millis(500),
-            max: Duration::from_secs(10),
-        },
-        jitter: 0.5,
-        successes: 1,
-    };
-    let check = |r: &Result<T, crate::aws::CloudError>| match r {
-        Ok(_) => Check::Pass,
-        Err(e) if e.is_retryable() => Check::Retry,
-        Err(_) => Check::Fail,
-    };
-    match poll(opts, cancel, f, check).await {
-        Polled::Cancelled(Err(_), _) => Err(crate::error::Error::Interrupted(
-            cancel.signal().unwrap_or(crate::cancel::Signal::Int),
-        )),
-        Polled::Ready(r, _)
-        | Polled::TimedOut(r, _)
-        | Polled::Failed(r, _)
-        | Polled::Cancelled(r, _) => r.map_err(Into::into),
+    match retry(deadline, cancel, f, crate::aws::CloudError::is_retryable).await {
+        Ok(v) => Ok(v),
+        Err(e) if e.is_retryable() && cancel.is_cancelled() => Err(
+            crate::error::Error::Interrupted(cancel.signal().unwrap_or(crate::cancel::Signal::Int)),
+        ),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -288,6 +309,50 @@ mod tests {
                 "{waited:?}"
             );
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retry_retries_what_may_pass_and_stops_at_what_will_not() {
+        let calls = AtomicU32::new(0);
+        let deadline = Instant::now() + Duration::from_secs(600);
+        // Two transient failures, then an answer.
+        let r: Result<u32, &str> = retry(
+            deadline,
+            &Cancel::new(),
+            || async {
+                match calls.fetch_add(1, Ordering::SeqCst) {
+                    0 | 1 => Err("throttled"),
+                    n => Ok(n),
+                }
+            },
+            |e| *e == "throttled",
+        )
+        .await;
+        assert_eq!(r, Ok(2));
+        // A permanent error is answered at once.
+        calls.store(0, Ordering::SeqCst);
+        let r: Result<u32, &str> = retry(
+            deadline,
+            &Cancel::new(),
+            || async {
+                calls.fetch_add(1, Ordering::SeqCst);
+                Err("denied")
+            },
+            |e| *e == "throttled",
+        )
+        .await;
+        assert_eq!((r, calls.load(Ordering::SeqCst)), (Err("denied"), 1));
+        // Past the deadline, the last error.
+        let start = Instant::now();
+        let r: Result<u32, &str> = retry(
+            start + Duration::from_secs(30),
+            &Cancel::new(),
+            || async { Err("throttled") },
+            |e| *e == "throttled",
+        )
+        .await;
+        assert_eq!(r, Err("throttled"));
+        assert_eq!(start.elapsed(), Duration::from_secs(30));
     }
 
     #[tokio::test(start_paused = true)]

@@ -101,8 +101,12 @@ impl Ec2 {
         filters: Vec<Filter>,
     ) -> Result<Vec<Image>, CloudError> {
         let mut req = self.client.describe_images();
-        if !ids.is_empty() {
+        let by_id = !ids.is_empty();
+        if by_id {
             req = req.set_image_ids(Some(ids));
+        } else {
+            // MaxResults cannot go with ImageIds; without ids, every page.
+            req = req.max_results(super::housekeeping::EC2_PAGE);
         }
         if !owners.is_empty() {
             req = req.set_owners(Some(owners));
@@ -110,11 +114,13 @@ impl Ec2 {
         if !filters.is_empty() {
             req = req.set_filters(Some(filters));
         }
-        let out = req
-            .send()
-            .await
-            .map_err(|e| map_err("DescribeImages", &self.region, e))?;
-        Ok(out.images().iter().map(image).collect())
+        let mut found = Vec::new();
+        let mut pages = req.into_paginator().send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| map_err("DescribeImages", &self.region, e))?;
+            found.extend(page.images().iter().map(image));
+        }
+        Ok(found)
     }
 }
 
@@ -182,17 +188,6 @@ fn tag_filter(key: &str, value: &str) -> Filter {
     Filter::builder()
         .name(format!("tag:{key}"))
         .values(filter_value(value))
-        .build()
-}
-
-/// The filter for instances that are not (being) terminated.
-fn live_instances() -> Filter {
-    Filter::builder()
-        .name("instance-state-name")
-        .values("pending")
-        .values("running")
-        .values("stopping")
-        .values("stopped")
         .build()
 }
 
@@ -385,6 +380,7 @@ impl Instances for Ec2 {
             .client
             .describe_instances()
             .set_filters(Some(filters))
+            .max_results(super::housekeeping::EC2_PAGE)
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
@@ -414,7 +410,8 @@ impl Instances for Ec2 {
             .client
             .describe_instances()
             .filters(prefix_filter("key-name", prefix))
-            .filters(live_instances())
+            .filters(super::housekeeping::not_terminated())
+            .max_results(super::housekeeping::EC2_PAGE)
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
@@ -445,35 +442,61 @@ impl Instances for Ec2 {
     }
 
     async fn security_groups(&self, prefix: &str) -> Result<Vec<SecurityGroup>, CloudError> {
-        let out = self
+        let mut groups: Vec<(String, String)> = Vec::new();
+        let mut pages = self
             .client
             .describe_security_groups()
             .filters(prefix_filter("group-name", prefix))
-            .send()
-            .await
-            .map_err(|e| map_err("DescribeSecurityGroups", &self.region, e))?;
-        let mut found = Vec::new();
-        for g in out.security_groups() {
-            let (Some(id), Some(name)) = (g.group_id(), g.group_name()) else {
-                continue;
-            };
-            if !name.starts_with(prefix) {
-                continue;
+            .max_results(super::housekeeping::EC2_PAGE)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| map_err("DescribeSecurityGroups", &self.region, e))?;
+            for g in page.security_groups() {
+                if let (Some(id), Some(name)) = (g.group_id(), g.group_name()) {
+                    if name.starts_with(prefix) {
+                        groups.push((id.to_owned(), name.to_owned()));
+                    }
+                }
             }
-            let used = self
+        }
+        // One DescribeNetworkInterfaces for all of them (a group-id filter takes up to 200
+        // values), not one per group.
+        let mut used = std::collections::BTreeSet::new();
+        let ids: Vec<String> = groups.iter().map(|g| g.0.clone()).collect();
+        for chunk in ids.chunks(200) {
+            let mut pages = self
                 .client
                 .describe_network_interfaces()
-                .filters(Filter::builder().name("group-id").values(id).build())
-                .send()
-                .await
-                .map_err(|e| map_err("DescribeNetworkInterfaces", &self.region, e))?;
-            found.push(SecurityGroup {
-                id: id.to_owned(),
-                name: name.to_owned(),
-                in_use: !used.network_interfaces().is_empty(),
-            });
+                .filters(
+                    Filter::builder()
+                        .name("group-id")
+                        .set_values(Some(chunk.to_vec()))
+                        .build(),
+                )
+                .max_results(super::housekeeping::EC2_PAGE)
+                .into_paginator()
+                .send();
+            while let Some(page) = pages.next().await {
+                let page =
+                    page.map_err(|e| map_err("DescribeNetworkInterfaces", &self.region, e))?;
+                for ni in page.network_interfaces() {
+                    used.extend(
+                        ni.groups()
+                            .iter()
+                            .filter_map(|g| g.group_id().map(str::to_owned)),
+                    );
+                }
+            }
         }
-        Ok(found)
+        Ok(groups
+            .into_iter()
+            .map(|(id, name)| SecurityGroup {
+                in_use: used.contains(&id),
+                id,
+                name,
+            })
+            .collect())
     }
 
     async fn delete_security_group(&self, id: &str) -> Result<(), CloudError> {
@@ -490,9 +513,9 @@ impl Instances for Ec2 {
 /// [`super::AmiHousekeeping`] on EC2 and Auto Scaling (launch configurations) of one region.
 #[derive(Clone)]
 pub struct Ec2Amis {
-    ec2: aws_sdk_ec2::Client,
-    asg: aws_sdk_autoscaling::Client,
-    region: String,
+    pub(super) ec2: aws_sdk_ec2::Client,
+    pub(super) asg: aws_sdk_autoscaling::Client,
+    pub(super) region: String,
 }
 
 impl Ec2Amis {
@@ -530,186 +553,44 @@ impl super::AmiHousekeeping for Ec2Amis {
         &self,
         tags: &BTreeMap<String, String>,
     ) -> Result<Vec<super::OwnedImage>, CloudError> {
-        let filters: Vec<Filter> = tags.iter().map(|(k, v)| tag_filter(k, v)).collect();
-        let out = self
-            .ec2
-            .describe_images()
-            .owners("self")
-            .set_filters(Some(filters))
-            .send()
-            .await
-            .map_err(|e| map_err("DescribeImages", &self.region, e))?;
-        Ok(out
-            .images()
-            .iter()
-            .map(|i| super::OwnedImage {
-                image: image(i),
-                snapshots: i
-                    .block_device_mappings()
-                    .iter()
-                    .filter_map(|m| m.ebs().and_then(|e| e.snapshot_id()))
-                    .map(str::to_owned)
-                    .collect(),
-            })
-            // EC2 filters are patterns; the exact comparison decides.
-            .filter(|o| has_tags(&o.image, tags))
-            .collect())
+        self.owned(tags).await
     }
 
     async fn uses(&self) -> Result<Vec<super::AmiUse>, CloudError> {
-        let mut uses: Vec<super::AmiUse> = Vec::new();
-        // The default and latest version of every launch template, in one paginated call
-        // (DescribeLaunchTemplateVersions without a template and with only $Default/$Latest).
-        let mut versions: BTreeMap<(String, i64), (String, String, Vec<&'static str>)> =
-            BTreeMap::new();
-        for which in ["$Default", "$Latest"] {
-            let mut pages = self
-                .ec2
-                .describe_launch_template_versions()
-                .versions(which)
-                .into_paginator()
-                .send();
-            while let Some(page) = pages.next().await {
-                let page =
-                    page.map_err(|e| map_err("DescribeLaunchTemplateVersions", &self.region, e))?;
-                for v in page.launch_template_versions() {
-                    let (Some(id), Some(n)) = (v.launch_template_id(), v.version_number()) else {
-                        continue;
-                    };
-                    let Some(img) = v.launch_template_data().and_then(|d| d.image_id()) else {
-                        continue;
-                    };
-                    let e = versions.entry((id.to_owned(), n)).or_insert_with(|| {
-                        (
-                            img.to_owned(),
-                            v.launch_template_name().unwrap_or_default().to_owned(),
-                            Vec::new(),
-                        )
-                    });
-                    let label = if which == "$Default" {
-                        "default"
-                    } else {
-                        "latest"
-                    };
-                    if !e.2.contains(&label) {
-                        e.2.push(label);
-                    }
-                }
-            }
-        }
-        // Versions that Auto Scaling groups pin by number (a group with no instances right
-        // now still launches from them when it scales out).
-        let mut pinned: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
-        let mut pages = self
-            .asg
-            .describe_auto_scaling_groups()
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| map_err("DescribeAutoScalingGroups", &self.region, e))?;
-            for g in page.auto_scaling_groups() {
-                let specs = g.launch_template().into_iter().chain(
-                    g.mixed_instances_policy()
-                        .and_then(|m| m.launch_template())
-                        .and_then(|t| t.launch_template_specification()),
-                );
-                for t in specs {
-                    let (Some(id), Some(v)) = (t.launch_template_id(), t.version()) else {
-                        continue;
-                    };
-                    let Ok(n) = v.parse::<i64>() else {
-                        continue; // $Default and $Latest: already above.
-                    };
-                    if !versions.contains_key(&(id.to_owned(), n)) {
-                        pinned
-                            .entry((id.to_owned(), v.to_owned()))
-                            .or_default()
-                            .push(g.auto_scaling_group_name().unwrap_or_default().to_owned());
-                    }
-                }
-            }
-        }
-        for ((id, v), groups) in pinned {
-            let out = self
-                .ec2
-                .describe_launch_template_versions()
-                .launch_template_id(&id)
-                .versions(&v)
-                .send()
-                .await
-                .map_err(|e| map_err("DescribeLaunchTemplateVersions", &self.region, e))?;
-            for t in out.launch_template_versions() {
-                if let Some(img) = t.launch_template_data().and_then(|d| d.image_id()) {
-                    uses.push(super::AmiUse {
-                        image_id: img.to_owned(),
-                        kind: "launch-template",
-                        id: id.clone(),
-                        detail: format!(
-                            "{} version {v} (group {})",
-                            t.launch_template_name().unwrap_or_default(),
-                            groups.join(", ")
-                        ),
-                    });
-                }
-            }
-        }
-        for ((id, n), (img, name, labels)) in versions {
-            uses.push(super::AmiUse {
-                image_id: img,
-                kind: "launch-template",
-                id,
-                detail: format!("{name} version {n} ({})", labels.join(", ")),
-            });
-        }
-        let mut pages = self
-            .asg
-            .describe_launch_configurations()
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page =
-                page.map_err(|e| map_err("DescribeLaunchConfigurations", &self.region, e))?;
-            for lc in page.launch_configurations() {
-                if let (Some(name), Some(img)) = (lc.launch_configuration_name(), lc.image_id()) {
-                    uses.push(super::AmiUse {
-                        image_id: img.to_owned(),
-                        kind: "launch-configuration",
-                        id: name.to_owned(),
-                        detail: String::new(),
-                    });
-                }
-            }
-        }
-        let mut pages = self
-            .ec2
-            .describe_instances()
-            .filters(live_instances())
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| map_err("DescribeInstances", &self.region, e))?;
-            for i in page.reservations().iter().flat_map(|r| r.instances()) {
-                if let (Some(id), Some(img)) = (i.instance_id(), i.image_id()) {
-                    uses.push(super::AmiUse {
-                        image_id: img.to_owned(),
-                        kind: "instance",
-                        id: id.to_owned(),
-                        detail: i
-                            .state()
-                            .and_then(|s| s.name())
-                            .map(|n| n.as_str().to_owned())
-                            .unwrap_or_default(),
-                    });
-                }
-            }
-        }
-        Ok(uses)
+        self.all_uses().await
+    }
+
+    async fn launch_permissions(&self, image_id: &str) -> Result<Vec<String>, CloudError> {
+        self.permissions(image_id).await
+    }
+
+    async fn registered_snapshots(&self) -> Result<BTreeMap<String, Vec<String>>, CloudError> {
+        self.snapshot_owners().await
+    }
+
+    async fn tagged_snapshots(
+        &self,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<Vec<super::Snapshot>, CloudError> {
+        self.snapshots_tagged(tags).await
+    }
+
+    async fn group_members(
+        &self,
+        ids: &[String],
+    ) -> Result<std::collections::BTreeSet<String>, CloudError> {
+        self.members(ids).await
+    }
+
+    async fn launch_key_names(&self) -> Result<std::collections::BTreeSet<String>, CloudError> {
+        self.key_names().await
     }
 
     async fn deregister(&self, image_id: &str) -> Result<(), CloudError> {
         self.ec2
             .deregister_image()
             .image_id(image_id)
+            .delete_associated_snapshots(true)
             .send()
             .await
             .map_err(|e| map_err("DeregisterImage", &self.region, e))?;

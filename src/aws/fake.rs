@@ -16,6 +16,9 @@ use std::time::Duration;
 pub struct Faults {
     /// Every k-th call is throttled (after the SDK's retries, as AWS would leave it).
     pub throttle_one_in: Option<u32>,
+    /// This share (in percent) of calls is throttled, spread over the call numbers as AWS
+    /// would (a fixed scramble of them, so runs are repeatable): a call retried is a new call.
+    pub throttle_percent: Option<u32>,
     /// Call N fails with this kind of error.
     pub fail_at: Option<(u32, ErrorKind)>,
     /// Every call takes this long.
@@ -190,6 +193,12 @@ impl FakeCloud {
                 ErrorKind::Other => "InternalError",
             }),
             _ if faults.throttle_ops.contains(&operation) => Some("RequestLimitExceeded"),
+            _ if faults
+                .throttle_percent
+                .is_some_and(|p| scramble(n) % 100 < u64::from(p)) =>
+            {
+                Some("RequestLimitExceeded")
+            }
             _ => match faults.throttle_one_in {
                 Some(k) if k > 0 && n.is_multiple_of(k) => Some("RequestLimitExceeded"),
                 _ => None,
@@ -335,6 +344,14 @@ impl Instances for FakeInstances {
 
     async fn terminate(&self, id: &str) -> Result<(), CloudError> {
         self.cloud.call("TerminateInstances", &self.region).await?;
+        if self.cloud.protected(id) {
+            return Err(CloudError::api(
+                "TerminateInstances",
+                &self.region,
+                Some("OperationNotPermitted"),
+                format!("The instance '{id}' may not be terminated. Modify its 'disableApiTermination' instance attribute and try again."),
+            ));
+        }
         self.with(|v| {
             for f in v.iter_mut().filter(|f| f.instance.id == id) {
                 f.instance.state = "shutting-down".into();
@@ -465,6 +482,14 @@ impl Cloud for FakeCloud {
             region: region.to_owned(),
         })
     }
+}
+
+/// A call number scrambled (splitmix64's finaliser): a repeatable spread of throttled calls.
+fn scramble(n: u32) -> u64 {
+    let mut x = u64::from(n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
 }
 
 /// EC2's name patterns: `*` any run, `?` one character.
@@ -1266,6 +1291,22 @@ struct AmisState {
     snapshots: BTreeMap<String, Vec<String>>,
     /// region → uses.
     uses: BTreeMap<String, Vec<super::AmiUse>>,
+    /// image id → who else may launch it (`account 1234...`, `group all`).
+    launch_permissions: BTreeMap<String, Vec<String>>,
+    /// snapshot id → its tags.
+    snapshot_tags: BTreeMap<String, BTreeMap<String, String>>,
+    /// Instances that are members of an Auto Scaling group.
+    group_members: std::collections::BTreeSet<String>,
+    /// Key names launch templates and configurations use.
+    launch_keys: std::collections::BTreeSet<String>,
+    /// Instances with termination protection.
+    protected: std::collections::BTreeSet<String>,
+    /// After each deregister, this many DeleteSnapshot calls answer `InvalidSnapshot.InUse`
+    /// (EC2 lags behind its own deregister), and how many are left.
+    in_use_lag: (u32, u32),
+    /// DeregisterImage deletes the snapshots only that AMI uses (AWS's
+    /// `DeleteAssociatedSnapshots`); off, as moto 5.2 ignores the flag.
+    deletes_associated: bool,
 }
 
 impl FakeCloud {
@@ -1316,6 +1357,89 @@ impl FakeCloud {
     }
 }
 
+impl FakeCloud {
+    /// Lets others launch an AMI (`account 123456789012`, `group all` for public).
+    pub fn add_launch_permission(&self, image_id: &str, who: &str) {
+        self.amis_state()
+            .launch_permissions
+            .entry(image_id.to_owned())
+            .or_default()
+            .push(who.to_owned());
+    }
+
+    /// Tags a snapshot (as packer's `snapshot_tags` do).
+    pub fn tag_snapshot(&self, snapshot_id: &str, tags: &[(&str, &str)]) {
+        self.amis_state()
+            .snapshot_tags
+            .entry(snapshot_id.to_owned())
+            .or_default()
+            .extend(tags.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    }
+
+    /// Makes an instance a member of an Auto Scaling group.
+    pub fn add_group_member(&self, instance_id: &str) {
+        self.amis_state()
+            .group_members
+            .insert(instance_id.to_owned());
+    }
+
+    /// A launch template or configuration names this key pair.
+    pub fn add_launch_key(&self, name: &str) {
+        self.amis_state().launch_keys.insert(name.to_owned());
+    }
+
+    /// Turns termination protection on for an instance: TerminateInstances answers
+    /// `OperationNotPermitted`.
+    pub fn protect_instance(&self, instance_id: &str) {
+        self.amis_state().protected.insert(instance_id.to_owned());
+    }
+
+    /// After each deregister, `n` DeleteSnapshot calls answer `InvalidSnapshot.InUse`.
+    pub fn set_snapshot_in_use_lag(&self, n: u32) {
+        self.amis_state().in_use_lag = (n, 0);
+    }
+
+    /// DeregisterImage deletes the snapshots only that AMI uses, as AWS does with
+    /// `DeleteAssociatedSnapshots`.
+    pub fn set_deletes_associated(&self, on: bool) {
+        self.amis_state().deletes_associated = on;
+    }
+
+    /// Whether TerminateInstances refuses this instance.
+    fn protected(&self, instance_id: &str) -> bool {
+        self.amis_state().protected.contains(instance_id)
+    }
+}
+
+impl FakeAmis {
+    fn after_deregister(&self, image_id: &str, registered: &[String]) {
+        let mut a = self.cloud.amis_state();
+        a.in_use_lag.1 = a.in_use_lag.0;
+        if !a.deletes_associated {
+            return;
+        }
+        let mine = a.image_snapshots.get(image_id).cloned().unwrap_or_default();
+        let shared: Vec<String> = a
+            .image_snapshots
+            .iter()
+            .filter(|(i, _)| registered.contains(i))
+            .flat_map(|(_, s)| s.clone())
+            .collect();
+        if let Some(v) = a.snapshots.get_mut(&self.region) {
+            v.retain(|s| !mine.contains(s) || shared.contains(s));
+        }
+    }
+
+    fn lagging(&self) -> bool {
+        let mut a = self.cloud.amis_state();
+        if a.in_use_lag.1 == 0 {
+            return false;
+        }
+        a.in_use_lag.1 -= 1;
+        true
+    }
+}
+
 /// The fake's [`super::AmiHousekeeping`] of one region.
 #[derive(Clone)]
 pub struct FakeAmis {
@@ -1363,6 +1487,10 @@ impl super::AmiHousekeeping for FakeAmis {
                     .get(&image.id)
                     .cloned()
                     .unwrap_or_default(),
+                public: a
+                    .launch_permissions
+                    .get(&image.id)
+                    .is_some_and(|p| p.iter().any(|p| p == "group all")),
                 image,
             })
             .collect())
@@ -1388,6 +1516,86 @@ impl super::AmiHousekeeping for FakeAmis {
             .unwrap_or_default())
     }
 
+    async fn launch_permissions(&self, image_id: &str) -> Result<Vec<String>, CloudError> {
+        self.cloud
+            .call("DescribeImageAttribute", &self.region)
+            .await?;
+        let a = self.cloud.amis_state();
+        Ok(a.launch_permissions
+            .get(image_id)
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    async fn registered_snapshots(&self) -> Result<BTreeMap<String, Vec<String>>, CloudError> {
+        self.cloud.call("DescribeImages", &self.region).await?;
+        let registered = self.cloud.ami_ids(&self.region);
+        let a = self.cloud.amis_state();
+        let mut by: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (image, snaps) in a
+            .image_snapshots
+            .iter()
+            .filter(|(i, _)| registered.contains(i))
+        {
+            for s in snaps {
+                by.entry(s.clone()).or_default().push(image.clone());
+            }
+        }
+        Ok(by)
+    }
+
+    async fn tagged_snapshots(
+        &self,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<Vec<super::Snapshot>, CloudError> {
+        self.cloud.call("DescribeSnapshots", &self.region).await?;
+        let a = self.cloud.amis_state();
+        Ok(a.snapshots
+            .get(&self.region)
+            .into_iter()
+            .flatten()
+            .map(|id| super::Snapshot {
+                id: id.clone(),
+                state: "completed".into(),
+                tags: a.snapshot_tags.get(id).cloned().unwrap_or_default(),
+            })
+            .filter(|s| tags.iter().all(|(k, v)| s.tags.get(k) == Some(v)))
+            .collect())
+    }
+
+    async fn group_members(
+        &self,
+        ids: &[String],
+    ) -> Result<std::collections::BTreeSet<String>, CloudError> {
+        self.cloud
+            .call("DescribeAutoScalingInstances", &self.region)
+            .await?;
+        if ids.len() > 50 {
+            return Err(CloudError::api(
+                "DescribeAutoScalingInstances",
+                &self.region,
+                Some("ValidationError"),
+                "at most 50 instance ids",
+            ));
+        }
+        let a = self.cloud.amis_state();
+        Ok(ids
+            .iter()
+            .filter(|i| a.group_members.contains(*i))
+            .cloned()
+            .collect())
+    }
+
+    async fn launch_key_names(&self) -> Result<std::collections::BTreeSet<String>, CloudError> {
+        self.cloud
+            .call("DescribeLaunchTemplateVersions", &self.region)
+            .await?;
+        self.cloud
+            .call("DescribeLaunchConfigurations", &self.region)
+            .await?;
+        Ok(self.cloud.amis_state().launch_keys.clone())
+    }
+
     async fn deregister(&self, image_id: &str) -> Result<(), CloudError> {
         self.cloud.call("DeregisterImage", &self.region).await?;
         let mut all = self
@@ -1406,11 +1614,22 @@ impl super::AmiHousekeeping for FakeAmis {
             ));
         }
         v.retain(|i| i.id != image_id);
+        let registered: Vec<String> = v.iter().map(|i| i.id.clone()).collect();
+        drop(all);
+        self.after_deregister(image_id, &registered);
         Ok(())
     }
 
     async fn delete_snapshot(&self, snapshot_id: &str) -> Result<(), CloudError> {
         self.cloud.call("DeleteSnapshot", &self.region).await?;
+        if self.lagging() {
+            return Err(CloudError::api(
+                "DeleteSnapshot",
+                &self.region,
+                Some("InvalidSnapshot.InUse"),
+                format!("snapshot {snapshot_id} is in use (EC2 has not caught up)"),
+            ));
+        }
         // As on EC2: a snapshot behind a registered image cannot go.
         let registered = self.cloud.ami_ids(&self.region);
         let mut a = self.cloud.amis_state();

@@ -8,6 +8,7 @@
 pub mod ec2;
 pub mod fake;
 pub mod fleet;
+pub mod housekeeping;
 pub mod locks;
 
 use std::collections::BTreeMap;
@@ -126,7 +127,10 @@ pub fn kind_of_code(code: &str) -> ErrorKind {
         | "MissingParameter"
         | "InvalidParameter"
         | "IdempotentParameterMismatch"
-        | "InstanceRefreshInProgress" => ErrorKind::Invalid,
+        | "InstanceRefreshInProgress"
+        // Termination (or stop) protection, or an instance store root: a state of the
+        // resource that another attempt will not change.
+        | "OperationNotPermitted" => ErrorKind::Invalid,
         _ => ErrorKind::Other,
     }
 }
@@ -558,6 +562,17 @@ pub trait Cloud: Send + Sync {
 pub struct OwnedImage {
     pub image: Image,
     pub snapshots: Vec<String>,
+    /// EC2 says the AMI is public (launch permission for everyone).
+    pub public: bool,
+}
+
+/// An EBS snapshot of ours.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    pub id: String,
+    /// `pending`, `completed`, `error`, ...
+    pub state: String,
+    pub tags: BTreeMap<String, String>,
 }
 
 /// Something that launches from (or runs) an AMI.
@@ -588,8 +603,40 @@ pub trait AmiHousekeeping: Send + Sync {
     /// every pending, running, stopping or stopped instance.
     fn uses(&self) -> impl Future<Output = Result<Vec<AmiUse>, CloudError>> + Send;
 
-    /// Deregisters an AMI (its snapshots stay).
+    /// Deregisters an AMI, asking EC2 to delete the snapshots only it uses in the same call
+    /// (`DeleteAssociatedSnapshots`; an emulator may ignore it, so callers delete them too).
     fn deregister(&self, image_id: &str) -> impl Future<Output = Result<(), CloudError>> + Send;
+
+    /// Who else may launch the AMI: `account 123456789012`, `group all` (public),
+    /// `organization arn:...`, `organizational-unit arn:...` (DescribeImageAttribute).
+    fn launch_permissions(
+        &self,
+        image_id: &str,
+    ) -> impl Future<Output = Result<Vec<String>, CloudError>> + Send;
+
+    /// Snapshot id → the AMIs behind which it is, for every AMI we own in the region (any tags,
+    /// any state but deregistered).
+    fn registered_snapshots(
+        &self,
+    ) -> impl Future<Output = Result<BTreeMap<String, Vec<String>>, CloudError>> + Send;
+
+    /// Our own snapshots whose tags equal `tags` (compared exactly).
+    fn tagged_snapshots(
+        &self,
+        tags: &BTreeMap<String, String>,
+    ) -> impl Future<Output = Result<Vec<Snapshot>, CloudError>> + Send;
+
+    /// Which of `ids` are members of an Auto Scaling group (DescribeAutoScalingInstances).
+    fn group_members(
+        &self,
+        ids: &[String],
+    ) -> impl Future<Output = Result<std::collections::BTreeSet<String>, CloudError>> + Send;
+
+    /// Key pair names that a launch template version or a launch configuration names (a group
+    /// launches with them later, so they are in use even with no instance running).
+    fn launch_key_names(
+        &self,
+    ) -> impl Future<Output = Result<std::collections::BTreeSet<String>, CloudError>> + Send;
 
     /// Deletes an EBS snapshot.
     fn delete_snapshot(

@@ -10,6 +10,55 @@ use std::io::Write;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+/// Set once stdout is closed (a `| head` read what it wanted): data output stops there.
+static STDOUT_CLOSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// The one writer of data on stdout. A closed stdout (`gears amis list | head -1`) ends the
+/// output quietly, as ripgrep does, instead of a panic; the command still finishes (and runs
+/// its cleanup) with its own exit code. Any other write error is said once on stderr.
+pub fn data(text: &str) {
+    use std::sync::atomic::Ordering;
+    if STDOUT_CLOSED.load(Ordering::SeqCst) {
+        return;
+    }
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        STDOUT_CLOSED.store(true, Ordering::SeqCst);
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            eprintln!("error: cannot write to stdout: {e}");
+        }
+    }
+}
+
+/// A value as one field of a tab-separated line: a backslash, tab, newline or carriage return
+/// inside it is escaped (`\\`, `\t`, `\n`, `\r`), other control characters as `\u{..}`, so
+/// no value can add a column or a line of its own.
+pub fn field(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A tab-separated line of [`field`]s, with its newline.
+pub fn tsv_line(fields: &[&str]) -> String {
+    let mut line = fields
+        .iter()
+        .map(|f| field(f))
+        .collect::<Vec<_>>()
+        .join("\t");
+    line.push('\n');
+    line
+}
+
 /// Where a stage's human report goes: stdout, or stderr when stdout carries data
 /// (`--output json`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -301,5 +350,22 @@ impl StageProgress {
                 bar.finish_with_message(if ok { "done" } else { "failed" });
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_value_cannot_add_a_column_or_a_line() {
+        // A COMPONENT_VERSION that tries to print a fake `kept` row.
+        let forged = "1.0\tkept\tfine\nus-east-1\tami-evil\t9\tkept";
+        let line = tsv_line(&["us-east-1", "ami-1", forged, "deregistered"]);
+        assert_eq!(line.matches('\t').count(), 3, "{line}");
+        assert_eq!(line.matches('\n').count(), 1, "{line}");
+        assert!(line.ends_with("\tderegistered\n"));
+        assert_eq!(field("a\\b\r\u{7}"), "a\\\\b\\r\\u{7}");
+        assert_eq!(field("plain 1.0"), "plain 1.0");
     }
 }

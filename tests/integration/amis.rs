@@ -294,7 +294,7 @@ async fn prune_keeps_the_newest_and_the_one_in_use_and_deletes_snapshots() {
     let (out, err, code) = parts(&o);
     assert_eq!(code, 0, "{out}\n{err}");
     let pruned: serde_json::Value = serde_json::from_str(&out).unwrap();
-    let actions: Vec<(&str, &str)> = pruned
+    let actions: Vec<(&str, &str)> = pruned["amis"]
         .as_array()
         .unwrap()
         .iter()
@@ -349,4 +349,144 @@ fn prune_needs_keep() {
         .unwrap();
     let (_, err, code) = parts(&o);
     assert_eq!(code, 2, "{err}");
+}
+
+/// Tags a snapshot as packer's `snapshot_tags` do (the AMI's tags).
+async fn tag_like_bake(ec2: &aws_sdk_ec2::Client, snapshot: &str, component: &str, run: &str) {
+    let tag = |k: &str, v: &str| aws_sdk_ec2::types::Tag::builder().key(k).value(v).build();
+    ec2.create_tags()
+        .resources(snapshot)
+        .tags(tag("COMPONENT_NAME", component))
+        .tags(tag("gears:component", component))
+        .tags(tag("gears:managed-by", "gears"))
+        .tags(tag("gears:run-id", run))
+        .send()
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn prune_keeps_any_template_version_and_sweeps_snapshots_a_killed_run_left() {
+    let dir = tempdir();
+    let component = unique_name("amisv");
+    component_file(dir.path(), &component);
+    let ec2 = ec2_client(REGION).await;
+    // The previous version of a template (a rollback target): neither $Default nor $Latest.
+    let (rollback, _) = bake_like(&ec2, &component, "1.0.1", "202601010000").await;
+    let (mid, _) = bake_like(&ec2, &component, "1.0.2", "202602010000").await;
+    let (new, _) = bake_like(&ec2, &component, "1.0.3", "202603010000").await;
+    let data = |image: &str| {
+        aws_sdk_ec2::types::RequestLaunchTemplateData::builder()
+            .image_id(image)
+            .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
+            .build()
+    };
+    let lt = ec2
+        .create_launch_template()
+        .launch_template_name(format!("{component}-lt"))
+        .launch_template_data(data(&rollback))
+        .send()
+        .await
+        .unwrap()
+        .launch_template()
+        .unwrap()
+        .launch_template_id()
+        .unwrap()
+        .to_owned();
+    for image in [&new, &new] {
+        ec2.create_launch_template_version()
+            .launch_template_id(&lt)
+            .launch_template_data(data(image))
+            .send()
+            .await
+            .unwrap();
+    }
+    ec2.modify_launch_template()
+        .launch_template_id(&lt)
+        .default_version("2")
+        .send()
+        .await
+        .unwrap();
+    // A prune killed (kill -9) between DeregisterImage and DeleteSnapshot of this one.
+    let (killed, killed_snaps) = bake_like(&ec2, &component, "0.0.9", "202512010000").await;
+    for s in &killed_snaps {
+        tag_like_bake(&ec2, s, &component, "run-0.0.9").await;
+    }
+    ec2.deregister_image()
+        .image_id(&killed)
+        .send()
+        .await
+        .unwrap();
+
+    let o = gears_moto(dir.path())
+        .args(["amis", "prune", "--keep", "1", "--yes", "--output", "json"])
+        .output()
+        .unwrap();
+    let (out, err, code) = parts(&o);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let action = |id: &str| {
+        report["amis"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["id"] == id)
+            .map(|p| (p["action"].clone(), p["reason"].clone()))
+            .unwrap()
+    };
+    let (a, why) = action(&rollback);
+    assert_eq!(a, "kept", "{out}");
+    assert!(why.as_str().unwrap().contains("version 1"), "{why}");
+    assert_eq!(action(&mid).0, "deregistered");
+    assert!(registered(&ec2, &rollback).await);
+    assert!(!registered(&ec2, &mid).await);
+    let swept: Vec<&str> = report["snapshots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    for s in &killed_snaps {
+        assert!(swept.contains(&s.as_str()), "{out}");
+        assert!(!snapshot_exists(&ec2, s).await, "{s} is still there");
+    }
+}
+
+/// A command's stdout whose reader is gone before it writes: every write is EPIPE.
+fn closed_stdout() -> std::process::Stdio {
+    use std::os::fd::FromRawFd;
+    let mut fds = [0; 2];
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    unsafe { libc::close(fds[0]) };
+    std::process::Stdio::from(unsafe { std::os::fd::OwnedFd::from_raw_fd(fds[1]) })
+}
+
+#[tokio::test]
+async fn a_closed_stdout_never_panics() {
+    let dir = tempdir();
+    let component = unique_name("amisp");
+    component_file(dir.path(), &component);
+    let ec2 = ec2_client(REGION).await;
+    bake_like(&ec2, &component, "1.0.1", "202601010000").await;
+    let runs: [&[&str]; 6] = [
+        &["completions", "bash"],
+        &["validate", "--output", "json"],
+        &["amis", "list"],
+        &["amis", "list", "--output", "json"],
+        &["amis", "prune", "--keep", "1"],
+        &["reap", "--region", REGION],
+    ];
+    for args in runs {
+        let o = gears_moto(dir.path())
+            .args(args)
+            .stdout(closed_stdout())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            !err.contains("panicked") && !err.contains("Broken pipe"),
+            "{args:?}: {err}"
+        );
+        assert_ne!(o.status.code(), Some(101), "{args:?}: {err}");
+    }
 }
