@@ -6,6 +6,7 @@
 //! become [`CloudError`]s typed by AWS error code, never by message text.
 
 pub mod ec2;
+#[cfg(test)]
 pub mod fake;
 pub mod fleet;
 pub mod housekeeping;
