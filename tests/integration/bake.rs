@@ -635,6 +635,34 @@ fn explain_shows_where_values_come_from() {
     assert!(out.contains("(from component file `repo`)"), "{out}");
 }
 
+/// The AMI name `--explain` shows is the one the bake then makes: the parts only the bake
+/// knows (its minute and run id) are placeholders, everything else is exact.
+#[tokio::test]
+async fn explain_shows_the_ami_name_the_bake_then_uses() {
+    let dir = tempdir();
+    let name = unique("explname");
+    small_component(dir.path(), &name, &["web"], "");
+    let (out, err, code) = bake_version(dir.path(), "4.2.0", "e1", &["--explain"]);
+    assert_eq!(code, 0, "{err}");
+    let explained = out
+        .lines()
+        .find_map(|l| l.split_once("web (amazon-ebs): AMI name ").map(|(_, n)| n))
+        .unwrap_or_else(|| panic!("{out}"))
+        .trim()
+        .to_owned();
+    assert_eq!(explained, format!("{name}-4.2.0-web-<created-at>-<run-id>"));
+    let (_, err, code) = bake_version(dir.path(), "4.2.0", "e1", &[]);
+    assert_eq!(code, 0, "{err}");
+    let m = manifest(&dir.path().join("gears-manifest.json"));
+    let run = m["run_id"].as_str().unwrap();
+    let baked = explained
+        .replace("<created-at>", m["created_at"].as_str().unwrap())
+        .replace("<run-id>", &run[run.len() - 8..]);
+    let images = images_of("us-east-1", &name).await;
+    assert_eq!(images.len(), 1);
+    assert_eq!(images[0].name(), Some(baked.as_str()));
+}
+
 #[test]
 fn validate_checks_template_with_packer_and_playbook_with_ansible() {
     let dir = tempdir();
