@@ -222,6 +222,17 @@ async fn bake_two_builders_into_two_regions_then_reuse() {
         err.contains("web: Creating AMI"),
         "progress per builder:\n{err}"
     );
+    for builder in ["web", "worker"] {
+        // packer says it per artifact (the builder's, the manifest's copy): shown once.
+        let said = format!("{builder}: AMIs were created:");
+        assert_eq!(err.matches(&said).count(), 1, "{said}\n{err}");
+        let ami = first["amis"][builder]["eu-west-1"].as_str().unwrap();
+        assert_eq!(
+            err.matches(&format!("eu-west-1: {ami}")).count(),
+            1,
+            "{err}"
+        );
+    }
     assert!(
         live_instances(&name).await.is_empty(),
         "the build instances are terminated"
