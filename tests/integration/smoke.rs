@@ -381,6 +381,8 @@ async fn tcp_open_and_closed() {
         format!("Connecting to 127.0.0.1 on port {port}")
     );
     fails_with(&r[1], "tcp", "Connecting to 127.0.0.1 on port");
+    // The line that repeats a tcp test is one a human can run, not a curl of tcp://.
+    assert_eq!(r[0].curl, format!("nc -z -w 1 127.0.0.1 {port}"));
     let yaml = format!(
         "tests:\n  - name: tcp_test first\n    tcp_test: true\n    port: {port}\n    uri: /get\n"
     );
