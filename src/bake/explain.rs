@@ -4,6 +4,20 @@ use super::plan::BakePlan;
 use crate::component::metadata::Metadata;
 use crate::component::Component;
 
+const CREATED: &str = "<created-at>";
+const RUN: &str = "<run-id>";
+
+/// An AMI name as the bake will make it: the part this run cannot know (the bake's own minute
+/// and run id) as placeholders, so the name shown is never one the bake will not use. The
+/// version part is shortened exactly as in the bake (the fixed parts have the same length).
+pub fn ami_name_pattern(name: &str, created_at: &str, run_id: &str) -> String {
+    let end = format!("-{created_at}-{}", super::plan::run_suffix(run_id));
+    match name.strip_suffix(&end) {
+        Some(head) => format!("{head}-{CREATED}-{RUN}"),
+        None => name.to_owned(),
+    }
+}
+
 /// `gears bake --explain`: where each value came from.
 pub fn explain(component: &Component, meta: &Metadata, plan: &BakePlan) -> String {
     let mut s = String::new();
@@ -47,7 +61,12 @@ pub fn explain(component: &Component, meta: &Metadata, plan: &BakePlan) -> Strin
             "builder            {} ({}): AMI name {}\n",
             b.name,
             b.kind.as_str(),
-            b.ami_name
+            ami_name_pattern(&b.ami_name, &plan.created_at, &plan.run_id)
+        ));
+    }
+    if !plan.builders.is_empty() {
+        s.push_str(&format!(
+            "                   ({CREATED}: the minute the bake starts, UTC; {RUN}: the last 8 hex digits of its run id, gears:run-id, new for every bake)\n"
         ));
     }
     let base = &component.base_ami;
@@ -61,4 +80,30 @@ pub fn explain(component: &Component, meta: &Metadata, plan: &BakePlan) -> Strin
         _ => {}
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_name_explained_is_the_bakes_with_its_run_and_minute_as_placeholders() {
+        let name = super::super::plan::ami_name(
+            "svc",
+            "1.2.3",
+            "web",
+            "202612020707",
+            "0192f3a1-7c00-7aaa-8bbb-0123fedfaa53",
+        )
+        .unwrap();
+        assert_eq!(name, "svc-1.2.3-web-202612020707-fedfaa53");
+        assert_eq!(
+            ami_name_pattern(
+                &name,
+                "202612020707",
+                "0192f3a1-7c00-7aaa-8bbb-0123fedfaa53"
+            ),
+            "svc-1.2.3-web-<created-at>-<run-id>"
+        );
+    }
 }

@@ -61,6 +61,12 @@ fn ami_name_safe(s: &str) -> String {
         .collect()
 }
 
+/// The end of every AMI name of a bake: the last 8 hex digits of its run id.
+pub fn run_suffix(run_id: &str) -> String {
+    let hex: Vec<char> = run_id.chars().filter(char::is_ascii_hexdigit).collect();
+    hex[hex.len().saturating_sub(8)..].iter().collect()
+}
+
 /// `<component>-<version>-<builder>-<CREATED_AT>-<8 hex of the run id>`, at most 128
 /// characters: the version part is shortened when it must be, never the builder or the unique
 /// suffix, so names differ per builder and per bake whatever the version's length.
@@ -71,15 +77,7 @@ pub fn ami_name(
     created_at: &str,
     run_id: &str,
 ) -> Result<String, String> {
-    let suffix: String = run_id
-        .chars()
-        .filter(char::is_ascii_hexdigit)
-        .rev()
-        .take(8)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .collect();
+    let suffix = run_suffix(run_id);
     let fixed = ami_name_safe(&format!("{component}--{builder}-{created_at}-{suffix}"));
     let room = MAX_AMI_NAME.saturating_sub(fixed.chars().count());
     if room == 0 {

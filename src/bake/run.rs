@@ -62,6 +62,20 @@ pub fn progress_lines(level: UiLevel, builder: Option<&str>, text: &str) -> Vec<
         .collect()
 }
 
+/// Which of packer's `ui` texts to show. packer says each artifact of a build in a
+/// `--> builder: AMIs were created: …` line once per artifact, and the manifest post-processor
+/// hands the builder's artifact on as a second one with the same text: each such text is shown
+/// once.
+#[derive(Default)]
+pub struct ShownOnce(std::collections::HashSet<String>);
+
+impl ShownOnce {
+    /// Whether `text` is to be shown: anything but a `--> ` line already shown.
+    pub fn first_time(&mut self, text: &str) -> bool {
+        !text.trim_start_matches('\n').starts_with("--> ") || self.0.insert(text.to_owned())
+    }
+}
+
 /// Runs an AWS call unless the run is cancelled first (the SDK's retries can take a while).
 async fn unless_cancelled<T>(
     cancel: &Cancel,
@@ -274,12 +288,13 @@ pub async fn bake<C: Cloud>(
         ),
         || async { Ok(()) },
     );
+    let mut shown = ShownOnce::default();
     let result = process::run(&cmd, cancel, |p| match p {
         Progress::Event(Event::Ui {
             level,
             builder,
             text,
-        }) => {
+        }) if shown.first_time(text) => {
             for line in progress_lines(*level, builder.as_deref(), text) {
                 ui.line(builder.as_deref(), &line);
             }
@@ -465,6 +480,30 @@ mod tests {
             .unwrap_err();
         assert_eq!(e.exit(), Exit::Terminated);
         assert_eq!(start.elapsed(), Duration::from_secs(1));
+    }
+
+    /// A real log with a manifest post-processor (artifact-count 2): the artifact block once.
+    #[test]
+    fn each_artifact_block_is_shown_once() {
+        let log = include_str!("../../tests/fixtures/packer/interrupted-toppid.out");
+        let mut shown = ShownOnce::default();
+        let mut lines = Vec::new();
+        for ev in log.lines().filter_map(crate::packer::machine::parse_line) {
+            if let Event::Ui {
+                level,
+                builder,
+                text,
+            } = &ev
+            {
+                if shown.first_time(text) {
+                    lines.extend(progress_lines(*level, builder.as_deref(), text));
+                }
+            }
+        }
+        let count = |s: &str| lines.iter().filter(|l| l.contains(s)).count();
+        assert_eq!(count("AMIs were created:"), 1, "{lines:#?}");
+        assert_eq!(count("us-east-1: ami-6eae3ebd77eaddf00"), 1, "{lines:#?}");
+        assert_eq!(count("Launching a source AWS instance"), 1, "{lines:#?}");
     }
 
     #[test]

@@ -30,10 +30,49 @@ pub fn is_secret_name(name: &str) -> bool {
 
 /// The password of a `scheme://user:password@host` URL.
 pub fn url_password(url: &str) -> Option<String> {
+    url_credentials(url).map(|(_, p)| p)
+}
+
+/// The user and password of a `scheme://user:password@host` URL, as written (percent-encoded).
+pub fn url_credentials(url: &str) -> Option<(String, String)> {
     let rest = url.split_once("://")?.1;
     let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
     let userinfo = &authority[..authority.rfind('@')?];
-    userinfo.split_once(':').map(|(_, p)| p.to_owned())
+    userinfo
+        .split_once(':')
+        .map(|(u, p)| (u.to_owned(), p.to_owned()))
+}
+
+/// Everything a user and password can be sent as, besides the password itself: the base64 of
+/// `user:password` that an `Authorization`/`Proxy-Authorization: Basic` header carries (and an
+/// echoing server returns), with and without its padding, and the decoded password when the
+/// pair came from a URL (`p%40ss` is sent as `p@ss`).
+pub fn credential_forms(user: &str, password: &str) -> Vec<String> {
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
+    let mut out = Vec::new();
+    // A URL's user info is decoded without `+` meaning a space.
+    let strict = |s: &str| percent_decode(&s.replace('+', "%2B"));
+    let decoded = (strict(user), strict(password));
+    for (u, p) in [(user.to_owned(), password.to_owned()), decoded] {
+        let pair = format!("{u}:{p}");
+        out.push(STANDARD.encode(&pair));
+        out.push(STANDARD_NO_PAD.encode(&pair));
+        out.push(p);
+    }
+    out
+}
+
+/// The password inside a `Basic <base64 of user:password>` credential, when it decodes as one.
+fn basic_password(credential: &str) -> Option<String> {
+    let (scheme, b64) = credential.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .ok()?;
+    let pair = String::from_utf8(bytes).ok()?;
+    pair.split_once(':').map(|(_, p)| p.to_owned())
 }
 
 /// `url` with the password of its user info, if any, as `***`.
@@ -340,7 +379,7 @@ impl Secrets {
     pub fn of(inputs: &Inputs, uri: &str) -> Self {
         let mut s = Vec::new();
         if let Some((u, p)) = basic_auth(inputs) {
-            s.push(base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}")));
+            s.extend(credential_forms(&u, &p));
             s.push(p);
         }
         for (k, v) in inputs.headers.iter().flat_map(|h| h.0.iter()) {
@@ -349,6 +388,8 @@ impl Secrets {
                 if let Some((_, cred)) = v.0.split_once(' ') {
                     s.push(cred.to_owned());
                 }
+                // `Authorization: Basic …` written out: a server may echo the pair decoded.
+                s.extend(basic_password(&v.0));
             }
             if k.eq_ignore_ascii_case("cookie") {
                 s.extend(cookie_header_values(&v.0).map(str::to_owned));
@@ -377,7 +418,10 @@ impl Secrets {
             .flat_map(|p| [&p.http, &p.https])
             .flatten()
         {
-            s.extend(url_password(proxy));
+            // The proxy's user and password travel as `Proxy-Authorization: Basic …`.
+            if let Some((u, p)) = url_credentials(proxy) {
+                s.extend(credential_forms(&u, &p));
+            }
         }
         s.extend(query_secrets(uri));
         Secrets::new(s)
@@ -473,6 +517,28 @@ mod tests {
             r#""data": "{\"p\":\"***\"}""#
         );
         assert_eq!(s.mask("url: /get?p=pass+word\"1"), "url: /get?p=***");
+    }
+
+    #[test]
+    fn credentials_are_masked_in_the_forms_they_are_sent_in() {
+        use base64::engine::general_purpose::STANDARD;
+        let f = parse_inputs("proxies: {http: \"http://u:p%40ss+1@h:3128\"}");
+        let s = Secrets::of(&f, "/");
+        // reqwest sends the decoded pair, `+` kept: `u:p@ss+1`.
+        let sent = STANDARD.encode("u:p@ss+1");
+        assert_eq!(s.mask(&format!("Basic {sent}")), "Basic ***");
+        assert_eq!(s.mask("p@ss+1 and p%40ss+1"), "*** and ***");
+        let h = parse_inputs("headers: {Authorization: \"Basic dTpzM2NyM3QtcHc=\"}");
+        assert_eq!(Secrets::of(&h, "/").mask("u:s3cr3t-pw"), "u:***");
+    }
+
+    fn parse_inputs(inputs: &str) -> Inputs {
+        let f = crate::smoke::spec::parse(
+            "t.yaml",
+            &format!("tests:\n  - name: a\n    inputs: {{{inputs}}}\n"),
+        )
+        .unwrap();
+        f.tests[0].inputs.clone()
     }
 
     #[test]

@@ -222,6 +222,17 @@ async fn bake_two_builders_into_two_regions_then_reuse() {
         err.contains("web: Creating AMI"),
         "progress per builder:\n{err}"
     );
+    for builder in ["web", "worker"] {
+        // packer says it per artifact (the builder's, the manifest's copy): shown once.
+        let said = format!("{builder}: AMIs were created:");
+        assert_eq!(err.matches(&said).count(), 1, "{said}\n{err}");
+        let ami = first["amis"][builder]["eu-west-1"].as_str().unwrap();
+        assert_eq!(
+            err.matches(&format!("eu-west-1: {ami}")).count(),
+            1,
+            "{err}"
+        );
+    }
     assert!(
         live_instances(&name).await.is_empty(),
         "the build instances are terminated"
@@ -633,6 +644,34 @@ fn explain_shows_where_values_come_from() {
         "{out}"
     );
     assert!(out.contains("(from component file `repo`)"), "{out}");
+}
+
+/// The AMI name `--explain` shows is the one the bake then makes: the parts only the bake
+/// knows (its minute and run id) are placeholders, everything else is exact.
+#[tokio::test]
+async fn explain_shows_the_ami_name_the_bake_then_uses() {
+    let dir = tempdir();
+    let name = unique("explname");
+    small_component(dir.path(), &name, &["web"], "");
+    let (out, err, code) = bake_version(dir.path(), "4.2.0", "e1", &["--explain"]);
+    assert_eq!(code, 0, "{err}");
+    let explained = out
+        .lines()
+        .find_map(|l| l.split_once("web (amazon-ebs): AMI name ").map(|(_, n)| n))
+        .unwrap_or_else(|| panic!("{out}"))
+        .trim()
+        .to_owned();
+    assert_eq!(explained, format!("{name}-4.2.0-web-<created-at>-<run-id>"));
+    let (_, err, code) = bake_version(dir.path(), "4.2.0", "e1", &[]);
+    assert_eq!(code, 0, "{err}");
+    let m = manifest(&dir.path().join("gears-manifest.json"));
+    let run = m["run_id"].as_str().unwrap();
+    let baked = explained
+        .replace("<created-at>", m["created_at"].as_str().unwrap())
+        .replace("<run-id>", &run[run.len() - 8..]);
+    let images = images_of("us-east-1", &name).await;
+    assert_eq!(images.len(), 1);
+    assert_eq!(images[0].name(), Some(baked.as_str()));
 }
 
 #[test]

@@ -381,6 +381,8 @@ async fn tcp_open_and_closed() {
         format!("Connecting to 127.0.0.1 on port {port}")
     );
     fails_with(&r[1], "tcp", "Connecting to 127.0.0.1 on port");
+    // The line that repeats a tcp test is one a human can run, not a curl of tcp://.
+    assert_eq!(r[0].curl, format!("nc -z -w 1 127.0.0.1 {port}"));
     let yaml = format!(
         "tests:\n  - name: tcp_test first\n    tcp_test: true\n    port: {port}\n    uri: /get\n"
     );
@@ -587,6 +589,40 @@ fn a_proxy_password_is_never_echoed_and_its_error_is_located() {
     assert!(err.starts_with("error: <stdin>:5:"), "{err}");
     assert!(err.contains("invalid port number"), "{err}");
     never_printed("PASSWORD-1", &[&out, &err]);
+}
+
+/// A proxy's user and password travel base64-encoded (`Proxy-Authorization: Basic …`), and
+/// an echoing server returns them: that form, like the password itself (as written and
+/// percent-decoded), never reaches the console, `--output json` or JUnit. The same for a
+/// basic-auth header written out, whose decoded password an echo may show.
+#[test]
+fn proxy_credentials_in_base64_are_masked_in_every_output() {
+    use base64::Engine;
+    // httpbin stands in for the forward proxy (absolute-form requests) and echoes the headers.
+    let proxy = format!("http://prox-user:Pr0xy%40pw-7@{}", httpbin());
+    let plain = httpbin();
+    let src = format!(
+        "tests:\n  - name: via proxy\n    uri: /headers\n    show_body: true\n    inputs:\n      proxies: {{http: \"{proxy}\"}}\n    outcomes:\n      response_body_contains: not-there\n      response_json_contains: {{headers/Proxy-Authorization: x}}\n  - name: header\n    uri: /anything/Basic%20YWRtaW46aGVhZGVyLXB3LTk=\n    show_body: true\n    inputs:\n      proxies: {{http: \"http://{plain}\"}}\n      headers: {{X-Echo-Auth: \"Basic YWRtaW46aGVhZGVyLXB3LTk=\"}}\n      params: {{decoded: \"admin:header-pw-9\"}}\n    outcomes: {{response_body_contains: not-there}}\n"
+    );
+    let (out, err, xml, code) = run_reports("gears-proxy-test.invalid", &src, &[]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("\"Proxy-Authorization\": \"Basic ***\""),
+        "the echo went through the proxy and is shown, masked: {err}"
+    );
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let nopad = |s: &str| base64::engine::general_purpose::STANDARD_NO_PAD.encode(s);
+    for s in [
+        b64("prox-user:Pr0xy@pw-7"),
+        nopad("prox-user:Pr0xy@pw-7"),
+        "Pr0xy%40pw-7".to_owned(),
+        "Pr0xy@pw-7".to_owned(),
+        "YWRtaW46aGVhZGVyLXB3LTk".to_owned(),
+        "header-pw-9".to_owned(),
+    ] {
+        never_printed(&s, &[&out, &err, &xml]);
+    }
+    well_formed_xml(&xml);
 }
 
 #[tokio::test]

@@ -15,6 +15,23 @@ fn shell_double_quote(s: &str) -> String {
     out
 }
 
+/// The command a human can paste to repeat a test: for a `tcp` test the connect as
+/// `nc -z -w 1 HOST PORT` (the same 1 s timeout), otherwise the request as curl.
+pub(super) fn repeat_command(
+    spec: &TestSpec,
+    url: &str,
+    protocol: Protocol,
+    host: &str,
+    port: u16,
+) -> String {
+    if protocol == Protocol::Tcp {
+        // HOST was checked when it was read: a name, an IPv4 or an IPv6 address, nothing a
+        // shell would read differently.
+        return format!("nc -z -w 1 {host} {port}");
+    }
+    curl_command(spec, url, protocol)
+}
+
 /// The curl command a human can paste to repeat the request; secrets are `***`.
 pub(super) fn curl_command(spec: &TestSpec, url: &str, protocol: Protocol) -> String {
     let i = &spec.inputs;
@@ -96,6 +113,23 @@ mod tests {
     use crate::smoke::secrets::Secrets;
     use crate::smoke::spec::parse;
     use base64::Engine;
+
+    #[test]
+    fn a_tcp_test_is_repeated_with_nc() {
+        let f = parse(
+            "t.yaml",
+            "tests:\n  - name: a\n    protocol: tcp\n    port: 22\n",
+        )
+        .unwrap();
+        assert_eq!(
+            repeat_command(&f.tests[0], "tcp://h:22", Protocol::Tcp, "h", 22),
+            "nc -z -w 1 h 22"
+        );
+        assert!(
+            repeat_command(&f.tests[0], "http://h:22", Protocol::Http, "h", 22)
+                .starts_with("curl ")
+        );
+    }
 
     #[test]
     fn curl_masks_secrets_and_keeps_the_shape() {

@@ -37,7 +37,7 @@ pub struct RunOptions {
 pub struct TestResult {
     pub name: String,
     pub url: String,
-    /// The equivalent curl command, secrets masked.
+    /// The command that repeats the test (curl; `nc -z` for tcp), secrets masked.
     pub curl: String,
     pub protocol: Protocol,
     pub checks: Vec<CheckResult>,
@@ -119,7 +119,13 @@ pub fn prepare<'a>(file: &'a SmokeFile, target: &Target) -> Result<Plan<'a>, Err
             protocol,
             host: target.host.clone(),
             port,
-            curl: secrets.mask(&curl::curl_command(spec, &url, protocol)),
+            curl: secrets.mask(&curl::repeat_command(
+                spec,
+                &url,
+                protocol,
+                &target.host,
+                port,
+            )),
             url,
             client,
             secrets,
