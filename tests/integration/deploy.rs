@@ -104,7 +104,14 @@ async fn fleet_of(component: &str, region: &str, n: i32, mixed: bool) -> (String
         .to_owned();
     let tg = elb
         .create_target_group()
-        .name(format!("tg-{}", &component[component.len() - 10..]))
+        // ELB names: letters, digits and single hyphens (no `--`, none at the end).
+        .name(format!(
+            "tg-{}",
+            component[component.len() - 10..]
+                .chars()
+                .filter(char::is_ascii_alphanumeric)
+                .collect::<String>()
+        ))
         .protocol(aws_sdk_elasticloadbalancingv2::types::ProtocolEnum::Http)
         .port(80)
         .vpc_id(vpc)
