@@ -130,23 +130,32 @@ impl Fleet for AwsFleet {
         names: &[String],
     ) -> Result<Vec<Group>, CloudError> {
         use aws_sdk_autoscaling::types::Filter;
-        let mut req = self.asg.describe_auto_scaling_groups();
-        if !names.is_empty() {
-            req = req.set_auto_scaling_group_names(Some(names.to_vec()));
-        }
-        for (k, v) in tags {
-            req = req.filters(Filter::builder().name(format!("tag:{k}")).values(v).build());
-        }
-        let mut pages = req.into_paginator().send();
+        // AWS takes at most 50 names a call: longer lists are asked for in chunks.
+        let chunks: Vec<&[String]> = if names.is_empty() {
+            vec![&[]]
+        } else {
+            names.chunks(50).collect()
+        };
         let mut out = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| map_err("DescribeAutoScalingGroups", &self.region, e))?;
-            out.extend(
-                page.auto_scaling_groups()
-                    .iter()
-                    .map(group)
-                    .filter(|g| tags.iter().all(|(k, v)| g.tags.get(k) == Some(v))),
-            );
+        for chunk in chunks {
+            let mut req = self.asg.describe_auto_scaling_groups();
+            if !chunk.is_empty() {
+                req = req.set_auto_scaling_group_names(Some(chunk.to_vec()));
+            }
+            for (k, v) in tags {
+                req = req.filters(Filter::builder().name(format!("tag:{k}")).values(v).build());
+            }
+            let mut pages = req.into_paginator().send();
+            while let Some(page) = pages.next().await {
+                let page =
+                    page.map_err(|e| map_err("DescribeAutoScalingGroups", &self.region, e))?;
+                out.extend(
+                    page.auto_scaling_groups()
+                        .iter()
+                        .map(group)
+                        .filter(|g| tags.iter().all(|(k, v)| g.tags.get(k) == Some(v))),
+                );
+            }
         }
         Ok(out)
     }
