@@ -50,13 +50,16 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
     /// runs the new AMI (when EC2 knows it) and whether it passes the gate (in service, healthy
     /// in every traffic source, and past the smoke tests once: the deploy's gate, `None` for a
     /// rollback's look, which runs no smoke tests).
+    /// Target health comes from a look begun after `since` (shared with the region's other
+    /// groups when that recent).
     pub(super) async fn look(
         &self,
         g: &Group,
+        since: Instant,
         gate: Option<&mut GateMemory>,
     ) -> Result<plan::Look, Error> {
         let infos = self.members(g).await?;
-        let mut health = self.health(g).await?;
+        let mut health = self.health(g, since).await?;
         let is_new = |id: &String| infos.get(id).map(|m| m.image == self.ami);
         if let (Some(smoke), Some(gate)) = (self.smoke, gate) {
             for m in &g.members {
@@ -133,11 +136,16 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
             format!("smoke test `{}` failed at {id}: {why}", r.name)
         }))
     }
-    pub(super) async fn health(&self, g: &Group) -> Result<BTreeMap<String, bool>, Error> {
+    pub(super) async fn health(
+        &self,
+        g: &Group,
+        since: Instant,
+    ) -> Result<BTreeMap<String, bool>, Error> {
         let d = self.deadline();
         let mut tg = Vec::new();
         for arn in &g.target_groups {
-            tg.push(patiently(self.cancel, d, || self.fleet.target_health(arn)).await?);
+            let fetch = || patiently(self.cancel, d, || self.fleet.target_health(arn));
+            tg.push(self.looks.target_health(arn, since, fetch).await?);
         }
         Ok(g.members
             .iter()

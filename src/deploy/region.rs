@@ -21,12 +21,17 @@ pub(super) struct RegionCtx<'a> {
     pub(super) versions: std::sync::Mutex<BTreeMap<String, String>>,
 }
 
+/// What a look saw, and when it began.
+type Seen<T> = (Instant, T);
+
 /// The region's last look at the groups it rolls: one DescribeAutoScalingGroups (in chunks of
 /// the API's 50 names) serves every group whose next look may be that recent, so calls per
 /// poll stay flat as groups are added. Concurrent askers wait for one answer.
 pub struct RegionLooks {
     names: Vec<String>,
     last: tokio::sync::Mutex<Option<(Instant, Vec<Group>)>>,
+    /// Target group ARN → its last DescribeTargetHealth, shared the same way.
+    targets: tokio::sync::Mutex<BTreeMap<String, Seen<BTreeMap<String, String>>>>,
 }
 
 impl RegionLooks {
@@ -34,6 +39,7 @@ impl RegionLooks {
         RegionLooks {
             names,
             last: Default::default(),
+            targets: Default::default(),
         }
     }
 
@@ -62,6 +68,32 @@ impl RegionLooks {
         let groups = fetch().await?;
         *last = Some((at, groups.clone()));
         Ok(groups)
+    }
+}
+
+impl RegionLooks {
+    /// Target group `arn`'s health (instance id → state) as a look begun after `since` saw
+    /// it: the region's last when it is that recent (groups sharing a target group share the
+    /// call), else a new one from `fetch`.
+    pub async fn target_health<Fut>(
+        &self,
+        arn: &str,
+        since: Instant,
+        fetch: impl FnOnce() -> Fut,
+    ) -> Result<BTreeMap<String, String>, Error>
+    where
+        Fut: std::future::Future<Output = Result<BTreeMap<String, String>, Error>>,
+    {
+        let mut targets = self.targets.lock().await;
+        if let Some((at, health)) = targets.get(arn) {
+            if *at > since {
+                return Ok(health.clone());
+            }
+        }
+        let at = Instant::now();
+        let health = fetch().await?;
+        targets.insert(arn.to_owned(), (at, health.clone()));
+        Ok(health)
     }
 }
 

@@ -144,7 +144,7 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
         loop {
             let g = counting(self.group().await.map_err(e)?);
             self.not_taken_over(&g, &mut found)?;
-            let look = self.look(&g, None).await.map_err(e)?;
+            let look = self.look(&g, Instant::now(), None).await.map_err(e)?;
             mem.timed_out = Instant::now() >= deadline;
             let d = self.deadline();
             match plan::back(&look, &terms, &mut mem) {

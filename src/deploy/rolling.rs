@@ -15,9 +15,10 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
         let mut pace = self.pace();
         let hooks = self.launch_hooks().await?;
         loop {
-            let g = counting(self.group_seen_since(pace.fresh_since()).await?);
+            let since = pace.fresh_since();
+            let g = counting(self.group_seen_since(since).await?);
             self.still_ours(&g)?;
-            let look = self.look(&g, Some(&mut gate)).await?;
+            let look = self.look(&g, since, Some(&mut gate)).await?;
             mem.timed_out = Instant::now() >= batch_deadline;
             let step = plan::next(&look, &terms, &mut mem);
             match step {
