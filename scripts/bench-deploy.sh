@@ -4,6 +4,13 @@
 # (wall time less the configured waits between polls). Calls go through a counting proxy in
 # front of moto. Goals: calls per poll do not grow with the group; under 50 ms of gears' own
 # time per batch. PROFILE=release for release figures (default: the debug build the tests use).
+#
+# Then, at the default --poll (5 s), for 1, 5 and 20 groups of one region rolled at once
+# (--parallel N, groups behind one target group): calls per poll per region (the reads between
+# two looks of the groups; goal: constant), tag writes per batch (goal: constant, none per
+# poll), and, with instances that take BOOT seconds (default 1.5) to come InService, gears'
+# reaction latency: from the state it waits for appearing in moto (a batch InService, old
+# instances gone) to its next acting call (goal: median <= 1 s).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$GEARS_ROOT"
@@ -73,5 +80,85 @@ print(f"group of {n:>3}: {g['batches']} batches, {polls} polls; {total} AWS call
       f"wall {wall_ms} ms (moto answering most of it); gears' own CPU time {cpu_ms:.0f} ms, "
       f"{cpu_ms / batches:.0f} ms per batch")
 print("   calls by action: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+PY
+done
+
+BOOT=${BOOT:-1.5}
+echo
+echo "at the default --poll (5 s), instances booting ${BOOT} s, groups of 4, --batch 1, one region:"
+for n in 1 5 20; do
+  name="fleet$n"
+  printf 'component: %s\nrepo: r\nami_regions: [us-east-1]\nbase_ami: {id: ami-04681a1dbd79675a5}\n' "$name" >"$W/$name.yaml"
+  made=$("$GEARS_VENV/bin/python" - "$name" "$n" <<'PY'
+import json, sys, boto3
+name, n = sys.argv[1], int(sys.argv[2])
+ec2 = boto3.client("ec2", region_name="us-east-1")
+asg = boto3.client("autoscaling", region_name="us-east-1")
+elb = boto3.client("elbv2", region_name="us-east-1")
+base = "ami-04681a1dbd79675a5"
+i = ec2.run_instances(ImageId=base, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+new = ec2.create_image(InstanceId=i, Name=name + "-new")["ImageId"]
+ec2.terminate_instances(InstanceIds=[i])
+lt = ec2.create_launch_template(LaunchTemplateName=name, LaunchTemplateData={"ImageId": base, "InstanceType": "t3.micro"})["LaunchTemplate"]["LaunchTemplateId"]
+vpc = [v for v in ec2.describe_vpcs()["Vpcs"] if v.get("IsDefault")][0]["VpcId"]
+tg = elb.create_target_group(Name=name, Protocol="HTTP", Port=80, VpcId=vpc)["TargetGroups"][0]["TargetGroupArn"]
+names = [f"{name}-g{k:02}" for k in range(n)]
+for g in names:
+    tag = lambda k, v: {"Key": k, "Value": v, "PropagateAtLaunch": False, "ResourceId": g, "ResourceType": "auto-scaling-group"}
+    asg.create_auto_scaling_group(AutoScalingGroupName=g, LaunchTemplate={"LaunchTemplateId": lt, "Version": "$Latest"},
+        MinSize=4, MaxSize=5, DesiredCapacity=4, AvailabilityZones=["us-east-1a"], TargetGroupARNs=[tg],
+        Tags=[tag("gears:component", name), tag("gears:environment", "bench")])
+known = [m["InstanceId"] for page in asg.get_paginator("describe_auto_scaling_groups").paginate(AutoScalingGroupNames=names)
+         for g in page["AutoScalingGroups"] for m in g["Instances"]]
+print(json.dumps({"ami": new, "known": known}))
+PY
+)
+  new=$(printf '%s' "$made" | "$GEARS_VENV/bin/python" -c 'import json,sys; print(json.load(sys.stdin)["ami"])')
+  curl -fsS -X POST "http://127.0.0.1:$PROXY_PORT/reset" >/dev/null
+  printf '%s' "$made" | "$GEARS_VENV/bin/python" -c "import json,sys; d=json.load(sys.stdin); print(json.dumps({'boot': $BOOT, 'known': d['known']}))" |
+    curl -fsS -X POST --data-binary @- "http://127.0.0.1:$PROXY_PORT/arm" >/dev/null
+  start=$(date +%s%N)
+  AWS_ENDPOINT_URL="http://127.0.0.1:$PROXY_PORT" "$GEARS" deploy -c "$W/$name.yaml" \
+    --environment bench --ami "$new" --region us-east-1 --batch 1 --parallel "$n" --output json \
+    >"$W/$name.json" 2>"$W/$name.err" || { tail -20 "$W/$name.err"; exit 1; }
+  end=$(date +%s%N)
+  curl -fsS "http://127.0.0.1:$PROXY_PORT/log" >"$W/$name.log"
+  curl -fsS "http://127.0.0.1:$PROXY_PORT/ready" >"$W/$name.ready"
+  "$GEARS_VENV/bin/python" - "$n" "$W/$name.log" "$W/$name.ready" "$W/$name.json" "$(( (end - start) / 1000000 ))" <<'PY'
+import json, statistics, sys
+n, log, ready, out, wall_ms = int(sys.argv[1]), json.load(open(sys.argv[2])), json.load(open(sys.argv[3])), json.load(open(sys.argv[4])), int(sys.argv[5])
+groups = out["groups"]
+assert len(groups) == n and all(g["result"] == "deployed" for g in groups), groups
+batches = sum(g["batches"] for g in groups)
+read = lambda a: a.startswith(("Describe", "Get", "List"))
+looks = [i for i, (t, a, d) in enumerate(log) if a == "DescribeAutoScalingGroups"]
+# Reads between two looks of the groups: what one poll costs the region.
+per_poll = [sum(1 for t, a, d in log[i:j] if read(a)) for i, j in zip(looks, looks[1:])]
+tags = [(a, d) for t, a, d in log if a in ("CreateOrUpdateTags", "DeleteTags")]
+lease = [1 for a, d in tags if d == "gears:deploy-lock"]
+span = log[-1][0] - log[0][0]
+print(f"{n:>2} group(s): {batches} batches, {len(looks)} looks in {wall_ms} ms; calls per poll: "
+      f"median {statistics.median(per_poll):.0f}, max {max(per_poll)}; tag writes: {len(tags)} "
+      f"({len(tags) / batches:.2f} per batch; lease renewals alone {len(lease)}, "
+      f"{len(lease) / max(span, 1e-9) * 60:.1f} a minute); {len(log)} calls in all")
+if n == 1:
+    acting = [(t, a) for t, a, d in log
+              if not read(a) and not (a == "CreateOrUpdateTags" and d == "gears:deploy-lock")
+              and a not in ("UpdateItem", "PutItem", "GetItem")]
+    waits = []
+    # A batch InService: the time its instances stopped answering Pending.
+    for at in sorted(set(ready.values())):
+        nxt = [t for t, a in acting if t >= at]
+        if nxt:
+            waits.append(("healthy", nxt[0] - at))
+    # Old instances gone: moto removes them as the termination call returns.
+    for i, (t, a) in enumerate(acting):
+        if a == "TerminateInstanceInAutoScalingGroup" and i + 1 < len(acting):
+            waits.append(("gone", acting[i + 1][0] - t))
+    lat = sorted(w for _, w in waits)
+    by = lambda k: ", ".join(f"{w * 1000:.0f}" for kk, w in waits if kk == k)
+    print(f"   reaction latency over {len(lat)} waits: median {statistics.median(lat) * 1000:.0f} ms, "
+          f"max {max(lat) * 1000:.0f} ms (batch InService -> next act: {by('healthy')} ms; "
+          f"old gone -> next act: {by('gone')} ms)")
 PY
 done

@@ -1,12 +1,56 @@
-"""A counting proxy in front of moto for scripts/bench-deploy.sh: forwards every request to
-UPSTREAM unchanged and counts AWS actions (query protocol: the Action form field). GET /counts
-returns the counts as JSON; POST /reset clears them. 127.0.0.1 only."""
-import json, sys, threading, urllib.parse, urllib.request
+"""A counting proxy in front of moto for scripts/bench-*.sh: forwards every request to UPSTREAM
+and counts AWS actions (query protocol: the Action form field; JSON protocol: X-Amz-Target).
+127.0.0.1 only.
+
+  GET  /counts   the counts as JSON          POST /reset  clears counts, log and boot state
+  GET  /log      every call: [t, action, detail] (t in seconds on this proxy's clock; detail:
+                 the tag keys a CreateOrUpdateTags/DeleteTags writes)
+  GET  /ready    instance id -> the time it turned InService in the answers (see /arm)
+  POST /arm      {"boot": SECS, "known": [ids]}: from now on an instance that is not in
+                 `known` answers Pending in DescribeAutoScalingGroups until SECS after the
+                 capacity call (UpdateAutoScalingGroup, SetDesiredCapacity,
+                 TerminateInstanceInAutoScalingGroup) that preceded its first appearance (moto starts instances InService at
+                 once; this gives them a boot, so a waiting client has something to react to).
+"""
+import json, re, sys, threading, time, urllib.parse, urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 UPSTREAM = sys.argv[2]
-COUNTS = {}
 LOCK = threading.Lock()
+START = time.monotonic()
+COUNTS, LOG = {}, []
+BOOT = {"secs": 0.0, "known": set(), "launched": {}, "last_write": 0.0}
+# The calls after which Auto Scaling launches instances.
+LAUNCHING = ("UpdateAutoScalingGroup", "SetDesiredCapacity", "TerminateInstanceInAutoScalingGroup")
+MEMBER = re.compile(r"<member>((?:(?!<member>|</member>).)*)</member>", re.S)
+
+
+def now():
+    return time.monotonic() - START
+
+
+def tag_keys(form):
+    return sorted(v[0] for k, v in form.items() if re.fullmatch(r"Tags\.member\.\d+\.Key", k))
+
+
+def booted(xml):
+    """DescribeAutoScalingGroups' answer with instances still booting shown Pending."""
+    t = now()
+
+    def member(m):
+        body = m.group(1)
+        iid = re.search(r"<InstanceId>(i-[0-9a-f]+)</InstanceId>", body)
+        if not iid or "<LifecycleState>" not in body:
+            return m.group(0)
+        iid = iid.group(1)
+        if iid in BOOT["known"]:
+            return m.group(0)
+        launched = BOOT["launched"].setdefault(iid, BOOT["last_write"])
+        if t < launched + BOOT["secs"]:
+            body = body.replace("<LifecycleState>InService</LifecycleState>", "<LifecycleState>Pending</LifecycleState>")
+        return "<member>" + body + "</member>"
+
+    return MEMBER.sub(member, xml)
 
 
 class H(BaseHTTPRequestHandler):
@@ -21,28 +65,54 @@ class H(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def _control(self, body):
+        with LOCK:
+            if self.path == "/counts":
+                return self._reply(200, json.dumps(COUNTS).encode())
+            if self.path == "/log":
+                return self._reply(200, json.dumps(LOG).encode())
+            if self.path == "/ready":
+                ready = {i: t + BOOT["secs"] for i, t in BOOT["launched"].items()}
+                return self._reply(200, json.dumps(ready).encode())
+            if self.path == "/reset":
+                COUNTS.clear()
+                LOG.clear()
+                BOOT.update(secs=0.0, known=set(), launched={}, last_write=now())
+                return self._reply(200, b"{}")
+            if self.path == "/arm":
+                a = json.loads(body or b"{}")
+                BOOT.update(secs=float(a.get("boot", 0)), known=set(a.get("known", [])), launched={}, last_write=now())
+                return self._reply(200, b"{}")
+        return None
+
     def _forward(self):
         n = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(n) if n else b""
-        if self.path == "/counts":
-            with LOCK:
-                return self._reply(200, json.dumps(COUNTS).encode())
-        if self.path == "/reset":
-            with LOCK:
-                COUNTS.clear()
-            return self._reply(200, b"{}")
-        action = urllib.parse.parse_qs(body.decode("utf-8", "replace")).get("Action", ["?"])[0]
-        with LOCK:
-            COUNTS[action] = COUNTS.get(action, 0) + 1
+        if self.path in ("/counts", "/log", "/ready", "/reset", "/arm"):
+            return self._control(body)
+        form = urllib.parse.parse_qs(body.decode("utf-8", "replace"))
+        target = self.headers.get("X-Amz-Target", "")
+        action = form.get("Action", [target.rsplit(".", 1)[-1] or "?"])[0]
+        detail = ",".join(tag_keys(form)) if action in ("CreateOrUpdateTags", "DeleteTags") else ""
         req = urllib.request.Request(UPSTREAM + self.path, data=body or None, method=self.command)
         for k, v in self.headers.items():
-            if k.lower() not in ("host", "content-length", "connection"):
+            if k.lower() not in ("host", "content-length", "connection", "accept-encoding"):
                 req.add_header(k, v)
         try:
             with urllib.request.urlopen(req) as r:
-                self._reply(r.status, r.read(), [(k, v) for k, v in r.headers.items() if k.lower() in ("content-type", "x-amzn-requestid")])
+                code, out, hdrs = r.status, r.read(), r.headers
         except urllib.error.HTTPError as e:
-            self._reply(e.code, e.read(), [(k, v) for k, v in e.headers.items() if k.lower() == "content-type"])
+            code, out, hdrs = e.code, e.read(), e.headers
+        with LOCK:
+            t = now()
+            COUNTS[action] = COUNTS.get(action, 0) + 1
+            LOG.append([round(t, 4), action, detail])
+            if action in LAUNCHING:
+                BOOT["last_write"] = t
+            if action == "DescribeAutoScalingGroups" and BOOT["secs"] > 0 and code == 200:
+                out = booted(out.decode()).encode()
+        keep = ("content-type", "x-amzn-requestid")
+        self._reply(code, out, [(k, v) for k, v in hdrs.items() if k.lower() in keep])
 
     do_GET = do_POST = do_PUT = do_DELETE = _forward
 

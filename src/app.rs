@@ -87,14 +87,14 @@ async fn dispatch(
         }
         Command::Bake(args) => {
             let settings = BakeSettings::for_bake(&args, ctx)?;
-            let cloud = crate::aws::Aws::new(settings.endpoint_flag.as_deref());
+            let cloud = crate::aws::Aws::new(settings.endpoint_flag.as_deref(), ctx);
             let baked = crate::bake::run::bake(&settings, ctx, cancel, cleanup, &cloud).await?;
             print_baked(&settings, &baked)?;
             Ok(Exit::Success)
         }
         Command::Test(args) => {
             let settings = TestSettings::resolve(&args, ctx)?;
-            let cloud = crate::aws::Aws::new(settings.endpoint_flag.as_deref());
+            let cloud = crate::aws::Aws::new(settings.endpoint_flag.as_deref(), ctx);
             let tested = crate::test_stage::test(&settings, ctx, cancel, cleanup, &cloud).await?;
             print_tested(&settings, ctx, &tested)?;
             Ok(if tested.passed {
@@ -103,123 +103,21 @@ async fn dispatch(
                 Exit::SmokeFailed
             })
         }
-        Command::Deploy(args) => {
-            let settings = deploy_settings(&args, ctx)?;
-            let cloud = crate::aws::Aws::new(settings.endpoint_flag.as_deref());
-            // The report of what each group did is printed whatever ends the run (a signal, an
-            // AWS error): a script reading stdout always gets it.
-            let ui = crate::ui::Staged::new(ctx, "deploy", &settings.ami.asked_regions());
-            let (deployed, error) =
-                match crate::deploy::deploy(&settings, ctx, cancel, cleanup, &cloud, &ui).await {
-                    Ok(d) => (d, None),
-                    Err(f) => (crate::deploy::Deployed { groups: f.groups }, Some(f.error)),
-                };
-            if args.output == crate::cli::Output::Json {
-                if error.is_none() || !deployed.groups.is_empty() {
-                    crate::ui::data(
-                        &(serde_json::to_string_pretty(&deployed).unwrap_or_default() + "\n"),
-                    );
-                }
-            } else {
-                for g in &deployed.groups {
-                    let change = format!("{} -> {}", g.from_ami, g.to_ami);
-                    let result = g.result.to_string();
-                    crate::ui::data(&crate::ui::tsv_line(&[
-                        &g.region, &g.group, &result, &change, &g.detail,
-                    ]));
-                }
-            }
-            match error {
-                Some(e) => Err(e),
-                None => Ok(deployed.exit()),
-            }
-        }
+        Command::Deploy(args) => deploy(&args, ctx, cancel, cleanup).await,
         Command::Pipeline(crate::cli::PipelineCommand::Run(args)) => {
-            let mut p = crate::pipeline::load(&args.file)?;
-            if let Some(m) = &args.manifest {
-                p.manifest = m.clone();
-            }
-            if let Some(h) = &args.target_host {
-                if let Some(t) = p.file.test.as_mut() {
-                    t.target_host = Some(h.clone());
-                }
-                for d in &mut p.file.deploy {
-                    d.smoke_target = Some(h.clone());
-                }
-            }
-            let opts = crate::pipeline::RunOptions {
-                version: args.version.clone(),
-                git_sha: args.git_sha.clone(),
-                endpoint_url: args.endpoint_url.clone(),
-                work_dir: args.work_dir.clone(),
-                packer: args.packer.clone(),
-            };
-            let sel = crate::pipeline::Selection {
-                from: args.from.clone(),
-                only: args.only.clone(),
-            };
-            let cloud = crate::aws::Aws::new(args.endpoint_url.as_deref());
-            let ran = crate::pipeline::run(&p, &sel, &opts, ctx, cancel, cleanup, &cloud).await?;
-            if args.output == crate::cli::Output::Json {
-                crate::ui::data(&(serde_json::to_string_pretty(&ran).unwrap_or_default() + "\n"));
-            } else {
-                crate::ui::data(&crate::pipeline::summary_text(&ran));
-            }
-            Ok(ran.exit)
+            pipeline(&args, ctx, cancel, cleanup).await
         }
-        Command::Reap(args) => {
-            let settings = crate::reap::ReapSettings {
-                regions: args.region.clone(),
-                yes: args.yes,
-                ttl: crate::settings::duration("--ttl", &args.ttl)?,
-                json: args.output == crate::cli::Output::Json,
-                endpoint_flag: args.endpoint_url.clone(),
-            };
-            let cloud = crate::aws::Aws::new(settings.endpoint_flag.as_deref());
-            let found = crate::reap::reap(&settings, cancel, &cloud).await?;
-            if settings.json {
-                crate::ui::data(&(serde_json::to_string_pretty(&found).unwrap_or_default() + "\n"));
-            } else {
-                for l in &found {
-                    crate::ui::data(&crate::ui::tsv_line(&[
-                        &l.region, l.kind, &l.id, &l.action, &l.reason,
-                    ]));
-                }
-            }
-            let failed = found
-                .iter()
-                .filter(|l| l.action.starts_with("failed"))
-                .count();
-            eprintln!(
-                "reap: {} leftover(s){}{}",
-                found.len(),
-                if settings.yes {
-                    ", removed"
-                } else {
-                    " listed (--yes removes them)"
-                },
-                if failed > 0 {
-                    format!(", {failed} failed")
-                } else {
-                    String::new()
-                }
-            );
-            Ok(if failed > 0 {
-                Exit::Cloud
-            } else {
-                Exit::Success
-            })
-        }
+        Command::Reap(args) => reap(&args, ctx, cancel).await,
         Command::Amis(crate::cli::AmisCommand::List(args)) => {
             let settings = amis_settings(&args)?;
-            let cloud = crate::aws::Aws::new(settings.endpoint_flag.as_deref());
+            let cloud = crate::aws::Aws::new(settings.endpoint_flag.as_deref(), ctx);
             let amis = crate::amis::list(&settings, &cloud).await?;
             print_amis(&args, &amis);
             Ok(Exit::Success)
         }
         Command::Amis(crate::cli::AmisCommand::Prune(args)) => {
             let settings = amis_settings(&args.amis)?;
-            let cloud = crate::aws::Aws::new(settings.endpoint_flag.as_deref());
+            let cloud = crate::aws::Aws::new(settings.endpoint_flag.as_deref(), ctx);
             let opts = crate::amis::PruneOptions {
                 keep: args.keep,
                 yes: args.yes,
@@ -236,25 +134,156 @@ async fn dispatch(
             crate::ui::data(&String::from_utf8_lossy(&out));
             Ok(Exit::Success)
         }
-        Command::Validate(args) => {
-            let settings = BakeSettings::resolve(&args.component, ctx)?;
-            let report = crate::bake::validate::validate(&settings, ctx, cancel).await?;
-            if args.output == crate::cli::Output::Json {
-                // Each `status: check` line as an object, for scripts.
-                let checks: Vec<serde_json::Value> = report
-                    .lines()
-                    .filter_map(|l| l.split_once(": "))
-                    .map(|(status, check)| serde_json::json!({"status": status, "check": check}))
-                    .collect();
-                crate::ui::data(
-                    &(serde_json::to_string_pretty(&checks).unwrap_or_default() + "\n"),
-                );
-            } else {
-                crate::ui::data(&report);
-            }
-            Ok(Exit::Success)
+        Command::Validate(args) => validate(&args, ctx, cancel).await,
+    }
+}
+
+/// `gears validate`: the component's checks, as lines or JSON.
+async fn validate(
+    args: &crate::cli::ValidateArgs,
+    ctx: &RunContext,
+    cancel: &Cancel,
+) -> Result<Exit, Error> {
+    let settings = BakeSettings::resolve(&args.component, ctx)?;
+    let report = crate::bake::validate::validate(&settings, ctx, cancel).await?;
+    if args.output == crate::cli::Output::Json {
+        // Each `status: check` line as an object, for scripts.
+        let checks: Vec<serde_json::Value> = report
+            .lines()
+            .filter_map(|l| l.split_once(": "))
+            .map(|(status, check)| serde_json::json!({"status": status, "check": check}))
+            .collect();
+        crate::ui::data(&(serde_json::to_string_pretty(&checks).unwrap_or_default() + "\n"));
+    } else {
+        crate::ui::data(&report);
+    }
+    Ok(Exit::Success)
+}
+
+/// `gears deploy`: the report of what each group did is printed whatever ends the run (a
+/// signal, an AWS error): a script reading stdout always gets it.
+async fn deploy(
+    args: &crate::cli::DeployArgs,
+    ctx: &RunContext,
+    cancel: &Cancel,
+    cleanup: &Cleanup,
+) -> Result<Exit, Error> {
+    let settings = deploy_settings(args, ctx)?;
+    let cloud = crate::aws::Aws::new(settings.endpoint_flag.as_deref(), ctx);
+    // The report of what each group did is printed whatever ends the run (a signal, an
+    // AWS error): a script reading stdout always gets it.
+    let ui = crate::ui::Staged::new(ctx, "deploy", &settings.ami.asked_regions());
+    let (deployed, error) =
+        match crate::deploy::deploy(&settings, ctx, cancel, cleanup, &cloud, &ui).await {
+            Ok(d) => (d, None),
+            Err(f) => (crate::deploy::Deployed { groups: f.groups }, Some(f.error)),
+        };
+    if args.output == crate::cli::Output::Json {
+        if error.is_none() || !deployed.groups.is_empty() {
+            crate::ui::data(&(serde_json::to_string_pretty(&deployed).unwrap_or_default() + "\n"));
+        }
+    } else {
+        for g in &deployed.groups {
+            let change = format!("{} -> {}", g.from_ami, g.to_ami);
+            let result = g.result.to_string();
+            crate::ui::data(&crate::ui::tsv_line(&[
+                &g.region, &g.group, &result, &change, &g.detail,
+            ]));
         }
     }
+    match error {
+        Some(e) => Err(e),
+        None => Ok(deployed.exit()),
+    }
+}
+
+/// `gears pipeline run`: the file, what the flags change in it, the stages, the summary.
+async fn pipeline(
+    args: &crate::cli::PipelineRunArgs,
+    ctx: &RunContext,
+    cancel: &Cancel,
+    cleanup: &Cleanup,
+) -> Result<Exit, Error> {
+    let mut p = crate::pipeline::load(&args.file)?;
+    if let Some(m) = &args.manifest {
+        p.manifest = m.clone();
+    }
+    if let Some(h) = &args.target_host {
+        if let Some(t) = p.file.test.as_mut() {
+            t.target_host = Some(h.clone());
+        }
+        for d in &mut p.file.deploy {
+            d.smoke_target = Some(h.clone());
+        }
+    }
+    let opts = crate::pipeline::RunOptions {
+        version: args.version.clone(),
+        git_sha: args.git_sha.clone(),
+        endpoint_url: args.endpoint_url.clone(),
+        work_dir: args.work_dir.clone(),
+        packer: args.packer.clone(),
+    };
+    let sel = crate::pipeline::Selection {
+        from: args.from.clone(),
+        only: args.only.clone(),
+    };
+    let cloud = crate::aws::Aws::new(args.endpoint_url.as_deref(), ctx);
+    let ran = crate::pipeline::run(&p, &sel, &opts, ctx, cancel, cleanup, &cloud).await?;
+    if args.output == crate::cli::Output::Json {
+        crate::ui::data(&(serde_json::to_string_pretty(&ran).unwrap_or_default() + "\n"));
+    } else {
+        crate::ui::data(&crate::pipeline::summary_text(&ran));
+    }
+    Ok(ran.exit)
+}
+
+/// `gears reap`: the leftovers listed (or removed), a count on stderr.
+async fn reap(
+    args: &crate::cli::ReapArgs,
+    ctx: &RunContext,
+    cancel: &Cancel,
+) -> Result<Exit, Error> {
+    let settings = crate::reap::ReapSettings {
+        regions: args.region.clone(),
+        yes: args.yes,
+        ttl: crate::settings::duration("--ttl", &args.ttl)?,
+        json: args.output == crate::cli::Output::Json,
+        endpoint_flag: args.endpoint_url.clone(),
+    };
+    let cloud = crate::aws::Aws::new(settings.endpoint_flag.as_deref(), ctx);
+    let found = crate::reap::reap(&settings, cancel, &cloud).await?;
+    if settings.json {
+        crate::ui::data(&(serde_json::to_string_pretty(&found).unwrap_or_default() + "\n"));
+    } else {
+        for l in &found {
+            crate::ui::data(&crate::ui::tsv_line(&[
+                &l.region, l.kind, &l.id, &l.action, &l.reason,
+            ]));
+        }
+    }
+    let failed = found
+        .iter()
+        .filter(|l| l.action.starts_with("failed"))
+        .count();
+    eprintln!(
+        "reap: {} leftover(s){}{}",
+        found.len(),
+        if settings.yes {
+            ", removed"
+        } else {
+            " listed (--yes removes them)"
+        },
+        if failed > 0 {
+            format!(", {failed} failed")
+        } else {
+            String::new()
+        }
+    );
+    Ok(if failed > 0 {
+        Exit::Cloud
+    } else {
+        Exit::Success
+    })
 }
 
 /// `gears deploy` arguments as settings.
@@ -262,16 +291,6 @@ fn deploy_settings(
     a: &crate::cli::DeployArgs,
     ctx: &RunContext,
 ) -> Result<crate::deploy::DeploySettings, Error> {
-    let secs = |flag: &str, v: f64| {
-        if v.is_finite() && v > 0.0 && v <= 86_400.0 {
-            Ok(std::time::Duration::from_secs_f64(v))
-        } else {
-            Err(Error::usage(
-                format!("{flag} {v}: give seconds, more than 0 and at most 86400"),
-                None,
-            ))
-        }
-    };
     let ami = match (&a.ami, &a.region) {
         (Some(ami), Some(region)) => crate::settings::AmiChoice::Explicit {
             ami: ami.clone(),
@@ -283,55 +302,36 @@ fn deploy_settings(
             region: a.region.clone(),
         },
     };
-    if a.environment.trim().is_empty() {
-        return Err(Error::usage("--environment: empty; name the environment the groups are tagged with (gears:environment)".to_owned(), None));
-    }
-    if a.country.as_ref().is_some_and(|c| c.trim().is_empty()) {
-        return Err(Error::usage("--country: empty".to_owned(), None));
-    }
-    let gate_timeout = secs("--gate-timeout", a.gate_timeout)?;
-    let poll = secs("--poll", a.poll)?;
-    if poll >= gate_timeout {
-        return Err(Error::usage(
-            format!(
-                "--poll {} is not shorter than --gate-timeout {}: a batch would time out between two looks",
-                a.poll, a.gate_timeout
-            ),
-            None,
-        ));
-    }
-    Ok(crate::deploy::DeploySettings {
-        component_file: a.component.clone(),
-        ami,
-        environment: a.environment.clone(),
+    let smoke_target = match &a.smoke_target {
+        Some(h) => Some(
+            crate::smoke::target::Target::parse(h)
+                .map_err(|e| Error::usage(format!("--smoke-target {h}: {e}"), None))?,
+        ),
+        None => None,
+    };
+    let ask = crate::deploy::DeployAsk {
         country: a.country.clone(),
         groups: a.groups.clone(),
-        strategy: match a.strategy {
+        batch: a.batch,
+        strategy: a.strategy.map(|s| match s {
             crate::cli::DeployStrategy::Rolling => crate::deploy::Strategy::Rolling,
             crate::cli::DeployStrategy::InstanceRefresh => crate::deploy::Strategy::InstanceRefresh,
-        },
-        batch: crate::deploy::Batch::parse(&a.batch)
-            .map_err(|e| Error::usage(format!("--batch {e}"), None))?,
-        gate_timeout,
-        poll,
-        smoke_target: match &a.smoke_target {
-            Some(h) => Some(
-                crate::smoke::target::Target::parse(h)
-                    .map_err(|e| Error::usage(format!("--smoke-target {h}: {e}"), None))?,
-            ),
-            None => None,
-        },
+        }),
+        gate_timeout: a.gate_timeout,
+        poll: a.poll,
+        smoke_target,
         no_smoke: a.no_smoke,
-        lock_stale: crate::deploy::lock_stale(ctx),
         lock_table: a.lock_table.clone(),
-        parallel: a.parallel.into(),
-        min_healthy: crate::deploy::parse_percent(&a.min_healthy)
-            .map_err(|e| Error::usage(format!("--min-healthy {e}"), None))?,
+        parallel: a.parallel,
+        min_healthy: a.min_healthy,
         plan_only: a.plan,
         abort: a.abort,
         unlock: a.unlock,
         endpoint_flag: a.endpoint_url.clone(),
-    })
+        ..crate::deploy::DeployAsk::new(a.component.clone(), ami, &a.environment)
+    };
+    crate::deploy::DeploySettings::resolve(ask, ctx)
+        .map_err(|r| Error::usage(format!("--{} {}", r.knob.replace('_', "-"), r.why), None))
 }
 
 /// Test's front: the smoke report (console on stdout, or JSON with the instance and timings),

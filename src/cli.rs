@@ -192,32 +192,32 @@ pub struct DeployArgs {
     /// Leave the component's smoke tests out of the health gate.
     #[arg(long, conflicts_with = "smoke_target")]
     pub no_smoke: bool,
-    /// How to roll: gears' own batches, or AWS's instance refresh (waited on; its failure rolls
-    /// back).
-    #[arg(long, value_enum, default_value_t = DeployStrategy::Rolling)]
-    pub strategy: DeployStrategy,
-    /// Instances replaced per batch: a count or a share of the group (N or P%).
-    #[arg(long, value_name = "N|P%", default_value = "25%")]
-    pub batch: String,
-    /// How long a batch may take to become healthy before the group rolls back.
-    #[arg(long, value_name = "SECS", default_value_t = 600.0)]
-    pub gate_timeout: f64,
-    /// Seconds between polls.
-    #[arg(long, value_name = "SECS", default_value_t = 5.0)]
-    pub poll: f64,
+    /// How to roll: gears' own batches (default), or AWS's instance refresh (waited on; its
+    /// failure rolls back).
+    #[arg(long, value_enum)]
+    pub strategy: Option<DeployStrategy>,
+    /// Instances replaced per batch: a count or a share of the group (N or P%; default 25%).
+    #[arg(long, value_name = "N|P%", value_parser = crate::deploy::Batch::parse)]
+    pub batch: Option<crate::deploy::Batch>,
+    /// How long a batch may take to become healthy before the group rolls back (default 600).
+    #[arg(long, value_name = "SECS", value_parser = crate::deploy::parse_seconds)]
+    pub gate_timeout: Option<std::time::Duration>,
+    /// Seconds between polls at most (default 5): gears looks sooner right after a change.
+    #[arg(long, value_name = "SECS", value_parser = crate::deploy::parse_seconds)]
+    pub poll: Option<std::time::Duration>,
     /// Also lock each group in this DynamoDB table (partition key `key`, a string): a true
     /// compare-and-swap, as Terraform's state lock.
     #[arg(long, value_name = "TABLE")]
     pub lock_table: Option<String>,
     /// The share of each group's desired capacity kept healthy and in service during the roll
     /// (P% or P). 100% launches each batch before retiring; less replaces part of a batch in
-    /// place, without raising the group above its desired capacity.
-    #[arg(long, value_name = "P%", default_value = "100%")]
-    pub min_healthy: String,
+    /// place, without raising the group above its desired capacity (default 100%).
+    #[arg(long, value_name = "P%", value_parser = crate::deploy::parse_percent)]
+    pub min_healthy: Option<u32>,
     /// How many groups of one region roll at once (regions always roll at once). Once a group
     /// rolls back, groups not started yet are skipped.
-    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=100))]
-    pub parallel: u16,
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=100))]
+    pub parallel: Option<u16>,
     /// Print what would change, change nothing.
     #[arg(long)]
     pub plan: bool,

@@ -7,7 +7,6 @@ use crate::cancel::{Cancel, Cleanup};
 use crate::context::RunContext;
 use crate::error::{yaml_error, Error, InputError};
 use crate::exit::Exit;
-use crate::manifest::Manifest;
 use crate::settings::{AmiChoice, BakeSettings, OutputFormat, TestSettings};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -58,6 +57,72 @@ pub struct DeployStage {
     pub poll: Option<f64>,
     /// Where the health gate's smoke tests go instead of each new instance.
     pub smoke_target: Option<String>,
+}
+
+impl DeployStage {
+    /// This entry's deploy settings, through the one resolver `gears deploy` uses too (its
+    /// values were checked at their place in the file by [`load`]; a value wrong here still
+    /// names the entry and the key).
+    fn settings(
+        &self,
+        p: &Pipeline,
+        endpoint_flag: Option<String>,
+        ctx: &RunContext,
+    ) -> Result<crate::deploy::DeploySettings, Error> {
+        let env = &self.environment;
+        let refused = |key: &str, e: String| {
+            Error::from(InputError::whole_file(
+                p.path.display().to_string(),
+                format!("deploy {env}: {key} {e}"),
+            ))
+        };
+        let ami = AmiChoice::Manifest {
+            path: p.manifest.clone(),
+            builder: self.builder.clone(),
+            region: None,
+        };
+        let seconds = |key, v: Option<f64>| {
+            v.map(crate::deploy::settings::seconds)
+                .transpose()
+                .map_err(|e| refused(key, e))
+        };
+        let ask = crate::deploy::DeployAsk {
+            country: self.country.clone(),
+            batch: self
+                .batch
+                .as_deref()
+                .map(crate::deploy::Batch::parse)
+                .transpose()
+                .map_err(|e| refused("batch", e))?,
+            strategy: self
+                .strategy
+                .as_deref()
+                .map(str::parse)
+                .transpose()
+                .map_err(|e| refused("strategy", e))?,
+            gate_timeout: seconds("gate_timeout", self.gate_timeout)?,
+            poll: seconds("poll", self.poll)?,
+            smoke_target: self
+                .smoke_target
+                .as_deref()
+                .map(|h| {
+                    crate::smoke::target::Target::parse(h)
+                        .map_err(|e| refused("smoke_target", format!("{h}: {e}")))
+                })
+                .transpose()?,
+            lock_table: self.lock_table.clone(),
+            parallel: self.parallel,
+            min_healthy: self
+                .min_healthy
+                .as_deref()
+                .map(crate::deploy::parse_percent)
+                .transpose()
+                .map_err(|e| refused("min_healthy", e))?,
+            endpoint_flag,
+            ..crate::deploy::DeployAsk::new(p.component.clone(), ami, env)
+        };
+        crate::deploy::DeploySettings::resolve(ask, ctx).map_err(|r| refused(r.knob, r.why))
+    }
 }
 
 /// A pipeline file.
@@ -127,7 +192,14 @@ pub fn load(path: &Path) -> Result<Pipeline, Error> {
             .with_hint("give `bake:`, `test:` and/or `deploy:`")
             .into());
     }
-    // Durations and batches are checked here, at their place, not replaced by defaults.
+    check_values(&p, &name, &text)?;
+    check_environments(&p, &name, &text)?;
+    Ok(p)
+}
+
+/// Durations, batches, shares and strategies checked at their place in the file (a wrong one
+/// names its line), not replaced by defaults; then the environments.
+fn check_values(p: &Pipeline, name: &str, text: &str) -> Result<(), Error> {
     let at = |key: &str, value: &str, why: &str| {
         let line = text
             .lines()
@@ -141,8 +213,8 @@ pub fn load(path: &Path) -> Result<Pipeline, Error> {
             .map(|c| c + 1)
             .unwrap_or(0);
         Error::from(InputError::at(
-            &name,
-            &text,
+            name,
+            text,
             line,
             col,
             format!("`{key}: {value}`: {why}"),
@@ -160,27 +232,37 @@ pub fn load(path: &Path) -> Result<Pipeline, Error> {
     }
     for d in &p.file.deploy {
         for (key, v) in [("gate_timeout", d.gate_timeout), ("poll", d.poll)] {
-            if let Some(v) = v.filter(|v| !seconds_ok(*v)) {
-                return Err(at(
-                    key,
-                    &v.to_string(),
-                    "give seconds, more than 0 and at most a week",
-                ));
+            if let Some(Err(why)) = v.map(crate::deploy::settings::seconds) {
+                return Err(at(key, &v.unwrap_or_default().to_string(), &why));
             }
         }
-        if let Some(b) = &d.batch {
-            if let Err(why) = crate::deploy::Batch::parse(b) {
-                return Err(at("batch", b, &why));
-            }
+        if let Some(Err(why)) = d.batch.as_deref().map(crate::deploy::Batch::parse) {
+            return Err(at("batch", d.batch.as_deref().unwrap_or_default(), &why));
         }
-        if let Some(st) = d
+        if let Some(Err(why)) = d
             .strategy
-            .as_ref()
-            .filter(|s| !matches!(s.as_str(), "rolling" | "instance-refresh"))
+            .as_deref()
+            .map(str::parse::<crate::deploy::Strategy>)
         {
-            return Err(at("strategy", st, "expected rolling or instance-refresh"));
+            return Err(at(
+                "strategy",
+                d.strategy.as_deref().unwrap_or_default(),
+                &why,
+            ));
+        }
+        if let Some(Err(why)) = d.min_healthy.as_deref().map(crate::deploy::parse_percent) {
+            return Err(at(
+                "min_healthy",
+                d.min_healthy.as_deref().unwrap_or_default(),
+                &why,
+            ));
         }
     }
+    Ok(())
+}
+
+/// No environment deployed twice.
+fn check_environments(p: &Pipeline, name: &str, text: &str) -> Result<(), Error> {
     let mut seen = std::collections::BTreeSet::new();
     for d in &p.file.deploy {
         if !seen.insert(&d.environment) {
@@ -190,8 +272,8 @@ pub fn load(path: &Path) -> Result<Pipeline, Error> {
                 .map(|i| i + 1)
                 .unwrap_or(0);
             return Err(InputError::at(
-                &name,
-                &text,
+                name,
+                text,
                 line,
                 1,
                 format!("environment `{}` is deployed twice", d.environment),
@@ -199,7 +281,7 @@ pub fn load(path: &Path) -> Result<Pipeline, Error> {
             .into());
         }
     }
-    Ok(p)
+    Ok(())
 }
 
 /// What one stage did.
@@ -230,6 +312,26 @@ pub struct Selection {
     pub only: Option<String>,
 }
 
+impl Selection {
+    /// The index of the first stage to run: `--from` or `--only` (each must name a stage).
+    fn start(&self, p: &Pipeline, stages: &[String]) -> Result<usize, Error> {
+        for s in [&self.from, &self.only].into_iter().flatten() {
+            if !stages.contains(s) {
+                return Err(Error::usage(
+                    format!("no stage `{s}` in {}", p.path.display()),
+                    Some(format!("its stages: {}", stages.join(", "))),
+                ));
+            }
+        }
+        Ok(self
+            .from
+            .as_ref()
+            .or(self.only.as_ref())
+            .and_then(|s| stages.iter().position(|x| x == s))
+            .unwrap_or(0))
+    }
+}
+
 /// Overrides from the command line.
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
@@ -257,22 +359,16 @@ pub async fn run<C: Cloud>(
     cloud: &C,
 ) -> Result<Ran, Error> {
     let stages = p.stages();
-    for s in [&sel.from, &sel.only].into_iter().flatten() {
-        if !stages.contains(s) {
-            return Err(Error::usage(
-                format!("no stage `{s}` in {}", p.path.display()),
-                Some(format!("its stages: {}", stages.join(", "))),
-            ));
-        }
-    }
-    let start_at = sel
-        .from
-        .as_ref()
-        .or(sel.only.as_ref())
-        .and_then(|s| stages.iter().position(|x| x == s))
-        .unwrap_or(0);
+    let start_at = sel.start(p, &stages)?;
+    let on = Stages {
+        p,
+        opts,
+        ctx,
+        cancel,
+        cleanup,
+        cloud,
+    };
     let mut summary = Vec::new();
-    let mut manifest: Option<Manifest> = None;
     let mut exit = Exit::Success;
     for (i, stage) in stages.iter().enumerate() {
         let skip = i < start_at || (sel.only.is_some() && sel.only.as_ref() != Some(stage));
@@ -292,189 +388,11 @@ pub async fn run<C: Cloud>(
         }
         eprintln!("== pipeline: {stage} ==");
         let t0 = Instant::now();
-        let outcome: Result<(Exit, String), Error> = async {
-            if stage == "bake" {
-                let b = p.file.bake.clone().unwrap_or_default();
-                let args = crate::cli::ComponentArgs {
-                    component: p.component.clone(),
-                    version: opts.version.clone(),
-                    git_sha: opts.git_sha.clone(),
-                    endpoint_url: opts.endpoint_url.clone(),
-                    packer: opts.packer.clone(),
-                    work_dir: opts.work_dir.clone(),
-                };
-                let mut s = BakeSettings::resolve(&args, ctx)?;
-                s.manifest = p.manifest.clone();
-                s.force = b.force;
-                let baked = crate::bake::run::bake(&s, ctx, cancel, cleanup, cloud).await?;
-                let crate::bake::run::Baked::Manifest(m) = baked else {
-                    return Ok((Exit::Success, String::new()));
-                };
-                m.write(&p.manifest)?;
-                let amis: Vec<String> = m
-                    .amis
-                    .iter()
-                    .flat_map(|(b, r)| r.iter().map(move |(r, a)| format!("{b}/{r} {a}")))
-                    .collect();
-                let detail = format!(
-                    "{} {}{}: {}",
-                    m.component,
-                    m.version,
-                    if m.reused { " (reused)" } else { "" },
-                    amis.join(", ")
-                );
-                manifest = Some(m);
-                Ok((Exit::Success, detail))
-            } else if stage == "test" {
-                let t = p.file.test.clone().unwrap_or_default();
-                let s = TestSettings {
-                    component_file: p.component.clone(),
-                    ami: AmiChoice::Manifest {
-                        path: p.manifest.clone(),
-                        builder: t.builder.clone(),
-                        region: t.region.clone(),
-                    },
-                    target_host: match &t.target_host {
-                        Some(h) => Some(crate::smoke::target::Target::parse(h).map_err(|e| {
-                            Error::from(InputError::whole_file(
-                                p.path.display().to_string(),
-                                format!("test.target_host {h}: {e}"),
-                            ))
-                        })?),
-                        None => None,
-                    },
-                    ready_timeout: secs(t.ready_timeout, 600),
-                    ttl: Duration::from_secs(3600),
-                    keep_on_failure: false,
-                    junit: t.junit.clone(),
-                    output: OutputFormat::Human,
-                    heartbeat: Duration::from_secs(30),
-                    jobs: 8,
-                    endpoint_flag: opts.endpoint_url.clone(),
-                    work_dir: opts.work_dir.clone(),
-                };
-                let tested = crate::test_stage::test(&s, ctx, cancel, cleanup, cloud).await?;
-                for r in &tested.results {
-                    eprint!("{}", crate::smoke::report::console::test_block(r, false));
-                }
-                let passed = tested.results.iter().filter(|r| r.passed()).count();
-                let detail = format!(
-                    "{} in {} from {}: {passed} of {} smoke tests passed{}",
-                    tested.instance_id,
-                    tested.region,
-                    tested.ami,
-                    tested.results.len(),
-                    tested
-                        .failure
-                        .as_ref()
-                        .map(|f| format!(" ({f})"))
-                        .unwrap_or_default()
-                );
-                let e = if tested.passed {
-                    Exit::Success
-                } else {
-                    Exit::SmokeFailed
-                };
-                Ok((e, detail))
-            } else {
-                let env = stage.trim_start_matches("deploy:");
-                let d = p
-                    .file
-                    .deploy
-                    .iter()
-                    .find(|d| d.environment == env)
-                    .cloned()
-                    .ok_or_else(|| Error::usage(format!("no deploy to {env}"), None))?;
-                let batch = crate::deploy::Batch::parse(d.batch.as_deref().unwrap_or("25%"))
-                    .map_err(|e| {
-                        Error::from(InputError::whole_file(
-                            p.path.display().to_string(),
-                            format!("deploy {env}: batch {e}"),
-                        ))
-                    })?;
-                let s = crate::deploy::DeploySettings {
-                    component_file: p.component.clone(),
-                    ami: AmiChoice::Manifest {
-                        path: p.manifest.clone(),
-                        builder: d.builder.clone(),
-                        region: None,
-                    },
-                    environment: env.to_owned(),
-                    country: d.country.clone(),
-                    groups: vec![],
-                    batch,
-                    strategy: match d.strategy.as_deref() {
-                        None | Some("rolling") => crate::deploy::Strategy::Rolling,
-                        Some("instance-refresh") => crate::deploy::Strategy::InstanceRefresh,
-                        Some(other) => {
-                            return Err(InputError::whole_file(
-                                p.path.display().to_string(),
-                                format!("deploy {env}: strategy `{other}`: expected rolling or instance-refresh"),
-                            )
-                            .into())
-                        }
-                    },
-                    gate_timeout: secs(d.gate_timeout, 600),
-                    poll: secs(d.poll, 5),
-                    smoke_target: match &d.smoke_target {
-                        Some(h) => Some(crate::smoke::target::Target::parse(h).map_err(|e| {
-                            Error::from(InputError::whole_file(
-                                p.path.display().to_string(),
-                                format!("deploy {env}: smoke_target {h}: {e}"),
-                            ))
-                        })?),
-                        None => None,
-                    },
-                    no_smoke: false,
-                    lock_stale: crate::deploy::lock_stale(ctx),
-                    lock_table: d.lock_table.clone(),
-                    parallel: d.parallel.unwrap_or(1).max(1).into(),
-                    min_healthy: match &d.min_healthy {
-                        Some(share) => crate::deploy::parse_percent(share).map_err(|e| {
-                            Error::from(InputError::whole_file(
-                                p.path.display().to_string(),
-                                format!("deploy {env}: min_healthy {e}"),
-                            ))
-                        })?,
-                        None => 100,
-                    },
-                    plan_only: false,
-                    abort: false,
-                    unlock: false,
-                    endpoint_flag: opts.endpoint_url.clone(),
-                };
-                let ui = crate::ui::Staged::new(ctx, "deploy", &s.ami.asked_regions());
-                let deployed = match crate::deploy::deploy(&s, ctx, cancel, cleanup, cloud, &ui)
-                    .await
-                {
-                    Ok(d) => d,
-                    Err(f) => {
-                        // What the groups did is not lost.
-                        for o in &f.groups {
-                            crate::ui::Reporter::note(&ui, &format!(
-                                "{}: {}: {} ({})\n",
-                                o.region, o.group, o.result, o.detail
-                            ));
-                        }
-                        return Err(f.error);
-                    }
-                };
-                let detail = deployed
-                    .groups
-                    .iter()
-                    .map(|g| {
-                        if g.result == "deployed" {
-                            format!("{}/{} {}", g.region, g.group, g.result)
-                        } else {
-                            format!("{}/{} {}: {}", g.region, g.group, g.result, g.detail)
-                        }
-                    })
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                Ok((deployed.exit(), detail))
-            }
-        }
-        .await;
+        let outcome = match stage.strip_prefix("deploy:") {
+            None if stage == "bake" => on.bake().await,
+            None => on.test().await,
+            Some(env) => on.deploy(env).await,
+        };
         let seconds = t0.elapsed().as_secs_f64();
         let (e, detail) = match outcome {
             Ok(x) => x,
@@ -498,11 +416,156 @@ pub async fn run<C: Cloud>(
         });
         exit = e;
     }
-    let _ = manifest;
     Ok(Ran {
         stages: summary,
         exit,
     })
+}
+
+/// What every stage of one pipeline run is given.
+struct Stages<'a, C: Cloud> {
+    p: &'a Pipeline,
+    opts: &'a RunOptions,
+    ctx: &'a RunContext,
+    cancel: &'a Cancel,
+    cleanup: &'a Cleanup,
+    cloud: &'a C,
+}
+
+impl<C: Cloud> Stages<'_, C> {
+    /// `bake`: the manifest written where the later stages read it.
+    async fn bake(&self) -> Result<(Exit, String), Error> {
+        let b = self.p.file.bake.clone().unwrap_or_default();
+        let args = crate::cli::ComponentArgs {
+            component: self.p.component.clone(),
+            version: self.opts.version.clone(),
+            git_sha: self.opts.git_sha.clone(),
+            endpoint_url: self.opts.endpoint_url.clone(),
+            packer: self.opts.packer.clone(),
+            work_dir: self.opts.work_dir.clone(),
+        };
+        let mut s = BakeSettings::resolve(&args, self.ctx)?;
+        s.manifest = self.p.manifest.clone();
+        s.force = b.force;
+        let baked =
+            crate::bake::run::bake(&s, self.ctx, self.cancel, self.cleanup, self.cloud).await?;
+        let crate::bake::run::Baked::Manifest(m) = baked else {
+            return Ok((Exit::Success, String::new()));
+        };
+        m.write(&self.p.manifest)?;
+        let amis: Vec<String> = m
+            .amis
+            .iter()
+            .flat_map(|(b, r)| r.iter().map(move |(r, a)| format!("{b}/{r} {a}")))
+            .collect();
+        let detail = format!(
+            "{} {}{}: {}",
+            m.component,
+            m.version,
+            if m.reused { " (reused)" } else { "" },
+            amis.join(", ")
+        );
+        Ok((Exit::Success, detail))
+    }
+
+    /// `test`: the smoke tests' blocks on stderr, a count in the summary.
+    async fn test(&self) -> Result<(Exit, String), Error> {
+        let t = self.p.file.test.clone().unwrap_or_default();
+        let s = TestSettings {
+            component_file: self.p.component.clone(),
+            ami: AmiChoice::Manifest {
+                path: self.p.manifest.clone(),
+                builder: t.builder.clone(),
+                region: t.region.clone(),
+            },
+            target_host: match &t.target_host {
+                Some(h) => Some(crate::smoke::target::Target::parse(h).map_err(|e| {
+                    Error::from(InputError::whole_file(
+                        self.p.path.display().to_string(),
+                        format!("test.target_host {h}: {e}"),
+                    ))
+                })?),
+                None => None,
+            },
+            ready_timeout: secs(t.ready_timeout, 600),
+            ttl: Duration::from_secs(3600),
+            keep_on_failure: false,
+            junit: t.junit.clone(),
+            output: OutputFormat::Human,
+            heartbeat: Duration::from_secs(30),
+            jobs: 8,
+            endpoint_flag: self.opts.endpoint_url.clone(),
+            work_dir: self.opts.work_dir.clone(),
+        };
+        let tested =
+            crate::test_stage::test(&s, self.ctx, self.cancel, self.cleanup, self.cloud).await?;
+        for r in &tested.results {
+            eprint!("{}", crate::smoke::report::console::test_block(r, false));
+        }
+        let passed = tested.results.iter().filter(|r| r.passed()).count();
+        let detail = format!(
+            "{} in {} from {}: {passed} of {} smoke tests passed{}",
+            tested.instance_id,
+            tested.region,
+            tested.ami,
+            tested.results.len(),
+            tested
+                .failure
+                .as_ref()
+                .map(|f| format!(" ({f})"))
+                .unwrap_or_default()
+        );
+        let e = if tested.passed {
+            Exit::Success
+        } else {
+            Exit::SmokeFailed
+        };
+        Ok((e, detail))
+    }
+
+    /// `deploy:<env>`: through the settings `gears deploy` resolves too; what the groups did
+    /// is not lost when the deploy fails.
+    async fn deploy(&self, env: &str) -> Result<(Exit, String), Error> {
+        let d = self
+            .p
+            .file
+            .deploy
+            .iter()
+            .find(|d| d.environment == env)
+            .cloned()
+            .ok_or_else(|| Error::usage(format!("no deploy to {env}"), None))?;
+        let s = d.settings(self.p, self.opts.endpoint_url.clone(), self.ctx)?;
+        let ui = crate::ui::Staged::new(self.ctx, "deploy", &s.ami.asked_regions());
+        let deployed =
+            match crate::deploy::deploy(&s, self.ctx, self.cancel, self.cleanup, self.cloud, &ui)
+                .await
+            {
+                Ok(d) => d,
+                Err(f) => {
+                    // What the groups did is not lost.
+                    for o in &f.groups {
+                        crate::ui::Reporter::note(
+                            &ui,
+                            &format!("{}: {}: {} ({})\n", o.region, o.group, o.result, o.detail),
+                        );
+                    }
+                    return Err(f.error);
+                }
+            };
+        let detail = deployed
+            .groups
+            .iter()
+            .map(|g| {
+                if g.result == "deployed" {
+                    format!("{}/{} {}", g.region, g.group, g.result)
+                } else {
+                    format!("{}/{} {}: {}", g.region, g.group, g.result, g.detail)
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        Ok((deployed.exit(), detail))
+    }
 }
 
 /// The summary table for humans.

@@ -30,16 +30,16 @@ where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
 {
-    if let aws_sdk_ec2::error::SdkError::TimeoutError(_) = e {
-        let limit = super::timeouts()
-            .operation_timeout()
-            .map(|t| format!(" within {}", crate::ui::human_duration(t)))
+    if let aws_sdk_ec2::error::SdkError::TimeoutError(_) = &e {
+        // The SDK's words say which limit ran out and after how long.
+        let what = std::error::Error::source(&e)
+            .map(|s| format!(": {s}"))
             .unwrap_or_default();
         return CloudError::api(
             operation,
             region,
             None,
-            format!("no answer{limit}, retries included (GEARS_AWS_TIMEOUT sets the seconds per attempt)"),
+            format!("no answer within the time allowed{what} (GEARS_AWS_TIMEOUT sets the seconds per attempt)"),
         );
     }
     // AWS's own message; otherwise (no answer: a connection refused, a name that does not

@@ -658,14 +658,17 @@ pub trait AmiCloud: Send + Sync {
 /// The real AWS (or an emulator at `endpoint`), on one SDK configuration loaded once.
 pub struct Aws {
     endpoint: Option<String>,
+    timeouts: aws_config::timeout::TimeoutConfig,
     conf: tokio::sync::OnceCell<aws_config::SdkConfig>,
 }
 
 impl Aws {
-    /// `endpoint` overrides the endpoint (otherwise the SDK reads `AWS_ENDPOINT_URL[_EC2]`).
-    pub fn new(endpoint: Option<&str>) -> Self {
+    /// `endpoint` overrides the endpoint (otherwise the SDK reads `AWS_ENDPOINT_URL[_EC2]`);
+    /// the run's `GEARS_AWS_TIMEOUT` bounds each call ([`timeouts`]).
+    pub fn new(endpoint: Option<&str>, ctx: &crate::context::RunContext) -> Self {
         Aws {
             endpoint: endpoint.map(str::to_owned),
+            timeouts: timeouts(ctx),
             conf: tokio::sync::OnceCell::new(),
         }
     }
@@ -677,7 +680,7 @@ impl Aws {
             .conf
             .get_or_init(|| async {
                 let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
-                    .timeout_config(timeouts());
+                    .timeout_config(self.timeouts.clone());
                 if let Some(e) = &self.endpoint {
                     loader = loader.endpoint_url(e);
                 }
@@ -728,9 +731,9 @@ impl Cloud for Aws {
 /// stage's own retry and deadline decide what happens next. `GEARS_AWS_TIMEOUT` (seconds, default
 /// 30) bounds one attempt; the call with the SDK's retries gets three times that; connecting
 /// gets at most 10 s.
-pub fn timeouts() -> aws_config::timeout::TimeoutConfig {
-    let attempt = std::env::var("GEARS_AWS_TIMEOUT")
-        .ok()
+pub fn timeouts(ctx: &crate::context::RunContext) -> aws_config::timeout::TimeoutConfig {
+    let attempt = ctx
+        .var("GEARS_AWS_TIMEOUT")
         .and_then(|v| v.trim().parse::<f64>().ok())
         .filter(|s| s.is_finite() && *s > 0.0 && *s <= 3600.0)
         .map(Duration::from_secs_f64)

@@ -46,20 +46,8 @@ async fn deploy_one<F: Fleet, L: LockTable>(
     mut out: GroupOutcome,
 ) -> Result<GroupOutcome, Error> {
     let (run, ami, region) = (ctx.run, roll.ami.as_str(), roll.fleet.region().to_owned());
-    // Already there: the launch spec launches the AMI and every member in service runs it, with
-    // no deploy recorded. Nothing is locked, suspended or made.
-    if out.from_ami == ami && on.recorded.is_none() {
-        let serving = counting(g.clone());
-        let images = roll.images(&serving).await?;
-        if images.len() == serving.members.len() && images.values().all(|i| i == ami) {
-            let n = images.len();
-            return Ok(out.with(
-                GroupResult::NothingToDo,
-                format!(
-                    "the group already launches {ami}, and its {n} instance(s) in service run it"
-                ),
-            ));
-        }
+    if let Some(detail) = already_there(roll, g, on, &out).await? {
+        return Ok(out.with(GroupResult::NothingToDo, detail));
     }
     roll.take_table_lock().await?;
     // Until this group is deployed or rolled back, a second signal (which stops gears at
@@ -131,26 +119,7 @@ async fn deploy_one<F: Fleet, L: LockTable>(
         Err(e) => (format!("AWS error: {}", e.render().trim()), 0),
     };
     out.batches = batches;
-    // An instance refresh still running would fight the rollback (it replaces what the
-    // rollback launches): cancelled first, and waited on until it stopped.
-    if ctx.settings.strategy == Strategy::InstanceRefresh {
-        let refresh = roll
-            .refresh_id
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        let stopped = undo
-            .with_heartbeat(async {
-                undo.stop_refresh(refresh.as_deref()).await;
-                Ok(())
-            })
-            .await;
-        if let Err(e) = stopped {
-            ctx.cleanup.done(step);
-            return Err(e);
-        }
-    }
-    let back = undo.roll_back(&st).await;
+    let back = back_out(ctx, &undo, roll, &st).await;
     ctx.cleanup.done(step);
     match back? {
         Ok(()) => {
@@ -160,6 +129,53 @@ async fn deploy_one<F: Fleet, L: LockTable>(
         }
         Err(state) => Ok(out.with(GroupResult::RollbackFailed, format!("{why}; {state}"))),
     }
+}
+
+/// Already there: the launch spec launches the AMI and every member in service runs it, with
+/// no deploy recorded. Nothing is locked, suspended or made; `Some(detail)` says so.
+async fn already_there<F: Fleet, L: LockTable>(
+    roll: &Roll<'_, F, L>,
+    g: &Group,
+    on: &OnGroup,
+    out: &GroupOutcome,
+) -> Result<Option<String>, Error> {
+    let ami = roll.ami.as_str();
+    if out.from_ami != ami || on.recorded.is_some() {
+        return Ok(None);
+    }
+    let serving = counting(g.clone());
+    let images = roll.images(&serving).await?;
+    if images.len() == serving.members.len() && images.values().all(|i| i == ami) {
+        let n = images.len();
+        return Ok(Some(format!(
+            "the group already launches {ami}, and its {n} instance(s) in service run it"
+        )));
+    }
+    Ok(None)
+}
+
+/// The way back after a failed gate, an error or a signal, on cleanup's token (`undo`). An
+/// instance refresh still running would fight the rollback (it replaces what the rollback
+/// launches): cancelled first, and waited on until it stopped.
+async fn back_out<F: Fleet, L: LockTable>(
+    ctx: &RegionCtx<'_>,
+    undo: &Roll<'_, F, L>,
+    roll: &Roll<'_, F, L>,
+    st: &State,
+) -> Result<Result<(), String>, Error> {
+    if ctx.settings.strategy == Strategy::InstanceRefresh {
+        let refresh = roll
+            .refresh_id
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        undo.with_heartbeat(async {
+            undo.stop_refresh(refresh.as_deref()).await;
+            Ok(())
+        })
+        .await?;
+    }
+    undo.roll_back(st).await
 }
 
 /// After a start that failed: the lock given back if nothing was recorded, what was recorded

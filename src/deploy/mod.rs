@@ -59,7 +59,9 @@ use self::{
 pub use self::{
     report::{Deployed, Failed, GroupOutcome, GroupResult},
     run::deploy,
-    settings::{parse_percent, Batch, DeploySettings, Strategy},
+    settings::{
+        defaults, parse_percent, parse_seconds, Batch, DeployAsk, DeploySettings, Refused, Strategy,
+    },
 };
 pub use gate::SmokeGate;
 pub use lock::{lock_stale, LOCK_SETTLE, LOCK_STALE};

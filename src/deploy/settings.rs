@@ -34,11 +34,38 @@ impl Batch {
     }
 }
 
+impl std::fmt::Display for Batch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Batch::Count(n) => write!(f, "{n}"),
+            Batch::Percent(p) => write!(f, "{p}%"),
+        }
+    }
+}
+
 /// `P%` or `P`, 0 to 100.
 pub fn parse_percent(s: &str) -> Result<u32, String> {
     match s.strip_suffix('%').unwrap_or(s).trim().parse::<u32>() {
         Ok(p @ 0..=100) => Ok(p),
         _ => Err(format!("`{s}`: expected a share from 0% to 100%")),
+    }
+}
+
+/// Seconds as `--poll` and `--gate-timeout` (and a pipeline's `poll:` and `gate_timeout:`)
+/// take them: more than 0, at most a day.
+pub fn parse_seconds(s: &str) -> Result<Duration, String> {
+    s.trim()
+        .parse::<f64>()
+        .map_err(|_| "give seconds, more than 0 and at most 86400 (a day)".to_owned())
+        .and_then(seconds)
+}
+
+/// `v` seconds as a duration: more than 0, at most a day.
+pub fn seconds(v: f64) -> Result<Duration, String> {
+    if v.is_finite() && v > 0.0 && v <= 86_400.0 {
+        Ok(Duration::from_secs_f64(v))
+    } else {
+        Err("give seconds, more than 0 and at most 86400 (a day)".to_owned())
     }
 }
 
@@ -50,6 +77,149 @@ pub enum Strategy {
     Rolling,
     /// AWS's instance refresh (launch before terminate), waited on; its failure rolls back.
     InstanceRefresh,
+}
+
+impl std::str::FromStr for Strategy {
+    type Err = String;
+
+    /// `rolling` or `instance-refresh`.
+    fn from_str(s: &str) -> Result<Strategy, String> {
+        match s {
+            "rolling" => Ok(Strategy::Rolling),
+            "instance-refresh" => Ok(Strategy::InstanceRefresh),
+            _ => Err(format!("`{s}`: expected rolling or instance-refresh")),
+        }
+    }
+}
+
+/// The defaults of what a deploy may leave out, for `gears deploy` and a pipeline alike.
+pub mod defaults {
+    use super::{Batch, Duration};
+    /// Instances replaced per batch.
+    pub const BATCH: Batch = Batch::Percent(25);
+    /// How long a batch may take to become healthy.
+    pub const GATE_TIMEOUT: Duration = Duration::from_secs(600);
+    /// The longest wait between two looks.
+    pub const POLL: Duration = Duration::from_secs(5);
+    /// The share of desired capacity kept healthy.
+    pub const MIN_HEALTHY: u32 = 100;
+    /// Groups of one region rolled at once.
+    pub const PARALLEL: u16 = 1;
+}
+
+/// One deploy as asked, by `gears deploy`'s flags or by a pipeline's `deploy:` entry, each
+/// value already parsed at its place (a flag, a file's line); what is left out is `None`.
+/// [`DeploySettings::resolve`] turns it into settings, the one place both go through.
+#[derive(Debug, Clone)]
+pub struct DeployAsk {
+    pub component_file: std::path::PathBuf,
+    pub ami: AmiChoice,
+    pub environment: String,
+    pub country: Option<String>,
+    pub groups: Vec<String>,
+    pub batch: Option<Batch>,
+    pub strategy: Option<Strategy>,
+    pub gate_timeout: Option<Duration>,
+    pub poll: Option<Duration>,
+    pub smoke_target: Option<crate::smoke::target::Target>,
+    pub no_smoke: bool,
+    pub lock_table: Option<String>,
+    pub parallel: Option<u16>,
+    pub min_healthy: Option<u32>,
+    pub plan_only: bool,
+    pub abort: bool,
+    pub unlock: bool,
+    pub endpoint_flag: Option<String>,
+}
+
+impl DeployAsk {
+    /// A deploy of `environment` with every knob at its default.
+    pub fn new(component_file: std::path::PathBuf, ami: AmiChoice, environment: &str) -> Self {
+        DeployAsk {
+            component_file,
+            ami,
+            environment: environment.to_owned(),
+            country: None,
+            groups: vec![],
+            batch: None,
+            strategy: None,
+            gate_timeout: None,
+            poll: None,
+            smoke_target: None,
+            no_smoke: false,
+            lock_table: None,
+            parallel: None,
+            min_healthy: None,
+            plan_only: false,
+            abort: false,
+            unlock: false,
+            endpoint_flag: None,
+        }
+    }
+}
+
+/// Why a deploy's settings were refused: the knob (`poll`, `environment`…) and the reason;
+/// the caller names the knob as its user wrote it (`--poll`, `poll:`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    pub knob: &'static str,
+    pub why: String,
+}
+
+impl DeploySettings {
+    /// The settings of `ask`: defaults for what it leaves out, the checks the flags and a
+    /// pipeline share, and what the run's environment sets (`GEARS_LOCK_STALE`).
+    pub fn resolve(
+        ask: DeployAsk,
+        ctx: &crate::context::RunContext,
+    ) -> Result<DeploySettings, Refused> {
+        let refuse = |knob, why: &str| Refused {
+            knob,
+            why: why.to_owned(),
+        };
+        if ask.environment.trim().is_empty() {
+            return Err(refuse(
+                "environment",
+                "empty; name the environment the groups are tagged with (gears:environment)",
+            ));
+        }
+        if ask.country.as_ref().is_some_and(|c| c.trim().is_empty()) {
+            return Err(refuse("country", "empty"));
+        }
+        let gate_timeout = ask.gate_timeout.unwrap_or(defaults::GATE_TIMEOUT);
+        let poll = ask.poll.unwrap_or(defaults::POLL);
+        if poll >= gate_timeout {
+            return Err(refuse(
+                "poll",
+                &format!(
+                    "{} s is not shorter than the gate timeout ({} s): a batch would time out between two looks",
+                    poll.as_secs_f64(),
+                    gate_timeout.as_secs_f64()
+                ),
+            ));
+        }
+        Ok(DeploySettings {
+            component_file: ask.component_file,
+            ami: ask.ami,
+            environment: ask.environment,
+            country: ask.country,
+            groups: ask.groups,
+            batch: ask.batch.unwrap_or(defaults::BATCH),
+            strategy: ask.strategy.unwrap_or_default(),
+            gate_timeout,
+            poll,
+            smoke_target: ask.smoke_target,
+            no_smoke: ask.no_smoke,
+            lock_stale: lock_stale(ctx),
+            lock_table: ask.lock_table,
+            parallel: ask.parallel.unwrap_or(defaults::PARALLEL).max(1).into(),
+            min_healthy: ask.min_healthy.unwrap_or(defaults::MIN_HEALTHY),
+            plan_only: ask.plan_only,
+            abort: ask.abort,
+            unlock: ask.unlock,
+            endpoint_flag: ask.endpoint_flag,
+        })
+    }
 }
 
 /// Everything `gears deploy` needs.

@@ -2,11 +2,24 @@
 //! (or an interrupted deploy of the same AMI continued).
 use super::*;
 
+/// The launch spec a deploy starts from and goes to: a template version to make, or a launch
+/// configuration copy already made.
+struct Spec {
+    /// The template (empty for a launch configuration).
+    lt: String,
+    /// Where a rollback returns (`$Default`, a version number, or the configuration).
+    from: String,
+    /// The number the group's version meant when the deploy started.
+    fromn: String,
+    /// The new spec, when it exists already (a configuration copy).
+    to: Option<String>,
+    lc: bool,
+}
+
 impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
     /// Takes the lock (or takes over a stale one of the same AMI) and writes the state, or
     /// reads the state of an interrupted deploy of this AMI.
     pub(super) async fn start(&self, g: &Group, on: &OnGroup) -> Result<State, Error> {
-        let d = self.deadline();
         // Refused before the lock is written: nothing changes.
         if !g.override_templates.is_empty() && on.recorded.is_none() {
             return Err(InputError::whole_file(
@@ -20,140 +33,162 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
             .into());
         }
         self.take_tag_lock(on).await?;
-        let state = on.recorded.clone();
-        if let Some(s) = state {
-            if s.ami == self.ami {
-                self.say(&format!(
-                    "continuing the deploy of {} recorded by run {}",
-                    s.ami, s.run
-                ));
-                // Whatever the interrupted run had reached (even a rollback under way): the new
-                // launch spec (made now, if the killed run had not yet), and the processes
-                // suspended again.
-                let mut s = s;
-                if s.to.is_empty() && !s.lc {
-                    s.to = self.create_version(&s).await?;
-                    self.record(&s).await?;
-                }
-                // An interrupted rollback may have put the old instance tags back.
-                patiently(self.cancel, d, || {
-                    self.fleet.put_tags(&self.name, self.instance_tags, true)
-                })
-                .await?;
-                patiently(self.cancel, d, || {
-                    self.fleet.set_processes(&self.name, &s.susp, true)
-                })
-                .await?;
-                self.point_at(&s, &s.to).await?;
-                return Ok(s);
-            }
-            return Err(refused(
+        match on.recorded.clone() {
+            Some(s) if s.ami == self.ami => self.carry_on(s).await,
+            Some(s) => Err(refused(
                 &self.name,
                 format!(
                     "an interrupted deploy of {} is recorded on the group",
                     s.ami
                 ),
                 "`gears deploy --abort` (with that AMI) undoes it first",
-            ));
-        }
-        // The new launch spec: a template version with the new AMI, or for a group on a legacy
-        // launch configuration, a copy of it with the new AMI.
-        let (lt, from, fromn, to, lc) = match (&g.template, &g.launch_configuration) {
-            (Some(t), _) => {
-                // The number `$Latest`/`$Default` means now, read before ours exists: ours is
-                // based on it, and a rollback returns to it. `$Default` stays `$Default` on
-                // rollback (gears never changes a template's default version); `$Latest` does
-                // not (ours is the latest now), so it becomes the number it meant. Groups of
-                // this run on the same template share the first reading (taken before that
-                // group made its version, so a later reading cannot see ours).
-                let key = format!("{}/{}/{}", self.fleet.region(), t.id, t.version);
-                let cached = self
-                    .versions
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .get(&key)
-                    .cloned();
-                let source = match cached {
-                    Some(v) => v,
-                    None => {
-                        let v =
-                            patiently(self.cancel, d, || self.fleet.resolve_version(t)).await?;
-                        self.versions
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .entry(key)
-                            .or_insert(v)
-                            .clone()
-                    }
-                };
-                // A version that already launches the new AMI has nothing to roll back to
-                // (another group on this template was deployed by an earlier run, and the
-                // template's `$Latest` moved with it).
-                let base = TemplateRef {
-                    id: t.id.clone(),
-                    version: source.clone(),
-                };
-                let image = patiently(self.cancel, d, || self.fleet.template_image(&base)).await?;
-                let images = self.images(g).await?;
-                if image == self.ami && images.values().any(|i| *i != self.ami) {
-                    return Err(InputError::whole_file(
-                        format!("group {}", self.name),
-                        format!(
-                            "its launch template {} {} (version {source}) already launches {}, but some of its instances run another AMI: a rollback would have no version to return to",
-                            t.id, t.version, self.ami
-                        ),
-                    )
-                    .with_hint("point the group at the template version its instances were launched from (a number), then deploy again")
-                    .into());
-                }
-                let from = match t.version.as_str() {
-                    "$Default" => "$Default".to_owned(),
-                    _ => source.clone(),
-                };
-                // The new version is made once the deploy is recorded (below).
-                (t.id.clone(), from, source, None, false)
+            )),
+            None => {
+                let spec = self.spec(g).await?;
+                let state = self.state_of(g, spec)?;
+                self.begin(g, state).await
             }
+        }
+    }
+
+    /// An interrupted deploy of this AMI continued from whatever its run had reached (even a
+    /// rollback under way): the new launch spec (made now, if the killed run had not yet), the
+    /// instance tags and the processes suspended again.
+    async fn carry_on(&self, mut s: State) -> Result<State, Error> {
+        let d = self.deadline();
+        self.say(&format!(
+            "continuing the deploy of {} recorded by run {}",
+            s.ami, s.run
+        ));
+        if s.to.is_empty() && !s.lc {
+            s.to = self.create_version(&s).await?;
+            self.record(&s).await?;
+        }
+        // An interrupted rollback may have put the old instance tags back.
+        patiently(self.cancel, d, || {
+            self.fleet.put_tags(&self.name, self.instance_tags, true)
+        })
+        .await?;
+        patiently(self.cancel, d, || {
+            self.fleet.set_processes(&self.name, &s.susp, true)
+        })
+        .await?;
+        self.point_at(&s, &s.to).await?;
+        Ok(s)
+    }
+
+    /// The new launch spec: a template version with the new AMI, or for a group on a legacy
+    /// launch configuration, a copy of it with the new AMI.
+    async fn spec(&self, g: &Group) -> Result<Spec, Error> {
+        match (&g.template, &g.launch_configuration) {
+            (Some(t), _) => self.template_spec(g, t).await,
             (None, Some(c)) => {
                 let suffix: String = self.run.chars().filter(char::is_ascii_hexdigit).collect();
                 let keep = 255 - 7 - 8;
                 let base: String = c.chars().take(keep).collect();
                 let name = format!("{base}-gears-{}", &suffix[suffix.len().saturating_sub(8)..]);
-                patiently(self.cancel, d, || {
+                patiently(self.cancel, self.deadline(), || {
                     self.fleet.copy_configuration(c, &name, &self.ami)
                 })
                 .await?;
-                (String::new(), c.clone(), String::new(), Some(name), true)
+                Ok(Spec {
+                    lt: String::new(),
+                    from: c.clone(),
+                    fromn: String::new(),
+                    to: Some(name),
+                    lc: true,
+                })
             }
-            (None, None) => {
-                return Err(InputError::whole_file(
-                    format!("group {}", self.name),
-                    "the group has no launch template, mixed-instances policy or launch configuration: gears cannot deploy it",
-                )
-                .into())
+            (None, None) => Err(InputError::whole_file(
+                format!("group {}", self.name),
+                "the group has no launch template, mixed-instances policy or launch configuration: gears cannot deploy it",
+            )
+            .into()),
+        }
+    }
+
+    /// A template group's spec. The number `$Latest`/`$Default` means now, read before ours
+    /// exists: ours is based on it, and a rollback returns to it. `$Default` stays `$Default`
+    /// on rollback (gears never changes a template's default version); `$Latest` does not (ours
+    /// is the latest now), so it becomes the number it meant. Groups of this run on the same
+    /// template share the first reading (taken before that group made its version, so a later
+    /// reading cannot see ours). The new version is made once the deploy is recorded.
+    async fn template_spec(&self, g: &Group, t: &TemplateRef) -> Result<Spec, Error> {
+        let d = self.deadline();
+        let key = format!("{}/{}/{}", self.fleet.region(), t.id, t.version);
+        let cached = self
+            .versions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+            .cloned();
+        let source = match cached {
+            Some(v) => v,
+            None => {
+                let v = patiently(self.cancel, d, || self.fleet.resolve_version(t)).await?;
+                self.versions
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .entry(key)
+                    .or_insert(v)
+                    .clone()
             }
         };
-        let susp: Vec<String> = SUSPEND
-            .iter()
-            .filter(|p| !g.suspended.iter().any(|s| s == *p))
-            .map(|p| p.to_string())
-            .collect();
-        let mut state = State {
+        // A version that already launches the new AMI has nothing to roll back to (another
+        // group on this template was deployed by an earlier run, and the template's `$Latest`
+        // moved with it).
+        let base = TemplateRef {
+            id: t.id.clone(),
+            version: source.clone(),
+        };
+        let image = patiently(self.cancel, d, || self.fleet.template_image(&base)).await?;
+        let images = self.images(g).await?;
+        if image == self.ami && images.values().any(|i| *i != self.ami) {
+            return Err(InputError::whole_file(
+                format!("group {}", self.name),
+                format!(
+                    "its launch template {} {} (version {source}) already launches {}, but some of its instances run another AMI: a rollback would have no version to return to",
+                    t.id, t.version, self.ami
+                ),
+            )
+            .with_hint("point the group at the template version its instances were launched from (a number), then deploy again")
+            .into());
+        }
+        Ok(Spec {
+            lt: t.id.clone(),
+            from: match t.version.as_str() {
+                "$Default" => "$Default".to_owned(),
+                _ => source.clone(),
+            },
+            fromn: source,
+            to: None,
+            lc: false,
+        })
+    }
+
+    /// The deploy's state for `g` going to `spec`, refused when it cannot fit the group's tag
+    /// (checked with room for the version number still to come).
+    fn state_of(&self, g: &Group, spec: Spec) -> Result<State, Error> {
+        let state = State {
             run: self.run.clone(),
             ami: self.ami.clone(),
-            lt: lt.clone(),
-            from,
-            fromn,
-            to: to.clone().unwrap_or_default(),
+            lt: spec.lt,
+            from: spec.from,
+            fromn: spec.fromn,
+            to: spec.to.clone().unwrap_or_default(),
             min: g.min,
             max: g.max,
             desired: g.desired,
-            susp: susp.clone(),
-            lc,
+            susp: SUSPEND
+                .iter()
+                .filter(|p| !g.suspended.iter().any(|s| s == *p))
+                .map(|p| p.to_string())
+                .collect(),
+            lc: spec.lc,
             mx: g.mixed,
         };
-        // Checked with room for the version number still to come.
         let json = serde_json::to_string(&state).unwrap_or_default();
-        if json.chars().count() + if to.is_none() { 10 } else { 0 } > 256 {
+        if json.chars().count() + if spec.to.is_none() { 10 } else { 0 } > 256 {
             return Err(InputError::whole_file(
                 format!("group {}", self.name),
                 format!(
@@ -164,19 +199,25 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
             )
             .into());
         }
-        // Recorded before the new template version exists: a run killed in between is
-        // continued by the same command, whose request carries the recorded run's client
-        // token and so gets the same version back (never a second one left behind).
+        Ok(state)
+    }
+
+    /// The deploy begun: recorded before the new template version exists (a run killed in
+    /// between is continued by the same command, whose request carries the recorded run's
+    /// client token and so gets the same version back, never a second one left behind), the
+    /// version made, processes suspended, the instance tags the group had kept (so a rollback
+    /// puts them back, when they fit a tag) and the new ones set, the group pointed at it.
+    async fn begin(&self, g: &Group, mut state: State) -> Result<State, Error> {
+        let d = self.deadline();
         self.record(&state).await?;
         if state.to.is_empty() {
             state.to = self.create_version(&state).await?;
             self.record(&state).await?;
         }
         patiently(self.cancel, d, || {
-            self.fleet.set_processes(&self.name, &susp, true)
+            self.fleet.set_processes(&self.name, &state.susp, true)
         })
         .await?;
-        // The instance tags the group had, so a rollback puts them back (when they fit a tag).
         let before: BTreeMap<&String, Option<&String>> = self
             .instance_tags
             .keys()
@@ -197,7 +238,7 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
         self.point_at(&state, &state.to).await?;
         self.say(&format!(
             "locked; {} {} (was {}) with {}; suspended {}",
-            if lc {
+            if state.lc {
                 "launch configuration"
             } else {
                 "launch template version"
@@ -205,10 +246,10 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
             state.to,
             state.from,
             self.ami,
-            if susp.is_empty() {
+            if state.susp.is_empty() {
                 "nothing".into()
             } else {
-                susp.join(", ")
+                state.susp.join(", ")
             }
         ));
         Ok(state)

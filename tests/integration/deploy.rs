@@ -319,14 +319,24 @@ async fn groups_in_two_regions_roll_onto_the_manifests_amis_and_are_left_as_they
 #[test]
 fn bad_deploy_flags_are_usage_errors() {
     for (args, want) in [
-        (&["--batch", "0"][..], "--batch `0`"),
-        (&["--batch", "150%"][..], "--batch `150%`"),
-        (&["--poll=-1"][..], "--poll -1"),
-        (&["--min-healthy", "150%"][..], "--min-healthy `150%`"),
+        (
+            &["--batch", "0"][..],
+            "'--batch <N|P%>': `0`: expected a count",
+        ),
+        (&["--batch", "150%"][..], "'--batch <N|P%>': `150%`"),
+        (&["--poll=-1"][..], "'-1' for '--poll <SECS>': give seconds"),
+        (
+            &["--min-healthy", "150%"][..],
+            "'--min-healthy <P%>': `150%`",
+        ),
         (&["--parallel", "0"][..], "--parallel"),
         (
             &["--poll", "700"][..],
-            "--poll 700 is not shorter than --gate-timeout 600",
+            "--poll 700 s is not shorter than the gate timeout (600 s)",
+        ),
+        (
+            &["--poll", "30", "--gate-timeout", "20"][..],
+            "--poll 30 s is not shorter than the gate timeout (20 s)",
         ),
         (&["--gate-timeout", "0"][..], "more than 0"),
     ] {
