@@ -461,6 +461,14 @@ impl Fleet for AwsFleet {
                     .min_healthy_percentage(min_healthy)
                     .max_healthy_percentage(max_healthy)
                     .skip_matching(true)
+                    // Explicit: the default (Wait) holds a refresh for an hour, then fails it.
+                    // Protected instances run the old AMI too and are replaced (as the rolling
+                    // strategy's terminations do); Standby members are left alone, as the
+                    // rolling strategy leaves them.
+                    .scale_in_protected_instances(
+                        aws_sdk_autoscaling::types::ScaleInProtectedInstances::Refresh,
+                    )
+                    .standby_instances(aws_sdk_autoscaling::types::StandbyInstances::Ignore)
                     .build(),
             )
             .send()
@@ -495,13 +503,19 @@ impl Fleet for AwsFleet {
     }
 
     async fn cancel_refresh(&self, group: &str) -> Result<(), CloudError> {
-        self.asg
+        use aws_sdk_autoscaling::error::ProvideErrorMetadata;
+        match self
+            .asg
             .cancel_instance_refresh()
             .auto_scaling_group_name(group)
             .send()
             .await
-            .map_err(|e| map_err("CancelInstanceRefresh", &self.region, e))?;
-        Ok(())
+        {
+            Ok(_) => Ok(()),
+            // No refresh running: nothing to cancel (never worth a retry).
+            Err(e) if e.code() == Some(super::NO_ACTIVE_REFRESH) => Ok(()),
+            Err(e) => Err(map_err("CancelInstanceRefresh", &self.region, e)),
+        }
     }
 
     async fn launch_hooks(&self, group: &str) -> Result<Vec<LaunchHook>, CloudError> {

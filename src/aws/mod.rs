@@ -96,6 +96,9 @@ impl CloudError {
     }
 }
 
+/// CancelInstanceRefresh's answer when no refresh is running.
+pub const NO_ACTIVE_REFRESH: &str = "ActiveInstanceRefreshNotFound";
+
 /// The kind of an AWS error code.
 pub fn kind_of_code(code: &str) -> ErrorKind {
     match code {

@@ -40,7 +40,69 @@ pub(super) async fn find_region<C: Cloud>(
         .into());
     }
     latest_shared_outside(ctx, &fleet, region, &groups).await?;
+    if !settings.unlock {
+        for g in &groups {
+            if let Err(e) = deployable(settings, g) {
+                if !settings.plan_only {
+                    return Err(e);
+                }
+                ctx.ui.progress(
+                    Some(region),
+                    &format!(
+                        "warning: a deploy would be refused: {}",
+                        e.render().trim().trim_start_matches("error: ")
+                    ),
+                );
+            }
+        }
+    }
     Ok((fleet, table, groups))
+}
+
+/// The Auto Scaling processes a deploy (and its rollback) cannot do without: new instances
+/// launched, old ones terminated, registered with the load balancers, health checked and
+/// replaced when unhealthy. AWS enforces a suspension (a user's, or its own administrative
+/// one); moto and the fake-free tests would not notice.
+pub const NEEDED_PROCESSES: [&str; 5] = [
+    "Launch",
+    "Terminate",
+    "AddToLoadBalancer",
+    "HealthCheck",
+    "ReplaceUnhealthy",
+];
+
+/// What makes a deploy of `g` impossible with these settings, found before any change (exit 3):
+/// a process it needs suspended, or instance-refresh preferences AWS refuses.
+fn deployable(settings: &DeploySettings, g: &Group) -> Result<(), Error> {
+    let refresh = settings.strategy == Strategy::InstanceRefresh;
+    let blocked: Vec<&str> = g
+        .suspended
+        .iter()
+        .map(String::as_str)
+        .filter(|p| NEEDED_PROCESSES.contains(p) || (refresh && *p == "InstanceRefresh"))
+        .collect();
+    if !blocked.is_empty() {
+        return Err(InputError::whole_file(
+            format!("group {}", g.name),
+            format!(
+                "its {} process{} suspended: a deploy (and a rollback) cannot launch, retire or gate instances without {}",
+                blocked.join(", "),
+                if blocked.len() == 1 { " is" } else { "es are" },
+                if blocked.len() == 1 { "it" } else { "them" },
+            ),
+        )
+        .with_hint(format!(
+            "once you know why they were suspended: aws autoscaling resume-processes --auto-scaling-group-name {} --scaling-processes {}",
+            crate::bake::quote::shell_quote(&g.name),
+            blocked.join(" ")
+        ))
+        .into());
+    }
+    if refresh {
+        refresh_preferences(settings.min_healthy, settings.batch, g.desired)
+            .map_err(|why| Error::from(InputError::whole_file(format!("group {}", g.name), why)))?;
+    }
+    Ok(())
 }
 
 /// The AMI exists in `region` and is available, before anything is locked or made (a typo

@@ -2,19 +2,42 @@
 //! rollback.
 use super::*;
 
+/// The refresh's healthy-percentage preferences for a group of `desired`: at least
+/// `min_healthy`, at most 100% plus the batch's share (110% to 200%, AWS's range). AWS refuses a
+/// span of more than 100 points between them (a ValidationError once the deploy has started),
+/// so that is refused here, before any change.
+pub fn refresh_preferences(
+    min_healthy: u32,
+    batch: Batch,
+    desired: i32,
+) -> Result<(i32, i32), String> {
+    let k = batch.size(desired);
+    let max = (100 + k * 100 / desired.max(1)).clamp(110, 200);
+    let min = min_healthy.min(100) as i32;
+    if max - min > 100 {
+        return Err(format!(
+            "--strategy instance-refresh with --min-healthy {min}% and --batch {batch} (up to {max}% of the group healthy at once): AWS's instance refresh allows at most 100 points between its minimum and maximum healthy percentages; give --min-healthy {}% or more, or a smaller --batch",
+            max - 100
+        ));
+    }
+    Ok((min, max))
+}
+
 impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
     pub(super) async fn refresh(&self, st: &State) -> Result<Rolled, Error> {
         let k = self.settings.batch.size(st.desired);
-        let max_healthy = (100 + k * 100 / st.desired.max(1)).clamp(110, 200);
+        let (min_healthy, max_healthy) =
+            refresh_preferences(self.settings.min_healthy, self.settings.batch, st.desired)
+                .map_err(|why| Error::usage(why, None))?;
         let d = self.deadline();
         let id = patiently(self.cancel, d, || {
             self.fleet
-                .start_refresh(&self.name, self.settings.min_healthy as i32, max_healthy)
+                .start_refresh(&self.name, min_healthy, max_healthy)
         })
         .await?;
         *self.refresh_id.lock().unwrap_or_else(|p| p.into_inner()) = Some(id.clone());
         self.say(&format!(
-            "instance refresh {id} started: healthy capacity between 100% and {max_healthy}%"
+            "instance refresh {id} started: healthy capacity between {min_healthy}% and {max_healthy}%"
         ));
         let batches = (st.desired.max(1) as u32).div_ceil(k.max(1) as u32) + 1;
         let deadline = Instant::now() + self.settings.gate_timeout * batches;

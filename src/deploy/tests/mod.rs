@@ -1689,3 +1689,4 @@ async fn plan_changes_nothing() {
 
 mod plan;
 mod state;
+mod strict;

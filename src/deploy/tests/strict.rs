@@ -1,0 +1,123 @@
+//! Where AWS is stricter than moto: what a deploy refuses before any change.
+use super::*;
+
+/// A group of the component beside `hello-live` with these processes suspended.
+fn add_suspended(cloud: &FakeCloud, processes: &[&str]) {
+    let mut g = cloud.group("hello-live").unwrap();
+    g.name = "hello-live-b".into();
+    g.members = vec![];
+    g.suspended = processes.iter().map(|p| p.to_string()).collect();
+    cloud.add_group(g, &[OLD]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_group_with_a_process_the_deploy_needs_suspended_is_refused_before_any_change() {
+    for (process, strategy) in [
+        ("Launch", Strategy::Rolling),
+        ("Terminate", Strategy::Rolling),
+        ("AddToLoadBalancer", Strategy::Rolling),
+        ("HealthCheck", Strategy::Rolling),
+        ("ReplaceUnhealthy", Strategy::InstanceRefresh),
+        ("InstanceRefresh", Strategy::InstanceRefresh),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut s, cloud) = setup(dir.path(), 2);
+        s.strategy = strategy;
+        add_suspended(&cloud, &["AZRebalance", process]);
+        let e = deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
+            .await
+            .unwrap_err();
+        let text = e.render();
+        assert_eq!(e.exit(), Exit::InvalidInput, "{text}");
+        assert!(
+            text.contains(&format!(
+                "group hello-live-b: its {process} process is suspended"
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!(
+                "resume-processes --auto-scaling-group-name 'hello-live-b' --scaling-processes {process}"
+            )),
+            "{text}"
+        );
+        // Nothing changed on either group: the checks run before any region changes.
+        assert!(all(&cloud, OLD));
+        as_before(&cloud, 2);
+        assert!(!cloud
+            .calls()
+            .iter()
+            .any(|c| c.starts_with("CreateOrUpdateTags")
+                || c.starts_with("CreateLaunchTemplateVersion")));
+    }
+    // InstanceRefresh suspended does not stop gears' own batches.
+    let dir = tempfile::tempdir().unwrap();
+    let (s, cloud) = setup(dir.path(), 2);
+    add_suspended(&cloud, &["InstanceRefresh"]);
+    cloud.settle("hello-live-b");
+    let d = deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
+        .await
+        .unwrap();
+    assert_eq!(d.exit(), Exit::Success, "{d:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_plan_says_a_deploy_would_be_refused_for_a_suspended_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut s, cloud) = setup(dir.path(), 2);
+    s.plan_only = true;
+    add_suspended(&cloud, &["Launch"]);
+    let ui = crate::ui::Recorded::default();
+    let d = super::super::deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &cloud, &ui)
+        .await
+        .map_err(|f| f.error.render())
+        .unwrap();
+    assert_eq!(d.exit(), Exit::Success, "{d:?}");
+    let said: Vec<String> = ui.taken().into_iter().map(|(_, t)| t).collect();
+    let said = said.join("\n");
+    assert!(
+        said.contains("warning: a deploy would be refused: group hello-live-b: its Launch process is suspended"),
+        "{said}"
+    );
+}
+
+#[test]
+fn refresh_preferences_stay_within_what_aws_accepts() {
+    use super::super::refresh::refresh_preferences;
+    // 100% kept healthy, a quarter launched first: 100..125.
+    assert_eq!(
+        refresh_preferences(100, Batch::Percent(25), 8),
+        Ok((100, 125))
+    );
+    // The maximum is at least 110% and at most 200%.
+    assert_eq!(refresh_preferences(90, Batch::Count(1), 40), Ok((90, 110)));
+    assert_eq!(
+        refresh_preferences(100, Batch::Count(50), 4),
+        Ok((100, 200))
+    );
+    // More than 100 points between them is refused, naming the smallest minimum that works.
+    let e = refresh_preferences(0, Batch::Percent(25), 4).unwrap_err();
+    assert!(e.contains("give --min-healthy 25% or more"), "{e}");
+    assert_eq!(
+        refresh_preferences(25, Batch::Percent(25), 4),
+        Ok((25, 125))
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn refresh_preferences_aws_refuses_are_refused_before_any_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut s, cloud) = setup(dir.path(), 4);
+    s.strategy = Strategy::InstanceRefresh;
+    s.min_healthy = 0;
+    let e = deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
+        .await
+        .unwrap_err();
+    assert_eq!(e.exit(), Exit::InvalidInput, "{}", e.render());
+    assert!(e.render().contains("at most 100 points"), "{}", e.render());
+    as_before(&cloud, 4);
+    assert!(!cloud
+        .calls()
+        .iter()
+        .any(|c| c.starts_with("StartInstanceRefresh") || c.starts_with("CreateOrUpdateTags")));
+}
