@@ -28,7 +28,7 @@ pub(super) fn map_err<E, R>(
 ) -> CloudError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
+    R: std::fmt::Debug + 'static,
 {
     if let aws_sdk_ec2::error::SdkError::TimeoutError(_) = &e {
         // The SDK's words say which limit ran out and after how long.
@@ -60,7 +60,13 @@ where
             parts.join(": ")
         }
     });
-    CloudError::api(operation, region, e.code(), message)
+    let status = e
+        .raw_response()
+        .and_then(|r| {
+            (r as &dyn std::any::Any).downcast_ref::<aws_sdk_ec2::config::http::HttpResponse>()
+        })
+        .map(|r| r.status().as_u16());
+    CloudError::answered(operation, region, e.code(), status, message)
 }
 
 fn image(i: &aws_sdk_ec2::types::Image) -> Image {

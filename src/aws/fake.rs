@@ -190,7 +190,8 @@ impl FakeCloud {
                 ErrorKind::AccessDenied => "UnauthorizedOperation",
                 ErrorKind::NotFound => "InvalidAMIID.NotFound",
                 ErrorKind::Invalid => "ValidationError",
-                ErrorKind::Other => "InternalError",
+                ErrorKind::Transient => "InternalError",
+                ErrorKind::Other => "SomethingGearsDoesNotKnow",
             }),
             _ if faults.throttle_ops.contains(&operation) => Some("RequestLimitExceeded"),
             _ if faults

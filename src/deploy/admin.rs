@@ -72,7 +72,7 @@ pub(super) async fn plan<F: Fleet, L: LockTable>(
             }
         );
         (g.min, g.max, g.desired) = (st.min, st.max, st.desired);
-        if let Some(was) = recorded_from_ami(roll.fleet, st).await {
+        if let Some(was) = recorded_from_ami(roll.fleet, st, roll.cancel, roll.deadline()).await {
             out.from_ami = was;
         }
     }
@@ -163,7 +163,7 @@ pub(super) async fn abort<F: Fleet, L: LockTable>(
     // The undo runs to its end on cleanup's own token: a first signal does not leave it half
     // done (a second one stops it; the deploy stays recorded on the group).
     let abort_cancel = ctx.cancel.for_cleanup();
-    if let Some(was) = recorded_from_ami(roll.fleet, &st).await {
+    if let Some(was) = recorded_from_ami(roll.fleet, &st, roll.cancel, roll.deadline()).await {
         out.from_ami = was;
     }
     let undo = Roll::new(

@@ -10,9 +10,12 @@ pub(super) async fn find_region<C: Cloud>(
     ami: &str,
 ) -> Result<(C::Fleet, Option<C::Locks>, Vec<Group>), Error> {
     let settings = ctx.settings;
+    // Every call of the checks is retried as the deploy's are (throttling before the first
+    // change never fails a deploy by itself).
+    let d = Instant::now() + settings.gate_timeout;
     // `--unlock` needs no AMI.
     if !settings.unlock {
-        ami_available(cloud, region, ami).await?;
+        ami_available(ctx, cloud, region, ami).await?;
     }
     let fleet = cloud.fleet(region).await?;
     let table = match &settings.lock_table {
@@ -20,7 +23,7 @@ pub(super) async fn find_region<C: Cloud>(
         None => None,
     };
     let groups = if settings.groups.is_empty() {
-        fleet.groups(ctx.want, &[]).await?
+        patiently(ctx.cancel, d, || fleet.groups(ctx.want, &[])).await?
     } else {
         named_groups(ctx, &fleet, region).await?
     };
@@ -105,17 +108,33 @@ fn deployable(settings: &DeploySettings, g: &Group) -> Result<(), Error> {
     Ok(())
 }
 
+/// No tags asked for (groups by name, or every group of the region).
+static NO_TAGS: BTreeMap<String, String> = BTreeMap::new();
+
 /// The AMI exists in `region` and is available, before anything is locked or made (a typo
 /// would otherwise roll every group through a gate that can only time out).
-async fn ami_available<C: Cloud>(cloud: &C, region: &str, ami: &str) -> Result<(), Error> {
+async fn ami_available<C: Cloud>(
+    ctx: &RegionCtx<'_>,
+    cloud: &C,
+    region: &str,
+    ami: &str,
+) -> Result<(), Error> {
     use crate::aws::Images;
+    let d = Instant::now() + ctx.settings.gate_timeout;
     let images = cloud.images(region).await?;
     let query = crate::aws::BaseAmiQuery {
         id: Some(ami.to_owned()),
         ..Default::default()
     };
     let what = format!("AMI {ami}");
-    match images.find_base_ami(&query).await {
+    let found = crate::wait::retry(
+        d,
+        ctx.cancel,
+        || images.find_base_ami(&query),
+        CloudError::is_retryable,
+    )
+    .await;
+    match found {
         Ok(Some(img)) if img.state == "available" => Ok(()),
         Ok(Some(img)) => Err(InputError::whole_file(
             what,
@@ -145,7 +164,8 @@ async fn named_groups<F: Fleet>(
     region: &str,
 ) -> Result<Vec<Group>, Error> {
     let settings = ctx.settings;
-    let found = fleet.groups(&BTreeMap::new(), &settings.groups).await?;
+    let d = Instant::now() + settings.gate_timeout;
+    let found = patiently(ctx.cancel, d, || fleet.groups(&NO_TAGS, &settings.groups)).await?;
     let missing: Vec<&str> = settings
         .groups
         .iter()
@@ -206,7 +226,8 @@ async fn latest_shared_outside<F: Fleet>(
     if latest.is_empty() {
         return Ok(());
     }
-    let all = fleet.groups(&BTreeMap::new(), &[]).await?;
+    let d = Instant::now() + settings.gate_timeout;
+    let all = patiently(ctx.cancel, d, || fleet.groups(&NO_TAGS, &[])).await?;
     let others: Vec<String> = all
         .iter()
         .filter(|o| !groups.iter().any(|g| g.name == o.name))

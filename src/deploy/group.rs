@@ -17,11 +17,13 @@ pub(super) async fn deploy_group<F: Fleet, L: LockTable>(
         return Err(Error::Interrupted(sig));
     }
     let roll = Roll::new(ctx, fleet, table, looks, &g.name, ami, ctx.cancel);
+    let d = roll.deadline();
     let from_ami = match (&g.template, &g.launch_configuration) {
-        (Some(t), _) => fleet.template_image(t).await.unwrap_or_default(),
-        (None, Some(c)) => fleet.configuration_image(c).await.unwrap_or_default(),
-        _ => String::new(),
-    };
+        (Some(t), _) => patiently(ctx.cancel, d, || fleet.template_image(t)).await,
+        (None, Some(c)) => patiently(ctx.cancel, d, || fleet.configuration_image(c)).await,
+        _ => Ok(String::new()),
+    }
+    .unwrap_or_default();
     let out = GroupOutcome::new(region, &g.name, from_ami, ami);
     if settings.unlock {
         return admin::unlock(&roll, &g, out).await;
@@ -83,7 +85,7 @@ async fn deploy_one<F: Fleet, L: LockTable>(
     };
     // A continued run: the group already points at the new spec, so what it came from is the
     // recorded one.
-    if let Some(was) = recorded_from_ami(roll.fleet, &st).await {
+    if let Some(was) = recorded_from_ami(roll.fleet, &st, roll.cancel, roll.deadline()).await {
         out.from_ami = was;
     }
     let rolled = match ctx.settings.strategy {

@@ -115,16 +115,25 @@ pub(super) fn version_token(st: &State) -> String {
     .collect()
 }
 
-/// The AMI of the launch spec a recorded deploy came from (`None` if AWS does not say).
-pub(super) async fn recorded_from_ami<F: Fleet>(fleet: &F, st: &State) -> Option<String> {
-    let was = if st.lc {
-        fleet.configuration_image(&st.from).await
-    } else {
-        let t = TemplateRef {
-            id: st.lt.clone(),
-            version: st.from.clone(),
-        };
-        fleet.template_image(&t).await
+/// The AMI of the launch spec a recorded deploy came from (`None` if AWS does not say, after
+/// retries).
+pub(super) async fn recorded_from_ami<F: Fleet>(
+    fleet: &F,
+    st: &State,
+    cancel: &Cancel,
+    deadline: Instant,
+) -> Option<String> {
+    let t = TemplateRef {
+        id: st.lt.clone(),
+        version: st.from.clone(),
     };
+    let was = patiently(cancel, deadline, || async {
+        if st.lc {
+            fleet.configuration_image(&st.from).await
+        } else {
+            fleet.template_image(&t).await
+        }
+    })
+    .await;
     was.ok().filter(|w| !w.is_empty())
 }

@@ -121,3 +121,27 @@ async fn refresh_preferences_aws_refuses_are_refused_before_any_change() {
         .iter()
         .any(|c| c.starts_with("StartInstanceRefresh") || c.starts_with("CreateOrUpdateTags")));
 }
+
+/// Issue 24 item 7: throttling never fails a deploy (or `--plan`, `--unlock`) by itself, from
+/// its first call: each of the first calls throttled in turn, after the SDK's own retries.
+#[tokio::test(start_paused = true)]
+async fn a_throttled_first_call_never_fails_the_checks() {
+    for mode in ["deploy", "plan", "unlock"] {
+        for n in 1..=4 {
+            let dir = tempfile::tempdir().unwrap();
+            let (mut s, cloud) = setup(dir.path(), 2);
+            s.plan_only = mode == "plan";
+            s.unlock = mode == "unlock";
+            cloud.set_faults(Faults {
+                fail_at: Some((n, crate::aws::ErrorKind::Throttled)),
+                ..Default::default()
+            });
+            let d = deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
+                .await
+                .map_err(|e| format!("{mode}, call {n} throttled: {}", e.render()))
+                .unwrap();
+            assert_eq!(d.exit(), Exit::Success, "{mode}, call {n}: {d:?}");
+            assert!(all(&cloud, if mode == "deploy" { NEW } else { OLD }));
+        }
+    }
+}
