@@ -45,7 +45,7 @@ pub(super) async fn find_region<C: Cloud>(
     latest_shared_outside(ctx, &fleet, region, &groups).await?;
     if !settings.unlock {
         for g in &groups {
-            if let Err(e) = deployable(settings, g) {
+            if let Err(e) = deployable(settings, ctx.instance_tags, g) {
                 if !settings.plan_only {
                     return Err(e);
                 }
@@ -74,9 +74,17 @@ pub const NEEDED_PROCESSES: [&str; 5] = [
     "ReplaceUnhealthy",
 ];
 
+/// The most tags AWS allows on an Auto Scaling group.
+pub const MAX_GROUP_TAGS: usize = 50;
+
 /// What makes a deploy of `g` impossible with these settings, found before any change (exit 3):
-/// a process it needs suspended, or instance-refresh preferences AWS refuses.
-fn deployable(settings: &DeploySettings, g: &Group) -> Result<(), Error> {
+/// a process it needs suspended, no room for its tags, or instance-refresh preferences AWS
+/// refuses.
+fn deployable(
+    settings: &DeploySettings,
+    instance_tags: &BTreeMap<String, String>,
+    g: &Group,
+) -> Result<(), Error> {
     let refresh = settings.strategy == Strategy::InstanceRefresh;
     let blocked: Vec<&str> = g
         .suspended
@@ -98,6 +106,29 @@ fn deployable(settings: &DeploySettings, g: &Group) -> Result<(), Error> {
             "once you know why they were suspended: aws autoscaling resume-processes --auto-scaling-group-name {} --scaling-processes {}",
             crate::bake::quote::shell_quote(&g.name),
             blocked.join(" ")
+        ))
+        .into());
+    }
+    // AWS allows 50 tags on a group: gears' own (the record, the lock, the tags to restore) and
+    // the instance tags it sets must find room, or the deploy would fail half-way.
+    let adding: Vec<&str> = [STATE_TAG, LOCK_TAG, TAGS_TAG]
+        .into_iter()
+        .chain(instance_tags.keys().map(String::as_str))
+        .filter(|k| !g.tags.contains_key(*k))
+        .collect();
+    if g.tags.len() + adding.len() > MAX_GROUP_TAGS {
+        return Err(InputError::whole_file(
+            format!("group {}", g.name),
+            format!(
+                "it has {} tags and a deploy adds {} ({}): AWS allows {MAX_GROUP_TAGS} on a group",
+                g.tags.len(),
+                adding.len(),
+                adding.join(", ")
+            ),
+        )
+        .with_hint(format!(
+            "remove {} of the group's tags",
+            g.tags.len() + adding.len() - MAX_GROUP_TAGS
         ))
         .into());
     }

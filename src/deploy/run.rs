@@ -64,6 +64,12 @@ pub async fn deploy<C: Cloud>(
     if !errors.is_empty() {
         return Err(most_severe(errors, ui).into());
     }
+    let changing = !(settings.plan_only || settings.abort || settings.unlock);
+    if changing && settings.lock_table.is_none() && ctx.is_ci() {
+        ui.warning(
+            "deploying with the groups' tag lock alone, which is no compare-and-swap: two deploys that start within a moment of each other can both take it; name a lock table (--lock-table, GEARS_LOCK_TABLE, or deploy.lock_table in the component file)",
+        );
+    }
     // Regions in parallel, the groups of a region `--parallel` at a time.
     let results =
         futures::future::join_all(ready.iter().map(|(region, ami, (fleet, table, groups))| {

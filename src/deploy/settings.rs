@@ -168,7 +168,8 @@ pub struct Refused {
 
 impl DeploySettings {
     /// The settings of `ask`: defaults for what it leaves out, the checks the flags and a
-    /// pipeline share, and what the run's environment sets (`GEARS_LOCK_STALE`).
+    /// pipeline share, and what the run's environment sets (`GEARS_LOCK_STALE`, and
+    /// `GEARS_LOCK_TABLE` when no lock table is asked for).
     pub fn resolve(
         ask: DeployAsk,
         ctx: &crate::context::RunContext,
@@ -211,7 +212,9 @@ impl DeploySettings {
             smoke_target: ask.smoke_target,
             no_smoke: ask.no_smoke,
             lock_stale: lock_stale(ctx),
-            lock_table: ask.lock_table,
+            lock_table: ask
+                .lock_table
+                .or_else(|| ctx.var("GEARS_LOCK_TABLE").map(str::to_owned)),
             parallel: ask.parallel.unwrap_or(defaults::PARALLEL).max(1).into(),
             min_healthy: ask.min_healthy.unwrap_or(defaults::MIN_HEALTHY),
             plan_only: ask.plan_only,

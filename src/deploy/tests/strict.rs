@@ -145,3 +145,73 @@ async fn a_throttled_first_call_never_fails_the_checks() {
         }
     }
 }
+
+/// Issue 24 item 11: a group with no room for gears' tags is refused before any change.
+#[tokio::test(start_paused = true)]
+async fn a_group_without_room_for_the_deploys_tags_is_refused_before_any_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, cloud) = setup(dir.path(), 2);
+    for i in 0..45 {
+        cloud.fake_fleet_tag("hello-live", &format!("team:{i}"), "x");
+    }
+    let e = deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
+        .await
+        .unwrap_err();
+    let text = e.render();
+    assert_eq!(e.exit(), Exit::InvalidInput, "{text}");
+    assert!(text.contains("it has 47 tags and a deploy adds"), "{text}");
+    assert!(text.contains("AWS allows 50 on a group"), "{text}");
+    assert!(all(&cloud, OLD));
+    assert!(!cloud.calls().iter().any(|c| c.starts_with("CreateOrUpdateTags")));
+}
+
+/// Issue 24 item 11: in CI, a deploy on the tag lock alone says so; `GEARS_LOCK_TABLE` names a
+/// table when no flag does.
+#[tokio::test(start_paused = true)]
+async fn in_ci_the_tag_lock_alone_is_warned_of_and_gears_lock_table_names_a_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, cloud) = setup(dir.path(), 2);
+    let ci = crate::context::RunContext::from_vars([("CI", "true")]);
+    let ui = crate::ui::Recorded::default();
+    super::super::deploy(&s, &ci, &Cancel::new(), &Cleanup::default(), &cloud, &ui)
+        .await
+        .map_err(|f| f.error.render())
+        .unwrap();
+    let warned: Vec<String> = ui
+        .taken()
+        .into_iter()
+        .filter(|(k, _)| *k == "warning")
+        .map(|(_, t)| t)
+        .collect();
+    assert!(
+        warned.iter().any(|w| w.contains("tag lock alone")),
+        "{warned:?}"
+    );
+    // Not outside CI.
+    let (s, cloud) = setup(dir.path(), 2);
+    let ui = crate::ui::Recorded::default();
+    super::super::deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &cloud, &ui)
+        .await
+        .map_err(|f| f.error.render())
+        .unwrap();
+    assert!(!ui.taken().iter().any(|(_, t)| t.contains("tag lock alone")));
+    // The variable names the table when no flag does; the flag wins.
+    let ask = || {
+        DeployAsk::new(
+            dir.path().join("gears.yaml"),
+            AmiChoice::Explicit {
+                ami: NEW.into(),
+                region: "us-east-1".into(),
+            },
+            "live",
+        )
+    };
+    let env = crate::context::RunContext::from_vars([("GEARS_LOCK_TABLE", "locks")]);
+    let s = DeploySettings::resolve(ask(), &env).unwrap();
+    assert_eq!(s.lock_table.as_deref(), Some("locks"));
+    let mut flagged = ask();
+    flagged.lock_table = Some("other".into());
+    let s = DeploySettings::resolve(flagged, &env).unwrap();
+    assert_eq!(s.lock_table.as_deref(), Some("other"));
+    assert_eq!(DeploySettings::resolve(ask(), &rc()).unwrap().lock_table, None);
+}
