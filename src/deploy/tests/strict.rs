@@ -162,7 +162,10 @@ async fn a_group_without_room_for_the_deploys_tags_is_refused_before_any_change(
     assert!(text.contains("it has 47 tags and a deploy adds"), "{text}");
     assert!(text.contains("AWS allows 50 on a group"), "{text}");
     assert!(all(&cloud, OLD));
-    assert!(!cloud.calls().iter().any(|c| c.starts_with("CreateOrUpdateTags")));
+    assert!(!cloud
+        .calls()
+        .iter()
+        .any(|c| c.starts_with("CreateOrUpdateTags")));
 }
 
 /// Issue 24 item 11: in CI, a deploy on the tag lock alone says so; `GEARS_LOCK_TABLE` names a
@@ -213,5 +216,8 @@ async fn in_ci_the_tag_lock_alone_is_warned_of_and_gears_lock_table_names_a_tabl
     flagged.lock_table = Some("other".into());
     let s = DeploySettings::resolve(flagged, &env).unwrap();
     assert_eq!(s.lock_table.as_deref(), Some("other"));
-    assert_eq!(DeploySettings::resolve(ask(), &rc()).unwrap().lock_table, None);
+    assert_eq!(
+        DeploySettings::resolve(ask(), &rc()).unwrap().lock_table,
+        None
+    );
 }

@@ -1,0 +1,252 @@
+//! The fake's Auto Scaling model behind [`super::FakeFleet`]: groups and their members, launch
+//! templates and configurations, target health; and the calls a test sets it up with.
+
+use super::FakeCloud;
+use crate::aws::{Group, LaunchHook, Member};
+use std::collections::BTreeMap;
+
+/// The fake's Auto Scaling: groups, launch template versions (template id → version → image),
+/// target health by image, and a log of the healthy in-service count after every change.
+#[derive(Default)]
+pub(super) struct FleetState {
+    pub(super) groups: BTreeMap<String, Group>,
+    pub(super) templates: BTreeMap<String, Vec<String>>,
+    /// Launch configuration name → image.
+    pub(super) configurations: BTreeMap<String, String>,
+    pub(super) images: BTreeMap<String, String>,
+    pub(super) next: u32,
+    /// Instances of these images fail their target-group health check.
+    pub(super) unhealthy_images: Vec<String>,
+    /// These instances fail their target-group health checks.
+    pub(super) unhealthy_members: Vec<String>,
+    /// Every instance launched after the first N fails its target-group health checks.
+    pub(super) unhealthy_after: Option<u32>,
+    /// Instance refreshes: group → (id, status).
+    pub(super) refreshes: BTreeMap<String, (String, String)>,
+    /// Healthy in-service members after each change, per group.
+    pub(super) floor_log: BTreeMap<String, Vec<usize>>,
+    /// A template's default version, when not 1.
+    pub(super) default_versions: BTreeMap<String, usize>,
+    /// CreateLaunchTemplateVersion client tokens (region/token) → the version they made and
+    /// what was asked.
+    pub(super) client_tokens: BTreeMap<String, (String, String)>,
+    /// Launch lifecycle hooks, per group.
+    pub(super) launch_hooks: BTreeMap<String, Vec<LaunchHook>>,
+    /// Instances of these images stay in `Pending:Wait` (a launch hook nobody completes).
+    pub(super) held_images: Vec<String>,
+}
+
+impl FleetState {
+    fn launch(&mut self, group: &str) -> Option<()> {
+        let g = self.groups.get(group)?;
+        let image = match (&g.template, &g.launch_configuration) {
+            (Some(t), _) => {
+                let versions = self.templates.get(&t.id)?;
+                let idx: usize = match t.version.as_str() {
+                    "$Latest" => versions.len(),
+                    "$Default" => self.default_versions.get(&t.id).copied().unwrap_or(1),
+                    v => v.parse().ok()?,
+                };
+                versions.get(idx.checked_sub(1)?)?.clone()
+            }
+            (None, Some(c)) => self.configurations.get(c)?.clone(),
+            (None, None) => return None,
+        };
+        self.next += 1;
+        let id = format!("i-f{:016x}", self.next);
+        let held = self.held_images.contains(&image);
+        self.images.insert(id.clone(), image);
+        self.groups.get_mut(group)?.members.push(Member {
+            id,
+            lifecycle: if held { "Pending:Wait" } else { "InService" }.into(),
+            health: "Healthy".into(),
+        });
+        Some(())
+    }
+
+    /// Launches or removes members until the group has its desired count (newest removed
+    /// first), then records the healthy count.
+    pub(super) fn settle(&mut self, group: &str) {
+        loop {
+            let Some(g) = self.groups.get(group) else {
+                return;
+            };
+            let n = g.members.iter().filter(|m| m.counts()).count() as i32;
+            let want = g.desired;
+            if n < want {
+                if self.launch(group).is_none() {
+                    break;
+                }
+            } else if n > want {
+                if let Some(g) = self.groups.get_mut(group) {
+                    // The newest member that counts goes.
+                    if let Some(i) = g.members.iter().rposition(|m| m.counts()) {
+                        g.members.remove(i);
+                    }
+                }
+            } else {
+                break;
+            }
+        }
+        self.record(group);
+    }
+
+    fn healthy(&self, group: &str) -> usize {
+        self.groups.get(group).map_or(0, |g| {
+            g.members
+                .iter()
+                .filter(|m| {
+                    m.in_service()
+                        && !self.late(&m.id)
+                        && !self.unhealthy_members.contains(&m.id)
+                        && !self
+                            .images
+                            .get(&m.id)
+                            .is_some_and(|i| self.unhealthy_images.contains(i))
+                })
+                .count()
+        })
+    }
+
+    /// Launched after the first `unhealthy_after` instances.
+    pub(super) fn late(&self, id: &str) -> bool {
+        let n = id
+            .strip_prefix("i-f")
+            .and_then(|h| u32::from_str_radix(h, 16).ok());
+        matches!((self.unhealthy_after, n), (Some(after), Some(n)) if n > after)
+    }
+
+    pub(super) fn record(&mut self, group: &str) {
+        let h = self.healthy(group);
+        self.floor_log.entry(group.to_owned()).or_default().push(h);
+    }
+}
+
+impl FakeCloud {
+    pub(super) fn fleet_state(&self) -> std::sync::MutexGuard<'_, FleetState> {
+        self.state.fleet.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Adds a group launching from template `template` (its versions' images), with `desired`
+    /// members running the last version's image.
+    pub fn add_group(&self, group: Group, template_images: &[&str]) {
+        let mut f = self.fleet_state();
+        if let Some(t) = &group.template {
+            f.templates.insert(
+                t.id.clone(),
+                template_images.iter().map(|s| s.to_string()).collect(),
+            );
+        }
+        let name = group.name.clone();
+        f.groups.insert(name.clone(), group);
+        f.settle(&name);
+    }
+
+    /// Adds a launch configuration.
+    pub fn add_configuration(&self, name: &str, image: &str) {
+        self.fleet_state()
+            .configurations
+            .insert(name.to_owned(), image.to_owned());
+    }
+
+    /// The launch configurations and their images.
+    pub fn configurations(&self) -> BTreeMap<String, String> {
+        self.fleet_state().configurations.clone()
+    }
+
+    /// Sets a tag on a group directly (as a human or another tool would).
+    pub fn fake_fleet_tag(&self, group: &str, key: &str, value: &str) {
+        if let Some(g) = self.fleet_state().groups.get_mut(group) {
+            g.tags.insert(key.to_owned(), value.to_owned());
+        }
+    }
+
+    /// Makes a group's launch template its mixed-instances policy's; `override_templates` are
+    /// the instance types whose overrides name a template of their own.
+    pub fn set_mixed(&self, group: &str, override_templates: &[&str]) {
+        if let Some(g) = self.fleet_state().groups.get_mut(group) {
+            g.mixed = true;
+            g.override_templates = override_templates.iter().map(|s| s.to_string()).collect();
+        }
+    }
+
+    /// Sets a launch template's default version (1 otherwise).
+    pub fn set_default_version(&self, template: &str, n: usize) {
+        self.fleet_state()
+            .default_versions
+            .insert(template.to_owned(), n);
+    }
+
+    /// A launch template's versions: their images, version 1 first.
+    pub fn template_versions(&self, template: &str) -> Vec<String> {
+        self.fleet_state()
+            .templates
+            .get(template)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// A launch lifecycle hook on `group` that holds instances of `images` in `Pending:Wait`.
+    pub fn add_launch_hook(&self, group: &str, hook: LaunchHook, images: &[&str]) {
+        let mut f = self.fleet_state();
+        f.launch_hooks
+            .entry(group.to_owned())
+            .or_default()
+            .push(hook);
+        f.held_images.extend(images.iter().map(|s| s.to_string()));
+    }
+
+    /// Puts a member in a lifecycle state (`Standby`, `Terminating:Wait`, ...).
+    pub fn set_lifecycle(&self, id: &str, state: &str) {
+        let mut f = self.fleet_state();
+        for g in f.groups.values_mut() {
+            for m in g.members.iter_mut().filter(|m| m.id == id) {
+                m.lifecycle = state.to_owned();
+            }
+        }
+    }
+
+    /// Lets the group launch or remove members until its desired count is met.
+    pub fn settle(&self, group: &str) {
+        self.fleet_state().settle(group);
+    }
+
+    /// Every instance launched after the first `n` fails its target-group health checks.
+    pub fn set_unhealthy_after(&self, n: u32) {
+        self.fleet_state().unhealthy_after = Some(n);
+    }
+
+    /// This instance fails its target-group health checks from now on.
+    pub fn set_unhealthy_member(&self, id: &str) {
+        self.fleet_state().unhealthy_members.push(id.to_owned());
+    }
+
+    /// Instances of these images fail their target-group health checks from now on.
+    pub fn set_unhealthy_images(&self, images: &[&str]) {
+        self.fleet_state().unhealthy_images = images.iter().map(|s| s.to_string()).collect();
+    }
+
+    /// The group as it is now.
+    pub fn group(&self, name: &str) -> Option<Group> {
+        self.fleet_state().groups.get(name).cloned()
+    }
+
+    /// The image of each member of the group.
+    pub fn member_images(&self, name: &str) -> Vec<String> {
+        let f = self.fleet_state();
+        f.groups.get(name).map_or(Vec::new(), |g| {
+            g.members
+                .iter()
+                .filter_map(|m| f.images.get(&m.id).cloned())
+                .collect()
+        })
+    }
+
+    /// The lowest healthy in-service count the group had after any change.
+    pub fn healthy_floor(&self, name: &str) -> Option<usize> {
+        self.fleet_state()
+            .floor_log
+            .get(name)
+            .and_then(|v| v.iter().min().copied())
+    }
+}

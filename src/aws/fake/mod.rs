@@ -1,0 +1,298 @@
+//! An in-memory [`Cloud`] with injectable faults, for tests of what moto cannot produce
+//! (throttling, an error at a given call, slow answers). Latency sleeps on tokio's clock, so
+//! tests run it with the clock paused. Used beside the moto tests, never instead of them.
+//!
+//! A file a port: `images`, `instances` (EC2 instances, key pairs, security groups, console),
+//! `fleet` over `fleet_state` (Auto Scaling, launch templates, target health), `amis` (AMI
+//! housekeeping) and `locks` (the DynamoDB lock table); here the shared state, the numbering,
+//! faults and log of calls, and the [`Cloud`] and [`super::AmiCloud`] that hand the ports out.
+
+use super::{Cloud, CloudError, ErrorKind, Image, SecurityGroup};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+mod amis;
+mod fleet;
+mod fleet_state;
+mod images;
+mod instances;
+mod locks;
+
+pub use amis::FakeAmis;
+pub use fleet::FakeFleet;
+pub use images::FakeImages;
+pub use instances::FakeInstances;
+pub use locks::FakeLocks;
+
+use amis::AmisState;
+use fleet_state::FleetState;
+use instances::FakeInstance;
+
+/// Faults to inject. Calls are numbered from 1 across the whole fake cloud.
+#[derive(Debug, Clone, Default)]
+pub struct Faults {
+    /// Every k-th call is throttled (after the SDK's retries, as AWS would leave it).
+    pub throttle_one_in: Option<u32>,
+    /// This share (in percent) of calls is throttled, spread over the call numbers as AWS
+    /// would (a fixed scramble of them, so runs are repeatable): a call retried is a new call.
+    pub throttle_percent: Option<u32>,
+    /// Call N fails with this kind of error.
+    pub fail_at: Option<(u32, ErrorKind)>,
+    /// Every call takes this long.
+    pub latency: Duration,
+    /// These operations (e.g. `TerminateInstances`) are throttled every time, until the faults
+    /// change.
+    pub throttle_ops: Vec<&'static str>,
+    /// How long a launched instance stays `pending` before it is `running`.
+    pub boot: Duration,
+    /// How long after launch EC2's status checks say ok (None: EC2 reports no checks).
+    pub checks: Option<Duration>,
+}
+
+#[derive(Default)]
+struct State {
+    images: Mutex<BTreeMap<String, Vec<Image>>>,
+    instances: Mutex<BTreeMap<String, Vec<FakeInstance>>>,
+    key_pairs: Mutex<Vec<String>>,
+    fleet: Mutex<FleetState>,
+    /// Lock table items: key → (run, holder, until).
+    locks: Mutex<BTreeMap<String, (String, String, i64)>>,
+    groups: Mutex<Vec<SecurityGroup>>,
+    console: Mutex<String>,
+    calls: AtomicU32,
+    log: Mutex<Vec<String>>,
+    faults: Mutex<Faults>,
+    amis: Mutex<AmisState>,
+}
+
+/// The fake AWS: images per region, the faults, and a log of the calls made.
+#[derive(Clone, Default)]
+pub struct FakeCloud {
+    state: Arc<State>,
+}
+
+impl FakeCloud {
+    /// An empty cloud without faults.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the faults from now on.
+    pub fn set_faults(&self, faults: Faults) {
+        *self.state.faults.lock().unwrap_or_else(|p| p.into_inner()) = faults;
+    }
+
+    fn faults(&self) -> Faults {
+        self.state
+            .faults
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The calls made so far, as `Operation region`.
+    pub fn calls(&self) -> Vec<String> {
+        self.state
+            .log
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// One call: numbered, logged, delayed, and failed if a fault says so.
+    async fn call(&self, operation: &'static str, region: &str) -> Result<(), CloudError> {
+        let n = self.state.calls.fetch_add(1, Ordering::SeqCst) + 1;
+        self.state
+            .log
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(format!("{operation} {region}"));
+        let faults = self.faults();
+        if !faults.latency.is_zero() {
+            tokio::time::sleep(faults.latency).await;
+        }
+        let code = match faults.fail_at {
+            Some((at, kind)) if at == n => Some(match kind {
+                ErrorKind::Throttled => "RequestLimitExceeded",
+                ErrorKind::AccessDenied => "UnauthorizedOperation",
+                ErrorKind::NotFound => "InvalidAMIID.NotFound",
+                ErrorKind::Invalid => "ValidationError",
+                ErrorKind::Transient => "InternalError",
+                ErrorKind::Other => "SomethingGearsDoesNotKnow",
+            }),
+            _ if faults.throttle_ops.contains(&operation) => Some("RequestLimitExceeded"),
+            _ if faults
+                .throttle_percent
+                .is_some_and(|p| scramble(n) % 100 < u64::from(p)) =>
+            {
+                Some("RequestLimitExceeded")
+            }
+            _ => match faults.throttle_one_in {
+                Some(k) if k > 0 && n.is_multiple_of(k) => Some("RequestLimitExceeded"),
+                _ => None,
+            },
+        };
+        match code {
+            Some(code) => Err(CloudError::api(
+                operation,
+                region,
+                Some(code),
+                format!("injected fault at call {n}"),
+            )),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Cloud for FakeCloud {
+    type Images = FakeImages;
+    type Instances = FakeInstances;
+
+    async fn images(&self, region: &str) -> Result<FakeImages, CloudError> {
+        Ok(FakeImages {
+            cloud: self.clone(),
+            region: region.to_owned(),
+        })
+    }
+
+    async fn instances(&self, region: &str) -> Result<FakeInstances, CloudError> {
+        Ok(FakeInstances {
+            cloud: self.clone(),
+            region: region.to_owned(),
+        })
+    }
+
+    type Fleet = FakeFleet;
+
+    async fn fleet(&self, region: &str) -> Result<FakeFleet, CloudError> {
+        Ok(FakeFleet {
+            cloud: self.clone(),
+            region: region.to_owned(),
+        })
+    }
+
+    type Locks = FakeLocks;
+
+    async fn locks(&self, region: &str, _table: &str) -> Result<FakeLocks, CloudError> {
+        Ok(FakeLocks {
+            cloud: self.clone(),
+            region: region.to_owned(),
+        })
+    }
+}
+
+impl super::AmiCloud for FakeCloud {
+    type Amis = FakeAmis;
+
+    async fn amis(&self, region: &str) -> Result<FakeAmis, CloudError> {
+        Ok(FakeAmis {
+            cloud: self.clone(),
+            region: region.to_owned(),
+        })
+    }
+}
+
+/// A call number scrambled (splitmix64's finaliser): a repeatable spread of throttled calls.
+fn scramble(n: u32) -> u64 {
+    let mut x = u64::from(n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+/// EC2's name patterns: `*` any run, `?` one character.
+fn glob(pattern: &str, s: &str) -> bool {
+    fn go(p: &[char], s: &[char]) -> bool {
+        match (p.first(), s.first()) {
+            (None, None) => true,
+            (Some('*'), _) => go(&p[1..], s) || (!s.is_empty() && go(p, &s[1..])),
+            (Some('?'), Some(_)) => go(&p[1..], &s[1..]),
+            (Some(a), Some(b)) if a == b => go(&p[1..], &s[1..]),
+            _ => false,
+        }
+    }
+    let p: Vec<char> = pattern.chars().collect();
+    let s: Vec<char> = s.chars().collect();
+    go(&p, &s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::time::Instant;
+
+    use crate::aws::{BaseAmiQuery, Images};
+    fn img(id: &str, tags: &[(&str, &str)]) -> Image {
+        Image {
+            id: id.into(),
+            name: format!("name-{id}"),
+            state: "available".into(),
+            creation_date: "2026-11-24T00:00:00.000Z".into(),
+            tags: tags
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn faults_are_injected_by_call_number_share_and_latency() {
+        let cloud = FakeCloud::new();
+        cloud.add_image("us-east-1", img("ami-1", &[("A", "1")]));
+        cloud.set_faults(Faults {
+            throttle_one_in: Some(3),
+            fail_at: Some((5, ErrorKind::AccessDenied)),
+            latency: Duration::from_secs(2),
+            ..Default::default()
+        });
+        let images = cloud.images("us-east-1").await.unwrap();
+        let want = BTreeMap::from([("A".to_owned(), "1".to_owned())]);
+        let start = Instant::now();
+        let mut kinds = Vec::new();
+        for _ in 0..6 {
+            kinds.push(
+                images
+                    .find_by_tags(&want)
+                    .await
+                    .map(|v| v.len())
+                    .map_err(|e| e.kind()),
+            );
+        }
+        assert_eq!(
+            kinds,
+            vec![
+                Ok(1),
+                Ok(1),
+                Err(ErrorKind::Throttled),
+                Ok(1),
+                Err(ErrorKind::AccessDenied),
+                Err(ErrorKind::Throttled),
+            ]
+        );
+        // Six calls of 2 s each, on the paused clock.
+        assert_eq!(start.elapsed(), Duration::from_secs(12));
+        assert_eq!(cloud.calls().len(), 6);
+    }
+
+    #[tokio::test]
+    async fn lookups_compare_exactly_and_take_the_newest_base() {
+        let cloud = FakeCloud::new();
+        cloud.add_image("r", img("ami-1", &[("V", "7.0.1")]));
+        let mut newer = img("ami-2", &[("team", "x")]);
+        newer.creation_date = "2026-11-25T00:00:00.000Z".into();
+        cloud.add_image("r", newer);
+        cloud.add_image("r", img("ami-3", &[("team", "x")]));
+        let images = cloud.images("r").await.unwrap();
+        let star = BTreeMap::from([("V".to_owned(), "7.0.*".to_owned())]);
+        assert!(images.find_by_tags(&star).await.unwrap().is_empty());
+        let q = BaseAmiQuery {
+            name: Some("name-ami-*".into()),
+            tags: BTreeMap::from([("team".to_owned(), "x".to_owned())]),
+            ..Default::default()
+        };
+        assert_eq!(images.find_base_ami(&q).await.unwrap().unwrap().id, "ami-2");
+        assert!(glob("a*c?e", "abbbcde") && !glob("a*c?e", "abce"));
+    }
+}
