@@ -675,6 +675,10 @@ mod tests {
                 override_templates: vec![],
                 members: vec![],
                 target_groups: vec!["tg".into()],
+                load_balancers: vec![],
+                other_traffic: vec![],
+                units: None,
+                warm_pool: false,
                 suspended: vec![],
                 tags: std::collections::BTreeMap::from([
                     ("gears:component".to_owned(), "hello".to_owned()),

@@ -10,6 +10,7 @@ pub struct AwsFleet {
     asg: aws_sdk_autoscaling::Client,
     ec2: aws_sdk_ec2::Client,
     elb: aws_sdk_elasticloadbalancingv2::Client,
+    classic: aws_sdk_elasticloadbalancing::Client,
     region: String,
 }
 
@@ -28,6 +29,11 @@ impl AwsFleet {
             ),
             elb: aws_sdk_elasticloadbalancingv2::Client::from_conf(
                 aws_sdk_elasticloadbalancingv2::config::Builder::from(conf)
+                    .region(r())
+                    .build(),
+            ),
+            classic: aws_sdk_elasticloadbalancing::Client::from_conf(
+                aws_sdk_elasticloadbalancing::config::Builder::from(conf)
                     .region(r())
                     .build(),
             ),
@@ -52,6 +58,51 @@ impl AwsFleet {
             .map_err(|e| map_err("DescribeLaunchTemplateVersions", &self.region, e))?;
         Ok(out.launch_template_versions().first().cloned())
     }
+}
+
+/// The group's traffic sources of `kind` (`elb`, `elbv2`): those of the older fields (`listed`)
+/// and of `TrafficSources`, once each.
+fn traffic(
+    g: &aws_sdk_autoscaling::types::AutoScalingGroup,
+    kind: &str,
+    listed: &[String],
+) -> Vec<String> {
+    let mut all: Vec<String> = listed.to_vec();
+    for t in g.traffic_sources() {
+        if t.r#type() == Some(kind) {
+            if let Some(id) = t.identifier() {
+                // A Classic load balancer's identifier is its name; an ELBv2 one's, its ARN.
+                if !all.iter().any(|a| a == id) {
+                    all.push(id.to_owned());
+                }
+            }
+        }
+    }
+    all
+}
+
+/// Why the group's desired capacity counts units rather than instances, if it does.
+fn units(g: &aws_sdk_autoscaling::types::AutoScalingGroup) -> Option<String> {
+    if let Some(t) = g.desired_capacity_type().filter(|t| *t != "units") {
+        return Some(format!("its DesiredCapacityType is {t}"));
+    }
+    let weighted: Vec<String> = g
+        .mixed_instances_policy()
+        .and_then(|p| p.launch_template())
+        .map(|t| {
+            t.overrides()
+                .iter()
+                .filter_map(|o| {
+                    let w = o.weighted_capacity().filter(|w| w.trim() != "1")?;
+                    Some(format!(
+                        "{} weighs {w}",
+                        o.instance_type().unwrap_or("an override")
+                    ))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    (!weighted.is_empty()).then(|| format!("its overrides are weighted ({})", weighted.join(", ")))
 }
 
 fn group(g: &aws_sdk_autoscaling::types::AutoScalingGroup) -> Group {
@@ -100,7 +151,22 @@ fn group(g: &aws_sdk_autoscaling::types::AutoScalingGroup) -> Group {
                 health: i.health_status().unwrap_or_default().to_owned(),
             })
             .collect(),
-        target_groups: g.target_group_arns().to_vec(),
+        target_groups: traffic(g, "elbv2", g.target_group_arns()),
+        load_balancers: traffic(g, "elb", g.load_balancer_names()),
+        other_traffic: g
+            .traffic_sources()
+            .iter()
+            .filter(|t| !matches!(t.r#type(), Some("elb" | "elbv2")))
+            .map(|t| {
+                format!(
+                    "{} {}",
+                    t.r#type().unwrap_or("(no type)"),
+                    t.identifier().unwrap_or_default()
+                )
+            })
+            .collect(),
+        units: units(g),
+        warm_pool: g.warm_pool_configuration().is_some(),
         suspended: g
             .suspended_processes()
             .iter()
@@ -534,6 +600,29 @@ impl Fleet for AwsFleet {
                 name: h.lifecycle_hook_name().unwrap_or_default().to_owned(),
                 heartbeat: h.heartbeat_timeout().unwrap_or(3600).max(0) as u32,
                 default_result: h.default_result().unwrap_or("ABANDON").to_owned(),
+            })
+            .collect())
+    }
+
+    async fn classic_health(
+        &self,
+        load_balancer: &str,
+    ) -> Result<BTreeMap<String, String>, CloudError> {
+        let out = self
+            .classic
+            .describe_instance_health()
+            .load_balancer_name(load_balancer)
+            .send()
+            .await
+            .map_err(|e| map_err("DescribeInstanceHealth", &self.region, e))?;
+        Ok(out
+            .instance_states()
+            .iter()
+            .filter_map(|s| {
+                Some((
+                    s.instance_id()?.to_owned(),
+                    s.state().unwrap_or_default().to_owned(),
+                ))
             })
             .collect())
     }

@@ -409,7 +409,19 @@ pub struct Group {
     /// A legacy launch configuration's name, when the group has no launch template.
     pub launch_configuration: Option<String>,
     pub members: Vec<Member>,
+    /// ELBv2 target groups: `TargetGroupARNs` and `elbv2` traffic sources.
     pub target_groups: Vec<String>,
+    /// Classic load balancers: `LoadBalancerNames` and `elb` traffic sources.
+    pub load_balancers: Vec<String>,
+    /// Traffic sources gears cannot read the health of (VPC Lattice, a type AWS adds later):
+    /// `type identifier`.
+    pub other_traffic: Vec<String>,
+    /// Why desired capacity counts units, not instances (weighted overrides, a vCPU or memory
+    /// capacity type), when it does.
+    pub units: Option<String>,
+    /// The group has a warm pool (its pooled instances keep the launch spec they were made
+    /// with, and a scale-out draws on them).
+    pub warm_pool: bool,
     pub suspended: Vec<String>,
     pub tags: BTreeMap<String, String>,
 }
@@ -426,6 +438,13 @@ pub trait Fleet: Send + Sync {
         tags: &BTreeMap<String, String>,
         names: &[String],
     ) -> impl Future<Output = Result<Vec<Group>, CloudError>> + Send;
+
+    /// A Classic load balancer's view of its instances (instance id → `InService`,
+    /// `OutOfService` or `Unknown`).
+    fn classic_health(
+        &self,
+        load_balancer: &str,
+    ) -> impl Future<Output = Result<BTreeMap<String, String>, CloudError>> + Send;
 
     /// The image of a launch template version.
     fn template_image(

@@ -116,7 +116,9 @@ pub(super) async fn plan<F: Fleet, L: LockTable>(
         g.desired + surge,
         g.max,
         g.max.max(g.desired + surge),
-    ) + &note;
+    ) + "; "
+        + &gated_on(&g, roll.smoke.is_some())
+        + &note;
     Ok(out.with(GroupResult::Planned, detail))
 }
 

@@ -78,8 +78,8 @@ pub const NEEDED_PROCESSES: [&str; 5] = [
 pub const MAX_GROUP_TAGS: usize = 50;
 
 /// What makes a deploy of `g` impossible with these settings, found before any change (exit 3):
-/// a process it needs suspended, no room for its tags, or instance-refresh preferences AWS
-/// refuses.
+/// a process it needs suspended, a traffic source it cannot gate on, capacity in units, a warm
+/// pool, no room for its tags, or instance-refresh preferences AWS refuses.
 fn deployable(
     settings: &DeploySettings,
     instance_tags: &BTreeMap<String, String>,
@@ -108,6 +108,35 @@ fn deployable(
             blocked.join(" ")
         ))
         .into());
+    }
+    let refuse = |why: String, hint: &str| -> Result<(), Error> {
+        Err(InputError::whole_file(format!("group {}", g.name), why)
+            .with_hint(hint)
+            .into())
+    };
+    if !g.other_traffic.is_empty() {
+        return refuse(
+            format!(
+                "it has traffic sources gears cannot read the health of ({}): the gate would pass instances they do not serve",
+                g.other_traffic.join(", ")
+            ),
+            "deploy it with AWS's own tools, or move it behind a target group or a Classic load balancer",
+        );
+    }
+    if let Some(why) = &g.units {
+        return refuse(
+            format!("{why}: its desired capacity counts units, not instances, and gears rolls and rolls back by instances (the roll would never settle)"),
+            "give the group instance counts (DesiredCapacityType units, overrides of weight 1) for the deploy",
+        );
+    }
+    if g.warm_pool {
+        return refuse(
+            "it has a warm pool: a scale-out draws on pooled instances, which keep the launch spec they were made with, so a batch would bring in the old AMI".to_owned(),
+            &format!(
+                "delete the pool for the deploy (aws autoscaling delete-warm-pool --auto-scaling-group-name {} --force-delete), or roll it with AWS's instance refresh from the console",
+                crate::bake::quote::shell_quote(&g.name)
+            ),
+        );
     }
     // AWS allows 50 tags on a group: gears' own (the record, the lock, the tags to restore) and
     // the instance tags it sets must find room, or the deploy would fail half-way.

@@ -142,18 +142,32 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
         since: Instant,
     ) -> Result<BTreeMap<String, bool>, Error> {
         let d = self.deadline();
-        let mut tg = Vec::new();
+        // Every traffic source the group has: each target group's targets `healthy`, each
+        // Classic load balancer's instances `InService` (during the health-check grace period
+        // Auto Scaling calls new instances Healthy while the load balancer does not).
+        let mut sources: Vec<(BTreeMap<String, String>, &str)> = Vec::new();
         for arn in &g.target_groups {
             let fetch = || patiently(self.cancel, d, || self.fleet.target_health(arn));
-            tg.push(self.looks.target_health(arn, since, fetch).await?);
+            sources.push((
+                self.looks.target_health(arn, since, fetch).await?,
+                "healthy",
+            ));
+        }
+        for lb in &g.load_balancers {
+            let fetch = || patiently(self.cancel, d, || self.fleet.classic_health(lb));
+            let key = format!("classic:{lb}");
+            sources.push((
+                self.looks.target_health(&key, since, fetch).await?,
+                "InService",
+            ));
         }
         Ok(g.members
             .iter()
             .map(|m| {
                 let ok = m.in_service()
-                    && tg
+                    && sources
                         .iter()
-                        .all(|t| t.get(&m.id).map(String::as_str) == Some("healthy"));
+                        .all(|(t, good)| t.get(&m.id).map(String::as_str) == Some(*good));
                 (m.id.clone(), ok)
             })
             .collect())
@@ -261,4 +275,28 @@ pub(super) fn held_by_hooks(g: &Group, hooks: &[crate::aws::LaunchHook]) -> Stri
             _ => format!("launch lifecycle hooks {}", names.join(", ")),
         }
     )
+}
+
+/// What the gate of `g` looks at, in words: its traffic sources and smoke tests, or that it
+/// has neither (then Auto Scaling's health alone decides, which a new instance passes during
+/// its health-check grace period whatever it serves).
+pub fn gated_on(g: &Group, smoke: bool) -> String {
+    let mut on = vec!["Auto Scaling health".to_owned()];
+    if !g.target_groups.is_empty() {
+        on.push(format!("{} target group(s)", g.target_groups.len()));
+    }
+    if !g.load_balancers.is_empty() {
+        on.push(format!(
+            "Classic load balancer(s) {}",
+            g.load_balancers.join(", ")
+        ));
+    }
+    if smoke {
+        on.push("the smoke tests".to_owned());
+    }
+    if on.len() == 1 {
+        "gated on Auto Scaling health only: the group has no load balancer or target group and the component no smoke tests".to_owned()
+    } else {
+        format!("gated on {}", on.join(", "))
+    }
 }

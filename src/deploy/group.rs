@@ -51,6 +51,7 @@ async fn deploy_one<F: Fleet, L: LockTable>(
     if let Some(detail) = already_there(roll, g, on, &out).await? {
         return Ok(out.with(GroupResult::NothingToDo, detail));
     }
+    roll.say(&gated_on(g, roll.smoke.is_some()));
     roll.take_table_lock().await?;
     // Until this group is deployed or rolled back, a second signal (which stops gears at
     // once) says so, and an unexpected way out is a failed cleanup (exit 7).

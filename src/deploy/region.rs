@@ -72,9 +72,10 @@ impl RegionLooks {
 }
 
 impl RegionLooks {
-    /// Target group `arn`'s health (instance id → state) as a look begun after `since` saw
-    /// it: the region's last when it is that recent (groups sharing a target group share the
-    /// call), else a new one from `fetch`.
+    /// A traffic source's health (instance id → state) as a look begun after `since` saw it:
+    /// the region's last when it is that recent (groups sharing a target group or a Classic
+    /// load balancer share the call), else a new one from `fetch`. `arn` is a target group's
+    /// ARN, or `classic:` and a load balancer's name.
     pub async fn target_health<Fut>(
         &self,
         arn: &str,

@@ -771,3 +771,56 @@ async fn sigterm_mid_deploy_rolls_back_before_exiting_143() {
         .iter()
         .any(|t| t.key().is_some_and(|k| k.starts_with("gears:deploy"))));
 }
+
+/// A group behind a Classic load balancer (issue 24 item 1): the gate reads the load
+/// balancer's instance health (DescribeInstanceHealth on moto) and the roll goes through.
+#[tokio::test]
+async fn a_group_behind_a_classic_load_balancer_is_gated_on_it_and_rolls() {
+    let dir = tempdir();
+    let name = unique("clb");
+    component_file(dir.path(), &name);
+    let (group, _, new) = fleet(&name, "us-east-1", 2).await;
+    let c = conf("us-east-1").await;
+    let lb = format!("clb{}", &name[name.len() - 8..])
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .collect::<String>();
+    aws_sdk_elasticloadbalancing::Client::new(&c)
+        .create_load_balancer()
+        .load_balancer_name(&lb)
+        .availability_zones("us-east-1a")
+        .listeners(
+            aws_sdk_elasticloadbalancing::types::Listener::builder()
+                .protocol("HTTP")
+                .load_balancer_port(80)
+                .instance_port(8080)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    aws_sdk_autoscaling::Client::new(&c)
+        .attach_load_balancers()
+        .auto_scaling_group_name(&group)
+        .load_balancer_names(&lb)
+        .send()
+        .await
+        .unwrap();
+    let (out, err, code) = parts(
+        &gears()
+            .current_dir(dir.path())
+            .args(["deploy", "--environment", "live", "--ami", &new])
+            .args(["--region", "us-east-1", "--batch", "1", "--poll", "0.2"])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("\tdeployed\t"), "{out}");
+    assert!(
+        err.contains(&format!("Classic load balancer(s) {lb}")),
+        "{err}"
+    );
+    let (after, _) = images_of_group("us-east-1", &group).await;
+    assert!(after.iter().all(|i| i == &new), "{after:?}");
+}

@@ -404,6 +404,29 @@ impl Fleet for FakeFleet {
             .unwrap_or_default())
     }
 
+    async fn classic_health(
+        &self,
+        load_balancer: &str,
+    ) -> Result<BTreeMap<String, String>, CloudError> {
+        self.cloud
+            .call("DescribeInstanceHealth", &self.region)
+            .await?;
+        let f = self.cloud.fleet_state();
+        Ok(f.groups
+            .values()
+            .filter(|g| g.load_balancers.iter().any(|l| l == load_balancer))
+            .flat_map(|g| g.members.iter())
+            .map(|m| {
+                let state = if f.out_of_service(&m.id) {
+                    "OutOfService"
+                } else {
+                    "InService"
+                };
+                (m.id.clone(), state.to_owned())
+            })
+            .collect())
+    }
+
     async fn target_health(
         &self,
         target_group: &str,

@@ -34,6 +34,9 @@ pub(super) struct FleetState {
     pub(super) launch_hooks: BTreeMap<String, Vec<LaunchHook>>,
     /// Instances of these images stay in `Pending:Wait` (a launch hook nobody completes).
     pub(super) held_images: Vec<String>,
+    /// Instances of these images are `OutOfService` in the Classic load balancers (while Auto
+    /// Scaling, in its grace period, says Healthy).
+    pub(super) out_of_service_images: Vec<String>,
 }
 
 impl FleetState {
@@ -103,9 +106,17 @@ impl FleetState {
                             .images
                             .get(&m.id)
                             .is_some_and(|i| self.unhealthy_images.contains(i))
+                        && (g.load_balancers.is_empty() || !self.out_of_service(&m.id))
                 })
                 .count()
         })
+    }
+
+    /// Out of service in a Classic load balancer.
+    pub(super) fn out_of_service(&self, id: &str) -> bool {
+        self.images.get(id).is_some_and(|i| {
+            self.out_of_service_images.contains(i) || self.unhealthy_images.contains(i)
+        }) || self.unhealthy_members.iter().any(|m| m == id)
     }
 
     /// Launched after the first `unhealthy_after` instances.
@@ -224,6 +235,19 @@ impl FakeCloud {
     /// Instances of these images fail their target-group health checks from now on.
     pub fn set_unhealthy_images(&self, images: &[&str]) {
         self.fleet_state().unhealthy_images = images.iter().map(|s| s.to_string()).collect();
+    }
+
+    /// Instances of these images are `OutOfService` in the groups' Classic load balancers from
+    /// now on (Auto Scaling and target groups still say healthy).
+    pub fn set_out_of_service_images(&self, images: &[&str]) {
+        self.fleet_state().out_of_service_images = images.iter().map(|s| s.to_string()).collect();
+    }
+
+    /// Changes a group as a test needs it (its load balancers, units, warm pool...).
+    pub fn edit_group(&self, name: &str, edit: impl FnOnce(&mut Group)) {
+        if let Some(g) = self.fleet_state().groups.get_mut(name) {
+            edit(g);
+        }
     }
 
     /// The group as it is now.

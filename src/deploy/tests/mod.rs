@@ -63,6 +63,10 @@ fn setup(dir: &std::path::Path, desired: i32) -> (DeploySettings, FakeCloud) {
             override_templates: vec![],
             members: Vec::<Member>::new(),
             target_groups: vec!["tg-1".into()],
+            load_balancers: vec![],
+            other_traffic: vec![],
+            units: None,
+            warm_pool: false,
             suspended: vec!["AlarmNotification".into()],
             tags: BTreeMap::from([
                 ("gears:component".to_owned(), "hello".to_owned()),
@@ -1376,6 +1380,10 @@ async fn a_group_on_a_launch_configuration_gets_a_copy_with_the_new_ami() {
                 override_templates: vec![],
                 members: vec![],
                 target_groups: vec!["tg-2".into()],
+                load_balancers: vec![],
+                other_traffic: vec![],
+                units: None,
+                warm_pool: false,
                 suspended: vec![],
                 tags: BTreeMap::from([
                     ("gears:component".to_owned(), "hello".to_owned()),

@@ -221,3 +221,105 @@ async fn in_ci_the_tag_lock_alone_is_warned_of_and_gears_lock_table_names_a_tabl
         None
     );
 }
+
+/// Issue 24 item 1: a group behind a Classic load balancer is gated on it. New instances that
+/// Auto Scaling calls Healthy (its grace period) but the load balancer keeps OutOfService never
+/// pass the gate: the group rolls back with its old instances serving throughout.
+#[tokio::test(start_paused = true)]
+async fn a_classic_load_balancer_gates_the_batch_and_old_instances_keep_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut s, cloud) = setup(dir.path(), 4);
+    s.gate_timeout = Duration::from_secs(30);
+    cloud.edit_group("hello-live", |g| {
+        g.target_groups.clear();
+        g.load_balancers = vec!["web-classic".into()];
+    });
+    cloud.set_out_of_service_images(&[NEW]);
+    let d = deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
+        .await
+        .unwrap();
+    assert_eq!(d.exit(), Exit::RolledBack, "{d:?}");
+    assert!(all(&cloud, OLD));
+    // In service in the load balancer never fell below the group's 4.
+    assert_eq!(cloud.healthy_floor("hello-live"), Some(4));
+    assert!(cloud
+        .calls()
+        .iter()
+        .any(|c| c.starts_with("DescribeInstanceHealth")));
+    // And in service, the same deploy goes through.
+    let (s, cloud) = setup(dir.path(), 4);
+    cloud.edit_group("hello-live", |g| {
+        g.load_balancers = vec!["web-classic".into()];
+    });
+    let d = deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
+        .await
+        .unwrap();
+    assert_eq!(d.exit(), Exit::Success, "{d:?}");
+    assert!(all(&cloud, NEW));
+}
+
+/// Issue 24 item 1: `--plan` and the deploy say what the gate looks at, and say so when it is
+/// Auto Scaling's health alone.
+#[tokio::test(start_paused = true)]
+async fn the_plan_says_what_the_gate_looks_at() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut s, cloud) = setup(dir.path(), 2);
+    s.plan_only = true;
+    let d = deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
+        .await
+        .unwrap();
+    assert!(
+        d.groups[0]
+            .detail
+            .contains("gated on Auto Scaling health, 1 target group(s)"),
+        "{d:?}"
+    );
+    cloud.edit_group("hello-live", |g| g.target_groups.clear());
+    let d = deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
+        .await
+        .unwrap();
+    assert!(
+        d.groups[0]
+            .detail
+            .contains("gated on Auto Scaling health only"),
+        "{d:?}"
+    );
+}
+
+/// Issue 24 items 1, 2 and 4: what the deploy cannot gate or count is refused before any
+/// change: a traffic source of another kind, capacity in units, a warm pool.
+#[tokio::test(start_paused = true)]
+async fn lattice_units_and_warm_pools_are_refused_before_any_change() {
+    type Edit = fn(&mut Group);
+    let cases: [(Edit, &str); 4] = [
+        (
+            |g| g.other_traffic = vec!["vpc-lattice arn:aws:vpc-lattice:tg/x".into()],
+            "traffic sources gears cannot read the health of (vpc-lattice",
+        ),
+        (
+            |g| g.units = Some("its overrides are weighted (m5.large weighs 2)".into()),
+            "counts units, not instances",
+        ),
+        (
+            |g| g.units = Some("its DesiredCapacityType is vcpu".into()),
+            "its DesiredCapacityType is vcpu",
+        ),
+        (|g| g.warm_pool = true, "it has a warm pool"),
+    ];
+    for (edit, want) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let (s, cloud) = setup(dir.path(), 2);
+        cloud.edit_group("hello-live", edit);
+        let e = deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
+            .await
+            .unwrap_err();
+        let text = e.render();
+        assert_eq!(e.exit(), Exit::InvalidInput, "{text}");
+        assert!(text.contains(want), "{text}");
+        assert!(all(&cloud, OLD));
+        assert!(!cloud
+            .calls()
+            .iter()
+            .any(|c| c.starts_with("CreateOrUpdateTags")));
+    }
+}
