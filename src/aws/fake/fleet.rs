@@ -285,13 +285,36 @@ impl Fleet for FakeFleet {
     async fn start_refresh(
         &self,
         group: &str,
-        _min_healthy: i32,
-        _max_healthy: i32,
+        min_healthy: i32,
+        max_healthy: i32,
     ) -> Result<String, CloudError> {
         self.cloud
             .call("StartInstanceRefresh", &self.region)
             .await?;
+        // AWS's rules for the preferences (StartInstanceRefresh, RefreshPreferences).
+        if !(0..=100).contains(&min_healthy)
+            || !(100..=200).contains(&max_healthy)
+            || max_healthy - min_healthy > 100
+        {
+            return Err(CloudError::api(
+                "StartInstanceRefresh",
+                &self.region,
+                Some("ValidationError"),
+                format!("MinHealthyPercentage {min_healthy} and MaxHealthyPercentage {max_healthy}: the difference may not exceed 100"),
+            ));
+        }
         let mut f = self.cloud.fleet_state();
+        if f.refreshes
+            .get(group)
+            .is_some_and(|(_, st)| st == "InProgress")
+        {
+            return Err(CloudError::api(
+                "StartInstanceRefresh",
+                &self.region,
+                Some("InstanceRefreshInProgress"),
+                "an instance refresh is already in progress",
+            ));
+        }
         let id = format!("refresh-{}", f.refreshes.len() + 1);
         f.refreshes
             .insert(group.to_owned(), (id.clone(), "InProgress".into()));

@@ -45,6 +45,9 @@ pub struct Faults {
     /// These operations (e.g. `TerminateInstances`) are throttled every time, until the faults
     /// change.
     pub throttle_ops: Vec<&'static str>,
+    /// These operations fail with this AWS error code every time, until the faults change
+    /// (as a permanent error would).
+    pub fail_ops: Vec<(&'static str, &'static str)>,
     /// How long a launched instance stays `pending` before it is `running`.
     pub boot: Duration,
     /// How long after launch EC2's status checks say ok (None: EC2 reports no checks).
@@ -123,6 +126,11 @@ impl FakeCloud {
                 ErrorKind::Other => "SomethingGearsDoesNotKnow",
             }),
             _ if faults.throttle_ops.contains(&operation) => Some("RequestLimitExceeded"),
+            _ if faults.fail_ops.iter().any(|(op, _)| *op == operation) => faults
+                .fail_ops
+                .iter()
+                .find(|(op, _)| *op == operation)
+                .map(|(_, code)| *code),
             _ if faults
                 .throttle_percent
                 .is_some_and(|p| scramble(n) % 100 < u64::from(p)) =>

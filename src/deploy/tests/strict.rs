@@ -323,3 +323,69 @@ async fn lattice_units_and_warm_pools_are_refused_before_any_change() {
             .any(|c| c.starts_with("CreateOrUpdateTags")));
     }
 }
+
+/// Issue 24 item 6: a permanent error ends the step at once, with AWS's code in words; the
+/// deploy's lock is given back and nothing is left changed. Throttling of the same call is
+/// retried (the contrast).
+#[tokio::test(start_paused = true)]
+async fn a_permanent_error_ends_the_step_at_once_naming_its_code() {
+    for code in [
+        "InvalidLaunchTemplateId.VersionNotFound",
+        "InvalidLaunchTemplateId.Malformed",
+        "InvalidAMIID.Unavailable",
+        "LimitExceeded",
+        "UnauthorizedOperation",
+        "SomethingGearsDoesNotKnow",
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let (s, cloud) = setup(dir.path(), 2);
+        cloud.set_faults(Faults {
+            fail_ops: vec![("CreateLaunchTemplateVersion", code)],
+            ..Default::default()
+        });
+        let start = tokio::time::Instant::now();
+        let e = deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
+            .await
+            .unwrap_err();
+        let text = e.render();
+        assert!(text.contains(&format!("({code})")), "{code}: {text}");
+        let attempts = cloud
+            .calls()
+            .iter()
+            .filter(|c| c.starts_with("CreateLaunchTemplateVersion"))
+            .count();
+        assert_eq!(attempts, 1, "{code}: {attempts} attempts");
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "{code}: {:?}",
+            start.elapsed()
+        );
+        cloud.set_faults(Faults::default());
+        assert!(all(&cloud, OLD));
+        as_before(&cloud, 2);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (s, cloud) = setup(dir.path(), 2);
+    cloud.set_faults(Faults {
+        throttle_ops: vec!["CreateLaunchTemplateVersion"],
+        ..Default::default()
+    });
+    let faulty = cloud.clone();
+    let heal = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(20)).await;
+        faulty.set_faults(Faults::default());
+    });
+    let d = deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
+        .await
+        .unwrap();
+    heal.await.unwrap();
+    assert_eq!(d.exit(), Exit::Success, "{d:?}");
+    assert!(
+        cloud
+            .calls()
+            .iter()
+            .filter(|c| c.starts_with("CreateLaunchTemplateVersion"))
+            .count()
+            > 2
+    );
+}
