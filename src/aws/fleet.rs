@@ -333,9 +333,27 @@ impl Fleet for AwsFleet {
             .set_associate_public_ip_address(c.associate_public_ip_address())
             .set_placement_tenancy(c.placement_tenancy().map(str::to_owned))
             .set_metadata_options(c.metadata_options().cloned())
+            // A Spot group stays Spot; a custom kernel and ramdisk stay.
+            .set_spot_price(c.spot_price().map(str::to_owned))
+            .set_kernel_id(c.kernel_id().map(str::to_owned).filter(|k| !k.is_empty()))
+            .set_ramdisk_id(c.ramdisk_id().map(str::to_owned).filter(|r| !r.is_empty()))
+            .set_classic_link_vpc_id(c.classic_link_vpc_id().map(str::to_owned))
+            .set_classic_link_vpc_security_groups(
+                Some(c.classic_link_vpc_security_groups().to_vec()).filter(|g| !g.is_empty()),
+            )
             .send()
             .await
             .map_err(|e| map_err("CreateLaunchConfiguration", &self.region, e))?;
+        Ok(())
+    }
+
+    async fn delete_configuration(&self, name: &str) -> Result<(), CloudError> {
+        self.asg
+            .delete_launch_configuration()
+            .launch_configuration_name(name)
+            .send()
+            .await
+            .map_err(|e| map_err("DeleteLaunchConfiguration", &self.region, e))?;
         Ok(())
     }
 

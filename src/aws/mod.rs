@@ -81,6 +81,14 @@ impl CloudError {
         }
     }
 
+    /// AWS's error code, when it answered one.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            CloudError::Api { code, .. } => code.as_deref(),
+            CloudError::NoCredentials(_) => None,
+        }
+    }
+
     /// The kind of error (no credentials counts as access denied: retrying will not help).
     pub fn kind(&self) -> ErrorKind {
         match self {
@@ -479,6 +487,12 @@ pub trait Fleet: Send + Sync {
         source: &str,
         name: &str,
         image: &str,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
+
+    /// Deletes a launch configuration (one no group uses: AWS refuses `ResourceInUse` else).
+    fn delete_configuration(
+        &self,
+        name: &str,
     ) -> impl Future<Output = Result<(), CloudError>> + Send;
 
     /// Points the group at a launch configuration.

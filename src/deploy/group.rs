@@ -96,6 +96,9 @@ async fn deploy_one<F: Fleet, L: LockTable>(
     let (why, batches) = match rolled {
         Ok(Rolled::Done(n)) => {
             roll.finish(&st).await?;
+            if st.lc {
+                roll.tidy_configuration(&st.from).await;
+            }
             ctx.cleanup.done(step);
             roll.give_back().await;
             out.batches = n;
@@ -126,6 +129,9 @@ async fn deploy_one<F: Fleet, L: LockTable>(
     ctx.cleanup.done(step);
     match back? {
         Ok(()) => {
+            if st.lc {
+                roll.tidy_configuration(&st.to).await;
+            }
             roll.give_back().await;
             let detail = format!("{why}; rolled back to {}", out.from_ami);
             Ok(out.with(GroupResult::RolledBack, detail))

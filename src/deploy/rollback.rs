@@ -265,4 +265,35 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
         ];
         patiently(self.cancel, d, || self.fleet.delete_tags(&self.name, &keys)).await
     }
+
+    /// A launch configuration copy gears made that no group uses any more (the one a finished
+    /// deploy left, or the one a rollback abandoned) is deleted, so the region's quota of
+    /// launch configurations is not used up deploy after deploy. The user's own configuration
+    /// is never touched; a copy still in use (another group, a deploy in flight) is kept.
+    /// Best effort: what cannot be deleted is said, never a failure of the deploy.
+    pub(super) async fn tidy_configuration(&self, unused: &str) {
+        if gears_copy_base(unused).is_none() {
+            return;
+        }
+        let d = self.deadline();
+        static ANY: BTreeMap<String, String> = BTreeMap::new();
+        let in_use = match patiently(self.cancel, d, || self.fleet.groups(&ANY, &[])).await {
+            Ok(groups) => groups
+                .iter()
+                .any(|g| g.launch_configuration.as_deref() == Some(unused)),
+            Err(_) => true,
+        };
+        if in_use {
+            return;
+        }
+        match patiently(self.cancel, d, || self.fleet.delete_configuration(unused)).await {
+            Ok(()) => self.say(&format!(
+                "deleted launch configuration {unused}, gears' copy no group uses"
+            )),
+            Err(e) => self.say(&format!(
+                "warning: gears' launch configuration copy {unused} is left: {}",
+                e.render().trim().trim_start_matches("error: ")
+            )),
+        }
+    }
 }

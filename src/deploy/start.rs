@@ -16,6 +16,23 @@ struct Spec {
     lc: bool,
 }
 
+/// The name of gears' copy of launch configuration `source` for `run`: the source's name (less
+/// the suffix of an earlier copy, so names do not grow deploy after deploy), `-gears-` and 8 hex
+/// digits of the run, within AWS's 255 characters.
+pub(super) fn copy_name(source: &str, run: &str) -> String {
+    let suffix: String = run.chars().filter(char::is_ascii_hexdigit).collect();
+    let base = gears_copy_base(source).unwrap_or(source);
+    let base: String = base.chars().take(255 - 7 - 8).collect();
+    format!("{base}-gears-{}", &suffix[suffix.len().saturating_sub(8)..])
+}
+
+/// The source's name when `name` is a copy gears made (`<source>-gears-` and 8 hex digits).
+pub(super) fn gears_copy_base(name: &str) -> Option<&str> {
+    let (base, hex) = name.rsplit_once("-gears-")?;
+    (hex.len() == 8 && hex.chars().all(|c| c.is_ascii_hexdigit()) && !base.is_empty())
+        .then_some(base)
+}
+
 impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
     /// Takes the lock (or takes over a stale one of the same AMI) and writes the state, or
     /// reads the state of an interrupted deploy of this AMI.
@@ -83,14 +100,22 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
         match (&g.template, &g.launch_configuration) {
             (Some(t), _) => self.template_spec(g, t).await,
             (None, Some(c)) => {
-                let suffix: String = self.run.chars().filter(char::is_ascii_hexdigit).collect();
-                let keep = 255 - 7 - 8;
-                let base: String = c.chars().take(keep).collect();
-                let name = format!("{base}-gears-{}", &suffix[suffix.len().saturating_sub(8)..]);
+                let name = copy_name(c, &self.run);
                 patiently(self.cancel, self.deadline(), || {
                     self.fleet.copy_configuration(c, &name, &self.ami)
                 })
-                .await?;
+                .await
+                .map_err(|e| match e {
+                    Error::Cloud(e) if e.code() == Some("UnsupportedOperation") => {
+                        InputError::whole_file(
+                            format!("group {}", self.name),
+                            format!("AWS refuses to create its launch configuration copy ({e}): accounts created since October 2024 cannot create launch configurations"),
+                        )
+                        .with_hint("move the group to a launch template (the console's \"copy to launch template\"), then deploy again")
+                        .into()
+                    }
+                    e => e,
+                })?;
                 Ok(Spec {
                     lt: String::new(),
                     from: c.clone(),

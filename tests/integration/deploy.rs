@@ -357,7 +357,7 @@ fn bad_deploy_flags_are_usage_errors() {
             .unwrap(),
     );
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("--environment: empty"), "{err}");
+    assert!(err.contains("--environment empty"), "{err}");
 }
 
 /// A manifest of two regions whose second has none of the component's groups: refused before
@@ -566,6 +566,11 @@ fn a_hung_aws_endpoint_fails_the_call_instead_of_hanging() {
             "--region",
             "us-east-1",
             "--plan",
+            // The checks retry a call that gets no answer within the gate's deadline.
+            "--gate-timeout",
+            "5",
+            "--poll",
+            "1",
         ])
         .env("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{port}"))
         .env("AWS_ACCESS_KEY_ID", "testing")
@@ -823,4 +828,111 @@ async fn a_group_behind_a_classic_load_balancer_is_gated_on_it_and_rolls() {
     );
     let (after, _) = images_of_group("us-east-1", &group).await;
     assert!(after.iter().all(|i| i == &new), "{after:?}");
+}
+
+/// A Spot group on a launch configuration (issue 24 item 10): the copy keeps everything of
+/// the source (its Spot price, kernel and ramdisk included), and the next deploy deletes the
+/// copy no group uses any more.
+#[tokio::test]
+async fn a_spot_launch_configuration_is_copied_whole_and_old_copies_are_deleted() {
+    let dir = tempdir();
+    let name = unique("lcs");
+    component_file(dir.path(), &name);
+    let (_, base, new) = fleet(&name, "us-east-1", 1).await;
+    let c = conf("us-east-1").await;
+    let asg = aws_sdk_autoscaling::Client::new(&c);
+    let lc = format!("{name}-lc");
+    asg.create_launch_configuration()
+        .launch_configuration_name(&lc)
+        .image_id(&base)
+        .instance_type("t3.micro")
+        .spot_price("0.0123")
+        .kernel_id("aki-12345678")
+        .ramdisk_id("ari-12345678")
+        .send()
+        .await
+        .unwrap();
+    let group = format!("{name}-spot");
+    let tag = |k: &str, v: &str| {
+        aws_sdk_autoscaling::types::Tag::builder()
+            .key(k)
+            .value(v)
+            .propagate_at_launch(false)
+            .resource_id(&group)
+            .resource_type("auto-scaling-group")
+            .build()
+    };
+    asg.create_auto_scaling_group()
+        .auto_scaling_group_name(&group)
+        .launch_configuration_name(&lc)
+        .min_size(1)
+        .max_size(1)
+        .desired_capacity(1)
+        .availability_zones("us-east-1a")
+        .tags(tag("gears:component", &name))
+        .tags(tag("gears:environment", "spot"))
+        .send()
+        .await
+        .unwrap();
+    let deploy = |ami: &str| {
+        parts(
+            &gears()
+                .current_dir(dir.path())
+                .args(["deploy", "--environment", "spot", "--ami", ami])
+                .args(["--region", "us-east-1", "--batch", "1", "--poll", "0.2"])
+                .output()
+                .unwrap(),
+        )
+    };
+    let config_of = |group: String| {
+        let asg = asg.clone();
+        async move {
+            let g = asg
+                .describe_auto_scaling_groups()
+                .auto_scaling_group_names(group)
+                .send()
+                .await
+                .unwrap();
+            g.auto_scaling_groups()[0]
+                .launch_configuration_name()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let (out, err, code) = deploy(&new);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let first = config_of(group.clone()).await;
+    assert!(first.starts_with(&format!("{lc}-gears-")), "{first}");
+    let copy = asg
+        .describe_launch_configurations()
+        .launch_configuration_names(&first)
+        .send()
+        .await
+        .unwrap();
+    let copy = &copy.launch_configurations()[0];
+    assert_eq!(copy.image_id(), Some(new.as_str()));
+    assert_eq!(copy.spot_price(), Some("0.0123"), "{copy:?}");
+    assert_eq!(copy.kernel_id(), Some("aki-12345678"), "{copy:?}");
+    assert_eq!(copy.ramdisk_id(), Some("ari-12345678"), "{copy:?}");
+    // Back to the base AMI: a copy of the copy (one suffix), and the first copy deleted; the
+    // user's own configuration stays.
+    let (out, err, code) = deploy(&base);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let second = config_of(group.clone()).await;
+    assert_ne!(second, first);
+    assert_eq!(second.matches("-gears-").count(), 1, "{second}");
+    let left: Vec<String> = asg
+        .describe_launch_configurations()
+        .launch_configuration_names(&lc)
+        .launch_configuration_names(&first)
+        .launch_configuration_names(&second)
+        .send()
+        .await
+        .unwrap()
+        .launch_configurations()
+        .iter()
+        .filter_map(|c| c.launch_configuration_name().map(str::to_owned))
+        .collect();
+    assert!(left.contains(&lc) && left.contains(&second), "{left:?}");
+    assert!(!left.contains(&first), "{left:?}");
 }

@@ -346,15 +346,24 @@ async fn a_killed_test_leaves_an_instance_that_reap_terminates() {
         }
         parts(&c.output().unwrap())
     };
-    let (out, err, code) = reap(false);
-    assert_eq!(code, 0, "{err}");
-    let listed: serde_json::Value = serde_json::from_str(&out).unwrap();
     let find = |v: &serde_json::Value, id: &str| {
         v.as_array()
             .unwrap()
             .iter()
             .find(|l| l["id"] == id)
             .cloned()
+    };
+    // `gears:expires-at` is written in whole seconds: on a loaded machine the instance may
+    // expire a moment after the first look, so look until it has (or 15 s passed).
+    let until = Instant::now() + Duration::from_secs(15);
+    let (out, listed) = loop {
+        let (out, err, code) = reap(false);
+        assert_eq!(code, 0, "{err}");
+        let listed: serde_json::Value = serde_json::from_str(&out).unwrap();
+        if find(&listed, &id).is_some() || Instant::now() > until {
+            break (out, listed);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
     };
     assert_eq!(find(&listed, &id).unwrap()["action"], "listed", "{out}");
     assert_eq!(find(&listed, &old).unwrap()["kind"], "key-pair", "{out}");

@@ -138,6 +138,26 @@ impl Fleet for FakeFleet {
         Ok(())
     }
 
+    async fn delete_configuration(&self, name: &str) -> Result<(), CloudError> {
+        self.cloud
+            .call("DeleteLaunchConfiguration", &self.region)
+            .await?;
+        let mut f = self.cloud.fleet_state();
+        if f.groups
+            .values()
+            .any(|g| g.launch_configuration.as_deref() == Some(name))
+        {
+            return Err(CloudError::api(
+                "DeleteLaunchConfiguration",
+                &self.region,
+                Some("ResourceInUse"),
+                format!("launch configuration {name} is attached to a group"),
+            ));
+        }
+        f.configurations.remove(name);
+        Ok(())
+    }
+
     async fn set_configuration(&self, group: &str, name: &str) -> Result<(), CloudError> {
         self.cloud
             .call("UpdateAutoScalingGroup", &self.region)

@@ -389,3 +389,121 @@ async fn a_permanent_error_ends_the_step_at_once_naming_its_code() {
             > 2
     );
 }
+
+/// A group on launch configuration `lc` (of `image`), named `hello-lc`.
+fn add_lc_group(cloud: &FakeCloud, lc: &str, image: &str) {
+    cloud.add_configuration(lc, image);
+    let mut g = cloud.group("hello-live").unwrap();
+    g.name = "hello-lc".into();
+    g.template = None;
+    g.launch_configuration = Some(lc.into());
+    g.members = vec![];
+    g.desired = 2;
+    g.min = 2;
+    g.max = 2;
+    cloud.add_group(g, &[]);
+    cloud.settle("hello-lc");
+}
+
+/// Issue 24 item 10: gears' launch configuration copies are deleted once no group uses them
+/// (the quota is not used up deploy after deploy), their names do not grow, the user's own
+/// configuration is never deleted, and a rollback deletes the copy it abandoned.
+#[tokio::test(start_paused = true)]
+async fn launch_configuration_copies_are_deleted_once_unused_and_names_do_not_grow() {
+    use super::super::start::{copy_name, gears_copy_base};
+    let dir = tempfile::tempdir().unwrap();
+    let (mut s, cloud) = setup(dir.path(), 0);
+    s.groups = vec!["hello-lc".into()];
+    add_lc_group(&cloud, "web-lc", OLD);
+    let d = deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
+        .await
+        .unwrap();
+    assert_eq!(d.exit(), Exit::Success, "{d:?}");
+    let first = cloud
+        .group("hello-lc")
+        .unwrap()
+        .launch_configuration
+        .unwrap();
+    assert_eq!(gears_copy_base(&first), Some("web-lc"));
+    // The user's own is kept (an AMI housekeeping or a rollback by hand may need it).
+    assert!(cloud.configurations().contains_key("web-lc"));
+    // The next deploy copies gears' copy: the name keeps one suffix, and the first copy,
+    // now unused, is deleted.
+    s.ami = AmiChoice::Explicit {
+        ami: "ami-0000000000000003c".into(),
+        region: "us-east-1".into(),
+    };
+    let d = deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
+        .await
+        .unwrap();
+    assert_eq!(d.exit(), Exit::Success, "{d:?}");
+    let second = cloud
+        .group("hello-lc")
+        .unwrap()
+        .launch_configuration
+        .unwrap();
+    assert_eq!(gears_copy_base(&second), Some("web-lc"), "{second}");
+    assert!(
+        !cloud.configurations().contains_key(&first),
+        "{:?}",
+        cloud.configurations()
+    );
+    assert!(cloud
+        .calls()
+        .iter()
+        .any(|c| c.starts_with("DeleteLaunchConfiguration")));
+    // A rollback deletes the copy it made and returns to the one in use.
+    cloud.set_unhealthy_images(&[NEW]);
+    s.ami = AmiChoice::Explicit {
+        ami: NEW.into(),
+        region: "us-east-1".into(),
+    };
+    let d = deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
+        .await
+        .unwrap();
+    assert_eq!(d.exit(), Exit::RolledBack, "{d:?}");
+    assert_eq!(
+        cloud.group("hello-lc").unwrap().launch_configuration,
+        Some(second.clone())
+    );
+    let left: Vec<String> = cloud.configurations().into_keys().collect();
+    assert_eq!(left, vec!["web-lc".to_owned(), second.clone()], "{left:?}");
+    // Names: a copy of a copy has one suffix; a name that only looks like one is the user's.
+    assert_eq!(
+        copy_name("web-lc-gears-0123abcd", "0000-ffff"),
+        "web-lc-gears-0000ffff"
+    );
+    assert_eq!(gears_copy_base("web-lc-gears-prod"), None);
+    assert_eq!(gears_copy_base("-gears-0123abcd"), None);
+}
+
+/// Issue 24 item 10: an account that cannot create launch configurations (since October
+/// 2024) is told so, pointing at launch templates, and nothing is left changed.
+#[tokio::test(start_paused = true)]
+async fn an_account_without_launch_configurations_is_told_to_use_templates() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut s, cloud) = setup(dir.path(), 0);
+    s.groups = vec!["hello-lc".into()];
+    add_lc_group(&cloud, "web-lc", OLD);
+    cloud.set_faults(Faults {
+        fail_ops: vec![("CreateLaunchConfiguration", "UnsupportedOperation")],
+        ..Default::default()
+    });
+    let e = deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
+        .await
+        .unwrap_err();
+    let text = e.render();
+    assert!(
+        text.contains("since October 2024 cannot create launch configurations"),
+        "{text}"
+    );
+    assert!(text.contains("launch template"), "{text}");
+    cloud.set_faults(Faults::default());
+    let g = cloud.group("hello-lc").unwrap();
+    assert_eq!(g.launch_configuration.as_deref(), Some("web-lc"));
+    assert!(
+        !g.tags.keys().any(|k| k.starts_with("gears:deploy")),
+        "{:?}",
+        g.tags
+    );
+}
