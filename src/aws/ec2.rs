@@ -352,14 +352,42 @@ impl Instances for Ec2 {
 
     async fn console_output(&self, id: &str) -> Result<String, CloudError> {
         use base64::Engine as _;
-        let out = self
+        // The latest output only where the instance type has it (Nitro): on Xen types (t2,
+        // m4, c4...) `Latest=true` fails, exactly when a failed test wants the console.
+        let kind = self
             .client
-            .get_console_output()
-            .instance_id(id)
-            .latest(true)
+            .describe_instances()
+            .instance_ids(id)
             .send()
             .await
-            .map_err(|e| map_err("GetConsoleOutput", &self.region, e))?;
+            .ok()
+            .and_then(|o| {
+                o.reservations()
+                    .iter()
+                    .flat_map(|r| r.instances())
+                    .find_map(|i| i.instance_type().map(|t| t.as_str().to_owned()))
+            });
+        let ask = |latest: bool| {
+            self.client
+                .get_console_output()
+                .instance_id(id)
+                .set_latest(latest.then_some(true))
+                .send()
+        };
+        let latest = kind.as_deref().is_none_or(super::console_latest_supported);
+        let out = match ask(latest).await {
+            Ok(out) => out,
+            Err(e) => {
+                let e = map_err("GetConsoleOutput", &self.region, e);
+                if !latest || e.is_retryable() {
+                    return Err(e);
+                }
+                // A type gears does not know refused the latest: the plain call.
+                ask(false)
+                    .await
+                    .map_err(|e| map_err("GetConsoleOutput", &self.region, e))?
+            }
+        };
         let raw = out.output().unwrap_or_default();
         Ok(base64::engine::general_purpose::STANDARD
             .decode(raw.trim())

@@ -206,6 +206,18 @@ pub fn kind_of_code(code: &str) -> ErrorKind {
     }
 }
 
+/// Whether GetConsoleOutput's `Latest` works on `instance_type`: Nitro types only; the Xen
+/// families (previous generations and a few current ones) refuse it.
+pub fn console_latest_supported(instance_type: &str) -> bool {
+    const XEN: [&str; 22] = [
+        "t1", "t2", "m1", "m2", "m3", "m4", "c1", "c3", "c4", "r3", "r4", "i2", "i3", "d2", "g2",
+        "g3", "p2", "p3", "x1", "x1e", "h1", "f1",
+    ];
+    let family = instance_type.split('.').next().unwrap_or_default();
+    // `m4.16xlarge` is Nitro; `i3.metal` and other metal types are too.
+    !(XEN.contains(&family) && instance_type != "m4.16xlarge" && !instance_type.ends_with(".metal"))
+}
+
 /// An AMI as gears sees it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Image {
@@ -901,6 +913,33 @@ mod tests {
                 CloudError::answered("X", "r", Some(code), Some(400), "").is_retryable(),
                 "{code}"
             );
+        }
+    }
+
+    /// Issue 24 item 12: `Latest` only where the type supports it.
+    #[test]
+    fn console_latest_only_on_nitro_types() {
+        for t in [
+            "t2.micro",
+            "m4.large",
+            "c4.xlarge",
+            "r4.large",
+            "i3.large",
+            "x1e.xlarge",
+            "t1.micro",
+        ] {
+            assert!(!console_latest_supported(t), "{t}");
+        }
+        for t in [
+            "t3.micro",
+            "m5.large",
+            "c6g.large",
+            "i3en.large",
+            "m4.16xlarge",
+            "i3.metal",
+            "t4g.nano",
+        ] {
+            assert!(console_latest_supported(t), "{t}");
         }
     }
 
