@@ -212,7 +212,7 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
             lc: spec.lc,
             mx: g.mixed,
         };
-        let json = serde_json::to_string(&state).unwrap_or_default();
+        let json = state.write();
         if json.chars().count() + if spec.to.is_none() { 10 } else { 0 } > 256 {
             return Err(InputError::whole_file(
                 format!("group {}", self.name),

@@ -13,7 +13,9 @@ pub struct State {
     pub lt: String,
     /// The version the group launched from before.
     pub from: String,
-    /// The version with the new AMI.
+    /// The version with the new AMI (left out while it does not exist yet, and for a launch
+    /// configuration copy, whose name follows from `from` and `run`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub to: String,
     pub min: i32,
     pub max: i32,
@@ -34,7 +36,12 @@ pub struct State {
 impl State {
     /// The one parser: what the tag says, or why it cannot be read.
     pub fn parse(value: &str) -> Result<State, String> {
-        let st: State = serde_json::from_str(value).map_err(|e| e.to_string())?;
+        let mut st: State = serde_json::from_str(value).map_err(|e| e.to_string())?;
+        // A launch configuration copy's name follows from its source and the run; the writer
+        // leaves it out, so long names still fit the tag.
+        if st.lc && st.to.is_empty() && !st.from.is_empty() {
+            st.to = super::start::copy_name(&st.from, &st.run);
+        }
         if st.run.is_empty() || !st.ami.starts_with("ami-") || st.from.is_empty() {
             return Err("it lacks the run, the AMI or the launch spec it came from".into());
         }
@@ -49,7 +56,11 @@ impl State {
 
     /// The one writer.
     pub fn write(&self) -> String {
-        serde_json::to_string(self).unwrap_or_default()
+        let mut st = self.clone();
+        if st.lc && st.to == super::start::copy_name(&st.from, &st.run) {
+            st.to.clear();
+        }
+        serde_json::to_string(&st).unwrap_or_default()
     }
 }
 

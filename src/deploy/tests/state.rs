@@ -114,3 +114,38 @@ async fn a_stop_lock_refuses_a_deploy_with_exit_7() {
         .tags
         .contains_key(LOCK_TAG));
 }
+
+/// A launch configuration deploy's state leaves out the copy's name (it follows from the source
+/// and the run), so a copy of a copy of a long name still fits the tag, and reads back whole.
+#[test]
+fn a_launch_configuration_state_leaves_out_the_copys_name_and_reads_it_back() {
+    let run = "019ad7a3-1f2e-7c4d-9a8b-3c460cda1234";
+    let from = "lcs-2b2018bab93f-lc-gears-3c460cda";
+    let st = State {
+        run: run.into(),
+        ami: "ami-0000000000000002b".into(),
+        lt: String::new(),
+        from: from.into(),
+        to: super::super::start::copy_name(from, run),
+        min: 1,
+        max: 1,
+        desired: 1,
+        susp: vec![
+            "AZRebalance".into(),
+            "AlarmNotification".into(),
+            "ScheduledActions".into(),
+        ],
+        lc: true,
+        mx: false,
+        fromn: String::new(),
+    };
+    let w = st.write();
+    assert!(!w.contains("\"to\""), "{w}");
+    assert!(
+        w.chars().count() <= 256,
+        "{} characters: {w}",
+        w.chars().count()
+    );
+    assert_eq!(State::parse(&w).unwrap(), st);
+    assert_eq!(st.to, "lcs-2b2018bab93f-lc-gears-0cda1234");
+}
