@@ -158,6 +158,7 @@ pub(super) fn add_group_on(
 
 mod admin;
 mod checks;
+mod cost;
 mod gate;
 mod locks;
 mod plan;
