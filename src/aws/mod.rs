@@ -5,6 +5,8 @@
 //! (throttling, an error at call N, latency) for tests of what moto cannot produce. SDK errors
 //! become [`CloudError`]s typed by AWS error code, never by message text.
 
+#[cfg(test)]
+mod contract;
 pub mod ec2;
 #[cfg(test)]
 pub mod fake;

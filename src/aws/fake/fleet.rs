@@ -1,6 +1,7 @@
 //! The fake's [`Fleet`]: Auto Scaling groups, launch templates and configurations, instance
 //! refreshes and target health, over the model in `fleet_state`.
 
+use super::fleet_state::FleetState;
 use super::FakeCloud;
 use crate::aws::{CloudError, Fleet, Group, LaunchHook, MemberInfo, TemplateRef};
 use std::collections::BTreeMap;
@@ -40,13 +41,11 @@ impl Fleet for FakeFleet {
         self.cloud
             .call("DescribeLaunchTemplateVersions", &self.region)
             .await?;
+        // As on EC2: `$Default` is the default version (not the latest), and a version or
+        // template that does not exist is an error, not an empty image.
         let f = self.cloud.fleet_state();
-        let versions = f.templates.get(&t.id).cloned().unwrap_or_default();
-        let idx: usize = t.version.parse().unwrap_or(versions.len());
-        Ok(versions
-            .get(idx.saturating_sub(1))
-            .cloned()
-            .unwrap_or_default())
+        f.version_image(t)
+            .ok_or_else(|| no_version(&f, t, &self.region))
     }
 
     async fn resolve_version(&self, t: &TemplateRef) -> Result<String, CloudError> {
@@ -54,21 +53,9 @@ impl Fleet for FakeFleet {
             .call("DescribeLaunchTemplateVersions", &self.region)
             .await?;
         let f = self.cloud.fleet_state();
-        let n = f.templates.get(&t.id).map_or(0, Vec::len);
-        let v = match t.version.as_str() {
-            "$Latest" => n,
-            "$Default" => f.default_versions.get(&t.id).copied().unwrap_or(1),
-            v => v.parse().unwrap_or(0),
-        };
-        if v == 0 || v > n {
-            return Err(CloudError::api(
-                "DescribeLaunchTemplateVersions",
-                &self.region,
-                Some("InvalidLaunchTemplateId.VersionNotFound"),
-                format!("launch template {} has no version {}", t.id, t.version),
-            ));
-        }
-        Ok(v.to_string())
+        f.version(t)
+            .map(|v| v.to_string())
+            .ok_or_else(|| no_version(&f, t, &self.region))
     }
 
     async fn new_template_version(
@@ -96,7 +83,14 @@ impl Fleet for FakeFleet {
             }
             return Ok(v.clone());
         }
-        let v = f.templates.entry(source.id.clone()).or_default();
+        // As on EC2: a new version of a template that does not exist is refused.
+        let Some(v) = f.templates.get_mut(&source.id) else {
+            return Err(no_template(
+                "CreateLaunchTemplateVersion",
+                &source.id,
+                &self.region,
+            ));
+        };
         v.push(image.to_owned());
         let n = v.len().to_string();
         f.client_tokens.insert(key, (n.clone(), asked));
@@ -177,23 +171,27 @@ impl Fleet for FakeFleet {
         self.cloud
             .call("UpdateAutoScalingGroup", &self.region)
             .await?;
-        if let Some(g) = self.cloud.fleet_state().groups.get_mut(group) {
-            if mixed && !g.mixed {
-                return Err(CloudError::api(
-                    "UpdateAutoScalingGroup",
-                    &self.region,
-                    Some("ValidationError"),
-                    "the group has no mixed instances policy",
-                ));
-            }
-            // As on AWS: a plain LaunchTemplate replaces a mixed-instances policy (its instance
-            // types and Spot settings are lost), so a deploy must not send one to a mixed group.
-            if !mixed {
-                g.mixed = false;
-                g.override_templates.clear();
-            }
-            g.template = Some(t.clone());
+        let mut f = self.cloud.fleet_state();
+        // As on AWS: a group that does not exist is a validation error.
+        let g = f
+            .groups
+            .get_mut(group)
+            .ok_or_else(|| no_group(group, &self.region))?;
+        if mixed && !g.mixed {
+            return Err(CloudError::api(
+                "UpdateAutoScalingGroup",
+                &self.region,
+                Some("ValidationError"),
+                "the group has no mixed instances policy",
+            ));
         }
+        // As on AWS: a plain LaunchTemplate replaces a mixed-instances policy (its instance
+        // types and Spot settings are lost), so a deploy must not send one to a mixed group.
+        if !mixed {
+            g.mixed = false;
+            g.override_templates.clear();
+        }
+        g.template = Some(t.clone());
         Ok(())
     }
 
@@ -208,17 +206,19 @@ impl Fleet for FakeFleet {
             .call("UpdateAutoScalingGroup", &self.region)
             .await?;
         let mut f = self.cloud.fleet_state();
-        if let Some(g) = f.groups.get_mut(group) {
-            if !(min <= desired && desired <= max) {
-                return Err(CloudError::api(
-                    "UpdateAutoScalingGroup",
-                    &self.region,
-                    Some("ValidationError"),
-                    format!("desired {desired} outside [{min}, {max}]"),
-                ));
-            }
-            (g.min, g.max, g.desired) = (min, max, desired);
+        let g = f
+            .groups
+            .get_mut(group)
+            .ok_or_else(|| no_group(group, &self.region))?;
+        if !(min <= desired && desired <= max) {
+            return Err(CloudError::api(
+                "UpdateAutoScalingGroup",
+                &self.region,
+                Some("ValidationError"),
+                format!("desired {desired} outside [{min}, {max}]"),
+            ));
         }
+        (g.min, g.max, g.desired) = (min, max, desired);
         f.settle(group);
         Ok(())
     }
@@ -361,12 +361,9 @@ impl Fleet for FakeFleet {
         let Some(g) = f.groups.get(group).cloned() else {
             return Ok(("Failed".into(), 0, "group gone".into()));
         };
-        // The image the group launches now.
+        // The image the group launches now (`$Default` is the default version, as on AWS).
         let target = match (&g.template, &g.launch_configuration) {
-            (Some(t), _) => f.templates.get(&t.id).and_then(|v| {
-                let i = t.version.parse::<usize>().unwrap_or(v.len());
-                v.get(i.saturating_sub(1)).cloned()
-            }),
+            (Some(t), _) => f.version_image(t),
             (None, Some(c)) => f.configurations.get(c).cloned(),
             _ => None,
         }
@@ -478,6 +475,20 @@ impl Fleet for FakeFleet {
             .call("DescribeTargetHealth", &self.region)
             .await?;
         let f = self.cloud.fleet_state();
+        // As on ELBv2: a target group nobody knows is an error (the fake knows those its
+        // groups name).
+        if !f
+            .groups
+            .values()
+            .any(|g| g.target_groups.iter().any(|t| t == target_group))
+        {
+            return Err(CloudError::api(
+                "DescribeTargetHealth",
+                &self.region,
+                Some("TargetGroupNotFound"),
+                format!("target group {target_group} not found"),
+            ));
+        }
         Ok(f.groups
             .values()
             .filter(|g| g.target_groups.iter().any(|t| t == target_group))
@@ -519,4 +530,37 @@ impl Fleet for FakeFleet {
             })
             .collect())
     }
+}
+
+/// EC2's answer for a launch template that does not exist.
+fn no_template(operation: &'static str, id: &str, region: &str) -> CloudError {
+    CloudError::api(
+        operation,
+        region,
+        Some("InvalidLaunchTemplateId.NotFound"),
+        format!("The specified launch template, with template ID {id}, does not exist."),
+    )
+}
+
+/// EC2's answer for a version (or a template) that does not exist.
+fn no_version(f: &FleetState, t: &TemplateRef, region: &str) -> CloudError {
+    if !f.templates.contains_key(&t.id) {
+        return no_template("DescribeLaunchTemplateVersions", &t.id, region);
+    }
+    CloudError::api(
+        "DescribeLaunchTemplateVersions",
+        region,
+        Some("InvalidLaunchTemplateId.VersionNotFound"),
+        format!("launch template {} has no version {}", t.id, t.version),
+    )
+}
+
+/// Auto Scaling's answer for a group that does not exist.
+fn no_group(group: &str, region: &str) -> CloudError {
+    CloudError::api(
+        "UpdateAutoScalingGroup",
+        region,
+        Some("ValidationError"),
+        format!("AutoScalingGroup name not found - {group}"),
+    )
 }

@@ -2,7 +2,7 @@
 //! templates and configurations, target health; and the calls a test sets it up with.
 
 use super::FakeCloud;
-use crate::aws::{Group, LaunchHook, Member};
+use crate::aws::{Group, LaunchHook, Member, TemplateRef};
 use std::collections::BTreeMap;
 
 /// The fake's Auto Scaling: groups, launch template versions (template id → version → image),
@@ -40,18 +40,28 @@ pub(super) struct FleetState {
 }
 
 impl FleetState {
+    /// The version number `t.version` means now (`$Latest`, `$Default` or a number), if the
+    /// template has it.
+    pub(super) fn version(&self, t: &TemplateRef) -> Option<usize> {
+        let n = self.templates.get(&t.id)?.len();
+        let v = match t.version.as_str() {
+            "$Latest" => n,
+            "$Default" => self.default_versions.get(&t.id).copied().unwrap_or(1),
+            v => v.parse().ok()?,
+        };
+        (1..=n).contains(&v).then_some(v)
+    }
+
+    /// The image of the template version `t` names, if it exists.
+    pub(super) fn version_image(&self, t: &TemplateRef) -> Option<String> {
+        let v = self.version(t)?;
+        self.templates.get(&t.id)?.get(v - 1).cloned()
+    }
+
     fn launch(&mut self, group: &str) -> Option<()> {
         let g = self.groups.get(group)?;
         let image = match (&g.template, &g.launch_configuration) {
-            (Some(t), _) => {
-                let versions = self.templates.get(&t.id)?;
-                let idx: usize = match t.version.as_str() {
-                    "$Latest" => versions.len(),
-                    "$Default" => self.default_versions.get(&t.id).copied().unwrap_or(1),
-                    v => v.parse().ok()?,
-                };
-                versions.get(idx.checked_sub(1)?)?.clone()
-            }
+            (Some(t), _) => self.version_image(t)?,
             (None, Some(c)) => self.configurations.get(c)?.clone(),
             (None, None) => return None,
         };
@@ -151,6 +161,14 @@ impl FakeCloud {
         let name = group.name.clone();
         f.groups.insert(name.clone(), group);
         f.settle(&name);
+    }
+
+    /// Adds a launch template `id` whose versions (1 first) launch `images`.
+    pub fn add_template(&self, id: &str, images: &[&str]) {
+        self.fleet_state().templates.insert(
+            id.to_owned(),
+            images.iter().map(|s| s.to_string()).collect(),
+        );
     }
 
     /// Adds a launch configuration.

@@ -15,6 +15,18 @@ impl FakeCloud {
             .or_default()
             .push(image);
     }
+
+    /// Adds an image to `region` owned by `owner` (`self` for ours, `amazon`, an account id):
+    /// a base AMI query with owners, and the lookup of our own AMIs, see it only when the
+    /// owner matches. An image added without an owner matches any owners.
+    pub fn add_owned_image(&self, region: &str, image: Image, owner: &str) {
+        self.state
+            .image_owners
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(image.id.clone(), owner.to_owned());
+        self.add_image(region, image);
+    }
 }
 
 /// The fake's [`Images`] of one region.
@@ -34,6 +46,18 @@ impl FakeImages {
             .cloned()
             .unwrap_or_default()
     }
+
+    /// Whether `image` belongs to one of `owners` (any owner when none is asked for, or when
+    /// the test named none for it).
+    fn owned_by(&self, image: &Image, owners: &[String]) -> bool {
+        let known = self
+            .cloud
+            .state
+            .image_owners
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        owners.is_empty() || known.get(&image.id).is_none_or(|o| owners.contains(o))
+    }
 }
 
 impl Images for FakeImages {
@@ -50,6 +74,7 @@ impl Images for FakeImages {
         let mut found: Vec<Image> = images
             .into_iter()
             .filter(|i| i.state == "available" && has_tags(i, &q.tags))
+            .filter(|i| self.owned_by(i, &q.owners))
             .filter(|i| q.name.as_ref().is_none_or(|n| glob(n, &i.name)))
             .collect();
         found.sort_by(|a, b| (&a.creation_date, &a.name).cmp(&(&b.creation_date, &b.name)));
@@ -64,7 +89,7 @@ impl Images for FakeImages {
         Ok(self
             .images()
             .into_iter()
-            .filter(|i| has_tags(i, tags))
+            .filter(|i| has_tags(i, tags) && self.owned_by(i, &["self".to_owned()]))
             .collect())
     }
 }

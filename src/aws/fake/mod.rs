@@ -57,6 +57,8 @@ pub struct Faults {
 #[derive(Default)]
 struct State {
     images: Mutex<BTreeMap<String, Vec<Image>>>,
+    /// Image id → its owner (`self`, `amazon`, an account id), for those a test named one.
+    image_owners: Mutex<BTreeMap<String, String>>,
     instances: Mutex<BTreeMap<String, Vec<FakeInstance>>>,
     key_pairs: Mutex<Vec<String>>,
     fleet: Mutex<FleetState>,
