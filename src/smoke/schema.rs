@@ -273,12 +273,21 @@ pub fn check_schema(schema: &Value) -> Result<(), String> {
     check_shape(schema, "schema")
 }
 
+/// Checks one schema at `at` (a path in the file, for the error): a mapping whose `type`,
+/// sub-schemas and other keywords have the shapes validictory needs.
 fn check_shape(schema: &Value, at: &str) -> Result<(), String> {
     let Some(s) = schema.as_object() else {
         return Err(format!(
             "{at} must be a mapping (a JSON schema like {{type: object}}), got {schema}"
         ));
     };
+    check_type_shape(s, at)?;
+    check_subschemas(s, at)?;
+    check_keyword_shapes(s, at)
+}
+
+/// `type`: a type name or a schema, or a list of them.
+fn check_type_shape(s: &Keywords, at: &str) -> Result<(), String> {
     let type_ok = |t: &Value| match t {
         Value::String(name) => TYPES.contains(&name.as_str()),
         Value::Object(_) => check_shape(t, at).is_ok(),
@@ -296,6 +305,11 @@ fn check_shape(schema: &Value, at: &str) -> Result<(), String> {
             ));
         }
     }
+    Ok(())
+}
+
+/// The schemas inside this one: `properties`, `items` and `additionalProperties`.
+fn check_subschemas(s: &Keywords, at: &str) -> Result<(), String> {
     if let Some(p) = s.get("properties") {
         let Some(props) = p.as_object() else {
             return Err(format!(
@@ -316,9 +330,13 @@ fn check_shape(schema: &Value, at: &str) -> Result<(), String> {
         Some(sub) => check_shape(sub, &format!("{at}.items"))?,
     }
     match s.get("additionalProperties") {
-        None | Some(Value::Bool(_)) => {}
-        Some(sub) => check_shape(sub, &format!("{at}.additionalProperties"))?,
+        None | Some(Value::Bool(_)) => Ok(()),
+        Some(sub) => check_shape(sub, &format!("{at}.additionalProperties")),
     }
+}
+
+/// `required`, `enum`, the numeric limits and `pattern`.
+fn check_keyword_shapes(s: &Keywords, at: &str) -> Result<(), String> {
     match s.get("required") {
         None | Some(Value::Bool(_)) => {}
         Some(Value::Array(names)) if names.iter().all(Value::is_string) => {}
