@@ -196,9 +196,9 @@ fn ami_tags(
         ("GIT_SHA".to_owned(), meta.git_sha.value.clone()),
         ("COMPONENT_REPO".to_owned(), meta.repo.value.clone()),
         ("CREATED_AT".to_owned(), created_at.to_owned()),
-        ("gears:component".to_owned(), component.name.clone()),
-        ("gears:run-id".to_owned(), run_id.to_owned()),
-        ("gears:managed-by".to_owned(), "gears".to_owned()),
+        (crate::tags::COMPONENT.to_owned(), component.name.clone()),
+        (crate::tags::RUN_ID.to_owned(), run_id.to_owned()),
+        (crate::tags::MANAGED_BY.to_owned(), "gears".to_owned()),
     ])
 }
 
@@ -214,7 +214,7 @@ fn planned_builders(
     let mut builders = Vec::with_capacity(component.builders.len());
     for b in &component.builders {
         let mut tags = base_tags.clone();
-        tags.insert("gears:builder".into(), b.name.clone());
+        tags.insert(crate::tags::BUILDER.into(), b.name.clone());
         let ami_name = ami_name(
             &component.name,
             &meta.version.value,
@@ -275,11 +275,11 @@ fn run_tags(component: &Component, meta: &Metadata, run_id: &str) -> BTreeMap<St
                 .take(MAX_TAG_VALUE)
                 .collect(),
         ),
-        ("gears:component".to_owned(), component.name.clone()),
-        ("gears:run-id".to_owned(), run_id.to_owned()),
-        ("gears:purpose".to_owned(), "bake".to_owned()),
-        ("gears:ttl".to_owned(), "3h".to_owned()),
-        ("gears:managed-by".to_owned(), "gears".to_owned()),
+        (crate::tags::COMPONENT.to_owned(), component.name.clone()),
+        (crate::tags::RUN_ID.to_owned(), run_id.to_owned()),
+        (crate::tags::PURPOSE.to_owned(), "bake".to_owned()),
+        (crate::tags::TTL.to_owned(), "3h".to_owned()),
+        (crate::tags::MANAGED_BY.to_owned(), "gears".to_owned()),
     ])
 }
 

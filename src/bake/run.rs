@@ -364,7 +364,8 @@ async fn run_packer(
     // left undone, naming how to find them.
     let packer_cleanup = cleanup.register(
         format!(
-            "packer's cleanup of its build resources (instance, key pair, security group); a reaper finds them by the tag gears:run-id={}",
+            "packer's cleanup of its build resources (instance, key pair, security group); a reaper finds them by the tag {}={}",
+            crate::tags::RUN_ID,
             plan.run_id
         ),
         || async { Ok(()) },

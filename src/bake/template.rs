@@ -121,7 +121,7 @@ fn abs(dir: &Path, p: &Path) -> String {
 /// expression of ours, not a user value), so a reused bake can tell which base it was built on.
 fn builder_tags(tags: &BTreeMap<String, String>) -> Value {
     let mut v = text_map(tags);
-    v["gears:base-ami"] = Value::String("{{ .SourceAMI }}".to_owned());
+    v[crate::tags::BASE_AMI] = Value::String("{{ .SourceAMI }}".to_owned());
     v
 }
 

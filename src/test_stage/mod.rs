@@ -479,9 +479,10 @@ impl<I: Instances + Clone + 'static> Stage<'_, I> {
         if !tested.passed && self.settings.keep_on_failure {
             self.cleanup.done(step);
             self.ui.note(&format!(
-                "keeping {id} for debugging (--keep-on-failure): address {}, expires {} (gears:expires-at; `gears reap` terminates it after that)",
+                "keeping {id} for debugging (--keep-on-failure): address {}, expires {} ({}; `gears reap` terminates it after that)",
                 if tested.target.is_empty() { "unknown" } else { &tested.target },
-                tested.expires_at
+                tested.expires_at,
+                crate::tags::EXPIRES_AT
             ));
             return;
         }

@@ -158,17 +158,17 @@ fn instance_tags(
                 .take(crate::bake::plan::MAX_TAG_VALUE)
                 .collect(),
         ),
-        ("gears:component".to_owned(), component.to_owned()),
+        (crate::tags::COMPONENT.to_owned(), component.to_owned()),
         (
-            "gears:version".to_owned(),
+            crate::tags::VERSION.to_owned(),
             version
                 .chars()
                 .take(crate::bake::plan::MAX_TAG_VALUE)
                 .collect(),
         ),
-        ("gears:run-id".to_owned(), run_id.to_owned()),
-        ("gears:purpose".to_owned(), "test".to_owned()),
-        ("gears:expires-at".to_owned(), expires_at.to_owned()),
-        ("gears:managed-by".to_owned(), "gears".to_owned()),
+        (crate::tags::RUN_ID.to_owned(), run_id.to_owned()),
+        (crate::tags::PURPOSE.to_owned(), "test".to_owned()),
+        (crate::tags::EXPIRES_AT.to_owned(), expires_at.to_owned()),
+        (crate::tags::MANAGED_BY.to_owned(), "gears".to_owned()),
     ])
 }
