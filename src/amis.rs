@@ -141,7 +141,7 @@ impl Pruned {
 /// The tags of the component's AMIs.
 pub fn component_tags(component: &str) -> BTreeMap<String, String> {
     BTreeMap::from([
-        ("gears:component".to_owned(), component.to_owned()),
+        (crate::tags::COMPONENT.to_owned(), component.to_owned()),
         ("COMPONENT_NAME".to_owned(), component.to_owned()),
     ])
 }
@@ -228,15 +228,19 @@ pub fn rows(
                     .unwrap_or_default(),
                 version: tag("COMPONENT_VERSION"),
                 git_sha: tag("GIT_SHA"),
-                builder: tag("gears:builder"),
-                run_id: tag("gears:run-id"),
+                builder: tag(crate::tags::BUILDER),
+                run_id: tag(crate::tags::RUN_ID),
                 created: when.map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true)),
                 age_secs: when.map(|t| now.signed_duration_since(t).num_seconds()),
                 id: o.image.id,
                 name: o.image.name,
                 state: o.image.state,
                 snapshots: o.snapshots,
-                made_by_gears: o.image.tags.get("gears:managed-by").map(String::as_str)
+                made_by_gears: o
+                    .image
+                    .tags
+                    .get(crate::tags::MANAGED_BY)
+                    .map(String::as_str)
                     == Some("gears"),
                 public: o.public,
                 created_note,
@@ -285,7 +289,10 @@ pub fn select(amis: &[Ami], keep: usize) -> Vec<(bool, String)> {
             } else if !a.made_by_gears {
                 (
                     true,
-                    "not made by gears (no gears:managed-by=gears tag)".to_owned(),
+                    format!(
+                        "not made by gears (no {}=gears tag)",
+                        crate::tags::MANAGED_BY
+                    ),
                 )
             } else if newest.contains(&i) {
                 (true, format!("one of the newest {keep} {}", of(a)))
@@ -478,7 +485,7 @@ async fn sweep<P: AmiHousekeeping>(
     cancel: &Cancel,
 ) -> Result<Vec<Swept>, Error> {
     let mut tags = component_tags(&settings.component);
-    tags.insert("gears:managed-by".into(), "gears".into());
+    tags.insert(crate::tags::MANAGED_BY.into(), "gears".into());
     let snapshots = patiently(cancel, || port.tagged_snapshots(&tags)).await?;
     let baking: BTreeSet<&str> = listed
         .iter()
@@ -487,7 +494,7 @@ async fn sweep<P: AmiHousekeeping>(
         .collect();
     let mut out = Vec::new();
     for s in snapshots {
-        let run_id = s.tags.get("gears:run-id").cloned().unwrap_or_default();
+        let run_id = s.tags.get(crate::tags::RUN_ID).cloned().unwrap_or_default();
         if registered.contains_key(&s.id)
             || s.state != "completed"
             || baking.contains(run_id.as_str())

@@ -54,25 +54,31 @@ pub fn instance_reason(
 ) -> Result<Option<(&'static str, String)>, String> {
     let tag = |k: &str| i.tags.get(k).map(String::as_str);
     let unreadable = |k: &str, v: &str| Err(format!("{k} {v:?} cannot be read: left alone"));
-    let kind = match tag("gears:purpose") {
+    let kind = match tag(crate::tags::PURPOSE) {
         Some("test") => "test-instance",
         Some("bake") => "bake-instance",
         _ => return Ok(None),
     };
-    if let Some(at) = tag("gears:expires-at") {
+    if let Some(at) = tag(crate::tags::EXPIRES_AT) {
         let Some(expires) = parse_time(at) else {
-            return unreadable("gears:expires-at", at);
+            return unreadable(crate::tags::EXPIRES_AT, at);
         };
         return Ok((expires <= now).then(|| (kind, format!("expired at {at}"))));
     }
     if kind == "test-instance" {
-        return Err("a test instance without gears:expires-at: left alone".into());
+        return Err(format!(
+            "a test instance without {}: left alone",
+            crate::tags::EXPIRES_AT
+        ));
     }
-    let Some(ttl) = tag("gears:ttl") else {
-        return Err("a bake instance without gears:ttl: left alone".into());
+    let Some(ttl) = tag(crate::tags::TTL) else {
+        return Err(format!(
+            "a bake instance without {}: left alone",
+            crate::tags::TTL
+        ));
     };
-    let Ok(ttl) = crate::settings::duration("gears:ttl", ttl) else {
-        return unreadable("gears:ttl", ttl);
+    let Ok(ttl) = crate::settings::duration(crate::tags::TTL, ttl) else {
+        return unreadable(crate::tags::TTL, ttl);
     };
     let Some(launched) = i.launched_at.as_deref().and_then(parse_time) else {
         return Err("its launch time is unknown: left alone".into());
@@ -174,7 +180,7 @@ async fn find<C: Cloud + AmiCloud>(
 ) -> Result<Vec<Leftover>, Error> {
     let port = cloud.instances(region).await?;
     let house = cloud.amis(region).await?;
-    let mine = BTreeMap::from([("gears:managed-by".to_owned(), "gears".to_owned())]);
+    let mine = BTreeMap::from([(crate::tags::MANAGED_BY.to_owned(), "gears".to_owned())]);
     let instances = patiently(cancel, || port.find_by_tags(&mine)).await?;
     let ids: Vec<String> = instances.iter().map(|i| i.id.clone()).collect();
     let members = patiently(cancel, || house.group_members(&ids)).await?;

@@ -12,3 +12,22 @@ pub const DEPLOY: &str = "gears:deploy";
 pub const DEPLOY_TAGS: &str = "gears:deploy-tags";
 /// A group's deploy lock ([`crate::deploy::lock::LockValue`]).
 pub const DEPLOY_LOCK: &str = "gears:deploy-lock";
+/// Everything gears made carries it, with the value `gears` (`gears amis --prune` and
+/// `gears reap` touch nothing without it).
+pub const MANAGED_BY: &str = "gears:managed-by";
+/// The run of gears that made a resource (a bake's AMIs, snapshots and build instance, a test
+/// instance).
+pub const RUN_ID: &str = "gears:run-id";
+/// Why an instance runs: `test` (a `gears test` instance) or `bake` (packer's build instance).
+pub const PURPOSE: &str = "gears:purpose";
+/// When a test instance expires (UTC, `%Y-%m-%dT%H:%M:%SZ`): `gears reap` terminates it after
+/// that.
+pub const EXPIRES_AT: &str = "gears:expires-at";
+/// How long a bake's build instance may live (e.g. `3h`): `gears reap` terminates it after that.
+pub const TTL: &str = "gears:ttl";
+/// The component version a test instance runs.
+pub const VERSION: &str = "gears:version";
+/// The builder of the bake that made an AMI.
+pub const BUILDER: &str = "gears:builder";
+/// The base AMI an AMI was baked on (filled in by packer).
+pub const BASE_AMI: &str = "gears:base-ami";

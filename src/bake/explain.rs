@@ -66,7 +66,8 @@ pub fn explain(component: &Component, meta: &Metadata, plan: &BakePlan) -> Strin
     }
     if !plan.builders.is_empty() {
         s.push_str(&format!(
-            "                   ({CREATED}: the minute the bake starts, UTC; {RUN}: the last 8 hex digits of its run id, gears:run-id, new for every bake)\n"
+            "                   ({CREATED}: the minute the bake starts, UTC; {RUN}: the last 8 hex digits of its run id, {}, new for every bake)\n",
+            crate::tags::RUN_ID
         ));
     }
     let base = &component.base_ami;

@@ -120,6 +120,30 @@ pub fn plan(
     created_at: &str,
     run_id: &str,
 ) -> Result<BakePlan, InputError> {
+    check_metadata(component, meta)?;
+    let ansible_vars = ansible_vars(component, meta)?;
+    let ami_version = format!("{}-{created_at}", meta.version.value);
+    let base_tags = ami_tags(component, meta, &ami_version, created_at, run_id);
+    let builders = planned_builders(component, meta, &base_tags, created_at, run_id)?;
+    check_tag_lengths(&builders, component, meta)?;
+    Ok(BakePlan {
+        component: component.name.clone(),
+        version: meta.version.value.clone(),
+        git_sha: meta.git_sha.value.clone(),
+        repo: meta.repo.value.clone(),
+        created_at: created_at.to_owned(),
+        ami_version,
+        run_id: run_id.to_owned(),
+        build_region: component.regions[0].0.clone(),
+        copy_regions: component.regions[1..].iter().map(|r| r.0.clone()).collect(),
+        builders,
+        run_tags: run_tags(component, meta, run_id),
+        ansible_vars,
+    })
+}
+
+/// The version, git sha, repo and component name can be carried intact (see [`unsafe_reason`]).
+fn check_metadata(component: &Component, meta: &Metadata) -> Result<(), InputError> {
     for (what, v) in [
         ("version", &meta.version),
         ("git sha", &meta.git_sha),
@@ -131,7 +155,15 @@ pub fn plan(
         &component.path.display().to_string(),
         "component name",
         &component.name,
-    )?;
+    )
+}
+
+/// The playbook's vars: COMPONENT_NAME, COMPONENT_VERSION, then the component's own, each
+/// checked.
+fn ansible_vars(
+    component: &Component,
+    meta: &Metadata,
+) -> Result<serde_json::Map<String, serde_json::Value>, InputError> {
     let mut ansible_vars = serde_json::Map::new();
     ansible_vars.insert("COMPONENT_NAME".into(), component.name.clone().into());
     ansible_vars.insert(
@@ -146,23 +178,43 @@ pub fn plan(
             ansible_vars.insert(k.clone(), v.clone());
         }
     }
-    let ami_version = format!("{}-{created_at}", meta.version.value);
-    let base_tags = BTreeMap::from([
+    Ok(ansible_vars)
+}
+
+/// The tags every AMI of the bake carries (each builder adds its name).
+fn ami_tags(
+    component: &Component,
+    meta: &Metadata,
+    ami_version: &str,
+    created_at: &str,
+    run_id: &str,
+) -> BTreeMap<String, String> {
+    BTreeMap::from([
         ("COMPONENT_NAME".to_owned(), component.name.clone()),
         ("COMPONENT_VERSION".to_owned(), meta.version.value.clone()),
-        ("AMI_VERSION".to_owned(), ami_version.clone()),
+        ("AMI_VERSION".to_owned(), ami_version.to_owned()),
         ("GIT_SHA".to_owned(), meta.git_sha.value.clone()),
         ("COMPONENT_REPO".to_owned(), meta.repo.value.clone()),
         ("CREATED_AT".to_owned(), created_at.to_owned()),
-        ("gears:component".to_owned(), component.name.clone()),
-        ("gears:run-id".to_owned(), run_id.to_owned()),
-        ("gears:managed-by".to_owned(), "gears".to_owned()),
-    ]);
+        (crate::tags::COMPONENT.to_owned(), component.name.clone()),
+        (crate::tags::RUN_ID.to_owned(), run_id.to_owned()),
+        (crate::tags::MANAGED_BY.to_owned(), "gears".to_owned()),
+    ])
+}
+
+/// Each builder of the component with its instance type, AMI name and tags.
+fn planned_builders(
+    component: &Component,
+    meta: &Metadata,
+    base_tags: &BTreeMap<String, String>,
+    created_at: &str,
+    run_id: &str,
+) -> Result<Vec<PlannedBuilder>, InputError> {
     let file = component.path.display().to_string();
     let mut builders = Vec::with_capacity(component.builders.len());
     for b in &component.builders {
         let mut tags = base_tags.clone();
-        tags.insert("gears:builder".into(), b.name.clone());
+        tags.insert(crate::tags::BUILDER.into(), b.name.clone());
         let ami_name = ami_name(
             &component.name,
             &meta.version.value,
@@ -182,7 +234,16 @@ pub fn plan(
             tags,
         });
     }
-    // Each tag value against EC2's limit, naming where the value came from.
+    Ok(builders)
+}
+
+/// Each tag value against EC2's limit, naming where the value came from.
+fn check_tag_lengths(
+    builders: &[PlannedBuilder],
+    component: &Component,
+    meta: &Metadata,
+) -> Result<(), InputError> {
+    let file = component.path.display().to_string();
     let source_of = |tag: &str| match tag {
         "COMPONENT_VERSION" | "AMI_VERSION" => ("version", meta.version.source.clone()),
         "GIT_SHA" => ("git sha", meta.git_sha.source.clone()),
@@ -201,7 +262,12 @@ pub fn plan(
         }
         debug_assert!(k.chars().count() <= MAX_TAG_KEY);
     }
-    let run_tags = BTreeMap::from([
+    Ok(())
+}
+
+/// The tags of the temporary build instance, for reapers and humans.
+fn run_tags(component: &Component, meta: &Metadata, run_id: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
         (
             "Name".to_owned(),
             format!("gears-bake {} {}", component.name, meta.version.value)
@@ -209,26 +275,12 @@ pub fn plan(
                 .take(MAX_TAG_VALUE)
                 .collect(),
         ),
-        ("gears:component".to_owned(), component.name.clone()),
-        ("gears:run-id".to_owned(), run_id.to_owned()),
-        ("gears:purpose".to_owned(), "bake".to_owned()),
-        ("gears:ttl".to_owned(), "3h".to_owned()),
-        ("gears:managed-by".to_owned(), "gears".to_owned()),
-    ]);
-    Ok(BakePlan {
-        component: component.name.clone(),
-        version: meta.version.value.clone(),
-        git_sha: meta.git_sha.value.clone(),
-        repo: meta.repo.value.clone(),
-        created_at: created_at.to_owned(),
-        ami_version,
-        run_id: run_id.to_owned(),
-        build_region: component.regions[0].0.clone(),
-        copy_regions: component.regions[1..].iter().map(|r| r.0.clone()).collect(),
-        builders,
-        run_tags,
-        ansible_vars,
-    })
+        (crate::tags::COMPONENT.to_owned(), component.name.clone()),
+        (crate::tags::RUN_ID.to_owned(), run_id.to_owned()),
+        (crate::tags::PURPOSE.to_owned(), "bake".to_owned()),
+        (crate::tags::TTL.to_owned(), "3h".to_owned()),
+        (crate::tags::MANAGED_BY.to_owned(), "gears".to_owned()),
+    ])
 }
 
 /// The `--extra-vars` arguments for ansible-local: Packer joins them with spaces and runs them

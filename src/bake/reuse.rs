@@ -39,9 +39,10 @@ pub fn select(plan: &BakePlan, regions: &[String], found: &[(String, Image)]) ->
         if img.state != "available" || !has_tags(img, &want) || !regions.contains(region) {
             continue;
         }
-        let (Some(run), Some(builder)) =
-            (img.tags.get("gears:run-id"), img.tags.get("gears:builder"))
-        else {
+        let (Some(run), Some(builder)) = (
+            img.tags.get(crate::tags::RUN_ID),
+            img.tags.get(crate::tags::BUILDER),
+        ) else {
             continue;
         };
         if run.is_empty() || !plan.builders.iter().any(|b| &b.name == builder) {
@@ -85,7 +86,7 @@ pub fn select(plan: &BakePlan, regions: &[String], found: &[(String, Image)]) ->
         run_id: run_id.to_owned(),
         created_at: tag("CREATED_AT").unwrap_or_default(),
         ami_version: tag("AMI_VERSION").unwrap_or_default(),
-        base_ami: tag("gears:base-ami"),
+        base_ami: tag(crate::tags::BASE_AMI),
         amis,
     })
 }

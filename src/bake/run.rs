@@ -2,7 +2,7 @@
 
 use super::plan::{plan, BakePlan};
 use super::template::{ansible_vars_path, render, write_ansible_vars, RenderOptions};
-use crate::aws::{BaseAmiQuery, Cloud, Images};
+use crate::aws::{BaseAmiQuery, Cloud, Image, Images};
 use crate::cancel::{Cancel, Cleanup};
 use crate::component::metadata::{git_in, resolve, Metadata};
 use crate::component::Component;
@@ -124,6 +124,53 @@ pub async fn prepare(
     Ok((component, meta, plan))
 }
 
+/// A bake's work folder once the template is written into it.
+struct WorkDir {
+    /// `<work_dir>/<run id>`, absolute.
+    dir: std::path::PathBuf,
+    /// The rendered template.
+    template: String,
+    /// Where the template was written (`template.json`).
+    template_path: std::path::PathBuf,
+    /// Where packer's manifest post-processor writes (`packer-manifest.json`).
+    packer_manifest: std::path::PathBuf,
+}
+
+/// Creates the bake's work folder and writes the rendered template and the ansible vars into
+/// it. `source_ami` None keeps the base AMI lookup a filter (no AWS).
+fn write_work_dir(
+    settings: &BakeSettings,
+    component: &Component,
+    plan: &BakePlan,
+    source_ami: Option<String>,
+) -> Result<WorkDir, Error> {
+    let dir = absolute(&settings.work_dir).join(&plan.run_id);
+    std::fs::create_dir_all(&dir).map_err(|e| Error::Write {
+        path: dir.display().to_string(),
+        source: e,
+    })?;
+    let packer_manifest = dir.join("packer-manifest.json");
+    let opts = RenderOptions {
+        source_ami,
+        endpoint: settings.endpoint.clone(),
+        manifest: packer_manifest.display().to_string(),
+        ansible_vars: ansible_vars_path(&dir).display().to_string(),
+    };
+    let template = render(plan, component, &opts)?;
+    write_ansible_vars(plan, component, &opts)?;
+    let template_path = dir.join("template.json");
+    std::fs::write(&template_path, &template).map_err(|e| Error::Write {
+        path: template_path.display().to_string(),
+        source: e,
+    })?;
+    Ok(WorkDir {
+        dir,
+        template,
+        template_path,
+        packer_manifest,
+    })
+}
+
 /// Renders the template for a dry run or `gears validate` (no AWS: the base AMI lookup stays a
 /// filter), and checks it with `packer validate` when packer is installed. Returns the
 /// template and what packer said (None when packer is not installed).
@@ -133,26 +180,9 @@ pub async fn render_and_validate(
     plan: &BakePlan,
     cancel: &Cancel,
 ) -> Result<(String, Option<String>), Error> {
-    let dir = &absolute(&settings.work_dir).join(&plan.run_id);
-    std::fs::create_dir_all(dir).map_err(|e| Error::Write {
-        path: dir.display().to_string(),
-        source: e,
-    })?;
-    let opts = RenderOptions {
-        source_ami: None,
-        endpoint: settings.endpoint.clone(),
-        manifest: dir.join("packer-manifest.json").display().to_string(),
-        ansible_vars: ansible_vars_path(dir).display().to_string(),
-    };
-    let template = render(plan, component, &opts)?;
-    write_ansible_vars(plan, component, &opts)?;
-    let path = dir.join("template.json");
-    std::fs::write(&path, &template).map_err(|e| Error::Write {
-        path: path.display().to_string(),
-        source: e,
-    })?;
-    let verdict = crate::packer::validate(&settings.packer, &path, cancel).await?;
-    Ok((template, verdict))
+    let work = write_work_dir(settings, component, plan, None)?;
+    let verdict = crate::packer::validate(&settings.packer, &work.template_path, cancel).await?;
+    Ok((work.template, verdict))
 }
 
 /// Runs `gears bake` against `cloud`: returns what to print; writes nothing but the work folder.
@@ -175,63 +205,23 @@ pub async fn bake<C: Cloud>(
     }
     let names: Vec<String> = plan.builders.iter().map(|b| b.name.clone()).collect();
     let mut ui = StageProgress::new(ctx, "bake", &names);
-    ui.note(&format!(
-        "baking {} {} (git {}) with {} builder(s) into {}",
-        plan.component,
-        plan.version,
-        plan.git_sha,
-        names.len(),
-        component
-            .regions
-            .iter()
-            .map(|r| r.0.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
-    ));
+    ui.note(&baking_line(&component, &plan, names.len()));
 
     let mut ports = Vec::with_capacity(component.regions.len());
     for r in &component.regions {
         ports.push(unless_cancelled(cancel, cloud.images(&r.0)).await??);
     }
-    let build = &ports[0];
-    let base = &component.base_ami;
-    let query = BaseAmiQuery {
-        id: base.id.clone(),
-        name: base.name.clone(),
-        owners: base.owners.clone(),
-        tags: base.tags.clone(),
-    };
-    let base_ami = unless_cancelled(cancel, build.find_base_ami(&query))
-        .await??
-        .ok_or_else(|| {
-            let what = match (&base.id, &base.name) {
-                (Some(id), _) => format!("base AMI {id} does not exist in {}", plan.build_region),
-                _ => format!(
-                    "no base AMI in {} matches name {:?}, owners {:?} and tags {:?}",
-                    plan.build_region,
-                    base.name.as_deref().unwrap_or("*"),
-                    base.owners,
-                    base.tags
-                ),
-            };
-            InputError::whole_file(component.path.display().to_string(), what)
-                .with_hint("check `base_ami` in the component file, and the region it is looked up in (the first of ami_regions)")
-        })?;
+    let base_ami = find_base_ami(&ports[0], &component, &plan, cancel).await?;
     ui.note(&format!("base AMI {} ({})", base_ami.id, base_ami.name));
 
     if !settings.force {
-        if let Some(found) = unless_cancelled(cancel, super::reuse::find(&ports, &plan)).await?? {
+        if let Some(manifest) = find_reusable(&ports, &plan, &base_ami.id, cancel).await? {
             ui.finish(true);
             ui.note(&format!(
                 "{} {} (git {}) is already baked: reusing its AMIs (use --force to bake again)",
                 plan.component, plan.version, plan.git_sha
             ));
-            // The manifest describes the AMIs found: their bake's run, date and base AMI.
-            let base = found
-                .base_ami
-                .clone()
-                .unwrap_or_else(|| base_ami.id.clone());
-            return Ok(Baked::Manifest(Manifest::reused(&plan, found, &base)));
+            return Ok(Baked::Manifest(manifest));
         }
     }
 
@@ -240,50 +230,142 @@ pub async fn bake<C: Cloud>(
         ui.finish(false);
         return Err(Error::Interrupted(sig));
     }
-    let dir = &absolute(&settings.work_dir).join(&plan.run_id);
-    std::fs::create_dir_all(dir).map_err(|e| Error::Write {
-        path: dir.display().to_string(),
-        source: e,
-    })?;
-    let packer_manifest = dir.join("packer-manifest.json");
-    let opts = RenderOptions {
-        source_ami: Some(base_ami.id.clone()),
-        endpoint: settings.endpoint.clone(),
-        manifest: packer_manifest.display().to_string(),
-        ansible_vars: ansible_vars_path(dir).display().to_string(),
-    };
-    let template = render(&plan, &component, &opts)?;
-    write_ansible_vars(&plan, &component, &opts)?;
-    let template_path = dir.join("template.json");
-    std::fs::write(&template_path, &template).map_err(|e| Error::Write {
-        path: template_path.display().to_string(),
-        source: e,
-    })?;
+    let work = write_work_dir(settings, &component, &plan, Some(base_ami.id.clone()))?;
     // A component's own template is checked before the build, so that a template packer
     // refuses is exit 3 here as in --dry-run (the built-in one is checked by the tests).
     if component.template.is_some() {
-        crate::packer::validate(&settings.packer, &template_path, cancel).await?;
+        crate::packer::validate(&settings.packer, &work.template_path, cancel).await?;
     }
+    let built = match run_packer(settings, &component, &plan, &work, cancel, cleanup, &mut ui).await
+    {
+        Ok(b) => b,
+        Err(e) => {
+            ui.finish(false);
+            return Err(e);
+        }
+    };
+    ui.finish(true);
+    ui.note(&format!(
+        "packer finished in {}",
+        human_duration(built.duration)
+    ));
+    let packer_run_uuid = std::fs::read_to_string(&work.packer_manifest)
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|v| v["last_run_uuid"].as_str().map(str::to_owned));
+    Ok(Baked::Manifest(Manifest::baked(
+        &plan,
+        &base_ami.id,
+        built.amis,
+        packer_run_uuid,
+    )))
+}
+
+/// The first progress line of a bake: what is baked, with how many builders, into which regions.
+fn baking_line(component: &Component, plan: &BakePlan, builders: usize) -> String {
+    format!(
+        "baking {} {} (git {}) with {builders} builder(s) into {}",
+        plan.component,
+        plan.version,
+        plan.git_sha,
+        component
+            .regions
+            .iter()
+            .map(|r| r.0.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
+/// Looks up the component's `base_ami` in the build region; none found is an input error that
+/// names what was looked for.
+async fn find_base_ami<I: Images>(
+    build: &I,
+    component: &Component,
+    plan: &BakePlan,
+    cancel: &Cancel,
+) -> Result<Image, Error> {
+    let base = &component.base_ami;
+    let query = BaseAmiQuery {
+        id: base.id.clone(),
+        name: base.name.clone(),
+        owners: base.owners.clone(),
+        tags: base.tags.clone(),
+    };
+    let found = unless_cancelled(cancel, build.find_base_ami(&query)).await??;
+    found.ok_or_else(|| {
+        let what = match (&base.id, &base.name) {
+            (Some(id), _) => format!("base AMI {id} does not exist in {}", plan.build_region),
+            _ => format!(
+                "no base AMI in {} matches name {:?}, owners {:?} and tags {:?}",
+                plan.build_region,
+                base.name.as_deref().unwrap_or("*"),
+                base.owners,
+                base.tags
+            ),
+        };
+        InputError::whole_file(component.path.display().to_string(), what)
+            .with_hint("check `base_ami` in the component file, and the region it is looked up in (the first of ami_regions)")
+            .into()
+    })
+}
+
+/// The manifest of AMIs an earlier bake of the same component version and revision left in
+/// every region, if there are such AMIs.
+async fn find_reusable<I: Images>(
+    ports: &[I],
+    plan: &BakePlan,
+    base_ami: &str,
+    cancel: &Cancel,
+) -> Result<Option<Manifest>, Error> {
+    let Some(found) = unless_cancelled(cancel, super::reuse::find(ports, plan)).await?? else {
+        return Ok(None);
+    };
+    // The manifest describes the AMIs found: their bake's run, date and base AMI.
+    let base = found
+        .base_ami
+        .clone()
+        .unwrap_or_else(|| base_ami.to_owned());
+    Ok(Some(Manifest::reused(plan, found, &base)))
+}
+
+/// The `packer build` command of a bake, run in the component's folder.
+fn packer_command(settings: &BakeSettings, component: &Component, work: &WorkDir) -> PackerCommand {
     let mut args = vec!["build".to_owned(), "-machine-readable".to_owned()];
     if settings.force {
         args.push("-force".to_owned());
     }
-    args.push(template_path.display().to_string());
-    let cmd = PackerCommand {
+    args.push(work.template_path.display().to_string());
+    PackerCommand {
         program: settings.packer.clone(),
         args,
         dir: component.dir.clone(),
         env: vec![("CHECKPOINT_DISABLE".into(), "1".into())],
-        log: dir.join("packer.log"),
+        log: work.dir.join("packer.log"),
         cleanup_grace: Duration::from_secs(600),
         heartbeat: settings.heartbeat,
-    };
+    }
+}
+
+/// Runs `packer build`, showing its progress lines, with its cleanup on the cleanup list while
+/// it runs.
+async fn run_packer(
+    settings: &BakeSettings,
+    component: &Component,
+    plan: &BakePlan,
+    work: &WorkDir,
+    cancel: &Cancel,
+    cleanup: &Cleanup,
+    ui: &mut StageProgress,
+) -> Result<process::BuildOutput, Error> {
+    let cmd = packer_command(settings, component, work);
     // Packer cleans up its own build resources, even after a signal; gears waits for that. Only
     // a second signal (which stops gears at once) can leave them: then this step is reported as
     // left undone, naming how to find them.
     let packer_cleanup = cleanup.register(
         format!(
-            "packer's cleanup of its build resources (instance, key pair, security group); a reaper finds them by the tag gears:run-id={}",
+            "packer's cleanup of its build resources (instance, key pair, security group); a reaper finds them by the tag {}={}",
+            crate::tags::RUN_ID,
             plan.run_id
         ),
         || async { Ok(()) },
@@ -308,28 +390,7 @@ pub async fn bake<C: Cloud>(
     .await;
     // packer has exited: whatever it created, it has cleaned up or handed over as AMIs.
     cleanup.done(packer_cleanup);
-    let built = match result {
-        Ok(b) => b,
-        Err(e) => {
-            ui.finish(false);
-            return Err(e);
-        }
-    };
-    ui.finish(true);
-    ui.note(&format!(
-        "packer finished in {}",
-        human_duration(built.duration)
-    ));
-    let packer_run_uuid = std::fs::read_to_string(&packer_manifest)
-        .ok()
-        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-        .and_then(|v| v["last_run_uuid"].as_str().map(str::to_owned));
-    Ok(Baked::Manifest(Manifest::baked(
-        &plan,
-        &base_ami.id,
-        built.amis,
-        packer_run_uuid,
-    )))
+    result
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 
 use super::plan::{ansible_extra_arguments, BakePlan};
 use super::quote::{ansible_vars_file, shell_quote};
-use crate::component::file::{Communicator, Component};
+use crate::component::file::{Ansible, Communicator, Component};
 use crate::error::Error;
 use crate::error::{located, InputError};
 use serde_json::{json, Map, Value};
@@ -121,7 +121,7 @@ fn abs(dir: &Path, p: &Path) -> String {
 /// expression of ours, not a user value), so a reused bake can tell which base it was built on.
 fn builder_tags(tags: &BTreeMap<String, String>) -> Value {
     let mut v = text_map(tags);
-    v["gears:base-ami"] = Value::String("{{ .SourceAMI }}".to_owned());
+    v[crate::tags::BASE_AMI] = Value::String("{{ .SourceAMI }}".to_owned());
     v
 }
 
@@ -140,56 +140,14 @@ pub fn context(plan: &BakePlan, component: &Component, opts: &RenderOptions) -> 
             })
         })
         .collect();
-    let filter = {
-        let base = &component.base_ami;
-        let mut filters = BTreeMap::new();
-        if let Some(n) = &base.name {
-            filters.insert("name".to_owned(), n.clone());
-        }
-        for (k, v) in &base.tags {
-            filters.insert(format!("tag:{k}"), v.clone());
-        }
-        filters.insert("state".into(), "available".into());
-        json!({"filters": text_map(&filters), "owners": base.owners.iter().map(|o| text(o)).collect::<Vec<_>>()})
-    };
     let source_ami = opts
         .source_ami
         .clone()
         .or_else(|| component.base_ami.id.clone());
-    let ansible = component.ansible.as_ref().map(|a| {
-        let playbook = abs(&component.dir, &a.playbook);
-        let roles: Vec<String> = a.roles.iter().map(|r| abs(&component.dir, r)).collect();
-        let extra = ansible_extra_arguments(plan);
-        let mut check = String::new();
-        if !roles.is_empty() {
-            check.push_str(&format!(
-                "ANSIBLE_ROLES_PATH={} ",
-                shell_quote(&roles.join(":"))
-            ));
-        }
-        check.push_str(&format!(
-            "ansible-playbook --syntax-check -i localhost, {} {}",
-            shell_quote(&playbook),
-            extra.join(" ")
-        ));
-        // ansible-local runs on the instance, in a staging directory of this run that it
-        // removes afterwards; the vars file's folder goes there with `playbook_paths`.
-        let staging = format!("/tmp/gears-ansible-{}", plan.run_id);
-        let vars_dir = Path::new(&opts.ansible_vars)
-            .parent()
-            .map(|d| d.display().to_string())
-            .unwrap_or_default();
-        let remote_vars =
-            format!("{staging}/playbooks/{ANSIBLE_VARS_DIR}/{ANSIBLE_VARS_FILE}");
-        json!({
-            "playbook": text(&playbook),
-            "role_paths": roles_in(&roles).iter().map(|r| text(r)).collect::<Vec<_>>(),
-            "vars_dir": text(&vars_dir),
-            "staging_directory": text(&staging),
-            "extra_arguments": [text("--extra-vars"), text(&shell_quote(&format!("@{remote_vars}")))],
-            "local_check": text(&check),
-        })
-    });
+    let ansible = component
+        .ansible
+        .as_ref()
+        .map(|a| ansible_context(a, plan, component, opts));
     json!({
         "component": text(&plan.component),
         "run_id": plan.run_id,
@@ -197,7 +155,7 @@ pub fn context(plan: &BakePlan, component: &Component, opts: &RenderOptions) -> 
         "copy_regions": plan.copy_regions,
         "builders": builders,
         "source_ami": source_ami,
-        "source_ami_filter": filter,
+        "source_ami_filter": source_ami_filter(component),
         "vpc_id": component.vpc_id.as_deref().map(text),
         "subnet_id": component.subnet_id.as_deref().map(text),
         "endpoint": opts.endpoint,
@@ -206,6 +164,62 @@ pub fn context(plan: &BakePlan, component: &Component, opts: &RenderOptions) -> 
         "run_tags": text_map(&plan.run_tags),
         "ansible": ansible,
         "manifest": text(&opts.manifest),
+    })
+}
+
+/// The `source_ami_filter` of the context: the base AMI's name and tags, available ones only,
+/// from its owners.
+fn source_ami_filter(component: &Component) -> Value {
+    let base = &component.base_ami;
+    let mut filters = BTreeMap::new();
+    if let Some(n) = &base.name {
+        filters.insert("name".to_owned(), n.clone());
+    }
+    for (k, v) in &base.tags {
+        filters.insert(format!("tag:{k}"), v.clone());
+    }
+    filters.insert("state".into(), "available".into());
+    json!({"filters": text_map(&filters), "owners": base.owners.iter().map(|o| text(o)).collect::<Vec<_>>()})
+}
+
+/// The `ansible` of the context: playbook, roles, the vars file's way onto the instance, and
+/// the local syntax check.
+fn ansible_context(
+    a: &Ansible,
+    plan: &BakePlan,
+    component: &Component,
+    opts: &RenderOptions,
+) -> Value {
+    let playbook = abs(&component.dir, &a.playbook);
+    let roles: Vec<String> = a.roles.iter().map(|r| abs(&component.dir, r)).collect();
+    let extra = ansible_extra_arguments(plan);
+    let mut check = String::new();
+    if !roles.is_empty() {
+        check.push_str(&format!(
+            "ANSIBLE_ROLES_PATH={} ",
+            shell_quote(&roles.join(":"))
+        ));
+    }
+    check.push_str(&format!(
+        "ansible-playbook --syntax-check -i localhost, {} {}",
+        shell_quote(&playbook),
+        extra.join(" ")
+    ));
+    // ansible-local runs on the instance, in a staging directory of this run that it
+    // removes afterwards; the vars file's folder goes there with `playbook_paths`.
+    let staging = format!("/tmp/gears-ansible-{}", plan.run_id);
+    let vars_dir = Path::new(&opts.ansible_vars)
+        .parent()
+        .map(|d| d.display().to_string())
+        .unwrap_or_default();
+    let remote_vars = format!("{staging}/playbooks/{ANSIBLE_VARS_DIR}/{ANSIBLE_VARS_FILE}");
+    json!({
+        "playbook": text(&playbook),
+        "role_paths": roles_in(&roles).iter().map(|r| text(r)).collect::<Vec<_>>(),
+        "vars_dir": text(&vars_dir),
+        "staging_directory": text(&staging),
+        "extra_arguments": [text("--extra-vars"), text(&shell_quote(&format!("@{remote_vars}")))],
+        "local_check": text(&check),
     })
 }
 

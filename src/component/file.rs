@@ -284,6 +284,9 @@ pub fn load(path: &Path) -> Result<Component, crate::error::Error> {
     Ok(parse(path, &source)?)
 }
 
+/// Something wrong in a component file: the key it is at, and what is wrong, in words.
+type Problem = (&'static str, String);
+
 /// Parses a component file's text; `path` names it in errors and anchors relative paths.
 pub fn parse(path: &Path, source: &str) -> Result<Component, InputError> {
     let name = path.display().to_string();
@@ -293,144 +296,20 @@ pub fn parse(path: &Path, source: &str) -> Result<Component, InputError> {
     }
     let raw: RawComponent =
         serde_yaml::from_str(source).map_err(|e| yaml_error(&name, source, e))?;
-    let at = |key: &str, msg: String| {
+    let at = |(key, msg): Problem| {
         let (l, c) = key_place(source, key);
         InputError::at(&name, source, l, c, msg)
     };
-    if raw.component.is_empty()
-        || !raw
-            .component
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-    {
-        return Err(at(
-            "component",
-            format!(
-                "component name `{}` may only contain letters, digits, `-`, `_` and `.`",
-                raw.component
-            ),
-        ));
-    }
-    if raw.ami_regions.is_empty() {
-        return Err(at(
-            "ami_regions",
-            "`ami_regions` is empty: name at least one region".into(),
-        ));
-    }
-    let mut seen = std::collections::BTreeSet::new();
-    for r in &raw.ami_regions {
-        if !seen.insert(r) {
-            return Err(at(
-                "ami_regions",
-                format!("region `{}` is listed twice", r.0),
-            ));
-        }
-    }
-    let builders = raw.builders.unwrap_or_else(|| {
-        vec![Builder {
-            kind: BuilderType::AmazonEbs,
-            name: "amazon-ebs".into(),
-            instance_type: None,
-        }]
-    });
-    if builders.is_empty() {
-        return Err(at(
-            "builders",
-            "`builders` is empty: leave it out for amazon-ebs".into(),
-        ));
-    }
-    let mut names = std::collections::BTreeSet::new();
-    for b in &builders {
-        if !names.insert(b.name.as_str()) {
-            return Err(at(
-                "builders",
-                format!(
-                    "two builders are named `{}`: give each a distinct `name`",
-                    b.name
-                ),
-            ));
-        }
-    }
-    let ami = &raw.base_ami;
-    match (&ami.id, &ami.name) {
-        (Some(_), Some(_)) => {
-            return Err(at(
-                "base_ami",
-                "`base_ami` has both `id` and `name`: give one".into(),
-            ))
-        }
-        (None, None) => return Err(at(
-            "base_ami",
-            "`base_ami` needs an `id`, or a `name` pattern (with `owners` and `tags`) to look up"
-                .into(),
-        )),
-        (Some(id), None) => {
-            let re = regex::Regex::new("^ami-[0-9a-f]{8,17}$").expect("valid regex");
-            if !re.is_match(id) {
-                return Err(at(
-                    "id",
-                    format!("`{id}` is not an AMI id like ami-0123456789abcdef0"),
-                ));
-            }
-        }
-        (None, Some(_)) => {}
-    }
-    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    let dir = if dir.as_os_str().is_empty() {
-        PathBuf::from(".")
-    } else {
-        dir
-    };
+    check_name(&raw.component).map_err(at)?;
+    check_regions(&raw.ami_regions).map_err(at)?;
+    let builders = builders(raw.builders).map_err(at)?;
+    check_base_ami(&raw.base_ami).map_err(at)?;
+    let dir = component_dir(path);
     if let Some(a) = &raw.ansible {
-        if !dir.join(&a.playbook).is_file() {
-            return Err(at(
-                "playbook",
-                format!(
-                    "playbook `{}` not found (paths are relative to {})",
-                    a.playbook.display(),
-                    dir.display()
-                ),
-            ));
-        }
-        for r in &a.roles {
-            if !dir.join(r).is_dir() {
-                return Err(at(
-                    "roles",
-                    format!("role path `{}` is not a directory", r.display()),
-                ));
-            }
-        }
+        check_ansible(a, &dir).map_err(at)?;
     }
-    let template = raw.template.map(|t| dir.join(t));
-    if let Some(t) = &template {
-        if !t.is_file() {
-            return Err(at(
-                "template",
-                format!("template `{}` not found", t.display()),
-            ));
-        }
-    }
-    let mut test = raw.test;
-    if test.user_data.is_some() && test.user_data_file.is_some() {
-        return Err(at(
-            "user_data_file",
-            "`test` has both `user_data` and `user_data_file`: give one".into(),
-        ));
-    }
-    if let Some(f) = &test.user_data_file {
-        let f = dir.join(f);
-        if !f.is_file() {
-            return Err(at(
-                "user_data_file",
-                format!("user data file `{}` not found", f.display()),
-            ));
-        }
-        test.user_data_file = Some(f);
-    }
-    if test.port == Some(0) {
-        return Err(at("port", "`port` must be between 1 and 65535".into()));
-    }
-    test.smoke_file = test.smoke_file.map(|f| dir.join(f));
+    let template = template(raw.template, &dir).map_err(at)?;
+    let test = test_section(raw.test, &dir).map_err(at)?;
     Ok(Component {
         path: path.to_path_buf(),
         dir,
@@ -448,6 +327,166 @@ pub fn parse(path: &Path, source: &str) -> Result<Component, InputError> {
         template,
         test,
     })
+}
+
+/// The component name is not empty and only letters, digits, `-`, `_` and `.`.
+fn check_name(component: &str) -> Result<(), Problem> {
+    if component.is_empty()
+        || !component
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        return Err((
+            "component",
+            format!(
+                "component name `{component}` may only contain letters, digits, `-`, `_` and `.`"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// `ami_regions` names at least one region, none twice.
+fn check_regions(regions: &[Region]) -> Result<(), Problem> {
+    if regions.is_empty() {
+        return Err((
+            "ami_regions",
+            "`ami_regions` is empty: name at least one region".into(),
+        ));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for r in regions {
+        if !seen.insert(r) {
+            return Err(("ami_regions", format!("region `{}` is listed twice", r.0)));
+        }
+    }
+    Ok(())
+}
+
+/// The builders: amazon-ebs when the file has none, else the file's, each with its own name.
+fn builders(listed: Option<Vec<Builder>>) -> Result<Vec<Builder>, Problem> {
+    let builders = listed.unwrap_or_else(|| {
+        vec![Builder {
+            kind: BuilderType::AmazonEbs,
+            name: "amazon-ebs".into(),
+            instance_type: None,
+        }]
+    });
+    if builders.is_empty() {
+        return Err((
+            "builders",
+            "`builders` is empty: leave it out for amazon-ebs".into(),
+        ));
+    }
+    let mut names = std::collections::BTreeSet::new();
+    for b in &builders {
+        if !names.insert(b.name.as_str()) {
+            return Err((
+                "builders",
+                format!(
+                    "two builders are named `{}`: give each a distinct `name`",
+                    b.name
+                ),
+            ));
+        }
+    }
+    Ok(builders)
+}
+
+/// `base_ami` has either an AMI id (that looks like one) or a name pattern.
+fn check_base_ami(ami: &BaseAmi) -> Result<(), Problem> {
+    match (&ami.id, &ami.name) {
+        (Some(_), Some(_)) => Err((
+            "base_ami",
+            "`base_ami` has both `id` and `name`: give one".into(),
+        )),
+        (None, None) => Err((
+            "base_ami",
+            "`base_ami` needs an `id`, or a `name` pattern (with `owners` and `tags`) to look up"
+                .into(),
+        )),
+        (Some(id), None) => {
+            let re = regex::Regex::new("^ami-[0-9a-f]{8,17}$").expect("valid regex");
+            if !re.is_match(id) {
+                return Err((
+                    "id",
+                    format!("`{id}` is not an AMI id like ami-0123456789abcdef0"),
+                ));
+            }
+            Ok(())
+        }
+        (None, Some(_)) => Ok(()),
+    }
+}
+
+/// The folder of the component file, which relative paths in it are relative to (`.` for a
+/// bare file name).
+fn component_dir(path: &Path) -> PathBuf {
+    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    if dir.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        dir
+    }
+}
+
+/// The ansible playbook is a file and each role path a folder, relative to `dir`.
+fn check_ansible(a: &Ansible, dir: &Path) -> Result<(), Problem> {
+    if !dir.join(&a.playbook).is_file() {
+        return Err((
+            "playbook",
+            format!(
+                "playbook `{}` not found (paths are relative to {})",
+                a.playbook.display(),
+                dir.display()
+            ),
+        ));
+    }
+    for r in &a.roles {
+        if !dir.join(r).is_dir() {
+            return Err((
+                "roles",
+                format!("role path `{}` is not a directory", r.display()),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The component's own packer template, made relative to `dir`, if it names one that exists.
+fn template(template: Option<PathBuf>, dir: &Path) -> Result<Option<PathBuf>, Problem> {
+    let template = template.map(|t| dir.join(t));
+    if let Some(t) = &template {
+        if !t.is_file() {
+            return Err(("template", format!("template `{}` not found", t.display())));
+        }
+    }
+    Ok(template)
+}
+
+/// The `test:` section checked, with its file paths made relative to `dir`.
+fn test_section(mut test: TestSection, dir: &Path) -> Result<TestSection, Problem> {
+    if test.user_data.is_some() && test.user_data_file.is_some() {
+        return Err((
+            "user_data_file",
+            "`test` has both `user_data` and `user_data_file`: give one".into(),
+        ));
+    }
+    if let Some(f) = &test.user_data_file {
+        let f = dir.join(f);
+        if !f.is_file() {
+            return Err((
+                "user_data_file",
+                format!("user data file `{}` not found", f.display()),
+            ));
+        }
+        test.user_data_file = Some(f);
+    }
+    if test.port == Some(0) {
+        return Err(("port", "`port` must be between 1 and 65535".into()));
+    }
+    test.smoke_file = test.smoke_file.map(|f| dir.join(f));
+    Ok(test)
 }
 
 #[cfg(test)]

@@ -127,14 +127,48 @@ pub async fn run(
 ) -> Result<BuildOutput, Error> {
     let start = Instant::now();
     let stderr_log = stderr_log(&cmd.log);
+    let mut child = spawn(cmd, &stderr_log)?;
+    let pid = child.id();
+    // Without a watchdog (no `sh`, or packer already gone) the build still runs; only a hard
+    // kill of gears would then leave packer's resources behind.
+    let guard = pid.and_then(|pid| watchdog(pid).ok());
+    let mut out = Output {
+        stdout: Follow::open(&cmd.log)?,
+        stderr: Follow::open(&stderr_log)?,
+        tail: VecDeque::new(),
+        summary: BuildSummary::default(),
+        last_output: Instant::now(),
+    };
+    let (status, stopped) = follow_until_exit(
+        cmd,
+        &mut child,
+        pid,
+        &mut out,
+        cancel,
+        start,
+        &mut on_progress,
+    )
+    .await?;
+    // packer is done: tell the watchdog, so it leaves quietly (it is gone already if a signal
+    // was passed on to the group; then the write fails, which is fine).
+    if let Some((mut watchdog, mut stdin)) = guard {
+        let _ = stdin.write_all(b"done\n").await;
+        drop(stdin);
+        let _ = watchdog.wait().await;
+    }
+    outcome(status, stopped, out, &cmd.log, start)
+}
+
+/// Creates the two log files and starts packer writing into them, in its own process group.
+fn spawn(cmd: &PackerCommand, stderr_log: &Path) -> Result<tokio::process::Child, Error> {
     let create = |path: &Path| {
         std::fs::File::create(path).map_err(|e| Error::Write {
             path: path.display().to_string(),
             source: e,
         })
     };
-    let (out_file, err_file) = (create(&cmd.log)?, create(&stderr_log)?);
-    let mut child = tokio::process::Command::new(&cmd.program)
+    let (out_file, err_file) = (create(&cmd.log)?, create(stderr_log)?);
+    let child = tokio::process::Command::new(&cmd.program)
         .args(&cmd.args)
         .current_dir(&cmd.dir)
         .envs(cmd.env.iter().map(|(k, v)| (k, v)))
@@ -154,47 +188,75 @@ pub async fn run(
                 PackerError::Io(e)
             }
         })?;
-    let pid = child.id();
-    // Without a watchdog (no `sh`, or packer already gone) the build still runs; only a hard
-    // kill of gears would then leave packer's resources behind.
-    let mut guard = pid.and_then(|pid| watchdog(pid).ok());
-    let mut stdout = Follow::open(&cmd.log)?;
-    let mut stderr = Follow::open(&stderr_log)?;
-    let text = |bytes: Vec<u8>| {
-        String::from_utf8_lossy(&bytes)
-            .trim_end_matches('\r')
-            .to_owned()
-    };
-    let mut exited: Option<std::process::ExitStatus> = None;
-    let mut tail: VecDeque<String> = VecDeque::new();
-    let mut summary = BuildSummary::default();
-    let mut stopping: Option<(crate::cancel::Signal, Instant)> = None;
-    let mut last_output = Instant::now();
-    let keep = |line: String, tail: &mut VecDeque<String>| {
-        if tail.len() == TAIL {
-            tail.pop_front();
-        }
-        tail.push_back(line);
-    };
-    loop {
-        let at_end = exited.is_some();
-        while let Some(line) = stdout.next_line(at_end) {
-            let line = text(line);
-            last_output = Instant::now();
+    Ok(child)
+}
+
+/// What gears has read of packer's output so far.
+struct Output {
+    stdout: Follow,
+    stderr: Follow,
+    /// The last [`TAIL`] lines of both files, for the error message.
+    tail: VecDeque<String>,
+    summary: BuildSummary,
+    /// When packer last wrote a line (or gears last said a heartbeat).
+    last_output: Instant,
+}
+
+impl Output {
+    /// Reads every line packer has written since the last call: stdout lines are parsed and
+    /// reported, stderr lines kept as errors. With `at_end`, last lines without a newline too.
+    fn drain(&mut self, at_end: bool, on_progress: &mut impl FnMut(Progress<'_>)) {
+        while let Some(line) = self.stdout.next_line(at_end) {
+            let line = line_text(line);
+            self.last_output = Instant::now();
             if let Some(ev) = parse_line(&line) {
-                summary.observe(&ev);
+                self.summary.observe(&ev);
                 on_progress(Progress::Event(&ev));
             }
-            keep(line, &mut tail);
+            self.keep(line);
         }
-        while let Some(line) = stderr.next_line(at_end) {
-            let line = text(line);
-            last_output = Instant::now();
-            keep(format!("stderr: {line}"), &mut tail);
-            summary.ui_errors.push(line);
+        while let Some(line) = self.stderr.next_line(at_end) {
+            let line = line_text(line);
+            self.last_output = Instant::now();
+            self.keep(format!("stderr: {line}"));
+            self.summary.ui_errors.push(line);
         }
-        if at_end {
-            break;
+    }
+
+    /// Keeps `line` in the tail, dropping the oldest past [`TAIL`].
+    fn keep(&mut self, line: String) {
+        if self.tail.len() == TAIL {
+            self.tail.pop_front();
+        }
+        self.tail.push_back(line);
+    }
+}
+
+/// A line of packer's output as text (bytes that are not UTF-8 replaced), without its `\r`.
+fn line_text(bytes: Vec<u8>) -> String {
+    String::from_utf8_lossy(&bytes)
+        .trim_end_matches('\r')
+        .to_owned()
+}
+
+/// Follows packer's output until it exits: passes a signal on to its process group once, kills
+/// the group when its cleanup outlasts `cmd.cleanup_grace`, and says a heartbeat when packer
+/// is quiet. Returns packer's exit status and the signal passed on, if any.
+async fn follow_until_exit(
+    cmd: &PackerCommand,
+    child: &mut tokio::process::Child,
+    pid: Option<u32>,
+    out: &mut Output,
+    cancel: &Cancel,
+    start: Instant,
+    on_progress: &mut impl FnMut(Progress<'_>),
+) -> Result<(std::process::ExitStatus, Option<crate::cancel::Signal>), Error> {
+    let mut exited: Option<std::process::ExitStatus> = None;
+    let mut stopping: Option<(crate::cancel::Signal, Instant)> = None;
+    loop {
+        out.drain(exited.is_some(), on_progress);
+        if let Some(status) = exited {
+            return Ok((status, stopping.map(|(sig, _)| sig)));
         }
         tokio::select! {
             _ = cancel.cancelled(), if stopping.is_none() => {
@@ -217,32 +279,36 @@ pub async fn run(
                         unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
                     }
                 }
-                if last_output.elapsed() >= cmd.heartbeat {
-                    last_output = Instant::now();
+                if out.last_output.elapsed() >= cmd.heartbeat {
+                    out.last_output = Instant::now();
                     on_progress(Progress::Heartbeat(start.elapsed()));
                 }
             },
         }
     }
-    // packer is done: tell the watchdog, so it leaves quietly (it is gone already if a signal
-    // was passed on to the group; then the write fails, which is fine).
-    if let Some((mut watchdog, mut stdin)) = guard.take() {
-        let _ = stdin.write_all(b"done\n").await;
-        drop(stdin);
-        let _ = watchdog.wait().await;
-    }
-    let status = exited.expect("the loop ends when packer has exited");
-    let log_path = Some(cmd.log.display().to_string());
-    if let Some((sig, _)) = stopping {
+}
+
+/// What an ended packer run comes to: interrupted, failed (with its errors), no AMI, or the
+/// AMIs it built.
+fn outcome(
+    status: std::process::ExitStatus,
+    stopped: Option<crate::cancel::Signal>,
+    out: Output,
+    log: &Path,
+    start: Instant,
+) -> Result<BuildOutput, Error> {
+    let log_path = Some(log.display().to_string());
+    if let Some(sig) = stopped {
         return Err(Error::Interrupted(sig));
     }
+    let summary = out.summary;
     if !status.success() {
         let errors = if !summary.build_errors.is_empty() {
             summary.build_errors.join("\n")
         } else if !summary.ui_errors.is_empty() {
             summary.ui_errors.join("\n")
         } else {
-            tail.iter().cloned().collect::<Vec<_>>().join("\n")
+            out.tail.iter().cloned().collect::<Vec<_>>().join("\n")
         };
         return Err(PackerError::Failed {
             code: status.code().unwrap_or(-1),

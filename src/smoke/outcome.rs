@@ -3,7 +3,7 @@
 
 use super::schema;
 use super::secrets::Secrets;
-use super::spec::{Outcome, Protocol, TestSpec};
+use super::spec::{Outcome, Pattern, Protocol, TestSpec};
 use serde::Serialize;
 
 /// What the server sent back.
@@ -182,211 +182,252 @@ pub fn evaluate(
     secrets: &Secrets,
 ) -> Vec<CheckResult> {
     let mut out = Vec::new();
-    let json = || {
-        serde_json::from_str::<serde_json::Value>(&resp.body.text)
-            .map_err(|e| format!("{e}{}", resp.body.cut_note()))
-    };
     for check in checks {
         match check {
-            Outcome::StatusCode(n) => out.push(if resp.status == *n {
-                CheckResult::new("expect_status_code", true, format!("Status code == {n}"))
-            } else {
-                CheckResult::new(
-                    "expect_status_code",
-                    false,
-                    format!("Expecting status code {n} but got {} instead", resp.status),
-                )
-            }),
-            Outcome::BodyContains(s) => out.push(if resp.body.contains(s) {
-                CheckResult::new(
-                    "response_body_contains",
-                    true,
-                    format!("Body contains \"{s}\""),
-                )
-            } else {
-                CheckResult::new(
-                    "response_body_contains",
-                    false,
-                    format!(
-                        "{} does not contain \"{s}\"",
-                        quoted_body(&resp.body, secrets)
-                    ),
-                )
-            }),
-            Outcome::BodyDoesntContain(s) => out.push(if resp.body.contains(s) {
-                CheckResult::new(
-                    "response_body_doesnt_contain",
-                    false,
-                    format!("Body contains \"{s}\" and shouldn't"),
-                )
-            } else {
-                CheckResult::new(
-                    "response_body_doesnt_contain",
-                    true,
-                    format!("Body doesn't contain \"{s}\""),
-                )
-            }),
-            Outcome::JsonContains(entries) => match json() {
-                Err(e) => out.push(CheckResult::new(
-                    "response_json_contains",
-                    false,
-                    format!("response is not JSON: {e}"),
-                )),
-                Ok(doc) => {
-                    for (path, expected) in entries {
-                        out.push(match json_path(&doc, path) {
-                            None => CheckResult::new(
-                                "response_json_contains",
-                                false,
-                                format!("no value at path \"{path}\""),
-                            ),
-                            Some(actual) if actual == expected => CheckResult::new(
-                                "response_json_contains",
-                                true,
-                                format!("Body contains expected json value at path \"{path}\""),
-                            ),
-                            Some(actual) => CheckResult::new(
-                                "response_json_contains",
-                                false,
-                                format!(
-                                    "Invalid json value {actual} at path \"{path}\", expecting {expected}"
-                                ),
-                            ),
-                        });
-                    }
-                }
-            },
-            Outcome::MaxTimeMs(max) => {
-                // Smolder's words: the difference first, the measured time in brackets.
-                let took = resp.elapsed_ms.round();
-                let diff = (max - took).abs();
-                out.push(if took <= *max {
-                    CheckResult::new(
-                        "response_max_time_ms",
-                        true,
-                        format!("Response time was {diff:.0}ms shorter than max ({took:.0}ms)"),
-                    )
-                } else {
-                    CheckResult::new(
-                        "response_max_time_ms",
-                        false,
-                        format!(
-                            "Response time was {diff:.0}ms longer than {max}ms max ({took:.0}ms)"
-                        ),
-                    )
-                })
-            }
-            Outcome::Redirect(re) => {
-                let is_redirect = resp.status.to_string().contains("30");
-                let location = resp.header("location");
-                out.push(match (is_redirect, location) {
-                    (false, _) | (true, None) => CheckResult::new(
-                        "response_redirect",
-                        false,
-                        format!("Not being redirected: {}", resp.status),
-                    ),
-                    (true, Some(l)) => {
-                        // Python's re.match: anchored at the start only.
-                        let matched = re.regex.find(l).is_some_and(|m| m.start() == 0)
-                            || regex::Regex::new(&format!("^(?:{})", re.source))
-                                .is_ok_and(|r| r.is_match(l));
-                        if matched {
-                            CheckResult::new(
-                                "response_redirect",
-                                true,
-                                format!("Redirect to {}", re.source),
-                            )
-                        } else {
-                            CheckResult::new(
-                                "response_redirect",
-                                false,
-                                format!("Got redirected to {l} instead of {}", re.source),
-                            )
-                        }
-                    }
-                });
-            }
-            Outcome::ResponseHeaders(names) => {
-                for h in names {
-                    out.push(header_present("response_headers", resp, h));
-                }
-            }
-            Outcome::HeadersPresent => {
-                if test.response_headers_present.is_empty() {
-                    out.push(CheckResult::new(
-                        "headers_present",
-                        false,
-                        "no `response_headers_present` list in this test: nothing to check",
-                    ));
-                }
-                for h in &test.response_headers_present {
-                    out.push(header_present("headers_present", resp, h));
-                }
-            }
+            Outcome::StatusCode(n) => out.push(status_code(resp, *n)),
+            Outcome::BodyContains(s) => out.push(body_contains(resp, s, secrets)),
+            Outcome::BodyDoesntContain(s) => out.push(body_doesnt_contain(resp, s)),
+            Outcome::JsonContains(entries) => out.extend(json_contains(resp, entries)),
+            Outcome::MaxTimeMs(max) => out.push(max_time(resp, *max)),
+            Outcome::Redirect(re) => out.push(redirect(resp, re)),
+            Outcome::ResponseHeaders(names) => out.extend(
+                names
+                    .iter()
+                    .map(|h| header_present("response_headers", resp, h)),
+            ),
+            Outcome::HeadersPresent => out.extend(headers_present(test, resp)),
             Outcome::HeaderValues(entries) => {
-                for (h, want) in entries {
-                    out.push(match resp.header(h) {
-                        None => CheckResult::new(
-                            "response_header_values",
-                            false,
-                            format!("Expected header {h} not present"),
-                        ),
-                        Some(v) if v == want => CheckResult::new(
-                            "response_header_values",
-                            true,
-                            format!("Header {h}: {v} present"),
-                        ),
-                        Some(v) => CheckResult::new(
-                            "response_header_values",
-                            false,
-                            format!("Expecting {h}: {want}, got {h}: {v}"),
-                        ),
-                    });
-                }
+                out.extend(entries.iter().map(|(h, want)| header_value(resp, h, want)))
             }
-            Outcome::HeaderValueContains(entries) => {
-                for (h, re) in entries {
-                    out.push(match resp.header(h) {
-                        None => CheckResult::new(
-                            "response_header_value_contains",
-                            false,
-                            format!("Expected header {h} not present"),
-                        ),
-                        Some(v) if re.regex.is_match(v) => CheckResult::new(
-                            "response_header_value_contains",
-                            true,
-                            format!("Header {h}: {v} present"),
-                        ),
-                        Some(v) => CheckResult::new(
-                            "response_header_value_contains",
-                            false,
-                            format!("Expecting {h}: {}, got {h}: {v}", re.source),
-                        ),
-                    });
-                }
-            }
-            Outcome::ValidateJson(s) => out.push(match json() {
-                Err(e) => {
-                    CheckResult::new("validate_json", false, format!("response is not JSON: {e}"))
-                }
-                Ok(doc) => match schema::validate(s, &doc) {
-                    Ok(()) => CheckResult::new(
-                        "validate_json",
-                        true,
-                        "Json response matches the schema provided",
-                    ),
-                    Err(why) => CheckResult::new(
-                        "validate_json",
-                        false,
-                        format!("Json response fails to match the schema provided {why}"),
-                    ),
-                },
-            }),
+            Outcome::HeaderValueContains(entries) => out.extend(
+                entries
+                    .iter()
+                    .map(|(h, re)| header_value_contains(resp, h, re)),
+            ),
+            Outcome::ValidateJson(s) => out.push(validate_json(resp, s)),
         }
     }
     out
 }
 
+/// The body parsed as JSON, or why it is not JSON.
+fn body_json(resp: &Response) -> Result<serde_json::Value, String> {
+    serde_json::from_str::<serde_json::Value>(&resp.body.text)
+        .map_err(|e| format!("{e}{}", resp.body.cut_note()))
+}
+
+/// `expect_status_code`: the status is `n`.
+fn status_code(resp: &Response, n: u16) -> CheckResult {
+    if resp.status == n {
+        CheckResult::new("expect_status_code", true, format!("Status code == {n}"))
+    } else {
+        CheckResult::new(
+            "expect_status_code",
+            false,
+            format!("Expecting status code {n} but got {} instead", resp.status),
+        )
+    }
+}
+
+/// `response_body_contains`: the body contains `s` (quoted, masked, when it does not).
+fn body_contains(resp: &Response, s: &str, secrets: &Secrets) -> CheckResult {
+    if resp.body.contains(s) {
+        CheckResult::new(
+            "response_body_contains",
+            true,
+            format!("Body contains \"{s}\""),
+        )
+    } else {
+        CheckResult::new(
+            "response_body_contains",
+            false,
+            format!(
+                "{} does not contain \"{s}\"",
+                quoted_body(&resp.body, secrets)
+            ),
+        )
+    }
+}
+
+/// `response_body_doesnt_contain`: the body does not contain `s`.
+fn body_doesnt_contain(resp: &Response, s: &str) -> CheckResult {
+    if resp.body.contains(s) {
+        CheckResult::new(
+            "response_body_doesnt_contain",
+            false,
+            format!("Body contains \"{s}\" and shouldn't"),
+        )
+    } else {
+        CheckResult::new(
+            "response_body_doesnt_contain",
+            true,
+            format!("Body doesn't contain \"{s}\""),
+        )
+    }
+}
+
+/// `response_json_contains`: one line per path, or one failure when the body is not JSON.
+fn json_contains(resp: &Response, entries: &[(String, serde_json::Value)]) -> Vec<CheckResult> {
+    let doc = match body_json(resp) {
+        Err(e) => {
+            return vec![CheckResult::new(
+                "response_json_contains",
+                false,
+                format!("response is not JSON: {e}"),
+            )]
+        }
+        Ok(doc) => doc,
+    };
+    entries
+        .iter()
+        .map(|(path, expected)| match json_path(&doc, path) {
+            None => CheckResult::new(
+                "response_json_contains",
+                false,
+                format!("no value at path \"{path}\""),
+            ),
+            Some(actual) if actual == expected => CheckResult::new(
+                "response_json_contains",
+                true,
+                format!("Body contains expected json value at path \"{path}\""),
+            ),
+            Some(actual) => CheckResult::new(
+                "response_json_contains",
+                false,
+                format!("Invalid json value {actual} at path \"{path}\", expecting {expected}"),
+            ),
+        })
+        .collect()
+}
+
+/// `response_max_time_ms`: the whole request took at most `max` ms.
+fn max_time(resp: &Response, max: f64) -> CheckResult {
+    // Smolder's words: the difference first, the measured time in brackets.
+    let took = resp.elapsed_ms.round();
+    let diff = (max - took).abs();
+    if took <= max {
+        CheckResult::new(
+            "response_max_time_ms",
+            true,
+            format!("Response time was {diff:.0}ms shorter than max ({took:.0}ms)"),
+        )
+    } else {
+        CheckResult::new(
+            "response_max_time_ms",
+            false,
+            format!("Response time was {diff:.0}ms longer than {max}ms max ({took:.0}ms)"),
+        )
+    }
+}
+
+/// `response_redirect`: a 30x whose `Location` matches `re` from its start.
+fn redirect(resp: &Response, re: &Pattern) -> CheckResult {
+    let is_redirect = resp.status.to_string().contains("30");
+    let location = resp.header("location");
+    match (is_redirect, location) {
+        (false, _) | (true, None) => CheckResult::new(
+            "response_redirect",
+            false,
+            format!("Not being redirected: {}", resp.status),
+        ),
+        (true, Some(l)) => {
+            // Python's re.match: anchored at the start only.
+            let matched = re.regex.find(l).is_some_and(|m| m.start() == 0)
+                || regex::Regex::new(&format!("^(?:{})", re.source)).is_ok_and(|r| r.is_match(l));
+            if matched {
+                CheckResult::new(
+                    "response_redirect",
+                    true,
+                    format!("Redirect to {}", re.source),
+                )
+            } else {
+                CheckResult::new(
+                    "response_redirect",
+                    false,
+                    format!("Got redirected to {l} instead of {}", re.source),
+                )
+            }
+        }
+    }
+}
+
+/// `headers_present`: every header of the test's `response_headers_present` list is there.
+fn headers_present(test: &TestSpec, resp: &Response) -> Vec<CheckResult> {
+    if test.response_headers_present.is_empty() {
+        return vec![CheckResult::new(
+            "headers_present",
+            false,
+            "no `response_headers_present` list in this test: nothing to check",
+        )];
+    }
+    test.response_headers_present
+        .iter()
+        .map(|h| header_present("headers_present", resp, h))
+        .collect()
+}
+
+/// `response_header_values`: header `h` is there with the value `want`.
+fn header_value(resp: &Response, h: &str, want: &str) -> CheckResult {
+    match resp.header(h) {
+        None => CheckResult::new(
+            "response_header_values",
+            false,
+            format!("Expected header {h} not present"),
+        ),
+        Some(v) if v == want => CheckResult::new(
+            "response_header_values",
+            true,
+            format!("Header {h}: {v} present"),
+        ),
+        Some(v) => CheckResult::new(
+            "response_header_values",
+            false,
+            format!("Expecting {h}: {want}, got {h}: {v}"),
+        ),
+    }
+}
+
+/// `response_header_value_contains`: header `h` is there and `re` matches its value.
+fn header_value_contains(resp: &Response, h: &str, re: &Pattern) -> CheckResult {
+    match resp.header(h) {
+        None => CheckResult::new(
+            "response_header_value_contains",
+            false,
+            format!("Expected header {h} not present"),
+        ),
+        Some(v) if re.regex.is_match(v) => CheckResult::new(
+            "response_header_value_contains",
+            true,
+            format!("Header {h}: {v} present"),
+        ),
+        Some(v) => CheckResult::new(
+            "response_header_value_contains",
+            false,
+            format!("Expecting {h}: {}, got {h}: {v}", re.source),
+        ),
+    }
+}
+
+/// `validate_json`: the body is JSON and matches the schema `s`.
+fn validate_json(resp: &Response, s: &serde_json::Value) -> CheckResult {
+    match body_json(resp) {
+        Err(e) => CheckResult::new("validate_json", false, format!("response is not JSON: {e}")),
+        Ok(doc) => match schema::validate(s, &doc) {
+            Ok(()) => CheckResult::new(
+                "validate_json",
+                true,
+                "Json response matches the schema provided",
+            ),
+            Err(why) => CheckResult::new(
+                "validate_json",
+                false,
+                format!("Json response fails to match the schema provided {why}"),
+            ),
+        },
+    }
+}
+
+/// A header check: header `h` is there.
 fn header_present(check: &str, resp: &Response, h: &str) -> CheckResult {
     match resp.header(h) {
         Some(v) => CheckResult::new(check, true, format!("Header {h}: {v} present")),

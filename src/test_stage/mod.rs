@@ -6,19 +6,19 @@
 //! that still ends with the instance terminated (the composition root runs what is left, on
 //! cleanup's own token and deadline).
 
-use crate::aws::{
-    BaseAmiQuery, Cloud, CloudError, ErrorKind, Images, Instance, Instances, LaunchSpec,
-};
+mod prepare;
+
+use crate::aws::{Cloud, CloudError, ErrorKind, Instance, Instances, LaunchSpec};
 use crate::cancel::{Cancel, Cleanup};
 use crate::component::file::TestAddress;
 use crate::context::RunContext;
-use crate::error::{Error, InputError};
-use crate::settings::{Source, TestSettings};
+use crate::error::Error;
+use crate::settings::TestSettings;
 use crate::smoke::runner::{RunOptions, TestResult};
 use crate::smoke::target::Target;
 use crate::wait::{poll, Backoff, Check, Poll, Polled};
+use prepare::{check_image, check_input, expires_at, launch_spec, Prepared};
 use serde::Serialize;
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -122,21 +122,8 @@ pub async fn terminate_until_gone<I: Instances>(
     }
 }
 
-fn not_available(what: String) -> Error {
-    InputError::whole_file("--ami", what)
-        .with_hint("bake the AMI first, or name one that exists and is available in that region")
-        .into()
-}
-
-/// The AMI, its region, and the version it carries.
-fn choose_ami(
-    settings: &TestSettings,
-    component: &crate::component::Component,
-) -> Result<(String, String, String), Error> {
-    let chosen = settings.ami.resolve(component)?;
-    let (region, ami) = chosen.one(component);
-    Ok((ami, region, chosen.version))
-}
+/// The progress worker of the stage: its one test instance.
+const WORKER: Option<&str> = Some("instance");
 
 /// Runs `gears test` against `cloud`.
 pub async fn test<C: Cloud>(
@@ -147,352 +134,370 @@ pub async fn test<C: Cloud>(
     cloud: &C,
 ) -> Result<Tested, Error> {
     let start = Instant::now();
-    let secs = |at: Instant| at.duration_since(start).as_secs_f64();
-    let component = crate::component::load(&settings.component_file)?;
-    let t = &component.test;
-
     // Everything that can be wrong with the input is found before anything is launched.
-    let smoke_path = t
-        .smoke_file
-        .clone()
-        .unwrap_or_else(|| component.dir.join("smoke.yaml"));
-    let file = crate::smoke::load(&Source::File(smoke_path.clone()), cancel).await?;
-    let placeholder = Target {
-        host: "127.0.0.1".into(),
-        port: t.port,
-        scheme: None,
-    };
-    crate::smoke::runner::prepare(&file, &placeholder)?;
-    let user_data = match (&t.user_data, &t.user_data_file) {
-        (Some(u), _) => Some(u.clone()),
-        (None, Some(f)) => Some(std::fs::read_to_string(f).map_err(|e| Error::Read {
-            path: f.display().to_string(),
-            source: e,
-        })?),
-        _ => None,
-    };
-    let (ami, region, version) = choose_ami(settings, &component)?;
+    let mut input = check_input(settings, cancel).await?;
+    input.version = check_image(cloud, &input, cancel).await?;
 
-    let images = stop_on_signal(cancel, cloud.images(&region)).await??;
-    let query = BaseAmiQuery {
-        id: Some(ami.clone()),
-        ..Default::default()
-    };
-    let image = match stop_on_signal(cancel, images.find_base_ami(&query)).await?? {
-        None => {
-            return Err(not_available(format!(
-                "AMI {ami} does not exist in {region}"
-            )))
-        }
-        Some(img) if img.state != "available" => {
-            return Err(not_available(format!(
-                "AMI {ami} in {region} is {}, not available",
-                img.state
-            )))
-        }
-        Some(img) => img,
-    };
-    let version = if version.is_empty() {
-        // --ami: the version the AMI carries, if it is one of ours.
-        image
-            .tags
-            .get("COMPONENT_VERSION")
-            .cloned()
-            .unwrap_or_default()
-    } else {
-        version
-    };
-
-    let instances = stop_on_signal(cancel, cloud.instances(&region)).await??;
+    let instances = stop_on_signal(cancel, cloud.instances(&input.region)).await??;
     let run_id = crate::random::uuid_v7();
-    let expires_at = (chrono::Utc::now()
-        + chrono::Duration::from_std(settings.ttl).unwrap_or(chrono::Duration::hours(1)))
-    .format("%Y-%m-%dT%H:%M:%SZ")
-    .to_string();
-    let tags = BTreeMap::from([
-        (
-            "Name".to_owned(),
-            format!("gears-test {} {version}", component.name)
-                .chars()
-                .take(crate::bake::plan::MAX_TAG_VALUE)
-                .collect(),
-        ),
-        ("gears:component".to_owned(), component.name.clone()),
-        (
-            "gears:version".to_owned(),
-            version
-                .chars()
-                .take(crate::bake::plan::MAX_TAG_VALUE)
-                .collect(),
-        ),
-        ("gears:run-id".to_owned(), run_id.clone()),
-        ("gears:purpose".to_owned(), "test".to_owned()),
-        ("gears:expires-at".to_owned(), expires_at.clone()),
-        ("gears:managed-by".to_owned(), "gears".to_owned()),
-    ]);
-    let spec = LaunchSpec {
-        image_id: ami.clone(),
-        instance_type: t
-            .instance_type
-            .clone()
-            .unwrap_or_else(|| component.instance_type.clone()),
-        subnet_id: t.subnet_id.clone().or_else(|| component.subnet_id.clone()),
-        security_group_ids: t.security_groups.clone(),
-        instance_profile: t.instance_profile.clone(),
-        key_name: t.key_name.clone(),
-        user_data,
-        tags,
-        client_token: Some(run_id.clone()),
-    };
+    let expires_at = expires_at(settings.ttl);
+    let spec = launch_spec(&input, &run_id, &expires_at);
     if let Some(sig) = cancel.signal() {
         return Err(Error::Interrupted(sig));
     }
     let mut ui = crate::ui::StageProgress::new(ctx, "test", &["instance".to_owned()]);
-    let w = Some("instance");
-    ui.line(
-        w,
-        &format!("launching {} in {region} from {ami}", spec.instance_type),
-    );
-    // The launch call is not raced against a signal: once it is sent, the instance may exist,
-    // and only its answer says which one to terminate.
-    let launched = match instances.launch(&spec).await {
-        Ok(l) => l,
+    let mut stage = Stage {
+        settings,
+        cancel,
+        cleanup,
+        instances: &instances,
+        ui: &mut ui,
+        start,
+    };
+    match stage.run(&input, &spec, &run_id, expires_at).await {
+        Ok(mut tested) => {
+            ui.finish(tested.passed);
+            tested.timings.total = stage_secs(start);
+            Ok(tested)
+        }
         Err(e) => {
             ui.finish(false);
-            return Err(e.into());
+            Err(e)
         }
-    };
-    let id = launched.id.clone();
-    let port = instances.clone();
-    let undo_cancel = cancel.for_cleanup();
-    let undo_id = id.clone();
-    let step = cleanup.register(
-        format!("terminate test instance {id} in {region}"),
-        move || async move {
-            let deadline = Instant::now() + TERMINATE_DEADLINE;
-            terminate_until_gone(&port, &undo_id, &undo_cancel, deadline).await
-        },
-    );
-    let launched_at = Instant::now();
-    ui.line(w, &format!("{id} launched; waiting until it runs"));
+    }
+}
 
-    let mut tested = Tested {
-        component: component.name.clone(),
-        version,
-        ami,
-        region: region.clone(),
-        instance_id: id.clone(),
-        target: String::new(),
-        smoke_file: smoke_path.display().to_string(),
-        passed: false,
-        failure: None,
-        results: Vec::new(),
-        terminated: false,
-        expires_at,
-        console_file: None,
-        timings: Timings {
-            launched: secs(launched_at),
-            ..Default::default()
-        },
-    };
-    let deadline = start + settings.ready_timeout;
-    let running = poll(
-        Poll {
-            deadline: Some(deadline),
-            backoff: Backoff {
-                first: Duration::from_secs(1),
-                max: Duration::from_secs(5),
-            },
-            jitter: 0.2,
-            successes: 1,
-        },
-        cancel,
-        || async {
-            let i = instances.describe(&id).await?;
-            // Running, and EC2's status checks ok where EC2 reports them.
-            match &i {
-                Some(x) if x.state == "running" => match instances.status_checks(&id).await? {
-                    Some(false) => Ok(Some(Instance {
-                        state: "running, status checks not passed yet".into(),
-                        ..x.clone()
-                    })),
-                    _ => Ok(i),
-                },
-                _ => Ok(i),
-            }
-        },
-        |r: &Result<Option<Instance>, CloudError>| match r {
-            Ok(Some(i)) if i.state == "running" => Check::Pass,
-            Ok(Some(i)) if i.is_gone() || i.state == "stopped" => Check::Fail,
-            // Just launched: EC2 may not list it yet.
-            Ok(_) => Check::Retry,
-            Err(e) if e.is_retryable() || e.kind() == ErrorKind::NotFound => Check::Retry,
-            Err(_) => Check::Fail,
-        },
-    )
-    .await;
-    let instance = match running {
-        Polled::Ready(Ok(Some(i)), _) => Some(i),
-        Polled::Cancelled(..) => {
-            ui.finish(false);
-            return Err(Error::Interrupted(
-                cancel.signal().unwrap_or(crate::cancel::Signal::Int),
-            ));
+/// Seconds from `start` until now.
+fn stage_secs(start: Instant) -> f64 {
+    Instant::now().duration_since(start).as_secs_f64()
+}
+
+/// The address the smoke tests go to: `--target`, else the instance's IP the component asks for.
+fn smoke_target(
+    settings: &TestSettings,
+    component: &crate::component::Component,
+    instance: &Instance,
+) -> Option<Target> {
+    match &settings.target_host {
+        Some(t) => Some(t.clone()),
+        None => match component.test.address {
+            TestAddress::PrivateIp => instance.private_ip.clone(),
+            TestAddress::PublicIp => instance.public_ip.clone(),
         }
-        Polled::Failed(Err(e), _) => {
-            ui.finish(false);
-            return Err(e.into());
-        }
-        Polled::Failed(Ok(Some(i)), _) => {
-            tested.failure = Some(format!("{id} stopped before it ran: state {}", i.state));
-            None
-        }
+        .map(|ip| Target {
+            host: ip,
+            port: component.test.port,
+            scheme: None,
+        }),
+    }
+}
+
+/// The directory a failed test's console output is saved in: beside the JUnit report, else in
+/// the run's work directory.
+fn console_dir(settings: &TestSettings, run_id: &str) -> PathBuf {
+    match &settings.junit {
+        Some(j) => j
+            .parent()
+            .map(PathBuf::from)
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or_else(|| PathBuf::from(".")),
+        None => settings.work_dir.join(run_id),
+    }
+}
+
+/// What a wait for the instance to run ended with: the running instance, why it never ran (a
+/// verdict), or an error (a signal, an AWS error).
+fn running_or_why(
+    polled: Polled<Result<Option<Instance>, CloudError>>,
+    id: &str,
+    ready_timeout: Duration,
+    cancel: &Cancel,
+) -> Result<Result<Instance, String>, Error> {
+    match polled {
+        Polled::Ready(Ok(Some(i)), _) => Ok(Ok(i)),
+        Polled::Cancelled(..) => Err(Error::Interrupted(
+            cancel.signal().unwrap_or(crate::cancel::Signal::Int),
+        )),
+        Polled::Failed(Err(e), _) => Err(e.into()),
+        Polled::Failed(Ok(Some(i)), _) => Ok(Err(format!(
+            "{id} stopped before it ran: state {}",
+            i.state
+        ))),
         other => {
             let state = match other {
                 Polled::TimedOut(Ok(Some(i)), _) => i.state,
                 Polled::TimedOut(Err(e), _) => e.to_string(),
                 _ => "unknown".into(),
             };
-            tested.failure = Some(format!(
+            Ok(Err(format!(
                 "{id} was not running after {} (last: {state})",
-                crate::ui::human_duration(settings.ready_timeout)
-            ));
-            None
+                crate::ui::human_duration(ready_timeout)
+            )))
         }
-    };
+    }
+}
 
-    if let Some(instance) = instance {
-        tested.timings.running = secs(Instant::now());
-        let target = match &settings.target_host {
-            Some(t) => Some(t.clone()),
-            None => match component.test.address {
-                TestAddress::PrivateIp => instance.private_ip.clone(),
-                TestAddress::PublicIp => instance.public_ip.clone(),
-            }
-            .map(|ip| Target {
-                host: ip,
-                port: t.port,
-                scheme: None,
-            }),
+/// The stage once the instance port is open: what each step after the launch needs.
+struct Stage<'a, I: Instances> {
+    settings: &'a TestSettings,
+    cancel: &'a Cancel,
+    cleanup: &'a Cleanup,
+    instances: &'a I,
+    ui: &'a mut crate::ui::StageProgress,
+    start: Instant,
+}
+
+impl<I: Instances + Clone + 'static> Stage<'_, I> {
+    /// Launches the instance, waits until it runs, smoke-tests it, shows its console when
+    /// something failed, and terminates it (or keeps it with --keep-on-failure).
+    async fn run(
+        &mut self,
+        input: &Prepared,
+        spec: &LaunchSpec,
+        run_id: &str,
+        expires_at: String,
+    ) -> Result<Tested, Error> {
+        self.ui.line(
+            WORKER,
+            &format!(
+                "launching {} in {} from {}",
+                spec.instance_type, input.region, input.ami
+            ),
+        );
+        let (id, step) = self.launch(spec, &input.region).await?;
+        let mut tested = Tested {
+            component: input.component.name.clone(),
+            version: input.version.clone(),
+            ami: input.ami.clone(),
+            region: input.region.clone(),
+            instance_id: id.clone(),
+            target: String::new(),
+            smoke_file: input.smoke_path.display().to_string(),
+            passed: false,
+            failure: None,
+            results: Vec::new(),
+            terminated: false,
+            expires_at,
+            console_file: None,
+            timings: Timings {
+                launched: stage_secs(self.start),
+                ..Default::default()
+            },
         };
-        match target {
-            None => {
-                tested.failure = Some(format!(
-                    "{id} has no {} to test",
-                    match component.test.address {
-                        TestAddress::PrivateIp => "private IP",
-                        TestAddress::PublicIp => "public IP",
-                    }
-                ))
+        let deadline = self.start + self.settings.ready_timeout;
+        let polled = self.poll_running(&id, deadline).await;
+        match running_or_why(polled, &id, self.settings.ready_timeout, self.cancel)? {
+            Ok(instance) => {
+                tested.timings.running = stage_secs(self.start);
+                self.smoke(&mut tested, input, &instance, deadline).await?;
             }
-            Some(target) => {
-                tested.target = format!("{}:{}", target.url_host(), target.port.unwrap_or(80));
-                ui.line(
-                    w,
-                    &format!(
-                        "{id} is running; smoke tests against {} until they pass or {} have passed",
-                        tested.target,
-                        crate::ui::human_duration(settings.ready_timeout)
-                    ),
-                );
-                let opts = RunOptions {
-                    target,
-                    jobs: settings.jobs,
-                    wait: Some(deadline.saturating_duration_since(Instant::now())),
-                    cancel: cancel.clone(),
-                };
-                let run = crate::smoke::runner::run(&file, &opts, |_| {});
-                tokio::pin!(run);
-                let every = settings.heartbeat;
-                let mut tick = tokio::time::interval_at(Instant::now() + every, every);
-                let results = loop {
-                    tokio::select! {
-                        r = &mut run => match r {
-                            Ok(r) => break r,
-                            Err(e) => {
-                                ui.finish(false);
-                                return Err(e);
-                            }
-                        },
-                        _ = tick.tick() => ui.heartbeat(),
-                    }
-                };
-                let passed = results.iter().filter(|r| r.passed()).count();
-                ui.line(
-                    w,
-                    &format!("smoke: {passed} of {} tests passed", results.len()),
-                );
-                tested.passed = results.iter().all(TestResult::passed);
-                tested.results = results;
-                tested.timings.smoke_done = secs(Instant::now());
+            Err(why) => tested.failure = Some(why),
+        }
+        if !tested.passed {
+            self.show_console(&mut tested, run_id).await?;
+        }
+        self.terminate_or_keep(&mut tested, step).await;
+        Ok(tested)
+    }
+
+    /// Launches the instance and registers its termination with cleanup the moment EC2 answers.
+    async fn launch(
+        &mut self,
+        spec: &LaunchSpec,
+        region: &str,
+    ) -> Result<(String, crate::cancel::CleanupId), Error> {
+        // The launch call is not raced against a signal: once it is sent, the instance may exist,
+        // and only its answer says which one to terminate.
+        let launched = self.instances.launch(spec).await?;
+        let id = launched.id.clone();
+        let port = self.instances.clone();
+        let undo_cancel = self.cancel.for_cleanup();
+        let undo_id = id.clone();
+        let step = self.cleanup.register(
+            format!("terminate test instance {id} in {region}"),
+            move || async move {
+                let deadline = Instant::now() + TERMINATE_DEADLINE;
+                terminate_until_gone(&port, &undo_id, &undo_cancel, deadline).await
+            },
+        );
+        self.ui
+            .line(WORKER, &format!("{id} launched; waiting until it runs"));
+        Ok((id, step))
+    }
+
+    /// Asks EC2 about instance `id` until it runs (with its status checks ok where EC2 reports
+    /// them), stops, or `deadline` passes.
+    async fn poll_running(
+        &self,
+        id: &str,
+        deadline: Instant,
+    ) -> Polled<Result<Option<Instance>, CloudError>> {
+        let instances = self.instances;
+        poll(
+            Poll {
+                deadline: Some(deadline),
+                backoff: Backoff {
+                    first: Duration::from_secs(1),
+                    max: Duration::from_secs(5),
+                },
+                jitter: 0.2,
+                successes: 1,
+            },
+            self.cancel,
+            || async {
+                let i = instances.describe(id).await?;
+                // Running, and EC2's status checks ok where EC2 reports them.
+                match &i {
+                    Some(x) if x.state == "running" => match instances.status_checks(id).await? {
+                        Some(false) => Ok(Some(Instance {
+                            state: "running, status checks not passed yet".into(),
+                            ..x.clone()
+                        })),
+                        _ => Ok(i),
+                    },
+                    _ => Ok(i),
+                }
+            },
+            |r: &Result<Option<Instance>, CloudError>| match r {
+                Ok(Some(i)) if i.state == "running" => Check::Pass,
+                Ok(Some(i)) if i.is_gone() || i.state == "stopped" => Check::Fail,
+                // Just launched: EC2 may not list it yet.
+                Ok(_) => Check::Retry,
+                Err(e) if e.is_retryable() || e.kind() == ErrorKind::NotFound => Check::Retry,
+                Err(_) => Check::Fail,
+            },
+        )
+        .await
+    }
+
+    /// Runs the smoke tests against the running instance until they pass or `deadline`, and
+    /// records their results (or that the instance has no address to test).
+    async fn smoke(
+        &mut self,
+        tested: &mut Tested,
+        input: &Prepared,
+        instance: &Instance,
+        deadline: Instant,
+    ) -> Result<(), Error> {
+        let id = &tested.instance_id;
+        let Some(target) = smoke_target(self.settings, &input.component, instance) else {
+            tested.failure = Some(format!(
+                "{id} has no {} to test",
+                match input.component.test.address {
+                    TestAddress::PrivateIp => "private IP",
+                    TestAddress::PublicIp => "public IP",
+                }
+            ));
+            return Ok(());
+        };
+        tested.target = format!("{}:{}", target.url_host(), target.port.unwrap_or(80));
+        self.ui.line(
+            WORKER,
+            &format!(
+                "{id} is running; smoke tests against {} until they pass or {} have passed",
+                tested.target,
+                crate::ui::human_duration(self.settings.ready_timeout)
+            ),
+        );
+        let opts = RunOptions {
+            target,
+            jobs: self.settings.jobs,
+            wait: Some(deadline.saturating_duration_since(Instant::now())),
+            cancel: self.cancel.clone(),
+        };
+        let results = self
+            .with_heartbeat(crate::smoke::runner::run(&input.file, &opts, |_| {}))
+            .await?;
+        let passed = results.iter().filter(|r| r.passed()).count();
+        self.ui.line(
+            WORKER,
+            &format!("smoke: {passed} of {} tests passed", results.len()),
+        );
+        tested.passed = results.iter().all(TestResult::passed);
+        tested.results = results;
+        tested.timings.smoke_done = stage_secs(self.start);
+        Ok(())
+    }
+
+    /// Awaits `fut` with a heartbeat every `settings.heartbeat`, so CI logs never go silent.
+    async fn with_heartbeat<T>(
+        &mut self,
+        fut: impl std::future::Future<Output = Result<T, Error>>,
+    ) -> Result<T, Error> {
+        tokio::pin!(fut);
+        let every = self.settings.heartbeat;
+        let mut tick = tokio::time::interval_at(Instant::now() + every, every);
+        loop {
+            tokio::select! {
+                r = &mut fut => return r,
+                _ = tick.tick() => self.ui.heartbeat(),
             }
         }
     }
 
-    if !tested.passed {
-        // What an operator needs when a service never came up.
-        match stop_on_signal(cancel, instances.console_output(&id)).await {
-            Ok(Ok(text)) => {
-                let dir = match &settings.junit {
-                    Some(j) => j
-                        .parent()
-                        .map(PathBuf::from)
-                        .filter(|p| !p.as_os_str().is_empty())
-                        .unwrap_or_else(|| PathBuf::from(".")),
-                    None => settings.work_dir.join(&run_id),
-                };
-                let path = dir.join(format!("console-{id}.txt"));
-                let saved = std::fs::create_dir_all(&dir)
-                    .and_then(|_| std::fs::write(&path, &text))
-                    .is_ok();
-                let lines: Vec<&str> = text.lines().collect();
-                ui.note(&format!(
-                    "console output of {id} (last {} of {} lines{}):",
-                    lines.len().min(40),
-                    lines.len(),
-                    if saved {
-                        format!(", all in {}", path.display())
-                    } else {
-                        String::new()
-                    }
-                ));
-                for l in &lines[lines.len().saturating_sub(40)..] {
-                    ui.note(&format!("  | {l}"));
-                }
-                if saved {
-                    tested.console_file = Some(path);
-                }
-            }
-            Ok(Err(e)) => ui.note(&format!("console output of {id} unavailable: {e}")),
+    /// Shows the tail of the instance's console output and saves all of it: what an operator
+    /// needs when a service never came up.
+    async fn show_console(&mut self, tested: &mut Tested, run_id: &str) -> Result<(), Error> {
+        let id = &tested.instance_id;
+        let text = match stop_on_signal(self.cancel, self.instances.console_output(id)).await? {
+            Ok(text) => text,
             Err(e) => {
-                ui.finish(false);
-                return Err(e);
+                self.ui
+                    .note(&format!("console output of {id} unavailable: {e}"));
+                return Ok(());
             }
+        };
+        let dir = console_dir(self.settings, run_id);
+        let path = dir.join(format!("console-{id}.txt"));
+        let saved = std::fs::create_dir_all(&dir)
+            .and_then(|_| std::fs::write(&path, &text))
+            .is_ok();
+        let lines: Vec<&str> = text.lines().collect();
+        self.ui.note(&format!(
+            "console output of {id} (last {} of {} lines{}):",
+            lines.len().min(40),
+            lines.len(),
+            if saved {
+                format!(", all in {}", path.display())
+            } else {
+                String::new()
+            }
+        ));
+        for l in &lines[lines.len().saturating_sub(40)..] {
+            self.ui.note(&format!("  | {l}"));
         }
+        if saved {
+            tested.console_file = Some(path);
+        }
+        Ok(())
     }
 
-    if !tested.passed && settings.keep_on_failure {
-        cleanup.done(step);
-        ui.note(&format!(
-            "keeping {id} for debugging (--keep-on-failure): address {}, expires {} (gears:expires-at; `gears reap` terminates it after that)",
-            if tested.target.is_empty() { "unknown" } else { &tested.target },
-            tested.expires_at
-        ));
-    } else {
+    /// Terminates the instance, or keeps it when it failed and --keep-on-failure asks so. A
+    /// termination that fails leaves its cleanup step registered.
+    async fn terminate_or_keep(&mut self, tested: &mut Tested, step: crate::cancel::CleanupId) {
+        let id = &tested.instance_id;
+        if !tested.passed && self.settings.keep_on_failure {
+            self.cleanup.done(step);
+            self.ui.note(&format!(
+                "keeping {id} for debugging (--keep-on-failure): address {}, expires {} ({}; `gears reap` terminates it after that)",
+                if tested.target.is_empty() { "unknown" } else { &tested.target },
+                tested.expires_at,
+                crate::tags::EXPIRES_AT
+            ));
+            return;
+        }
         let term_deadline = Instant::now() + TERMINATE_DEADLINE;
-        match terminate_until_gone(&instances, &id, &cancel.for_cleanup(), term_deadline).await {
+        let cancel = self.cancel.for_cleanup();
+        match terminate_until_gone(self.instances, id, &cancel, term_deadline).await {
             Ok(()) => {
-                cleanup.done(step);
+                self.cleanup.done(step);
                 tested.terminated = true;
-                ui.line(w, &format!("{id} terminated"));
+                self.ui.line(WORKER, &format!("{id} terminated"));
             }
             // Left registered: cleanup tries once more, then says a human must look (exit 7).
-            Err(why) => ui.note(&format!("could not terminate {id}: {why}")),
+            Err(why) => self.ui.note(&format!("could not terminate {id}: {why}")),
         }
     }
-    ui.finish(tested.passed);
-    tested.timings.total = secs(Instant::now());
-    Ok(tested)
 }
 
 /// Runs an AWS call unless the run is cancelled first.
@@ -513,6 +518,7 @@ mod tests {
     use crate::aws::Image;
     use crate::exit::Exit;
     use crate::settings::AmiChoice;
+    use std::collections::BTreeMap;
 
     const AMI: &str = "ami-0123456789abcdef0";
 

@@ -97,15 +97,39 @@ fn classify(e: reqwest::Error, p: &Prepared<'_>, timeout: f64) -> Failure {
     Failure::Request(format!("request failed: {}", chain.join(": ")))
 }
 
+/// Sends the test's request and reads its response (the body up to [`BODY_CAP`]), within the
+/// test's timeout, or `cap` when that is shorter.
 pub(super) async fn fetch(p: &Prepared<'_>, cap: Option<Duration>) -> Result<Response, Failure> {
-    let i = &p.spec.inputs;
-    let client = p.client.as_ref().expect("http tests have a client");
+    let timeout = effective_timeout(&p.spec.inputs, cap);
+    let start = Instant::now();
+    let req = build_request(p, timeout);
+    let resp = req.send().await.map_err(|e| classify(e, p, timeout))?;
+    let status = resp.status().as_u16();
+    let headers = joined_headers(resp.headers());
+    let needles = body_needles(p);
+    let body = read_body(resp, &needles, BODY_CAP)
+        .await
+        .map_err(|e| classify(e, p, timeout))?;
+    Ok(Response {
+        status,
+        headers,
+        body,
+        elapsed_ms: start.elapsed().as_secs_f64() * 1000.0,
+    })
+}
+
+/// The test's `timeout` (30 s by default) in seconds, or `cap` rounded to a tenth when shorter.
+fn effective_timeout(i: &Inputs, cap: Option<Duration>) -> f64 {
     let timeout = i.timeout.map(|t| t.0).unwrap_or(30.0);
-    let timeout = match cap {
+    match cap {
         Some(c) if c.as_secs_f64() < timeout => (c.as_secs_f64() * 10.0).round() / 10.0,
         _ => timeout,
-    };
-    let method = match p.spec.method {
+    }
+}
+
+/// The HTTP method of a test's `method`.
+fn http_method(m: Method) -> reqwest::Method {
+    match m {
         Method::Get => reqwest::Method::GET,
         Method::Post => reqwest::Method::POST,
         Method::Put => reqwest::Method::PUT,
@@ -114,10 +138,15 @@ pub(super) async fn fetch(p: &Prepared<'_>, cap: Option<Duration>) -> Result<Res
         Method::Head => reqwest::Method::HEAD,
         Method::Patch => reqwest::Method::PATCH,
         Method::Purge => reqwest::Method::from_bytes(b"PURGE").expect("valid method"),
-    };
-    let start = Instant::now();
+    }
+}
+
+/// The request of a test: method, URL, query params, headers, basic auth, cookies and body.
+fn build_request(p: &Prepared<'_>, timeout: f64) -> reqwest::RequestBuilder {
+    let i = &p.spec.inputs;
+    let client = p.client.as_ref().expect("http tests have a client");
     let mut req = client
-        .request(method, &p.url)
+        .request(http_method(p.spec.method), &p.url)
         .timeout(Duration::from_secs_f64(timeout));
     if let Some(params) = &i.params {
         let q: Vec<(&str, &str)> = params
@@ -138,42 +167,49 @@ pub(super) async fn fetch(p: &Prepared<'_>, cap: Option<Duration>) -> Result<Res
         let c: Vec<String> = cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
         req = req.header(reqwest::header::COOKIE, c.join("; "));
     }
+    with_body(req, i)
+}
+
+/// The request body as Python requests builds it: multipart when there are files (form data
+/// as its text fields), else the form data, the raw data, or the JSON.
+fn with_body(req: reqwest::RequestBuilder, i: &Inputs) -> reqwest::RequestBuilder {
     let multipart = i.file.is_some() || i.files.is_some();
-    if multipart {
-        let mut form = reqwest::multipart::Form::new();
-        if let Some(Data::Form(fields)) = &i.data {
-            for (k, v) in fields {
-                form = form.text(k.clone(), v.clone());
-            }
-        }
-        if let Some(f) = &i.file {
-            form = form.part(
-                "file",
-                reqwest::multipart::Part::text(f.content.clone()).file_name(f.filename.clone()),
-            );
-        }
-        for (k, v) in i.files.iter().flat_map(|f| f.0.iter()) {
-            form = form.part(
-                k.clone(),
-                reqwest::multipart::Part::text(v.0.clone()).file_name(k.clone()),
-            );
-        }
-        req = req.multipart(form);
-    } else {
-        match &i.data {
-            Some(Data::Form(fields)) => req = req.form(fields),
-            Some(Data::Raw(s)) => req = req.body(s.clone()),
-            None => {
-                if let Some(j) = &i.json {
-                    req = req.json(j);
-                }
-            }
+    if !multipart {
+        return match &i.data {
+            Some(Data::Form(fields)) => req.form(fields),
+            Some(Data::Raw(s)) => req.body(s.clone()),
+            None => match &i.json {
+                Some(j) => req.json(j),
+                None => req,
+            },
+        };
+    }
+    let mut form = reqwest::multipart::Form::new();
+    if let Some(Data::Form(fields)) = &i.data {
+        for (k, v) in fields {
+            form = form.text(k.clone(), v.clone());
         }
     }
-    let resp = req.send().await.map_err(|e| classify(e, p, timeout))?;
-    let status = resp.status().as_u16();
+    if let Some(f) = &i.file {
+        form = form.part(
+            "file",
+            reqwest::multipart::Part::text(f.content.clone()).file_name(f.filename.clone()),
+        );
+    }
+    for (k, v) in i.files.iter().flat_map(|f| f.0.iter()) {
+        form = form.part(
+            k.clone(),
+            reqwest::multipart::Part::text(v.0.clone()).file_name(k.clone()),
+        );
+    }
+    req.multipart(form)
+}
+
+/// The response headers in order, names as reqwest gives them (lower case), a repeated
+/// header's values joined with `, `.
+fn joined_headers(received: &reqwest::header::HeaderMap) -> Vec<(String, String)> {
     let mut headers: Vec<(String, String)> = Vec::new();
-    for (k, v) in resp.headers() {
+    for (k, v) in received {
         let v = String::from_utf8_lossy(v.as_bytes()).into_owned();
         match headers.iter_mut().find(|(n, _)| n == k.as_str()) {
             Some((_, existing)) => {
@@ -183,24 +219,19 @@ pub(super) async fn fetch(p: &Prepared<'_>, cap: Option<Duration>) -> Result<Res
             None => headers.push((k.as_str().to_owned(), v)),
         }
     }
-    let needles: Vec<&str> = p
-        .spec
+    headers
+}
+
+/// The strings the test's body checks look for, searched in all of the body as it streams.
+fn body_needles<'a>(p: &'a Prepared<'_>) -> Vec<&'a str> {
+    p.spec
         .checks
         .iter()
         .filter_map(|c| match c {
             Outcome::BodyContains(s) | Outcome::BodyDoesntContain(s) => Some(s.as_str()),
             _ => None,
         })
-        .collect();
-    let body = read_body(resp, &needles, BODY_CAP)
-        .await
-        .map_err(|e| classify(e, p, timeout))?;
-    Ok(Response {
-        status,
-        headers,
-        body,
-        elapsed_ms: start.elapsed().as_secs_f64() * 1000.0,
-    })
+        .collect()
 }
 
 /// The most of a response body gears keeps to check and show (4 MiB). Beyond it the body is

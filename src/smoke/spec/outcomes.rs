@@ -113,85 +113,96 @@ impl<'de> Deserialize<'de> for Millis {
 
 impl<'de> Deserialize<'de> for Outcomes {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Outcomes;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a mapping of outcome checks")
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<Outcomes, E> {
-                Ok(Outcomes::default())
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Outcomes, A::Error> {
-                let mut out = Outcomes::default();
-                while let Some(key) = m.next_key::<String>()? {
-                    let check = match key.as_str() {
-                        "expect_status_code" => {
-                            Outcome::StatusCode(m.next_value::<StatusCode>()?.0)
-                        }
-                        "response_body_contains" => {
-                            Outcome::BodyContains(m.next_value::<Text>()?.0)
-                        }
-                        "response_body_doesnt_contain" => {
-                            Outcome::BodyDoesntContain(m.next_value::<Text>()?.0)
-                        }
-                        "response_json_contains" => {
-                            let map: serde_json::Map<String, serde_json::Value> = m.next_value()?;
-                            Outcome::JsonContains(map.into_iter().collect())
-                        }
-                        "response_max_time_ms" => Outcome::MaxTimeMs(m.next_value::<Millis>()?.0),
-                        "response_redirect" => Outcome::Redirect(m.next_value()?),
-                        "response_headers" => {
-                            let v: Vec<Text> = m.next_value()?;
-                            Outcome::ResponseHeaders(v.into_iter().map(|t| t.0).collect())
-                        }
-                        "response_header_values" => {
-                            let o: Ordered<Text> = m.next_value()?;
-                            Outcome::HeaderValues(o.0.into_iter().map(|(k, v)| (k, v.0)).collect())
-                        }
-                        "response_header_value_contains" => {
-                            Outcome::HeaderValueContains(m.next_value::<Ordered<Pattern>>()?.0)
-                        }
-                        "validate_json" => Outcome::ValidateJson(m.next_value::<Schema>()?.schema),
-                        "headers_present" => {
-                            m.next_value::<de::IgnoredAny>()?;
-                            Outcome::HeadersPresent
-                        }
-                        "show_body" => {
-                            out.show_body = Some(m.next_value::<Flag>()?.0);
-                            continue;
-                        }
-                        "colour_output" => {
-                            out.colour_output = Some(m.next_value::<Flag>()?.0);
-                            continue;
-                        }
-                        // In Smolder's examples (header_test.json) under outcomes, where Smolder
-                        // ignores it; gears checks the headers, as the author meant.
-                        "response_headers_present" => {
-                            let v: Vec<Text> = m.next_value()?;
-                            Outcome::ResponseHeaders(v.into_iter().map(|t| t.0).collect())
-                        }
-                        // In Smolder's own fixtures; Smolder ignores it (colour stays on).
-                        "colour" => {
-                            m.next_value::<de::IgnoredAny>()?;
-                            out.ignored.push(
-                                "`colour` under outcomes is ignored, as Smolder ignores it; did you mean `colour_output`?".to_owned(),
-                            );
-                            continue;
-                        }
-                        // Smolder's ldap check: known, so accepted; only ldap tests use it, and
-                        // gears refuses those.
-                        "ldap_attribute_value_equals" => {
-                            m.next_value::<de::IgnoredAny>()?;
-                            continue;
-                        }
-                        other => return Err(de::Error::unknown_field(other, OUTCOME_KEYS)),
-                    };
-                    out.checks.push(check);
-                }
-                Ok(out)
+        d.deserialize_any(OutcomesVisitor)
+    }
+}
+
+/// Reads `outcomes`: a mapping of checks and switches, or nothing at all.
+struct OutcomesVisitor;
+
+impl<'de> Visitor<'de> for OutcomesVisitor {
+    type Value = Outcomes;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a mapping of outcome checks")
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Outcomes, E> {
+        Ok(Outcomes::default())
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Outcomes, A::Error> {
+        let mut out = Outcomes::default();
+        while let Some(key) = m.next_key::<String>()? {
+            match next_check(&key, &mut m)? {
+                Some(check) => out.checks.push(check),
+                None => next_switch(&key, &mut m, &mut out)?,
             }
         }
-        d.deserialize_any(V)
+        Ok(out)
     }
+}
+
+/// The check `key` names, its value read from `m`; None (nothing read) when `key` is not a
+/// check.
+fn next_check<'de, A: MapAccess<'de>>(key: &str, m: &mut A) -> Result<Option<Outcome>, A::Error> {
+    let check = match key {
+        "expect_status_code" => Outcome::StatusCode(m.next_value::<StatusCode>()?.0),
+        "response_body_contains" => Outcome::BodyContains(m.next_value::<Text>()?.0),
+        "response_body_doesnt_contain" => Outcome::BodyDoesntContain(m.next_value::<Text>()?.0),
+        "response_json_contains" => {
+            let map: serde_json::Map<String, serde_json::Value> = m.next_value()?;
+            Outcome::JsonContains(map.into_iter().collect())
+        }
+        "response_max_time_ms" => Outcome::MaxTimeMs(m.next_value::<Millis>()?.0),
+        "response_redirect" => Outcome::Redirect(m.next_value()?),
+        "response_headers" => {
+            let v: Vec<Text> = m.next_value()?;
+            Outcome::ResponseHeaders(v.into_iter().map(|t| t.0).collect())
+        }
+        "response_header_values" => {
+            let o: Ordered<Text> = m.next_value()?;
+            Outcome::HeaderValues(o.0.into_iter().map(|(k, v)| (k, v.0)).collect())
+        }
+        "response_header_value_contains" => {
+            Outcome::HeaderValueContains(m.next_value::<Ordered<Pattern>>()?.0)
+        }
+        "validate_json" => Outcome::ValidateJson(m.next_value::<Schema>()?.schema),
+        "headers_present" => {
+            m.next_value::<de::IgnoredAny>()?;
+            Outcome::HeadersPresent
+        }
+        // In Smolder's examples (header_test.json) under outcomes, where Smolder
+        // ignores it; gears checks the headers, as the author meant.
+        "response_headers_present" => {
+            let v: Vec<Text> = m.next_value()?;
+            Outcome::ResponseHeaders(v.into_iter().map(|t| t.0).collect())
+        }
+        _ => return Ok(None),
+    };
+    Ok(Some(check))
+}
+
+/// A key of `outcomes` that is not a check: a display switch, a key Smolder ignores, or an
+/// unknown key (an error that lists the known ones).
+fn next_switch<'de, A: MapAccess<'de>>(
+    key: &str,
+    m: &mut A,
+    out: &mut Outcomes,
+) -> Result<(), A::Error> {
+    match key {
+        "show_body" => out.show_body = Some(m.next_value::<Flag>()?.0),
+        "colour_output" => out.colour_output = Some(m.next_value::<Flag>()?.0),
+        // In Smolder's own fixtures; Smolder ignores it (colour stays on).
+        "colour" => {
+            m.next_value::<de::IgnoredAny>()?;
+            out.ignored.push(
+                "`colour` under outcomes is ignored, as Smolder ignores it; did you mean `colour_output`?".to_owned(),
+            );
+        }
+        // Smolder's ldap check: known, so accepted; only ldap tests use it, and
+        // gears refuses those.
+        "ldap_attribute_value_equals" => {
+            m.next_value::<de::IgnoredAny>()?;
+        }
+        other => return Err(de::Error::unknown_field(other, OUTCOME_KEYS)),
+    }
+    Ok(())
 }
