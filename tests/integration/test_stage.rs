@@ -360,7 +360,8 @@ async fn a_killed_test_leaves_an_instance_that_reap_terminates() {
         let (out, err, code) = reap(false);
         assert_eq!(code, 0, "{err}");
         let listed: serde_json::Value = serde_json::from_str(&out).unwrap();
-        if find(&listed, &id).is_some() || Instant::now() > until {
+        let all = [&id, &old, &sg].iter().all(|x| find(&listed, x).is_some());
+        if all || Instant::now() > until {
             break (out, listed);
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
