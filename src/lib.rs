@@ -17,6 +17,8 @@ pub mod context;
 pub mod deploy;
 pub mod error;
 pub mod exit;
+#[cfg(test)]
+mod iam_policy_tests;
 pub mod manifest;
 pub mod packer;
 pub mod pipeline;
