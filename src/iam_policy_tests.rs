@@ -60,6 +60,8 @@ const SERVICES: &[(&str, &str)] = &[
     ("CancelInstanceRefresh", "autoscaling"),
     // Target groups.
     ("DescribeTargetHealth", "elasticloadbalancing"),
+    // Classic load balancers.
+    ("DescribeInstanceHealth", "elasticloadbalancing"),
     // The lock table.
     ("PutItem", "dynamodb"),
     ("GetItem", "dynamodb"),
@@ -345,6 +347,10 @@ mod deploy {
             override_templates: vec![],
             members: vec![],
             target_groups: vec!["tg-1".into()],
+            load_balancers: vec![],
+            other_traffic: vec![],
+            units: None,
+            warm_pool: false,
             suspended: vec![],
             tags: tags(&[("gears:component", "hello"), ("gears:environment", "live")]),
         }
@@ -444,6 +450,12 @@ mod deploy {
         let (s, cloud) = setup(dir.path());
         assert_eq!(ok(&s, &cloud).await, "deployed");
         runs.push(("a rolling deploy", cloud.calls()));
+
+        let (s, cloud) = setup(dir.path());
+        cloud.edit_group("hello-live", |g| g.load_balancers = vec!["web".into()]);
+        assert_eq!(ok(&s, &cloud).await, "deployed");
+        assert!(called(&cloud, "DescribeInstanceHealth"));
+        runs.push(("a group behind a Classic load balancer", cloud.calls()));
 
         let (s, cloud) = setup(dir.path());
         cloud.set_unhealthy_images(&[NEW]);
