@@ -201,6 +201,15 @@ pub struct TestSection {
     pub address: TestAddress,
 }
 
+/// What `gears deploy` takes from the component file (the `deploy:` section).
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeploySection {
+    /// A DynamoDB table for the deploy locks (a true compare-and-swap), used unless
+    /// `--lock-table` or `GEARS_LOCK_TABLE` names another.
+    pub lock_table: Option<String>,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawComponent {
@@ -222,6 +231,8 @@ struct RawComponent {
     template: Option<PathBuf>,
     #[serde(default)]
     test: TestSection,
+    #[serde(default)]
+    deploy: DeploySection,
 }
 
 fn default_instance_type() -> String {
@@ -255,6 +266,8 @@ pub struct Component {
     pub template: Option<PathBuf>,
     /// How `gears test` runs (paths resolved against `dir`).
     pub test: TestSection,
+    /// What `gears deploy` takes from the file.
+    pub deploy: DeploySection,
 }
 
 /// The 1-based line and column of the first `key:` in `source` (for checks across fields).
@@ -326,6 +339,7 @@ pub fn parse(path: &Path, source: &str) -> Result<Component, InputError> {
         ansible: raw.ansible,
         template,
         test,
+        deploy: raw.deploy,
     })
 }
 

@@ -14,6 +14,18 @@ pub async fn deploy<C: Cloud>(
     ui: &dyn crate::ui::Reporter,
 ) -> Result<Deployed, Failed> {
     let component = crate::component::load(&settings.component_file)?;
+    // The component file's lock table, when neither the flag nor GEARS_LOCK_TABLE names one.
+    let with_table;
+    let settings = match (&settings.lock_table, &component.deploy.lock_table) {
+        (None, Some(t)) => {
+            with_table = DeploySettings {
+                lock_table: Some(t.clone()),
+                ..settings.clone()
+            };
+            &with_table
+        }
+        _ => settings,
+    };
     let chosen = settings.ami.resolve(&component)?;
     if !chosen.missing.is_empty() {
         // Regions the component deploys to that the manifest lacks: said, since the fleet

@@ -507,3 +507,36 @@ async fn an_account_without_launch_configurations_is_told_to_use_templates() {
         g.tags
     );
 }
+
+/// Issue 24 item 11: the component file names the lock table (`deploy: {lock_table: NAME}`),
+/// used when no flag or variable names one; an unknown key in the section is refused.
+#[tokio::test(start_paused = true)]
+async fn the_component_files_lock_table_is_used_by_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, cloud) = setup(dir.path(), 2);
+    std::fs::write(
+        dir.path().join("gears.yaml"),
+        "component: hello\nrepo: r\nami_regions: [us-east-1]\nbase_ami: {id: ami-0123456789abcdef0}\ndeploy: {lock_table: gears-locks}\n",
+    )
+    .unwrap();
+    let d = deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
+        .await
+        .unwrap();
+    assert_eq!(d.exit(), Exit::Success, "{d:?}");
+    assert!(
+        cloud.calls().iter().any(|c| c.starts_with("PutItem")),
+        "{:?}",
+        cloud.calls()
+    );
+    // Not in CI-warning territory either: the table is a compare-and-swap.
+    std::fs::write(
+        dir.path().join("gears.yaml"),
+        "component: hello\nrepo: r\nami_regions: [us-east-1]\nbase_ami: {id: ami-0123456789abcdef0}\ndeploy: {lock_tabel: x}\n",
+    )
+    .unwrap();
+    let e = deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
+        .await
+        .unwrap_err();
+    assert_eq!(e.exit(), Exit::InvalidInput, "{}", e.render());
+    assert!(e.render().contains("lock_tabel"), "{}", e.render());
+}
