@@ -23,6 +23,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 use tokio::time::Instant;
 
+/// How long the launch call is retried while AWS throttles (or fails transiently).
+const LAUNCH_DEADLINE: Duration = Duration::from_secs(120);
+
 /// How long gears keeps asking EC2 to terminate a test instance before it gives up and says
 /// which instance a human must terminate.
 pub const TERMINATE_DEADLINE: Duration = Duration::from_secs(180);
@@ -308,7 +311,15 @@ impl<I: Instances + Clone + 'static> Stage<'_, I> {
     ) -> Result<(String, crate::cancel::CleanupId), Error> {
         // The launch call is not raced against a signal: once it is sent, the instance may exist,
         // and only its answer says which one to terminate.
-        let launched = self.instances.launch(spec).await?;
+        // Retried while AWS throttles: the client token (the run's id) makes a second attempt
+        // return the first one's instance, never a second instance.
+        let launched = crate::wait::retry(
+            Instant::now() + LAUNCH_DEADLINE,
+            self.cancel,
+            || self.instances.launch(spec),
+            crate::aws::CloudError::is_retryable,
+        )
+        .await?;
         let id = launched.id.clone();
         let port = self.instances.clone();
         let undo_cancel = self.cancel.for_cleanup();
@@ -649,6 +660,29 @@ mod tests {
             assert_eq!(e.exit(), Exit::InvalidInput);
             assert!(e.render().contains(want), "{}", e.render());
             assert!(cloud.launched().is_empty());
+        }
+    }
+
+    /// Issue 24 item 7: throttling of any of the first calls (the AMI's look, the launch) never
+    /// fails `gears test` by itself, and a retried launch makes one instance.
+    #[tokio::test(start_paused = true)]
+    async fn a_throttled_first_call_never_fails_the_test_and_launches_once() {
+        for n in 1..=3 {
+            let dir = tempfile::tempdir().unwrap();
+            let mut s = settings(dir.path(), Some("127.0.0.1:9"));
+            s.ready_timeout = Duration::from_secs(10);
+            let cloud = cloud_with_ami("available");
+            cloud.set_faults(Faults {
+                fail_at: Some((n, crate::aws::ErrorKind::Throttled)),
+                boot: Duration::from_secs(3600),
+                ..Default::default()
+            });
+            let t = test(&s, &ctx(), &Cancel::new(), &Cleanup::default(), &cloud)
+                .await
+                .map_err(|e| format!("call {n} throttled: {}", e.render()))
+                .unwrap();
+            assert!(t.terminated, "call {n}");
+            assert_eq!(cloud.launched().len(), 1, "call {n}");
         }
     }
 

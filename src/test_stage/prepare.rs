@@ -91,7 +91,13 @@ pub(super) async fn check_image<C: Cloud>(
         id: Some(ami.clone()),
         ..Default::default()
     };
-    let image = match stop_on_signal(cancel, images.find_base_ami(&query)).await?? {
+    let found = crate::wait::retry(
+        tokio::time::Instant::now() + std::time::Duration::from_secs(120),
+        cancel,
+        || images.find_base_ami(&query),
+        crate::aws::CloudError::is_retryable,
+    );
+    let image = match stop_on_signal(cancel, found).await?? {
         None => {
             return Err(not_available(format!(
                 "AMI {ami} does not exist in {region}"
