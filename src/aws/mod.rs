@@ -8,9 +8,11 @@
 #[cfg(test)]
 mod contract;
 pub mod ec2;
+mod errors;
 #[cfg(test)]
 pub mod fake;
 pub mod fleet;
+mod group_view;
 pub mod housekeeping;
 pub mod locks;
 

@@ -74,6 +74,34 @@ pub const NEEDED_PROCESSES: [&str; 5] = [
     "ReplaceUnhealthy",
 ];
 
+/// Room on the group for gears' own tags (the record, the lock, the tags to restore) and the
+/// instance tags it sets: AWS allows 50, and a deploy that ran out would fail half-way.
+fn tag_room(instance_tags: &BTreeMap<String, String>, g: &Group) -> Result<(), Error> {
+    let adding: Vec<&str> = [STATE_TAG, LOCK_TAG, TAGS_TAG]
+        .into_iter()
+        .chain(instance_tags.keys().map(String::as_str))
+        .filter(|k| !g.tags.contains_key(*k))
+        .collect();
+    if g.tags.len() + adding.len() > MAX_GROUP_TAGS {
+        Err(InputError::whole_file(
+            format!("group {}", g.name),
+            format!(
+                "it has {} tags and a deploy adds {} ({}): AWS allows {MAX_GROUP_TAGS} on a group",
+                g.tags.len(),
+                adding.len(),
+                adding.join(", ")
+            ),
+        )
+        .with_hint(format!(
+            "remove {} of the group's tags",
+            g.tags.len() + adding.len() - MAX_GROUP_TAGS
+        ))
+        .into())
+    } else {
+        Ok(())
+    }
+}
+
 /// The most tags AWS allows on an Auto Scaling group.
 pub const MAX_GROUP_TAGS: usize = 50;
 
@@ -138,29 +166,7 @@ fn deployable(
             ),
         );
     }
-    // AWS allows 50 tags on a group: gears' own (the record, the lock, the tags to restore) and
-    // the instance tags it sets must find room, or the deploy would fail half-way.
-    let adding: Vec<&str> = [STATE_TAG, LOCK_TAG, TAGS_TAG]
-        .into_iter()
-        .chain(instance_tags.keys().map(String::as_str))
-        .filter(|k| !g.tags.contains_key(*k))
-        .collect();
-    if g.tags.len() + adding.len() > MAX_GROUP_TAGS {
-        return Err(InputError::whole_file(
-            format!("group {}", g.name),
-            format!(
-                "it has {} tags and a deploy adds {} ({}): AWS allows {MAX_GROUP_TAGS} on a group",
-                g.tags.len(),
-                adding.len(),
-                adding.join(", ")
-            ),
-        )
-        .with_hint(format!(
-            "remove {} of the group's tags",
-            g.tags.len() + adding.len() - MAX_GROUP_TAGS
-        ))
-        .into());
-    }
+    tag_room(instance_tags, g)?;
     if refresh {
         refresh_preferences(settings.min_healthy, settings.batch, g.desired)
             .map_err(|why| Error::from(InputError::whole_file(format!("group {}", g.name), why)))?;

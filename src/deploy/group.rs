@@ -47,22 +47,13 @@ async fn deploy_one<F: Fleet, L: LockTable>(
     on: &OnGroup,
     mut out: GroupOutcome,
 ) -> Result<GroupOutcome, Error> {
-    let (run, ami, region) = (ctx.run, roll.ami.as_str(), roll.fleet.region().to_owned());
+    let (ami, region) = (roll.ami.as_str(), roll.fleet.region().to_owned());
     if let Some(detail) = already_there(roll, g, on, &out).await? {
         return Ok(out.with(GroupResult::NothingToDo, detail));
     }
     roll.say(&gated_on(g, roll.smoke.is_some()));
     roll.take_table_lock().await?;
-    // Until this group is deployed or rolled back, a second signal (which stops gears at
-    // once) says so, and an unexpected way out is a failed cleanup (exit 7).
-    let what = format!(
-        "the deploy of {} in {region} (run {run}): run the same command to finish it, or `gears deploy --abort` to undo it",
-        g.name
-    );
-    let unfinished = what.clone();
-    let step = ctx.cleanup.register(what, move || async move {
-        Err(format!("not finished: {unfinished}"))
-    });
+    let step = unfinished_step(ctx, &g.name, &region);
     let cleanup_cancel = ctx.cancel.for_cleanup();
     let undo = Roll::new(
         ctx,
@@ -138,6 +129,19 @@ async fn deploy_one<F: Fleet, L: LockTable>(
         }
         Err(state) => Ok(out.with(GroupResult::RollbackFailed, format!("{why}; {state}"))),
     }
+}
+
+/// Until the group is deployed or rolled back, a second signal (which stops gears at once)
+/// says what is left undone, and an unexpected way out is a failed cleanup (exit 7).
+fn unfinished_step(ctx: &RegionCtx<'_>, group: &str, region: &str) -> crate::cancel::CleanupId {
+    let what = format!(
+        "the deploy of {group} in {region} (run {}): run the same command to finish it, or `gears deploy --abort` to undo it",
+        ctx.run
+    );
+    let unfinished = what.clone();
+    ctx.cleanup.register(what, move || async move {
+        Err(format!("not finished: {unfinished}"))
+    })
 }
 
 /// Already there: the launch spec launches the AMI and every member in service runs it, with

@@ -14,18 +14,7 @@ pub async fn deploy<C: Cloud>(
     ui: &dyn crate::ui::Reporter,
 ) -> Result<Deployed, Failed> {
     let component = crate::component::load(&settings.component_file)?;
-    // The component file's lock table, when neither the flag nor GEARS_LOCK_TABLE names one.
-    let with_table;
-    let settings = match (&settings.lock_table, &component.deploy.lock_table) {
-        (None, Some(t)) => {
-            with_table = DeploySettings {
-                lock_table: Some(t.clone()),
-                ..settings.clone()
-            };
-            &with_table
-        }
-        _ => settings,
-    };
+    let settings = &*with_file_lock_table(settings, &component);
     let chosen = settings.ami.resolve(&component)?;
     if !chosen.missing.is_empty() {
         // Regions the component deploys to that the manifest lacks: said, since the fleet
@@ -76,12 +65,7 @@ pub async fn deploy<C: Cloud>(
     if !errors.is_empty() {
         return Err(most_severe(errors, ui).into());
     }
-    let changing = !(settings.plan_only || settings.abort || settings.unlock);
-    if changing && settings.lock_table.is_none() && ctx.is_ci() {
-        ui.warning(
-            "deploying with the groups' tag lock alone, which is no compare-and-swap: two deploys that start within a moment of each other can both take it; name a lock table (--lock-table, GEARS_LOCK_TABLE, or deploy.lock_table in the component file)",
-        );
-    }
+    warn_tag_lock_alone(settings, ctx, ui);
     // Regions in parallel, the groups of a region `--parallel` at a time.
     let results =
         futures::future::join_all(ready.iter().map(|(region, ami, (fleet, table, groups))| {
@@ -94,6 +78,35 @@ pub async fn deploy<C: Cloud>(
         errors.extend(e);
     }
     decide(Deployed { groups: outcomes }, errors, cancel, ui)
+}
+
+/// The settings with the component file's lock table, when neither the flag nor
+/// `GEARS_LOCK_TABLE` names one.
+fn with_file_lock_table<'a>(
+    settings: &'a DeploySettings,
+    component: &crate::component::Component,
+) -> std::borrow::Cow<'a, DeploySettings> {
+    match (&settings.lock_table, &component.deploy.lock_table) {
+        (None, Some(t)) => std::borrow::Cow::Owned(DeploySettings {
+            lock_table: Some(t.clone()),
+            ..settings.clone()
+        }),
+        _ => std::borrow::Cow::Borrowed(settings),
+    }
+}
+
+/// In CI, a deploy that changes groups on their tag lock alone says so.
+fn warn_tag_lock_alone(
+    settings: &DeploySettings,
+    ctx: &crate::context::RunContext,
+    ui: &dyn crate::ui::Reporter,
+) {
+    let changing = !(settings.plan_only || settings.abort || settings.unlock);
+    if changing && settings.lock_table.is_none() && ctx.is_ci() {
+        ui.warning(
+            "deploying with the groups' tag lock alone, which is no compare-and-swap: two deploys that start within a moment of each other can both take it; name a lock table (--lock-table, GEARS_LOCK_TABLE, or deploy.lock_table in the component file)",
+        );
+    }
 }
 
 /// The tags that find the component's groups.
