@@ -20,14 +20,7 @@ impl SmokeGate {
         settings: &DeploySettings,
         cancel: &Cancel,
     ) -> Result<SmokeGate, Error> {
-        let source = crate::settings::Source::File(file.to_path_buf());
-        let parsed = crate::smoke::load(&source, cancel).await?;
-        let placeholder = crate::smoke::target::Target {
-            host: "127.0.0.1".into(),
-            port: component.test.port,
-            scheme: None,
-        };
-        crate::smoke::runner::prepare(&parsed, &placeholder)?;
+        let parsed = crate::smoke::load_for_instances(file, component.test.port, cancel).await?;
         Ok(SmokeGate {
             file: parsed,
             port: component.test.port,

@@ -29,6 +29,24 @@ use std::time::Instant;
 /// 4 MiB file with an error on its last line peaks near 250 MB in the worst case.
 pub const MAX_FILE: u64 = 4 * 1024 * 1024;
 
+/// A component's smoke file as `gears test` and the deploy's gate use it: read, parsed, and
+/// its tests checked against a placeholder instance at `port` (the address comes later), so a
+/// bad file is refused before anything launches or changes.
+pub async fn load_for_instances(
+    path: &std::path::Path,
+    port: Option<u16>,
+    cancel: &Cancel,
+) -> Result<spec::SmokeFile, Error> {
+    let file = load(&Source::File(path.to_path_buf()), cancel).await?;
+    let placeholder = target::Target {
+        host: "127.0.0.1".into(),
+        port,
+        scheme: None,
+    };
+    runner::prepare(&file, &placeholder)?;
+    Ok(file)
+}
+
 /// Reads the smoke file named by the settings (or standard input) and parses it. The read runs
 /// on its own thread, so a signal still ends the run while it waits (`sleep 999 | gears smoke
 /// HOST`: exit 143 on SIGTERM).

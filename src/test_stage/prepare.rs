@@ -5,8 +5,7 @@ use super::stop_on_signal;
 use crate::aws::{BaseAmiQuery, Cloud, Images, LaunchSpec};
 use crate::cancel::Cancel;
 use crate::error::{Error, InputError};
-use crate::settings::{Source, TestSettings};
-use crate::smoke::target::Target;
+use crate::settings::TestSettings;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -51,13 +50,7 @@ pub(super) async fn check_input(
         .smoke_file
         .clone()
         .unwrap_or_else(|| component.dir.join("smoke.yaml"));
-    let file = crate::smoke::load(&Source::File(smoke_path.clone()), cancel).await?;
-    let placeholder = Target {
-        host: "127.0.0.1".into(),
-        port: t.port,
-        scheme: None,
-    };
-    crate::smoke::runner::prepare(&file, &placeholder)?;
+    let file = crate::smoke::load_for_instances(&smoke_path, t.port, cancel).await?;
     let user_data = match (&t.user_data, &t.user_data_file) {
         (Some(u), _) => Some(u.clone()),
         (None, Some(f)) => Some(std::fs::read_to_string(f).map_err(|e| Error::Read {
