@@ -86,6 +86,12 @@ impl FleetState {
             };
             let n = g.members.iter().filter(|m| m.counts()).count() as i32;
             let want = g.desired;
+            // As AWS enforces them: a suspended Launch (or Terminate) process launches (or
+            // removes) nothing, whatever desired says.
+            let suspended = |p: &str| g.suspended.iter().any(|s| s == p);
+            if (n < want && suspended("Launch")) || (n > want && suspended("Terminate")) {
+                break;
+            }
             if n < want {
                 if self.launch(group).is_none() {
                     break;

@@ -126,12 +126,13 @@ async fn refresh_preferences_aws_refuses_are_refused_before_any_change() {
 /// its first call: each of the first calls throttled in turn, after the SDK's own retries.
 #[tokio::test(start_paused = true)]
 async fn a_throttled_first_call_never_fails_the_checks() {
-    for mode in ["deploy", "plan", "unlock"] {
+    for mode in ["deploy", "plan", "unlock", "abort"] {
         for n in 1..=4 {
             let dir = tempfile::tempdir().unwrap();
             let (mut s, cloud) = setup(dir.path(), 2);
             s.plan_only = mode == "plan";
             s.unlock = mode == "unlock";
+            s.abort = mode == "abort";
             cloud.set_faults(Faults {
                 fail_at: Some((n, crate::aws::ErrorKind::Throttled)),
                 ..Default::default()
@@ -539,4 +540,18 @@ async fn the_component_files_lock_table_is_used_by_default() {
         .unwrap_err();
     assert_eq!(e.exit(), Exit::InvalidInput, "{}", e.render());
     assert!(e.render().contains("lock_tabel"), "{}", e.render());
+}
+
+/// The fake enforces a suspended Launch process as AWS does (nothing launches), so the refusal
+/// above is what stands between a deploy and a gate that could only time out.
+#[tokio::test(start_paused = true)]
+async fn the_fake_launches_nothing_while_launch_is_suspended() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, cloud) = setup(dir.path(), 2);
+    cloud.edit_group("hello-live", |g| {
+        g.suspended.push("Launch".into());
+        g.desired = 3;
+    });
+    cloud.settle("hello-live");
+    assert_eq!(cloud.group("hello-live").unwrap().members.len(), 2);
 }
