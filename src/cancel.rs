@@ -165,6 +165,21 @@ impl Cleanup {
     }
 
     /// The stage released the resource itself: nothing left to undo.
+    /// Says better what step `id` is (what a second signal reports as left undone), as more
+    /// becomes known while it runs.
+    pub fn rename(&self, id: CleanupId, what: impl Into<String>) {
+        let what = what.into();
+        for step in self
+            .steps
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter_mut()
+            .filter(|(i, _, _)| *i == id.0)
+        {
+            step.1 = what.clone();
+        }
+    }
+
     pub fn done(&self, id: CleanupId) {
         self.steps
             .lock()
@@ -254,6 +269,25 @@ impl std::fmt::Display for Undone {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_step_renamed_while_it_runs_is_named_so_in_what_is_left() {
+        let c = Cleanup::default();
+        let id = c.register("packer's cleanup of its build resources", || async {
+            Ok(())
+        });
+        let other = c.register("something else", || async { Ok(()) });
+        c.rename(id, "packer's cleanup of instance i-0123456789abcdef0");
+        let steps = c.pending_steps();
+        assert!(
+            steps.contains(&"packer's cleanup of instance i-0123456789abcdef0".to_owned()),
+            "{steps:?}"
+        );
+        assert!(steps.contains(&"something else".to_owned()), "{steps:?}");
+        c.done(other);
+        c.done(id);
+        assert_eq!(c.pending(), 0);
+    }
 
     #[tokio::test]
     async fn cleanup_runs_pending_steps_newest_first() {

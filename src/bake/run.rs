@@ -362,12 +362,14 @@ async fn run_packer(
     // Packer cleans up its own build resources, even after a signal; gears waits for that. Only
     // a second signal (which stops gears at once) can leave them: then this step is reported as
     // left undone, naming how to find them.
+    let region = component
+        .regions
+        .first()
+        .map(|r| r.0.clone())
+        .unwrap_or_default();
+    let mut made = crate::bake::leftovers::Leftovers::default();
     let packer_cleanup = cleanup.register(
-        format!(
-            "packer's cleanup of its build resources (instance, key pair, security group); a reaper finds them by the tag {}={}",
-            crate::tags::RUN_ID,
-            plan.run_id
-        ),
+        made.undone(&region, crate::tags::RUN_ID, &plan.run_id),
         || async { Ok(()) },
     );
     let mut shown = ShownOnce::default();
@@ -377,6 +379,13 @@ async fn run_packer(
             builder,
             text,
         }) if shown.first_time(text) => {
+            // Each build resource packer names, named in turn in what a second signal leaves.
+            if text.lines().filter(|l| made.see(l)).count() > 0 {
+                cleanup.rename(
+                    packer_cleanup,
+                    made.undone(&region, crate::tags::RUN_ID, &plan.run_id),
+                );
+            }
             for line in progress_lines(*level, builder.as_deref(), text) {
                 ui.line(builder.as_deref(), &line);
             }
