@@ -12,7 +12,7 @@ and counts AWS actions (query protocol: the Action form field; JSON protocol: X-
                  TerminateInstanceInAutoScalingGroup) that preceded its first appearance (moto starts instances InService at
                  once; this gives them a boot, so a waiting client has something to react to).
 """
-import json, re, sys, threading, time, urllib.parse, urllib.request
+import json, os, re, sys, threading, time, urllib.parse, urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 UPSTREAM = sys.argv[2]
@@ -20,6 +20,9 @@ LOCK = threading.Lock()
 START = time.monotonic()
 COUNTS, LOG = {}, []
 BOOT = {"secs": 0.0, "known": set(), "launched": {}, "last_write": 0.0}
+# GEARS_PROXY_HOLD="Action=SECS,...": these actions are held that long before they go on (a
+# slow AWS: tests use it to reach a moment moto passes in milliseconds, e.g. packer's cleanup).
+HOLD = {a: float(s) for a, s in (kv.split("=") for kv in os.environ.get("GEARS_PROXY_HOLD", "").split(",") if "=" in kv)}
 # The calls after which Auto Scaling launches instances.
 LAUNCHING = ("UpdateAutoScalingGroup", "SetDesiredCapacity", "TerminateInstanceInAutoScalingGroup")
 MEMBER = re.compile(r"<member>((?:(?!<member>|</member>).)*)</member>", re.S)
@@ -94,6 +97,10 @@ class H(BaseHTTPRequestHandler):
         target = self.headers.get("X-Amz-Target", "")
         action = form.get("Action", [target.rsplit(".", 1)[-1] or "?"])[0]
         detail = ",".join(tag_keys(form)) if action in ("CreateOrUpdateTags", "DeleteTags") else ""
+        if action in HOLD:
+            with LOCK:
+                LOG.append([round(now(), 4), "held:" + action, ""])
+            time.sleep(HOLD[action])
         req = urllib.request.Request(UPSTREAM + self.path, data=body or None, method=self.command)
         for k, v in self.headers.items():
             if k.lower() not in ("host", "content-length", "connection", "accept-encoding"):

@@ -255,3 +255,90 @@ async fn kill_9_mid_build(template: &str, when: &str) -> (Vec<String>, Vec<Strin
     );
     (key_pairs, groups)
 }
+
+/// Issue 21 item 2: a bake interrupted twice, the second signal during packer's cleanup (held
+/// there by a proxy that keeps TerminateInstances waiting, as a slow AWS would), exits 7 and
+/// names in `left undone` each resource packer made (its instance, temporary key pair and
+/// security group), with the command that removes it.
+#[tokio::test]
+async fn a_second_sigint_during_packers_cleanup_names_what_packer_made() {
+    use std::io::{BufRead, BufReader, Read};
+    let moto = crate::common::need("GEARS_TEST_MOTO");
+    let python = format!("{}/bin/python", crate::common::need("GEARS_TEST_VENV"));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut proxy = Command::new(python)
+        .arg(format!("{ROOT}/scripts/count-proxy.py"))
+        .arg(port.to_string())
+        .arg(&moto)
+        .env("GEARS_PROXY_HOLD", "TerminateInstances=20")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let endpoint = format!("http://127.0.0.1:{port}");
+    wait_until(20, || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    let dir = tempdir();
+    let name = unique_name("twice");
+    component(
+        dir.path(),
+        &name,
+        Some(&format!("{ROOT}/tests/fixtures/bake/ssh-wait.json.tera")),
+    );
+    let mut child = gears_moto(dir.path())
+        .args(["bake", "--version", "1", "--git-sha", "a", "--work-dir"])
+        .arg(dir.path().join("work"))
+        .env("AWS_ENDPOINT_URL", &endpoint)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let (mut seen, mut line) = (String::new(), String::new());
+    let mut signalled = false;
+    while stderr.read_line(&mut line).unwrap() > 0 {
+        seen.push_str(&line);
+        if !signalled && line.contains("Waiting for SSH to become available") {
+            // SAFETY: kill(2) on the gears process this test started.
+            assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+            signalled = true;
+        }
+        if signalled && line.contains("waiting for packer to clean up") {
+            break;
+        }
+        line.clear();
+    }
+    assert!(signalled, "{seen}");
+    // packer is cleaning up now; its TerminateInstances is held by the proxy.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    let mut rest = String::new();
+    stderr.read_to_string(&mut rest).unwrap();
+    let code = child.wait().unwrap().code();
+    let _ = proxy.kill();
+    let _ = proxy.wait();
+    let err = seen + &rest;
+    assert_eq!(code, Some(7), "{err}");
+    let undone = err
+        .lines()
+        .find(|l| l.starts_with("left undone: packer's cleanup of"))
+        .unwrap_or_else(|| panic!("no left-undone line for packer: {err}"));
+    assert!(undone.contains("instance i-"), "{undone}");
+    assert!(
+        undone.contains("aws ec2 terminate-instances --region us-east-1 --instance-ids i-"),
+        "{undone}"
+    );
+    assert!(undone.contains("key pair packer_"), "{undone}");
+    assert!(
+        undone.contains("aws ec2 delete-key-pair --region us-east-1 --key-name packer_"),
+        "{undone}"
+    );
+    assert!(undone.contains("security group packer_"), "{undone}");
+    assert!(undone.contains("gears:run-id="), "{undone}");
+}
