@@ -4,7 +4,7 @@ and counts AWS actions (query protocol: the Action form field; JSON protocol: X-
 
   GET  /counts   the counts as JSON          POST /reset  clears counts, log and boot state
   GET  /log      every call: [t, action, detail] (t in seconds on this proxy's clock; detail:
-                 the tag keys a CreateOrUpdateTags/DeleteTags writes)
+                 the tag keys a CreateOrUpdateTags/DeleteTags writes, a Describe's MaxResults)
   GET  /ready    instance id -> the time it turned InService in the answers (see /arm)
   POST /arm      {"boot": SECS, "known": [ids]}: from now on an instance that is not in
                  `known` answers Pending in DescribeAutoScalingGroups until SECS after the
@@ -96,7 +96,12 @@ class H(BaseHTTPRequestHandler):
         form = urllib.parse.parse_qs(body.decode("utf-8", "replace"))
         target = self.headers.get("X-Amz-Target", "")
         action = form.get("Action", [target.rsplit(".", 1)[-1] or "?"])[0]
-        detail = ",".join(tag_keys(form)) if action in ("CreateOrUpdateTags", "DeleteTags") else ""
+        if action in ("CreateOrUpdateTags", "DeleteTags"):
+            detail = ",".join(tag_keys(form))
+        elif action.startswith("Describe"):
+            detail = "MaxResults=" + form["MaxResults"][0] if "MaxResults" in form else ""
+        else:
+            detail = ""
         if action in HOLD:
             with LOCK:
                 LOG.append([round(now(), 4), "held:" + action, ""])

@@ -490,3 +490,88 @@ async fn a_closed_stdout_never_panics() {
         assert_ne!(o.status.code(), Some(101), "{args:?}: {err}");
     }
 }
+
+/// Issue 20 item 11: `gears amis list` and `gears reap` page their lists (every
+/// DescribeImages, DescribeInstances and DescribeSecurityGroups of theirs carries
+/// `MaxResults`), and reap asks DescribeNetworkInterfaces once for all its candidate security
+/// groups, however many there are. Read from a counting proxy in front of moto.
+#[tokio::test]
+async fn lists_are_paged_and_network_interfaces_asked_once() {
+    let moto = crate::common::need("GEARS_TEST_MOTO");
+    let python = format!("{}/bin/python", crate::common::need("GEARS_TEST_VENV"));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let root = env!("CARGO_MANIFEST_DIR");
+    let mut proxy = std::process::Command::new(python)
+        .arg(format!("{root}/scripts/count-proxy.py"))
+        .arg(port.to_string())
+        .arg(&moto)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let endpoint = format!("http://127.0.0.1:{port}");
+    crate::common::wait_until(20, || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    let dir = tempdir();
+    let component = unique_name("paged");
+    component_file(dir.path(), &component);
+    let ec2 = ec2_client(REGION).await;
+    bake_like(&ec2, &component, "1.0.0", "202601010000").await;
+    // Three packer-named groups old enough to be candidates: one look at the interfaces.
+    for i in 0..3 {
+        ec2.create_security_group()
+            .group_name(format!(
+                "packer_{:08x}-0000-7000-8000-{:012x}",
+                1_600_000_000u32 / 1000,
+                i
+            ))
+            .description("packer leftover")
+            .send()
+            .await
+            .unwrap();
+    }
+    let run = |args: &[&str]| {
+        let o = gears_moto(dir.path())
+            .env("AWS_ENDPOINT_URL", &endpoint)
+            .args(args)
+            .output()
+            .unwrap();
+        let (_, err, code) = parts(&o);
+        assert_eq!(code, 0, "{args:?}: {err}");
+    };
+    run(&["amis", "list"]);
+    run(&["reap", "--region", REGION]);
+    let log: Vec<(f64, String, String)> = serde_json::from_str(
+        &std::process::Command::new("curl")
+            .args(["-fsS", &format!("{endpoint}/log")])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap(),
+    )
+    .unwrap();
+    let _ = proxy.kill();
+    let _ = proxy.wait();
+    for action in [
+        "DescribeImages",
+        "DescribeInstances",
+        "DescribeSecurityGroups",
+    ] {
+        let calls: Vec<&(f64, String, String)> =
+            log.iter().filter(|(_, a, _)| a == action).collect();
+        assert!(!calls.is_empty(), "no {action} in {log:?}");
+        assert!(
+            calls.iter().all(|(_, _, d)| d.starts_with("MaxResults=")),
+            "{action} without MaxResults: {calls:?}"
+        );
+    }
+    let interfaces = log
+        .iter()
+        .filter(|(_, a, _)| a == "DescribeNetworkInterfaces")
+        .count();
+    assert_eq!(interfaces, 1, "{log:?}");
+}
