@@ -300,6 +300,21 @@ impl Instances for Ec2 {
         }
     }
 
+    async fn set_tags(&self, id: &str, tags: &BTreeMap<String, String>) -> Result<(), CloudError> {
+        self.client
+            .create_tags()
+            .resources(id)
+            .set_tags(Some(
+                tags.iter()
+                    .map(|(k, v)| Tag::builder().key(k).value(v).build())
+                    .collect(),
+            ))
+            .send()
+            .await
+            .map_err(|e| map_err("CreateTags", &self.region, e))?;
+        Ok(())
+    }
+
     async fn console_output(&self, id: &str) -> Result<String, CloudError> {
         use base64::Engine as _;
         // The latest output only where the instance type has it (Nitro): on Xen types (t2,

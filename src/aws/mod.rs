@@ -335,6 +335,13 @@ pub trait Instances: Send + Sync {
     /// Asks EC2 to terminate it (idempotent).
     fn terminate(&self, id: &str) -> impl Future<Output = Result<(), CloudError>> + Send;
 
+    /// Sets these tags on the instance (CreateTags overwrites a key's value).
+    fn set_tags(
+        &self,
+        id: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
+
     /// The instance's console output, decoded (may be empty for a while after launch).
     fn console_output(&self, id: &str) -> impl Future<Output = Result<String, CloudError>> + Send;
 

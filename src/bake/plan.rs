@@ -8,6 +8,11 @@ use crate::error::InputError;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
+/// How long a build instance may live without word from its bake (`gears:ttl`): the bake
+/// renews `gears:expires-at` while packer runs ([`super::run`]), so a longer bake is never
+/// reaped mid-build, and one whose gears was killed expires this long after its last renewal.
+pub const BUILD_TTL: &str = "3h";
+
 /// One builder of the plan.
 #[derive(Debug, Clone, Serialize)]
 pub struct PlannedBuilder {
@@ -278,7 +283,7 @@ fn run_tags(component: &Component, meta: &Metadata, run_id: &str) -> BTreeMap<St
         (crate::tags::COMPONENT.to_owned(), component.name.clone()),
         (crate::tags::RUN_ID.to_owned(), run_id.to_owned()),
         (crate::tags::PURPOSE.to_owned(), "bake".to_owned()),
-        (crate::tags::TTL.to_owned(), "3h".to_owned()),
+        (crate::tags::TTL.to_owned(), BUILD_TTL.to_owned()),
         (crate::tags::MANAGED_BY.to_owned(), "gears".to_owned()),
     ])
 }

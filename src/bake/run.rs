@@ -2,7 +2,7 @@
 
 use super::plan::{plan, BakePlan};
 use super::template::{ansible_vars_path, render, write_ansible_vars, RenderOptions};
-use crate::aws::{BaseAmiQuery, Cloud, Image, Images};
+use crate::aws::{BaseAmiQuery, Cloud, Image, Images, Instances};
 use crate::cancel::{Cancel, Cleanup};
 use crate::component::metadata::{git_in, resolve, Metadata};
 use crate::component::Component;
@@ -236,7 +236,18 @@ pub async fn bake<C: Cloud>(
     if component.template.is_some() {
         crate::packer::validate(&settings.packer, &work.template_path, cancel).await?;
     }
-    let built = match run_packer(settings, &component, &plan, &work, cancel, cleanup, &mut ui).await
+    let build_instances =
+        unless_cancelled(cancel, cloud.instances(&component.regions[0].0)).await??;
+    let built = match run_packer(
+        settings,
+        &component,
+        &plan,
+        &work,
+        (cancel, cleanup),
+        &build_instances,
+        &mut ui,
+    )
+    .await
     {
         Ok(b) => b,
         Err(e) => {
@@ -347,15 +358,52 @@ fn packer_command(settings: &BakeSettings, component: &Component, work: &WorkDir
     }
 }
 
+/// Keeps each build instance packer names from being reaped mid-build: its `gears:expires-at`
+/// set to [`BUILD_TTL`](super::plan::BUILD_TTL) from now at once and every sixth of that while
+/// packer runs (until the sender, packer's progress, is gone). Best effort: a failed write is
+/// tried again at the next beat (the instance keeps its `gears:ttl` meanwhile).
+async fn renew_expiry<I: Instances>(
+    instances: &I,
+    mut seen: tokio::sync::mpsc::UnboundedReceiver<String>,
+) {
+    let ttl = crate::settings::duration("ttl", super::plan::BUILD_TTL)
+        .unwrap_or(Duration::from_secs(3 * 3600));
+    let mut ids: Vec<String> = Vec::new();
+    let mut beat = tokio::time::interval(ttl / 6);
+    beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let due: Vec<String> = tokio::select! {
+            id = seen.recv() => match id {
+                Some(id) if !ids.contains(&id) => {
+                    ids.push(id.clone());
+                    vec![id]
+                }
+                Some(_) => continue,
+                None => return,
+            },
+            _ = beat.tick() => ids.clone(),
+        };
+        let until = chrono::Utc::now()
+            + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::hours(3));
+        let tags = std::collections::BTreeMap::from([(
+            crate::tags::EXPIRES_AT.to_owned(),
+            until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        )]);
+        for id in &due {
+            let _ = instances.set_tags(id, &tags).await;
+        }
+    }
+}
+
 /// Runs `packer build`, showing its progress lines, with its cleanup on the cleanup list while
 /// it runs.
-async fn run_packer(
+async fn run_packer<I: Instances>(
     settings: &BakeSettings,
     component: &Component,
     plan: &BakePlan,
     work: &WorkDir,
-    cancel: &Cancel,
-    cleanup: &Cleanup,
+    (cancel, cleanup): (&Cancel, &Cleanup),
+    build_instances: &I,
     ui: &mut StageProgress,
 ) -> Result<process::BuildOutput, Error> {
     let cmd = packer_command(settings, component, work);
@@ -368,12 +416,14 @@ async fn run_packer(
         .map(|r| r.0.clone())
         .unwrap_or_default();
     let mut made = crate::bake::leftovers::Leftovers::default();
+    // Each build instance packer names, for its expiry to be renewed while packer runs.
+    let (seen, renewals) = tokio::sync::mpsc::unbounded_channel();
     let packer_cleanup = cleanup.register(
         made.undone(&region, crate::tags::RUN_ID, &plan.run_id),
         || async { Ok(()) },
     );
     let mut shown = ShownOnce::default();
-    let result = process::run(&cmd, cancel, |p| match p {
+    let build = process::run(&cmd, cancel, move |p| match p {
         Progress::Event(Event::Ui {
             level,
             builder,
@@ -381,6 +431,9 @@ async fn run_packer(
         }) if shown.first_time(text) => {
             // Each build resource packer names, named in turn in what a second signal leaves.
             if text.lines().filter(|l| made.see(l)).count() > 0 {
+                for id in &made.instances {
+                    let _ = seen.send(id.clone());
+                }
                 cleanup.rename(
                     packer_cleanup,
                     made.undone(&region, crate::tags::RUN_ID, &plan.run_id),
@@ -395,8 +448,8 @@ async fn run_packer(
         Progress::Stopping(sig) => ui.note(&format!(
             "{sig} received: waiting for packer to clean up (instance, key pair, security group)"
         )),
-    })
-    .await;
+    });
+    let (result, ()) = tokio::join!(build, renew_expiry(build_instances, renewals));
     // packer has exited: whatever it created, it has cleaned up or handed over as AMIs.
     cleanup.done(packer_cleanup);
     result

@@ -342,3 +342,74 @@ async fn a_second_sigint_during_packers_cleanup_names_what_packer_made() {
     assert!(undone.contains("security group packer_"), "{undone}");
     assert!(undone.contains("gears:run-id="), "{undone}");
 }
+
+/// Issue 20 item 7: a bake renews its build instance's `gears:expires-at` while packer runs
+/// (at once, then every half hour), so a bake longer than the instance's `gears:ttl` is never
+/// reaped mid-build, and one whose gears was killed expires three hours after its last renewal.
+#[tokio::test]
+async fn a_bake_renews_its_build_instances_expiry_while_packer_runs() {
+    use std::io::{BufRead, BufReader, Read};
+    let dir = tempdir();
+    let name = unique_name("renew");
+    component(
+        dir.path(),
+        &name,
+        Some(&format!("{ROOT}/tests/fixtures/bake/ssh-wait.json.tera")),
+    );
+    let mut child = gears_moto(dir.path())
+        .args(["bake", "--version", "1", "--git-sha", "a", "--work-dir"])
+        .arg(dir.path().join("work"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let (mut seen, mut line) = (String::new(), String::new());
+    while stderr.read_line(&mut line).unwrap() > 0 {
+        seen.push_str(&line);
+        if line.contains("Waiting for SSH to become available") {
+            break;
+        }
+        line.clear();
+    }
+    assert!(seen.contains("Waiting for SSH"), "{seen}");
+    let ec2 = crate::common::ec2_client("us-east-1").await;
+    let mut expires = None;
+    for _ in 0..50 {
+        let out = ec2
+            .describe_instances()
+            .filters(
+                aws_sdk_ec2::types::Filter::builder()
+                    .name("tag:gears:component")
+                    .values(&name)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        expires = out
+            .reservations()
+            .iter()
+            .flat_map(|r| r.instances())
+            .flat_map(|i| i.tags())
+            .find(|t| t.key() == Some("gears:expires-at"))
+            .and_then(|t| t.value().map(str::to_owned));
+        if expires.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // SAFETY: kill(2) on the gears process this test started.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    let mut rest = String::new();
+    stderr.read_to_string(&mut rest).unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(130), "{seen}{rest}");
+    let expires =
+        expires.unwrap_or_else(|| panic!("no gears:expires-at on the build instance: {seen}"));
+    let at = chrono::DateTime::parse_from_rfc3339(&expires).unwrap();
+    let left = at.signed_duration_since(chrono::Utc::now());
+    assert!(
+        left > chrono::Duration::minutes(170) && left <= chrono::Duration::minutes(181),
+        "{expires}: {left:?} from now"
+    );
+}

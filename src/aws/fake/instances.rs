@@ -160,6 +160,16 @@ impl Instances for FakeInstances {
         }))
     }
 
+    async fn set_tags(&self, id: &str, tags: &BTreeMap<String, String>) -> Result<(), CloudError> {
+        self.cloud.call("CreateTags", &self.region).await?;
+        self.with(|v| {
+            for f in v.iter_mut().filter(|f| f.instance.id == id) {
+                f.instance.tags.extend(tags.clone());
+            }
+        });
+        Ok(())
+    }
+
     async fn terminate(&self, id: &str) -> Result<(), CloudError> {
         self.cloud.call("TerminateInstances", &self.region).await?;
         if self.cloud.protected(id) {
