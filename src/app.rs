@@ -322,6 +322,7 @@ fn deploy_settings(
         smoke_target,
         no_smoke: a.no_smoke,
         lock_table: a.lock_table.clone(),
+        alarms: a.alarms.clone(),
         parallel: a.parallel,
         min_healthy: a.min_healthy,
         plan_only: a.plan,

@@ -209,6 +209,11 @@ pub struct DeployArgs {
     /// compare-and-swap, as Terraform's state lock.
     #[arg(long, value_name = "TABLE")]
     pub lock_table: Option<String>,
+    /// A CloudWatch alarm that must not go to ALARM while a batch is gated and until the deploy
+    /// ends (repeat; beside the component file's `deploy.alarms`). One that does fails the
+    /// gate and rolls back (exit 6); INSUFFICIENT_DATA is not a failure.
+    #[arg(long = "alarm", value_name = "NAME")]
+    pub alarms: Vec<String>,
     /// The share of each group's desired capacity kept healthy and in service during the roll
     /// (P% or P). 100% launches each batch before retiring; less replaces part of a batch in
     /// place, without raising the group above its desired capacity (default 100%).

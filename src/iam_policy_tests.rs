@@ -62,6 +62,8 @@ const SERVICES: &[(&str, &str)] = &[
     ("DescribeTargetHealth", "elasticloadbalancing"),
     // Classic load balancers.
     ("DescribeInstanceHealth", "elasticloadbalancing"),
+    // Alarm gates.
+    ("DescribeAlarms", "cloudwatch"),
     // The lock table.
     ("PutItem", "dynamodb"),
     ("GetItem", "dynamodb"),
@@ -250,9 +252,9 @@ fn a_missing_action_is_named_with_the_scenarios_that_call_it() {
 }
 
 #[test]
-#[should_panic(expected = "called `DescribeAlarms`, an operation this test does not know")]
+#[should_panic(expected = "called `DescribeFleetWidgets`, an operation this test does not know")]
 fn an_operation_the_table_does_not_know_fails_naming_it() {
-    actions("Deploy", &["DescribeAlarms us-east-1".to_owned()]);
+    actions("Deploy", &["DescribeFleetWidgets us-east-1".to_owned()]);
 }
 
 #[test]
@@ -380,6 +382,7 @@ mod deploy {
             no_smoke: false,
             lock_stale: LOCK_STALE,
             lock_table: None,
+            alarms: vec![],
             parallel: 1,
             min_healthy: 100,
             plan_only: false,
@@ -456,6 +459,13 @@ mod deploy {
         assert_eq!(ok(&s, &cloud).await, "deployed");
         assert!(called(&cloud, "DescribeInstanceHealth"));
         runs.push(("a group behind a Classic load balancer", cloud.calls()));
+
+        let (mut s, cloud) = setup(dir.path());
+        s.alarms = vec!["hello-5xx".into()];
+        cloud.set_alarm("hello-5xx", "OK", "");
+        assert_eq!(ok(&s, &cloud).await, "deployed");
+        assert!(called(&cloud, "DescribeAlarms"));
+        runs.push(("a deploy gated on an alarm", cloud.calls()));
 
         let (s, cloud) = setup(dir.path());
         cloud.set_unhealthy_images(&[NEW]);

@@ -57,6 +57,9 @@ pub struct DeployStage {
     pub poll: Option<f64>,
     /// Where the health gate's smoke tests go instead of each new instance.
     pub smoke_target: Option<String>,
+    /// CloudWatch alarms that gate the deploy.
+    #[serde(default)]
+    pub alarms: Vec<String>,
 }
 
 impl DeployStage {
@@ -111,6 +114,7 @@ impl DeployStage {
                 })
                 .transpose()?,
             lock_table: self.lock_table.clone(),
+            alarms: self.alarms.clone(),
             parallel: self.parallel,
             min_healthy: self
                 .min_healthy

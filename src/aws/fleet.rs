@@ -12,6 +12,7 @@ pub struct AwsFleet {
     ec2: aws_sdk_ec2::Client,
     elb: aws_sdk_elasticloadbalancingv2::Client,
     classic: aws_sdk_elasticloadbalancing::Client,
+    cloudwatch: aws_sdk_cloudwatch::Client,
     region: String,
 }
 
@@ -30,6 +31,11 @@ impl AwsFleet {
             ),
             elb: aws_sdk_elasticloadbalancingv2::Client::from_conf(
                 aws_sdk_elasticloadbalancingv2::config::Builder::from(conf)
+                    .region(r())
+                    .build(),
+            ),
+            cloudwatch: aws_sdk_cloudwatch::Client::from_conf(
+                aws_sdk_cloudwatch::config::Builder::from(conf)
                     .region(r())
                     .build(),
             ),
@@ -496,6 +502,51 @@ impl Fleet for AwsFleet {
                 default_result: h.default_result().unwrap_or("ABANDON").to_owned(),
             })
             .collect())
+    }
+
+    async fn alarms(
+        &self,
+        names: &[String],
+    ) -> Result<BTreeMap<String, (String, String)>, CloudError> {
+        let mut found = BTreeMap::new();
+        for chunk in names.chunks(100) {
+            let mut pages = self
+                .cloudwatch
+                .describe_alarms()
+                .set_alarm_names(Some(chunk.to_vec()))
+                .into_paginator()
+                .send();
+            while let Some(page) = pages.next().await {
+                let page = page.map_err(|e| map_err("DescribeAlarms", &self.region, e))?;
+                for a in page.metric_alarms() {
+                    if let Some(name) = a.alarm_name() {
+                        found.insert(
+                            name.to_owned(),
+                            (
+                                a.state_value()
+                                    .map(|s| s.as_str().to_owned())
+                                    .unwrap_or_default(),
+                                a.state_reason().unwrap_or_default().to_owned(),
+                            ),
+                        );
+                    }
+                }
+                for a in page.composite_alarms() {
+                    if let Some(name) = a.alarm_name() {
+                        found.insert(
+                            name.to_owned(),
+                            (
+                                a.state_value()
+                                    .map(|s| s.as_str().to_owned())
+                                    .unwrap_or_default(),
+                                a.state_reason().unwrap_or_default().to_owned(),
+                            ),
+                        );
+                    }
+                }
+            }
+        }
+        Ok(found)
     }
 
     async fn classic_health(

@@ -470,6 +470,13 @@ pub trait Fleet: Send + Sync {
         names: &[String],
     ) -> impl Future<Output = Result<Vec<Group>, CloudError>> + Send;
 
+    /// The CloudWatch alarms of these names that exist: name → (state, reason). One
+    /// DescribeAlarms (per 100 names) whatever the number of groups.
+    fn alarms(
+        &self,
+        names: &[String],
+    ) -> impl Future<Output = Result<BTreeMap<String, (String, String)>, CloudError>> + Send;
+
     /// A Classic load balancer's view of its instances (instance id → `InService`,
     /// `OutOfService` or `Unknown`).
     fn classic_health(

@@ -208,6 +208,9 @@ pub struct DeploySection {
     /// A DynamoDB table for the deploy locks (a true compare-and-swap), used unless
     /// `--lock-table` or `GEARS_LOCK_TABLE` names another.
     pub lock_table: Option<String>,
+    /// CloudWatch alarms that gate every deploy of the component (beside `--alarm`).
+    #[serde(default)]
+    pub alarms: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]

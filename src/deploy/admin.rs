@@ -117,7 +117,7 @@ pub(super) async fn plan<F: Fleet, L: LockTable>(
         g.max,
         g.max.max(g.desired + surge),
     ) + "; "
-        + &gated_on(&g, roll.smoke.is_some())
+        + &gated_on(&g, roll.smoke.is_some(), &roll.settings.alarms)
         + &note;
     Ok(out.with(GroupResult::Planned, detail))
 }

@@ -43,6 +43,26 @@ pub(super) async fn find_region<C: Cloud>(
         .into());
     }
     latest_shared_outside(ctx, &fleet, region, &groups).await?;
+    if !settings.unlock && !settings.alarms.is_empty() {
+        let found = patiently(ctx.cancel, d, || fleet.alarms(&settings.alarms)).await?;
+        let missing: Vec<&str> = settings
+            .alarms
+            .iter()
+            .filter(|a| !found.contains_key(*a))
+            .map(String::as_str)
+            .collect();
+        if !missing.is_empty() {
+            return Err(InputError::whole_file(
+                settings.component_file.display().to_string(),
+                format!(
+                    "no CloudWatch alarm named {} in {region}: the gate could never see it",
+                    missing.join(", ")
+                ),
+            )
+            .with_hint("check --alarm and deploy.alarms: an alarm belongs to one region")
+            .into());
+        }
+    }
     if !settings.unlock {
         for g in &groups {
             if let Err(e) = deployable(settings, ctx.instance_tags, g) {

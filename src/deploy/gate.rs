@@ -270,10 +270,35 @@ pub(super) fn held_by_hooks(g: &Group, hooks: &[crate::aws::LaunchHook]) -> Stri
     )
 }
 
+impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
+    /// The first of the deploy's CloudWatch alarms in `ALARM` (from a look begun after
+    /// `since`, one DescribeAlarms per region per poll for all of them, shared by the region's
+    /// groups), in words with the alarm's reason. `INSUFFICIENT_DATA` is not a failure.
+    pub(super) async fn alarm_fired(&self, since: Instant) -> Result<Option<String>, Error> {
+        let names = &self.settings.alarms;
+        if names.is_empty() {
+            return Ok(None);
+        }
+        let d = self.deadline();
+        let fetch = || async {
+            let found = patiently(self.cancel, d, || self.fleet.alarms(names)).await?;
+            Ok(found
+                .into_iter()
+                .map(|(n, (state, reason))| (n, format!("{state}\t{reason}")))
+                .collect())
+        };
+        let states = self.looks.target_health("alarms:", since, fetch).await?;
+        Ok(names.iter().find_map(|n| {
+            let (state, reason) = states.get(n)?.split_once('\t')?;
+            (state == "ALARM").then(|| format!("alarm {n} is in ALARM: {reason}"))
+        }))
+    }
+}
+
 /// What the gate of `g` looks at, in words: its traffic sources and smoke tests, or that it
 /// has neither (then Auto Scaling's health alone decides, which a new instance passes during
 /// its health-check grace period whatever it serves).
-pub fn gated_on(g: &Group, smoke: bool) -> String {
+pub fn gated_on(g: &Group, smoke: bool, alarms: &[String]) -> String {
     let mut on = vec!["Auto Scaling health".to_owned()];
     if !g.target_groups.is_empty() {
         on.push(format!("{} target group(s)", g.target_groups.len()));
@@ -286,6 +311,9 @@ pub fn gated_on(g: &Group, smoke: bool) -> String {
     }
     if smoke {
         on.push("the smoke tests".to_owned());
+    }
+    if !alarms.is_empty() {
+        on.push(format!("alarm(s) {}", alarms.join(", ")));
     }
     if on.len() == 1 {
         "gated on Auto Scaling health only: the group has no load balancer or target group and the component no smoke tests".to_owned()

@@ -51,7 +51,7 @@ async fn deploy_one<F: Fleet, L: LockTable>(
     if let Some(detail) = already_there(roll, g, on, &out).await? {
         return Ok(out.with(GroupResult::NothingToDo, detail));
     }
-    roll.say(&gated_on(g, roll.smoke.is_some()));
+    roll.say(&gated_on(g, roll.smoke.is_some(), &roll.settings.alarms));
     roll.take_table_lock().await?;
     let step = unfinished_step(ctx, &g.name, &region);
     let cleanup_cancel = ctx.cancel.for_cleanup();

@@ -44,6 +44,12 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
         let mut last = -1;
         loop {
             let d = self.deadline();
+            if let Some(why) = self.alarm_fired(Instant::now()).await? {
+                return Ok(Rolled::GateFailed(
+                    format!("instance refresh {id}: {why}"),
+                    0,
+                ));
+            }
             let (status, pct, reason) = patiently(self.cancel, d, || {
                 self.fleet.refresh_status(&self.name, &id)
             })

@@ -19,6 +19,9 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
             let g = counting(self.group_seen_since(since).await?);
             self.still_ours(&g)?;
             let look = self.look(&g, since, Some(&mut gate)).await?;
+            if let Some(why) = self.alarm_fired(since).await? {
+                return Ok(Rolled::GateFailed(why, mem.batches));
+            }
             mem.timed_out = Instant::now() >= batch_deadline;
             let step = plan::next(&look, &terms, &mut mem);
             match step {

@@ -80,19 +80,28 @@ pub async fn deploy<C: Cloud>(
     decide(Deployed { groups: outcomes }, errors, cancel, ui)
 }
 
-/// The settings with the component file's lock table, when neither the flag nor
-/// `GEARS_LOCK_TABLE` names one.
+/// The settings with what the component file's `deploy:` section adds: its lock table, when
+/// neither the flag nor `GEARS_LOCK_TABLE` names one, and its alarms beside the flags'.
 fn with_file_lock_table<'a>(
     settings: &'a DeploySettings,
     component: &crate::component::Component,
 ) -> std::borrow::Cow<'a, DeploySettings> {
-    match (&settings.lock_table, &component.deploy.lock_table) {
-        (None, Some(t)) => std::borrow::Cow::Owned(DeploySettings {
-            lock_table: Some(t.clone()),
-            ..settings.clone()
-        }),
-        _ => std::borrow::Cow::Borrowed(settings),
+    let file = &component.deploy;
+    let table = settings.lock_table.is_none() && file.lock_table.is_some();
+    let alarms = file.alarms.iter().any(|a| !settings.alarms.contains(a));
+    if !table && !alarms {
+        return std::borrow::Cow::Borrowed(settings);
     }
+    let mut s = settings.clone();
+    if table {
+        s.lock_table = file.lock_table.clone();
+    }
+    for a in &file.alarms {
+        if !s.alarms.contains(a) {
+            s.alarms.push(a.clone());
+        }
+    }
+    std::borrow::Cow::Owned(s)
 }
 
 /// In CI, a deploy that changes groups on their tag lock alone says so.

@@ -124,6 +124,8 @@ pub struct DeployAsk {
     pub smoke_target: Option<crate::smoke::target::Target>,
     pub no_smoke: bool,
     pub lock_table: Option<String>,
+    /// CloudWatch alarms that gate the deploy (`--alarm`, a pipeline's `alarms:`).
+    pub alarms: Vec<String>,
     pub parallel: Option<u16>,
     pub min_healthy: Option<u32>,
     pub plan_only: bool,
@@ -148,6 +150,7 @@ impl DeployAsk {
             smoke_target: None,
             no_smoke: false,
             lock_table: None,
+            alarms: vec![],
             parallel: None,
             min_healthy: None,
             plan_only: false,
@@ -215,6 +218,7 @@ impl DeploySettings {
             lock_table: ask
                 .lock_table
                 .or_else(|| ctx.var("GEARS_LOCK_TABLE").map(str::to_owned)),
+            alarms: ask.alarms,
             parallel: ask.parallel.unwrap_or(defaults::PARALLEL).max(1).into(),
             min_healthy: ask.min_healthy.unwrap_or(defaults::MIN_HEALTHY),
             plan_only: ask.plan_only,
@@ -248,6 +252,9 @@ pub struct DeploySettings {
     pub lock_stale: Duration,
     /// A DynamoDB table for the locks (a true compare-and-swap), besides the group's tag.
     pub lock_table: Option<String>,
+    /// CloudWatch alarms that must not be in ALARM while a batch is gated and until the deploy
+    /// ends (the flags', the pipeline's and the component file's).
+    pub alarms: Vec<String>,
     /// How many groups of one region roll at once.
     pub parallel: usize,
     /// The share of the group's desired capacity that stays healthy and in service during

@@ -936,3 +936,62 @@ async fn a_spot_launch_configuration_is_copied_whole_and_old_copies_are_deleted(
     assert!(left.contains(&lc) && left.contains(&second), "{left:?}");
     assert!(!left.contains(&first), "{left:?}");
 }
+
+/// A CloudWatch alarm in ALARM (moto's `set_alarm_state`) fails the deploy's gate: the group
+/// rolls back (exit 6) naming the alarm and its reason; a missing alarm is refused (exit 3).
+#[tokio::test]
+async fn an_alarm_in_alarm_rolls_the_deploy_back_naming_it() {
+    let dir = tempdir();
+    let name = unique("alm");
+    component_file(dir.path(), &name);
+    let (group, base, new) = fleet(&name, "us-east-1", 2).await;
+    let c = conf("us-east-1").await;
+    let cw = aws_sdk_cloudwatch::Client::new(&c);
+    let alarm = format!("{name}-5xx");
+    cw.put_metric_alarm()
+        .alarm_name(&alarm)
+        .metric_name("HTTPCode_Target_5XX_Count")
+        .namespace("AWS/ApplicationELB")
+        .statistic(aws_sdk_cloudwatch::types::Statistic::Sum)
+        .period(60)
+        .evaluation_periods(1)
+        .threshold(5.0)
+        .comparison_operator(aws_sdk_cloudwatch::types::ComparisonOperator::GreaterThanThreshold)
+        .send()
+        .await
+        .unwrap();
+    cw.set_alarm_state()
+        .alarm_name(&alarm)
+        .state_value(aws_sdk_cloudwatch::types::StateValue::Alarm)
+        .state_reason("5xx above 5 for a minute")
+        .send()
+        .await
+        .unwrap();
+    let deploy = |alarm: &str| {
+        parts(
+            &gears()
+                .current_dir(dir.path())
+                .args(["deploy", "--environment", "live", "--ami", &new])
+                .args(["--region", "us-east-1", "--batch", "1", "--poll", "0.2"])
+                .args(["--alarm", alarm])
+                .output()
+                .unwrap(),
+        )
+    };
+    let (out, err, code) = deploy("no-such-alarm");
+    assert_eq!(code, 3, "{out}\n{err}");
+    assert!(
+        err.contains("no CloudWatch alarm named no-such-alarm"),
+        "{err}"
+    );
+    let (out, err, code) = deploy(&alarm);
+    assert_eq!(code, 6, "{out}\n{err}");
+    assert!(
+        out.contains(&format!(
+            "alarm {alarm} is in ALARM: 5xx above 5 for a minute"
+        )),
+        "{out}"
+    );
+    let (after, _) = images_of_group("us-east-1", &group).await;
+    assert!(after.iter().all(|i| i == &base), "{after:?}");
+}

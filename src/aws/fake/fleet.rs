@@ -444,6 +444,27 @@ impl Fleet for FakeFleet {
             .unwrap_or_default())
     }
 
+    async fn alarms(
+        &self,
+        names: &[String],
+    ) -> Result<BTreeMap<String, (String, String)>, CloudError> {
+        self.cloud.call("DescribeAlarms", &self.region).await?;
+        if names.len() > 100 {
+            return Err(CloudError::api(
+                "DescribeAlarms",
+                &self.region,
+                Some("ValidationError"),
+                "AlarmNames: at most 100",
+            ));
+        }
+        let f = self.cloud.fleet_state();
+        Ok(f.alarms
+            .iter()
+            .filter(|(n, _)| names.contains(n))
+            .map(|(n, v)| (n.clone(), v.clone()))
+            .collect())
+    }
+
     async fn classic_health(
         &self,
         load_balancer: &str,

@@ -37,6 +37,8 @@ pub(super) struct FleetState {
     /// Instances of these images are `OutOfService` in the Classic load balancers (while Auto
     /// Scaling, in its grace period, says Healthy).
     pub(super) out_of_service_images: Vec<String>,
+    /// CloudWatch alarms: name → (state, reason).
+    pub(super) alarms: BTreeMap<String, (String, String)>,
 }
 
 impl FleetState {
@@ -265,6 +267,13 @@ impl FakeCloud {
     /// now on (Auto Scaling and target groups still say healthy).
     pub fn set_out_of_service_images(&self, images: &[&str]) {
         self.fleet_state().out_of_service_images = images.iter().map(|s| s.to_string()).collect();
+    }
+
+    /// A CloudWatch alarm in this state (`OK`, `ALARM`, `INSUFFICIENT_DATA`) from now on.
+    pub fn set_alarm(&self, name: &str, state: &str, reason: &str) {
+        self.fleet_state()
+            .alarms
+            .insert(name.to_owned(), (state.to_owned(), reason.to_owned()));
     }
 
     /// Changes a group as a test needs it (its load balancers, units, warm pool...).

@@ -93,6 +93,7 @@ pub(super) fn setup(dir: &std::path::Path, desired: i32) -> (DeploySettings, Fak
         no_smoke: false,
         lock_stale: LOCK_STALE,
         lock_table: None,
+        alarms: vec![],
         parallel: 1,
         min_healthy: 100,
         plan_only: false,
@@ -161,6 +162,7 @@ pub(super) fn add_group_on(
 }
 
 mod admin;
+mod alarms;
 mod checks;
 mod cost;
 mod gate;
