@@ -323,6 +323,7 @@ fn deploy_settings(
         no_smoke: a.no_smoke,
         lock_table: a.lock_table.clone(),
         alarms: a.alarms.clone(),
+        bake_time: a.bake_time,
         parallel: a.parallel,
         min_healthy: a.min_healthy,
         plan_only: a.plan,

@@ -214,6 +214,11 @@ pub struct DeployArgs {
     /// gate and rolls back (exit 6); INSUFFICIENT_DATA is not a failure.
     #[arg(long = "alarm", value_name = "NAME")]
     pub alarms: Vec<String>,
+    /// After a batch is healthy, keep gating it this long (seconds) before retiring old
+    /// instances or starting the next batch (default 0, or the component file's
+    /// `deploy.bake_time`).
+    #[arg(long, value_name = "SECS", value_parser = crate::deploy::parse_seconds)]
+    pub bake_time: Option<std::time::Duration>,
     /// The share of each group's desired capacity kept healthy and in service during the roll
     /// (P% or P). 100% launches each batch before retiring; less replaces part of a batch in
     /// place, without raising the group above its desired capacity (default 100%).

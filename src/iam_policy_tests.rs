@@ -383,6 +383,7 @@ mod deploy {
             lock_stale: LOCK_STALE,
             lock_table: None,
             alarms: vec![],
+            bake_time: Duration::ZERO,
             parallel: 1,
             min_healthy: 100,
             plan_only: false,

@@ -60,6 +60,8 @@ pub struct DeployStage {
     /// CloudWatch alarms that gate the deploy.
     #[serde(default)]
     pub alarms: Vec<String>,
+    /// Seconds a healthy batch keeps being gated before gears acts on it.
+    pub bake_time: Option<f64>,
 }
 
 impl DeployStage {
@@ -115,6 +117,7 @@ impl DeployStage {
                 .transpose()?,
             lock_table: self.lock_table.clone(),
             alarms: self.alarms.clone(),
+            bake_time: seconds("bake_time", self.bake_time)?,
             parallel: self.parallel,
             min_healthy: self
                 .min_healthy

@@ -211,6 +211,9 @@ pub struct DeploySection {
     /// CloudWatch alarms that gate every deploy of the component (beside `--alarm`).
     #[serde(default)]
     pub alarms: Vec<String>,
+    /// Seconds a healthy batch keeps being gated before gears acts on it (`--bake-time`
+    /// overrides).
+    pub bake_time: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -326,6 +329,10 @@ pub fn parse(path: &Path, source: &str) -> Result<Component, InputError> {
     }
     let template = template(raw.template, &dir).map_err(at)?;
     let test = test_section(raw.test, &dir).map_err(at)?;
+    if let Some(b) = raw.deploy.bake_time {
+        crate::deploy::settings::seconds(b)
+            .map_err(|why| at(("bake_time", format!("`bake_time: {b}`: {why}"))))?;
+    }
     Ok(Component {
         path: path.to_path_buf(),
         dir,

@@ -14,6 +14,10 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
         let mut last_say = Instant::now();
         let mut pace = self.pace();
         let hooks = self.launch_hooks().await?;
+        // The bake time: a batch launched is gated this long once healthy before gears acts
+        // on it (retires old instances, starts the next batch, or finishes).
+        let mut unbaked = false;
+        let mut healthy_since: Option<Instant> = None;
         loop {
             let since = pace.fresh_since();
             let g = counting(self.group_seen_since(since).await?);
@@ -24,6 +28,27 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
             }
             mem.timed_out = Instant::now() >= batch_deadline;
             let step = plan::next(&look, &terms, &mut mem);
+            let acts = matches!(step, Step::Retire { .. } | Step::Done | Step::Launch { .. });
+            if !acts {
+                healthy_since = None;
+            } else if unbaked && !self.settings.bake_time.is_zero() {
+                let since = *healthy_since.get_or_insert_with(Instant::now);
+                let left = self.settings.bake_time.saturating_sub(since.elapsed());
+                if !left.is_zero() {
+                    if since.elapsed().is_zero() || last_say.elapsed() >= Duration::from_secs(30) {
+                        self.say(&format!(
+                            "batch {} healthy: baking, {} left",
+                            mem.batches + 1,
+                            crate::ui::human_duration(left)
+                        ));
+                        last_say = Instant::now();
+                    }
+                    pace.sleep(self).await?;
+                    continue;
+                }
+                unbaked = false;
+                healthy_since = None;
+            }
             match step {
                 Step::Done => return Ok(Rolled::Done(mem.batches)),
                 Step::Fail(f) => {
@@ -55,6 +80,7 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
                     max,
                 } => {
                     self.launch(&terms, surge, &in_place, desired, max).await?;
+                    unbaked = true;
                     if surge == 0 {
                         // Nothing to retire later: the batch is this replacement.
                         mem.batches += 1;
@@ -64,7 +90,7 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
                         &mem, surge, &in_place, desired, max, old, &terms,
                     ));
                     last_say = Instant::now();
-                    batch_deadline = self.deadline();
+                    batch_deadline = self.deadline() + self.settings.bake_time;
                     pace.changed();
                     continue;
                 }

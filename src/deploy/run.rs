@@ -89,12 +89,19 @@ fn with_file_lock_table<'a>(
     let file = &component.deploy;
     let table = settings.lock_table.is_none() && file.lock_table.is_some();
     let alarms = file.alarms.iter().any(|a| !settings.alarms.contains(a));
-    if !table && !alarms {
+    let bake = settings.bake_time.is_zero() && file.bake_time.is_some_and(|b| b > 0.0);
+    if !table && !alarms && !bake {
         return std::borrow::Cow::Borrowed(settings);
     }
     let mut s = settings.clone();
     if table {
         s.lock_table = file.lock_table.clone();
+    }
+    if bake {
+        s.bake_time = file
+            .bake_time
+            .and_then(|b| crate::deploy::settings::seconds(b).ok())
+            .unwrap_or_default();
     }
     for a in &file.alarms {
         if !s.alarms.contains(a) {

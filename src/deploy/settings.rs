@@ -126,6 +126,8 @@ pub struct DeployAsk {
     pub lock_table: Option<String>,
     /// CloudWatch alarms that gate the deploy (`--alarm`, a pipeline's `alarms:`).
     pub alarms: Vec<String>,
+    /// How long a healthy batch keeps being gated before gears acts on it (`--bake-time`).
+    pub bake_time: Option<Duration>,
     pub parallel: Option<u16>,
     pub min_healthy: Option<u32>,
     pub plan_only: bool,
@@ -151,6 +153,7 @@ impl DeployAsk {
             no_smoke: false,
             lock_table: None,
             alarms: vec![],
+            bake_time: None,
             parallel: None,
             min_healthy: None,
             plan_only: false,
@@ -219,6 +222,7 @@ impl DeploySettings {
                 .lock_table
                 .or_else(|| ctx.var("GEARS_LOCK_TABLE").map(str::to_owned)),
             alarms: ask.alarms,
+            bake_time: ask.bake_time.unwrap_or_default(),
             parallel: ask.parallel.unwrap_or(defaults::PARALLEL).max(1).into(),
             min_healthy: ask.min_healthy.unwrap_or(defaults::MIN_HEALTHY),
             plan_only: ask.plan_only,
@@ -255,6 +259,9 @@ pub struct DeploySettings {
     /// CloudWatch alarms that must not be in ALARM while a batch is gated and until the deploy
     /// ends (the flags', the pipeline's and the component file's).
     pub alarms: Vec<String>,
+    /// After a batch is healthy, gears keeps gating it (health, traffic sources, alarms, smoke)
+    /// this long before it retires old instances or starts the next batch (0: none).
+    pub bake_time: Duration,
     /// How many groups of one region roll at once.
     pub parallel: usize,
     /// The share of the group's desired capacity that stays healthy and in service during

@@ -94,6 +94,7 @@ pub(super) fn setup(dir: &std::path::Path, desired: i32) -> (DeploySettings, Fak
         lock_stale: LOCK_STALE,
         lock_table: None,
         alarms: vec![],
+        bake_time: Duration::ZERO,
         parallel: 1,
         min_healthy: 100,
         plan_only: false,
@@ -163,6 +164,7 @@ pub(super) fn add_group_on(
 
 mod admin;
 mod alarms;
+mod bake_time;
 mod checks;
 mod cost;
 mod gate;
