@@ -238,7 +238,11 @@ fn check_values(p: &Pipeline, name: &str, text: &str) -> Result<(), Error> {
         }
     }
     for d in &p.file.deploy {
-        for (key, v) in [("gate_timeout", d.gate_timeout), ("poll", d.poll)] {
+        for (key, v) in [
+            ("gate_timeout", d.gate_timeout),
+            ("poll", d.poll),
+            ("bake_time", d.bake_time),
+        ] {
             if let Some(Err(why)) = v.map(crate::deploy::settings::seconds) {
                 return Err(at(key, &v.unwrap_or_default().to_string(), &why));
             }
@@ -620,6 +624,10 @@ mod tests {
         let text = e.render();
         assert!(text.contains("p.yaml:2:8"), "{text}");
         assert!(text.contains("did you mean `force`?"), "{text}");
+        let e =
+            parse("component: c\ndeploy:\n  - {environment: live, bake_time: -5}\n").unwrap_err();
+        assert!(e.render().contains("`bake_time: -5`"), "{}", e.render());
+        assert!(e.render().contains(":3:"), "{}", e.render());
         let e = parse("component: c\ndeploy:\n  - {environment: live, poll: 0}\n").unwrap_err();
         assert!(e.render().contains("p.yaml:3:"), "{}", e.render());
         assert!(e.render().contains("`poll: 0`"), "{}", e.render());

@@ -514,33 +514,28 @@ impl Fleet for AwsFleet {
                 .cloudwatch
                 .describe_alarms()
                 .set_alarm_names(Some(chunk.to_vec()))
+                // Without AlarmTypes AWS answers metric alarms only: a composite alarm named
+                // would read as missing.
+                .alarm_types(aws_sdk_cloudwatch::types::AlarmType::MetricAlarm)
+                .alarm_types(aws_sdk_cloudwatch::types::AlarmType::CompositeAlarm)
                 .into_paginator()
                 .send();
             while let Some(page) = pages.next().await {
                 let page = page.map_err(|e| map_err("DescribeAlarms", &self.region, e))?;
-                for a in page.metric_alarms() {
-                    if let Some(name) = a.alarm_name() {
+                let metric = page
+                    .metric_alarms()
+                    .iter()
+                    .map(|a| (a.alarm_name(), a.state_value(), a.state_reason()));
+                let composite = page
+                    .composite_alarms()
+                    .iter()
+                    .map(|a| (a.alarm_name(), a.state_value(), a.state_reason()));
+                for (name, state, reason) in metric.chain(composite) {
+                    if let Some(name) = name {
+                        let state = state.map(|s| s.as_str().to_owned()).unwrap_or_default();
                         found.insert(
                             name.to_owned(),
-                            (
-                                a.state_value()
-                                    .map(|s| s.as_str().to_owned())
-                                    .unwrap_or_default(),
-                                a.state_reason().unwrap_or_default().to_owned(),
-                            ),
-                        );
-                    }
-                }
-                for a in page.composite_alarms() {
-                    if let Some(name) = a.alarm_name() {
-                        found.insert(
-                            name.to_owned(),
-                            (
-                                a.state_value()
-                                    .map(|s| s.as_str().to_owned())
-                                    .unwrap_or_default(),
-                                a.state_reason().unwrap_or_default().to_owned(),
-                            ),
+                            (state, reason.unwrap_or_default().to_owned()),
                         );
                     }
                 }
