@@ -316,7 +316,12 @@ fn deploy_settings(
         strategy: a.strategy.map(|s| match s {
             crate::cli::DeployStrategy::Rolling => crate::deploy::Strategy::Rolling,
             crate::cli::DeployStrategy::InstanceRefresh => crate::deploy::Strategy::InstanceRefresh,
+            crate::cli::DeployStrategy::BlueGreen => crate::deploy::Strategy::BlueGreen,
         }),
+        keep_old: a.keep_old,
+        scale_old_to: a.scale_old_to,
+        keep_groups: a.keep_groups,
+        rollback: a.rollback,
         gate_timeout: a.gate_timeout,
         poll: a.poll,
         smoke_target,

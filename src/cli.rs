@@ -152,6 +152,9 @@ pub enum DeployStrategy {
     Rolling,
     /// AWS's instance refresh, launch before terminate (not in moto).
     InstanceRefresh,
+    /// A new group cloned beside the one in traffic, grown and gated, then switched to; the
+    /// old group is kept out of traffic so `--rollback` takes seconds.
+    BlueGreen,
 }
 
 /// `gears deploy`.
@@ -228,6 +231,22 @@ pub struct DeployArgs {
     /// rolls back, groups not started yet are skipped.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=100))]
     pub parallel: Option<u16>,
+    /// Blue/green: seconds the old group keeps its size out of traffic (default 3600); a later
+    /// deploy of the cluster scales it to 0 after that.
+    #[arg(long, value_name = "SECS", value_parser = crate::deploy::parse_seconds)]
+    pub keep_old: Option<std::time::Duration>,
+    /// Blue/green: scale the old group to N right after the switch (0 saves money at once;
+    /// a `--rollback` then grows it again first).
+    #[arg(long, value_name = "N")]
+    pub scale_old_to: Option<u32>,
+    /// Blue/green: how many old groups a cluster keeps (default 2); older ones are scaled to 0
+    /// and deleted once empty (never one with a lock).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub keep_groups: Option<u32>,
+    /// Blue/green: put the cluster's newest old group back in traffic, wait until it is healthy
+    /// in every traffic source, then take the current group out.
+    #[arg(long, conflicts_with_all = ["abort", "unlock"])]
+    pub rollback: bool,
     /// Print what would change, change nothing.
     #[arg(long)]
     pub plan: bool,

@@ -12,7 +12,7 @@ use crate::aws::fake::{FakeCloud, Faults};
 use crate::aws::{Cloud, Group, Image, Instance, LockTable, SecurityGroup, TemplateRef};
 use crate::cancel::{Cancel, Cleanup};
 use crate::context::RunContext;
-use crate::deploy::{Batch, DeploySettings, Strategy};
+use crate::deploy::{defaults, Batch, DeploySettings, Strategy};
 use crate::settings::AmiChoice;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -58,6 +58,18 @@ const SERVICES: &[(&str, &str)] = &[
     ("StartInstanceRefresh", "autoscaling"),
     ("DescribeInstanceRefreshes", "autoscaling"),
     ("CancelInstanceRefresh", "autoscaling"),
+    // Blue/green.
+    ("CreateAutoScalingGroup", "autoscaling"),
+    ("DeleteAutoScalingGroup", "autoscaling"),
+    ("DescribePolicies", "autoscaling"),
+    ("PutScalingPolicy", "autoscaling"),
+    ("DescribeScheduledActions", "autoscaling"),
+    ("PutScheduledUpdateGroupAction", "autoscaling"),
+    ("PutLifecycleHook", "autoscaling"),
+    ("AttachLoadBalancerTargetGroups", "autoscaling"),
+    ("DetachLoadBalancerTargetGroups", "autoscaling"),
+    ("AttachLoadBalancers", "autoscaling"),
+    ("DetachLoadBalancers", "autoscaling"),
     // Target groups.
     ("DescribeTargetHealth", "elasticloadbalancing"),
     // Classic load balancers.
@@ -91,6 +103,20 @@ const UNLOGGED: &[(&[&str], &str, &str)] = &[
     ),
     // aws/locks.rs `acquire`: a refused conditional write reads who holds the lock.
     (&["Deploy"], "PutItem", "GetItem"),
+    // aws/clone.rs `clone_from`: reads the source's lifecycle hooks and puts them on the
+    // clone; `copy_scaling_from` puts each policy and scheduled action it read.
+    (
+        &["Deploy"],
+        "CreateAutoScalingGroup",
+        "DescribeLifecycleHooks",
+    ),
+    (&["Deploy"], "CreateAutoScalingGroup", "PutLifecycleHook"),
+    (&["Deploy"], "DescribePolicies", "PutScalingPolicy"),
+    (
+        &["Deploy"],
+        "DescribeScheduledActions",
+        "PutScheduledUpdateGroupAction",
+    ),
     // aws/fleet.rs `copy_configuration`: reads the source before it creates the copy.
     (
         &["Deploy"],
@@ -118,6 +144,13 @@ const IMPLIED: &[(&str, &[&str], &str)] = &[
         "ec2:RunInstances",
     ),
     ("DeregisterImage", &[], "ec2:DeleteSnapshot"),
+    // A group created on a launch template, with tags (a blue/green clone).
+    ("CreateAutoScalingGroup", &[], "ec2:RunInstances"),
+    (
+        "CreateAutoScalingGroup",
+        &[],
+        "autoscaling:CreateOrUpdateTags",
+    ),
 ];
 
 /// The policy's statements in the README: Sid → the actions it allows.
@@ -390,6 +423,11 @@ mod deploy {
             abort: false,
             unlock: false,
             endpoint_flag: None,
+            grow_batch: None,
+            keep_old: defaults::KEEP_OLD,
+            scale_old_to: None,
+            keep_groups: defaults::KEEP_GROUPS,
+            rollback: false,
         };
         (settings, cloud)
     }
@@ -454,6 +492,27 @@ mod deploy {
         let (s, cloud) = setup(dir.path());
         assert_eq!(ok(&s, &cloud).await, "deployed");
         runs.push(("a rolling deploy", cloud.calls()));
+
+        let (mut s, cloud) = setup(dir.path());
+        s.strategy = Strategy::BlueGreen;
+        // Old groups scaled to 0 at once: empty, so the one beyond --keep-groups is deleted.
+        s.scale_old_to = Some(0);
+        assert_eq!(ok(&s, &cloud).await, "deployed");
+        s.rollback = true;
+        assert_eq!(ok(&s, &cloud).await, "deployed");
+        s.rollback = false;
+        s.keep_groups = 1;
+        assert_eq!(ok(&s, &cloud).await, "deployed");
+        assert!(called(&cloud, "DeleteAutoScalingGroup"));
+        runs.push((
+            "blue/green: a deploy, --rollback, a deploy deleting an old group",
+            cloud.calls(),
+        ));
+        let (mut s, cloud) = setup(dir.path());
+        s.strategy = Strategy::BlueGreen;
+        cloud.set_unhealthy_images(&[NEW]);
+        assert_eq!(ok(&s, &cloud).await, "rolled back");
+        runs.push(("blue/green: a failed gate", cloud.calls()));
 
         let (s, cloud) = setup(dir.path());
         cloud.edit_group("hello-live", |g| g.load_balancers = vec!["web".into()]);

@@ -633,10 +633,11 @@ mod tests {
         assert!(e.render().contains("`poll: 0`"), "{}", e.render());
         let e = parse("component: c\ndeploy:\n  - {environment: live, batch: 0%}\n").unwrap_err();
         assert!(e.render().contains("`batch: 0%`"), "{}", e.render());
-        let e = parse("component: c\ndeploy:\n  - {environment: live, strategy: blue-green}\n")
+        let e = parse("component: c\ndeploy:\n  - {environment: live, strategy: red-black}\n")
             .unwrap_err();
         assert!(
-            e.render().contains("expected rolling or instance-refresh"),
+            e.render()
+                .contains("expected rolling, instance-refresh or blue-green"),
             "{}",
             e.render()
         );

@@ -31,3 +31,10 @@ pub const VERSION: &str = "gears:version";
 pub const BUILDER: &str = "gears:builder";
 /// The base AMI an AMI was baked on (filled in by packer).
 pub const BASE_AMI: &str = "gears:base-ami";
+/// The blue/green cluster a group belongs to.
+pub const CLUSTER: &str = "gears:cluster";
+/// An old blue/green group kept out of traffic ([`crate::deploy::blue_green::record::Retired`]).
+pub const RETIRED: &str = "gears:retired";
+/// A blue/green switch in flight, on the group in traffic
+/// ([`crate::deploy::blue_green::record::Switch`]).
+pub const BLUEGREEN: &str = "gears:bluegreen";

@@ -2,7 +2,7 @@
 
 use super::ec2::map_err;
 use super::group_view::group;
-use super::{CloudError, Fleet, Group, LaunchHook, MemberInfo, TemplateRef};
+use super::{CloneAsk, CloudError, Fleet, Group, LaunchHook, MemberInfo, TemplateRef};
 use std::collections::BTreeMap;
 
 /// The Auto Scaling, EC2 and ELBv2 clients of one region, on the shared configuration.
@@ -50,6 +50,14 @@ impl AwsFleet {
 }
 
 impl AwsFleet {
+    pub(super) fn asg(&self) -> &aws_sdk_autoscaling::Client {
+        &self.asg
+    }
+
+    pub(super) fn region_name(&self) -> &str {
+        &self.region
+    }
+
     /// One version of a launch template (`$Latest`, `$Default` or a number), if it exists.
     async fn template_version(
         &self,
@@ -70,6 +78,29 @@ impl AwsFleet {
 impl Fleet for AwsFleet {
     fn region(&self) -> &str {
         &self.region
+    }
+
+    async fn clone_group(&self, source: &str, ask: &CloneAsk) -> Result<(), CloudError> {
+        self.clone_from(source, ask).await
+    }
+
+    async fn copy_scaling(&self, from: &str, to: &str) -> Result<(usize, usize), CloudError> {
+        self.copy_scaling_from(from, to).await
+    }
+
+    async fn set_traffic(
+        &self,
+        group: &str,
+        target_groups: &[String],
+        load_balancers: &[String],
+        attach: bool,
+    ) -> Result<(), CloudError> {
+        self.traffic_to(group, target_groups, load_balancers, attach)
+            .await
+    }
+
+    async fn delete_group(&self, group: &str) -> Result<(), CloudError> {
+        self.delete(group).await
     }
 
     async fn groups(

@@ -5,7 +5,7 @@ use super::{Group, Member, TemplateRef};
 
 /// The group's traffic sources of `kind` (`elb`, `elbv2`): those of the older fields (`listed`)
 /// and of `TrafficSources`, once each.
-fn traffic(
+pub(super) fn traffic(
     g: &aws_sdk_autoscaling::types::AutoScalingGroup,
     kind: &str,
     listed: &[String],

@@ -5,6 +5,7 @@
 //! (throttling, an error at call N, latency) for tests of what moto cannot produce. SDK errors
 //! become [`CloudError`]s typed by AWS error code, never by message text.
 
+mod clone;
 #[cfg(test)]
 mod contract;
 pub mod ec2;
@@ -457,6 +458,19 @@ pub struct Group {
     pub tags: BTreeMap<String, String>,
 }
 
+/// A new group a blue/green deploy clones from another ([`Fleet::clone_group`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CloneAsk {
+    pub name: String,
+    /// The launch template version it launches from (as its own launch template, or as its
+    /// mixed-instances policy's when the source has one).
+    pub template: TemplateRef,
+    /// Tags set on it over the source's, propagated at launch.
+    pub tags: BTreeMap<String, String>,
+    /// The source's tags it does not get (gears' own state on the source).
+    pub drop_tags: Vec<String>,
+}
+
 /// Auto Scaling groups, their launch templates and target health, in one region. Every call is
 /// one API call (or one page), so a poll costs the same whatever the group's size.
 pub trait Fleet: Send + Sync {
@@ -469,6 +483,36 @@ pub trait Fleet: Send + Sync {
         tags: &BTreeMap<String, String>,
         names: &[String],
     ) -> impl Future<Output = Result<Vec<Group>, CloudError>> + Send;
+
+    /// Creates group `ask.name` like `source` (max size, subnets and zones, health checks,
+    /// cooldown, termination policies, scale-in protection, traffic sources, tags, lifecycle
+    /// hooks), with min and desired 0, launching from `ask.template`. AWS answers
+    /// `AlreadyExists` when the name is taken.
+    fn clone_group(
+        &self,
+        source: &str,
+        ask: &CloneAsk,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
+
+    /// Copies `from`'s scaling policies and (still to come) scheduled actions onto `to`,
+    /// creating or updating by name; returns how many of each.
+    fn copy_scaling(
+        &self,
+        from: &str,
+        to: &str,
+    ) -> impl Future<Output = Result<(usize, usize), CloudError>> + Send;
+
+    /// Attaches (`attach`) or detaches target groups and Classic load balancers.
+    fn set_traffic(
+        &self,
+        group: &str,
+        target_groups: &[String],
+        load_balancers: &[String],
+        attach: bool,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
+
+    /// Deletes a group that has no instances left (AWS refuses one that has).
+    fn delete_group(&self, group: &str) -> impl Future<Output = Result<(), CloudError>> + Send;
 
     /// The CloudWatch alarms of these names that exist: name → (state, reason). One
     /// DescribeAlarms (per 100 names) whatever the number of groups.

@@ -221,7 +221,7 @@ async fn abort_nothing_recorded<F: Fleet, L: LockTable>(
 
 /// The lock table for an abort: a live holder is refused; a killed one's lock, or a STOP
 /// lock (a human decided to undo), is taken over.
-async fn take_table_lock_for_abort<F: Fleet, L: LockTable>(
+pub(super) async fn take_table_lock_for_abort<F: Fleet, L: LockTable>(
     roll: &Roll<'_, F, L>,
 ) -> Result<(), Error> {
     let Some(t) = roll.table else {

@@ -27,6 +27,11 @@ pub(super) async fn find_region<C: Cloud>(
     } else {
         named_groups(ctx, &fleet, region).await?
     };
+    let groups = if settings.unlock {
+        groups
+    } else {
+        in_traffic(ctx, region, groups)
+    };
     if groups.is_empty() {
         return Err(InputError::whole_file(
             settings.component_file.display().to_string(),
@@ -80,6 +85,36 @@ pub(super) async fn find_region<C: Cloud>(
         }
     }
     Ok((fleet, table, groups))
+}
+
+/// The groups a deploy (and `--rollback`) starts from: blue/green's old groups kept out of
+/// traffic, and a new group still being grown beside the group in traffic, are left out (said).
+fn in_traffic(ctx: &RegionCtx<'_>, region: &str, groups: Vec<Group>) -> Vec<Group> {
+    let growing: Vec<String> = groups
+        .iter()
+        .filter_map(|g| g.tags.get(crate::tags::BLUEGREEN))
+        .filter_map(|v| super::blue_green::record::parse_switch(v).ok())
+        .map(|sw| sw.new)
+        .collect();
+    groups
+        .into_iter()
+        .filter(|g| {
+            if let Some(r) = g.tags.get(crate::tags::RETIRED) {
+                let until = super::blue_green::record::parse_retired(r)
+                    .map(|r| format!(" (kept until {})", r.until))
+                    .unwrap_or_default();
+                ctx.ui.progress(
+                    Some(region),
+                    &format!(
+                        "{}: an old blue/green group out of traffic{until}: left alone",
+                        g.name
+                    ),
+                );
+                return false;
+            }
+            !growing.contains(&g.name)
+        })
+        .collect()
 }
 
 /// The Auto Scaling processes a deploy (and its rollback) cannot do without: new instances

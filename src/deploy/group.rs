@@ -30,6 +30,10 @@ pub(super) async fn deploy_group<F: Fleet, L: LockTable>(
     }
     // What gears wrote on the group, read once: a value it cannot read stops here (exit 7).
     let on = OnGroup::read(&g)?;
+    let blue_green = settings.strategy == Strategy::BlueGreen || settings.rollback;
+    if blue_green || on.switch.is_some() {
+        return blue_green::cluster(ctx, &roll, &g, &on, out).await;
+    }
     if settings.plan_only {
         return admin::plan(&roll, &g, &on, out).await;
     }
@@ -81,7 +85,8 @@ async fn deploy_one<F: Fleet, L: LockTable>(
         out.from_ami = was;
     }
     let rolled = match ctx.settings.strategy {
-        Strategy::Rolling => roll.with_heartbeat(roll.roll(&st)).await,
+        // Blue/green never comes here (its groups go to `blue_green::cluster`).
+        Strategy::Rolling | Strategy::BlueGreen => roll.with_heartbeat(roll.roll(&st)).await,
         Strategy::InstanceRefresh => roll.with_heartbeat(roll.refresh(&st)).await,
     };
     let (why, batches) = match rolled {
@@ -133,7 +138,11 @@ async fn deploy_one<F: Fleet, L: LockTable>(
 
 /// Until the group is deployed or rolled back, a second signal (which stops gears at once)
 /// says what is left undone, and an unexpected way out is a failed cleanup (exit 7).
-fn unfinished_step(ctx: &RegionCtx<'_>, group: &str, region: &str) -> crate::cancel::CleanupId {
+pub(super) fn unfinished_step(
+    ctx: &RegionCtx<'_>,
+    group: &str,
+    region: &str,
+) -> crate::cancel::CleanupId {
     let what = format!(
         "the deploy of {group} in {region} (run {}): run the same command to finish it, or `gears deploy --abort` to undo it",
         ctx.run

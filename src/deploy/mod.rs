@@ -19,9 +19,12 @@
 //!   [`heartbeat`]: keeping the lock alive;
 //! - [`plan`]: the pure step planner; [`rolling`] and [`refresh`]: the strategies;
 //!   [`gate`]: health, target health and smoke tests; [`rollback`]: the way back;
+//! - [`blue_green`]: the blue/green strategy (a cluster's new group beside the old, switched
+//!   to, the old one kept for `--rollback`);
 //! - [`report`]: what each group did, with its exit code.
 
 pub mod admin;
+pub mod blue_green;
 pub mod checks;
 pub mod gate;
 pub mod group;
@@ -41,7 +44,7 @@ pub mod state;
 #[cfg(test)]
 mod tests;
 
-use crate::aws::{Cloud, CloudError, Fleet, Group, LockTable, TemplateRef};
+use crate::aws::{CloneAsk, Cloud, CloudError, Fleet, Group, LockTable, TemplateRef};
 use crate::cancel::Cancel;
 use crate::error::{Error, InputError};
 use crate::settings::AmiChoice;

@@ -28,7 +28,7 @@ type Seen<T> = (Instant, T);
 /// the API's 50 names) serves every group whose next look may be that recent, so calls per
 /// poll stay flat as groups are added. Concurrent askers wait for one answer.
 pub struct RegionLooks {
-    names: Vec<String>,
+    names: std::sync::Mutex<Vec<String>>,
     last: tokio::sync::Mutex<Option<(Instant, Vec<Group>)>>,
     /// Target group ARN → its last DescribeTargetHealth, shared the same way.
     targets: tokio::sync::Mutex<BTreeMap<String, Seen<BTreeMap<String, String>>>>,
@@ -37,15 +37,28 @@ pub struct RegionLooks {
 impl RegionLooks {
     pub fn new(names: Vec<String>) -> Self {
         RegionLooks {
-            names,
+            names: std::sync::Mutex::new(names),
             last: Default::default(),
             targets: Default::default(),
         }
     }
 
     /// The groups the region rolls.
-    pub fn names(&self) -> &[String] {
-        &self.names
+    pub fn names(&self) -> Vec<String> {
+        self.names.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// A group the region's looks see from now on (a blue/green deploy's new group): the next
+    /// look is a new one.
+    pub async fn add(&self, name: &str) {
+        {
+            let mut names = self.names.lock().unwrap_or_else(|p| p.into_inner());
+            if names.iter().any(|n| n == name) {
+                return;
+            }
+            names.push(name.to_owned());
+        }
+        *self.last.lock().await = None;
     }
 
     /// The groups as a look begun after `since` saw them: the last look when it is that

@@ -100,12 +100,11 @@ impl<'a, F: Fleet, L: LockTable> Roll<'a, F, L> {
     pub(super) async fn group_seen_since(&self, since: Instant) -> Result<Group, Error> {
         let d = self.deadline();
         let none = BTreeMap::new();
+        let names = self.looks.names();
         let groups = self
             .looks
             .groups(since, || {
-                patiently(self.cancel, d, || {
-                    self.fleet.groups(&none, self.looks.names())
-                })
+                patiently(self.cancel, d, || self.fleet.groups(&none, &names))
             })
             .await?;
         groups

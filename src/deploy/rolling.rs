@@ -32,10 +32,13 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
             if !acts {
                 healthy_since = None;
             } else if unbaked && !self.settings.bake_time.is_zero() {
+                // The first look that finds the batch healthy says so at once (real time
+                // moves between two calls, so "no time elapsed" cannot tell it).
+                let first = healthy_since.is_none();
                 let since = *healthy_since.get_or_insert_with(Instant::now);
                 let left = self.settings.bake_time.saturating_sub(since.elapsed());
                 if !left.is_zero() {
-                    if since.elapsed().is_zero() || last_say.elapsed() >= Duration::from_secs(30) {
+                    if first || last_say.elapsed() >= Duration::from_secs(30) {
                         self.say(&format!(
                             "batch {} healthy: baking, {} left",
                             mem.batches + 1,

@@ -77,17 +77,23 @@ pub enum Strategy {
     Rolling,
     /// AWS's instance refresh (launch before terminate), waited on; its failure rolls back.
     InstanceRefresh,
+    /// A new group cloned beside the one in traffic, grown and gated, then switched to; the old
+    /// one is kept out of traffic for a rollback in seconds ([`super::blue_green`]).
+    BlueGreen,
 }
 
 impl std::str::FromStr for Strategy {
     type Err = String;
 
-    /// `rolling` or `instance-refresh`.
+    /// `rolling`, `instance-refresh` or `blue-green`.
     fn from_str(s: &str) -> Result<Strategy, String> {
         match s {
             "rolling" => Ok(Strategy::Rolling),
             "instance-refresh" => Ok(Strategy::InstanceRefresh),
-            _ => Err(format!("`{s}`: expected rolling or instance-refresh")),
+            "blue-green" => Ok(Strategy::BlueGreen),
+            _ => Err(format!(
+                "`{s}`: expected rolling, instance-refresh or blue-green"
+            )),
         }
     }
 }
@@ -105,6 +111,10 @@ pub mod defaults {
     pub const MIN_HEALTHY: u32 = 100;
     /// Groups of one region rolled at once.
     pub const PARALLEL: u16 = 1;
+    /// How long blue/green keeps the old group at its size, out of traffic.
+    pub const KEEP_OLD: Duration = Duration::from_secs(3600);
+    /// How many old groups of a blue/green cluster are kept.
+    pub const KEEP_GROUPS: u32 = 2;
 }
 
 /// One deploy as asked, by `gears deploy`'s flags or by a pipeline's `deploy:` entry, each
@@ -134,6 +144,14 @@ pub struct DeployAsk {
     pub abort: bool,
     pub unlock: bool,
     pub endpoint_flag: Option<String>,
+    /// Blue/green: how long the old group keeps its size out of traffic (`--keep-old`).
+    pub keep_old: Option<Duration>,
+    /// Blue/green: the old group's size right after the switch (`--scale-old-to`).
+    pub scale_old_to: Option<u32>,
+    /// Blue/green: how many old groups a cluster keeps (`--keep-groups`).
+    pub keep_groups: Option<u32>,
+    /// Blue/green: put the previous group back in traffic (`--rollback`).
+    pub rollback: bool,
 }
 
 impl DeployAsk {
@@ -160,6 +178,10 @@ impl DeployAsk {
             abort: false,
             unlock: false,
             endpoint_flag: None,
+            keep_old: None,
+            scale_old_to: None,
+            keep_groups: None,
+            rollback: false,
         }
     }
 }
@@ -206,6 +228,11 @@ impl DeploySettings {
             ));
         }
         Ok(DeploySettings {
+            grow_batch: ask.batch,
+            keep_old: ask.keep_old.unwrap_or(defaults::KEEP_OLD),
+            scale_old_to: ask.scale_old_to,
+            keep_groups: ask.keep_groups.unwrap_or(defaults::KEEP_GROUPS),
+            rollback: ask.rollback,
             component_file: ask.component_file,
             ami: ask.ami,
             environment: ask.environment,
@@ -271,4 +298,16 @@ pub struct DeploySettings {
     pub abort: bool,
     pub unlock: bool,
     pub endpoint_flag: Option<String>,
+    /// Blue/green: the new group grows in steps of this (a canary first) when asked, else at
+    /// once.
+    pub grow_batch: Option<Batch>,
+    /// Blue/green: how long the old group keeps its size out of traffic before a later run
+    /// scales it to 0.
+    pub keep_old: Duration,
+    /// Blue/green: the old group's size right after the switch (0 saves money at once).
+    pub scale_old_to: Option<u32>,
+    /// Blue/green: how many old groups a cluster keeps (older ones are deleted once empty).
+    pub keep_groups: u32,
+    /// Blue/green: put the previous group back in traffic, then take the current one out.
+    pub rollback: bool,
 }

@@ -287,7 +287,7 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
     /// compare-and-swap: a writer that read the group before ours landed writes over it after
     /// our first look, so the second look, a moment later, is the one that counts
     /// (`--lock-table` is the true compare-and-swap).
-    async fn take_tag_lock(&self, on: &OnGroup) -> Result<(), Error> {
+    pub(super) async fn take_tag_lock(&self, on: &OnGroup) -> Result<(), Error> {
         match &on.lock {
             Some(l @ LockValue::Stop { .. }) => {
                 return Err(stopped(

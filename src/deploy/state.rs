@@ -69,6 +69,10 @@ impl State {
 pub struct OnGroup {
     pub lock: Option<LockValue>,
     pub recorded: Option<State>,
+    /// A blue/green switch in flight from this group.
+    pub switch: Option<super::blue_green::record::Switch>,
+    /// This group was switched away from and is kept out of traffic.
+    pub retired: Option<super::blue_green::record::Retired>,
 }
 
 impl OnGroup {
@@ -84,7 +88,23 @@ impl OnGroup {
             None => None,
             Some(v) => Some(State::parse(v).map_err(|why| unreadable(g, STATE_TAG, v, &why))?),
         };
-        Ok(OnGroup { lock, recorded })
+        use super::blue_green::record::{parse_retired, parse_switch};
+        let tag = crate::tags::BLUEGREEN;
+        let switch = match g.tags.get(tag) {
+            None => None,
+            Some(v) => Some(parse_switch(v).map_err(|why| unreadable(g, tag, v, &why))?),
+        };
+        let tag = crate::tags::RETIRED;
+        let retired = match g.tags.get(tag) {
+            None => None,
+            Some(v) => Some(parse_retired(v).map_err(|why| unreadable(g, tag, v, &why))?),
+        };
+        Ok(OnGroup {
+            lock,
+            recorded,
+            switch,
+            retired,
+        })
     }
 
     /// The lock is this run's.

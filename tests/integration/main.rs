@@ -5,6 +5,7 @@
 mod amis;
 mod ansible;
 mod bake;
+mod blue_green;
 mod cli;
 mod common;
 mod deploy;

@@ -3,7 +3,7 @@
 
 use super::fleet_state::FleetState;
 use super::FakeCloud;
-use crate::aws::{CloudError, Fleet, Group, LaunchHook, MemberInfo, TemplateRef};
+use crate::aws::{CloneAsk, CloudError, Fleet, Group, LaunchHook, MemberInfo, TemplateRef};
 use std::collections::BTreeMap;
 
 /// The fake's [`Fleet`] of one region.
@@ -16,6 +16,29 @@ pub struct FakeFleet {
 impl Fleet for FakeFleet {
     fn region(&self) -> &str {
         &self.region
+    }
+
+    async fn clone_group(&self, source: &str, ask: &CloneAsk) -> Result<(), CloudError> {
+        self.fake_clone(source, ask).await
+    }
+
+    async fn copy_scaling(&self, from: &str, to: &str) -> Result<(usize, usize), CloudError> {
+        self.fake_copy_scaling(from, to).await
+    }
+
+    async fn set_traffic(
+        &self,
+        group: &str,
+        target_groups: &[String],
+        load_balancers: &[String],
+        attach: bool,
+    ) -> Result<(), CloudError> {
+        self.fake_traffic(group, target_groups, load_balancers, attach)
+            .await
+    }
+
+    async fn delete_group(&self, group: &str) -> Result<(), CloudError> {
+        self.fake_delete(group).await
     }
 
     async fn groups(

@@ -39,6 +39,10 @@ pub(super) struct FleetState {
     pub(super) out_of_service_images: Vec<String>,
     /// CloudWatch alarms: name → (state, reason).
     pub(super) alarms: BTreeMap<String, (String, String)>,
+    /// Scaling policy names, per group.
+    pub(super) policies: BTreeMap<String, Vec<String>>,
+    /// Scheduled action names, per group.
+    pub(super) scheduled: BTreeMap<String, Vec<String>>,
 }
 
 impl FleetState {
@@ -169,6 +173,33 @@ impl FakeCloud {
         let name = group.name.clone();
         f.groups.insert(name.clone(), group);
         f.settle(&name);
+    }
+
+    /// Gives group `group` scaling policies and scheduled actions (by name).
+    pub fn add_scaling(&self, group: &str, policies: &[&str], scheduled: &[&str]) {
+        let mut f = self.fleet_state();
+        f.policies.insert(
+            group.into(),
+            policies.iter().map(|s| s.to_string()).collect(),
+        );
+        f.scheduled.insert(
+            group.into(),
+            scheduled.iter().map(|s| s.to_string()).collect(),
+        );
+    }
+
+    /// Group `group`'s scaling policies and scheduled actions (by name).
+    pub fn scaling(&self, group: &str) -> (Vec<String>, Vec<String>) {
+        let f = self.fleet_state();
+        (
+            f.policies.get(group).cloned().unwrap_or_default(),
+            f.scheduled.get(group).cloned().unwrap_or_default(),
+        )
+    }
+
+    /// Every group's name.
+    pub fn group_names(&self) -> Vec<String> {
+        self.fleet_state().groups.keys().cloned().collect()
     }
 
     /// Adds a launch template `id` whose versions (1 first) launch `images`.

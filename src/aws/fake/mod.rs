@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 mod amis;
+mod clone;
 mod fleet;
 mod fleet_state;
 mod images;

@@ -101,6 +101,11 @@ pub(super) fn setup(dir: &std::path::Path, desired: i32) -> (DeploySettings, Fak
         abort: false,
         unlock: false,
         endpoint_flag: None,
+        grow_batch: None,
+        keep_old: defaults::KEEP_OLD,
+        scale_old_to: None,
+        keep_groups: defaults::KEEP_GROUPS,
+        rollback: false,
     };
     (settings, cloud)
 }
@@ -165,6 +170,7 @@ pub(super) fn add_group_on(
 mod admin;
 mod alarms;
 mod bake_time;
+mod blue_green;
 mod checks;
 mod cost;
 mod gate;

@@ -1,0 +1,159 @@
+//! `--strategy blue-green` (Asgard's and Spinnaker's red/black): a group of the component is
+//! one **cluster**; its group in traffic (the old one) stays whole while a clone on the new AMI
+//! (`<cluster>-vNNN`) grows beside it, gated as a rolling batch is. Once the new group is healthy
+//! (and baked), the old one leaves traffic (detached from its target groups and load balancers,
+//! its scaling processes suspended) and is kept at its size for `--keep-old`, so going back
+//! (`--rollback`) takes seconds. A failure before the switch removes the new group; the old one
+//! never stopped serving.
+//!
+//! The outline, in the order a deploy goes:
+//! - [`record`]: what is written on the groups (the switch in flight, an old group kept) and
+//!   the names of a cluster's groups;
+//! - [`grow`]: the new group made (template version, clone, scaling copied) and grown, gated;
+//! - [`switch`]: traffic moved to the new group, the old one retired; the way back before or
+//!   during the switch;
+//! - [`tidy`]: old groups scaled to 0 after their keep time, deleted beyond `--keep-groups`;
+//!   `--rollback` to the previous group; `--plan`.
+
+mod grow;
+pub mod record;
+mod switch;
+mod tidy;
+
+use super::*;
+use record::*;
+
+/// Processes gears suspends on an old group out of traffic (what was suspended stays).
+pub(super) const RETIRE: [&str; 4] = [
+    "AlarmNotification",
+    "ScheduledActions",
+    "AZRebalance",
+    "AddToLoadBalancer",
+];
+
+/// gears' own tags, which a clone does not copy from its source.
+pub(super) const NOT_CLONED: [&str; 4] = [
+    crate::tags::DEPLOY,
+    crate::tags::DEPLOY_TAGS,
+    crate::tags::BLUEGREEN,
+    crate::tags::RETIRED,
+];
+
+/// One cluster (its group in traffic `g`): `--plan`, `--abort`, `--rollback`, or a deploy.
+pub(super) async fn cluster<F: Fleet, L: LockTable>(
+    ctx: &RegionCtx<'_>,
+    roll: &Roll<'_, F, L>,
+    g: &Group,
+    on: &OnGroup,
+    out: GroupOutcome,
+) -> Result<GroupOutcome, Error> {
+    let s = ctx.settings;
+    if s.plan_only {
+        return tidy::plan(ctx, roll, g, on, out).await;
+    }
+    if s.abort {
+        return switch::abort(ctx, roll, g, on, out).await;
+    }
+    if s.rollback {
+        return tidy::rollback(ctx, roll, g, on, out).await;
+    }
+    if s.strategy != Strategy::BlueGreen {
+        return Err(refused(
+            &g.name,
+            format!(
+                "a blue/green deploy of {} is recorded on the group",
+                on.switch.as_ref().map(|w| w.ami.as_str()).unwrap_or("?")
+            ),
+            "continue it with --strategy blue-green, or undo it with `gears deploy --abort`",
+        ));
+    }
+    deploy(ctx, roll, g, on, out).await
+}
+
+/// The blue/green deploy of one cluster: the switch recorded, the new group made and grown,
+/// then switched to; a failed gate, an error or a signal removes the new group again.
+async fn deploy<F: Fleet, L: LockTable>(
+    ctx: &RegionCtx<'_>,
+    roll: &Roll<'_, F, L>,
+    g: &Group,
+    on: &OnGroup,
+    out: GroupOutcome,
+) -> Result<GroupOutcome, Error> {
+    if on.switch.is_none() && out.from_ami == roll.ami {
+        let detail = format!(
+            "the cluster's group {} already launches {}",
+            g.name, roll.ami
+        );
+        return Ok(out.with(GroupResult::NothingToDo, detail));
+    }
+    grow::refuse_unclonable(g)?;
+    roll.say(&gated_on(g, roll.smoke.is_some(), &roll.settings.alarms));
+    roll.take_table_lock().await?;
+    let region = roll.fleet.region().to_owned();
+    let step = unfinished_step(ctx, &g.name, &region);
+    let cleanup_cancel = ctx.cancel.for_cleanup();
+    let undo = Roll::new(
+        ctx,
+        roll.fleet,
+        roll.table,
+        roll.looks,
+        &g.name,
+        &roll.ami,
+        &cleanup_cancel,
+    );
+    let sw = match roll.with_heartbeat(grow::start(ctx, roll, g, on)).await {
+        Ok(sw) => sw,
+        Err(e) => {
+            let r = switch::start_failed(roll, &undo, g).await;
+            ctx.cleanup.done(step);
+            return match r {
+                Some(detail) => Ok(out.with(GroupResult::RollbackFailed, detail)),
+                None => Err(e),
+            };
+        }
+    };
+    let ended = roll
+        .with_heartbeat(grow::grow_and_switch(ctx, roll, g, &sw))
+        .await;
+    let why = match ended {
+        Ok(Ok(detail)) => {
+            ctx.cleanup.done(step);
+            switch::unlock_both(roll, Some(&sw.new)).await;
+            tidy::old_groups(ctx, roll, &cluster_of(g), Some(&sw.new)).await;
+            roll.give_back().await;
+            return Ok(out.with(GroupResult::Deployed, detail));
+        }
+        Ok(Err(why)) => why,
+        Err(e @ Error::Locked { .. }) => {
+            ctx.cleanup.done(step);
+            return Err(e);
+        }
+        Err(Error::Interrupted(sig)) => {
+            let why = format!("{sig} received");
+            roll.say(&format!("{why}: removing {} before exiting", sw.new));
+            why
+        }
+        Err(e) => format!("AWS error: {}", e.render().trim()),
+    };
+    let back = undo.with_heartbeat(switch::undo(&undo, g, &sw)).await;
+    ctx.cleanup.done(step);
+    match back {
+        Ok(()) => {
+            switch::unlock_both(&undo, None).await;
+            roll.give_back().await;
+            let detail = format!(
+                "{why}; {} removed, {} kept serving {}",
+                sw.new, g.name, out.from_ami
+            );
+            Ok(out.with(GroupResult::RolledBack, detail))
+        }
+        Err(e) => {
+            let note = undo.stop_the_line().await;
+            let detail = format!(
+                "{why}; undoing failed: {}{note}; run `gears deploy --abort` once a human looked",
+                e.render().trim().trim_start_matches("error: ")
+            );
+            Ok(out.with(GroupResult::RollbackFailed, detail))
+        }
+    }
+}

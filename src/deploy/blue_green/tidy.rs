@@ -1,0 +1,344 @@
+//! A cluster's old groups: scaled to 0 once their keep time has passed, deleted beyond
+//! `--keep-groups` once empty (never one with a lock); `--rollback` to the newest old group;
+//! `--plan` of a blue/green deploy.
+use super::*;
+
+/// The cluster's old groups kept out of traffic, newest first, with their records.
+async fn kept<F: Fleet, L: LockTable>(
+    ctx: &RegionCtx<'_>,
+    roll: &Roll<'_, F, L>,
+    cluster: &str,
+) -> Result<Vec<(Group, Retired, OnGroup)>, Error> {
+    let d = roll.deadline();
+    let groups = patiently(roll.cancel, d, || roll.fleet.groups(ctx.want, &[])).await?;
+    let mut kept: Vec<(Group, Retired, OnGroup)> = groups
+        .into_iter()
+        .filter(|g| cluster_of(g) == cluster)
+        .filter_map(|g| {
+            let on = OnGroup::read(&g).ok()?;
+            let r = on.retired.clone()?;
+            Some((g, r, on))
+        })
+        .collect();
+    kept.sort_by(|a, b| b.1.at.cmp(&a.1.at).then(b.0.name.cmp(&a.0.name)));
+    Ok(kept)
+}
+
+/// Best effort after a switch: old groups past their keep time scaled to 0, those beyond the
+/// newest `--keep-groups` scaled to 0 and deleted once empty; what was done (or could not be)
+/// is said, never a failure of the deploy. Groups with a lock are left alone.
+pub(super) async fn old_groups<F: Fleet, L: LockTable>(
+    ctx: &RegionCtx<'_>,
+    roll: &Roll<'_, F, L>,
+    cluster: &str,
+    _active: Option<&str>,
+) {
+    let Ok(kept) = kept(ctx, roll, cluster).await else {
+        roll.say("old groups not looked at (AWS did not answer); the next deploy tidies them");
+        return;
+    };
+    let now = chrono::Utc::now();
+    let d = roll.deadline();
+    for (i, (g, r, on)) in kept.iter().enumerate() {
+        if on.lock.is_some() {
+            continue;
+        }
+        let expired = parse_utc(&r.until).is_some_and(|u| u <= now);
+        let beyond = i >= roll.settings.keep_groups as usize;
+        if beyond && g.members.is_empty() && g.desired == 0 {
+            match patiently(roll.cancel, d, || roll.fleet.delete_group(&g.name)).await {
+                Ok(()) => roll.say(&format!(
+                    "deleted old group {} (beyond --keep-groups {})",
+                    g.name, roll.settings.keep_groups
+                )),
+                Err(e) => roll.say(&format!(
+                    "old group {} not deleted: {}",
+                    g.name,
+                    e.render().trim().trim_start_matches("error: ")
+                )),
+            }
+        } else if (expired || beyond) && g.desired > 0 {
+            let r = patiently(roll.cancel, d, || {
+                roll.fleet.set_capacity(&g.name, 0, g.max, 0)
+            })
+            .await;
+            let why = if beyond {
+                "beyond --keep-groups; deleted by a later deploy once empty"
+            } else {
+                "its keep time is over"
+            };
+            match r {
+                Ok(()) => roll.say(&format!("scaled old group {} to 0 ({why})", g.name)),
+                Err(e) => roll.say(&format!(
+                    "old group {} not scaled to 0: {}",
+                    g.name,
+                    e.render().trim().trim_start_matches("error: ")
+                )),
+            }
+        }
+    }
+}
+
+/// `--rollback`: the newest old group back in traffic (grown to its recorded capacity first
+/// when it was scaled down), waited on until healthy in every traffic source, then the group in
+/// traffic now taken out and kept as the old one is. A failure before the current group leaves
+/// traffic puts the old group out again (exit 6).
+pub(super) async fn rollback<F: Fleet, L: LockTable>(
+    ctx: &RegionCtx<'_>,
+    roll: &Roll<'_, F, L>,
+    g: &Group,
+    on: &OnGroup,
+    out: GroupOutcome,
+) -> Result<GroupOutcome, Error> {
+    if let Some(sw) = &on.switch {
+        return Err(refused(
+            &g.name,
+            format!(
+                "a blue/green deploy of {} to {} is in flight",
+                sw.ami, sw.new
+            ),
+            "`gears deploy --abort` undoes it (that is the way back from a deploy not finished)",
+        ));
+    }
+    let cluster = cluster_of(g);
+    let kept = kept(ctx, roll, &cluster).await?;
+    let Some((prev, r, prev_on)) = kept.into_iter().next() else {
+        return Err(InputError::whole_file(
+            format!("group {}", g.name),
+            format!("cluster {cluster} has no old group kept to go back to"),
+        )
+        .with_hint(
+            "a rollback needs a group a blue/green deploy took out of traffic (see --keep-groups)",
+        )
+        .into());
+    };
+    if prev_on.lock.is_some() {
+        return Err(refused(
+            &prev.name,
+            "it is locked".into(),
+            "look at the group; `gears deploy --unlock` once a human looked",
+        ));
+    }
+    roll.take_table_lock().await?;
+    roll.take_tag_lock(on).await?;
+    let started = Instant::now();
+    let prevr = Roll::new(
+        ctx,
+        roll.fleet,
+        roll.table,
+        roll.looks,
+        &prev.name,
+        &roll.ami,
+        roll.cancel,
+    );
+    roll.looks.add(&prev.name).await;
+    let r2 = roll
+        .with_heartbeat(back_in(roll, &prevr, g, &prev, &r))
+        .await;
+    switch::unlock_both(roll, Some(&prev.name)).await;
+    roll.give_back().await;
+    let mut out = out;
+    out.to_ami = String::new();
+    match r2 {
+        Ok(kept) => {
+            let detail = format!(
+                "{} back in traffic and healthy in {:.1} s; {} out of traffic, {kept}",
+                prev.name,
+                started.elapsed().as_secs_f64(),
+                g.name
+            );
+            Ok(out.with(GroupResult::Deployed, detail))
+        }
+        Err(e @ Error::Interrupted(_)) | Err(e @ Error::Locked { .. }) => Err(e),
+        Err(e) => {
+            let why = e.render().trim().trim_start_matches("error: ").to_owned();
+            let cleanup_cancel = ctx.cancel.for_cleanup();
+            let undo = Roll::new(
+                ctx,
+                roll.fleet,
+                roll.table,
+                roll.looks,
+                &prev.name,
+                &roll.ami,
+                &cleanup_cancel,
+            );
+            let d = undo.deadline();
+            let out_again = async {
+                patiently(undo.cancel, d, || {
+                    roll.fleet
+                        .set_traffic(&prev.name, &g.target_groups, &g.load_balancers, false)
+                })
+                .await?;
+                patiently(undo.cancel, d, || {
+                    roll.fleet.set_processes(&prev.name, &r.susp, true)
+                })
+                .await
+            };
+            match out_again.await {
+                Ok(()) => Ok(out.with(
+                    GroupResult::RolledBack,
+                    format!(
+                        "{why}; {} out of traffic again, {} still serves",
+                        prev.name, g.name
+                    ),
+                )),
+                Err(e2) => Ok(out.with(
+                    GroupResult::RollbackFailed,
+                    format!(
+                        "{why}; taking {} out again failed: {}",
+                        prev.name,
+                        e2.render().trim()
+                    ),
+                )),
+            }
+        }
+    }
+}
+
+/// The old group back in traffic, healthy, then the current one out and kept.
+async fn back_in<F: Fleet, L: LockTable>(
+    roll: &Roll<'_, F, L>,
+    prevr: &Roll<'_, F, L>,
+    g: &Group,
+    prev: &Group,
+    r: &Retired,
+) -> Result<String, Error> {
+    let (fleet, d, s) = (roll.fleet, roll.deadline(), roll.settings);
+    if prev.desired < r.desired {
+        roll.say(&format!(
+            "{} has {} instances: growing it to {} first",
+            prev.name, prev.desired, r.desired
+        ));
+        patiently(roll.cancel, d, || {
+            fleet.set_capacity(&prev.name, r.min, r.max, r.desired)
+        })
+        .await?;
+    }
+    let tgs: Vec<String> = g
+        .target_groups
+        .iter()
+        .filter(|t| !prev.target_groups.contains(t))
+        .cloned()
+        .collect();
+    let lbs: Vec<String> = g
+        .load_balancers
+        .iter()
+        .filter(|l| !prev.load_balancers.contains(l))
+        .cloned()
+        .collect();
+    patiently(roll.cancel, d, || {
+        fleet.set_traffic(&prev.name, &tgs, &lbs, true)
+    })
+    .await?;
+    patiently(roll.cancel, d, || {
+        fleet.set_processes(&prev.name, &r.susp, false)
+    })
+    .await?;
+    roll.say(&format!(
+        "{} back in {} traffic source(s): waiting until healthy in each",
+        prev.name,
+        tgs.len() + lbs.len()
+    ));
+    switch::wait_serving(prevr, r.desired).await?;
+    let keys = [crate::tags::RETIRED.to_owned()];
+    patiently(roll.cancel, d, || fleet.delete_tags(&prev.name, &keys)).await?;
+    // The current group leaves traffic and is kept, as a switch keeps the old one.
+    patiently(roll.cancel, d, || {
+        fleet.set_traffic(&g.name, &g.target_groups, &g.load_balancers, false)
+    })
+    .await?;
+    let susp: Vec<String> = RETIRE
+        .iter()
+        .filter(|p| !g.suspended.iter().any(|s| s == *p))
+        .map(|p| p.to_string())
+        .collect();
+    patiently(roll.cancel, d, || fleet.set_processes(&g.name, &susp, true)).await?;
+    let now = chrono::Utc::now();
+    let until = utc(now + chrono::Duration::from_std(s.keep_old).unwrap_or_default());
+    let retired = Retired {
+        run: roll.run.clone(),
+        at: utc_ms(now),
+        until: until.clone(),
+        min: g.min,
+        max: g.max,
+        desired: g.desired,
+        susp,
+    };
+    let value = write(&retired)
+        .map_err(|why| Error::from(InputError::whole_file(format!("group {}", g.name), why)))?;
+    let tag = BTreeMap::from([(crate::tags::RETIRED.to_owned(), value)]);
+    patiently(roll.cancel, d, || fleet.put_tags(&g.name, &tag, false)).await?;
+    Ok(match s.scale_old_to {
+        Some(n) => {
+            let n = (n as i32).min(g.desired);
+            patiently(roll.cancel, d, || {
+                fleet.set_capacity(&g.name, g.min.min(n), g.max, n)
+            })
+            .await?;
+            format!("scaled to {n}")
+        }
+        None => format!("kept at {} until {until}", g.desired),
+    })
+}
+
+/// `--plan` of a blue/green deploy: the new group's name, its growth, the capacity during the
+/// switch, what happens to the old group and to older ones.
+pub(super) async fn plan<F: Fleet, L: LockTable>(
+    ctx: &RegionCtx<'_>,
+    roll: &Roll<'_, F, L>,
+    g: &Group,
+    on: &OnGroup,
+    out: GroupOutcome,
+) -> Result<GroupOutcome, Error> {
+    let s = roll.settings;
+    if let Some(sw) = &on.switch {
+        let detail = format!(
+            "a blue/green deploy of {} to {} is recorded (phase {}): the same command continues it, --abort undoes it",
+            sw.ami, sw.new, sw.phase
+        );
+        return Ok(out.with(GroupResult::Planned, detail));
+    }
+    if s.rollback {
+        let kept = kept(ctx, roll, &cluster_of(g)).await?;
+        let detail = match kept.first() {
+            Some((p, r, _)) => format!(
+                "would put {} back in traffic ({} instances now, {} recorded), then take {} out",
+                p.name, p.desired, r.desired, g.name
+            ),
+            None => "no old group kept: nothing to roll back to".into(),
+        };
+        return Ok(out.with(GroupResult::Planned, detail));
+    }
+    if let Err(e) = super::grow::refuse_unclonable(g) {
+        let detail = format!(
+            "would be refused: {}",
+            e.render().trim().trim_start_matches("error: ")
+        );
+        return Ok(out.with(GroupResult::Planned, detail));
+    }
+    let new = super::grow::new_name(roll, g).await?;
+    let steps = match s.grow_batch {
+        Some(b) => format!("in steps of {}", b.size(g.desired)),
+        None => "at once".into(),
+    };
+    let kept = kept(ctx, roll, &cluster_of(g)).await?;
+    let extra = kept
+        .len()
+        .saturating_sub(s.keep_groups.saturating_sub(1) as usize);
+    let detail = format!(
+        "would clone {} as {new} on {}, grow it to {} {steps} ({}); capacity during the switch: {} old + {} new; then {} leaves traffic, {}{}",
+        g.name,
+        roll.ami,
+        g.desired,
+        gated_on(g, roll.smoke.is_some(), &s.alarms),
+        g.desired,
+        g.desired,
+        g.name,
+        match s.scale_old_to {
+            Some(n) => format!("scaled to {n}"),
+            None => format!("kept at {} for {}", g.desired, crate::ui::human_duration(s.keep_old)),
+        },
+        if extra > 0 { format!("; {extra} older group(s) scaled to 0 and deleted (--keep-groups {})", s.keep_groups) } else { String::new() }
+    );
+    Ok(out.with(GroupResult::Planned, detail))
+}
