@@ -31,3 +31,11 @@ pub const VERSION: &str = "gears:version";
 pub const BUILDER: &str = "gears:builder";
 /// The base AMI an AMI was baked on (filled in by packer).
 pub const BASE_AMI: &str = "gears:base-ami";
+/// The blue/green cluster a group belongs to (its name); `gears status` groups its rows by it.
+pub const CLUSTER: &str = "gears:cluster";
+/// An old group of a blue/green cluster, kept out of traffic: JSON with at least `at` and
+/// `until` (RFC 3339, UTC), when it was retired and until when it is kept.
+pub const RETIRED: &str = "gears:retired";
+/// A blue/green switch in flight on a cluster's group: JSON with `run`, `ami` and `new` (the
+/// group that takes the traffic).
+pub const BLUEGREEN: &str = "gears:bluegreen";
