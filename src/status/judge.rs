@@ -186,7 +186,9 @@ fn attention(row: &mut GroupStatus, on: &OnGroup, live: bool, facts: &Facts) {
         let lock = match &on.lock {
             Some(l @ LockValue::Held { .. }) => format!(
                 "its lock was last renewed {} ago",
-                crate::ui::human_duration(age(l, facts.now).unwrap_or_default())
+                crate::ui::human_duration(Duration::from_secs(
+                    age(l, facts.now).unwrap_or_default().as_secs()
+                ))
             ),
             Some(LockValue::Stop { .. }) => "the line is stopped".to_owned(),
             None => "no lock holds the group".to_owned(),
