@@ -6,7 +6,7 @@ use std::path::Path;
 
 pub const MOTO_AMI: &str = "ami-04681a1dbd79675a5";
 
-async fn conf(region: &str) -> aws_config::SdkConfig {
+pub async fn conf(region: &str) -> aws_config::SdkConfig {
     need("GEARS_TEST_MOTO");
     aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new(region.to_owned()))
@@ -179,7 +179,7 @@ async fn fleet_of(component: &str, region: &str, n: i32, mixed: bool) -> (String
     (name, base, new)
 }
 
-fn component_file(dir: &Path, name: &str) {
+pub fn component_file(dir: &Path, name: &str) {
     std::fs::write(
         dir.join("gears.yaml"),
         format!(
@@ -597,7 +597,7 @@ fn a_hung_aws_endpoint_fails_the_call_instead_of_hanging() {
 
 /// Starts `cmd` and returns it once a line of its standard error contains `marker` (or panics
 /// after 60 s), with the lines so far and the reader of the rest.
-fn start_until(
+pub fn start_until(
     cmd: &mut std::process::Command,
     marker: &str,
 ) -> (
@@ -641,7 +641,7 @@ fn start_until(
     }
 }
 
-fn deploy_cmd(dir: &Path, new: &str) -> std::process::Command {
+pub fn deploy_cmd(dir: &Path, new: &str) -> std::process::Command {
     let mut c = gears();
     c.current_dir(dir)
         .args(["deploy", "--environment", "live", "--ami", new])
