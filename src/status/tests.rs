@@ -471,3 +471,65 @@ async fn watch_prints_once_off_a_terminal_and_redraws_on_one_until_interrupted()
     // Looks at 0, 5 and 10 s, then Ctrl-C at 12 s.
     assert_eq!(screen.looks.lock().unwrap().len(), 3);
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_commands_name_the_country_and_quote_what_a_shell_would_split() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, cloud) = setup(dir.path());
+    let mut g = group("hello de", "hello", "live", "lt-1", 1);
+    g.tags
+        .insert(crate::tags::COUNTRY.to_owned(), "de".to_owned());
+    cloud.add_group(g, &[OLD]);
+    let st = State {
+        run: RUN.into(),
+        ami: NEW.into(),
+        lt: "lt-1".into(),
+        from: "1".into(),
+        to: String::new(),
+        min: 1,
+        max: 1,
+        desired: 1,
+        susp: vec![],
+        lc: false,
+        mx: false,
+        fromn: "1".into(),
+    };
+    cloud.fake_fleet_tag("hello de", crate::deploy::STATE_TAG, &st.write());
+    let look = look(&s, &cloud).await;
+    let d = look.groups[0].deploy.clone().unwrap();
+    assert_eq!(
+        d.continue_with,
+        format!(
+            "gears deploy -c {} -e live --country de --group 'hello de' --ami {NEW} --region us-east-1",
+            s.component_file.display()
+        )
+    );
+    assert_eq!(d.abort_with, format!("{} --abort", d.continue_with));
+    assert_eq!((d.on_target, d.of, d.running), (0, 1, false));
+    assert_eq!(row_of(&look, "hello de")[0], "live/de");
+    // No lock at all: the run is gone.
+    assert_eq!(
+        look.groups[0].attention,
+        [format!(
+            "the deploy of {NEW} by run {RUN} did not finish and its run is gone (no lock holds the group)"
+        )]
+    );
+}
+
+#[tokio::test]
+async fn amis_are_described_200_ids_a_call_and_unknown_ids_are_left_out() {
+    use crate::aws::{Cloud, Images};
+    let cloud = FakeCloud::new();
+    cloud.add_image("us-east-1", image(OLD, "1.0", "1.0-1"));
+    let mut ids: Vec<String> = (0..449).map(|i| format!("ami-{i:017x}")).collect();
+    ids.push(OLD.into());
+    let found = cloud
+        .images("us-east-1")
+        .await
+        .unwrap()
+        .describe_images(&ids)
+        .await
+        .unwrap();
+    assert_eq!(found.keys().collect::<Vec<_>>(), [OLD]);
+    assert_eq!(cloud.calls(), ["DescribeImages us-east-1"; 3]);
+}

@@ -415,3 +415,29 @@ async fn a_stop_lock_and_drift_made_by_hand_need_a_human() {
         "{out}"
     );
 }
+
+/// `gears status --help` documents its exit codes and has examples; bad flags are usage
+/// errors (exit 2) before any AWS call.
+#[test]
+fn status_help_names_its_exit_codes_and_bad_flags_are_exit_2() {
+    let (out, _, code) = parts(&gears().args(["status", "--help"]).output().unwrap());
+    assert_eq!(code, 0);
+    for want in [
+        "Examples:",
+        "gears status --output json",
+        "Exit 0: nothing needs a human. Exit 7:",
+        "Exit 5: a",
+        "--watch",
+        "exit 130",
+    ] {
+        assert!(out.contains(want), "--help lacks {want:?}:\n{out}");
+    }
+    for bad in [
+        &["status", "--poll", "2"][..],
+        &["status", "--watch", "--poll", "0"],
+        &["status", "--output", "yaml"],
+    ] {
+        let (_, err, code) = parts(&gears().args(bad).output().unwrap());
+        assert_eq!(code, 2, "{bad:?}: {err}");
+    }
+}
