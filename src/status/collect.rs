@@ -139,7 +139,9 @@ async fn region<C: Cloud>(
         seen.images = patiently(settings, cancel, || images.describe_images(&wanted)).await?;
     }
     let facts = judge::Facts::new(settings, region);
-    Ok(groups.iter().map(|g| row(g, &seen, &facts)).collect())
+    let mut rows: Vec<GroupStatus> = groups.iter().map(|g| row(g, &seen, &facts)).collect();
+    judge::switches(&mut rows);
+    Ok(rows)
 }
 
 /// The launch spec a group launches from, as a row names it.

@@ -218,15 +218,34 @@ fn attention(row: &mut GroupStatus, on: &OnGroup, live: bool, facts: &Facts) {
         );
         row.attention.push(why);
     }
-    if let (Some(s), false) = (&row.bluegreen, live) {
-        let why = format!(
-            "a blue/green switch{} to {} is recorded and no live lock holds the group",
-            s.run
-                .as_ref()
-                .map(|r| format!(" by run {r}"))
-                .unwrap_or_default(),
-            s.new.as_deref().unwrap_or("?")
-        );
-        row.attention.push(why);
+}
+
+/// A blue/green switch recorded on a group needs a human when no group of its cluster (in its
+/// region) has a live lock: the run that switches may hold the lock on another of them.
+pub(super) fn switches(rows: &mut [GroupStatus]) {
+    let held = |r: &GroupStatus| matches!(r.lock, Some(Lock::Held { live: true, .. }));
+    let alive: Vec<(String, Option<String>)> = rows
+        .iter()
+        .filter(|r| held(r))
+        .map(|r| (r.region.clone(), r.cluster.clone()))
+        .collect();
+    for r in rows.iter_mut() {
+        let Some(s) = &r.bluegreen else { continue };
+        let covered = held(r)
+            || (r.cluster.is_some()
+                && alive
+                    .iter()
+                    .any(|(reg, c)| *reg == r.region && *c == r.cluster));
+        if !covered {
+            let why = format!(
+                "a blue/green switch{} to {} is recorded and no live lock holds its cluster",
+                s.run
+                    .as_ref()
+                    .map(|r| format!(" by run {r}"))
+                    .unwrap_or_default(),
+                s.new.as_deref().unwrap_or("?")
+            );
+            r.attention.push(why);
+        }
     }
 }

@@ -371,9 +371,16 @@ async fn blue_green_clusters_are_grouped_with_their_retired_groups_and_switches(
     let green = st.groups.iter().find(|g| g.group == "web-green").unwrap();
     assert_eq!(
         green.attention,
-        [format!("a blue/green switch by run {RUN} to web-green is recorded and no live lock holds the group")]
+        [format!("a blue/green switch by run {RUN} to web-green is recorded and no live lock holds its cluster")]
     );
     assert_eq!(green.bluegreen.as_ref().unwrap().ami.as_deref(), Some(NEW));
+    assert!(row_of(&st, "web-green")[9]
+        .starts_with("NEEDS A HUMAN; blue/green switch to web-green by run "));
+    // Its run holds the lock on the cluster's other group: in flight, not an alarm.
+    cloud.fake_fleet_tag("web-blue", crate::deploy::LOCK_TAG, &lock_renewed(5));
+    let st = look(&s, &cloud).await;
+    assert_eq!(st.exit, 0, "{st:#?}");
+    assert!(st.groups.iter().all(|g| g.attention.is_empty()));
 }
 
 #[tokio::test(start_paused = true)]
