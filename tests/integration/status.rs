@@ -441,3 +441,62 @@ fn status_help_names_its_exit_codes_and_bad_flags_are_exit_2() {
         assert_eq!(code, 2, "{bad:?}: {err}");
     }
 }
+
+/// On a terminal (a pty from `script`), `--watch` redraws the look in place every `--poll`
+/// seconds until a signal ends it (SIGTERM: 143; a background job ignores SIGINT); in CI it
+/// prints once, with no escape codes, and exits with the look's code.
+#[test]
+fn watch_redraws_in_place_on_a_terminal_until_a_signal_and_prints_once_in_ci() {
+    crate::common::need("GEARS_TEST_MOTO");
+    let dir = tempdir();
+    let name = unique("stw");
+    component_file(dir.path(), &name);
+    // Once, to wake moto's Auto Scaling up (its first call in a region takes seconds).
+    let (_, err, code) = parts(
+        &gears()
+            .current_dir(dir.path())
+            .arg("status")
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(code, 0, "{err}");
+    let inner = format!(
+        "{} status --watch --poll 0.5 & pid=$!; sleep 3; kill -TERM $pid; wait $pid; echo \"exit=$?\"",
+        env!("CARGO_BIN_EXE_gears")
+    );
+    let mut script = std::process::Command::new("script");
+    script
+        .args(["-qec", &inner, "/dev/null"])
+        .current_dir(dir.path())
+        .env("SHELL", "/bin/sh");
+    for v in [
+        "CI",
+        "GO_SERVER_URL",
+        "JENKINS_URL",
+        "BUILD_NUMBER",
+        "GO_PIPELINE_LABEL",
+    ] {
+        script.env_remove(v);
+    }
+    let (out, err, _) = parts(&script.output().unwrap());
+    let draws = out.matches("\x1b[H\x1b[2J").count();
+    assert!(draws >= 2, "{draws} draws in 3 s at 0.5 s:\n{out}\n{err}");
+    assert!(
+        out.contains(&format!(
+            "no Auto Scaling group in us-east-1 is tagged gears:component={name}"
+        )),
+        "{out}"
+    );
+    assert!(out.contains("exit=143"), "{out}\n{err}");
+    let (out, err, code) = parts(
+        &gears()
+            .current_dir(dir.path())
+            .args(["status", "--watch"])
+            .env("CI", "true")
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(!out.contains('\x1b'), "{out:?}");
+    assert_eq!(out.matches("status at ").count(), 1, "{out}");
+}
