@@ -262,9 +262,9 @@ launch spec's AMI (DRIFT when members run another), the lock, a deploy recorded 
 
 Exit 0: nothing needs a human. Exit 7: something does: a STOP lock, a deploy recorded whose run
 is gone (no lock, or one not renewed within GEARS_LOCK_STALE, default 60 s), drift with no deploy
-recorded, a blue/green switch with no live lock, a gears tag that cannot be read. Exit 5: a
-region could not be read (after retries); the others are still shown. --watch redraws only on a
-terminal outside CI (otherwise it prints once); Ctrl-C ends it with exit 130.";
+recorded, a blue/green switch with no live lock in its cluster, a gears tag that cannot be read.
+Exit 5: a region could not be read (after retries); the others are still shown. --watch redraws
+only on a terminal outside CI (otherwise it prints once); Ctrl-C ends it with exit 130.";
 
 /// `gears status`.
 #[derive(Debug, Args)]

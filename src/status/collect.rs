@@ -19,12 +19,13 @@ pub async fn look<C: Cloud>(
     regions: &[String],
     cancel: &Cancel,
     cloud: &C,
+    known: &Known,
 ) -> Result<Status, Error> {
     let at = chrono::Utc::now();
     let found = futures::future::join_all(
         regions
             .iter()
-            .map(|r| region(settings, component, r, cancel, cloud)),
+            .map(|r| region(settings, component, r, cancel, cloud, known)),
     )
     .await;
     if let Some(sig) = cancel.signal() {
@@ -95,6 +96,7 @@ async fn region<C: Cloud>(
     region: &str,
     cancel: &Cancel,
     cloud: &C,
+    known: &Known,
 ) -> Result<Vec<GroupStatus>, CloudError> {
     let fleet = cloud.fleet(region).await?;
     let images = cloud.images(region).await?;
@@ -123,7 +125,7 @@ async fn region<C: Cloud>(
         let info = patiently(settings, cancel, || fleet.describe_members(&ids)).await?;
         seen.member_images = info.into_iter().map(|(id, i)| (id, i.image)).collect();
     }
-    spec_images(settings, cancel, &fleet, &groups, &mut seen).await?;
+    spec_images(settings, cancel, &fleet, &groups, &mut seen, known).await?;
     let mut wanted: BTreeSet<String> = seen.member_images.values().cloned().collect();
     wanted.extend(seen.spec_images.values().flatten().cloned());
     for g in &groups {
@@ -163,10 +165,21 @@ async fn spec_images<F: Fleet>(
     fleet: &F,
     groups: &[Group],
     seen: &mut Seen,
+    known: &Known,
 ) -> Result<(), CloudError> {
     for g in groups {
         let spec = spec_of(g);
         if spec.is_empty() || seen.spec_images.contains_key(&spec) {
+            continue;
+        }
+        // A numbered template version never changes: read once per `--watch`.
+        let fixed = g
+            .template
+            .as_ref()
+            .filter(|t| t.version.parse::<u64>().is_ok())
+            .map(|t| format!("{}/{}/{}", fleet.region(), t.id, t.version));
+        if let Some(was) = fixed.as_ref().and_then(|k| known.get(k)) {
+            seen.spec_images.insert(spec, was);
             continue;
         }
         let got = match (&g.template, &g.launch_configuration) {
@@ -185,9 +198,34 @@ async fn spec_images<F: Fleet>(
             Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::Invalid) => None,
             Err(e) => return Err(e),
         };
+        if let Some(k) = fixed {
+            known.put(k, image.clone());
+        }
         seen.spec_images.insert(spec, image);
     }
     Ok(())
+}
+
+/// What one look learnt that the next need not ask again: the AMI of each numbered launch
+/// template version (`region/lt-…/N`), which EC2 never changes.
+#[derive(Default)]
+pub struct Known(std::sync::Mutex<BTreeMap<String, Option<String>>>);
+
+impl Known {
+    fn get(&self, key: &str) -> Option<Option<String>> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key)
+            .cloned()
+    }
+
+    fn put(&self, key: String, image: Option<String>) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, image);
+    }
 }
 
 /// An AMI id with what its tags say (nothing when EC2 does not show it).

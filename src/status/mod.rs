@@ -4,7 +4,8 @@
 //! `gears:component=<name>`, whatever its environment; then one DescribeInstances per 200
 //! members, one DescribeImages per 200 AMIs (the members', the launch specs' and recorded
 //! deploys' targets, for their `COMPONENT_VERSION` and `AMI_VERSION` tags), and one look per
-//! distinct launch spec at its AMI. Calls are retried while AWS throttles.
+//! distinct launch spec at its AMI (a numbered template version once per `--watch`: EC2 never
+//! changes it). Calls are retried while AWS throttles.
 //!
 //! The outline, file by file:
 //! - here: the settings, the [`Status`] and its rows, the exit, and [`run`] (once, or
@@ -225,8 +226,10 @@ pub async fn run<C: Cloud>(
     } else {
         settings.regions.clone()
     };
+    let known = collect::Known::default();
     loop {
-        let look = collect::look(settings, &component.name, &regions, cancel, cloud).await?;
+        let look =
+            collect::look(settings, &component.name, &regions, cancel, cloud, &known).await?;
         let text = if settings.json {
             render::json(&look)
         } else {

@@ -473,10 +473,23 @@ async fn watch_prints_once_off_a_terminal_and_redraws_on_one_until_interrupted()
         tokio::time::sleep(Duration::from_secs(12)).await;
         cancel.cancel(crate::cancel::Signal::Int);
     };
+    let before = cloud.calls().len();
     let (r, ()) = tokio::join!(run(&s, &cancel, &cloud, &screen), stop);
     assert!(matches!(r, Err(Error::Interrupted(_))), "{r:?}");
     // Looks at 0, 5 and 10 s, then Ctrl-C at 12 s.
     assert_eq!(screen.looks.lock().unwrap().len(), 3);
+    // The numbered template version is read once; each look reads the group, its members and
+    // its AMIs again.
+    let calls = &cloud.calls()[before..];
+    let count = |op: &str| {
+        calls
+            .iter()
+            .filter(|c| c.starts_with(&format!("{op} ")))
+            .count()
+    };
+    assert_eq!(count("DescribeLaunchTemplateVersions"), 1, "{calls:?}");
+    assert_eq!(count("DescribeAutoScalingGroups"), 3, "{calls:?}");
+    assert_eq!(count("DescribeImages"), 3, "{calls:?}");
 }
 
 #[tokio::test(start_paused = true)]

@@ -426,7 +426,7 @@ fn status_help_names_its_exit_codes_and_bad_flags_are_exit_2() {
         "Examples:",
         "gears status --output json",
         "Exit 0: nothing needs a human. Exit 7:",
-        "Exit 5: a",
+        "Exit 5: a region",
         "--watch",
         "exit 130",
     ] {
