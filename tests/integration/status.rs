@@ -25,9 +25,14 @@ async fn seen(group: &str) -> Seen {
         .unwrap()
         .auto_scaling_groups()[0]
         .clone();
+    // Members on their way out are not counted (as status leaves them out).
     let ids: Vec<String> = g
         .instances()
         .iter()
+        .filter(|i| {
+            !i.lifecycle_state()
+                .is_some_and(|s| s.as_str().starts_with("Terminat"))
+        })
         .map(|i| i.instance_id().unwrap().to_owned())
         .collect();
     let out = aws_sdk_ec2::Client::new(&c)
