@@ -108,6 +108,13 @@ async fn dispatch(
             pipeline(&args, ctx, cancel, cleanup).await
         }
         Command::Reap(args) => reap(&args, ctx, cancel).await,
+        Command::Status(args) => {
+            let settings = status_settings(&args, ctx);
+            let cloud = crate::aws::Aws::new(settings.endpoint_flag.as_deref(), ctx);
+            let screen = crate::ui::Redraw::new(ctx);
+            let look = crate::status::run(&settings, cancel, &cloud, &screen).await?;
+            Ok(look.exit_code())
+        }
         Command::Amis(crate::cli::AmisCommand::List(args)) => {
             let settings = amis_settings(&args)?;
             let cloud = crate::aws::Aws::new(settings.endpoint_flag.as_deref(), ctx);
@@ -286,6 +293,21 @@ async fn reap(
     })
 }
 
+/// `gears status` arguments as settings (the lock's stale limit as a deploy reads it).
+fn status_settings(a: &crate::cli::StatusArgs, ctx: &RunContext) -> crate::status::StatusSettings {
+    crate::status::StatusSettings {
+        component_file: a.component.clone(),
+        environments: a.environment.clone(),
+        regions: a.region.clone(),
+        watch: a.watch,
+        poll: a.poll.unwrap_or(crate::status::POLL),
+        lock_stale: crate::deploy::lock_stale(ctx),
+        patience: crate::status::PATIENCE,
+        json: a.output == crate::cli::Output::Json,
+        endpoint_flag: a.endpoint_url.clone(),
+    }
+}
+
 /// `gears deploy` arguments as settings.
 fn deploy_settings(
     a: &crate::cli::DeployArgs,
@@ -429,33 +451,6 @@ fn amis_settings(a: &crate::cli::AmisArgs) -> Result<crate::amis::AmisSettings, 
     })
 }
 
-/// Rows as a table: columns padded to their widest cell, two spaces apart.
-fn table(rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = Vec::new();
-    for r in rows {
-        for (i, c) in r.iter().enumerate() {
-            if widths.len() <= i {
-                widths.push(0);
-            }
-            widths[i] = widths[i].max(c.chars().count());
-        }
-    }
-    let mut out = String::new();
-    for r in rows {
-        let mut line = String::new();
-        for (i, c) in r.iter().enumerate() {
-            if i + 1 == r.len() {
-                line.push_str(c);
-            } else {
-                line.push_str(&format!("{c:<w$}  ", w = widths[i]));
-            }
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    out
-}
-
 /// `gears amis list`'s front: a table (or JSON) on stdout, a count on stderr.
 fn print_amis(args: &crate::cli::AmisArgs, amis: &[crate::amis::Ami]) {
     if args.output == crate::cli::Output::Json {
@@ -490,7 +485,7 @@ fn print_amis(args: &crate::cli::AmisArgs, amis: &[crate::amis::Ami]) {
                 },
             ]);
         }
-        crate::ui::data(&table(&rows));
+        crate::ui::data(&crate::ui::table(&rows));
     }
     for a in amis {
         if let Some(n) = &a.created_note {

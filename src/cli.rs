@@ -47,6 +47,9 @@ pub enum Command {
     /// Roll the component's Auto Scaling groups onto the new AMI, batch by batch, with rollback.
     #[command(after_help = DEPLOY_EXAMPLES)]
     Deploy(DeployArgs),
+    /// What runs where and what is in flight: the component's groups in every region.
+    #[command(after_help = STATUS_EXAMPLES)]
+    Status(StatusArgs),
     /// Run a pipeline file: bake, test, then deploy to each environment in order.
     #[command(subcommand)]
     Pipeline(PipelineCommand),
@@ -260,6 +263,55 @@ pub struct DeployArgs {
     #[arg(long, value_enum, default_value_t = Output::Human)]
     pub output: Output,
     /// The endpoint (default: $AWS_ENDPOINT_URL).
+    #[arg(long, value_name = "URL")]
+    pub endpoint_url: Option<String>,
+}
+
+const STATUS_EXAMPLES: &str = "\
+Examples:
+  gears status                                     # every environment, the regions of gears.yaml
+  gears status -e live -e stage --region eu-west-1
+  gears status --output json                       # the same, for scripts and dashboards
+  gears status -e live --watch --poll 2            # redrawn in place while a deploy runs
+
+One row per group tagged gears:component (grouped by gears:cluster): the AMIs its members run
+with their COMPONENT_VERSION/AMI_VERSION tags, in service and healthy against desired, the
+launch spec's AMI (DRIFT when members run another), the lock, a deploy recorded and not finished
+(with the commands that continue or abort it), suspended processes, blue/green state. Reads only.
+
+Exit 0: nothing needs a human. Exit 7: something does: a STOP lock, a deploy recorded whose run
+is gone (no lock, or one not renewed within GEARS_LOCK_STALE, default 60 s), drift with no deploy
+recorded, a blue/green switch with no live lock in its cluster, a gears tag that cannot be read.
+Exit 5: a region could not be read (after retries); the others are still shown. --watch redraws
+only on a terminal outside CI (otherwise it prints once); Ctrl-C ends it with exit 130.";
+
+/// `gears status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The component file (its name and ami_regions).
+    #[arg(
+        short = 'c',
+        long = "component",
+        value_name = "FILE",
+        default_value = "gears.yaml"
+    )]
+    pub component: PathBuf,
+    /// Only this environment (repeat; default: every environment the groups are tagged with).
+    #[arg(long, short = 'e', value_name = "ENV")]
+    pub environment: Vec<String>,
+    /// A region to look in (repeat; default: the component file's ami_regions).
+    #[arg(long, value_name = "REGION")]
+    pub region: Vec<String>,
+    /// Refresh in place on a terminal, every --poll seconds, until Ctrl-C (in CI: print once).
+    #[arg(long)]
+    pub watch: bool,
+    /// Seconds between looks with --watch (default 5).
+    #[arg(long, value_name = "SECS", value_parser = crate::deploy::parse_seconds, requires = "watch")]
+    pub poll: Option<std::time::Duration>,
+    /// What stdout carries.
+    #[arg(long, value_enum, default_value_t = Output::Human)]
+    pub output: Output,
+    /// The endpoint for EC2 and Auto Scaling (default: $AWS_ENDPOINT_URL).
     #[arg(long, value_name = "URL")]
     pub endpoint_url: Option<String>,
 }

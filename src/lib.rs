@@ -26,6 +26,7 @@ pub mod random;
 pub mod reap;
 pub mod settings;
 pub mod smoke;
+pub mod status;
 pub mod tags;
 pub mod test_stage;
 pub mod ui;

@@ -31,10 +31,11 @@ pub const VERSION: &str = "gears:version";
 pub const BUILDER: &str = "gears:builder";
 /// The base AMI an AMI was baked on (filled in by packer).
 pub const BASE_AMI: &str = "gears:base-ami";
-/// The blue/green cluster a group belongs to.
+/// The blue/green cluster a group belongs to (its name); `gears status` groups its rows by it.
 pub const CLUSTER: &str = "gears:cluster";
-/// An old blue/green group kept out of traffic ([`crate::deploy::blue_green::record::Retired`]).
+/// An old blue/green group kept out of traffic ([`crate::deploy::blue_green::record::Retired`]:
+/// `at` and `until` in UTC, its capacity, what gears suspended).
 pub const RETIRED: &str = "gears:retired";
 /// A blue/green switch in flight, on the group in traffic
-/// ([`crate::deploy::blue_green::record::Switch`]).
+/// ([`crate::deploy::blue_green::record::Switch`]: `run`, `ami`, `new`, `phase`).
 pub const BLUEGREEN: &str = "gears:bluegreen";

@@ -120,7 +120,25 @@ contracts!(
     members_are_replaced_or_removed_and_launch_the_groups_version,
     group_tags_are_put_and_deleted,
     launch_configurations_are_read_and_copied,
+    images_are_described_by_id_and_unknown_ids_left_out,
 );
+
+async fn images_are_described_by_id_and_unknown_ids_left_out<R: Rig>(r: &R) {
+    let images = r.cloud().images(REGION).await.unwrap();
+    let p = unique("gc-desc");
+    let all = tags(&[("gears:contract", &p), ("COMPONENT_VERSION", "1.0")]);
+    let ids = r.images(&p, 2, &all).await;
+    // Ids EC2 does not know, or not AMI ids at all, among them: left out, never an error.
+    let mut asked = vec![NO_AMI.to_owned(), "not-an-ami".to_owned()];
+    asked.extend(ids.iter().cloned());
+    let found = images.describe_images(&asked).await.unwrap();
+    assert_eq!(id_set(found.keys()), id_set(&ids));
+    for id in &ids {
+        assert_eq!(&found[id].id, id);
+        assert!(has_all(&found[id].tags, &all), "{:?}", found[id]);
+    }
+    assert!(images.describe_images(&[]).await.unwrap().is_empty());
+}
 
 async fn images_are_found_by_id_and_by_name_owners_and_tags<R: Rig>(r: &R) {
     let images = r.cloud().images(REGION).await.unwrap();

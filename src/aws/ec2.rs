@@ -128,6 +128,27 @@ impl Images for Ec2 {
             .filter(|i| has_tags(i, tags))
             .collect())
     }
+
+    async fn describe_images(&self, ids: &[String]) -> Result<BTreeMap<String, Image>, CloudError> {
+        let mut out = BTreeMap::new();
+        // A filter, not ImageIds: an id EC2 no longer knows is missing, never an error.
+        for chunk in ids.chunks(super::FILTER_VALUES) {
+            let ids = Filter::builder()
+                .name("image-id")
+                .set_values(Some(chunk.to_vec()));
+            let req = self.client.describe_images().filters(ids.build());
+            let req = req.include_deprecated(true).include_disabled(true);
+            let mut pages = req
+                .max_results(super::housekeeping::EC2_PAGE)
+                .into_paginator()
+                .send();
+            while let Some(page) = pages.next().await {
+                let page = page.map_err(|e| map_err("DescribeImages", &self.region, e))?;
+                out.extend(page.images().iter().map(image).map(|i| (i.id.clone(), i)));
+            }
+        }
+        Ok(out)
+    }
 }
 
 /// A filter on `name` for values starting with `prefix` (taken literally).

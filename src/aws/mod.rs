@@ -260,7 +260,19 @@ pub trait Images: Send + Sync {
         &self,
         tags: &BTreeMap<String, String>,
     ) -> impl Future<Output = Result<Vec<Image>, CloudError>> + Send;
+
+    /// The images of these ids that EC2 shows (any owner that lets us see them, deprecated and
+    /// disabled ones included), by id; an id EC2 does not know (deregistered, or never there)
+    /// is missing from the answer, never an error. One DescribeImages per 200 ids (EC2's limit
+    /// of values in a filter), each paged.
+    fn describe_images(
+        &self,
+        ids: &[String],
+    ) -> impl Future<Output = Result<BTreeMap<String, Image>, CloudError>> + Send;
 }
+
+/// The most values EC2 takes in one filter (an `image-id` or `instance-id` filter).
+pub const FILTER_VALUES: usize = 200;
 
 /// What to launch.
 #[derive(Debug, Clone, Default, PartialEq)]

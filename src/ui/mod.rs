@@ -59,6 +59,71 @@ pub fn tsv_line(fields: &[&str]) -> String {
     line
 }
 
+/// Rows as a table: columns padded to their widest cell, two spaces apart.
+pub fn table(rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = Vec::new();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            if widths.len() <= i {
+                widths.push(0);
+            }
+            widths[i] = widths[i].max(c.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for r in rows {
+        let mut line = String::new();
+        for (i, c) in r.iter().enumerate() {
+            if i + 1 == r.len() {
+                line.push_str(c);
+            } else {
+                line.push_str(&format!("{c:<w$}  ", w = widths[i]));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// Where a look that may be repeated is shown (`gears status`, `--watch`).
+pub trait Screen: Send + Sync {
+    /// Shows one look whole.
+    fn show(&self, text: &str);
+    /// Whether a new look replaces the last in place (a terminal, outside CI); otherwise a
+    /// watch shows one look and ends.
+    fn live(&self) -> bool;
+}
+
+/// The terminal's stdout as a [`Screen`]: on a terminal outside CI each look is drawn from the
+/// top of a cleared screen; otherwise it is printed as data.
+pub struct Redraw {
+    live: bool,
+}
+
+impl Redraw {
+    pub fn new(ctx: &RunContext) -> Self {
+        Redraw {
+            live: ctx.stdout_tty && !ctx.is_ci(),
+        }
+    }
+}
+
+impl Screen for Redraw {
+    fn show(&self, text: &str) {
+        if self.live {
+            // Cursor home, clear the screen: the new look replaces the last.
+            data(&format!("\x1b[H\x1b[2J{text}"));
+        } else {
+            data(text);
+        }
+    }
+
+    fn live(&self) -> bool {
+        self.live
+    }
+}
+
 /// Where a stage's human report goes: stdout, or stderr when stdout carries data
 /// (`--output json`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

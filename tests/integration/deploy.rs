@@ -641,7 +641,7 @@ pub fn start_until(
     }
 }
 
-fn deploy_cmd(dir: &Path, new: &str) -> std::process::Command {
+pub fn deploy_cmd(dir: &Path, new: &str) -> std::process::Command {
     let mut c = gears();
     c.current_dir(dir)
         .args(["deploy", "--environment", "live", "--ami", new])

@@ -13,4 +13,5 @@ mod interrupt;
 mod pipeline;
 mod pipelines;
 mod smoke;
+mod status;
 mod test_stage;
