@@ -16,7 +16,7 @@ pub(super) async fn deploy_group<F: Fleet, L: LockTable>(
     if let Some(sig) = ctx.cancel.signal() {
         return Err(Error::Interrupted(sig));
     }
-    let roll = Roll::new(ctx, fleet, table, looks, &g.name, ami, ctx.cancel);
+    let mut roll = Roll::new(ctx, fleet, table, looks, &g.name, ami, ctx.cancel);
     let d = roll.deadline();
     let from_ami = match (&g.template, &g.launch_configuration) {
         (Some(t), _) => patiently(ctx.cancel, d, || fleet.template_image(t)).await,
@@ -32,6 +32,9 @@ pub(super) async fn deploy_group<F: Fleet, L: LockTable>(
     let on = OnGroup::read(&g)?;
     let blue_green = settings.strategy == Strategy::BlueGreen || settings.rollback;
     if blue_green || on.switch.is_some() {
+        // The lock table's key is the cluster's: a deploy and a `--rollback` of one cluster
+        // exclude each other whichever group is in traffic.
+        roll.lock_key = blue_green::lock_key(fleet.region(), &g);
         return blue_green::cluster(ctx, &roll, &g, &on, out).await;
     }
     if settings.plan_only {

@@ -39,6 +39,20 @@ pub(super) const NOT_CLONED: [&str; 4] = [
     crate::tags::RETIRED,
 ];
 
+/// The lock table's key of `g`'s cluster in `region`.
+pub(super) fn lock_key(region: &str, g: &Group) -> String {
+    format!("{region}/cluster:{}", cluster_of(g))
+}
+
+/// `r` locking what `like` locks (the cluster's key in the lock table).
+pub(super) fn keyed<'r, F: Fleet, L: LockTable>(
+    mut r: Roll<'r, F, L>,
+    like: &Roll<'_, F, L>,
+) -> Roll<'r, F, L> {
+    r.lock_key = like.lock_key.clone();
+    r
+}
+
 /// One cluster (its group in traffic `g`): `--plan`, `--abort`, `--rollback`, or a deploy.
 pub(super) async fn cluster<F: Fleet, L: LockTable>(
     ctx: &RegionCtx<'_>,
@@ -92,14 +106,17 @@ async fn deploy<F: Fleet, L: LockTable>(
     let region = roll.fleet.region().to_owned();
     let step = unfinished_step(ctx, &g.name, &region);
     let cleanup_cancel = ctx.cancel.for_cleanup();
-    let undo = Roll::new(
-        ctx,
-        roll.fleet,
-        roll.table,
-        roll.looks,
-        &g.name,
-        &roll.ami,
-        &cleanup_cancel,
+    let undo = keyed(
+        Roll::new(
+            ctx,
+            roll.fleet,
+            roll.table,
+            roll.looks,
+            &g.name,
+            &roll.ami,
+            &cleanup_cancel,
+        ),
+        roll,
     );
     let sw = match roll.with_heartbeat(grow::start(ctx, roll, g, on)).await {
         Ok(sw) => sw,

@@ -291,14 +291,17 @@ pub(super) async fn abort<F: Fleet, L: LockTable>(
     }
     super::super::admin::take_table_lock_for_abort(roll).await?;
     let abort_cancel = ctx.cancel.for_cleanup();
-    let undo_roll = Roll::new(
-        ctx,
-        roll.fleet,
-        roll.table,
-        roll.looks,
-        &g.name,
-        &roll.ami,
-        &abort_cancel,
+    let undo_roll = keyed(
+        Roll::new(
+            ctx,
+            roll.fleet,
+            roll.table,
+            roll.looks,
+            &g.name,
+            &roll.ami,
+            &abort_cancel,
+        ),
+        roll,
     );
     let r = undo_roll.with_heartbeat(undo(&undo_roll, g, &sw)).await;
     if let Err(e) = r {

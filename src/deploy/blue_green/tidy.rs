@@ -153,14 +153,17 @@ pub(super) async fn rollback<F: Fleet, L: LockTable>(
         Err(e) => {
             let why = e.render().trim().trim_start_matches("error: ").to_owned();
             let cleanup_cancel = ctx.cancel.for_cleanup();
-            let undo = Roll::new(
-                ctx,
-                roll.fleet,
-                roll.table,
-                roll.looks,
-                &prev.name,
-                &roll.ami,
-                &cleanup_cancel,
+            let undo = keyed(
+                Roll::new(
+                    ctx,
+                    roll.fleet,
+                    roll.table,
+                    roll.looks,
+                    &prev.name,
+                    &roll.ami,
+                    &cleanup_cancel,
+                ),
+                roll,
             );
             let d = undo.deadline();
             let out_again = async {

@@ -375,3 +375,67 @@ async fn the_plan_names_the_new_group_and_the_capacity_during_the_switch() {
     assert!(detail.contains("4 old + 4 new"), "{detail}");
     assert_eq!(cloud.group_names(), ["hello-live"], "nothing made");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_new_group_that_cannot_be_deleted_stops_the_line_with_exit_7() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, cloud) = blue_green(dir.path());
+    cloud.set_unhealthy_images(&[NEW]);
+    cloud.set_faults(Faults {
+        fail_ops: vec![("DeleteAutoScalingGroup", "AccessDenied")],
+        ..Faults::default()
+    });
+    let d = deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
+        .await
+        .unwrap();
+    assert_eq!(d.groups[0].result, "rollback failed", "{d:?}");
+    assert_eq!(d.exit(), Exit::NeedsHuman);
+    assert!(d.groups[0].detail.contains("AccessDenied"), "{d:?}");
+    let old = cloud.group("hello-live").unwrap();
+    assert_eq!(old.target_groups, ["tg-1"], "the old group still serves");
+    let on = OnGroup::read(&old).unwrap();
+    assert!(
+        on.lock.as_ref().is_some_and(|l| l.is_stop()),
+        "{:?}",
+        old.tags
+    );
+    assert!(on.switch.is_some(), "the record stays for --abort");
+    // The new group is out of traffic and empty: no instance of the new AMI serves.
+    let new = cloud.group(NEW_GROUP).unwrap();
+    assert!(
+        new.target_groups.is_empty() && new.members.is_empty(),
+        "{new:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn throttling_throughout_never_fails_a_blue_green_deploy_and_the_table_locks_the_cluster() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut s, cloud) = blue_green(dir.path());
+    s.lock_table = Some("gears-locks".into());
+    // Another run holds the cluster in the lock table: refused before any change.
+    let locks = cloud.locks("us-east-1", "gears-locks").await.unwrap();
+    let now = chrono::Utc::now().timestamp_millis();
+    locks
+        .acquire("us-east-1/cluster:hello-live", "other", "ci-1", now, 0)
+        .await
+        .unwrap();
+    let e = deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
+        .await
+        .unwrap_err();
+    assert!(e.render().contains("cluster:hello-live"), "{}", e.render());
+    assert_eq!(cloud.group_names(), ["hello-live"]);
+    locks
+        .force_release("us-east-1/cluster:hello-live")
+        .await
+        .unwrap();
+    cloud.set_faults(Faults {
+        throttle_percent: Some(30),
+        ..Faults::default()
+    });
+    let d = deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
+        .await
+        .unwrap();
+    assert_eq!(d.groups[0].result, "deployed", "{d:?}");
+    assert_eq!(cloud.member_images(NEW_GROUP).len(), 4);
+}
