@@ -15,7 +15,7 @@ pub(super) async fn switch_over<F: Fleet, L: LockTable>(
     g: &Group,
     sw: &Switch,
 ) -> Result<String, Error> {
-    let (fleet, d, s) = (roll.fleet, roll.deadline(), roll.settings);
+    let (fleet, d) = (roll.fleet, roll.deadline());
     let sw = Switch {
         phase: SWITCH.into(),
         ..sw.clone()
@@ -40,44 +40,9 @@ pub(super) async fn switch_over<F: Fleet, L: LockTable>(
     })
     .await?;
     let old = roll.group().await?;
-    if !old.target_groups.is_empty() || !old.load_balancers.is_empty() {
-        patiently(roll.cancel, d, || {
-            fleet.set_traffic(&g.name, &old.target_groups, &old.load_balancers, false)
-        })
-        .await?;
-    }
-    patiently(roll.cancel, d, || {
-        fleet.set_processes(&g.name, &sw.susp, true)
-    })
-    .await?;
-    let now = chrono::Utc::now();
-    let keep = chrono::Duration::from_std(s.keep_old).unwrap_or_default();
-    let retired = Retired {
-        run: sw.run.clone(),
-        at: utc_ms(now),
-        until: utc(now + keep),
-        min: g.min,
-        max: g.max,
-        desired: g.desired,
-        susp: sw.susp.clone(),
-    };
-    let value = write(&retired)
-        .map_err(|why| Error::from(InputError::whole_file(format!("group {}", g.name), why)))?;
-    let tag = BTreeMap::from([(crate::tags::RETIRED.to_owned(), value)]);
-    patiently(roll.cancel, d, || fleet.put_tags(&g.name, &tag, false)).await?;
+    let kept = retire(roll, g, &old, sw.susp.clone()).await?;
     let keys = [crate::tags::BLUEGREEN.to_owned()];
     patiently(roll.cancel, d, || fleet.delete_tags(&g.name, &keys)).await?;
-    let kept = match s.scale_old_to {
-        Some(n) => {
-            let n = (n as i32).min(g.desired);
-            patiently(roll.cancel, d, || {
-                fleet.set_capacity(&g.name, g.min.min(n), g.max, n)
-            })
-            .await?;
-            format!("scaled to {n}")
-        }
-        None => format!("kept at {} until {}", g.desired, retired.until),
-    };
     let sources = old.target_groups.len() + old.load_balancers.len();
     roll.say(&format!(
         "switched: {} serves {} ({} instances); {} left {sources} traffic source(s), {kept}",
@@ -87,6 +52,51 @@ pub(super) async fn switch_over<F: Fleet, L: LockTable>(
         "{} serves {} ({} instances); {} out of traffic, {kept} (`gears deploy --rollback` puts it back)",
         newr.name, roll.ami, g.desired, g.name
     ))
+}
+
+/// Takes `g` (as it was, for its capacity; `now`, as it is, for its traffic sources) out of
+/// traffic and keeps it: detached, `susp` suspended, tagged [`Retired`] until `--keep-old` from
+/// now, scaled to `--scale-old-to` when asked; returns what happened to it, in words.
+pub(super) async fn retire<F: Fleet, L: LockTable>(
+    roll: &Roll<'_, F, L>,
+    g: &Group,
+    now: &Group,
+    susp: Vec<String>,
+) -> Result<String, Error> {
+    let (fleet, d, s) = (roll.fleet, roll.deadline(), roll.settings);
+    if !now.target_groups.is_empty() || !now.load_balancers.is_empty() {
+        patiently(roll.cancel, d, || {
+            fleet.set_traffic(&g.name, &now.target_groups, &now.load_balancers, false)
+        })
+        .await?;
+    }
+    patiently(roll.cancel, d, || fleet.set_processes(&g.name, &susp, true)).await?;
+    let at = chrono::Utc::now();
+    let keep = chrono::Duration::from_std(s.keep_old).unwrap_or_default();
+    let retired = Retired {
+        run: roll.run.clone(),
+        at: utc_ms(at),
+        until: utc(at + keep),
+        min: g.min,
+        max: g.max,
+        desired: g.desired,
+        susp,
+    };
+    let value = write(&retired)
+        .map_err(|why| Error::from(InputError::whole_file(format!("group {}", g.name), why)))?;
+    let tag = BTreeMap::from([(crate::tags::RETIRED.to_owned(), value)]);
+    patiently(roll.cancel, d, || fleet.put_tags(&g.name, &tag, false)).await?;
+    Ok(match s.scale_old_to {
+        Some(n) => {
+            let n = (n as i32).min(g.desired);
+            patiently(roll.cancel, d, || {
+                fleet.set_capacity(&g.name, g.min.min(n), g.max, n)
+            })
+            .await?;
+            format!("scaled to {n}")
+        }
+        None => format!("kept at {} until {}", g.desired, retired.until),
+    })
 }
 
 /// Removes the lock tags a deploy left on the old group and, when it is still there, the new

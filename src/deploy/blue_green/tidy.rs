@@ -100,25 +100,7 @@ pub(super) async fn rollback<F: Fleet, L: LockTable>(
             "`gears deploy --abort` undoes it (that is the way back from a deploy not finished)",
         ));
     }
-    let cluster = cluster_of(g);
-    let kept = kept(ctx, roll, &cluster).await?;
-    let Some((prev, r, prev_on)) = kept.into_iter().next() else {
-        return Err(InputError::whole_file(
-            format!("group {}", g.name),
-            format!("cluster {cluster} has no old group kept to go back to"),
-        )
-        .with_hint(
-            "a rollback needs a group a blue/green deploy took out of traffic (see --keep-groups)",
-        )
-        .into());
-    };
-    if prev_on.lock.is_some() {
-        return Err(refused(
-            &prev.name,
-            "it is locked".into(),
-            "look at the group; `gears deploy --unlock` once a human looked",
-        ));
-    }
+    let (prev, r) = previous(ctx, roll, g).await?;
     roll.take_table_lock().await?;
     roll.take_tag_lock(on).await?;
     let started = Instant::now();
@@ -132,81 +114,178 @@ pub(super) async fn rollback<F: Fleet, L: LockTable>(
         roll.cancel,
     );
     roll.looks.add(&prev.name).await;
-    let r2 = roll
-        .with_heartbeat(back_in(roll, &prevr, g, &prev, &r))
+    let back = roll
+        .with_heartbeat(back_in(roll, &prevr, &prev, g, &r))
         .await;
+    let result = match back {
+        Ok(()) => Ok(take_out(roll, g, &prev, started, out).await),
+        // The lock lost to another run, which owns the cluster now.
+        Err(e @ Error::Locked { stopped: false, .. }) => Err(e),
+        // A signal: the old group out again before exiting (the exit is the signal's).
+        Err(e @ Error::Interrupted(_)) => {
+            let why = format!("{e}");
+            put_out_again(ctx, roll, &prev, g, &r, why, out).await;
+            Err(e)
+        }
+        // Not healthy in time, or AWS said no.
+        Err(e) => {
+            let why = e.render().trim().trim_start_matches("error: ").to_owned();
+            Ok(put_out_again(ctx, roll, &prev, g, &r, why, out).await)
+        }
+    };
     switch::unlock_both(roll, Some(&prev.name)).await;
     roll.give_back().await;
-    let mut out = out;
-    out.to_ami = String::new();
-    match r2 {
-        Ok(kept) => {
-            let detail = format!(
+    result
+}
+
+/// The cluster's newest old group to go back to, refused when there is none or another run
+/// holds it (a stale lock is a killed switch's, taken over).
+async fn previous<F: Fleet, L: LockTable>(
+    ctx: &RegionCtx<'_>,
+    roll: &Roll<'_, F, L>,
+    g: &Group,
+) -> Result<(Group, Retired), Error> {
+    let cluster = cluster_of(g);
+    let kept = kept(ctx, roll, &cluster).await?;
+    let Some((prev, r, prev_on)) = kept.into_iter().next() else {
+        return Err(InputError::whole_file(
+            format!("group {}", g.name),
+            format!("cluster {cluster} has no old group kept to go back to"),
+        )
+        .with_hint(
+            "a rollback needs a group a blue/green deploy took out of traffic (see --keep-groups)",
+        )
+        .into());
+    };
+    let stale = roll.settings.lock_stale;
+    if prev_on
+        .lock
+        .as_ref()
+        .is_some_and(|l| l.is_stop() || l.is_live(stale))
+    {
+        return Err(refused(
+            &prev.name,
+            "it is locked".into(),
+            "look at the group; `gears deploy --unlock` once a human looked",
+        ));
+    }
+    Ok((prev, r))
+}
+
+/// Once the old group serves again: the group in traffic `g` taken out and kept. When that
+/// fails both serve (safe, not what was asked: exit 7 to look at).
+async fn take_out<F: Fleet, L: LockTable>(
+    roll: &Roll<'_, F, L>,
+    g: &Group,
+    prev: &Group,
+    started: Instant,
+    out: GroupOutcome,
+) -> GroupOutcome {
+    let susp: Vec<String> = RETIRE
+        .iter()
+        .filter(|p| !g.suspended.iter().any(|s| s == *p))
+        .map(|p| p.to_string())
+        .collect();
+    let retired = async {
+        let now = roll.group().await?;
+        roll.with_heartbeat(switch::retire(roll, g, &now, susp))
+            .await
+    };
+    match retired.await {
+        Ok(kept) => out.with(
+            GroupResult::Deployed,
+            format!(
                 "{} back in traffic and healthy in {:.1} s; {} out of traffic, {kept}",
                 prev.name,
                 started.elapsed().as_secs_f64(),
                 g.name
-            );
-            Ok(out.with(GroupResult::Deployed, detail))
-        }
-        Err(e @ Error::Interrupted(_)) | Err(e @ Error::Locked { .. }) => Err(e),
-        Err(e) => {
-            let why = e.render().trim().trim_start_matches("error: ").to_owned();
-            let cleanup_cancel = ctx.cancel.for_cleanup();
-            let undo = keyed(
-                Roll::new(
-                    ctx,
-                    roll.fleet,
-                    roll.table,
-                    roll.looks,
-                    &prev.name,
-                    &roll.ami,
-                    &cleanup_cancel,
-                ),
-                roll,
-            );
-            let d = undo.deadline();
-            let out_again = async {
-                patiently(undo.cancel, d, || {
-                    roll.fleet
-                        .set_traffic(&prev.name, &g.target_groups, &g.load_balancers, false)
-                })
-                .await?;
-                patiently(undo.cancel, d, || {
-                    roll.fleet.set_processes(&prev.name, &r.susp, true)
-                })
-                .await
-            };
-            match out_again.await {
-                Ok(()) => Ok(out.with(
-                    GroupResult::RolledBack,
-                    format!(
-                        "{why}; {} out of traffic again, {} still serves",
-                        prev.name, g.name
-                    ),
-                )),
-                Err(e2) => Ok(out.with(
-                    GroupResult::RollbackFailed,
-                    format!(
-                        "{why}; taking {} out again failed: {}",
-                        prev.name,
-                        e2.render().trim()
-                    ),
-                )),
-            }
-        }
+            ),
+        ),
+        Err(e) => out.with(
+            GroupResult::RollbackFailed,
+            format!(
+                "{} is back in traffic, but taking {} out failed: {}; both serve",
+                prev.name,
+                g.name,
+                e.render().trim().trim_start_matches("error: ")
+            ),
+        ),
     }
 }
 
-/// The old group back in traffic, healthy, then the current one out and kept.
+/// After `--rollback` failed to bring the old group back: it leaves traffic again (the group
+/// in traffic never left), on cleanup's own token. Exit 6 when done, 7 when not.
+async fn put_out_again<F: Fleet, L: LockTable>(
+    ctx: &RegionCtx<'_>,
+    roll: &Roll<'_, F, L>,
+    prev: &Group,
+    g: &Group,
+    r: &Retired,
+    why: String,
+    out: GroupOutcome,
+) -> GroupOutcome {
+    let cleanup_cancel = ctx.cancel.for_cleanup();
+    let undo = keyed(
+        Roll::new(
+            ctx,
+            roll.fleet,
+            roll.table,
+            roll.looks,
+            &prev.name,
+            &roll.ami,
+            &cleanup_cancel,
+        ),
+        roll,
+    );
+    let d = undo.deadline();
+    let again = async {
+        patiently(undo.cancel, d, || {
+            roll.fleet
+                .set_traffic(&prev.name, &g.target_groups, &g.load_balancers, false)
+        })
+        .await?;
+        patiently(undo.cancel, d, || {
+            roll.fleet.set_processes(&prev.name, &r.susp, true)
+        })
+        .await?;
+        // Its record back, had the way back already removed it.
+        let value = write(r).unwrap_or_default();
+        let tag = BTreeMap::from([(crate::tags::RETIRED.to_owned(), value)]);
+        patiently(undo.cancel, d, || {
+            roll.fleet.put_tags(&prev.name, &tag, false)
+        })
+        .await
+    };
+    match again.await {
+        Ok(()) => out.with(
+            GroupResult::RolledBack,
+            format!(
+                "{why}; {} out of traffic again, {} still serves",
+                prev.name, g.name
+            ),
+        ),
+        Err(e2) => out.with(
+            GroupResult::RollbackFailed,
+            format!(
+                "{why}; taking {} out again failed: {}",
+                prev.name,
+                e2.render().trim()
+            ),
+        ),
+    }
+}
+
+/// The old group back in traffic (grown to its recorded capacity first), its processes
+/// resumed, waited on until healthy in every traffic source of the group in traffic `g`, and
+/// its [`Retired`] record removed.
 async fn back_in<F: Fleet, L: LockTable>(
     roll: &Roll<'_, F, L>,
     prevr: &Roll<'_, F, L>,
-    g: &Group,
     prev: &Group,
+    g: &Group,
     r: &Retired,
-) -> Result<String, Error> {
-    let (fleet, d, s) = (roll.fleet, roll.deadline(), roll.settings);
+) -> Result<(), Error> {
+    let (fleet, d) = (roll.fleet, roll.deadline());
     if prev.desired < r.desired {
         roll.say(&format!(
             "{} has {} instances: growing it to {} first",
@@ -243,45 +322,12 @@ async fn back_in<F: Fleet, L: LockTable>(
         tgs.len() + lbs.len()
     ));
     switch::wait_serving(prevr, r.desired).await?;
-    let keys = [crate::tags::RETIRED.to_owned()];
-    patiently(roll.cancel, d, || fleet.delete_tags(&prev.name, &keys)).await?;
-    // The current group leaves traffic and is kept, as a switch keeps the old one.
-    patiently(roll.cancel, d, || {
-        fleet.set_traffic(&g.name, &g.target_groups, &g.load_balancers, false)
-    })
-    .await?;
-    let susp: Vec<String> = RETIRE
-        .iter()
-        .filter(|p| !g.suspended.iter().any(|s| s == *p))
-        .map(|p| p.to_string())
-        .collect();
-    patiently(roll.cancel, d, || fleet.set_processes(&g.name, &susp, true)).await?;
-    let now = chrono::Utc::now();
-    let until = utc(now + chrono::Duration::from_std(s.keep_old).unwrap_or_default());
-    let retired = Retired {
-        run: roll.run.clone(),
-        at: utc_ms(now),
-        until: until.clone(),
-        min: g.min,
-        max: g.max,
-        desired: g.desired,
-        susp,
-    };
-    let value = write(&retired)
-        .map_err(|why| Error::from(InputError::whole_file(format!("group {}", g.name), why)))?;
-    let tag = BTreeMap::from([(crate::tags::RETIRED.to_owned(), value)]);
-    patiently(roll.cancel, d, || fleet.put_tags(&g.name, &tag, false)).await?;
-    Ok(match s.scale_old_to {
-        Some(n) => {
-            let n = (n as i32).min(g.desired);
-            patiently(roll.cancel, d, || {
-                fleet.set_capacity(&g.name, g.min.min(n), g.max, n)
-            })
-            .await?;
-            format!("scaled to {n}")
-        }
-        None => format!("kept at {} until {until}", g.desired),
-    })
+    // A switch killed after it retired this group may have left its record: gone too.
+    let keys = [
+        crate::tags::RETIRED.to_owned(),
+        crate::tags::BLUEGREEN.to_owned(),
+    ];
+    patiently(roll.cancel, d, || fleet.delete_tags(&prev.name, &keys)).await
 }
 
 /// `--plan` of a blue/green deploy: the new group's name, its growth, the capacity during the

@@ -439,3 +439,36 @@ async fn throttling_throughout_never_fails_a_blue_green_deploy_and_the_table_loc
     assert_eq!(d.groups[0].result, "deployed", "{d:?}");
     assert_eq!(cloud.member_images(NEW_GROUP).len(), 4);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_rollback_whose_old_group_is_not_healthy_leaves_the_new_one_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, cloud) = blue_green(dir.path());
+    deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
+        .await
+        .unwrap();
+    // The old instances fail their health checks now.
+    cloud.set_unhealthy_images(&[OLD]);
+    let back = DeploySettings {
+        rollback: true,
+        ..s.clone()
+    };
+    let d = deploy(&back, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
+        .await
+        .unwrap();
+    assert_eq!(d.groups[0].result, "rolled back", "{d:?}");
+    assert_eq!(d.exit(), Exit::RolledBack);
+    assert!(
+        d.groups[0]
+            .detail
+            .contains("hello-live out of traffic again, hello-live-v001 still serves"),
+        "{d:?}"
+    );
+    let new = cloud.group(NEW_GROUP).unwrap();
+    assert_eq!(new.target_groups, ["tg-1"]);
+    assert!(!new.tags.contains_key(LOCK_TAG));
+    let old = cloud.group("hello-live").unwrap();
+    assert!(old.target_groups.is_empty());
+    assert!(parse_retired(&old.tags["gears:retired"]).is_ok());
+    assert!(!old.tags.contains_key(LOCK_TAG));
+}
