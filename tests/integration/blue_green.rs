@@ -115,6 +115,27 @@ async fn blue_green_in_two_regions_switches_keeps_the_old_groups_and_rolls_back(
             g.suspended_processes()
         );
     }
+    // `gears status` shows each cluster: the new group serving, the old one kept, until when.
+    let st = parts(
+        &gears()
+            .current_dir(dir.path())
+            .args(["status", "--output", "json", "--region", "us-east-1"])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(st.2, 0, "{}\n{}", st.0, st.1);
+    let v: serde_json::Value = serde_json::from_str(&st.0).unwrap();
+    let rows = v["groups"].as_array().unwrap();
+    let row = |g: &str| rows.iter().find(|r| r["group"] == g).unwrap().clone();
+    let (old, _, new, _) = &fleets[0];
+    let kept = row(old);
+    assert_eq!(kept["cluster"], old.as_str(), "{kept}");
+    assert!(kept["retired"]["until"].as_str().is_some(), "{kept}");
+    let serving = row(&format!("{old}-v001"));
+    assert_eq!(serving["cluster"], old.as_str());
+    assert_eq!(serving["running"][0]["ami"], new.as_str(), "{serving}");
+    assert!(serving["retired"].is_null() && serving["bluegreen"].is_null());
+
     // Back: the old groups in traffic again, the clones out.
     let (out, err, code) = run(&["--rollback"]);
     assert_eq!(code, 0, "{out}\n{err}");
