@@ -40,6 +40,7 @@ impl AwsFleet {
     /// anything launches.
     pub(super) async fn clone_from(&self, source: &str, ask: &CloneAsk) -> Result<(), CloudError> {
         let g = self.raw_group(source).await?;
+        let subnets = g.vpc_zone_identifier().filter(|s| !s.is_empty());
         let spec = LaunchTemplateSpecification::builder()
             .launch_template_id(&ask.template.id)
             .version(&ask.template.version)
@@ -51,8 +52,13 @@ impl AwsFleet {
             .min_size(0)
             .desired_capacity(0)
             .max_size(g.max_size().unwrap_or_default())
-            .set_vpc_zone_identifier(g.vpc_zone_identifier().map(str::to_owned))
-            .set_availability_zones(Some(g.availability_zones().to_vec()).filter(|z| !z.is_empty()))
+            .set_vpc_zone_identifier(subnets.map(str::to_owned))
+            // The zones follow from the subnets when there are some (AWS derives and shows
+            // them); given alone only for a group without subnets.
+            .set_availability_zones(
+                Some(g.availability_zones().to_vec())
+                    .filter(|z| !z.is_empty() && subnets.is_none()),
+            )
             .set_health_check_type(g.health_check_type().map(str::to_owned))
             .set_health_check_grace_period(g.health_check_grace_period())
             .set_default_cooldown(g.default_cooldown())
@@ -64,7 +70,13 @@ impl AwsFleet {
             .set_max_instance_lifetime(g.max_instance_lifetime().filter(|l| *l > 0))
             .set_default_instance_warmup(g.default_instance_warmup())
             .set_placement_group(g.placement_group().map(str::to_owned))
-            .set_service_linked_role_arn(g.service_linked_role_arn().map(str::to_owned));
+            // Auto Scaling's own role is the default (naming it would need iam:PassRole);
+            // another one is passed on.
+            .set_service_linked_role_arn(
+                g.service_linked_role_arn()
+                    .filter(|r| !r.ends_with("/AWSServiceRoleForAutoScaling"))
+                    .map(str::to_owned),
+            );
         let tgs = traffic(&g, "elbv2", g.target_group_arns());
         let lbs = traffic(&g, "elb", g.load_balancer_names());
         if !tgs.is_empty() {

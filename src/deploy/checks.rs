@@ -131,9 +131,25 @@ pub const NEEDED_PROCESSES: [&str; 5] = [
 
 /// Room on the group for gears' own tags (the record, the lock, the tags to restore) and the
 /// instance tags it sets: AWS allows 50, and a deploy that ran out would fail half-way.
-fn tag_room(instance_tags: &BTreeMap<String, String>, g: &Group) -> Result<(), Error> {
+fn tag_room(
+    settings: &DeploySettings,
+    instance_tags: &BTreeMap<String, String>,
+    g: &Group,
+) -> Result<(), Error> {
+    // Blue/green writes its switch and cluster on the group, and its clone gets the group's
+    // tags, the instance tags and those two (then `gears:retired` when it is kept).
+    let blue_green: &[&str] = if settings.strategy == Strategy::BlueGreen {
+        &[
+            crate::tags::BLUEGREEN,
+            crate::tags::CLUSTER,
+            crate::tags::RETIRED,
+        ]
+    } else {
+        &[]
+    };
     let adding: Vec<&str> = [STATE_TAG, LOCK_TAG, TAGS_TAG]
         .into_iter()
+        .chain(blue_green.iter().copied())
         .chain(instance_tags.keys().map(String::as_str))
         .filter(|k| !g.tags.contains_key(*k))
         .collect();
@@ -221,7 +237,7 @@ fn deployable(
             ),
         );
     }
-    tag_room(instance_tags, g)?;
+    tag_room(settings, instance_tags, g)?;
     if refresh {
         refresh_preferences(settings.min_healthy, settings.batch, g.desired)
             .map_err(|why| Error::from(InputError::whole_file(format!("group {}", g.name), why)))?;

@@ -472,3 +472,27 @@ async fn a_rollback_whose_old_group_is_not_healthy_leaves_the_new_one_serving() 
     assert!(parse_retired(&old.tags["gears:retired"]).is_ok());
     assert!(!old.tags.contains_key(LOCK_TAG));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_group_without_room_for_blue_greens_tags_is_refused_before_any_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, cloud) = blue_green(dir.path());
+    // 43 tags: a rolling deploy adds 5 (48), blue/green 3 more (51 > 50).
+    for i in 0..41 {
+        cloud.fake_fleet_tag("hello-live", &format!("team:{i}"), "x");
+    }
+    let e = deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
+        .await
+        .unwrap_err();
+    assert_eq!(e.exit(), Exit::InvalidInput, "{}", e.render());
+    assert!(e.render().contains("gears:cluster"), "{}", e.render());
+    assert_eq!(cloud.group_names(), ["hello-live"]);
+    let rolling = DeploySettings {
+        strategy: Strategy::Rolling,
+        ..s.clone()
+    };
+    let d = deploy(&rolling, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
+        .await
+        .unwrap();
+    assert_eq!(d.groups[0].result, "deployed");
+}
