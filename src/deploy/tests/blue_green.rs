@@ -496,3 +496,46 @@ async fn a_group_without_room_for_blue_greens_tags_is_refused_before_any_change(
         .unwrap();
     assert_eq!(d.groups[0].result, "deployed");
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_old_group_past_its_keep_time_is_scaled_to_zero_by_the_next_deploy() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut s, cloud) = blue_green(dir.path());
+    s.keep_old = Duration::from_secs(1);
+    deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
+        .await
+        .unwrap();
+    assert_eq!(
+        cloud.group("hello-live").unwrap().desired,
+        4,
+        "kept at its size"
+    );
+    // The wall clock moves on past `until` (written to the second).
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let next = DeploySettings {
+        ami: AmiChoice::Explicit {
+            ami: "ami-0000000000000003c".into(),
+            region: "us-east-1".into(),
+        },
+        keep_old: defaults::KEEP_OLD,
+        ..s.clone()
+    };
+    deploy(&next, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
+        .await
+        .unwrap();
+    assert_eq!(
+        cloud.group("hello-live").unwrap().desired,
+        0,
+        "its keep time is over"
+    );
+    assert_eq!(
+        cloud.group(NEW_GROUP).unwrap().desired,
+        4,
+        "kept: its hour has just begun"
+    );
+    assert_eq!(
+        cloud.group_names().len(),
+        3,
+        "nothing deleted within --keep-groups 2"
+    );
+}
