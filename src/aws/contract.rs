@@ -121,7 +121,86 @@ contracts!(
     group_tags_are_put_and_deleted,
     launch_configurations_are_read_and_copied,
     images_are_described_by_id_and_unknown_ids_left_out,
+    groups_are_cloned_attached_detached_and_deleted,
 );
+
+/// Blue/green's calls: a clone has the source's max, traffic sources and tags (less those
+/// dropped, plus those asked), min and desired 0, the version asked; a taken name is refused;
+/// traffic sources detach and attach; a group with instances is not deleted, an empty one is.
+async fn groups_are_cloned_attached_detached_and_deleted<R: Rig>(r: &R) {
+    let fleet = r.cloud().fleet(REGION).await.unwrap();
+    let p = unique("gc-bg");
+    let images = r.images(&p, 2, &Tags::new()).await;
+    let lt = r.template(&p, &images).await;
+    let tg = r.target_group(&short("bg")).await;
+    r.group(&NewGroup {
+        name: &p,
+        template: TemplateRef {
+            id: lt.clone(),
+            version: "1".into(),
+        },
+        min: 1,
+        max: 3,
+        desired: 1,
+        tags: tags(&[
+            ("gears:contract", &p),
+            ("gears:deploy-lock", "x"),
+            ("team", "a"),
+        ]),
+        target_groups: vec![tg.clone()],
+    })
+    .await;
+    let clone = format!("{p}-v001");
+    let ask = super::CloneAsk {
+        name: clone.clone(),
+        template: TemplateRef {
+            id: lt.clone(),
+            version: "2".into(),
+        },
+        tags: tags(&[("gears:cluster", &p), ("team", "b")]),
+        drop_tags: vec!["gears:deploy-lock".into()],
+    };
+    fleet.clone_group(&p, &ask).await.unwrap();
+    let g = group_now(&fleet, &clone).await;
+    assert_eq!((g.min, g.max, g.desired), (0, 3, 0));
+    assert_eq!(g.target_groups, [tg.clone()]);
+    assert_eq!(g.template.as_ref().map(|t| t.version.as_str()), Some("2"));
+    assert!(!g.tags.contains_key("gears:deploy-lock"), "{:?}", g.tags);
+    assert!(has_all(
+        &g.tags,
+        &tags(&[("gears:contract", &p), ("gears:cluster", &p), ("team", "b")])
+    ));
+    // AWS refuses a taken name (AlreadyExists); moto replaces the group instead, so the deploy
+    // never relies on the refusal (it looks for the clone before it makes one).
+    if !r.is_moto() {
+        let again = fleet.clone_group(&p, &ask).await.unwrap_err();
+        assert_eq!(again.code(), Some("AlreadyExists"), "{again}");
+    }
+    // Traffic sources leave and come back.
+    fleet
+        .set_traffic(&p, std::slice::from_ref(&tg), &[], false)
+        .await
+        .unwrap();
+    assert!(group_now(&fleet, &p).await.target_groups.is_empty());
+    fleet
+        .set_traffic(&p, std::slice::from_ref(&tg), &[], true)
+        .await
+        .unwrap();
+    assert_eq!(group_now(&fleet, &p).await.target_groups, [tg.clone()]);
+    // The source has an instance: not deleted (AWS: ResourceInUse; moto deletes it anyway).
+    in_service(&fleet, &p, 1).await;
+    if !r.is_moto() {
+        let e = fleet.delete_group(&p).await.unwrap_err();
+        assert_eq!(e.code(), Some("ResourceInUse"), "{e}");
+    }
+    // The empty clone is deleted.
+    fleet.delete_group(&clone).await.unwrap();
+    assert!(fleet
+        .groups(&Tags::new(), std::slice::from_ref(&clone))
+        .await
+        .unwrap()
+        .is_empty());
+}
 
 async fn images_are_described_by_id_and_unknown_ids_left_out<R: Rig>(r: &R) {
     let images = r.cloud().images(REGION).await.unwrap();
