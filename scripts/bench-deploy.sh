@@ -11,6 +11,9 @@
 # poll), and, with instances that take BOOT seconds (default 1.5) to come InService, gears'
 # reaction latency: from the state it waits for appearing in moto (a batch InService, old
 # instances gone) to its next acting call (goal: median <= 1 s).
+#
+# Last, the way back (scripts/bench-rollback.sh, a group of 10): blue/green's `--rollback` next
+# to the rolling strategy's. ROLLBACK=0 leaves that part out.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$GEARS_ROOT"
@@ -162,3 +165,8 @@ if n == 1:
           f"old gone -> next act: {by('gone')} ms)")
 PY
 done
+if [ "${ROLLBACK:-1}" != 0 ]; then
+  echo
+  echo "the way back, blue/green next to rolling (scripts/bench-rollback.sh):"
+  env -u GEARS_RUN "$GEARS_ROOT/scripts/bench-rollback.sh"
+fi
