@@ -15,6 +15,18 @@ pub fn before_threads(cli: &Cli) {
     }
 }
 
+/// The run's one runtime. `gears smoke` runs on the current thread: its tests are requests to
+/// one host, all polled by the one task of the run (`buffered`), so worker threads would only
+/// add their start and cross-thread wake-ups (issue 21: most of a short run). Every other
+/// command gets the multi-thread runtime (AWS calls, packer's output, regions in parallel).
+pub fn runtime(cli: &Cli) -> std::io::Result<tokio::runtime::Runtime> {
+    let mut builder = match cli.command {
+        Command::Smoke(_) => tokio::runtime::Builder::new_current_thread(),
+        _ => tokio::runtime::Builder::new_multi_thread(),
+    };
+    builder.enable_all().build()
+}
+
 /// How long cleanup may take after the run, whatever stopped it.
 const CLEANUP_DEADLINE: std::time::Duration = std::time::Duration::from_secs(600);
 

@@ -29,6 +29,51 @@ pub struct Cli {
     pub profile: Option<String>,
 }
 
+impl Cli {
+    /// Parses a command line (`args[0]` is the program). `gears smoke …`, the subcommand first,
+    /// is parsed by a command of gears that has only its `smoke` subcommand: building every
+    /// subcommand's arguments is a fifth of a one-test run (issue 21). Tests check that both
+    /// commands parse, refuse and describe `gears smoke` alike.
+    pub fn parse_from_args(args: Vec<std::ffi::OsString>) -> Result<Cli, clap::Error> {
+        use clap::FromArgMatches;
+        if args.get(1).is_some_and(|a| a == "smoke") {
+            let mut cmd = smoke_only_command();
+            let matches = cmd.try_get_matches_from_mut(args)?;
+            return Cli::from_arg_matches(&matches).map_err(|e| e.format(&mut cmd));
+        }
+        <Cli as Parser>::try_parse_from(args)
+    }
+}
+
+/// The command `gears` with only `smoke`: what `Cli::command()` builds for it, the global
+/// `--profile` included.
+pub fn smoke_only_command() -> clap::Command {
+    let smoke = SmokeArgs::augment_args(clap::Command::new("smoke"))
+        .about("Run Smolder-format smoke tests against a host")
+        .long_about(None)
+        .after_help(SMOKE_EXAMPLES);
+    clap::Command::new("gears")
+        .version(env!("CARGO_PKG_VERSION"))
+        .about("gears: bake, test and deploy machine images of a component on AWS")
+        .long_about(None)
+        .after_help(EXIT_CODES)
+        .subcommand_required(true)
+        .arg_required_else_help(true)
+        .subcommand(smoke)
+        .arg(
+            clap::Arg::new("profile")
+                .long("profile")
+                .global(true)
+                .value_name("NAME")
+                .value_parser(clap::value_parser!(String))
+                .action(clap::ArgAction::Set)
+                // After smoke's own options, as in the whole command (where it comes after
+                // the subcommands in the order of addition).
+                .display_order(10)
+                .help("The AWS profile for gears and the tools it runs (packer), as AWS_PROFILE"),
+        )
+}
+
 /// The stages.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -618,4 +663,108 @@ pub struct CompletionsArgs {
     /// The shell.
     #[arg(value_enum)]
     pub shell: clap_complete::Shell,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{smoke_only_command, Cli};
+    use clap::{CommandFactory, Parser};
+
+    fn argv(a: &[&str]) -> Vec<std::ffi::OsString> {
+        a.iter().map(Into::into).collect()
+    }
+
+    /// What a command line comes to: the parse, or the error's kind and words.
+    fn outcome(r: Result<Cli, clap::Error>) -> String {
+        match r {
+            Ok(cli) => format!("{cli:?}"),
+            Err(e) => format!("{:?}: {}", e.kind(), e.render()),
+        }
+    }
+
+    #[test]
+    fn smoke_is_parsed_and_refused_by_the_short_path_as_by_the_whole_command() {
+        let lines: &[&[&str]] = &[
+            &["gears", "smoke"],
+            &["gears", "smoke", "host:8080", "tests.yaml"],
+            &[
+                "gears",
+                "smoke",
+                "https://h",
+                "f.json",
+                "-j",
+                "3",
+                "--profile",
+                "p",
+            ],
+            &[
+                "gears", "smoke", "h", "--output", "json", "--wait", "2.5", "--sleep", "1",
+            ],
+            &[
+                "gears",
+                "smoke",
+                "h",
+                "--junit",
+                "j.xml",
+                "--heartbeat",
+                "5",
+                "--jobs=4",
+            ],
+            &["gears", "smoke", "--jobs", "x"],
+            &["gears", "smoke", "--jobs"],
+            &["gears", "smoke", "--nope"],
+            &["gears", "smoke", "--jbos", "2"],
+            &["gears", "smoke", "--output", "xml"],
+            &["gears", "smoke", "a", "b", "c"],
+            &["gears", "smoke", "--help"],
+            &["gears", "smoke", "-h"],
+            &["gears", "smoke", "--version"],
+            &["gears", "smoke", "--heartbeat", "-1"],
+            &["gears", "smoke", "--", "--odd-host"],
+        ];
+        for l in lines {
+            let short = outcome(Cli::parse_from_args(argv(l)));
+            let whole = outcome(Cli::try_parse_from(argv(l)));
+            assert_eq!(short, whole, "{l:?}");
+        }
+        // The others take the whole command.
+        let l = argv(&["gears", "--profile", "p", "smoke", "h"]);
+        assert_eq!(
+            outcome(Cli::parse_from_args(l.clone())),
+            outcome(Cli::try_parse_from(l))
+        );
+        assert!(outcome(Cli::parse_from_args(argv(&["gears", "smoke", "h"]))).contains("Smoke("));
+    }
+
+    #[test]
+    fn smoke_help_is_the_same_on_both_paths() {
+        let mut whole = Cli::command();
+        whole.build();
+        let mut short = smoke_only_command();
+        short.build();
+        let sub = |c: &mut clap::Command| {
+            let s = c.find_subcommand_mut("smoke").expect("smoke");
+            (
+                s.render_long_help().to_string(),
+                s.render_help().to_string(),
+                s.render_usage().to_string(),
+            )
+        };
+        assert_eq!(sub(&mut short), sub(&mut whole));
+        let profile = |c: &clap::Command| {
+            let a = c
+                .get_arguments()
+                .find(|a| a.get_id() == "profile")
+                .expect("--profile");
+            format!(
+                "{:?} {:?} {:?} {}",
+                a.get_long(),
+                a.get_value_names(),
+                a.get_help().map(|h| h.to_string()),
+                a.is_global_set()
+            )
+        };
+        assert_eq!(profile(&short), profile(&whole));
+        assert_eq!(short.get_version(), whole.get_version());
+    }
 }

@@ -1,9 +1,8 @@
-use clap::Parser;
 use gears::exit::Exit;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let cli = match gears::cli::Cli::try_parse() {
+    let cli = match gears::cli::Cli::parse_from_args(std::env::args_os().collect()) {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
@@ -16,15 +15,14 @@ fn main() -> ExitCode {
         }
     };
     gears::app::before_threads(&cli);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match gears::app::runtime(&cli) {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
             return Exit::NeedsHuman.into();
         }
     };
-    runtime.block_on(gears::app::run(cli)).into()
+    let e = runtime.block_on(gears::app::run(cli));
+    drop(runtime);
+    e.into()
 }

@@ -47,14 +47,22 @@ pub async fn load_for_instances(
     Ok(file)
 }
 
-/// Reads the smoke file named by the settings (or standard input) and parses it. The read runs
-/// on its own thread, so a signal still ends the run while it waits (`sleep 999 | gears smoke
-/// HOST`: exit 143 on SIGTERM).
+/// Reads the smoke file named by the settings (or standard input) and parses it. Anything but a
+/// regular file (standard input, a FIFO) is read on its own thread, so a signal still ends the
+/// run while it waits (`sleep 999 | gears smoke HOST`: exit 143 on SIGTERM).
 pub async fn load(source: &Source, cancel: &Cancel) -> Result<spec::SmokeFile, Error> {
     let name = match source {
         Source::File(p) => p.display().to_string(),
         Source::Stdin => "<stdin>".to_owned(),
     };
+    // A regular file is read at once: nothing there can keep the read waiting, and a thread
+    // (with its stack and allocator arena) is most of a one-test run's start (issue 21).
+    if let Source::File(p) = source {
+        if std::fs::metadata(p).is_ok_and(|m| m.is_file()) {
+            let text = read_capped(source, &name)?;
+            return Ok(spec::parse(&name, &text)?);
+        }
+    }
     let (tx, rx) = tokio::sync::oneshot::channel();
     let (src, n) = (source.clone(), name.clone());
     std::thread::spawn(move || {

@@ -246,49 +246,161 @@ async fn read_body(
     needles: &[&str],
     cap: usize,
 ) -> Result<Body, reqwest::Error> {
-    let finders: Vec<regex::bytes::Regex> = needles
-        .iter()
-        .filter_map(|n| regex::bytes::Regex::new(&regex::escape(n)).ok())
-        .collect();
-    let longest = needles.iter().map(|n| n.len()).max().unwrap_or(0);
-    let mut found = vec![false; needles.len()];
-    let mut kept: Vec<u8> = Vec::new();
-    let mut carry: Vec<u8> = Vec::new();
-    let mut total: u64 = 0;
-    let mut cut = false;
+    let mut body = BodyReader::new(needles, cap);
     while let Some(chunk) = resp.chunk().await? {
-        total += chunk.len() as u64;
-        if !finders.is_empty() {
-            let mut window = std::mem::take(&mut carry);
-            window.extend_from_slice(&chunk);
-            for (f, hit) in finders.iter().zip(found.iter_mut()) {
-                *hit = *hit || f.is_match(&window);
-            }
-            let keep_from = window.len().saturating_sub(longest.saturating_sub(1));
-            carry = window.split_off(keep_from);
+        if body.push(&chunk) {
+            break;
         }
-        let room = cap.saturating_sub(kept.len());
-        kept.extend_from_slice(&chunk[..room.min(chunk.len())]);
-        if chunk.len() > room {
-            cut = true;
-            if found.iter().all(|f| *f) {
-                // Nothing more to learn from the rest.
+    }
+    Ok(body.finish())
+}
+
+/// A body as it arrives in chunks: at most `cap` bytes kept, every needle searched in all of
+/// it. A body within the cap is searched once, at the end; past the cap, what is kept is
+/// searched, then each further chunk as it streams (after the end of the one before, for a
+/// needle across two).
+struct BodyReader<'a> {
+    needles: &'a [&'a str],
+    finders: Vec<memchr::memmem::Finder<'a>>,
+    /// The longest needle's length less one: what a chunk keeps of the one before.
+    overlap: usize,
+    found: Vec<bool>,
+    kept: Vec<u8>,
+    carry: Vec<u8>,
+    cap: usize,
+    read: u64,
+    cut: bool,
+}
+
+impl<'a> BodyReader<'a> {
+    fn new(needles: &'a [&'a str], cap: usize) -> Self {
+        BodyReader {
+            needles,
+            finders: needles
+                .iter()
+                .map(|n| memchr::memmem::Finder::new(n.as_bytes()))
+                .collect(),
+            overlap: needles
+                .iter()
+                .map(|n| n.len())
+                .max()
+                .unwrap_or(0)
+                .saturating_sub(1),
+            found: vec![false; needles.len()],
+            kept: Vec::new(),
+            carry: Vec::new(),
+            cap,
+            read: 0,
+            cut: false,
+        }
+    }
+
+    /// Takes the next chunk; true when the rest of the body has nothing more to tell (past the
+    /// cap, with every needle found).
+    fn push(&mut self, chunk: &[u8]) -> bool {
+        self.read += chunk.len() as u64;
+        let room = self.cap.saturating_sub(self.kept.len());
+        let (keep, past) = chunk.split_at(room.min(chunk.len()));
+        self.kept.extend_from_slice(keep);
+        if past.is_empty() {
+            return false;
+        }
+        if !self.cut {
+            self.cut = true;
+            search(&self.finders, &mut self.found, &self.kept);
+            self.carry = self.kept[self.kept.len().saturating_sub(self.overlap)..].to_vec();
+        }
+        if !self.finders.is_empty() {
+            let mut window = std::mem::take(&mut self.carry);
+            window.extend_from_slice(past);
+            search(&self.finders, &mut self.found, &window);
+            self.carry = window.split_off(window.len().saturating_sub(self.overlap));
+        }
+        self.found.iter().all(|f| *f)
+    }
+
+    fn finish(mut self) -> Body {
+        if self.cut {
+            // Do not end on half a character.
+            if let Err(e) = std::str::from_utf8(&self.kept) {
+                if e.error_len().is_none() {
+                    self.kept.truncate(e.valid_up_to());
+                }
+            }
+        } else {
+            search(&self.finders, &mut self.found, &self.kept);
+        }
+        Body {
+            text: String::from_utf8_lossy(&self.kept).into_owned(),
+            cut: self.cut,
+            read: self.read,
+            found: self
+                .needles
+                .iter()
+                .map(|n| (*n).to_owned())
+                .zip(self.found)
+                .collect(),
+        }
+    }
+}
+
+/// Marks each needle found in `bytes`.
+fn search(finders: &[memchr::memmem::Finder], found: &mut [bool], bytes: &[u8]) {
+    for (f, hit) in finders.iter().zip(found.iter_mut()) {
+        *hit = *hit || f.find(bytes).is_some();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::BodyReader;
+
+    fn read(chunks: &[&str], needles: &[&str], cap: usize) -> crate::smoke::outcome::Body {
+        let mut r = BodyReader::new(needles, cap);
+        for c in chunks {
+            if r.push(c.as_bytes()) {
                 break;
             }
         }
+        r.finish()
     }
-    if cut {
-        // Do not end on half a character.
-        if let Err(e) = std::str::from_utf8(&kept) {
-            if e.error_len().is_none() {
-                kept.truncate(e.valid_up_to());
-            }
-        }
+
+    #[test]
+    fn a_body_within_the_cap_is_kept_whole_and_searched() {
+        let b = read(&["hello ", "wor", "ld"], &["o w", "world", "nope"], 64);
+        assert_eq!((b.text.as_str(), b.cut, b.read), ("hello world", false, 11));
+        let found: Vec<bool> = b.found.iter().map(|(_, f)| *f).collect();
+        assert_eq!(found, [true, true, false]);
     }
-    Ok(Body {
-        text: String::from_utf8_lossy(&kept).into_owned(),
-        cut,
-        read: total,
-        found: needles.iter().map(|n| (*n).to_owned()).zip(found).collect(),
-    })
+
+    #[test]
+    fn past_the_cap_needles_are_found_in_the_kept_start_across_the_cap_and_across_chunks() {
+        // Cap 4: "abcd" kept. "cdef" spans the cap, "ghij" two chunks, "ab" is in the kept start.
+        let b = read(
+            &["abc", "defgh", "ij", "klm"],
+            &["ab", "cdef", "ghij", "zz"],
+            4,
+        );
+        assert_eq!((b.text.as_str(), b.cut, b.read), ("abcd", true, 13));
+        let found: Vec<bool> = b.found.iter().map(|(_, f)| *f).collect();
+        assert_eq!(found, [true, true, true, false]);
+    }
+
+    #[test]
+    fn past_the_cap_reading_stops_once_every_needle_is_found() {
+        let b = read(&["abcd", "efgh", "ijkl"], &["f"], 4);
+        assert_eq!((b.cut, b.read), (true, 8), "the third chunk is never read");
+        let b = read(&["abcd", "efgh", "ijkl"], &[], 4);
+        assert_eq!(
+            (b.cut, b.read),
+            (true, 8),
+            "no needle: nothing to read past the cap"
+        );
+    }
+
+    #[test]
+    fn a_cut_body_does_not_end_on_half_a_character() {
+        let b = read(&["aé", "zz"], &[], 2);
+        assert_eq!((b.text.as_str(), b.cut), ("a", true));
+    }
 }
