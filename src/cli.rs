@@ -18,14 +18,21 @@ Exit codes:
   130  interrupted by SIGINT, after cleanup
   143  terminated by SIGTERM, after cleanup";
 
-/// gears: bake, test and deploy machine images of a component on AWS.
+/// What `gears --help` says gears is; the words of `--profile` and of `smoke`, shared with
+/// [`smoke_only_command`].
+const ABOUT: &str = "gears: bake, test and deploy machine images of a component on AWS";
+const PROFILE_HELP: &str =
+    "The AWS profile for gears and the tools it runs (packer), as AWS_PROFILE";
+const SMOKE_ABOUT: &str = "Run Smolder-format smoke tests against a host";
+
+/// The whole command line of gears; its help is [`ABOUT`].
 #[derive(Debug, Parser)]
-#[command(name = "gears", version, after_help = EXIT_CODES)]
+#[command(name = "gears", version, about = ABOUT, long_about = None, after_help = EXIT_CODES)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
-    /// The AWS profile for gears and the tools it runs (packer), as AWS_PROFILE.
-    #[arg(long, global = true, value_name = "NAME")]
+    /// [`PROFILE_HELP`].
+    #[arg(long, global = true, value_name = "NAME", help = PROFILE_HELP)]
     pub profile: Option<String>,
 }
 
@@ -49,12 +56,12 @@ impl Cli {
 /// `--profile` included.
 pub fn smoke_only_command() -> clap::Command {
     let smoke = SmokeArgs::augment_args(clap::Command::new("smoke"))
-        .about("Run Smolder-format smoke tests against a host")
+        .about(SMOKE_ABOUT)
         .long_about(None)
         .after_help(SMOKE_EXAMPLES);
     clap::Command::new("gears")
         .version(env!("CARGO_PKG_VERSION"))
-        .about("gears: bake, test and deploy machine images of a component on AWS")
+        .about(ABOUT)
         .long_about(None)
         .after_help(EXIT_CODES)
         .subcommand_required(true)
@@ -70,15 +77,15 @@ pub fn smoke_only_command() -> clap::Command {
                 // After smoke's own options, as in the whole command (where it comes after
                 // the subcommands in the order of addition).
                 .display_order(10)
-                .help("The AWS profile for gears and the tools it runs (packer), as AWS_PROFILE"),
+                .help(PROFILE_HELP),
         )
 }
 
 /// The stages.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run Smolder-format smoke tests against a host.
-    #[command(after_help = SMOKE_EXAMPLES)]
+    /// [`SMOKE_ABOUT`].
+    #[command(about = SMOKE_ABOUT, long_about = None, after_help = SMOKE_EXAMPLES)]
     Smoke(SmokeArgs),
     /// Bake an AMI of the component with Packer and write a manifest of the AMI ids.
     #[command(after_help = BAKE_EXAMPLES)]

@@ -22,7 +22,5 @@ fn main() -> ExitCode {
             return Exit::NeedsHuman.into();
         }
     };
-    let e = runtime.block_on(gears::app::run(cli));
-    drop(runtime);
-    e.into()
+    runtime.block_on(gears::app::run(cli)).into()
 }
