@@ -4,7 +4,11 @@
 #   - a 1,000-test file: wall time and tests per second (at --jobs 8 and 32), peak memory;
 #   - start-up: process start to exit of /bin/true, of gears smoke with 1 test and with 200
 #     tests (hyperfine, RUNS runs each after a warm-up), median and 90th percentile side by side,
-#     with the mean user and system CPU time of each.
+#     with the mean user and system CPU time of each;
+#   - the floor under those figures: scripts/http-floor.rs, a std-only program that makes the
+#     same requests on bare sockets and does nothing else (1 request; 200 on 8 connections,
+#     as gears' --jobs 8; 200 on 1 connection), so a figure can be read against what the
+#     machine's loopback allows at all.
 # Goals on the 2-core machine: 1,000 tests under 1 s; 1 test within 3 ms, 200 tests within 8 ms
 # (medians). ONLY=start prints the start-up figures alone.
 set -euo pipefail
@@ -20,6 +24,8 @@ NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
 cargo build --release --quiet
 GEARS=${CARGO_TARGET_DIR:-$GEARS_ROOT/target}/release/gears
+FLOOR=$GEARS_RUN/http-floor
+rustc -O --edition 2021 scripts/http-floor.rs -o "$FLOOR"
 
 PORT=$(free_port)
 D=$GEARS_RUN/nginx; mkdir -p "$D/logs"
@@ -71,9 +77,12 @@ if [ "${ONLY:-}" != start ]; then
   printf '1000 tests, --jobs 32: peak memory (max RSS) %d KiB\n' "$(tail -1 "$GEARS_RUN/rss")"
 fi
 # Start-up: the three commands in turn, each RUNS times, no shell in between (-N).
-for c in true one 200; do
+for c in true one 200 floor1 floor200 floor200x1; do
   case $c in
     true) cmd=/bin/true ;;
+    floor1) cmd="$FLOOR $PORT 1 1" ;;
+    floor200) cmd="$FLOOR $PORT 200 8" ;;
+    floor200x1) cmd="$FLOOR $PORT 200 1" ;;
     *) cmd="$GEARS smoke 127.0.0.1:$PORT $GEARS_RUN/$c.yaml" ;;
   esac
   hyperfine --warmup 20 --runs "$RUNS" -N --export-json "$GEARS_RUN/start-$c.json" "$cmd" >/dev/null
@@ -95,4 +104,12 @@ for label, name, goal in [("/bin/true", "true", ""),
                           ("gears smoke, 200 tests (--jobs 8)", "200", "  (goal: median <= 8 ms)")]:
     med, p90, user, system = figures(name)
     print(f"  {label:<36} {med:7.2f} ms {p90:7.2f} ms {user:9.2f} ms {system:6.2f} ms{goal}")
+print("the floor: the same requests on bare sockets, nothing else (scripts/http-floor.rs):")
+for label, name in [("1 request", "floor1"),
+                    ("200 requests, 8 connections", "floor200"),
+                    ("200 requests, 1 connection", "floor200x1")]:
+    med, p90, user, system = figures(name)
+    print(f"  {label:<36} {med:7.2f} ms {p90:7.2f} ms {user:9.2f} ms {system:6.2f} ms")
+gears, floor = figures("200")[0], figures("floor200")[0]
+print(f"gears smoke, 200 tests: {gears - floor:.2f} ms above the floor's 200 requests on 8 connections")
 PY
