@@ -59,6 +59,26 @@ stop_all() {
   GEARS_PIDS=()
 }
 
+# Processes the tests started that are still running (their environment names this checkout:
+# cargo sets CARGO_MANIFEST_DIR for a test and every process it starts), after a grace period
+# for a packer finishing its cleanup. Prints "PID COMMAND" lines; prints nothing when none are.
+test_leftovers() {
+  local grace=${1:-15} pid found root
+  root=$(cd "$GEARS_ROOT" && pwd -P)
+  for _ in $(seq $((grace * 2))); do
+    found=""
+    for pid in $(ls /proc | grep -E '^[0-9]+$'); do
+      [ "$pid" != $$ ] || continue
+      if grep -qszxF -e "CARGO_MANIFEST_DIR=$GEARS_ROOT" -e "CARGO_MANIFEST_DIR=$root" "/proc/$pid/environ"; then
+        found+="$pid $({ tr '\0' ' ' <"/proc/$pid/cmdline"; } 2>/dev/null | cut -c1-200)"$'\n'
+      fi
+    done
+    [ -n "$found" ] || return 0
+    sleep 0.5
+  done
+  printf '%s' "$found"
+}
+
 # httpbin under gunicorn; sets HTTPBIN_PORT.
 start_httpbin() {
   HTTPBIN_PORT=$(free_port)

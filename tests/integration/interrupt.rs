@@ -256,6 +256,36 @@ async fn kill_9_mid_build(template: &str, when: &str) -> (Vec<String>, Vec<Strin
     (key_pairs, groups)
 }
 
+/// Ends, when dropped, every process group whose leader's command line names `work` (the
+/// packer a test's gears started there, and its plugin, in packer's own group). A gears that
+/// exits on a second signal leaves packer cleaning up, as it says; once the test has stopped
+/// the endpoint packer talks to, that packer would retry for many minutes after the test.
+struct ReapPackersUnder(PathBuf);
+
+impl Drop for ReapPackersUnder {
+    fn drop(&mut self) {
+        let work = self.0.to_string_lossy().into_owned();
+        let Ok(procs) = std::fs::read_dir("/proc") else {
+            return;
+        };
+        for p in procs.flatten() {
+            let Ok(pid) = p.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            let cmdline = std::fs::read(p.path().join("cmdline")).unwrap_or_default();
+            if String::from_utf8_lossy(&cmdline).contains(&work) {
+                // SAFETY: getpgid(2) and kill(2) on a process of this test's own packer.
+                unsafe {
+                    let pgid = libc::getpgid(pid);
+                    if pgid > 1 && pgid != libc::getpgid(0) {
+                        libc::kill(-pgid, libc::SIGKILL);
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Issue 21 item 2: a bake interrupted twice, the second signal during packer's cleanup (held
 /// there by a proxy that keeps TerminateInstances waiting, as a slow AWS would), exits 7 and
 /// names in `left undone` each resource packer made (its instance, temporary key pair and
@@ -284,6 +314,7 @@ async fn a_second_sigint_during_packers_cleanup_names_what_packer_made() {
         std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
     });
     let dir = tempdir();
+    let _reap = ReapPackersUnder(dir.path().join("work"));
     let name = unique_name("twice");
     component(
         dir.path(),
