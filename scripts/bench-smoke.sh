@@ -76,7 +76,7 @@ if [ "${ONLY:-}" != start ]; then
   /usr/bin/time -f '%M' -o "$GEARS_RUN/rss" "$GEARS" smoke "127.0.0.1:$PORT" "$F" --jobs 32 >/dev/null
   printf '1000 tests, --jobs 32: peak memory (max RSS) %d KiB\n' "$(tail -1 "$GEARS_RUN/rss")"
 fi
-# Start-up: the three commands in turn, each RUNS times, no shell in between (-N).
+# Start-up: the commands in turn (/bin/true, gears, the floor), each RUNS times, no shell in between (-N).
 for c in true one 200 floor1 floor200 floor200x1; do
   case $c in
     true) cmd=/bin/true ;;

@@ -68,7 +68,6 @@ test_leftovers() {
   for _ in $(seq $((grace * 2))); do
     found=""
     for pid in $(ls /proc | grep -E '^[0-9]+$'); do
-      [ "$pid" != $$ ] || continue
       if grep -qszxF -e "CARGO_MANIFEST_DIR=$GEARS_ROOT" -e "CARGO_MANIFEST_DIR=$root" "/proc/$pid/environ"; then
         found+="$pid $({ tr '\0' ' ' <"/proc/$pid/cmdline"; } 2>/dev/null | cut -c1-200)"$'\n'
       fi

@@ -39,17 +39,17 @@ set +e
 cargo test "$@" 2>&1 | tee "$GEARS_RUN/cargo-test.log"
 rc=${PIPESTATUS[0]}
 set -e
-[ "$rc" -eq 0 ] || exit "$rc"
 # A test must not leave a process running (an orphaned packer retrying a stopped endpoint for
-# many minutes): name them, end them, and fail the run.
+# many minutes), failed run or not: name them, end them, and fail the run.
 left=$(test_leftovers 15)
 if [ -n "$left" ]; then
   log "processes the tests left running:"
   printf '%s\n' "$left" | sed '/^$/d; s/^/  /' >&2
   for pid in $(printf '%s\n' "$left" | cut -d' ' -f1); do kill -9 "$pid" 2>/dev/null || true; done
   echo "tests: left processes running"
-  exit 1
+  [ "$rc" -ne 0 ] || rc=1
 fi
+[ "$rc" -eq 0 ] || exit "$rc"
 passed=$(grep -oE '[0-9]+ passed' "$GEARS_RUN/cargo-test.log" | awk '{s += $1} END {print s + 0}')
 failed=$(grep -oE '[0-9]+ failed' "$GEARS_RUN/cargo-test.log" | awk '{s += $1} END {print s + 0}')
 

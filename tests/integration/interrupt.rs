@@ -256,8 +256,8 @@ async fn kill_9_mid_build(template: &str, when: &str) -> (Vec<String>, Vec<Strin
     (key_pairs, groups)
 }
 
-/// Ends, when dropped, every process group whose leader's command line names `work` (the
-/// packer a test's gears started there, and its plugin, in packer's own group). A gears that
+/// Ends, when dropped, the process group of every process whose command line names `work`
+/// (the packer a test's gears started there; its plugins share packer's group). A gears that
 /// exits on a second signal leaves packer cleaning up, as it says; once the test has stopped
 /// the endpoint packer talks to, that packer would retry for many minutes after the test.
 struct ReapPackersUnder(PathBuf);
