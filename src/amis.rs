@@ -26,6 +26,32 @@ pub struct AmisSettings {
     pub endpoint_flag: Option<String>,
 }
 
+/// One `gears amis list` or `prune` as asked: the component file, the regions named.
+#[derive(Debug, Clone)]
+pub struct AmisAsk {
+    pub component_file: std::path::PathBuf,
+    pub regions: Vec<String>,
+    pub endpoint_url: Option<String>,
+}
+
+impl AmisSettings {
+    /// Resolves the AMIs' settings: the component's name, and its `ami_regions` unless regions
+    /// were named.
+    pub fn resolve(ask: AmisAsk) -> Result<Self, crate::error::Error> {
+        let component = crate::component::load(&ask.component_file)?;
+        let regions = if ask.regions.is_empty() {
+            component.regions.iter().map(|r| r.0.clone()).collect()
+        } else {
+            ask.regions
+        };
+        Ok(AmisSettings {
+            component: component.name,
+            regions,
+            endpoint_flag: ask.endpoint_url,
+        })
+    }
+}
+
 /// One of the component's AMIs.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Ami {

@@ -1,11 +1,14 @@
 //! The composition root: settings → real adapters → stage functions → exit code.
 
+use crate::bake::settings::BakeSettings;
 use crate::cancel::{Cancel, Cleanup};
 use crate::cli::{Cli, Command};
 use crate::context::RunContext;
 use crate::error::Error;
 use crate::exit::Exit;
-use crate::settings::{BakeSettings, OutputFormat, SmokeSettings, TestSettings};
+use crate::settings::OutputFormat;
+use crate::smoke::settings::SmokeSettings;
+use crate::test_stage::settings::TestSettings;
 
 /// What must happen before any thread starts: `--profile` becomes `AWS_PROFILE`, for the SDK
 /// and for the tools gears runs (packer), so they all use one set of credentials.
@@ -86,11 +89,11 @@ async fn dispatch(
 ) -> Result<Exit, Error> {
     match cli.command {
         Command::Smoke(args) => {
-            let settings = SmokeSettings::resolve(&args, ctx)?;
+            let settings = SmokeSettings::resolve((&args).into(), ctx)?;
             // The front: the human report on stdout, or on stderr when stdout carries JSON.
             let ui = crate::ui::Terminal::new(match settings.output {
-                crate::settings::OutputFormat::Json => crate::ui::ReportTo::Stderr,
-                crate::settings::OutputFormat::Human => crate::ui::ReportTo::Stdout,
+                OutputFormat::Json => crate::ui::ReportTo::Stderr,
+                OutputFormat::Human => crate::ui::ReportTo::Stdout,
             });
             let file = crate::smoke::load(&settings.source, cancel).await?;
             let report = crate::smoke::run(&file, &settings, cancel, &ui).await?;
@@ -98,14 +101,14 @@ async fn dispatch(
             Ok(report.exit())
         }
         Command::Bake(args) => {
-            let settings = BakeSettings::for_bake(&args, ctx)?;
+            let settings = BakeSettings::resolve((&args).into(), ctx)?;
             let cloud = crate::aws::Aws::new(settings.endpoint_flag.as_deref(), ctx);
             let baked = crate::bake::run::bake(&settings, ctx, cancel, cleanup, &cloud).await?;
             print_baked(&settings, &baked)?;
             Ok(Exit::Success)
         }
         Command::Test(args) => {
-            let settings = TestSettings::resolve(&args, ctx)?;
+            let settings = TestSettings::resolve((&args).into(), ctx)?;
             let cloud = crate::aws::Aws::new(settings.endpoint_flag.as_deref(), ctx);
             let tested = crate::test_stage::test(&settings, ctx, cancel, cleanup, &cloud).await?;
             print_tested(&settings, ctx, &tested)?;
@@ -121,21 +124,21 @@ async fn dispatch(
         }
         Command::Reap(args) => reap(&args, ctx, cancel).await,
         Command::Status(args) => {
-            let settings = status_settings(&args, ctx);
+            let settings = crate::status::StatusSettings::resolve((&args).into(), ctx);
             let cloud = crate::aws::Aws::new(settings.endpoint_flag.as_deref(), ctx);
             let screen = crate::ui::Redraw::new(ctx);
             let look = crate::status::run(&settings, cancel, &cloud, &screen).await?;
             Ok(look.exit_code())
         }
         Command::Amis(crate::cli::AmisCommand::List(args)) => {
-            let settings = amis_settings(&args)?;
+            let settings = crate::amis::AmisSettings::resolve((&args).into())?;
             let cloud = crate::aws::Aws::new(settings.endpoint_flag.as_deref(), ctx);
             let amis = crate::amis::list(&settings, &cloud).await?;
             print_amis(&args, &amis);
             Ok(Exit::Success)
         }
         Command::Amis(crate::cli::AmisCommand::Prune(args)) => {
-            let settings = amis_settings(&args.amis)?;
+            let settings = crate::amis::AmisSettings::resolve((&args.amis).into())?;
             let cloud = crate::aws::Aws::new(settings.endpoint_flag.as_deref(), ctx);
             let opts = crate::amis::PruneOptions {
                 keep: args.keep,
@@ -146,11 +149,7 @@ async fn dispatch(
             Ok(print_pruned(&args, &pruned))
         }
         Command::Completions(args) => {
-            use clap::CommandFactory;
-            // Into memory first: clap_complete panics when its writer fails (a closed stdout).
-            let mut out: Vec<u8> = Vec::new();
-            clap_complete::generate(args.shell, &mut Cli::command(), "gears", &mut out);
-            crate::ui::data(&String::from_utf8_lossy(&out));
+            crate::ui::data(&crate::cli::completions(args.shell));
             Ok(Exit::Success)
         }
         Command::Validate(args) => validate(&args, ctx, cancel).await,
@@ -163,9 +162,9 @@ async fn validate(
     ctx: &RunContext,
     cancel: &Cancel,
 ) -> Result<Exit, Error> {
-    let settings = BakeSettings::resolve(&args.component, ctx)?;
+    let settings = BakeSettings::resolve((&args.component).into(), ctx)?;
     let report = crate::bake::validate::validate(&settings, ctx, cancel).await?;
-    if args.output == crate::cli::Output::Json {
+    if args.output.format == OutputFormat::Json {
         // Each `status: check` line as an object, for scripts.
         let checks: Vec<serde_json::Value> = report
             .lines()
@@ -197,7 +196,7 @@ async fn deploy(
             Ok(d) => (d, None),
             Err(f) => (crate::deploy::Deployed { groups: f.groups }, Some(f.error)),
         };
-    if args.output == crate::cli::Output::Json {
+    if args.output.format == OutputFormat::Json {
         if error.is_none() || !deployed.groups.is_empty() {
             crate::ui::data(&(serde_json::to_string_pretty(&deployed).unwrap_or_default() + "\n"));
         }
@@ -236,19 +235,19 @@ async fn pipeline(
         }
     }
     let opts = crate::pipeline::RunOptions {
-        version: args.version.clone(),
-        git_sha: args.git_sha.clone(),
-        endpoint_url: args.endpoint_url.clone(),
-        work_dir: args.work_dir.clone(),
-        packer: args.packer.clone(),
+        version: args.build.version.clone(),
+        git_sha: args.build.git_sha.clone(),
+        endpoint_url: args.endpoint.url.clone(),
+        work_dir: args.build.work_dir.clone(),
+        packer: args.build.packer.clone(),
     };
     let sel = crate::pipeline::Selection {
         from: args.from.clone(),
         only: args.only.clone(),
     };
-    let cloud = crate::aws::Aws::new(args.endpoint_url.as_deref(), ctx);
+    let cloud = crate::aws::Aws::new(args.endpoint.url.as_deref(), ctx);
     let ran = crate::pipeline::run(&p, &sel, &opts, ctx, cancel, cleanup, &cloud).await?;
-    if args.output == crate::cli::Output::Json {
+    if args.output.format == OutputFormat::Json {
         crate::ui::data(&(serde_json::to_string_pretty(&ran).unwrap_or_default() + "\n"));
     } else {
         crate::ui::data(&crate::pipeline::summary_text(&ran));
@@ -262,13 +261,7 @@ async fn reap(
     ctx: &RunContext,
     cancel: &Cancel,
 ) -> Result<Exit, Error> {
-    let settings = crate::reap::ReapSettings {
-        regions: args.region.clone(),
-        yes: args.yes,
-        ttl: crate::settings::duration("--ttl", &args.ttl)?,
-        json: args.output == crate::cli::Output::Json,
-        endpoint_flag: args.endpoint_url.clone(),
-    };
+    let settings = crate::reap::ReapSettings::resolve(args.into())?;
     let cloud = crate::aws::Aws::new(settings.endpoint_flag.as_deref(), ctx);
     let found = crate::reap::reap(&settings, cancel, &cloud).await?;
     if settings.json {
@@ -305,74 +298,25 @@ async fn reap(
     })
 }
 
-/// `gears status` arguments as settings (the lock's stale limit as a deploy reads it).
-fn status_settings(a: &crate::cli::StatusArgs, ctx: &RunContext) -> crate::status::StatusSettings {
-    crate::status::StatusSettings {
-        component_file: a.component.clone(),
-        environments: a.environment.clone(),
-        regions: a.region.clone(),
-        watch: a.watch,
-        poll: a.poll.unwrap_or(crate::status::POLL),
-        lock_stale: crate::deploy::lock_stale(ctx),
-        patience: crate::status::PATIENCE,
-        json: a.output == crate::cli::Output::Json,
-        endpoint_flag: a.endpoint_url.clone(),
-    }
-}
-
-/// `gears deploy` arguments as settings.
+/// `gears deploy` arguments as settings, with the component file's `deploy:` section.
 fn deploy_settings(
     a: &crate::cli::DeployArgs,
     ctx: &RunContext,
 ) -> Result<crate::deploy::DeploySettings, Error> {
-    let ami = match (&a.ami, &a.region) {
-        (Some(ami), Some(region)) => crate::settings::AmiChoice::Explicit {
-            ami: ami.clone(),
-            region: region.clone(),
-        },
-        _ => crate::settings::AmiChoice::Manifest {
-            path: a.manifest.clone(),
-            builder: a.builder.clone(),
-            region: a.region.clone(),
-        },
+    let refused = |r: crate::deploy::Refused| {
+        Error::usage(format!("--{} {}", r.knob.replace('_', "-"), r.why), None)
     };
-    let smoke_target = match &a.smoke_target {
-        Some(h) => Some(
-            crate::smoke::target::Target::parse(h)
-                .map_err(|e| Error::usage(format!("--smoke-target {h}: {e}"), None))?,
-        ),
-        None => None,
+    let ask: crate::deploy::DeployAsk = a.into();
+    // A wrong flag is said first (exit 2), before a component file that cannot be read.
+    let file = match crate::component::load(&a.component.path) {
+        Ok(component) => component.deploy,
+        Err(e) => {
+            crate::deploy::DeploySettings::resolve(ask, ctx, &Default::default())
+                .map_err(refused)?;
+            return Err(e);
+        }
     };
-    let ask = crate::deploy::DeployAsk {
-        country: a.country.clone(),
-        groups: a.groups.clone(),
-        batch: a.batch,
-        strategy: a.strategy.map(|s| match s {
-            crate::cli::DeployStrategy::Rolling => crate::deploy::Strategy::Rolling,
-            crate::cli::DeployStrategy::InstanceRefresh => crate::deploy::Strategy::InstanceRefresh,
-            crate::cli::DeployStrategy::BlueGreen => crate::deploy::Strategy::BlueGreen,
-        }),
-        keep_old: a.keep_old,
-        scale_old_to: a.scale_old_to,
-        keep_groups: a.keep_groups,
-        rollback: a.rollback,
-        gate_timeout: a.gate_timeout,
-        poll: a.poll,
-        smoke_target,
-        no_smoke: a.no_smoke,
-        lock_table: a.lock_table.clone(),
-        alarms: a.alarms.clone(),
-        bake_time: a.bake_time,
-        parallel: a.parallel,
-        min_healthy: a.min_healthy,
-        plan_only: a.plan,
-        abort: a.abort,
-        unlock: a.unlock,
-        endpoint_flag: a.endpoint_url.clone(),
-        ..crate::deploy::DeployAsk::new(a.component.clone(), ami, &a.environment)
-    };
-    crate::deploy::DeploySettings::resolve(ask, ctx)
-        .map_err(|r| Error::usage(format!("--{} {}", r.knob.replace('_', "-"), r.why), None))
+    crate::deploy::DeploySettings::resolve(ask, ctx, &file).map_err(refused)
 }
 
 /// Test's front: the smoke report (console on stdout, or JSON with the instance and timings),
@@ -447,25 +391,9 @@ fn print_baked(settings: &BakeSettings, baked: &crate::bake::run::Baked) -> Resu
     Ok(())
 }
 
-/// `gears amis` arguments as settings: the component's name, and its ami_regions unless
-/// `--region` is given.
-fn amis_settings(a: &crate::cli::AmisArgs) -> Result<crate::amis::AmisSettings, Error> {
-    let component = crate::component::load(&a.component)?;
-    let regions = if a.region.is_empty() {
-        component.regions.iter().map(|r| r.0.clone()).collect()
-    } else {
-        a.region.clone()
-    };
-    Ok(crate::amis::AmisSettings {
-        component: component.name,
-        regions,
-        endpoint_flag: a.endpoint_url.clone(),
-    })
-}
-
 /// `gears amis list`'s front: a table (or JSON) on stdout, a count on stderr.
 fn print_amis(args: &crate::cli::AmisArgs, amis: &[crate::amis::Ami]) {
-    if args.output == crate::cli::Output::Json {
+    if args.output.format == OutputFormat::Json {
         crate::ui::data(&(serde_json::to_string_pretty(amis).unwrap_or_default() + "\n"));
     } else {
         let mut rows = vec![[
@@ -512,7 +440,7 @@ fn print_amis(args: &crate::cli::AmisArgs, amis: &[crate::amis::Ami]) {
 /// stdout, a summary on stderr; exit 5 when a deregister or snapshot deletion failed.
 fn print_pruned(args: &crate::cli::AmisPruneArgs, report: &crate::amis::PruneReport) -> Exit {
     let pruned = &report.amis;
-    if args.amis.output == crate::cli::Output::Json {
+    if args.amis.output.format == OutputFormat::Json {
         crate::ui::data(&(serde_json::to_string_pretty(report).unwrap_or_default() + "\n"));
     } else {
         for p in pruned {

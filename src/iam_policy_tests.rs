@@ -407,7 +407,7 @@ mod deploy {
             environment: "live".into(),
             country: None,
             groups: vec![],
-            batch: Batch::Count(2),
+            batch: Some(Batch::Count(2)),
             strategy: Strategy::Rolling,
             gate_timeout: Duration::from_secs(60),
             poll: Duration::from_secs(1),
@@ -423,7 +423,6 @@ mod deploy {
             abort: false,
             unlock: false,
             endpoint_flag: None,
-            grow_batch: None,
             keep_old: defaults::KEEP_OLD,
             scale_old_to: None,
             keep_groups: defaults::KEEP_GROUPS,
@@ -495,6 +494,7 @@ mod deploy {
 
         let (mut s, cloud) = setup(dir.path());
         s.strategy = Strategy::BlueGreen;
+        s.batch = None;
         // Old groups scaled to 0 at once: empty, so the one beyond --keep-groups is deleted.
         s.scale_old_to = Some(0);
         assert_eq!(ok(&s, &cloud).await, "deployed");
@@ -510,6 +510,7 @@ mod deploy {
         ));
         let (mut s, cloud) = setup(dir.path());
         s.strategy = Strategy::BlueGreen;
+        s.batch = None;
         cloud.set_unhealthy_images(&[NEW]);
         assert_eq!(ok(&s, &cloud).await, "rolled back");
         runs.push(("blue/green: a failed gate", cloud.calls()));
@@ -662,7 +663,7 @@ mod status {
             environments: vec![],
             regions: vec![],
             watch: false,
-            poll: POLL,
+            poll: POLL.into(),
             lock_stale: crate::deploy::LOCK_STALE,
             patience: PATIENCE,
             json: false,
@@ -721,8 +722,8 @@ mod status {
 
 mod test_stage {
     use super::*;
-    use crate::settings::TestSettings;
     use crate::smoke::target::Target;
+    use crate::test_stage::settings::TestSettings;
 
     const AMI: &str = "ami-0123456789abcdef0";
 
@@ -946,7 +947,7 @@ mod reap {
 mod bake {
     use super::*;
     use crate::bake::run::Baked;
-    use crate::settings::BakeSettings;
+    use crate::bake::settings::BakeSettings;
 
     /// A bake of hello 7.0.1 with a packer that does not exist (exit 4 once it is started).
     fn stage(dir: &Path) -> (BakeSettings, FakeCloud) {

@@ -30,4 +30,5 @@ pub mod status;
 pub mod tags;
 pub mod test_stage;
 pub mod ui;
+pub mod units;
 pub mod wait;

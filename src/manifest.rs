@@ -10,6 +10,8 @@ use std::path::Path;
 /// The manifest format this gears writes and reads. A manifest of another format is refused
 /// with a clear error rather than misread.
 pub const FORMAT_VERSION: u32 = 1;
+/// Where bake writes the manifest and the later stages read it, unless told otherwise.
+pub const DEFAULT_FILE: &str = "gears-manifest.json";
 
 /// AMI ids per builder, in component-file order (a JSON object whose keys keep that order),
 /// then per region.

@@ -3,14 +3,20 @@
 //! `--from` can resume a pipeline), stopping at the first failing stage with its exit code.
 
 use crate::aws::Cloud;
+use crate::bake::settings::{BakeAsk, BakeSettings};
 use crate::cancel::{Cancel, Cleanup};
 use crate::context::RunContext;
+use crate::deploy::{DeployAsk, DeploySettings, Strategy};
 use crate::error::{yaml_error, Error, InputError};
 use crate::exit::Exit;
-use crate::settings::{AmiChoice, BakeSettings, OutputFormat, TestSettings};
+use crate::settings::AmiChoice;
+use crate::test_stage::settings::{TestAsk, TestSettings};
+use crate::units::{Batch, Delay, Percent, Seconds};
 use serde::{Deserialize, Serialize};
+use std::cell::RefCell;
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// The `bake:` stage of a pipeline file.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -30,105 +36,103 @@ pub struct TestStage {
     /// Where the smoke tests go instead of the instance (tunnels, emulators).
     pub target_host: Option<String>,
     /// Seconds (default 600).
-    pub ready_timeout: Option<f64>,
+    pub ready_timeout: Option<Delay>,
     pub junit: Option<PathBuf>,
 }
 
-/// One `deploy:` entry: an environment.
+/// One `deploy:` entry: an environment. Each value is parsed by its unit's one parser as the
+/// file is read, so a wrong one is refused at its own line and column.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeployStage {
-    pub environment: String,
+    pub environment: Environment,
     pub country: Option<String>,
     pub builder: Option<String>,
     /// `N` or `P%` (default 25%).
-    pub batch: Option<String>,
-    /// `rolling` (default) or `instance-refresh`.
-    pub strategy: Option<String>,
+    pub batch: Option<Batch>,
+    /// `rolling` (default), `instance-refresh` or `blue-green`.
+    pub strategy: Option<Strategy>,
     /// A DynamoDB table for the deploy locks.
     pub lock_table: Option<String>,
     /// Groups of one region rolled at once (default 1).
     pub parallel: Option<u16>,
     /// `P%` of desired capacity kept healthy (default 100%).
-    pub min_healthy: Option<String>,
+    pub min_healthy: Option<Percent>,
     /// Seconds (default 600).
-    pub gate_timeout: Option<f64>,
+    pub gate_timeout: Option<Seconds>,
     /// Seconds between polls (default 5).
-    pub poll: Option<f64>,
+    pub poll: Option<Seconds>,
     /// Where the health gate's smoke tests go instead of each new instance.
     pub smoke_target: Option<String>,
     /// CloudWatch alarms that gate the deploy.
     #[serde(default)]
     pub alarms: Vec<String>,
     /// Seconds a healthy batch keeps being gated before gears acts on it.
-    pub bake_time: Option<f64>,
+    pub bake_time: Option<Seconds>,
+}
+
+thread_local! {
+    /// The environments of the pipeline file being read, so a second entry of one is refused
+    /// at its own place as it is read.
+    static ENVIRONMENTS_SEEN: RefCell<Option<BTreeSet<String>>> = const { RefCell::new(None) };
+}
+
+/// A `deploy:` entry's environment: not blank, and not deployed twice in one file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Environment(pub String);
+
+impl<'de> Deserialize<'de> for Environment {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        crate::units::parsed(d, |name| {
+            if name.trim().is_empty() {
+                return Err(
+                    "empty; name the environment the groups are tagged with (gears:environment)"
+                        .to_owned(),
+                );
+            }
+            let twice = ENVIRONMENTS_SEEN.with(|seen| {
+                seen.borrow_mut()
+                    .as_mut()
+                    .is_some_and(|set| !set.insert(name.to_owned()))
+            });
+            if twice {
+                return Err("this environment is deployed twice".to_owned());
+            }
+            Ok(Environment(name.to_owned()))
+        })
+    }
+}
+
+impl std::ops::Deref for Environment {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
 }
 
 impl DeployStage {
-    /// This entry's deploy settings, through the one resolver `gears deploy` uses too (its
-    /// values were checked at their place in the file by [`load`]; a value wrong here still
-    /// names the entry and the key).
-    fn settings(
-        &self,
-        p: &Pipeline,
-        endpoint_flag: Option<String>,
-        ctx: &RunContext,
-    ) -> Result<crate::deploy::DeploySettings, Error> {
-        let env = &self.environment;
-        let refused = |key: &str, e: String| {
-            Error::from(InputError::whole_file(
-                p.path.display().to_string(),
-                format!("deploy {env}: {key} {e}"),
-            ))
-        };
+    /// This entry as the ask `gears deploy`'s flags make too.
+    fn ask(&self, p: &Pipeline, endpoint_flag: Option<String>) -> DeployAsk {
         let ami = AmiChoice::Manifest {
             path: p.manifest.clone(),
             builder: self.builder.clone(),
             region: None,
         };
-        let seconds = |key, v: Option<f64>| {
-            v.map(crate::deploy::settings::seconds)
-                .transpose()
-                .map_err(|e| refused(key, e))
-        };
-        let ask = crate::deploy::DeployAsk {
+        DeployAsk {
             country: self.country.clone(),
-            batch: self
-                .batch
-                .as_deref()
-                .map(crate::deploy::Batch::parse)
-                .transpose()
-                .map_err(|e| refused("batch", e))?,
-            strategy: self
-                .strategy
-                .as_deref()
-                .map(str::parse)
-                .transpose()
-                .map_err(|e| refused("strategy", e))?,
-            gate_timeout: seconds("gate_timeout", self.gate_timeout)?,
-            poll: seconds("poll", self.poll)?,
-            smoke_target: self
-                .smoke_target
-                .as_deref()
-                .map(|h| {
-                    crate::smoke::target::Target::parse(h)
-                        .map_err(|e| refused("smoke_target", format!("{h}: {e}")))
-                })
-                .transpose()?,
+            batch: self.batch,
+            strategy: self.strategy,
+            gate_timeout: self.gate_timeout,
+            poll: self.poll,
+            smoke_target: self.smoke_target.clone(),
             lock_table: self.lock_table.clone(),
             alarms: self.alarms.clone(),
-            bake_time: seconds("bake_time", self.bake_time)?,
+            bake_time: self.bake_time,
             parallel: self.parallel,
-            min_healthy: self
-                .min_healthy
-                .as_deref()
-                .map(crate::deploy::parse_percent)
-                .transpose()
-                .map_err(|e| refused("min_healthy", e))?,
+            min_healthy: self.min_healthy,
             endpoint_flag,
-            ..crate::deploy::DeployAsk::new(p.component.clone(), ami, env)
-        };
-        crate::deploy::DeploySettings::resolve(ask, ctx).map_err(|r| refused(r.knob, r.why))
+            ..DeployAsk::new(p.component.clone(), ami, &self.environment)
+        }
     }
 }
 
@@ -167,7 +171,7 @@ impl Pipeline {
             v.push("test".to_owned());
         }
         for d in &self.file.deploy {
-            v.push(format!("deploy:{}", d.environment));
+            v.push(format!("deploy:{}", &*d.environment));
         }
         v
     }
@@ -181,8 +185,10 @@ pub fn load(path: &Path) -> Result<Pipeline, Error> {
         path: name.clone(),
         source: e,
     })?;
-    let file: PipelineFile =
-        serde_yaml::from_str(&text).map_err(|e| yaml_error(&name, &text, e))?;
+    ENVIRONMENTS_SEEN.with(|seen| *seen.borrow_mut() = Some(BTreeSet::new()));
+    let parsed = serde_yaml::from_str::<PipelineFile>(&text);
+    ENVIRONMENTS_SEEN.with(|seen| *seen.borrow_mut() = None);
+    let file = parsed.map_err(|e| yaml_error(&name, &text, e))?;
     let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let p = Pipeline {
         component: dir.join(&file.component),
@@ -199,100 +205,7 @@ pub fn load(path: &Path) -> Result<Pipeline, Error> {
             .with_hint("give `bake:`, `test:` and/or `deploy:`")
             .into());
     }
-    check_values(&p, &name, &text)?;
-    check_environments(&p, &name, &text)?;
     Ok(p)
-}
-
-/// Durations, batches, shares and strategies checked at their place in the file (a wrong one
-/// names its line), not replaced by defaults; then the environments.
-fn check_values(p: &Pipeline, name: &str, text: &str) -> Result<(), Error> {
-    let at = |key: &str, value: &str, why: &str| {
-        let line = text
-            .lines()
-            .position(|l| l.contains(key) && l.contains(value))
-            .map(|i| i + 1)
-            .unwrap_or(0);
-        let col = text
-            .lines()
-            .nth(line.saturating_sub(1))
-            .and_then(|l| l.find(key))
-            .map(|c| c + 1)
-            .unwrap_or(0);
-        Error::from(InputError::at(
-            name,
-            text,
-            line,
-            col,
-            format!("`{key}: {value}`: {why}"),
-        ))
-    };
-    let seconds_ok = |v: f64| v.is_finite() && v > 0.0 && v <= 604_800.0;
-    if let Some(t) = p.file.test.as_ref().and_then(|t| t.ready_timeout) {
-        if !seconds_ok(t) {
-            return Err(at(
-                "ready_timeout",
-                &t.to_string(),
-                "give seconds, more than 0 and at most a week",
-            ));
-        }
-    }
-    for d in &p.file.deploy {
-        for (key, v) in [
-            ("gate_timeout", d.gate_timeout),
-            ("poll", d.poll),
-            ("bake_time", d.bake_time),
-        ] {
-            if let Some(Err(why)) = v.map(crate::deploy::settings::seconds) {
-                return Err(at(key, &v.unwrap_or_default().to_string(), &why));
-            }
-        }
-        if let Some(Err(why)) = d.batch.as_deref().map(crate::deploy::Batch::parse) {
-            return Err(at("batch", d.batch.as_deref().unwrap_or_default(), &why));
-        }
-        if let Some(Err(why)) = d
-            .strategy
-            .as_deref()
-            .map(str::parse::<crate::deploy::Strategy>)
-        {
-            return Err(at(
-                "strategy",
-                d.strategy.as_deref().unwrap_or_default(),
-                &why,
-            ));
-        }
-        if let Some(Err(why)) = d.min_healthy.as_deref().map(crate::deploy::parse_percent) {
-            return Err(at(
-                "min_healthy",
-                d.min_healthy.as_deref().unwrap_or_default(),
-                &why,
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// No environment deployed twice.
-fn check_environments(p: &Pipeline, name: &str, text: &str) -> Result<(), Error> {
-    let mut seen = std::collections::BTreeSet::new();
-    for d in &p.file.deploy {
-        if !seen.insert(&d.environment) {
-            let line = text
-                .lines()
-                .position(|l| l.contains("environment") && l.contains(d.environment.as_str()))
-                .map(|i| i + 1)
-                .unwrap_or(0);
-            return Err(InputError::at(
-                name,
-                text,
-                line,
-                1,
-                format!("environment `{}` is deployed twice", d.environment),
-            )
-            .into());
-        }
-    }
-    Ok(())
 }
 
 /// What one stage did.
@@ -351,12 +264,6 @@ pub struct RunOptions {
     pub endpoint_url: Option<String>,
     pub work_dir: PathBuf,
     pub packer: PathBuf,
-}
-
-fn secs(v: Option<f64>, default: u64) -> Duration {
-    v.filter(|s| s.is_finite() && *s > 0.0 && *s <= 604_800.0)
-        .map(Duration::from_secs_f64)
-        .unwrap_or(Duration::from_secs(default))
 }
 
 /// Runs the pipeline's stages in order, stopping at the first that fails.
@@ -444,20 +351,33 @@ struct Stages<'a, C: Cloud> {
 }
 
 impl<C: Cloud> Stages<'_, C> {
+    /// A value of an entry refused when its stage is resolved (a smoke target that is no
+    /// host, a poll not shorter than the gate timeout): the pipeline file and the entry named,
+    /// exit 3 like every other error in the file.
+    fn entry_error(&self, entry: &str, e: Error) -> Error {
+        match e {
+            Error::Usage { message, .. } => Error::from(InputError::whole_file(
+                self.p.path.display().to_string(),
+                format!("{entry}: {message}"),
+            )),
+            other => other,
+        }
+    }
+
     /// `bake`: the manifest written where the later stages read it.
     async fn bake(&self) -> Result<(Exit, String), Error> {
         let b = self.p.file.bake.clone().unwrap_or_default();
-        let args = crate::cli::ComponentArgs {
-            component: self.p.component.clone(),
+        let ask = BakeAsk {
             version: self.opts.version.clone(),
             git_sha: self.opts.git_sha.clone(),
             endpoint_url: self.opts.endpoint_url.clone(),
-            packer: self.opts.packer.clone(),
-            work_dir: self.opts.work_dir.clone(),
+            packer: Some(self.opts.packer.clone()),
+            work_dir: Some(self.opts.work_dir.clone()),
+            manifest: Some(self.p.manifest.clone()),
+            force: b.force,
+            ..BakeAsk::new(self.p.component.clone())
         };
-        let mut s = BakeSettings::resolve(&args, self.ctx)?;
-        s.manifest = self.p.manifest.clone();
-        s.force = b.force;
+        let s = BakeSettings::resolve(ask, self.ctx)?;
         let baked =
             crate::bake::run::bake(&s, self.ctx, self.cancel, self.cleanup, self.cloud).await?;
         let crate::bake::run::Baked::Manifest(m) = baked else {
@@ -482,32 +402,20 @@ impl<C: Cloud> Stages<'_, C> {
     /// `test`: the smoke tests' blocks on stderr, a count in the summary.
     async fn test(&self) -> Result<(Exit, String), Error> {
         let t = self.p.file.test.clone().unwrap_or_default();
-        let s = TestSettings {
-            component_file: self.p.component.clone(),
-            ami: AmiChoice::Manifest {
-                path: self.p.manifest.clone(),
-                builder: t.builder.clone(),
-                region: t.region.clone(),
-            },
-            target_host: match &t.target_host {
-                Some(h) => Some(crate::smoke::target::Target::parse(h).map_err(|e| {
-                    Error::from(InputError::whole_file(
-                        self.p.path.display().to_string(),
-                        format!("test.target_host {h}: {e}"),
-                    ))
-                })?),
-                None => None,
-            },
-            ready_timeout: secs(t.ready_timeout, 600),
-            ttl: Duration::from_secs(3600),
-            keep_on_failure: false,
-            junit: t.junit.clone(),
-            output: OutputFormat::Human,
-            heartbeat: Duration::from_secs(30),
-            jobs: 8,
-            endpoint_flag: self.opts.endpoint_url.clone(),
-            work_dir: self.opts.work_dir.clone(),
+        let ami = AmiChoice::Manifest {
+            path: self.p.manifest.clone(),
+            builder: t.builder.clone(),
+            region: t.region.clone(),
         };
+        let ask = TestAsk {
+            target_host: t.target_host.clone(),
+            ready_timeout: t.ready_timeout,
+            junit: t.junit.clone(),
+            endpoint_url: self.opts.endpoint_url.clone(),
+            work_dir: Some(self.opts.work_dir.clone()),
+            ..TestAsk::new(self.p.component.clone(), ami)
+        };
+        let s = TestSettings::resolve(ask, self.ctx).map_err(|e| self.entry_error("test", e))?;
         let tested =
             crate::test_stage::test(&s, self.ctx, self.cancel, self.cleanup, self.cloud).await?;
         for r in &tested.results {
@@ -542,10 +450,17 @@ impl<C: Cloud> Stages<'_, C> {
             .file
             .deploy
             .iter()
-            .find(|d| d.environment == env)
+            .find(|d| &*d.environment == env)
             .cloned()
             .ok_or_else(|| Error::usage(format!("no deploy to {env}"), None))?;
-        let s = d.settings(self.p, self.opts.endpoint_url.clone(), self.ctx)?;
+        let component = crate::component::load(&self.p.component)?;
+        let ask = d.ask(self.p, self.opts.endpoint_url.clone());
+        let s = DeploySettings::resolve(ask, self.ctx, &component.deploy).map_err(|r| {
+            self.entry_error(
+                &format!("deploy {env}"),
+                Error::usage(format!("{} {}", r.knob, r.why), None),
+            )
+        })?;
         let ui = crate::ui::Staged::new(self.ctx, "deploy", &s.ami.asked_regions());
         let deployed =
             match crate::deploy::deploy(&s, self.ctx, self.cancel, self.cleanup, self.cloud, &ui)
@@ -626,13 +541,13 @@ mod tests {
         assert!(text.contains("did you mean `force`?"), "{text}");
         let e =
             parse("component: c\ndeploy:\n  - {environment: live, bake_time: -5}\n").unwrap_err();
-        assert!(e.render().contains("`bake_time: -5`"), "{}", e.render());
-        assert!(e.render().contains(":3:"), "{}", e.render());
+        assert!(e.render().contains("bake_time: `-5`"), "{}", e.render());
+        assert!(e.render().contains("p.yaml:3:36"), "{}", e.render());
         let e = parse("component: c\ndeploy:\n  - {environment: live, poll: 0}\n").unwrap_err();
-        assert!(e.render().contains("p.yaml:3:"), "{}", e.render());
-        assert!(e.render().contains("`poll: 0`"), "{}", e.render());
+        assert!(e.render().contains("p.yaml:3:31"), "{}", e.render());
+        assert!(e.render().contains("poll: `0`"), "{}", e.render());
         let e = parse("component: c\ndeploy:\n  - {environment: live, batch: 0%}\n").unwrap_err();
-        assert!(e.render().contains("`batch: 0%`"), "{}", e.render());
+        assert!(e.render().contains("batch: `0%`"), "{}", e.render());
         let e = parse("component: c\ndeploy:\n  - {environment: live, strategy: red-black}\n")
             .unwrap_err();
         assert!(
@@ -646,11 +561,25 @@ mod tests {
         let e = parse("component: c\ndeploy:\n  - {environment: live}\n  - {environment: live}\n")
             .unwrap_err();
         assert!(
-            e.render().contains("environment `live` is deployed twice"),
+            e.render()
+                .contains("`live`: this environment is deployed twice"),
             "{}",
             e.render()
         );
         assert_eq!(e.exit(), Exit::InvalidInput);
+    }
+
+    /// A bad value is reported at its own place, not at an earlier good one of the same key.
+    #[test]
+    fn a_bad_value_is_placed_at_its_own_line_not_an_earlier_good_one() {
+        let text = "component: c\ndeploy:\n  - environment: stage\n    poll: 10\n    gate_timeout: 600\n  - environment: live\n    poll: 0\n";
+        let e = parse(text).unwrap_err();
+        assert!(e.render().contains("p.yaml:7:11"), "{}", e.render());
+        assert_eq!(e.exit(), Exit::InvalidInput);
+        let e = parse("component: c\ndeploy:\n  - environment: live\n  - environment: stage\n  - environment: live\n").unwrap_err();
+        assert!(e.render().contains("p.yaml:5:18"), "{}", e.render());
+        // A file read after a refused one starts afresh.
+        assert!(parse("component: c\ndeploy:\n  - environment: live\n").is_ok());
     }
 
     #[tokio::test(start_paused = true)]

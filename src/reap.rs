@@ -27,6 +27,36 @@ pub struct ReapSettings {
     pub endpoint_flag: Option<String>,
 }
 
+/// One `gears reap` as asked.
+#[derive(Debug, Clone)]
+pub struct ReapAsk {
+    pub regions: Vec<String>,
+    pub yes: bool,
+    pub ttl: crate::units::Ttl,
+    pub output: crate::settings::OutputFormat,
+    pub endpoint_url: Option<String>,
+}
+
+impl ReapSettings {
+    /// Resolves a reap: at least one region, named (reap has no component file to take them
+    /// from).
+    pub fn resolve(ask: ReapAsk) -> Result<Self, crate::error::Error> {
+        if ask.regions.is_empty() {
+            return Err(crate::error::Error::usage(
+                "gears reap needs --region (repeat it for several)",
+                Some("gears reap --region us-east-1".into()),
+            ));
+        }
+        Ok(ReapSettings {
+            regions: ask.regions,
+            yes: ask.yes,
+            ttl: ask.ttl.into(),
+            json: ask.output == crate::settings::OutputFormat::Json,
+            endpoint_flag: ask.endpoint_url,
+        })
+    }
+}
+
 /// One thing left behind.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Leftover {
@@ -77,7 +107,7 @@ pub fn instance_reason(
             crate::tags::TTL
         ));
     };
-    let Ok(ttl) = crate::settings::duration(crate::tags::TTL, ttl) else {
+    let Ok(ttl) = ttl.parse::<crate::units::Ttl>().map(Duration::from) else {
         return unreadable(crate::tags::TTL, ttl);
     };
     let Some(launched) = i.launched_at.as_deref().and_then(parse_time) else {

@@ -9,5 +9,6 @@ pub mod plan;
 pub mod quote;
 pub mod reuse;
 pub mod run;
+pub mod settings;
 pub mod template;
 pub mod validate;

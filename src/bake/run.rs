@@ -3,6 +3,7 @@
 use super::plan::{plan, BakePlan};
 use super::template::{ansible_vars_path, render, write_ansible_vars, RenderOptions};
 use crate::aws::{BaseAmiQuery, Cloud, Image, Images, Instances};
+use crate::bake::settings::BakeSettings;
 use crate::cancel::{Cancel, Cleanup};
 use crate::component::metadata::{git_in, resolve, Metadata};
 use crate::component::Component;
@@ -11,7 +12,6 @@ use crate::error::{Error, InputError};
 use crate::manifest::Manifest;
 use crate::packer::machine::{Event, UiLevel};
 use crate::packer::process::{self, PackerCommand, Progress};
-use crate::settings::BakeSettings;
 use crate::ui::{human_duration, StageProgress};
 use std::time::Duration;
 
@@ -366,8 +366,9 @@ async fn renew_expiry<I: Instances>(
     instances: &I,
     mut seen: tokio::sync::mpsc::UnboundedReceiver<String>,
 ) {
-    let ttl = crate::settings::duration("ttl", super::plan::BUILD_TTL)
-        .unwrap_or(Duration::from_secs(3 * 3600));
+    let ttl = super::plan::BUILD_TTL
+        .parse::<crate::units::Ttl>()
+        .map_or(Duration::from_secs(3 * 3600), Duration::from);
     let mut ids: Vec<String> = Vec::new();
     let mut beat = tokio::time::interval(ttl / 6);
     beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

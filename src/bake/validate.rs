@@ -1,10 +1,10 @@
 //! `gears validate`: every check of a bake that needs no AWS.
 
 use super::run::{prepare, render_and_validate};
+use crate::bake::settings::BakeSettings;
 use crate::cancel::Cancel;
 use crate::context::RunContext;
 use crate::error::Error;
-use crate::settings::BakeSettings;
 
 /// `gears validate`: the component file, the rendered template (and `packer validate`), and the
 /// playbook (`ansible-playbook --syntax-check`) when those tools are installed. Never calls AWS;

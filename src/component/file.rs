@@ -213,7 +213,7 @@ pub struct DeploySection {
     pub alarms: Vec<String>,
     /// Seconds a healthy batch keeps being gated before gears acts on it (`--bake-time`
     /// overrides).
-    pub bake_time: Option<f64>,
+    pub bake_time: Option<crate::units::Seconds>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -329,10 +329,6 @@ pub fn parse(path: &Path, source: &str) -> Result<Component, InputError> {
     }
     let template = template(raw.template, &dir).map_err(at)?;
     let test = test_section(raw.test, &dir).map_err(at)?;
-    if let Some(b) = raw.deploy.bake_time {
-        crate::deploy::settings::seconds(b)
-            .map_err(|why| at(("bake_time", format!("`bake_time: {b}`: {why}"))))?;
-    }
     Ok(Component {
         path: path.to_path_buf(),
         dir,
@@ -570,5 +566,17 @@ mod tests {
         let e = p(&format!("{OK}ansible: {{playbook: nope.yml}}\n")).unwrap_err();
         assert!(e.message.contains("playbook `nope.yml` not found"), "{e}");
         assert_eq!(e.line, 4);
+    }
+
+    /// A unit's value is refused at its own place by its one parser, whatever text before it
+    /// looks like the key.
+    #[test]
+    fn a_bad_bake_time_is_placed_at_its_value() {
+        let src = "component: hello\nrepo: \"see bake_time: 10\"\nami_regions: [us-east-1]\nbase_ami: {id: ami-04681a1dbd79675a5}\ndeploy:\n  bake_time: 0\n";
+        let e = p(src).unwrap_err();
+        assert_eq!((e.line, e.column), (6, 14), "{e}");
+        assert!(e.message.contains("more than 0"), "{e}");
+        let ok = p(&src.replace("bake_time: 0", "bake_time: 90")).unwrap();
+        assert_eq!(ok.deploy.bake_time, Some(crate::units::Seconds::of(90)));
     }
 }

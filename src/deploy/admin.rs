@@ -94,7 +94,7 @@ pub(super) async fn plan<F: Fleet, L: LockTable>(
         min: g.min,
         max: g.max,
         desired: g.desired,
-        batch: settings.batch.size(g.desired),
+        batch: settings.batch().size(g.desired),
         min_healthy: settings.min_healthy,
     };
     let old = look.members.iter().filter(|m| m.new == Some(false)).count() as i32;

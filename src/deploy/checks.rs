@@ -239,7 +239,7 @@ fn deployable(
     }
     tag_room(settings, instance_tags, g)?;
     if refresh {
-        refresh_preferences(settings.min_healthy, settings.batch, g.desired)
+        refresh_preferences(settings.min_healthy, settings.batch(), g.desired)
             .map_err(|why| Error::from(InputError::whole_file(format!("group {}", g.name), why)))?;
     }
     Ok(())

@@ -47,7 +47,6 @@ mod tests;
 use crate::aws::{CloneAsk, Cloud, CloudError, Fleet, Group, LockTable, TemplateRef};
 use crate::cancel::Cancel;
 use crate::error::{Error, InputError};
-use crate::settings::AmiChoice;
 use crate::wait::patiently;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -62,9 +61,7 @@ use self::{
 pub use self::{
     report::{Deployed, Failed, GroupOutcome, GroupResult},
     run::deploy,
-    settings::{
-        defaults, parse_percent, parse_seconds, Batch, DeployAsk, DeploySettings, Refused, Strategy,
-    },
+    settings::{defaults, Batch, DeployAsk, DeploySettings, Refused, Strategy},
 };
 pub use gate::SmokeGate;
 pub use lock::{lock_stale, LOCK_SETTLE, LOCK_STALE};

@@ -25,9 +25,9 @@ pub fn refresh_preferences(
 
 impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
     pub(super) async fn refresh(&self, st: &State) -> Result<Rolled, Error> {
-        let k = self.settings.batch.size(st.desired);
+        let k = self.settings.batch().size(st.desired);
         let (min_healthy, max_healthy) =
-            refresh_preferences(self.settings.min_healthy, self.settings.batch, st.desired)
+            refresh_preferences(self.settings.min_healthy, self.settings.batch(), st.desired)
                 .map_err(|why| Error::usage(why, None))?;
         let d = self.deadline();
         let id = patiently(self.cancel, d, || {

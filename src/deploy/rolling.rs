@@ -114,7 +114,7 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
             min: st.min,
             max: st.max,
             desired: st.desired,
-            batch: self.settings.batch.size(st.desired),
+            batch: self.settings.batch().size(st.desired),
             min_healthy: self.settings.min_healthy,
         }
     }

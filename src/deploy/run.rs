@@ -14,7 +14,6 @@ pub async fn deploy<C: Cloud>(
     ui: &dyn crate::ui::Reporter,
 ) -> Result<Deployed, Failed> {
     let component = crate::component::load(&settings.component_file)?;
-    let settings = &*with_file_lock_table(settings, &component);
     let chosen = settings.ami.resolve(&component)?;
     if !chosen.missing.is_empty() {
         // Regions the component deploys to that the manifest lacks: said, since the fleet
@@ -78,37 +77,6 @@ pub async fn deploy<C: Cloud>(
         errors.extend(e);
     }
     decide(Deployed { groups: outcomes }, errors, cancel, ui)
-}
-
-/// The settings with what the component file's `deploy:` section adds: its lock table, when
-/// neither the flag nor `GEARS_LOCK_TABLE` names one, and its alarms beside the flags'.
-fn with_file_lock_table<'a>(
-    settings: &'a DeploySettings,
-    component: &crate::component::Component,
-) -> std::borrow::Cow<'a, DeploySettings> {
-    let file = &component.deploy;
-    let table = settings.lock_table.is_none() && file.lock_table.is_some();
-    let alarms = file.alarms.iter().any(|a| !settings.alarms.contains(a));
-    let bake = settings.bake_time.is_zero() && file.bake_time.is_some_and(|b| b > 0.0);
-    if !table && !alarms && !bake {
-        return std::borrow::Cow::Borrowed(settings);
-    }
-    let mut s = settings.clone();
-    if table {
-        s.lock_table = file.lock_table.clone();
-    }
-    if bake {
-        s.bake_time = file
-            .bake_time
-            .and_then(|b| crate::deploy::settings::seconds(b).ok())
-            .unwrap_or_default();
-    }
-    for a in &file.alarms {
-        if !s.alarms.contains(a) {
-            s.alarms.push(a.clone());
-        }
-    }
-    std::borrow::Cow::Owned(s)
 }
 
 /// In CI, a deploy that changes groups on their tag lock alone says so.

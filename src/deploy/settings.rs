@@ -1,73 +1,16 @@
-//! What `gears deploy` is asked to do: batch sizes, strategies, the settings.
-use super::*;
+//! What `gears deploy` is asked ([`DeployAsk`], by the command line or a pipeline's `deploy:`
+//! entry) and the settings it runs with, resolved by [`DeploySettings::resolve`] with the
+//! component file's `deploy:` section, in this precedence: the ask, then the run's environment
+//! (`GEARS_LOCK_TABLE`, `GEARS_LOCK_STALE`), then the component file, then the defaults.
 
-/// How many instances a batch replaces.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Batch {
-    Count(u32),
-    Percent(u32),
-}
+use super::lock::lock_stale;
+use crate::component::file::DeploySection;
+use crate::settings::AmiChoice;
+use crate::units::{Percent, Seconds};
+use serde::de::{Deserialize, Deserializer};
+use std::time::Duration;
 
-impl Batch {
-    /// `N` or `P%`.
-    pub fn parse(s: &str) -> Result<Batch, String> {
-        let bad = || format!("`{s}`: expected a count like 2 or a share like 25%");
-        match s.strip_suffix('%') {
-            Some(p) => match p.parse::<u32>() {
-                Ok(p @ 1..=100) => Ok(Batch::Percent(p)),
-                _ => Err(bad()),
-            },
-            None => match s.parse::<u32>() {
-                Ok(n @ 1..=10_000) => Ok(Batch::Count(n)),
-                _ => Err(bad()),
-            },
-        }
-    }
-
-    /// The batch size for a group of `desired` instances (at least 1).
-    pub fn size(self, desired: i32) -> i32 {
-        match self {
-            Batch::Count(n) => n as i32,
-            Batch::Percent(p) => (desired * p as i32 + 99) / 100,
-        }
-        .max(1)
-    }
-}
-
-impl std::fmt::Display for Batch {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Batch::Count(n) => write!(f, "{n}"),
-            Batch::Percent(p) => write!(f, "{p}%"),
-        }
-    }
-}
-
-/// `P%` or `P`, 0 to 100.
-pub fn parse_percent(s: &str) -> Result<u32, String> {
-    match s.strip_suffix('%').unwrap_or(s).trim().parse::<u32>() {
-        Ok(p @ 0..=100) => Ok(p),
-        _ => Err(format!("`{s}`: expected a share from 0% to 100%")),
-    }
-}
-
-/// Seconds as `--poll` and `--gate-timeout` (and a pipeline's `poll:` and `gate_timeout:`)
-/// take them: more than 0, at most a day.
-pub fn parse_seconds(s: &str) -> Result<Duration, String> {
-    s.trim()
-        .parse::<f64>()
-        .map_err(|_| "give seconds, more than 0 and at most 86400 (a day)".to_owned())
-        .and_then(seconds)
-}
-
-/// `v` seconds as a duration: more than 0, at most a day.
-pub fn seconds(v: f64) -> Result<Duration, String> {
-    if v.is_finite() && v > 0.0 && v <= 86_400.0 {
-        Ok(Duration::from_secs_f64(v))
-    } else {
-        Err("give seconds, more than 0 and at most 86400 (a day)".to_owned())
-    }
-}
+pub use crate::units::Batch;
 
 /// How a group is rolled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -80,6 +23,17 @@ pub enum Strategy {
     /// A new group cloned beside the one in traffic, grown and gated, then switched to; the old
     /// one is kept out of traffic for a rollback in seconds ([`super::blue_green`]).
     BlueGreen,
+}
+
+impl Strategy {
+    /// The names `--strategy` and a pipeline's `strategy:` take.
+    pub const NAMES: [&'static str; 3] = ["rolling", "instance-refresh", "blue-green"];
+}
+
+impl<'de> Deserialize<'de> for Strategy {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        crate::units::parsed(d, str::parse)
+    }
 }
 
 impl std::str::FromStr for Strategy {
@@ -101,14 +55,15 @@ impl std::str::FromStr for Strategy {
 /// The defaults of what a deploy may leave out, for `gears deploy` and a pipeline alike.
 pub mod defaults {
     use super::{Batch, Duration};
+    use crate::units::{Percent, Seconds};
     /// Instances replaced per batch.
     pub const BATCH: Batch = Batch::Percent(25);
     /// How long a batch may take to become healthy.
-    pub const GATE_TIMEOUT: Duration = Duration::from_secs(600);
+    pub const GATE_TIMEOUT: Seconds = Seconds::of(600);
     /// The longest wait between two looks.
-    pub const POLL: Duration = Duration::from_secs(5);
+    pub const POLL: Seconds = Seconds::of(5);
     /// The share of desired capacity kept healthy.
-    pub const MIN_HEALTHY: u32 = 100;
+    pub const MIN_HEALTHY: Percent = Percent(100);
     /// Groups of one region rolled at once.
     pub const PARALLEL: u16 = 1;
     /// How long blue/green keeps the old group at its size, out of traffic.
@@ -129,23 +84,24 @@ pub struct DeployAsk {
     pub groups: Vec<String>,
     pub batch: Option<Batch>,
     pub strategy: Option<Strategy>,
-    pub gate_timeout: Option<Duration>,
-    pub poll: Option<Duration>,
-    pub smoke_target: Option<crate::smoke::target::Target>,
+    pub gate_timeout: Option<Seconds>,
+    pub poll: Option<Seconds>,
+    /// Where the gate's smoke tests go instead of each new instance, as written.
+    pub smoke_target: Option<String>,
     pub no_smoke: bool,
     pub lock_table: Option<String>,
     /// CloudWatch alarms that gate the deploy (`--alarm`, a pipeline's `alarms:`).
     pub alarms: Vec<String>,
     /// How long a healthy batch keeps being gated before gears acts on it (`--bake-time`).
-    pub bake_time: Option<Duration>,
+    pub bake_time: Option<Seconds>,
     pub parallel: Option<u16>,
-    pub min_healthy: Option<u32>,
+    pub min_healthy: Option<Percent>,
     pub plan_only: bool,
     pub abort: bool,
     pub unlock: bool,
     pub endpoint_flag: Option<String>,
     /// Blue/green: how long the old group keeps its size out of traffic (`--keep-old`).
-    pub keep_old: Option<Duration>,
+    pub keep_old: Option<Seconds>,
     /// Blue/green: the old group's size right after the switch (`--scale-old-to`).
     pub scale_old_to: Option<u32>,
     /// Blue/green: how many old groups a cluster keeps (`--keep-groups`).
@@ -196,11 +152,14 @@ pub struct Refused {
 
 impl DeploySettings {
     /// The settings of `ask`: defaults for what it leaves out, the checks the flags and a
-    /// pipeline share, and what the run's environment sets (`GEARS_LOCK_STALE`, and
-    /// `GEARS_LOCK_TABLE` when no lock table is asked for).
+    /// pipeline share, what the run's environment sets (`GEARS_LOCK_STALE`, and
+    /// `GEARS_LOCK_TABLE` when no lock table is asked for), and what the component file's
+    /// `deploy:` section adds (its lock table after those two, its alarms beside the asked
+    /// ones, its bake time when none is asked for).
     pub fn resolve(
         ask: DeployAsk,
         ctx: &crate::context::RunContext,
+        file: &DeploySection,
     ) -> Result<DeploySettings, Refused> {
         let refuse = |knob, why: &str| Refused {
             knob,
@@ -215,8 +174,21 @@ impl DeploySettings {
         if ask.country.as_ref().is_some_and(|c| c.trim().is_empty()) {
             return Err(refuse("country", "empty"));
         }
-        let gate_timeout = ask.gate_timeout.unwrap_or(defaults::GATE_TIMEOUT);
-        let poll = ask.poll.unwrap_or(defaults::POLL);
+        let smoke_target = match &ask.smoke_target {
+            Some(h) => Some(
+                crate::smoke::target::Target::parse(h)
+                    .map_err(|e| refuse("smoke_target", &format!("{h}: {e}")))?,
+            ),
+            None => None,
+        };
+        let gate_timeout = Duration::from(ask.gate_timeout.unwrap_or(defaults::GATE_TIMEOUT));
+        let poll = Duration::from(ask.poll.unwrap_or(defaults::POLL));
+        let mut alarms = ask.alarms;
+        for a in &file.alarms {
+            if !alarms.contains(a) {
+                alarms.push(a.clone());
+            }
+        }
         if poll >= gate_timeout {
             return Err(refuse(
                 "poll",
@@ -228,8 +200,7 @@ impl DeploySettings {
             ));
         }
         Ok(DeploySettings {
-            grow_batch: ask.batch,
-            keep_old: ask.keep_old.unwrap_or(defaults::KEEP_OLD),
+            keep_old: ask.keep_old.map_or(defaults::KEEP_OLD, Duration::from),
             scale_old_to: ask.scale_old_to,
             keep_groups: ask.keep_groups.unwrap_or(defaults::KEEP_GROUPS),
             rollback: ask.rollback,
@@ -238,25 +209,36 @@ impl DeploySettings {
             environment: ask.environment,
             country: ask.country,
             groups: ask.groups,
-            batch: ask.batch.unwrap_or(defaults::BATCH),
+            batch: ask.batch,
             strategy: ask.strategy.unwrap_or_default(),
             gate_timeout,
             poll,
-            smoke_target: ask.smoke_target,
+            smoke_target,
             no_smoke: ask.no_smoke,
             lock_stale: lock_stale(ctx),
             lock_table: ask
                 .lock_table
-                .or_else(|| ctx.var("GEARS_LOCK_TABLE").map(str::to_owned)),
-            alarms: ask.alarms,
-            bake_time: ask.bake_time.unwrap_or_default(),
+                .or_else(|| ctx.var("GEARS_LOCK_TABLE").map(str::to_owned))
+                .or_else(|| file.lock_table.clone()),
+            alarms,
+            bake_time: ask
+                .bake_time
+                .or(file.bake_time)
+                .map_or(Duration::ZERO, Duration::from),
             parallel: ask.parallel.unwrap_or(defaults::PARALLEL).max(1).into(),
-            min_healthy: ask.min_healthy.unwrap_or(defaults::MIN_HEALTHY),
+            min_healthy: ask.min_healthy.unwrap_or(defaults::MIN_HEALTHY).0,
             plan_only: ask.plan_only,
             abort: ask.abort,
             unlock: ask.unlock,
             endpoint_flag: ask.endpoint_flag,
         })
+    }
+}
+
+impl DeploySettings {
+    /// The batch a rolling deploy or an instance refresh replaces at a time.
+    pub fn batch(&self) -> Batch {
+        self.batch.unwrap_or(defaults::BATCH)
     }
 }
 
@@ -269,7 +251,9 @@ pub struct DeploySettings {
     pub country: Option<String>,
     /// Groups by name instead of by tags.
     pub groups: Vec<String>,
-    pub batch: Batch,
+    /// The batch asked for: a rolling deploy's batches ([`DeploySettings::batch`]), and
+    /// blue/green's growth steps (a canary first) when asked, else it grows at once.
+    pub batch: Option<Batch>,
     pub strategy: Strategy,
     /// How long a batch may take to become healthy.
     pub gate_timeout: Duration,
@@ -298,9 +282,6 @@ pub struct DeploySettings {
     pub abort: bool,
     pub unlock: bool,
     pub endpoint_flag: Option<String>,
-    /// Blue/green: the new group grows in steps of this (a canary first) when asked, else at
-    /// once.
-    pub grow_batch: Option<Batch>,
     /// Blue/green: how long the old group keeps its size out of traffic before a later run
     /// scales it to 0.
     pub keep_old: Duration,

@@ -11,13 +11,15 @@ pub mod report;
 pub mod runner;
 pub mod schema;
 pub mod secrets;
+pub mod settings;
 pub mod spec;
 pub mod target;
 
 use crate::cancel::Cancel;
 use crate::error::Error;
 use crate::exit::Exit;
-use crate::settings::{OutputFormat, SmokeSettings, Source};
+use crate::settings::OutputFormat;
+use crate::smoke::settings::{SmokeSettings, Source};
 use crate::ui::Reporter;
 use std::io::Read;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -49,7 +49,37 @@ pub struct StatusSettings {
 }
 
 /// The default `--poll` of `--watch`.
-pub const POLL: Duration = Duration::from_secs(5);
+pub const POLL: crate::units::Seconds = crate::units::Seconds::of(5);
+
+/// One `gears status` as asked.
+#[derive(Debug, Clone)]
+pub struct StatusAsk {
+    pub component_file: std::path::PathBuf,
+    pub environments: Vec<String>,
+    pub regions: Vec<String>,
+    pub watch: bool,
+    pub poll: Option<crate::units::Seconds>,
+    pub output: crate::settings::OutputFormat,
+    pub endpoint_url: Option<String>,
+}
+
+impl StatusSettings {
+    /// Resolves a look: the ask, then the lock's stale limit as a deploy reads it
+    /// (`GEARS_LOCK_STALE`), then the defaults.
+    pub fn resolve(ask: StatusAsk, ctx: &crate::context::RunContext) -> Self {
+        StatusSettings {
+            component_file: ask.component_file,
+            environments: ask.environments,
+            regions: ask.regions,
+            watch: ask.watch,
+            poll: ask.poll.unwrap_or(POLL).into(),
+            lock_stale: crate::deploy::lock_stale(ctx),
+            patience: PATIENCE,
+            json: ask.output == crate::settings::OutputFormat::Json,
+            endpoint_flag: ask.endpoint_url,
+        }
+    }
+}
 /// How long one AWS call of a look is retried while AWS throttles or errs transiently.
 pub const PATIENCE: Duration = Duration::from_secs(120);
 

@@ -70,7 +70,7 @@ fn setup(dir: &std::path::Path) -> (StatusSettings, FakeCloud) {
         environments: vec![],
         regions: vec![],
         watch: false,
-        poll: POLL,
+        poll: POLL.into(),
         lock_stale: crate::deploy::LOCK_STALE,
         patience: PATIENCE,
         json: false,

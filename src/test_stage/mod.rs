@@ -7,15 +7,16 @@
 //! cleanup's own token and deadline).
 
 mod prepare;
+pub mod settings;
 
 use crate::aws::{Cloud, CloudError, ErrorKind, Instance, Instances, LaunchSpec};
 use crate::cancel::{Cancel, Cleanup};
 use crate::component::file::TestAddress;
 use crate::context::RunContext;
 use crate::error::Error;
-use crate::settings::TestSettings;
 use crate::smoke::runner::{RunOptions, TestResult};
 use crate::smoke::target::Target;
+use crate::test_stage::settings::TestSettings;
 use crate::wait::{poll, Backoff, Check, Poll, Polled};
 use prepare::{check_image, check_input, expires_at, launch_spec, Prepared};
 use serde::Serialize;

@@ -5,7 +5,7 @@ use super::stop_on_signal;
 use crate::aws::{BaseAmiQuery, Cloud, Images, LaunchSpec};
 use crate::cancel::Cancel;
 use crate::error::{Error, InputError};
-use crate::settings::TestSettings;
+use crate::test_stage::settings::TestSettings;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;

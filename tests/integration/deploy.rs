@@ -321,13 +321,13 @@ fn bad_deploy_flags_are_usage_errors() {
     for (args, want) in [
         (
             &["--batch", "0"][..],
-            "'--batch <N|P%>': `0`: expected a count",
+            "'0' for '--batch <N|P%>': expected a count",
         ),
-        (&["--batch", "150%"][..], "'--batch <N|P%>': `150%`"),
+        (&["--batch", "150%"][..], "'150%' for '--batch <N|P%>'"),
         (&["--poll=-1"][..], "'-1' for '--poll <SECS>': give seconds"),
         (
             &["--min-healthy", "150%"][..],
-            "'--min-healthy <P%>': `150%`",
+            "'150%' for '--min-healthy <P%>'",
         ),
         (&["--parallel", "0"][..], "--parallel"),
         (

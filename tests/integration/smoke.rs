@@ -952,7 +952,7 @@ async fn the_stage_returns_a_report_and_streams_sections_through_the_reporter() 
     let gears::cli::Command::Smoke(args) = cli.command else {
         panic!("not smoke")
     };
-    let settings = gears::settings::SmokeSettings::resolve(&args, &ctx).unwrap();
+    let settings = gears::smoke::settings::SmokeSettings::resolve((&args).into(), &ctx).unwrap();
     let file = parse(
         "f.yaml",
         "tests:\n  - name: first\n    uri: /status/503\n  - name: second\n    uri: /get\n  - name: third\n    uri: /get\n    inputs: {json: {k: v}}\n    outcomes: {colour: x}\n",

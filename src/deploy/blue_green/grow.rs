@@ -238,7 +238,7 @@ async fn grow<F: Fleet, L: LockTable>(
 ) -> Result<Option<String>, Error> {
     let s = roll.settings;
     let target = g.desired;
-    let step = s.grow_batch.map_or(target, |b| b.size(target)).max(1);
+    let step = s.batch.map_or(target, |b| b.size(target)).max(1);
     let mut gate = GateMemory::default();
     let mut want = 0;
     while want < target {

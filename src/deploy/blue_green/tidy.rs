@@ -366,7 +366,7 @@ pub(super) async fn plan<F: Fleet, L: LockTable>(
         return Ok(out.with(GroupResult::Planned, detail));
     }
     let new = super::grow::new_name(roll, g).await?;
-    let steps = match s.grow_batch {
+    let steps = match s.batch {
         Some(b) => format!("in steps of {}", b.size(g.desired)),
         None => "at once".into(),
     };

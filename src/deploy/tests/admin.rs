@@ -49,7 +49,7 @@ async fn the_plan_says_what_is_on_the_group_and_abort_names_the_recorded_ami() {
 async fn plan_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let (mut s, cloud) = setup(dir.path(), 10);
-    s.batch = Batch::Percent(30);
+    s.batch = Some(Batch::Percent(30));
     s.plan_only = true;
     let d = deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
         .await

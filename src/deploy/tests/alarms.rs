@@ -80,7 +80,7 @@ async fn one_describe_alarms_per_poll_serves_every_group_of_the_region() {
             add_second_group(&cloud, &format!("hello-live-{i}"), 4);
         }
         s.parallel = 5;
-        s.batch = Batch::Count(1);
+        s.batch = Some(Batch::Count(1));
         s.alarms = vec!["hello-5xx".into(), "hello-latency".into()];
         cloud.set_alarm("hello-5xx", "OK", "");
         cloud.set_alarm("hello-latency", "OK", "");

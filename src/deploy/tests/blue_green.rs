@@ -10,6 +10,8 @@ const NEW_GROUP: &str = "hello-live-v001";
 fn blue_green(dir: &std::path::Path) -> (DeploySettings, FakeCloud) {
     let (mut s, cloud) = setup(dir, 4);
     s.strategy = Strategy::BlueGreen;
+    // No batch asked: the clone grows at once (a batch makes it grow in steps).
+    s.batch = None;
     cloud.add_scaling("hello-live", &["cpu-target"], &["nightly"]);
     (s, cloud)
 }

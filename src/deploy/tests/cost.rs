@@ -37,7 +37,7 @@ async fn cost_of(n: usize) -> Cost {
         add_group_on(&cloud, &name, 4, &lt, "1", &[OLD]);
     }
     s.parallel = 5;
-    s.batch = Batch::Count(1);
+    s.batch = Some(Batch::Count(1));
     cloud.set_unhealthy_images(&[NEW]);
     let start = Instant::now();
     let watch = async {

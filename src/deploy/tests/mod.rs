@@ -6,6 +6,7 @@ use crate::aws::fake::{FakeCloud, Faults};
 use crate::aws::{Cloud, Member};
 use crate::cancel::Cleanup;
 use crate::exit::Exit;
+use crate::settings::AmiChoice;
 
 pub(super) const OLD: &str = "ami-0000000000000001a";
 
@@ -85,7 +86,7 @@ pub(super) fn setup(dir: &std::path::Path, desired: i32) -> (DeploySettings, Fak
         environment: "live".into(),
         country: None,
         groups: vec![],
-        batch: Batch::Count(2),
+        batch: Some(Batch::Count(2)),
         strategy: Strategy::Rolling,
         gate_timeout: Duration::from_secs(60),
         poll: Duration::from_secs(1),
@@ -101,7 +102,6 @@ pub(super) fn setup(dir: &std::path::Path, desired: i32) -> (DeploySettings, Fak
         abort: false,
         unlock: false,
         endpoint_flag: None,
-        grow_batch: None,
         keep_old: defaults::KEEP_OLD,
         scale_old_to: None,
         keep_groups: defaults::KEEP_GROUPS,

@@ -5,10 +5,10 @@ use super::*;
 
 #[test]
 fn batches_parse_and_size() {
-    assert_eq!(Batch::parse("2"), Ok(Batch::Count(2)));
-    assert_eq!(Batch::parse("25%"), Ok(Batch::Percent(25)));
+    assert_eq!("2".parse(), Ok(Batch::Count(2)));
+    assert_eq!("25%".parse(), Ok(Batch::Percent(25)));
     for bad in ["0", "0%", "101%", "x", "-1", "4294967295"] {
-        assert!(Batch::parse(bad).is_err(), "{bad}");
+        assert!(bad.parse::<Batch>().is_err(), "{bad}");
     }
     assert_eq!(Batch::Percent(25).size(10), 3);
     assert_eq!(Batch::Percent(1).size(3), 1);

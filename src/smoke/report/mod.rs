@@ -5,7 +5,8 @@ pub mod junit;
 
 use super::Report;
 use crate::error::Error;
-use crate::settings::{OutputFormat, SmokeSettings};
+use crate::settings::OutputFormat;
+use crate::smoke::settings::SmokeSettings;
 use crate::ui::Reporter;
 use std::io::Write;
 

@@ -1,7 +1,14 @@
 //! The command line, clap derive only: no I/O, no tokio, no AWS. [`crate::settings`] turns these
 //! into typed settings.
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+mod ask;
+mod shared;
+
+pub use shared::{AmiArgs, BuildArgs, ComponentArg, EndpointArg, OutputArg, RegionArg, RegionsArg};
+
+use crate::units::{Batch, Delay, Percent, Seconds, Ttl};
+use clap::{Args, Parser, Subcommand};
+use shared::strategy_parser;
 use std::path::PathBuf;
 
 /// The exit-code table of `gears --help` (checked against exit.rs by a test).
@@ -174,42 +181,18 @@ pub struct PipelineRunArgs {
     /// Run only this stage.
     #[arg(long, value_name = "STAGE")]
     pub only: Option<String>,
-    /// The component version (default: CI label, then git describe).
-    #[arg(long, value_name = "VERSION")]
-    pub version: Option<String>,
-    /// The git revision (default: CI revision, then git rev-parse HEAD).
-    #[arg(long, value_name = "SHA")]
-    pub git_sha: Option<String>,
-    /// The AWS endpoint (default: $AWS_ENDPOINT_URL).
-    #[arg(long, value_name = "URL")]
-    pub endpoint_url: Option<String>,
+    #[command(flatten)]
+    pub build: BuildArgs,
+    #[command(flatten)]
+    pub endpoint: EndpointArg,
     /// Keep the manifest here instead of where the pipeline file says.
     #[arg(long, value_name = "FILE")]
     pub manifest: Option<PathBuf>,
     /// Send the test stage's smoke tests here (tunnels, bastions, emulators).
     #[arg(long, value_name = "HOST[:PORT]")]
     pub target_host: Option<String>,
-    /// The packer executable.
-    #[arg(long, value_name = "PATH", default_value = "packer")]
-    pub packer: PathBuf,
-    /// Where rendered templates, packer logs and console outputs are kept.
-    #[arg(long, value_name = "DIR", default_value = ".gears")]
-    pub work_dir: PathBuf,
-    /// What stdout carries.
-    #[arg(long, value_enum, default_value_t = Output::Human)]
-    pub output: Output,
-}
-
-/// How `gears deploy` rolls a group.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum DeployStrategy {
-    /// gears' own batches, gated by group, target-group and smoke-test health.
-    Rolling,
-    /// AWS's instance refresh, launch before terminate (not in moto).
-    InstanceRefresh,
-    /// A new group cloned beside the one in traffic, grown and gated, then switched to; the
-    /// old group is kept out of traffic so `--rollback` takes seconds.
-    BlueGreen,
+    #[command(flatten)]
+    pub output: OutputArg,
 }
 
 /// `gears deploy`.
@@ -218,26 +201,10 @@ pub struct DeployArgs {
     /// The environment to deploy to (the groups' gears:environment tag).
     #[arg(long, short = 'e', value_name = "ENV")]
     pub environment: String,
-    /// The component file.
-    #[arg(
-        short = 'c',
-        long = "component",
-        value_name = "FILE",
-        default_value = "gears.yaml"
-    )]
-    pub component: PathBuf,
-    /// bake's manifest: the AMI per region.
-    #[arg(long, value_name = "FILE", default_value = "gears-manifest.json")]
-    pub manifest: PathBuf,
-    /// Deploy this AMI instead of the manifest's (with --region).
-    #[arg(long, value_name = "ID", requires = "region")]
-    pub ami: Option<String>,
-    /// Only this region (default: every region of the manifest).
-    #[arg(long, value_name = "REGION")]
-    pub region: Option<String>,
-    /// The manifest's builder (default: the component file's first).
-    #[arg(long, value_name = "NAME", conflicts_with = "ami")]
-    pub builder: Option<String>,
+    #[command(flatten)]
+    pub component: ComponentArg,
+    #[command(flatten)]
+    pub ami: AmiArgs,
     /// The groups' gears:country tag; also tagged on the instances.
     #[arg(long, value_name = "COUNTRY")]
     pub country: Option<String>,
@@ -252,17 +219,17 @@ pub struct DeployArgs {
     pub no_smoke: bool,
     /// How to roll: gears' own batches (default), or AWS's instance refresh (waited on; its
     /// failure rolls back).
-    #[arg(long, value_enum)]
-    pub strategy: Option<DeployStrategy>,
+    #[arg(long, value_name = "STRATEGY", value_parser = strategy_parser())]
+    pub strategy: Option<crate::deploy::Strategy>,
     /// Instances replaced per batch: a count or a share of the group (N or P%; default 25%).
-    #[arg(long, value_name = "N|P%", value_parser = crate::deploy::Batch::parse)]
-    pub batch: Option<crate::deploy::Batch>,
+    #[arg(long, value_name = "N|P%")]
+    pub batch: Option<Batch>,
     /// How long a batch may take to become healthy before the group rolls back (default 600).
-    #[arg(long, value_name = "SECS", value_parser = crate::deploy::parse_seconds)]
-    pub gate_timeout: Option<std::time::Duration>,
+    #[arg(long, value_name = "SECS")]
+    pub gate_timeout: Option<Seconds>,
     /// Seconds between polls at most (default 5): gears looks sooner right after a change.
-    #[arg(long, value_name = "SECS", value_parser = crate::deploy::parse_seconds)]
-    pub poll: Option<std::time::Duration>,
+    #[arg(long, value_name = "SECS")]
+    pub poll: Option<Seconds>,
     /// Also lock each group in this DynamoDB table (partition key `key`, a string): a true
     /// compare-and-swap, as Terraform's state lock.
     #[arg(long, value_name = "TABLE")]
@@ -275,21 +242,21 @@ pub struct DeployArgs {
     /// After a batch is healthy, keep gating it this long (seconds) before retiring old
     /// instances or starting the next batch (default 0, or the component file's
     /// `deploy.bake_time`).
-    #[arg(long, value_name = "SECS", value_parser = crate::deploy::parse_seconds)]
-    pub bake_time: Option<std::time::Duration>,
+    #[arg(long, value_name = "SECS")]
+    pub bake_time: Option<Seconds>,
     /// The share of each group's desired capacity kept healthy and in service during the roll
     /// (P% or P). 100% launches each batch before retiring; less replaces part of a batch in
     /// place, without raising the group above its desired capacity (default 100%).
-    #[arg(long, value_name = "P%", value_parser = crate::deploy::parse_percent)]
-    pub min_healthy: Option<u32>,
+    #[arg(long, value_name = "P%")]
+    pub min_healthy: Option<Percent>,
     /// How many groups of one region roll at once (regions always roll at once). Once a group
     /// rolls back, groups not started yet are skipped.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=100))]
     pub parallel: Option<u16>,
     /// Blue/green: seconds the old group keeps its size out of traffic (default 3600); a later
     /// deploy of the cluster scales it to 0 after that.
-    #[arg(long, value_name = "SECS", value_parser = crate::deploy::parse_seconds)]
-    pub keep_old: Option<std::time::Duration>,
+    #[arg(long, value_name = "SECS")]
+    pub keep_old: Option<Seconds>,
     /// Blue/green: scale the old group to N right after the switch (0 saves money at once;
     /// a `--rollback` then grows it again first).
     #[arg(long, value_name = "N")]
@@ -311,12 +278,10 @@ pub struct DeployArgs {
     /// Remove the groups' deploy lock (after a failed rollback, once a human looked).
     #[arg(long, conflicts_with = "plan")]
     pub unlock: bool,
-    /// What stdout carries.
-    #[arg(long, value_enum, default_value_t = Output::Human)]
-    pub output: Output,
-    /// The endpoint (default: $AWS_ENDPOINT_URL).
-    #[arg(long, value_name = "URL")]
-    pub endpoint_url: Option<String>,
+    #[command(flatten)]
+    pub output: OutputArg,
+    #[command(flatten)]
+    pub endpoint: EndpointArg,
 }
 
 const STATUS_EXAMPLES: &str = "\
@@ -340,52 +305,40 @@ only on a terminal outside CI (otherwise it prints once); Ctrl-C ends it with ex
 /// `gears status`.
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// The component file (its name and ami_regions).
-    #[arg(
-        short = 'c',
-        long = "component",
-        value_name = "FILE",
-        default_value = "gears.yaml"
-    )]
-    pub component: PathBuf,
+    #[command(flatten)]
+    pub component: ComponentArg,
     /// Only this environment (repeat; default: every environment the groups are tagged with).
     #[arg(long, short = 'e', value_name = "ENV")]
     pub environment: Vec<String>,
-    /// A region to look in (repeat; default: the component file's ami_regions).
-    #[arg(long, value_name = "REGION")]
-    pub region: Vec<String>,
+    #[command(flatten)]
+    pub regions: RegionsArg,
     /// Refresh in place on a terminal, every --poll seconds, until Ctrl-C (in CI: print once).
     #[arg(long)]
     pub watch: bool,
     /// Seconds between looks with --watch (default 5).
-    #[arg(long, value_name = "SECS", value_parser = crate::deploy::parse_seconds, requires = "watch")]
-    pub poll: Option<std::time::Duration>,
-    /// What stdout carries.
-    #[arg(long, value_enum, default_value_t = Output::Human)]
-    pub output: Output,
-    /// The endpoint for EC2 and Auto Scaling (default: $AWS_ENDPOINT_URL).
-    #[arg(long, value_name = "URL")]
-    pub endpoint_url: Option<String>,
+    #[arg(long, value_name = "SECS", requires = "watch")]
+    pub poll: Option<Seconds>,
+    #[command(flatten)]
+    pub output: OutputArg,
+    #[command(flatten)]
+    pub endpoint: EndpointArg,
 }
 
 /// `gears reap`.
 #[derive(Debug, Args)]
 pub struct ReapArgs {
-    /// A region to look in (repeat for several).
-    #[arg(long, value_name = "REGION", required = true)]
-    pub region: Vec<String>,
+    #[command(flatten)]
+    pub regions: RegionsArg,
     /// Remove what is listed.
     #[arg(long)]
     pub yes: bool,
     /// How old packer's key pairs and security groups must be, e.g. 3h.
     #[arg(long, value_name = "DURATION", default_value = "3h")]
-    pub ttl: String,
-    /// What stdout carries.
-    #[arg(long, value_enum, default_value_t = Output::Human)]
-    pub output: Output,
-    /// The EC2 endpoint (default: $AWS_ENDPOINT_URL_EC2, then $AWS_ENDPOINT_URL).
-    #[arg(long, value_name = "URL")]
-    pub endpoint_url: Option<String>,
+    pub ttl: Ttl,
+    #[command(flatten)]
+    pub output: OutputArg,
+    #[command(flatten)]
+    pub endpoint: EndpointArg,
 }
 
 const TEST_EXAMPLES: &str = "\
@@ -402,55 +355,37 @@ failure, AWS errors, SIGINT and SIGTERM. stdout: the smoke report (or JSON with 
 /// `gears test`.
 #[derive(Debug, Args)]
 pub struct TestArgs {
-    /// The component file (its `test:` section and smoke file).
-    #[arg(
-        short = 'c',
-        long = "component",
-        value_name = "FILE",
-        default_value = "gears.yaml"
-    )]
-    pub component: PathBuf,
-    /// bake's manifest: the AMI to test.
-    #[arg(long, value_name = "FILE", default_value = "gears-manifest.json")]
-    pub manifest: PathBuf,
-    /// Test this AMI instead of the manifest's (with --region).
-    #[arg(long, value_name = "ID", requires = "region")]
-    pub ami: Option<String>,
-    /// The region to test in (default: the manifest's first region of the builder).
-    #[arg(long, value_name = "REGION")]
-    pub region: Option<String>,
-    /// The manifest's builder to test (default: the component file's first).
-    #[arg(long, value_name = "NAME", conflicts_with = "ami")]
-    pub builder: Option<String>,
+    #[command(flatten)]
+    pub component: ComponentArg,
+    #[command(flatten)]
+    pub ami: AmiArgs,
     /// Send the smoke tests here instead of the instance's address (tunnels, bastions, emulators).
     #[arg(long, value_name = "HOST[:PORT]")]
     pub target_host: Option<String>,
     /// How long the instance has to boot and pass the smoke tests.
-    #[arg(long, value_name = "SECS", default_value_t = 600.0)]
-    pub ready_timeout: f64,
+    #[arg(long, value_name = "SECS", default_value = "600")]
+    pub ready_timeout: Delay,
     /// When a kept or leftover instance expires (gears:expires-at), e.g. 3600, 90m, 1h.
     #[arg(long, value_name = "DURATION", default_value = "1h")]
-    pub ttl: String,
+    pub ttl: Ttl,
     /// Keep a failing instance for debugging (until its expiry); print its id and address.
     #[arg(long)]
     pub keep_on_failure: bool,
     /// Also write a JUnit XML report to FILE.
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
-    /// What stdout carries.
-    #[arg(long, value_enum, default_value_t = Output::Human)]
-    pub output: Output,
+    #[command(flatten)]
+    pub output: OutputArg,
     /// Print a "still running" line on stderr every SECS while waiting.
-    #[arg(long, value_name = "SECS", default_value_t = 30)]
-    pub heartbeat: u64,
+    #[arg(long, value_name = "SECS", default_value = "30")]
+    pub heartbeat: Seconds,
     /// Smoke tests in flight at once.
     #[arg(long, short, default_value_t = 8, value_name = "N")]
     pub jobs: usize,
-    /// The EC2 endpoint (default: $AWS_ENDPOINT_URL_EC2, then $AWS_ENDPOINT_URL).
-    #[arg(long, value_name = "URL")]
-    pub endpoint_url: Option<String>,
+    #[command(flatten)]
+    pub endpoint: EndpointArg,
     /// Where the instance's console output and other run files are kept.
-    #[arg(long, value_name = "DIR", default_value = ".gears")]
+    #[arg(long, value_name = "DIR", default_value = crate::test_stage::settings::defaults::WORK_DIR)]
     pub work_dir: PathBuf,
 }
 
@@ -474,32 +409,15 @@ Version: --version, then GO_PIPELINE_LABEL (GoCD), BUILD_NUMBER (Jenkins), then 
 Revision: --git-sha, then GO_REVISION_* (GoCD), GIT_COMMIT (Jenkins), then git rev-parse HEAD.
 stdout: one line per AMI, region<TAB>builder<TAB>ami-id (or the manifest with --output json).";
 
-/// Where the component is and how to reach AWS: shared by bake and validate.
+/// Where the component is, how to bake it and how to reach AWS: shared by bake and validate.
 #[derive(Debug, Args)]
 pub struct ComponentArgs {
-    /// The component file.
-    #[arg(
-        short = 'c',
-        long = "component",
-        value_name = "FILE",
-        default_value = "gears.yaml"
-    )]
-    pub component: PathBuf,
-    /// The component version (default: CI label, then git describe).
-    #[arg(long, value_name = "VERSION")]
-    pub version: Option<String>,
-    /// The git revision (default: CI revision, then git rev-parse HEAD).
-    #[arg(long, value_name = "SHA")]
-    pub git_sha: Option<String>,
-    /// The EC2 endpoint (default: $AWS_ENDPOINT_URL_EC2, then $AWS_ENDPOINT_URL); given to packer as custom_endpoint_ec2.
-    #[arg(long, value_name = "URL")]
-    pub endpoint_url: Option<String>,
-    /// The packer executable.
-    #[arg(long, value_name = "PATH", default_value = "packer")]
-    pub packer: PathBuf,
-    /// Where rendered templates and packer logs are kept, one folder per run.
-    #[arg(long, value_name = "DIR", default_value = ".gears")]
-    pub work_dir: PathBuf,
+    #[command(flatten)]
+    pub file: ComponentArg,
+    #[command(flatten)]
+    pub build: BuildArgs,
+    #[command(flatten)]
+    pub endpoint: EndpointArg,
 }
 
 /// `gears bake`.
@@ -508,7 +426,7 @@ pub struct BakeArgs {
     #[command(flatten)]
     pub component: ComponentArgs,
     /// Where to write the manifest (JSON; an env file is written beside it with `.env`).
-    #[arg(long, value_name = "FILE", default_value = "gears-manifest.json")]
+    #[arg(long, value_name = "FILE", default_value = crate::manifest::DEFAULT_FILE)]
     pub manifest: PathBuf,
     /// Print the rendered template (checked with packer validate when packer is installed); bake nothing.
     #[arg(long)]
@@ -519,12 +437,11 @@ pub struct BakeArgs {
     /// Bake even if an AMI of this component, version and revision exists.
     #[arg(long)]
     pub force: bool,
-    /// What stdout carries.
-    #[arg(long, value_enum, default_value_t = Output::Human)]
-    pub output: Output,
+    #[command(flatten)]
+    pub output: OutputArg,
     /// Without a live view, print a "still running" line after SECS of silence from packer.
-    #[arg(long, value_name = "SECS", default_value_t = 30)]
-    pub heartbeat: u64,
+    #[arg(long, value_name = "SECS", default_value = "30")]
+    pub heartbeat: Seconds,
 }
 
 /// `gears validate`.
@@ -532,9 +449,8 @@ pub struct BakeArgs {
 pub struct ValidateArgs {
     #[command(flatten)]
     pub component: ComponentArgs,
-    /// What stdout carries (json: a list of {status, check}).
-    #[arg(long, value_enum, default_value_t = Output::Human)]
-    pub output: Output,
+    #[command(flatten)]
+    pub output: OutputArg,
 }
 
 const SMOKE_EXAMPLES: &str = "\
@@ -545,15 +461,6 @@ Examples:
   gears smoke 10.0.0.12 smoke.yaml --wait 300 --jobs 16   # a just-booted instance
 
 Environment: TEST_HOST and TEST_FILE stand in for HOST and FILE, as in Smolder.";
-
-/// Output format of data on stdout.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Output {
-    /// A report for people on stdout (for smoke and test: Smolder's).
-    Human,
-    /// A JSON report on stdout (for smoke and test, Smolder's report goes to stderr).
-    Json,
-}
 
 /// `gears smoke`.
 #[derive(Debug, Args)]
@@ -567,19 +474,18 @@ pub struct SmokeArgs {
     pub jobs: usize,
     /// Retry each failing test until it passes or SECS have passed since the start.
     #[arg(long, value_name = "SECS")]
-    pub wait: Option<f64>,
+    pub wait: Option<Delay>,
     /// Wait SECS before the first test (Smolder's --sleep).
     #[arg(long, value_name = "SECS")]
-    pub sleep: Option<f64>,
+    pub sleep: Option<Delay>,
     /// Also write a JUnit XML report to FILE.
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
-    /// What stdout carries.
-    #[arg(long, value_enum, default_value_t = Output::Human)]
-    pub output: Output,
+    #[command(flatten)]
+    pub output: OutputArg,
     /// Print a "still running" line on stderr every SECS while tests run or wait.
-    #[arg(long, value_name = "SECS", default_value_t = 30)]
-    pub heartbeat: u64,
+    #[arg(long, value_name = "SECS", default_value = "30")]
+    pub heartbeat: Seconds,
 }
 
 /// `gears amis`.
@@ -617,23 +523,14 @@ line and makes the exit code 5; the others still go.";
 /// Which component, where, and how to print (`gears amis list`, and `prune`).
 #[derive(Debug, Args)]
 pub struct AmisArgs {
-    /// The component file (its name and ami_regions).
-    #[arg(
-        short = 'c',
-        long = "component",
-        value_name = "FILE",
-        default_value = "gears.yaml"
-    )]
-    pub component: PathBuf,
-    /// A region to look in (repeat for several; default: the component file's ami_regions).
-    #[arg(long, value_name = "REGION")]
-    pub region: Vec<String>,
-    /// What stdout carries.
-    #[arg(long, value_enum, default_value_t = Output::Human)]
-    pub output: Output,
-    /// The endpoint for EC2 and Auto Scaling (default: the SDK's $AWS_ENDPOINT_URL_<SERVICE>, then $AWS_ENDPOINT_URL).
-    #[arg(long, value_name = "URL")]
-    pub endpoint_url: Option<String>,
+    #[command(flatten)]
+    pub component: ComponentArg,
+    #[command(flatten)]
+    pub regions: RegionsArg,
+    #[command(flatten)]
+    pub output: OutputArg,
+    #[command(flatten)]
+    pub endpoint: EndpointArg,
 }
 
 /// `gears amis prune`.
@@ -663,6 +560,15 @@ Examples:
   gears completions bash > /etc/bash_completion.d/gears
   gears completions zsh > \"${fpath[1]}/_gears\"
   gears completions fish > ~/.config/fish/completions/gears.fish";
+
+/// The completion script of `shell` for gears. Made in memory first: clap_complete panics
+/// when its writer fails (a closed stdout).
+pub fn completions(shell: clap_complete::Shell) -> String {
+    use clap::CommandFactory;
+    let mut out: Vec<u8> = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "gears", &mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
 
 /// `gears completions`.
 #[derive(Debug, Args)]
