@@ -23,6 +23,9 @@ BOOT = {"secs": 0.0, "known": set(), "launched": {}, "last_write": 0.0}
 # GEARS_PROXY_HOLD="Action=SECS,...": these actions are held that long before they go on (a
 # slow AWS: tests use it to reach a moment moto passes in milliseconds, e.g. packer's cleanup).
 HOLD = {a: float(s) for a, s in (kv.split("=") for kv in os.environ.get("GEARS_PROXY_HOLD", "").split(",") if "=" in kv)}
+# GEARS_PROXY_DENY="Action,...": these actions are answered 403 AccessDenied (query protocol's
+# ErrorResponse) without reaching moto: a role whose trust policy refuses, a missing permission.
+DENY = {a for a in os.environ.get("GEARS_PROXY_DENY", "").split(",") if a}
 # The calls after which Auto Scaling launches instances.
 LAUNCHING = ("UpdateAutoScalingGroup", "SetDesiredCapacity", "TerminateInstanceInAutoScalingGroup")
 MEMBER = re.compile(r"<member>((?:(?!<member>|</member>).)*)</member>", re.S)
@@ -102,6 +105,14 @@ class H(BaseHTTPRequestHandler):
             detail = "MaxResults=" + form["MaxResults"][0] if "MaxResults" in form else ""
         else:
             detail = ""
+        if action in DENY:
+            with LOCK:
+                COUNTS[action] = COUNTS.get(action, 0) + 1
+                LOG.append([round(now(), 4), "denied:" + action, ""])
+            out = ("<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>"
+                   "User is not authorized to perform: " + action + "</Message></Error>"
+                   "<RequestId>00000000-0000-0000-0000-000000000000</RequestId></ErrorResponse>")
+            return self._reply(403, out.encode(), [("Content-Type", "text/xml")])
         if action in HOLD:
             with LOCK:
                 LOG.append([round(now(), 4), "held:" + action, ""])

@@ -24,6 +24,8 @@ pub struct AmisSettings {
     pub component: String,
     pub regions: Vec<String>,
     pub endpoint_flag: Option<String>,
+    /// The account whose AMIs these are, through its role (none: the credentials' own).
+    pub account: Option<crate::accounts::RoleSession>,
 }
 
 /// One `gears amis list` or `prune` as asked: the component file, the regions named.
@@ -32,6 +34,8 @@ pub struct AmisAsk {
     pub component_file: std::path::PathBuf,
     pub regions: Vec<String>,
     pub endpoint_url: Option<String>,
+    /// The role to act through (`--role-arn`).
+    pub role: Option<crate::accounts::Role>,
 }
 
 impl AmisSettings {
@@ -44,7 +48,10 @@ impl AmisSettings {
         } else {
             ask.regions
         };
+        let account =
+            crate::accounts::session("amis", &component.name, ask.role, None, &Default::default());
         Ok(AmisSettings {
+            account,
             component: component.name,
             regions,
             endpoint_flag: ask.endpoint_url,
@@ -718,6 +725,7 @@ mod tests {
 
     fn settings() -> AmisSettings {
         AmisSettings {
+            account: None,
             component: "hello".into(),
             regions: vec!["us-east-1".into()],
             endpoint_flag: None,

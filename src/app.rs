@@ -109,7 +109,8 @@ async fn dispatch(
         }
         Command::Test(args) => {
             let settings = TestSettings::resolve((&args).into(), ctx)?;
-            let cloud = crate::aws::Aws::new(settings.endpoint_flag.as_deref(), ctx);
+            let cloud = crate::aws::Aws::new(settings.endpoint_flag.as_deref(), ctx)
+                .with_account(settings.account.clone());
             let tested = crate::test_stage::test(&settings, ctx, cancel, cleanup, &cloud).await?;
             print_tested(&settings, ctx, &tested)?;
             Ok(if tested.passed {
@@ -125,21 +126,24 @@ async fn dispatch(
         Command::Reap(args) => reap(&args, ctx, cancel).await,
         Command::Status(args) => {
             let settings = crate::status::StatusSettings::resolve((&args).into(), ctx);
-            let cloud = crate::aws::Aws::new(settings.endpoint_flag.as_deref(), ctx);
+            let cloud = crate::aws::Aws::new(settings.endpoint_flag.as_deref(), ctx)
+                .with_account(settings.account.clone());
             let screen = crate::ui::Redraw::new(ctx);
             let look = crate::status::run(&settings, cancel, &cloud, &screen).await?;
             Ok(look.exit_code())
         }
         Command::Amis(crate::cli::AmisCommand::List(args)) => {
             let settings = crate::amis::AmisSettings::resolve((&args).into())?;
-            let cloud = crate::aws::Aws::new(settings.endpoint_flag.as_deref(), ctx);
+            let cloud = crate::aws::Aws::new(settings.endpoint_flag.as_deref(), ctx)
+                .with_account(settings.account.clone());
             let amis = crate::amis::list(&settings, &cloud).await?;
             print_amis(&args, &amis);
             Ok(Exit::Success)
         }
         Command::Amis(crate::cli::AmisCommand::Prune(args)) => {
             let settings = crate::amis::AmisSettings::resolve((&args.amis).into())?;
-            let cloud = crate::aws::Aws::new(settings.endpoint_flag.as_deref(), ctx);
+            let cloud = crate::aws::Aws::new(settings.endpoint_flag.as_deref(), ctx)
+                .with_account(settings.account.clone());
             let opts = crate::amis::PruneOptions {
                 keep: args.keep,
                 yes: args.yes,
@@ -187,7 +191,8 @@ async fn deploy(
     cleanup: &Cleanup,
 ) -> Result<Exit, Error> {
     let settings = deploy_settings(args, ctx)?;
-    let cloud = crate::aws::Aws::new(settings.endpoint_flag.as_deref(), ctx);
+    let cloud = crate::aws::Aws::new(settings.endpoint_flag.as_deref(), ctx)
+        .with_account(settings.account.clone());
     // The report of what each group did is printed whatever ends the run (a signal, an
     // AWS error): a script reading stdout always gets it.
     let ui = crate::ui::Staged::new(ctx, "deploy", &settings.ami.asked_regions());
@@ -262,7 +267,8 @@ async fn reap(
     cancel: &Cancel,
 ) -> Result<Exit, Error> {
     let settings = crate::reap::ReapSettings::resolve(args.into())?;
-    let cloud = crate::aws::Aws::new(settings.endpoint_flag.as_deref(), ctx);
+    let cloud = crate::aws::Aws::new(settings.endpoint_flag.as_deref(), ctx)
+        .with_account(settings.account.clone());
     let found = crate::reap::reap(&settings, cancel, &cloud).await?;
     if settings.json {
         crate::ui::data(&(serde_json::to_string_pretty(&found).unwrap_or_default() + "\n"));
@@ -308,15 +314,14 @@ fn deploy_settings(
     };
     let ask: crate::deploy::DeployAsk = a.into();
     // A wrong flag is said first (exit 2), before a component file that cannot be read.
-    let file = match crate::component::load(&a.component.path) {
-        Ok(component) => component.deploy,
+    let component = match crate::component::load(&a.component.path) {
+        Ok(component) => component,
         Err(e) => {
-            crate::deploy::DeploySettings::resolve(ask, ctx, &Default::default())
-                .map_err(refused)?;
+            crate::deploy::DeploySettings::resolve(ask, ctx, None).map_err(refused)?;
             return Err(e);
         }
     };
-    crate::deploy::DeploySettings::resolve(ask, ctx, &file).map_err(refused)
+    crate::deploy::DeploySettings::resolve(ask, ctx, Some(&component)).map_err(refused)
 }
 
 /// Test's front: the smoke report (console on stdout, or JSON with the instance and timings),

@@ -426,6 +426,7 @@ mod deploy {
             keep_old: defaults::KEEP_OLD,
             scale_old_to: None,
             keep_groups: defaults::KEEP_GROUPS,
+            account: None,
             rollback: false,
         };
         (settings, cloud)
@@ -659,6 +660,7 @@ mod status {
         cloud.add_configuration("hello-lc", "ami-1");
         cloud.add_group(deploy_group("hello-stage", None, Some("hello-lc")), &[]);
         let s = StatusSettings {
+            account: None,
             component_file: dir.path().join("gears.yaml"),
             environments: vec![],
             regions: vec![],
@@ -741,6 +743,7 @@ mod test_stage {
         )
         .unwrap();
         let s = TestSettings {
+            account: None,
             component_file: dir.path().join("gears.yaml"),
             ami: AmiChoice::Explicit {
                 ami: AMI.into(),
@@ -844,6 +847,7 @@ mod amis {
 
     fn settings() -> AmisSettings {
         AmisSettings {
+            account: None,
             component: "hello".into(),
             regions: vec!["us-east-1".into()],
             endpoint_flag: None,
@@ -928,6 +932,7 @@ mod reap {
         for yes in [false, true] {
             let c = cloud();
             let s = ReapSettings {
+                account: None,
                 regions: vec!["us-east-1".into()],
                 yes,
                 ttl: Duration::from_secs(3 * 3600),

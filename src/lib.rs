@@ -5,6 +5,7 @@
 //! always terminate) and **deploy** (roll the Auto Scaling groups batch by batch, gated by health).
 //! **smoke** runs Smolder-format smoke files on its own. See README.md.
 
+pub mod accounts;
 pub mod amis;
 pub mod ansible;
 pub mod app;

@@ -455,29 +455,41 @@ impl<C: Cloud> Stages<'_, C> {
             .ok_or_else(|| Error::usage(format!("no deploy to {env}"), None))?;
         let component = crate::component::load(&self.p.component)?;
         let ask = d.ask(self.p, self.opts.endpoint_url.clone());
-        let s = DeploySettings::resolve(ask, self.ctx, &component.deploy).map_err(|r| {
+        let s = DeploySettings::resolve(ask, self.ctx, Some(&component)).map_err(|r| {
             self.entry_error(
                 &format!("deploy {env}"),
                 Error::usage(format!("{} {}", r.knob, r.why), None),
             )
         })?;
         let ui = crate::ui::Staged::new(self.ctx, "deploy", &s.ami.asked_regions());
-        let deployed =
-            match crate::deploy::deploy(&s, self.ctx, self.cancel, self.cleanup, self.cloud, &ui)
-                .await
-            {
-                Ok(d) => d,
-                Err(f) => {
-                    // What the groups did is not lost.
-                    for o in &f.groups {
-                        crate::ui::Reporter::note(
-                            &ui,
-                            &format!("{}: {}: {} ({})\n", o.region, o.group, o.result, o.detail),
-                        );
-                    }
-                    return Err(f.error);
+        // The environment's account (its role in `accounts:`), or the pipeline's own.
+        let account = s
+            .account
+            .is_some()
+            .then(|| self.cloud.in_account(s.account.clone()));
+        let cloud = account.as_ref().unwrap_or(self.cloud);
+        let deployed = match crate::deploy::deploy(
+            &s,
+            self.ctx,
+            self.cancel,
+            self.cleanup,
+            cloud,
+            &ui,
+        )
+        .await
+        {
+            Ok(d) => d,
+            Err(f) => {
+                // What the groups did is not lost.
+                for o in &f.groups {
+                    crate::ui::Reporter::note(
+                        &ui,
+                        &format!("{}: {}: {} ({})\n", o.region, o.group, o.result, o.detail),
+                    );
                 }
-            };
+                return Err(f.error);
+            }
+        };
         let detail = deployed
             .groups
             .iter()

@@ -25,6 +25,8 @@ pub struct ReapSettings {
     pub ttl: Duration,
     pub json: bool,
     pub endpoint_flag: Option<String>,
+    /// The account reaped, through its role (none: the credentials' own).
+    pub account: Option<crate::accounts::RoleSession>,
 }
 
 /// One `gears reap` as asked.
@@ -35,6 +37,8 @@ pub struct ReapAsk {
     pub ttl: crate::units::Ttl,
     pub output: crate::settings::OutputFormat,
     pub endpoint_url: Option<String>,
+    /// The role to act through (`--role-arn`).
+    pub role: Option<crate::accounts::Role>,
 }
 
 impl ReapSettings {
@@ -47,7 +51,9 @@ impl ReapSettings {
                 Some("gears reap --region us-east-1".into()),
             ));
         }
+        let account = crate::accounts::session("reap", "", ask.role, None, &Default::default());
         Ok(ReapSettings {
+            account,
             regions: ask.regions,
             yes: ask.yes,
             ttl: ask.ttl.into(),
@@ -438,6 +444,7 @@ mod tests {
             in_use: true,
         });
         let mut s = ReapSettings {
+            account: None,
             regions: vec!["us-east-1".into()],
             yes: false,
             ttl: Duration::from_secs(3 * 3600),
@@ -494,6 +501,7 @@ mod tests {
             ..Default::default()
         });
         let s = ReapSettings {
+            account: None,
             regions: vec!["us-east-1".into()],
             yes: true,
             ttl: Duration::from_secs(3 * 3600),

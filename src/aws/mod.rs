@@ -16,6 +16,7 @@ pub mod fleet;
 mod group_view;
 pub mod housekeeping;
 pub mod locks;
+pub mod role;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -47,6 +48,14 @@ pub enum CloudError {
     /// No credentials could be found.
     #[error("no AWS credentials: {0}")]
     NoCredentials(String),
+    /// The role of another account could not be assumed (its trust policy, the external id,
+    /// the caller's sts:AssumeRole permission).
+    #[error("cannot assume the role {role}{}: {message}", environment.as_ref().map(|e| format!(" of the environment {e}")).unwrap_or_default())]
+    Role {
+        role: String,
+        environment: Option<String>,
+        message: String,
+    },
     /// An API call failed.
     #[error("AWS {operation} failed in {region}: {message}{}", code.as_ref().map(|c| format!(" ({c})")).unwrap_or_default())]
     Api {
@@ -90,14 +99,14 @@ impl CloudError {
     pub fn code(&self) -> Option<&str> {
         match self {
             CloudError::Api { code, .. } => code.as_deref(),
-            CloudError::NoCredentials(_) => None,
+            CloudError::NoCredentials(_) | CloudError::Role { .. } => None,
         }
     }
 
     /// The kind of error (no credentials counts as access denied: retrying will not help).
     pub fn kind(&self) -> ErrorKind {
         match self {
-            CloudError::NoCredentials(_) => ErrorKind::AccessDenied,
+            CloudError::NoCredentials(_) | CloudError::Role { .. } => ErrorKind::AccessDenied,
             CloudError::Api { kind, .. } => *kind,
         }
     }
@@ -114,6 +123,9 @@ impl CloudError {
         match self {
             CloudError::NoCredentials(_) => Some(
                 "set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or run on an instance with a role".into(),
+            ),
+            CloudError::Role { .. } => Some(
+                "the role's trust policy must let these credentials assume it (and ask for the same sts:ExternalId), and they need sts:AssumeRole on it".into(),
             ),
             CloudError::Api { kind: ErrorKind::Throttled, .. } => Some(
                 "AWS throttled the calls even after retries; retry the stage later".into(),
@@ -737,6 +749,12 @@ pub trait Cloud: Send + Sync {
         region: &str,
         table: &str,
     ) -> impl Future<Output = Result<Self::Locks, CloudError>> + Send;
+
+    /// The same cloud in the account of `account`'s role (none: the credentials' own): a
+    /// pipeline deploys each environment into its own account.
+    fn in_account(&self, account: Option<crate::accounts::RoleSession>) -> Self
+    where
+        Self: Sized;
 }
 
 /// One of our AMIs, with the EBS snapshots behind it (from its block device mappings).
@@ -840,6 +858,8 @@ pub trait AmiCloud: Send + Sync {
 pub struct Aws {
     endpoint: Option<String>,
     timeouts: aws_config::timeout::TimeoutConfig,
+    /// The role this client acts through (another account), if any ([`role`]).
+    account: Option<crate::accounts::RoleSession>,
     conf: tokio::sync::OnceCell<aws_config::SdkConfig>,
 }
 
@@ -850,8 +870,15 @@ impl Aws {
         Aws {
             endpoint: endpoint.map(str::to_owned),
             timeouts: timeouts(ctx),
+            account: None,
             conf: tokio::sync::OnceCell::new(),
         }
+    }
+
+    /// This client, acting in the account of `account`'s role (none: the credentials' own).
+    pub fn with_account(mut self, account: Option<crate::accounts::RoleSession>) -> Self {
+        self.account = account;
+        self
     }
 
     /// The shared configuration, loaded on first use; no credentials is an error here, before
@@ -861,11 +888,16 @@ impl Aws {
             .conf
             .get_or_init(|| async {
                 let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
-                    .timeout_config(self.timeouts.clone());
+                    .timeout_config(self.timeouts.clone())
+                    .app_name(role::app_name());
                 if let Some(e) = &self.endpoint {
                     loader = loader.endpoint_url(e);
                 }
-                loader.load().await
+                let base = loader.load().await;
+                match &self.account {
+                    Some(session) => role::assume(&base, session).await,
+                    None => base,
+                }
             })
             .await;
         use aws_sdk_ec2::config::ProvideCredentials;
@@ -874,15 +906,31 @@ impl Aws {
                 "no credentials provider is configured".into(),
             ));
         };
-        provider
-            .provide_credentials()
-            .await
-            .map_err(|e| CloudError::NoCredentials(e.to_string()))?;
+        provider.provide_credentials().await.map_err(|e| {
+            let why = aws_sdk_ec2::error::DisplayErrorContext(&e).to_string();
+            match &self.account {
+                Some(s) => CloudError::Role {
+                    role: s.role.role_arn.to_string(),
+                    environment: s.environment.clone(),
+                    message: why,
+                },
+                None => CloudError::NoCredentials(e.to_string()),
+            }
+        })?;
         Ok(conf)
     }
 }
 
 impl Cloud for Aws {
+    fn in_account(&self, account: Option<crate::accounts::RoleSession>) -> Self {
+        Aws {
+            endpoint: self.endpoint.clone(),
+            timeouts: self.timeouts.clone(),
+            account,
+            conf: tokio::sync::OnceCell::new(),
+        }
+    }
+
     type Images = ec2::Ec2;
     type Instances = ec2::Ec2;
 

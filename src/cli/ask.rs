@@ -88,6 +88,7 @@ impl From<&TestArgs> for TestAsk {
             jobs: Some(a.jobs),
             endpoint_url: a.endpoint.url.clone(),
             work_dir: Some(a.work_dir.clone()),
+            role: a.role.role(),
             ..TestAsk::new(a.component.path.clone(), ami)
         }
     }
@@ -118,6 +119,7 @@ impl From<&DeployArgs> for DeployAsk {
             abort: a.abort,
             unlock: a.unlock,
             endpoint_flag: a.endpoint.url.clone(),
+            role: a.role.role(),
             ..DeployAsk::new(a.component.path.clone(), ami, &a.environment)
         }
     }
@@ -133,6 +135,7 @@ impl From<&StatusArgs> for StatusAsk {
             poll: a.poll,
             output: a.output.format,
             endpoint_url: a.endpoint.url.clone(),
+            role: a.role.role(),
         }
     }
 }
@@ -145,6 +148,7 @@ impl From<&ReapArgs> for ReapAsk {
             ttl: a.ttl,
             output: a.output.format,
             endpoint_url: a.endpoint.url.clone(),
+            role: a.role.role(),
         }
     }
 }
@@ -155,6 +159,7 @@ impl From<&AmisArgs> for AmisAsk {
             component_file: a.component.path.clone(),
             regions: a.regions.names.clone(),
             endpoint_url: a.endpoint.url.clone(),
+            role: a.role.role(),
         }
     }
 }

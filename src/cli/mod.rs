@@ -4,7 +4,9 @@
 mod ask;
 mod shared;
 
-pub use shared::{AmiArgs, BuildArgs, ComponentArg, EndpointArg, OutputArg, RegionArg, RegionsArg};
+pub use shared::{
+    AmiArgs, BuildArgs, ComponentArg, EndpointArg, OutputArg, RegionArg, RegionsArg, RoleArgs,
+};
 
 use crate::units::{Batch, Delay, Percent, Seconds, Ttl};
 use clap::{Args, Parser, Subcommand};
@@ -282,6 +284,8 @@ pub struct DeployArgs {
     pub output: OutputArg,
     #[command(flatten)]
     pub endpoint: EndpointArg,
+    #[command(flatten)]
+    pub role: RoleArgs,
 }
 
 const STATUS_EXAMPLES: &str = "\
@@ -322,6 +326,8 @@ pub struct StatusArgs {
     pub output: OutputArg,
     #[command(flatten)]
     pub endpoint: EndpointArg,
+    #[command(flatten)]
+    pub role: RoleArgs,
 }
 
 /// `gears reap`.
@@ -339,6 +345,8 @@ pub struct ReapArgs {
     pub output: OutputArg,
     #[command(flatten)]
     pub endpoint: EndpointArg,
+    #[command(flatten)]
+    pub role: RoleArgs,
 }
 
 const TEST_EXAMPLES: &str = "\
@@ -384,6 +392,8 @@ pub struct TestArgs {
     pub jobs: usize,
     #[command(flatten)]
     pub endpoint: EndpointArg,
+    #[command(flatten)]
+    pub role: RoleArgs,
     /// Where the instance's console output and other run files are kept.
     #[arg(long, value_name = "DIR", default_value = crate::test_stage::settings::defaults::WORK_DIR)]
     pub work_dir: PathBuf,
@@ -531,6 +541,8 @@ pub struct AmisArgs {
     pub output: OutputArg,
     #[command(flatten)]
     pub endpoint: EndpointArg,
+    #[command(flatten)]
+    pub role: RoleArgs,
 }
 
 /// `gears amis prune`.

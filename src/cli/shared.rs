@@ -1,6 +1,7 @@
 //! The arguments several commands share, each declared once and flattened into the commands
 //! that take it, so a flag has one name, one help text and one parser everywhere.
 
+use crate::accounts::{Role, RoleArn};
 use crate::deploy::Strategy;
 use crate::settings::OutputFormat;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
@@ -52,6 +53,34 @@ fn endpoint_url(u: &str) -> Result<String, String> {
         Ok(u.to_owned())
     } else {
         Err("expected an http:// or https:// URL".to_owned())
+    }
+}
+
+/// `--role-arn ARN` and `--external-id ID`: the account a command acts in.
+#[derive(Debug, Clone, Args)]
+pub struct RoleArgs {
+    /// Act in another account through this IAM role, assumed with STS (default: the
+    /// environment's entry in the component file's `accounts:`, else the credentials' own
+    /// account).
+    #[arg(id = "role_arn", long = "role-arn", value_name = "ARN")]
+    pub arn: Option<RoleArn>,
+    /// The external id the role's trust policy asks for.
+    #[arg(
+        id = "external_id",
+        long = "external-id",
+        value_name = "ID",
+        requires = "role_arn"
+    )]
+    pub external_id: Option<String>,
+}
+
+impl RoleArgs {
+    /// The role asked for, if any.
+    pub fn role(&self) -> Option<Role> {
+        self.arn.clone().map(|role_arn| Role {
+            role_arn,
+            external_id: self.external_id.clone(),
+        })
     }
 }
 

@@ -239,6 +239,9 @@ struct RawComponent {
     test: TestSection,
     #[serde(default)]
     deploy: DeploySection,
+    /// Each environment's account: the role gears assumes to act there.
+    #[serde(default)]
+    accounts: crate::accounts::Accounts,
 }
 
 fn default_instance_type() -> String {
@@ -274,6 +277,8 @@ pub struct Component {
     pub test: TestSection,
     /// What `gears deploy` takes from the file.
     pub deploy: DeploySection,
+    /// Each environment's account (`accounts:`): the role gears assumes there.
+    pub accounts: crate::accounts::Accounts,
 }
 
 /// The 1-based line and column of the first `key:` in `source` (for checks across fields).
@@ -346,6 +351,7 @@ pub fn parse(path: &Path, source: &str) -> Result<Component, InputError> {
         template,
         test,
         deploy: raw.deploy,
+        accounts: raw.accounts,
     })
 }
 

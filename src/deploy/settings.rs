@@ -5,6 +5,7 @@
 
 use super::lock::lock_stale;
 use crate::component::file::DeploySection;
+use crate::component::Component;
 use crate::settings::AmiChoice;
 use crate::units::{Percent, Seconds};
 use serde::de::{Deserialize, Deserializer};
@@ -108,6 +109,8 @@ pub struct DeployAsk {
     pub keep_groups: Option<u32>,
     /// Blue/green: put the previous group back in traffic (`--rollback`).
     pub rollback: bool,
+    /// The role to act through (`--role-arn`); else the environment's in `accounts:`.
+    pub role: Option<crate::accounts::Role>,
 }
 
 impl DeployAsk {
@@ -138,6 +141,7 @@ impl DeployAsk {
             scale_old_to: None,
             keep_groups: None,
             rollback: false,
+            role: None,
         }
     }
 }
@@ -159,8 +163,14 @@ impl DeploySettings {
     pub fn resolve(
         ask: DeployAsk,
         ctx: &crate::context::RunContext,
-        file: &DeploySection,
+        component: Option<&Component>,
     ) -> Result<DeploySettings, Refused> {
+        let none = DeploySection::default();
+        let no_accounts = crate::accounts::Accounts::new();
+        let (file, accounts, name) = match component {
+            Some(c) => (&c.deploy, &c.accounts, c.name.as_str()),
+            None => (&none, &no_accounts, ""),
+        };
         let refuse = |knob, why: &str| Refused {
             knob,
             why: why.to_owned(),
@@ -199,7 +209,10 @@ impl DeploySettings {
                 ),
             ));
         }
+        let account =
+            crate::accounts::session("deploy", name, ask.role, Some(&ask.environment), accounts);
         Ok(DeploySettings {
+            account,
             keep_old: ask.keep_old.map_or(defaults::KEEP_OLD, Duration::from),
             scale_old_to: ask.scale_old_to,
             keep_groups: ask.keep_groups.unwrap_or(defaults::KEEP_GROUPS),
@@ -291,4 +304,7 @@ pub struct DeploySettings {
     pub keep_groups: u32,
     /// Blue/green: put the previous group back in traffic, then take the current one out.
     pub rollback: bool,
+    /// The environment's account: the role gears assumes to act there (none: the credentials'
+    /// own account).
+    pub account: Option<crate::accounts::RoleSession>,
 }

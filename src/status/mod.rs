@@ -46,6 +46,8 @@ pub struct StatusSettings {
     pub patience: Duration,
     pub json: bool,
     pub endpoint_flag: Option<String>,
+    /// The account looked at, through its role (none: the credentials' own).
+    pub account: Option<crate::accounts::RoleSession>,
 }
 
 /// The default `--poll` of `--watch`.
@@ -61,13 +63,30 @@ pub struct StatusAsk {
     pub poll: Option<crate::units::Seconds>,
     pub output: crate::settings::OutputFormat,
     pub endpoint_url: Option<String>,
+    /// The role to act through (`--role-arn`); else, with one `-e`, its entry in `accounts:`.
+    pub role: Option<crate::accounts::Role>,
 }
 
 impl StatusSettings {
     /// Resolves a look: the ask, then the lock's stale limit as a deploy reads it
     /// (`GEARS_LOCK_STALE`), then the defaults.
     pub fn resolve(ask: StatusAsk, ctx: &crate::context::RunContext) -> Self {
+        let component = crate::component::load(&ask.component_file).ok();
+        let environment = match ask.environments.as_slice() {
+            [one] => Some(one.as_str()),
+            _ => None,
+        };
+        let account = crate::accounts::session(
+            "status",
+            component.as_ref().map_or("", |c| c.name.as_str()),
+            ask.role,
+            environment,
+            component
+                .as_ref()
+                .map_or(&crate::accounts::Accounts::new(), |c| &c.accounts),
+        );
         StatusSettings {
+            account,
             component_file: ask.component_file,
             environments: ask.environments,
             regions: ask.regions,

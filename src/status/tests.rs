@@ -66,6 +66,7 @@ fn setup(dir: &std::path::Path) -> (StatusSettings, FakeCloud) {
     cloud.add_image("us-east-1", image(OLD, "1.0", "1.0-202611240000"));
     cloud.add_image("us-east-1", image(NEW, "2.0", "2.0-202612010000"));
     let settings = StatusSettings {
+        account: None,
         component_file: std::path::PathBuf::from("gears.yaml"),
         environments: vec![],
         regions: vec![],

@@ -543,6 +543,7 @@ mod tests {
         .unwrap();
         std::fs::write(dir.join("smoke.yaml"), "tests:\n  - name: up\n    uri: /\n").unwrap();
         TestSettings {
+            account: None,
             component_file: dir.join("gears.yaml"),
             ami: AmiChoice::Explicit {
                 ami: AMI.into(),

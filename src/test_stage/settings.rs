@@ -37,6 +37,8 @@ pub struct TestAsk {
     pub jobs: Option<usize>,
     pub endpoint_url: Option<String>,
     pub work_dir: Option<PathBuf>,
+    /// The role to act through (`--role-arn`): the test instance runs in its account.
+    pub role: Option<crate::accounts::Role>,
 }
 
 impl TestAsk {
@@ -55,6 +57,7 @@ impl TestAsk {
             jobs: None,
             endpoint_url: None,
             work_dir: None,
+            role: None,
         }
     }
 }
@@ -75,6 +78,20 @@ pub struct TestSettings {
     pub jobs: usize,
     pub endpoint_flag: Option<String>,
     pub work_dir: PathBuf,
+    /// The account the test runs in, through its role (none: the credentials' own).
+    pub account: Option<crate::accounts::RoleSession>,
+}
+
+/// The component's name for a role session: the file's `component:` when it reads, else the
+/// file's stem (the stage reports a file that does not read).
+pub(crate) fn component_name(path: &std::path::Path) -> String {
+    crate::component::load(path)
+        .map(|c| c.name)
+        .unwrap_or_else(|_| {
+            path.file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        })
 }
 
 impl TestSettings {
@@ -106,7 +123,15 @@ impl TestSettings {
         if let Some(j) = &ask.junit {
             report_path("--junit", j)?;
         }
+        let account = crate::accounts::session(
+            "test",
+            &component_name(&ask.component_file),
+            ask.role,
+            None,
+            &crate::accounts::Accounts::new(),
+        );
         Ok(TestSettings {
+            account,
             component_file: ask.component_file,
             ami: ask.ami,
             target_host,

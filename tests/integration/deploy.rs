@@ -44,11 +44,21 @@ pub async fn fleet(component: &str, region: &str, n: i32) -> (String, String, St
 /// [`fleet`], with the launch template in a mixed-instances policy (two instance types) when
 /// `mixed`.
 async fn fleet_of(component: &str, region: &str, n: i32, mixed: bool) -> (String, String, String) {
-    let c = conf(region).await;
+    fleet_in(&conf(region).await, component, region, n, mixed).await
+}
+
+/// [`fleet_of`] in the account of `c`'s credentials.
+pub async fn fleet_in(
+    c: &aws_config::SdkConfig,
+    component: &str,
+    region: &str,
+    n: i32,
+    mixed: bool,
+) -> (String, String, String) {
     let base = stock_ami(region).await;
-    let ec2 = aws_sdk_ec2::Client::new(&c);
-    let asg = aws_sdk_autoscaling::Client::new(&c);
-    let elb = aws_sdk_elasticloadbalancingv2::Client::new(&c);
+    let ec2 = aws_sdk_ec2::Client::new(c);
+    let asg = aws_sdk_autoscaling::Client::new(c);
+    let elb = aws_sdk_elasticloadbalancingv2::Client::new(c);
     // The new AMI: an image of a running instance.
     let i = ec2
         .run_instances()
@@ -193,8 +203,15 @@ pub async fn images_of_group(
     region: &str,
     group: &str,
 ) -> (Vec<String>, aws_sdk_autoscaling::types::AutoScalingGroup) {
-    let c = conf(region).await;
-    let g = aws_sdk_autoscaling::Client::new(&c)
+    images_of_group_in(&conf(region).await, group).await
+}
+
+/// [`images_of_group`] in the account of `c`'s credentials.
+pub async fn images_of_group_in(
+    c: &aws_config::SdkConfig,
+    group: &str,
+) -> (Vec<String>, aws_sdk_autoscaling::types::AutoScalingGroup) {
+    let g = aws_sdk_autoscaling::Client::new(c)
         .describe_auto_scaling_groups()
         .auto_scaling_group_names(group)
         .send()
@@ -207,7 +224,7 @@ pub async fn images_of_group(
         .iter()
         .map(|i| i.instance_id().unwrap().to_owned())
         .collect();
-    let out = aws_sdk_ec2::Client::new(&c)
+    let out = aws_sdk_ec2::Client::new(c)
         .describe_instances()
         .set_instance_ids(Some(ids))
         .send()

@@ -2,6 +2,7 @@
 //! smoke tests, moto and packer for bake, moto and httpbin for `gears test`. Run them with
 //! `scripts/test.sh`; tests that need no server also pass under a plain `cargo test`.
 
+mod accounts;
 mod amis;
 mod ansible;
 mod bake;

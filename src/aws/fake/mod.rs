@@ -158,6 +158,11 @@ impl FakeCloud {
 }
 
 impl Cloud for FakeCloud {
+    /// The fake keeps one account: every role's view is the same state.
+    fn in_account(&self, _account: Option<crate::accounts::RoleSession>) -> Self {
+        self.clone()
+    }
+
     type Images = FakeImages;
     type Instances = FakeInstances;
 

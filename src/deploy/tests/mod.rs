@@ -105,6 +105,7 @@ pub(super) fn setup(dir: &std::path::Path, desired: i32) -> (DeploySettings, Fak
         keep_old: defaults::KEEP_OLD,
         scale_old_to: None,
         keep_groups: defaults::KEEP_GROUPS,
+        account: None,
         rollback: false,
     };
     (settings, cloud)

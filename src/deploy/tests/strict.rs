@@ -211,14 +211,14 @@ async fn in_ci_the_tag_lock_alone_is_warned_of_and_gears_lock_table_names_a_tabl
         )
     };
     let env = crate::context::RunContext::from_vars([("GEARS_LOCK_TABLE", "locks")]);
-    let s = DeploySettings::resolve(ask(), &env, &Default::default()).unwrap();
+    let s = DeploySettings::resolve(ask(), &env, None).unwrap();
     assert_eq!(s.lock_table.as_deref(), Some("locks"));
     let mut flagged = ask();
     flagged.lock_table = Some("other".into());
-    let s = DeploySettings::resolve(flagged, &env, &Default::default()).unwrap();
+    let s = DeploySettings::resolve(flagged, &env, None).unwrap();
     assert_eq!(s.lock_table.as_deref(), Some("other"));
     assert_eq!(
-        DeploySettings::resolve(ask(), &rc(), &Default::default())
+        DeploySettings::resolve(ask(), &rc(), None)
             .unwrap()
             .lock_table,
         None
@@ -523,11 +523,9 @@ async fn the_component_files_lock_table_is_used_by_default() {
     )
     .unwrap();
     // The settings' one resolve takes the file's section (after the flag and the variable).
-    let file = crate::component::load(&dir.path().join("gears.yaml"))
-        .unwrap()
-        .deploy;
+    let file = crate::component::load(&dir.path().join("gears.yaml")).unwrap();
     let ask = DeployAsk::new(s.component_file.clone(), s.ami.clone(), &s.environment);
-    let resolved = DeploySettings::resolve(ask, &rc(), &file).unwrap();
+    let resolved = DeploySettings::resolve(ask, &rc(), Some(&file)).unwrap();
     assert_eq!(resolved.lock_table.as_deref(), Some("gears-locks"));
     let s = DeploySettings {
         lock_table: resolved.lock_table,
