@@ -47,6 +47,104 @@ impl<'de> Deserialize<'de> for RoleArn {
     }
 }
 
+/// An identifier checked by a pattern, parsed the same from a file and a flag.
+macro_rules! checked_id {
+    ($(#[$doc:meta])* $name:ident, $re:expr, $words:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+        #[serde(transparent)]
+        pub struct $name(pub String);
+
+        impl FromStr for $name {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                let re = regex::Regex::new($re).expect("valid regex");
+                if re.is_match(s) {
+                    Ok($name(s.to_owned()))
+                } else {
+                    Err($words.to_owned())
+                }
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                crate::units::parsed(d, str::parse)
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+checked_id!(
+    /// An AWS account id: 12 digits.
+    AccountId,
+    r"^[0-9]{12}$",
+    "expected an AWS account id: 12 digits, like 111111111111"
+);
+checked_id!(
+    /// An organization's ARN.
+    OrgArn,
+    r"^arn:aws(-[a-z]+)*:organizations::[0-9]{12}:organization/o-[a-z0-9]{10,32}$",
+    "expected an organization ARN like arn:aws:organizations::123456789012:organization/o-abcd123456"
+);
+checked_id!(
+    /// An organizational unit's ARN.
+    OuArn,
+    r"^arn:aws(-[a-z]+)*:organizations::[0-9]{12}:ou/o-[a-z0-9]{10,32}/ou-[a-z0-9]{4,32}-[a-z0-9]{8,32}$",
+    "expected an organizational unit ARN like arn:aws:organizations::123456789012:ou/o-abcd123456/ou-ab12-cdefgh12"
+);
+
+/// Who may launch the component's AMIs besides the account that bakes them (`share:` in the
+/// component file), and so who may create volumes from their snapshots (the accounts).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Shares {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub accounts: Vec<AccountId>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub organizations: Vec<OrgArn>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub organizational_units: Vec<OuArn>,
+}
+
+impl Shares {
+    pub fn is_empty(&self) -> bool {
+        self.accounts.is_empty()
+            && self.organizations.is_empty()
+            && self.organizational_units.is_empty()
+    }
+
+    /// What `self` asks for that `seen` lacks, each named.
+    pub fn missing_from(&self, seen: &Shares) -> Vec<String> {
+        let mut missing: Vec<String> = Vec::new();
+        missing.extend(
+            self.accounts
+                .iter()
+                .filter(|a| !seen.accounts.contains(a))
+                .map(|a| format!("account {a}")),
+        );
+        missing.extend(
+            self.organizations
+                .iter()
+                .filter(|o| !seen.organizations.contains(o))
+                .map(|o| format!("organization {o}")),
+        );
+        missing.extend(
+            self.organizational_units
+                .iter()
+                .filter(|o| !seen.organizational_units.contains(o))
+                .map(|o| format!("organizational unit {o}")),
+        );
+        missing
+    }
+}
+
 /// A role gears assumes, with the external id its trust policy may demand.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -149,6 +247,36 @@ mod tests {
         ] {
             assert!(bad.parse::<RoleArn>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn shares_are_checked_as_the_file_is_read_and_compared_by_what_is_missing() {
+        let f: Shares = serde_yaml::from_str(
+            "accounts: [\"111111111111\"]\norganizations: [arn:aws:organizations::123456789012:organization/o-abcd123456]\norganizational_units: [arn:aws:organizations::123456789012:ou/o-abcd123456/ou-ab12-cdefgh12]\n",
+        )
+        .unwrap();
+        assert_eq!(f.accounts, [AccountId("111111111111".into())]);
+        let e = serde_yaml::from_str::<Shares>("accounts: [\"111111111111\", \"12345\"]\n")
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("accounts[1]: `12345`: expected an AWS account id"),
+            "{e}"
+        );
+        assert_eq!(e.location().map(|l| (l.line(), l.column())), Some((1, 28)));
+        assert!(serde_yaml::from_str::<Shares>("organizations: [o-abcd123456]\n").is_err());
+        assert!(serde_yaml::from_str::<Shares>("acounts: []\n").is_err());
+        let seen = Shares {
+            accounts: vec![AccountId("111111111111".into())],
+            ..Shares::default()
+        };
+        assert_eq!(
+            f.missing_from(&seen),
+            [
+                "organization arn:aws:organizations::123456789012:organization/o-abcd123456",
+                "organizational unit arn:aws:organizations::123456789012:ou/o-abcd123456/ou-ab12-cdefgh12"
+            ]
+        );
     }
 
     #[test]

@@ -134,6 +134,10 @@ pub struct Manifest {
     pub reused: bool,
     /// AMI id per builder (component-file order), then per region.
     pub amis: Amis,
+    /// Who besides the baking account may launch them (the component file's `share:`, read
+    /// back from EC2 after the bake or reuse).
+    #[serde(default, skip_serializing_if = "crate::accounts::Shares::is_empty")]
+    pub shares: crate::accounts::Shares,
 }
 
 fn env_name(s: &str) -> String {
@@ -165,6 +169,7 @@ impl Manifest {
         // A component's own template may name builders the plan does not know: keep them last.
         ordered.extend(amis);
         Manifest {
+            shares: Default::default(),
             format_version: FORMAT_VERSION,
             component: plan.component.clone(),
             version: plan.version.clone(),
@@ -188,6 +193,7 @@ impl Manifest {
         base_ami: &str,
     ) -> Self {
         Manifest {
+            shares: Default::default(),
             format_version: FORMAT_VERSION,
             component: plan.component.clone(),
             version: plan.version.clone(),
@@ -449,6 +455,7 @@ mod tests {
 
     fn sample() -> Manifest {
         Manifest {
+            shares: Default::default(),
             format_version: FORMAT_VERSION,
             component: "hello".into(),
             version: "1.0".into(),
@@ -522,6 +529,7 @@ mod tests {
     #[test]
     fn env_file_is_sourceable_and_exact() {
         let m = Manifest {
+            shares: Default::default(),
             format_version: FORMAT_VERSION,
             component: "hello".into(),
             version: "1.0'; echo pwned".into(),

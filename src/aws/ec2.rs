@@ -50,6 +50,11 @@ impl Ec2 {
         }
     }
 
+    /// The EC2 client, for the calls of [`super::share`].
+    pub(super) fn client(&self) -> &aws_sdk_ec2::Client {
+        &self.client
+    }
+
     async fn describe(
         &self,
         ids: Vec<String>,
@@ -83,6 +88,14 @@ impl Ec2 {
 impl Images for Ec2 {
     fn region(&self) -> &str {
         &self.region
+    }
+
+    async fn share(&self, image: &str, shares: &crate::accounts::Shares) -> Result<(), CloudError> {
+        super::share::share(self, image, shares).await
+    }
+
+    async fn shares_of(&self, image: &str) -> Result<super::ImageShares, CloudError> {
+        super::share::shares_of(self, image).await
     }
 
     async fn find_base_ami(&self, q: &BaseAmiQuery) -> Result<Option<Image>, CloudError> {

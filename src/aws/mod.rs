@@ -17,6 +17,7 @@ mod group_view;
 pub mod housekeeping;
 pub mod locks;
 pub mod role;
+mod share;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -281,6 +282,28 @@ pub trait Images: Send + Sync {
         &self,
         ids: &[String],
     ) -> impl Future<Output = Result<BTreeMap<String, Image>, CloudError>> + Send;
+
+    /// Lets `shares` launch `image`, and its accounts create volumes from its snapshots;
+    /// adding what is there already changes nothing.
+    fn share(
+        &self,
+        image: &str,
+        shares: &crate::accounts::Shares,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
+
+    /// Who may launch `image` and create volumes from its snapshots, as EC2 answers.
+    fn shares_of(
+        &self,
+        image: &str,
+    ) -> impl Future<Output = Result<ImageShares, CloudError>> + Send;
+}
+
+/// Who may use an AMI, as EC2 answers: its launch permissions, and for each of its snapshots
+/// the accounts that may create volumes from it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ImageShares {
+    pub launch: crate::accounts::Shares,
+    pub snapshots: BTreeMap<String, Vec<crate::accounts::AccountId>>,
 }
 
 /// The most values EC2 takes in one filter (an `image-id` or `instance-id` filter).

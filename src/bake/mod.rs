@@ -10,5 +10,6 @@ pub mod quote;
 pub mod reuse;
 pub mod run;
 pub mod settings;
+pub mod share;
 pub mod template;
 pub mod validate;

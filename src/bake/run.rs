@@ -27,7 +27,7 @@ pub enum Baked {
         verdict: Option<String>,
     },
     /// The AMIs, baked now or reused.
-    Manifest(Manifest),
+    Manifest(Box<Manifest>),
 }
 
 /// `p` made absolute against the current directory: packer runs in the component's folder, so
@@ -77,7 +77,7 @@ impl ShownOnce {
 }
 
 /// Runs an AWS call unless the run is cancelled first (the SDK's retries can take a while).
-async fn unless_cancelled<T>(
+pub(super) async fn unless_cancelled<T>(
     cancel: &Cancel,
     fut: impl std::future::Future<Output = T>,
 ) -> Result<T, Error> {
@@ -221,7 +221,8 @@ pub async fn bake<C: Cloud>(
                 "{} {} (git {}) is already baked: reusing its AMIs (use --force to bake again)",
                 plan.component, plan.version, plan.git_sha
             ));
-            return Ok(Baked::Manifest(manifest));
+            let manifest = super::share::share(manifest, &ports, &component.share, cancel).await?;
+            return Ok(Baked::Manifest(Box::new(manifest)));
         }
     }
 
@@ -264,12 +265,9 @@ pub async fn bake<C: Cloud>(
         .ok()
         .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
         .and_then(|v| v["last_run_uuid"].as_str().map(str::to_owned));
-    Ok(Baked::Manifest(Manifest::baked(
-        &plan,
-        &base_ami.id,
-        built.amis,
-        packer_run_uuid,
-    )))
+    let manifest = Manifest::baked(&plan, &base_ami.id, built.amis, packer_run_uuid);
+    let manifest = super::share::share(manifest, &ports, &component.share, cancel).await?;
+    Ok(Baked::Manifest(Box::new(manifest)))
 }
 
 /// The first progress line of a bake: what is baked, with how many builders, into which regions.
@@ -550,6 +548,76 @@ mod tests {
         assert_eq!(
             cloud.calls(),
             ["DescribeImages us-east-1", "DescribeImages us-east-1"]
+        );
+    }
+
+    /// Issue 33 item 1: a reused bake shares its AMIs as `share:` asks and reads them back; a
+    /// share EC2 answers with success but does not store is exit 5, naming what is missing.
+    #[tokio::test(start_paused = true)]
+    async fn a_reused_bake_shares_its_amis_and_reads_the_shares_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let (settings, cloud) = stage(dir.path());
+        let file = std::fs::read_to_string(&settings.component_file).unwrap();
+        std::fs::write(
+            &settings.component_file,
+            format!("{file}share:\n  accounts: [\"111111111111\", \"222222222222\"]\n  organizations: [arn:aws:organizations::123456789012:organization/o-abcd123456]\n"),
+        )
+        .unwrap();
+        let old = [
+            ("COMPONENT_NAME", "hello"),
+            ("COMPONENT_VERSION", "7.0.1"),
+            ("GIT_SHA", "abc"),
+            ("gears:run-id", "old-run"),
+            ("gears:builder", "web"),
+            ("CREATED_AT", "202601010000"),
+            ("AMI_VERSION", "7.0.1-202601010000"),
+        ];
+        cloud.add_image("us-east-1", image("ami-old", &old));
+        let run = |cloud: FakeCloud| {
+            let settings = settings.clone();
+            async move {
+                bake(
+                    &settings,
+                    &ctx(),
+                    &Cancel::new(),
+                    &Cleanup::default(),
+                    &cloud,
+                )
+                .await
+            }
+        };
+        let Baked::Manifest(m) = run(cloud.clone()).await.unwrap() else {
+            panic!("not a manifest")
+        };
+        let held = cloud.shares_of_image("ami-old").launch;
+        assert_eq!(held, m.shares);
+        assert_eq!(
+            held.accounts
+                .iter()
+                .map(|a| a.0.as_str())
+                .collect::<Vec<_>>(),
+            ["111111111111", "222222222222"]
+        );
+        assert_eq!(held.organizations.len(), 1);
+        // Again: idempotent, nothing added twice.
+        run(cloud.clone()).await.unwrap();
+        assert_eq!(cloud.shares_of_image("ami-old").launch, held);
+
+        let (settings2, ignoring) = stage(dir.path());
+        std::fs::write(
+            &settings2.component_file,
+            format!("{file}share: {{accounts: [\"333333333333\"]}}\n"),
+        )
+        .unwrap();
+        ignoring.add_image("us-east-1", image("ami-old", &old));
+        ignoring.ignore_shares();
+        let e = run(ignoring).await.unwrap_err();
+        assert_eq!(e.exit(), Exit::Cloud, "{}", e.render());
+        assert!(
+            e.render()
+                .contains("ami-old is not shared with account 333333333333"),
+            "{}",
+            e.render()
         );
     }
 

@@ -242,6 +242,9 @@ struct RawComponent {
     /// Each environment's account: the role gears assumes to act there.
     #[serde(default)]
     accounts: crate::accounts::Accounts,
+    /// Who may launch the AMIs besides the baking account.
+    #[serde(default)]
+    share: crate::accounts::Shares,
 }
 
 fn default_instance_type() -> String {
@@ -279,6 +282,9 @@ pub struct Component {
     pub deploy: DeploySection,
     /// Each environment's account (`accounts:`): the role gears assumes there.
     pub accounts: crate::accounts::Accounts,
+    /// Who may launch the AMIs besides the baking account (`share:`), after every bake and
+    /// reuse, in every region.
+    pub share: crate::accounts::Shares,
 }
 
 /// The 1-based line and column of the first `key:` in `source` (for checks across fields).
@@ -352,6 +358,7 @@ pub fn parse(path: &Path, source: &str) -> Result<Component, InputError> {
         test,
         deploy: raw.deploy,
         accounts: raw.accounts,
+        share: raw.share,
     })
 }
 

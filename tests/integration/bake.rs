@@ -1141,3 +1141,102 @@ async fn a_fresh_bake_without_packers_manifest_is_not_called_reused() {
     assert_eq!(m["packer_run_uuid"], serde_json::Value::Null);
     assert_eq!(m["format_version"], 1);
 }
+
+/// Issue 33 item 1: a bake shares every AMI in every region with the accounts of `share:`
+/// (launch permission, and create-volume permission on its snapshots), read back from moto;
+/// the manifest records them. An account id that is not 12 digits is exit 3 at its place,
+/// before anything is launched.
+#[tokio::test]
+async fn a_bake_shares_its_amis_in_every_region_and_a_bad_account_is_placed() {
+    let dir = tempdir();
+    let name = unique("share");
+    let accounts = ["111111111111", "222222222222"];
+    std::fs::write(
+        dir.path().join("gears.yaml"),
+        format!(
+            "component: {name}\nrepo: r\nami_regions: [us-east-1, eu-west-1]\nbase_ami:\n  name: amzn2-ami-hvm-2.0.*-x86_64-gp2\n  owners: [amazon]\ncommunicator: none\nshare:\n  accounts: [\"{}\", \"{}\"]\n",
+            accounts[0], accounts[1]
+        ),
+    )
+    .unwrap();
+    let m = dir.path().join("manifest.json");
+    let (_, err, code) = parts(
+        &gears_aws(dir.path())
+            .args(["bake", "--version", "1.0.0", "--git-sha", "abc"])
+            .args(["--manifest", m.to_str().unwrap()])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(code, 0, "{err}");
+    let manifest = manifest(&m);
+    assert_eq!(manifest["shares"]["accounts"], serde_json::json!(accounts));
+    let amis = manifest["amis"]
+        .as_object()
+        .unwrap()
+        .values()
+        .next()
+        .unwrap();
+    for region in ["us-east-1", "eu-west-1"] {
+        let ami = amis[region].as_str().unwrap();
+        let ec2 = ec2(region).await;
+        let attr = ec2
+            .describe_image_attribute()
+            .image_id(ami)
+            .attribute(aws_sdk_ec2::types::ImageAttributeName::LaunchPermission)
+            .send()
+            .await
+            .unwrap();
+        let mut users: Vec<&str> = attr
+            .launch_permissions()
+            .iter()
+            .filter_map(|p| p.user_id())
+            .collect();
+        users.sort();
+        assert_eq!(users, accounts, "{region} {ami}");
+        let image = &ec2
+            .describe_images()
+            .image_ids(ami)
+            .send()
+            .await
+            .unwrap()
+            .images()[0]
+            .clone();
+        let snapshots: Vec<&str> = image
+            .block_device_mappings()
+            .iter()
+            .filter_map(|b| b.ebs().and_then(|e| e.snapshot_id()))
+            .collect();
+        assert!(!snapshots.is_empty(), "{image:?}");
+        for s in snapshots {
+            let perms = ec2
+                .describe_snapshot_attribute()
+                .snapshot_id(s)
+                .attribute(aws_sdk_ec2::types::SnapshotAttributeName::CreateVolumePermission)
+                .send()
+                .await
+                .unwrap();
+            let mut users: Vec<&str> = perms
+                .create_volume_permissions()
+                .iter()
+                .filter_map(|p| p.user_id())
+                .collect();
+            users.sort();
+            assert_eq!(users, accounts, "{region} {s}");
+        }
+    }
+
+    let text = std::fs::read_to_string(dir.path().join("gears.yaml")).unwrap();
+    std::fs::write(
+        dir.path().join("gears.yaml"),
+        text.replace("\"222222222222\"", "\"22222222222\""),
+    )
+    .unwrap();
+    let (_, err, code) = parts(&gears_local(dir.path()).arg("bake").output().unwrap());
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains(
+            "gears.yaml:9:30: share.accounts[1]: `22222222222`: expected an AWS account id"
+        ),
+        "{err}"
+    );
+}

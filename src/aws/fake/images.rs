@@ -1,8 +1,19 @@
 //! The fake's EC2 images: [`FakeImages`], and the images a test puts in a region.
 
 use super::{glob, FakeCloud};
-use crate::aws::{has_tags, BaseAmiQuery, CloudError, Image, Images};
+use crate::accounts::Shares;
+use crate::aws::{has_tags, BaseAmiQuery, CloudError, Image, ImageShares, Images};
 use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+
+/// `to` with what `add` has that it lacks, in order.
+fn add_missing<T: Clone + PartialEq>(to: &mut Vec<T>, add: &[T]) {
+    for a in add {
+        if !to.contains(a) {
+            to.push(a.clone());
+        }
+    }
+}
 
 impl FakeCloud {
     /// Adds an image to `region`.
@@ -26,6 +37,22 @@ impl FakeCloud {
             .unwrap_or_else(|p| p.into_inner())
             .insert(image.id.clone(), owner.to_owned());
         self.add_image(region, image);
+    }
+
+    /// From now on a share answers as if it took and stores nothing.
+    pub fn ignore_shares(&self) {
+        self.state.shares_ignored.store(true, Ordering::SeqCst);
+    }
+
+    /// Who may launch `image`, as the fake holds it.
+    pub fn shares_of_image(&self, image: &str) -> crate::aws::ImageShares {
+        self.state
+            .image_shares
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(image)
+            .cloned()
+            .unwrap_or_default()
     }
 }
 
@@ -63,6 +90,45 @@ impl FakeImages {
 impl Images for FakeImages {
     fn region(&self) -> &str {
         &self.region
+    }
+
+    /// As EC2: an image this region does not hold is `InvalidAMIID.NotFound`.
+    async fn share(&self, image: &str, shares: &Shares) -> Result<(), CloudError> {
+        self.cloud
+            .call("ModifyImageAttribute", &self.region)
+            .await?;
+        if !self.images().iter().any(|i| i.id == image) {
+            return Err(CloudError::api(
+                "ModifyImageAttribute",
+                &self.region,
+                Some("InvalidAMIID.NotFound"),
+                format!("The image id '[{image}]' does not exist"),
+            ));
+        }
+        if self.cloud.state.shares_ignored.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let mut all = self
+            .cloud
+            .state
+            .image_shares
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let held = all.entry(image.to_owned()).or_default();
+        add_missing(&mut held.launch.accounts, &shares.accounts);
+        add_missing(&mut held.launch.organizations, &shares.organizations);
+        add_missing(
+            &mut held.launch.organizational_units,
+            &shares.organizational_units,
+        );
+        Ok(())
+    }
+
+    async fn shares_of(&self, image: &str) -> Result<ImageShares, CloudError> {
+        self.cloud
+            .call("DescribeImageAttribute", &self.region)
+            .await?;
+        Ok(self.cloud.shares_of_image(image))
     }
 
     async fn find_base_ami(&self, q: &BaseAmiQuery) -> Result<Option<Image>, CloudError> {

@@ -71,6 +71,10 @@ struct State {
     log: Mutex<Vec<String>>,
     faults: Mutex<Faults>,
     amis: Mutex<AmisState>,
+    /// Image id → who may launch it (and create volumes from its snapshots).
+    image_shares: Mutex<BTreeMap<String, crate::aws::ImageShares>>,
+    /// A share call answers 200 and stores nothing (as moto does with one form).
+    shares_ignored: std::sync::atomic::AtomicBool,
 }
 
 /// The fake AWS: images per region, the faults, and a log of the calls made.

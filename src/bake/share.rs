@@ -1,0 +1,61 @@
+//! After a bake, and when an earlier bake is reused: every AMI of the manifest shared as the
+//! component file's `share:` asks, in every region, then read back from EC2 (a 200 is not proof
+//! that a permission took); the manifest records the shares.
+
+use super::run::unless_cancelled;
+use crate::accounts::Shares;
+use crate::aws::{CloudError, ImageShares, Images};
+use crate::cancel::Cancel;
+use crate::error::Error;
+use crate::manifest::Manifest;
+
+/// What `wanted` lacks in what EC2 answered for `ami`: its launch permissions, and the
+/// accounts' create-volume permission on each snapshot.
+fn missing(wanted: &Shares, seen: &ImageShares) -> Vec<String> {
+    let mut missing = wanted.missing_from(&seen.launch);
+    for (snapshot, users) in &seen.snapshots {
+        missing.extend(
+            (wanted.accounts.iter())
+                .filter(|a| !users.contains(a))
+                .map(|a| format!("account {a} on snapshot {snapshot}")),
+        );
+    }
+    missing
+}
+
+/// Shares every AMI of `manifest` through the port of its region and reads the permissions
+/// back; any that did not take is exit 5 (AWS said yes and did not do it: retry the stage).
+pub async fn share<I: Images>(
+    mut manifest: Manifest,
+    ports: &[I],
+    wanted: &Shares,
+    cancel: &Cancel,
+) -> Result<Manifest, Error> {
+    if wanted.is_empty() {
+        return Ok(manifest);
+    }
+    for (_, regions) in manifest.amis.iter() {
+        for (region, ami) in regions {
+            let Some(port) = ports.iter().find(|p| p.region() == region) else {
+                continue;
+            };
+            unless_cancelled(cancel, port.share(ami, wanted)).await??;
+            let seen = unless_cancelled(cancel, port.shares_of(ami)).await??;
+            let lacking = missing(wanted, &seen);
+            if !lacking.is_empty() {
+                return Err(CloudError::api(
+                    "DescribeImageAttribute",
+                    region,
+                    None,
+                    format!(
+                        "{ami} is not shared with {} although the share was answered with success (read back)",
+                        lacking.join(", ")
+                    ),
+                )
+                .into());
+            }
+        }
+    }
+    manifest.shares = wanted.clone();
+    Ok(manifest)
+}
