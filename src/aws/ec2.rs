@@ -38,6 +38,18 @@ fn image(i: &aws_sdk_ec2::types::Image) -> Image {
     }
 }
 
+/// The launch's metadata options: the endpoint on, tokens required unless v1 is asked for.
+fn metadata_options(imds: super::Imds) -> aws_sdk_ec2::types::InstanceMetadataOptionsRequest {
+    use aws_sdk_ec2::types::{HttpTokensState, InstanceMetadataEndpointState};
+    aws_sdk_ec2::types::InstanceMetadataOptionsRequest::builder()
+        .http_endpoint(InstanceMetadataEndpointState::Enabled)
+        .http_tokens(match imds {
+            super::Imds::V2 => HttpTokensState::Required,
+            super::Imds::V1 => HttpTokensState::Optional,
+        })
+        .build()
+}
+
 impl Ec2 {
     /// A client for `region` on the shared configuration.
     pub fn new(conf: &aws_config::SdkConfig, region: &str) -> Self {
@@ -235,7 +247,8 @@ impl Instances for Ec2 {
             .max_count(1)
             .tag_specifications(tag_spec(ResourceType::Instance, &spec.tags))
             .tag_specifications(tag_spec(ResourceType::Volume, &spec.tags))
-            .instance_initiated_shutdown_behavior(ShutdownBehavior::Terminate);
+            .instance_initiated_shutdown_behavior(ShutdownBehavior::Terminate)
+            .metadata_options(metadata_options(spec.imds));
         if let Some(s) = &spec.subnet_id {
             req = req.subnet_id(s);
         }

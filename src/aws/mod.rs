@@ -326,6 +326,21 @@ pub struct LaunchSpec {
     /// Makes the launch idempotent: a retried call (the SDK's, after a lost answer) launches
     /// no second instance.
     pub client_token: Option<String>,
+    /// The instance metadata service the instance gets.
+    pub imds: Imds,
+}
+
+/// Which instance metadata service an instance answers on: IMDSv2 alone (a session token
+/// required: what organisations' policies on `ec2:MetadataHttpTokens` demand), or v1 too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+pub enum Imds {
+    /// Tokens required (`HttpTokens=required`), the endpoint on.
+    #[default]
+    #[serde(rename = "v2")]
+    V2,
+    /// Tokens optional (`HttpTokens=optional`): v1 allowed, asked for explicitly.
+    #[serde(rename = "v1")]
+    V1,
 }
 
 /// An instance as gears sees it.

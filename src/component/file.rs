@@ -199,6 +199,10 @@ pub struct TestSection {
     pub port: Option<u16>,
     #[serde(default)]
     pub address: TestAddress,
+    /// The test instance's metadata service: `v2` (default: tokens required) or `v1`
+    /// (also allowed, asked for explicitly).
+    #[serde(default)]
+    pub imds: crate::aws::Imds,
 }
 
 /// What `gears deploy` takes from the component file (the `deploy:` section).

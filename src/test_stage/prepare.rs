@@ -139,6 +139,7 @@ pub(super) fn launch_spec(input: &Prepared, run_id: &str, expires_at: &str) -> L
         user_data: input.user_data.clone(),
         tags: instance_tags(&component.name, &input.version, run_id, expires_at),
         client_token: Some(run_id.to_owned()),
+        imds: t.imds,
     }
 }
 

@@ -82,6 +82,22 @@ async fn instances_of(
         .collect()
 }
 
+/// The instance's `HttpTokens` as moto's DescribeInstances answers it (`required`: IMDSv2 only).
+async fn http_tokens(id: &str) -> String {
+    let out = ec2()
+        .await
+        .describe_instances()
+        .instance_ids(id)
+        .send()
+        .await
+        .unwrap();
+    out.reservations()[0].instances()[0]
+        .metadata_options()
+        .and_then(|m| m.http_tokens())
+        .map(|t| t.as_str().to_owned())
+        .unwrap_or_default()
+}
+
 async fn assert_all_terminated(component: &str) -> String {
     let found = instances_of(component).await;
     assert_eq!(found.len(), 1, "{found:?}");
@@ -121,6 +137,8 @@ async fn a_passing_run_reports_and_terminates() {
     assert_eq!(v["results"][0]["name"], "get");
     let id = assert_all_terminated(&name).await;
     assert_eq!(v["instance_id"], id.as_str());
+    // Issue 36 item 3: IMDSv2 alone unless the component asks for v1.
+    assert_eq!(http_tokens(&id).await, "required");
     assert!(err.contains(&format!("{id} terminated")), "{err}");
     assert!(std::fs::read_to_string(&junit)
         .unwrap()
@@ -137,6 +155,10 @@ async fn a_failing_run_is_exit_1_prints_the_console_and_terminates() {
         &name,
         "tests:\n  - name: broken\n    uri: /status/500\n",
     );
+    // v1 asked for explicitly (`test: {imds: v1}`): tokens optional.
+    let file = dir.path().join("gears.yaml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, format!("{text}  imds: v1\n")).unwrap();
     let o = gears_test(dir.path(), &httpbin(), &["--ready-timeout", "2"])
         .output()
         .unwrap();
@@ -145,6 +167,7 @@ async fn a_failing_run_is_exit_1_prints_the_console_and_terminates() {
     assert!(out.contains("FOUND 1 FAILURES"), "{out}");
     let id = assert_all_terminated(&name).await;
     assert!(err.contains(&format!("console output of {id}")), "{err}");
+    assert_eq!(http_tokens(&id).await, "optional");
 }
 
 /// A server on 127.0.0.1 that starts answering 200 only after `delay`.
