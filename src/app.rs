@@ -276,14 +276,15 @@ async fn reap(
     } else {
         for l in &found {
             crate::ui::data(&crate::ui::tsv_line(&[
-                &l.region, l.kind, &l.id, &l.action, &l.reason,
+                &l.region,
+                l.kind,
+                &l.id,
+                &l.action.to_string(),
+                &l.reason,
             ]));
         }
     }
-    let failed = found
-        .iter()
-        .filter(|l| l.action.starts_with("failed"))
-        .count();
+    let failed = found.iter().filter(|l| l.action.failed()).count();
     eprintln!(
         "reap: {} leftover(s){}{}",
         found.len(),
@@ -298,11 +299,7 @@ async fn reap(
             String::new()
         }
     );
-    Ok(if failed > 0 {
-        Exit::Cloud
-    } else {
-        Exit::Success
-    })
+    Ok(crate::reap::exit(&found))
 }
 
 /// `gears status` arguments as settings (the lock's stale limit as a deploy reads it).
@@ -477,7 +474,7 @@ fn print_amis(args: &crate::cli::AmisArgs, amis: &[crate::amis::Ami]) {
             let f = |v: &str| crate::ui::field(v);
             let age = a
                 .age_secs
-                .map(crate::amis::human_age)
+                .map(crate::text::human_age)
                 .unwrap_or_else(|| "?".into());
             rows.push(vec![
                 f(&a.region),
@@ -534,20 +531,28 @@ fn print_pruned(args: &crate::cli::AmisPruneArgs, report: &crate::amis::PruneRep
                 &p.ami.region,
                 &p.ami.id,
                 &p.ami.version,
-                &p.action,
+                &p.action.to_string(),
                 &reason,
                 &snaps,
             ]));
         }
         for s in &report.snapshots {
             crate::ui::data(&crate::ui::tsv_line(&[
-                &s.region, &s.id, "-", &s.action, &s.reason, "-",
+                &s.region,
+                &s.id,
+                "-",
+                &s.action.to_string(),
+                &s.reason,
+                "-",
             ]));
         }
     }
     let going = pruned.iter().filter(|p| !p.keep).count();
     let failed = report.failures();
-    let gone = pruned.iter().filter(|p| p.action == "deregistered").count();
+    let gone = pruned
+        .iter()
+        .filter(|p| p.action == crate::amis::AmiAction::Deregistered)
+        .count();
     let swept = report.snapshots.len();
     eprintln!(
         "amis prune: {} AMI(s), {} kept, {}{}{}",
@@ -569,9 +574,5 @@ fn print_pruned(args: &crate::cli::AmisPruneArgs, report: &crate::amis::PruneRep
             String::new()
         }
     );
-    if failed > 0 {
-        Exit::Cloud
-    } else {
-        Exit::Success
-    }
+    report.exit()
 }
