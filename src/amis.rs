@@ -13,8 +13,10 @@
 use crate::aws::{AmiCloud, AmiHousekeeping, AmiUse, CloudError, ErrorKind, OwnedImage};
 use crate::cancel::Cancel;
 use crate::error::Error;
+use crate::exit::Exit;
+use crate::wait::patiently;
 use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// What `gears amis` needs.
@@ -110,8 +112,8 @@ pub struct Swept {
     /// Its `gears:run-id`.
     pub run_id: String,
     pub reason: String,
-    /// `would delete`, `deleted`, or `failed: <why>`.
-    pub action: String,
+    /// What was done with it: would delete, deleted or failed.
+    pub action: SnapshotAction,
 }
 
 /// What a prune did: each AMI, and the snapshots left behind by earlier runs.
@@ -125,25 +127,118 @@ impl PruneReport {
     /// How many removals failed.
     pub fn failures(&self) -> usize {
         self.amis.iter().filter(|p| p.failed()).count()
-            + self
-                .snapshots
-                .iter()
-                .filter(|s| s.action.starts_with("failed"))
-                .count()
+            + self.snapshots.iter().filter(|s| s.action.failed()).count()
+    }
+
+    /// The exit code of the prune: 5 when a removal failed, else 0.
+    pub fn exit(&self) -> Exit {
+        let amis = self.amis.iter().map(Pruned::exit);
+        let swept = self.snapshots.iter().map(|s| s.action.exit());
+        amis.chain(swept).fold(Exit::Success, Exit::most_severe)
     }
 }
 
 /// How long one AWS call is retried (throttling, a transient error) before it counts as failed.
 const PATIENCE: std::time::Duration = std::time::Duration::from_secs(120);
 
-/// `f` retried while AWS throttles or errs transiently, for [`PATIENCE`].
-async fn patiently<T, F, Fut>(cancel: &Cancel, f: F) -> Result<T, CloudError>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, CloudError>>,
-{
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    crate::wait::retry(deadline, cancel, f, CloudError::is_retryable).await
+/// The deadline of an AWS call made now: [`PATIENCE`] from now.
+fn patience() -> tokio::time::Instant {
+    tokio::time::Instant::now() + PATIENCE
+}
+
+/// What a prune did with an AMI (or would do, without `--yes`). Printed and serialized as
+/// `kept`, `would deregister`, `deregistered` or `failed: <why>`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AmiAction {
+    Kept,
+    WouldDeregister,
+    Deregistered,
+    /// AWS refused the deregister, after retries: exit 5.
+    Failed(CloudError),
+}
+
+/// What a prune did with a snapshot of an AMI that goes, or of one already gone. Printed and
+/// serialized as `would delete`, `deleted`, `kept: <why>` or `failed: <why>`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SnapshotAction {
+    WouldDelete,
+    Deleted,
+    /// Kept, and why: [`SnapshotAction::SHARED`] or [`SnapshotAction::STILL_REGISTERED`].
+    Kept(&'static str),
+    /// AWS refused the deletion, after retries: exit 5.
+    Failed(CloudError),
+}
+
+impl SnapshotAction {
+    /// Why the snapshot of an AMI that goes stays: another AMI, one that stays, uses it.
+    pub const SHARED: &'static str = "a kept AMI uses it too";
+    /// Why the snapshots of an AMI whose deregister failed stay.
+    pub const STILL_REGISTERED: &'static str = "the AMI is still registered";
+
+    /// Whether the deletion failed.
+    pub fn failed(&self) -> bool {
+        matches!(self, SnapshotAction::Failed(_))
+    }
+
+    /// The exit code this action asks for: 5 when it failed, else 0.
+    pub fn exit(&self) -> Exit {
+        if self.failed() {
+            Exit::Cloud
+        } else {
+            Exit::Success
+        }
+    }
+}
+
+impl AmiAction {
+    /// Whether the deregister failed.
+    pub fn failed(&self) -> bool {
+        matches!(self, AmiAction::Failed(_))
+    }
+
+    /// The exit code this action asks for: 5 when it failed, else 0.
+    pub fn exit(&self) -> Exit {
+        if self.failed() {
+            Exit::Cloud
+        } else {
+            Exit::Success
+        }
+    }
+}
+
+impl std::fmt::Display for AmiAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AmiAction::Kept => f.write_str("kept"),
+            AmiAction::WouldDeregister => f.write_str("would deregister"),
+            AmiAction::Deregistered => f.write_str("deregistered"),
+            AmiAction::Failed(e) => write!(f, "failed: {e}"),
+        }
+    }
+}
+
+impl std::fmt::Display for SnapshotAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SnapshotAction::WouldDelete => f.write_str("would delete"),
+            SnapshotAction::Deleted => f.write_str("deleted"),
+            SnapshotAction::Kept(why) => write!(f, "kept: {why}"),
+            SnapshotAction::Failed(e) => write!(f, "failed: {e}"),
+        }
+    }
+}
+
+/// Both actions are written in JSON as they are printed.
+impl Serialize for AmiAction {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl Serialize for SnapshotAction {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
 }
 
 /// One AMI in a prune: kept or not, why, and what was done.
@@ -153,21 +248,22 @@ pub struct Pruned {
     pub ami: Ami,
     pub keep: bool,
     pub reason: String,
-    /// `kept`, `would deregister` (without `--yes`), `deregistered`, or `failed: <why>`.
-    pub action: String,
-    /// Snapshot id → `would delete`, `deleted`, `kept: ...` or `failed: <why>` (for AMIs that
-    /// go).
-    pub snapshot_actions: BTreeMap<String, String>,
+    /// Kept, would deregister (without `--yes`), deregistered, or failed.
+    pub action: AmiAction,
+    /// Snapshot id → what was done with it (for AMIs that go).
+    pub snapshot_actions: BTreeMap<String, SnapshotAction>,
 }
 
 impl Pruned {
     /// Whether a removal of this AMI or one of its snapshots failed.
     pub fn failed(&self) -> bool {
-        self.action.starts_with("failed")
-            || self
-                .snapshot_actions
-                .values()
-                .any(|a| a.starts_with("failed"))
+        self.action.failed() || self.snapshot_actions.values().any(SnapshotAction::failed)
+    }
+
+    /// The exit code of this AMI's line: 5 when a removal failed, else 0.
+    pub fn exit(&self) -> Exit {
+        let snapshots = self.snapshot_actions.values().map(SnapshotAction::exit);
+        snapshots.fold(self.action.exit(), Exit::most_severe)
     }
 }
 
@@ -212,17 +308,6 @@ pub fn created(
                 "CREATED_AT {raw:?} is not a bake time (12 digits, UTC): EC2's creation date used"
             )),
         ),
-    }
-}
-
-/// An age as people say it: `45s`, `12m`, `5h12m`, `3d4h`.
-pub fn human_age(secs: i64) -> String {
-    let s = secs.max(0);
-    match s {
-        s if s < 60 => format!("{s}s"),
-        s if s < 3600 => format!("{}m", s / 60),
-        s if s < 86_400 => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
-        s => format!("{}d{}h", s / 86_400, s % 86_400 / 3600),
     }
 }
 
@@ -345,13 +430,13 @@ async fn list_region<C: AmiCloud>(
     cloud: &C,
     region: &str,
     now: DateTime<Utc>,
-) -> Result<Vec<Ami>, CloudError> {
+) -> Result<Vec<Ami>, Error> {
     let port = cloud.amis(region).await?;
     let tags = component_tags(&settings.component);
     let cancel = Cancel::new();
     let (images, uses) = futures::try_join!(
-        patiently(&cancel, || port.owned_images(&tags)),
-        patiently(&cancel, || port.uses())
+        patiently(&cancel, patience(), || port.owned_images(&tags)),
+        patiently(&cancel, patience(), || port.uses())
     )?;
     Ok(rows(region, images, &uses, now))
 }
@@ -400,7 +485,7 @@ pub async fn prune<C: AmiCloud>(
                 }
             }
         }
-        let registered = patiently(cancel, || port.registered_snapshots()).await?;
+        let registered = patiently(cancel, patience(), || port.registered_snapshots()).await?;
         let going: BTreeSet<&str> = here
             .iter()
             .filter(|&&i| !verdicts[i].0)
@@ -428,13 +513,13 @@ async fn shared<P: AmiHousekeeping>(
     port: &P,
     ami: &Ami,
     cancel: &Cancel,
-) -> Result<Option<String>, CloudError> {
+) -> Result<Option<String>, Error> {
     if ami.public {
         return Ok(Some(
             "public: anyone may launch it (--include-shared prunes it)".into(),
         ));
     }
-    let who = patiently(cancel, || port.launch_permissions(&ami.id)).await?;
+    let who = patiently(cancel, patience(), || port.launch_permissions(&ami.id)).await?;
     Ok((!who.is_empty()).then(|| {
         format!(
             "shared: {} may launch it (--include-shared prunes it)",
@@ -457,7 +542,11 @@ async fn prune_one<P: AmiHousekeeping>(
         ami: ami.clone(),
         keep,
         reason,
-        action: if keep { "kept" } else { "would deregister" }.to_owned(),
+        action: if keep {
+            AmiAction::Kept
+        } else {
+            AmiAction::WouldDeregister
+        },
         snapshot_actions: BTreeMap::new(),
     };
     if keep {
@@ -465,11 +554,11 @@ async fn prune_one<P: AmiHousekeeping>(
     }
     for s in &ami.snapshots {
         let a = if held.contains(s.as_str()) {
-            "kept: a kept AMI uses it too"
+            SnapshotAction::Kept(SnapshotAction::SHARED)
         } else {
-            "would delete"
+            SnapshotAction::WouldDelete
         };
-        p.snapshot_actions.insert(s.clone(), a.to_owned());
+        p.snapshot_actions.insert(s.clone(), a);
     }
     if !yes {
         return Ok(p);
@@ -477,20 +566,21 @@ async fn prune_one<P: AmiHousekeeping>(
     if let Some(sig) = cancel.signal() {
         return Err(Error::Interrupted(sig));
     }
-    match patiently(cancel, || port.deregister(&ami.id)).await {
+    match patiently(cancel, patience(), || port.deregister(&ami.id)).await {
         // Not found: an earlier attempt, whose answer was lost, deregistered it.
-        Err(e) if e.kind() != ErrorKind::NotFound => {
-            p.action = format!("failed: {e}");
+        Err(Error::Cloud(e)) if e.kind() != ErrorKind::NotFound => {
+            p.action = AmiAction::Failed(e);
             for a in p.snapshot_actions.values_mut() {
-                *a = "kept: the AMI is still registered".into();
+                *a = SnapshotAction::Kept(SnapshotAction::STILL_REGISTERED);
             }
             return Ok(p);
         }
-        _ => p.action = "deregistered".into(),
+        Err(e @ Error::Interrupted(_)) => return Err(e),
+        _ => p.action = AmiAction::Deregistered,
     }
     for (s, a) in p.snapshot_actions.iter_mut() {
-        if a == "would delete" {
-            *a = delete_snapshot(port, s, cancel).await;
+        if *a == SnapshotAction::WouldDelete {
+            *a = delete_snapshot(port, s, cancel).await?;
         }
     }
     Ok(p)
@@ -498,11 +588,17 @@ async fn prune_one<P: AmiHousekeeping>(
 
 /// Deletes a snapshot, retrying `InvalidSnapshot.InUse` (EC2 answers it for a while right after
 /// the deregister) and throttling; already gone (DeleteAssociatedSnapshots) counts as deleted.
-async fn delete_snapshot<P: AmiHousekeeping>(port: &P, id: &str, cancel: &Cancel) -> String {
-    match patiently(cancel, || port.delete_snapshot(id)).await {
-        Ok(()) => "deleted".into(),
-        Err(e) if e.kind() == ErrorKind::NotFound => "deleted".into(),
-        Err(e) => format!("failed: {e}"),
+/// `Err` only when the run is interrupted.
+async fn delete_snapshot<P: AmiHousekeeping>(
+    port: &P,
+    id: &str,
+    cancel: &Cancel,
+) -> Result<SnapshotAction, Error> {
+    match patiently(cancel, patience(), || port.delete_snapshot(id)).await {
+        Ok(()) => Ok(SnapshotAction::Deleted),
+        Err(Error::Cloud(e)) if e.kind() == ErrorKind::NotFound => Ok(SnapshotAction::Deleted),
+        Err(Error::Cloud(e)) => Ok(SnapshotAction::Failed(e)),
+        Err(e) => Err(e),
     }
 }
 
@@ -519,7 +615,7 @@ async fn sweep<P: AmiHousekeeping>(
 ) -> Result<Vec<Swept>, Error> {
     let mut tags = component_tags(&settings.component);
     tags.insert(crate::tags::MANAGED_BY.into(), "gears".into());
-    let snapshots = patiently(cancel, || port.tagged_snapshots(&tags)).await?;
+    let snapshots = patiently(cancel, patience(), || port.tagged_snapshots(&tags)).await?;
     let baking: BTreeSet<&str> = listed
         .iter()
         .filter(|a| a.state != "available" && a.state != "failed")
@@ -538,9 +634,9 @@ async fn sweep<P: AmiHousekeeping>(
             if let Some(sig) = cancel.signal() {
                 return Err(Error::Interrupted(sig));
             }
-            delete_snapshot(port, &s.id, cancel).await
+            delete_snapshot(port, &s.id, cancel).await?
         } else {
-            "would delete".into()
+            SnapshotAction::WouldDelete
         };
         out.push(Swept {
             region: port.region().to_owned(),
@@ -556,8 +652,8 @@ async fn sweep<P: AmiHousekeeping>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::aws::fake::{FakeCloud, Faults};
     use crate::aws::{ErrorKind, Image};
+    use crate::testing::{FakeCloud, Faults};
 
     fn ami(id: &str, builder: &str, created: &str, in_use: &[&str]) -> Ami {
         Ami {
@@ -662,10 +758,6 @@ mod tests {
             assert!(note.unwrap().contains(bad), "{bad}");
         }
         assert!(created(&BTreeMap::new(), "", now).0.is_none());
-        assert_eq!(human_age(59), "59s");
-        assert_eq!(human_age(3599), "59m");
-        assert_eq!(human_age(3 * 3600 + 5 * 60), "3h05m");
-        assert_eq!(human_age(2 * 86_400 + 7200), "2d2h");
     }
 
     fn image(id: &str, created_at: &str) -> Image {
@@ -752,19 +844,20 @@ mod tests {
             .await
             .unwrap()
             .amis;
-        let actions: Vec<(&str, &str)> = dry
-            .iter()
-            .map(|p| (p.ami.id.as_str(), p.action.as_str()))
-            .collect();
+        let actions: Vec<(&str, &AmiAction)> =
+            dry.iter().map(|p| (p.ami.id.as_str(), &p.action)).collect();
         assert_eq!(
             actions,
             [
-                ("ami-new", "kept"),
-                ("ami-mid", "would deregister"),
-                ("ami-old", "kept")
+                ("ami-new", &AmiAction::Kept),
+                ("ami-mid", &AmiAction::WouldDeregister),
+                ("ami-old", &AmiAction::Kept)
             ]
         );
-        assert_eq!(dry[1].snapshot_actions["snap-ami-mid"], "would delete");
+        assert_eq!(
+            dry[1].snapshot_actions["snap-ami-mid"],
+            SnapshotAction::WouldDelete
+        );
         assert_eq!(
             cloud.ami_ids("us-east-1").len(),
             4,
@@ -775,8 +868,11 @@ mod tests {
             .await
             .unwrap()
             .amis;
-        assert_eq!(done[1].action, "deregistered");
-        assert_eq!(done[1].snapshot_actions["snap-ami-mid"], "deleted");
+        assert_eq!(done[1].action, AmiAction::Deregistered);
+        assert_eq!(
+            done[1].snapshot_actions["snap-ami-mid"],
+            SnapshotAction::Deleted
+        );
         assert!(!done.iter().any(Pruned::failed));
         assert_eq!(
             cloud.ami_ids("us-east-1"),
@@ -806,21 +902,100 @@ mod tests {
             .unwrap()
             .amis;
         let by_id: BTreeMap<&str, &Pruned> = done.iter().map(|p| (p.ami.id.as_str(), p)).collect();
-        assert!(by_id["ami-mid"].action.starts_with("failed: "), "{done:?}");
+        assert!(
+            matches!(&by_id["ami-mid"].action, AmiAction::Failed(e) if e.kind() == ErrorKind::AccessDenied),
+            "{done:?}"
+        );
         assert!(by_id["ami-mid"].failed());
+        assert_eq!(by_id["ami-mid"].exit(), Exit::Cloud);
         assert_eq!(
             by_id["ami-mid"].snapshot_actions["snap-ami-mid"],
-            "kept: the AMI is still registered"
+            SnapshotAction::Kept(SnapshotAction::STILL_REGISTERED)
         );
-        assert_eq!(by_id["ami-older"].action, "deregistered");
+        assert_eq!(by_id["ami-older"].action, AmiAction::Deregistered);
+        assert_eq!(by_id["ami-older"].exit(), Exit::Success);
         assert_eq!(
             by_id["ami-older"].snapshot_actions["snap-ami-older"],
-            "deleted"
+            SnapshotAction::Deleted
         );
         assert!(cloud.ami_ids("us-east-1").contains(&"ami-mid".to_owned()));
         assert!(cloud
             .snapshot_ids("us-east-1")
             .contains(&"snap-ami-mid".to_owned()));
+    }
+
+    #[test]
+    fn actions_read_as_before_in_text_and_json() {
+        let e = CloudError::api("DeleteSnapshot", "us-east-1", Some("Nope"), "no");
+        let texts = [
+            (AmiAction::Kept.to_string(), "kept".to_owned()),
+            (
+                AmiAction::WouldDeregister.to_string(),
+                "would deregister".into(),
+            ),
+            (AmiAction::Deregistered.to_string(), "deregistered".into()),
+            (
+                AmiAction::Failed(e.clone()).to_string(),
+                format!("failed: {e}"),
+            ),
+            (
+                SnapshotAction::WouldDelete.to_string(),
+                "would delete".into(),
+            ),
+            (SnapshotAction::Deleted.to_string(), "deleted".into()),
+            (
+                SnapshotAction::Kept(SnapshotAction::SHARED).to_string(),
+                "kept: a kept AMI uses it too".into(),
+            ),
+            (
+                SnapshotAction::Kept(SnapshotAction::STILL_REGISTERED).to_string(),
+                "kept: the AMI is still registered".into(),
+            ),
+            (
+                SnapshotAction::Failed(e.clone()).to_string(),
+                format!("failed: {e}"),
+            ),
+        ];
+        for (got, want) in texts {
+            assert_eq!(got, want);
+        }
+        let json = serde_json::to_string(&Swept {
+            region: "r".into(),
+            id: "snap-1".into(),
+            run_id: "run".into(),
+            reason: "why".into(),
+            action: SnapshotAction::Failed(e.clone()),
+        })
+        .unwrap();
+        assert_eq!(
+            json,
+            format!(
+                r#"{{"region":"r","id":"snap-1","run_id":"run","reason":"why","action":"failed: {e}"}}"#
+            )
+        );
+        assert_eq!(SnapshotAction::Failed(e).exit(), Exit::Cloud);
+        assert_eq!(AmiAction::Kept.exit(), Exit::Success);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_signal_while_a_deregister_is_throttled_interrupts_the_prune() {
+        let cloud = cloud();
+        cloud.set_faults(Faults {
+            throttle_ops: vec!["DeregisterImage"],
+            ..Default::default()
+        });
+        let cancel = Cancel::new();
+        let c2 = cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+            c2.cancel(crate::cancel::Signal::Term);
+        });
+        // Not "failed: throttled" on the AMI's line (exit 5): the run was stopped (143).
+        let e = prune(&settings(), opts(1, true), &cancel, &cloud)
+            .await
+            .unwrap_err();
+        assert_eq!(e.exit(), Exit::Terminated, "{e}");
+        assert_eq!(cloud.ami_ids("us-east-1").len(), 4);
     }
 
     #[tokio::test(start_paused = true)]
@@ -834,7 +1009,7 @@ mod tests {
         let e = prune(&settings(), opts(1, true), &Cancel::new(), &cloud)
             .await
             .unwrap_err();
-        assert_eq!(e.exit(), crate::exit::Exit::Cloud);
+        assert_eq!(e.exit(), Exit::Cloud);
         assert_eq!(cloud.ami_ids("us-east-1").len(), 4);
         assert!(!cloud.calls().iter().any(|c| c.starts_with("Deregister")));
     }
@@ -849,10 +1024,13 @@ mod tests {
             .unwrap()
             .amis;
         assert_eq!(done[1].ami.id, "ami-mid");
-        assert_eq!(done[1].snapshot_actions["snap-ami-mid"], "deleted");
+        assert_eq!(
+            done[1].snapshot_actions["snap-ami-mid"],
+            SnapshotAction::Deleted
+        );
         assert_eq!(
             done[1].snapshot_actions["snap-ami-new"],
-            "kept: a kept AMI uses it too"
+            SnapshotAction::Kept(SnapshotAction::SHARED)
         );
         assert!(cloud
             .snapshot_ids("us-east-1")
@@ -872,9 +1050,9 @@ mod tests {
             .unwrap()
             .amis;
         let by_id: BTreeMap<&str, &Pruned> = done.iter().map(|p| (p.ami.id.as_str(), p)).collect();
-        assert_eq!(by_id["ami-hand"].action, "kept");
+        assert_eq!(by_id["ami-hand"].action, AmiAction::Kept);
         assert!(by_id["ami-hand"].reason.starts_with("not made by gears"));
-        assert_eq!(by_id["ami-mid"].action, "kept", "{done:?}");
+        assert_eq!(by_id["ami-mid"].action, AmiAction::Kept, "{done:?}");
         assert!(by_id["ami-mid"].reason.contains("account 111122223333"));
         assert!(cloud.ami_ids("us-east-1").contains(&"ami-hand".to_owned()));
         assert!(cloud.ami_ids("us-east-1").contains(&"ami-mid".to_owned()));
@@ -888,7 +1066,7 @@ mod tests {
             .unwrap()
             .amis;
         let mid = done.iter().find(|p| p.ami.id == "ami-mid").unwrap();
-        assert_eq!(mid.action, "deregistered");
+        assert_eq!(mid.action, AmiAction::Deregistered);
         assert!(cloud.ami_ids("us-east-1").contains(&"ami-hand".to_owned()));
     }
 
@@ -900,7 +1078,10 @@ mod tests {
         let done = prune(&settings(), opts(1, true), &Cancel::new(), &cloud)
             .await
             .unwrap();
-        assert_eq!(done.amis[1].snapshot_actions["snap-ami-mid"], "deleted");
+        assert_eq!(
+            done.amis[1].snapshot_actions["snap-ami-mid"],
+            SnapshotAction::Deleted
+        );
         assert_eq!(done.failures(), 0);
         // A run killed between DeregisterImage and DeleteSnapshot: the next run finds the
         // snapshot by its tags and deletes it; another component's stays.
@@ -918,16 +1099,13 @@ mod tests {
             .unwrap();
         assert_eq!(dry.snapshots.len(), 1, "{dry:?}");
         assert_eq!(
-            (
-                dry.snapshots[0].id.as_str(),
-                dry.snapshots[0].action.as_str()
-            ),
-            ("snap-left", "would delete")
+            (dry.snapshots[0].id.as_str(), &dry.snapshots[0].action),
+            ("snap-left", &SnapshotAction::WouldDelete)
         );
         let done = prune(&settings(), opts(1, true), &Cancel::new(), &cloud)
             .await
             .unwrap();
-        assert_eq!(done.snapshots[0].action, "deleted");
+        assert_eq!(done.snapshots[0].action, SnapshotAction::Deleted);
         let left = cloud.snapshot_ids("us-east-1");
         assert!(!left.contains(&"snap-left".to_owned()) && left.contains(&"snap-other".to_owned()));
         // A snapshot of a kept AMI, even if tagged as ours, is never swept.

@@ -33,20 +33,11 @@ pub async fn syntax_check(
     let Ok(child) = child else {
         return Ok(None);
     };
-    let pid = child.id();
-    let interrupted = || Error::Interrupted(cancel.signal().unwrap_or(crate::cancel::Signal::Int));
-    let o = tokio::select! {
-        o = child.wait_with_output() => o,
-        _ = cancel.cancelled() => {
-            if let Some(pid) = pid {
-                // SAFETY: kill(2) on the process group of the child we spawned; no memory involved.
-                unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
-            }
-            return Err(interrupted());
-        }
-    };
-    let Ok(o) = o else {
-        return Ok(None);
+    let interrupted = || Error::Interrupted(cancel.ended_by());
+    let o = match crate::process::output_unless_cancelled(child, cancel).await {
+        Ok(Some(o)) => o,
+        Ok(None) => return Err(interrupted()),
+        Err(_) => return Ok(None),
     };
     let (stdout, stderr) = (
         String::from_utf8_lossy(&o.stdout),

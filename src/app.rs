@@ -51,7 +51,7 @@ pub async fn run(cli: Cli) -> Exit {
             e.exit()
         }
         None => {
-            let sig = cancel.signal().unwrap_or(crate::cancel::Signal::Int);
+            let sig = cancel.ended_by();
             eprintln!("error: a second signal: stopping now, without waiting for the stage to finish stopping");
             let undone = cleanup.pending_steps();
             for what in &undone {
@@ -275,14 +275,15 @@ async fn reap(
     } else {
         for l in &found {
             crate::ui::data(&crate::ui::tsv_line(&[
-                &l.region, l.kind, &l.id, &l.action, &l.reason,
+                &l.region,
+                l.kind,
+                &l.id,
+                &l.action.to_string(),
+                &l.reason,
             ]));
         }
     }
-    let failed = found
-        .iter()
-        .filter(|l| l.action.starts_with("failed"))
-        .count();
+    let failed = found.iter().filter(|l| l.action.failed()).count();
     eprintln!(
         "reap: {} leftover(s){}{}",
         found.len(),
@@ -297,11 +298,7 @@ async fn reap(
             String::new()
         }
     );
-    Ok(if failed > 0 {
-        Exit::Cloud
-    } else {
-        Exit::Success
-    })
+    Ok(crate::reap::exit(&found))
 }
 
 /// `gears deploy` arguments as settings, with the component file's `deploy:` section.
@@ -410,7 +407,7 @@ fn print_amis(args: &crate::cli::AmisArgs, amis: &[crate::amis::Ami]) {
             let f = |v: &str| crate::ui::field(v);
             let age = a
                 .age_secs
-                .map(crate::amis::human_age)
+                .map(crate::text::human_age)
                 .unwrap_or_else(|| "?".into());
             rows.push(vec![
                 f(&a.region),
@@ -467,20 +464,28 @@ fn print_pruned(args: &crate::cli::AmisPruneArgs, report: &crate::amis::PruneRep
                 &p.ami.region,
                 &p.ami.id,
                 &p.ami.version,
-                &p.action,
+                &p.action.to_string(),
                 &reason,
                 &snaps,
             ]));
         }
         for s in &report.snapshots {
             crate::ui::data(&crate::ui::tsv_line(&[
-                &s.region, &s.id, "-", &s.action, &s.reason, "-",
+                &s.region,
+                &s.id,
+                "-",
+                &s.action.to_string(),
+                &s.reason,
+                "-",
             ]));
         }
     }
     let going = pruned.iter().filter(|p| !p.keep).count();
     let failed = report.failures();
-    let gone = pruned.iter().filter(|p| p.action == "deregistered").count();
+    let gone = pruned
+        .iter()
+        .filter(|p| p.action == crate::amis::AmiAction::Deregistered)
+        .count();
     let swept = report.snapshots.len();
     eprintln!(
         "amis prune: {} AMI(s), {} kept, {}{}{}",
@@ -502,9 +507,5 @@ fn print_pruned(args: &crate::cli::AmisPruneArgs, report: &crate::amis::PruneRep
             String::new()
         }
     );
-    if failed > 0 {
-        Exit::Cloud
-    } else {
-        Exit::Success
-    }
+    report.exit()
 }

@@ -98,6 +98,13 @@ impl Cancel {
         *self.signal.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The signal that ended the run: the one that cancelled it, SIGINT when none did (a
+    /// cancellation not caused by a signal is reported as an interruption). What
+    /// [`crate::error::Error::Interrupted`] carries.
+    pub fn ended_by(&self) -> Signal {
+        self.signal().unwrap_or(Signal::Int)
+    }
+
     /// Resolves when the run is cancelled.
     pub async fn cancelled(&self) {
         self.token.cancelled().await
@@ -439,5 +446,7 @@ mod tests {
         c.cancel(Signal::Int);
         assert_eq!(c.signal(), Some(Signal::Term));
         assert_eq!(c.signal().unwrap().exit(), Exit::Terminated);
+        assert_eq!(c.ended_by(), Signal::Term);
+        assert_eq!(Cancel::new().ended_by(), Signal::Int);
     }
 }

@@ -872,7 +872,10 @@ mod amis {
                 .unwrap();
             if yes {
                 assert!(
-                    report.amis.iter().any(|p| p.action == "deregistered"),
+                    report
+                        .amis
+                        .iter()
+                        .any(|p| p.action.to_string() == "deregistered"),
                     "{report:?}"
                 );
             }
@@ -942,7 +945,10 @@ mod reap {
             let found = crate::reap::reap(&s, &Cancel::new(), &c).await.unwrap();
             let want = if yes { "removed" } else { "listed" };
             assert_eq!(found.len(), 3, "{found:?}");
-            assert!(found.iter().all(|l| l.action == want), "{found:?}");
+            assert!(
+                found.iter().all(|l| l.action.to_string() == want),
+                "{found:?}"
+            );
             runs.push((if yes { "removing" } else { "listing" }, c.calls()));
         }
         assert_listed("Reap", &runs);

@@ -23,13 +23,18 @@ mod iam_policy_tests;
 pub mod manifest;
 pub mod packer;
 pub mod pipeline;
+pub mod process;
 pub mod random;
 pub mod reap;
 pub mod settings;
 pub mod smoke;
 pub mod status;
 pub mod tags;
+pub mod terminate;
 pub mod test_stage;
+#[cfg(test)]
+pub(crate) mod testing;
+pub mod text;
 pub mod ui;
 pub mod units;
 pub mod wait;

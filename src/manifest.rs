@@ -1,8 +1,8 @@
 //! The hand-off between stages: bake writes a JSON manifest (and an env-style file that GoCD and
 //! Jenkins can source); `test`, `deploy` and `pipeline` read it back with [`read`].
 
-use crate::bake::quote::shell_quote;
 use crate::error::{Error, InputError};
+use crate::text::shell_quote;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -9,8 +9,10 @@
 use crate::aws::{AmiCloud, AmiHousekeeping, Cloud, CloudError, Instance, Instances};
 use crate::cancel::Cancel;
 use crate::error::Error;
+use crate::exit::Exit;
+use crate::wait::patiently;
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -71,8 +73,72 @@ pub struct Leftover {
     pub kind: &'static str,
     pub id: String,
     pub reason: String,
-    /// `listed`, `removed`, or `failed: <why>`.
-    pub action: String,
+    /// Listed, removed, skipped (and why), or failed (and why).
+    pub action: Action,
+}
+
+/// What happened to a leftover. Printed and serialized as `listed`, `removed`,
+/// `skipped: <why>` or `failed: <why>`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Found; removed only with `--yes`.
+    Listed,
+    Removed,
+    /// Never removed, and why: [`Action::IN_A_GROUP`], [`Action::UNREADABLE`],
+    /// [`Action::PROTECTED`].
+    Skipped(&'static str),
+    /// The removal failed after retries, and why (AWS's error, or what terminating the
+    /// instance came to): exit 5.
+    Failed(String),
+}
+
+impl Action {
+    /// Why a member of an Auto Scaling group is never touched.
+    pub const IN_A_GROUP: &'static str = "a member of an Auto Scaling group";
+    /// Why an instance whose expiry cannot be read is never touched.
+    pub const UNREADABLE: &'static str = "unreadable";
+    /// Why an instance with termination protection stays.
+    pub const PROTECTED: &'static str = "termination protection is on";
+
+    /// Whether the removal failed.
+    pub fn failed(&self) -> bool {
+        matches!(self, Action::Failed(_))
+    }
+
+    /// The exit code this action asks for: 5 when the removal failed, else 0.
+    pub fn exit(&self) -> Exit {
+        if self.failed() {
+            Exit::Cloud
+        } else {
+            Exit::Success
+        }
+    }
+}
+
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Action::Listed => f.write_str("listed"),
+            Action::Removed => f.write_str("removed"),
+            Action::Skipped(why) => write!(f, "skipped: {why}"),
+            Action::Failed(why) => write!(f, "failed: {why}"),
+        }
+    }
+}
+
+/// Written in JSON as it is printed.
+impl Serialize for Action {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// The exit code of a reap: 5 when a removal failed, else 0.
+pub fn exit(found: &[Leftover]) -> Exit {
+    found
+        .iter()
+        .map(|l| l.action.exit())
+        .fold(Exit::Success, Exit::most_severe)
 }
 
 fn parse_time(s: &str) -> Option<DateTime<Utc>> {
@@ -161,17 +227,13 @@ pub fn packer_age(name: &str, now: DateTime<Utc>) -> Option<Duration> {
 /// How long one AWS call is retried while AWS throttles.
 const PATIENCE: Duration = Duration::from_secs(120);
 
-async fn patiently<T, F, Fut>(cancel: &Cancel, f: F) -> Result<T, CloudError>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, CloudError>>,
-{
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    crate::wait::retry(deadline, cancel, f, CloudError::is_retryable).await
+/// The deadline of an AWS call made now: [`PATIENCE`] from now.
+fn patience() -> tokio::time::Instant {
+    tokio::time::Instant::now() + PATIENCE
 }
 
 fn age(d: Duration) -> String {
-    crate::amis::human_age(i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+    crate::text::human_age(i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// Lists (and with `--yes` removes) the leftovers in every region. Never touched: a member of
@@ -202,7 +264,7 @@ fn leftover(region: &str, kind: &'static str, id: String, reason: String) -> Lef
         kind,
         id,
         reason,
-        action: "listed".into(),
+        action: Action::Listed,
     }
 }
 
@@ -217,36 +279,36 @@ async fn find<C: Cloud + AmiCloud>(
     let port = cloud.instances(region).await?;
     let house = cloud.amis(region).await?;
     let mine = BTreeMap::from([(crate::tags::MANAGED_BY.to_owned(), "gears".to_owned())]);
-    let instances = patiently(cancel, || port.find_by_tags(&mine)).await?;
+    let instances = patiently(cancel, patience(), || port.find_by_tags(&mine)).await?;
     let ids: Vec<String> = instances.iter().map(|i| i.id.clone()).collect();
-    let members = patiently(cancel, || house.group_members(&ids)).await?;
+    let members = patiently(cancel, patience(), || house.group_members(&ids)).await?;
     let mut here: Vec<Leftover> = Vec::new();
     for i in &instances {
         let in_group = members.contains(&i.id) || i.tags.contains_key("aws:autoscaling:groupName");
         match instance_reason(i, now) {
             Ok(Some((kind, reason))) if in_group => {
                 let mut l = leftover(region, kind, i.id.clone(), reason);
-                l.action = "skipped: a member of an Auto Scaling group".into();
+                l.action = Action::Skipped(Action::IN_A_GROUP);
                 here.push(l);
             }
             Ok(Some((kind, reason))) => here.push(leftover(region, kind, i.id.clone(), reason)),
             Ok(None) => {}
             Err(why) => {
                 let mut l = leftover(region, "instance", i.id.clone(), why);
-                l.action = "skipped: unreadable".into();
+                l.action = Action::Skipped(Action::UNREADABLE);
                 here.push(l);
             }
         }
     }
-    let keys = patiently(cancel, || port.key_pairs("packer_")).await?;
-    let named = patiently(cancel, || house.launch_key_names()).await?;
+    let keys = patiently(cancel, patience(), || port.key_pairs("packer_")).await?;
+    let named = patiently(cancel, patience(), || house.launch_key_names()).await?;
     for name in keys.into_iter().filter(|k| !named.contains(k)) {
         if let Some(a) = packer_age(&name, now).filter(|a| *a >= settings.ttl) {
             let reason = format!("packer key pair made {} ago", age(a));
             here.push(leftover(region, "key-pair", name, reason));
         }
     }
-    for g in patiently(cancel, || port.security_groups("packer_")).await? {
+    for g in patiently(cancel, patience(), || port.security_groups("packer_")).await? {
         match packer_age(&g.name, now) {
             Some(a) if a >= settings.ttl && !g.in_use => {
                 let reason = format!(
@@ -263,39 +325,45 @@ async fn find<C: Cloud + AmiCloud>(
 }
 
 /// Removes what is listed (instances first: a security group cannot go while an instance uses
-/// it).
+/// it). A signal ends it with [`Error::Interrupted`], never with a line that says "failed".
 async fn remove<I: Instances>(
     port: &I,
     here: &mut [Leftover],
     cancel: &Cancel,
 ) -> Result<(), Error> {
-    for l in here.iter_mut().filter(|l| l.action == "listed") {
-        if let Some(sig) = cancel.signal() {
-            return Err(Error::Interrupted(sig));
+    let interrupted = || Error::Interrupted(cancel.ended_by());
+    for l in here.iter_mut().filter(|l| l.action == Action::Listed) {
+        if cancel.is_cancelled() {
+            return Err(interrupted());
         }
         let r = match l.kind {
             "test-instance" | "bake-instance" => {
                 // Termination protection is a "no" that stays a no: skipped, not retried.
-                match patiently(cancel, || port.terminate(&l.id)).await {
-                    Err(CloudError::Api { code: Some(c), .. }) if c == "OperationNotPermitted" => {
-                        l.action = "skipped: termination protection is on".into();
+                match patiently(cancel, patience(), || port.terminate(&l.id)).await {
+                    Err(Error::Cloud(CloudError::Api { code: Some(c), .. }))
+                        if c == "OperationNotPermitted" =>
+                    {
+                        l.action = Action::Skipped(Action::PROTECTED);
                         continue;
                     }
+                    Err(e @ Error::Interrupted(_)) => return Err(e),
                     _ => {}
                 }
-                let deadline = tokio::time::Instant::now() + crate::test_stage::TERMINATE_DEADLINE;
-                crate::test_stage::terminate_until_gone(port, &l.id, cancel, deadline).await
+                let deadline = tokio::time::Instant::now() + crate::terminate::DEADLINE;
+                crate::terminate::until_gone(port, &l.id, cancel, deadline).await
             }
-            "key-pair" => patiently(cancel, || port.delete_key_pair(&l.id))
+            "key-pair" => patiently(cancel, patience(), || port.delete_key_pair(&l.id))
                 .await
                 .map_err(|e| e.to_string()),
-            _ => patiently(cancel, || port.delete_security_group(&l.id))
+            _ => patiently(cancel, patience(), || port.delete_security_group(&l.id))
                 .await
                 .map_err(|e| e.to_string()),
         };
         l.action = match r {
-            Ok(()) => "removed".into(),
-            Err(why) => format!("failed: {why}"),
+            Ok(()) => Action::Removed,
+            // Cut short by the signal (the run's token is the one terminating waits on).
+            Err(_) if cancel.is_cancelled() => return Err(interrupted()),
+            Err(why) => Action::Failed(why),
         };
     }
     Ok(())
@@ -304,8 +372,8 @@ async fn remove<I: Instances>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::aws::fake::FakeCloud;
     use crate::aws::{Cloud, Instances, SecurityGroup};
+    use crate::testing::{packer_name, FakeCloud, Faults};
 
     fn inst(id: &str, tags: &[(&str, &str)], launched: &str) -> Instance {
         Instance {
@@ -319,13 +387,6 @@ mod tests {
                 .collect(),
             launched_at: Some(launched.into()),
         }
-    }
-
-    fn packer_name(secs_ago: i64) -> String {
-        format!(
-            "packer_{:08x}-0000-0000-0000-000000000000",
-            Utc::now().timestamp() - secs_ago
-        )
     }
 
     #[test]
@@ -454,11 +515,15 @@ mod tests {
         let listed = reap(&s, &Cancel::new(), &cloud).await.unwrap();
         let ids: Vec<&str> = listed.iter().map(|l| l.id.as_str()).collect();
         assert_eq!(ids, ["i-old", old_key.as_str(), "sg-old"]);
-        assert!(listed.iter().all(|l| l.action == "listed"));
+        assert!(listed.iter().all(|l| l.action == Action::Listed));
         assert_eq!(cloud.key_pair_names().len(), 4, "listing removes nothing");
         s.yes = true;
         let removed = reap(&s, &Cancel::new(), &cloud).await.unwrap();
-        assert!(removed.iter().all(|l| l.action == "removed"), "{removed:?}");
+        assert!(
+            removed.iter().all(|l| l.action == Action::Removed),
+            "{removed:?}"
+        );
+        assert_eq!(exit(&removed), Exit::Success);
         assert_eq!(cloud.key_pair_names().len(), 3);
         assert!(cloud.key_pair_names().contains(&busy_key));
         assert_eq!(cloud.security_group_ids(), ["sg-used"]);
@@ -496,7 +561,7 @@ mod tests {
         cloud.add_key_pair(&free);
         cloud.add_key_pair("packer_20240101");
         cloud.add_launch_key(&named);
-        cloud.set_faults(crate::aws::fake::Faults {
+        cloud.set_faults(Faults {
             throttle_percent: Some(30),
             ..Default::default()
         });
@@ -509,9 +574,9 @@ mod tests {
             endpoint_flag: None,
         };
         let done = reap(&s, &Cancel::new(), &cloud).await.unwrap();
-        let by: BTreeMap<&str, &str> = done
+        let by: BTreeMap<&str, String> = done
             .iter()
-            .map(|l| (l.id.as_str(), l.action.as_str()))
+            .map(|l| (l.id.as_str(), l.action.to_string()))
             .collect();
         assert_eq!(by["i-member"], "skipped: a member of an Auto Scaling group");
         assert_eq!(by["i-protected"], "skipped: termination protection is on");
@@ -521,9 +586,65 @@ mod tests {
         let keys = cloud.key_pair_names();
         assert!(keys.contains(&named) && keys.contains(&"packer_20240101".to_owned()));
         assert!(!keys.contains(&free));
-        assert!(done.iter().all(|l| !l.action.starts_with("failed")));
+        assert!(done.iter().all(|l| !l.action.failed()));
+        assert_eq!(exit(&done), Exit::Success);
         // Ages as people say them.
         let l = done.iter().find(|l| l.id == free).unwrap();
         assert!(l.reason.contains("made 5h00m ago"), "{}", l.reason);
+    }
+
+    fn key_pair_only() -> (FakeCloud, ReapSettings) {
+        let cloud = FakeCloud::new();
+        cloud.add_key_pair(&packer_name(5 * 3600));
+        let s = ReapSettings {
+            account: None,
+            regions: vec!["us-east-1".into()],
+            yes: true,
+            ttl: Duration::from_secs(3 * 3600),
+            json: true,
+            endpoint_flag: None,
+        };
+        (cloud, s)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_removal_is_a_typed_failure_that_exits_5_and_reads_as_before() {
+        let (cloud, s) = key_pair_only();
+        cloud.set_faults(Faults {
+            fail_ops: vec![("DeleteKeyPair", "UnauthorizedOperation")],
+            ..Default::default()
+        });
+        let done = reap(&s, &Cancel::new(), &cloud).await.unwrap();
+        let Action::Failed(why) = &done[0].action else {
+            panic!("{done:?}")
+        };
+        assert!(
+            why.starts_with("AWS DeleteKeyPair failed in us-east-1"),
+            "{why}"
+        );
+        assert_eq!(exit(&done), Exit::Cloud);
+        // Printed and written in JSON as before: `failed: <why>`.
+        let json = serde_json::to_value(&done[0]).unwrap();
+        assert_eq!(json["action"], format!("failed: {why}"));
+        assert_eq!(done[0].action.to_string(), format!("failed: {why}"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_signal_while_a_removal_is_throttled_interrupts_the_reap() {
+        let (cloud, s) = key_pair_only();
+        cloud.set_faults(Faults {
+            throttle_ops: vec!["DeleteKeyPair"],
+            ..Default::default()
+        });
+        let cancel = Cancel::new();
+        let c2 = cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            c2.cancel(crate::cancel::Signal::Int);
+        });
+        // Not "failed: throttled" (exit 5): the run was interrupted (130).
+        let e = reap(&s, &cancel, &cloud).await.unwrap_err();
+        assert_eq!(e.exit(), Exit::Interrupted, "{e}");
+        assert_eq!(cloud.key_pair_names().len(), 1);
     }
 }

@@ -2,7 +2,9 @@
 //! fails for good, a deadline passes or the run is cancelled, backing off with jitter between
 //! attempts, on tokio's clock.
 
+use crate::aws::CloudError;
 use crate::cancel::Cancel;
+use crate::error::Error;
 use std::future::Future;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -132,6 +134,30 @@ where
     .await
 }
 
+/// How [`retry`] polls: from 1 s to 10 s with jitter between attempts (AWS's advice for
+/// throttling).
+fn retry_poll(deadline: Instant) -> Poll {
+    Poll {
+        deadline: Some(deadline),
+        backoff: Backoff {
+            first: Duration::from_secs(1),
+            max: Duration::from_secs(10),
+        },
+        jitter: 0.5,
+        successes: 1,
+    }
+}
+
+/// The check of [`retry`]: an answer passes, what `retryable` allows is tried again, the rest
+/// fails for good.
+fn retry_check<T, E>(retryable: impl Fn(&E) -> bool) -> impl Fn(&Result<T, E>) -> Check {
+    move |r| match r {
+        Ok(_) => Check::Pass,
+        Err(e) if retryable(e) => Check::Retry,
+        Err(_) => Check::Fail,
+    }
+}
+
 /// Calls `f` until it succeeds, fails in a way `retryable` says another attempt will not
 /// change, `deadline` passes or `cancel` fires, backing off from 1 s to 10 s with jitter between
 /// attempts (AWS's advice for throttling). The last answer is the result.
@@ -146,22 +172,7 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, E>>,
 {
-    let opts = Poll {
-        deadline: Some(deadline),
-        backoff: Backoff {
-            first: Duration::from_secs(1),
-            max: Duration::from_secs(10),
-        },
-        jitter: 0.5,
-        successes: 1,
-    };
-    let r = poll(opts, cancel, f, |r: &Result<T, E>| match r {
-        Ok(_) => Check::Pass,
-        Err(e) if retryable(e) => Check::Retry,
-        Err(_) => Check::Fail,
-    })
-    .await;
-    match r {
+    match poll(retry_poll(deadline), cancel, f, retry_check(retryable)).await {
         Polled::Ready(v, _)
         | Polled::TimedOut(v, _)
         | Polled::Cancelled(v, _)
@@ -169,25 +180,33 @@ where
     }
 }
 
-/// An AWS step retried while AWS throttles (or errs transiently) until `deadline`: [`retry`]
-/// with the AWS layer's own verdict of what is retryable. The last error when the deadline
-/// passes or the error is permanent; an attempt cut short by `cancel` is
-/// [`crate::error::Error::Interrupted`].
-pub async fn patiently<T, F, Fut>(
-    cancel: &Cancel,
-    deadline: Instant,
-    f: F,
-) -> Result<T, crate::error::Error>
+/// An AWS step retried while AWS throttles (or errs transiently) until `deadline`, with the AWS
+/// layer's own verdict of what is retryable: the answer; the last error when the deadline
+/// passes or the error is permanent; [`Error::Interrupted`] when `cancel` fires before an
+/// answer (the run's signal ends the step, not the throttling it was waiting out). The one
+/// way gears calls AWS patiently: deploy, status, reap and amis alike.
+pub async fn patiently<T, F, Fut>(cancel: &Cancel, deadline: Instant, f: F) -> Result<T, Error>
 where
     F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, crate::aws::CloudError>>,
+    Fut: Future<Output = Result<T, CloudError>>,
 {
-    match retry(deadline, cancel, f, crate::aws::CloudError::is_retryable).await {
-        Ok(v) => Ok(v),
-        Err(e) if e.is_retryable() && cancel.is_cancelled() => Err(
-            crate::error::Error::Interrupted(cancel.signal().unwrap_or(crate::cancel::Signal::Int)),
-        ),
-        Err(e) => Err(e.into()),
+    let check = retry_check(CloudError::is_retryable);
+    match poll(retry_poll(deadline), cancel, f, check).await {
+        Polled::Ready(v, _) | Polled::TimedOut(v, _) | Polled::Failed(v, _) => Ok(v?),
+        // Only a retryable error is ever retried, so only one can be cut short.
+        Polled::Cancelled(v, _) => v.map_err(|_| Error::Interrupted(cancel.ended_by())),
+    }
+}
+
+/// `fut`, unless `cancel` fires first: then [`Error::Interrupted`] with the signal that ended
+/// the run (and `fut` is dropped).
+pub async fn unless_cancelled<T>(
+    cancel: &Cancel,
+    fut: impl Future<Output = T>,
+) -> Result<T, Error> {
+    tokio::select! {
+        v = fut => Ok(v),
+        _ = cancel.cancelled() => Err(Error::Interrupted(cancel.ended_by())),
     }
 }
 
@@ -353,6 +372,103 @@ mod tests {
         .await;
         assert_eq!(r, Err("throttled"));
         assert_eq!(start.elapsed(), Duration::from_secs(30));
+    }
+
+    fn throttled() -> CloudError {
+        CloudError::api(
+            "DescribeImages",
+            "us-east-1",
+            Some("Throttling"),
+            "slow down",
+        )
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn patiently_cancelled_while_throttled_is_an_interruption() {
+        let cancel = Cancel::new();
+        let c2 = cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            c2.cancel(crate::cancel::Signal::Term);
+        });
+        let start = Instant::now();
+        let r: Result<(), Error> = patiently(&cancel, start + Duration::from_secs(600), || async {
+            Err(throttled())
+        })
+        .await;
+        assert!(
+            matches!(r, Err(Error::Interrupted(crate::cancel::Signal::Term))),
+            "{r:?}"
+        );
+        assert_eq!(r.unwrap_err().exit(), crate::exit::Exit::Terminated);
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "ends at the signal"
+        );
+        // Already cancelled: the first attempt's throttling is not waited out either.
+        let r: Result<(), Error> = patiently(
+            &cancel,
+            Instant::now() + Duration::from_secs(600),
+            || async { Err(throttled()) },
+        )
+        .await;
+        assert!(matches!(r, Err(Error::Interrupted(_))), "{r:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn patiently_answers_and_keeps_aws_errors_without_a_signal() {
+        let calls = AtomicU32::new(0);
+        let cancel = Cancel::new();
+        let r = patiently(
+            &cancel,
+            Instant::now() + Duration::from_secs(600),
+            || async {
+                match calls.fetch_add(1, Ordering::SeqCst) {
+                    0 => Err(throttled()),
+                    n => Ok(n),
+                }
+            },
+        )
+        .await;
+        assert_eq!(r.unwrap(), 1);
+        // A permanent error stays the AWS error (exit 5), even once the run is cancelled.
+        let denied = || async {
+            Err::<(), _>(CloudError::api(
+                "DeregisterImage",
+                "us-east-1",
+                Some("UnauthorizedOperation"),
+                "no",
+            ))
+        };
+        let r = patiently(&cancel, Instant::now() + Duration::from_secs(600), denied).await;
+        assert!(matches!(r, Err(Error::Cloud(_))), "{r:?}");
+        cancel.cancel(crate::cancel::Signal::Int);
+        let r = patiently(&cancel, Instant::now() + Duration::from_secs(600), denied).await;
+        assert!(matches!(r, Err(Error::Cloud(_))), "{r:?}");
+        // Throttled past the deadline: the last error, exit 5.
+        let r: Result<(), Error> = patiently(
+            &Cancel::new(),
+            Instant::now() + Duration::from_secs(30),
+            || async { Err(throttled()) },
+        )
+        .await;
+        assert_eq!(r.unwrap_err().exit(), crate::exit::Exit::Cloud);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn unless_cancelled_stops_a_step_at_the_signal() {
+        let cancel = Cancel::new();
+        assert_eq!(unless_cancelled(&cancel, async { 7 }).await.unwrap(), 7);
+        let c2 = cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            c2.cancel(crate::cancel::Signal::Int);
+        });
+        let r = unless_cancelled(&cancel, std::future::pending::<()>()).await;
+        assert!(
+            matches!(r, Err(Error::Interrupted(crate::cancel::Signal::Int))),
+            "{r:?}"
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -60,7 +60,7 @@ impl std::fmt::Display for TableHolder {
                 write!(
                     f,
                     "run {run} ({holder}), renewed {} ago",
-                    crate::ui::human_duration(ago)
+                    crate::text::human_duration(ago)
                 )
             }
             None => write!(f, "run {run} ({holder}), a lease of an older gears"),

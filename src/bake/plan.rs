@@ -1,10 +1,11 @@
 //! The plan of a bake: everything decided before anything runs (names, tags, quoted Ansible
 //! arguments), so `--dry-run` and `gears validate` show exactly what a bake would do.
 
-use super::quote::{shell_quote, unsafe_reason};
+use super::quote::unsafe_reason;
 use crate::component::file::{BuilderType, Communicator, Component};
 use crate::component::metadata::Metadata;
 use crate::error::InputError;
+use crate::text::shell_quote;
 use serde::Serialize;
 use std::collections::BTreeMap;
 

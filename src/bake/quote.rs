@@ -8,12 +8,6 @@
 //! came back evaluated (`{{timestamp}}` → `1795441459`). gears therefore refuses `{{` in values
 //! it hands to Packer instead of letting Packer evaluate them.
 
-/// Wraps a value in single quotes for `sh`, escaping embedded quotes as `'\''`: spaces, `$`,
-/// `;`, backquotes and newlines arrive intact and are never executed.
-pub fn shell_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "'\\''"))
-}
-
 /// Why a value cannot be carried safely, if it cannot: `{{` (Packer would evaluate it), NUL
 /// and other control characters (newline and tab are fine).
 pub fn unsafe_reason(s: &str) -> Option<String> {
@@ -107,26 +101,6 @@ fn yaml_string(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn shell_quote_round_trips_through_sh() {
-        for v in [
-            "plain",
-            "1.0'; rm -rf /",
-            "a b\nc",
-            "$HOME `id` \"q\"",
-            "{{ .Name }}",
-            "'",
-            "",
-        ] {
-            let out = std::process::Command::new("sh")
-                .arg("-c")
-                .arg(format!("printf '%s' {}", shell_quote(v)))
-                .output()
-                .unwrap();
-            assert_eq!(String::from_utf8(out.stdout).unwrap(), v);
-        }
-    }
 
     #[test]
     fn control_characters_are_refused() {

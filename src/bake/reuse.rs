@@ -245,8 +245,8 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn find_asks_every_region_and_stops_at_a_throttled_call() {
-        use crate::aws::fake::{FakeCloud, Faults};
         use crate::aws::{Cloud, ErrorKind};
+        use crate::testing::{FakeCloud, Faults};
         let cloud = FakeCloud::new();
         for (r, i) in full("done", "202601010000", &["web"]) {
             cloud.add_image(&r, i);

@@ -12,7 +12,9 @@ use crate::error::{Error, InputError};
 use crate::manifest::Manifest;
 use crate::packer::machine::{Event, UiLevel};
 use crate::packer::process::{self, PackerCommand, Progress};
-use crate::ui::{human_duration, StageProgress};
+use crate::text::human_duration;
+use crate::ui::StageProgress;
+use crate::wait::unless_cancelled;
 use std::time::Duration;
 
 /// What `gears bake` produced, for the front to print and write.
@@ -73,17 +75,6 @@ impl ShownOnce {
     /// Whether `text` is to be shown: anything but a `--> ` line already shown.
     pub fn first_time(&mut self, text: &str) -> bool {
         !text.trim_start_matches('\n').starts_with("--> ") || self.0.insert(text.to_owned())
-    }
-}
-
-/// Runs an AWS call unless the run is cancelled first (the SDK's retries can take a while).
-pub(super) async fn unless_cancelled<T>(
-    cancel: &Cancel,
-    fut: impl std::future::Future<Output = T>,
-) -> Result<T, Error> {
-    tokio::select! {
-        v = fut => Ok(v),
-        _ = cancel.cancelled() => Err(Error::Interrupted(cancel.signal().unwrap_or(crate::cancel::Signal::Int))),
     }
 }
 
@@ -457,9 +448,9 @@ async fn run_packer<I: Instances>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::aws::fake::{FakeCloud, Faults};
-    use crate::aws::{ErrorKind, Image};
+    use crate::aws::ErrorKind;
     use crate::exit::Exit;
+    use crate::testing::{ctx, image, FakeCloud, Faults};
 
     /// A component baked by one builder into one region, settings that would fail loudly
     /// (exit 4) if packer were ever started, and a fake cloud holding its base AMI.
@@ -490,23 +481,6 @@ mod tests {
         let cloud = FakeCloud::new();
         cloud.add_image("us-east-1", image("ami-0b0b0b0b0b0b0b0b0", &[]));
         (settings, cloud)
-    }
-
-    fn image(id: &str, tags: &[(&str, &str)]) -> Image {
-        Image {
-            id: id.into(),
-            name: id.into(),
-            state: "available".into(),
-            creation_date: "2026-11-24T00:00:00.000Z".into(),
-            tags: tags
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        }
-    }
-
-    fn ctx() -> RunContext {
-        RunContext::from_vars(Vec::<(String, String)>::new())
     }
 
     #[tokio::test(start_paused = true)]

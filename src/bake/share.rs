@@ -2,12 +2,12 @@
 //! component file's `share:` asks, in every region, then read back from EC2 (a 200 is not proof
 //! that a permission took); the manifest records the shares.
 
-use super::run::unless_cancelled;
 use crate::accounts::Shares;
 use crate::aws::{CloudError, ImageShares, Images};
 use crate::cancel::Cancel;
 use crate::error::Error;
 use crate::manifest::Manifest;
+use crate::wait::unless_cancelled;
 
 /// What `wanted` lacks in what EC2 answered for `ami`: its launch permissions, and the
 /// accounts' create-volume permission on each snapshot.

@@ -4,10 +4,11 @@
 //! in a file of their own (see [`write_ansible_vars`]), never through Packer or a shell.
 
 use super::plan::{ansible_extra_arguments, BakePlan};
-use super::quote::{ansible_vars_file, shell_quote};
+use super::quote::ansible_vars_file;
 use crate::component::file::{Ansible, Communicator, Component};
 use crate::error::Error;
 use crate::error::{located, InputError};
+use crate::text::shell_quote;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -18,7 +18,7 @@ pub(super) async fn unlock<F: Fleet, L: LockTable>(
                 format!(
                     "a deploy is running now: run {}, lock renewed {} ago",
                     l.run(),
-                    crate::ui::human_duration(l.age().unwrap_or_default())
+                    crate::text::human_duration(l.age().unwrap_or_default())
                 ),
                 "--unlock is for a lock left by a failed rollback or a dead run: stop that deploy (it rolls back on SIGTERM), or wait a minute if it was killed",
             ));
@@ -52,7 +52,7 @@ pub(super) async fn plan<F: Fleet, L: LockTable>(
         Some(l) if l.is_live(settings.lock_stale) => format!(
             "; locked by run {}, renewed {} ago: a deploy would be refused now",
             l.run(),
-            crate::ui::human_duration(l.age().unwrap_or_default())
+            crate::text::human_duration(l.age().unwrap_or_default())
         ),
         Some(l) => format!("; a stale lock ({l})"),
         None => String::new(),
@@ -139,7 +139,7 @@ pub(super) async fn abort<F: Fleet, L: LockTable>(
                 &g.name,
                 format!(
                     "a deploy is running now: run {run}, lock refreshed {} ago",
-                    crate::ui::human_duration(l.age().unwrap_or_default())
+                    crate::text::human_duration(l.age().unwrap_or_default())
                 ),
                 "stop that deploy first (it rolls back on SIGTERM), or wait a minute if it was killed",
             ));

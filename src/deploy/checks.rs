@@ -203,7 +203,7 @@ fn deployable(
         )
         .with_hint(format!(
             "once you know why they were suspended: aws autoscaling resume-processes --auto-scaling-group-name {} --scaling-processes {}",
-            crate::bake::quote::shell_quote(&g.name),
+            crate::text::shell_quote(&g.name),
             blocked.join(" ")
         ))
         .into());
@@ -233,7 +233,7 @@ fn deployable(
             "it has a warm pool: a scale-out draws on pooled instances, which keep the launch spec they were made with, so a batch would bring in the old AMI".to_owned(),
             &format!(
                 "delete the pool for the deploy (aws autoscaling delete-warm-pool --auto-scaling-group-name {} --force-delete), or roll it with AWS's instance refresh from the console",
-                crate::bake::quote::shell_quote(&g.name)
+                crate::text::shell_quote(&g.name)
             ),
         );
     }

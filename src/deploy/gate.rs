@@ -236,9 +236,9 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
                 self.say(&format!(
                     "launch lifecycle hook {} may hold each new instance in Pending:Wait for up to {} (then {}), longer than --gate-timeout {}: a batch it holds that long rolls back",
                     h.name,
-                    crate::ui::human_duration(Duration::from_secs(h.heartbeat.into())),
+                    crate::text::human_duration(Duration::from_secs(h.heartbeat.into())),
                     h.default_result,
-                    crate::ui::human_duration(self.settings.gate_timeout)
+                    crate::text::human_duration(self.settings.gate_timeout)
                 ));
             }
         }

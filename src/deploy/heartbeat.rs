@@ -99,7 +99,7 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
     pub(super) async fn sleep_for(&self, d: Duration) -> Result<(), Error> {
         tokio::select! {
             _ = tokio::time::sleep(d) => Ok(()),
-            _ = self.cancel.cancelled() => Err(Error::Interrupted(self.cancel.signal().unwrap_or(crate::cancel::Signal::Int))),
+            _ = self.cancel.cancelled() => Err(Error::Interrupted(self.cancel.ended_by())),
         }
     }
 

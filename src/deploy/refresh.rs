@@ -77,7 +77,7 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
                 return Ok(Rolled::GateFailed(
                     format!(
                         "instance refresh {id} not finished after {} ({pct}% done); cancelled",
-                        crate::ui::human_duration(self.settings.gate_timeout * batches)
+                        crate::text::human_duration(self.settings.gate_timeout * batches)
                     ),
                     0,
                 ));
@@ -106,7 +106,7 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
                     if Instant::now() >= d {
                         self.say(&format!(
                             "instance refresh {id} still {status} after {}: rolling back beside it",
-                            crate::ui::human_duration(self.settings.gate_timeout)
+                            crate::text::human_duration(self.settings.gate_timeout)
                         ));
                         return;
                     }

@@ -42,7 +42,7 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
                         self.say(&format!(
                             "batch {} healthy: baking, {} left",
                             mem.batches + 1,
-                            crate::ui::human_duration(left)
+                            crate::text::human_duration(left)
                         ));
                         last_say = Instant::now();
                     }
@@ -185,7 +185,7 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
                     .collect();
                 format!(
                     "batch {batch} not healthy after {}: {} of {} instances running, unhealthy new: {}",
-                    crate::ui::human_duration(self.settings.gate_timeout),
+                    crate::text::human_duration(self.settings.gate_timeout),
                     g.members.len(),
                     g.desired,
                     if bad.is_empty() { "none (still launching)".into() } else { bad.join(", ") }

@@ -304,7 +304,7 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
                         &self.name,
                         format!(
                             "another deploy holds the lock: run {run} ({l}), refreshed {} ago",
-                            crate::ui::human_duration(age)
+                            crate::text::human_duration(age)
                         ),
                         if same_ami {
                             "it is deploying the same AMI; if it was killed, run this again in a minute to continue it"

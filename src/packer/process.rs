@@ -260,11 +260,11 @@ async fn follow_until_exit(
         }
         tokio::select! {
             _ = cancel.cancelled(), if stopping.is_none() => {
-                let sig = cancel.signal().unwrap_or(crate::cancel::Signal::Int);
+                let sig = cancel.ended_by();
                 if let Some(pid) = pid {
-                    // SAFETY: kill(2) on the process group of the packer we spawned (its own group, so the
-                    // shell-local and ansible children stop too, as on a terminal); no memory involved.
-                    unsafe { libc::kill(-(pid as i32), sig.number()) };
+                    // Its own group: the shell-local and ansible children stop too, as on a
+                    // terminal.
+                    crate::process::signal_group(pid, sig.number());
                 }
                 stopping = Some((sig, Instant::now()));
                 on_progress(Progress::Stopping(sig));
@@ -275,8 +275,7 @@ async fn follow_until_exit(
             _ = tokio::time::sleep(POLL) => {
                 if let (Some((_, since)), Some(pid)) = (stopping, pid) {
                     if since.elapsed() > cmd.cleanup_grace {
-                        // SAFETY: kill(2) on the process group we spawned; no memory involved.
-                        unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
+                        crate::process::signal_group(pid, libc::SIGKILL);
                     }
                 }
                 if out.last_output.elapsed() >= cmd.heartbeat {
@@ -418,8 +417,7 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert!(packer.try_wait().unwrap().is_none(), "not interrupted");
         assert!(!marker.exists());
-        // SAFETY: kill(2) on the process group this test started; no memory involved.
-        unsafe { libc::kill(-(packer.id().unwrap() as i32), libc::SIGKILL) };
+        crate::process::signal_group(packer.id().unwrap(), libc::SIGKILL);
         packer.wait().await.unwrap();
     }
 }

@@ -32,7 +32,10 @@ pub async fn validate(
         Err(e) => return Err(PackerError::Io(e).into()),
         Ok(c) => c,
     };
-    let Some(o) = output_unless_cancelled(child, cancel).await? else {
+    let o = crate::process::output_unless_cancelled(child, cancel)
+        .await
+        .map_err(PackerError::Io)?;
+    let Some(o) = o else {
         return Err(interrupted(cancel));
     };
     let text = format!(
@@ -56,25 +59,6 @@ pub async fn validate(
     }
 }
 
-/// The child's output, or `None` when the run is cancelled first: then the child's process group
-/// is killed (a check creates nothing that needs cleaning up).
-async fn output_unless_cancelled(
-    child: tokio::process::Child,
-    cancel: &Cancel,
-) -> Result<Option<std::process::Output>, Error> {
-    let pid = child.id();
-    tokio::select! {
-        o = child.wait_with_output() => o.map(Some).map_err(|e| PackerError::Io(e).into()),
-        _ = cancel.cancelled() => {
-            if let Some(pid) = pid {
-                // SAFETY: kill(2) on the process group of the child we spawned; no memory involved.
-                unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
-            }
-            Ok(None)
-        }
-    }
-}
-
 fn interrupted(cancel: &Cancel) -> Error {
-    Error::Interrupted(cancel.signal().unwrap_or(crate::cancel::Signal::Int))
+    Error::Interrupted(cancel.ended_by())
 }

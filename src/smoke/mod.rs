@@ -73,7 +73,7 @@ pub async fn load(source: &Source, cancel: &Cancel) -> Result<spec::SmokeFile, E
     let text = tokio::select! {
         biased;
         _ = cancel.cancelled() => {
-            return Err(Error::Interrupted(cancel.signal().unwrap_or(crate::cancel::Signal::Int)))
+            return Err(Error::Interrupted(cancel.ended_by()))
         }
         read = rx => read.map_err(|_| Error::Read {
             path: name.clone(),
@@ -160,7 +160,7 @@ pub async fn run(
         ui.warning(&format!("{}: {w}", file.path));
     }
     ui.section(&report::console::preamble(file.tests.len()));
-    let interrupted = || Error::Interrupted(cancel.signal().unwrap_or(crate::cancel::Signal::Int));
+    let interrupted = || Error::Interrupted(cancel.ended_by());
     if let Some(sleep) = settings.sleep {
         tokio::select! {
             biased;
@@ -195,7 +195,7 @@ pub async fn run(
                         "{} of {} tests done after {}",
                         done.load(Ordering::SeqCst),
                         file.tests.len(),
-                        crate::ui::human_duration(start.elapsed())
+                        crate::text::human_duration(start.elapsed())
                     ),
                 ),
             }

@@ -3,8 +3,9 @@
 //! tags with one DescribeImages per 200, and one look per distinct launch spec; then each group
 //! read into a [`GroupStatus`].
 use super::*;
-use crate::aws::{CloudError, ErrorKind, Fleet, Group, Image, Images, TemplateRef};
+use crate::aws::{ErrorKind, Fleet, Group, Image, Images, TemplateRef};
 use crate::deploy::state::OnGroup;
+use crate::wait::patiently;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Lifecycle states of members on their way out: not counted among what runs.
@@ -64,18 +65,9 @@ pub async fn look<C: Cloud>(
     Ok(status)
 }
 
-/// `f` retried while AWS throttles or errs transiently, within the settings' patience.
-async fn patiently<T, F, Fut>(
-    settings: &StatusSettings,
-    cancel: &Cancel,
-    f: F,
-) -> Result<T, CloudError>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, CloudError>>,
-{
-    let deadline = tokio::time::Instant::now() + settings.patience;
-    crate::wait::retry(deadline, cancel, f, CloudError::is_retryable).await
+/// The deadline of an AWS call made now: the settings' patience from now.
+fn patience(settings: &StatusSettings) -> tokio::time::Instant {
+    tokio::time::Instant::now() + settings.patience
 }
 
 /// What one region's look saw beside the groups.
@@ -97,11 +89,11 @@ async fn region<C: Cloud>(
     cancel: &Cancel,
     cloud: &C,
     known: &Known,
-) -> Result<Vec<GroupStatus>, CloudError> {
+) -> Result<Vec<GroupStatus>, Error> {
     let fleet = cloud.fleet(region).await?;
     let images = cloud.images(region).await?;
     let want = BTreeMap::from([(crate::tags::COMPONENT.to_owned(), component.to_owned())]);
-    let groups: Vec<Group> = patiently(settings, cancel, || fleet.groups(&want, &[]))
+    let groups: Vec<Group> = patiently(cancel, patience(settings), || fleet.groups(&want, &[]))
         .await?
         .into_iter()
         .filter(|g| {
@@ -122,7 +114,7 @@ async fn region<C: Cloud>(
         .map(|m| m.id.clone())
         .collect();
     if !ids.is_empty() {
-        let info = patiently(settings, cancel, || fleet.describe_members(&ids)).await?;
+        let info = patiently(cancel, patience(settings), || fleet.describe_members(&ids)).await?;
         seen.member_images = info.into_iter().map(|(id, i)| (id, i.image)).collect();
     }
     spec_images(settings, cancel, &fleet, &groups, &mut seen, known).await?;
@@ -138,7 +130,10 @@ async fn region<C: Cloud>(
     }
     let wanted: Vec<String> = wanted.into_iter().filter(|i| !i.is_empty()).collect();
     if !wanted.is_empty() {
-        seen.images = patiently(settings, cancel, || images.describe_images(&wanted)).await?;
+        seen.images = patiently(cancel, patience(settings), || {
+            images.describe_images(&wanted)
+        })
+        .await?;
     }
     let facts = judge::Facts::new(settings, region);
     let mut rows: Vec<GroupStatus> = groups.iter().map(|g| row(g, &seen, &facts)).collect();
@@ -166,7 +161,7 @@ async fn spec_images<F: Fleet>(
     groups: &[Group],
     seen: &mut Seen,
     known: &Known,
-) -> Result<(), CloudError> {
+) -> Result<(), Error> {
     for g in groups {
         let spec = spec_of(g);
         if spec.is_empty() || seen.spec_images.contains_key(&spec) {
@@ -188,14 +183,20 @@ async fn spec_images<F: Fleet>(
                     id: t.id.clone(),
                     version: t.version.clone(),
                 };
-                patiently(settings, cancel, || fleet.template_image(&t)).await
+                patiently(cancel, patience(settings), || fleet.template_image(&t)).await
             }
-            (None, Some(lc)) => patiently(settings, cancel, || fleet.configuration_image(lc)).await,
+            (None, Some(lc)) => {
+                patiently(cancel, patience(settings), || fleet.configuration_image(lc)).await
+            }
             (None, None) => continue,
         };
         let image = match got {
             Ok(i) => Some(i).filter(|i| !i.is_empty()),
-            Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::Invalid) => None,
+            Err(Error::Cloud(e))
+                if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::Invalid) =>
+            {
+                None
+            }
             Err(e) => return Err(e),
         };
         if let Some(k) = fixed {

@@ -8,6 +8,7 @@ use super::*;
 use crate::aws::Group;
 use crate::deploy::lock::LockValue;
 use crate::deploy::state::OnGroup;
+use crate::text::shell_word;
 
 /// What every row of a region is judged with.
 pub(super) struct Facts {
@@ -26,23 +27,11 @@ impl Facts {
             component_flag: if file == "gears.yaml" {
                 String::new()
             } else {
-                format!(" -c {}", word(&file))
+                format!(" -c {}", shell_word(&file))
             },
             lock_stale: settings.lock_stale,
             now: chrono::Utc::now(),
         }
-    }
-}
-
-/// A value as one shell word: as it is when it is plain, else single-quoted.
-fn word(s: &str) -> String {
-    let plain = !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./:=@%+,".contains(c));
-    if plain {
-        s.to_owned()
-    } else {
-        crate::bake::quote::shell_quote(s)
     }
 }
 
@@ -56,15 +45,15 @@ fn deploy_command(row: &GroupStatus, facts: &Facts, ami: &str) -> String {
     let country = row
         .country
         .as_ref()
-        .map(|c| format!(" --country {}", word(c)))
+        .map(|c| format!(" --country {}", shell_word(c)))
         .unwrap_or_default();
     format!(
         "gears deploy{} -e {}{country} --group {} --ami {} --region {}",
         facts.component_flag,
-        word(env),
-        word(&row.group),
-        word(ami),
-        word(&row.region)
+        shell_word(env),
+        shell_word(&row.group),
+        shell_word(ami),
+        shell_word(&row.region)
     )
 }
 
@@ -186,7 +175,7 @@ fn attention(row: &mut GroupStatus, on: &OnGroup, live: bool, facts: &Facts) {
         let lock = match &on.lock {
             Some(l @ LockValue::Held { .. }) => format!(
                 "its lock was last renewed {} ago",
-                crate::ui::human_duration(Duration::from_secs(
+                crate::text::human_duration(Duration::from_secs(
                     age(l, facts.now).unwrap_or_default().as_secs()
                 ))
             ),

@@ -70,7 +70,7 @@ pub fn lock_cell(lock: &Option<Lock>) -> String {
                 .as_ref()
                 .map(|j| format!(" ({j})"))
                 .unwrap_or_default(),
-            crate::ui::human_duration(Duration::from_secs(*age_secs))
+            crate::text::human_duration(Duration::from_secs(*age_secs))
         ),
     }
 }

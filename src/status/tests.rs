@@ -3,10 +3,10 @@
 //! unreadable tag; the calls a look costs; throttling retried.
 
 use super::*;
-use crate::aws::fake::{FakeCloud, Faults};
 use crate::aws::{Group, Image, Member, TemplateRef};
 use crate::deploy::lock::LockValue;
 use crate::deploy::state::State;
+use crate::testing::{FakeCloud, Faults};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
@@ -57,11 +57,7 @@ fn group(name: &str, component: &str, env: &str, lt: &str, n: i32) -> Group {
 
 /// The component `hello` in us-east-1, both AMIs in EC2 with their version tags, and no group.
 fn setup(dir: &std::path::Path) -> (StatusSettings, FakeCloud) {
-    std::fs::write(
-        dir.join("gears.yaml"),
-        "component: hello\nrepo: r\nami_regions: [us-east-1]\nbase_ami: {id: ami-0123456789abcdef0}\n",
-    )
-    .unwrap();
+    crate::testing::component_file(dir, "");
     let cloud = FakeCloud::new();
     cloud.add_image("us-east-1", image(OLD, "1.0", "1.0-202611240000"));
     cloud.add_image("us-east-1", image(NEW, "2.0", "2.0-202612010000"));

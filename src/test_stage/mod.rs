@@ -16,8 +16,9 @@ use crate::context::RunContext;
 use crate::error::Error;
 use crate::smoke::runner::{RunOptions, TestResult};
 use crate::smoke::target::Target;
+use crate::terminate;
 use crate::test_stage::settings::TestSettings;
-use crate::wait::{poll, Backoff, Check, Poll, Polled};
+use crate::wait::{poll, unless_cancelled, Backoff, Check, Poll, Polled};
 use prepare::{check_image, check_input, expires_at, launch_spec, Prepared};
 use serde::Serialize;
 use std::path::PathBuf;
@@ -26,10 +27,6 @@ use tokio::time::Instant;
 
 /// How long the launch call is retried while AWS throttles (or fails transiently).
 const LAUNCH_DEADLINE: Duration = Duration::from_secs(120);
-
-/// How long gears keeps asking EC2 to terminate a test instance before it gives up and says
-/// which instance a human must terminate.
-pub const TERMINATE_DEADLINE: Duration = Duration::from_secs(180);
 
 /// What `gears test` found, for the front to print.
 #[derive(Debug, Clone, Serialize)]
@@ -66,66 +63,6 @@ pub struct Timings {
     pub total: f64,
 }
 
-/// Asks EC2 to terminate `id` until it is shutting down or gone, retrying throttling and
-/// transient errors with backoff, until `deadline` or `cancel` (cleanup's own token). Access
-/// denied is not retried. The error names the instance for the operator.
-pub async fn terminate_until_gone<I: Instances>(
-    port: &I,
-    id: &str,
-    cancel: &Cancel,
-    deadline: Instant,
-) -> Result<(), String> {
-    let unknown = std::sync::atomic::AtomicU32::new(0);
-    let r = poll(
-        Poll {
-            deadline: Some(deadline),
-            backoff: Backoff {
-                first: Duration::from_secs(1),
-                max: Duration::from_secs(10),
-            },
-            jitter: 0.2,
-            successes: 1,
-        },
-        cancel,
-        || async {
-            port.terminate(id).await?;
-            port.describe(id).await
-        },
-        |r: &Result<Option<Instance>, CloudError>| match r {
-            // EC2 may not know an instance launched a moment ago: "not found" counts as gone
-            // only once it has been said a few times, a few seconds apart.
-            Ok(None) if unknown.fetch_add(1, std::sync::atomic::Ordering::SeqCst) >= 3 => {
-                Check::Pass
-            }
-            Ok(None) => Check::Retry,
-            Ok(Some(i)) if i.is_gone() => Check::Pass,
-            Ok(Some(_)) => Check::Retry,
-            Err(e) if e.is_retryable() => Check::Retry,
-            Err(_) => Check::Fail,
-        },
-    )
-    .await;
-    let by_hand = format!(
-        "terminate it by hand: aws ec2 terminate-instances --region {} --instance-ids {id}",
-        port.region()
-    );
-    match r {
-        Polled::Ready(..) => Ok(()),
-        Polled::Failed(Err(e), _) => Err(format!("{e}; {by_hand}")),
-        Polled::TimedOut(last, n) => Err(format!(
-            "{id} in {} is still not terminating after {n} attempts ({}); {by_hand}",
-            port.region(),
-            match last {
-                Err(e) => e.to_string(),
-                Ok(i) => format!("state {}", i.map(|i| i.state).unwrap_or_default()),
-            }
-        )),
-        Polled::Cancelled(..) | Polled::Failed(..) => Err(format!(
-            "stopped by a second signal before {id} was terminating; {by_hand}"
-        )),
-    }
-}
-
 /// The progress worker of the stage: its one test instance.
 const WORKER: Option<&str> = Some("instance");
 
@@ -142,7 +79,7 @@ pub async fn test<C: Cloud>(
     let mut input = check_input(settings, cancel).await?;
     input.version = check_image(cloud, &input, cancel).await?;
 
-    let instances = stop_on_signal(cancel, cloud.instances(&input.region)).await??;
+    let instances = unless_cancelled(cancel, cloud.instances(&input.region)).await??;
     let run_id = crate::random::uuid_v7();
     let expires_at = expires_at(settings.ttl);
     let spec = launch_spec(&input, &run_id, &expires_at);
@@ -219,9 +156,7 @@ fn running_or_why(
 ) -> Result<Result<Instance, String>, Error> {
     match polled {
         Polled::Ready(Ok(Some(i)), _) => Ok(Ok(i)),
-        Polled::Cancelled(..) => Err(Error::Interrupted(
-            cancel.signal().unwrap_or(crate::cancel::Signal::Int),
-        )),
+        Polled::Cancelled(..) => Err(Error::Interrupted(cancel.ended_by())),
         Polled::Failed(Err(e), _) => Err(e.into()),
         Polled::Failed(Ok(Some(i)), _) => Ok(Err(format!(
             "{id} stopped before it ran: state {}",
@@ -235,7 +170,7 @@ fn running_or_why(
             };
             Ok(Err(format!(
                 "{id} was not running after {} (last: {state})",
-                crate::ui::human_duration(ready_timeout)
+                crate::text::human_duration(ready_timeout)
             )))
         }
     }
@@ -328,8 +263,8 @@ impl<I: Instances + Clone + 'static> Stage<'_, I> {
         let step = self.cleanup.register(
             format!("terminate test instance {id} in {region}"),
             move || async move {
-                let deadline = Instant::now() + TERMINATE_DEADLINE;
-                terminate_until_gone(&port, &undo_id, &undo_cancel, deadline).await
+                let deadline = Instant::now() + terminate::DEADLINE;
+                terminate::until_gone(&port, &undo_id, &undo_cancel, deadline).await
             },
         );
         self.ui
@@ -408,7 +343,7 @@ impl<I: Instances + Clone + 'static> Stage<'_, I> {
             &format!(
                 "{id} is running; smoke tests against {} until they pass or {} have passed",
                 tested.target,
-                crate::ui::human_duration(self.settings.ready_timeout)
+                crate::text::human_duration(self.settings.ready_timeout)
             ),
         );
         let opts = RunOptions {
@@ -451,7 +386,7 @@ impl<I: Instances + Clone + 'static> Stage<'_, I> {
     /// needs when a service never came up.
     async fn show_console(&mut self, tested: &mut Tested, run_id: &str) -> Result<(), Error> {
         let id = &tested.instance_id;
-        let text = match stop_on_signal(self.cancel, self.instances.console_output(id)).await? {
+        let text = match unless_cancelled(self.cancel, self.instances.console_output(id)).await? {
             Ok(text) => text,
             Err(e) => {
                 self.ui
@@ -498,9 +433,9 @@ impl<I: Instances + Clone + 'static> Stage<'_, I> {
             ));
             return;
         }
-        let term_deadline = Instant::now() + TERMINATE_DEADLINE;
+        let term_deadline = Instant::now() + terminate::DEADLINE;
         let cancel = self.cancel.for_cleanup();
-        match terminate_until_gone(self.instances, id, &cancel, term_deadline).await {
+        match terminate::until_gone(self.instances, id, &cancel, term_deadline).await {
             Ok(()) => {
                 self.cleanup.done(step);
                 tested.terminated = true;
@@ -512,39 +447,27 @@ impl<I: Instances + Clone + 'static> Stage<'_, I> {
     }
 }
 
-/// Runs an AWS call unless the run is cancelled first.
-async fn stop_on_signal<T>(
-    cancel: &Cancel,
-    fut: impl std::future::Future<Output = T>,
-) -> Result<T, Error> {
-    tokio::select! {
-        v = fut => Ok(v),
-        _ = cancel.cancelled() => Err(Error::Interrupted(cancel.signal().unwrap_or(crate::cancel::Signal::Int))),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::aws::fake::{FakeCloud, Faults};
     use crate::aws::Image;
     use crate::exit::Exit;
     use crate::settings::AmiChoice;
+    use crate::testing::{component_file, ctx, FakeCloud, Faults};
     use std::collections::BTreeMap;
 
-    const AMI: &str = "ami-0123456789abcdef0";
+    const AMI: &str = crate::testing::BASE_AMI;
 
     /// A component with a `test:` section and a one-test smoke file, in `dir`.
     fn settings(dir: &std::path::Path, target: Option<&str>) -> TestSettings {
-        std::fs::write(
-            dir.join("gears.yaml"),
-            "component: hello\nrepo: r\nami_regions: [us-east-1]\nbase_ami: {id: ami-0123456789abcdef0}\ntest:\n  smoke_file: smoke.yaml\n  port: 8080\n  user_data: \"#!/bin/sh\\necho hi\"\n",
-        )
-        .unwrap();
+        let component = component_file(
+            dir,
+            "test:\n  smoke_file: smoke.yaml\n  port: 8080\n  user_data: \"#!/bin/sh\\necho hi\"\n",
+        );
         std::fs::write(dir.join("smoke.yaml"), "tests:\n  - name: up\n    uri: /\n").unwrap();
         TestSettings {
             account: None,
-            component_file: dir.join("gears.yaml"),
+            component_file: component,
             ami: AmiChoice::Explicit {
                 ami: AMI.into(),
                 region: "us-east-1".into(),
@@ -575,10 +498,6 @@ mod tests {
             },
         );
         cloud
-    }
-
-    fn ctx() -> RunContext {
-        RunContext::from_vars(Vec::<(String, String)>::new())
     }
 
     #[tokio::test(start_paused = true)]
@@ -725,7 +644,7 @@ mod tests {
         assert!(!t.terminated);
         // 10 s waiting to run, then terminate retried for its whole deadline.
         assert!(
-            start.elapsed() >= TERMINATE_DEADLINE,
+            start.elapsed() >= terminate::DEADLINE,
             "{:?}",
             start.elapsed()
         );
@@ -760,7 +679,7 @@ mod tests {
         // Once AWS stops throttling, the same step terminates it.
         cloud.set_faults(Faults::default());
         let port = cloud.instances("us-east-1").await.unwrap();
-        terminate_until_gone(
+        terminate::until_gone(
             &port,
             &t.instance_id,
             &Cancel::new(),

@@ -1,11 +1,11 @@
 //! What `gears test` checks and builds before it launches anything: the component, its smoke
 //! file and user data, the AMI to test, and the launch call with its tags.
 
-use super::stop_on_signal;
 use crate::aws::{BaseAmiQuery, Cloud, Images, LaunchSpec};
 use crate::cancel::Cancel;
 use crate::error::{Error, InputError};
 use crate::test_stage::settings::TestSettings;
+use crate::wait::unless_cancelled;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -79,7 +79,7 @@ pub(super) async fn check_image<C: Cloud>(
     cancel: &Cancel,
 ) -> Result<String, Error> {
     let (ami, region) = (&input.ami, &input.region);
-    let images = stop_on_signal(cancel, cloud.images(region)).await??;
+    let images = unless_cancelled(cancel, cloud.images(region)).await??;
     let query = BaseAmiQuery {
         id: Some(ami.clone()),
         ..Default::default()
@@ -90,7 +90,7 @@ pub(super) async fn check_image<C: Cloud>(
         || images.find_base_ami(&query),
         crate::aws::CloudError::is_retryable,
     );
-    let image = match stop_on_signal(cancel, found).await?? {
+    let image = match unless_cancelled(cancel, found).await?? {
         None => {
             return Err(not_available(format!(
                 "AMI {ami} does not exist in {region}"

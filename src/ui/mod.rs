@@ -322,16 +322,6 @@ pub fn heartbeat(stage: &str, text: &str) {
     eprintln!("[{}] {stage}: still running: {text}", clock());
 }
 
-/// `1m05s`.
-pub fn human_duration(d: Duration) -> String {
-    let s = d.as_secs();
-    if s >= 60 {
-        format!("{}m{:02}s", s / 60, s % 60)
-    } else {
-        format!("{:.1}s", d.as_secs_f64())
-    }
-}
-
 impl StageProgress {
     /// A view for `workers`; live only on a terminal outside CI.
     pub fn new(ctx: &RunContext, stage: &'static str, workers: &[String]) -> Self {
@@ -403,7 +393,7 @@ impl StageProgress {
                 "[{}] {}: still running after {}",
                 clock(),
                 self.stage,
-                human_duration(self.start.elapsed())
+                crate::text::human_duration(self.start.elapsed())
             );
         }
     }

@@ -298,7 +298,7 @@ async fn gate_step<F: Fleet, L: LockTable>(
                 roll.say(&format!(
                     "{} healthy at {want}: baking, {} left",
                     newr.name,
-                    crate::ui::human_duration(left)
+                    crate::text::human_duration(left)
                 ));
                 last_say = Instant::now();
             }
@@ -315,7 +315,7 @@ async fn gate_step<F: Fleet, L: LockTable>(
                     format!(
                         "{} not healthy after {}: {healthy} of {want} healthy, {} running",
                         newr.name,
-                        crate::ui::human_duration(s.gate_timeout),
+                        crate::text::human_duration(s.gate_timeout),
                         ng.members.len()
                     ) + &smoke_words(gate),
                 ));

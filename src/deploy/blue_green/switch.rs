@@ -187,7 +187,7 @@ pub(super) async fn wait_serving<F: Fleet, L: LockTable>(
                 &roll.name,
                 format!(
                     "not healthy in its traffic sources after {}: {healthy} of {want}",
-                    crate::ui::human_duration(roll.settings.gate_timeout)
+                    crate::text::human_duration(roll.settings.gate_timeout)
                 ),
                 "look at the group and its target groups",
             ));
@@ -280,7 +280,7 @@ pub(super) async fn abort<F: Fleet, L: LockTable>(
                 &g.name,
                 format!(
                     "a deploy is running now: run {run}, lock refreshed {} ago",
-                    crate::ui::human_duration(l.age().unwrap_or_default())
+                    crate::text::human_duration(l.age().unwrap_or_default())
                 ),
                 "stop that deploy first (it undoes itself on SIGTERM), or wait a minute if it was killed",
             ));

@@ -385,7 +385,7 @@ pub(super) async fn plan<F: Fleet, L: LockTable>(
         g.name,
         match s.scale_old_to {
             Some(n) => format!("scaled to {n}"),
-            None => format!("kept at {} for {}", g.desired, crate::ui::human_duration(s.keep_old)),
+            None => format!("kept at {} for {}", g.desired, crate::text::human_duration(s.keep_old)),
         },
         if extra > 0 { format!("; {extra} older group(s) scaled to 0 and deleted (--keep-groups {})", s.keep_groups) } else { String::new() }
     );

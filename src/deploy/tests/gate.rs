@@ -31,27 +31,6 @@ async fn a_batch_held_by_a_launch_hook_rolls_back_naming_the_hook() {
     assert_eq!(cloud.healthy_floor("hello-live"), Some(3));
 }
 
-/// A local HTTP server answering 200 to anything, and its port.
-async fn http_ok() -> u16 {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = l.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = l.accept().await {
-            tokio::spawn(async move {
-                use tokio::io::{AsyncReadExt, AsyncWriteExt};
-                let mut buf = [0u8; 4096];
-                let _ = s.read(&mut buf).await;
-                let _ = s
-                    .write_all(
-                        b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
-                    )
-                    .await;
-            });
-        }
-    });
-    port
-}
-
 #[tokio::test]
 async fn the_gate_runs_the_components_smoke_tests_at_each_new_instance() {
     for pass in [true, false] {
@@ -68,7 +47,7 @@ async fn the_gate_runs_the_components_smoke_tests_at_each_new_instance() {
         )
         .unwrap();
         let port = if pass {
-            http_ok().await
+            crate::testing::http_ok().await
         } else {
             std::net::TcpListener::bind("127.0.0.1:0")
                 .unwrap()

@@ -11,7 +11,7 @@ use crate::settings::AmiChoice;
 pub(super) const OLD: &str = "ami-0000000000000001a";
 
 pub(super) fn rc() -> crate::context::RunContext {
-    crate::context::RunContext::from_vars(Vec::<(String, String)>::new())
+    crate::testing::ctx()
 }
 pub(super) const NEW: &str = "ami-0000000000000002b";
 

@@ -161,8 +161,7 @@ pub async fn run_plan(
         .map(|p| run_until(p, deadline, &opts.cancel))
         .buffered(opts.jobs.max(1));
     let mut results = Vec::with_capacity(prepared.len());
-    let interrupted =
-        || Error::Interrupted(opts.cancel.signal().unwrap_or(crate::cancel::Signal::Int));
+    let interrupted = || Error::Interrupted(opts.cancel.ended_by());
     loop {
         tokio::select! {
             // A signal wins over a result that came in the same instant: a test cut short by
