@@ -480,7 +480,10 @@ mod deploy {
             .await
             .unwrap();
         let refused = run(&s, &cloud, &Cancel::new()).await.unwrap_err();
-        assert!(refused.contains("the lock table holds"), "{refused}");
+        assert!(
+            refused.contains("holds the lock us-east-1/hello-live in the lock table"),
+            "{refused}"
+        );
         s.unlock = true;
         assert_eq!(ok(&s, &cloud).await, "unlocked");
         assert!(called(&cloud, "DeleteItem"));

@@ -215,7 +215,14 @@ async fn abort_nothing_recorded<F: Fleet, L: LockTable>(
             GroupResult::NothingToDo,
             format!("no deploy recorded on the group, but the line is stopped ({l}): `--unlock` removes the lock"),
         )),
-        None => Ok(out.with(GroupResult::NothingToDo, "no deploy recorded on the group")),
+        None => {
+            // A run killed after it took the lock table's lock, before its tag: its item.
+            if roll.table.is_some() {
+                take_table_lock_for_abort(roll).await?;
+                roll.give_back().await;
+            }
+            Ok(out.with(GroupResult::NothingToDo, "no deploy recorded on the group"))
+        }
     }
 }
 

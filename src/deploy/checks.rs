@@ -99,7 +99,10 @@ fn in_traffic(ctx: &RegionCtx<'_>, region: &str, groups: Vec<Group>) -> Vec<Grou
     groups
         .into_iter()
         .filter(|g| {
-            if let Some(r) = g.tags.get(crate::tags::RETIRED) {
+            // A switch recorded on it: it is the group in traffic, even once retired (a
+            // switch killed between retiring it and removing the record).
+            let switching = g.tags.contains_key(crate::tags::BLUEGREEN);
+            if let (Some(r), false) = (g.tags.get(crate::tags::RETIRED), switching) {
                 let until = super::blue_green::record::parse_retired(r)
                     .map(|r| format!(" (kept until {})", r.until))
                     .unwrap_or_default();
@@ -185,9 +188,19 @@ fn deployable(
     g: &Group,
 ) -> Result<(), Error> {
     let refresh = settings.strategy == Strategy::InstanceRefresh;
+    // What a blue/green switch or rollback in flight (recorded on the group) suspended as the
+    // group left traffic: the run that continues it takes the group out again, or `--abort`
+    // resumes them.
+    let switching: Vec<String> = g
+        .tags
+        .get(crate::tags::BLUEGREEN)
+        .and_then(|v| super::blue_green::record::parse_switch(v).ok())
+        .map(|sw| sw.susp)
+        .unwrap_or_default();
     let blocked: Vec<&str> = g
         .suspended
         .iter()
+        .filter(|p| !switching.contains(p))
         .map(String::as_str)
         .filter(|p| NEEDED_PROCESSES.contains(p) || (refresh && *p == "InstanceRefresh"))
         .collect();

@@ -56,6 +56,12 @@ async fn deploy_one<F: Fleet, L: LockTable>(
 ) -> Result<GroupOutcome, Error> {
     let (ami, region) = (roll.ami.as_str(), roll.fleet.region().to_owned());
     if let Some(detail) = already_there(roll, g, on, &out).await? {
+        // A run killed after its deploy finished, before it gave the lock table's lock back:
+        // its item taken over and given back (a live one refused).
+        if roll.table.is_some() {
+            roll.take_table_lock().await?;
+            roll.give_back().await;
+        }
         return Ok(out.with(GroupResult::NothingToDo, detail));
     }
     roll.say(&gated_on(g, roll.smoke.is_some(), &roll.settings.alarms));

@@ -26,10 +26,11 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
                 format!("the line is stopped: the lock table holds {} for {h}", self.lock_key),
                 "a rollback failed here: look at the group, then `gears deploy --unlock --lock-table ...`",
             )),
-            Some(h) => Err(refused(
+            Some(h) => Err(held_by_another(
                 &self.name,
-                format!("the lock table holds {} for {h}", self.lock_key),
-                "wait for that deploy; if it was killed, run this again a minute after its last renewal to continue it",
+                &Holder::of_table(&h, &self.lock_key),
+                self.settings.lock_stale,
+                None,
             )),
         }
     }

@@ -194,3 +194,97 @@ pub(super) fn stopped(group: &str, why: String, hint: &str) -> Error {
         stopped: true,
     }
 }
+
+/// Who holds a lock another run renewed within the stale limit: its run, its host (and CI
+/// job), and its last renewal, from the group's tag or the lock table's item.
+#[derive(Debug, Clone)]
+pub(super) struct Holder {
+    /// The lock table's key, when it is the table's lock.
+    pub(super) key: Option<String>,
+    pub(super) run: String,
+    pub(super) who: String,
+    pub(super) at: chrono::DateTime<chrono::Utc>,
+}
+
+impl Holder {
+    /// A held tag lock's holder (`None` for a STOP, which is no deploy's).
+    pub(super) fn of_tag(l: &LockValue) -> Option<Holder> {
+        match l {
+            LockValue::Held { run, who, at } => Some(Holder {
+                key: None,
+                run: run.clone(),
+                who: who.clone(),
+                at: *at,
+            }),
+            LockValue::Stop { .. } => None,
+        }
+    }
+
+    /// Lock `key`'s holder in the lock table (an item of an older gears, without a renewal time, counts
+    /// from when it was read).
+    pub(super) fn of_table(h: &crate::aws::locks::TableHolder, key: &str) -> Holder {
+        let ms = h.at.unwrap_or(h.seen_at);
+        // gears writes the tag's value as the holder: its host (and CI job) is the `who`.
+        let who = match LockValue::parse(&h.holder) {
+            Ok(LockValue::Held { who, .. }) => who,
+            _ => h.holder.clone(),
+        };
+        Holder {
+            key: Some(key.to_owned()),
+            run: h.run.clone(),
+            who,
+            at: chrono::DateTime::from_timestamp_millis(ms).unwrap_or_else(wall_now),
+        }
+    }
+}
+
+/// The one refusal of a lock another deploy holds, for every strategy (rolling, instance
+/// refresh, blue/green, `--rollback`) and either lock (the group's tag, the lock table):
+/// who holds it and since when (its last renewal), when it goes stale, and what to do then:
+/// the same command takes the lock over and continues the deploy the dead run recorded
+/// (`other_ami`: a deploy of another AMI is recorded, which `--abort` with that AMI undoes
+/// first), `gears deploy --abort` undoes it. Exit 5: retrying later is the way on.
+pub(super) fn held_by_another(
+    group: &str,
+    h: &Holder,
+    stale: Duration,
+    other_ami: Option<&str>,
+) -> Error {
+    let now = wall_now();
+    let ago = now.signed_duration_since(h.at).to_std().unwrap_or_default();
+    let stale_at = h.at + chrono::Duration::from_std(stale).unwrap_or_default();
+    let left = stale_at
+        .signed_duration_since(now)
+        .to_std()
+        .unwrap_or_default();
+    let stamp = stale_at.format("%Y-%m-%dT%H:%M:%SZ");
+    let (goes, when) = if left.is_zero() {
+        (format!("went stale at {stamp}"), "now".to_owned())
+    } else {
+        let w = format!("{stamp} (in {})", crate::text::human_duration(left));
+        (format!("goes stale at {w}"), format!("from {w}"))
+    };
+    let then = match other_ami {
+        Some(ami) => format!(
+            "{when}, `gears deploy --abort` with {ami} undoes its deploy of {ami}, and then this same command deploys"
+        ),
+        None => format!(
+            "{when}, this same command takes the lock over and continues its deploy, or `gears deploy --abort` (with the AMI it deployed) undoes it"
+        ),
+    };
+    refused(
+        group,
+        format!(
+            "another deploy holds the lock{}: run {} on {}, renewed at {} ({} ago); the lock {goes}",
+            h.key
+                .as_ref()
+                .map(|k| format!(" {k} in the lock table"))
+                .unwrap_or_default(),
+            h.run,
+            h.who,
+            h.at.format("%Y-%m-%dT%H:%M:%SZ"),
+            crate::text::human_duration(ago),
+        ),
+        &format!("if that deploy is alive, wait for it to end; if it was killed, {then}"),
+    )
+}

@@ -296,21 +296,23 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
                     "a rollback failed here: look at the group, then `gears deploy --unlock`",
                 ));
             }
-            Some(l @ LockValue::Held { run, .. }) if run != &self.run => {
-                let same_ami = on.recorded.as_ref().is_some_and(|s| s.ami == self.ami);
+            Some(l @ LockValue::Held { run, who, at }) if run != &self.run => {
+                let recorded = on.recorded_ami();
+                let same_ami = recorded == Some(self.ami.as_str());
                 let age = l.age().unwrap_or_default();
                 if !((same_ami || on.recorded.is_none()) && age >= self.settings.lock_stale) {
-                    return Err(refused(
+                    let other = recorded.filter(|a| *a != self.ami);
+                    let h = Holder {
+                        key: None,
+                        run: run.clone(),
+                        who: who.clone(),
+                        at: *at,
+                    };
+                    return Err(held_by_another(
                         &self.name,
-                        format!(
-                            "another deploy holds the lock: run {run} ({l}), refreshed {} ago",
-                            crate::text::human_duration(age)
-                        ),
-                        if same_ami {
-                            "it is deploying the same AMI; if it was killed, run this again in a minute to continue it"
-                        } else {
-                            "wait for it, or if it was killed, `gears deploy --abort` with its AMI undoes it"
-                        },
+                        &h,
+                        self.settings.lock_stale,
+                        other,
                     ));
                 }
             }

@@ -107,6 +107,14 @@ impl OnGroup {
         })
     }
 
+    /// The AMI of the deploy recorded on the group (a rolling one, or a blue/green switch).
+    pub fn recorded_ami(&self) -> Option<&str> {
+        self.recorded
+            .as_ref()
+            .map(|s| s.ami.as_str())
+            .or_else(|| self.switch.as_ref().map(|s| s.ami.as_str()))
+    }
+
     /// The lock is this run's.
     pub fn ours(&self, run: &str) -> bool {
         self.lock

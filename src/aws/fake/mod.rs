@@ -68,6 +68,13 @@ struct State {
     groups: Mutex<Vec<SecurityGroup>>,
     console: Mutex<String>,
     calls: AtomicU32,
+    /// Writes (mutating calls) since the last [`FakeCloud::die_at_write`].
+    writes: AtomicU32,
+    /// Where the process "dies": at write k, that write landing or not.
+    death: Mutex<Option<(u32, bool)>>,
+    /// Dead: every call from now on hangs, as a killed process makes none.
+    dead: std::sync::atomic::AtomicBool,
+    died: tokio::sync::Notify,
     log: Mutex<Vec<String>>,
     faults: Mutex<Faults>,
     amis: Mutex<AmisState>,
@@ -111,8 +118,62 @@ impl FakeCloud {
             .clone()
     }
 
+    /// `kill -9` at write `k` (mutating calls counted from 1 from now): the k-th write does
+    /// not happen (`lands` false) or happens (`lands` true), and from then on every call hangs,
+    /// so the run's future, dropped once [`FakeCloud::died`] returns, leaves AWS as a killed
+    /// process would: no cleanup, no further write.
+    pub fn die_at_write(&self, k: u32, lands: bool) {
+        self.state.writes.store(0, Ordering::SeqCst);
+        self.state.dead.store(false, Ordering::SeqCst);
+        *self.state.death.lock().unwrap_or_else(|p| p.into_inner()) = Some((k, lands));
+    }
+
+    /// Alive again, with no death planned (the next process).
+    pub fn revive(&self) {
+        *self.state.death.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        self.state.dead.store(false, Ordering::SeqCst);
+        self.state.writes.store(0, Ordering::SeqCst);
+    }
+
+    /// Returns once the planned death happened.
+    pub async fn died(&self) {
+        self.state.died.notified().await
+    }
+
+    /// The writes (mutating calls) made since the last [`FakeCloud::die_at_write`] or
+    /// [`FakeCloud::revive`].
+    pub fn writes(&self) -> u32 {
+        self.state.writes.load(Ordering::SeqCst)
+    }
+
+    /// Dead, or dies at this call: a call of a dead process never returns.
+    async fn mortal(&self, operation: &str) {
+        use std::sync::atomic::Ordering::SeqCst;
+        if self.state.dead.load(SeqCst) {
+            std::future::pending::<()>().await;
+        }
+        let read = ["Describe", "Get", "List"]
+            .iter()
+            .any(|p| operation.starts_with(p));
+        if read {
+            return;
+        }
+        let k = self.state.writes.fetch_add(1, SeqCst) + 1;
+        let death = *self.state.death.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((at, lands)) = death {
+            if at == k {
+                self.state.dead.store(true, SeqCst);
+                self.state.died.notify_one();
+                if !lands {
+                    std::future::pending::<()>().await;
+                }
+            }
+        }
+    }
+
     /// One call: numbered, logged, delayed, and failed if a fault says so.
     async fn call(&self, operation: &'static str, region: &str) -> Result<(), CloudError> {
+        self.mortal(operation).await;
         let n = self.state.calls.fetch_add(1, Ordering::SeqCst) + 1;
         self.state
             .log

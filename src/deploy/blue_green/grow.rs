@@ -175,7 +175,8 @@ async fn make_new<F: Fleet, L: LockTable>(
     susp.extend(
         g.suspended
             .iter()
-            .filter(|s| !SUSPEND.contains(&s.as_str()))
+            // Not those the switch suspended on it (a continued switch's old group).
+            .filter(|s| !SUSPEND.contains(&s.as_str()) && !sw.susp.contains(s))
             .cloned(),
     );
     patiently(roll.cancel, d, || fleet.set_processes(&sw.new, &susp, true)).await?;

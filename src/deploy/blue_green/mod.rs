@@ -17,6 +17,7 @@
 
 mod grow;
 pub mod record;
+mod sweep;
 mod switch;
 mod tidy;
 
@@ -94,11 +95,22 @@ async fn deploy<F: Fleet, L: LockTable>(
     out: GroupOutcome,
 ) -> Result<GroupOutcome, Error> {
     if on.switch.is_none() && out.from_ami == roll.ami {
+        // A run killed after its switch may have left its locks (and its table item).
+        let removed = sweep::sweep(ctx, roll, &cluster_of(g), true).await?;
         let detail = format!(
-            "the cluster's group {} already launches {}",
-            g.name, roll.ami
+            "the cluster's group {} already launches {}{}",
+            g.name,
+            roll.ami,
+            sweep::removed_words(&removed)
         );
         return Ok(out.with(GroupResult::NothingToDo, detail));
+    }
+    if let Some(sw) = on.switch.as_ref().filter(|sw| sw.phase == BACK) {
+        return Err(refused(
+            &g.name,
+            format!("a --rollback to {} is in flight (run {})", sw.new, sw.run),
+            "`gears deploy --rollback` continues it, `gears deploy --abort` undoes it",
+        ));
     }
     grow::refuse_unclonable(g)?;
     roll.say(&gated_on(g, roll.smoke.is_some(), &roll.settings.alarms));
@@ -136,6 +148,7 @@ async fn deploy<F: Fleet, L: LockTable>(
         Ok(Ok(detail)) => {
             ctx.cleanup.done(step);
             switch::unlock_both(roll, Some(&sw.new)).await;
+            let _ = sweep::sweep(ctx, roll, &cluster_of(g), false).await;
             tidy::old_groups(ctx, roll, &cluster_of(g), Some(&sw.new)).await;
             roll.give_back().await;
             return Ok(out.with(GroupResult::Deployed, detail));
@@ -157,6 +170,7 @@ async fn deploy<F: Fleet, L: LockTable>(
     match back {
         Ok(()) => {
             switch::unlock_both(&undo, None).await;
+            let _ = sweep::sweep(ctx, &undo, &cluster_of(g), false).await;
             roll.give_back().await;
             let detail = format!(
                 "{why}; {} removed, {} kept serving {}",

@@ -23,6 +23,10 @@ pub struct Switch {
 /// The phases of a [`Switch`].
 pub const GROW: &str = "grow";
 pub const SWITCH: &str = "switch";
+/// A `--rollback` in flight from the group in traffic back to `new`, the old group kept (the
+/// run's `ami` is the one the rollback was asked with). Continued by `--rollback` again, undone
+/// by `--abort`.
+pub const BACK: &str = "back";
 
 /// An old group kept out of traffic after a blue/green switch: when it left, until when it
 /// keeps its size, the capacity it had (a rollback restores it) and the processes gears
@@ -47,9 +51,9 @@ pub fn parse_switch(value: &str) -> Result<Switch, String> {
     if s.run.is_empty() || !s.ami.starts_with("ami-") || s.new.is_empty() {
         return Err("it lacks the run, the AMI or the new group".into());
     }
-    if s.phase != GROW && s.phase != SWITCH {
+    if s.phase != GROW && s.phase != SWITCH && s.phase != BACK {
         return Err(format!(
-            "its phase `{}` is neither grow nor switch",
+            "its phase `{}` is neither grow, switch nor back",
             s.phase
         ));
     }

@@ -161,7 +161,12 @@ pub(super) async fn undo<F: Fleet, L: LockTable>(
     if let Some(n) = new {
         remove_group(undo, &n).await?;
     }
-    let keys = [crate::tags::BLUEGREEN.to_owned()];
+    // A switch killed after it retired the old group left its record too: the old group
+    // serves again.
+    let keys = [
+        crate::tags::BLUEGREEN.to_owned(),
+        crate::tags::RETIRED.to_owned(),
+    ];
     patiently(undo.cancel, d, || fleet.delete_tags(&g.name, &keys)).await?;
     Ok(())
 }
@@ -272,7 +277,18 @@ pub(super) async fn abort<F: Fleet, L: LockTable>(
     out: GroupOutcome,
 ) -> Result<GroupOutcome, Error> {
     let Some(sw) = on.switch.clone() else {
-        return Ok(out.with(GroupResult::NothingToDo, "no blue/green deploy recorded"));
+        // A run killed before it recorded its switch (or after its switch) left its locks.
+        let removed = super::sweep::sweep(ctx, roll, &cluster_of(g), true).await?;
+        let result = if removed.is_empty() {
+            GroupResult::NothingToDo
+        } else {
+            GroupResult::Aborted
+        };
+        let detail = format!(
+            "no blue/green deploy recorded{}",
+            super::sweep::removed_words(&removed)
+        );
+        return Ok(out.with(result, detail));
     };
     if let Some(l @ LockValue::Held { run, .. }) = &on.lock {
         if l.is_live(roll.settings.lock_stale) && run != &roll.run {
@@ -299,6 +315,9 @@ pub(super) async fn abort<F: Fleet, L: LockTable>(
             )),
         ));
     }
+    if sw.phase == BACK {
+        return super::tidy::abort_rollback(ctx, roll, g, &sw, out).await;
+    }
     super::super::admin::take_table_lock_for_abort(roll).await?;
     let abort_cancel = ctx.cancel.for_cleanup();
     let undo_roll = keyed(
@@ -323,6 +342,7 @@ pub(super) async fn abort<F: Fleet, L: LockTable>(
         return Ok(out.with(GroupResult::RollbackFailed, detail));
     }
     unlock_both(&undo_roll, None).await;
+    let _ = super::sweep::sweep(ctx, &undo_roll, &cluster_of(g), false).await;
     undo_roll.give_back().await;
     let detail = format!("{} removed; {} serves as before", sw.new, g.name);
     Ok(out.with(GroupResult::Aborted, detail))

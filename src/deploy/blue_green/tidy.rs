@@ -82,7 +82,10 @@ pub(super) async fn old_groups<F: Fleet, L: LockTable>(
 /// `--rollback`: the newest old group back in traffic (grown to its recorded capacity first
 /// when it was scaled down), waited on until healthy in every traffic source, then the group in
 /// traffic now taken out and kept as the old one is. A failure before the current group leaves
-/// traffic puts the old group out again (exit 6).
+/// traffic puts the old group out again (exit 6). Recorded on the group in traffic first (a
+/// [`Switch`] in phase `back`), so a killed rollback is continued by `--rollback` again (from
+/// what it reached: the old group's record is removed only once it serves) or undone by
+/// `--abort`.
 pub(super) async fn rollback<F: Fleet, L: LockTable>(
     ctx: &RegionCtx<'_>,
     roll: &Roll<'_, F, L>,
@@ -90,7 +93,8 @@ pub(super) async fn rollback<F: Fleet, L: LockTable>(
     on: &OnGroup,
     out: GroupOutcome,
 ) -> Result<GroupOutcome, Error> {
-    if let Some(sw) = &on.switch {
+    let going_back = on.switch.as_ref().filter(|sw| sw.phase == BACK);
+    if let (Some(sw), None) = (&on.switch, going_back) {
         return Err(refused(
             &g.name,
             format!(
@@ -100,10 +104,50 @@ pub(super) async fn rollback<F: Fleet, L: LockTable>(
             "`gears deploy --abort` undoes it (that is the way back from a deploy not finished)",
         ));
     }
-    let (prev, r) = previous(ctx, roll, g).await?;
+    let (prev, r) = match going_back {
+        Some(sw) => recorded_previous(roll, sw).await?,
+        None => previous(ctx, roll, g).await.map(|(p, r)| (p, Some(r)))?,
+    };
     roll.take_table_lock().await?;
     roll.take_tag_lock(on).await?;
+    let sw = match going_back {
+        Some(sw) => sw.clone(),
+        None => {
+            let sw = Switch {
+                run: roll.run.clone(),
+                ami: roll.ami.clone(),
+                new: prev.name.clone(),
+                phase: BACK.into(),
+                susp: RETIRE
+                    .iter()
+                    .filter(|p| !g.suspended.iter().any(|s| s == *p))
+                    .map(|p| p.to_string())
+                    .collect(),
+            };
+            super::grow::record_switch(roll, &sw).await?;
+            sw
+        }
+    };
     let started = Instant::now();
+    let result = back_and_out(ctx, roll, g, &prev, r.as_ref(), &sw, (started, out)).await;
+    switch::unlock_both(roll, Some(&prev.name)).await;
+    let _ = super::sweep::sweep(ctx, roll, &cluster_of(g), false).await;
+    roll.give_back().await;
+    result
+}
+
+/// The old group back in (unless a killed rollback had brought it back: `r` is `None` once its
+/// record is gone), then `g` taken out; or, when it does not come back, put out again. The
+/// rollback's record on `g` is removed when either is done.
+async fn back_and_out<F: Fleet, L: LockTable>(
+    ctx: &RegionCtx<'_>,
+    roll: &Roll<'_, F, L>,
+    g: &Group,
+    prev: &Group,
+    r: Option<&Retired>,
+    sw: &Switch,
+    (started, out): (Instant, GroupOutcome),
+) -> Result<GroupOutcome, Error> {
     let prevr = Roll::new(
         ctx,
         roll.fleet,
@@ -114,28 +158,128 @@ pub(super) async fn rollback<F: Fleet, L: LockTable>(
         roll.cancel,
     );
     roll.looks.add(&prev.name).await;
-    let back = roll
-        .with_heartbeat(back_in(roll, &prevr, &prev, g, &r))
-        .await;
-    let result = match back {
-        Ok(()) => Ok(take_out(roll, g, &prev, started, out).await),
+    let back = match r {
+        Some(r) => roll.with_heartbeat(back_in(roll, &prevr, prev, g, r)).await,
+        None => Ok(()),
+    };
+    let (result, done) = match (back, r) {
+        (Ok(()), _) => {
+            let o = take_out(roll, g, prev, sw.susp.clone(), started, out).await;
+            let done = o.result == GroupResult::Deployed;
+            (Ok(o), done)
+        }
         // The lock lost to another run, which owns the cluster now.
-        Err(e @ Error::Locked { stopped: false, .. }) => Err(e),
+        (Err(e @ Error::Locked { stopped: false, .. }), _) => (Err(e), false),
+        (Err(e), None) => (Err(e), false),
         // A signal: the old group out again before exiting (the exit is the signal's).
-        Err(e @ Error::Interrupted(_)) => {
+        (Err(e @ Error::Interrupted(_)), Some(r)) => {
             let why = format!("{e}");
-            put_out_again(ctx, roll, &prev, g, &r, why, out).await;
-            Err(e)
+            let o = put_out_again(ctx, roll, prev, g, r, why, out).await;
+            let done = o.result == GroupResult::RolledBack;
+            (Err(e), done)
         }
         // Not healthy in time, or AWS said no.
-        Err(e) => {
+        (Err(e), Some(r)) => {
             let why = e.render().trim().trim_start_matches("error: ").to_owned();
-            Ok(put_out_again(ctx, roll, &prev, g, &r, why, out).await)
+            let o = put_out_again(ctx, roll, prev, g, r, why, out).await;
+            let done = o.result == GroupResult::RolledBack;
+            (Ok(o), done)
+        }
+    };
+    if done {
+        forget_rollback(ctx, roll, g).await;
+    }
+    result
+}
+
+/// The rollback's record removed from `g`, with its lock in the same call: a run killed before
+/// it is continued, one killed after it left nothing on the group (on cleanup's token: a
+/// signal does not leave it).
+async fn forget_rollback<F: Fleet, L: LockTable>(
+    ctx: &RegionCtx<'_>,
+    roll: &Roll<'_, F, L>,
+    g: &Group,
+) {
+    let cleanup_cancel = ctx.cancel.for_cleanup();
+    let keys = [crate::tags::BLUEGREEN.to_owned(), LOCK_TAG.to_owned()];
+    let d = roll.deadline();
+    let _ = patiently(&cleanup_cancel, d, || {
+        roll.fleet.delete_tags(&g.name, &keys)
+    })
+    .await;
+}
+
+/// The group a killed rollback was bringing back, and its record (`None` once it served again
+/// and its record was removed).
+async fn recorded_previous<F: Fleet, L: LockTable>(
+    roll: &Roll<'_, F, L>,
+    sw: &Switch,
+) -> Result<(Group, Option<Retired>), Error> {
+    let none = BTreeMap::new();
+    let found = patiently(roll.cancel, roll.deadline(), || {
+        roll.fleet.groups(&none, std::slice::from_ref(&sw.new))
+    })
+    .await?;
+    let Some(prev) = found.into_iter().next() else {
+        return Err(stopped(
+            &roll.name,
+            format!(
+                "the rollback recorded on it goes back to {}, which is gone",
+                sw.new
+            ),
+            "look at the cluster; then remove the group's gears:bluegreen tag",
+        ));
+    };
+    let r = OnGroup::read(&prev)?.retired;
+    Ok((prev, r))
+}
+
+/// `--abort` of a killed rollback: the old group out of traffic again when it had not yet
+/// served (its record still there: the group in traffic never left); once it served, the
+/// rollback is finished instead (the group in traffic was leaving).
+pub(super) async fn abort_rollback<F: Fleet, L: LockTable>(
+    ctx: &RegionCtx<'_>,
+    roll: &Roll<'_, F, L>,
+    g: &Group,
+    sw: &Switch,
+    out: GroupOutcome,
+) -> Result<GroupOutcome, Error> {
+    let (prev, r) = recorded_previous(roll, sw).await?;
+    super::super::admin::take_table_lock_for_abort(roll).await?;
+    let o = match &r {
+        Some(r) => {
+            let why = "aborted".to_owned();
+            let o = put_out_again(ctx, roll, &prev, g, r, why, out).await;
+            if o.result == GroupResult::RolledBack {
+                forget_rollback(ctx, roll, g).await;
+                o.with(
+                    GroupResult::Aborted,
+                    format!(
+                        "the rollback undone: {} out of traffic again, {} serves",
+                        prev.name, g.name
+                    ),
+                )
+            } else {
+                o
+            }
+        }
+        None => {
+            let o = back_and_out(ctx, roll, g, &prev, None, sw, (Instant::now(), out)).await?;
+            if o.result == GroupResult::Deployed {
+                let detail = format!(
+                    "{} already served again: the rollback finished; {}",
+                    prev.name, o.detail
+                );
+                o.with(GroupResult::Aborted, detail)
+            } else {
+                o
+            }
         }
     };
     switch::unlock_both(roll, Some(&prev.name)).await;
+    let _ = super::sweep::sweep(ctx, roll, &cluster_of(g), false).await;
     roll.give_back().await;
-    result
+    Ok(o)
 }
 
 /// The cluster's newest old group to go back to, refused when there is none or another run
@@ -158,16 +302,20 @@ async fn previous<F: Fleet, L: LockTable>(
         .into());
     };
     let stale = roll.settings.lock_stale;
-    if prev_on
-        .lock
-        .as_ref()
-        .is_some_and(|l| l.is_stop() || l.is_live(stale))
-    {
-        return Err(refused(
-            &prev.name,
-            "it is locked".into(),
-            "look at the group; `gears deploy --unlock` once a human looked",
-        ));
+    match &prev_on.lock {
+        Some(l) if l.is_stop() => {
+            return Err(refused(
+                &prev.name,
+                format!("the line is stopped: {l}"),
+                "look at the group; `gears deploy --unlock` once a human looked",
+            ))
+        }
+        Some(l) if l.is_live(stale) => {
+            if let Some(h) = Holder::of_tag(l) {
+                return Err(held_by_another(&prev.name, &h, stale, None));
+            }
+        }
+        _ => {}
     }
     Ok((prev, r))
 }
@@ -178,14 +326,10 @@ async fn take_out<F: Fleet, L: LockTable>(
     roll: &Roll<'_, F, L>,
     g: &Group,
     prev: &Group,
+    susp: Vec<String>,
     started: Instant,
     out: GroupOutcome,
 ) -> GroupOutcome {
-    let susp: Vec<String> = RETIRE
-        .iter()
-        .filter(|p| !g.suspended.iter().any(|s| s == *p))
-        .map(|p| p.to_string())
-        .collect();
     let retired = async {
         let now = roll.group().await?;
         roll.with_heartbeat(switch::retire(roll, g, &now, susp))

@@ -241,7 +241,7 @@ async fn the_lock_table_refuses_a_second_deploy_and_is_given_back() {
     assert_eq!(e.exit(), Exit::Cloud);
     assert!(
         e.render().contains(
-            "the lock table holds us-east-1/hello-live for run other-run (ci-42), renewed "
+            "another deploy holds the lock us-east-1/hello-live in the lock table: run other-run on ci-42, renewed at "
         ),
         "{}",
         e.render()

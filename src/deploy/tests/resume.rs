@@ -166,7 +166,7 @@ async fn a_killed_deploy_continues_when_run_again_or_is_aborted() {
             .await
             .unwrap_err();
         let want = if table {
-            "the lock table holds us-east-1/hello-live for run "
+            "another deploy holds the lock us-east-1/hello-live in the lock table: run "
         } else {
             "another deploy holds the lock: run "
         };
