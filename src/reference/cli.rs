@@ -103,11 +103,15 @@ fn spelling(a: &Arg) -> String {
 /// Its help, then what clap knows about it: required, repeatable, global, its values, its
 /// default and the environment variable it falls back to.
 fn meaning(a: &Arg) -> String {
-    let mut parts = vec![a
+    let mut help = a
         .get_long_help()
         .or(a.get_help())
-        .map(|h| h.to_string())
-        .unwrap_or_default()];
+        .map(|h| h.to_string().trim().to_owned())
+        .unwrap_or_default();
+    if !help.is_empty() && !help.ends_with('.') {
+        help.push('.');
+    }
+    let mut parts = vec![help];
     if a.is_required_set() {
         parts.push("Required.".into());
     }
