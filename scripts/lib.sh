@@ -38,6 +38,8 @@ ensure_packer() {
 
 ensure_openssl() { command -v openssl >/dev/null 2>&1 || apt_install openssl; }
 ensure_curl() { command -v curl >/dev/null 2>&1 || apt_install curl; }
+# `man -l` renders the man page in a test (gears man); the test says it skipped without it.
+ensure_man() { command -v man >/dev/null 2>&1 || apt_install man-db; }
 
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'

@@ -10,6 +10,7 @@ trap stop_all EXIT
 ensure_curl
 ensure_venv
 ensure_packer
+ensure_man
 
 if [ "${GEARS_LINT:-1}" = 1 ]; then
   log "cargo fmt --check"

@@ -157,7 +157,14 @@ async fn dispatch(
             Ok(Exit::Success)
         }
         Command::Validate(args) => validate(&args, ctx, cancel).await,
+        Command::Man => Ok(man()),
     }
+}
+
+/// `gears man`: the man page on stdout.
+fn man() -> Exit {
+    crate::ui::data(&crate::reference::man_page());
+    Exit::Success
 }
 
 /// `gears validate`: the component's checks, as lines or JSON.

@@ -1,4 +1,5 @@
-//! The exit-code scheme that GoCD and Jenkins stages read (README "Exit codes").
+//! The exit-code scheme that GoCD and Jenkins stages read (the README's table and
+//! `docs/reference/exit-codes.md`, generated from [`Exit::ALL`]).
 //!
 //! Every way out of `gears` maps to one of these; when several apply the most severe wins
 //! (`7 > 6 > 5 > 4 > 3 > 1`), see [`Exit::most_severe`].
@@ -29,7 +30,7 @@ pub enum Exit {
 }
 
 impl Exit {
-    /// Every code, in the order of the README table.
+    /// Every code, in the order of the README's table and the reference.
     pub const ALL: [Exit; 10] = [
         Exit::Success,
         Exit::SmokeFailed,
@@ -130,14 +131,20 @@ mod tests {
         );
     }
 
-    /// STYLE.md §16: the README's table and `gears --help` say what exit.rs says.
+    /// STYLE.md §16: the README's table, the generated reference and `gears --help` say what
+    /// exit.rs says (the reference is also held to the code by `reference_pages_are_current`).
     #[test]
-    fn readme_and_help_list_every_code() {
+    fn readme_reference_and_help_list_every_code() {
         let readme = include_str!("../README.md");
+        let reference = include_str!("../docs/reference/exit-codes.md");
         let help = crate::cli::EXIT_CODES;
         for e in Exit::ALL {
             let row = format!("| {} | {} |", e.code(), e.meaning());
             assert!(readme.contains(&row), "README lacks the row {row}");
+            assert!(
+                reference.contains(&row),
+                "docs/reference/exit-codes.md lacks the row {row}"
+            );
             let line = format!("{:<5}{}", e.code(), e.meaning());
             assert!(help.contains(&line), "--help lacks the line {line:?}");
         }

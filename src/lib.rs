@@ -3,7 +3,7 @@
 //! One component goes through three stages, each a subcommand: **bake** (metadata → Packer
 //! template → `packer build` → AMI manifest), **test** (launch from the new AMI, smoke-test it,
 //! always terminate) and **deploy** (roll the Auto Scaling groups batch by batch, gated by health).
-//! **smoke** runs Smolder-format smoke files on its own. See README.md.
+//! **smoke** runs Smolder-format smoke files on its own. See README.md, docs/ and ARCHITECTURE.md.
 
 pub mod accounts;
 pub mod amis;
@@ -18,14 +18,13 @@ pub mod context;
 pub mod deploy;
 pub mod error;
 pub mod exit;
-#[cfg(test)]
-mod iam_policy_tests;
 pub mod manifest;
 pub mod packer;
 pub mod pipeline;
 pub mod process;
 pub mod random;
 pub mod reap;
+pub mod reference;
 pub mod settings;
 pub mod smoke;
 pub mod status;

@@ -2,6 +2,8 @@
 //! pipeline file, the manifest handed between the stages as data (and written to disk, so
 //! `--from` can resume a pipeline), stopping at the first failing stage with its exit code.
 
+pub mod keys;
+
 use crate::aws::Cloud;
 use crate::bake::settings::{BakeAsk, BakeSettings};
 use crate::cancel::{Cancel, Cleanup};

@@ -123,6 +123,8 @@ pub enum Command {
     /// Print a shell completion script for gears on stdout.
     #[command(after_help = COMPLETIONS_EXAMPLES)]
     Completions(CompletionsArgs),
+    /// Print gears' man page (roff) on stdout: `gears man > gears.1`, or `gears man | man -l -`.
+    Man,
 }
 
 const DEPLOY_EXAMPLES: &str = "\

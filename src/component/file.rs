@@ -1,6 +1,8 @@
 //! The component file (`gears.yaml`): what a team keeps in its repository to describe how its
 //! component is baked. Parsed with `deny_unknown_fields`; every error names `file:line:col`.
 
+pub mod keys;
+
 use crate::error::{yaml_error, InputError};
 use serde::de::{self, Deserializer};
 use serde::Deserialize;

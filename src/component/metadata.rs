@@ -1,6 +1,6 @@
 //! The component's version, git revision and repository, each with where it came from.
 //!
-//! Order, first found wins (README "Where version and revision come from"):
+//! Order, first found wins (docs/bake.md, "Where version and revision come from"):
 //! - version: `--version`, GoCD `GO_PIPELINE_LABEL`, Jenkins `BUILD_NUMBER`, `git describe --tags --always`;
 //! - git sha: `--git-sha`, GoCD `GO_REVISION_*` (the first material in name order), Jenkins
 //!   `GIT_COMMIT`, `git rev-parse HEAD`;

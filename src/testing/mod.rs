@@ -1,7 +1,13 @@
 //! What the unit tests of several modules share: the in-memory fake cloud, an empty
 //! `RunContext`, component files in a temporary directory, AMIs and tags, packer's names, and a
 //! local HTTP server answering 200. Test-only (`#[cfg(test)]` in `lib.rs`); a test that only one
-//! module needs stays beside that module.
+//! module needs stays beside that module. And test support that belongs to no one stage: the
+//! IAM policy test, which runs every stage on the fake AWS and checks `docs/iam-policy.json`
+//! against the calls they made, and the recorder of a serde type's fields that proves the key
+//! tables of the reference complete.
+
+pub(crate) mod fields;
+mod iam_policy;
 
 use crate::aws::Image;
 use crate::context::RunContext;

@@ -1,0 +1,78 @@
+//! The keys of the component file and what each means. `docs/reference/component-file.md` is
+//! made from [`KEYS`], and a test proves it names exactly the fields the file's types read, so a
+//! new key without a line here fails.
+
+/// `(key, meaning)`: a section's key is `section.key`, a builder's `builders[].key`.
+pub const KEYS: &[(&str, &str)] = &[
+    ("component", "The component's name: letters, digits, `-`, `_`, `.`. Required. Groups, AMIs and instances are found by it (`gears:component`)."),
+    ("repo", "The component's repository URL, tagged on its AMIs (`COMPONENT_REPO`). Default: Jenkins' `GIT_URL`, then `git remote get-url origin`."),
+    ("ami_regions", "The regions the AMI is made for: built in the first, copied to the others. Required."),
+    ("builders", "The Packer builders, each `amazon-ebs`, `amazon-chroot` or a mapping (`builders[].*`). Default: `[amazon-ebs]`. One AMI per builder and region."),
+    ("base_ami", "The AMI the bake starts from: `{id: ...}`, or a lookup where the newest match wins (`base_ami.*`). Required."),
+    ("instance_type", "The build instance's type. Default `t3.micro`."),
+    ("vpc_id", "The VPC of the build instance (with `subnet_id`). Default: the default VPC."),
+    ("subnet_id", "The subnet of the build instance, and of the test instance unless `test.subnet_id` is given."),
+    ("communicator", "How Packer reaches the build instance: `ssh` (default; the playbook runs on it) or `none` (emulators: the playbook is only syntax-checked)."),
+    ("ssh_username", "The user Packer connects as. Default `ec2-user`."),
+    ("ansible", "The playbook that provisions the image (`ansible.*`). Optional."),
+    ("template", "The component's own Packer template (tera), relative to the component file. Default: the template shipped with gears."),
+    ("test", "How `gears test` launches and checks a test instance (`test.*`)."),
+    ("deploy", "What `gears deploy` takes from the component file (`deploy.*`)."),
+    ("builders[].type", "`amazon-ebs` or `amazon-chroot` (bakes on an EC2 build agent). Required."),
+    ("builders[].name", "Unique among the builders; part of the AMI name and its `gears:builder` tag. Default: the type."),
+    ("builders[].instance_type", "This builder's instance type. Default: the component's `instance_type`."),
+    ("base_ami.id", "An AMI id: this one, exactly."),
+    ("base_ami.name", "A name pattern, `*` as wildcard, as in EC2's filters; the newest match wins."),
+    ("base_ami.owners", "Owners of the lookup (`amazon`, `self`, an account id)."),
+    ("base_ami.tags", "Tags the looked-up AMI must carry (a mapping)."),
+    ("ansible.playbook", "The playbook, relative to the component file. Required in `ansible`."),
+    ("ansible.roles", "Role folders, relative to the component file; each role lands in the staging folder's `roles/`."),
+    ("ansible.vars", "Extra vars for the playbook (a mapping), passed with `COMPONENT_NAME` and `COMPONENT_VERSION`, each string as Ansible's `!unsafe`."),
+    ("test.instance_type", "The test instance's type. Default: the component's `instance_type`."),
+    ("test.subnet_id", "The test instance's subnet. Default: the component's `subnet_id`, else the default VPC's."),
+    ("test.security_groups", "Security group ids of the test instance (a list)."),
+    ("test.instance_profile", "An instance profile name or ARN for the test instance."),
+    ("test.key_name", "An EC2 key pair for the test instance."),
+    ("test.user_data", "User data of the test instance, inline."),
+    ("test.user_data_file", "User data of the test instance from a file, relative to the component file."),
+    ("test.smoke_file", "The smoke tests (Smolder format), relative to the component file. Default `smoke.yaml`. A deploy's health gate runs them at each new instance too."),
+    ("test.port", "The port the smoke tests go to. Default: each test's own, else 80."),
+    ("test.address", "Which address of the instance the tests go to: `private_ip` (default) or `public_ip`."),
+    ("deploy.lock_table", "A DynamoDB table for the deploy locks (a true compare-and-swap), used unless `--lock-table` or `GEARS_LOCK_TABLE` names another."),
+    ("deploy.alarms", "CloudWatch alarms that gate every deploy of the component, beside `--alarm`."),
+    ("deploy.bake_time", "Seconds a healthy batch keeps being gated before gears acts on it; `--bake-time` overrides."),
+    ("test.imds", "The test instance's metadata service: `v2` (default: a session token required, `HttpTokens=required`) or `v1` (also allowed, asked for explicitly)."),
+    ("accounts", "Each environment's account: a mapping of environment name to the role gears assumes there (`accounts.<env>.*`). The commands that name an environment (`deploy -e`, `status -e` with one, a pipeline's deploy entries) act through it; `--role-arn` wins."),
+    ("accounts.<env>.role_arn", "The role's ARN, `arn:aws:iam::<12 digits>:role/<name>`. Required in an entry."),
+    ("accounts.<env>.external_id", "The external id the role's trust policy asks for (`sts:ExternalId`)."),
+    ("share", "Who besides the baking account may launch the AMIs (`share.*`): shared after every bake and reuse, in every region, and read back; the manifest records it."),
+    ("share.accounts", "Account ids (12 digits): launch permission on each AMI, and create-volume permission on its snapshots."),
+    ("share.organizations", "Organization ARNs (`arn:aws:organizations::<account>:organization/o-...`): launch permission."),
+    ("share.organizational_units", "Organizational unit ARNs (`arn:aws:organizations::<account>:ou/o-.../ou-...`): launch permission."),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Ansible, BaseAmi, BuilderMap, DeploySection, RawComponent, TestSection};
+    use super::KEYS;
+    use crate::testing::fields::{assert_documented, fields_of};
+
+    /// Every field of the component file's types has a line in [`KEYS`], and every line a field.
+    #[test]
+    fn every_component_file_key_is_documented() {
+        assert_documented(
+            KEYS,
+            &[
+                ("", fields_of::<RawComponent>()),
+                ("builders[].", fields_of::<BuilderMap>()),
+                ("base_ami.", fields_of::<BaseAmi>()),
+                ("ansible.", fields_of::<Ansible>()),
+                ("test.", fields_of::<TestSection>()),
+                ("deploy.", fields_of::<DeploySection>()),
+                ("accounts.<env>.", fields_of::<crate::accounts::Role>()),
+                ("share.", fields_of::<crate::accounts::Shares>()),
+            ],
+            "src/component/file/keys.rs",
+        );
+    }
+}

@@ -1,0 +1,97 @@
+//! The Amis statement against what `gears amis list` and `gears amis prune` call.
+
+use super::*;
+use crate::amis::{AmisSettings, PruneOptions};
+use crate::aws::AmiUse;
+
+fn ours(id: &str, created_at: &str) -> Image {
+    image(
+        id,
+        &[
+            ("gears:component", "hello"),
+            ("COMPONENT_NAME", "hello"),
+            ("COMPONENT_VERSION", id),
+            ("gears:builder", "web"),
+            ("gears:managed-by", "gears"),
+            ("gears:run-id", id),
+            ("CREATED_AT", created_at),
+        ],
+    )
+}
+
+/// Three AMIs of the component (the oldest in use, the middle one shared), each with a
+/// snapshot, and a snapshot of ours whose AMI is gone.
+fn cloud() -> FakeCloud {
+    let cloud = FakeCloud::new();
+    for (id, at) in [
+        ("ami-old", "202601010000"),
+        ("ami-mid", "202602010000"),
+        ("ami-new", "202603010000"),
+    ] {
+        cloud.add_image("us-east-1", ours(id, at));
+        cloud.add_snapshots("us-east-1", id, &[&format!("snap-{id}")]);
+    }
+    cloud.add_ami_use(
+        "us-east-1",
+        AmiUse {
+            image_id: "ami-old".into(),
+            kind: "launch-template",
+            id: "lt-1".into(),
+            detail: "hello version 1 (default, latest)".into(),
+        },
+    );
+    cloud.add_snapshots("us-east-1", "ami-gone", &["snap-orphan"]);
+    cloud.tag_snapshot(
+        "snap-orphan",
+        &[
+            ("gears:component", "hello"),
+            ("gears:managed-by", "gears"),
+            ("gears:run-id", "ami-gone"),
+        ],
+    );
+    cloud
+}
+
+fn settings() -> AmisSettings {
+    AmisSettings {
+        account: None,
+        component: "hello".into(),
+        regions: vec!["us-east-1".into()],
+        endpoint_flag: None,
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_amis_statement_lists_every_action_amis_calls() {
+    let mut runs: Runs = Vec::new();
+    let c = cloud();
+    assert_eq!(crate::amis::list(&settings(), &c).await.unwrap().len(), 3);
+    runs.push(("list", c.calls()));
+    for (yes, include_shared) in [(false, false), (true, false), (true, true)] {
+        let c = cloud();
+        let opts = PruneOptions {
+            keep: 1,
+            yes,
+            include_shared,
+        };
+        let report = crate::amis::prune(&settings(), opts, &Cancel::new(), &c)
+            .await
+            .unwrap();
+        if yes {
+            assert!(
+                report
+                    .amis
+                    .iter()
+                    .any(|p| p.action.to_string() == "deregistered"),
+                "{report:?}"
+            );
+        }
+        let scenario = match (yes, include_shared) {
+            (false, _) => "prune (what would go)",
+            (true, false) => "prune --yes",
+            (true, true) => "prune --yes --include-shared",
+        };
+        runs.push((scenario, c.calls()));
+    }
+    assert_listed("Amis", &runs);
+}

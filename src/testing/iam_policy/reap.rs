@@ -1,0 +1,64 @@
+//! The Reap statement against what `gears reap` calls, listing and removing.
+
+use super::*;
+use crate::reap::ReapSettings;
+
+fn packer_name(secs_ago: i64) -> String {
+    format!(
+        "packer_{:08x}-0000-0000-0000-000000000000",
+        chrono::Utc::now().timestamp() - secs_ago
+    )
+}
+
+/// An expired test instance, an old packer key pair and an old unused packer security
+/// group.
+fn cloud() -> FakeCloud {
+    let cloud = FakeCloud::new();
+    cloud.add_instance(
+        "us-east-1",
+        Instance {
+            id: "i-old".into(),
+            state: "running".into(),
+            private_ip: None,
+            public_ip: None,
+            tags: tags(&[
+                ("gears:managed-by", "gears"),
+                ("gears:purpose", "test"),
+                ("gears:expires-at", "2020-01-01T00:00:00Z"),
+            ]),
+            launched_at: Some("2020-01-01T00:00:00Z".into()),
+        },
+    );
+    cloud.add_key_pair(&packer_name(5 * 3600));
+    cloud.add_security_group(SecurityGroup {
+        id: "sg-old".into(),
+        name: packer_name(5 * 3600),
+        in_use: false,
+    });
+    cloud
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_reap_statement_lists_every_action_reap_calls() {
+    let mut runs: Runs = Vec::new();
+    for yes in [false, true] {
+        let c = cloud();
+        let s = ReapSettings {
+            account: None,
+            regions: vec!["us-east-1".into()],
+            yes,
+            ttl: Duration::from_secs(3 * 3600),
+            json: false,
+            endpoint_flag: None,
+        };
+        let found = crate::reap::reap(&s, &Cancel::new(), &c).await.unwrap();
+        let want = if yes { "removed" } else { "listed" };
+        assert_eq!(found.len(), 3, "{found:?}");
+        assert!(
+            found.iter().all(|l| l.action.to_string() == want),
+            "{found:?}"
+        );
+        runs.push((if yes { "removing" } else { "listing" }, c.calls()));
+    }
+    assert_listed("Reap", &runs);
+}
