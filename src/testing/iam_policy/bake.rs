@@ -72,5 +72,23 @@ async fn the_bake_statement_lists_every_action_bakes_own_lookups_call() {
         "{baked:?}"
     );
     runs.push(("a bake that reuses an earlier one", cloud.calls()));
+
+    // The same reuse with `share:`: the AMI shared and its permissions read back.
+    let text = std::fs::read_to_string(&s.component_file).unwrap();
+    std::fs::write(
+        &s.component_file,
+        format!("{text}share: {{accounts: [\"111111111111\"]}}\n"),
+    )
+    .unwrap();
+    let calls_before = cloud.calls().len();
+    crate::bake::run::bake(&s, &ctx(), &Cancel::new(), &Cleanup::default(), &cloud)
+        .await
+        .unwrap();
+    let shared: Vec<String> = cloud.calls()[calls_before..].to_vec();
+    assert!(
+        shared.iter().any(|c| c.starts_with("ModifyImageAttribute")),
+        "{shared:?}"
+    );
+    runs.push(("a reused bake shared with an account", shared));
     assert_listed("Bake", &runs);
 }

@@ -7,6 +7,9 @@
 pub(super) const SERVICES: &[(&str, &str)] = &[
     // EC2: images, instances, key pairs, security groups, launch templates, snapshots.
     ("DescribeImages", "ec2"),
+    ("ModifyImageAttribute", "ec2"),
+    ("ModifySnapshotAttribute", "ec2"),
+    ("DescribeSnapshotAttribute", "ec2"),
     ("DescribeImageAttribute", "ec2"),
     ("DeregisterImage", "ec2"),
     ("DescribeSnapshots", "ec2"),
