@@ -171,6 +171,62 @@ impl DeploySettings {
             Some(c) => (&c.deploy, &c.accounts, c.name.as_str()),
             None => (&none, &no_accounts, ""),
         };
+        let checked = Checked::of(&ask)?;
+        let mut alarms = ask.alarms;
+        for a in &file.alarms {
+            if !alarms.contains(a) {
+                alarms.push(a.clone());
+            }
+        }
+        let account =
+            crate::accounts::session("deploy", name, ask.role, Some(&ask.environment), accounts);
+        Ok(DeploySettings {
+            account,
+            keep_old: ask.keep_old.map_or(defaults::KEEP_OLD, Duration::from),
+            scale_old_to: ask.scale_old_to,
+            keep_groups: ask.keep_groups.unwrap_or(defaults::KEEP_GROUPS),
+            rollback: ask.rollback,
+            component_file: ask.component_file,
+            ami: ask.ami,
+            environment: ask.environment,
+            country: ask.country,
+            groups: ask.groups,
+            batch: ask.batch,
+            strategy: ask.strategy.unwrap_or_default(),
+            gate_timeout: checked.gate_timeout,
+            poll: checked.poll,
+            smoke_target: checked.smoke_target,
+            no_smoke: ask.no_smoke,
+            lock_stale: lock_stale(ctx),
+            lock_table: ask
+                .lock_table
+                .or_else(|| ctx.var("GEARS_LOCK_TABLE").map(str::to_owned))
+                .or_else(|| file.lock_table.clone()),
+            alarms,
+            bake_time: ask
+                .bake_time
+                .or(file.bake_time)
+                .map_or(Duration::ZERO, Duration::from),
+            parallel: ask.parallel.unwrap_or(defaults::PARALLEL).max(1).into(),
+            min_healthy: ask.min_healthy.unwrap_or(defaults::MIN_HEALTHY).0,
+            plan_only: ask.plan_only,
+            abort: ask.abort,
+            unlock: ask.unlock,
+            endpoint_flag: ask.endpoint_flag,
+        })
+    }
+}
+
+/// What [`DeploySettings::resolve`] checks of an ask alone: names not blank, the smoke target a
+/// host, a poll shorter than the gate timeout.
+struct Checked {
+    smoke_target: Option<crate::smoke::target::Target>,
+    gate_timeout: Duration,
+    poll: Duration,
+}
+
+impl Checked {
+    fn of(ask: &DeployAsk) -> Result<Checked, Refused> {
         let refuse = |knob, why: &str| Refused {
             knob,
             why: why.to_owned(),
@@ -193,12 +249,6 @@ impl DeploySettings {
         };
         let gate_timeout = Duration::from(ask.gate_timeout.unwrap_or(defaults::GATE_TIMEOUT));
         let poll = Duration::from(ask.poll.unwrap_or(defaults::POLL));
-        let mut alarms = ask.alarms;
-        for a in &file.alarms {
-            if !alarms.contains(a) {
-                alarms.push(a.clone());
-            }
-        }
         if poll >= gate_timeout {
             return Err(refuse(
                 "poll",
@@ -209,41 +259,10 @@ impl DeploySettings {
                 ),
             ));
         }
-        let account =
-            crate::accounts::session("deploy", name, ask.role, Some(&ask.environment), accounts);
-        Ok(DeploySettings {
-            account,
-            keep_old: ask.keep_old.map_or(defaults::KEEP_OLD, Duration::from),
-            scale_old_to: ask.scale_old_to,
-            keep_groups: ask.keep_groups.unwrap_or(defaults::KEEP_GROUPS),
-            rollback: ask.rollback,
-            component_file: ask.component_file,
-            ami: ask.ami,
-            environment: ask.environment,
-            country: ask.country,
-            groups: ask.groups,
-            batch: ask.batch,
-            strategy: ask.strategy.unwrap_or_default(),
+        Ok(Checked {
+            smoke_target,
             gate_timeout,
             poll,
-            smoke_target,
-            no_smoke: ask.no_smoke,
-            lock_stale: lock_stale(ctx),
-            lock_table: ask
-                .lock_table
-                .or_else(|| ctx.var("GEARS_LOCK_TABLE").map(str::to_owned))
-                .or_else(|| file.lock_table.clone()),
-            alarms,
-            bake_time: ask
-                .bake_time
-                .or(file.bake_time)
-                .map_or(Duration::ZERO, Duration::from),
-            parallel: ask.parallel.unwrap_or(defaults::PARALLEL).max(1).into(),
-            min_healthy: ask.min_healthy.unwrap_or(defaults::MIN_HEALTHY).0,
-            plan_only: ask.plan_only,
-            abort: ask.abort,
-            unlock: ask.unlock,
-            endpoint_flag: ask.endpoint_flag,
         })
     }
 }
