@@ -360,3 +360,53 @@ async fn an_alarm_during_a_rolling_deploys_bake_time_rolls_it_back() {
         "{images:?}"
     );
 }
+
+/// Issue 34's case on moto: a blue/green deploy killed with `kill -9` right after its last
+/// `DeleteTags` of the switch record leaves its lock on the old group and on the new one (a
+/// clone, lock and all). The same command run again once that lock is stale has nothing to do
+/// and ends with no lock on either group; `gears status` then exits 0.
+#[tokio::test]
+async fn a_blue_green_deploy_killed_after_its_switch_leaves_no_lock_once_run_again() {
+    let dir = tempdir();
+    let name = unique("bgl");
+    component_file(dir.path(), &name);
+    let (old, _base, new) = fleet(&name, "us-east-1", 1).await;
+    let clone = format!("{old}-v001");
+    let (out, err, code) = parts(&bg_cmd(dir.path(), &new).output().unwrap());
+    assert_eq!(code, 0, "{out}\n{err}");
+    // What the killed run left: its lock on both groups, renewed a while ago.
+    let dead = "0190b7a2-0000-7000-8000-0000000000dd ci-host 2026-01-01T00:00:00Z";
+    for g in [&old, &clone] {
+        let c = conf("us-east-1").await;
+        aws_sdk_autoscaling::Client::new(&c)
+            .create_or_update_tags()
+            .tags(
+                aws_sdk_autoscaling::types::Tag::builder()
+                    .resource_id(g.as_str())
+                    .resource_type("auto-scaling-group")
+                    .key("gears:deploy-lock")
+                    .value(dead)
+                    .propagate_at_launch(false)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+    let (out, err, code) = parts(&bg_cmd(dir.path(), &new).output().unwrap());
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("nothing to do"), "{out}\n{err}");
+    for g in [&old, &clone] {
+        let t = tags(&group("us-east-1", g).await.unwrap());
+        assert!(!t.contains_key("gears:deploy-lock"), "{g}: {t:?}");
+        assert!(!t.contains_key("gears:bluegreen"), "{g}: {t:?}");
+    }
+    let (out, err, code) = parts(
+        &gears()
+            .current_dir(dir.path())
+            .args(["status", "--environment", "live", "--region", "us-east-1"])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+}

@@ -533,7 +533,7 @@ async fn a_dynamodb_lock_table_refuses_a_held_group_and_is_given_back() {
     assert_eq!(code, 5, "{err}");
     assert!(
         err.contains(&format!(
-            "holds the lock {key} in the lock table: run other-run on ci-7, renewed at "
+            "another deploy holds the lock {key} in the lock table: run other-run on ci-7, renewed at "
         )),
         "{err}"
     );

@@ -85,15 +85,16 @@ pub(super) async fn cluster<F: Fleet, L: LockTable>(
     deploy(ctx, roll, g, on, out).await
 }
 
-/// The blue/green deploy of one cluster: the switch recorded, the new group made and grown,
-/// then switched to; a failed gate, an error or a signal removes the new group again.
-async fn deploy<F: Fleet, L: LockTable>(
+/// Before a deploy of the cluster: nothing to do when its group in traffic launches the AMI
+/// already (the locks a run killed after its switch left removed, a live run's refused); a
+/// `--rollback` in flight refused.
+async fn nothing_to_do<F: Fleet, L: LockTable>(
     ctx: &RegionCtx<'_>,
     roll: &Roll<'_, F, L>,
     g: &Group,
     on: &OnGroup,
-    out: GroupOutcome,
-) -> Result<GroupOutcome, Error> {
+    out: &GroupOutcome,
+) -> Result<Option<GroupOutcome>, Error> {
     if on.switch.is_none() && out.from_ami == roll.ami {
         // A run killed after its switch may have left its locks (and its table item).
         let removed = sweep::sweep(ctx, roll, &cluster_of(g), true).await?;
@@ -103,7 +104,7 @@ async fn deploy<F: Fleet, L: LockTable>(
             roll.ami,
             sweep::removed_words(&removed)
         );
-        return Ok(out.with(GroupResult::NothingToDo, detail));
+        return Ok(Some(out.clone().with(GroupResult::NothingToDo, detail)));
     }
     if let Some(sw) = on.switch.as_ref().filter(|sw| sw.phase == BACK) {
         return Err(refused(
@@ -111,6 +112,21 @@ async fn deploy<F: Fleet, L: LockTable>(
             format!("a --rollback to {} is in flight (run {})", sw.new, sw.run),
             "`gears deploy --rollback` continues it, `gears deploy --abort` undoes it",
         ));
+    }
+    Ok(None)
+}
+
+/// The blue/green deploy of one cluster: the switch recorded, the new group made and grown,
+/// then switched to; a failed gate, an error or a signal removes the new group again.
+async fn deploy<F: Fleet, L: LockTable>(
+    ctx: &RegionCtx<'_>,
+    roll: &Roll<'_, F, L>,
+    g: &Group,
+    on: &OnGroup,
+    out: GroupOutcome,
+) -> Result<GroupOutcome, Error> {
+    if let Some(done) = nothing_to_do(ctx, roll, g, on, &out).await? {
+        return Ok(done);
     }
     grow::refuse_unclonable(g)?;
     roll.say(&gated_on(g, roll.smoke.is_some(), &roll.settings.alarms));

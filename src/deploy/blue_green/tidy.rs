@@ -128,8 +128,7 @@ pub(super) async fn rollback<F: Fleet, L: LockTable>(
             sw
         }
     };
-    let started = Instant::now();
-    let result = back_and_out(ctx, roll, g, &prev, r.as_ref(), &sw, (started, out)).await;
+    let result = back_and_out(ctx, roll, g, &prev, r.as_ref(), &sw, out).await;
     switch::unlock_both(roll, Some(&prev.name)).await;
     let _ = super::sweep::sweep(ctx, roll, &cluster_of(g), false).await;
     roll.give_back().await;
@@ -146,8 +145,9 @@ async fn back_and_out<F: Fleet, L: LockTable>(
     prev: &Group,
     r: Option<&Retired>,
     sw: &Switch,
-    (started, out): (Instant, GroupOutcome),
+    out: GroupOutcome,
 ) -> Result<GroupOutcome, Error> {
+    let started = Instant::now();
     let prevr = Roll::new(
         ctx,
         roll.fleet,
@@ -264,7 +264,7 @@ pub(super) async fn abort_rollback<F: Fleet, L: LockTable>(
             }
         }
         None => {
-            let o = back_and_out(ctx, roll, g, &prev, None, sw, (Instant::now(), out)).await?;
+            let o = back_and_out(ctx, roll, g, &prev, None, sw, out).await?;
             if o.result == GroupResult::Deployed {
                 let detail = format!(
                     "{} already served again: the rollback finished; {}",
