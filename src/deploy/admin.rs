@@ -1,5 +1,13 @@
 //! The admin commands, one group at a time: `--unlock`, `--plan`, `--abort`.
-use super::*;
+use crate::aws::{Fleet, Group, LockTable};
+use crate::deploy::gate::gated_on;
+use crate::deploy::lock::{lease_times, refused, LockValue, KEPT};
+use crate::deploy::region::RegionCtx;
+use crate::deploy::roll::{counting, Roll};
+use crate::deploy::state::{recorded_from_ami, OnGroup};
+use crate::deploy::{plan, GroupOutcome, GroupResult, LOCK_TAG};
+use crate::error::Error;
+use crate::wait::patiently;
 
 /// `--unlock`: removes the group's lock (and its lock-table item), never from under a deploy
 /// that renewed it within the stale limit. A value gears did not write is removed too: a

@@ -1,5 +1,12 @@
 //! The checks before any change: the AMI, the groups, templates shared outside the deploy.
-use super::*;
+use crate::aws::{Cloud, CloudError, Fleet, Group};
+use crate::deploy::refresh::refresh_preferences;
+use crate::deploy::region::RegionCtx;
+use crate::deploy::{DeploySettings, Strategy, LOCK_TAG, STATE_TAG, TAGS_TAG};
+use crate::error::{Error, InputError};
+use crate::wait::patiently;
+use std::collections::BTreeMap;
+use tokio::time::Instant;
 
 /// The groups of one region (checked: every region's are found before any region changes).
 #[allow(clippy::type_complexity)]

@@ -1,5 +1,12 @@
 //! One group: lock, roll, gate, then finish or roll back.
-use super::*;
+use crate::aws::{Fleet, Group, LockTable};
+use crate::deploy::gate::gated_on;
+use crate::deploy::region::{RegionCtx, RegionLooks};
+use crate::deploy::roll::{counting, Roll, Rolled};
+use crate::deploy::state::{recorded_from_ami, OnGroup, State};
+use crate::deploy::{admin, blue_green, GroupOutcome, GroupResult, Strategy, LOCK_TAG};
+use crate::error::Error;
+use crate::wait::patiently;
 
 /// One group: the admin commands go to [`admin`]; a deploy locks, rolls, gates, then
 /// finishes or rolls back.

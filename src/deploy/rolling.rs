@@ -1,8 +1,17 @@
 //! The rolling strategy: gears' own batches, surge then retire (or in place below 100%
 //! `--min-healthy`), gated by health. The planner ([`super::plan::next`]) decides each step;
 //! this loop looks, carries the step out and says what it did.
-use super::*;
+use crate::aws::{Fleet, Group, LockTable};
+use crate::deploy::gate::{held_by_hooks, GateMemory};
+use crate::deploy::lock::{refused, stopped, LockValue};
+use crate::deploy::roll::{counting, Roll, Rolled};
+use crate::deploy::state::State;
+use crate::deploy::{plan, LOCK_TAG};
+use crate::error::Error;
+use crate::wait::patiently;
 use plan::{Failure, Step, Waiting};
+use std::time::Duration;
+use tokio::time::Instant;
 
 impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
     /// Batch by batch until the planner says done or failed.

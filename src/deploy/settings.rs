@@ -1,5 +1,7 @@
 //! What `gears deploy` is asked to do: batch sizes, strategies, the settings.
-use super::*;
+use crate::deploy::lock_stale;
+use crate::settings::AmiChoice;
+use std::time::Duration;
 
 /// How many instances a batch replaces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

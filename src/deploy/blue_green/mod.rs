@@ -20,8 +20,16 @@ pub mod record;
 mod switch;
 mod tidy;
 
-use super::*;
-use record::*;
+use crate::aws::{Fleet, Group, LockTable};
+use crate::deploy::blue_green::record::cluster_of;
+use crate::deploy::gate::gated_on;
+use crate::deploy::group::unfinished_step;
+use crate::deploy::lock::refused;
+use crate::deploy::region::RegionCtx;
+use crate::deploy::roll::Roll;
+use crate::deploy::state::OnGroup;
+use crate::deploy::{GroupOutcome, GroupResult, Strategy};
+use crate::error::Error;
 
 /// Processes gears suspends on an old group out of traffic (what was suspended stays).
 pub(super) const RETIRE: [&str; 4] = [

@@ -2,8 +2,18 @@
 //! to, the healthy floor through the switch, a failed gate, `--rollback`, old groups tidied, a
 //! killed deploy continued and aborted.
 
-use super::*;
+use crate::aws::{CloneAsk, Cloud, Fleet, LockTable, TemplateRef};
+use crate::cancel::Cancel;
 use crate::deploy::blue_green::record::{parse_retired, Switch};
+use crate::deploy::state::OnGroup;
+use crate::deploy::tests::{
+    all, as_before, deploy, rc, setup, Cleanup, FakeCloud, Faults, NEW, OLD,
+};
+use crate::deploy::{defaults, DeploySettings, Strategy, LOCK_TAG};
+use crate::exit::Exit;
+use crate::settings::AmiChoice;
+use std::collections::BTreeMap;
+use std::time::Duration;
 
 const NEW_GROUP: &str = "hello-live-v001";
 
