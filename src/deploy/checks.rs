@@ -1,4 +1,6 @@
 //! The checks before any change: the AMI, the groups, templates shared outside the deploy.
+use crate::aws::ports::groups::Groups;
+use crate::aws::ports::traffic::Traffic;
 use crate::aws::{Cloud, CloudError, Fleet, Group};
 use crate::deploy::refresh::refresh_preferences;
 use crate::deploy::region::RegionCtx;

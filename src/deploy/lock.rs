@@ -1,6 +1,6 @@
 //! The group's lock: who holds it, since when, and a STOP after a failed rollback. One type,
 //! [`LockValue`], with one parser and one writer, for the `gears:deploy-lock` tag; the lock
-//! table's holder comes from the port as data ([`crate::aws::locks::TableHolder`]).
+//! table's holder comes from the port as data ([`crate::aws::TableHolder`]).
 use crate::deploy::DeploySettings;
 use crate::error::Error;
 use std::time::Duration;

@@ -1,8 +1,12 @@
 //! The blue/green strategy on the fake: the clone grown beside the group in traffic and switched
 //! to, the healthy floor through the switch, a failed gate, `--rollback`, old groups tidied, a
 //! killed deploy continued and aborted.
+use crate::aws::ports::clone::Cloning;
+use crate::aws::ports::groups::Groups;
+use crate::aws::ports::launches::Launches;
+use crate::aws::ports::traffic::Traffic;
 
-use crate::aws::{CloneAsk, Cloud, Fleet, LockTable, TemplateRef};
+use crate::aws::{CloneAsk, Cloud, LockTable, TemplateRef};
 use crate::cancel::Cancel;
 use crate::deploy::blue_green::record::{parse_retired, Switch};
 use crate::deploy::state::OnGroup;

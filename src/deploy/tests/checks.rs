@@ -1,7 +1,8 @@
 //! What is refused before any change: an AMI that does not exist, another component's
 //! manifest or group, unknown groups, overrides and shared `$Latest` templates.
+use crate::aws::ports::launches::Launches;
 
-use crate::aws::{Cloud, Fleet, TemplateRef};
+use crate::aws::{Cloud, TemplateRef};
 use crate::cancel::Cancel;
 use crate::deploy::tests::{add_group_on, all, as_before, deploy, rc, setup, Cleanup, NEW, OLD};
 use crate::deploy::{LOCK_TAG, STATE_TAG};

@@ -1,6 +1,7 @@
 //! A killed deploy, continued or aborted by the same command run again.
+use crate::aws::ports::launches::Launches;
 
-use crate::aws::{Cloud, Fleet, TemplateRef};
+use crate::aws::{Cloud, TemplateRef};
 use crate::cancel::Cancel;
 use crate::deploy::state::{version_token, State};
 use crate::deploy::tests::{
