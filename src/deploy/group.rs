@@ -100,17 +100,7 @@ async fn deploy_one<F: Fleet, L: LockTable>(
         Strategy::InstanceRefresh => roll.with_heartbeat(roll.refresh(&st)).await,
     };
     let (why, batches) = match rolled {
-        Ok(Rolled::Done(n)) => {
-            roll.finish(&st).await?;
-            if st.lc {
-                roll.tidy_configuration(&st.from).await;
-            }
-            ctx.cleanup.done(step);
-            roll.give_back().await;
-            out.batches = n;
-            let detail = roll.deployed_detail().await;
-            return Ok(out.with(GroupResult::Deployed, detail));
-        }
+        Ok(Rolled::Done(n)) => return deployed(ctx, roll, &st, step, out, n).await,
         Ok(Rolled::GateFailed(why, n)) => (why, n),
         // Another run took the lock over (this one was presumed dead): it owns the group now.
         Err(e @ Error::Locked { .. }) => {
@@ -131,7 +121,41 @@ async fn deploy_one<F: Fleet, L: LockTable>(
         Err(e) => (format!("AWS error: {}", e.render().trim()), 0),
     };
     out.batches = batches;
-    let back = back_out(ctx, &undo, roll, &st).await;
+    rolled_back(ctx, roll, &undo, &st, step, out, why).await
+}
+
+/// A group rolled to the end: finished (capacity and processes as they were), the lock given
+/// back.
+async fn deployed<F: Fleet, L: LockTable>(
+    ctx: &RegionCtx<'_>,
+    roll: &Roll<'_, F, L>,
+    st: &State,
+    step: crate::cancel::CleanupId,
+    mut out: GroupOutcome,
+    batches: u32,
+) -> Result<GroupOutcome, Error> {
+    roll.finish(st).await?;
+    if st.lc {
+        roll.tidy_configuration(&st.from).await;
+    }
+    ctx.cleanup.done(step);
+    roll.give_back().await;
+    out.batches = batches;
+    let detail = roll.deployed_detail().await;
+    Ok(out.with(GroupResult::Deployed, detail))
+}
+
+/// After a failed gate, an error or a signal: the group rolled back (or the rollback failed).
+async fn rolled_back<F: Fleet, L: LockTable>(
+    ctx: &RegionCtx<'_>,
+    roll: &Roll<'_, F, L>,
+    undo: &Roll<'_, F, L>,
+    st: &State,
+    step: crate::cancel::CleanupId,
+    out: GroupOutcome,
+    why: String,
+) -> Result<GroupOutcome, Error> {
+    let back = back_out(ctx, undo, roll, st).await;
     ctx.cleanup.done(step);
     match back? {
         Ok(()) => {

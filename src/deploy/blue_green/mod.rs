@@ -14,6 +14,7 @@
 //!   during the switch;
 //! - [`tidy`]: old groups scaled to 0 after their keep time, deleted beyond `--keep-groups`;
 //!   `--rollback` to the previous group; `--plan`.
+use crate::deploy::blue_green::record::Switch;
 
 mod grow;
 pub mod record;
@@ -141,13 +142,7 @@ async fn deploy<F: Fleet, L: LockTable>(
         .with_heartbeat(grow::grow_and_switch(ctx, roll, g, &sw))
         .await;
     let why = match ended {
-        Ok(Ok(detail)) => {
-            ctx.cleanup.done(step);
-            switch::unlock_both(roll, Some(&sw.new)).await;
-            tidy::old_groups(ctx, roll, &cluster_of(g), Some(&sw.new)).await;
-            roll.give_back().await;
-            return Ok(out.with(GroupResult::Deployed, detail));
-        }
+        Ok(Ok(detail)) => return Ok(switched(ctx, roll, g, &sw, step, out, detail).await),
         Ok(Err(why)) => why,
         Err(e @ Error::Locked { .. }) => {
             ctx.cleanup.done(step);
@@ -162,15 +157,46 @@ async fn deploy<F: Fleet, L: LockTable>(
     };
     let back = undo.with_heartbeat(switch::undo(&undo, g, &sw)).await;
     ctx.cleanup.done(step);
+    Ok(undone(roll, &undo, g, &sw, out, why, back).await)
+}
+
+/// The cluster switched to its new group: the locks given back, old groups tidied.
+async fn switched<F: Fleet, L: LockTable>(
+    ctx: &RegionCtx<'_>,
+    roll: &Roll<'_, F, L>,
+    g: &Group,
+    sw: &Switch,
+    step: crate::cancel::CleanupId,
+    out: GroupOutcome,
+    detail: String,
+) -> GroupOutcome {
+    ctx.cleanup.done(step);
+    switch::unlock_both(roll, Some(&sw.new)).await;
+    tidy::old_groups(ctx, roll, &cluster_of(g), Some(&sw.new)).await;
+    roll.give_back().await;
+    out.with(GroupResult::Deployed, detail)
+}
+
+/// After a failed gate, an error or a signal, once the new group was undone (`back`): the
+/// group in traffic kept serving, or the line stopped when undoing failed.
+async fn undone<F: Fleet, L: LockTable>(
+    roll: &Roll<'_, F, L>,
+    undo: &Roll<'_, F, L>,
+    g: &Group,
+    sw: &Switch,
+    out: GroupOutcome,
+    why: String,
+    back: Result<(), Error>,
+) -> GroupOutcome {
     match back {
         Ok(()) => {
-            switch::unlock_both(&undo, None).await;
+            switch::unlock_both(undo, None).await;
             roll.give_back().await;
             let detail = format!(
                 "{why}; {} removed, {} kept serving {}",
                 sw.new, g.name, out.from_ami
             );
-            Ok(out.with(GroupResult::RolledBack, detail))
+            out.with(GroupResult::RolledBack, detail)
         }
         Err(e) => {
             let note = undo.stop_the_line().await;
@@ -178,7 +204,7 @@ async fn deploy<F: Fleet, L: LockTable>(
                 "{why}; undoing failed: {}{note}; run `gears deploy --abort` once a human looked",
                 e.render().trim().trim_start_matches("error: ")
             );
-            Ok(out.with(GroupResult::RollbackFailed, detail))
+            out.with(GroupResult::RollbackFailed, detail)
         }
     }
 }

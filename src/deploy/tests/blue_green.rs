@@ -1,10 +1,10 @@
 //! The blue/green strategy on the fake: the clone grown beside the group in traffic and switched
 //! to, the healthy floor through the switch, a failed gate, `--rollback`, old groups tidied, a
 //! killed deploy continued and aborted.
-use crate::aws::ports::clone::Cloning;
-use crate::aws::ports::groups::Groups;
-use crate::aws::ports::launches::Launches;
-use crate::aws::ports::traffic::Traffic;
+use crate::aws::Cloning;
+use crate::aws::Groups;
+use crate::aws::Launches;
+use crate::aws::Traffic;
 
 use crate::aws::{CloneAsk, Cloud, LockTable, TemplateRef};
 use crate::cancel::Cancel;

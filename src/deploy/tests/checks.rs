@@ -1,6 +1,6 @@
 //! What is refused before any change: an AMI that does not exist, another component's
 //! manifest or group, unknown groups, overrides and shared `$Latest` templates.
-use crate::aws::ports::launches::Launches;
+use crate::aws::Launches;
 
 use crate::aws::{Cloud, TemplateRef};
 use crate::cancel::Cancel;

@@ -1,5 +1,5 @@
 //! A killed deploy, continued or aborted by the same command run again.
-use crate::aws::ports::launches::Launches;
+use crate::aws::Launches;
 
 use crate::aws::{Cloud, TemplateRef};
 use crate::cancel::Cancel;
