@@ -9,6 +9,12 @@
 //! AWS's behaviour. Waits poll ([`eventually!`]), so each contract also holds on AWS, where
 //! instances take a while; the fake and moto pass on the first look. No test ever connects to
 //! an instance's address.
+use crate::aws::Cloning;
+use crate::aws::GroupTags;
+use crate::aws::Groups;
+use crate::aws::Launches;
+use crate::aws::Refreshes;
+use crate::aws::Traffic;
 
 use super::fake::{FakeCloud, Faults};
 use super::{

@@ -1,5 +1,15 @@
 //! The admin commands, one group at a time: `--unlock`, `--plan`, `--abort`.
-use super::*;
+use crate::aws::{Fleet, Group, LockTable};
+use crate::deploy::gate::gated_on;
+use crate::deploy::lock::{lease_times, refused, LockValue, KEPT};
+use crate::deploy::region::RegionCtx;
+use crate::deploy::roll::{counting, Roll};
+use crate::deploy::state::{recorded_from_ami, OnGroup};
+use crate::deploy::DeploySettings;
+use crate::deploy::{plan, GroupOutcome, GroupResult, LOCK_TAG};
+use crate::error::Error;
+use crate::wait::patiently;
+use std::collections::BTreeMap;
 
 /// `--unlock`: removes the group's lock (and its lock-table item), never from under a deploy
 /// that renewed it within the stale limit. A value gears did not write is removed too: a
@@ -45,18 +55,7 @@ pub(super) async fn plan<F: Fleet, L: LockTable>(
 ) -> Result<GroupOutcome, Error> {
     let settings = roll.settings;
     let mut g = counting(g.clone());
-    let mut note = match &on.lock {
-        Some(l @ LockValue::Stop { .. }) => format!(
-            "; the line is stopped ({l}): a deploy would be refused (exit 7) until `--unlock`"
-        ),
-        Some(l) if l.is_live(settings.lock_stale) => format!(
-            "; locked by run {}, renewed {} ago: a deploy would be refused now",
-            l.run(),
-            crate::text::human_duration(l.age().unwrap_or_default())
-        ),
-        Some(l) => format!("; a stale lock ({l})"),
-        None => String::new(),
-    };
+    let mut note = lock_note(on, settings);
     if let Some(st) = &on.recorded {
         note += &format!(
             "; run {} recorded a deploy of {} that did not finish (capacity was {}/{}/{}): {}",
@@ -77,6 +76,36 @@ pub(super) async fn plan<F: Fleet, L: LockTable>(
         }
     }
     let images = roll.images(&g).await?;
+    let (batches, first) = first_batch(&g, &images, &roll.ami, settings);
+    out.batches = batches;
+    let detail = first + "; " + &gated_on(&g, roll.smoke.is_some(), &roll.settings.alarms) + &note;
+    Ok(out.with(GroupResult::Planned, detail))
+}
+
+/// What `--plan` says of the lock on the group (nothing when there is none).
+fn lock_note(on: &OnGroup, settings: &DeploySettings) -> String {
+    match &on.lock {
+        Some(l @ LockValue::Stop { .. }) => format!(
+            "; the line is stopped ({l}): a deploy would be refused (exit 7) until `--unlock`"
+        ),
+        Some(l) if l.is_live(settings.lock_stale) => format!(
+            "; locked by run {}, renewed {} ago: a deploy would be refused now",
+            l.run(),
+            crate::text::human_duration(l.age().unwrap_or_default())
+        ),
+        Some(l) => format!("; a stale lock ({l})"),
+        None => String::new(),
+    }
+}
+
+/// The deploy's batches as the planner would start them on a healthy group `g`, whose members
+/// launch `images`: how many, and the words of `--plan`.
+fn first_batch(
+    g: &Group,
+    images: &BTreeMap<String, String>,
+    ami: &str,
+    settings: &DeploySettings,
+) -> (u32, String) {
     // The first batch as the planner would start it, on a healthy group.
     let look = plan::Look {
         desired: g.desired,
@@ -85,7 +114,7 @@ pub(super) async fn plan<F: Fleet, L: LockTable>(
             .iter()
             .map(|m| plan::Seen {
                 id: m.id.clone(),
-                new: Some(images.get(&m.id) == Some(&roll.ami)),
+                new: Some(images.get(&m.id).map(String::as_str) == Some(ami)),
                 healthy: true,
             })
             .collect(),
@@ -102,11 +131,11 @@ pub(super) async fn plan<F: Fleet, L: LockTable>(
     let (in_place, surge) = plan::split(&look, &terms);
     let in_place = in_place.len() as i32;
     let floor = plan::floor(g.desired, settings.min_healthy);
-    out.batches = ((old + k - 1) / k.max(1)) as u32;
+    let batches = ((old + k - 1) / k.max(1)) as u32;
     let detail = format!(
         "{old} of {} instances to replace, {} batch(es) of {k}{}: capacity {}..{} (max {} → {} during the deploy), healthy never below {floor}",
         g.members.len(),
-        out.batches,
+        batches,
         if in_place > 0 {
             format!(" ({in_place} replaced in place, {surge} launched first)")
         } else {
@@ -116,10 +145,8 @@ pub(super) async fn plan<F: Fleet, L: LockTable>(
         g.desired + surge,
         g.max,
         g.max.max(g.desired + surge),
-    ) + "; "
-        + &gated_on(&g, roll.smoke.is_some(), &roll.settings.alarms)
-        + &note;
-    Ok(out.with(GroupResult::Planned, detail))
+    );
+    (batches, detail)
 }
 
 /// `--abort`: undoes the deploy recorded on the group (of the AMI named), never fighting a

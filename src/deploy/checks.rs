@@ -1,5 +1,13 @@
 //! The checks before any change: the AMI, the groups, templates shared outside the deploy.
-use super::*;
+use crate::aws::Groups;
+use crate::aws::{Cloud, CloudError, Fleet, Group};
+use crate::deploy::refresh::refresh_preferences;
+use crate::deploy::region::RegionCtx;
+use crate::deploy::{DeploySettings, Strategy, LOCK_TAG, STATE_TAG, TAGS_TAG};
+use crate::error::{Error, InputError};
+use crate::wait::patiently;
+use std::collections::BTreeMap;
+use tokio::time::Instant;
 
 /// The groups of one region (checked: every region's are found before any region changes).
 #[allow(clippy::type_complexity)]
@@ -33,58 +41,83 @@ pub(super) async fn find_region<C: Cloud>(
         in_traffic(ctx, region, groups)
     };
     if groups.is_empty() {
+        return Err(no_groups(ctx, region));
+    }
+    latest_shared_outside(ctx, &fleet, region, &groups).await?;
+    if !settings.unlock {
+        alarms_exist(ctx, &fleet, region, d).await?;
+        refused_groups(ctx, region, &groups)?;
+    }
+    Ok((fleet, table, groups))
+}
+
+/// The error of a region where no group is tagged as the component's.
+fn no_groups(ctx: &RegionCtx<'_>, region: &str) -> Error {
+    InputError::whole_file(
+        ctx.settings.component_file.display().to_string(),
+        format!(
+            "no Auto Scaling group in {region} is tagged {}",
+            ctx.want
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    )
+    .with_hint("tag the component's groups, or name them with --group")
+    .into()
+}
+
+/// Every alarm of the gate exists in `region` (one it cannot see would never fire).
+async fn alarms_exist<F: Fleet>(
+    ctx: &RegionCtx<'_>,
+    fleet: &F,
+    region: &str,
+    d: Instant,
+) -> Result<(), Error> {
+    let settings = ctx.settings;
+    if settings.alarms.is_empty() {
+        return Ok(());
+    }
+    let found = patiently(ctx.cancel, d, || fleet.alarms(&settings.alarms)).await?;
+    let missing: Vec<&str> = settings
+        .alarms
+        .iter()
+        .filter(|a| !found.contains_key(*a))
+        .map(String::as_str)
+        .collect();
+    if !missing.is_empty() {
         return Err(InputError::whole_file(
             settings.component_file.display().to_string(),
             format!(
-                "no Auto Scaling group in {region} is tagged {}",
-                ctx.want
-                    .iter()
-                    .map(|(k, v)| format!("{k}={v}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                "no CloudWatch alarm named {} in {region}: the gate could never see it",
+                missing.join(", ")
             ),
         )
-        .with_hint("tag the component's groups, or name them with --group")
+        .with_hint("check --alarm and deploy.alarms: an alarm belongs to one region")
         .into());
     }
-    latest_shared_outside(ctx, &fleet, region, &groups).await?;
-    if !settings.unlock && !settings.alarms.is_empty() {
-        let found = patiently(ctx.cancel, d, || fleet.alarms(&settings.alarms)).await?;
-        let missing: Vec<&str> = settings
-            .alarms
-            .iter()
-            .filter(|a| !found.contains_key(*a))
-            .map(String::as_str)
-            .collect();
-        if !missing.is_empty() {
-            return Err(InputError::whole_file(
-                settings.component_file.display().to_string(),
-                format!(
-                    "no CloudWatch alarm named {} in {region}: the gate could never see it",
-                    missing.join(", ")
-                ),
-            )
-            .with_hint("check --alarm and deploy.alarms: an alarm belongs to one region")
-            .into());
-        }
-    }
-    if !settings.unlock {
-        for g in &groups {
-            if let Err(e) = deployable(settings, ctx.instance_tags, g) {
-                if !settings.plan_only {
-                    return Err(e);
-                }
-                ctx.ui.progress(
-                    Some(region),
-                    &format!(
-                        "warning: a deploy would be refused: {}",
-                        e.render().trim().trim_start_matches("error: ")
-                    ),
-                );
+    Ok(())
+}
+
+/// A group a deploy would refuse stops the deploy here; with `--plan`, it is a warning.
+fn refused_groups(ctx: &RegionCtx<'_>, region: &str, groups: &[Group]) -> Result<(), Error> {
+    let settings = ctx.settings;
+    for g in groups {
+        if let Err(e) = deployable(settings, ctx.instance_tags, g) {
+            if !settings.plan_only {
+                return Err(e);
             }
+            ctx.ui.progress(
+                Some(region),
+                &format!(
+                    "warning: a deploy would be refused: {}",
+                    e.render().trim().trim_start_matches("error: ")
+                ),
+            );
         }
     }
-    Ok((fleet, table, groups))
+    Ok(())
 }
 
 /// The groups a deploy (and `--rollback`) starts from: blue/green's old groups kept out of

@@ -1,6 +1,14 @@
 //! The health gate: group health, target health, the smoke tests at each new instance, and
 //! what holds a batch (launch lifecycle hooks).
-use super::*;
+use crate::aws::{Fleet, Group, LockTable};
+use crate::cancel::Cancel;
+use crate::deploy::roll::Roll;
+use crate::deploy::{plan, DeploySettings};
+use crate::error::Error;
+use crate::wait::patiently;
+use std::collections::BTreeMap;
+use std::time::Duration;
+use tokio::time::Instant;
 
 /// The smoke tests of the health gate.
 #[derive(Debug, Clone)]
@@ -34,7 +42,7 @@ impl SmokeGate {
 /// last smoke failure.
 #[derive(Debug, Default)]
 pub(super) struct GateMemory {
-    pub(super) smoked: std::collections::BTreeSet<String>,
+    smoked: std::collections::BTreeSet<String>,
     pub(super) smoke_failure: Option<String>,
 }
 
@@ -87,7 +95,7 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
     }
 
     /// Runs the smoke tests once at a new instance: `None` when they pass, else why not.
-    pub(super) async fn smoke_at(
+    async fn smoke_at(
         &self,
         gate: &SmokeGate,
         id: &str,

@@ -1,5 +1,12 @@
 //! One group: lock, roll, gate, then finish or roll back.
-use super::*;
+use crate::aws::{Fleet, Group, LockTable};
+use crate::deploy::gate::gated_on;
+use crate::deploy::region::{RegionCtx, RegionLooks};
+use crate::deploy::roll::{counting, Roll, Rolled};
+use crate::deploy::state::{recorded_from_ami, OnGroup, State};
+use crate::deploy::{admin, blue_green, GroupOutcome, GroupResult, Strategy, LOCK_TAG};
+use crate::error::Error;
+use crate::wait::patiently;
 
 /// One group: the admin commands go to [`admin`]; a deploy locks, rolls, gates, then
 /// finishes or rolls back.
@@ -99,17 +106,7 @@ async fn deploy_one<F: Fleet, L: LockTable>(
         Strategy::InstanceRefresh => roll.with_heartbeat(roll.refresh(&st)).await,
     };
     let (why, batches) = match rolled {
-        Ok(Rolled::Done(n)) => {
-            roll.finish(&st).await?;
-            if st.lc {
-                roll.tidy_configuration(&st.from).await;
-            }
-            ctx.cleanup.done(step);
-            roll.give_back().await;
-            out.batches = n;
-            let detail = roll.deployed_detail().await;
-            return Ok(out.with(GroupResult::Deployed, detail));
-        }
+        Ok(Rolled::Done(n)) => return deployed(ctx, roll, &st, step, out, n).await,
         Ok(Rolled::GateFailed(why, n)) => (why, n),
         // Another run took the lock over (this one was presumed dead): it owns the group now.
         Err(e @ Error::Locked { .. }) => {
@@ -130,7 +127,41 @@ async fn deploy_one<F: Fleet, L: LockTable>(
         Err(e) => (format!("AWS error: {}", e.render().trim()), 0),
     };
     out.batches = batches;
-    let back = back_out(ctx, &undo, roll, &st).await;
+    rolled_back(ctx, roll, &undo, &st, step, out, why).await
+}
+
+/// A group rolled to the end: finished (capacity and processes as they were), the lock given
+/// back.
+async fn deployed<F: Fleet, L: LockTable>(
+    ctx: &RegionCtx<'_>,
+    roll: &Roll<'_, F, L>,
+    st: &State,
+    step: crate::cancel::CleanupId,
+    mut out: GroupOutcome,
+    batches: u32,
+) -> Result<GroupOutcome, Error> {
+    roll.finish(st).await?;
+    if st.lc {
+        roll.tidy_configuration(&st.from).await;
+    }
+    ctx.cleanup.done(step);
+    roll.give_back().await;
+    out.batches = batches;
+    let detail = roll.deployed_detail().await;
+    Ok(out.with(GroupResult::Deployed, detail))
+}
+
+/// After a failed gate, an error or a signal: the group rolled back (or the rollback failed).
+async fn rolled_back<F: Fleet, L: LockTable>(
+    ctx: &RegionCtx<'_>,
+    roll: &Roll<'_, F, L>,
+    undo: &Roll<'_, F, L>,
+    st: &State,
+    step: crate::cancel::CleanupId,
+    out: GroupOutcome,
+    why: String,
+) -> Result<GroupOutcome, Error> {
+    let back = back_out(ctx, undo, roll, st).await;
     ctx.cleanup.done(step);
     match back? {
         Ok(()) => {

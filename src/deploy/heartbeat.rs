@@ -1,7 +1,15 @@
 //! The lock kept alive while a group's deploy runs, on its own cadence (never a write per
 //! poll): the lock table's lease and the group's tag, renewed every quarter of the stale
 //! limit; lost when another run took it over. And the pace of the looks between steps.
-use super::*;
+use crate::aws::{Fleet, LockTable};
+use crate::deploy::lock::{held_by_another, lease_times, refused, stopped, Holder, LockValue};
+use crate::deploy::roll::Roll;
+use crate::deploy::LOCK_TAG;
+use crate::error::Error;
+use crate::wait::patiently;
+use std::collections::BTreeMap;
+use std::time::Duration;
+use tokio::time::Instant;
 
 impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
     /// The lock table first (`--lock-table`): a compare-and-swap no racing writer can slip

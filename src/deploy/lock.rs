@@ -1,7 +1,10 @@
 //! The group's lock: who holds it, since when, and a STOP after a failed rollback. One type,
 //! [`LockValue`], with one parser and one writer, for the `gears:deploy-lock` tag; the lock
-//! table's holder comes from the port as data ([`crate::aws::locks::TableHolder`]).
-use super::*;
+//! table's holder comes from the port as data ([`crate::aws::TableHolder`]).
+use crate::deploy::DeploySettings;
+use crate::error::Error;
+use std::time::Duration;
+use tokio::time::Instant;
 
 /// How long after writing its lock tag a deploy looks again before it counts the lock as its
 /// own (a racing writer's tag lands within it).
@@ -24,7 +27,7 @@ pub fn lock_stale(ctx: &crate::context::RunContext) -> Duration {
 /// The wall clock, advanced by tokio's clock from the first reading: the same as
 /// `chrono::Utc::now()` in a real run (and immune to a wall-clock step during it), and on a
 /// paused test clock it moves with the virtual time, so lock ages can be tested.
-pub(super) fn wall_now() -> chrono::DateTime<chrono::Utc> {
+pub(crate) fn wall_now() -> chrono::DateTime<chrono::Utc> {
     static ANCHOR: std::sync::OnceLock<(chrono::DateTime<chrono::Utc>, std::time::Instant)> =
         std::sync::OnceLock::new();
     let (wall, at) = ANCHOR.get_or_init(|| (chrono::Utc::now(), Instant::now().into_std()));
@@ -222,7 +225,7 @@ impl Holder {
 
     /// Lock `key`'s holder in the lock table (an item of an older gears, without a renewal time, counts
     /// from when it was read).
-    pub(super) fn of_table(h: &crate::aws::locks::TableHolder, key: &str) -> Holder {
+    pub(super) fn of_table(h: &crate::aws::TableHolder, key: &str) -> Holder {
         let ms = h.at.unwrap_or(h.seen_at);
         // gears writes the tag's value as the holder: its host (and CI job) is the `who`.
         let who = match LockValue::parse(&h.holder) {

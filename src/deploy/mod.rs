@@ -44,20 +44,6 @@ pub mod state;
 #[cfg(test)]
 mod tests;
 
-use crate::aws::{CloneAsk, Cloud, CloudError, Fleet, Group, LockTable, TemplateRef};
-use crate::cancel::Cancel;
-use crate::error::{Error, InputError};
-use crate::wait::patiently;
-use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
-use std::time::Duration;
-use tokio::time::Instant;
-
-#[allow(unused_imports)]
-use self::{
-    checks::*, gate::*, group::*, heartbeat::*, lock::*, plan::*, refresh::*, region::*, roll::*,
-    rollback::*, rolling::*, start::*, state::*,
-};
 pub use self::{
     report::{Deployed, Failed, GroupOutcome, GroupResult},
     run::deploy,

@@ -1,6 +1,12 @@
 //! The instance-refresh strategy: AWS's refresh, started and waited on; cancelled before any
 //! rollback.
-use super::*;
+use crate::aws::{Fleet, LockTable};
+use crate::deploy::roll::{Roll, Rolled};
+use crate::deploy::state::State;
+use crate::deploy::Batch;
+use crate::error::Error;
+use crate::wait::patiently;
+use tokio::time::Instant;
 
 /// The refresh's healthy-percentage preferences for a group of `desired`: at least
 /// `min_healthy`, at most 100% plus the batch's share (110% to 200%, AWS's range). AWS refuses a

@@ -1,6 +1,12 @@
 //! The groups of one region, `--parallel` at a time, sharing one look at the region per
 //! poll ([`RegionLooks`]).
-use super::*;
+use crate::aws::{Fleet, Group, LockTable};
+use crate::cancel::Cancel;
+use crate::deploy::group::deploy_group;
+use crate::deploy::{DeploySettings, GroupOutcome, GroupResult, SmokeGate};
+use crate::error::Error;
+use std::collections::BTreeMap;
+use tokio::time::Instant;
 
 /// What every region's deploy shares.
 pub(super) struct RegionCtx<'a> {

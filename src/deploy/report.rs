@@ -1,6 +1,7 @@
 //! What a deploy did, group by group: the report returned to the caller, each result with its
 //! exit code (never chosen from text).
-use super::*;
+use crate::error::{Error, InputError};
+use serde::Serialize;
 
 /// How a group's deploy ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

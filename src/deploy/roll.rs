@@ -1,5 +1,12 @@
 //! One group's deploy: what it holds while it runs, and the calls every step shares.
-use super::*;
+use crate::aws::{CloudError, Fleet, Group, LockTable};
+use crate::cancel::Cancel;
+use crate::deploy::region::{RegionCtx, RegionLooks};
+use crate::deploy::{DeploySettings, SmokeGate};
+use crate::error::Error;
+use crate::wait::patiently;
+use std::collections::BTreeMap;
+use tokio::time::Instant;
 
 /// Why a rollback did not finish.
 pub(super) enum Undone {

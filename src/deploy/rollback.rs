@@ -1,8 +1,18 @@
 //! Back to the old launch spec and old-AMI instances, capacity as it was; and when that
 //! fails, the line stopped (a STOP lock until a human unlocks) with the group's state in words.
 //! The planner ([`super::plan::back`]) decides each step.
-use super::*;
+use crate::aws::{Fleet, Group, LockTable, TemplateRef};
+use crate::deploy::lock::{refused, stopped, LockValue, KEPT, STOP_REASON};
+use crate::deploy::roll::{counting, Roll, Undone};
+use crate::deploy::start::gears_copy_base;
+use crate::deploy::state::{prior_tags, State};
+use crate::deploy::{plan, LOCK_TAG, STATE_TAG, TAGS_TAG};
+use crate::error::Error;
+use crate::wait::patiently;
 use plan::Back;
+use std::collections::BTreeMap;
+use std::time::Duration;
+use tokio::time::Instant;
 
 impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
     /// Rolls the recorded deploy back. `Ok(Ok(()))`: back as it was; `Ok(Err(words))`: the
@@ -62,7 +72,7 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
     }
 
     /// The group as it is now, in words, for a human after a failed rollback (best effort).
-    pub(super) async fn state_now(&self) -> String {
+    async fn state_now(&self) -> String {
         let Ok(g) = self.group().await else {
             return "the group's state could not be read: look at it in the console".into();
         };
@@ -87,7 +97,7 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
 
     /// The rollback's steps with the lock renewed beside them; the restore after (a renewal
     /// must not put the lock back once it was removed).
-    pub(super) async fn rollback_held(&self, st: &State) -> Result<(), Undone> {
+    async fn rollback_held(&self, st: &State) -> Result<(), Undone> {
         tokio::select! {
             r = self.rollback_steps(st) => r?,
             e = self.heartbeat() => return Err(Undone::Lost(e)),
@@ -123,7 +133,7 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
 
     /// Back to the old template and old-AMI instances, capacity as it was (all but the
     /// restore of [`Roll::finish`]).
-    pub(super) async fn rollback_steps(&self, st: &State) -> Result<(), Undone> {
+    async fn rollback_steps(&self, st: &State) -> Result<(), Undone> {
         let e = |e: Error| match e {
             e @ Error::Locked { .. } => Undone::Lost(e),
             e => Undone::Failed(e.to_string()),

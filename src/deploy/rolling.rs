@@ -1,8 +1,17 @@
 //! The rolling strategy: gears' own batches, surge then retire (or in place below 100%
 //! `--min-healthy`), gated by health. The planner ([`super::plan::next`]) decides each step;
 //! this loop looks, carries the step out and says what it did.
-use super::*;
+use crate::aws::{Fleet, Group, LockTable};
+use crate::deploy::gate::{held_by_hooks, GateMemory};
+use crate::deploy::lock::{refused, stopped, LockValue};
+use crate::deploy::roll::{counting, Roll, Rolled};
+use crate::deploy::state::State;
+use crate::deploy::{plan, LOCK_TAG};
+use crate::error::Error;
+use crate::wait::patiently;
 use plan::{Failure, Step, Waiting};
+use std::time::Duration;
+use tokio::time::Instant;
 
 impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
     /// Batch by batch until the planner says done or failed.
@@ -29,28 +38,9 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
             mem.timed_out = Instant::now() >= batch_deadline;
             let step = plan::next(&look, &terms, &mut mem);
             let acts = matches!(step, Step::Retire { .. } | Step::Done | Step::Launch { .. });
-            if !acts {
-                healthy_since = None;
-            } else if unbaked && !self.settings.bake_time.is_zero() {
-                // The first look that finds the batch healthy says so at once (real time
-                // moves between two calls, so "no time elapsed" cannot tell it).
-                let first = healthy_since.is_none();
-                let since = *healthy_since.get_or_insert_with(Instant::now);
-                let left = self.settings.bake_time.saturating_sub(since.elapsed());
-                if !left.is_zero() {
-                    if first || last_say.elapsed() >= Duration::from_secs(30) {
-                        self.say(&format!(
-                            "batch {} healthy: baking, {} left",
-                            mem.batches + 1,
-                            crate::text::human_duration(left)
-                        ));
-                        last_say = Instant::now();
-                    }
-                    pace.sleep(self).await?;
-                    continue;
-                }
-                unbaked = false;
-                healthy_since = None;
+            if self.baking(acts, &mut unbaked, &mut healthy_since, &mut last_say, &mem) {
+                pace.sleep(self).await?;
+                continue;
             }
             match step {
                 Step::Done => return Ok(Rolled::Done(mem.batches)),
@@ -59,16 +49,8 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
                     return Ok(Rolled::GateFailed(why, mem.batches));
                 }
                 Step::Retire { ids, last } => {
-                    for id in &ids {
-                        let d = self.deadline();
-                        patiently(self.cancel, d, || self.fleet.terminate_member(id, true)).await?;
-                    }
                     mem.batches += 1;
-                    self.say(&format!(
-                        "batch {}: new instances healthy; retired {}",
-                        mem.batches,
-                        ids.join(", ")
-                    ));
+                    self.retire(&ids, mem.batches).await?;
                     last_say = Instant::now();
                     pace.changed();
                     if last {
@@ -106,6 +88,59 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
             }
             pace.sleep(self).await?;
         }
+    }
+
+    /// Whether the batch launched is still baking (`acts`: the planner would act on it now):
+    /// the bake time runs from the first look that finds it healthy, said at once, then every
+    /// 30 s.
+    fn baking(
+        &self,
+        acts: bool,
+        unbaked: &mut bool,
+        healthy_since: &mut Option<Instant>,
+        last_say: &mut Instant,
+        mem: &plan::Memory,
+    ) -> bool {
+        if !acts {
+            *healthy_since = None;
+            return false;
+        }
+        if !*unbaked || self.settings.bake_time.is_zero() {
+            return false;
+        }
+        // The first look that finds the batch healthy says so at once (real time moves
+        // between two calls, so "no time elapsed" cannot tell it).
+        let first = healthy_since.is_none();
+        let since = *healthy_since.get_or_insert_with(Instant::now);
+        let left = self.settings.bake_time.saturating_sub(since.elapsed());
+        if !left.is_zero() {
+            if first || last_say.elapsed() >= Duration::from_secs(30) {
+                self.say(&format!(
+                    "batch {} healthy: baking, {} left",
+                    mem.batches + 1,
+                    crate::text::human_duration(left)
+                ));
+                *last_say = Instant::now();
+            }
+            return true;
+        }
+        *unbaked = false;
+        *healthy_since = None;
+        false
+    }
+
+    /// Retires the old instances of batch `batch` (its new ones are healthy): each terminated
+    /// with the group's desired capacity down by one.
+    async fn retire(&self, ids: &[String], batch: u32) -> Result<(), Error> {
+        for id in ids {
+            let d = self.deadline();
+            patiently(self.cancel, d, || self.fleet.terminate_member(id, true)).await?;
+        }
+        self.say(&format!(
+            "batch {batch}: new instances healthy; retired {}",
+            ids.join(", ")
+        ));
+        Ok(())
     }
 
     /// The planner's terms for this deploy.

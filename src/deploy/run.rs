@@ -1,6 +1,13 @@
 //! The deploy as a whole: settings and manifest to targets, every region checked before any
 //! changes, then the regions rolled in parallel; the exit decided once for the run.
-use super::*;
+use crate::aws::Cloud;
+use crate::cancel::Cancel;
+use crate::deploy::checks::find_region;
+use crate::deploy::lock::holder;
+use crate::deploy::region::{roll_region, RegionCtx};
+use crate::deploy::{DeploySettings, Deployed, Failed, SmokeGate};
+use crate::error::Error;
+use std::collections::BTreeMap;
 
 /// Runs `gears deploy` against `cloud`, with progress to `ui`. What each group did is kept when
 /// an error decides the exit ([`Failed`]), so the report is printed whatever ends the run.

@@ -1,6 +1,14 @@
 //! The start of a group's deploy: the lock taken, the deploy recorded, the new launch spec made
 //! (or an interrupted deploy of the same AMI continued).
-use super::*;
+use crate::aws::{Fleet, Group, LockTable, TemplateRef};
+use crate::deploy::lock::{held_by_another, refused, stopped, Holder, LockValue};
+use crate::deploy::roll::Roll;
+use crate::deploy::state::{version_token, OnGroup, State};
+use crate::deploy::{LOCK_SETTLE, LOCK_TAG, STATE_TAG, SUSPEND, TAGS_TAG};
+use crate::error::{Error, InputError};
+use crate::wait::patiently;
+use std::collections::BTreeMap;
+use std::time::Duration;
 
 /// The launch spec a deploy starts from and goes to: a template version to make, or a launch
 /// configuration copy already made.
@@ -358,7 +366,7 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
     /// with the recorded run's client token (EC2 scopes a token to the account and region, so
     /// it names the template too; at most 64 characters: 5 + 32 + 17 + 1 + the version): the
     /// same request again returns the same version.
-    pub(super) async fn create_version(&self, st: &State) -> Result<String, Error> {
+    async fn create_version(&self, st: &State) -> Result<String, Error> {
         let base = TemplateRef {
             id: st.lt.clone(),
             version: st.fromn.clone(),

@@ -1,7 +1,15 @@
 //! The deploy recorded on a group (`gears:deploy`): what a killed run had reached, with the
 //! lock, read once per look at the group into [`OnGroup`]. A tag that cannot be read stops the
 //! run for that group (exit 7), never "nothing recorded".
-use super::*;
+use crate::aws::{Fleet, Group, TemplateRef};
+use crate::cancel::Cancel;
+use crate::deploy::lock::{stopped, LockValue};
+use crate::deploy::{LOCK_TAG, STATE_TAG, TAGS_TAG};
+use crate::error::Error;
+use crate::wait::patiently;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use tokio::time::Instant;
 
 /// A group's deploy state, kept in its `gears:deploy` tag (at most 256 characters).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -3,6 +3,7 @@
 //! tags with one DescribeImages per 200, and one look per distinct launch spec; then each group
 //! read into a [`GroupStatus`].
 use super::*;
+use crate::aws::Groups;
 use crate::aws::{ErrorKind, Fleet, Group, Image, Images, TemplateRef};
 use crate::deploy::state::OnGroup;
 use crate::wait::patiently;

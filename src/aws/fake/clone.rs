@@ -2,8 +2,18 @@
 //! actions copied, traffic sources attached and detached, a group deleted; as strict as Auto
 //! Scaling (a taken name, an unknown group, a group with instances left).
 
-use super::fleet::FakeFleet;
-use crate::aws::{CloneAsk, CloudError, Group};
+use crate::aws::fake::FakeFleet;
+use crate::aws::{CloneAsk, Cloning, CloudError, Group};
+
+impl Cloning for FakeFleet {
+    async fn clone_group(&self, source: &str, ask: &CloneAsk) -> Result<(), CloudError> {
+        self.fake_clone(source, ask).await
+    }
+
+    async fn copy_scaling(&self, from: &str, to: &str) -> Result<(usize, usize), CloudError> {
+        self.fake_copy_scaling(from, to).await
+    }
+}
 
 impl FakeFleet {
     pub(super) async fn fake_clone(&self, source: &str, ask: &CloneAsk) -> Result<(), CloudError> {

@@ -1,7 +1,7 @@
 //! The fake's DynamoDB lock table: [`FakeLocks`].
 
 use super::FakeCloud;
-use crate::aws::locks::TableHolder;
+use crate::aws::TableHolder;
 use crate::aws::{CloudError, LockTable};
 use std::collections::BTreeMap;
 

@@ -19,7 +19,10 @@ mod fleet;
 mod fleet_state;
 mod images;
 mod instances;
+mod launches;
 mod locks;
+mod refresh;
+mod traffic;
 
 pub use amis::FakeAmis;
 pub use fleet::FakeFleet;

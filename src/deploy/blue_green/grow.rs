@@ -3,7 +3,20 @@
 //! over) and grown to the old group's desired capacity, in steps of `--batch` when asked, each
 //! step gated as a rolling batch is (Auto Scaling health, every traffic source, the smoke tests
 //! at each instance, the alarms) and baked.
-use super::*;
+use crate::aws::{CloneAsk, Fleet, Group, LockTable, TemplateRef};
+use crate::deploy::blue_green::record::{cluster_of, next_name, write, Switch, GROW};
+use crate::deploy::blue_green::{switch, NOT_CLONED, RETIRE};
+use crate::deploy::gate::GateMemory;
+use crate::deploy::lock::refused;
+use crate::deploy::region::RegionCtx;
+use crate::deploy::roll::{counting, Roll};
+use crate::deploy::state::OnGroup;
+use crate::deploy::SUSPEND;
+use crate::error::{Error, InputError};
+use crate::wait::patiently;
+use std::collections::BTreeMap;
+use std::time::Duration;
+use tokio::time::Instant;
 
 /// Refused before any change: what a clone cannot be made of.
 pub(super) fn refuse_unclonable(g: &Group) -> Result<(), Error> {

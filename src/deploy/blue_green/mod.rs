@@ -14,6 +14,7 @@
 //!   during the switch;
 //! - [`tidy`]: old groups scaled to 0 after their keep time, deleted beyond `--keep-groups`;
 //!   `--rollback` to the previous group; `--plan`.
+use crate::deploy::blue_green::record::Switch;
 
 mod grow;
 pub mod record;
@@ -21,8 +22,16 @@ mod sweep;
 mod switch;
 mod tidy;
 
-use super::*;
-use record::*;
+use crate::aws::{Fleet, Group, LockTable};
+use crate::deploy::blue_green::record::{cluster_of, BACK};
+use crate::deploy::gate::gated_on;
+use crate::deploy::group::unfinished_step;
+use crate::deploy::lock::refused;
+use crate::deploy::region::RegionCtx;
+use crate::deploy::roll::Roll;
+use crate::deploy::state::OnGroup;
+use crate::deploy::{GroupOutcome, GroupResult, Strategy};
+use crate::error::Error;
 
 /// Processes gears suspends on an old group out of traffic (what was suspended stays).
 pub(super) const RETIRE: [&str; 4] = [
@@ -161,14 +170,7 @@ async fn deploy<F: Fleet, L: LockTable>(
         .with_heartbeat(grow::grow_and_switch(ctx, roll, g, &sw))
         .await;
     let why = match ended {
-        Ok(Ok(detail)) => {
-            ctx.cleanup.done(step);
-            switch::unlock_both(roll, Some(&sw.new)).await;
-            let _ = sweep::sweep(ctx, roll, &cluster_of(g), false).await;
-            tidy::old_groups(ctx, roll, &cluster_of(g), Some(&sw.new)).await;
-            roll.give_back().await;
-            return Ok(out.with(GroupResult::Deployed, detail));
-        }
+        Ok(Ok(detail)) => return Ok(switched(ctx, roll, g, &sw, step, out, detail).await),
         Ok(Err(why)) => why,
         Err(e @ Error::Locked { .. }) => {
             ctx.cleanup.done(step);
@@ -183,16 +185,48 @@ async fn deploy<F: Fleet, L: LockTable>(
     };
     let back = undo.with_heartbeat(switch::undo(&undo, g, &sw)).await;
     ctx.cleanup.done(step);
+    Ok(undone(ctx, (roll, &undo), g, &sw, out, why, back).await)
+}
+
+/// The cluster switched to its new group: the locks given back, old groups tidied.
+async fn switched<F: Fleet, L: LockTable>(
+    ctx: &RegionCtx<'_>,
+    roll: &Roll<'_, F, L>,
+    g: &Group,
+    sw: &Switch,
+    step: crate::cancel::CleanupId,
+    out: GroupOutcome,
+    detail: String,
+) -> GroupOutcome {
+    ctx.cleanup.done(step);
+    switch::unlock_both(roll, Some(&sw.new)).await;
+    let _ = sweep::sweep(ctx, roll, &cluster_of(g), false).await;
+    tidy::old_groups(ctx, roll, &cluster_of(g), Some(&sw.new)).await;
+    roll.give_back().await;
+    out.with(GroupResult::Deployed, detail)
+}
+
+/// After a failed gate, an error or a signal, once the new group was undone (`back`): the
+/// group in traffic kept serving, or the line stopped when undoing failed.
+async fn undone<F: Fleet, L: LockTable>(
+    ctx: &RegionCtx<'_>,
+    (roll, undo): (&Roll<'_, F, L>, &Roll<'_, F, L>),
+    g: &Group,
+    sw: &Switch,
+    out: GroupOutcome,
+    why: String,
+    back: Result<(), Error>,
+) -> GroupOutcome {
     match back {
         Ok(()) => {
-            switch::unlock_both(&undo, None).await;
-            let _ = sweep::sweep(ctx, &undo, &cluster_of(g), false).await;
+            switch::unlock_both(undo, None).await;
+            let _ = sweep::sweep(ctx, undo, &cluster_of(g), false).await;
             roll.give_back().await;
             let detail = format!(
                 "{why}; {} removed, {} kept serving {}",
                 sw.new, g.name, out.from_ami
             );
-            Ok(out.with(GroupResult::RolledBack, detail))
+            out.with(GroupResult::RolledBack, detail)
         }
         Err(e) => {
             let note = undo.stop_the_line().await;
@@ -200,7 +234,7 @@ async fn deploy<F: Fleet, L: LockTable>(
                 "{why}; undoing failed: {}{note}; run `gears deploy --abort` once a human looked",
                 e.render().trim().trim_start_matches("error: ")
             );
-            Ok(out.with(GroupResult::RollbackFailed, detail))
+            out.with(GroupResult::RollbackFailed, detail)
         }
     }
 }

@@ -1,7 +1,8 @@
 //! What blue/green writes on a cluster's groups, each one type with one parser and one writer:
 //! the switch in flight ([`Switch`], `gears:bluegreen` on the group in traffic) and an old group
 //! kept out of traffic ([`Retired`], `gears:retired`); and the names of a cluster's groups.
-use super::super::*;
+use crate::aws::Group;
+use serde::{Deserialize, Serialize};
 
 /// A blue/green deploy in flight, recorded on the cluster's group in traffic before anything
 /// is made, so a killed run is continued by the same command or undone by `--abort`.

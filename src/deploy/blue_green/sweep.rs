@@ -4,7 +4,15 @@
 //! the old group (its lock), the new one (a clone of the old group, lock and all), the group
 //! a `--rollback` brought back; the run that continues or undoes its deploy is the only one that
 //! will ever come by, so it removes them.
-use super::*;
+use crate::aws::{Fleet, Group, LockTable};
+use crate::deploy::blue_green::record::cluster_of;
+use crate::deploy::lock::{held_by_another, lease_times, Holder, LockValue};
+use crate::deploy::region::RegionCtx;
+use crate::deploy::roll::Roll;
+use crate::deploy::LOCK_TAG;
+use crate::error::Error;
+use crate::wait::patiently;
+use std::collections::BTreeMap;
 
 /// The cluster's groups in the region (those the component's tags find, and the group in
 /// traffic itself).

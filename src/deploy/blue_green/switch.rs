@@ -2,7 +2,20 @@
 //! traffic and is kept ([`Retired`]); and the way back while a switch is recorded (a failed gate,
 //! an error, a signal, `--abort`): the old group back in traffic and healthy, then the new one
 //! out of traffic, emptied and deleted.
-use super::*;
+use crate::aws::{Fleet, Group, LockTable};
+use crate::deploy::blue_green::keyed;
+use crate::deploy::blue_green::record::{
+    cluster_of, utc, utc_ms, write, Retired, Switch, BACK, SWITCH,
+};
+use crate::deploy::lock::{refused, stopped, LockValue};
+use crate::deploy::region::RegionCtx;
+use crate::deploy::roll::{counting, Roll};
+use crate::deploy::state::OnGroup;
+use crate::deploy::{GroupOutcome, GroupResult, LOCK_TAG, SUSPEND};
+use crate::error::{Error, InputError};
+use crate::wait::patiently;
+use std::collections::BTreeMap;
+use tokio::time::Instant;
 
 /// The new group takes over: recorded as switching first (a killed run continues here), the new
 /// group given the old one's capacity and its processes, the old group detached from its traffic
@@ -202,7 +215,7 @@ pub(super) async fn wait_serving<F: Fleet, L: LockTable>(
 }
 
 /// A new group out of traffic, emptied (its instances terminated by scaling to 0) and deleted.
-pub(super) async fn remove_group<F: Fleet, L: LockTable>(
+async fn remove_group<F: Fleet, L: LockTable>(
     roll: &Roll<'_, F, L>,
     n: &Group,
 ) -> Result<(), Error> {

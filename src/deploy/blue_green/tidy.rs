@@ -1,7 +1,19 @@
 //! A cluster's old groups: scaled to 0 once their keep time has passed, deleted beyond
 //! `--keep-groups` once empty (never one with a lock); `--rollback` to the newest old group;
 //! `--plan` of a blue/green deploy.
-use super::*;
+use crate::aws::{Fleet, Group, LockTable};
+use crate::deploy::blue_green::record::{cluster_of, parse_utc, write, Retired, Switch, BACK};
+use crate::deploy::blue_green::{keyed, switch, RETIRE};
+use crate::deploy::gate::gated_on;
+use crate::deploy::lock::{held_by_another, refused, stopped, Holder};
+use crate::deploy::region::RegionCtx;
+use crate::deploy::roll::Roll;
+use crate::deploy::state::OnGroup;
+use crate::deploy::{GroupOutcome, GroupResult, LOCK_TAG};
+use crate::error::{Error, InputError};
+use crate::wait::patiently;
+use std::collections::BTreeMap;
+use tokio::time::Instant;
 
 /// The cluster's old groups kept out of traffic, newest first, with their records.
 async fn kept<F: Fleet, L: LockTable>(

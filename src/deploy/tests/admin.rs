@@ -1,6 +1,10 @@
 //! `--plan` and `--abort`.
 
-use super::*;
+use crate::cancel::Cancel;
+use crate::deploy::tests::{all, deploy, rc, setup, Cleanup, Faults, NEW, OLD};
+use crate::deploy::Batch;
+use crate::exit::Exit;
+use crate::settings::AmiChoice;
 
 #[tokio::test(start_paused = true)]
 async fn the_plan_says_what_is_on_the_group_and_abort_names_the_recorded_ami() {

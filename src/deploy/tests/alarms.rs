@@ -1,7 +1,13 @@
 //! CloudWatch alarm gates (issue 22, the part that applies to every strategy): named alarms
 //! must exist, one in ALARM fails the gate and rolls back, INSUFFICIENT_DATA does not, and one
 //! DescribeAlarms per region per poll serves every group.
-use super::*;
+use crate::cancel::Cancel;
+use crate::deploy::tests::{
+    add_second_group, all, as_before, deploy, rc, setup, Cleanup, Faults, NEW, OLD,
+};
+use crate::deploy::Batch;
+use crate::exit::Exit;
+use std::time::Duration;
 
 #[tokio::test(start_paused = true)]
 async fn an_alarm_that_does_not_exist_is_refused_before_any_change() {

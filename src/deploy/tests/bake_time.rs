@@ -1,6 +1,9 @@
 //! `--bake-time` (issue 22, for every strategy gears rolls itself): a healthy batch keeps
 //! being gated for that long before gears acts on it.
-use super::*;
+use crate::cancel::Cancel;
+use crate::deploy::tests::{all, as_before, deploy, rc, setup, Cleanup, NEW, OLD};
+use crate::exit::Exit;
+use std::time::Duration;
 
 #[tokio::test(start_paused = true)]
 async fn a_healthy_batch_bakes_before_gears_acts_and_a_fault_during_the_bake_rolls_back() {

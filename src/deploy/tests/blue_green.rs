@@ -1,9 +1,23 @@
 //! The blue/green strategy on the fake: the clone grown beside the group in traffic and switched
 //! to, the healthy floor through the switch, a failed gate, `--rollback`, old groups tidied, a
 //! killed deploy continued and aborted.
+use crate::aws::Cloning;
+use crate::aws::Groups;
+use crate::aws::Launches;
+use crate::aws::Traffic;
 
-use super::*;
+use crate::aws::{CloneAsk, Cloud, LockTable, TemplateRef};
+use crate::cancel::Cancel;
 use crate::deploy::blue_green::record::{parse_retired, Switch};
+use crate::deploy::state::OnGroup;
+use crate::deploy::tests::{
+    all, as_before, deploy, rc, setup, Cleanup, FakeCloud, Faults, NEW, OLD,
+};
+use crate::deploy::{defaults, DeploySettings, Strategy, LOCK_TAG};
+use crate::exit::Exit;
+use crate::settings::AmiChoice;
+use std::collections::BTreeMap;
+use std::time::Duration;
 
 const NEW_GROUP: &str = "hello-live-v001";
 

@@ -1,7 +1,13 @@
 //! What is refused before any change: an AMI that does not exist, another component's
 //! manifest or group, unknown groups, overrides and shared `$Latest` templates.
+use crate::aws::Launches;
 
-use super::*;
+use crate::aws::{Cloud, TemplateRef};
+use crate::cancel::Cancel;
+use crate::deploy::tests::{add_group_on, all, as_before, deploy, rc, setup, Cleanup, NEW, OLD};
+use crate::deploy::{LOCK_TAG, STATE_TAG};
+use crate::exit::Exit;
+use crate::settings::AmiChoice;
 
 #[tokio::test(start_paused = true)]
 async fn overrides_with_launch_templates_of_their_own_are_refused_before_any_change() {

@@ -3,7 +3,12 @@
 //! DescribeTargetHealth per target group), and each group's lock renewed on its lease's
 //! cadence, never per poll.
 
-use super::*;
+use crate::cancel::Cancel;
+use crate::deploy::tests::{add_group_on, deploy, rc, setup, Cleanup, NEW, OLD};
+use crate::deploy::{Batch, LOCK_STALE};
+use crate::exit::Exit;
+use std::time::Duration;
+use tokio::time::Instant;
 
 /// The new instances pass their health checks this long after the deploy began: until then
 /// every group waits on its first batch, looking once a `--poll` (1 s) after the first 8 s.

@@ -1,7 +1,10 @@
 //! The health gate of each batch: the component's smoke tests at the new instances, and a
 //! batch held by a launch lifecycle hook.
 
-use super::*;
+use crate::cancel::Cancel;
+use crate::deploy::tests::{all, as_before, deploy, rc, setup, Cleanup, NEW, OLD};
+use crate::exit::Exit;
+use std::time::Duration;
 
 #[tokio::test(start_paused = true)]
 async fn a_batch_held_by_a_launch_hook_rolls_back_naming_the_hook() {

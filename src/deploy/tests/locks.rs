@@ -1,7 +1,15 @@
 //! The deploy lock: the group's tag, the lock table, two deploys racing, `--unlock`, and a
 //! lease kept through long polls.
 
-use super::*;
+use crate::aws::{Cloud, LockTable};
+use crate::cancel::Cancel;
+use crate::deploy::lock::{holder, LockValue};
+use crate::deploy::tests::{all, as_before, deploy, rc, setup, Cleanup, Faults, NEW, OLD};
+use crate::deploy::{LOCK_STALE, LOCK_TAG};
+use crate::exit::Exit;
+use crate::settings::AmiChoice;
+use std::time::Duration;
+use tokio::time::Instant;
 
 #[test]
 fn the_lock_names_the_host_and_the_ci_job() {

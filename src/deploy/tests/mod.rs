@@ -1,12 +1,18 @@
 //! Tests of the deploy on the in-memory fake, with tokio's paused clock: here the helpers they
 //! share, in the files below one subject each.
 
-use super::*;
 use crate::aws::fake::{FakeCloud, Faults};
 use crate::aws::{Cloud, Member};
+use crate::aws::{Group, TemplateRef};
+use crate::cancel::Cancel;
 use crate::cancel::Cleanup;
-use crate::exit::Exit;
+use crate::deploy::{
+    defaults, Batch, DeploySettings, Deployed, Strategy, LOCK_STALE, LOCK_TAG, STATE_TAG, TAGS_TAG,
+};
+use crate::error::Error;
 use crate::settings::AmiChoice;
+use std::collections::BTreeMap;
+use std::time::Duration;
 
 pub(super) const OLD: &str = "ami-0000000000000001a";
 

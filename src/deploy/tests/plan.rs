@@ -1,6 +1,8 @@
 //! Table tests of the pure step planner: no fake, no clock.
 
-use crate::deploy::plan::*;
+use crate::deploy::plan::{
+    back, floor, next, split, Back, BackMemory, Failure, Look, Memory, Seen, Step, Terms, Waiting,
+};
 
 /// Members from a compact form: `o`/`O` old unhealthy/healthy, `n`/`N` new, `?` unknown yet.
 fn look(desired: i32, members: &str) -> Look {

@@ -1,6 +1,10 @@
 //! The instance-refresh strategy: waited on, its failure rolled back, cancelled on a signal.
 
-use super::*;
+use crate::cancel::Cancel;
+use crate::deploy::tests::{all, as_before, deploy, rc, setup, Cleanup, NEW, OLD};
+use crate::deploy::Strategy;
+use crate::exit::Exit;
+use std::time::Duration;
 
 #[tokio::test(start_paused = true)]
 async fn instance_refresh_is_waited_on_and_its_failure_rolls_back() {

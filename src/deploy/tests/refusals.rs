@@ -4,7 +4,10 @@
 //! deploy after that, and that `--abort` undoes it.
 
 use super::*;
+use crate::aws::{GroupTags, LockTable};
 use crate::deploy::blue_green::record::Switch;
+use crate::deploy::lock::{wall_now, LockValue};
+use crate::exit::Exit;
 
 const OTHER: &str = "0190b7a2-0000-7000-8000-00000000000b";
 

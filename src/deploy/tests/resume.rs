@@ -1,6 +1,16 @@
 //! A killed deploy, continued or aborted by the same command run again.
+use crate::aws::Launches;
 
-use super::*;
+use crate::aws::{Cloud, TemplateRef};
+use crate::cancel::Cancel;
+use crate::deploy::state::{version_token, State};
+use crate::deploy::tests::{
+    all, as_before, deploy, rc, setup, Cleanup, FakeCloud, Faults, NEW, OLD,
+};
+use crate::deploy::{DeploySettings, LOCK_SETTLE, LOCK_TAG, STATE_TAG};
+use crate::exit::Exit;
+use std::time::Duration;
+use tokio::time::Instant;
 
 #[tokio::test(start_paused = true)]
 async fn a_deploy_killed_before_its_new_version_is_continued_without_a_second_version() {

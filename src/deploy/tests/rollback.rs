@@ -1,7 +1,14 @@
 //! A failing gate or an AWS error rolls the group back (exit 6); a rollback that cannot
 //! finish, or whose lock is lost, stops the line (exit 7) or leaves it to the new holder.
 
-use super::*;
+use crate::aws::{Cloud, LockTable};
+use crate::cancel::Cancel;
+use crate::deploy::tests::{
+    add_second_group, all, as_before, deploy, rc, setup, Cleanup, Faults, NEW, OLD,
+};
+use crate::deploy::LOCK_TAG;
+use crate::exit::Exit;
+use std::time::Duration;
 
 #[tokio::test(start_paused = true)]
 async fn once_a_group_rolls_back_the_groups_not_started_are_skipped() {

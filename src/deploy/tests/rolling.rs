@@ -1,7 +1,13 @@
 //! Rolling a group: batches, the healthy floor, min-healthy below 100 %, mixed instances,
 //! members in standby, throttling, and the groups of a region rolled at once.
 
-use super::*;
+use crate::cancel::Cancel;
+use crate::deploy::tests::{
+    add_second_group, all, as_before, deploy, rc, setup, Cleanup, Faults, NEW, OLD,
+};
+use crate::deploy::Batch;
+use crate::exit::Exit;
+use tokio::time::Instant;
 
 #[test]
 fn batches_parse_and_size() {

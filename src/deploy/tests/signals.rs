@@ -1,6 +1,10 @@
 //! SIGTERM mid deploy: the group rolled back before exiting, exit 7 when that fails.
 
-use super::*;
+use crate::cancel::Cancel;
+use crate::deploy::tests::{all, as_before, deploy, rc, setup, Cleanup, Faults, NEW, OLD};
+use crate::deploy::LOCK_TAG;
+use crate::exit::Exit;
+use std::time::Duration;
 
 #[tokio::test(start_paused = true)]
 async fn a_signal_mid_deploy_rolls_the_group_back_before_exiting() {

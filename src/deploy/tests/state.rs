@@ -1,7 +1,12 @@
 //! What gears wrote on a group, read strictly: a corrupt `gears:deploy`, a lock value gears did
 //! not write and a STOP lock each stop the run for that group (exit 7), changing nothing.
 
-use super::*;
+use crate::cancel::Cancel;
+use crate::deploy::lock::{LockValue, STOP_REASON};
+use crate::deploy::state::State;
+use crate::deploy::tests::{all, deploy, rc, setup, Cleanup, OLD};
+use crate::deploy::{DeploySettings, LOCK_TAG, STATE_TAG};
+use crate::exit::Exit;
 
 #[test]
 fn the_lock_value_has_one_parser_and_one_writer() {

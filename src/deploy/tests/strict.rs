@@ -1,5 +1,13 @@
 //! Where AWS is stricter than moto: what a deploy refuses before any change.
-use super::*;
+use crate::aws::Group;
+use crate::cancel::Cancel;
+use crate::deploy::tests::{
+    all, as_before, deploy, rc, setup, Cleanup, FakeCloud, Faults, NEW, OLD,
+};
+use crate::deploy::{Batch, DeployAsk, DeploySettings, Strategy};
+use crate::exit::Exit;
+use crate::settings::AmiChoice;
+use std::time::Duration;
 
 /// A group of the component beside `hello-live` with these processes suspended.
 fn add_suspended(cloud: &FakeCloud, processes: &[&str]) {

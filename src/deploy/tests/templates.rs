@@ -1,7 +1,12 @@
 //! Launch templates and configurations: `$Default` and `$Latest`, versions shared by groups
 //! and moved during a deploy, a launch configuration copied with the new AMI.
 
-use super::*;
+use crate::aws::Group;
+use crate::cancel::Cancel;
+use crate::deploy::tests::{add_group_on, deploy, rc, setup, Cleanup, NEW, OLD};
+use crate::exit::Exit;
+use std::collections::BTreeMap;
+use std::time::Duration;
 
 #[tokio::test(start_paused = true)]
 async fn a_group_on_default_rolls_back_to_default_not_to_the_latest_version() {

@@ -2,11 +2,21 @@
 //! another (sizes, subnets, health checks, traffic sources, tags, lifecycle hooks), its scaling
 //! policies and scheduled actions copied, traffic sources attached or detached, a group deleted.
 
-use super::ec2::map_err;
-use super::fleet::AwsFleet;
-use super::group_view::traffic;
-use super::{CloneAsk, CloudError};
+use crate::aws::sdk::errors::map_err;
+use crate::aws::sdk::fleet::group_view::traffic;
+use crate::aws::sdk::fleet::AwsFleet;
+use crate::aws::{CloneAsk, Cloning, CloudError};
 use aws_sdk_autoscaling::types::{LaunchTemplateSpecification, Tag};
+
+impl Cloning for AwsFleet {
+    async fn clone_group(&self, source: &str, ask: &CloneAsk) -> Result<(), CloudError> {
+        self.clone_from(source, ask).await
+    }
+
+    async fn copy_scaling(&self, from: &str, to: &str) -> Result<(usize, usize), CloudError> {
+        self.copy_scaling_from(from, to).await
+    }
+}
 
 impl AwsFleet {
     /// The source group's description, as AWS gives it.

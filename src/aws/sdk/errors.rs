@@ -1,7 +1,7 @@
 //! An SDK error as gears' [`CloudError`]: AWS's code and HTTP status decide its kind (the table
-//! is [`super::kind_of_code`]), the message says what happened in words.
+//! is [`crate::aws::kind_of_code`]), the message says what happened in words.
 
-use super::CloudError;
+use crate::aws::CloudError;
 use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata};
 
 /// An SDK error (of any of the SDK crates: they share the type) as a [`CloudError`], kinded by

@@ -1,16 +1,14 @@
-//! The EC2 and Auto Scaling calls behind [`super::AmiHousekeeping`] for `gears amis` and
+//! [`AmiHousekeeping`] on EC2 and Auto Scaling: the calls for `gears amis` and
 //! `gears reap`: every list is paged with `MaxResults` (one unbounded answer per region is what
 //! AWS throttles or times out on large accounts), and what uses an AMI or a key pair is read
 //! from every version of every launch template, not only `$Default`/`$Latest`.
 
-use super::ec2::{map_err, Ec2Amis};
-use super::{has_tags, AmiUse, CloudError, Image, OwnedImage, Snapshot};
+use super::ec2::{filter_value, not_terminated, EC2_PAGE};
+use super::errors::map_err;
+use crate::aws::{has_tags, AmiHousekeeping, AmiUse, CloudError, Image, OwnedImage, Snapshot};
 use aws_sdk_ec2::types::Filter;
 use std::collections::{BTreeMap, BTreeSet};
 
-/// The largest page EC2 gives of images, instances, snapshots (5 to 1000).
-pub(super) const EC2_PAGE: i32 = 1000;
-/// The largest page of launch templates and their versions (1 to 200).
 const TEMPLATE_PAGE: i32 = 200;
 /// DescribeAutoScalingInstances: at most 50 instance ids a call.
 const ASG_IDS: usize = 50;
@@ -24,18 +22,6 @@ pub(super) struct TemplateVersion {
     pub default: bool,
     pub image: Option<String>,
     pub key: Option<String>,
-}
-
-/// The instance states that still use an AMI and a key pair: all but `terminated`.
-pub(super) fn not_terminated() -> Filter {
-    Filter::builder()
-        .name("instance-state-name")
-        .values("pending")
-        .values("running")
-        .values("shutting-down")
-        .values("stopping")
-        .values("stopped")
-        .build()
 }
 
 fn tags_of(tags: &[aws_sdk_ec2::types::Tag]) -> BTreeMap<String, String> {
@@ -52,8 +38,34 @@ fn tags_of(tags: &[aws_sdk_ec2::types::Tag]) -> BTreeMap<String, String> {
 fn tag_filter(key: &str, value: &str) -> Filter {
     Filter::builder()
         .name(format!("tag:{key}"))
-        .values(super::filter_value(value))
+        .values(filter_value(value))
         .build()
+}
+
+/// [`AmiHousekeeping`] on EC2 and Auto Scaling (launch configurations) of one region.
+#[derive(Clone)]
+pub struct Ec2Amis {
+    ec2: aws_sdk_ec2::Client,
+    asg: aws_sdk_autoscaling::Client,
+    region: String,
+}
+
+impl Ec2Amis {
+    /// The clients for `region` on the shared configuration.
+    pub fn new(conf: &aws_config::SdkConfig, region: &str) -> Self {
+        let r = || aws_config::Region::new(region.to_owned());
+        Ec2Amis {
+            ec2: aws_sdk_ec2::Client::from_conf(
+                aws_sdk_ec2::config::Builder::from(conf).region(r()).build(),
+            ),
+            asg: aws_sdk_autoscaling::Client::from_conf(
+                aws_sdk_autoscaling::config::Builder::from(conf)
+                    .region(r())
+                    .build(),
+            ),
+            region: region.to_owned(),
+        }
+    }
 }
 
 impl Ec2Amis {
@@ -406,5 +418,66 @@ impl Ec2Amis {
             }
         }
         Ok(found)
+    }
+}
+
+impl AmiHousekeeping for Ec2Amis {
+    fn region(&self) -> &str {
+        &self.region
+    }
+
+    async fn owned_images(
+        &self,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<Vec<OwnedImage>, CloudError> {
+        self.owned(tags).await
+    }
+
+    async fn uses(&self) -> Result<Vec<AmiUse>, CloudError> {
+        self.all_uses().await
+    }
+
+    async fn launch_permissions(&self, image_id: &str) -> Result<Vec<String>, CloudError> {
+        self.permissions(image_id).await
+    }
+
+    async fn registered_snapshots(&self) -> Result<BTreeMap<String, Vec<String>>, CloudError> {
+        self.snapshot_owners().await
+    }
+
+    async fn tagged_snapshots(
+        &self,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<Vec<Snapshot>, CloudError> {
+        self.snapshots_tagged(tags).await
+    }
+
+    async fn group_members(&self, ids: &[String]) -> Result<BTreeSet<String>, CloudError> {
+        self.members(ids).await
+    }
+
+    async fn launch_key_names(&self) -> Result<BTreeSet<String>, CloudError> {
+        self.key_names().await
+    }
+
+    async fn deregister(&self, image_id: &str) -> Result<(), CloudError> {
+        self.ec2
+            .deregister_image()
+            .image_id(image_id)
+            .delete_associated_snapshots(true)
+            .send()
+            .await
+            .map_err(|e| map_err("DeregisterImage", &self.region, e))?;
+        Ok(())
+    }
+
+    async fn delete_snapshot(&self, snapshot_id: &str) -> Result<(), CloudError> {
+        self.ec2
+            .delete_snapshot()
+            .snapshot_id(snapshot_id)
+            .send()
+            .await
+            .map_err(|e| map_err("DeleteSnapshot", &self.region, e))?;
+        Ok(())
     }
 }

@@ -2,8 +2,8 @@
 //! state lock uses. One item per lock: `key` (the partition key, a string), `run`, `holder`,
 //! `at` (the last renewal, Unix milliseconds; the holder renews it every poll).
 
-use super::ec2::map_err;
-use super::{CloudError, LockTable};
+use super::errors::map_err;
+use crate::aws::{CloudError, LockTable, TableHolder};
 use aws_sdk_dynamodb::types::AttributeValue;
 use std::collections::HashMap;
 
@@ -26,44 +26,6 @@ impl DynamoLocks {
             ),
             table: table.to_owned(),
             region: region.to_owned(),
-        }
-    }
-}
-
-/// Who holds a lock-table lock, as the table says it (data, not prose).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TableHolder {
-    pub run: String,
-    pub holder: String,
-    /// The last renewal (Unix milliseconds); `None` for an item of an older gears, which kept a
-    /// lease end instead.
-    pub at: Option<i64>,
-    /// When the table was read (Unix milliseconds), for the age.
-    pub seen_at: i64,
-}
-
-impl TableHolder {
-    /// A STOP lock: written with a renewal time far in the future, kept until a human unlocks
-    /// it (decided by the number, never by the holder's words).
-    pub fn is_stop(&self) -> bool {
-        self.at.is_some_and(|a| a > self.seen_at + 86_400_000)
-    }
-}
-
-impl std::fmt::Display for TableHolder {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let (run, holder) = (&self.run, &self.holder);
-        match self.at {
-            _ if self.is_stop() => write!(f, "run {run} ({holder}), kept until a human unlocks it"),
-            Some(at) => {
-                let ago = std::time::Duration::from_millis((self.seen_at - at).max(0) as u64);
-                write!(
-                    f,
-                    "run {run} ({holder}), renewed {} ago",
-                    crate::text::human_duration(ago)
-                )
-            }
-            None => write!(f, "run {run} ({holder}), a lease of an older gears"),
         }
     }
 }
@@ -199,27 +161,5 @@ impl LockTable for DynamoLocks {
             .await
             .map_err(|e| map_err("DeleteItem", &self.region, e))?;
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_a_stop_lock_reads_as_kept_whatever_the_holder_is_called() {
-        let now = 1_800_000_000_000;
-        let h = |holder: &str, at| TableHolder {
-            run: "r1".into(),
-            holder: holder.into(),
-            at: Some(at),
-            seen_at: now,
-        };
-        let kept = h("ci", i64::MAX / 2);
-        assert!(kept.is_stop(), "{kept}");
-        // A live lock whose holder's name carries the words is still a live lock.
-        let live = h("job, kept until a human unlocks it", now - 1_000);
-        assert!(!live.is_stop(), "{live}");
-        assert!(live.to_string().ends_with("renewed 1.0s ago"), "{live}");
     }
 }

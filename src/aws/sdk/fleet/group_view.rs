@@ -1,7 +1,7 @@
 //! An Auto Scaling group's description (DescribeAutoScalingGroups) as gears' [`Group`]: its
 //! launch spec, members, every traffic source, whether it counts units, its warm pool.
 
-use super::{Group, Member, TemplateRef};
+use crate::aws::{Group, Member, TemplateRef};
 
 /// The group's traffic sources of `kind` (`elb`, `elbv2`): those of the older fields (`listed`)
 /// and of `TrafficSources`, once each.

@@ -4,9 +4,10 @@
 //! is read back by [`shares_of`]: a 200 is not proof (moto, for one, answers 200 to a
 //! `ModifySnapshotAttribute` form it ignores).
 
-use super::ec2::{map_err, Ec2};
-use super::{CloudError, ImageShares, Images};
+use super::ec2::Ec2;
+use super::errors::map_err;
 use crate::accounts::{AccountId, OrgArn, OuArn, Shares};
+use crate::aws::{CloudError, ImageShares, Images};
 use aws_sdk_ec2::types::{
     ImageAttributeName, LaunchPermission, LaunchPermissionModifications, OperationType,
     SnapshotAttributeName,

@@ -1,10 +1,10 @@
 //! [`Images`] and [`Instances`] on EC2: find the base AMI and AMIs already baked (by tags);
 //! launch, watch, and terminate test instances.
 
-pub(super) use super::errors::map_err;
-use super::{
-    filter_value, has_tags, BaseAmiQuery, CloudError, Image, Images, Instance, Instances,
-    LaunchSpec, SecurityGroup,
+use super::errors::map_err;
+use crate::aws::{
+    has_tags, BaseAmiQuery, CloudError, ErrorKind, Image, Images, Instance, Instances, LaunchSpec,
+    SecurityGroup, FILTER_VALUES,
 };
 use aws_sdk_ec2::types::{
     Filter, IamInstanceProfileSpecification, InstanceType, ResourceType, ShutdownBehavior, Tag,
@@ -17,6 +17,45 @@ use std::collections::BTreeMap;
 pub struct Ec2 {
     client: aws_sdk_ec2::Client,
     region: String,
+}
+
+/// The largest page EC2 gives of images, instances, snapshots (5 to 1000).
+pub(super) const EC2_PAGE: i32 = 1000;
+
+/// The instance states that still use an AMI and a key pair: all but `terminated`.
+pub(super) fn not_terminated() -> Filter {
+    Filter::builder()
+        .name("instance-state-name")
+        .values("pending")
+        .values("running")
+        .values("shutting-down")
+        .values("stopping")
+        .values("stopped")
+        .build()
+}
+
+/// `value` as an EC2 filter value that matches it: every character a filter may read as a
+/// pattern or an escape (`*`, `?`, `\`, `[`, `]`) becomes `?`, which matches exactly one
+/// character on AWS and on moto alike (moto ignores EC2's `\*` escape: measured). The filter may
+/// then match a little more than the value (`7.0.?` also matches `7.0.1`), so results must be
+/// compared exactly ([`has_tags`]).
+pub(super) fn filter_value(value: &str) -> String {
+    value
+        .chars()
+        .map(|c| if "*?\\[]".contains(c) { '?' } else { c })
+        .collect()
+}
+
+/// Whether GetConsoleOutput's `Latest` works on `instance_type`: Nitro types only; the Xen
+/// families (previous generations and a few current ones) refuse it.
+fn console_latest_supported(instance_type: &str) -> bool {
+    const XEN: [&str; 22] = [
+        "t1", "t2", "m1", "m2", "m3", "m4", "c1", "c3", "c4", "r3", "r4", "i2", "i3", "d2", "g2",
+        "g3", "p2", "p3", "x1", "x1e", "h1", "f1",
+    ];
+    let family = instance_type.split('.').next().unwrap_or_default();
+    // `m4.16xlarge` is Nitro; `i3.metal` and other metal types are too.
+    !(XEN.contains(&family) && instance_type != "m4.16xlarge" && !instance_type.ends_with(".metal"))
 }
 
 fn image(i: &aws_sdk_ec2::types::Image) -> Image {
@@ -39,13 +78,13 @@ fn image(i: &aws_sdk_ec2::types::Image) -> Image {
 }
 
 /// The launch's metadata options: the endpoint on, tokens required unless v1 is asked for.
-fn metadata_options(imds: super::Imds) -> aws_sdk_ec2::types::InstanceMetadataOptionsRequest {
+fn metadata_options(imds: crate::aws::Imds) -> aws_sdk_ec2::types::InstanceMetadataOptionsRequest {
     use aws_sdk_ec2::types::{HttpTokensState, InstanceMetadataEndpointState};
     aws_sdk_ec2::types::InstanceMetadataOptionsRequest::builder()
         .http_endpoint(InstanceMetadataEndpointState::Enabled)
         .http_tokens(match imds {
-            super::Imds::V2 => HttpTokensState::Required,
-            super::Imds::V1 => HttpTokensState::Optional,
+            crate::aws::Imds::V2 => HttpTokensState::Required,
+            crate::aws::Imds::V1 => HttpTokensState::Optional,
         })
         .build()
 }
@@ -79,7 +118,7 @@ impl Ec2 {
             req = req.set_image_ids(Some(ids));
         } else {
             // MaxResults cannot go with ImageIds; without ids, every page.
-            req = req.max_results(super::housekeeping::EC2_PAGE);
+            req = req.max_results(EC2_PAGE);
         }
         if !owners.is_empty() {
             req = req.set_owners(Some(owners));
@@ -106,7 +145,7 @@ impl Images for Ec2 {
         super::share::share(self, image, shares).await
     }
 
-    async fn shares_of(&self, image: &str) -> Result<super::ImageShares, CloudError> {
+    async fn shares_of(&self, image: &str) -> Result<crate::aws::ImageShares, CloudError> {
         super::share::shares_of(self, image).await
     }
 
@@ -114,7 +153,7 @@ impl Images for Ec2 {
         if let Some(id) = &q.id {
             return match self.describe(vec![id.clone()], vec![], vec![]).await {
                 Ok(v) => Ok(v.into_iter().next()),
-                Err(e) if e.kind() == super::ErrorKind::NotFound => Ok(None),
+                Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
                 Err(CloudError::Api { code: Some(c), .. }) if c == "InvalidAMIID.Malformed" => {
                     Ok(None)
                 }
@@ -157,16 +196,13 @@ impl Images for Ec2 {
     async fn describe_images(&self, ids: &[String]) -> Result<BTreeMap<String, Image>, CloudError> {
         let mut out = BTreeMap::new();
         // A filter, not ImageIds: an id EC2 no longer knows is missing, never an error.
-        for chunk in ids.chunks(super::FILTER_VALUES) {
+        for chunk in ids.chunks(FILTER_VALUES) {
             let ids = Filter::builder()
                 .name("image-id")
                 .set_values(Some(chunk.to_vec()));
             let req = self.client.describe_images().filters(ids.build());
             let req = req.include_deprecated(true).include_disabled(true);
-            let mut pages = req
-                .max_results(super::housekeeping::EC2_PAGE)
-                .into_paginator()
-                .send();
+            let mut pages = req.max_results(EC2_PAGE).into_paginator().send();
             while let Some(page) = pages.next().await {
                 let page = page.map_err(|e| map_err("DescribeImages", &self.region, e))?;
                 out.extend(page.images().iter().map(image).map(|i| (i.id.clone(), i)));
@@ -301,7 +337,7 @@ impl Instances for Ec2 {
                 .map(instance)
                 .next()),
             Err(e) => match map_err("DescribeInstances", &self.region, e) {
-                e if e.kind() == super::ErrorKind::NotFound => Ok(None),
+                e if e.kind() == ErrorKind::NotFound => Ok(None),
                 e => Err(e),
             },
         }
@@ -341,7 +377,7 @@ impl Instances for Ec2 {
             Ok(_) => Ok(()),
             Err(e) => match map_err("TerminateInstances", &self.region, e) {
                 // Already gone: what terminate wanted.
-                e if e.kind() == super::ErrorKind::NotFound => Ok(()),
+                e if e.kind() == ErrorKind::NotFound => Ok(()),
                 e => Err(e),
             },
         }
@@ -386,7 +422,7 @@ impl Instances for Ec2 {
                 .set_latest(latest.then_some(true))
                 .send()
         };
-        let latest = kind.as_deref().is_none_or(super::console_latest_supported);
+        let latest = kind.as_deref().is_none_or(console_latest_supported);
         let out = match ask(latest).await {
             Ok(out) => out,
             Err(e) => {
@@ -426,7 +462,7 @@ impl Instances for Ec2 {
             .client
             .describe_instances()
             .set_filters(Some(filters))
-            .max_results(super::housekeeping::EC2_PAGE)
+            .max_results(EC2_PAGE)
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
@@ -456,8 +492,8 @@ impl Instances for Ec2 {
             .client
             .describe_instances()
             .filters(prefix_filter("key-name", prefix))
-            .filters(super::housekeeping::not_terminated())
-            .max_results(super::housekeeping::EC2_PAGE)
+            .filters(not_terminated())
+            .max_results(EC2_PAGE)
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
@@ -493,7 +529,7 @@ impl Instances for Ec2 {
             .client
             .describe_security_groups()
             .filters(prefix_filter("group-name", prefix))
-            .max_results(super::housekeeping::EC2_PAGE)
+            .max_results(EC2_PAGE)
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
@@ -520,7 +556,7 @@ impl Instances for Ec2 {
                         .set_values(Some(chunk.to_vec()))
                         .build(),
                 )
-                .max_results(super::housekeeping::EC2_PAGE)
+                .max_results(EC2_PAGE)
                 .into_paginator()
                 .send();
             while let Some(page) = pages.next().await {
@@ -556,100 +592,42 @@ impl Instances for Ec2 {
     }
 }
 
-/// [`super::AmiHousekeeping`] on EC2 and Auto Scaling (launch configurations) of one region.
-#[derive(Clone)]
-pub struct Ec2Amis {
-    pub(super) ec2: aws_sdk_ec2::Client,
-    pub(super) asg: aws_sdk_autoscaling::Client,
-    pub(super) region: String,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-impl Ec2Amis {
-    /// The clients for `region` on the shared configuration.
-    pub fn new(conf: &aws_config::SdkConfig, region: &str) -> Self {
-        let r = || aws_config::Region::new(region.to_owned());
-        Ec2Amis {
-            ec2: aws_sdk_ec2::Client::from_conf(
-                aws_sdk_ec2::config::Builder::from(conf).region(r()).build(),
-            ),
-            asg: aws_sdk_autoscaling::Client::from_conf(
-                aws_sdk_autoscaling::config::Builder::from(conf)
-                    .region(r())
-                    .build(),
-            ),
-            region: region.to_owned(),
+    /// Issue 24 item 12: `Latest` only where the type supports it.
+    #[test]
+    fn console_latest_only_on_nitro_types() {
+        for t in [
+            "t2.micro",
+            "m4.large",
+            "c4.xlarge",
+            "r4.large",
+            "i3.large",
+            "x1e.xlarge",
+            "t1.micro",
+        ] {
+            assert!(!console_latest_supported(t), "{t}");
+        }
+        for t in [
+            "t3.micro",
+            "m5.large",
+            "c6g.large",
+            "i3en.large",
+            "m4.16xlarge",
+            "i3.metal",
+            "t4g.nano",
+        ] {
+            assert!(console_latest_supported(t), "{t}");
         }
     }
-}
 
-impl super::AmiCloud for super::Aws {
-    type Amis = Ec2Amis;
-
-    async fn amis(&self, region: &str) -> Result<Ec2Amis, CloudError> {
-        Ok(Ec2Amis::new(self.conf().await?, region))
-    }
-}
-
-impl super::AmiHousekeeping for Ec2Amis {
-    fn region(&self) -> &str {
-        &self.region
-    }
-
-    async fn owned_images(
-        &self,
-        tags: &BTreeMap<String, String>,
-    ) -> Result<Vec<super::OwnedImage>, CloudError> {
-        self.owned(tags).await
-    }
-
-    async fn uses(&self) -> Result<Vec<super::AmiUse>, CloudError> {
-        self.all_uses().await
-    }
-
-    async fn launch_permissions(&self, image_id: &str) -> Result<Vec<String>, CloudError> {
-        self.permissions(image_id).await
-    }
-
-    async fn registered_snapshots(&self) -> Result<BTreeMap<String, Vec<String>>, CloudError> {
-        self.snapshot_owners().await
-    }
-
-    async fn tagged_snapshots(
-        &self,
-        tags: &BTreeMap<String, String>,
-    ) -> Result<Vec<super::Snapshot>, CloudError> {
-        self.snapshots_tagged(tags).await
-    }
-
-    async fn group_members(
-        &self,
-        ids: &[String],
-    ) -> Result<std::collections::BTreeSet<String>, CloudError> {
-        self.members(ids).await
-    }
-
-    async fn launch_key_names(&self) -> Result<std::collections::BTreeSet<String>, CloudError> {
-        self.key_names().await
-    }
-
-    async fn deregister(&self, image_id: &str) -> Result<(), CloudError> {
-        self.ec2
-            .deregister_image()
-            .image_id(image_id)
-            .delete_associated_snapshots(true)
-            .send()
-            .await
-            .map_err(|e| map_err("DeregisterImage", &self.region, e))?;
-        Ok(())
-    }
-
-    async fn delete_snapshot(&self, snapshot_id: &str) -> Result<(), CloudError> {
-        self.ec2
-            .delete_snapshot()
-            .snapshot_id(snapshot_id)
-            .send()
-            .await
-            .map_err(|e| map_err("DeleteSnapshot", &self.region, e))?;
-        Ok(())
+    #[test]
+    fn filter_values_match_at_least_themselves() {
+        assert_eq!(filter_value("7.0.1"), "7.0.1");
+        assert_eq!(filter_value("7.0.*"), "7.0.?");
+        assert_eq!(filter_value("a?b"), "a?b");
+        assert_eq!(filter_value("a\\b[c]*"), "a?b?c??");
     }
 }

@@ -1,0 +1,84 @@
+//! The images port: AMIs in one region, found by id, name or tags.
+
+use crate::aws::CloudError;
+use std::collections::BTreeMap;
+use std::future::Future;
+
+/// An AMI as gears sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Image {
+    pub id: String,
+    pub name: String,
+    /// EC2's state: `available`, `pending`, `failed`, ...
+    pub state: String,
+    pub creation_date: String,
+    pub tags: BTreeMap<String, String>,
+}
+
+/// How to find the base AMI: by id, or the newest of a name pattern, owners and tags.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BaseAmiQuery {
+    pub id: Option<String>,
+    pub name: Option<String>,
+    pub owners: Vec<String>,
+    pub tags: BTreeMap<String, String>,
+}
+
+/// AMIs in one region.
+pub trait Images: Send + Sync {
+    /// The region these calls go to.
+    fn region(&self) -> &str;
+
+    /// The base AMI: by id (`None` when it does not exist), or the newest available match.
+    fn find_base_ami(
+        &self,
+        query: &BaseAmiQuery,
+    ) -> impl Future<Output = Result<Option<Image>, CloudError>> + Send;
+
+    /// Our own AMIs (any state) whose tags equal `tags`. Values are compared exactly: a `*` or
+    /// `?` in a value is that character, never a wildcard.
+    fn find_by_tags(
+        &self,
+        tags: &BTreeMap<String, String>,
+    ) -> impl Future<Output = Result<Vec<Image>, CloudError>> + Send;
+
+    /// The images of these ids that EC2 shows (any owner that lets us see them, deprecated and
+    /// disabled ones included), by id; an id EC2 does not know (deregistered, or never there)
+    /// is missing from the answer, never an error. One DescribeImages per 200 ids (EC2's limit
+    /// of values in a filter), each paged.
+    fn describe_images(
+        &self,
+        ids: &[String],
+    ) -> impl Future<Output = Result<BTreeMap<String, Image>, CloudError>> + Send;
+
+    /// Lets `shares` launch `image`, and its accounts create volumes from its snapshots;
+    /// adding what is there already changes nothing.
+    fn share(
+        &self,
+        image: &str,
+        shares: &crate::accounts::Shares,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
+
+    /// Who may launch `image` and create volumes from its snapshots, as EC2 answers.
+    fn shares_of(
+        &self,
+        image: &str,
+    ) -> impl Future<Output = Result<ImageShares, CloudError>> + Send;
+}
+
+/// Who may use an AMI, as EC2 answers: its launch permissions, and for each of its snapshots
+/// the accounts that may create volumes from it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ImageShares {
+    pub launch: crate::accounts::Shares,
+    pub snapshots: BTreeMap<String, Vec<crate::accounts::AccountId>>,
+}
+
+/// The most values EC2 takes in one filter (an `image-id` or `instance-id` filter).
+pub const FILTER_VALUES: usize = 200;
+
+/// Whether `image` carries every one of `tags` with exactly that value.
+pub fn has_tags(image: &Image, tags: &BTreeMap<String, String>) -> bool {
+    tags.iter()
+        .all(|(k, v)| image.tags.get(k).is_some_and(|have| have == v))
+}
