@@ -333,7 +333,13 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
             self.fleet.put_tags(&self.name, &lock, false)
         })
         .await?;
-        for settle in [Duration::ZERO, LOCK_SETTLE] {
+        // With the lock table, its compare-and-swap already shut out a racing writer (every
+        // strategy takes it first): one look back is enough, no settle.
+        let settles: &[Duration] = match self.table {
+            Some(_) => &[Duration::ZERO],
+            None => &[Duration::ZERO, LOCK_SETTLE],
+        };
+        for &settle in settles {
             self.sleep_for(settle).await?;
             let back = self.group().await?;
             if back.tags.get(LOCK_TAG) != Some(&mine) {

@@ -118,3 +118,21 @@ async fn the_lock_table_refuses_in_the_same_words() {
         assert_says_the_way_on(&e, &format!("{strategy:?} with the lock table"));
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn with_the_lock_table_a_rollback_does_not_wait_for_the_tag_locks_settle() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut s, cloud) = setup(dir.path(), 2);
+    s.strategy = Strategy::BlueGreen;
+    s.lock_table = Some("gears-locks".into());
+    deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
+        .await
+        .unwrap();
+    s.rollback = true;
+    let started = Instant::now();
+    let d = deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
+        .await
+        .unwrap();
+    assert_eq!(d.groups[0].result, "deployed", "{d:?}");
+    assert!(started.elapsed() < LOCK_SETTLE, "{:?}", started.elapsed());
+}
