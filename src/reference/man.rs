@@ -11,6 +11,11 @@ pub fn man_page() -> String {
     // Writing into memory cannot fail.
     let _ = clap_mangen::Man::new(root.clone()).render(&mut out);
     let mut text = String::from_utf8_lossy(&out).into_owned();
+    // clap_mangen names a page per command (`gears-deploy(1)`); this one page has a section.
+    for sub in root.get_subcommands() {
+        let name = sub.get_name();
+        text = text.replace(&format!("gears\\-{name}(1)"), &format!("gears {name}"));
+    }
     for sub in leaves(&root) {
         text.push_str(&command_section(sub));
     }
@@ -83,6 +88,7 @@ mod tests {
         for needle in [
             ".SH \"GEARS DEPLOY\"",
             ".SH \"GEARS AMIS PRUNE\"",
+            "\ngears deploy\n",
             "environment",
             "min\\-healthy",
         ] {
