@@ -7,7 +7,9 @@ use super::*;
 use crate::aws::{GroupTags, LockTable};
 use crate::deploy::blue_green::record::Switch;
 use crate::deploy::lock::{wall_now, LockValue};
+use crate::deploy::LOCK_SETTLE;
 use crate::exit::Exit;
+use tokio::time::Instant;
 
 const OTHER: &str = "0190b7a2-0000-7000-8000-00000000000b";
 
