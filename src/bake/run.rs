@@ -176,6 +176,14 @@ pub async fn render_and_validate(
     Ok((work.template, verdict))
 }
 
+/// What a bake says when an earlier bake of the same version and revision is reused.
+fn reusing_line(plan: &super::plan::BakePlan) -> String {
+    format!(
+        "{} {} (git {}) is already baked: reusing its AMIs (use --force to bake again)",
+        plan.component, plan.version, plan.git_sha
+    )
+}
+
 /// Runs `gears bake` against `cloud`: returns what to print; writes nothing but the work folder.
 pub async fn bake<C: Cloud>(
     settings: &BakeSettings,
@@ -208,10 +216,7 @@ pub async fn bake<C: Cloud>(
     if !settings.force {
         if let Some(manifest) = find_reusable(&ports, &plan, &base_ami.id, cancel).await? {
             ui.finish(true);
-            ui.note(&format!(
-                "{} {} (git {}) is already baked: reusing its AMIs (use --force to bake again)",
-                plan.component, plan.version, plan.git_sha
-            ));
+            ui.note(&reusing_line(&plan));
             let manifest = super::share::share(manifest, &ports, &component.share, cancel).await?;
             return Ok(Baked::Manifest(Box::new(manifest)));
         }

@@ -221,8 +221,9 @@ pub struct DeployArgs {
     /// Leave the component's smoke tests out of the health gate.
     #[arg(long, conflicts_with = "smoke_target")]
     pub no_smoke: bool,
-    /// How to roll: gears' own batches (default), or AWS's instance refresh (waited on; its
-    /// failure rolls back).
+    /// How to roll: gears' own batches (`rolling`, the default), AWS's instance refresh
+    /// (`instance-refresh`: waited on; its failure rolls back), or a new group grown beside the
+    /// one in traffic and switched to (`blue-green`).
     #[arg(long, value_name = "STRATEGY", value_parser = strategy_parser())]
     pub strategy: Option<crate::deploy::Strategy>,
     /// Instances replaced per batch: a count or a share of the group (N or P%; default 25%).

@@ -324,11 +324,23 @@ async fn ami_available<C: Cloud>(
             format!("in {region} it is {}, not available", img.state),
         )
         .into()),
-        Ok(None) => Err(
-            InputError::whole_file(what, format!("it does not exist in {region}"))
-                .with_hint("check the manifest or --ami: an AMI belongs to one region")
-                .into(),
-        ),
+        // In an environment's account an AMI of the build account is seen only when shared.
+        Ok(None) => Err(match &ctx.settings.account {
+            Some(a) => InputError::whole_file(
+                what,
+                format!(
+                    "{ami} is not shared with account {} (or does not exist in {region})",
+                    a.role.role_arn.account()
+                ),
+            )
+            .with_hint(format!(
+                "add it to share.accounts: \"{}\" in the component file and bake again (a reused bake shares it)",
+                a.role.role_arn.account()
+            )),
+            None => InputError::whole_file(what, format!("it does not exist in {region}"))
+                .with_hint("check the manifest or --ami: an AMI belongs to one region"),
+        }
+        .into()),
         Err(e)
             if e.kind() == crate::aws::ErrorKind::Invalid
                 || e.kind() == crate::aws::ErrorKind::NotFound =>

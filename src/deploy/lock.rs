@@ -18,10 +18,8 @@ pub const LOCK_STALE: Duration = Duration::from_secs(60);
 /// within the rest.
 pub fn lock_stale(ctx: &crate::context::RunContext) -> Duration {
     ctx.var("GEARS_LOCK_STALE")
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .filter(|s| (1..=86_400).contains(s))
-        .map(Duration::from_secs)
-        .unwrap_or(LOCK_STALE)
+        .and_then(|v| v.parse::<crate::units::Seconds>().ok())
+        .map_or(LOCK_STALE, Duration::from)
 }
 
 /// The wall clock, advanced by tokio's clock from the first reading: the same as

@@ -59,6 +59,60 @@ async fn the_environments_role_is_where_status_looks_and_deploy_rolls() {
     let (out, err, _) = run(dir.path(), &["status", "-e", "stage"]);
     assert!(!out.contains(&group), "{out}\n{err}");
 
+    // An AMI of the caller's own account, not shared with live: exit 3 before any change.
+    let own = aws_sdk_ec2::Client::new(&conf("us-east-1").await);
+    let i = own
+        .run_instances()
+        .image_id(MOTO_AMI)
+        .min_count(1)
+        .max_count(1)
+        .send()
+        .await
+        .unwrap();
+    let id = i.instances()[0].instance_id().unwrap().to_owned();
+    let unshared = own
+        .create_image()
+        .instance_id(&id)
+        .name(format!("{name}-unshared"))
+        .send()
+        .await
+        .unwrap()
+        .image_id()
+        .unwrap()
+        .to_owned();
+    own.terminate_instances()
+        .instance_ids(&id)
+        .send()
+        .await
+        .unwrap();
+    let (_, err, code) = run(
+        dir.path(),
+        &[
+            "deploy",
+            "-e",
+            "live",
+            "--ami",
+            &unshared,
+            "--region",
+            "us-east-1",
+        ],
+    );
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains(&format!("{unshared} is not shared with account {LIVE}")),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("add it to share.accounts: \"{LIVE}\"")),
+        "{err}"
+    );
+    let (images, g) = images_of_group_in(&live, &group).await;
+    assert!(images.iter().all(|i| i != &unshared), "{images:?}");
+    assert!(!g
+        .tags()
+        .iter()
+        .any(|t| t.key() == Some("gears:deploy-lock")));
+
     // The deploy rolls the group of the live account onto the AMI made there.
     let (out, err, code) = run(
         dir.path(),

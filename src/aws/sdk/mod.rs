@@ -130,10 +130,8 @@ impl AmiCloud for Aws {
 pub fn timeouts(ctx: &crate::context::RunContext) -> aws_config::timeout::TimeoutConfig {
     let attempt = ctx
         .var("GEARS_AWS_TIMEOUT")
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .filter(|s| s.is_finite() && *s > 0.0 && *s <= 3600.0)
-        .map(Duration::from_secs_f64)
-        .unwrap_or(Duration::from_secs(30));
+        .and_then(|v| v.parse::<crate::units::Seconds>().ok())
+        .map_or(Duration::from_secs(30), Duration::from);
     aws_config::timeout::TimeoutConfig::builder()
         .connect_timeout(attempt.min(Duration::from_secs(10)))
         .operation_attempt_timeout(attempt)
