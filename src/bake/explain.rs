@@ -38,6 +38,9 @@ pub fn explain(component: &Component, meta: &Metadata, plan: &BakePlan) -> Strin
         "repo               {}    (from {})\n",
         meta.repo.value, meta.repo.source
     ));
+    for w in &meta.warnings {
+        s.push_str(&format!("warning            {w}\n"));
+    }
     s.push_str(&format!(
         "created at         {}    (UTC, now)\n",
         plan.created_at

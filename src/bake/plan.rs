@@ -316,6 +316,7 @@ mod tests {
             source: src.into(),
         };
         let meta = Metadata {
+            warnings: vec![],
             version: s(version, "--version"),
             git_sha: s("abc", "--git-sha"),
             repo: s("r", "gears.yaml"),

@@ -105,6 +105,7 @@ pub async fn prepare(
                 version: placeholder("0.0.0"),
                 git_sha: placeholder("0000000"),
                 repo: placeholder("unknown"),
+                warnings: vec![],
             }
         }
         Err(e) => return Err(e),
@@ -112,6 +113,9 @@ pub async fn prepare(
     let created_at = chrono::Utc::now().format("%Y%m%d%H%M").to_string();
     let run_id = crate::random::uuid_v7();
     let plan = plan(&component, &meta, &created_at, &run_id)?;
+    for w in &meta.warnings {
+        eprintln!("warning: {w}");
+    }
     Ok((component, meta, plan))
 }
 

@@ -300,6 +300,7 @@ mod tests {
             source: "test".into(),
         };
         let meta = Metadata {
+            warnings: vec![],
             version: s("1.2"),
             git_sha: s("abc"),
             repo: s("r"),
@@ -387,6 +388,7 @@ mod tests {
             source: "test".into(),
         };
         let meta = Metadata {
+            warnings: vec![],
             version: s("2.0 {#"),
             git_sha: s("abc"),
             repo: s("r"),

@@ -418,8 +418,10 @@ Examples:
   gears bake --explain                        # where version, sha and repo come from
   gears bake --dry-run > template.json        # the rendered Packer template, checked by packer
 
-Version: --version, then GO_PIPELINE_LABEL (GoCD), BUILD_NUMBER (Jenkins), then git describe.
-Revision: --git-sha, then GO_REVISION_* (GoCD), GIT_COMMIT (Jenkins), then git rev-parse HEAD.
+Version: --version, then GO_PIPELINE_LABEL (GoCD), BUILD_NUMBER (Jenkins), GITHUB_RUN_NUMBER
+(GitHub), CI_PIPELINE_IID (GitLab), then git describe (a bare commit id from a shallow clone warns).
+Revision: --git-sha, then GO_REVISION_* (GoCD), GIT_COMMIT (Jenkins), GITHUB_SHA (GitHub),
+CI_COMMIT_SHA (GitLab), then git rev-parse HEAD.
 stdout: one line per AMI, region<TAB>builder<TAB>ami-id (or the manifest with --output json).";
 
 /// Where the component is, how to bake it and how to reach AWS: shared by bake and validate.

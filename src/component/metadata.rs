@@ -1,10 +1,16 @@
 //! The component's version, git revision and repository, each with where it came from.
 //!
 //! Order, first found wins (docs/bake.md, "Where version and revision come from"):
-//! - version: `--version`, GoCD `GO_PIPELINE_LABEL`, Jenkins `BUILD_NUMBER`, `git describe --tags --always`;
+//! - version: `--version`, GoCD `GO_PIPELINE_LABEL`, Jenkins `BUILD_NUMBER`, GitHub Actions
+//!   `GITHUB_RUN_NUMBER` (`.GITHUB_RUN_ATTEMPT` appended when over 1), GitLab
+//!   `CI_PIPELINE_IID`, `git describe --tags --always`;
 //! - git sha: `--git-sha`, GoCD `GO_REVISION_*` (the first material in name order), Jenkins
-//!   `GIT_COMMIT`, `git rev-parse HEAD`;
-//! - repo: the component file's `repo`, Jenkins `GIT_URL`, `git remote get-url origin`.
+//!   `GIT_COMMIT`, GitHub `GITHUB_SHA`, GitLab `CI_COMMIT_SHA`, `git rev-parse HEAD`;
+//! - repo: the component file's `repo`, Jenkins `GIT_URL`, GitHub
+//!   `GITHUB_SERVER_URL/GITHUB_REPOSITORY`, GitLab `CI_PROJECT_URL`, `git remote get-url origin`.
+//!
+//! A version from `git describe` that is only a commit id (no tag in sight: a shallow clone, as
+//! GitHub's checkout makes by default, or a repository without tags) comes with a warning.
 
 use crate::context::RunContext;
 use crate::error::Error;
@@ -38,6 +44,9 @@ pub struct Metadata {
     pub version: Sourced,
     pub git_sha: Sourced,
     pub repo: Sourced,
+    /// What a human should know about these values (a version that is only a commit id).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// A git lookup: the arguments of one `git` command, its trimmed output (`None` when git is
@@ -92,17 +101,19 @@ pub async fn resolve(
     file_repo: Option<&str>,
     git: impl Fn(GitArgs) -> BoxFuture<Option<String>>,
 ) -> Result<Metadata, Error> {
+    let mut warnings = Vec::new();
     let version = if let Some(v) = &overrides.version {
         sourced(v, "--version flag")
-    } else if let Some(v) = ctx.var("GO_PIPELINE_LABEL") {
-        sourced(v, "GO_PIPELINE_LABEL (GoCD)")
-    } else if let Some(v) = ctx.var("BUILD_NUMBER") {
-        sourced(v, "BUILD_NUMBER (Jenkins)")
+    } else if let Some(v) = ci_version(ctx) {
+        v
     } else if let Some(v) = git(&["describe", "--tags", "--always"]).await {
+        if let Some(w) = commit_like_version(&v, &git).await {
+            warnings.push(w);
+        }
         sourced(v, "git describe --tags --always")
     } else {
         return Err(Error::usage(
-            "no component version: not given, not under GoCD or Jenkins, and not in a git work tree",
+            "no component version: not given, not under a CI server gears knows, and not in a git work tree",
             Some("pass --version 1.2.3".into()),
         ));
     };
@@ -118,6 +129,10 @@ pub async fn resolve(
         sourced(v, format!("{k} (GoCD)"))
     } else if let Some(v) = ctx.var("GIT_COMMIT") {
         sourced(v, "GIT_COMMIT (Jenkins)")
+    } else if let Some(v) = ctx.var("GITHUB_SHA") {
+        sourced(v, "GITHUB_SHA (GitHub Actions)")
+    } else if let Some(v) = ctx.var("CI_COMMIT_SHA") {
+        sourced(v, "CI_COMMIT_SHA (GitLab CI)")
     } else if let Some(v) = git(&["rev-parse", "HEAD"]).await {
         sourced(v, "git rev-parse HEAD")
     } else {
@@ -130,6 +145,15 @@ pub async fn resolve(
         sourced(r, "component file `repo`")
     } else if let Some(r) = ctx.var("GIT_URL") {
         sourced(r, "GIT_URL (Jenkins)")
+    } else if let (Some(server), Some(repo)) =
+        (ctx.var("GITHUB_SERVER_URL"), ctx.var("GITHUB_REPOSITORY"))
+    {
+        sourced(
+            format!("{}/{repo}", server.trim_end_matches('/')),
+            "GITHUB_SERVER_URL/GITHUB_REPOSITORY (GitHub Actions)",
+        )
+    } else if let Some(r) = ctx.var("CI_PROJECT_URL") {
+        sourced(r, "CI_PROJECT_URL (GitLab CI)")
     } else if let Some(r) = git(&["remote", "get-url", "origin"]).await {
         sourced(r, "git remote get-url origin")
     } else {
@@ -146,6 +170,55 @@ pub async fn resolve(
         version,
         git_sha,
         repo,
+        warnings,
+    })
+}
+
+/// The version a CI server gives: GoCD's label, Jenkins' build number, GitHub's run number
+/// (with the attempt when the run was retried), GitLab's pipeline number in the project.
+fn ci_version(ctx: &RunContext) -> Option<Sourced> {
+    if let Some(v) = ctx.var("GO_PIPELINE_LABEL") {
+        return Some(sourced(v, "GO_PIPELINE_LABEL (GoCD)"));
+    }
+    if let Some(v) = ctx.var("BUILD_NUMBER") {
+        return Some(sourced(v, "BUILD_NUMBER (Jenkins)"));
+    }
+    if let Some(run) = ctx.var("GITHUB_RUN_NUMBER") {
+        return Some(match ctx.var("GITHUB_RUN_ATTEMPT") {
+            Some(a) if a != "1" && !a.is_empty() => sourced(
+                format!("{run}.{a}"),
+                "GITHUB_RUN_NUMBER.GITHUB_RUN_ATTEMPT (GitHub Actions)",
+            ),
+            _ => sourced(run, "GITHUB_RUN_NUMBER (GitHub Actions)"),
+        });
+    }
+    ctx.var("CI_PIPELINE_IID")
+        .map(|v| sourced(v, "CI_PIPELINE_IID (GitLab CI)"))
+}
+
+/// `git describe --always` answers a bare commit id when no tag can be seen: said, with why
+/// (a shallow clone sees no tags) and what to do, rather than baking a version that looks
+/// like a commit by accident.
+async fn commit_like_version(
+    version: &str,
+    git: &impl Fn(GitArgs) -> BoxFuture<Option<String>>,
+) -> Option<String> {
+    let commit_id = version.len() >= 7 && version.chars().all(|c| c.is_ascii_hexdigit());
+    if !commit_id {
+        return None;
+    }
+    let shallow = git(&["rev-parse", "--is-shallow-repository"])
+        .await
+        .as_deref()
+        == Some("true");
+    Some(if shallow {
+        format!(
+            "the version `{version}` is a commit id: this clone is shallow and git describe sees no tag; fetch the history and tags (actions/checkout with fetch-depth: 0, GitLab's GIT_DEPTH: 0, or git fetch --tags --unshallow) or pass --version"
+        )
+    } else {
+        format!(
+            "the version `{version}` is a commit id: git describe sees no tag; tag a release or pass --version"
+        )
     })
 }
 
@@ -217,6 +290,92 @@ mod tests {
         assert_eq!(m.version.value, "v2.0.0-3-gabc");
         assert_eq!(m.git_sha.value, "abc123");
         assert_eq!(m.repo, sourced("https://r", "component file `repo`"));
+    }
+
+    /// Issue 35 item 3: GitHub Actions' and GitLab CI's variables, each named as the source.
+    #[tokio::test]
+    async fn github_and_gitlab_variables_give_version_revision_and_repo() {
+        let ctx = RunContext::from_vars([
+            ("GITHUB_ACTIONS", "true"),
+            ("GITHUB_RUN_NUMBER", "42"),
+            ("GITHUB_RUN_ATTEMPT", "1"),
+            ("GITHUB_SHA", "0123abcd"),
+            ("GITHUB_SERVER_URL", "https://github.com"),
+            ("GITHUB_REPOSITORY", "team/svc"),
+        ]);
+        let m = resolve(&Overrides::default(), &ctx, None, no_git)
+            .await
+            .unwrap();
+        assert_eq!(
+            m.version,
+            sourced("42", "GITHUB_RUN_NUMBER (GitHub Actions)")
+        );
+        assert_eq!(
+            m.git_sha,
+            sourced("0123abcd", "GITHUB_SHA (GitHub Actions)")
+        );
+        assert_eq!(
+            m.repo,
+            sourced(
+                "https://github.com/team/svc",
+                "GITHUB_SERVER_URL/GITHUB_REPOSITORY (GitHub Actions)"
+            )
+        );
+        let retried = RunContext::from_vars([
+            ("GITHUB_RUN_NUMBER", "42"),
+            ("GITHUB_RUN_ATTEMPT", "3"),
+            ("GITHUB_SHA", "0123abcd"),
+        ]);
+        let m = resolve(&Overrides::default(), &retried, Some("r"), no_git)
+            .await
+            .unwrap();
+        assert_eq!(m.version.value, "42.3");
+        let ctx = RunContext::from_vars([
+            ("GITLAB_CI", "true"),
+            ("CI_PIPELINE_IID", "17"),
+            ("CI_COMMIT_SHA", "feedf00d"),
+            ("CI_PROJECT_URL", "https://gitlab.example.com/team/svc"),
+        ]);
+        let m = resolve(&Overrides::default(), &ctx, None, no_git)
+            .await
+            .unwrap();
+        assert_eq!(m.version, sourced("17", "CI_PIPELINE_IID (GitLab CI)"));
+        assert_eq!(m.git_sha, sourced("feedf00d", "CI_COMMIT_SHA (GitLab CI)"));
+        assert_eq!(m.repo.source, "CI_PROJECT_URL (GitLab CI)");
+        assert!(m.warnings.is_empty());
+    }
+
+    /// A version that is only a commit id is said, with why on a shallow clone.
+    #[tokio::test]
+    async fn a_commit_id_for_a_version_warns_and_says_why() {
+        fn shallow(args: GitArgs) -> BoxFuture<Option<String>> {
+            let v = match args {
+                ["describe", ..] => "abc1234",
+                ["rev-parse", "--is-shallow-repository"] => "true",
+                ["rev-parse", ..] => "abc1234def",
+                _ => "https://r",
+            };
+            Box::pin(async move { Some(v.to_owned()) })
+        }
+        let m = resolve(&Overrides::default(), &RunContext::default(), None, shallow)
+            .await
+            .unwrap();
+        assert_eq!(m.warnings.len(), 1, "{:?}", m.warnings);
+        assert!(
+            m.warnings[0].contains("this clone is shallow"),
+            "{:?}",
+            m.warnings
+        );
+        // A tag in sight: no warning.
+        let m = resolve(
+            &Overrides::default(),
+            &RunContext::default(),
+            None,
+            fake_git,
+        )
+        .await
+        .unwrap();
+        assert!(m.warnings.is_empty(), "{:?}", m.warnings);
     }
 
     #[tokio::test]

@@ -1240,3 +1240,89 @@ async fn a_bake_shares_its_amis_in_every_region_and_a_bad_account_is_placed() {
         "{err}"
     );
 }
+
+/// Issue 35 item 3: `--explain` names GitHub's and GitLab's variables as the sources, and on a
+/// real shallow clone (one commit deep, its tag out of sight) warns that the version from
+/// `git describe` is a bare commit id, on stderr and in `--explain`.
+#[test]
+fn explain_names_github_and_gitlab_variables_and_a_shallow_clone_warns() {
+    let dir = tempdir();
+    component(dir.path(), &unique("ghgl"), "");
+    let explain = |vars: &[(&str, &str)], cwd: &Path| {
+        let mut c = gears_local(cwd);
+        c.args(["bake", "--explain"]);
+        for (k, v) in vars {
+            c.env(k, v);
+        }
+        parts(&c.output().unwrap())
+    };
+    let (out, err, code) = explain(
+        &[
+            ("GITHUB_ACTIONS", "true"),
+            ("GITHUB_RUN_NUMBER", "42"),
+            ("GITHUB_RUN_ATTEMPT", "2"),
+            ("GITHUB_SHA", "0123abcd0123abcd"),
+        ],
+        dir.path(),
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("version            42.2    (from GITHUB_RUN_NUMBER.GITHUB_RUN_ATTEMPT (GitHub Actions))"),
+        "{out}"
+    );
+    assert!(out.contains("(from GITHUB_SHA (GitHub Actions))"), "{out}");
+    let (out, err, code) = explain(
+        &[
+            ("GITLAB_CI", "true"),
+            ("CI_PIPELINE_IID", "17"),
+            ("CI_COMMIT_SHA", "feedf00dfeedf00d"),
+        ],
+        dir.path(),
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("version            17    (from CI_PIPELINE_IID (GitLab CI))"),
+        "{out}"
+    );
+    assert!(out.contains("(from CI_COMMIT_SHA (GitLab CI))"), "{out}");
+
+    // A repository with a tag behind the last commit, cloned one commit deep.
+    let git = |cwd: &Path, args: &[&str]| {
+        let o = std::process::Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+            .args(args)
+            .current_dir(cwd)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    let origin = dir.path().join("origin");
+    std::fs::create_dir_all(&origin).unwrap();
+    git(&origin, &["init", "-q"]);
+    git(&origin, &["commit", "-q", "--allow-empty", "-m", "one"]);
+    git(&origin, &["tag", "v1.0.0"]);
+    git(&origin, &["commit", "-q", "--allow-empty", "-m", "two"]);
+    let url = format!("file://{}", origin.display());
+    git(
+        dir.path(),
+        &["clone", "-q", "--depth", "1", &url, "shallow"],
+    );
+    let shallow = dir.path().join("shallow");
+    component(&shallow, &unique("shal"), "");
+    let (out, err, code) = explain(&[], &shallow);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("(from git describe --tags --always)"), "{out}");
+    assert!(out.contains("warning            the version `"), "{out}");
+    assert!(out.contains("this clone is shallow"), "{out}");
+    assert!(err.contains("warning: the version `"), "{err}");
+    // The full history sees the tag: a version, no warning.
+    component(&origin, &unique("full"), "");
+    let (out, err, code) = explain(&[], &origin);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("version            v1.0.0-1-g"), "{out}");
+    assert!(!out.contains("warning"), "{out}");
+}
