@@ -163,9 +163,11 @@ fn json_raw(path: &str, source: &str) -> Result<RawFile, Failed> {
         let Some(dup) = state.dup else {
             return Err(json_error(e));
         };
-        let (_, first) = walk(&mut serde_json::Deserializer::from_str(source), Some(dup));
+        // The second walk stops at the first occurrence: its error's place is that line.
+        let (first, _) = walk(&mut serde_json::Deserializer::from_str(source), Some(dup));
         let mut f = json_error(e);
-        f.error = Box::new(duplicate_message(*f.error, first.first_line()));
+        let first_line = first.err().map(|e| e.line()).filter(|l| *l > 0);
+        f.error = Box::new(duplicate_message(*f.error, first_line));
         return Err(f);
     }
     serde_json::from_str(source).map_err(json_error)
@@ -201,9 +203,11 @@ fn yaml_raw(path: &str, source: &str) -> Result<RawFile, Failed> {
         let Some(dup) = state.dup else {
             return Err(yaml_failed(true, e));
         };
-        let (_, first) = walk(serde_yaml::Deserializer::from_str(source), Some(dup));
+        // The second walk stops at the first occurrence: its error's place is that line.
+        let (first, _) = walk(serde_yaml::Deserializer::from_str(source), Some(dup));
         let mut f = yaml_failed(false, e);
-        f.error = Box::new(duplicate_message(*f.error, first.first_line()));
+        let first_line = first.err().and_then(|e| e.location()).map(|l| l.line());
+        f.error = Box::new(duplicate_message(*f.error, first_line));
         return Err(f);
     }
     let anchored = anchored_top_keys(source);
@@ -308,20 +312,8 @@ struct WalkState {
     dup: Option<(usize, String)>,
     /// On a second walk: the duplicate to stop at the first time it is seen.
     first_of: Option<(usize, String)>,
-    /// The error raised at that first occurrence: its message carries the place.
-    first_line_error: Option<String>,
     /// The document uses merge keys (`<<`).
     merges: bool,
-}
-
-impl WalkState {
-    /// The line of the first occurrence of the duplicate, from the parser's message
-    /// (`... at line 3 column 5`).
-    fn first_line(&self) -> Option<usize> {
-        let m = self.first_line_error.as_deref()?;
-        let (_, rest) = m.rsplit_once(" at line ")?;
-        rest.split(' ').next()?.parse().ok()
-    }
 }
 
 /// Walks a whole document. The error of a key seen twice is raised while the key itself is
@@ -338,13 +330,7 @@ where
         ..WalkState::default()
     });
     let r = de::DeserializeSeed::deserialize(Walk(&state), d);
-    let mut st = state.into_inner();
-    if st.first_of.is_some() {
-        if let Err(e) = &r {
-            st.first_line_error = Some(e.to_string());
-        }
-    }
-    (r, st)
+    (r, state.into_inner())
 }
 
 struct Walk<'a>(&'a std::cell::RefCell<WalkState>);
