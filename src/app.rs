@@ -48,6 +48,11 @@ pub async fn run(cli: Cli) -> Exit {
         Some(Ok(exit)) => exit,
         Some(Err(e)) => {
             eprint!("{}", e.render());
+            if crate::ci::github(&ctx) {
+                for a in crate::ci::annotations(&e) {
+                    eprintln!("{a}");
+                }
+            }
             e.exit()
         }
         None => {
@@ -263,6 +268,9 @@ async fn pipeline(
         crate::ui::data(&(serde_json::to_string_pretty(&ran).unwrap_or_default() + "\n"));
     } else {
         crate::ui::data(&crate::pipeline::summary_text(&ran));
+    }
+    if crate::ci::github(ctx) {
+        crate::ci::append_summary(ctx, &crate::ci::pipeline_summary(&ran));
     }
     Ok(ran.exit)
 }

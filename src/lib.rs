@@ -12,6 +12,7 @@ pub mod app;
 pub mod aws;
 pub mod bake;
 pub mod cancel;
+pub mod ci;
 pub mod cli;
 pub mod component;
 pub mod context;

@@ -319,6 +319,11 @@ pub async fn run<C: Cloud>(
             Err(Error::Interrupted(sig)) => return Err(Error::Interrupted(sig)),
             Err(err) => {
                 eprint!("{}", err.render());
+                if crate::ci::github(ctx) {
+                    for a in crate::ci::annotations(&err) {
+                        eprintln!("{a}");
+                    }
+                }
                 (err.exit(), err.to_string())
             }
         };

@@ -25,6 +25,8 @@ pub const VARS: &[(&str, &str, &str)] = &[
     ("GO_REVISION_*", "bake", "GoCD: the revision when `--git-sha` is not given (the first material by name)."),
     ("GIT_COMMIT", "bake", "Jenkins: the revision after GoCD's."),
     ("GIT_URL", "bake", "Jenkins: the repository when the component file names none."),
+    ("GITHUB_ACTIONS", "every command", "`true`: running as a GitHub Actions step: an error in a file is also printed as an annotation on its line (`::error file=…,line=…,col=…::`)."),
+    ("GITHUB_STEP_SUMMARY", "pipeline", "GitHub Actions: the file `gears pipeline run` appends its stage table to, as Markdown."),
     ("GITHUB_RUN_NUMBER", "bake", "GitHub Actions: the component version after GoCD's and Jenkins'; `.GITHUB_RUN_ATTEMPT` is appended when the run was retried."),
     ("GITHUB_RUN_ATTEMPT", "bake", "GitHub Actions: the attempt of a retried run, appended to the version when over 1."),
     ("GITHUB_SHA", "bake", "GitHub Actions: the revision after GoCD's and Jenkins'."),

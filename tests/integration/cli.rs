@@ -312,3 +312,68 @@ fn waiting_runs_print_a_heartbeat_on_stderr() {
     );
     assert!(out.contains("(still failing after"), "{out}");
 }
+
+/// Issue 35 item 4, GitHub Actions: a bad component file is also an annotation on its line;
+/// `gears pipeline run` appends its stage table to `$GITHUB_STEP_SUMMARY`; without
+/// `GITHUB_ACTIONS=true` neither appears.
+#[test]
+fn on_github_actions_errors_are_annotations_and_the_pipeline_writes_a_summary() {
+    let dir = tempdir();
+    std::fs::write(
+        dir.path().join("gears.yaml"),
+        "component: hello\nrepo: r\nami_regions: [us-east-1]\nbase_ami: {id: ami-0123456789abcdef0}\ndeploy:\n  bake_time: 0\n",
+    )
+    .unwrap();
+    let summary = dir.path().join("summary.md");
+    let github = |args: &[&str]| {
+        parts(
+            &gears()
+                .current_dir(dir.path())
+                .env("GITHUB_ACTIONS", "true")
+                .env("GITHUB_STEP_SUMMARY", &summary)
+                .env("AWS_ENDPOINT_URL", format!("http://{}", no_server()))
+                .args(args)
+                .output()
+                .unwrap(),
+        )
+    };
+    let (_, err, code) = github(&["validate"]);
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.lines()
+            .any(|l| l.starts_with("::error file=gears.yaml,line=6,col=14::")
+                && l.contains("give seconds")),
+        "{err}"
+    );
+    // Plain CI prints no workflow command.
+    let (_, err, _) = parts(
+        &gears()
+            .current_dir(dir.path())
+            .env("CI", "true")
+            .arg("validate")
+            .output()
+            .unwrap(),
+    );
+    assert!(!err.contains("::error"), "{err}");
+
+    std::fs::write(
+        dir.path().join("gears.yaml"),
+        "component: hello\nrepo: r\nami_regions: [us-east-1]\nbase_ami: {id: ami-0123456789abcdef0}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("p.yaml"),
+        "component: gears.yaml\nmanifest: missing-manifest.json\ndeploy:\n  - {environment: stage}\n  - {environment: live}\n",
+    )
+    .unwrap();
+    let (out, err, code) = github(&["pipeline", "run", "p.yaml"]);
+    assert_ne!(code, 0, "{out}{err}");
+    let md = std::fs::read_to_string(&summary).unwrap();
+    assert!(
+        md.contains("| stage | result | exit | time | detail |"),
+        "{md}"
+    );
+    assert!(md.contains("| deploy:stage | failed | 3 |"), "{md}");
+    assert!(md.contains("| deploy:live | skipped | - |"), "{md}");
+    assert!(err.contains("::error"), "{err}");
+}

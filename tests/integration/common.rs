@@ -55,6 +55,17 @@ pub fn gears() -> Command {
         "GO_SERVER_URL",
         "JENKINS_URL",
         "BUILD_NUMBER",
+        "GITHUB_ACTIONS",
+        "GITHUB_STEP_SUMMARY",
+        "GITHUB_RUN_NUMBER",
+        "GITHUB_RUN_ATTEMPT",
+        "GITHUB_SHA",
+        "GITHUB_SERVER_URL",
+        "GITHUB_REPOSITORY",
+        "GITLAB_CI",
+        "CI_PIPELINE_IID",
+        "CI_COMMIT_SHA",
+        "CI_PROJECT_URL",
     ] {
         c.env_remove(v);
     }
