@@ -270,7 +270,7 @@ async fn pipeline(
         crate::ui::data(&crate::pipeline::summary_text(&ran));
     }
     if crate::ci::github(ctx) {
-        crate::ci::append_summary(ctx, &crate::ci::pipeline_summary(&ran));
+        crate::ci::append_summary(ctx, &crate::pipeline::summary_markdown(&ran));
     }
     Ok(ran.exit)
 }

@@ -1,7 +1,7 @@
 //! What the CI servers that render their own markers get from gears: on GitHub Actions
 //! (`GITHUB_ACTIONS=true`), an error in a file as an annotation on its line
 //! (`::error file=…,line=…,col=…::…`) and a Markdown summary of a pipeline run appended to
-//! `$GITHUB_STEP_SUMMARY`. Elsewhere nothing changes.
+//! `$GITHUB_STEP_SUMMARY` (the stage writes the Markdown). Elsewhere nothing changes.
 
 use crate::context::RunContext;
 use crate::error::{Error, InputError};
@@ -68,35 +68,6 @@ pub fn append_summary(ctx: &RunContext, markdown: &str) {
     if let Err(e) = written {
         eprintln!("warning: the step summary {path} could not be written: {e}");
     }
-}
-
-/// A pipeline run's stages as a Markdown table, for the step summary.
-pub fn pipeline_summary(ran: &crate::pipeline::Ran) -> String {
-    let cell = |s: &str| s.replace('|', "\\|").replace('\n', " ");
-    let mut md = String::from(
-        "### gears pipeline\n\n| stage | result | exit | time | detail |\n|---|---|---|---|---|\n",
-    );
-    for s in &ran.stages {
-        let skipped = s.result == "skipped";
-        md.push_str(&format!(
-            "| {} | {} | {} | {} | {} |\n",
-            cell(&s.stage),
-            cell(&s.result),
-            if skipped {
-                "-".into()
-            } else {
-                s.exit.to_string()
-            },
-            if skipped {
-                "-".into()
-            } else {
-                format!("{:.1}s", s.seconds)
-            },
-            cell(&s.detail)
-        ));
-    }
-    md.push('\n');
-    md
 }
 
 #[cfg(test)]

@@ -513,6 +513,35 @@ impl<C: Cloud> Stages<'_, C> {
     }
 }
 
+/// A pipeline run's stages as a Markdown table, for the step summary.
+pub fn summary_markdown(ran: &Ran) -> String {
+    let cell = |s: &str| s.replace('|', "\\|").replace('\n', " ");
+    let mut md = String::from(
+        "### gears pipeline\n\n| stage | result | exit | time | detail |\n|---|---|---|---|---|\n",
+    );
+    for s in &ran.stages {
+        let skipped = s.result == "skipped";
+        md.push_str(&format!(
+            "| {} | {} | {} | {} | {} |\n",
+            cell(&s.stage),
+            cell(&s.result),
+            if skipped {
+                "-".into()
+            } else {
+                s.exit.to_string()
+            },
+            if skipped {
+                "-".into()
+            } else {
+                format!("{:.1}s", s.seconds)
+            },
+            cell(&s.detail)
+        ));
+    }
+    md.push('\n');
+    md
+}
+
 /// The summary table for humans.
 pub fn summary_text(ran: &Ran) -> String {
     let mut s = String::from("stage            result    exit  time     detail\n");

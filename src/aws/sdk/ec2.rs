@@ -101,9 +101,12 @@ impl Ec2 {
         }
     }
 
-    /// The EC2 client, for the calls of [`super::share`].
-    pub(super) fn client(&self) -> &aws_sdk_ec2::Client {
-        &self.client
+    /// The client and region the sharing calls ([`super::share`]) use.
+    fn share_client(&self) -> super::share::Ec2Client<'_> {
+        super::share::Ec2Client {
+            client: &self.client,
+            region: &self.region,
+        }
     }
 
     async fn describe(
@@ -142,11 +145,11 @@ impl Images for Ec2 {
     }
 
     async fn share(&self, image: &str, shares: &crate::accounts::Shares) -> Result<(), CloudError> {
-        super::share::share(self, image, shares).await
+        super::share::share(&self.share_client(), image, shares).await
     }
 
     async fn shares_of(&self, image: &str) -> Result<crate::aws::ImageShares, CloudError> {
-        super::share::shares_of(self, image).await
+        super::share::shares_of(&self.share_client(), image).await
     }
 
     async fn find_base_ami(&self, q: &BaseAmiQuery) -> Result<Option<Image>, CloudError> {

@@ -4,17 +4,32 @@
 //! is read back by [`shares_of`]: a 200 is not proof (moto, for one, answers 200 to a
 //! `ModifySnapshotAttribute` form it ignores).
 
-use super::ec2::Ec2;
 use super::errors::map_err;
 use crate::accounts::{AccountId, OrgArn, OuArn, Shares};
-use crate::aws::{CloudError, ImageShares, Images};
+use crate::aws::{CloudError, ImageShares};
 use aws_sdk_ec2::types::{
     ImageAttributeName, LaunchPermission, LaunchPermissionModifications, OperationType,
     SnapshotAttributeName,
 };
 
+/// The EC2 client of one region, and the region (for errors).
+pub(super) struct Ec2Client<'a> {
+    pub(super) client: &'a aws_sdk_ec2::Client,
+    pub(super) region: &'a str,
+}
+
+impl Ec2Client<'_> {
+    fn client(&self) -> &aws_sdk_ec2::Client {
+        self.client
+    }
+
+    fn region(&self) -> &str {
+        self.region
+    }
+}
+
 /// The snapshots behind `image` (its EBS block devices).
-async fn snapshots(ec2: &Ec2, image: &str) -> Result<Vec<String>, CloudError> {
+async fn snapshots(ec2: &Ec2Client<'_>, image: &str) -> Result<Vec<String>, CloudError> {
     let out = ec2
         .client()
         .describe_images()
@@ -31,7 +46,11 @@ async fn snapshots(ec2: &Ec2, image: &str) -> Result<Vec<String>, CloudError> {
         .collect())
 }
 
-pub(super) async fn share(ec2: &Ec2, image: &str, shares: &Shares) -> Result<(), CloudError> {
+pub(super) async fn share(
+    ec2: &Ec2Client<'_>,
+    image: &str,
+    shares: &Shares,
+) -> Result<(), CloudError> {
     let mut add: Vec<LaunchPermission> = Vec::new();
     add.extend((shares.accounts.iter()).map(|a| LaunchPermission::builder().user_id(&a.0).build()));
     add.extend(
@@ -77,7 +96,7 @@ pub(super) async fn share(ec2: &Ec2, image: &str, shares: &Shares) -> Result<(),
     Ok(())
 }
 
-pub(super) async fn shares_of(ec2: &Ec2, image: &str) -> Result<ImageShares, CloudError> {
+pub(super) async fn shares_of(ec2: &Ec2Client<'_>, image: &str) -> Result<ImageShares, CloudError> {
     let out = ec2
         .client()
         .describe_image_attribute()
