@@ -165,6 +165,7 @@ fn gitlab_ci_has_the_stages_and_every_gears_command_exists() {
     }
     assert_eq!(doc["deploy-live"]["when"], Value::from("manual"));
     let mut unique = groups.clone();
+    unique.sort();
     unique.dedup();
     assert!(
         unique.len() == groups.len() && !groups.contains(&String::new()),
