@@ -108,8 +108,10 @@ async fn dispatch(
         Command::Bake(args) => {
             let settings = BakeSettings::resolve((&args).into(), ctx)?;
             let cloud = crate::aws::Aws::new(settings.endpoint_flag.as_deref(), ctx);
-            let baked = crate::bake::run::bake(&settings, ctx, cancel, cleanup, &cloud).await?;
-            print_baked(&settings, &baked)?;
+            let section = crate::ci::Section::open(ctx, "bake", "gears bake");
+            let baked = crate::bake::run::bake(&settings, ctx, cancel, cleanup, &cloud).await;
+            drop(section);
+            print_baked(&settings, &baked?)?;
             Ok(Exit::Success)
         }
         Command::Test(args) => {
@@ -208,11 +210,13 @@ async fn deploy(
     // The report of what each group did is printed whatever ends the run (a signal, an
     // AWS error): a script reading stdout always gets it.
     let ui = crate::ui::Staged::new(ctx, "deploy", &settings.ami.asked_regions());
+    let section = crate::ci::Section::open(ctx, "deploy", "gears deploy");
     let (deployed, error) =
         match crate::deploy::deploy(&settings, ctx, cancel, cleanup, &cloud, &ui).await {
             Ok(d) => (d, None),
             Err(f) => (crate::deploy::Deployed { groups: f.groups }, Some(f.error)),
         };
+    drop(section);
     if args.output.format == OutputFormat::Json {
         if error.is_none() || !deployed.groups.is_empty() {
             crate::ui::data(&(serde_json::to_string_pretty(&deployed).unwrap_or_default() + "\n"));

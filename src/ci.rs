@@ -1,7 +1,9 @@
 //! What the CI servers that render their own markers get from gears: on GitHub Actions
 //! (`GITHUB_ACTIONS=true`), an error in a file as an annotation on its line
-//! (`::error file=…,line=…,col=…::…`) and a Markdown summary of a pipeline run appended to
-//! `$GITHUB_STEP_SUMMARY` (the stage writes the Markdown). Elsewhere nothing changes.
+//! (`::error file=…,line=…,col=…::…`), each stage's long output in a collapsible group, and a
+//! Markdown summary of a pipeline run appended to `$GITHUB_STEP_SUMMARY` (the stage writes the
+//! Markdown); on GitLab CI (`GITLAB_CI=true`), the stages' output in collapsible sections.
+//! Elsewhere nothing changes.
 
 use crate::context::RunContext;
 use crate::error::{Error, InputError};
@@ -9,6 +11,77 @@ use crate::error::{Error, InputError};
 /// Running as a GitHub Actions step.
 pub fn github(ctx: &RunContext) -> bool {
     ctx.var("GITHUB_ACTIONS") == Some("true")
+}
+
+/// Running as a GitLab CI job.
+pub fn gitlab(ctx: &RunContext) -> bool {
+    ctx.var("GITLAB_CI") == Some("true")
+}
+
+/// A collapsible part of the job log around a stage's long output (packer's lines, a deploy's
+/// batches): GitHub's `::group::`/`::endgroup::`, GitLab's `section_start`/`section_end`
+/// markers; nothing elsewhere. It closes when dropped, so the error that ends a stage is printed
+/// after it, in sight.
+pub struct Section {
+    end: Option<End>,
+}
+
+enum End {
+    GitHub,
+    GitLab(String),
+}
+
+/// GitLab's section names: letters, digits, `_`, `.` and `-`.
+fn section_name(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "_.-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
+}
+
+impl Section {
+    /// Opens a section named `name` with the heading `title`.
+    pub fn open(ctx: &RunContext, name: &str, title: &str) -> Section {
+        let end = if github(ctx) {
+            eprintln!("::group::{}", data(title));
+            Some(End::GitHub)
+        } else if gitlab(ctx) {
+            let name = section_name(name);
+            eprintln!(
+                "\x1b[0Ksection_start:{}:{name}[collapsed=true]\r\x1b[0K{}",
+                unix_now(),
+                title.replace(['\r', '\n'], " ")
+            );
+            Some(End::GitLab(name))
+        } else {
+            None
+        };
+        Section { end }
+    }
+}
+
+impl Drop for Section {
+    fn drop(&mut self) {
+        match self.end.take() {
+            Some(End::GitHub) => eprintln!("::endgroup::"),
+            Some(End::GitLab(name)) => {
+                eprintln!("\x1b[0Ksection_end:{}:{name}\r\x1b[0K", unix_now())
+            }
+            None => {}
+        }
+    }
 }
 
 /// A workflow command's message: `%`, CR and LF escaped as the runner unescapes them.

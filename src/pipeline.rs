@@ -306,6 +306,7 @@ pub async fn run<C: Cloud>(
             });
             continue;
         }
+        let section = crate::ci::Section::open(ctx, stage, &format!("gears pipeline: {stage}"));
         eprintln!("== pipeline: {stage} ==");
         let t0 = Instant::now();
         let outcome = match stage.strip_prefix("deploy:") {
@@ -313,6 +314,8 @@ pub async fn run<C: Cloud>(
             None => on.test().await,
             Some(env) => on.deploy(env).await,
         };
+        // The error that ends a stage is said after its section, in sight.
+        drop(section);
         let seconds = t0.elapsed().as_secs_f64();
         let (e, detail) = match outcome {
             Ok(x) => x,

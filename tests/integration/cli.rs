@@ -375,5 +375,38 @@ fn on_github_actions_errors_are_annotations_and_the_pipeline_writes_a_summary() 
     );
     assert!(md.contains("| deploy:stage | failed | 3 |"), "{md}");
     assert!(md.contains("| deploy:live | skipped | - |"), "{md}");
-    assert!(err.contains("::error"), "{err}");
+    // The stage's output in a group; its error after the group, as an annotation too.
+    let open = err
+        .find("::group::gears pipeline: deploy:stage")
+        .expect(&err);
+    let close = err[open..]
+        .find("::endgroup::")
+        .map(|i| i + open)
+        .expect(&err);
+    let annotation = err.find("::error").expect(&err);
+    assert!(open < close && close < annotation, "{err}");
+
+    // GitLab: the same stage in a collapsible section, no GitHub markers.
+    let (_, err, _) = parts(
+        &gears()
+            .current_dir(dir.path())
+            .env("GITLAB_CI", "true")
+            .env("AWS_ENDPOINT_URL", format!("http://{}", no_server()))
+            .args(["pipeline", "run", "p.yaml"])
+            .output()
+            .unwrap(),
+    );
+    assert!(
+        err.contains("section_start:")
+            && err.contains(":deploy_stage[collapsed=true]\r\x1b[0Kgears pipeline: deploy:stage"),
+        "{err:?}"
+    );
+    assert!(
+        err.contains("section_end:") && err.contains(":deploy_stage\r"),
+        "{err:?}"
+    );
+    assert!(
+        !err.contains("::group::") && !err.contains("::error"),
+        "{err}"
+    );
 }
