@@ -103,6 +103,11 @@ async fn dispatch(
             let file = crate::smoke::load(&settings.source, cancel).await?;
             let report = crate::smoke::run(&file, &settings, cancel, &ui).await?;
             crate::smoke::report::write(&report, &settings, &ui, &mut std::io::stdout().lock())?;
+            if crate::ci::github(ctx) {
+                use crate::smoke::report::markdown;
+                let md = markdown::render(&report.file, &report.target, &report.results);
+                crate::ci::append_summary(ctx, &md);
+            }
             Ok(report.exit())
         }
         Command::Bake(args) => {

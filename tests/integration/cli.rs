@@ -241,6 +241,26 @@ fn secrets_echoed_by_the_server_are_masked() {
             "{secret} leaked:\n{out}"
         );
     }
+    // On GitHub Actions the failed checks go to the step summary too, secrets masked there.
+    let dir = tempdir();
+    let summary = dir.path().join("summary.md");
+    let o = run_with_stdin(
+        gears()
+            .args(["smoke", &httpbin()])
+            .env("GITHUB_ACTIONS", "true")
+            .env("GITHUB_STEP_SUMMARY", &summary),
+        src,
+    );
+    assert_eq!(parts(&o).2, 1);
+    let md = std::fs::read_to_string(&summary).unwrap();
+    assert!(md.contains("0 of 1 tests passed"), "{md}");
+    assert!(md.contains("| echo | response_body_contains |"), "{md}");
+    for secret in ["sekrit-token-123", "cookie-value-456"] {
+        assert!(
+            !md.contains(secret),
+            "{secret} leaked into the summary:\n{md}"
+        );
+    }
 }
 
 #[test]

@@ -2,6 +2,7 @@
 pub mod console;
 pub mod json;
 pub mod junit;
+pub mod markdown;
 
 use super::Report;
 use crate::error::Error;
