@@ -222,6 +222,9 @@ async fn deploy(
             Err(f) => (crate::deploy::Deployed { groups: f.groups }, Some(f.error)),
         };
     drop(section);
+    if crate::ci::github(ctx) && !deployed.groups.is_empty() {
+        crate::ci::append_summary(ctx, &deployed.markdown(&settings.environment));
+    }
     if args.output.format == OutputFormat::Json {
         if error.is_none() || !deployed.groups.is_empty() {
             crate::ui::data(&(serde_json::to_string_pretty(&deployed).unwrap_or_default() + "\n"));

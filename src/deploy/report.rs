@@ -107,6 +107,30 @@ pub struct Deployed {
 }
 
 impl Deployed {
+    /// What each group did, as Markdown for a CI server's summary page: region, group, result,
+    /// the AMIs, batches and the detail.
+    pub fn markdown(&self, environment: &str) -> String {
+        let cell = |s: &str| s.replace('|', "\\|").replace(['\r', '\n'], " ");
+        let mut md = format!(
+            "### gears deploy: {}\n\n| region | group | result | AMI | batches | detail |\n|---|---|---|---|---|---|\n",
+            cell(environment)
+        );
+        for g in &self.groups {
+            md.push_str(&format!(
+                "| {} | {} | {} | {} -> {} | {} | {} |\n",
+                cell(&g.region),
+                cell(&g.group),
+                g.result,
+                cell(&g.from_ami),
+                cell(&g.to_ami),
+                g.batches,
+                cell(&g.detail)
+            ));
+        }
+        md.push('\n');
+        md
+    }
+
     /// 0 all deployed (or planned); 6 a group rolled back cleanly; 7 a rollback failed.
     pub fn exit(&self) -> crate::exit::Exit {
         self.groups.iter().fold(crate::exit::Exit::Success, |e, g| {
@@ -135,5 +159,27 @@ impl From<Error> for Failed {
 impl From<InputError> for Failed {
     fn from(e: InputError) -> Self {
         Error::from(e).into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The summary page's table: a row per group, a `|` or a line break in a detail kept in its cell.
+    #[test]
+    fn the_markdown_summary_has_a_row_per_group() {
+        let mut g = GroupOutcome::new("us-east-1", "hello-live", "ami-old".into(), "ami-new");
+        g.result = GroupResult::Deployed;
+        g.batches = 2;
+        g.detail = "a | b\nc".into();
+        let md = Deployed { groups: vec![g] }.markdown("live");
+        assert!(md.starts_with("### gears deploy: live\n"), "{md}");
+        assert!(
+            md.contains(
+                "| us-east-1 | hello-live | deployed | ami-old -> ami-new | 2 | a \\| b c |\n"
+            ),
+            "{md}"
+        );
     }
 }

@@ -27,7 +27,7 @@ pub const VARS: &[(&str, &str, &str)] = &[
     ("GIT_URL", "bake", "Jenkins: the repository when the component file names none."),
     ("GITHUB_ACTIONS", "every command", "`true`: running as a GitHub Actions step: an error in a file is also printed as an annotation on its line (`::error file=…,line=…,col=…::`), and each stage's output is a collapsible group (`::group::`)."),
     ("GITLAB_CI", "bake, deploy, pipeline", "`true`: running as a GitLab CI job: each stage's output is a collapsible section (`section_start`/`section_end`)."),
-    ("GITHUB_STEP_SUMMARY", "pipeline, smoke", "GitHub Actions: the file `gears pipeline run` appends its stage table to, and `gears smoke` its failed checks (secrets masked), as Markdown."),
+    ("GITHUB_STEP_SUMMARY", "pipeline, deploy, smoke", "GitHub Actions: the file `gears pipeline run` appends its stage table to, `gears deploy` its groups, and `gears smoke` its failed checks (secrets masked), as Markdown."),
     ("GITHUB_RUN_NUMBER", "bake", "GitHub Actions: the component version after GoCD's and Jenkins'; `.GITHUB_RUN_ATTEMPT` is appended when the run was retried."),
     ("GITHUB_RUN_ATTEMPT", "bake", "GitHub Actions: the attempt of a retried run, appended to the version when over 1."),
     ("GITHUB_SHA", "bake", "GitHub Actions: the revision after GoCD's and Jenkins'."),
