@@ -95,11 +95,18 @@ impl RunContext {
         if let (Some(job), Some(n)) = (self.var("JOB_NAME"), self.var("BUILD_NUMBER")) {
             return Some(format!("jenkins:{job}#{n}"));
         }
+        // GitHub's and GitLab's runs are named by their link, which a lock's reader can open.
         if let (Some(repo), Some(run)) = (self.var("GITHUB_REPOSITORY"), self.var("GITHUB_RUN_ID"))
         {
-            return Some(format!("github:{repo}/actions/runs/{run}"));
+            let server = self
+                .var("GITHUB_SERVER_URL")
+                .unwrap_or("https://github.com");
+            return Some(format!(
+                "{}/{repo}/actions/runs/{run}",
+                server.trim_end_matches('/')
+            ));
         }
-        None
+        self.var("CI_JOB_URL").map(str::to_owned)
     }
 
     /// The user asked for no colour (https://no-color.org).
@@ -135,6 +142,21 @@ mod tests {
         assert_eq!(jenkins.ci_job().as_deref(), Some("jenkins:jenkins-hello-7"));
         let jenkins = RunContext::from_vars([("JOB_NAME", "hello"), ("BUILD_NUMBER", "7")]);
         assert_eq!(jenkins.ci_job().as_deref(), Some("jenkins:hello#7"));
+        let github = RunContext::from_vars([
+            ("GITHUB_SERVER_URL", "https://github.example.com"),
+            ("GITHUB_REPOSITORY", "team/svc"),
+            ("GITHUB_RUN_ID", "123"),
+        ]);
+        assert_eq!(
+            github.ci_job().as_deref(),
+            Some("https://github.example.com/team/svc/actions/runs/123")
+        );
+        let gitlab =
+            RunContext::from_vars([("CI_JOB_URL", "https://gitlab.com/team/svc/-/jobs/9")]);
+        assert_eq!(
+            gitlab.ci_job().as_deref(),
+            Some("https://gitlab.com/team/svc/-/jobs/9")
+        );
         assert_eq!(
             RunContext::from_vars(Vec::<(String, String)>::new()).ci_job(),
             None

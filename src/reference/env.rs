@@ -31,7 +31,7 @@ pub const VARS: &[(&str, &str, &str)] = &[
     ("GITHUB_RUN_NUMBER", "bake", "GitHub Actions: the component version after GoCD's and Jenkins'; `.GITHUB_RUN_ATTEMPT` is appended when the run was retried."),
     ("GITHUB_RUN_ATTEMPT", "bake", "GitHub Actions: the attempt of a retried run, appended to the version when over 1."),
     ("GITHUB_SHA", "bake", "GitHub Actions: the revision after GoCD's and Jenkins'."),
-    ("GITHUB_SERVER_URL", "bake", "GitHub Actions: with `GITHUB_REPOSITORY`, the repository when the component file names none."),
+    ("GITHUB_SERVER_URL", "bake, deploy", "GitHub Actions: with `GITHUB_REPOSITORY`, the repository when the component file names none, and the run's link in a deploy lock."),
     ("CI_PIPELINE_IID", "bake", "GitLab CI: the component version (the pipeline's number in the project) after GitHub's."),
     ("CI_COMMIT_SHA", "bake", "GitLab CI: the revision after GitHub's."),
     ("CI_PROJECT_URL", "bake", "GitLab CI: the repository after GitHub's."),
@@ -43,7 +43,8 @@ pub const VARS: &[(&str, &str, &str)] = &[
     ("BUILD_TAG", "deploy", "Jenkins: the CI job named in a deploy lock."),
     ("JOB_NAME", "deploy", "Jenkins: with `BUILD_NUMBER`, the CI job named in a deploy lock when `BUILD_TAG` is not set."),
     ("GITHUB_REPOSITORY", "bake, deploy", "GitHub Actions: the repository (with `GITHUB_SERVER_URL`), and with `GITHUB_RUN_ID` the CI job named in a deploy lock."),
-    ("GITHUB_RUN_ID", "deploy", "GitHub Actions: part of the CI job named in a deploy lock."),
+    ("GITHUB_RUN_ID", "deploy", "GitHub Actions: with `GITHUB_SERVER_URL` and `GITHUB_REPOSITORY`, the link to the run named in a deploy lock (and so in `gears status`)."),
+    ("CI_JOB_URL", "deploy", "GitLab CI: the link to the job named in a deploy lock (and so in `gears status`)."),
     ("HOSTNAME", "deploy", "The host named in a deploy lock."),
 ];
 
