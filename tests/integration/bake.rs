@@ -1326,3 +1326,33 @@ fn explain_names_github_and_gitlab_variables_and_a_shallow_clone_warns() {
     assert!(out.contains("version            v1.0.0-1-g"), "{out}");
     assert!(!out.contains("warning"), "{out}");
 }
+
+/// Issue 35 item 4 on GitHub Actions: a real Packer bake's output sits inside one
+/// `::group::gears bake` … `::endgroup::`, and what gears says after the stage (the manifest)
+/// comes after the group.
+#[tokio::test]
+async fn on_github_actions_packers_output_sits_inside_a_group() {
+    let dir = tempdir();
+    let name = unique("grp");
+    std::fs::write(
+        dir.path().join("gears.yaml"),
+        format!(
+            "component: {name}\nrepo: r\nami_regions: [us-east-1]\nbase_ami:\n  name: amzn2-ami-hvm-2.0.*-x86_64-gp2\n  owners: [amazon]\ncommunicator: none\n"
+        ),
+    )
+    .unwrap();
+    let (_, err, code) = parts(
+        &gears_aws(dir.path())
+            .env("GITHUB_ACTIONS", "true")
+            .args(["bake", "--version", "1.0.0", "--git-sha", "abc"])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(code, 0, "{err}");
+    let open = err.find("::group::gears bake").expect(&err);
+    let close = err.find("::endgroup::").expect(&err);
+    let packer = err.find("packer finished in").expect(&err);
+    let manifest = err.find("manifest: ").expect(&err);
+    assert!(open < packer && packer < close && close < manifest, "{err}");
+    assert_eq!(err.matches("::group::").count(), 1, "{err}");
+}
