@@ -186,6 +186,10 @@ pub fn session_name(command: &str, component: &str, run: &str) -> String {
     let head = format!("gears-{}-", clean(command));
     let room = SESSION_NAME_MAX.saturating_sub(head.len() + 1 + run.len());
     let component: String = clean(component).chars().take(room).collect();
+    if component.is_empty() {
+        // A command without a component (reap): no empty part between two dashes.
+        return format!("{head}{run}");
+    }
     format!("{head}{component}-{run}")
 }
 
@@ -288,6 +292,10 @@ mod tests {
         assert!(long.ends_with("-01234567"), "{long}");
         let odd = session_name("deploy", "a b/c", "ff");
         assert_eq!(odd, "gears-deploy-a-b-c-ff");
+        assert_eq!(
+            session_name("reap", "", "0123456789"),
+            "gears-reap-01234567"
+        );
     }
 
     #[test]

@@ -93,23 +93,7 @@ async fn dispatch(
     cleanup: &Cleanup,
 ) -> Result<Exit, Error> {
     match cli.command {
-        Command::Smoke(args) => {
-            let settings = SmokeSettings::resolve((&args).into(), ctx)?;
-            // The front: the human report on stdout, or on stderr when stdout carries JSON.
-            let ui = crate::ui::Terminal::new(match settings.output {
-                OutputFormat::Json => crate::ui::ReportTo::Stderr,
-                OutputFormat::Human => crate::ui::ReportTo::Stdout,
-            });
-            let file = crate::smoke::load(&settings.source, cancel).await?;
-            let report = crate::smoke::run(&file, &settings, cancel, &ui).await?;
-            crate::smoke::report::write(&report, &settings, &ui, &mut std::io::stdout().lock())?;
-            if crate::ci::github(ctx) {
-                use crate::smoke::report::markdown;
-                let md = markdown::render(&report.file, &report.target, &report.results);
-                crate::ci::append_summary(ctx, &md);
-            }
-            Ok(report.exit())
-        }
+        Command::Smoke(args) => smoke(&args, ctx, cancel).await,
         Command::Bake(args) => {
             let settings = BakeSettings::resolve((&args).into(), ctx)?;
             let cloud = crate::aws::Aws::new(settings.endpoint_flag.as_deref(), ctx);
@@ -177,6 +161,29 @@ async fn dispatch(
 fn man() -> Exit {
     crate::ui::data(&crate::reference::man_page());
     Exit::Success
+}
+
+/// `gears smoke`: the human report on stdout (on stderr when stdout carries JSON), JUnit when
+/// asked, the failed checks in GitHub's step summary.
+async fn smoke(
+    args: &crate::cli::SmokeArgs,
+    ctx: &RunContext,
+    cancel: &Cancel,
+) -> Result<Exit, Error> {
+    let settings = SmokeSettings::resolve(args.into(), ctx)?;
+    let ui = crate::ui::Terminal::new(match settings.output {
+        OutputFormat::Json => crate::ui::ReportTo::Stderr,
+        OutputFormat::Human => crate::ui::ReportTo::Stdout,
+    });
+    let file = crate::smoke::load(&settings.source, cancel).await?;
+    let report = crate::smoke::run(&file, &settings, cancel, &ui).await?;
+    crate::smoke::report::write(&report, &settings, &ui, &mut std::io::stdout().lock())?;
+    if crate::ci::github(ctx) {
+        use crate::smoke::report::markdown;
+        let md = markdown::render(&report.file, &report.target, &report.results);
+        crate::ci::append_summary(ctx, &md);
+    }
+    Ok(report.exit())
 }
 
 /// `gears validate`: the component's checks, as lines or JSON.

@@ -582,8 +582,24 @@ mod tests {
             ["111111111111", "222222222222"]
         );
         assert_eq!(held.organizations.len(), 1);
-        // Again: idempotent, nothing added twice.
+        // Again, with every share call throttled for its first 20 s: waited out (the AMIs
+        // exist by now, the step does not fail), idempotent, nothing added twice.
+        cloud.set_faults(Faults {
+            throttle_ops: vec!["ModifyImageAttribute"],
+            ..Faults::default()
+        });
+        let calm = cloud.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(20)).await;
+            calm.set_faults(Faults::default());
+        });
         run(cloud.clone()).await.unwrap();
+        let throttled = cloud
+            .calls()
+            .iter()
+            .filter(|c| c.starts_with("ModifyImageAttribute"))
+            .count();
+        assert!(throttled > 2, "the share was retried: {:?}", cloud.calls());
         assert_eq!(cloud.shares_of_image("ami-old").launch, held);
 
         let (settings2, ignoring) = stage(dir.path());

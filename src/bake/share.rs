@@ -7,7 +7,10 @@ use crate::aws::{CloudError, ImageShares, Images};
 use crate::cancel::Cancel;
 use crate::error::Error;
 use crate::manifest::Manifest;
-use crate::wait::unless_cancelled;
+use crate::wait::patiently;
+
+/// How long sharing one AMI waits out throttling.
+const PATIENCE: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// What `wanted` lacks in what EC2 answered for `ami`: its launch permissions, and the
 /// accounts' create-volume permission on each snapshot.
@@ -36,12 +39,18 @@ pub async fn share<I: Images>(
     }
     for (_, regions) in manifest.amis.iter() {
         for (region, ami) in regions {
-            let Some(port) = ports.iter().find(|p| p.region() == region) else {
-                continue;
+            // The AMIs are made by now: throttling waits (a rerun would reuse and share them),
+            // a permanent error or a signal ends the step.
+            let deadline = tokio::time::Instant::now() + PATIENCE;
+            let lacking = match ports.iter().find(|p| p.region() == region) {
+                Some(port) => {
+                    patiently(cancel, deadline, || port.share(ami, wanted)).await?;
+                    let seen = patiently(cancel, deadline, || port.shares_of(ami)).await?;
+                    missing(wanted, &seen)
+                }
+                // Never silently: a region without a port would leave its AMI unshared.
+                None => vec![format!("anyone (no EC2 client for {region})")],
             };
-            unless_cancelled(cancel, port.share(ami, wanted)).await??;
-            let seen = unless_cancelled(cancel, port.shares_of(ami)).await??;
-            let lacking = missing(wanted, &seen);
             if !lacking.is_empty() {
                 return Err(CloudError::api(
                     "DescribeImageAttribute",

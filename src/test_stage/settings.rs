@@ -123,13 +123,17 @@ impl TestSettings {
         if let Some(j) = &ask.junit {
             report_path("--junit", j)?;
         }
-        let account = crate::accounts::session(
-            "test",
-            &component_name(&ask.component_file),
-            ask.role,
-            None,
-            &crate::accounts::Accounts::new(),
-        );
+        // The component's name only names a role's session: read only when there is one.
+        let account = match ask.role {
+            Some(role) => crate::accounts::session(
+                "test",
+                &component_name(&ask.component_file),
+                Some(role),
+                None,
+                &crate::accounts::Accounts::new(),
+            ),
+            None => None,
+        };
         Ok(TestSettings {
             account,
             component_file: ask.component_file,

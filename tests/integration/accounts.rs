@@ -4,7 +4,7 @@
 //! stops the run with exit 5 before any other call.
 
 use crate::common::{gears, parts, tempdir, unique, wait_until};
-use crate::deploy::{conf, fleet_in, images_of_group_in, MOTO_AMI};
+use crate::deploy::{conf, fleet, fleet_in, images_of_group_in, MOTO_AMI};
 use std::path::Path;
 
 const LIVE: &str = "111111111111";
@@ -54,37 +54,17 @@ async fn the_environments_role_is_where_status_looks_and_deploy_rolls() {
     assert_eq!(code, 0, "{err}");
     assert!(out.contains(&group), "{out}\n{err}");
     let other = format!("arn:aws:iam::{OTHER}:role/gears-deploy");
-    let (out, err, _) = run(dir.path(), &["status", "-e", "live", "--role-arn", &other]);
+    // Both looks succeed (the role is assumed, the account read), and see no such group.
+    let (out, err, code) = run(dir.path(), &["status", "-e", "live", "--role-arn", &other]);
+    assert_eq!(code, 0, "{err}");
     assert!(!out.contains(&group), "{out}\n{err}");
-    let (out, err, _) = run(dir.path(), &["status", "-e", "stage"]);
+    let (out, err, code) = run(dir.path(), &["status", "-e", "stage"]);
+    assert_eq!(code, 0, "{err}");
     assert!(!out.contains(&group), "{out}\n{err}");
 
-    // An AMI of the caller's own account, not shared with live: exit 3 before any change.
-    let own = aws_sdk_ec2::Client::new(&conf("us-east-1").await);
-    let i = own
-        .run_instances()
-        .image_id(MOTO_AMI)
-        .min_count(1)
-        .max_count(1)
-        .send()
-        .await
-        .unwrap();
-    let id = i.instances()[0].instance_id().unwrap().to_owned();
-    let unshared = own
-        .create_image()
-        .instance_id(&id)
-        .name(format!("{name}-unshared"))
-        .send()
-        .await
-        .unwrap()
-        .image_id()
-        .unwrap()
-        .to_owned();
-    own.terminate_instances()
-        .instance_ids(&id)
-        .send()
-        .await
-        .unwrap();
+    // An AMI of the caller's own account (the fleet helper's), not shared with live: exit 3
+    // before any change.
+    let (_, _, unshared) = fleet(&format!("{name}-own"), "us-east-1", 1).await;
     let (_, err, code) = run(
         dir.path(),
         &[
