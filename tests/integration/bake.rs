@@ -1170,6 +1170,7 @@ async fn a_bake_shares_its_amis_in_every_region_and_a_bad_account_is_placed() {
     assert_eq!(code, 0, "{err}");
     let manifest = manifest(&m);
     assert_eq!(manifest["shares"]["accounts"], serde_json::json!(accounts));
+    assert_eq!(manifest["owner_account"], "123456789012", "moto's account");
     let amis = manifest["amis"]
         .as_object()
         .unwrap()
