@@ -930,6 +930,7 @@ impl Rig for FakeRig {
                     state: "available".into(),
                     // EC2's format, with its one-second resolution.
                     owner: String::new(),
+                    public: false,
                     creation_date: chrono::Utc::now()
                         .format("%Y-%m-%dT%H:%M:%S.000Z")
                         .to_string(),
