@@ -142,6 +142,19 @@ pub struct Manifest {
     /// shared; absent when they are not shared.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner_account: Option<String>,
+    /// The Parameter Store parameter the base AMI came from (`base_ami.ssm`): its name, the
+    /// version read, and the AMI it gave.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_ami_parameter: Option<BaseAmiParameter>,
+}
+
+/// A base AMI read from Parameter Store.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BaseAmiParameter {
+    pub name: String,
+    pub version: i64,
+    pub ami: String,
 }
 
 fn env_name(s: &str) -> String {
@@ -175,6 +188,7 @@ impl Manifest {
         Manifest {
             shares: Default::default(),
             owner_account: None,
+            base_ami_parameter: None,
             format_version: FORMAT_VERSION,
             component: plan.component.clone(),
             version: plan.version.clone(),
@@ -200,6 +214,7 @@ impl Manifest {
         Manifest {
             shares: Default::default(),
             owner_account: None,
+            base_ami_parameter: None,
             format_version: FORMAT_VERSION,
             component: plan.component.clone(),
             version: plan.version.clone(),
@@ -463,6 +478,7 @@ mod tests {
         Manifest {
             shares: Default::default(),
             owner_account: None,
+            base_ami_parameter: None,
             format_version: FORMAT_VERSION,
             component: "hello".into(),
             version: "1.0".into(),
@@ -538,6 +554,7 @@ mod tests {
         let m = Manifest {
             shares: Default::default(),
             owner_account: None,
+            base_ami_parameter: None,
             format_version: FORMAT_VERSION,
             component: "hello".into(),
             version: "1.0'; echo pwned".into(),

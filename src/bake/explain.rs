@@ -76,6 +76,11 @@ pub fn explain(component: &Component, meta: &Metadata, plan: &BakePlan) -> Strin
     let base = &component.base_ami;
     match (&base.id, &base.name) {
         (Some(id), _) => s.push_str(&format!("base AMI           {id}\n")),
+        _ if base.ssm.is_some() => s.push_str(&format!(
+            "base AMI           the value of the SSM parameter {}, read in {} when the bake starts (the manifest records its version and the AMI: base_ami_parameter)\n",
+            base.ssm.as_deref().unwrap_or_default(),
+            plan.build_region
+        )),
         (_, Some(n)) => s.push_str(&format!(
             "base AMI           newest of name {n}, owners [{}], tags {:?}\n",
             base.owners.join(", "),

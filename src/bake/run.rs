@@ -214,13 +214,23 @@ pub async fn bake<C: Cloud>(
     for r in &component.regions {
         ports.push(unless_cancelled(cancel, cloud.images(&r.0)).await??);
     }
-    let base_ami = find_base_ami(&ports[0], &component, &plan, cancel).await?;
-    ui.note(&format!("base AMI {} ({})", base_ami.id, base_ami.name));
+    let (base_ami, parameter) = find_base_ami(&ports[0], &component, &plan, cancel).await?;
+    match &parameter {
+        Some(p) => ui.note(&format!(
+            "base AMI {} ({}), from the parameter {} version {}",
+            base_ami.id, base_ami.name, p.name, p.version
+        )),
+        None => ui.note(&format!("base AMI {} ({})", base_ami.id, base_ami.name)),
+    }
 
     if !settings.force {
         if let Some(manifest) = find_reusable(&ports, &plan, &base_ami.id, cancel).await? {
             ui.finish(true);
             ui.note(&reusing_line(&plan));
+            let manifest = crate::manifest::Manifest {
+                base_ami_parameter: parameter,
+                ..manifest
+            };
             let manifest = super::share::share(manifest, &ports, &component.share, cancel).await?;
             return Ok(Baked::Manifest(Box::new(manifest)));
         }
@@ -265,7 +275,10 @@ pub async fn bake<C: Cloud>(
         .ok()
         .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
         .and_then(|v| v["last_run_uuid"].as_str().map(str::to_owned));
-    let manifest = Manifest::baked(&plan, &base_ami.id, built.amis, packer_run_uuid);
+    let manifest = Manifest {
+        base_ami_parameter: parameter,
+        ..Manifest::baked(&plan, &base_ami.id, built.amis, packer_run_uuid)
+    };
     let manifest = super::share::share(manifest, &ports, &component.share, cancel).await?;
     Ok(Baked::Manifest(Box::new(manifest)))
 }
@@ -286,24 +299,72 @@ fn baking_line(component: &Component, plan: &BakePlan, builders: usize) -> Strin
     )
 }
 
-/// Looks up the component's `base_ami` in the build region; none found is an input error that
-/// names what was looked for.
+/// The AMI a Parameter Store parameter names, read in the build region: a parameter that does
+/// not exist, or whose value is not an AMI id, is an input error naming it.
+async fn ami_parameter<I: Images>(
+    build: &I,
+    component: &Component,
+    name: &str,
+    cancel: &Cancel,
+) -> Result<crate::manifest::BaseAmiParameter, Error> {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(120);
+    let found = crate::wait::patiently(cancel, deadline, || build.parameter(name)).await?;
+    let file = component.path.display().to_string();
+    let region = build.region();
+    let Some(p) = found else {
+        return Err(InputError::whole_file(
+            file,
+            format!("base_ami.ssm: the parameter {name} does not exist in {region}"),
+        )
+        .with_hint("check the name (AWS's public AMI parameters are under /aws/service/), and that it is in the build region, the first of ami_regions")
+        .into());
+    };
+    let re = regex::Regex::new("^ami-[0-9a-f]{8,17}$").expect("valid regex");
+    if !re.is_match(&p.value) {
+        return Err(InputError::whole_file(
+            file,
+            format!(
+                "base_ami.ssm: the parameter {name} (version {}) holds `{}`, not an AMI id",
+                p.version,
+                p.value.chars().take(80).collect::<String>()
+            ),
+        )
+        .with_hint("name a parameter whose value is an AMI id (data type text or aws:ec2:image)")
+        .into());
+    }
+    Ok(crate::manifest::BaseAmiParameter {
+        name: p.name,
+        version: p.version,
+        ami: p.value,
+    })
+}
+
+/// Looks up the component's `base_ami` in the build region (through its Parameter Store
+/// parameter first, when it names one); none found is an input error that names what was
+/// looked for.
 async fn find_base_ami<I: Images>(
     build: &I,
     component: &Component,
     plan: &BakePlan,
     cancel: &Cancel,
-) -> Result<Image, Error> {
+) -> Result<(Image, Option<crate::manifest::BaseAmiParameter>), Error> {
     let base = &component.base_ami;
+    let parameter = match &base.ssm {
+        Some(name) => Some(ami_parameter(build, component, name, cancel).await?),
+        None => None,
+    };
     let query = BaseAmiQuery {
-        id: base.id.clone(),
+        id: parameter
+            .as_ref()
+            .map(|p| p.ami.clone())
+            .or_else(|| base.id.clone()),
         name: base.name.clone(),
         owners: base.owners.clone(),
         tags: base.tags.clone(),
     };
     let found = unless_cancelled(cancel, build.find_base_ami(&query)).await??;
-    found.ok_or_else(|| {
-        let what = match (&base.id, &base.name) {
+    let image = found.ok_or_else(|| {
+        let what = match (&query.id, &base.name) {
             (Some(id), _) => format!("base AMI {id} does not exist in {}", plan.build_region),
             _ => format!(
                 "no base AMI in {} matches name {:?}, owners {:?} and tags {:?}",
@@ -313,10 +374,16 @@ async fn find_base_ami<I: Images>(
                 base.tags
             ),
         };
-        InputError::whole_file(component.path.display().to_string(), what)
-            .with_hint("check `base_ami` in the component file, and the region it is looked up in (the first of ami_regions)")
-            .into()
-    })
+        let what = match &parameter {
+            Some(p) => format!("{what} (from the parameter {}, version {})", p.name, p.version),
+            None => what,
+        };
+        Error::from(
+            InputError::whole_file(component.path.display().to_string(), what)
+                .with_hint("check `base_ami` in the component file, and the region it is looked up in (the first of ami_regions)"),
+        )
+    })?;
+    Ok((image, parameter))
 }
 
 /// The manifest of AMIs an earlier bake of the same component version and revision left in
@@ -532,6 +599,66 @@ mod tests {
             cloud.calls(),
             ["DescribeImages us-east-1", "DescribeImages us-east-1"]
         );
+    }
+
+    /// Issue 36 item 4: `base_ami: {ssm: ...}` is read from the build region's Parameter Store
+    /// before anything else; the manifest records the parameter, its version and the AMI. A
+    /// parameter that does not exist, or whose value is not an AMI id, is exit 3 naming it.
+    #[tokio::test(start_paused = true)]
+    async fn a_base_ami_from_parameter_store_is_recorded_and_a_bad_one_is_exit_3() {
+        const PARAM: &str = "/golden/amzn2";
+        let dir = tempfile::tempdir().unwrap();
+        let (settings, cloud) = stage(dir.path());
+        let file = std::fs::read_to_string(&settings.component_file).unwrap();
+        std::fs::write(
+            &settings.component_file,
+            file.replace(
+                "base_ami: {id: ami-0b0b0b0b0b0b0b0b0}",
+                &format!("base_ami: {{ssm: {PARAM}}}"),
+            ),
+        )
+        .unwrap();
+        let old = [
+            ("COMPONENT_NAME", "hello"),
+            ("COMPONENT_VERSION", "7.0.1"),
+            ("GIT_SHA", "abc"),
+            ("gears:run-id", "old-run"),
+            ("gears:builder", "web"),
+            ("CREATED_AT", "202601010000"),
+            ("AMI_VERSION", "7.0.1-202601010000"),
+        ];
+        cloud.add_image("us-east-1", image("ami-old", &old));
+        let (c, cancel, cleanup) = (ctx(), Cancel::new(), Cleanup::default());
+        let run = || bake(&settings, &c, &cancel, &cleanup, &cloud);
+        let e = run().await.err().expect("no such parameter");
+        assert_eq!(e.exit(), crate::exit::Exit::InvalidInput);
+        assert!(
+            e.render().contains(&format!(
+                "the parameter {PARAM} does not exist in us-east-1"
+            )),
+            "{}",
+            e.render()
+        );
+        cloud.put_parameter("us-east-1", PARAM, "not-an-ami", "text");
+        let e = run().await.err().expect("not an AMI");
+        assert_eq!(e.exit(), crate::exit::Exit::InvalidInput);
+        assert!(
+            e.render().contains(&format!(
+                "the parameter {PARAM} (version 1) holds `not-an-ami`, not an AMI id"
+            )),
+            "{}",
+            e.render()
+        );
+        cloud.put_parameter("us-east-1", PARAM, "ami-0b0b0b0b0b0b0b0b0", "aws:ec2:image");
+        let Baked::Manifest(m) = run().await.unwrap() else {
+            panic!("not a manifest")
+        };
+        let p = m.base_ami_parameter.expect("recorded");
+        assert_eq!(
+            (p.name.as_str(), p.version, p.ami.as_str()),
+            (PARAM, 2, "ami-0b0b0b0b0b0b0b0b0")
+        );
+        assert!(cloud.calls().iter().any(|c| c == "GetParameter us-east-1"));
     }
 
     /// Issue 33 item 1: a reused bake shares its AMIs as `share:` asks and reads them back; a

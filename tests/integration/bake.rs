@@ -1304,6 +1304,54 @@ async fn shared_amis_need_customer_managed_keys_and_bake_with_them() {
     }
 }
 
+/// Issue 36 item 4: `base_ami: {ssm: ...}` bakes on moto from an Amazon Linux public parameter
+/// (moto serves them from its bundled data); the manifest records the parameter, its version and
+/// the AMI. A parameter that does not exist is exit 3 naming it, before anything is launched.
+#[tokio::test]
+async fn a_base_ami_from_an_ssm_parameter_bakes_and_a_missing_one_is_exit_3() {
+    const PARAM: &str = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64";
+    let dir = tempdir();
+    let name = unique("ssm");
+    let write = |param: &str| {
+        std::fs::write(
+            dir.path().join("gears.yaml"),
+            format!("component: {name}\nrepo: r\nami_regions: [us-east-1]\nbase_ami:\n  ssm: {param}\ncommunicator: none\n"),
+        )
+        .unwrap()
+    };
+    write("/gears/no-such-parameter");
+    let (_, err, code) = parts(
+        &gears_aws(dir.path())
+            .args(["bake", "--version", "1.0.0", "--git-sha", "abc"])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains("the parameter /gears/no-such-parameter does not exist in us-east-1"),
+        "{err}"
+    );
+    write(PARAM);
+    let m = dir.path().join("manifest.json");
+    let (_, err, code) = parts(
+        &gears_aws(dir.path())
+            .args(["bake", "--version", "1.0.0", "--git-sha", "abc"])
+            .args(["--manifest", m.to_str().unwrap()])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(code, 0, "{err}");
+    let manifest = manifest(&m);
+    let p = &manifest["base_ami_parameter"];
+    assert_eq!(p["name"], PARAM, "{manifest}");
+    assert!(p["version"].as_i64().unwrap() >= 1, "{manifest}");
+    assert_eq!(p["ami"], manifest["base_ami"], "{manifest}");
+    assert!(
+        err.contains(&format!("from the parameter {PARAM} version")),
+        "{err}"
+    );
+}
+
 /// Issue 35 item 3: `--explain` names GitHub's and GitLab's variables as the sources, and on a
 /// real shallow clone (one commit deep, its tag out of sight) warns that the version from
 /// `git describe` is a bare commit id, on stderr and in `--explain`.

@@ -56,6 +56,27 @@ impl FakeCloud {
         }
     }
 
+    /// Puts parameter `name` with `value` in `region`'s Parameter Store (a new version when it
+    /// is there).
+    pub fn put_parameter(&self, region: &str, name: &str, value: &str, data_type: &str) {
+        let mut all = self
+            .state
+            .parameters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let key = (region.to_owned(), name.to_owned());
+        let version = all.get(&key).map_or(1, |p| p.version + 1);
+        all.insert(
+            key,
+            crate::aws::Parameter {
+                name: name.to_owned(),
+                value: value.to_owned(),
+                version,
+                data_type: data_type.to_owned(),
+            },
+        );
+    }
+
     /// From now on a share answers as if it took and stores nothing.
     pub fn ignore_shares(&self) {
         self.state.shares_ignored.store(true, Ordering::SeqCst);
@@ -176,6 +197,17 @@ impl Images for FakeImages {
             &shares.organizational_units,
         );
         Ok(())
+    }
+
+    async fn parameter(&self, name: &str) -> Result<Option<crate::aws::Parameter>, CloudError> {
+        self.cloud.call("GetParameter", &self.region).await?;
+        let all = self
+            .cloud
+            .state
+            .parameters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        Ok(all.get(&(self.region.clone(), name.to_owned())).cloned())
     }
 
     async fn shares_of(&self, image: &str) -> Result<ImageShares, CloudError> {

@@ -83,6 +83,8 @@ struct State {
     amis: Mutex<AmisState>,
     /// Image id → who may launch it (and create volumes from its snapshots).
     image_shares: Mutex<BTreeMap<String, crate::aws::ImageShares>>,
+    /// Parameter Store: (region, name) → the parameter.
+    parameters: Mutex<BTreeMap<(String, String), crate::aws::Parameter>>,
     /// A share call answers 200 and stores nothing (as moto does with one form).
     shares_ignored: std::sync::atomic::AtomicBool,
 }

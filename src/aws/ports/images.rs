@@ -65,11 +65,28 @@ pub trait Images: Send + Sync {
         shares: &crate::accounts::Shares,
     ) -> impl Future<Output = Result<(), CloudError>> + Send;
 
+    /// The Parameter Store parameter `name` of this region (`None`: there is none), such as
+    /// `/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64`.
+    fn parameter(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<Parameter>, CloudError>> + Send;
+
     /// Who may launch `image` and create volumes from its snapshots, as EC2 answers.
     fn shares_of(
         &self,
         image: &str,
     ) -> impl Future<Output = Result<ImageShares, CloudError>> + Send;
+}
+
+/// A Parameter Store parameter as GetParameter answers it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Parameter {
+    pub name: String,
+    pub value: String,
+    pub version: i64,
+    /// `text` (AWS's public AMI parameters) or `aws:ec2:image` (checked by SSM to be an AMI).
+    pub data_type: String,
 }
 
 /// Who may use an AMI, as EC2 answers: its launch permissions, and for each of its snapshots
