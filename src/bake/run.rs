@@ -630,7 +630,9 @@ mod tests {
         cloud.add_image("us-east-1", image("ami-old", &old));
         let (c, cancel, cleanup) = (ctx(), Cancel::new(), Cleanup::default());
         let run = || bake(&settings, &c, &cancel, &cleanup, &cloud);
-        let e = run().await.err().expect("no such parameter");
+        let Err(e) = run().await else {
+            panic!("no such parameter")
+        };
         assert_eq!(e.exit(), crate::exit::Exit::InvalidInput);
         assert!(
             e.render().contains(&format!(
@@ -640,7 +642,9 @@ mod tests {
             e.render()
         );
         cloud.put_parameter("us-east-1", PARAM, "not-an-ami", "text");
-        let e = run().await.err().expect("not an AMI");
+        let Err(e) = run().await else {
+            panic!("not an AMI")
+        };
         assert_eq!(e.exit(), crate::exit::Exit::InvalidInput);
         assert!(
             e.render().contains(&format!(
