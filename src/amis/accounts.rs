@@ -93,7 +93,7 @@ impl std::fmt::Display for Unread {
 
 /// What uses the AMIs `ids` of `region` in the consumer's account, each named
 /// `account … (env): launch-template lt-… (…)`; `Ok(Err(_))` when the account cannot be read.
-/// `Err` only when the run is interrupted.
+/// No AMIs, no look. `Err` only when the run is interrupted.
 pub(super) async fn uses_in<C: AmiCloud>(
     consumer: &Consumer,
     cloud: &C,
@@ -101,6 +101,10 @@ pub(super) async fn uses_in<C: AmiCloud>(
     ids: &[String],
     cancel: &Cancel,
 ) -> Result<Result<Vec<(String, AmiUse)>, Unread>, Error> {
+    if ids.is_empty() {
+        // No AMI of ours in the region: nothing of theirs to read.
+        return Ok(Ok(Vec::new()));
+    }
     let unread = |error: CloudError| Unread {
         region: region.to_owned(),
         account: consumer.account.clone(),
