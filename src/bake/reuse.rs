@@ -160,6 +160,7 @@ mod tests {
                 id: format!("ami-{run}-{builder}-{region}"),
                 name: format!("{run}-{builder}"),
                 state: "available".into(),
+                owner: String::new(),
                 creation_date: format!("{created}Z"),
                 tags: tags
                     .iter()

@@ -574,6 +574,7 @@ mod tests {
         };
         let held = cloud.shares_of_image("ami-old").launch;
         assert_eq!(held, m.shares);
+        assert_eq!(m.owner_account.as_deref(), Some("123456789012"));
         assert_eq!(
             held.accounts
                 .iter()

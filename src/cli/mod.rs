@@ -397,6 +397,10 @@ pub struct TestArgs {
     pub endpoint: EndpointArg,
     #[command(flatten)]
     pub role: RoleArgs,
+    /// The version under test, written on the instance (`gears:version`): for an `--ami`
+    /// shared from another account, whose tags AWS does not show here.
+    #[arg(long, value_name = "VERSION")]
+    pub version: Option<String>,
     /// Where the instance's console output and other run files are kept.
     #[arg(long, value_name = "DIR", default_value = crate::test_stage::settings::defaults::WORK_DIR)]
     pub work_dir: PathBuf,

@@ -251,6 +251,8 @@ struct RawComponent {
     /// Who may launch the AMIs besides the baking account.
     #[serde(default)]
     share: crate::accounts::Shares,
+    /// The AMIs' boot volumes encrypted, with which KMS keys.
+    encrypt: Option<super::encrypt::Encrypt>,
 }
 
 fn default_instance_type() -> String {
@@ -291,6 +293,8 @@ pub struct Component {
     /// Who may launch the AMIs besides the baking account (`share:`), after every bake and
     /// reuse, in every region.
     pub share: crate::accounts::Shares,
+    /// The boot volumes encrypted (`encrypt:`), with the organisation's keys.
+    pub encrypt: Option<super::encrypt::Encrypt>,
 }
 
 /// The 1-based line and column of the first `key:` in `source` (for checks across fields).
@@ -344,6 +348,13 @@ pub fn parse(path: &Path, source: &str) -> Result<Component, InputError> {
     if let Some(a) = &raw.ansible {
         check_ansible(a, &dir).map_err(at)?;
     }
+    if let Some(e) = &raw.encrypt {
+        e.check(&raw.ami_regions, !raw.share.is_empty())
+            .map_err(|(key, msg)| {
+                let (l, c) = key_place(source, &key);
+                InputError::at(&name, source, l, c, msg)
+            })?;
+    }
     let template = template(raw.template, &dir).map_err(at)?;
     let test = test_section(raw.test, &dir).map_err(at)?;
     Ok(Component {
@@ -365,6 +376,7 @@ pub fn parse(path: &Path, source: &str) -> Result<Component, InputError> {
         deploy: raw.deploy,
         accounts: raw.accounts,
         share: raw.share,
+        encrypt: raw.encrypt,
     })
 }
 

@@ -1170,6 +1170,7 @@ async fn a_bake_shares_its_amis_in_every_region_and_a_bad_account_is_placed() {
     assert_eq!(code, 0, "{err}");
     let manifest = manifest(&m);
     assert_eq!(manifest["shares"]["accounts"], serde_json::json!(accounts));
+    assert_eq!(manifest["owner_account"], "123456789012", "moto's account");
     let amis = manifest["amis"]
         .as_object()
         .unwrap()
@@ -1239,6 +1240,68 @@ async fn a_bake_shares_its_amis_in_every_region_and_a_bad_account_is_placed() {
         ),
         "{err}"
     );
+}
+
+/// Issue 33 item 1: shared AMIs encrypted with the AWS-managed key cannot be shared: `encrypt:`
+/// without a customer managed key in every region is exit 3 at its place, before anything is
+/// launched; with keys, a real Packer bake on moto encrypts (moto's CopyImage ignores the key:
+/// the template carries it), shares and records the shares.
+#[tokio::test]
+async fn shared_amis_need_customer_managed_keys_and_bake_with_them() {
+    let dir = tempdir();
+    let name = unique("encrypt");
+    let head = format!(
+        "component: {name}\nrepo: r\nami_regions: [us-east-1, eu-west-1]\nbase_ami:\n  name: amzn2-ami-hvm-2.0.*-x86_64-gp2\n  owners: [amazon]\ncommunicator: none\nshare:\n  accounts: [\"111111111111\"]\n"
+    );
+    let write = |tail: &str| {
+        std::fs::write(dir.path().join("gears.yaml"), format!("{head}{tail}")).unwrap()
+    };
+    write("encrypt: {}\n");
+    let (_, err, code) = parts(&gears_local(dir.path()).arg("bake").output().unwrap());
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains(
+            "gears.yaml:10:1: AWS cannot share an AMI encrypted with the AWS-managed key aws/ebs"
+        ),
+        "{err}"
+    );
+    write("encrypt:\n  kms_key_id: alias/amis\n");
+    let (_, err, code) = parts(&gears_local(dir.path()).arg("bake").output().unwrap());
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains("gears.yaml:10:1:") && err.contains("`eu-west-1`"),
+        "{err}"
+    );
+    write("encrypt:\n  kms_key_id: alias/aws/ebs\n  region_kms_key_ids: {eu-west-1: alias/amis}\n");
+    let (_, err, code) = parts(&gears_local(dir.path()).arg("validate").output().unwrap());
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("gears.yaml:11:3:"), "{err}");
+
+    write("encrypt:\n  kms_key_id: alias/amis\n  region_kms_key_ids: {eu-west-1: \"arn:aws:kms:eu-west-1:123456789012:alias/amis\"}\n");
+    let m = dir.path().join("manifest.json");
+    let (_, err, code) = parts(
+        &gears_aws(dir.path())
+            .args(["bake", "--version", "1.0.0", "--git-sha", "abc"])
+            .args(["--manifest", m.to_str().unwrap()])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(code, 0, "{err}");
+    let manifest = manifest(&m);
+    assert_eq!(
+        manifest["shares"]["accounts"],
+        serde_json::json!(["111111111111"])
+    );
+    let amis = manifest["amis"]
+        .as_object()
+        .unwrap()
+        .values()
+        .next()
+        .unwrap()
+        .clone();
+    for region in ["us-east-1", "eu-west-1"] {
+        assert!(amis[region].as_str().unwrap().starts_with("ami-"), "{amis}");
+    }
 }
 
 /// Issue 35 item 3: `--explain` names GitHub's and GitLab's variables as the sources, and on a

@@ -115,6 +115,7 @@ fn image(id: &str, created_at: &str) -> Image {
         id: id.into(),
         name: format!("hello-{id}"),
         state: "available".into(),
+        owner: String::new(),
         creation_date: "2026-01-01T00:00:00.000Z".into(),
         tags: [
             ("gears:component", "hello"),

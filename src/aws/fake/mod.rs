@@ -91,6 +91,8 @@ struct State {
 #[derive(Clone, Default)]
 pub struct FakeCloud {
     state: Arc<State>,
+    /// The account this view acts as, when a test names one ([`FakeCloud::as_account`]).
+    viewer: Option<String>,
 }
 
 impl FakeCloud {
@@ -302,6 +304,7 @@ mod tests {
             id: id.into(),
             name: format!("name-{id}"),
             state: "available".into(),
+            owner: String::new(),
             creation_date: "2026-11-24T00:00:00.000Z".into(),
             tags: tags
                 .iter()

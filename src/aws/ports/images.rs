@@ -12,6 +12,10 @@ pub struct Image {
     /// EC2's state: `available`, `pending`, `failed`, ...
     pub state: String,
     pub creation_date: String,
+    /// The account that owns it (`OwnerId`); empty where unknown.
+    pub owner: String,
+    /// Its tags: in an account that does not own it, AWS shows none (the owner's tags stay
+    /// with the owner).
     pub tags: BTreeMap<String, String>,
 }
 
@@ -72,6 +76,8 @@ pub trait Images: Send + Sync {
 pub struct ImageShares {
     pub launch: crate::accounts::Shares,
     pub snapshots: BTreeMap<String, Vec<crate::accounts::AccountId>>,
+    /// The account that owns the AMI, as EC2 answers (`OwnerId`).
+    pub owner: Option<String>,
 }
 
 /// The most values EC2 takes in one filter (an `image-id` or `instance-id` filter).

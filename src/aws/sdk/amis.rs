@@ -96,6 +96,7 @@ impl Ec2Amis {
                     id: i.image_id().unwrap_or_default().to_owned(),
                     name: i.name().unwrap_or_default().to_owned(),
                     state: i.state().map(|s| s.as_str().to_owned()).unwrap_or_default(),
+                    owner: i.owner_id().unwrap_or_default().to_owned(),
                     creation_date: i.creation_date().unwrap_or_default().to_owned(),
                     tags: tags_of(i.tags()),
                 };

@@ -49,6 +49,9 @@ pub const KEYS: &[(&str, &str)] = &[
     ("share.accounts", "Account ids (12 digits): launch permission on each AMI, and create-volume permission on its snapshots."),
     ("share.organizations", "Organization ARNs (`arn:aws:organizations::<account>:organization/o-...`): launch permission."),
     ("share.organizational_units", "Organizational unit ARNs (`arn:aws:organizations::<account>:ou/o-.../ou-...`): launch permission."),
+    ("encrypt", "Encrypt the AMIs' boot volumes (Packer's `encrypt_boot`), with the keys below; `encrypt: {}` uses each region's default EBS key. Shared AMIs (`share:`) need a customer managed key in every region: AWS cannot share AMIs encrypted with `aws/ebs`."),
+    ("encrypt.kms_key_id", "The KMS key in the build region (the first of `ami_regions`): a key id, `alias/<name>`, or a key or alias ARN of that region."),
+    ("encrypt.region_kms_key_ids", "A mapping of each region the AMI is copied to (`ami_regions` past the first) to its KMS key."),
 ];
 
 #[cfg(test)]
@@ -71,6 +74,10 @@ mod tests {
                 ("deploy.", fields_of::<DeploySection>()),
                 ("accounts.<env>.", fields_of::<crate::accounts::Role>()),
                 ("share.", fields_of::<crate::accounts::Shares>()),
+                (
+                    "encrypt.",
+                    fields_of::<crate::component::encrypt::Encrypt>(),
+                ),
             ],
             "src/component/file/keys.rs",
         );

@@ -81,6 +81,11 @@ impl Groups for AwsFleet {
                                 image: img.to_owned(),
                                 private_ip: i.private_ip_address().map(str::to_owned),
                                 public_ip: i.public_ip_address().map(str::to_owned),
+                                tags: (i.tags().iter())
+                                    .filter_map(|t| {
+                                        Some((t.key()?.to_owned(), t.value()?.to_owned()))
+                                    })
+                                    .collect(),
                             },
                         );
                     }
