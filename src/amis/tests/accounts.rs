@@ -5,7 +5,7 @@
 use super::{cloud, opts, with_accounts};
 use crate::amis::accounts::{kept_for_shares, Looked};
 use crate::amis::*;
-use crate::aws::{AmiUse, CloudError, ErrorKind, LaunchPermission};
+use crate::aws::{AmiCloud, AmiUse, CloudError, ErrorKind, LaunchPermission};
 use crate::cancel::Cancel;
 use crate::exit::Exit;
 use crate::testing::Faults;
@@ -269,4 +269,32 @@ fn what_shares_let_a_prune_do() {
             "{shares:?} public {public} include {include}"
         );
     }
+}
+
+/// The cost of a look in an environment's account, per region: the templates, each template's
+/// versions, the groups, the launch configurations, and one DescribeInstances per 200 AMIs
+/// (the `image-id` filter's most values).
+#[tokio::test]
+async fn instances_are_read_by_image_id_200_ids_a_call() {
+    use crate::aws::AmiHousekeeping;
+    let live = super::cloud().add_account(LIVE);
+    live.add_ami_use("us-east-1", instance("ami-00000000000000001", "i-1"));
+    live.add_ami_use("us-east-1", instance("ami-other", "i-2"));
+    let ids: Vec<String> = (1..=450).map(|i| format!("ami-{i:017x}")).collect();
+    let port = live.amis("us-east-1").await.unwrap();
+    let uses = port.uses_of(&ids).await.unwrap();
+    assert_eq!(uses, [instance("ami-00000000000000001", "i-1")]);
+    let instances = live
+        .calls()
+        .iter()
+        .filter(|c| c.starts_with("DescribeInstances "))
+        .count();
+    assert_eq!(instances, 3, "{:?}", live.calls());
+    assert!(port.uses_of(&[]).await.unwrap().is_empty());
+    assert_eq!(
+        live.calls().len(),
+        6,
+        "no ids, no calls: {:?}",
+        live.calls()
+    );
 }

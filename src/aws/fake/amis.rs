@@ -277,7 +277,10 @@ impl AmiHousekeeping for FakeAmis {
         self.cloud
             .call("DescribeLaunchConfigurations", &self.region)
             .await?;
-        self.cloud.call("DescribeInstances", &self.region).await?;
+        // As the SDK adapter pages them: an `image-id` filter takes at most 200 values.
+        for _ in image_ids.chunks(crate::aws::FILTER_VALUES) {
+            self.cloud.call("DescribeInstances", &self.region).await?;
+        }
         Ok(self
             .cloud
             .amis_state()
