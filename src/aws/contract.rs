@@ -160,7 +160,7 @@ async fn shared_images_are_seen_without_tags_in_the_accounts_they_are_shared_wit
     );
     if r.is_moto() {
         // moto answers a shared AMI as unknown in the account it is shared with (AWS shows it);
-        // the end-to-end tests give AWS's answer through a proxy (scripts/share-proxy.py).
+        // the end-to-end tests give AWS's answer through scripts/count-proxy.py (GEARS_PROXY_SHARED_IMAGES).
         assert!(
             seen.is_empty(),
             "moto learned to show shared AMIs: {seen:?}"
@@ -930,6 +930,7 @@ impl Rig for FakeRig {
                     state: "available".into(),
                     // EC2's format, with its one-second resolution.
                     owner: String::new(),
+                    public: false,
                     creation_date: chrono::Utc::now()
                         .format("%Y-%m-%dT%H:%M:%S.000Z")
                         .to_string(),

@@ -161,6 +161,7 @@ mod tests {
                 name: format!("{run}-{builder}"),
                 state: "available".into(),
                 owner: String::new(),
+                public: false,
                 creation_date: format!("{created}Z"),
                 tags: tags
                     .iter()

@@ -78,6 +78,8 @@ pub(super) struct Seen {
     pub(super) member_images: BTreeMap<String, String>,
     /// Member id → its tags (what deploy wrote on it, `COMPONENT_VERSION` among them).
     pub(super) member_tags: BTreeMap<String, BTreeMap<String, String>>,
+    /// The account the members run in (the caller's), once one was seen.
+    pub(super) account: Option<String>,
     /// Launch spec (as [`spec_of`] names it) → its AMI (None: it could not be read).
     pub(super) spec_images: BTreeMap<String, Option<String>>,
     /// The AMIs EC2 showed, by id.
@@ -120,6 +122,9 @@ async fn region<C: Cloud>(
         let info = patiently(cancel, patience(settings), || fleet.describe_members(&ids)).await?;
         for (id, i) in info {
             seen.member_images.insert(id.clone(), i.image);
+            if !i.account.is_empty() {
+                seen.account.get_or_insert(i.account);
+            }
             seen.member_tags.insert(id, i.tags);
         }
     }
@@ -266,7 +271,8 @@ pub(super) fn ami(id: &str, seen: &Seen, g: &Group) -> Ami {
     };
     let version = tag("COMPONENT_VERSION");
     let shared_from = image
-        .filter(|i| version.is_none() && i.tags.is_empty() && !i.owner.is_empty())
+        .filter(|i| version.is_none() && i.tags.is_empty() && !i.public && !i.owner.is_empty())
+        .filter(|i| seen.account.as_ref() != Some(&i.owner))
         .map(|i| i.owner.clone());
     Ami {
         ami: id.to_owned(),

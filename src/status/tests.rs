@@ -20,6 +20,7 @@ fn image(id: &str, version: &str, ami_version: &str) -> Image {
         name: id.into(),
         state: "available".into(),
         owner: String::new(),
+        public: false,
         creation_date: "2026-11-24T00:00:00.000Z".into(),
         tags: BTreeMap::from([
             ("COMPONENT_VERSION".to_owned(), version.to_owned()),

@@ -495,6 +495,7 @@ mod tests {
                 name: "hello-1".into(),
                 state: state.into(),
                 owner: String::new(),
+                public: false,
                 creation_date: String::new(),
                 tags: BTreeMap::from([("COMPONENT_VERSION".to_owned(), "1.0".to_owned())]),
             },
@@ -595,6 +596,7 @@ mod tests {
         let cloud = FakeCloud::new();
         let owned = Image {
             owner: String::new(),
+            public: false,
             ..(cloud_with_ami("available")
                 .images("us-east-1")
                 .await
@@ -619,8 +621,9 @@ mod tests {
             .unwrap_err();
         assert_eq!(e.exit(), Exit::InvalidInput);
         assert!(
-            e.render().contains(&format!("{AMI} is shared from account 111111111111: its tags, and so its version, are not visible"))
-                && e.render().contains("--version"),
+            e.render().contains(&format!(
+                "{AMI} shows no tags here, so no version (its owner is account 111111111111"
+            )) && e.render().contains("--version"),
             "{}",
             e.render()
         );

@@ -112,10 +112,10 @@ pub(super) async fn check_image<C: Cloud>(
     // account shows none of its owner's tags here.
     match image.tags.get("COMPONENT_VERSION") {
         Some(v) => Ok(v.clone()),
-        None if image.tags.is_empty() && !image.owner.is_empty() => Err(InputError::whole_file(
+        None if image.tags.is_empty() && !image.public && !image.owner.is_empty() => Err(InputError::whole_file(
             "--ami",
             format!(
-                "{ami} is shared from account {}: its tags, and so its version, are not visible in this account",
+                "{ami} shows no tags here, so no version (its owner is account {}: AWS shows an AMI's tags only in the account that owns it)",
                 image.owner
             ),
         )

@@ -116,6 +116,7 @@ fn image(id: &str, created_at: &str) -> Image {
         name: format!("hello-{id}"),
         state: "available".into(),
         owner: String::new(),
+        public: false,
         creation_date: "2026-01-01T00:00:00.000Z".into(),
         tags: [
             ("gears:component", "hello"),

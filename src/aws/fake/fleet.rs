@@ -54,6 +54,8 @@ impl Groups for FakeFleet {
                             private_ip: Some("192.0.2.1".into()),
                             public_ip: None,
                             tags: f.member_tags.get(id).cloned().unwrap_or_default(),
+                            account: (self.cloud.viewer.clone())
+                                .unwrap_or_else(|| super::images::FAKE_ACCOUNT.to_owned()),
                         },
                     )
                 })

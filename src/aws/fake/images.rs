@@ -121,6 +121,7 @@ impl FakeImages {
                     return None;
                 }
                 image.tags.clear();
+                image.public = owner == "amazon";
                 image.owner = owner;
                 Some(image)
             })

@@ -305,6 +305,7 @@ mod tests {
             name: format!("name-{id}"),
             state: "available".into(),
             owner: String::new(),
+            public: false,
             creation_date: "2026-11-24T00:00:00.000Z".into(),
             tags: tags
                 .iter()

@@ -38,6 +38,8 @@ pub struct MemberInfo {
     /// The instance's tags (a group's propagated tags: what deploy wrote, such as
     /// `COMPONENT_VERSION`, readable in any account, unlike a shared AMI's).
     pub tags: BTreeMap<String, String>,
+    /// The account it runs in (its reservation's owner): the caller's own.
+    pub account: String,
 }
 
 /// An Auto Scaling group as a deploy sees it.

@@ -14,6 +14,8 @@ pub struct Image {
     pub creation_date: String,
     /// The account that owns it (`OwnerId`); empty where unknown.
     pub owner: String,
+    /// Anyone may launch it (EC2's `Public`), such as Amazon's own AMIs.
+    pub public: bool,
     /// Its tags: in an account that does not own it, AWS shows none (the owner's tags stay
     /// with the owner).
     pub tags: BTreeMap<String, String>,

@@ -97,6 +97,7 @@ impl Ec2Amis {
                     name: i.name().unwrap_or_default().to_owned(),
                     state: i.state().map(|s| s.as_str().to_owned()).unwrap_or_default(),
                     owner: i.owner_id().unwrap_or_default().to_owned(),
+                    public: i.public().unwrap_or(false),
                     creation_date: i.creation_date().unwrap_or_default().to_owned(),
                     tags: tags_of(i.tags()),
                 };

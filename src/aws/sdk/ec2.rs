@@ -64,6 +64,7 @@ fn image(i: &aws_sdk_ec2::types::Image) -> Image {
         name: i.name().unwrap_or_default().to_owned(),
         state: i.state().map(|s| s.as_str().to_owned()).unwrap_or_default(),
         owner: i.owner_id().unwrap_or_default().to_owned(),
+        public: i.public().unwrap_or(false),
         creation_date: i.creation_date().unwrap_or_default().to_owned(),
         tags: i
             .tags()

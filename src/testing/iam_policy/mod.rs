@@ -184,6 +184,7 @@ fn image(id: &str, tags: &[(&str, &str)]) -> Image {
         name: id.into(),
         state: "available".into(),
         owner: String::new(),
+        public: false,
         creation_date: "2026-11-24T00:00:00.000Z".into(),
         tags: tags
             .iter()
