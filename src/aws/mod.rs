@@ -18,7 +18,7 @@ pub mod ports;
 pub mod sdk;
 
 pub use error::{kind_of, kind_of_code, CloudError, ErrorKind, NO_ACTIVE_REFRESH};
-pub use ports::amis::{AmiHousekeeping, AmiUse, OwnedImage, Snapshot};
+pub use ports::amis::{AmiHousekeeping, AmiUse, LaunchPermission, OwnedImage, Snapshot};
 pub use ports::clone::{CloneAsk, Cloning};
 pub use ports::fleet::Fleet;
 pub use ports::groups::{Group, Groups, Member, MemberInfo};

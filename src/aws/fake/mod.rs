@@ -271,17 +271,6 @@ impl Cloud for FakeCloud {
     }
 }
 
-impl super::AmiCloud for FakeCloud {
-    type Amis = FakeAmis;
-
-    async fn amis(&self, region: &str) -> Result<FakeAmis, CloudError> {
-        Ok(FakeAmis {
-            cloud: self.clone(),
-            region: region.to_owned(),
-        })
-    }
-}
-
 /// A call number scrambled (splitmix64's finaliser): a repeatable spread of throttled calls.
 fn scramble(n: u32) -> u64 {
     let mut x = u64::from(n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
