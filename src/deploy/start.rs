@@ -192,7 +192,9 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
             let mut m = self.versions.lock().unwrap_or_else(|p| p.into_inner());
             m.entry(k).or_insert(v).clone()
         };
-        if let Some(n) = known(&key) {
+        // A number means itself; `$Latest`/`$Default` what they meant at the first reading.
+        let number = t.version.parse::<u64>().is_ok().then(|| t.version.clone());
+        if let Some(n) = number.or_else(|| known(&key)) {
             if let Some(image) = known(&image_key(&n)) {
                 return Ok((n, image));
             }
