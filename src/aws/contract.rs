@@ -10,11 +10,11 @@
 //! instances take a while; the fake and moto pass on the first look. No test ever connects to
 //! an instance's address.
 use crate::aws::Cloning;
-use crate::aws::GroupTags;
 use crate::aws::Groups;
 use crate::aws::Launches;
 use crate::aws::Refreshes;
 use crate::aws::Traffic;
+use crate::aws::{GroupTag, GroupTags};
 
 use super::fake::{FakeCloud, Faults};
 use super::{
@@ -489,6 +489,8 @@ async fn templates_resolve_latest_default_and_numbers<R: Rig>(r: &R) {
             image,
             "{version}"
         );
+        let both = fleet.version_image(&v(version)).await.unwrap();
+        assert_eq!(both, (number.to_owned(), image.clone()), "{version}");
     }
     // A version or a template that does not exist: not found, never an empty image.
     let nobody = TemplateRef {
@@ -499,6 +501,8 @@ async fn templates_resolve_latest_default_and_numbers<R: Rig>(r: &R) {
         let e = fleet.resolve_version(&t).await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
         let e = fleet.template_image(&t).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+        let e = fleet.version_image(&t).await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
     }
 
@@ -673,6 +677,40 @@ async fn group_tags_are_put_and_deleted<R: Rig>(r: &R) {
         .unwrap();
     let t = group_now(&fleet, &p).await.tags;
     assert_eq!(t.get("p").map(String::as_str), Some("1"));
+
+    // One call sets tags of several groups (a lease renewal of every lock a region holds).
+    let q = format!("{p}-2");
+    r.group(&NewGroup {
+        name: &q,
+        template: TemplateRef {
+            id: lt_of(&fleet, &p).await,
+            version: "$Latest".into(),
+        },
+        min: 0,
+        max: 1,
+        desired: 0,
+        tags: Tags::new(),
+        target_groups: vec![],
+    })
+    .await;
+    let renewal: Vec<GroupTag> = [&p, &q]
+        .iter()
+        .flat_map(|g| GroupTag::all(g, &tags(&[("gears:lock", "run-3")]), false))
+        .collect();
+    fleet.put_tag_list(&renewal).await.unwrap();
+    for g in [&p, &q] {
+        let t = group_now(&fleet, g).await.tags;
+        assert_eq!(
+            t.get("gears:lock").map(String::as_str),
+            Some("run-3"),
+            "{g}"
+        );
+    }
+}
+
+/// The launch template a group launches from.
+async fn lt_of<F: Fleet>(fleet: &F, name: &str) -> String {
+    group_now(fleet, name).await.template.unwrap().id
 }
 
 async fn launch_configurations_are_read_and_copied<R: Rig>(r: &R) {
