@@ -148,7 +148,9 @@ looks = [i for i, (t, a, d) in enumerate(log) if a == "DescribeAutoScalingGroups
 # Reads between two looks of the groups: what one poll costs the region.
 per_poll = [sum(1 for t, a, d in log[i:j] if read(a)) for i, j in zip(looks, looks[1:])]
 tags = [(a, d) for t, a, d in log if a in ("CreateOrUpdateTags", "DeleteTags")]
-lease = [1 for a, d in tags if d == "gears:deploy-lock"]
+# Lock-only writes beyond each group's taking of its lock: lease renewals (one call renews
+# every lock of the region).
+lease = [1 for a, d in tags if d == "gears:deploy-lock"][n:]
 span = log[-1][0] - log[0][0]
 print(f"{n:>2} group(s): {batches} batches, {len(looks)} looks in {wall_ms} ms; calls per poll: "
       f"median {statistics.median(per_poll):.0f}, max {max(per_poll)}; tag writes: {len(tags)} "
