@@ -492,19 +492,11 @@ async fn templates_resolve_latest_default_and_numbers<R: Rig>(r: &R) {
         let both = fleet.version_image(&v(version)).await.unwrap();
         assert_eq!(both, (number.to_owned(), image.clone()), "{version}");
     }
-    // A version or a template that does not exist: not found, never an empty image.
+    not_found_not_empty(&fleet, &lt).await;
     let nobody = TemplateRef {
         id: NO_TEMPLATE.into(),
         version: "1".into(),
     };
-    for t in [v("9"), nobody.clone()] {
-        let e = fleet.resolve_version(&t).await.unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
-        let e = fleet.template_image(&t).await.unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
-        let e = fleet.version_image(&t).await.unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
-    }
 
     // A new version is the latest, not the default.
     let token = unique("tok");
@@ -548,6 +540,26 @@ async fn templates_resolve_latest_default_and_numbers<R: Rig>(r: &R) {
         images_of(&fleet, &counting_ids(&g)).await,
         [imgs[1].clone()]
     );
+}
+
+/// A version or a template that does not exist: not found, never an empty image.
+async fn not_found_not_empty<F: Fleet>(fleet: &F, lt: &str) {
+    let nobody = TemplateRef {
+        id: NO_TEMPLATE.into(),
+        version: "1".into(),
+    };
+    let nine = TemplateRef {
+        id: lt.to_owned(),
+        version: "9".into(),
+    };
+    for t in [nine, nobody] {
+        let e = fleet.resolve_version(&t).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+        let e = fleet.template_image(&t).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+        let e = fleet.version_image(&t).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+    }
 }
 
 async fn members_are_replaced_or_removed_and_launch_the_groups_version<R: Rig>(r: &R) {

@@ -4,6 +4,7 @@ use crate::aws::{Fleet, Group, LockTable};
 use crate::cancel::Cancel;
 use crate::deploy::group::deploy_group;
 use crate::deploy::lease::Leases;
+use crate::deploy::start::TemplateReads;
 use crate::deploy::{DeploySettings, GroupOutcome, GroupResult, SmokeGate};
 use crate::error::Error;
 use std::collections::BTreeMap;
@@ -23,11 +24,8 @@ pub(super) struct RegionCtx<'a> {
     pub(super) failed: std::sync::Mutex<Option<String>>,
     /// Who holds the locks: host and CI job.
     pub(super) who: String,
-    /// What this run read of launch templates, once each: `region/template/$Latest` → the
-    /// number it meant when this run first read it (groups sharing a template all return to
-    /// that version on rollback, and share one new version), and `image region/template/N` →
-    /// that version's image (a version never changes).
-    pub(super) versions: std::sync::Mutex<BTreeMap<String, String>>,
+    /// What this run read of launch templates, once each ([`TemplateReads`]).
+    pub(super) versions: TemplateReads,
 }
 
 /// What a look saw, and when it began.

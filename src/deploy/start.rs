@@ -12,6 +12,34 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 use tokio::time::Instant;
 
+/// What a run read of launch templates, once each: `region/template/VERSION` → the number it
+/// meant at the run's first reading (groups sharing a template all return to that version on
+/// rollback, and share one new version), and `image region/template/N` → that version's image;
+/// and a gate per reading, so groups asking at once make one call.
+#[derive(Default)]
+pub(super) struct TemplateReads {
+    known: std::sync::Mutex<BTreeMap<String, String>>,
+    gates: std::sync::Mutex<BTreeMap<String, std::sync::Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl TemplateReads {
+    fn known(&self, key: &str) -> Option<String> {
+        let m = self.known.lock().unwrap_or_else(|p| p.into_inner());
+        m.get(key).cloned()
+    }
+
+    /// `value` kept for `key`, unless one was kept first: the one kept.
+    fn keep(&self, key: String, value: String) -> String {
+        let mut m = self.known.lock().unwrap_or_else(|p| p.into_inner());
+        m.entry(key).or_insert(value).clone()
+    }
+
+    fn gate(&self, key: &str) -> std::sync::Arc<tokio::sync::Mutex<()>> {
+        let mut g = self.gates.lock().unwrap_or_else(|p| p.into_inner());
+        g.entry(key.to_owned()).or_default().clone()
+    }
+}
+
 /// The launch spec a deploy starts from and goes to: a template version to make, or a launch
 /// configuration copy already made.
 struct Spec {
@@ -179,39 +207,37 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
 
     /// The number template version `t` meant when this run first read it, and that version's
     /// image: one DescribeLaunchTemplateVersions per template version a run (a version never
-    /// changes, and `$Latest`/`$Default` keep the number they meant at the run's first reading).
+    /// changes, and `$Latest`/`$Default` keep the number they meant at the run's first reading;
+    /// groups asking at once wait for one reading).
     pub(super) async fn version_of(&self, t: &TemplateRef) -> Result<(String, String), Error> {
-        let d = self.deadline();
+        let reads = self.versions;
         let key = format!("{}/{}/{}", self.fleet.region(), t.id, t.version);
         let image_key = |n: &str| format!("image {}/{}/{n}", self.fleet.region(), t.id);
-        let known = |k: &str| {
-            let v = self.versions.lock().unwrap_or_else(|p| p.into_inner());
-            v.get(k).cloned()
-        };
-        let keep = |k: String, v: String| {
-            let mut m = self.versions.lock().unwrap_or_else(|p| p.into_inner());
-            m.entry(k).or_insert(v).clone()
-        };
         // A number means itself; `$Latest`/`$Default` what they meant at the first reading.
         let number = t.version.parse::<u64>().is_ok().then(|| t.version.clone());
-        if let Some(n) = number.or_else(|| known(&key)) {
-            if let Some(image) = known(&image_key(&n)) {
-                return Ok((n, image));
-            }
+        let cached = || {
+            let n = number.clone().or_else(|| reads.known(&key))?;
+            let image = reads.known(&image_key(&n))?;
+            Some((n, image))
+        };
+        if let Some(found) = cached() {
+            return Ok(found);
         }
-        let (read, image) = patiently(self.cancel, d, || self.fleet.version_image(t)).await?;
-        let image = keep(image_key(&read), image);
-        // The first reading of this run stands (another group may have read it first).
-        let n = keep(key, read.clone());
-        if n == read {
-            return Ok((n, image));
+        let gate = reads.gate(&key);
+        let _reading = gate.lock().await;
+        if let Some(found) = cached() {
+            return Ok(found);
         }
+        let d = self.deadline();
         let pinned = TemplateRef {
             id: t.id.clone(),
-            version: n.clone(),
+            version: number
+                .or_else(|| reads.known(&key))
+                .unwrap_or(t.version.clone()),
         };
-        let (_, image) = patiently(self.cancel, d, || self.fleet.version_image(&pinned)).await?;
-        Ok((n.clone(), keep(image_key(&n), image)))
+        let (n, image) = patiently(self.cancel, d, || self.fleet.version_image(&pinned)).await?;
+        reads.keep(image_key(&n), image.clone());
+        Ok((reads.keep(key, n), image))
     }
 
     /// The deploy's state for `g` going to `spec`, refused when it cannot fit the group's tag
