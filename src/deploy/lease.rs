@@ -117,3 +117,67 @@ impl Leases {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aws::fake::FakeCloud;
+    use crate::aws::{Cloud, Group, Groups, TemplateRef};
+
+    fn group(name: &str) -> Group {
+        Group {
+            name: name.into(),
+            min: 0,
+            max: 1,
+            desired: 0,
+            template: Some(TemplateRef {
+                id: "lt-1".into(),
+                version: "1".into(),
+            }),
+            mixed: false,
+            override_templates: vec![],
+            launch_configuration: None,
+            members: vec![],
+            target_groups: vec![],
+            load_balancers: vec![],
+            other_traffic: vec![],
+            units: None,
+            warm_pool: false,
+            suspended: vec![],
+            tags: Default::default(),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn one_call_renews_every_due_lock_and_a_missing_group_does_not_stop_the_others() {
+        let cloud = FakeCloud::new();
+        for g in ["a", "b", "c"] {
+            cloud.add_group(group(g), &["ami-1"]);
+        }
+        let fleet = cloud.fleet("us-east-1").await.unwrap();
+        let every = Duration::from_secs(15);
+        let leases = Leases::default();
+        for g in ["a", "b", "c"] {
+            leases.wrote(g);
+            leases.hold(g);
+        }
+        // Written just now: nothing is due.
+        leases.renew(&fleet, "v1", every).await;
+        assert!(cloud.tag_calls().is_empty());
+        // Half a period on: one call renews all three.
+        tokio::time::advance(every / 2).await;
+        leases.renew(&fleet, "v2", every).await;
+        let calls = cloud.tag_calls();
+        assert_eq!(calls.len(), 1, "{calls:?}");
+        assert_eq!(calls[0].groups.len(), 3, "{calls:?}");
+        // A group let go is renewed no more; one deleted by hand makes AWS refuse the call,
+        // and the others are renewed one by one.
+        leases.let_go("a").await;
+        fleet.delete_group("b").await.unwrap();
+        tokio::time::advance(every).await;
+        leases.renew(&fleet, "v3", every).await;
+        let lock = |g: &str| cloud.group(g).unwrap().tags.get(LOCK_TAG).cloned();
+        assert_eq!(lock("a").as_deref(), Some("v2"));
+        assert_eq!(lock("c").as_deref(), Some("v3"));
+    }
+}
