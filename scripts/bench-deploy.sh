@@ -12,8 +12,17 @@
 # reaction latency: from the state it waits for appearing in moto (a batch InService, old
 # instances gone) to its next acting call (goal: median <= 1 s).
 #
+# Then many groups of one instance each (`--group` for each, --parallel 20, --batch 1), for
+# GROUP_COUNTS group counts (default "1 20 60"): AWS calls per group, tag writes per group (each
+# group's own, and the region's lease renewals shared out: one CreateOrUpdateTags renews every
+# lock of the region; goal: at most 4, the same whatever the wait), launch template reads, and
+# the wall time (goal for 60 groups: 420 s on moto behind the counting proxy).
+#
 # Last, the way back (scripts/bench-rollback.sh, a group of 10): blue/green's `--rollback` next
 # to the rolling strategy's. ROLLBACK=0 leaves that part out.
+#
+# PARTS chooses the parts (default "sizes fleets groups"): PARTS=groups GROUP_COUNTS=60 ROLLBACK=0
+# runs only the 60-group deploy.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$GEARS_ROOT"
@@ -33,7 +42,9 @@ GEARS_PIDS+=($!)
 wait_for "http://127.0.0.1:$PROXY_PORT/counts"
 
 W=$GEARS_RUN/bench-deploy; mkdir -p "$W"
-for n in 10 100; do
+PARTS=${PARTS:-sizes fleets groups}
+part() { case " $PARTS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
+for n in $(part sizes && echo 10 100); do
   name="bench$n"
   printf 'component: %s\nrepo: r\nami_regions: [us-east-1]\nbase_ami: {id: ami-04681a1dbd79675a5}\n' "$name" >"$W/$name.yaml"
   new=$("$GEARS_VENV/bin/python" - "$name" "$n" <<'PY'
@@ -87,9 +98,8 @@ PY
 done
 
 BOOT=${BOOT:-1.5}
-echo
-echo "at the default --poll (5 s), instances booting ${BOOT} s, groups of 4, --batch 1, one region:"
-for n in 1 5 20; do
+part fleets && echo && echo "at the default --poll (5 s), instances booting ${BOOT} s, groups of 4, --batch 1, one region:"
+for n in $(part fleets && echo 1 5 20); do
   name="fleet$n"
   printf 'component: %s\nrepo: r\nami_regions: [us-east-1]\nbase_ami: {id: ami-04681a1dbd79675a5}\n' "$name" >"$W/$name.yaml"
   made=$("$GEARS_VENV/bin/python" - "$name" "$n" <<'PY'
@@ -138,7 +148,9 @@ looks = [i for i, (t, a, d) in enumerate(log) if a == "DescribeAutoScalingGroups
 # Reads between two looks of the groups: what one poll costs the region.
 per_poll = [sum(1 for t, a, d in log[i:j] if read(a)) for i, j in zip(looks, looks[1:])]
 tags = [(a, d) for t, a, d in log if a in ("CreateOrUpdateTags", "DeleteTags")]
-lease = [1 for a, d in tags if d == "gears:deploy-lock"]
+# Lock-only writes beyond each group's taking of its lock: lease renewals (one call renews
+# every lock of the region).
+lease = [1 for a, d in tags if d == "gears:deploy-lock"][n:]
 span = log[-1][0] - log[0][0]
 print(f"{n:>2} group(s): {batches} batches, {len(looks)} looks in {wall_ms} ms; calls per poll: "
       f"median {statistics.median(per_poll):.0f}, max {max(per_poll)}; tag writes: {len(tags)} "
@@ -163,6 +175,64 @@ if n == 1:
     print(f"   reaction latency over {len(lat)} waits: median {statistics.median(lat) * 1000:.0f} ms, "
           f"max {max(lat) * 1000:.0f} ms (batch InService -> next act: {by('healthy')} ms; "
           f"old gone -> next act: {by('gone')} ms)")
+PY
+done
+part groups && echo && echo "groups of one instance, --parallel 20, --batch 1, instances booting ${BOOT} s, one region:"
+for n in $(part groups && echo "${GROUP_COUNTS:-1 20 60}"); do
+  name="many$n"
+  printf 'component: %s\nrepo: r\nami_regions: [us-east-1]\nbase_ami: {id: ami-04681a1dbd79675a5}\n' "$name" >"$W/$name.yaml"
+  made=$("$GEARS_VENV/bin/python" - "$name" "$n" <<'PY'
+import json, sys, boto3
+name, n = sys.argv[1], int(sys.argv[2])
+ec2 = boto3.client("ec2", region_name="us-east-1")
+asg = boto3.client("autoscaling", region_name="us-east-1")
+base = "ami-04681a1dbd79675a5"
+i = ec2.run_instances(ImageId=base, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+new = ec2.create_image(InstanceId=i, Name=name + "-new")["ImageId"]
+ec2.terminate_instances(InstanceIds=[i])
+lt = ec2.create_launch_template(LaunchTemplateName=name, LaunchTemplateData={"ImageId": base, "InstanceType": "t3.micro"})["LaunchTemplate"]["LaunchTemplateId"]
+names = [f"{name}-g{k:02}" for k in range(n)]
+for g in names:
+    tag = lambda k, v: {"Key": k, "Value": v, "PropagateAtLaunch": False, "ResourceId": g, "ResourceType": "auto-scaling-group"}
+    asg.create_auto_scaling_group(AutoScalingGroupName=g, LaunchTemplate={"LaunchTemplateId": lt, "Version": "$Latest"},
+        MinSize=1, MaxSize=1, DesiredCapacity=1, AvailabilityZones=["us-east-1a"],
+        Tags=[tag("gears:component", name), tag("gears:environment", "bench")])
+known = [m["InstanceId"] for page in asg.get_paginator("describe_auto_scaling_groups").paginate(AutoScalingGroupNames=names)
+         for g in page["AutoScalingGroups"] for m in g["Instances"]]
+print(json.dumps({"ami": new, "known": known, "names": names}))
+PY
+)
+  new=$(printf '%s' "$made" | "$GEARS_VENV/bin/python" -c 'import json,sys; print(json.load(sys.stdin)["ami"])')
+  flags=$(printf '%s' "$made" | "$GEARS_VENV/bin/python" -c 'import json,sys; print(" ".join("--group " + g for g in json.load(sys.stdin)["names"]))')
+  curl -fsS -X POST "http://127.0.0.1:$PROXY_PORT/reset" >/dev/null
+  printf '%s' "$made" | "$GEARS_VENV/bin/python" -c "import json,sys; d=json.load(sys.stdin); print(json.dumps({'boot': $BOOT, 'known': d['known']}))" |
+    curl -fsS -X POST --data-binary @- "http://127.0.0.1:$PROXY_PORT/arm" >/dev/null
+  start=$(date +%s%N)
+  # shellcheck disable=SC2086
+  AWS_ENDPOINT_URL="http://127.0.0.1:$PROXY_PORT" "$GEARS" deploy -c "$W/$name.yaml" \
+    --environment bench --ami "$new" --region us-east-1 $flags --batch 1 --parallel 20 --output json \
+    >"$W/$name.json" 2>"$W/$name.err" || { tail -20 "$W/$name.err"; exit 1; }
+  end=$(date +%s%N)
+  curl -fsS "http://127.0.0.1:$PROXY_PORT/counts" >"$W/$name.counts"
+  curl -fsS "http://127.0.0.1:$PROXY_PORT/tagged" >"$W/$name.tagged"
+  "$GEARS_VENV/bin/python" - "$n" "$W/$name.counts" "$W/$name.tagged" "$W/$name.json" "$(( (end - start) / 1000000 ))" <<'PY'
+import json, sys
+n, counts, tagged, out, wall_ms = int(sys.argv[1]), json.load(open(sys.argv[2])), json.load(open(sys.argv[3])), json.load(open(sys.argv[4])), int(sys.argv[5])
+groups = out["groups"]
+assert len(groups) == n and all(g["result"] == "deployed" and g["batches"] == 1 for g in groups), groups
+total = sum(counts.values())
+# A tag call naming one group is that group's own; one naming several is a lease renewal of
+# every lock the region held then.
+own = [sum(1 for t, a, ids in tagged if ids == [g["group"]]) for g in groups]
+shared = [c for c in tagged if len(c[2]) > 1]
+renewal_share = sum(len(c[2]) for c in shared) / n
+writes = sum(1 for c in tagged)
+print(f"{n:>2} group(s): wall {wall_ms / 1000:.1f} s; {total} AWS calls ({total / n:.1f} per group); "
+      f"tag writes {writes} ({writes / n:.2f} calls per group: own {min(own)}..{max(own)}, "
+      f"{len(shared)} shared renewals naming {renewal_share:.2f} per group); "
+      f"DescribeLaunchTemplateVersions {counts.get('DescribeLaunchTemplateVersions', 0)}, "
+      f"UpdateAutoScalingGroup {counts.get('UpdateAutoScalingGroup', 0)}")
+print("   calls by action: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
 PY
 done
 if [ "${ROLLBACK:-1}" != 0 ]; then

@@ -3,8 +3,11 @@
 # group on moto, instances booting BOOT seconds (default 1.5) through the counting proxy, --poll
 # POLL (default 1):
 # - blue/green: `gears deploy --rollback` after a blue/green deploy, the old group still at its
-#   size: from the command's start to the old group healthy in traffic and the new one out
-#   (gears' exit);
+#   size: from the command's start to the old group attached (its AttachLoadBalancerTargetGroups
+#   answered: moto registers its instances then), to gears seeing it healthy in the target group
+#   (the DescribeTargetHealth after which it takes the current group out), and to gears' exit;
+#   against the goal of 1 s to attached and registered; with the tag lock and with the lock
+#   table (--lock-table, a DynamoDB table on moto);
 # - blue/green after `--scale-old-to 0`: the same, the old group grown again first;
 # - rolling: what the way back costs the rolling strategy: a deploy of the old AMI after a good
 #   deploy (--batch 25%), and the deploy itself for comparison.
@@ -70,11 +73,40 @@ timed() {
   printf 'component: %s\nrepo: r\nami_regions: [us-east-1]\nbase_ami: {id: ami-04681a1dbd79675a5}\n' "$name" >"$W/$name.yaml"
   arm
   local start end
+  curl -fsS "$PROXY/now" >"$W/$name.t0"
   start=$(date +%s%N)
   AWS_ENDPOINT_URL=$PROXY "$GEARS" deploy -c "$W/$name.yaml" --environment bench --region us-east-1 \
     --poll "$POLL" --output json "$@" >"$W/$name.json" 2>"$W/$name.err" || { tail -20 "$W/$name.err" >&2; exit 1; }
   end=$(date +%s%N)
   echo $(( (end - start) / 1000000 ))
+}
+
+# From the last command's start (the proxy's clock): the old group attached, and seen healthy
+# (the last DescribeTargetHealth before the current group's detach), in ms.
+attached() {
+  curl -fsS "$PROXY/log" >"$W/$1.log"
+  "$GEARS_VENV/bin/python" - "$W/$1.log" "$W/$1.t0" <<'PY'
+import json, sys
+log, t0 = json.load(open(sys.argv[1])), float(open(sys.argv[2]).read())
+log = [e for e in log if e[0] >= t0]
+att = next(i for i, e in enumerate(log) if e[1] == "AttachLoadBalancerTargetGroups")
+det = next(i for i, e in enumerate(log) if i > att and e[1] == "DetachLoadBalancerTargetGroups")
+seen = max(i for i in range(att, det) if log[i][1] == "DescribeTargetHealth")
+ms = lambda i: (log[i][0] - t0) * 1000
+goal = "within" if ms(att) <= 1000 else "past"
+print(f"old group attached at {ms(att):.0f} ms ({goal} the 1 s goal), seen healthy in its target group at {ms(seen):.0f} ms; "
+      f"{att} AWS calls before the attach")
+PY
+}
+
+# A DynamoDB lock table for --lock-table on moto.
+make_table() {
+  "$GEARS_VENV/bin/python" - "$1" <<'PY'
+import sys, boto3
+boto3.client("dynamodb", region_name="us-east-1").create_table(TableName=sys.argv[1],
+    AttributeDefinitions=[{"AttributeName": "key", "AttributeType": "S"}],
+    KeySchema=[{"AttributeName": "key", "KeyType": "HASH"}], BillingMode="PAY_PER_REQUEST")
+PY
 }
 
 detail() { "$GEARS_VENV/bin/python" -c 'import json,sys; print(json.load(open(sys.argv[1]))["groups"][0]["detail"])' "$W/$1.json"; }
@@ -85,10 +117,14 @@ deploy_ms=$(timed bgbench --ami "$new" --strategy blue-green)
 back_ms=$(timed bgbench --ami "$new" --rollback)
 echo "blue/green, group of $N, instances booting ${BOOT} s, --poll $POLL:"
 echo "  deploy (clone grown, gated, switched): ${deploy_ms} ms"
-echo "  --rollback, old group at its size: ${back_ms} ms from start to exit ($(detail bgbench))"
+echo "  --rollback with the tag lock, old group at its size: $(attached bgbench); exit at ${back_ms} ms ($(detail bgbench))"
+make_table bench-locks
+timed bgbench --ami "$new" --strategy blue-green --lock-table bench-locks >/dev/null
+table_ms=$(timed bgbench --ami "$new" --rollback --lock-table bench-locks)
+echo "  --rollback with the lock table: $(attached bgbench); exit at ${table_ms} ms"
 timed bgbench --ami "$new" --strategy blue-green --scale-old-to 0 >/dev/null
 cold_ms=$(timed bgbench --ami "$new" --rollback)
-echo "  --rollback after --scale-old-to 0: ${cold_ms} ms ($(detail bgbench))"
+echo "  --rollback after --scale-old-to 0: $(attached bgbench); exit at ${cold_ms} ms ($(detail bgbench))"
 
 new=$(make_group rollbench)
 fwd_ms=$(timed rollbench --ami "$new" --batch 25%)

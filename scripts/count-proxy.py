@@ -6,6 +6,8 @@ and counts AWS actions (query protocol: the Action form field; JSON protocol: X-
   GET  /log      every call: [t, action, detail] (t in seconds on this proxy's clock; detail:
                  the tag keys a CreateOrUpdateTags/DeleteTags writes, a Describe's MaxResults)
   GET  /ready    instance id -> the time it turned InService in the answers (see /arm)
+  GET  /now      this proxy's clock now (to time a command from its start)
+  GET  /tagged   every CreateOrUpdateTags/DeleteTags: [t, action, [the groups it names]]
   POST /arm      {"boot": SECS, "known": [ids]}: from now on an instance that is not in
                  `known` answers Pending in DescribeAutoScalingGroups until SECS after the
                  capacity call (UpdateAutoScalingGroup, SetDesiredCapacity,
@@ -28,7 +30,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 UPSTREAM = sys.argv[2]
 LOCK = threading.Lock()
 START = time.monotonic()
-COUNTS, LOG = {}, []
+COUNTS, LOG, TAGGED = {}, [], []
 BOOT = {"secs": 0.0, "known": set(), "launched": {}, "last_write": 0.0}
 # GEARS_PROXY_HOLD="Action=SECS,...": these actions are held that long before they go on (a
 # slow AWS: tests use it to reach a moment moto passes in milliseconds, e.g. packer's cleanup).
@@ -185,12 +187,17 @@ class H(BaseHTTPRequestHandler):
                 return self._reply(200, json.dumps(COUNTS).encode())
             if self.path == "/log":
                 return self._reply(200, json.dumps(LOG).encode())
+            if self.path == "/now":
+                return self._reply(200, json.dumps(now()).encode())
+            if self.path == "/tagged":
+                return self._reply(200, json.dumps(TAGGED).encode())
             if self.path == "/ready":
                 ready = {i: t + BOOT["secs"] for i, t in BOOT["launched"].items()}
                 return self._reply(200, json.dumps(ready).encode())
             if self.path == "/reset":
                 COUNTS.clear()
                 LOG.clear()
+                TAGGED.clear()
                 BOOT.update(secs=0.0, known=set(), launched={}, last_write=now())
                 return self._reply(200, b"{}")
             if self.path == "/arm":
@@ -202,7 +209,7 @@ class H(BaseHTTPRequestHandler):
     def _forward(self):
         n = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(n) if n else b""
-        if self.path in ("/counts", "/log", "/ready", "/reset", "/arm"):
+        if self.path in ("/counts", "/log", "/ready", "/reset", "/arm", "/now", "/tagged"):
             return self._control(body)
         form = urllib.parse.parse_qs(body.decode("utf-8", "replace"))
         target = self.headers.get("X-Amz-Target", "")
@@ -239,6 +246,9 @@ class H(BaseHTTPRequestHandler):
             t = now()
             COUNTS[action] = COUNTS.get(action, 0) + 1
             LOG.append([round(t, 4), action, detail])
+            if action in ("CreateOrUpdateTags", "DeleteTags"):
+                ids = sorted({v[0] for k, v in form.items() if re.fullmatch(r"Tags\.member\.\d+\.ResourceId", k)})
+                TAGGED.append([round(t, 4), action, ids])
             if action in LAUNCHING:
                 BOOT["last_write"] = t
             if action == "DescribeAutoScalingGroups" and BOOT["secs"] > 0 and code == 200:

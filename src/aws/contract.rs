@@ -10,11 +10,11 @@
 //! instances take a while; the fake and moto pass on the first look. No test ever connects to
 //! an instance's address.
 use crate::aws::Cloning;
-use crate::aws::GroupTags;
 use crate::aws::Groups;
 use crate::aws::Launches;
 use crate::aws::Refreshes;
 use crate::aws::Traffic;
+use crate::aws::{GroupTag, GroupTags};
 
 use super::fake::{FakeCloud, Faults};
 use super::{
@@ -531,18 +531,14 @@ async fn templates_resolve_latest_default_and_numbers<R: Rig>(r: &R) {
             image,
             "{version}"
         );
+        let both = fleet.version_image(&v(version)).await.unwrap();
+        assert_eq!(both, (number.to_owned(), image.clone()), "{version}");
     }
-    // A version or a template that does not exist: not found, never an empty image.
+    not_found_not_empty(&fleet, &lt).await;
     let nobody = TemplateRef {
         id: NO_TEMPLATE.into(),
         version: "1".into(),
     };
-    for t in [v("9"), nobody.clone()] {
-        let e = fleet.resolve_version(&t).await.unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
-        let e = fleet.template_image(&t).await.unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
-    }
 
     // A new version is the latest, not the default.
     let token = unique("tok");
@@ -586,6 +582,26 @@ async fn templates_resolve_latest_default_and_numbers<R: Rig>(r: &R) {
         images_of(&fleet, &counting_ids(&g)).await,
         [imgs[1].clone()]
     );
+}
+
+/// A version or a template that does not exist: not found, never an empty image.
+async fn not_found_not_empty<F: Fleet>(fleet: &F, lt: &str) {
+    let nobody = TemplateRef {
+        id: NO_TEMPLATE.into(),
+        version: "1".into(),
+    };
+    let nine = TemplateRef {
+        id: lt.to_owned(),
+        version: "9".into(),
+    };
+    for t in [nine, nobody] {
+        let e = fleet.resolve_version(&t).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+        let e = fleet.template_image(&t).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+        let e = fleet.version_image(&t).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+    }
 }
 
 async fn members_are_replaced_or_removed_and_launch_the_groups_version<R: Rig>(r: &R) {
@@ -715,6 +731,40 @@ async fn group_tags_are_put_and_deleted<R: Rig>(r: &R) {
         .unwrap();
     let t = group_now(&fleet, &p).await.tags;
     assert_eq!(t.get("p").map(String::as_str), Some("1"));
+
+    // One call sets tags of several groups (a lease renewal of every lock a region holds).
+    let q = format!("{p}-2");
+    r.group(&NewGroup {
+        name: &q,
+        template: TemplateRef {
+            id: lt_of(&fleet, &p).await,
+            version: "$Latest".into(),
+        },
+        min: 0,
+        max: 1,
+        desired: 0,
+        tags: Tags::new(),
+        target_groups: vec![],
+    })
+    .await;
+    let renewal: Vec<GroupTag> = [&p, &q]
+        .iter()
+        .flat_map(|g| GroupTag::all(g, &tags(&[("gears:lock", "run-3")]), false))
+        .collect();
+    fleet.put_tag_list(&renewal).await.unwrap();
+    for g in [&p, &q] {
+        let t = group_now(&fleet, g).await.tags;
+        assert_eq!(
+            t.get("gears:lock").map(String::as_str),
+            Some("run-3"),
+            "{g}"
+        );
+    }
+}
+
+/// The launch template a group launches from.
+async fn lt_of<F: Fleet>(fleet: &F, name: &str) -> String {
+    group_now(fleet, name).await.template.unwrap().id
 }
 
 async fn launch_configurations_are_read_and_copied<R: Rig>(r: &R) {

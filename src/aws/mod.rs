@@ -27,7 +27,7 @@ pub use ports::images::{
 };
 pub use ports::instances::{Imds, Instance, Instances, LaunchSpec, SecurityGroup};
 pub use ports::launches::{Launches, TemplateRef};
-pub use ports::locks::{GroupTags, LockTable, TableHolder};
+pub use ports::locks::{GroupTag, GroupTags, LockTable, TableHolder, TAGS_PER_CALL};
 pub use ports::refresh::Refreshes;
 pub use ports::traffic::{LaunchHook, Traffic};
 pub use ports::{AmiCloud, Cloud};

@@ -1,5 +1,5 @@
 //! One group: lock, roll, gate, then finish or roll back.
-use crate::aws::{Fleet, Group, LockTable};
+use crate::aws::{Fleet, Group, LockTable, TemplateRef};
 use crate::deploy::gate::gated_on;
 use crate::deploy::region::{RegionCtx, RegionLooks};
 use crate::deploy::roll::{counting, Roll, Rolled};
@@ -26,7 +26,7 @@ pub(super) async fn deploy_group<F: Fleet, L: LockTable>(
     let mut roll = Roll::new(ctx, fleet, table, looks, &g.name, ami, ctx.cancel);
     let d = roll.deadline();
     let from_ami = match (&g.template, &g.launch_configuration) {
-        (Some(t), _) => patiently(ctx.cancel, d, || fleet.template_image(t)).await,
+        (Some(t), _) => roll.version_of(t).await.map(|(_, image)| image),
         (None, Some(c)) => patiently(ctx.cancel, d, || fleet.configuration_image(c)).await,
         _ => Ok(String::new()),
     }
@@ -97,7 +97,7 @@ async fn deploy_one<F: Fleet, L: LockTable>(
     };
     // A continued run: the group already points at the new spec, so what it came from is the
     // recorded one.
-    if let Some(was) = recorded_from_ami(roll.fleet, &st, roll.cancel, roll.deadline()).await {
+    if let Some(was) = came_from(roll, &st).await {
         out.from_ami = was;
     }
     let rolled = match ctx.settings.strategy {
@@ -128,6 +128,20 @@ async fn deploy_one<F: Fleet, L: LockTable>(
     };
     out.batches = batches;
     rolled_back(ctx, roll, &undo, &st, step, out, why).await
+}
+
+/// The AMI of the launch spec the recorded deploy came from (a template version's read once
+/// a run), `None` when AWS does not say.
+async fn came_from<F: Fleet, L: LockTable>(roll: &Roll<'_, F, L>, st: &State) -> Option<String> {
+    if st.lc {
+        return recorded_from_ami(roll.fleet, st, roll.cancel, roll.deadline()).await;
+    }
+    let t = TemplateRef {
+        id: st.lt.clone(),
+        version: st.from.clone(),
+    };
+    let read = roll.version_of(&t).await.ok();
+    read.map(|(_, image)| image).filter(|i| !i.is_empty())
 }
 
 /// A group rolled to the end: finished (capacity and processes as they were), the lock given

@@ -2,12 +2,11 @@
 //! poll): the lock table's lease and the group's tag, renewed every quarter of the stale
 //! limit; lost when another run took it over. And the pace of the looks between steps.
 use crate::aws::{Fleet, LockTable};
+use crate::deploy::lease::lease_period;
 use crate::deploy::lock::{held_by_another, lease_times, refused, stopped, Holder, LockValue};
 use crate::deploy::roll::Roll;
-use crate::deploy::LOCK_TAG;
 use crate::error::Error;
 use crate::wait::patiently;
-use std::collections::BTreeMap;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -59,27 +58,30 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
         )
     }
 
-    /// Renews the lock every quarter of the stale limit (1 to 15 s) for as long as it runs,
-    /// whatever the loop waits on (smoke tests, throttled calls, a long `--poll`), so a live
-    /// deploy's lock never looks stale; ends only when the lock is lost. A slow or failing
-    /// renewal is tried again at the next beat. The tag is written only once this run read its
-    /// lock back.
+    /// Keeps the lock alive every lease period ([`lease_period`]: a quarter of the stale limit,
+    /// 1 to 15 s) for as long as it runs, whatever the loop waits on (smoke tests, throttled
+    /// calls, a long `--poll`), so a live deploy's lock never looks stale; ends only when the
+    /// lock is lost. The lock table's item is renewed here; the group's tag, once this run read
+    /// its lock back, by the region's renewal of all its locks in one call
+    /// ([`crate::deploy::lease::Leases`]). A slow or failing renewal is tried again at the next
+    /// beat.
     pub(super) async fn heartbeat(&self) -> Error {
-        let every =
-            (self.settings.lock_stale / 4).clamp(Duration::from_secs(1), Duration::from_secs(15));
+        let every = lease_period(self.settings.lock_stale);
         loop {
-            tokio::time::sleep(every).await;
+            // The tag lock held from the first quarter period after this run read it back.
+            for _ in 0..4 {
+                if self.tag_ours.load(std::sync::atomic::Ordering::SeqCst) {
+                    self.looks.leases.hold(&self.name);
+                }
+                tokio::time::sleep(every / 4).await;
+            }
             let beat = async {
-                let value = LockValue::held_now(&self.run, self.who).write();
                 if let Some(t) = self.table {
+                    let value = LockValue::held_now(&self.run, self.who).write();
                     let (now, _) = lease_times(self.settings);
                     if !t.renew(&self.lock_key, &self.run, &value, now).await? {
                         return Err(self.lost());
                     }
-                }
-                if self.tag_ours.load(std::sync::atomic::Ordering::SeqCst) {
-                    let lock = BTreeMap::from([(LOCK_TAG.to_owned(), value)]);
-                    self.fleet.put_tags(&self.name, &lock, false).await?;
                 }
                 Ok::<(), Error>(())
             };
@@ -89,15 +91,25 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
         }
     }
 
+    /// The group's tag lock no longer renewed (the steps its heartbeat ran beside ended): once
+    /// this returns, no renewal of it is in flight, so a lock removed after it stays removed.
+    pub(super) async fn let_go(&self) {
+        if self.tag_ours.load(std::sync::atomic::Ordering::SeqCst) {
+            self.looks.leases.let_go(&self.name).await;
+        }
+    }
+
     /// `fut` with the lock renewed beside it; a lost lock ends it.
     pub(super) async fn with_heartbeat<T>(
         &self,
         fut: impl std::future::Future<Output = Result<T, Error>>,
     ) -> Result<T, Error> {
-        tokio::select! {
+        let r = tokio::select! {
             r = fut => r,
             e = self.heartbeat() => Err(e),
-        }
+        };
+        self.let_go().await;
+        r
     }
 
     /// Waits one `--poll`, or less when the run is cancelled (an error then).

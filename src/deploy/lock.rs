@@ -6,9 +6,36 @@ use crate::error::Error;
 use std::time::Duration;
 use tokio::time::Instant;
 
-/// How long after writing its lock tag a deploy looks again before it counts the lock as its
-/// own (a racing writer's tag lands within it).
-pub const LOCK_SETTLE: Duration = Duration::from_secs(2);
+/// How long after writing its lock tag a deploy (without `--lock-table`) looks again before it
+/// counts the lock as its own, when AWS answers fast: [`LOCK_WINDOW`] + 2 × [`LOCK_LAG`], 1 s.
+///
+/// Why that catches a racing writer. A tag is no compare-and-swap: runs A and B that both
+/// found the group free both write, and the later write wins. B found it free, so B's look
+/// began before A's write was visible, which is at most [`LOCK_LAG`] after A's write answered.
+/// B's write follows its look at once (each attempt is a fresh look and one write; a failed
+/// write is made again only after a fresh look, never retried blind), so it lands within B's
+/// window (its look and its write) of that look, and is visible a lag later. A's look
+/// `window + 2 × lag` after its write answered therefore sees B's value, and A steps back; B's
+/// own look finds its value and B goes on: exactly one wins. The window A allows for is
+/// [`LOCK_WINDOW`], or twice A's own attempt when AWS answered A slower than that
+/// ([`settle`]): racers call the same regional endpoint. The 2 s settle before this bounded
+/// nothing (a writer could take any time between its look and its write); the lock table
+/// (`--lock-table`), a true compare-and-swap, needs no settle.
+pub const LOCK_SETTLE: Duration = Duration::from_secs(1);
+/// The window a racing writer is allowed, from the start of the look that found the lock free
+/// to its write landing: a look and a write, each about 50 to 150 ms on AWS from within its
+/// region, with room for a slow one.
+pub const LOCK_WINDOW: Duration = Duration::from_millis(500);
+/// How long after a write's answer a look may still not see it (Auto Scaling's reads are
+/// eventually consistent; tags read back at once in practice).
+pub const LOCK_LAG: Duration = Duration::from_millis(250);
+
+/// The settle after a lock attempt that took `took` (its look and write): [`LOCK_SETTLE`], or
+/// when AWS answered slowly, twice the attempt's time in place of [`LOCK_WINDOW`].
+pub fn settle(took: Duration) -> Duration {
+    LOCK_LAG * 2 + LOCK_WINDOW.max(took * 2)
+}
+
 /// A lock not renewed for this long belongs to a deploy that is gone.
 pub const LOCK_STALE: Duration = Duration::from_secs(60);
 

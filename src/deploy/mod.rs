@@ -16,7 +16,7 @@
 //! - [`state`] and [`lock`]: what gears writes on a group (the recorded deploy, the lock), each
 //!   one type with one parser and one writer;
 //! - [`roll`]: what one group's deploy holds; [`start`]: taking the lock and recording;
-//!   [`heartbeat`]: keeping the lock alive;
+//!   [`heartbeat`]: keeping the lock alive; [`lease`]: a region's tag locks renewed in one call;
 //! - [`plan`]: the pure step planner; [`rolling`] and [`refresh`]: the strategies;
 //!   [`gate`]: health, target health and smoke tests; [`rollback`]: the way back;
 //! - [`blue_green`]: the blue/green strategy (a cluster's new group beside the old, switched
@@ -29,6 +29,7 @@ pub mod checks;
 pub mod gate;
 pub mod group;
 pub mod heartbeat;
+pub mod lease;
 pub mod lock;
 pub mod plan;
 pub mod refresh;

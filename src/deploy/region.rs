@@ -3,6 +3,8 @@
 use crate::aws::{Fleet, Group, LockTable};
 use crate::cancel::Cancel;
 use crate::deploy::group::deploy_group;
+use crate::deploy::lease::Leases;
+use crate::deploy::start::TemplateReads;
 use crate::deploy::{DeploySettings, GroupOutcome, GroupResult, SmokeGate};
 use crate::error::Error;
 use std::collections::BTreeMap;
@@ -22,9 +24,8 @@ pub(super) struct RegionCtx<'a> {
     pub(super) failed: std::sync::Mutex<Option<String>>,
     /// Who holds the locks: host and CI job.
     pub(super) who: String,
-    /// `region/template/$Latest` → the number it meant when this run first read it: groups
-    /// sharing a template all return to that version on rollback (and share one new version).
-    pub(super) versions: std::sync::Mutex<BTreeMap<String, String>>,
+    /// What this run read of launch templates, once each ([`TemplateReads`]).
+    pub(super) versions: TemplateReads,
 }
 
 /// What a look saw, and when it began.
@@ -38,6 +39,8 @@ pub struct RegionLooks {
     last: tokio::sync::Mutex<Option<(Instant, Vec<Group>)>>,
     /// Target group ARN → its last DescribeTargetHealth, shared the same way.
     targets: tokio::sync::Mutex<BTreeMap<String, Seen<BTreeMap<String, String>>>>,
+    /// The region's tag locks, renewed together.
+    pub(super) leases: Leases,
 }
 
 impl RegionLooks {
@@ -46,6 +49,7 @@ impl RegionLooks {
             names: std::sync::Mutex::new(names),
             last: Default::default(),
             targets: Default::default(),
+            leases: Default::default(),
         }
     }
 
@@ -134,35 +138,41 @@ pub(super) async fn roll_region<F: Fleet, L: LockTable>(
     // Once one group fails its gate (or errs), the groups not started yet are skipped: one
     // AMI, one verdict. Unordered, so a slow group does not hold the others' places.
     use futures::StreamExt;
-    let mut results: Vec<(usize, Result<GroupOutcome, Error>)> =
-        futures::stream::iter(groups.into_iter().enumerate().map(|(i, g)| async move {
-            if let Some(sig) = cancel.signal() {
-                return (i, Err(Error::Interrupted(sig)));
-            }
-            let failed = ctx.failed.lock().unwrap_or_else(|p| p.into_inner()).clone();
-            if let (true, Some(why)) = (deploying, failed) {
-                let o = GroupOutcome::new(region, &g.name, String::new(), ami)
-                    .with(GroupResult::Skipped, format!("not started: {why}"));
-                return (i, Ok(o));
-            }
-            let name = g.name.clone();
-            let r = deploy_group(ctx, fleet, table, looks, region, ami, g).await;
-            let failed = match &r {
-                Ok(o) if o.result.failed() => Some(format!("{name} in {region}: {}", o.result)),
-                Ok(_) => None,
-                Err(_) => Some(format!("{name} in {region} failed")),
-            };
-            if let (true, Some(f)) = (deploying, failed) {
-                ctx.failed
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .get_or_insert(f);
-            }
-            (i, r)
-        }))
-        .buffer_unordered(settings.parallel.max(1))
-        .collect()
-        .await;
+    let groups = futures::stream::iter(groups.into_iter().enumerate().map(|(i, g)| async move {
+        if let Some(sig) = cancel.signal() {
+            return (i, Err(Error::Interrupted(sig)));
+        }
+        let failed = ctx.failed.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if let (true, Some(why)) = (deploying, failed) {
+            let o = GroupOutcome::new(region, &g.name, String::new(), ami)
+                .with(GroupResult::Skipped, format!("not started: {why}"));
+            return (i, Ok(o));
+        }
+        let name = g.name.clone();
+        let r = deploy_group(ctx, fleet, table, looks, region, ami, g).await;
+        let failed = match &r {
+            Ok(o) if o.result.failed() => Some(format!("{name} in {region}: {}", o.result)),
+            Ok(_) => None,
+            Err(_) => Some(format!("{name} in {region} failed")),
+        };
+        if let (true, Some(f)) = (deploying, failed) {
+            ctx.failed
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get_or_insert(f);
+        }
+        (i, r)
+    }))
+    .buffer_unordered(settings.parallel.max(1))
+    .collect::<Vec<(usize, Result<GroupOutcome, Error>)>>();
+    // Every lock the region's groups hold, renewed together beside them.
+    let renewals = looks
+        .leases
+        .keep(fleet, ctx.run, &ctx.who, settings.lock_stale);
+    let mut results = tokio::select! {
+        r = groups => r,
+        never = renewals => match never {},
+    };
     results.sort_by_key(|(i, _)| *i);
     let mut outcomes = Vec::new();
     let mut errors = Vec::new();

@@ -45,7 +45,7 @@ pub(super) struct Roll<'a, F: Fleet, L: LockTable> {
     /// What EC2 said of members already (their AMI and addresses do not change).
     pub(super) known: std::sync::Mutex<BTreeMap<String, crate::aws::MemberInfo>>,
     /// The run's resolved template versions ([`RegionCtx::versions`]).
-    pub(super) versions: &'a std::sync::Mutex<BTreeMap<String, String>>,
+    pub(super) versions: &'a crate::deploy::start::TemplateReads,
     /// The instance refresh this run started, if any.
     pub(super) refresh_id: std::sync::Mutex<Option<String>>,
     /// Who holds the lock: host and CI job.

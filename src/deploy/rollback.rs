@@ -98,10 +98,12 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
     /// The rollback's steps with the lock renewed beside them; the restore after (a renewal
     /// must not put the lock back once it was removed).
     async fn rollback_held(&self, st: &State) -> Result<(), Undone> {
-        tokio::select! {
-            r = self.rollback_steps(st) => r?,
-            e = self.heartbeat() => return Err(Undone::Lost(e)),
-        }
+        let steps = tokio::select! {
+            r = self.rollback_steps(st) => r,
+            e = self.heartbeat() => Err(Undone::Lost(e)),
+        };
+        self.let_go().await;
+        steps?;
         self.finish(st)
             .await
             .map_err(|e| Undone::Failed(e.to_string()))

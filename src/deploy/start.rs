@@ -1,14 +1,44 @@
 //! The start of a group's deploy: the lock taken, the deploy recorded, the new launch spec made
 //! (or an interrupted deploy of the same AMI continued).
-use crate::aws::{Fleet, Group, LockTable, TemplateRef};
+use crate::aws::{Fleet, Group, GroupTag, LockTable, TemplateRef};
+use crate::deploy::lock::settle;
 use crate::deploy::lock::{held_by_another, refused, stopped, Holder, LockValue};
 use crate::deploy::roll::Roll;
 use crate::deploy::state::{version_token, OnGroup, State};
-use crate::deploy::{LOCK_SETTLE, LOCK_TAG, STATE_TAG, SUSPEND, TAGS_TAG};
+use crate::deploy::{LOCK_TAG, STATE_TAG, SUSPEND, TAGS_TAG};
 use crate::error::{Error, InputError};
 use crate::wait::patiently;
 use std::collections::BTreeMap;
 use std::time::Duration;
+use tokio::time::Instant;
+
+/// What a run read of launch templates, once each: `region/template/VERSION` → the number it
+/// meant at the run's first reading (groups sharing a template all return to that version on
+/// rollback, and share one new version), and `image region/template/N` → that version's image;
+/// and a gate per reading, so groups asking at once make one call.
+#[derive(Default)]
+pub(super) struct TemplateReads {
+    known: std::sync::Mutex<BTreeMap<String, String>>,
+    gates: std::sync::Mutex<BTreeMap<String, std::sync::Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl TemplateReads {
+    fn known(&self, key: &str) -> Option<String> {
+        let m = self.known.lock().unwrap_or_else(|p| p.into_inner());
+        m.get(key).cloned()
+    }
+
+    /// `value` kept for `key`, unless one was kept first: the one kept.
+    fn keep(&self, key: String, value: String) -> String {
+        let mut m = self.known.lock().unwrap_or_else(|p| p.into_inner());
+        m.entry(key).or_insert(value).clone()
+    }
+
+    fn gate(&self, key: &str) -> std::sync::Arc<tokio::sync::Mutex<()>> {
+        let mut g = self.gates.lock().unwrap_or_else(|p| p.into_inner());
+        g.entry(key.to_owned()).or_default().clone()
+    }
+}
 
 /// The launch spec a deploy starts from and goes to: a template version to make, or a launch
 /// configuration copy already made.
@@ -147,34 +177,10 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
     /// template share the first reading (taken before that group made its version, so a later
     /// reading cannot see ours). The new version is made once the deploy is recorded.
     async fn template_spec(&self, g: &Group, t: &TemplateRef) -> Result<Spec, Error> {
-        let d = self.deadline();
-        let key = format!("{}/{}/{}", self.fleet.region(), t.id, t.version);
-        let cached = self
-            .versions
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&key)
-            .cloned();
-        let source = match cached {
-            Some(v) => v,
-            None => {
-                let v = patiently(self.cancel, d, || self.fleet.resolve_version(t)).await?;
-                self.versions
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .entry(key)
-                    .or_insert(v)
-                    .clone()
-            }
-        };
+        let (source, image) = self.version_of(t).await?;
         // A version that already launches the new AMI has nothing to roll back to (another
         // group on this template was deployed by an earlier run, and the template's `$Latest`
         // moved with it).
-        let base = TemplateRef {
-            id: t.id.clone(),
-            version: source.clone(),
-        };
-        let image = patiently(self.cancel, d, || self.fleet.template_image(&base)).await?;
         let images = self.images(g).await?;
         if image == self.ami && images.values().any(|i| *i != self.ami) {
             return Err(InputError::whole_file(
@@ -197,6 +203,41 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
             to: None,
             lc: false,
         })
+    }
+
+    /// The number template version `t` meant when this run first read it, and that version's
+    /// image: one DescribeLaunchTemplateVersions per template version a run (a version never
+    /// changes, and `$Latest`/`$Default` keep the number they meant at the run's first reading;
+    /// groups asking at once wait for one reading).
+    pub(super) async fn version_of(&self, t: &TemplateRef) -> Result<(String, String), Error> {
+        let reads = self.versions;
+        let key = format!("{}/{}/{}", self.fleet.region(), t.id, t.version);
+        let image_key = |n: &str| format!("image {}/{}/{n}", self.fleet.region(), t.id);
+        // A number means itself; `$Latest`/`$Default` what they meant at the first reading.
+        let number = t.version.parse::<u64>().is_ok().then(|| t.version.clone());
+        let cached = || {
+            let n = number.clone().or_else(|| reads.known(&key))?;
+            let image = reads.known(&image_key(&n))?;
+            Some((n, image))
+        };
+        if let Some(found) = cached() {
+            return Ok(found);
+        }
+        let gate = reads.gate(&key);
+        let _reading = gate.lock().await;
+        if let Some(found) = cached() {
+            return Ok(found);
+        }
+        let d = self.deadline();
+        let pinned = TemplateRef {
+            id: t.id.clone(),
+            version: number
+                .or_else(|| reads.known(&key))
+                .unwrap_or(t.version.clone()),
+        };
+        let (n, image) = patiently(self.cancel, d, || self.fleet.version_image(&pinned)).await?;
+        reads.keep(image_key(&n), image.clone());
+        Ok((reads.keep(key, n), image))
     }
 
     /// The deploy's state for `g` going to `spec`, refused when it cannot fit the group's tag
@@ -238,14 +279,17 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
     /// The deploy begun: recorded before the new template version exists (a run killed in
     /// between is continued by the same command, whose request carries the recorded run's
     /// client token and so gets the same version back, never a second one left behind), the
-    /// version made, processes suspended, the instance tags the group had kept (so a rollback
-    /// puts them back, when they fit a tag) and the new ones set, the group pointed at it.
+    /// version made, processes suspended; then in one call the deploy recorded with its
+    /// version, the instance tags the group had kept (so a rollback puts them back, when they
+    /// fit a tag) and the new ones; the group pointed at it.
     async fn begin(&self, g: &Group, mut state: State) -> Result<State, Error> {
         let d = self.deadline();
         self.record(&state).await?;
+        let mut tags = Vec::new();
         if state.to.is_empty() {
             state.to = self.create_version(&state).await?;
-            self.record(&state).await?;
+            let rec = BTreeMap::from([(STATE_TAG.to_owned(), state.write())]);
+            tags.extend(GroupTag::all(&self.name, &rec, false));
         }
         patiently(self.cancel, d, || {
             self.fleet.set_processes(&self.name, &state.susp, true)
@@ -259,15 +303,10 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
         let before = serde_json::to_string(&before).unwrap_or_default();
         if before.chars().count() <= 256 {
             let tag = BTreeMap::from([(TAGS_TAG.to_owned(), before)]);
-            patiently(self.cancel, d, || {
-                self.fleet.put_tags(&self.name, &tag, false)
-            })
-            .await?;
+            tags.extend(GroupTag::all(&self.name, &tag, false));
         }
-        patiently(self.cancel, d, || {
-            self.fleet.put_tags(&self.name, self.instance_tags, true)
-        })
-        .await?;
+        tags.extend(GroupTag::all(&self.name, self.instance_tags, true));
+        patiently(self.cancel, d, || self.fleet.put_tag_list(&tags)).await?;
         self.point_at(&state, &state.to).await?;
         self.say(&format!(
             "locked; {} {} (was {}) with {}; suspended {}",
@@ -290,72 +329,98 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
 
     /// The group's lock tag: refused while another live run holds it (or the line is
     /// stopped); a stale one is taken over when it is of this AMI's deploy, or when no deploy is
-    /// recorded at all (its run was killed before it changed anything). Written, then read back
-    /// twice: a racing writer's value wins over ours, and then we step back. A tag is no
-    /// compare-and-swap: a writer that read the group before ours landed writes over it after
-    /// our first look, so the second look, a moment later, is the one that counts
-    /// (`--lock-table` is the true compare-and-swap).
+    /// recorded at all (its run was killed before it changed anything). A tag is no
+    /// compare-and-swap: two runs that both looked before either wrote both write, and the
+    /// later write wins. So without the lock table each attempt is a fresh look and one write,
+    /// and the lock counts as ours only if a look [`settle`] after the write still finds our
+    /// value (see [`crate::deploy::LOCK_SETTLE`] for why that wait catches a racing writer). With
+    /// `--lock-table`, its compare-and-swap already shut out a racing writer (every strategy
+    /// takes it first): written, and one look back, no settle.
     pub(super) async fn take_tag_lock(&self, on: &OnGroup) -> Result<(), Error> {
-        match &on.lock {
-            Some(l @ LockValue::Stop { .. }) => {
-                return Err(stopped(
-                    &self.name,
-                    format!("the line is stopped: {l}"),
-                    "a rollback failed here: look at the group, then `gears deploy --unlock`",
-                ));
-            }
-            Some(l @ LockValue::Held { run, who, at }) if run != &self.run => {
-                let recorded = on.recorded_ami();
-                let same_ami = recorded == Some(self.ami.as_str());
-                let age = l.age().unwrap_or_default();
-                if !((same_ami || on.recorded.is_none()) && age >= self.settings.lock_stale) {
-                    let other = recorded.filter(|a| *a != self.ami);
-                    let h = Holder {
-                        key: None,
-                        run: run.clone(),
-                        who: who.clone(),
-                        at: *at,
-                    };
-                    return Err(held_by_another(
-                        &self.name,
-                        &h,
-                        self.settings.lock_stale,
-                        other,
-                    ));
-                }
-            }
-            _ => {}
-        }
-        let d = self.deadline();
         let mine = LockValue::held_now(&self.run, self.who).write();
         let lock = BTreeMap::from([(LOCK_TAG.to_owned(), mine.clone())]);
-        patiently(self.cancel, d, || {
-            self.fleet.put_tags(&self.name, &lock, false)
-        })
-        .await?;
-        // With the lock table, its compare-and-swap already shut out a racing writer (every
-        // strategy takes it first): one look back is enough, no settle.
-        let settles: &[Duration] = match self.table {
-            Some(_) => &[Duration::ZERO],
-            None => &[Duration::ZERO, LOCK_SETTLE],
-        };
-        for &settle in settles {
-            self.sleep_for(settle).await?;
-            let back = self.group().await?;
-            if back.tags.get(LOCK_TAG) != Some(&mine) {
-                return Err(refused(
-                    &self.name,
-                    format!(
-                        "another deploy took the lock at the same time: {}",
-                        back.tags.get(LOCK_TAG).cloned().unwrap_or_default()
-                    ),
-                    "run again when it is done",
-                ));
+        let settle = match self.table {
+            Some(_) => {
+                self.may_take(on)?;
+                let d = self.deadline();
+                patiently(self.cancel, d, || {
+                    self.fleet.put_tags(&self.name, &lock, false)
+                })
+                .await?;
+                Duration::ZERO
             }
+            None => settle(self.write_in_window(&lock).await?),
+        };
+        self.looks.leases.wrote(&self.name);
+        self.sleep_for(settle).await?;
+        let back = self.group().await?;
+        if back.tags.get(LOCK_TAG) != Some(&mine) {
+            return Err(refused(
+                &self.name,
+                format!(
+                    "another deploy took the lock at the same time: {}",
+                    back.tags.get(LOCK_TAG).cloned().unwrap_or_default()
+                ),
+                "run again when it is done",
+            ));
         }
         self.tag_ours
             .store(true, std::sync::atomic::Ordering::SeqCst);
         Ok(())
+    }
+
+    /// One attempt after another, until one is a fresh look that finds the lock free (or ours
+    /// to take over) and then our write, answered: how long that attempt took, from its look's
+    /// start. A write that fails (throttled, say) is made again only after a fresh look, never
+    /// retried blind, so the attempt that counts is one look and one write, whose time the
+    /// settle allows for ([`settle`]).
+    async fn write_in_window(&self, lock: &BTreeMap<String, String>) -> Result<Duration, Error> {
+        let deadline = self.deadline();
+        let pace = self.pace();
+        loop {
+            let began = Instant::now();
+            let g = self.group().await?;
+            self.may_take(&OnGroup::read(&g)?)?;
+            match self.fleet.put_tags(&self.name, lock, false).await {
+                Ok(()) => return Ok(began.elapsed()),
+                Err(e) if !e.is_retryable() || Instant::now() >= deadline => return Err(e.into()),
+                Err(_) => pace.sleep(self).await?,
+            }
+        }
+    }
+
+    /// Refused while another live run holds the lock (or the line is stopped); a stale one may
+    /// be taken over when it is of this AMI's deploy, or when no deploy is recorded at all.
+    fn may_take(&self, on: &OnGroup) -> Result<(), Error> {
+        match &on.lock {
+            Some(l @ LockValue::Stop { .. }) => Err(stopped(
+                &self.name,
+                format!("the line is stopped: {l}"),
+                "a rollback failed here: look at the group, then `gears deploy --unlock`",
+            )),
+            Some(l @ LockValue::Held { run, who, at }) if run != &self.run => {
+                let recorded = on.recorded_ami();
+                let same_ami = recorded == Some(self.ami.as_str());
+                let age = l.age().unwrap_or_default();
+                if (same_ami || on.recorded.is_none()) && age >= self.settings.lock_stale {
+                    return Ok(());
+                }
+                let other = recorded.filter(|a| *a != self.ami);
+                let h = Holder {
+                    key: None,
+                    run: run.clone(),
+                    who: who.clone(),
+                    at: *at,
+                };
+                Err(held_by_another(
+                    &self.name,
+                    &h,
+                    self.settings.lock_stale,
+                    other,
+                ))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Writes the deploy state to the group's tag.

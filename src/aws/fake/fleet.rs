@@ -2,7 +2,9 @@
 //! refreshes and target health, over the model in `fleet_state`.
 
 use crate::aws::fake::{FakeCloud, FleetState};
-use crate::aws::{CloudError, Group, GroupTags, Groups, MemberInfo, TemplateRef};
+use crate::aws::{
+    CloudError, Group, GroupTag, GroupTags, Groups, MemberInfo, TemplateRef, TAGS_PER_CALL,
+};
 use std::collections::BTreeMap;
 
 /// The fake's [`Fleet`] of one region.
@@ -161,6 +163,10 @@ impl GroupTags for FakeFleet {
     ) -> Result<(), CloudError> {
         self.cloud.call("CreateOrUpdateTags", &self.region).await?;
         let mut f = self.cloud.fleet_state();
+        f.log_tags(
+            "CreateOrUpdateTags",
+            tags.keys().map(|k| (group, k.as_str())),
+        );
         if let Some(g) = f.groups.get_mut(group) {
             g.tags.extend(tags.clone());
             let keys = f.propagated.entry(group.to_owned()).or_default();
@@ -175,9 +181,44 @@ impl GroupTags for FakeFleet {
         Ok(())
     }
 
+    /// One call per [`TAGS_PER_CALL`] tags; as AWS, a call naming a group that does not exist
+    /// changes nothing and fails.
+    async fn put_tag_list(&self, tags: &[GroupTag]) -> Result<(), CloudError> {
+        for chunk in tags.chunks(TAGS_PER_CALL) {
+            self.cloud.call("CreateOrUpdateTags", &self.region).await?;
+            let mut f = self.cloud.fleet_state();
+            if let Some(t) = chunk.iter().find(|t| !f.groups.contains_key(&t.group)) {
+                return Err(CloudError::api(
+                    "CreateOrUpdateTags",
+                    &self.region,
+                    Some("ValidationError"),
+                    format!("AutoScalingGroup name not found - {}", t.group),
+                ));
+            }
+            f.log_tags(
+                "CreateOrUpdateTags",
+                chunk.iter().map(|t| (t.group.as_str(), t.key.as_str())),
+            );
+            for t in chunk {
+                if let Some(g) = f.groups.get_mut(&t.group) {
+                    g.tags.insert(t.key.clone(), t.value.clone());
+                    let keys = f.propagated.entry(t.group.clone()).or_default();
+                    if t.propagate {
+                        keys.insert(t.key.clone());
+                    } else {
+                        keys.remove(&t.key);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     async fn delete_tags(&self, group: &str, keys: &[String]) -> Result<(), CloudError> {
         self.cloud.call("DeleteTags", &self.region).await?;
-        if let Some(g) = self.cloud.fleet_state().groups.get_mut(group) {
+        let mut f = self.cloud.fleet_state();
+        f.log_tags("DeleteTags", keys.iter().map(|k| (group, k.as_str())));
+        if let Some(g) = f.groups.get_mut(group) {
             for k in keys {
                 g.tags.remove(k);
             }

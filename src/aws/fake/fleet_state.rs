@@ -47,9 +47,36 @@ pub(super) struct FleetState {
     pub(super) policies: BTreeMap<String, Vec<String>>,
     /// Scheduled action names, per group.
     pub(super) scheduled: BTreeMap<String, Vec<String>>,
+    /// Every tag-writing call (CreateOrUpdateTags, DeleteTags), in order.
+    pub(super) tag_log: Vec<TagCall>,
+}
+
+/// One tag-writing call: its operation, and the groups and keys it names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TagCall {
+    pub operation: &'static str,
+    pub groups: std::collections::BTreeSet<String>,
+    pub keys: std::collections::BTreeSet<String>,
 }
 
 impl FleetState {
+    /// Logs a tag-writing call.
+    pub(super) fn log_tags<'a>(
+        &mut self,
+        operation: &'static str,
+        tags: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) {
+        let (groups, keys) = tags
+            .into_iter()
+            .map(|(g, k)| (g.to_owned(), k.to_owned()))
+            .unzip();
+        self.tag_log.push(TagCall {
+            operation,
+            groups,
+            keys,
+        });
+    }
+
     /// The version number `t.version` means now (`$Latest`, `$Default` or a number), if the
     /// template has it.
     pub(super) fn version(&self, t: &TemplateRef) -> Option<usize> {
@@ -230,6 +257,11 @@ impl FakeCloud {
     /// The launch configurations and their images.
     pub fn configurations(&self) -> BTreeMap<String, String> {
         self.fleet_state().configurations.clone()
+    }
+
+    /// Every tag-writing call (CreateOrUpdateTags, DeleteTags) so far, in order.
+    pub fn tag_calls(&self) -> Vec<TagCall> {
+        self.fleet_state().tag_log.clone()
     }
 
     /// Sets a tag on a group directly (as a human or another tool would).

@@ -26,6 +26,17 @@ impl Launches for FakeFleet {
             .ok_or_else(|| no_version(&f, t, &self.region))
     }
 
+    async fn version_image(&self, t: &TemplateRef) -> Result<(String, String), CloudError> {
+        self.cloud
+            .call("DescribeLaunchTemplateVersions", &self.region)
+            .await?;
+        let f = self.cloud.fleet_state();
+        f.version(t)
+            .zip(f.version_image(t))
+            .map(|(v, i)| (v.to_string(), i))
+            .ok_or_else(|| no_version(&f, t, &self.region))
+    }
+
     async fn new_template_version(
         &self,
         source: &TemplateRef,

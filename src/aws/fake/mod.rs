@@ -26,6 +26,7 @@ mod traffic;
 
 pub use amis::FakeAmis;
 pub use fleet::FakeFleet;
+pub use fleet_state::TagCall;
 pub use images::FakeImages;
 pub use instances::FakeInstances;
 pub use locks::FakeLocks;
@@ -46,6 +47,8 @@ pub struct Faults {
     pub fail_at: Option<(u32, ErrorKind)>,
     /// Every call takes this long.
     pub latency: Duration,
+    /// Every write (a mutating call) takes this much longer (and lands at its end).
+    pub write_latency: Duration,
     /// These operations (e.g. `TerminateInstances`) are throttled every time, until the faults
     /// change.
     pub throttle_ops: Vec<&'static str>,
@@ -188,8 +191,17 @@ impl FakeCloud {
             .unwrap_or_else(|p| p.into_inner())
             .push(format!("{operation} {region}"));
         let faults = self.faults();
-        if !faults.latency.is_zero() {
-            tokio::time::sleep(faults.latency).await;
+        let read = ["Describe", "Get", "List"]
+            .iter()
+            .any(|p| operation.starts_with(p));
+        let latency = faults.latency
+            + if read {
+                Duration::ZERO
+            } else {
+                faults.write_latency
+            };
+        if !latency.is_zero() {
+            tokio::time::sleep(latency).await;
         }
         let code = match faults.fail_at {
             Some((at, kind)) if at == n => Some(match kind {

@@ -26,6 +26,12 @@ pub trait Launches: Send + Sync {
         t: &TemplateRef,
     ) -> impl Future<Output = Result<String, CloudError>> + Send;
 
+    /// The version number `t.version` means now and its image, in one call.
+    fn version_image(
+        &self,
+        t: &TemplateRef,
+    ) -> impl Future<Output = Result<(String, String), CloudError>> + Send;
+
     /// A new version of the template, from `source`, with `image`; returns its number. A
     /// repeated `token` returns the version it created (an idempotent retry).
     fn new_template_version(

@@ -15,12 +15,50 @@ pub trait GroupTags: Send + Sync {
         propagate: bool,
     ) -> impl Future<Output = Result<(), CloudError>> + Send;
 
+    /// Sets tags of many groups in one CreateOrUpdateTags per [`TAGS_PER_CALL`] tags (the call
+    /// takes tags of any groups of the region): what a lease renewal of every lock a region
+    /// holds, or a deploy's record with its instance tags, costs.
+    fn put_tag_list(
+        &self,
+        tags: &[GroupTag],
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
+
     /// Deletes tags from the group.
     fn delete_tags(
         &self,
         group: &str,
         keys: &[String],
     ) -> impl Future<Output = Result<(), CloudError>> + Send;
+}
+
+/// At most this many tags go in one CreateOrUpdateTags. The API reference names no cap on
+/// its `Tags` list (its table of batch limits leaves CreateOrUpdateTags out), so this is a
+/// bound of our own: AWS's quota of 50 tags on one group, so one call is never larger than
+/// a call AWS must take for a single group.
+pub const TAGS_PER_CALL: usize = 50;
+
+/// One tag of one group, for [`GroupTags::put_tag_list`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupTag {
+    pub group: String,
+    pub key: String,
+    pub value: String,
+    /// Also on the instances the group launches.
+    pub propagate: bool,
+}
+
+impl GroupTag {
+    /// `tags` on `group`, each `propagate`d or not.
+    pub fn all(group: &str, tags: &BTreeMap<String, String>, propagate: bool) -> Vec<GroupTag> {
+        tags.iter()
+            .map(|(k, v)| GroupTag {
+                group: group.to_owned(),
+                key: k.clone(),
+                value: v.clone(),
+                propagate,
+            })
+            .collect()
+    }
 }
 
 /// A lock table (DynamoDB with `--lock-table`): a true compare-and-swap for deploy locks.

@@ -146,9 +146,10 @@ async fn a_group_already_on_the_ami_is_left_alone_and_a_lock_without_a_record_is
 #[tokio::test(start_paused = true)]
 async fn two_deploys_racing_for_the_tag_lock_leave_one_to_deploy() {
     // The second starts a little after the first, at several offsets (calls take 100 ms
-    // each): whatever the interleaving, one deploys and the other is refused. (The fake
-    // does not reproduce the late overwrite seen on moto that the second look after
-    // LOCK_SETTLE is for; --lock-table is the true compare-and-swap.)
+    // each): whatever the interleaving, one deploys and the other is refused. (Calls that
+    // land as fast as they are read never race here; the test below makes writes land late,
+    // which is what the look after the settle is for. --lock-table is the true
+    // compare-and-swap.)
     for offset in [50u64, 150, 250, 350, 450, 650, 850] {
         let dir = tempfile::tempdir().unwrap();
         let (s, cloud) = setup(dir.path(), 3);
@@ -184,6 +185,56 @@ async fn two_deploys_racing_for_the_tag_lock_leave_one_to_deploy() {
         let imgs = cloud.member_images("hello-live");
         assert!(imgs.iter().all(|i| *i == imgs[0]), "+{offset} ms: {imgs:?}");
         as_before(&cloud, 3);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn two_acquirers_interleaved_with_late_landing_writes_leave_exactly_one_holder() {
+    // Reads answer in 100 ms, writes land 400 ms after they are sent: a run that looked
+    // before the other's write landed writes after it, so its value wins the tag. Started
+    // 100 to 400 ms after the first, the second run's write lands after the first run's
+    // immediate look back: without the settle both would go on. With it (LOCK_SETTLE, or
+    // twice a slow attempt), the first run's later look sees the second's value and steps
+    // back: exactly one deploys, at every offset.
+    for offset in (0u64..=1200).step_by(50) {
+        let dir = tempfile::tempdir().unwrap();
+        let (s, cloud) = setup(dir.path(), 2);
+        let mut other = s.clone();
+        other.ami = AmiChoice::Explicit {
+            ami: "ami-0000000000000003c".into(),
+            region: "us-east-1".into(),
+        };
+        cloud.set_faults(Faults {
+            latency: Duration::from_millis(100),
+            write_latency: Duration::from_millis(300),
+            ..Default::default()
+        });
+        let (c1, k1, l1) = (rc(), Cancel::new(), Cleanup::default());
+        let (c2, k2, l2) = (rc(), Cancel::new(), Cleanup::default());
+        let a = deploy(&s, &c1, &k1, &l1, &cloud);
+        let b = async {
+            tokio::time::sleep(Duration::from_millis(offset)).await;
+            deploy(&other, &c2, &k2, &l2, &cloud).await
+        };
+        let (a, b) = tokio::join!(a, b);
+        cloud.set_faults(Faults::default());
+        let won = [&a, &b]
+            .iter()
+            .filter(|r| r.as_ref().is_ok_and(|d| d.groups[0].result == "deployed"))
+            .count();
+        assert_eq!(won, 1, "+{offset} ms: exactly one deploys: {a:?} {b:?}");
+        let lost = if a.is_ok() { b } else { a };
+        let e = lost.unwrap_err().render();
+        // The loser stepped back at the lock, before it recorded or made anything: one new
+        // template version, the winner's.
+        assert!(
+            e.contains("at the same time") || e.contains("another deploy holds the lock"),
+            "+{offset} ms: {e}"
+        );
+        assert_eq!(cloud.template_versions("lt-1").len(), 2, "+{offset} ms");
+        let imgs = cloud.member_images("hello-live");
+        assert!(imgs.iter().all(|i| *i == imgs[0]), "+{offset} ms: {imgs:?}");
+        as_before(&cloud, 2);
     }
 }
 

@@ -3,7 +3,7 @@
 use crate::aws::sdk::errors::map_err;
 use crate::aws::sdk::fleet::group_view::group;
 use crate::aws::sdk::fleet::AwsFleet;
-use crate::aws::{CloudError, Group, GroupTags, Groups, MemberInfo};
+use crate::aws::{CloudError, Group, GroupTag, GroupTags, Groups, MemberInfo, TAGS_PER_CALL};
 use std::collections::BTreeMap;
 
 impl Groups for AwsFleet {
@@ -188,6 +188,31 @@ impl GroupTags for AwsFleet {
             .send()
             .await
             .map_err(|e| map_err("CreateOrUpdateTags", &self.region, e))?;
+        Ok(())
+    }
+
+    async fn put_tag_list(&self, tags: &[GroupTag]) -> Result<(), CloudError> {
+        use aws_sdk_autoscaling::types::Tag;
+        for chunk in tags.chunks(TAGS_PER_CALL) {
+            let tags: Vec<Tag> = chunk
+                .iter()
+                .map(|t| {
+                    Tag::builder()
+                        .resource_id(&t.group)
+                        .resource_type("auto-scaling-group")
+                        .key(&t.key)
+                        .value(&t.value)
+                        .propagate_at_launch(t.propagate)
+                        .build()
+                })
+                .collect();
+            self.asg
+                .create_or_update_tags()
+                .set_tags(Some(tags))
+                .send()
+                .await
+                .map_err(|e| map_err("CreateOrUpdateTags", &self.region, e))?;
+        }
         Ok(())
     }
 

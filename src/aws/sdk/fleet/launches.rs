@@ -30,6 +30,24 @@ impl Launches for AwsFleet {
             })
     }
 
+    async fn version_image(&self, t: &TemplateRef) -> Result<(String, String), CloudError> {
+        let v = self.template_version(t).await?;
+        let n = v.as_ref().and_then(|v| v.version_number()).ok_or_else(|| {
+            CloudError::api(
+                "DescribeLaunchTemplateVersions",
+                &self.region,
+                Some("InvalidLaunchTemplateId.VersionNotFound"),
+                format!("launch template {} has no version {}", t.id, t.version),
+            )
+        })?;
+        let image = v
+            .as_ref()
+            .and_then(|v| v.launch_template_data())
+            .and_then(|d| d.image_id())
+            .unwrap_or_default();
+        Ok((n.to_string(), image.to_owned()))
+    }
+
     async fn new_template_version(
         &self,
         source: &TemplateRef,

@@ -1,0 +1,183 @@
+//! The tag locks a region holds, renewed together: one CreateOrUpdateTags per lease period
+//! carries the `gears:deploy-lock` tag of every group whose lock is due, so what the locks
+//! cost grows with time, never with time × groups (a region of 20 groups waiting a minute
+//! writes 4 renewals, not 80).
+use crate::aws::{Fleet, GroupTag};
+use crate::deploy::lock::LockValue;
+use crate::deploy::LOCK_TAG;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// How often a lock is renewed: a quarter of the stale limit (1 to 15 s), so a live deploy's
+/// lock is never older than half of it, and hosts' clocks may disagree by the rest.
+pub(super) fn lease_period(stale: Duration) -> Duration {
+    (stale / 4).clamp(Duration::from_secs(1), Duration::from_secs(15))
+}
+
+/// The region's held tag locks and when each was last written.
+#[derive(Default)]
+pub struct Leases {
+    /// The groups whose lock is renewed now: those of a group's steps under way with its
+    /// heartbeat ([`super::roll::Roll::with_heartbeat`]), once its lock tag is its run's.
+    held: std::sync::Mutex<BTreeSet<String>>,
+    /// When each group's lock tag was last written by this run.
+    written: std::sync::Mutex<BTreeMap<String, Instant>>,
+    /// Held across a renewal's write: a group let go waits for a renewal in flight, so no
+    /// renewal writes a lock after its group was let go (and its lock perhaps removed).
+    writing: tokio::sync::Mutex<()>,
+}
+
+impl Leases {
+    /// `group`'s lock tag was written now.
+    pub(super) fn wrote(&self, group: &str) {
+        self.written
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(group.to_owned(), Instant::now());
+    }
+
+    /// `group`'s lock is renewed from now on (until [`Leases::let_go`]).
+    pub(super) fn hold(&self, group: &str) {
+        self.held
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(group.to_owned());
+    }
+
+    /// `group`'s lock is no longer renewed; once this returns, no renewal of it is in flight.
+    pub(super) async fn let_go(&self, group: &str) {
+        let _w = self.writing.lock().await;
+        self.held
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(group);
+    }
+
+    /// The held groups whose lock was last written at least half a period ago (one written
+    /// since waits for the next renewal: at most 1.5 periods between two writes).
+    fn due(&self, every: Duration) -> Vec<String> {
+        let held = self.held.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let written = self.written.lock().unwrap_or_else(|p| p.into_inner());
+        held.into_iter()
+            .filter(|g| written.get(g).is_none_or(|at| at.elapsed() >= every / 2))
+            .collect()
+    }
+
+    /// Renews every due lock with `value` in one call (one per [`crate::aws::TAGS_PER_CALL`]).
+    /// When that call fails (a group deleted by hand makes AWS refuse the whole call), each
+    /// group is renewed alone, so one group cannot let the others' locks go stale; a group
+    /// that still fails is tried again at the next period.
+    pub(super) async fn renew<F: Fleet>(&self, fleet: &F, value: &str, every: Duration) {
+        let _w = self.writing.lock().await;
+        let due = self.due(every);
+        if due.is_empty() {
+            return;
+        }
+        let tag = |g: &String| GroupTag {
+            group: g.clone(),
+            key: LOCK_TAG.to_owned(),
+            value: value.to_owned(),
+            propagate: false,
+        };
+        let all: Vec<GroupTag> = due.iter().map(tag).collect();
+        let renewed = match fleet.put_tag_list(&all).await {
+            Ok(()) => due,
+            Err(_) if due.len() > 1 => {
+                let mut ok = Vec::new();
+                for g in due {
+                    if fleet.put_tag_list(&[tag(&g)]).await.is_ok() {
+                        ok.push(g);
+                    }
+                }
+                ok
+            }
+            Err(_) => Vec::new(),
+        };
+        for g in renewed {
+            self.wrote(&g);
+        }
+    }
+
+    /// Renews the region's due locks once a period (a lock is at most 1.5 periods old, 3/8 of
+    /// the stale limit), for as long as it is polled (the region's groups run beside it). A
+    /// renewal is bounded by the period: a slow one is dropped and tried again at the next.
+    pub(super) async fn keep<F: Fleet>(
+        &self,
+        fleet: &F,
+        run: &str,
+        who: &str,
+        stale: Duration,
+    ) -> std::convert::Infallible {
+        let every = lease_period(stale);
+        loop {
+            tokio::time::sleep(every).await;
+            let value = LockValue::held_now(run, who).write();
+            let _ = tokio::time::timeout(every, self.renew(fleet, &value, every)).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aws::fake::FakeCloud;
+    use crate::aws::{Cloud, Group, Groups, TemplateRef};
+
+    fn group(name: &str) -> Group {
+        Group {
+            name: name.into(),
+            min: 0,
+            max: 1,
+            desired: 0,
+            template: Some(TemplateRef {
+                id: "lt-1".into(),
+                version: "1".into(),
+            }),
+            mixed: false,
+            override_templates: vec![],
+            launch_configuration: None,
+            members: vec![],
+            target_groups: vec![],
+            load_balancers: vec![],
+            other_traffic: vec![],
+            units: None,
+            warm_pool: false,
+            suspended: vec![],
+            tags: Default::default(),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn one_call_renews_every_due_lock_and_a_missing_group_does_not_stop_the_others() {
+        let cloud = FakeCloud::new();
+        for g in ["a", "b", "c"] {
+            cloud.add_group(group(g), &["ami-1"]);
+        }
+        let fleet = cloud.fleet("us-east-1").await.unwrap();
+        let every = Duration::from_secs(15);
+        let leases = Leases::default();
+        for g in ["a", "b", "c"] {
+            leases.wrote(g);
+            leases.hold(g);
+        }
+        // Written just now: nothing is due.
+        leases.renew(&fleet, "v1", every).await;
+        assert!(cloud.tag_calls().is_empty());
+        // Half a period on: one call renews all three.
+        tokio::time::advance(every / 2).await;
+        leases.renew(&fleet, "v2", every).await;
+        let calls = cloud.tag_calls();
+        assert_eq!(calls.len(), 1, "{calls:?}");
+        assert_eq!(calls[0].groups.len(), 3, "{calls:?}");
+        // A group let go is renewed no more; one deleted by hand makes AWS refuse the call,
+        // and the others are renewed one by one.
+        leases.let_go("a").await;
+        fleet.delete_group("b").await.unwrap();
+        tokio::time::advance(every).await;
+        leases.renew(&fleet, "v3", every).await;
+        let lock = |g: &str| cloud.group(g).unwrap().tags.get(LOCK_TAG).cloned();
+        assert_eq!(lock("a").as_deref(), Some("v2"));
+        assert_eq!(lock("c").as_deref(), Some("v3"));
+    }
+}
