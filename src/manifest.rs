@@ -146,6 +146,12 @@ pub struct Manifest {
     /// version read, and the AMI it gave.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base_ami_parameter: Option<BaseAmiParameter>,
+    /// When the AMIs are deprecated (`deprecate_after`), as set on each.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deprecate_at: Option<String>,
+    /// Their deregistration protection (`enabled`, `with-cooldown`), as set on each.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deregistration_protection: Option<String>,
 }
 
 /// A base AMI read from Parameter Store.
@@ -189,6 +195,8 @@ impl Manifest {
             shares: Default::default(),
             owner_account: None,
             base_ami_parameter: None,
+            deprecate_at: None,
+            deregistration_protection: None,
             format_version: FORMAT_VERSION,
             component: plan.component.clone(),
             version: plan.version.clone(),
@@ -215,6 +223,8 @@ impl Manifest {
             shares: Default::default(),
             owner_account: None,
             base_ami_parameter: None,
+            deprecate_at: None,
+            deregistration_protection: None,
             format_version: FORMAT_VERSION,
             component: plan.component.clone(),
             version: plan.version.clone(),
@@ -479,6 +489,8 @@ mod tests {
             shares: Default::default(),
             owner_account: None,
             base_ami_parameter: None,
+            deprecate_at: None,
+            deregistration_protection: None,
             format_version: FORMAT_VERSION,
             component: "hello".into(),
             version: "1.0".into(),
@@ -555,6 +567,8 @@ mod tests {
             shares: Default::default(),
             owner_account: None,
             base_ami_parameter: None,
+            deprecate_at: None,
+            deregistration_protection: None,
             format_version: FORMAT_VERSION,
             component: "hello".into(),
             version: "1.0'; echo pwned".into(),

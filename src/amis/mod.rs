@@ -62,6 +62,9 @@ pub struct Ami {
     pub made_by_gears: bool,
     /// EC2 says anyone may launch it.
     pub public: bool,
+    /// Its deregistration protection when on (`enabled`, `enabled-with-cooldown`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub protection: Option<String>,
     /// Why the bake time is not `CREATED_AT`, when it is not.
     pub created_note: Option<String>,
 }
@@ -179,6 +182,7 @@ pub fn rows(region: &str, found: Region, now: DateTime<Utc>) -> Vec<Ami> {
                     .map(String::as_str)
                     == Some("gears"),
                 public: o.public,
+                protection: o.protection,
                 created_note,
             }
         })

@@ -40,6 +40,10 @@ pub async fn prune<C: AmiCloud>(
             .collect();
         let looked = looked_in(settings, &unread, region);
         for &i in &here {
+            if let (false, Some(p)) = (verdicts[i].0, &amis[i].protection) {
+                // Never a failure half-way: EC2 would refuse to deregister it.
+                verdicts[i] = (true, format!("deregistration protection is {p}: disable it (ec2:DisableImageDeregistrationProtection) for prune to deregister it"));
+            }
             if !verdicts[i].0 {
                 if let Some(why) = kept_for_shares(&amis[i], opts.include_shared, &looked) {
                     verdicts[i] = (true, why);

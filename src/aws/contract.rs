@@ -132,7 +132,33 @@ contracts!(
     images_are_described_by_id_and_unknown_ids_left_out,
     groups_are_cloned_attached_detached_and_deleted,
     shared_images_are_seen_without_tags_in_the_accounts_they_are_shared_with,
+    images_are_deprecated_and_protected,
 );
+
+/// Issue 36 item 5: EnableImageDeprecation (a future time within ten years) and
+/// EnableImageDeregistrationProtection, as AWS's API reference describes them; a time in the
+/// past is refused. moto has neither call: it answers an error, which the assertions record so
+/// that a moto that learns them is noticed (the fake keeps AWS's behaviour).
+async fn images_are_deprecated_and_protected<R: Rig>(r: &R) {
+    let images = r.cloud().images(REGION).await.unwrap();
+    let p = unique("gc-hygiene");
+    let ids = r.images(&p, 1, &tags(&[("gears:contract", &p)])).await;
+    let soon = chrono::Utc::now() + chrono::Duration::days(30);
+    let deprecated = images.deprecate(&ids[0], soon).await;
+    let protected = images.protect(&ids[0], true).await;
+    if r.is_moto() {
+        assert!(
+            deprecated.is_err() && protected.is_err(),
+            "moto learned EnableImageDeprecation/EnableImageDeregistrationProtection: {deprecated:?} {protected:?}"
+        );
+        return;
+    }
+    deprecated.unwrap();
+    protected.unwrap();
+    let past = chrono::Utc::now() - chrono::Duration::days(1);
+    assert!(images.deprecate(&ids[0], past).await.is_err());
+    assert!(images.protect(NO_AMI, false).await.is_err());
+}
 
 /// Issue 33: an AMI shared with another account is seen there, without the owner's tags (AWS:
 /// tags belong to the account that wrote them), with its owner; one not shared is not seen. The

@@ -4,6 +4,7 @@
 //! `reuse` finds an earlier bake of the same version, `explain` and `validate` are the
 //! no-AWS views of a bake.
 pub mod explain;
+pub mod hygiene;
 pub mod leftovers;
 pub mod plan;
 pub mod quote;

@@ -215,23 +215,13 @@ pub async fn bake<C: Cloud>(
         ports.push(unless_cancelled(cancel, cloud.images(&r.0)).await??);
     }
     let (base_ami, parameter) = find_base_ami(&ports[0], &component, &plan, cancel).await?;
-    match &parameter {
-        Some(p) => ui.note(&format!(
-            "base AMI {} ({}), from the parameter {} version {}",
-            base_ami.id, base_ami.name, p.name, p.version
-        )),
-        None => ui.note(&format!("base AMI {} ({})", base_ami.id, base_ami.name)),
-    }
+    ui.note(&base_ami_line(&base_ami, parameter.as_ref()));
 
     if !settings.force {
         if let Some(manifest) = find_reusable(&ports, &plan, &base_ami.id, cancel).await? {
             ui.finish(true);
             ui.note(&reusing_line(&plan));
-            let manifest = crate::manifest::Manifest {
-                base_ami_parameter: parameter,
-                ..manifest
-            };
-            let manifest = super::share::share(manifest, &ports, &component.share, cancel).await?;
+            let manifest = after_bake(manifest, parameter, &ports, &component, cancel).await?;
             return Ok(Baked::Manifest(Box::new(manifest)));
         }
     }
@@ -275,12 +265,37 @@ pub async fn bake<C: Cloud>(
         .ok()
         .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
         .and_then(|v| v["last_run_uuid"].as_str().map(str::to_owned));
+    let manifest = Manifest::baked(&plan, &base_ami.id, built.amis, packer_run_uuid);
+    let manifest = after_bake(manifest, parameter, &ports, &component, cancel).await?;
+    Ok(Baked::Manifest(Box::new(manifest)))
+}
+
+/// The progress line of the base AMI: its id and name, and the parameter it came from.
+fn base_ami_line(base: &Image, parameter: Option<&crate::manifest::BaseAmiParameter>) -> String {
+    match parameter {
+        Some(p) => format!(
+            "base AMI {} ({}), from the parameter {} version {}",
+            base.id, base.name, p.name, p.version
+        ),
+        None => format!("base AMI {} ({})", base.id, base.name),
+    }
+}
+
+/// What follows a bake or a reuse, in every region: the parameter the base AMI came from
+/// recorded, the AMIs shared, deprecated and protected as the component file asks.
+async fn after_bake<I: Images>(
+    manifest: Manifest,
+    parameter: Option<crate::manifest::BaseAmiParameter>,
+    ports: &[I],
+    component: &Component,
+    cancel: &Cancel,
+) -> Result<Manifest, Error> {
     let manifest = Manifest {
         base_ami_parameter: parameter,
-        ..Manifest::baked(&plan, &base_ami.id, built.amis, packer_run_uuid)
+        ..manifest
     };
-    let manifest = super::share::share(manifest, &ports, &component.share, cancel).await?;
-    Ok(Baked::Manifest(Box::new(manifest)))
+    let manifest = super::share::share(manifest, ports, &component.share, cancel).await?;
+    super::hygiene::apply(manifest, ports, component, cancel).await
 }
 
 /// The first progress line of a bake: what is baked, with how many builders, into which regions.
@@ -663,6 +678,61 @@ mod tests {
             (PARAM, 2, "ami-0b0b0b0b0b0b0b0b0")
         );
         assert!(cloud.calls().iter().any(|c| c == "GetParameter us-east-1"));
+    }
+
+    /// Issue 36 item 5: `deprecate_after` and `deregistration_protection` are set by gears on
+    /// every AMI of a reused bake (as after a bake: Packer 1.6.6 has neither option); the
+    /// deprecation time is the bake's minute plus the days, the same on every rerun.
+    #[tokio::test(start_paused = true)]
+    async fn a_bake_deprecates_and_protects_its_amis() {
+        let dir = tempfile::tempdir().unwrap();
+        let (settings, cloud) = stage(dir.path());
+        let file = std::fs::read_to_string(&settings.component_file).unwrap();
+        std::fs::write(
+            &settings.component_file,
+            format!("{file}deprecate_after: 12w\nderegistration_protection: enabled\n"),
+        )
+        .unwrap();
+        let now = chrono::Utc::now();
+        let created = now.format("%Y%m%d%H%M").to_string();
+        let old = [
+            ("COMPONENT_NAME", "hello"),
+            ("COMPONENT_VERSION", "7.0.1"),
+            ("GIT_SHA", "abc"),
+            ("gears:run-id", "old-run"),
+            ("gears:builder", "web"),
+            ("CREATED_AT", created.as_str()),
+            ("AMI_VERSION", "7.0.1-x"),
+        ];
+        cloud.add_image("us-east-1", image("ami-old", &old));
+        let (c, cancel, cleanup) = (ctx(), Cancel::new(), Cleanup::default());
+        let Baked::Manifest(m) = bake(&settings, &c, &cancel, &cleanup, &cloud)
+            .await
+            .unwrap()
+        else {
+            panic!("not a manifest")
+        };
+        let want = crate::component::hygiene::deprecation_time(
+            chrono::NaiveDateTime::parse_from_str(&format!("{created}00"), "%Y%m%d%H%M%S")
+                .unwrap()
+                .and_utc(),
+            crate::component::hygiene::Days(84),
+        )
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+        assert_eq!(m.deprecate_at.as_deref(), Some(want.as_str()));
+        assert_eq!(m.deregistration_protection.as_deref(), Some("enabled"));
+        assert_eq!(
+            cloud.hygiene_of("ami-old"),
+            (Some(want), Some("enabled".to_owned()))
+        );
+        let calls = cloud.calls();
+        for op in [
+            "EnableImageDeprecation us-east-1",
+            "EnableImageDeregistrationProtection us-east-1",
+        ] {
+            assert!(calls.iter().any(|c| c == op), "{op}: {calls:?}");
+        }
     }
 
     /// Issue 33 item 1: a reused bake shares its AMIs as `share:` asks and reads them back; a

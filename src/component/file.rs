@@ -256,6 +256,10 @@ struct RawComponent {
     share: crate::accounts::Shares,
     /// The AMIs' boot volumes encrypted, with which KMS keys.
     encrypt: Option<super::encrypt::Encrypt>,
+    /// Days after its bake each AMI is deprecated.
+    deprecate_after: Option<super::hygiene::Days>,
+    /// EC2's deregistration protection on each AMI.
+    deregistration_protection: Option<super::hygiene::Protection>,
 }
 
 fn default_instance_type() -> String {
@@ -298,6 +302,10 @@ pub struct Component {
     pub share: crate::accounts::Shares,
     /// The boot volumes encrypted (`encrypt:`), with the organisation's keys.
     pub encrypt: Option<super::encrypt::Encrypt>,
+    /// Days after its bake each AMI is deprecated (`deprecate_after:`).
+    pub deprecate_after: Option<super::hygiene::Days>,
+    /// EC2's deregistration protection on each AMI (`deregistration_protection:`).
+    pub deregistration_protection: Option<super::hygiene::Protection>,
 }
 
 /// The 1-based line and column of the first `key:` in `source` (for checks across fields).
@@ -380,6 +388,8 @@ pub fn parse(path: &Path, source: &str) -> Result<Component, InputError> {
         accounts: raw.accounts,
         share: raw.share,
         encrypt: raw.encrypt,
+        deprecate_after: raw.deprecate_after,
+        deregistration_protection: raw.deregistration_protection,
     })
 }
 

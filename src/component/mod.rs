@@ -1,6 +1,7 @@
 //! Component metadata: the component file, and version/revision/repository lookup.
 pub mod encrypt;
 pub mod file;
+pub mod hygiene;
 pub mod metadata;
 
 pub use file::{load, Component};

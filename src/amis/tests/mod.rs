@@ -21,6 +21,7 @@ fn ami(id: &str, builder: &str, created: &str, in_use: &[&str]) -> Ami {
         snapshots: vec![format!("snap-{id}")],
         made_by_gears: true,
         public: false,
+        protection: None,
         created_note: None,
     }
 }
@@ -255,6 +256,33 @@ async fn prune_lists_then_deregisters_and_deletes_snapshots() {
         cloud.snapshot_ids("us-east-1"),
         ["snap-ami-old", "snap-ami-new"]
     );
+}
+
+/// Issue 36 item 5: an AMI with deregistration protection is kept, saying why, and the prune
+/// goes on with the others (EC2 would refuse its deregister).
+#[tokio::test]
+async fn a_protected_ami_is_kept_with_the_reason() {
+    use crate::aws::{Cloud, Images};
+    let cloud = cloud();
+    let images = cloud.images("us-east-1").await.unwrap();
+    images.protect("ami-mid", true).await.unwrap();
+    let done = prune(&settings(), opts(1, true), &Cancel::new(), &cloud)
+        .await
+        .unwrap()
+        .amis;
+    let mid = done.iter().find(|p| p.ami.id == "ami-mid").unwrap();
+    assert_eq!(mid.action, AmiAction::Kept, "{mid:?}");
+    assert!(
+        mid.reason
+            .contains("deregistration protection is enabled-with-cooldown"),
+        "{mid:?}"
+    );
+    assert!(!done.iter().any(Pruned::failed));
+    assert!(!cloud
+        .calls()
+        .iter()
+        .any(|c| c.starts_with("DeregisterImage")));
+    assert!(cloud.ami_ids("us-east-1").contains(&"ami-mid".to_owned()));
 }
 
 #[tokio::test]

@@ -259,6 +259,7 @@ impl AmiHousekeeping for FakeAmis {
                     .launch_permissions
                     .get(&image.id)
                     .is_some_and(|p| p.contains(&LaunchPermission::Public)),
+                protection: self.cloud.hygiene_of(&image.id).1,
                 image,
             })
             .collect())
@@ -387,6 +388,15 @@ impl AmiHousekeeping for FakeAmis {
 
     async fn deregister(&self, image_id: &str) -> Result<(), CloudError> {
         self.cloud.call("DeregisterImage", &self.region).await?;
+        // As EC2: a protected AMI is not deregistered (protection must be disabled first).
+        if let Some(p) = self.cloud.hygiene_of(image_id).1 {
+            return Err(CloudError::api(
+                "DeregisterImage",
+                &self.region,
+                Some("InvalidParameterValue"),
+                format!("{image_id} has deregistration protection ({p}): disable it first"),
+            ));
+        }
         let mut all = self
             .cloud
             .state

@@ -77,6 +77,14 @@ impl FakeCloud {
         );
     }
 
+    /// `image`'s deprecation time and deregistration protection, as the fake holds them.
+    pub fn hygiene_of(&self, image: &str) -> (Option<String>, Option<String>) {
+        (self.state.hygiene.lock().unwrap_or_else(|p| p.into_inner()))
+            .get(image)
+            .cloned()
+            .unwrap_or_default()
+    }
+
     /// From now on a share answers as if it took and stores nothing.
     pub fn ignore_shares(&self) {
         self.state.shares_ignored.store(true, Ordering::SeqCst);
@@ -149,6 +157,19 @@ impl FakeImages {
             .collect()
     }
 
+    /// As EC2: an image this region does not show is `InvalidAMIID.NotFound`.
+    fn known(&self, image: &str, operation: &'static str) -> Result<(), CloudError> {
+        if self.images().iter().any(|i| i.id == image) {
+            return Ok(());
+        }
+        Err(CloudError::api(
+            operation,
+            &self.region,
+            Some("InvalidAMIID.NotFound"),
+            format!("The image id '[{image}]' does not exist"),
+        ))
+    }
+
     /// Whether `image` belongs to one of `owners` (any owner when none is asked for, or when
     /// the test named none for it).
     fn owned_by(&self, image: &Image, owners: &[String]) -> bool {
@@ -196,6 +217,56 @@ impl Images for FakeImages {
             &mut held.launch.organizational_units,
             &shares.organizational_units,
         );
+        Ok(())
+    }
+
+    /// As EC2: a deprecation time in the past, or more than ten years ahead, is refused.
+    async fn deprecate(
+        &self,
+        image: &str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), CloudError> {
+        self.cloud
+            .call("EnableImageDeprecation", &self.region)
+            .await?;
+        self.known(image, "EnableImageDeprecation")?;
+        let now = chrono::Utc::now();
+        if at < now || at > now + chrono::Duration::days(3653) {
+            return Err(CloudError::api(
+                "EnableImageDeprecation",
+                &self.region,
+                Some("InvalidParameterValue"),
+                format!("DeprecateAt {at} must be in the future and within 10 years"),
+            ));
+        }
+        let mut all = self
+            .cloud
+            .state
+            .hygiene
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        all.entry(image.to_owned()).or_default().0 =
+            Some(at.format("%Y-%m-%dT%H:%M:%SZ").to_string());
+        Ok(())
+    }
+
+    async fn protect(&self, image: &str, cooldown: bool) -> Result<(), CloudError> {
+        self.cloud
+            .call("EnableImageDeregistrationProtection", &self.region)
+            .await?;
+        self.known(image, "EnableImageDeregistrationProtection")?;
+        let state = if cooldown {
+            "enabled-with-cooldown"
+        } else {
+            "enabled"
+        };
+        let mut all = self
+            .cloud
+            .state
+            .hygiene
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        all.entry(image.to_owned()).or_default().1 = Some(state.to_owned());
         Ok(())
     }
 

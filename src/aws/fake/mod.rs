@@ -61,6 +61,9 @@ pub struct Faults {
     pub checks: Option<Duration>,
 }
 
+/// An image's deprecation time and deregistration protection, as EC2 holds them.
+type Hygiene = (Option<String>, Option<String>);
+
 #[derive(Default)]
 struct State {
     images: Mutex<BTreeMap<String, Vec<Image>>>,
@@ -86,6 +89,9 @@ struct State {
     amis: Mutex<AmisState>,
     /// Image id → who may launch it (and create volumes from its snapshots).
     image_shares: Mutex<BTreeMap<String, crate::aws::ImageShares>>,
+    /// Image id → (its deprecation time, its deregistration protection: `enabled`,
+    /// `enabled-with-cooldown`), as EC2 holds them.
+    hygiene: Mutex<BTreeMap<String, Hygiene>>,
     /// Parameter Store: (region, name) → the parameter.
     parameters: Mutex<BTreeMap<(String, String), crate::aws::Parameter>>,
     /// A share call answers 200 and stores nothing (as moto does with one form).

@@ -12,6 +12,9 @@ pub struct OwnedImage {
     pub snapshots: Vec<String>,
     /// EC2 says the AMI is public (launch permission for everyone).
     pub public: bool,
+    /// Its deregistration protection when on (EC2's `DeregistrationProtection`, e.g.
+    /// `enabled`, `enabled-with-cooldown`): it cannot be deregistered.
+    pub protection: Option<String>,
 }
 
 /// An EBS snapshot of ours.

@@ -72,6 +72,21 @@ pub trait Images: Send + Sync {
         name: &str,
     ) -> impl Future<Output = Result<Option<Parameter>, CloudError>> + Send;
 
+    /// Deprecates `image` at `at` (EnableImageDeprecation; setting it again replaces it).
+    fn deprecate(
+        &self,
+        image: &str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
+
+    /// Turns on `image`'s deregistration protection (EnableImageDeregistrationProtection),
+    /// with EC2's 24-hour cooldown after it is disabled when `cooldown`.
+    fn protect(
+        &self,
+        image: &str,
+        cooldown: bool,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
+
     /// Who may launch `image` and create volumes from its snapshots, as EC2 answers.
     fn shares_of(
         &self,

@@ -114,6 +114,10 @@ impl Ec2Amis {
                         .map(str::to_owned)
                         .collect(),
                     public: i.public().unwrap_or(false),
+                    protection: i
+                        .deregistration_protection()
+                        .filter(|p| !p.is_empty() && *p != "disabled")
+                        .map(str::to_owned),
                 });
             }
         }

@@ -160,18 +160,20 @@ impl Images for Ec2 {
         super::share::shares_of(&self.share_client(), image).await
     }
 
+    async fn deprecate(
+        &self,
+        image: &str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), CloudError> {
+        super::hygiene::deprecate(&self.client, &self.region, image, at).await
+    }
+
+    async fn protect(&self, image: &str, cooldown: bool) -> Result<(), CloudError> {
+        super::hygiene::protect(&self.client, &self.region, image, cooldown).await
+    }
+
     async fn parameter(&self, name: &str) -> Result<Option<crate::aws::Parameter>, CloudError> {
-        let out = self.ssm.get_parameter().name(name).send().await;
-        match out.map_err(|e| map_err("GetParameter", &self.region, e)) {
-            Ok(out) => Ok(out.parameter().map(|p| crate::aws::Parameter {
-                name: p.name().unwrap_or(name).to_owned(),
-                value: p.value().unwrap_or_default().to_owned(),
-                version: p.version(),
-                data_type: p.data_type().unwrap_or("text").to_owned(),
-            })),
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e),
-        }
+        super::hygiene::parameter(&self.ssm, &self.region, name).await
     }
 
     async fn find_base_ami(&self, q: &BaseAmiQuery) -> Result<Option<Image>, CloudError> {

@@ -6,6 +6,7 @@ pub mod amis;
 pub mod ec2;
 mod errors;
 pub mod fleet;
+mod hygiene;
 pub mod locks;
 pub mod role;
 mod share;

@@ -52,6 +52,8 @@ pub const KEYS: &[(&str, &str)] = &[
     ("share.organizational_units", "Organizational unit ARNs (`arn:aws:organizations::<account>:ou/o-.../ou-...`): launch permission."),
     ("encrypt", "Encrypt the AMIs' boot volumes (Packer's `encrypt_boot`), with the keys below; `encrypt: {}` uses each region's default EBS key. Shared AMIs (`share:`) need a customer managed key in every region: AWS cannot share AMIs encrypted with `aws/ebs`."),
     ("encrypt.kms_key_id", "The KMS key in the build region (the first of `ami_regions`): a key id, `alias/<name>`, or a key or alias ARN of that region."),
+    ("deprecate_after", "Days after its bake each AMI is deprecated (`90`, `90d`, `12w`; up to 3650): gears calls EnableImageDeprecation on every AMI in every region after the bake and on reuse (the same time again); the manifest records `deprecate_at`."),
+    ("deregistration_protection", "`enabled` or `with-cooldown` (24 hours of protection after it is disabled): gears calls EnableImageDeregistrationProtection on every AMI in every region after the bake and on reuse; `gears amis prune` keeps protected AMIs, saying so."),
     ("encrypt.region_kms_key_ids", "A mapping of each region the AMI is copied to (`ami_regions` past the first) to its KMS key."),
 ];
 
