@@ -1,10 +1,13 @@
 //! `gears bake`: component metadata → plan → Packer template → `packer build` → AMI manifest.
 //!
-//! `run` is the stage, `plan` decides everything before anything runs, `template` renders,
+//! `run` is the stage, `plan` decides everything before anything runs, `template` renders
+//! (JSON, or HCL2 with `hcl`'s literals),
 //! `reuse` finds an earlier bake of the same version, `explain` and `validate` are the
 //! no-AWS views of a bake.
 pub mod explain;
+pub mod hcl;
 pub mod leftovers;
+pub mod packer_use;
 pub mod plan;
 pub mod quote;
 pub mod reuse;

@@ -1,5 +1,6 @@
 //! The bake stage: plan → base AMI → reuse check → render → packer → manifest.
 
+use super::packer_use::PackerInUse;
 use super::plan::{plan, BakePlan};
 use super::template::{ansible_vars_path, render, write_ansible_vars, RenderOptions};
 use crate::aws::{BaseAmiQuery, Cloud, Image, Images, Instances};
@@ -125,21 +126,26 @@ struct WorkDir {
     dir: std::path::PathBuf,
     /// The rendered template.
     template: String,
-    /// Where the template was written (`template.json`).
+    /// Where the template was written (`template.json`, `template.pkr.hcl`).
     template_path: std::path::PathBuf,
     /// Where packer's manifest post-processor writes (`packer-manifest.json`).
     packer_manifest: std::path::PathBuf,
+}
+
+/// The bake's work folder: `<work_dir>/<run id>`, absolute.
+fn work_folder(settings: &BakeSettings, plan: &BakePlan) -> std::path::PathBuf {
+    absolute(&settings.work_dir).join(&plan.run_id)
 }
 
 /// Creates the bake's work folder and writes the rendered template and the ansible vars into
 /// it. `source_ami` None keeps the base AMI lookup a filter (no AWS).
 fn write_work_dir(
     settings: &BakeSettings,
-    component: &Component,
+    (component, packer): (&Component, &PackerInUse),
     plan: &BakePlan,
     source_ami: Option<String>,
 ) -> Result<WorkDir, Error> {
-    let dir = absolute(&settings.work_dir).join(&plan.run_id);
+    let dir = work_folder(settings, plan);
     std::fs::create_dir_all(&dir).map_err(|e| Error::Write {
         path: dir.display().to_string(),
         source: e,
@@ -150,10 +156,12 @@ fn write_work_dir(
         endpoint: settings.endpoint.clone(),
         manifest: packer_manifest.display().to_string(),
         ansible_vars: ansible_vars_path(&dir).display().to_string(),
+        format: packer.format,
+        packer_block: packer.packer_block(),
     };
     let template = render(plan, component, &opts)?;
     write_ansible_vars(plan, component, &opts)?;
-    let template_path = dir.join("template.json");
+    let template_path = dir.join(packer.format.file_name());
     std::fs::write(&template_path, &template).map_err(|e| Error::Write {
         path: template_path.display().to_string(),
         source: e,
@@ -167,15 +175,18 @@ fn write_work_dir(
 }
 
 /// Renders the template for a dry run or `gears validate` (no AWS: the base AMI lookup stays a
-/// filter), and checks it with `packer validate` when packer is installed. Returns the
-/// template and what packer said (None when packer is not installed).
+/// filter), and checks it with `packer validate` when packer is installed, after seeing to
+/// its plugins. Returns the template and what packer said (None when packer is not installed).
 pub async fn render_and_validate(
     settings: &BakeSettings,
-    component: &Component,
+    (component, packer): (&Component, &PackerInUse),
     plan: &BakePlan,
     cancel: &Cancel,
 ) -> Result<(String, Option<String>), Error> {
-    let work = write_work_dir(settings, component, plan, None)?;
+    packer
+        .ensure_plugins(settings, &work_folder(settings, plan), cancel)
+        .await?;
+    let work = write_work_dir(settings, (component, packer), plan, None)?;
     let verdict = crate::packer::validate(&settings.packer, &work.template_path, cancel).await?;
     Ok((work.template, verdict))
 }
@@ -188,6 +199,26 @@ fn reusing_line(plan: &super::plan::BakePlan) -> String {
     )
 }
 
+/// `--explain` and `--dry-run`: what they print, before any AWS call; `None` for a bake.
+async fn explain_or_render(
+    settings: &BakeSettings,
+    (component, meta, plan): (&Component, &Metadata, &BakePlan),
+    packer: &PackerInUse,
+    cancel: &Cancel,
+) -> Result<Option<Baked>, Error> {
+    if settings.explain {
+        let mut s = super::explain::explain(component, meta, plan);
+        s.push_str(&packer.explain());
+        return Ok(Some(Baked::Explained(s)));
+    }
+    if settings.dry_run {
+        let (template, verdict) =
+            render_and_validate(settings, (component, packer), plan, cancel).await?;
+        return Ok(Some(Baked::Rendered { template, verdict }));
+    }
+    Ok(None)
+}
+
 /// Runs `gears bake` against `cloud`: returns what to print; writes nothing but the work folder.
 pub async fn bake<C: Cloud>(
     settings: &BakeSettings,
@@ -197,15 +228,16 @@ pub async fn bake<C: Cloud>(
     cloud: &C,
 ) -> Result<Baked, Error> {
     let (component, meta, plan) = prepare(settings, ctx, false).await?;
-    if settings.explain {
-        return Ok(Baked::Explained(super::explain::explain(
-            &component, &meta, &plan,
-        )));
+    let packer = PackerInUse::read(settings, &component, cancel).await?;
+    if let Some(early) =
+        explain_or_render(settings, (&component, &meta, &plan), &packer, cancel).await?
+    {
+        return Ok(early);
     }
-    if settings.dry_run {
-        let (template, verdict) = render_and_validate(settings, &component, &plan, cancel).await?;
-        return Ok(Baked::Rendered { template, verdict });
-    }
+    // The plugins the Packer in use lacks stop the bake before any AWS call.
+    packer
+        .ensure_plugins(settings, &work_folder(settings, &plan), cancel)
+        .await?;
     let names: Vec<String> = plan.builders.iter().map(|b| b.name.clone()).collect();
     let mut ui = StageProgress::new(ctx, "bake", &names);
     ui.note(&baking_line(&component, &plan, names.len()));
@@ -231,7 +263,35 @@ pub async fn bake<C: Cloud>(
         ui.finish(false);
         return Err(Error::Interrupted(sig));
     }
-    let work = write_work_dir(settings, &component, &plan, Some(base_ami.id.clone()))?;
+    let baked = build(
+        settings,
+        (&component, &packer, &plan),
+        &base_ami.id,
+        (cancel, cleanup),
+        cloud,
+        &mut ui,
+    )
+    .await?;
+    let manifest = super::share::share(baked, &ports, &component.share, cancel).await?;
+    Ok(Baked::Manifest(Box::new(manifest)))
+}
+
+/// Renders the template with the base AMI found, checks a component's own template, runs
+/// packer and returns the manifest of what it baked.
+async fn build<C: Cloud>(
+    settings: &BakeSettings,
+    (component, packer, plan): (&Component, &PackerInUse, &BakePlan),
+    base_ami: &str,
+    (cancel, cleanup): (&Cancel, &Cleanup),
+    cloud: &C,
+    ui: &mut StageProgress,
+) -> Result<Manifest, Error> {
+    let work = write_work_dir(
+        settings,
+        (component, packer),
+        plan,
+        Some(base_ami.to_owned()),
+    )?;
     // A component's own template is checked before the build, so that a template packer
     // refuses is exit 3 here as in --dry-run (the built-in one is checked by the tests).
     if component.template.is_some() {
@@ -241,12 +301,12 @@ pub async fn bake<C: Cloud>(
         unless_cancelled(cancel, cloud.instances(&component.regions[0].0)).await??;
     let built = match run_packer(
         settings,
-        &component,
-        &plan,
+        component,
+        plan,
         &work,
         (cancel, cleanup),
         &build_instances,
-        &mut ui,
+        ui,
     )
     .await
     {
@@ -265,9 +325,7 @@ pub async fn bake<C: Cloud>(
         .ok()
         .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
         .and_then(|v| v["last_run_uuid"].as_str().map(str::to_owned));
-    let manifest = Manifest::baked(&plan, &base_ami.id, built.amis, packer_run_uuid);
-    let manifest = super::share::share(manifest, &ports, &component.share, cancel).await?;
-    Ok(Baked::Manifest(Box::new(manifest)))
+    Ok(Manifest::baked(plan, base_ami, built.amis, packer_run_uuid))
 }
 
 /// The first progress line of a bake: what is baked, with how many builders, into which regions.

@@ -1,7 +1,10 @@
 //! The component file (`gears.yaml`): what a team keeps in its repository to describe how its
 //! component is baked. Parsed with `deny_unknown_fields`; every error names `file:line:col`.
 
+pub mod bake;
 pub mod keys;
+
+pub use bake::TemplateFormat;
 
 use crate::error::{yaml_error, InputError};
 use serde::de::{self, Deserializer};
@@ -241,6 +244,7 @@ struct RawComponent {
     ssh_username: String,
     ansible: Option<Ansible>,
     template: Option<PathBuf>,
+    template_format: Option<TemplateFormat>,
     #[serde(default)]
     test: TestSection,
     #[serde(default)]
@@ -282,6 +286,9 @@ pub struct Component {
     pub ansible: Option<Ansible>,
     /// The component's own template, resolved against `dir`.
     pub template: Option<PathBuf>,
+    /// The template's format as the file asks (`template_format`, or its own template's name);
+    /// `None`: the Packer in use decides ([`crate::packer::version::default_format`]).
+    pub template_format: Option<TemplateFormat>,
     /// How `gears test` runs (paths resolved against `dir`).
     pub test: TestSection,
     /// What `gears deploy` takes from the file.
@@ -345,6 +352,8 @@ pub fn parse(path: &Path, source: &str) -> Result<Component, InputError> {
         check_ansible(a, &dir).map_err(at)?;
     }
     let template = template(raw.template, &dir).map_err(at)?;
+    let template_format =
+        bake::template_format(raw.template_format, template.as_deref()).map_err(at)?;
     let test = test_section(raw.test, &dir).map_err(at)?;
     Ok(Component {
         path: path.to_path_buf(),
@@ -361,6 +370,7 @@ pub fn parse(path: &Path, source: &str) -> Result<Component, InputError> {
         ssh_username: raw.ssh_username,
         ansible: raw.ansible,
         template,
+        template_format,
         test,
         deploy: raw.deploy,
         accounts: raw.accounts,

@@ -11,6 +11,7 @@ mod cli;
 mod common;
 mod deploy;
 mod interrupt;
+mod packer_versions;
 mod pipeline;
 mod pipelines;
 mod smoke;

@@ -16,6 +16,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("ssh_username", "The user Packer connects as. Default `ec2-user`."),
     ("ansible", "The playbook that provisions the image (`ansible.*`). Optional."),
     ("template", "The component's own Packer template (tera), relative to the component file. Default: the template shipped with gears."),
+    ("template_format", "The template's format: `hcl2` (`.pkr.hcl`) or `json`. Default: `hcl2` on Packer 1.7 and later, `json` before (both work on Packer 1.6.6); a component's own template's by its name (`*.pkr.hcl.tera`, `*.json.tera`)."),
     ("test", "How `gears test` launches and checks a test instance (`test.*`)."),
     ("deploy", "What `gears deploy` takes from the component file (`deploy.*`)."),
     ("builders[].type", "`amazon-ebs` or `amazon-chroot` (bakes on an EC2 build agent). Required."),
