@@ -692,6 +692,7 @@ mod tests {
                 state: "available".into(),
                 creation_date: "2026-11-24T00:00:00.000Z".into(),
                 tags: std::collections::BTreeMap::new(),
+                ..Default::default()
             },
         );
         let pipeline = load(&p).unwrap();

@@ -739,6 +739,7 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
+            ..Default::default()
         }
     }
 

@@ -887,6 +887,7 @@ impl Rig for FakeRig {
                         .format("%Y-%m-%dT%H:%M:%S.000Z")
                         .to_string(),
                     tags: tags.clone(),
+                    ..Default::default()
                 };
                 self.cloud.add_owned_image(REGION, image, "self");
                 id

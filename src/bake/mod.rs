@@ -4,6 +4,7 @@
 //! (JSON, or HCL2 with `hcl`'s literals),
 //! `reuse` finds an earlier bake of the same version, `explain` and `validate` are the
 //! no-AWS views of a bake.
+pub mod base;
 pub mod explain;
 pub mod hcl;
 pub mod leftovers;
@@ -15,4 +16,5 @@ pub mod run;
 pub mod settings;
 pub mod share;
 pub mod template;
+mod template_settings;
 pub mod validate;

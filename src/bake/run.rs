@@ -1,21 +1,23 @@
 //! The bake stage: plan → base AMI → reuse check → render → packer → manifest.
 
+use super::base::{builder_bases, find_base_ami};
 use super::packer_use::PackerInUse;
 use super::plan::{plan, BakePlan};
 use super::template::{ansible_vars_path, render, write_ansible_vars, RenderOptions};
-use crate::aws::{BaseAmiQuery, Cloud, Image, Images, Instances};
+use crate::aws::{Cloud, Image, Images, Instances};
 use crate::bake::settings::BakeSettings;
 use crate::cancel::{Cancel, Cleanup};
 use crate::component::metadata::{git_in, resolve, Metadata};
 use crate::component::Component;
 use crate::context::RunContext;
-use crate::error::{Error, InputError};
+use crate::error::Error;
 use crate::manifest::Manifest;
 use crate::packer::machine::{Event, UiLevel};
 use crate::packer::process::{self, PackerCommand, Progress};
 use crate::text::human_duration;
 use crate::ui::StageProgress;
 use crate::wait::unless_cancelled;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// What `gears bake` produced, for the front to print and write.
@@ -114,7 +116,7 @@ pub async fn prepare(
     let created_at = chrono::Utc::now().format("%Y%m%d%H%M").to_string();
     let run_id = crate::random::uuid_v7();
     let plan = plan(&component, &meta, &created_at, &run_id)?;
-    for w in &meta.warnings {
+    for w in meta.warnings.iter().chain(&plan.warnings) {
         eprintln!("warning: {w}");
     }
     Ok((component, meta, plan))
@@ -143,7 +145,7 @@ fn write_work_dir(
     settings: &BakeSettings,
     (component, packer): (&Component, &PackerInUse),
     plan: &BakePlan,
-    source_ami: Option<String>,
+    (source_ami, bases): (Option<String>, &BTreeMap<String, Image>),
 ) -> Result<WorkDir, Error> {
     let dir = work_folder(settings, plan);
     std::fs::create_dir_all(&dir).map_err(|e| Error::Write {
@@ -153,6 +155,11 @@ fn write_work_dir(
     let packer_manifest = dir.join("packer-manifest.json");
     let opts = RenderOptions {
         source_ami,
+        builder_amis: bases
+            .iter()
+            .map(|(b, i)| (b.clone(), (i.id.clone(), i.root_device_name.clone())))
+            .collect(),
+        metadata_options: packer.version.is_some_and(|v| v.has_plugins_block()),
         endpoint: settings.endpoint.clone(),
         manifest: packer_manifest.display().to_string(),
         ansible_vars: ansible_vars_path(&dir).display().to_string(),
@@ -186,7 +193,12 @@ pub async fn render_and_validate(
     packer
         .ensure_plugins(settings, &work_folder(settings, plan), cancel)
         .await?;
-    let work = write_work_dir(settings, (component, packer), plan, None)?;
+    let work = write_work_dir(
+        settings,
+        (component, packer),
+        plan,
+        (None, &BTreeMap::new()),
+    )?;
     let verdict = crate::packer::validate(&settings.packer, &work.template_path, cancel).await?;
     Ok((work.template, verdict))
 }
@@ -246,8 +258,17 @@ pub async fn bake<C: Cloud>(
     for r in &component.regions {
         ports.push(unless_cancelled(cancel, cloud.images(&r.0)).await??);
     }
-    let base_ami = find_base_ami(&ports[0], &component, &plan, cancel).await?;
+    let base_ami = find_base_ami(
+        &ports[0],
+        &component.base_ami,
+        "",
+        (&component, &plan),
+        cancel,
+    )
+    .await?;
     ui.note(&format!("base AMI {} ({})", base_ami.id, base_ami.name));
+    // Each builder's own base AMI, and the architecture it asks for, before anything runs.
+    let bases = builder_bases(&ports[0], &base_ami, (&component, &plan), cancel).await?;
 
     if !settings.force {
         if let Some(manifest) = find_reusable(&ports, &plan, &base_ami.id, cancel).await? {
@@ -266,7 +287,7 @@ pub async fn bake<C: Cloud>(
     let baked = build(
         settings,
         (&component, &packer, &plan),
-        &base_ami.id,
+        (&base_ami.id, &bases),
         (cancel, cleanup),
         cloud,
         &mut ui,
@@ -281,7 +302,7 @@ pub async fn bake<C: Cloud>(
 async fn build<C: Cloud>(
     settings: &BakeSettings,
     (component, packer, plan): (&Component, &PackerInUse, &BakePlan),
-    base_ami: &str,
+    (base_ami, bases): (&str, &BTreeMap<String, Image>),
     (cancel, cleanup): (&Cancel, &Cleanup),
     cloud: &C,
     ui: &mut StageProgress,
@@ -290,7 +311,7 @@ async fn build<C: Cloud>(
         settings,
         (component, packer),
         plan,
-        Some(base_ami.to_owned()),
+        (Some(base_ami.to_owned()), bases),
     )?;
     // A component's own template is checked before the build, so that a template packer
     // refuses is exit 3 here as in --dry-run (the built-in one is checked by the tests).
@@ -342,39 +363,6 @@ fn baking_line(component: &Component, plan: &BakePlan, builders: usize) -> Strin
             .collect::<Vec<_>>()
             .join(", ")
     )
-}
-
-/// Looks up the component's `base_ami` in the build region; none found is an input error that
-/// names what was looked for.
-async fn find_base_ami<I: Images>(
-    build: &I,
-    component: &Component,
-    plan: &BakePlan,
-    cancel: &Cancel,
-) -> Result<Image, Error> {
-    let base = &component.base_ami;
-    let query = BaseAmiQuery {
-        id: base.id.clone(),
-        name: base.name.clone(),
-        owners: base.owners.clone(),
-        tags: base.tags.clone(),
-    };
-    let found = unless_cancelled(cancel, build.find_base_ami(&query)).await??;
-    found.ok_or_else(|| {
-        let what = match (&base.id, &base.name) {
-            (Some(id), _) => format!("base AMI {id} does not exist in {}", plan.build_region),
-            _ => format!(
-                "no base AMI in {} matches name {:?}, owners {:?} and tags {:?}",
-                plan.build_region,
-                base.name.as_deref().unwrap_or("*"),
-                base.owners,
-                base.tags
-            ),
-        };
-        InputError::whole_file(component.path.display().to_string(), what)
-            .with_hint("check `base_ami` in the component file, and the region it is looked up in (the first of ami_regions)")
-            .into()
-    })
 }
 
 /// The manifest of AMIs an earlier bake of the same component version and revision left in

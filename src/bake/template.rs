@@ -65,6 +65,10 @@ pub struct RenderOptions {
     pub format: TemplateFormat,
     /// The `packer { required_plugins {...} }` block, on Packer 1.7 and later (HCL2 only).
     pub packer_block: String,
+    /// Each builder's base AMI when looked up: its id and root device name.
+    pub builder_amis: BTreeMap<String, (String, String)>,
+    /// Whether the Packer in use has the amazon builders' `metadata_options` (1.7 and later).
+    pub metadata_options: bool,
 }
 
 impl Default for RenderOptions {
@@ -76,6 +80,8 @@ impl Default for RenderOptions {
             ansible_vars: String::new(),
             format: TemplateFormat::Json,
             packer_block: String::new(),
+            builder_amis: BTreeMap::new(),
+            metadata_options: false,
         }
     }
 }
@@ -150,9 +156,14 @@ fn abs(dir: &Path, p: &Path) -> String {
         .to_string()
 }
 
+/// A map of strings as the context holds it.
+pub(super) fn strings(m: &BTreeMap<String, String>) -> Value {
+    text_map(m)
+}
+
 /// A builder's tags, plus `gears:base-ami`: Packer fills in the base AMI it used (a template
 /// expression of ours, not a user value), so a reused bake can tell which base it was built on.
-fn builder_tags(tags: &BTreeMap<String, String>) -> Value {
+pub(super) fn builder_tags(tags: &BTreeMap<String, String>) -> Value {
     let mut v = text_map(tags);
     v[crate::tags::BASE_AMI] = Value::String("{{ .SourceAMI }}".to_owned());
     v
@@ -163,15 +174,7 @@ pub fn context(plan: &BakePlan, component: &Component, opts: &RenderOptions) -> 
     let builders: Vec<Value> = plan
         .builders
         .iter()
-        .map(|b| {
-            json!({
-                "name": b.name,
-                "type": b.kind.as_str(),
-                "instance_type": text(&b.instance_type),
-                "ami_name": text(&b.ami_name),
-                "tags": builder_tags(&b.tags),
-            })
-        })
+        .map(|b| super::template_settings::builder(b, component, opts))
         .collect();
     let source_ami = opts
         .source_ami
@@ -205,7 +208,11 @@ pub fn context(plan: &BakePlan, component: &Component, opts: &RenderOptions) -> 
 /// The `source_ami_filter` of the context: the base AMI's name and tags, available ones only,
 /// from its owners.
 fn source_ami_filter(component: &Component) -> Value {
-    let base = &component.base_ami;
+    filter_of(&component.base_ami)
+}
+
+/// The `source_ami_filter` of a base AMI lookup.
+pub(super) fn filter_of(base: &crate::component::file::BaseAmi) -> Value {
     let mut filters = BTreeMap::new();
     if let Some(n) = &base.name {
         filters.insert("name".to_owned(), n.clone());

@@ -495,6 +495,7 @@ mod tests {
                 state: state.into(),
                 creation_date: String::new(),
                 tags: BTreeMap::from([("COMPONENT_VERSION".to_owned(), "1.0".to_owned())]),
+                ..Default::default()
             },
         );
         cloud

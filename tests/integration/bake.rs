@@ -282,7 +282,12 @@ async fn values_arrive_intact_through_an_hcl2_template() {
     let version = format!("{NASTY_VERSION} ${{v}} %{{w}} $${{x}}");
     let t = hostile_values_arrive_intact("hcl", "template_format: hcl2\n", &version).await;
     assert!(t.contains("build {"), "{t}");
+    assert!(t.contains("source \"amazon-ebs\" \"worker\""), "{t}");
 }
+
+/// The second builder of the hostile-value bakes: arm64, with its own base AMI (a lookup
+/// among moto's Amazon Linux 2 arm64 images), on a Graviton type.
+const ARM_WORKER: &str = "  - {type: amazon-ebs, name: worker, architecture: arm64, instance_type: t4g.small, base_ami: {name: \"amzn2-ami-kernel-5.10-hvm-2.0.*-arm64-gp2\", owners: [amazon]}}\n";
 
 /// Bakes a component whose version and vars hold what shells, Packer and HCL2 would read as
 /// syntax, and checks that the rendered template, the extra vars, the vars file and the tags
@@ -295,7 +300,15 @@ async fn hostile_values_arrive_intact(prefix: &str, top: &str, version: &str) ->
         "    nasty: {}\n    list: [\"x y\", \"$(id)\"]\n{top}",
         serde_json::to_string(nasty_var).unwrap()
     );
-    component(dir.path(), &name, &extra);
+    let file = component(dir.path(), &name, &extra);
+    if top.contains("hcl2") {
+        let text = std::fs::read_to_string(&file).unwrap().replace(
+            "  - {type: amazon-ebs, name: worker, instance_type: t3.small}\n",
+            ARM_WORKER,
+        );
+        assert!(text.contains("arm64"), "{text}");
+        std::fs::write(&file, text).unwrap();
+    }
 
     // The rendered template is valid JSON, and its ansible arguments, after Packer's template
     // engine and `sh -c`, give back the exact values.
@@ -383,6 +396,28 @@ async fn hostile_values_arrive_intact(prefix: &str, top: &str, version: &str) ->
             assert_eq!(t["COMPONENT_VERSION"], version);
             assert_eq!(t["AMI_VERSION"], format!("{version}-{}", t["CREATED_AT"]));
             assert!(t["gears:base-ami"].starts_with("ami-"), "{t:?}");
+            if top.contains("hcl2") {
+                // The arm64 builder was baked from its own base AMI, an arm64 one.
+                let base = &t["gears:base-ami"];
+                let want = if t["gears:builder"] == "worker" {
+                    "arm64"
+                } else {
+                    "x86_64"
+                };
+                let found = ec2("us-east-1")
+                    .await
+                    .describe_images()
+                    .image_ids(base)
+                    .send()
+                    .await
+                    .unwrap();
+                let arch = found.images()[0]
+                    .architecture()
+                    .unwrap()
+                    .as_str()
+                    .to_owned();
+                assert_eq!(arch, want, "{t:?}");
+            }
             assert!(
                 img.name()
                     .unwrap()
@@ -505,6 +540,33 @@ async fn unknown_base_ami_is_a_clear_error_and_launches_nothing() {
         err.contains("no base AMI in us-east-1 matches name \"no-such-image-*-x86_64-gp2\""),
         "{err}"
     );
+}
+
+/// A builder that asks for arm64 on an x86_64 base AMI (moto's DescribeImages says which) is
+/// exit 3 naming both, before anything is launched.
+#[tokio::test]
+async fn an_architecture_unlike_the_base_amis_is_exit_3_and_launches_nothing() {
+    let dir = tempdir();
+    let name = unique("arch");
+    let f = component(dir.path(), &name, "");
+    let text = std::fs::read_to_string(&f).unwrap().replace(
+        "  - {type: amazon-ebs, name: worker, instance_type: t3.small}\n",
+        "  - {type: amazon-ebs, name: worker, architecture: arm64}\n",
+    );
+    std::fs::write(&f, text).unwrap();
+    let o = gears_aws(dir.path())
+        .args(["bake", "--version", "1", "--git-sha", "a"])
+        .output()
+        .unwrap();
+    let (out, err, code) = parts(&o);
+    assert_eq!(code, 3, "{err}");
+    assert_eq!(out, "");
+    assert!(
+        err.contains("builder `worker` is arm64, but its base AMI ami-"),
+        "{err}"
+    );
+    assert!(err.contains(") is x86_64"), "{err}");
+    assert!(live_instances(&name).await.is_empty());
 }
 
 #[tokio::test]

@@ -6,6 +6,7 @@ mod accounts;
 mod amis;
 mod ansible;
 mod bake;
+mod bake_settings;
 mod blue_green;
 mod cli;
 mod common;

@@ -93,6 +93,7 @@ impl Ec2Amis {
                     state: i.state().map(|s| s.as_str().to_owned()).unwrap_or_default(),
                     creation_date: i.creation_date().unwrap_or_default().to_owned(),
                     tags: tags_of(i.tags()),
+                    ..Default::default()
                 };
                 // EC2 filters are patterns; the exact comparison decides.
                 if !has_tags(&image, tags) {

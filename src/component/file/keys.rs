@@ -22,6 +22,32 @@ pub const KEYS: &[(&str, &str)] = &[
     ("builders[].type", "`amazon-ebs` or `amazon-chroot` (bakes on an EC2 build agent). Required."),
     ("builders[].name", "Unique among the builders; part of the AMI name and its `gears:builder` tag. Default: the type."),
     ("builders[].instance_type", "This builder's instance type. Default: the component's `instance_type`."),
+    ("builders[].base_ami", "This builder's base AMI, as `base_ami` (`{id: ...}` or a lookup). Default: the component's."),
+    ("builders[].architecture", "`x86_64` or `arm64`: checked against the base AMI's architecture (DescribeImages) before anything is launched; a mismatch is exit 3."),
+    ("builders[].instance_profile", "This builder's `instance_profile`, over the component's."),
+    ("builders[].security_group_ids", "This builder's `security_group_ids`, over the component's."),
+    ("builders[].ssh_cidrs", "This builder's `ssh_cidrs`, over the component's."),
+    ("builders[].ssh_interface", "This builder's `ssh_interface`, over the component's."),
+    ("builders[].root_volume", "This builder's `root_volume`, key by key over the component's."),
+    ("builders[].spot", "This builder's `spot`, in place of the component's."),
+    ("builders[].tags", "Tags added to the component's `tags` on this builder's AMIs."),
+    ("builders[].run_tags", "Tags added to the component's `run_tags` on this builder's build instance."),
+    ("instance_profile", "An instance profile name for the build instance (Packer's `iam_instance_profile`), e.g. for Session Manager or to read from S3. amazon-ebs only, as are the settings below."),
+    ("security_group_ids", "Security group ids of the build instance (Packer then makes no temporary group)."),
+    ("ssh_cidrs", "The CIDRs Packer's temporary security group lets SSH in from (`temporary_security_group_source_cidrs`). Without this, `security_group_ids` or `ssh_interface: session_manager`, the group lets SSH in from 0.0.0.0/0 and gears warns."),
+    ("ssh_interface", "How Packer reaches the build instance: `public_ip`, `private_ip` or `session_manager` (no inbound SSH; needs the Session Manager plugin where Packer runs and an instance profile allowing SSM)."),
+    ("root_volume", "The build instance's root volume, which the AMI's root snapshot is made from (`root_volume.*`; Packer's `launch_block_device_mappings`)."),
+    ("root_volume.size_gb", "Size in GiB, 1 to 16384."),
+    ("root_volume.type", "`gp2`, `gp3`, `io1`, `io2`, `st1`, `sc1` or `standard`."),
+    ("root_volume.iops", "Provisioned IOPS (`gp3`, `io1`, `io2`)."),
+    ("root_volume.throughput", "Throughput in MiB/s (`gp3`, 125 to 1000)."),
+    ("root_volume.encrypted", "Encrypt the volume (and so the AMI's snapshot) with the account's default EBS key."),
+    ("root_volume.device_name", "The root device. Default: the base AMI's `RootDeviceName` (`/dev/xvda` in `--dry-run` and `gears validate`, which look nothing up)."),
+    ("spot", "Spot capacity for the build instance (`spot.*`)."),
+    ("spot.max_price", "`auto` (the Spot price, at most on-demand) or dollars an hour (`0.05`). Required in `spot`."),
+    ("spot.instance_types", "Instance types Packer may choose from, in place of `instance_type`."),
+    ("tags", "Tags added to gears' own on every AMI and snapshot (a mapping). gears' own (`COMPONENT_*`, `AMI_VERSION`, `GIT_SHA`, `CREATED_AT`, `gears:*`) and `aws:*` are refused at their line."),
+    ("run_tags", "Tags added to gears' own on the build instance and its volumes (`Name` and `gears:*` are gears')."),
     ("base_ami.id", "An AMI id: this one, exactly."),
     ("base_ami.name", "A name pattern, `*` as wildcard, as in EC2's filters; the newest match wins."),
     ("base_ami.owners", "Owners of the lookup (`amazon`, `self`, an account id)."),
@@ -54,6 +80,7 @@ pub const KEYS: &[(&str, &str)] = &[
 
 #[cfg(test)]
 mod tests {
+    use super::super::bake::{RootVolume, Spot};
     use super::super::{Ansible, BaseAmi, BuilderMap, DeploySection, RawComponent, TestSection};
     use super::KEYS;
     use crate::testing::fields::{assert_documented, fields_of};
@@ -67,6 +94,8 @@ mod tests {
                 ("", fields_of::<RawComponent>()),
                 ("builders[].", fields_of::<BuilderMap>()),
                 ("base_ami.", fields_of::<BaseAmi>()),
+                ("root_volume.", fields_of::<RootVolume>()),
+                ("spot.", fields_of::<Spot>()),
                 ("ansible.", fields_of::<Ansible>()),
                 ("test.", fields_of::<TestSection>()),
                 ("deploy.", fields_of::<DeploySection>()),

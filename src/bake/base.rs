@@ -1,0 +1,108 @@
+//! The base AMIs of a bake, looked up in the build region before anything is launched: the
+//! component's, each builder's own, and the architecture a builder asks for checked against
+//! its base AMI's (DescribeImages' `Architecture`).
+
+use super::plan::BakePlan;
+use crate::aws::{BaseAmiQuery, Image, Images};
+use crate::cancel::Cancel;
+use crate::component::file::BaseAmi;
+use crate::component::Component;
+use crate::error::{Error, InputError};
+use crate::wait::unless_cancelled;
+use std::collections::BTreeMap;
+
+/// Looks up `base` in the build region; none found is an input error that names what was
+/// looked for (and `whose`, a builder, when it is a builder's own).
+pub async fn find_base_ami<I: Images>(
+    build: &I,
+    base: &BaseAmi,
+    whose: &str,
+    (component, plan): (&Component, &BakePlan),
+    cancel: &Cancel,
+) -> Result<Image, Error> {
+    let query = BaseAmiQuery {
+        id: base.id.clone(),
+        name: base.name.clone(),
+        owners: base.owners.clone(),
+        tags: base.tags.clone(),
+    };
+    let found = unless_cancelled(cancel, build.find_base_ami(&query)).await??;
+    found.ok_or_else(|| {
+        let what = match (&base.id, &base.name) {
+            (Some(id), _) => format!("base AMI {id} does not exist in {}", plan.build_region),
+            _ => format!(
+                "no base AMI in {} matches name {:?}, owners {:?} and tags {:?}",
+                plan.build_region,
+                base.name.as_deref().unwrap_or("*"),
+                base.owners,
+                base.tags
+            ),
+        };
+        let what = if whose.is_empty() { what } else { format!("builder `{whose}`: {what}") };
+        InputError::whole_file(component.path.display().to_string(), what)
+            .with_hint("check `base_ami` in the component file, and the region it is looked up in (the first of ami_regions)")
+            .into()
+    })
+}
+
+/// Each builder's base AMI (the component's `found` unless it has its own), each checked
+/// against the architecture the builder asks for: a mismatch is exit 3 before anything is
+/// launched.
+pub async fn builder_bases<I: Images>(
+    build: &I,
+    found: &Image,
+    (component, plan): (&Component, &BakePlan),
+    cancel: &Cancel,
+) -> Result<BTreeMap<String, Image>, Error> {
+    let mut bases = BTreeMap::new();
+    for b in &plan.builders {
+        let image = if b.base_ami == component.base_ami {
+            found.clone()
+        } else {
+            find_base_ami(build, &b.base_ami, &b.name, (component, plan), cancel).await?
+        };
+        if let Some(why) = b
+            .architecture
+            .and_then(|a| mismatch(&b.name, a.as_str(), &image))
+        {
+            return Err(InputError::whole_file(component.path.display().to_string(), why)
+                .with_hint("give the builder a base AMI of its architecture (`builders[].base_ami`), or correct `architecture`; nothing was launched")
+                .into());
+        }
+        bases.insert(b.name.clone(), image);
+    }
+    Ok(bases)
+}
+
+/// Why `image` cannot be `builder`'s base when it asks for `arch`, if it cannot.
+pub fn mismatch(builder: &str, arch: &str, image: &Image) -> Option<String> {
+    (image.architecture != arch).then(|| {
+        format!(
+            "builder `{builder}` is {arch}, but its base AMI {} ({}) is {}",
+            image.id,
+            image.name,
+            if image.architecture.is_empty() {
+                "of an unknown architecture"
+            } else {
+                &image.architecture
+            }
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_architecture_must_match_the_base_amis() {
+        let mut img = crate::testing::image("ami-0123456789abcdef0", &[]);
+        assert_eq!(mismatch("web", "x86_64", &img), None);
+        let why = mismatch("arm", "arm64", &img).unwrap();
+        assert_eq!(why, "builder `arm` is arm64, but its base AMI ami-0123456789abcdef0 (ami-0123456789abcdef0) is x86_64");
+        img.architecture.clear();
+        assert!(mismatch("arm", "arm64", &img)
+            .unwrap()
+            .ends_with("is of an unknown architecture"));
+    }
+}
