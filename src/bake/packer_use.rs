@@ -84,6 +84,18 @@ impl PackerInUse {
         .await
     }
 
+    /// What the build instance's metadata options will be: `metadata_options` from Packer 1.7
+    /// (as `test.imds`), the account's default before, which gears says.
+    pub fn imds_note(&self) -> String {
+        match self.version {
+            Some(v) if v.has_plugins_block() => {
+                "as test.imds (metadata_options, Packer 1.7 and later)".to_owned()
+            }
+            Some(v) => format!("the account's default: Packer {v} has no metadata_options (1.7 and later have), so gears cannot require IMDSv2 on the build instance"),
+            None => "as test.imds where Packer has metadata_options (1.7 and later)".to_owned(),
+        }
+    }
+
     /// `--explain`'s lines about Packer.
     pub fn explain(&self) -> String {
         let version = match self.version {
@@ -96,6 +108,7 @@ impl PackerInUse {
             self.format.as_str(),
             self.format_source
         ));
+        s.push_str(&format!("build instance IMDS {}\n", self.imds_note()));
         let step = crate::packer::version::plugin_step(self.version, self.format);
         if step.init || step.check {
             s.push_str(&format!(

@@ -253,6 +253,9 @@ pub async fn bake<C: Cloud>(
     let names: Vec<String> = plan.builders.iter().map(|b| b.name.clone()).collect();
     let mut ui = StageProgress::new(ctx, "bake", &names);
     ui.note(&baking_line(&component, &plan, names.len()));
+    if packer.version.is_some_and(|v| !v.has_plugins_block()) {
+        ui.note(&format!("build instance IMDS: {}", packer.imds_note()));
+    }
 
     let mut ports = Vec::with_capacity(component.regions.len());
     for r in &component.regions {

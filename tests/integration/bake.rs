@@ -499,6 +499,23 @@ fn values_that_cannot_be_carried_are_refused() {
         err.contains("error: --version flag: version contains `{{`, which Packer 1.6 evaluates"),
         "{err}"
     );
+    // HCL2 does not lift it: Packer runs HCL2 strings through the same Go template engine.
+    let dir = tempdir();
+    component(dir.path(), &unique("tplh"), "template_format: hcl2\n");
+    let o = gears_local(dir.path())
+        .args([
+            "bake",
+            "--dry-run",
+            "--version",
+            "1.0-{{timestamp}}",
+            "--git-sha",
+            "a",
+        ])
+        .output()
+        .unwrap();
+    let (out, err, code) = parts(&o);
+    assert_eq!((code, out.as_str()), (3, ""), "{err}");
+    assert!(err.contains("version contains `{{`"), "{err}");
 }
 
 #[tokio::test]

@@ -129,6 +129,10 @@ fn current_packer_gets_hcl2_and_packer_init_before_aws() {
         out.contains("template format    hcl2    (from the default on Packer 1.11.2)"),
         "{out}"
     );
+    assert!(
+        out.contains("build instance IMDS as test.imds (metadata_options, Packer 1.7 and later)"),
+        "{out}"
+    );
 
     // Debian's 1.6.6: JSON by default, no init, no plugin check.
     let (out, err, code) = bake(dir.path(), Path::new("packer"), &["--explain"]);
@@ -138,6 +142,12 @@ fn current_packer_gets_hcl2_and_packer_init_before_aws() {
         "{out}"
     );
     assert!(!out.contains("packer plugins"), "{out}");
+    assert!(
+        out.contains(
+            "build instance IMDS the account's default: Packer 1.6.6 has no metadata_options"
+        ),
+        "{out}"
+    );
 }
 
 /// The built-in HCL2 template with each builder type and ansible-local over SSH passes Packer
