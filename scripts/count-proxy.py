@@ -11,8 +11,18 @@ and counts AWS actions (query protocol: the Action form field; JSON protocol: X-
                  capacity call (UpdateAutoScalingGroup, SetDesiredCapacity,
                  TerminateInstanceInAutoScalingGroup) that preceded its first appearance (moto starts instances InService at
                  once; this gives them a boot, so a waiting client has something to react to).
+
+Where moto differs from AWS, on request (environment):
+  GEARS_PROXY_SHARED_IMAGES=1   DescribeImages in an account an AMI is shared with shows it, as
+                 AWS does (moto answers it unknown there): an asked id the caller's account does not
+                 see is looked up as its owner (the proxy's caller with non-assumed credentials),
+                 and given if its launch permissions name the caller's account, without the
+                 owner's tags.
+  GEARS_PROXY_STS_EXPIRY=SECS   AssumeRole's credentials expire SECS from now (moto: 12 hours),
+                 so a client that outlives them must renew them.
 """
-import json, os, re, sys, threading, time, urllib.parse, urllib.request
+import datetime, json, os, re, sys, threading, time, urllib.parse, urllib.request
+import xml.etree.ElementTree as ET
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 UPSTREAM = sys.argv[2]
@@ -26,6 +36,10 @@ HOLD = {a: float(s) for a, s in (kv.split("=") for kv in os.environ.get("GEARS_P
 # GEARS_PROXY_DENY="Action,...": these actions are answered 403 AccessDenied (query protocol's
 # ErrorResponse) without reaching moto: a role whose trust policy refuses, a missing permission.
 DENY = {a for a in os.environ.get("GEARS_PROXY_DENY", "").split(",") if a}
+SHARED_IMAGES = os.environ.get("GEARS_PROXY_SHARED_IMAGES") == "1"
+STS_EXPIRY = float(os.environ.get("GEARS_PROXY_STS_EXPIRY") or 0)
+# Access key ids AssumeRole gave -> the account of the role; the last other key (the owner's).
+ASSUMED, OWNER = {}, {"key": None}
 # The calls after which Auto Scaling launches instances.
 LAUNCHING = ("UpdateAutoScalingGroup", "SetDesiredCapacity", "TerminateInstanceInAutoScalingGroup")
 MEMBER = re.compile(r"<member>((?:(?!<member>|</member>).)*)</member>", re.S)
@@ -57,6 +71,100 @@ def booted(xml):
         return "<member>" + body + "</member>"
 
     return MEMBER.sub(member, xml)
+
+
+def access_key(headers):
+    auth = next((v for k, v in headers.items() if k.lower() == "authorization"), "")
+    m = re.search(r"Credential=([^/,\s]+)/", auth)
+    return m.group(1) if m else None
+
+
+def asked_images(form):
+    """The AMI ids a DescribeImages names (ImageId.N, or an image-id filter), if only those."""
+    ids = [v[0] for k, v in form.items() if re.fullmatch(r"ImageId\.\d+", k)]
+    for k, v in form.items():
+        m = re.fullmatch(r"Filter\.(\d+)\.Name", k)
+        if m and v[0] == "image-id":
+            ids += [w[0] for kk, w in form.items() if kk.startswith(f"Filter.{m.group(1)}.Value.")]
+        elif m:
+            return []
+    return ids
+
+
+def send(path, method, headers, body):
+    req = urllib.request.Request(UPSTREAM + path, data=body or None, method=method)
+    for k, v in headers.items():
+        if k.lower() not in ("host", "content-length", "connection", "accept-encoding"):
+            req.add_header(k, v)
+    try:
+        with urllib.request.urlopen(req) as r:
+            return r.status, r.read(), r.headers
+    except urllib.error.HTTPError as e:
+        return e.code, e.read(), e.headers
+
+
+def as_owner(headers, form):
+    """`form` sent as the owner's credentials (moto reads the account from the key id)."""
+    h = {}
+    for k, v in headers.items():
+        if k.lower() == "authorization":
+            v = v.replace(access_key(headers), OWNER["key"], 1)
+        if k.lower() != "x-amz-security-token":
+            h[k] = v
+    return send("/", "POST", h, urllib.parse.urlencode(form).encode())
+
+
+def shared_images(code, out, headers, form):
+    """AWS's answer to a DescribeImages in an account the asked AMIs are shared with."""
+    account = ASSUMED.get(access_key(headers))
+    ids = asked_images(form)
+    if not account or not OWNER["key"] or not ids:
+        return code, out
+    seen = set(re.findall(r"<imageId>(ami-[0-9a-f]+)</imageId>", out.decode())) if code == 200 else set()
+    missing = [i for i in ids if i not in seen]
+    if not missing:
+        return code, out
+    ask = {"Action": "DescribeImages", "Version": form.get("Version", ["2016-11-15"])[0]}
+    ask.update({f"ImageId.{n + 1}": i for n, i in enumerate(missing)})
+    ocode, oout, _ = as_owner(headers, ask)
+    if ocode != 200:
+        return code, out
+    theirs = ET.fromstring(oout)
+    ns = theirs.tag[: theirs.tag.index("}") + 1] if theirs.tag.startswith("{") else ""
+    ET.register_namespace("", ns[1:-1])
+    items = theirs.find(f"{ns}imagesSet")
+    shared = []
+    for item in list(items):
+        iid = item.findtext(f"{ns}imageId")
+        acode, aout, _ = as_owner(headers, {"Action": "DescribeImageAttribute", "Version": ask["Version"], "ImageId": iid, "Attribute": "launchPermission"})
+        if acode == 200 and f"<userId>{account}</userId>" in aout.decode():
+            for t in item.findall(f"{ns}tagSet"):
+                item.remove(t)
+            shared.append(item)
+    if not shared:
+        return code, out
+    if code == 200:
+        answer = ET.fromstring(out)
+        into = answer.find(f"{ns}imagesSet")
+    else:
+        answer, into = theirs, items
+        for item in list(items):
+            items.remove(item)
+    into.extend(shared)
+    return 200, ET.tostring(answer, encoding="utf-8", xml_declaration=False)
+
+
+def sts_answer(out, form):
+    """Notes the keys AssumeRole gives (their account: the role's), and shortens their life."""
+    text = out.decode()
+    m = re.search(r"<AccessKeyId>([^<]+)</AccessKeyId>", text)
+    acct = re.match(r"arn:aws:iam::(\d{12}):", form.get("RoleArn", [""])[0])
+    if m and acct:
+        ASSUMED[m.group(1)] = acct.group(1)
+    if STS_EXPIRY > 0:
+        until = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=STS_EXPIRY)
+        text = re.sub(r"<Expiration>[^<]+</Expiration>", "<Expiration>" + until.strftime("%Y-%m-%dT%H:%M:%SZ") + "</Expiration>", text)
+    return text.encode()
 
 
 class H(BaseHTTPRequestHandler):
@@ -101,6 +209,8 @@ class H(BaseHTTPRequestHandler):
         action = form.get("Action", [target.rsplit(".", 1)[-1] or "?"])[0]
         if action in ("CreateOrUpdateTags", "DeleteTags"):
             detail = ",".join(tag_keys(form))
+        elif action == "AssumeRole":
+            detail = form.get("RoleArn", [""])[0]
         elif action.startswith("Describe"):
             detail = "MaxResults=" + form["MaxResults"][0] if "MaxResults" in form else ""
         else:
@@ -117,15 +227,14 @@ class H(BaseHTTPRequestHandler):
             with LOCK:
                 LOG.append([round(now(), 4), "held:" + action, ""])
             time.sleep(HOLD[action])
-        req = urllib.request.Request(UPSTREAM + self.path, data=body or None, method=self.command)
-        for k, v in self.headers.items():
-            if k.lower() not in ("host", "content-length", "connection", "accept-encoding"):
-                req.add_header(k, v)
-        try:
-            with urllib.request.urlopen(req) as r:
-                code, out, hdrs = r.status, r.read(), r.headers
-        except urllib.error.HTTPError as e:
-            code, out, hdrs = e.code, e.read(), e.headers
+        key = access_key(self.headers)
+        if key and key not in ASSUMED and action != "AssumeRole":
+            OWNER["key"] = key
+        code, out, hdrs = send(self.path, self.command, self.headers, body)
+        if action == "AssumeRole" and code == 200:
+            out = sts_answer(out, form)
+        if action == "DescribeImages" and SHARED_IMAGES:
+            code, out = shared_images(code, out, self.headers, form)
         with LOCK:
             t = now()
             COUNTS[action] = COUNTS.get(action, 0) + 1

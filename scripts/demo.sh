@@ -7,9 +7,11 @@
 #                       run against a real HTTP server (httpbin on 127.0.0.1, standing in for
 #                       the instance, whose moto address is not reachable), then terminated;
 #   4. gears deploy --plan, then gears pipeline run pipelines/hello-service.yaml: the whole job
-#                       (bake, reused; test; deploy to stage, then live) with the example's Auto
-#                       Scaling groups (created in moto, 4 instances each, behind a target group,
-#                       in both regions) rolled onto the baked AMIs;
+#                       (bake, shared with stage's and live's accounts; test; deploy to stage,
+#                       then live, each in its own account through its role) with the example's
+#                       Auto Scaling groups (created in moto in those accounts, 4 instances each,
+#                       behind a target group, in both regions) rolled onto the baked AMIs;
+#                       gears status -e live then reads the live account;
 #   5. gears smoke    — the smoke tests against a real HTTP server (httpbin on 127.0.0.1). Everything the demo needs is
 # installed when missing; every server is started on 127.0.0.1 and stopped at the end.
 set -euo pipefail
@@ -27,6 +29,14 @@ GEARS=${CARGO_TARGET_DIR:-$GEARS_ROOT/target}/debug/gears
 
 start_moto
 log "moto (the AWS emulator) on $AWS_ENDPOINT_URL"
+# moto hides an AMI shared from another account in the accounts it is shared with (AWS shows
+# it, without the owner's tags): the proxy in front of it gives AWS's answer.
+PROXY_PORT=$(free_port)
+GEARS_PROXY_SHARED_IMAGES=1 "$GEARS_VENV/bin/python" scripts/count-proxy.py "$PROXY_PORT" "$AWS_ENDPOINT_URL" &
+GEARS_PIDS+=($!)
+wait_for "http://127.0.0.1:$PROXY_PORT/counts"
+export AWS_ENDPOINT_URL="http://127.0.0.1:$PROXY_PORT"
+log "through a proxy on $AWS_ENDPOINT_URL (AWS's answer for shared AMIs)"
 start_httpbin
 log "httpbin (the example service) on 127.0.0.1:$HTTPBIN_PORT"
 
@@ -48,19 +58,22 @@ log "== gears test: launch the web AMI, smoke-test it, terminate it =="
 "$GEARS" test --manifest "$GEARS_RUN/manifest.json" --builder web \
   --target-host "127.0.0.1:$HTTPBIN_PORT" --ready-timeout 60 --work-dir "$GEARS_RUN/work" \
   --junit "$GEARS_RUN/test.xml"
-log "== the example's Auto Scaling groups (stage and live, both regions) in moto =="
-for env in stage live; do
-  "$GEARS_VENV/bin/python" "$GEARS_ROOT/scripts/moto-fleet.py" hello-service "$env" 4 us-east-1 eu-west-1 >&2
+log "== the example's Auto Scaling groups in moto: stage in account 111111111111, live in 222222222222, both regions =="
+for env_account in stage:111111111111 live:222222222222; do
+  "$GEARS_VENV/bin/python" "$GEARS_ROOT/scripts/moto-fleet.py" --account "${env_account#*:}" \
+    hello-service "${env_account%%:*}" 4 us-east-1 eu-west-1 >&2
 done
-log "== gears deploy --plan =="
+log "== gears deploy --plan (live, through live's role) =="
 "$GEARS" deploy --environment live --manifest "$GEARS_RUN/manifest.json" --builder web --plan
 cd "$GEARS_ROOT"
 log "== gears pipeline run: bake (a new version: real packer, two regions), test, deploy to stage, then live =="
 "$GEARS" pipeline run pipelines/hello-service.yaml --manifest "$GEARS_RUN/manifest.json" \
   --version "$VERSION.1" --git-sha "$(git -C "$GEARS_ROOT" rev-parse HEAD 2>/dev/null || echo 0000000)" \
   --target-host "127.0.0.1:$HTTPBIN_PORT" --work-dir "$GEARS_RUN/work"
+log "== gears status -e live: the live account's fleet =="
+"$GEARS" status -c examples/hello-service/gears.yaml -e live
 
 log "== gears smoke =="
 "$GEARS" smoke "127.0.0.1:$HTTPBIN_PORT" smoke-tests/httpbin.yaml --junit "$GEARS_RUN/smoke.xml"
 log "JUnit report: $GEARS_RUN/smoke.xml"
-log "demo finished: validate, bake, test, deploy --plan, the pipeline (bake, test, deploy to stage and live) and smoke all passed"
+log "demo finished: validate, bake (shared), test, deploy --plan, the pipeline (bake, test, deploy to stage and live, each in its own account), status and smoke all passed"

@@ -132,9 +132,10 @@ async fn dispatch(
             let settings = crate::amis::AmisSettings::resolve((&args).into())?;
             let cloud = crate::aws::Aws::new(settings.endpoint_flag.as_deref(), ctx)
                 .with_account(settings.account.clone());
-            let amis = crate::amis::list(&settings, &cloud).await?;
-            print_amis(&args, &amis);
-            Ok(Exit::Success)
+            let listing = crate::amis::list(&settings, &cloud).await?;
+            print_amis(&args, &listing.amis);
+            print_unread(&listing.unread, "its use of these AMIs is unknown");
+            Ok(listing.exit())
         }
         Command::Amis(crate::cli::AmisCommand::Prune(args)) => {
             let settings = crate::amis::AmisSettings::resolve((&args.amis).into())?;
@@ -433,7 +434,15 @@ fn print_amis(args: &crate::cli::AmisArgs, amis: &[crate::amis::Ami]) {
         crate::ui::data(&(serde_json::to_string_pretty(amis).unwrap_or_default() + "\n"));
     } else {
         let mut rows = vec![[
-            "REGION", "AMI", "VERSION", "GIT SHA", "BUILDER", "AGE", "STATE", "IN USE",
+            "REGION",
+            "AMI",
+            "VERSION",
+            "GIT SHA",
+            "BUILDER",
+            "AGE",
+            "STATE",
+            "SHARED WITH",
+            "IN USE",
         ]
         .map(str::to_owned)
         .to_vec()];
@@ -454,6 +463,12 @@ fn print_amis(args: &crate::cli::AmisArgs, amis: &[crate::amis::Ami]) {
                     None => age,
                 },
                 f(&a.state),
+                if a.shares.is_empty() {
+                    "-".into()
+                } else {
+                    let who: Vec<String> = a.shares.iter().map(ToString::to_string).collect();
+                    f(&who.join(", "))
+                },
                 if a.in_use.is_empty() {
                     "-".into()
                 } else {
@@ -470,6 +485,17 @@ fn print_amis(args: &crate::cli::AmisArgs, amis: &[crate::amis::Ami]) {
     }
     let used = amis.iter().filter(|a| !a.in_use.is_empty()).count();
     eprintln!("amis: {} AMI(s), {used} in use", amis.len());
+}
+
+/// The accounts of `accounts:` gears could not read, on stderr (their use is unknown: prune
+/// keeps every AMI shared with them, and the exit code is 5).
+fn print_unread(unread: &[crate::amis::Unread], then: &str) {
+    for u in unread {
+        eprintln!("error: {u} ({then})");
+        if let Some(h) = u.error.hint() {
+            eprintln!("hint: {h}");
+        }
+    }
 }
 
 /// `gears amis prune`'s front: one line per AMI and per snapshot left behind (or JSON) on
@@ -521,6 +547,7 @@ fn print_pruned(args: &crate::cli::AmisPruneArgs, report: &crate::amis::PruneRep
         .filter(|p| p.action == crate::amis::AmiAction::Deregistered)
         .count();
     let swept = report.snapshots.len();
+    print_unread(&report.unread, "every AMI shared with it was kept");
     eprintln!(
         "amis prune: {} AMI(s), {} kept, {}{}{}",
         pruned.len(),

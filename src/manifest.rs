@@ -138,6 +138,23 @@ pub struct Manifest {
     /// back from EC2 after the bake or reuse).
     #[serde(default, skip_serializing_if = "crate::accounts::Shares::is_empty")]
     pub shares: crate::accounts::Shares,
+    /// The account that owns the AMIs (the baking account), as EC2 answered when they were
+    /// shared; absent when they are not shared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner_account: Option<String>,
+    /// The Parameter Store parameter the base AMI came from (`base_ami.ssm`): its name, the
+    /// version read, and the AMI it gave.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_ami_parameter: Option<BaseAmiParameter>,
+}
+
+/// A base AMI read from Parameter Store.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BaseAmiParameter {
+    pub name: String,
+    pub version: i64,
+    pub ami: String,
 }
 
 fn env_name(s: &str) -> String {
@@ -170,6 +187,8 @@ impl Manifest {
         ordered.extend(amis);
         Manifest {
             shares: Default::default(),
+            owner_account: None,
+            base_ami_parameter: None,
             format_version: FORMAT_VERSION,
             component: plan.component.clone(),
             version: plan.version.clone(),
@@ -194,6 +213,8 @@ impl Manifest {
     ) -> Self {
         Manifest {
             shares: Default::default(),
+            owner_account: None,
+            base_ami_parameter: None,
             format_version: FORMAT_VERSION,
             component: plan.component.clone(),
             version: plan.version.clone(),
@@ -456,6 +477,8 @@ mod tests {
     fn sample() -> Manifest {
         Manifest {
             shares: Default::default(),
+            owner_account: None,
+            base_ami_parameter: None,
             format_version: FORMAT_VERSION,
             component: "hello".into(),
             version: "1.0".into(),
@@ -530,6 +553,8 @@ mod tests {
     fn env_file_is_sourceable_and_exact() {
         let m = Manifest {
             shares: Default::default(),
+            owner_account: None,
+            base_ami_parameter: None,
             format_version: FORMAT_VERSION,
             component: "hello".into(),
             version: "1.0'; echo pwned".into(),

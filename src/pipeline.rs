@@ -690,6 +690,8 @@ mod tests {
                 id: new.into(),
                 name: "hello-2".into(),
                 state: "available".into(),
+                owner: String::new(),
+                public: false,
                 creation_date: "2026-11-24T00:00:00.000Z".into(),
                 tags: std::collections::BTreeMap::new(),
                 ..Default::default()

@@ -1,6 +1,6 @@
 //! What `gears amis list` and `prune` are asked ([`AmisAsk`]) and the settings they run with,
 //! resolved by [`AmisSettings::resolve`]: the component file's name and regions, unless regions
-//! are named.
+//! are named, and the accounts of its `accounts:` whose use of the AMIs counts.
 
 /// What `gears amis` needs.
 #[derive(Debug, Clone)]
@@ -11,6 +11,9 @@ pub struct AmisSettings {
     pub endpoint_flag: Option<String>,
     /// The account whose AMIs these are, through its role (none: the credentials' own).
     pub account: Option<crate::accounts::RoleSession>,
+    /// The accounts of `accounts:` (each through its environment's role), where a use of an
+    /// AMI counts as much as one in the AMIs' own account.
+    pub consumers: Vec<super::Consumer>,
 }
 
 /// One `gears amis list` or `prune` as asked: the component file, the regions named.
@@ -37,6 +40,7 @@ impl AmisSettings {
             crate::accounts::session("amis", &component.name, ask.role, None, &Default::default());
         Ok(AmisSettings {
             account,
+            consumers: super::accounts::consumers(&component.name, &component.accounts),
             component: component.name,
             regions,
             endpoint_flag: ask.endpoint_url,

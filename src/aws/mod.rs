@@ -18,11 +18,13 @@ pub mod ports;
 pub mod sdk;
 
 pub use error::{kind_of, kind_of_code, CloudError, ErrorKind, NO_ACTIVE_REFRESH};
-pub use ports::amis::{AmiHousekeeping, AmiUse, OwnedImage, Snapshot};
+pub use ports::amis::{AmiHousekeeping, AmiUse, LaunchPermission, OwnedImage, Snapshot};
 pub use ports::clone::{CloneAsk, Cloning};
 pub use ports::fleet::Fleet;
 pub use ports::groups::{Group, Groups, Member, MemberInfo};
-pub use ports::images::{has_tags, BaseAmiQuery, Image, ImageShares, Images, FILTER_VALUES};
+pub use ports::images::{
+    has_tags, BaseAmiQuery, Image, ImageShares, Images, Parameter, FILTER_VALUES,
+};
 pub use ports::instances::{Imds, Instance, Instances, LaunchSpec, SecurityGroup};
 pub use ports::launches::{Launches, TemplateRef};
 pub use ports::locks::{GroupTags, LockTable, TableHolder};

@@ -11,24 +11,72 @@ use crate::error::{Error, InputError};
 use crate::wait::unless_cancelled;
 use std::collections::BTreeMap;
 
-/// Looks up `base` in the build region; none found is an input error that names what was
-/// looked for (and `whose`, a builder, when it is a builder's own).
+/// The AMI a Parameter Store parameter names, read in the build region: a parameter that does
+/// not exist, or whose value is not an AMI id, is an input error naming it.
+async fn ami_parameter<I: Images>(
+    build: &I,
+    component: &Component,
+    name: &str,
+    cancel: &Cancel,
+) -> Result<crate::manifest::BaseAmiParameter, Error> {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(120);
+    let found = crate::wait::patiently(cancel, deadline, || build.parameter(name)).await?;
+    let file = component.path.display().to_string();
+    let region = build.region();
+    let Some(p) = found else {
+        return Err(InputError::whole_file(
+            file,
+            format!("base_ami.ssm: the parameter {name} does not exist in {region}"),
+        )
+        .with_hint("check the name (AWS's public AMI parameters are under /aws/service/), and that it is in the build region, the first of ami_regions")
+        .into());
+    };
+    let re = regex::Regex::new("^ami-[0-9a-f]{8,17}$").expect("valid regex");
+    if !re.is_match(&p.value) {
+        return Err(InputError::whole_file(
+            file,
+            format!(
+                "base_ami.ssm: the parameter {name} (version {}) holds `{}`, not an AMI id",
+                p.version,
+                p.value.chars().take(80).collect::<String>()
+            ),
+        )
+        .with_hint("name a parameter whose value is an AMI id (data type text or aws:ec2:image)")
+        .into());
+    }
+    Ok(crate::manifest::BaseAmiParameter {
+        name: p.name,
+        version: p.version,
+        ami: p.value,
+    })
+}
+
+/// Looks up `base` in the build region (through its Parameter Store parameter first, when it
+/// names one); none found is an input error that names what was looked for (and `whose`, a
+/// builder, when it is a builder's own).
 pub async fn find_base_ami<I: Images>(
     build: &I,
     base: &BaseAmi,
     whose: &str,
     (component, plan): (&Component, &BakePlan),
     cancel: &Cancel,
-) -> Result<Image, Error> {
+) -> Result<(Image, Option<crate::manifest::BaseAmiParameter>), Error> {
+    let parameter = match &base.ssm {
+        Some(name) => Some(ami_parameter(build, component, name, cancel).await?),
+        None => None,
+    };
     let query = BaseAmiQuery {
-        id: base.id.clone(),
+        id: parameter
+            .as_ref()
+            .map(|p| p.ami.clone())
+            .or_else(|| base.id.clone()),
         name: base.name.clone(),
         owners: base.owners.clone(),
         tags: base.tags.clone(),
     };
     let found = unless_cancelled(cancel, build.find_base_ami(&query)).await??;
-    found.ok_or_else(|| {
-        let what = match (&base.id, &base.name) {
+    let image = found.ok_or_else(|| {
+        let what = match (&query.id, &base.name) {
             (Some(id), _) => format!("base AMI {id} does not exist in {}", plan.build_region),
             _ => format!(
                 "no base AMI in {} matches name {:?}, owners {:?} and tags {:?}",
@@ -38,11 +86,17 @@ pub async fn find_base_ami<I: Images>(
                 base.tags
             ),
         };
+        let what = match &parameter {
+            Some(p) => format!("{what} (from the parameter {}, version {})", p.name, p.version),
+            None => what,
+        };
         let what = if whose.is_empty() { what } else { format!("builder `{whose}`: {what}") };
-        InputError::whole_file(component.path.display().to_string(), what)
-            .with_hint("check `base_ami` in the component file, and the region it is looked up in (the first of ami_regions)")
-            .into()
-    })
+        Error::from(
+            InputError::whole_file(component.path.display().to_string(), what)
+                .with_hint("check `base_ami` in the component file, and the region it is looked up in (the first of ami_regions)"),
+        )
+    })?;
+    Ok((image, parameter))
 }
 
 /// Each builder's base AMI (the component's `found` unless it has its own), each checked
@@ -59,7 +113,9 @@ pub async fn builder_bases<I: Images>(
         let image = if b.base_ami == component.base_ami {
             found.clone()
         } else {
-            find_base_ami(build, &b.base_ami, &b.name, (component, plan), cancel).await?
+            find_base_ami(build, &b.base_ami, &b.name, (component, plan), cancel)
+                .await?
+                .0
         };
         if let Some(why) = b
             .architecture

@@ -76,10 +76,10 @@ pub fn explain(component: &Component, meta: &Metadata, plan: &BakePlan) -> Strin
     }
     s.push_str(&format!(
         "base AMI           {}\n",
-        base_text(&component.base_ami)
+        base_text(&component.base_ami, &plan.build_region)
     ));
     for b in &component.builders {
-        s.push_str(&builder_settings(component, b));
+        s.push_str(&builder_settings(component, b, &plan.build_region));
     }
     for w in &plan.warnings {
         s.push_str(&format!("warning            {w}\n"));
@@ -87,9 +87,13 @@ pub fn explain(component: &Component, meta: &Metadata, plan: &BakePlan) -> Strin
     s
 }
 
-fn base_text(base: &BaseAmi) -> String {
+fn base_text(base: &BaseAmi, region: &str) -> String {
     match (&base.id, &base.name) {
         (Some(id), _) => id.clone(),
+        _ if base.ssm.is_some() => format!(
+            "the value of the SSM parameter {}, read in {region} when the bake starts (the manifest records its version and the AMI: base_ami_parameter)",
+            base.ssm.as_deref().unwrap_or_default()
+        ),
         (_, n) => format!(
             "newest of name {}, owners [{}], tags {:?}",
             n.as_deref().unwrap_or("*"),
@@ -101,7 +105,7 @@ fn base_text(base: &BaseAmi) -> String {
 
 /// Each build setting of builder `b` that is set, and where it came from: the builder's own
 /// entry in `builders`, or the component's key.
-fn builder_settings(component: &Component, b: &Builder) -> String {
+fn builder_settings(component: &Component, b: &Builder, region: &str) -> String {
     let file = component.path.display().to_string();
     let own = format!("builders[{}] in {file}", b.name);
     let (c, o) = (&component.build, &b.settings);
@@ -143,7 +147,7 @@ fn builder_settings(component: &Component, b: &Builder) -> String {
         out.push_str(&format!(
             "  {}: base AMI {}    (from {own})\n",
             b.name,
-            base_text(base)
+            base_text(base, region)
         ));
     }
     if let Some(a) = b.architecture {

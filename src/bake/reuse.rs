@@ -165,6 +165,8 @@ mod tests {
                 id: format!("ami-{run}-{builder}-{region}"),
                 name: format!("{run}-{builder}"),
                 state: "available".into(),
+                owner: String::new(),
+                public: false,
                 creation_date: format!("{created}Z"),
                 tags: tags
                     .iter()

@@ -261,22 +261,17 @@ pub async fn bake<C: Cloud>(
     for r in &component.regions {
         ports.push(unless_cancelled(cancel, cloud.images(&r.0)).await??);
     }
-    let base_ami = find_base_ami(
-        &ports[0],
-        &component.base_ami,
-        "",
-        (&component, &plan),
-        cancel,
-    )
-    .await?;
-    ui.note(&format!("base AMI {} ({})", base_ami.id, base_ami.name));
-    // Each builder's own base AMI, and the architecture it asks for, before anything runs.
-    let bases = builder_bases(&ports[0], &base_ami, (&component, &plan), cancel).await?;
+    let (base_ami, parameter, bases) =
+        base_amis(&ports[0], (&component, &plan), &mut ui, cancel).await?;
 
     if !settings.force {
         if let Some(manifest) = find_reusable(&ports, &plan, &base_ami.id, cancel).await? {
             ui.finish(true);
             ui.note(&reusing_line(&plan));
+            let manifest = crate::manifest::Manifest {
+                base_ami_parameter: parameter,
+                ..manifest
+            };
             let manifest = super::share::share(manifest, &ports, &component.share, cancel).await?;
             return Ok(Baked::Manifest(Box::new(manifest)));
         }
@@ -296,7 +291,11 @@ pub async fn bake<C: Cloud>(
         &mut ui,
     )
     .await?;
-    let manifest = super::share::share(baked, &ports, &component.share, cancel).await?;
+    let manifest = Manifest {
+        base_ami_parameter: parameter,
+        ..baked
+    };
+    let manifest = super::share::share(manifest, &ports, &component.share, cancel).await?;
     Ok(Baked::Manifest(Box::new(manifest)))
 }
 
@@ -350,6 +349,34 @@ async fn build<C: Cloud>(
         .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
         .and_then(|v| v["last_run_uuid"].as_str().map(str::to_owned));
     Ok(Manifest::baked(plan, base_ami, built.amis, packer_run_uuid))
+}
+
+/// The component's base AMI (and the parameter it came from), then each builder's, with the
+/// architecture each asks for checked, before anything runs.
+async fn base_amis<I: Images>(
+    build: &I,
+    (component, plan): (&Component, &BakePlan),
+    ui: &mut StageProgress,
+    cancel: &Cancel,
+) -> Result<
+    (
+        Image,
+        Option<crate::manifest::BaseAmiParameter>,
+        BTreeMap<String, Image>,
+    ),
+    Error,
+> {
+    let (base_ami, parameter) =
+        find_base_ami(build, &component.base_ami, "", (component, plan), cancel).await?;
+    match &parameter {
+        Some(p) => ui.note(&format!(
+            "base AMI {} ({}), from the parameter {} version {}",
+            base_ami.id, base_ami.name, p.name, p.version
+        )),
+        None => ui.note(&format!("base AMI {} ({})", base_ami.id, base_ami.name)),
+    }
+    let bases = builder_bases(build, &base_ami, (component, plan), cancel).await?;
+    Ok((base_ami, parameter, bases))
 }
 
 /// The first progress line of a bake: what is baked, with how many builders, into which regions.
@@ -583,6 +610,70 @@ mod tests {
         );
     }
 
+    /// Issue 36 item 4: `base_ami: {ssm: ...}` is read from the build region's Parameter Store
+    /// before anything else; the manifest records the parameter, its version and the AMI. A
+    /// parameter that does not exist, or whose value is not an AMI id, is exit 3 naming it.
+    #[tokio::test(start_paused = true)]
+    async fn a_base_ami_from_parameter_store_is_recorded_and_a_bad_one_is_exit_3() {
+        const PARAM: &str = "/golden/amzn2";
+        let dir = tempfile::tempdir().unwrap();
+        let (settings, cloud) = stage(dir.path());
+        let file = std::fs::read_to_string(&settings.component_file).unwrap();
+        std::fs::write(
+            &settings.component_file,
+            file.replace(
+                "base_ami: {id: ami-0b0b0b0b0b0b0b0b0}",
+                &format!("base_ami: {{ssm: {PARAM}}}"),
+            ),
+        )
+        .unwrap();
+        let old = [
+            ("COMPONENT_NAME", "hello"),
+            ("COMPONENT_VERSION", "7.0.1"),
+            ("GIT_SHA", "abc"),
+            ("gears:run-id", "old-run"),
+            ("gears:builder", "web"),
+            ("CREATED_AT", "202601010000"),
+            ("AMI_VERSION", "7.0.1-202601010000"),
+        ];
+        cloud.add_image("us-east-1", image("ami-old", &old));
+        let (c, cancel, cleanup) = (ctx(), Cancel::new(), Cleanup::default());
+        let run = || bake(&settings, &c, &cancel, &cleanup, &cloud);
+        let Err(e) = run().await else {
+            panic!("no such parameter")
+        };
+        assert_eq!(e.exit(), crate::exit::Exit::InvalidInput);
+        assert!(
+            e.render().contains(&format!(
+                "the parameter {PARAM} does not exist in us-east-1"
+            )),
+            "{}",
+            e.render()
+        );
+        cloud.put_parameter("us-east-1", PARAM, "not-an-ami", "text");
+        let Err(e) = run().await else {
+            panic!("not an AMI")
+        };
+        assert_eq!(e.exit(), crate::exit::Exit::InvalidInput);
+        assert!(
+            e.render().contains(&format!(
+                "the parameter {PARAM} (version 1) holds `not-an-ami`, not an AMI id"
+            )),
+            "{}",
+            e.render()
+        );
+        cloud.put_parameter("us-east-1", PARAM, "ami-0b0b0b0b0b0b0b0b0", "aws:ec2:image");
+        let Baked::Manifest(m) = run().await.unwrap() else {
+            panic!("not a manifest")
+        };
+        let p = m.base_ami_parameter.expect("recorded");
+        assert_eq!(
+            (p.name.as_str(), p.version, p.ami.as_str()),
+            (PARAM, 2, "ami-0b0b0b0b0b0b0b0b0")
+        );
+        assert!(cloud.calls().iter().any(|c| c == "GetParameter us-east-1"));
+    }
+
     /// Issue 33 item 1: a reused bake shares its AMIs as `share:` asks and reads them back; a
     /// share EC2 answers with success but does not store is exit 5, naming what is missing.
     #[tokio::test(start_paused = true)]
@@ -623,6 +714,7 @@ mod tests {
         };
         let held = cloud.shares_of_image("ami-old").launch;
         assert_eq!(held, m.shares);
+        assert_eq!(m.owner_account.as_deref(), Some("123456789012"));
         assert_eq!(
             held.accounts
                 .iter()

@@ -46,6 +46,7 @@ pub async fn share<I: Images>(
                 Some(port) => {
                     patiently(cancel, deadline, || port.share(ami, wanted)).await?;
                     let seen = patiently(cancel, deadline, || port.shares_of(ami)).await?;
+                    manifest.owner_account = manifest.owner_account.take().or(seen.owner.clone());
                     missing(wanted, &seen)
                 }
                 // Never silently: a region without a port would leave its AMI unshared.

@@ -199,10 +199,23 @@ pub fn context(plan: &BakePlan, component: &Component, opts: &RenderOptions) -> 
         "ssh_username": text(&component.ssh_username),
         "run_tags": text_map(&plan.run_tags),
         "ansible": ansible,
+        "encrypt": encrypt_context(component),
         "manifest": text(&opts.manifest),
         "template_format": opts.format.as_str(),
         "packer_block": opts.packer_block,
     })
+}
+
+/// The `encrypt` of the context: null, or the build region's key (null for the default key)
+/// and each copy region's.
+fn encrypt_context(component: &Component) -> Value {
+    match &component.encrypt {
+        None => Value::Null,
+        Some(e) => json!({
+            "kms_key_id": e.kms_key_id.as_ref().map(|k| text(&k.0)),
+            "region_kms_key_ids": e.region_kms_key_ids.iter().map(|(r, k)| (r.clone(), text(&k.0))).collect::<Map<_, _>>(),
+        }),
+    }
 }
 
 /// The `source_ami_filter` of the context: the base AMI's name and tags, available ones only,
@@ -371,6 +384,26 @@ mod tests {
         )
         .unwrap();
         serde_json::from_str(&out).unwrap()
+    }
+
+    /// Issue 33 item 1: `encrypt:` becomes Packer's encrypt_boot, kms_key_id and
+    /// region_kms_key_ids in both builders; without it, none of them.
+    #[test]
+    fn encryption_renders_into_both_builders() {
+        let t = rendered("builders: [amazon-ebs, {type: amazon-chroot, name: agent}]\nshare: {accounts: [\"111111111111\"]}\nencrypt: {kms_key_id: alias/amis, region_kms_key_ids: {eu-west-1: alias/amis-euw1}}\n");
+        for b in [&t["builders"][0], &t["builders"][1]] {
+            assert_eq!(b["encrypt_boot"], true);
+            assert_eq!(b["kms_key_id"], "alias/amis");
+            assert_eq!(
+                b["region_kms_key_ids"],
+                json!({"eu-west-1": "alias/amis-euw1"})
+            );
+        }
+        let default_key = rendered("encrypt: {}\n");
+        assert_eq!(default_key["builders"][0]["encrypt_boot"], true);
+        assert!(default_key["builders"][0].get("kms_key_id").is_none());
+        let plain = rendered("");
+        assert!(plain["builders"][0].get("encrypt_boot").is_none());
     }
 
     #[test]

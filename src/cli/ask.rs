@@ -89,6 +89,7 @@ impl From<&TestArgs> for TestAsk {
             endpoint_url: a.endpoint.url.clone(),
             work_dir: Some(a.work_dir.clone()),
             role: a.role.role(),
+            version: a.version.clone(),
             ..TestAsk::new(a.component.path.clone(), ami)
         }
     }

@@ -397,6 +397,10 @@ pub struct TestArgs {
     pub endpoint: EndpointArg,
     #[command(flatten)]
     pub role: RoleArgs,
+    /// The version under test, written on the instance (`gears:version`): for an `--ami`
+    /// shared from another account, whose tags AWS does not show here.
+    #[arg(long, value_name = "VERSION")]
+    pub version: Option<String>,
     /// Where the instance's console output and other run files are kept.
     #[arg(long, value_name = "DIR", default_value = crate::test_stage::settings::defaults::WORK_DIR)]
     pub work_dir: PathBuf,
@@ -506,10 +510,12 @@ pub struct SmokeArgs {
 /// `gears amis`.
 #[derive(Debug, Subcommand)]
 pub enum AmisCommand {
-    /// The component's AMIs per region: version, git sha, age and where each is in use.
+    /// The component's AMIs per region: version, git sha, age, who else may launch each, and
+    /// where each is in use (here and in every account of accounts:).
     #[command(after_help = AMIS_LIST_EXAMPLES)]
     List(AmisArgs),
-    /// Deregister AMIs older than the newest N (never one in use) and delete their snapshots.
+    /// Deregister AMIs older than the newest N (never one in use here or in any account of
+    /// accounts:) and delete their snapshots.
     #[command(after_help = AMIS_PRUNE_EXAMPLES)]
     Prune(AmisPruneArgs),
 }
@@ -520,20 +526,27 @@ Examples:
   gears amis list --region us-east-1 --region eu-west-1 --output json
 
 AMIs are the component's own (owner self) with the tags gears:component and COMPONENT_NAME.
-In use: the default and latest versions of launch templates, launch configurations, and
-pending, running, stopping or stopped instances, in the same region.";
+SHARED WITH: who else may launch each (accounts, organizations, OUs, everyone). In use: any
+launch template version (with the groups that launch from it), launch configurations, and
+pending, running, stopping or stopped instances, in the same region: in this account and in
+every account of the component file's accounts:, read through each environment's role. An
+account that cannot be read is an error on stderr and exit 5.";
 
 const AMIS_PRUNE_EXAMPLES: &str = "\
 Examples:
   gears amis prune --keep 3                        # what would go; changes nothing
   gears amis prune --keep 3 --yes                  # deregister, then delete their snapshots
+  gears amis prune --keep 3 --yes --include-shared # and shares no account of accounts: uses
 
-Only AMIs gears made (gears:managed-by=gears) go. Kept: every AMI in use (any launch template
-version, launch configurations, instances not terminated); AMIs others may launch (public or
-shared) unless --include-shared; the newest N available AMIs of each builder in each region (by
-CREATED_AT, then creation date); AMIs not available yet. Snapshots of ours that no AMI uses any
-more (a killed run's) are swept too. A failed deregister or snapshot deletion is reported on its
-line and makes the exit code 5; the others still go.";
+Only AMIs gears made (gears:managed-by=gears) go. Kept: every AMI in use in this account or in
+any account of accounts: (any launch template version, launch configurations, instances not
+terminated); AMIs others may launch (public or shared), unless --include-shared: with it, one
+shared only with accounts of accounts:, none of which uses it, goes; the newest N available AMIs
+of each builder in each region (by CREATED_AT, then creation date); AMIs not available yet.
+Snapshots of ours that no AMI uses any more (a killed run's) are swept too. A failed deregister
+or snapshot deletion is reported on its line and makes the exit code 5; the others still go.
+An account of accounts: that cannot be read keeps every AMI shared with it and makes the exit
+code 5.";
 
 /// Which component, where, and how to print (`gears amis list`, and `prune`).
 #[derive(Debug, Args)]
@@ -566,8 +579,10 @@ pub struct AmisPruneArgs {
     /// Deregister and delete; without it, only list what would go.
     #[arg(long)]
     pub yes: bool,
-    /// Also prune AMIs that other accounts may launch (public, or shared by launch permission);
-    /// without it they are kept.
+    /// Also prune AMIs that other accounts may launch, when they are shared only with accounts
+    /// of the component file's accounts: and none of them uses them; public ones, and ones
+    /// shared with any other account, an organization or an OU, are kept. Without it every
+    /// shared AMI is kept.
     #[arg(long)]
     pub include_shared: bool,
 }

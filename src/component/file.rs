@@ -175,6 +175,9 @@ impl<'de> Deserialize<'de> for Region {
 #[serde(deny_unknown_fields)]
 pub struct BaseAmi {
     pub id: Option<String>,
+    /// A Parameter Store parameter whose value is the AMI id, resolved in the build region
+    /// (`/aws/service/ami-amazon-linux-latest/...`, or the organisation's golden AMI).
+    pub ssm: Option<String>,
     /// Name pattern, `*` wildcards as in EC2 filters.
     pub name: Option<String>,
     #[serde(default)]
@@ -304,6 +307,8 @@ struct RawComponent {
     /// Who may launch the AMIs besides the baking account.
     #[serde(default)]
     share: crate::accounts::Shares,
+    /// The AMIs' boot volumes encrypted, with which KMS keys.
+    encrypt: Option<super::encrypt::Encrypt>,
 }
 
 fn default_instance_type() -> String {
@@ -349,6 +354,8 @@ pub struct Component {
     /// Who may launch the AMIs besides the baking account (`share:`), after every bake and
     /// reuse, in every region.
     pub share: crate::accounts::Shares,
+    /// The boot volumes encrypted (`encrypt:`), with the organisation's keys.
+    pub encrypt: Option<super::encrypt::Encrypt>,
 }
 
 /// The 1-based line and column of the first `key:` in `source` (for checks across fields).
@@ -408,13 +415,20 @@ pub fn parse(path: &Path, source: &str) -> Result<Component, InputError> {
         tags: raw.tags,
         run_tags: raw.run_tags,
     };
-    check_build(&build, &builders).map_err(|(key, msg)| {
+    bake::check_all(&build, &builders, check_base_ami).map_err(|(key, msg)| {
         let (l, c) = key_place(source, &key);
         InputError::at(&name, source, l, c, msg)
     })?;
     let dir = component_dir(path);
     if let Some(a) = &raw.ansible {
         check_ansible(a, &dir).map_err(at)?;
+    }
+    if let Some(e) = &raw.encrypt {
+        e.check(&raw.ami_regions, !raw.share.is_empty())
+            .map_err(|(key, msg)| {
+                let (l, c) = key_place(source, &key);
+                InputError::at(&name, source, l, c, msg)
+            })?;
     }
     let template = template(raw.template, &dir).map_err(at)?;
     let template_format =
@@ -441,6 +455,7 @@ pub fn parse(path: &Path, source: &str) -> Result<Component, InputError> {
         deploy: raw.deploy,
         accounts: raw.accounts,
         share: raw.share,
+        encrypt: raw.encrypt,
     })
 }
 
@@ -502,52 +517,46 @@ fn builders(listed: Option<Vec<Builder>>) -> Result<Vec<Builder>, Problem> {
     Ok(builders)
 }
 
-/// The build settings of the component and of each builder (its own base AMI too).
-fn check_build(build: &BuildSettings, builders: &[Builder]) -> Result<(), bake::Problem> {
-    bake::check(build)?;
-    for b in builders {
-        bake::check(&b.settings)?;
-        let merged = build.with(&b.settings);
-        if merged.ssh_interface == Some(bake::SshInterface::SessionManager)
-            && merged.instance_profile.is_none()
-        {
+/// `base_ami` has either an AMI id (that looks like one) or a name pattern.
+fn check_base_ami(ami: &BaseAmi) -> Result<(), Problem> {
+    let given = [ami.id.is_some(), ami.name.is_some(), ami.ssm.is_some()];
+    match given.iter().filter(|g| **g).count() {
+        0 => {
             return Err((
-                "ssh_interface".into(),
-                format!("builder `{}`: `ssh_interface: session_manager` needs an `instance_profile` that allows Systems Manager (AmazonSSMManagedInstanceCore)", b.name),
+                "base_ami",
+                "`base_ami` needs an `id`, an `ssm` parameter, or a `name` pattern (with `owners` and `tags`) to look up".into(),
+            ))
+        }
+        1 => {}
+        _ => {
+            return Err((
+                "base_ami",
+                "`base_ami` names more than one of `id`, `ssm` and `name`: give one".into(),
+            ))
+        }
+    }
+    if let Some(id) = &ami.id {
+        let re = regex::Regex::new("^ami-[0-9a-f]{8,17}$").expect("valid regex");
+        if !re.is_match(id) {
+            return Err((
+                "id",
+                format!("`{id}` is not an AMI id like ami-0123456789abcdef0"),
             ));
         }
-        if let Some(base) = &b.base_ami {
-            check_base_ami(base)
-                .map_err(|(k, m)| (k.to_owned(), format!("builder `{}`: {m}", b.name)))?;
+    }
+    if let Some(name) = &ami.ssm {
+        // Parameter Store's names: letters, digits, `_.-/`, at most 2048; a selector
+        // (`:version` or `:label`) may follow.
+        let re = regex::Regex::new(r"^[A-Za-z0-9_./-]{1,2048}(:[A-Za-z0-9_.-]{1,100})?$")
+            .expect("valid regex");
+        if !re.is_match(name) {
+            return Err((
+                "ssm",
+                format!("`{name}` is not a Parameter Store name like /aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"),
+            ));
         }
     }
     Ok(())
-}
-
-/// `base_ami` has either an AMI id (that looks like one) or a name pattern.
-fn check_base_ami(ami: &BaseAmi) -> Result<(), Problem> {
-    match (&ami.id, &ami.name) {
-        (Some(_), Some(_)) => Err((
-            "base_ami",
-            "`base_ami` has both `id` and `name`: give one".into(),
-        )),
-        (None, None) => Err((
-            "base_ami",
-            "`base_ami` needs an `id`, or a `name` pattern (with `owners` and `tags`) to look up"
-                .into(),
-        )),
-        (Some(id), None) => {
-            let re = regex::Regex::new("^ami-[0-9a-f]{8,17}$").expect("valid regex");
-            if !re.is_match(id) {
-                return Err((
-                    "id",
-                    format!("`{id}` is not an AMI id like ami-0123456789abcdef0"),
-                ));
-            }
-            Ok(())
-        }
-        (None, Some(_)) => Ok(()),
-    }
 }
 
 /// The folder of the component file, which relative paths in it are relative to (`.` for a

@@ -58,7 +58,8 @@ fn arguments(out: &mut String, cmd: &Command) {
         .get_positionals()
         .chain(cmd.get_arguments().filter(|a| !a.is_positional()))
         .filter(|a| !a.is_hide_set())
-        .filter(|a| !matches!(a.get_id().as_str(), "help" | "version"))
+        // clap's own --help and --version; a command's own `--version VERSION` (bake, test) stays.
+        .filter(|a| a.get_id() != "help" && !matches!(a.get_action(), clap::ArgAction::Version))
         .collect();
     if args.is_empty() {
         return;

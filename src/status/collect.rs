@@ -76,6 +76,10 @@ fn patience(settings: &StatusSettings) -> tokio::time::Instant {
 pub(super) struct Seen {
     /// Member id → the AMI it runs.
     pub(super) member_images: BTreeMap<String, String>,
+    /// Member id → its tags (what deploy wrote on it, `COMPONENT_VERSION` among them).
+    pub(super) member_tags: BTreeMap<String, BTreeMap<String, String>>,
+    /// The account the members run in (the caller's), once one was seen.
+    pub(super) account: Option<String>,
     /// Launch spec (as [`spec_of`] names it) → its AMI (None: it could not be read).
     pub(super) spec_images: BTreeMap<String, Option<String>>,
     /// The AMIs EC2 showed, by id.
@@ -116,7 +120,13 @@ async fn region<C: Cloud>(
         .collect();
     if !ids.is_empty() {
         let info = patiently(cancel, patience(settings), || fleet.describe_members(&ids)).await?;
-        seen.member_images = info.into_iter().map(|(id, i)| (id, i.image)).collect();
+        for (id, i) in info {
+            seen.member_images.insert(id.clone(), i.image);
+            if !i.account.is_empty() {
+                seen.account.get_or_insert(i.account);
+            }
+            seen.member_tags.insert(id, i.tags);
+        }
     }
     spec_images(settings, cancel, &fleet, &groups, &mut seen, known).await?;
     let mut wanted: BTreeSet<String> = seen.member_images.values().cloned().collect();
@@ -230,19 +240,45 @@ impl Known {
     }
 }
 
-/// An AMI id with what its tags say (nothing when EC2 does not show it).
-pub(super) fn ami(id: &str, seen: &Seen) -> Ami {
+/// An AMI id of group `g` with its version: from the AMI's tags where EC2 shows them (the
+/// account that owns it); else from the tags deploy wrote on the group's members running it,
+/// or on the group itself when it is the group's launch AMI (an account the AMI is shared with
+/// sees none of the owner's tags); else, for a shared AMI, who shared it.
+pub(super) fn ami(id: &str, seen: &Seen, g: &Group) -> Ami {
+    let image = seen.images.get(id);
+    let of_image = |k: &str| image.and_then(|i| i.tags.get(k)).filter(|v| !v.is_empty());
+    let on_members = |k: &str| {
+        (g.members.iter())
+            .filter(|m| seen.member_images.get(&m.id).is_some_and(|i| i == id))
+            .find_map(|m| {
+                seen.member_tags
+                    .get(&m.id)?
+                    .get(k)
+                    .filter(|v| !v.is_empty())
+            })
+    };
+    let launches = seen.spec_images.get(&spec_of(g)).cloned().flatten();
+    let on_group = |k: &str| {
+        (launches.as_deref() == Some(id))
+            .then(|| g.tags.get(k).filter(|v| !v.is_empty()))
+            .flatten()
+    };
     let tag = |k: &str| {
-        seen.images
-            .get(id)
-            .and_then(|i| i.tags.get(k))
-            .filter(|v| !v.is_empty())
+        of_image(k)
+            .or_else(|| on_members(k))
+            .or_else(|| on_group(k))
             .cloned()
     };
+    let version = tag("COMPONENT_VERSION");
+    let shared_from = image
+        .filter(|i| version.is_none() && i.tags.is_empty() && !i.public && !i.owner.is_empty())
+        .filter(|i| seen.account.as_ref() != Some(&i.owner))
+        .map(|i| i.owner.clone());
     Ami {
         ami: id.to_owned(),
-        version: tag("COMPONENT_VERSION"),
+        version,
         ami_version: tag("AMI_VERSION"),
+        shared_from,
     }
 }
 
@@ -266,7 +302,7 @@ pub(super) fn row(g: &Group, seen: &Seen, facts: &judge::Facts) -> GroupStatus {
     let mut running: Vec<Running> = counts
         .iter()
         .map(|(i, n)| Running {
-            ami: ami(i, seen),
+            ami: ami(i, seen, g),
             members: *n,
         })
         .collect();
@@ -294,7 +330,7 @@ pub(super) fn row(g: &Group, seen: &Seen, facts: &judge::Facts) -> GroupStatus {
         unknown,
         launch: Launch {
             spec,
-            ami: launch_ami.map(|i| ami(&i, seen)),
+            ami: launch_ami.map(|i| ami(&i, seen, g)),
         },
         drift,
         lock: None,

@@ -146,7 +146,7 @@ pub(super) fn gears_state(row: &mut GroupStatus, g: &Group, seen: &Seen, facts: 
         let cmd = deploy_command(row, facts, &st.ami);
         row.deploy = Some(Unfinished {
             run: st.run.clone(),
-            target: ami(&st.ami, seen),
+            target: ami(&st.ami, seen, g),
             on_target,
             of: st.desired,
             running: live,

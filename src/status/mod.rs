@@ -169,6 +169,10 @@ pub struct Ami {
     pub version: Option<String>,
     /// `AMI_VERSION`.
     pub ami_version: Option<String>,
+    /// The account that shared it, when nothing here says its version (an AMI's tags stay
+    /// in the account that owns it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shared_from: Option<String>,
 }
 
 /// Members running one AMI.

@@ -10,7 +10,10 @@ pub fn json(status: &Status) -> String {
 /// An AMI as a cell: `ami-… VERSION/AMI_VERSION` (what its tags say).
 fn ami_cell(a: &Ami) -> String {
     match (&a.version, &a.ami_version) {
-        (None, None) => a.ami.clone(),
+        (None, None) => match &a.shared_from {
+            Some(owner) => format!("{} (shared from {owner})", a.ami),
+            None => a.ami.clone(),
+        },
         (v, av) => format!(
             "{} {}/{}",
             a.ami,

@@ -19,6 +19,8 @@ fn image(id: &str, version: &str, ami_version: &str) -> Image {
         id: id.into(),
         name: id.into(),
         state: "available".into(),
+        owner: String::new(),
+        public: false,
         creation_date: "2026-11-24T00:00:00.000Z".into(),
         tags: BTreeMap::from([
             ("COMPONENT_VERSION".to_owned(), version.to_owned()),
@@ -552,4 +554,84 @@ async fn amis_are_described_200_ids_a_call_and_unknown_ids_are_left_out() {
         .unwrap();
     assert_eq!(found.keys().collect::<Vec<_>>(), [OLD]);
     assert_eq!(cloud.calls(), ["DescribeImages us-east-1"; 3]);
+}
+
+/// Issue 33 item 3: in an account the AMIs are shared with, EC2 shows them without the owner's
+/// tags; status takes versions from what deploy wrote on the instances, else on the group (for
+/// its launch AMI), and otherwise says which account shared the AMI.
+#[tokio::test(start_paused = true)]
+async fn in_an_account_the_amis_are_shared_with_versions_come_from_instances_and_groups() {
+    use crate::accounts::{AccountId, Shares};
+    use crate::aws::{Cloud, GroupTags, Images};
+    const BUILD: &str = "111111111111";
+    const LIVE: &str = "222222222222";
+    const THIRD: &str = "ami-0000000000000003c";
+    let dir = tempfile::tempdir().unwrap();
+    let (s, _) = setup(dir.path());
+    let cloud = FakeCloud::new();
+    for (id, v) in [(OLD, "1.0"), (NEW, "2.0"), (THIRD, "3.0")] {
+        cloud.add_owned_image("us-east-1", image(id, v, &format!("{v}-x")), BUILD);
+    }
+    let images = cloud.images("us-east-1").await.unwrap();
+    let live = Shares {
+        accounts: vec![AccountId(LIVE.into())],
+        ..Shares::default()
+    };
+    for id in [OLD, NEW, THIRD] {
+        images.share(id, &live).await.unwrap();
+    }
+    let cloud = cloud.as_account(LIVE);
+    let images = cloud.images("us-east-1").await.unwrap();
+    let seen = images.describe_images(&[NEW.into()]).await.unwrap();
+    assert!(
+        seen[NEW].tags.is_empty(),
+        "the owner's tags stay with the owner"
+    );
+    assert_eq!(seen[NEW].owner, BUILD);
+    let fleet = cloud.fleet("us-east-1").await.unwrap();
+    let version = |v: &str| {
+        BTreeMap::from([
+            ("COMPONENT_VERSION".to_owned(), v.to_owned()),
+            ("AMI_VERSION".to_owned(), format!("{v}-x")),
+        ])
+    };
+    // Members launched after deploy tagged the group (the tags propagate to them).
+    cloud.add_group(group("hello-live", "hello", "live", "lt-1", 0), &[NEW]);
+    fleet
+        .put_tags("hello-live", &version("2.0"), true)
+        .await
+        .unwrap();
+    cloud.edit_group("hello-live", |g| (g.min, g.max, g.desired) = (2, 2, 2));
+    cloud.settle("hello-live");
+    // Members launched before: the group's tag names its launch AMI's version.
+    cloud.add_group(group("hello-stage", "hello", "stage", "lt-2", 1), &[OLD]);
+    fleet
+        .put_tags("hello-stage", &version("1.0"), true)
+        .await
+        .unwrap();
+    // Nothing here says the version.
+    cloud.add_group(group("hello-qa", "hello", "qa", "lt-3", 1), &[THIRD]);
+    let st = look(&s, &cloud).await;
+    assert_eq!(row_of(&st, "hello-live")[4], format!("{NEW} 2.0/2.0-x ×2"));
+    assert_eq!(row_of(&st, "hello-stage")[4], format!("{OLD} 1.0/1.0-x ×1"));
+    assert_eq!(
+        row_of(&st, "hello-qa")[4],
+        format!("{THIRD} (shared from {BUILD}) ×1")
+    );
+    assert!(
+        render::json(&st).contains(&format!("\"shared_from\": \"{BUILD}\"")),
+        "{}",
+        render::json(&st)
+    );
+    // An AMI owned elsewhere and not shared with this account is not seen at all.
+    cloud.add_owned_image(
+        "us-east-1",
+        image("ami-0000000000000004d", "4.0", "4.0-x"),
+        BUILD,
+    );
+    let seen = images
+        .describe_images(&["ami-0000000000000004d".into()])
+        .await
+        .unwrap();
+    assert!(seen.is_empty(), "{seen:?}");
 }

@@ -482,6 +482,7 @@ mod tests {
             jobs: 4,
             endpoint_flag: None,
             work_dir: dir.join(".gears"),
+            version: None,
         }
     }
 
@@ -493,6 +494,8 @@ mod tests {
                 id: AMI.into(),
                 name: "hello-1".into(),
                 state: state.into(),
+                owner: String::new(),
+                public: false,
                 creation_date: String::new(),
                 tags: BTreeMap::from([("COMPONENT_VERSION".to_owned(), "1.0".to_owned())]),
                 ..Default::default()
@@ -583,6 +586,58 @@ mod tests {
             assert!(e.render().contains(want), "{}", e.render());
             assert!(cloud.launched().is_empty());
         }
+    }
+
+    /// Issue 33 item 3: `--ami` of an AMI shared from another account, whose tags EC2 does not
+    /// show here, needs `--version` (refused before anything launches); with it, the instance
+    /// carries that version.
+    #[tokio::test(start_paused = true)]
+    async fn a_shared_ami_without_visible_tags_needs_a_version() {
+        use crate::aws::{Cloud, Images};
+        let cloud = FakeCloud::new();
+        let owned = Image {
+            owner: String::new(),
+            public: false,
+            ..(cloud_with_ami("available")
+                .images("us-east-1")
+                .await
+                .unwrap())
+            .describe_images(&[AMI.into()])
+            .await
+            .unwrap()[AMI]
+                .clone()
+        };
+        cloud.add_owned_image("us-east-1", owned, "111111111111");
+        let shares = crate::accounts::Shares {
+            accounts: vec![crate::accounts::AccountId("222222222222".into())],
+            ..Default::default()
+        };
+        let images = cloud.images("us-east-1").await.unwrap();
+        images.share(AMI, &shares).await.unwrap();
+        let cloud = cloud.as_account("222222222222");
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = settings(dir.path(), Some("127.0.0.1:9"));
+        let e = test(&s, &ctx(), &Cancel::new(), &Cleanup::default(), &cloud)
+            .await
+            .unwrap_err();
+        assert_eq!(e.exit(), Exit::InvalidInput);
+        assert!(
+            e.render().contains(&format!(
+                "{AMI} shows no tags here, so no version (its owner is account 111111111111"
+            )) && e.render().contains("--version"),
+            "{}",
+            e.render()
+        );
+        assert!(cloud.launched().is_empty());
+        s.version = Some("1.0".into());
+        cloud.set_faults(Faults {
+            boot: Duration::from_secs(3600),
+            ..Default::default()
+        });
+        let _ = test(&s, &ctx(), &Cancel::new(), &Cleanup::default(), &cloud).await;
+        let launched = cloud.launched();
+        assert_eq!(launched.len(), 1);
+        assert_eq!(launched[0].1.tags["gears:version"], "1.0");
     }
 
     /// Issue 24 item 7: throttling of any of the first calls (the AMI's look, the launch) never

@@ -59,7 +59,8 @@ pub(super) async fn check_input(
         })?),
         _ => None,
     };
-    let (ami, region, version) = choose_ami(settings, &component)?;
+    let (ami, region, chosen) = choose_ami(settings, &component)?;
+    let version = settings.version.clone().unwrap_or(chosen);
     Ok(Prepared {
         component,
         smoke_path,
@@ -104,15 +105,23 @@ pub(super) async fn check_image<C: Cloud>(
         }
         Some(img) => img,
     };
-    if input.version.is_empty() {
-        // --ami: the version the AMI carries, if it is one of ours.
-        Ok(image
-            .tags
-            .get("COMPONENT_VERSION")
-            .cloned()
-            .unwrap_or_default())
-    } else {
-        Ok(input.version.clone())
+    if !input.version.is_empty() {
+        return Ok(input.version.clone());
+    }
+    // --ami: the version the AMI carries, if it is one of ours; an AMI shared from another
+    // account shows none of its owner's tags here.
+    match image.tags.get("COMPONENT_VERSION") {
+        Some(v) => Ok(v.clone()),
+        None if image.tags.is_empty() && !image.public && !image.owner.is_empty() => Err(InputError::whole_file(
+            "--ami",
+            format!(
+                "{ami} shows no tags here, so no version (its owner is account {}: AWS shows an AMI's tags only in the account that owns it)",
+                image.owner
+            ),
+        )
+        .with_hint("give the version with --version, or test from the bake's manifest (--manifest)")
+        .into()),
+        None => Ok(String::new()),
     }
 }
 

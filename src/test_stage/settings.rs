@@ -39,6 +39,8 @@ pub struct TestAsk {
     pub work_dir: Option<PathBuf>,
     /// The role to act through (`--role-arn`): the test instance runs in its account.
     pub role: Option<crate::accounts::Role>,
+    /// The version under test (`--version`), for an AMI whose tags this account cannot see.
+    pub version: Option<String>,
 }
 
 impl TestAsk {
@@ -58,6 +60,7 @@ impl TestAsk {
             endpoint_url: None,
             work_dir: None,
             role: None,
+            version: None,
         }
     }
 }
@@ -80,6 +83,9 @@ pub struct TestSettings {
     pub work_dir: PathBuf,
     /// The account the test runs in, through its role (none: the credentials' own).
     pub account: Option<crate::accounts::RoleSession>,
+    /// The version under test, when asked (`--version`): else the manifest's, else the AMI's
+    /// `COMPONENT_VERSION` tag where EC2 shows it.
+    pub version: Option<String>,
 }
 
 /// The component's name for a role session: the file's `component:` when it reads, else the
@@ -123,6 +129,7 @@ impl TestSettings {
         if let Some(j) = &ask.junit {
             report_path("--junit", j)?;
         }
+        crate::settings::not_blank("--version", &ask.version)?;
         // The component's name only names a role's session: read only when there is one.
         let account = match ask.role {
             Some(role) => crate::accounts::session(
@@ -151,6 +158,7 @@ impl TestSettings {
             jobs,
             endpoint_flag: ask.endpoint_url,
             work_dir: ask.work_dir.unwrap_or_else(|| defaults::WORK_DIR.into()),
+            version: ask.version,
         })
     }
 }

@@ -48,6 +48,8 @@ pub(crate) fn image(id: &str, kv: &[(&str, &str)]) -> Image {
         id: id.into(),
         name: id.into(),
         state: "available".into(),
+        owner: String::new(),
+        public: false,
         creation_date: "2026-11-24T00:00:00.000Z".into(),
         tags: tags(kv),
         architecture: "x86_64".into(),

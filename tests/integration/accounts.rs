@@ -3,7 +3,7 @@
 //! through the environment's role; a role STS refuses (from a proxy that answers AccessDenied)
 //! stops the run with exit 5 before any other call.
 
-use crate::common::{gears, parts, tempdir, unique, wait_until};
+use crate::common::{gears, httpbin, parts, tempdir, unique, wait_until};
 use crate::deploy::{conf, fleet, fleet_in, images_of_group_in, MOTO_AMI};
 use std::path::Path;
 
@@ -118,29 +118,163 @@ async fn the_environments_role_is_where_status_looks_and_deploy_rolls() {
     );
 }
 
+/// scripts/count-proxy.py in front of moto with `env`, killed when dropped; its endpoint.
+struct Proxy {
+    child: std::process::Child,
+    endpoint: String,
+}
+
+impl Proxy {
+    fn start(env: &[(&str, &str)]) -> Proxy {
+        let moto = crate::common::need("GEARS_TEST_MOTO");
+        let python = format!("{}/bin/python", crate::common::need("GEARS_TEST_VENV"));
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let root = env!("CARGO_MANIFEST_DIR");
+        let child = std::process::Command::new(python)
+            .arg(format!("{root}/scripts/count-proxy.py"))
+            .arg(port.to_string())
+            .arg(&moto)
+            .envs(env.iter().copied())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_until(20, || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        Proxy {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    /// What the proxy counted or logged (`counts`, `log`), as JSON.
+    fn get(&self, what: &str) -> serde_json::Value {
+        let out = std::process::Command::new("curl")
+            .args(["-fsS", &format!("{}/{what}", self.endpoint)])
+            .output()
+            .unwrap();
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const STAGE: &str = "333333333333";
+
+/// Issue 33, done when: `gears pipeline run` bakes in the build account (the caller's), shares
+/// with stage's and live's accounts, tests, and deploys stage and live into their own accounts
+/// through their roles; `gears status -e live` shows the live version from the live account.
+/// moto hides a shared AMI in the accounts it is shared with: the proxy gives AWS's answer
+/// (GEARS_PROXY_SHARED_IMAGES). The roles' credentials expire 20 s after each AssumeRole
+/// (GEARS_PROXY_STS_EXPIRY), so the deploys (a bake time of 6 s a batch) outlive them and the
+/// SDK renews them mid-run.
+#[tokio::test]
+async fn a_pipeline_bakes_shares_and_deploys_stage_and_live_into_their_accounts() {
+    let proxy = Proxy::start(&[
+        ("GEARS_PROXY_SHARED_IMAGES", "1"),
+        ("GEARS_PROXY_STS_EXPIRY", "20"),
+    ]);
+    let dir = tempdir();
+    let name = unique("across");
+    std::fs::write(
+        dir.path().join("gears.yaml"),
+        format!(
+            "component: {name}\nrepo: r\nami_regions: [us-east-1]\nbuilders: [{{type: amazon-ebs, name: web}}]\nbase_ami: {{id: {MOTO_AMI}}}\ncommunicator: none\ntest:\n  smoke_file: smoke.yaml\ndeploy:\n  bake_time: 6\nshare:\n  accounts: [\"{STAGE}\", \"{LIVE}\"]\naccounts:\n  stage: {{role_arn: \"arn:aws:iam::{STAGE}:role/gears-deploy\"}}\n  live: {{role_arn: \"arn:aws:iam::{LIVE}:role/gears-deploy\", external_id: ci}}\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("smoke.yaml"),
+        "tests:\n  - name: up\n    uri: /get\n",
+    )
+    .unwrap();
+    let p = dir.path().join("pipeline.yaml");
+    std::fs::write(
+        &p,
+        "component: gears.yaml\nbake: {}\ntest: {ready_timeout: 5}\ndeploy:\n  - {environment: stage, batch: 50%, poll: 0.2, gate_timeout: 30}\n  - {environment: live, batch: 50%, poll: 0.2, gate_timeout: 30}\n",
+    )
+    .unwrap();
+    let stage = conf_in(STAGE, "us-east-1").await;
+    let (stage_group, _, _) = fleet_in(&stage, &name, "us-east-1", 2, false).await;
+    aws_sdk_autoscaling::Client::new(&stage)
+        .create_or_update_tags()
+        .tags(
+            aws_sdk_autoscaling::types::Tag::builder()
+                .key("gears:environment")
+                .value("stage")
+                .propagate_at_launch(false)
+                .resource_id(&stage_group)
+                .resource_type("auto-scaling-group")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let live = conf_in(LIVE, "us-east-1").await;
+    let (live_group, _, _) = fleet_in(&live, &name, "us-east-1", 2, false).await;
+
+    let (out, err, code) = parts(
+        &gears()
+            .current_dir(dir.path())
+            .env("AWS_ENDPOINT_URL", &proxy.endpoint)
+            .args(["pipeline", "run", p.to_str().unwrap()])
+            .args(["--version", "1.0", "--git-sha", "abc"])
+            .args(["--target-host", &httpbin(), "--output", "json"])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(code, 0, "{out}\n{err}\n{}", proxy.get("log"));
+    let m = gears::manifest::read(&dir.path().join("gears-manifest.json")).unwrap();
+    let ami = m.ami(None, "us-east-1").unwrap().to_owned();
+    assert_eq!(m.shares.accounts.len(), 2, "{m:?}");
+    for (conf, group) in [(&stage, &stage_group), (&live, &live_group)] {
+        let (images, g) = images_of_group_in(conf, group).await;
+        assert!(
+            !images.is_empty() && images.iter().all(|i| i == &ami),
+            "{group}: {images:?}"
+        );
+        let version = (g.tags().iter()).find(|t| t.key() == Some("COMPONENT_VERSION"));
+        assert_eq!(version.and_then(|t| t.value()), Some("1.0"), "{group}");
+    }
+    // The live role was assumed more than once in the run: its credentials were renewed.
+    let live_arn = format!("arn:aws:iam::{LIVE}:role/gears-deploy");
+    let assumed = (proxy.get("log").as_array().unwrap().iter())
+        .filter(|e| e[1] == "AssumeRole" && e[2] == live_arn.as_str())
+        .count();
+    assert!(assumed >= 2, "AssumeRole of {live_arn}: {assumed}");
+
+    // Status in the live account: the version from what deploy wrote there (AWS shows the
+    // shared AMI without its tags; moto, without the proxy, not at all).
+    let (out, err, code) = parts(
+        &gears()
+            .current_dir(dir.path())
+            .args(["status", "-e", "live", "--output", "json"])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let row = (v["groups"].as_array().unwrap().iter())
+        .find(|g| g["group"] == live_group.as_str())
+        .unwrap_or_else(|| panic!("{out}"));
+    assert_eq!(row["running"][0]["ami"], ami.as_str(), "{row}");
+    assert_eq!(row["running"][0]["version"], "1.0", "{row}");
+}
+
 #[tokio::test]
 async fn a_role_sts_refuses_is_exit_5_before_any_other_call() {
-    let moto = crate::common::need("GEARS_TEST_MOTO");
-    let python = format!("{}/bin/python", crate::common::need("GEARS_TEST_VENV"));
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let root = env!("CARGO_MANIFEST_DIR");
-    let mut proxy = std::process::Command::new(python)
-        .arg(format!("{root}/scripts/count-proxy.py"))
-        .arg(port.to_string())
-        .arg(&moto)
-        .env("GEARS_PROXY_DENY", "AssumeRole")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let endpoint = format!("http://127.0.0.1:{port}");
-    wait_until(20, || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-    });
+    let proxy = Proxy::start(&[("GEARS_PROXY_DENY", "AssumeRole")]);
+    let endpoint = proxy.endpoint.clone();
     let dir = tempdir();
     component_with_accounts(dir.path(), &unique("denied"));
     let o = gears()
@@ -157,13 +291,8 @@ async fn a_role_sts_refuses_is_exit_5_before_any_other_call() {
         ])
         .output()
         .unwrap();
-    let counts = std::process::Command::new("curl")
-        .args(["-fsS", &format!("{endpoint}/counts")])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-        .unwrap();
-    let _ = proxy.kill();
-    let _ = proxy.wait();
+    let counts = proxy.get("counts");
+    drop(proxy);
     let (_, err, code) = parts(&o);
     assert_eq!(code, 5, "{err}");
     assert!(
@@ -173,7 +302,7 @@ async fn a_role_sts_refuses_is_exit_5_before_any_other_call() {
         "{err}"
     );
     assert!(err.contains("hint: the role's trust policy"), "{err}");
-    let counts: std::collections::BTreeMap<String, u64> = serde_json::from_str(&counts).unwrap();
+    let counts: std::collections::BTreeMap<String, u64> = serde_json::from_value(counts).unwrap();
     assert!(
         counts.keys().all(|a| a == "AssumeRole"),
         "nothing but AssumeRole was called: {counts:?}"

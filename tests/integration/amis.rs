@@ -4,12 +4,12 @@
 use crate::common::{ec2_client, gears_moto, parts, tempdir, unique_name};
 use std::path::Path;
 
-const MOTO_AMI: &str = "ami-04681a1dbd79675a5";
-const REGION: &str = "us-east-1";
+pub(crate) const MOTO_AMI: &str = "ami-04681a1dbd79675a5";
+pub(crate) const REGION: &str = "us-east-1";
 
 /// An AMI of `component` made as a bake would leave it (an image of an instance, with bake's
 /// tags); returns (AMI, its snapshots).
-async fn bake_like(
+pub(crate) async fn bake_like(
     ec2: &aws_sdk_ec2::Client,
     component: &str,
     version: &str,
@@ -69,7 +69,7 @@ async fn snapshots_of(ec2: &aws_sdk_ec2::Client, ami: &str) -> Vec<String> {
 }
 
 /// Whether the AMI is still registered.
-async fn registered(ec2: &aws_sdk_ec2::Client, ami: &str) -> bool {
+pub(crate) async fn registered(ec2: &aws_sdk_ec2::Client, ami: &str) -> bool {
     match ec2.describe_images().image_ids(ami).send().await {
         Ok(out) => !out.images().is_empty(),
         Err(_) => false,
@@ -77,7 +77,7 @@ async fn registered(ec2: &aws_sdk_ec2::Client, ami: &str) -> bool {
 }
 
 /// Whether the snapshot still exists.
-async fn snapshot_exists(ec2: &aws_sdk_ec2::Client, id: &str) -> bool {
+pub(crate) async fn snapshot_exists(ec2: &aws_sdk_ec2::Client, id: &str) -> bool {
     match ec2.describe_snapshots().snapshot_ids(id).send().await {
         Ok(out) => !out.snapshots().is_empty(),
         Err(_) => false,

@@ -1320,6 +1320,7 @@ async fn a_bake_shares_its_amis_in_every_region_and_a_bad_account_is_placed() {
     assert_eq!(code, 0, "{err}");
     let manifest = manifest(&m);
     assert_eq!(manifest["shares"]["accounts"], serde_json::json!(accounts));
+    assert_eq!(manifest["owner_account"], "123456789012", "moto's account");
     let amis = manifest["amis"]
         .as_object()
         .unwrap()
@@ -1387,6 +1388,116 @@ async fn a_bake_shares_its_amis_in_every_region_and_a_bad_account_is_placed() {
         err.contains(
             "gears.yaml:9:30: share.accounts[1]: `22222222222`: expected an AWS account id"
         ),
+        "{err}"
+    );
+}
+
+/// Issue 33 item 1: shared AMIs encrypted with the AWS-managed key cannot be shared: `encrypt:`
+/// without a customer managed key in every region is exit 3 at its place, before anything is
+/// launched; with keys, a real Packer bake on moto encrypts (moto's CopyImage ignores the key:
+/// the template carries it), shares and records the shares.
+#[tokio::test]
+async fn shared_amis_need_customer_managed_keys_and_bake_with_them() {
+    let dir = tempdir();
+    let name = unique("encrypt");
+    let head = format!(
+        "component: {name}\nrepo: r\nami_regions: [us-east-1, eu-west-1]\nbase_ami:\n  name: amzn2-ami-hvm-2.0.*-x86_64-gp2\n  owners: [amazon]\ncommunicator: none\nshare:\n  accounts: [\"111111111111\"]\n"
+    );
+    let write = |tail: &str| {
+        std::fs::write(dir.path().join("gears.yaml"), format!("{head}{tail}")).unwrap()
+    };
+    write("encrypt: {}\n");
+    let (_, err, code) = parts(&gears_local(dir.path()).arg("bake").output().unwrap());
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains(
+            "gears.yaml:10:1: AWS cannot share an AMI encrypted with the AWS-managed key aws/ebs"
+        ),
+        "{err}"
+    );
+    write("encrypt:\n  kms_key_id: alias/amis\n");
+    let (_, err, code) = parts(&gears_local(dir.path()).arg("bake").output().unwrap());
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains("gears.yaml:10:1:") && err.contains("`eu-west-1`"),
+        "{err}"
+    );
+    write("encrypt:\n  kms_key_id: alias/aws/ebs\n  region_kms_key_ids: {eu-west-1: alias/amis}\n");
+    let (_, err, code) = parts(&gears_local(dir.path()).arg("validate").output().unwrap());
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("gears.yaml:11:3:"), "{err}");
+
+    write("encrypt:\n  kms_key_id: alias/amis\n  region_kms_key_ids: {eu-west-1: \"arn:aws:kms:eu-west-1:123456789012:alias/amis\"}\n");
+    let m = dir.path().join("manifest.json");
+    let (_, err, code) = parts(
+        &gears_aws(dir.path())
+            .args(["bake", "--version", "1.0.0", "--git-sha", "abc"])
+            .args(["--manifest", m.to_str().unwrap()])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(code, 0, "{err}");
+    let manifest = manifest(&m);
+    assert_eq!(
+        manifest["shares"]["accounts"],
+        serde_json::json!(["111111111111"])
+    );
+    let amis = manifest["amis"]
+        .as_object()
+        .unwrap()
+        .values()
+        .next()
+        .unwrap()
+        .clone();
+    for region in ["us-east-1", "eu-west-1"] {
+        assert!(amis[region].as_str().unwrap().starts_with("ami-"), "{amis}");
+    }
+}
+
+/// Issue 36 item 4: `base_ami: {ssm: ...}` bakes on moto from an Amazon Linux public parameter
+/// (moto serves them from its bundled data); the manifest records the parameter, its version and
+/// the AMI. A parameter that does not exist is exit 3 naming it, before anything is launched.
+#[tokio::test]
+async fn a_base_ami_from_an_ssm_parameter_bakes_and_a_missing_one_is_exit_3() {
+    const PARAM: &str = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64";
+    let dir = tempdir();
+    let name = unique("ssm");
+    let write = |param: &str| {
+        std::fs::write(
+            dir.path().join("gears.yaml"),
+            format!("component: {name}\nrepo: r\nami_regions: [us-east-1]\nbase_ami:\n  ssm: {param}\ncommunicator: none\n"),
+        )
+        .unwrap()
+    };
+    write("/gears/no-such-parameter");
+    let (_, err, code) = parts(
+        &gears_aws(dir.path())
+            .args(["bake", "--version", "1.0.0", "--git-sha", "abc"])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains("the parameter /gears/no-such-parameter does not exist in us-east-1"),
+        "{err}"
+    );
+    write(PARAM);
+    let m = dir.path().join("manifest.json");
+    let (_, err, code) = parts(
+        &gears_aws(dir.path())
+            .args(["bake", "--version", "1.0.0", "--git-sha", "abc"])
+            .args(["--manifest", m.to_str().unwrap()])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(code, 0, "{err}");
+    let manifest = manifest(&m);
+    let p = &manifest["base_ami_parameter"];
+    assert_eq!(p["name"], PARAM, "{manifest}");
+    assert!(p["version"].as_i64().unwrap() >= 1, "{manifest}");
+    assert_eq!(p["ami"], manifest["base_ami"], "{manifest}");
+    assert!(
+        err.contains(&format!("from the parameter {PARAM} version")),
         "{err}"
     );
 }

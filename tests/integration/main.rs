@@ -4,6 +4,7 @@
 
 mod accounts;
 mod amis;
+mod amis_accounts;
 mod ansible;
 mod bake;
 mod bake_settings;

@@ -1,8 +1,14 @@
 //! The fake's AMI housekeeping: [`FakeAmis`], over the images, snapshots and uses of AMIs a
-//! test sets up.
+//! test sets up; and the other accounts `gears amis` reads through their roles, each a fake
+//! of its own ([`FakeCloud::add_account`]): an account no test added refuses the role, as STS
+//! refuses a role that does not exist or does not trust the caller.
 
 use super::FakeCloud;
-use crate::aws::{has_tags, AmiHousekeeping, AmiUse, CloudError, Image, OwnedImage, Snapshot};
+use crate::accounts::RoleSession;
+use crate::aws::{
+    has_tags, AmiCloud, AmiHousekeeping, AmiUse, CloudError, Image, LaunchPermission, OwnedImage,
+    Snapshot,
+};
 use std::collections::BTreeMap;
 
 /// The fake's AMI housekeeping: snapshots per image and region, and uses of AMIs per region.
@@ -14,8 +20,12 @@ pub(super) struct AmisState {
     snapshots: BTreeMap<String, Vec<String>>,
     /// region → uses.
     uses: BTreeMap<String, Vec<AmiUse>>,
-    /// image id → who else may launch it (`account 1234...`, `group all`).
-    launch_permissions: BTreeMap<String, Vec<String>>,
+    /// image id → who else may launch it (besides what [`crate::aws::Images::share`] stored).
+    launch_permissions: BTreeMap<String, Vec<LaunchPermission>>,
+    /// account id → its fake, for the roles of other accounts ([`FakeCloud::add_account`]).
+    accounts: BTreeMap<String, FakeCloud>,
+    /// This fake is the view through a role STS refused: every port answers the refusal.
+    refused: Option<RoleSession>,
     /// snapshot id → its tags.
     snapshot_tags: BTreeMap<String, BTreeMap<String, String>>,
     /// Instances that are members of an Auto Scaling group.
@@ -81,13 +91,59 @@ impl FakeCloud {
 }
 
 impl FakeCloud {
-    /// Lets others launch an AMI (`account 123456789012`, `group all` for public).
+    /// Lets others launch an AMI: `account 123456789012`, `group all` (public),
+    /// `organization arn:...`, `organizational-unit arn:...`.
     pub fn add_launch_permission(&self, image_id: &str, who: &str) {
+        let who: LaunchPermission = who.parse().unwrap_or_else(|e| panic!("{e}"));
         self.amis_state()
             .launch_permissions
             .entry(image_id.to_owned())
             .or_default()
-            .push(who.to_owned());
+            .push(who);
+    }
+
+    /// Another account, reachable through any role in it: an empty fake of its own (its own
+    /// state, faults and log of calls), which [`AmiCloud::of_account`] hands out for a role of
+    /// that account. Adding it again gives the same one.
+    pub fn add_account(&self, account: &str) -> FakeCloud {
+        self.amis_state()
+            .accounts
+            .entry(account.to_owned())
+            .or_default()
+            .clone()
+    }
+
+    /// Who may launch an AMI: what a test allowed, then what a share stored.
+    fn permissions_of(&self, image_id: &str) -> Vec<LaunchPermission> {
+        let shared = self.shares_of_image(image_id).launch;
+        let mut out = self
+            .amis_state()
+            .launch_permissions
+            .get(image_id)
+            .cloned()
+            .unwrap_or_default();
+        let more = shared
+            .accounts
+            .iter()
+            .map(|a| LaunchPermission::Account(a.0.clone()))
+            .chain(
+                shared
+                    .organizations
+                    .iter()
+                    .map(|o| LaunchPermission::Organization(o.0.clone())),
+            )
+            .chain(
+                shared
+                    .organizational_units
+                    .iter()
+                    .map(|o| LaunchPermission::OrganizationalUnit(o.0.clone())),
+            );
+        for p in more {
+            if !out.contains(&p) {
+                out.push(p);
+            }
+        }
+        out
     }
 
     /// Tags a snapshot (as packer's `snapshot_tags` do).
@@ -202,13 +258,16 @@ impl AmiHousekeeping for FakeAmis {
                 public: a
                     .launch_permissions
                     .get(&image.id)
-                    .is_some_and(|p| p.iter().any(|p| p == "group all")),
+                    .is_some_and(|p| p.contains(&LaunchPermission::Public)),
                 image,
             })
             .collect())
     }
 
-    async fn uses(&self) -> Result<Vec<AmiUse>, CloudError> {
+    async fn uses_of(&self, image_ids: &[String]) -> Result<Vec<AmiUse>, CloudError> {
+        if image_ids.is_empty() {
+            return Ok(Vec::new());
+        }
         self.cloud
             .call("DescribeLaunchTemplateVersions", &self.region)
             .await?;
@@ -218,25 +277,43 @@ impl AmiHousekeeping for FakeAmis {
         self.cloud
             .call("DescribeLaunchConfigurations", &self.region)
             .await?;
-        self.cloud.call("DescribeInstances", &self.region).await?;
+        // As the SDK adapter pages them: an `image-id` filter takes at most 200 values.
+        for _ in image_ids.chunks(crate::aws::FILTER_VALUES) {
+            self.cloud.call("DescribeInstances", &self.region).await?;
+        }
         Ok(self
             .cloud
             .amis_state()
             .uses
             .get(&self.region)
+            .into_iter()
+            .flatten()
+            .filter(|u| image_ids.contains(&u.image_id))
             .cloned()
-            .unwrap_or_default())
+            .collect())
     }
 
-    async fn launch_permissions(&self, image_id: &str) -> Result<Vec<String>, CloudError> {
+    async fn launch_permissions(
+        &self,
+        image_id: &str,
+    ) -> Result<Vec<LaunchPermission>, CloudError> {
         self.cloud
             .call("DescribeImageAttribute", &self.region)
             .await?;
-        let a = self.cloud.amis_state();
-        Ok(a.launch_permissions
-            .get(image_id)
-            .cloned()
-            .unwrap_or_default())
+        if !self
+            .cloud
+            .ami_ids(&self.region)
+            .iter()
+            .any(|i| i == image_id)
+        {
+            return Err(CloudError::api(
+                "DescribeImageAttribute",
+                &self.region,
+                Some("InvalidAMIID.NotFound"),
+                format!("The image id '[{image_id}]' does not exist"),
+            ));
+        }
+        Ok(self.cloud.permissions_of(image_id))
     }
 
     async fn registered_snapshots(&self) -> Result<BTreeMap<String, Vec<String>>, CloudError> {
@@ -368,5 +445,38 @@ impl AmiHousekeeping for FakeAmis {
         }
         v.retain(|s| s != snapshot_id);
         Ok(())
+    }
+}
+
+impl AmiCloud for FakeCloud {
+    type Amis = FakeAmis;
+
+    async fn amis(&self, region: &str) -> Result<FakeAmis, CloudError> {
+        if let Some(s) = &self.amis_state().refused {
+            return Err(CloudError::Role {
+                role: s.role.role_arn.to_string(),
+                environment: s.environment.clone(),
+                message: "AccessDenied: not authorized to perform sts:AssumeRole".into(),
+            });
+        }
+        Ok(FakeAmis {
+            cloud: self.clone(),
+            region: region.to_owned(),
+        })
+    }
+
+    /// The fake [`FakeCloud::add_account`] gave for the role's account; any other account
+    /// refuses the role.
+    fn of_account(&self, account: RoleSession) -> Self {
+        let known = self
+            .amis_state()
+            .accounts
+            .get(account.role.role_arn.account())
+            .cloned();
+        known.unwrap_or_else(|| {
+            let refused = FakeCloud::new();
+            refused.amis_state().refused = Some(account);
+            refused
+        })
     }
 }

@@ -53,6 +53,9 @@ impl Groups for FakeFleet {
                             // Addresses nobody can reach: tests send smoke tests elsewhere.
                             private_ip: Some("192.0.2.1".into()),
                             public_ip: None,
+                            tags: f.member_tags.get(id).cloned().unwrap_or_default(),
+                            account: (self.cloud.viewer.clone())
+                                .unwrap_or_else(|| super::images::FAKE_ACCOUNT.to_owned()),
                         },
                     )
                 })
@@ -154,11 +157,20 @@ impl GroupTags for FakeFleet {
         &self,
         group: &str,
         tags: &BTreeMap<String, String>,
-        _propagate: bool,
+        propagate: bool,
     ) -> Result<(), CloudError> {
         self.cloud.call("CreateOrUpdateTags", &self.region).await?;
-        if let Some(g) = self.cloud.fleet_state().groups.get_mut(group) {
+        let mut f = self.cloud.fleet_state();
+        if let Some(g) = f.groups.get_mut(group) {
             g.tags.extend(tags.clone());
+            let keys = f.propagated.entry(group.to_owned()).or_default();
+            for k in tags.keys() {
+                if propagate {
+                    keys.insert(k.clone());
+                } else {
+                    keys.remove(k);
+                }
+            }
         }
         Ok(())
     }

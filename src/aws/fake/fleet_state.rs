@@ -14,6 +14,10 @@ pub(super) struct FleetState {
     /// Launch configuration name → image.
     pub(super) configurations: BTreeMap<String, String>,
     pub(super) images: BTreeMap<String, String>,
+    /// Group → the keys of its tags that propagate to the instances it launches.
+    pub(super) propagated: BTreeMap<String, std::collections::BTreeSet<String>>,
+    /// Instance → its tags (the group's propagated tags when it was launched).
+    pub(super) member_tags: BTreeMap<String, BTreeMap<String, String>>,
     pub(super) next: u32,
     /// Instances of these images fail their target-group health check.
     pub(super) unhealthy_images: Vec<String>,
@@ -75,6 +79,12 @@ impl FleetState {
         let id = format!("i-f{:016x}", self.next);
         let held = self.held_images.contains(&image);
         self.images.insert(id.clone(), image);
+        let propagated = self.propagated.get(group).cloned().unwrap_or_default();
+        let tags = (g.tags.iter())
+            .filter(|(k, _)| propagated.contains(*k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        self.member_tags.insert(id.clone(), tags);
         self.groups.get_mut(group)?.members.push(Member {
             id,
             lifecycle: if held { "Pending:Wait" } else { "InService" }.into(),

@@ -6,6 +6,9 @@ use crate::aws::{has_tags, BaseAmiQuery, CloudError, Image, ImageShares, Images}
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 
+/// The account the fake's own images belong to, when a test named no owner.
+pub const FAKE_ACCOUNT: &str = "123456789012";
+
 /// `to` with what `add` has that it lacks, in order.
 fn add_missing<T: Clone + PartialEq>(to: &mut Vec<T>, add: &[T]) {
     for a in add {
@@ -30,13 +33,48 @@ impl FakeCloud {
     /// Adds an image to `region` owned by `owner` (`self` for ours, `amazon`, an account id):
     /// a base AMI query with owners, and the lookup of our own AMIs, see it only when the
     /// owner matches. An image added without an owner matches any owners.
-    pub fn add_owned_image(&self, region: &str, image: Image, owner: &str) {
+    pub fn add_owned_image(&self, region: &str, mut image: Image, owner: &str) {
+        if owner.len() == 12 && owner.bytes().all(|b| b.is_ascii_digit()) {
+            image.owner = owner.to_owned();
+        }
         self.state
             .image_owners
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(image.id.clone(), owner.to_owned());
         self.add_image(region, image);
+    }
+
+    /// The same cloud as account `account` sees it, as AWS shows it: an image another account
+    /// owns (one added with [`FakeCloud::add_owned_image`] and an account id) is seen only when
+    /// shared with `account` (or owned by `amazon`), and then without its tags; its `owner`
+    /// says whose it is. (Only images are kept per account; the fleet is one.)
+    pub fn as_account(&self, account: &str) -> FakeCloud {
+        FakeCloud {
+            state: self.state.clone(),
+            viewer: Some(account.to_owned()),
+        }
+    }
+
+    /// Puts parameter `name` with `value` in `region`'s Parameter Store (a new version when it
+    /// is there).
+    pub fn put_parameter(&self, region: &str, name: &str, value: &str, data_type: &str) {
+        let mut all = self
+            .state
+            .parameters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let key = (region.to_owned(), name.to_owned());
+        let version = all.get(&key).map_or(1, |p| p.version + 1);
+        all.insert(
+            key,
+            crate::aws::Parameter {
+                name: name.to_owned(),
+                value: value.to_owned(),
+                version,
+                data_type: data_type.to_owned(),
+            },
+        );
     }
 
     /// From now on a share answers as if it took and stores nothing.
@@ -63,15 +101,52 @@ pub struct FakeImages {
 }
 
 impl FakeImages {
+    /// The region's images as the account the fake acts as sees them.
     fn images(&self) -> Vec<Image> {
-        self.cloud
+        let all = (self
+            .cloud
             .state
             .images
             .lock()
+            .unwrap_or_else(|p| p.into_inner()))
+        .get(&self.region)
+        .cloned()
+        .unwrap_or_default();
+        let Some(me) = self.cloud.viewer.clone() else {
+            return all;
+        };
+        let owners = self
+            .cloud
+            .state
+            .image_owners
+            .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .get(&self.region)
-            .cloned()
-            .unwrap_or_default()
+            .clone();
+        all.into_iter()
+            .filter_map(|mut image| {
+                let owner = match owners.get(&image.id).map(String::as_str) {
+                    None | Some("self") => FAKE_ACCOUNT.to_owned(),
+                    Some(o) => o.to_owned(),
+                };
+                if owner == me {
+                    return Some(image);
+                }
+                let shared = self
+                    .cloud
+                    .shares_of_image(&image.id)
+                    .launch
+                    .accounts
+                    .iter()
+                    .any(|a| a.0 == me);
+                if !shared && owner != "amazon" {
+                    return None;
+                }
+                image.tags.clear();
+                image.public = owner == "amazon";
+                image.owner = owner;
+                Some(image)
+            })
+            .collect()
     }
 
     /// Whether `image` belongs to one of `owners` (any owner when none is asked for, or when
@@ -124,11 +199,32 @@ impl Images for FakeImages {
         Ok(())
     }
 
+    async fn parameter(&self, name: &str) -> Result<Option<crate::aws::Parameter>, CloudError> {
+        self.cloud.call("GetParameter", &self.region).await?;
+        let all = self
+            .cloud
+            .state
+            .parameters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        Ok(all.get(&(self.region.clone(), name.to_owned())).cloned())
+    }
+
     async fn shares_of(&self, image: &str) -> Result<ImageShares, CloudError> {
         self.cloud
             .call("DescribeImageAttribute", &self.region)
             .await?;
-        Ok(self.cloud.shares_of_image(image))
+        let owner = self.images().into_iter().find(|i| i.id == image).map(|i| {
+            if i.owner.is_empty() {
+                FAKE_ACCOUNT.to_owned()
+            } else {
+                i.owner
+            }
+        });
+        Ok(crate::aws::ImageShares {
+            owner,
+            ..self.cloud.shares_of_image(image)
+        })
     }
 
     async fn find_base_ami(&self, q: &BaseAmiQuery) -> Result<Option<Image>, CloudError> {

@@ -83,6 +83,8 @@ struct State {
     amis: Mutex<AmisState>,
     /// Image id → who may launch it (and create volumes from its snapshots).
     image_shares: Mutex<BTreeMap<String, crate::aws::ImageShares>>,
+    /// Parameter Store: (region, name) → the parameter.
+    parameters: Mutex<BTreeMap<(String, String), crate::aws::Parameter>>,
     /// A share call answers 200 and stores nothing (as moto does with one form).
     shares_ignored: std::sync::atomic::AtomicBool,
 }
@@ -91,6 +93,8 @@ struct State {
 #[derive(Clone, Default)]
 pub struct FakeCloud {
     state: Arc<State>,
+    /// The account this view acts as, when a test names one ([`FakeCloud::as_account`]).
+    viewer: Option<String>,
 }
 
 impl FakeCloud {
@@ -267,17 +271,6 @@ impl Cloud for FakeCloud {
     }
 }
 
-impl super::AmiCloud for FakeCloud {
-    type Amis = FakeAmis;
-
-    async fn amis(&self, region: &str) -> Result<FakeAmis, CloudError> {
-        Ok(FakeAmis {
-            cloud: self.clone(),
-            region: region.to_owned(),
-        })
-    }
-}
-
 /// A call number scrambled (splitmix64's finaliser): a repeatable spread of throttled calls.
 fn scramble(n: u32) -> u64 {
     let mut x = u64::from(n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
@@ -313,6 +306,8 @@ mod tests {
             id: id.into(),
             name: format!("name-{id}"),
             state: "available".into(),
+            owner: String::new(),
+            public: false,
             creation_date: "2026-11-24T00:00:00.000Z".into(),
             tags: tags
                 .iter()

@@ -35,6 +35,51 @@ pub struct AmiUse {
     pub detail: String,
 }
 
+/// Who besides the owner may launch an AMI: one launch permission, as DescribeImageAttribute
+/// answers it. Printed (and written in JSON) as `account 123456789012`, `group all` (public),
+/// `organization arn:...` or `organizational-unit arn:...`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LaunchPermission {
+    Account(String),
+    /// `group all`: anyone may launch it.
+    Public,
+    Organization(String),
+    OrganizationalUnit(String),
+}
+
+impl std::fmt::Display for LaunchPermission {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LaunchPermission::Account(a) => write!(f, "account {a}"),
+            LaunchPermission::Public => f.write_str("group all"),
+            LaunchPermission::Organization(a) => write!(f, "organization {a}"),
+            LaunchPermission::OrganizationalUnit(a) => write!(f, "organizational-unit {a}"),
+        }
+    }
+}
+
+impl std::str::FromStr for LaunchPermission {
+    type Err = String;
+    /// The printed form back (`account 123456789012`, `group all`, ...).
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.split_once(' ') {
+            Some(("account", a)) => Ok(LaunchPermission::Account(a.to_owned())),
+            Some(("group", "all")) => Ok(LaunchPermission::Public),
+            Some(("organization", a)) => Ok(LaunchPermission::Organization(a.to_owned())),
+            Some(("organizational-unit", a)) => {
+                Ok(LaunchPermission::OrganizationalUnit(a.to_owned()))
+            }
+            _ => Err(format!("not a launch permission: {s:?}")),
+        }
+    }
+}
+
+impl serde::Serialize for LaunchPermission {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 /// AMI housekeeping in one region (`gears amis`): our AMIs, what uses AMIs, and removal.
 pub trait AmiHousekeeping: Send + Sync {
     /// The region these calls go to.
@@ -46,21 +91,26 @@ pub trait AmiHousekeeping: Send + Sync {
         tags: &BTreeMap<String, String>,
     ) -> impl Future<Output = Result<Vec<OwnedImage>, CloudError>> + Send;
 
-    /// Every use of any AMI in the region: the default and latest versions of every launch
-    /// template, the versions Auto Scaling groups pin by number, every launch configuration,
-    /// every pending, running, stopping or stopped instance.
-    fn uses(&self) -> impl Future<Output = Result<Vec<AmiUse>, CloudError>> + Send;
+    /// Every use in the region of the AMIs `image_ids`: every version of every launch
+    /// template (labelled with the groups that launch from it), every launch configuration,
+    /// every pending, running, stopping or stopped instance. Only what this account holds, read
+    /// by image id (never through DescribeImages, which need not show an AMI shared with it):
+    /// in the build account and in each environment's account alike. No ids, no calls.
+    fn uses_of(
+        &self,
+        image_ids: &[String],
+    ) -> impl Future<Output = Result<Vec<AmiUse>, CloudError>> + Send;
 
     /// Deregisters an AMI, asking EC2 to delete the snapshots only it uses in the same call
     /// (`DeleteAssociatedSnapshots`; an emulator may ignore it, so callers delete them too).
     fn deregister(&self, image_id: &str) -> impl Future<Output = Result<(), CloudError>> + Send;
 
-    /// Who else may launch the AMI: `account 123456789012`, `group all` (public),
-    /// `organization arn:...`, `organizational-unit arn:...` (DescribeImageAttribute).
+    /// Who else may launch the AMI: accounts, everyone, organizations, organizational units
+    /// (DescribeImageAttribute `launchPermission`).
     fn launch_permissions(
         &self,
         image_id: &str,
-    ) -> impl Future<Output = Result<Vec<String>, CloudError>> + Send;
+    ) -> impl Future<Output = Result<Vec<LaunchPermission>, CloudError>> + Send;
 
     /// Snapshot id → the AMIs behind which it is, for every AMI we own in the region (any tags,
     /// any state but deregistered).

@@ -35,6 +35,11 @@ pub struct MemberInfo {
     pub image: String,
     pub private_ip: Option<String>,
     pub public_ip: Option<String>,
+    /// The instance's tags (a group's propagated tags: what deploy wrote, such as
+    /// `COMPONENT_VERSION`, readable in any account, unlike a shared AMI's).
+    pub tags: BTreeMap<String, String>,
+    /// The account it runs in (its reservation's owner): the caller's own.
+    pub account: String,
 }
 
 /// An Auto Scaling group as a deploy sees it.

@@ -12,6 +12,12 @@ pub struct Image {
     /// EC2's state: `available`, `pending`, `failed`, ...
     pub state: String,
     pub creation_date: String,
+    /// The account that owns it (`OwnerId`); empty where unknown.
+    pub owner: String,
+    /// Anyone may launch it (EC2's `Public`), such as Amazon's own AMIs.
+    pub public: bool,
+    /// Its tags: in an account that does not own it, AWS shows none (the owner's tags stay
+    /// with the owner).
     pub tags: BTreeMap<String, String>,
     /// EC2's `Architecture`: `x86_64`, `arm64`, ... (empty when not known).
     pub architecture: String,
@@ -63,11 +69,28 @@ pub trait Images: Send + Sync {
         shares: &crate::accounts::Shares,
     ) -> impl Future<Output = Result<(), CloudError>> + Send;
 
+    /// The Parameter Store parameter `name` of this region (`None`: there is none), such as
+    /// `/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64`.
+    fn parameter(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<Parameter>, CloudError>> + Send;
+
     /// Who may launch `image` and create volumes from its snapshots, as EC2 answers.
     fn shares_of(
         &self,
         image: &str,
     ) -> impl Future<Output = Result<ImageShares, CloudError>> + Send;
+}
+
+/// A Parameter Store parameter as GetParameter answers it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Parameter {
+    pub name: String,
+    pub value: String,
+    pub version: i64,
+    /// `text` (AWS's public AMI parameters) or `aws:ec2:image` (checked by SSM to be an AMI).
+    pub data_type: String,
 }
 
 /// Who may use an AMI, as EC2 answers: its launch permissions, and for each of its snapshots
@@ -76,6 +99,8 @@ pub trait Images: Send + Sync {
 pub struct ImageShares {
     pub launch: crate::accounts::Shares,
     pub snapshots: BTreeMap<String, Vec<crate::accounts::AccountId>>,
+    /// The account that owns the AMI, as EC2 answers (`OwnerId`).
+    pub owner: Option<String>,
 }
 
 /// The most values EC2 takes in one filter (an `image-id` or `instance-id` filter).

@@ -58,6 +58,14 @@ pub trait Cloud: Send + Sync {
 pub trait AmiCloud: Send + Sync {
     type Amis: AmiHousekeeping;
 
-    /// The AMI housekeeping port of `region`. Fails when there are no credentials.
+    /// The AMI housekeeping port of `region`. Fails when there are no credentials (or the
+    /// role cannot be assumed).
     fn amis(&self, region: &str) -> impl Future<Output = Result<Self::Amis, CloudError>> + Send;
+
+    /// The same in the account of `account`'s role (an environment's, from `accounts:`),
+    /// assumed from the caller's own credentials once for every region: where `gears amis`
+    /// reads what uses the AMIs it shares.
+    fn of_account(&self, account: crate::accounts::RoleSession) -> Self
+    where
+        Self: Sized;
 }

@@ -1,11 +1,16 @@
 //! [`AmiHousekeeping`] on EC2 and Auto Scaling: the calls for `gears amis` and
 //! `gears reap`: every list is paged with `MaxResults` (one unbounded answer per region is what
 //! AWS throttles or times out on large accounts), and what uses an AMI or a key pair is read
-//! from every version of every launch template, not only `$Default`/`$Latest`.
+//! from every version of every launch template, not only `$Default`/`$Latest`; instances are
+//! read by `image-id` filter (at most 200 values a filter), in the build account and in each
+//! environment's account alike.
 
 use super::ec2::{filter_value, not_terminated, EC2_PAGE};
 use super::errors::map_err;
-use crate::aws::{has_tags, AmiHousekeeping, AmiUse, CloudError, Image, OwnedImage, Snapshot};
+use crate::aws::{
+    has_tags, AmiHousekeeping, AmiUse, CloudError, Image, LaunchPermission, OwnedImage, Snapshot,
+    FILTER_VALUES,
+};
 use aws_sdk_ec2::types::Filter;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -91,6 +96,8 @@ impl Ec2Amis {
                     id: i.image_id().unwrap_or_default().to_owned(),
                     name: i.name().unwrap_or_default().to_owned(),
                     state: i.state().map(|s| s.as_str().to_owned()).unwrap_or_default(),
+                    owner: i.owner_id().unwrap_or_default().to_owned(),
+                    public: i.public().unwrap_or(false),
                     creation_date: i.creation_date().unwrap_or_default().to_owned(),
                     tags: tags_of(i.tags()),
                     ..Default::default()
@@ -159,7 +166,10 @@ impl Ec2Amis {
     }
 
     /// Who may launch the AMI besides us.
-    pub(super) async fn permissions(&self, image_id: &str) -> Result<Vec<String>, CloudError> {
+    pub(super) async fn permissions(
+        &self,
+        image_id: &str,
+    ) -> Result<Vec<LaunchPermission>, CloudError> {
         let out = self
             .ec2
             .describe_image_attribute()
@@ -173,12 +183,15 @@ impl Ec2Amis {
             .iter()
             .filter_map(|p| {
                 p.user_id()
-                    .map(|a| format!("account {a}"))
-                    .or_else(|| p.group().map(|g| format!("group {}", g.as_str())))
-                    .or_else(|| p.organization_arn().map(|a| format!("organization {a}")))
+                    .map(|a| LaunchPermission::Account(a.to_owned()))
+                    .or_else(|| p.group().map(|_| LaunchPermission::Public))
+                    .or_else(|| {
+                        p.organization_arn()
+                            .map(|a| LaunchPermission::Organization(a.to_owned()))
+                    })
                     .or_else(|| {
                         p.organizational_unit_arn()
-                            .map(|a| format!("organizational-unit {a}"))
+                            .map(|a| LaunchPermission::OrganizationalUnit(a.to_owned()))
                     })
             })
             .collect())
@@ -296,8 +309,11 @@ impl Ec2Amis {
         Ok(by)
     }
 
-    /// Every use of any AMI in the region.
-    pub(super) async fn all_uses(&self) -> Result<Vec<AmiUse>, CloudError> {
+    /// Every use of the AMIs `ids` in the region.
+    pub(super) async fn uses_of_ids(&self, ids: &[String]) -> Result<Vec<AmiUse>, CloudError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
         let (versions, groups, configurations) = futures::try_join!(
             self.template_versions(),
             self.group_templates(),
@@ -352,16 +368,33 @@ impl Ec2Amis {
             id: name,
             detail: String::new(),
         }));
-        uses.extend(self.instance_uses().await?);
+        uses.extend(self.instance_uses(ids).await?);
+        uses.retain(|u| ids.contains(&u.image_id));
         Ok(uses)
     }
 
-    /// Instances in any state but terminated, every page.
-    async fn instance_uses(&self) -> Result<Vec<AmiUse>, CloudError> {
+    /// Instances of the AMIs `ids` in any state but terminated, every page: an `image-id`
+    /// filter of at most [`FILTER_VALUES`] ids a call.
+    async fn instance_uses(&self, ids: &[String]) -> Result<Vec<AmiUse>, CloudError> {
+        let mut uses = Vec::new();
+        for chunk in ids.chunks(FILTER_VALUES) {
+            uses.extend(self.instances_of(chunk).await?);
+        }
+        Ok(uses)
+    }
+
+    /// Instances of at most [`FILTER_VALUES`] AMIs, every page.
+    async fn instances_of(&self, ids: &[String]) -> Result<Vec<AmiUse>, CloudError> {
         let mut uses = Vec::new();
         let mut pages = self
             .ec2
             .describe_instances()
+            .filters(
+                Filter::builder()
+                    .name("image-id")
+                    .set_values(Some(ids.to_vec()))
+                    .build(),
+            )
             .filters(not_terminated())
             .max_results(EC2_PAGE)
             .into_paginator()
@@ -434,11 +467,14 @@ impl AmiHousekeeping for Ec2Amis {
         self.owned(tags).await
     }
 
-    async fn uses(&self) -> Result<Vec<AmiUse>, CloudError> {
-        self.all_uses().await
+    async fn uses_of(&self, image_ids: &[String]) -> Result<Vec<AmiUse>, CloudError> {
+        self.uses_of_ids(image_ids).await
     }
 
-    async fn launch_permissions(&self, image_id: &str) -> Result<Vec<String>, CloudError> {
+    async fn launch_permissions(
+        &self,
+        image_id: &str,
+    ) -> Result<Vec<LaunchPermission>, CloudError> {
         self.permissions(image_id).await
     }
 

@@ -16,6 +16,8 @@ use std::collections::BTreeMap;
 #[derive(Clone)]
 pub struct Ec2 {
     client: aws_sdk_ec2::Client,
+    /// Parameter Store of the same region (a base AMI named by an SSM parameter).
+    ssm: aws_sdk_ssm::Client,
     region: String,
 }
 
@@ -63,6 +65,8 @@ fn image(i: &aws_sdk_ec2::types::Image) -> Image {
         id: i.image_id().unwrap_or_default().to_owned(),
         name: i.name().unwrap_or_default().to_owned(),
         state: i.state().map(|s| s.as_str().to_owned()).unwrap_or_default(),
+        owner: i.owner_id().unwrap_or_default().to_owned(),
+        public: i.public().unwrap_or(false),
         creation_date: i.creation_date().unwrap_or_default().to_owned(),
         architecture: i
             .architecture()
@@ -97,11 +101,15 @@ fn metadata_options(imds: crate::aws::Imds) -> aws_sdk_ec2::types::InstanceMetad
 impl Ec2 {
     /// A client for `region` on the shared configuration.
     pub fn new(conf: &aws_config::SdkConfig, region: &str) -> Self {
+        let ssm = aws_sdk_ssm::config::Builder::from(conf)
+            .region(aws_sdk_ssm::config::Region::new(region.to_owned()))
+            .build();
         let conf = aws_sdk_ec2::config::Builder::from(conf)
             .region(aws_sdk_ec2::config::Region::new(region.to_owned()))
             .build();
         Ec2 {
             client: aws_sdk_ec2::Client::from_conf(conf),
+            ssm: aws_sdk_ssm::Client::from_conf(ssm),
             region: region.to_owned(),
         }
     }
@@ -155,6 +163,20 @@ impl Images for Ec2 {
 
     async fn shares_of(&self, image: &str) -> Result<crate::aws::ImageShares, CloudError> {
         super::share::shares_of(&self.share_client(), image).await
+    }
+
+    async fn parameter(&self, name: &str) -> Result<Option<crate::aws::Parameter>, CloudError> {
+        let out = self.ssm.get_parameter().name(name).send().await;
+        match out.map_err(|e| map_err("GetParameter", &self.region, e)) {
+            Ok(out) => Ok(out.parameter().map(|p| crate::aws::Parameter {
+                name: p.name().unwrap_or(name).to_owned(),
+                value: p.value().unwrap_or_default().to_owned(),
+                version: p.version(),
+                data_type: p.data_type().unwrap_or("text").to_owned(),
+            })),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     async fn find_base_ami(&self, q: &BaseAmiQuery) -> Result<Option<Image>, CloudError> {

@@ -120,6 +120,10 @@ impl AmiCloud for Aws {
     async fn amis(&self, region: &str) -> Result<amis::Ec2Amis, CloudError> {
         Ok(amis::Ec2Amis::new(self.conf().await?, region))
     }
+
+    fn of_account(&self, account: crate::accounts::RoleSession) -> Self {
+        self.in_account(Some(account))
+    }
 }
 
 /// How long one AWS call may take: a hung call (a load balancer that accepts and never answers,

@@ -30,6 +30,14 @@ impl Ec2Client<'_> {
 
 /// The snapshots behind `image` (its EBS block devices).
 async fn snapshots(ec2: &Ec2Client<'_>, image: &str) -> Result<Vec<String>, CloudError> {
+    Ok(described(ec2, image).await?.1)
+}
+
+/// `image`'s owner account and the snapshots behind it (its EBS block devices).
+async fn described(
+    ec2: &Ec2Client<'_>,
+    image: &str,
+) -> Result<(Option<String>, Vec<String>), CloudError> {
     let out = ec2
         .client()
         .describe_images()
@@ -37,13 +45,17 @@ async fn snapshots(ec2: &Ec2Client<'_>, image: &str) -> Result<Vec<String>, Clou
         .send()
         .await
         .map_err(|e| map_err("DescribeImages", ec2.region(), e))?;
-    Ok(out
+    let owner = out
         .images()
         .iter()
+        .find_map(|i| i.owner_id())
+        .map(str::to_owned);
+    let snapshots = (out.images().iter())
         .flat_map(|i| i.block_device_mappings())
         .filter_map(|b| b.ebs().and_then(|e| e.snapshot_id()))
         .map(str::to_owned)
-        .collect())
+        .collect();
+    Ok((owner, snapshots))
 }
 
 pub(super) async fn share(
@@ -117,11 +129,13 @@ pub(super) async fn shares_of(ec2: &Ec2Client<'_>, image: &str) -> Result<ImageS
             launch.organizational_units.push(OuArn(o.to_owned()));
         }
     }
+    let (owner, snapshots) = described(ec2, image).await?;
     let mut seen = ImageShares {
         launch,
+        owner,
         ..ImageShares::default()
     };
-    for snapshot in snapshots(ec2, image).await? {
+    for snapshot in snapshots {
         let out = ec2
             .client()
             .describe_snapshot_attribute()

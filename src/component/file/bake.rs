@@ -232,6 +232,33 @@ pub fn check(b: &BuildSettings) -> Result<(), Problem> {
     check_tags(&b.run_tags, &["Name"], "run_tags")
 }
 
+/// The build settings of the component and of each builder, merged as a bake merges them, and
+/// each builder's own base AMI (by `check_base`).
+pub fn check_all(
+    build: &BuildSettings,
+    builders: &[super::Builder],
+    check_base: fn(&super::BaseAmi) -> Result<(), (&'static str, String)>,
+) -> Result<(), Problem> {
+    check(build)?;
+    for b in builders {
+        check(&b.settings)?;
+        let merged = build.with(&b.settings);
+        if merged.ssh_interface == Some(SshInterface::SessionManager)
+            && merged.instance_profile.is_none()
+        {
+            return Err((
+                "ssh_interface".into(),
+                format!("builder `{}`: `ssh_interface: session_manager` needs an `instance_profile` that allows Systems Manager (AmazonSSMManagedInstanceCore)", b.name),
+            ));
+        }
+        if let Some(base) = &b.base_ami {
+            check_base(base)
+                .map_err(|(k, m)| (k.to_owned(), format!("builder `{}`: {m}", b.name)))?;
+        }
+    }
+    Ok(())
+}
+
 /// `a.b.c.d/n` or an IPv6 prefix.
 fn is_cidr(c: &str) -> bool {
     let Some((ip, bits)) = c.split_once('/') else {

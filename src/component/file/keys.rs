@@ -8,7 +8,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("repo", "The component's repository URL, tagged on its AMIs (`COMPONENT_REPO`). Default: Jenkins' `GIT_URL`, then `git remote get-url origin`."),
     ("ami_regions", "The regions the AMI is made for: built in the first, copied to the others. Required."),
     ("builders", "The Packer builders, each `amazon-ebs`, `amazon-chroot` or a mapping (`builders[].*`). Default: `[amazon-ebs]`. One AMI per builder and region."),
-    ("base_ami", "The AMI the bake starts from: `{id: ...}`, or a lookup where the newest match wins (`base_ami.*`). Required."),
+    ("base_ami", "The AMI the bake starts from: `{id: ...}`, `{ssm: <parameter>}`, or a lookup where the newest match wins (`base_ami.*`). Required."),
     ("instance_type", "The build instance's type. Default `t3.micro`."),
     ("vpc_id", "The VPC of the build instance (with `subnet_id`). Default: the default VPC."),
     ("subnet_id", "The subnet of the build instance, and of the test instance unless `test.subnet_id` is given."),
@@ -49,6 +49,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("tags", "Tags added to gears' own on every AMI and snapshot (a mapping). gears' own (`COMPONENT_*`, `AMI_VERSION`, `GIT_SHA`, `CREATED_AT`, `gears:*`) and `aws:*` are refused at their line."),
     ("run_tags", "Tags added to gears' own on the build instance and its volumes (`Name` and `gears:*` are gears')."),
     ("base_ami.id", "An AMI id: this one, exactly."),
+    ("base_ami.ssm", "A Parameter Store parameter whose value is an AMI id (`/aws/service/ami-amazon-linux-latest/...`, or the organisation's golden-AMI parameter), read in the build region before anything is launched; the manifest records the parameter, its version and the AMI. One that does not exist, or whose value is not an AMI id, is exit 3."),
     ("base_ami.name", "A name pattern, `*` as wildcard, as in EC2's filters; the newest match wins."),
     ("base_ami.owners", "Owners of the lookup (`amazon`, `self`, an account id)."),
     ("base_ami.tags", "Tags the looked-up AMI must carry (a mapping)."),
@@ -76,6 +77,9 @@ pub const KEYS: &[(&str, &str)] = &[
     ("share.accounts", "Account ids (12 digits): launch permission on each AMI, and create-volume permission on its snapshots."),
     ("share.organizations", "Organization ARNs (`arn:aws:organizations::<account>:organization/o-...`): launch permission."),
     ("share.organizational_units", "Organizational unit ARNs (`arn:aws:organizations::<account>:ou/o-.../ou-...`): launch permission."),
+    ("encrypt", "Encrypt the AMIs' boot volumes (Packer's `encrypt_boot`), with the keys below; `encrypt: {}` uses each region's default EBS key. Shared AMIs (`share:`) need a customer managed key in every region: AWS cannot share AMIs encrypted with `aws/ebs`."),
+    ("encrypt.kms_key_id", "The KMS key in the build region (the first of `ami_regions`): a key id, `alias/<name>`, or a key or alias ARN of that region."),
+    ("encrypt.region_kms_key_ids", "A mapping of each region the AMI is copied to (`ami_regions` past the first) to its KMS key."),
 ];
 
 #[cfg(test)]
@@ -101,6 +105,10 @@ mod tests {
                 ("deploy.", fields_of::<DeploySection>()),
                 ("accounts.<env>.", fields_of::<crate::accounts::Role>()),
                 ("share.", fields_of::<crate::accounts::Shares>()),
+                (
+                    "encrypt.",
+                    fields_of::<crate::component::encrypt::Encrypt>(),
+                ),
             ],
             "src/component/file/keys.rs",
         );

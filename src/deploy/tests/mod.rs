@@ -51,6 +51,8 @@ pub(super) fn setup(dir: &std::path::Path, desired: i32) -> (DeploySettings, Fak
                 id: id.into(),
                 name: id.into(),
                 state: "available".into(),
+                owner: String::new(),
+                public: false,
                 creation_date: "2026-11-24T00:00:00.000Z".into(),
                 tags: BTreeMap::new(),
                 ..Default::default()

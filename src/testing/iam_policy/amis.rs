@@ -55,6 +55,7 @@ fn cloud() -> FakeCloud {
 fn settings() -> AmisSettings {
     AmisSettings {
         account: None,
+        consumers: Vec::new(),
         component: "hello".into(),
         regions: vec!["us-east-1".into()],
         endpoint_flag: None,
@@ -65,7 +66,10 @@ fn settings() -> AmisSettings {
 async fn the_amis_statement_lists_every_action_amis_calls() {
     let mut runs: Runs = Vec::new();
     let c = cloud();
-    assert_eq!(crate::amis::list(&settings(), &c).await.unwrap().len(), 3);
+    assert_eq!(
+        crate::amis::list(&settings(), &c).await.unwrap().amis.len(),
+        3
+    );
     runs.push(("list", c.calls()));
     for (yes, include_shared) in [(false, false), (true, false), (true, true)] {
         let c = cloud();
@@ -94,4 +98,51 @@ async fn the_amis_statement_lists_every_action_amis_calls() {
         runs.push((scenario, c.calls()));
     }
     assert_listed("Amis", &runs);
+}
+
+/// What `gears amis` reads in each environment's account (through its role): the uses of the
+/// AMIs, never anything else.
+#[tokio::test(start_paused = true)]
+async fn the_environments_statement_lists_what_amis_reads_there() {
+    let mut runs: Runs = Vec::new();
+    let mut settings = settings();
+    let accounts = crate::accounts::Accounts::from([(
+        "live".to_owned(),
+        crate::accounts::Role {
+            role_arn: "arn:aws:iam::222222222222:role/gears-deploy"
+                .parse()
+                .unwrap(),
+            external_id: None,
+        },
+    )]);
+    settings.consumers = crate::amis::accounts::consumers("hello", &accounts);
+    for (scenario, prune) in [("list", false), ("prune --yes --include-shared", true)] {
+        let c = cloud();
+        c.add_launch_permission("ami-mid", "account 222222222222");
+        let live = c.add_account("222222222222");
+        if prune {
+            let opts = PruneOptions {
+                keep: 1,
+                yes: true,
+                include_shared: true,
+            };
+            let report = crate::amis::prune(&settings, opts, &Cancel::new(), &c)
+                .await
+                .unwrap();
+            assert!(report.unread.is_empty(), "{report:?}");
+        } else {
+            let listed = crate::amis::list(&settings, &c).await.unwrap();
+            assert!(listed.unread.is_empty(), "{listed:?}");
+        }
+        let writes = ["Deregister", "Delete", "Create", "Modify"];
+        let there = live.calls();
+        assert!(
+            !there
+                .iter()
+                .any(|c| writes.iter().any(|w| c.starts_with(w))),
+            "{there:?}"
+        );
+        runs.push((scenario, there));
+    }
+    assert_listed("AmisInEnvironments", &runs);
 }

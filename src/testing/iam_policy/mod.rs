@@ -161,7 +161,15 @@ fn an_operation_the_table_does_not_know_fails_naming_it() {
 #[test]
 fn every_stage_has_a_statement_in_the_policy_file() {
     let policy = policy();
-    for sid in ["Bake", "Test", "Deploy", "Reap", "Amis", "Status"] {
+    for sid in [
+        "Bake",
+        "Test",
+        "Deploy",
+        "Reap",
+        "Amis",
+        "AmisInEnvironments",
+        "Status",
+    ] {
         assert!(policy.contains_key(sid), "no statement {sid}: {policy:?}");
     }
 }
@@ -175,6 +183,8 @@ fn image(id: &str, tags: &[(&str, &str)]) -> Image {
         id: id.into(),
         name: id.into(),
         state: "available".into(),
+        owner: String::new(),
+        public: false,
         creation_date: "2026-11-24T00:00:00.000Z".into(),
         tags: tags
             .iter()

@@ -83,7 +83,7 @@ pub(super) const UNLOGGED: &[(&[&str], &str, &str)] = &[
     ),
     // aws/housekeeping.rs `template_versions`: the templates, then each one's versions.
     (
-        &["Amis", "Reap"],
+        &["Amis", "AmisInEnvironments", "Reap"],
         "DescribeLaunchTemplateVersions",
         "DescribeLaunchTemplates",
     ),

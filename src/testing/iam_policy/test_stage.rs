@@ -36,6 +36,7 @@ async fn run(port: u16) -> (bool, FakeCloud) {
         jobs: 4,
         endpoint_flag: None,
         work_dir: dir.path().join(".gears"),
+        version: None,
     };
     let cloud = FakeCloud::new();
     cloud.add_image("us-east-1", image(AMI, &[("COMPONENT_VERSION", "1.0")]));

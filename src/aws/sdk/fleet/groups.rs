@@ -73,7 +73,9 @@ impl Groups for AwsFleet {
                 .send();
             while let Some(page) = pages.next().await {
                 let page = page.map_err(|e| map_err("DescribeInstances", &self.region, e))?;
-                for i in page.reservations().iter().flat_map(|r| r.instances()) {
+                for (r, i) in (page.reservations().iter())
+                    .flat_map(|r| r.instances().iter().map(move |i| (r, i)))
+                {
                     if let (Some(id), Some(img)) = (i.instance_id(), i.image_id()) {
                         out.insert(
                             id.to_owned(),
@@ -81,6 +83,12 @@ impl Groups for AwsFleet {
                                 image: img.to_owned(),
                                 private_ip: i.private_ip_address().map(str::to_owned),
                                 public_ip: i.public_ip_address().map(str::to_owned),
+                                account: r.owner_id().unwrap_or_default().to_owned(),
+                                tags: (i.tags().iter())
+                                    .filter_map(|t| {
+                                        Some((t.key()?.to_owned(), t.value()?.to_owned()))
+                                    })
+                                    .collect(),
                             },
                         );
                     }
