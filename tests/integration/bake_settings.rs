@@ -17,6 +17,7 @@ root_volume: {size_gb: 20, type: gp3, iops: 3000, throughput: 250, encrypted: tr
 spot: {max_price: auto, instance_types: [t3.small, t3a.small]}
 tags: {Team: platform, CostCenter: \"42\"}
 run_tags: {Owner: ci}
+encrypt: {kms_key_id: alias/bake, region_kms_key_ids: {eu-west-1: alias/copy}}
 builders:
   - {type: amazon-ebs, name: web}
   - type: amazon-ebs
