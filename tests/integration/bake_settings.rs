@@ -176,6 +176,7 @@ fn settings_gears_cannot_carry_are_refused_at_their_place() {
             "unknown value `arm`",
         ),
         ("root_volume: {size: 8}\n", (5, 15), "unknown key `size`"),
+        ("builders: [{type: amazon-chroot, name: agent, spot: {max_price: auto}}]\n", (5, 47), "builder `agent` is amazon-chroot, which launches no build instance: `spot` is for amazon-ebs builders"),
         (
             "ssh_interface: session_manager\n",
             (5, 1),

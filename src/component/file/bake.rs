@@ -242,6 +242,14 @@ pub fn check_all(
     check(build)?;
     for b in builders {
         check(&b.settings)?;
+        if b.kind == super::BuilderType::AmazonChroot {
+            if let Some(key) = instance_setting(&b.settings) {
+                return Err((
+                    key.into(),
+                    format!("builder `{}` is amazon-chroot, which launches no build instance: `{key}` is for amazon-ebs builders", b.name),
+                ));
+            }
+        }
         let merged = build.with(&b.settings);
         if merged.ssh_interface == Some(SshInterface::SessionManager)
             && merged.instance_profile.is_none()
@@ -257,6 +265,22 @@ pub fn check_all(
         }
     }
     Ok(())
+}
+
+/// The first setting of the build instance `b` sets (none of which an amazon-chroot builder has).
+fn instance_setting(b: &BuildSettings) -> Option<&'static str> {
+    [
+        ("instance_profile", b.instance_profile.is_some()),
+        ("security_group_ids", b.security_group_ids.is_some()),
+        ("ssh_cidrs", b.ssh_cidrs.is_some()),
+        ("ssh_interface", b.ssh_interface.is_some()),
+        ("root_volume", b.root_volume.is_some()),
+        ("spot", b.spot.is_some()),
+        ("run_tags", !b.run_tags.is_empty()),
+    ]
+    .into_iter()
+    .find(|(_, set)| *set)
+    .map(|(key, _)| key)
 }
 
 /// `a.b.c.d/n` or an IPv6 prefix.

@@ -32,7 +32,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("builders[].spot", "This builder's `spot`, in place of the component's."),
     ("builders[].tags", "Tags added to the component's `tags` on this builder's AMIs."),
     ("builders[].run_tags", "Tags added to the component's `run_tags` on this builder's build instance."),
-    ("instance_profile", "An instance profile name for the build instance (Packer's `iam_instance_profile`), e.g. for Session Manager or to read from S3. amazon-ebs only, as are the settings below."),
+    ("instance_profile", "An instance profile name for the build instance (Packer's `iam_instance_profile`), e.g. for Session Manager or to read from S3. amazon-ebs only, as are the settings below but `tags` (an amazon-chroot builder that sets one of them is refused)."),
     ("security_group_ids", "Security group ids of the build instance (Packer then makes no temporary group)."),
     ("ssh_cidrs", "The CIDRs Packer's temporary security group lets SSH in from (`temporary_security_group_source_cidrs`). Without this, `security_group_ids` or `ssh_interface: session_manager`, the group lets SSH in from 0.0.0.0/0 and gears warns."),
     ("ssh_interface", "How Packer reaches the build instance: `public_ip`, `private_ip` or `session_manager` (no inbound SSH; needs the Session Manager plugin where Packer runs and an instance profile allowing SSM)."),
