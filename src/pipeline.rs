@@ -694,6 +694,7 @@ mod tests {
                 public: false,
                 creation_date: "2026-11-24T00:00:00.000Z".into(),
                 tags: std::collections::BTreeMap::new(),
+                ..Default::default()
             },
         );
         let pipeline = load(&p).unwrap();

@@ -314,6 +314,9 @@ async fn images_are_found_by_id_and_by_name_owners_and_tags<R: Rig>(r: &R) {
     assert_eq!(first.name, format!("{p}-0"));
     assert_eq!(first.state, "available");
     assert!(has_all(&first.tags, &all), "{first:?}");
+    // What a builder's `architecture` and `root_volume` read (made from an x86_64 instance).
+    assert_eq!(first.architecture, "x86_64", "{first:?}");
+    assert!(first.root_device_name.starts_with("/dev/"), "{first:?}");
     // An id EC2 does not know, or not an AMI id at all: nothing, not an error.
     for id in [NO_AMI, "not-an-ami"] {
         assert_eq!(
@@ -1011,6 +1014,9 @@ impl Rig for FakeRig {
                         .format("%Y-%m-%dT%H:%M:%S.000Z")
                         .to_string(),
                     tags: tags.clone(),
+                    // As EC2 answers for an image made from an x86_64 instance.
+                    architecture: "x86_64".into(),
+                    root_device_name: "/dev/xvda".into(),
                 };
                 self.cloud.add_owned_image(REGION, image, "self");
                 id

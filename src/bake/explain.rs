@@ -1,6 +1,7 @@
 //! `gears bake --explain`: where each value of a bake comes from.
 
 use super::plan::BakePlan;
+use crate::component::file::{BaseAmi, BuildSettings, Builder};
 use crate::component::metadata::Metadata;
 use crate::component::Component;
 
@@ -73,22 +74,100 @@ pub fn explain(component: &Component, meta: &Metadata, plan: &BakePlan) -> Strin
             crate::tags::RUN_ID
         ));
     }
-    let base = &component.base_ami;
-    match (&base.id, &base.name) {
-        (Some(id), _) => s.push_str(&format!("base AMI           {id}\n")),
-        _ if base.ssm.is_some() => s.push_str(&format!(
-            "base AMI           the value of the SSM parameter {}, read in {} when the bake starts (the manifest records its version and the AMI: base_ami_parameter)\n",
-            base.ssm.as_deref().unwrap_or_default(),
-            plan.build_region
-        )),
-        (_, Some(n)) => s.push_str(&format!(
-            "base AMI           newest of name {n}, owners [{}], tags {:?}\n",
-            base.owners.join(", "),
-            base.tags
-        )),
-        _ => {}
+    s.push_str(&format!(
+        "base AMI           {}\n",
+        base_text(&component.base_ami, &plan.build_region)
+    ));
+    for b in &component.builders {
+        s.push_str(&builder_settings(component, b, &plan.build_region));
+    }
+    for w in &plan.warnings {
+        s.push_str(&format!("warning            {w}\n"));
     }
     s
+}
+
+fn base_text(base: &BaseAmi, region: &str) -> String {
+    match (&base.id, &base.name) {
+        (Some(id), _) => id.clone(),
+        _ if base.ssm.is_some() => format!(
+            "the value of the SSM parameter {}, read in {region} when the bake starts (the manifest records its version and the AMI: base_ami_parameter)",
+            base.ssm.as_deref().unwrap_or_default()
+        ),
+        (_, n) => format!(
+            "newest of name {}, owners [{}], tags {:?}",
+            n.as_deref().unwrap_or("*"),
+            base.owners.join(", "),
+            base.tags
+        ),
+    }
+}
+
+/// Each build setting of builder `b` that is set, and where it came from: the builder's own
+/// entry in `builders`, or the component's key.
+fn builder_settings(component: &Component, b: &Builder, region: &str) -> String {
+    let file = component.path.display().to_string();
+    let own = format!("builders[{}] in {file}", b.name);
+    let (c, o) = (&component.build, &b.settings);
+    let merged = c.with(o);
+    let both = format!("builders[{}] over the component's, in {file}", b.name);
+    // The value in use (the builder's over the component's) and where it came from.
+    let show = |v: &dyn Fn(&BuildSettings) -> Option<String>| -> Option<(String, &str)> {
+        let value = v(&merged)?;
+        match (v(o), v(c)) {
+            (Some(_), Some(_)) => Some((value, both.as_str())),
+            (Some(_), None) => Some((value, own.as_str())),
+            _ => Some((value, file.as_str())),
+        }
+    };
+    let rows: Vec<(&str, Option<(String, &str)>)> = vec![
+        ("instance_profile", show(&|s| s.instance_profile.clone())),
+        (
+            "security_group_ids",
+            show(&|s| s.security_group_ids.as_ref().map(json)),
+        ),
+        ("ssh_cidrs", show(&|s| s.ssh_cidrs.as_ref().map(json))),
+        (
+            "ssh_interface",
+            show(&|s| s.ssh_interface.map(|i| i.as_str().to_owned())),
+        ),
+        ("root_volume", show(&|s| s.root_volume.as_ref().map(json))),
+        ("spot", show(&|s| s.spot.as_ref().map(json))),
+        (
+            "tags",
+            show(&|s| (!s.tags.is_empty()).then(|| json(&s.tags))),
+        ),
+        (
+            "run_tags",
+            show(&|s| (!s.run_tags.is_empty()).then(|| json(&s.run_tags))),
+        ),
+    ];
+    let mut out = String::new();
+    if let Some(base) = &b.base_ami {
+        out.push_str(&format!(
+            "  {}: base AMI {}    (from {own})\n",
+            b.name,
+            base_text(base, region)
+        ));
+    }
+    if let Some(a) = b.architecture {
+        out.push_str(&format!(
+            "  {}: architecture {}    (from {own}; checked against the base AMI's before anything is launched)\n",
+            b.name,
+            a.as_str()
+        ));
+    }
+    for (key, row) in rows {
+        if let Some((value, from)) = row {
+            out.push_str(&format!("  {}: {key} {value}    (from {from})\n", b.name));
+        }
+    }
+    out
+}
+
+/// A value shown as compact JSON.
+fn json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -2,7 +2,9 @@
 //! arguments), so `--dry-run` and `gears validate` show exactly what a bake would do.
 
 use super::quote::unsafe_reason;
-use crate::component::file::{BuilderType, Communicator, Component};
+use crate::component::file::{
+    Architecture, BaseAmi, BuildSettings, BuilderType, Communicator, Component,
+};
 use crate::component::metadata::Metadata;
 use crate::error::InputError;
 use crate::text::shell_quote;
@@ -23,8 +25,15 @@ pub struct PlannedBuilder {
     pub instance_type: String,
     /// `<component>-<version>-<builder>-<CREATED_AT>`, with characters AMI names refuse as `-`.
     pub ami_name: String,
-    /// Tags on the AMI and its snapshots, in every region.
+    /// Tags on the AMI and its snapshots, in every region: gears' own and the file's `tags`.
     pub tags: BTreeMap<String, String>,
+    /// Tags of its build instance: gears' own and the file's `run_tags`.
+    pub run_tags: BTreeMap<String, String>,
+    /// Its base AMI: its own, else the component's.
+    pub base_ami: BaseAmi,
+    pub architecture: Option<Architecture>,
+    /// The build instance's settings: the builder's over the component's.
+    pub settings: BuildSettings,
 }
 
 /// A bake, decided.
@@ -46,6 +55,8 @@ pub struct BakePlan {
     pub run_tags: BTreeMap<String, String>,
     /// The vars the playbook gets: COMPONENT_NAME, COMPONENT_VERSION, then the component's.
     pub ansible_vars: serde_json::Map<String, serde_json::Value>,
+    /// What a human should know before the bake (shown on stderr and by `--explain`).
+    pub warnings: Vec<String>,
 }
 
 /// EC2's limits, checked before anything is launched (moto does not enforce them; AWS does,
@@ -132,6 +143,7 @@ pub fn plan(
     let base_tags = ami_tags(component, meta, &ami_version, created_at, run_id);
     let builders = planned_builders(component, meta, &base_tags, created_at, run_id)?;
     check_tag_lengths(&builders, component, meta)?;
+    let warnings = ssh_warnings(component, &builders);
     Ok(BakePlan {
         component: component.name.clone(),
         version: meta.version.value.clone(),
@@ -145,7 +157,26 @@ pub fn plan(
         builders,
         run_tags: run_tags(component, meta, run_id),
         ansible_vars,
+        warnings,
     })
+}
+
+/// A warning for each amazon-ebs builder whose build instance Packer's temporary security
+/// group opens to SSH from anywhere (the SSH communicator, and neither `security_group_ids`,
+/// `ssh_cidrs` nor `ssh_interface: session_manager`).
+fn ssh_warnings(component: &Component, builders: &[PlannedBuilder]) -> Vec<String> {
+    if !communicates(component) {
+        return Vec::new();
+    }
+    builders
+        .iter()
+        .filter(|b| b.kind == BuilderType::AmazonEbs && b.settings.ssh_from_anywhere())
+        .map(|b| format!(
+            "builder `{}`: the build instance accepts SSH from anywhere (Packer's temporary security group opens port 22 to 0.0.0.0/0); set `ssh_cidrs`, `security_group_ids` or `ssh_interface: session_manager` in {}",
+            b.name,
+            component.path.display()
+        ))
+        .collect()
 }
 
 /// The version, git sha, repo and component name can be carried intact (see [`unsafe_reason`]).
@@ -218,9 +249,15 @@ fn planned_builders(
 ) -> Result<Vec<PlannedBuilder>, InputError> {
     let file = component.path.display().to_string();
     let mut builders = Vec::with_capacity(component.builders.len());
+    let gears_run_tags = run_tags(component, meta, run_id);
     for b in &component.builders {
-        let mut tags = base_tags.clone();
+        let settings = component.build.with(&b.settings);
+        // The file's tags cannot name gears' own (refused when it was read): added, never over.
+        let mut tags = settings.tags.clone();
+        tags.extend(base_tags.clone());
         tags.insert(crate::tags::BUILDER.into(), b.name.clone());
+        let mut run_tags = settings.run_tags.clone();
+        run_tags.extend(gears_run_tags.clone());
         let ami_name = ami_name(
             &component.name,
             &meta.version.value,
@@ -238,6 +275,13 @@ fn planned_builders(
                 .unwrap_or_else(|| component.instance_type.clone()),
             ami_name,
             tags,
+            run_tags,
+            base_ami: b
+                .base_ami
+                .clone()
+                .unwrap_or_else(|| component.base_ami.clone()),
+            architecture: b.architecture,
+            settings,
         });
     }
     Ok(builders)

@@ -132,10 +132,15 @@ mod tests {
                     instance_type: "t3.micro".into(),
                     ami_name: format!("hello-{b}"),
                     tags: BTreeMap::new(),
+                    run_tags: BTreeMap::new(),
+                    base_ami: Default::default(),
+                    architecture: None,
+                    settings: Default::default(),
                 })
                 .collect(),
             run_tags: BTreeMap::new(),
             ansible_vars: Default::default(),
+            warnings: vec![],
         }
     }
 
@@ -167,6 +172,7 @@ mod tests {
                     .iter()
                     .map(|(k, v)| (k.to_string(), v.to_string()))
                     .collect(),
+                ..Default::default()
             },
         )
     }

@@ -1,20 +1,23 @@
 //! The bake stage: plan → base AMI → reuse check → render → packer → manifest.
 
+use super::base::{builder_bases, find_base_ami};
+use super::packer_use::PackerInUse;
 use super::plan::{plan, BakePlan};
 use super::template::{ansible_vars_path, render, write_ansible_vars, RenderOptions};
-use crate::aws::{BaseAmiQuery, Cloud, Image, Images, Instances};
+use crate::aws::{Cloud, Image, Images, Instances};
 use crate::bake::settings::BakeSettings;
 use crate::cancel::{Cancel, Cleanup};
 use crate::component::metadata::{git_in, resolve, Metadata};
 use crate::component::Component;
 use crate::context::RunContext;
-use crate::error::{Error, InputError};
+use crate::error::Error;
 use crate::manifest::Manifest;
 use crate::packer::machine::{Event, UiLevel};
 use crate::packer::process::{self, PackerCommand, Progress};
 use crate::text::human_duration;
 use crate::ui::StageProgress;
 use crate::wait::unless_cancelled;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// What `gears bake` produced, for the front to print and write.
@@ -113,7 +116,7 @@ pub async fn prepare(
     let created_at = chrono::Utc::now().format("%Y%m%d%H%M").to_string();
     let run_id = crate::random::uuid_v7();
     let plan = plan(&component, &meta, &created_at, &run_id)?;
-    for w in &meta.warnings {
+    for w in meta.warnings.iter().chain(&plan.warnings) {
         eprintln!("warning: {w}");
     }
     Ok((component, meta, plan))
@@ -125,21 +128,26 @@ struct WorkDir {
     dir: std::path::PathBuf,
     /// The rendered template.
     template: String,
-    /// Where the template was written (`template.json`).
+    /// Where the template was written (`template.json`, `template.pkr.hcl`).
     template_path: std::path::PathBuf,
     /// Where packer's manifest post-processor writes (`packer-manifest.json`).
     packer_manifest: std::path::PathBuf,
+}
+
+/// The bake's work folder: `<work_dir>/<run id>`, absolute.
+fn work_folder(settings: &BakeSettings, plan: &BakePlan) -> std::path::PathBuf {
+    absolute(&settings.work_dir).join(&plan.run_id)
 }
 
 /// Creates the bake's work folder and writes the rendered template and the ansible vars into
 /// it. `source_ami` None keeps the base AMI lookup a filter (no AWS).
 fn write_work_dir(
     settings: &BakeSettings,
-    component: &Component,
+    (component, packer): (&Component, &PackerInUse),
     plan: &BakePlan,
-    source_ami: Option<String>,
+    (source_ami, bases): (Option<String>, &BTreeMap<String, Image>),
 ) -> Result<WorkDir, Error> {
-    let dir = absolute(&settings.work_dir).join(&plan.run_id);
+    let dir = work_folder(settings, plan);
     std::fs::create_dir_all(&dir).map_err(|e| Error::Write {
         path: dir.display().to_string(),
         source: e,
@@ -147,13 +155,20 @@ fn write_work_dir(
     let packer_manifest = dir.join("packer-manifest.json");
     let opts = RenderOptions {
         source_ami,
+        builder_amis: bases
+            .iter()
+            .map(|(b, i)| (b.clone(), (i.id.clone(), i.root_device_name.clone())))
+            .collect(),
+        metadata_options: packer.version.is_some_and(|v| v.has_plugins_block()),
         endpoint: settings.endpoint.clone(),
         manifest: packer_manifest.display().to_string(),
         ansible_vars: ansible_vars_path(&dir).display().to_string(),
+        format: packer.format,
+        packer_block: packer.packer_block(),
     };
     let template = render(plan, component, &opts)?;
     write_ansible_vars(plan, component, &opts)?;
-    let template_path = dir.join("template.json");
+    let template_path = dir.join(packer.format.file_name());
     std::fs::write(&template_path, &template).map_err(|e| Error::Write {
         path: template_path.display().to_string(),
         source: e,
@@ -167,15 +182,23 @@ fn write_work_dir(
 }
 
 /// Renders the template for a dry run or `gears validate` (no AWS: the base AMI lookup stays a
-/// filter), and checks it with `packer validate` when packer is installed. Returns the
-/// template and what packer said (None when packer is not installed).
+/// filter), and checks it with `packer validate` when packer is installed, after seeing to
+/// its plugins. Returns the template and what packer said (None when packer is not installed).
 pub async fn render_and_validate(
     settings: &BakeSettings,
-    component: &Component,
+    (component, packer): (&Component, &PackerInUse),
     plan: &BakePlan,
     cancel: &Cancel,
 ) -> Result<(String, Option<String>), Error> {
-    let work = write_work_dir(settings, component, plan, None)?;
+    packer
+        .ensure_plugins(settings, &work_folder(settings, plan), cancel)
+        .await?;
+    let work = write_work_dir(
+        settings,
+        (component, packer),
+        plan,
+        (None, &BTreeMap::new()),
+    )?;
     let verdict = crate::packer::validate(&settings.packer, &work.template_path, cancel).await?;
     Ok((work.template, verdict))
 }
@@ -188,6 +211,26 @@ fn reusing_line(plan: &super::plan::BakePlan) -> String {
     )
 }
 
+/// `--explain` and `--dry-run`: what they print, before any AWS call; `None` for a bake.
+async fn explain_or_render(
+    settings: &BakeSettings,
+    (component, meta, plan): (&Component, &Metadata, &BakePlan),
+    packer: &PackerInUse,
+    cancel: &Cancel,
+) -> Result<Option<Baked>, Error> {
+    if settings.explain {
+        let mut s = super::explain::explain(component, meta, plan);
+        s.push_str(&packer.explain());
+        return Ok(Some(Baked::Explained(s)));
+    }
+    if settings.dry_run {
+        let (template, verdict) =
+            render_and_validate(settings, (component, packer), plan, cancel).await?;
+        return Ok(Some(Baked::Rendered { template, verdict }));
+    }
+    Ok(None)
+}
+
 /// Runs `gears bake` against `cloud`: returns what to print; writes nothing but the work folder.
 pub async fn bake<C: Cloud>(
     settings: &BakeSettings,
@@ -197,25 +240,29 @@ pub async fn bake<C: Cloud>(
     cloud: &C,
 ) -> Result<Baked, Error> {
     let (component, meta, plan) = prepare(settings, ctx, false).await?;
-    if settings.explain {
-        return Ok(Baked::Explained(super::explain::explain(
-            &component, &meta, &plan,
-        )));
+    let packer = PackerInUse::read(settings, &component, cancel).await?;
+    if let Some(early) =
+        explain_or_render(settings, (&component, &meta, &plan), &packer, cancel).await?
+    {
+        return Ok(early);
     }
-    if settings.dry_run {
-        let (template, verdict) = render_and_validate(settings, &component, &plan, cancel).await?;
-        return Ok(Baked::Rendered { template, verdict });
-    }
+    // The plugins the Packer in use lacks stop the bake before any AWS call.
+    packer
+        .ensure_plugins(settings, &work_folder(settings, &plan), cancel)
+        .await?;
     let names: Vec<String> = plan.builders.iter().map(|b| b.name.clone()).collect();
     let mut ui = StageProgress::new(ctx, "bake", &names);
     ui.note(&baking_line(&component, &plan, names.len()));
+    if packer.version.is_some_and(|v| !v.has_plugins_block()) {
+        ui.note(&format!("build instance IMDS: {}", packer.imds_note()));
+    }
 
     let mut ports = Vec::with_capacity(component.regions.len());
     for r in &component.regions {
         ports.push(unless_cancelled(cancel, cloud.images(&r.0)).await??);
     }
-    let (base_ami, parameter) = find_base_ami(&ports[0], &component, &plan, cancel).await?;
-    ui.note(&base_ami_line(&base_ami, parameter.as_ref()));
+    let (base_ami, parameter, bases) =
+        base_amis(&ports[0], (&component, &plan), &mut ui, cancel).await?;
 
     if !settings.force {
         if let Some(manifest) = find_reusable(&ports, &plan, &base_ami.id, cancel).await? {
@@ -231,7 +278,35 @@ pub async fn bake<C: Cloud>(
         ui.finish(false);
         return Err(Error::Interrupted(sig));
     }
-    let work = write_work_dir(settings, &component, &plan, Some(base_ami.id.clone()))?;
+    let baked = build(
+        settings,
+        (&component, &packer, &plan),
+        (&base_ami.id, &bases),
+        (cancel, cleanup),
+        cloud,
+        &mut ui,
+    )
+    .await?;
+    let manifest = after_bake(baked, parameter, &ports, &component, cancel).await?;
+    Ok(Baked::Manifest(Box::new(manifest)))
+}
+
+/// Renders the template with the base AMI found, checks a component's own template, runs
+/// packer and returns the manifest of what it baked.
+async fn build<C: Cloud>(
+    settings: &BakeSettings,
+    (component, packer, plan): (&Component, &PackerInUse, &BakePlan),
+    (base_ami, bases): (&str, &BTreeMap<String, Image>),
+    (cancel, cleanup): (&Cancel, &Cleanup),
+    cloud: &C,
+    ui: &mut StageProgress,
+) -> Result<Manifest, Error> {
+    let work = write_work_dir(
+        settings,
+        (component, packer),
+        plan,
+        (Some(base_ami.to_owned()), bases),
+    )?;
     // A component's own template is checked before the build, so that a template packer
     // refuses is exit 3 here as in --dry-run (the built-in one is checked by the tests).
     if component.template.is_some() {
@@ -241,12 +316,12 @@ pub async fn bake<C: Cloud>(
         unless_cancelled(cancel, cloud.instances(&component.regions[0].0)).await??;
     let built = match run_packer(
         settings,
-        &component,
-        &plan,
+        component,
+        plan,
         &work,
         (cancel, cleanup),
         &build_instances,
-        &mut ui,
+        ui,
     )
     .await
     {
@@ -265,20 +340,35 @@ pub async fn bake<C: Cloud>(
         .ok()
         .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
         .and_then(|v| v["last_run_uuid"].as_str().map(str::to_owned));
-    let manifest = Manifest::baked(&plan, &base_ami.id, built.amis, packer_run_uuid);
-    let manifest = after_bake(manifest, parameter, &ports, &component, cancel).await?;
-    Ok(Baked::Manifest(Box::new(manifest)))
+    Ok(Manifest::baked(plan, base_ami, built.amis, packer_run_uuid))
 }
 
-/// The progress line of the base AMI: its id and name, and the parameter it came from.
-fn base_ami_line(base: &Image, parameter: Option<&crate::manifest::BaseAmiParameter>) -> String {
-    match parameter {
-        Some(p) => format!(
+/// The component's base AMI (and the parameter it came from), then each builder's, with the
+/// architecture each asks for checked, before anything runs.
+async fn base_amis<I: Images>(
+    build: &I,
+    (component, plan): (&Component, &BakePlan),
+    ui: &mut StageProgress,
+    cancel: &Cancel,
+) -> Result<
+    (
+        Image,
+        Option<crate::manifest::BaseAmiParameter>,
+        BTreeMap<String, Image>,
+    ),
+    Error,
+> {
+    let (base_ami, parameter) =
+        find_base_ami(build, &component.base_ami, "", (component, plan), cancel).await?;
+    match &parameter {
+        Some(p) => ui.note(&format!(
             "base AMI {} ({}), from the parameter {} version {}",
-            base.id, base.name, p.name, p.version
-        ),
-        None => format!("base AMI {} ({})", base.id, base.name),
+            base_ami.id, base_ami.name, p.name, p.version
+        )),
+        None => ui.note(&format!("base AMI {} ({})", base_ami.id, base_ami.name)),
     }
+    let bases = builder_bases(build, &base_ami, (component, plan), cancel).await?;
+    Ok((base_ami, parameter, bases))
 }
 
 /// What follows a bake or a reuse, in every region: the parameter the base AMI came from
@@ -312,93 +402,6 @@ fn baking_line(component: &Component, plan: &BakePlan, builders: usize) -> Strin
             .collect::<Vec<_>>()
             .join(", ")
     )
-}
-
-/// The AMI a Parameter Store parameter names, read in the build region: a parameter that does
-/// not exist, or whose value is not an AMI id, is an input error naming it.
-async fn ami_parameter<I: Images>(
-    build: &I,
-    component: &Component,
-    name: &str,
-    cancel: &Cancel,
-) -> Result<crate::manifest::BaseAmiParameter, Error> {
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(120);
-    let found = crate::wait::patiently(cancel, deadline, || build.parameter(name)).await?;
-    let file = component.path.display().to_string();
-    let region = build.region();
-    let Some(p) = found else {
-        return Err(InputError::whole_file(
-            file,
-            format!("base_ami.ssm: the parameter {name} does not exist in {region}"),
-        )
-        .with_hint("check the name (AWS's public AMI parameters are under /aws/service/), and that it is in the build region, the first of ami_regions")
-        .into());
-    };
-    let re = regex::Regex::new("^ami-[0-9a-f]{8,17}$").expect("valid regex");
-    if !re.is_match(&p.value) {
-        return Err(InputError::whole_file(
-            file,
-            format!(
-                "base_ami.ssm: the parameter {name} (version {}) holds `{}`, not an AMI id",
-                p.version,
-                p.value.chars().take(80).collect::<String>()
-            ),
-        )
-        .with_hint("name a parameter whose value is an AMI id (data type text or aws:ec2:image)")
-        .into());
-    }
-    Ok(crate::manifest::BaseAmiParameter {
-        name: p.name,
-        version: p.version,
-        ami: p.value,
-    })
-}
-
-/// Looks up the component's `base_ami` in the build region (through its Parameter Store
-/// parameter first, when it names one); none found is an input error that names what was
-/// looked for.
-async fn find_base_ami<I: Images>(
-    build: &I,
-    component: &Component,
-    plan: &BakePlan,
-    cancel: &Cancel,
-) -> Result<(Image, Option<crate::manifest::BaseAmiParameter>), Error> {
-    let base = &component.base_ami;
-    let parameter = match &base.ssm {
-        Some(name) => Some(ami_parameter(build, component, name, cancel).await?),
-        None => None,
-    };
-    let query = BaseAmiQuery {
-        id: parameter
-            .as_ref()
-            .map(|p| p.ami.clone())
-            .or_else(|| base.id.clone()),
-        name: base.name.clone(),
-        owners: base.owners.clone(),
-        tags: base.tags.clone(),
-    };
-    let found = unless_cancelled(cancel, build.find_base_ami(&query)).await??;
-    let image = found.ok_or_else(|| {
-        let what = match (&query.id, &base.name) {
-            (Some(id), _) => format!("base AMI {id} does not exist in {}", plan.build_region),
-            _ => format!(
-                "no base AMI in {} matches name {:?}, owners {:?} and tags {:?}",
-                plan.build_region,
-                base.name.as_deref().unwrap_or("*"),
-                base.owners,
-                base.tags
-            ),
-        };
-        let what = match &parameter {
-            Some(p) => format!("{what} (from the parameter {}, version {})", p.name, p.version),
-            None => what,
-        };
-        Error::from(
-            InputError::whole_file(component.path.display().to_string(), what)
-                .with_hint("check `base_ami` in the component file, and the region it is looked up in (the first of ami_regions)"),
-        )
-    })?;
-    Ok((image, parameter))
 }
 
 /// The manifest of AMIs an earlier bake of the same component version and revision left in

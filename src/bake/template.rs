@@ -1,11 +1,12 @@
 //! Renders the Packer template with tera: strict (an undefined variable is an error), every
-//! value JSON-encoded. Values that Packer's own template engine would evaluate (`{{`) were
+//! value JSON-encoded (`json_encode()`) in a JSON template, an HCL2 literal (`hcl`, see
+//! [`super::hcl`]) in an HCL2 one. Values that Packer's own template engine would evaluate (`{{`) were
 //! refused when the plan was made (see `quote`). The playbook's vars go to the build instance
 //! in a file of their own (see [`write_ansible_vars`]), never through Packer or a shell.
 
 use super::plan::{ansible_extra_arguments, BakePlan};
 use super::quote::ansible_vars_file;
-use crate::component::file::{Ansible, Communicator, Component};
+use crate::component::file::{Ansible, Communicator, Component, TemplateFormat};
 use crate::error::Error;
 use crate::error::{located, InputError};
 use crate::text::shell_quote;
@@ -13,11 +14,12 @@ use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use std::path::Path;
 
-/// The template gears ships (templates/packer.json.tera).
+/// The templates gears ships (templates/packer.json.tera, templates/packer.pkr.hcl.tera).
 pub const BUILTIN: &str = include_str!("../../templates/packer.json.tera");
-/// The templates it includes, per builder and for the provisioners; a component's own template
-/// may include them too.
-pub const BUILDERS: [(&str, &str); 3] = [
+pub const BUILTIN_HCL: &str = include_str!("../../templates/packer.pkr.hcl.tera");
+/// The templates they include, per builder and for the provisioners; a component's own
+/// template may include them too.
+pub const BUILDERS: [(&str, &str); 6] = [
     (
         "amazon-ebs.json.tera",
         include_str!("../../templates/amazon-ebs.json.tera"),
@@ -30,12 +32,25 @@ pub const BUILDERS: [(&str, &str); 3] = [
         "provisioners.json.tera",
         include_str!("../../templates/provisioners.json.tera"),
     ),
+    (
+        "amazon-ebs.pkr.hcl.tera",
+        include_str!("../../templates/amazon-ebs.pkr.hcl.tera"),
+    ),
+    (
+        "amazon-chroot.pkr.hcl.tera",
+        include_str!("../../templates/amazon-chroot.pkr.hcl.tera"),
+    ),
+    (
+        "provisioners.pkr.hcl.tera",
+        include_str!("../../templates/provisioners.pkr.hcl.tera"),
+    ),
 ];
-/// Its name in messages.
+/// Their names in messages.
 pub const BUILTIN_NAME: &str = "templates/packer.json.tera";
+pub const BUILTIN_HCL_NAME: &str = "templates/packer.pkr.hcl.tera";
 
 /// What the template needs besides the plan.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct RenderOptions {
     /// The base AMI id, when already resolved; otherwise the component's lookup is rendered.
     pub source_ami: Option<String>,
@@ -46,6 +61,29 @@ pub struct RenderOptions {
     /// Where the playbook's vars file is written (see [`write_ansible_vars`]), in a folder of
     /// its own: ansible-local uploads that folder.
     pub ansible_vars: String,
+    /// The format rendered (the built-in template of that format, or the component's own).
+    pub format: TemplateFormat,
+    /// The `packer { required_plugins {...} }` block, on Packer 1.7 and later (HCL2 only).
+    pub packer_block: String,
+    /// Each builder's base AMI when looked up: its id and root device name.
+    pub builder_amis: BTreeMap<String, (String, String)>,
+    /// Whether the Packer in use has the amazon builders' `metadata_options` (1.7 and later).
+    pub metadata_options: bool,
+}
+
+impl Default for RenderOptions {
+    fn default() -> Self {
+        RenderOptions {
+            source_ami: None,
+            endpoint: None,
+            manifest: String::new(),
+            ansible_vars: String::new(),
+            format: TemplateFormat::Json,
+            packer_block: String::new(),
+            builder_amis: BTreeMap::new(),
+            metadata_options: false,
+        }
+    }
 }
 
 /// The name of the folder ansible-local uploads the vars file in (under its staging directory,
@@ -118,9 +156,14 @@ fn abs(dir: &Path, p: &Path) -> String {
         .to_string()
 }
 
+/// A map of strings as the context holds it.
+pub(super) fn strings(m: &BTreeMap<String, String>) -> Value {
+    text_map(m)
+}
+
 /// A builder's tags, plus `gears:base-ami`: Packer fills in the base AMI it used (a template
 /// expression of ours, not a user value), so a reused bake can tell which base it was built on.
-fn builder_tags(tags: &BTreeMap<String, String>) -> Value {
+pub(super) fn builder_tags(tags: &BTreeMap<String, String>) -> Value {
     let mut v = text_map(tags);
     v[crate::tags::BASE_AMI] = Value::String("{{ .SourceAMI }}".to_owned());
     v
@@ -131,15 +174,7 @@ pub fn context(plan: &BakePlan, component: &Component, opts: &RenderOptions) -> 
     let builders: Vec<Value> = plan
         .builders
         .iter()
-        .map(|b| {
-            json!({
-                "name": b.name,
-                "type": b.kind.as_str(),
-                "instance_type": text(&b.instance_type),
-                "ami_name": text(&b.ami_name),
-                "tags": builder_tags(&b.tags),
-            })
-        })
+        .map(|b| super::template_settings::builder(b, component, opts))
         .collect();
     let source_ami = opts
         .source_ami
@@ -166,6 +201,8 @@ pub fn context(plan: &BakePlan, component: &Component, opts: &RenderOptions) -> 
         "ansible": ansible,
         "encrypt": encrypt_context(component),
         "manifest": text(&opts.manifest),
+        "template_format": opts.format.as_str(),
+        "packer_block": opts.packer_block,
     })
 }
 
@@ -184,7 +221,11 @@ fn encrypt_context(component: &Component) -> Value {
 /// The `source_ami_filter` of the context: the base AMI's name and tags, available ones only,
 /// from its owners.
 fn source_ami_filter(component: &Component) -> Value {
-    let base = &component.base_ami;
+    filter_of(&component.base_ami)
+}
+
+/// The `source_ami_filter` of a base AMI lookup.
+pub(super) fn filter_of(base: &crate::component::file::BaseAmi) -> Value {
     let mut filters = BTreeMap::new();
     if let Some(n) = &base.name {
         filters.insert("name".to_owned(), n.clone());
@@ -237,7 +278,8 @@ fn ansible_context(
     })
 }
 
-/// Renders the component's template (or the built-in one) and checks that the result is JSON.
+/// Renders the component's template (or the built-in one of `opts.format`) and checks that a
+/// JSON result is JSON (an HCL2 one is read by `packer validate`).
 pub fn render(
     plan: &BakePlan,
     component: &Component,
@@ -250,13 +292,21 @@ pub fn render(
                 InputError::whole_file(p.display().to_string(), format!("cannot read: {e}"))
             })?,
         ),
-        None => (BUILTIN_NAME.to_owned(), BUILTIN.to_owned()),
+        None => match opts.format {
+            TemplateFormat::Json => (BUILTIN_NAME.to_owned(), BUILTIN.to_owned()),
+            TemplateFormat::Hcl2 => (BUILTIN_HCL_NAME.to_owned(), BUILTIN_HCL.to_owned()),
+        },
     };
-    render_source(&name, &source, &context(plan, component, opts))
+    render_source(&name, &source, &context(plan, component, opts), opts.format)
 }
 
 /// Renders template text with a context; errors name the template.
-pub fn render_source(name: &str, source: &str, ctx: &Value) -> Result<String, InputError> {
+pub fn render_source(
+    name: &str,
+    source: &str,
+    ctx: &Value,
+    format: TemplateFormat,
+) -> Result<String, InputError> {
     let chain = |e: &tera::Error| {
         let mut msg = e.to_string();
         let mut s = std::error::Error::source(e);
@@ -268,6 +318,7 @@ pub fn render_source(name: &str, source: &str, ctx: &Value) -> Result<String, In
     };
     let mut tera = tera::Tera::default();
     tera.autoescape_on(vec![]);
+    tera.register_filter("hcl", super::hcl::filter);
     for (builder, text) in BUILDERS {
         tera.add_raw_template(builder, text).map_err(|e| {
             InputError::whole_file(
@@ -283,6 +334,9 @@ pub fn render_source(name: &str, source: &str, ctx: &Value) -> Result<String, In
     let out = tera
         .render(name, &ctx)
         .map_err(|e| InputError::whole_file(name, format!("cannot render: {}", chain(&e))))?;
+    if format == TemplateFormat::Hcl2 {
+        return Ok(out);
+    }
     if let Err(e) = serde_json::from_str::<Value>(&out) {
         let rendered = format!("{name} (rendered)");
         return Err(located(

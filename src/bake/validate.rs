@@ -3,6 +3,7 @@
 use super::run::{prepare, render_and_validate};
 use crate::bake::settings::BakeSettings;
 use crate::cancel::Cancel;
+use crate::component::file::TemplateFormat;
 use crate::context::RunContext;
 use crate::error::Error;
 
@@ -15,14 +16,29 @@ pub async fn validate(
     cancel: &Cancel,
 ) -> Result<String, Error> {
     let (component, _, plan) = prepare(settings, ctx, true).await?;
-    let (_, verdict) = render_and_validate(settings, &component, &plan, cancel).await?;
-    let mut report =
-        format!(
-        "ok: {} (component {}, {} builder(s), regions {})\nok: template renders to valid JSON\n",
+    let packer = crate::bake::packer_use::PackerInUse::read(settings, &component, cancel).await?;
+    let (_, verdict) = render_and_validate(settings, (&component, &packer), &plan, cancel).await?;
+    let mut report = format!(
+        "ok: {} (component {}, {} builder(s), regions {})\n{}",
         component.path.display(),
         component.name,
         plan.builders.len(),
-        component.regions.iter().map(|r| r.0.as_str()).collect::<Vec<_>>().join(", ")
+        component
+            .regions
+            .iter()
+            .map(|r| r.0.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        match packer.format {
+            TemplateFormat::Json => "ok: template renders to valid JSON\n".to_owned(),
+            TemplateFormat::Hcl2 => format!(
+                "ok: template renders to HCL2 ({})\n",
+                match packer.version {
+                    Some(v) => format!("Packer {v}"),
+                    None => "Packer not installed".to_owned(),
+                }
+            ),
+        }
     );
     report.push_str(match verdict {
         Some(_) => "ok: packer validate\n",

@@ -1,7 +1,10 @@
 //! The component file (`gears.yaml`): what a team keeps in its repository to describe how its
 //! component is baked. Parsed with `deny_unknown_fields`; every error names `file:line:col`.
 
+pub mod bake;
 pub mod keys;
+
+pub use bake::{Architecture, BuildSettings, TemplateFormat};
 
 use crate::error::{yaml_error, InputError};
 use serde::de::{self, Deserializer};
@@ -51,13 +54,33 @@ impl<'de> Deserialize<'de> for BuilderType {
     }
 }
 
-/// One builder: `amazon-ebs`, or `{type, name, instance_type}`.
+/// One builder: `amazon-ebs`, or `{type, name, instance_type, ...}`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Builder {
     pub kind: BuilderType,
     /// Unique among the component's builders; part of the AMI name.
     pub name: String,
     pub instance_type: Option<String>,
+    /// Its own base AMI, in place of the component's.
+    pub base_ami: Option<BaseAmi>,
+    /// Checked against the base AMI's before anything is launched.
+    pub architecture: Option<Architecture>,
+    /// What it sets of the build instance's settings, over the component's.
+    pub settings: BuildSettings,
+}
+
+impl Builder {
+    /// A builder of `kind` named after it, with nothing of its own.
+    pub fn of(kind: BuilderType) -> Self {
+        Builder {
+            kind,
+            name: kind.as_str().to_owned(),
+            instance_type: None,
+            base_ami: None,
+            architecture: None,
+            settings: BuildSettings::default(),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -67,6 +90,18 @@ struct BuilderMap {
     kind: BuilderType,
     name: Option<String>,
     instance_type: Option<String>,
+    base_ami: Option<BaseAmi>,
+    architecture: Option<Architecture>,
+    instance_profile: Option<String>,
+    security_group_ids: Option<Vec<String>>,
+    ssh_cidrs: Option<Vec<String>>,
+    ssh_interface: Option<bake::SshInterface>,
+    root_volume: Option<bake::RootVolume>,
+    spot: Option<bake::Spot>,
+    #[serde(default)]
+    tags: BTreeMap<String, String>,
+    #[serde(default)]
+    run_tags: BTreeMap<String, String>,
 }
 
 impl<'de> Deserialize<'de> for Builder {
@@ -80,12 +115,7 @@ impl<'de> Deserialize<'de> for Builder {
                 )
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Builder, E> {
-                let kind = BuilderType::parse(v).map_err(E::custom)?;
-                Ok(Builder {
-                    kind,
-                    name: kind.as_str().to_owned(),
-                    instance_type: None,
-                })
+                Ok(Builder::of(BuilderType::parse(v).map_err(E::custom)?))
             }
             fn visit_map<A: de::MapAccess<'de>>(self, m: A) -> Result<Builder, A::Error> {
                 let b = BuilderMap::deserialize(de::value::MapAccessDeserializer::new(m))?;
@@ -103,6 +133,18 @@ impl<'de> Deserialize<'de> for Builder {
                     kind: b.kind,
                     name,
                     instance_type: b.instance_type,
+                    base_ami: b.base_ami,
+                    architecture: b.architecture,
+                    settings: BuildSettings {
+                        instance_profile: b.instance_profile,
+                        security_group_ids: b.security_group_ids,
+                        ssh_cidrs: b.ssh_cidrs,
+                        ssh_interface: b.ssh_interface,
+                        root_volume: b.root_volume,
+                        spot: b.spot,
+                        tags: b.tags,
+                        run_tags: b.run_tags,
+                    },
                 })
             }
         }
@@ -129,7 +171,7 @@ impl<'de> Deserialize<'de> for Region {
 }
 
 /// The base AMI: an id, or a lookup where the newest match wins.
-#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct BaseAmi {
     pub id: Option<String>,
@@ -242,8 +284,19 @@ struct RawComponent {
     communicator: Communicator,
     #[serde(default = "default_ssh_username")]
     ssh_username: String,
+    instance_profile: Option<String>,
+    security_group_ids: Option<Vec<String>>,
+    ssh_cidrs: Option<Vec<String>>,
+    ssh_interface: Option<bake::SshInterface>,
+    root_volume: Option<bake::RootVolume>,
+    spot: Option<bake::Spot>,
+    #[serde(default)]
+    tags: BTreeMap<String, String>,
+    #[serde(default)]
+    run_tags: BTreeMap<String, String>,
     ansible: Option<Ansible>,
     template: Option<PathBuf>,
+    template_format: Option<TemplateFormat>,
     #[serde(default)]
     test: TestSection,
     #[serde(default)]
@@ -288,9 +341,14 @@ pub struct Component {
     pub subnet_id: Option<String>,
     pub communicator: Communicator,
     pub ssh_username: String,
+    /// The build instance's settings (each builder's own over them: [`Builder::settings`]).
+    pub build: BuildSettings,
     pub ansible: Option<Ansible>,
     /// The component's own template, resolved against `dir`.
     pub template: Option<PathBuf>,
+    /// The template's format as the file asks (`template_format`, or its own template's name);
+    /// `None`: the Packer in use decides ([`crate::packer::version::default_format`]).
+    pub template_format: Option<TemplateFormat>,
     /// How `gears test` runs (paths resolved against `dir`).
     pub test: TestSection,
     /// What `gears deploy` takes from the file.
@@ -355,6 +413,20 @@ pub fn parse(path: &Path, source: &str) -> Result<Component, InputError> {
     check_regions(&raw.ami_regions).map_err(at)?;
     let builders = builders(raw.builders).map_err(at)?;
     check_base_ami(&raw.base_ami).map_err(at)?;
+    let build = BuildSettings {
+        instance_profile: raw.instance_profile,
+        security_group_ids: raw.security_group_ids,
+        ssh_cidrs: raw.ssh_cidrs,
+        ssh_interface: raw.ssh_interface,
+        root_volume: raw.root_volume,
+        spot: raw.spot,
+        tags: raw.tags,
+        run_tags: raw.run_tags,
+    };
+    bake::check_all(&build, &builders, check_base_ami).map_err(|(key, msg)| {
+        let (l, c) = key_place(source, &key);
+        InputError::at(&name, source, l, c, msg)
+    })?;
     let dir = component_dir(path);
     if let Some(a) = &raw.ansible {
         check_ansible(a, &dir).map_err(at)?;
@@ -367,6 +439,8 @@ pub fn parse(path: &Path, source: &str) -> Result<Component, InputError> {
             })?;
     }
     let template = template(raw.template, &dir).map_err(at)?;
+    let template_format =
+        bake::template_format(raw.template_format, template.as_deref()).map_err(at)?;
     let test = test_section(raw.test, &dir).map_err(at)?;
     Ok(Component {
         path: path.to_path_buf(),
@@ -381,8 +455,10 @@ pub fn parse(path: &Path, source: &str) -> Result<Component, InputError> {
         subnet_id: raw.subnet_id,
         communicator: raw.communicator,
         ssh_username: raw.ssh_username,
+        build,
         ansible: raw.ansible,
         template,
+        template_format,
         test,
         deploy: raw.deploy,
         accounts: raw.accounts,
@@ -429,13 +505,7 @@ fn check_regions(regions: &[Region]) -> Result<(), Problem> {
 
 /// The builders: amazon-ebs when the file has none, else the file's, each with its own name.
 fn builders(listed: Option<Vec<Builder>>) -> Result<Vec<Builder>, Problem> {
-    let builders = listed.unwrap_or_else(|| {
-        vec![Builder {
-            kind: BuilderType::AmazonEbs,
-            name: "amazon-ebs".into(),
-            instance_type: None,
-        }]
-    });
+    let builders = listed.unwrap_or_else(|| vec![Builder::of(BuilderType::AmazonEbs)]);
     if builders.is_empty() {
         return Err((
             "builders",

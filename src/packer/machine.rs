@@ -1,6 +1,10 @@
-//! A pure parser of `packer build -machine-readable` lines (Packer 1.6 format):
+//! A pure parser of `packer build -machine-readable` lines, as Packer 1.6.6 and current Packer
+//! (1.7 to 1.16, read in its `packer/ui.go` and `command/build.go`) print them:
 //! `timestamp,target,type,data...`, with `%!(PACKER_COMMA)` for commas inside data and the two
-//! characters `\n` for newlines. Never parses packer's human output.
+//! characters `\n` (`\r`) for newlines. A JSON template's build is named by its builder's name
+//! (`web`), an HCL2 one's `<type>.<source>` (`amazon-ebs.web`, or `<build>.<type>.<source>` in a
+//! named build block); events name the builder the same way for both, by the source's name
+//! ([`builder_of`]). Never parses packer's human output.
 
 /// The level of a `ui` line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +45,13 @@ pub enum Event {
     },
 }
 
+/// The builder a build's name means: its last `.`-separated part, the source's name in HCL2
+/// (`amazon-ebs.web` → `web`); a JSON template's builder name as it is (gears' builder names
+/// have no `.`).
+pub fn builder_of(build: &str) -> &str {
+    build.rsplit('.').next().unwrap_or(build)
+}
+
 /// Undoes packer's escaping of one data field.
 pub fn unescape(s: &str) -> String {
     s.replace("%!(PACKER_COMMA)", ",")
@@ -56,7 +67,7 @@ pub fn parse_line(line: &str) -> Option<Event> {
     if ts.is_empty() || !ts.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    let target = parts.next()?.to_owned();
+    let target = builder_of(parts.next()?).to_owned();
     let kind = parts.next()?.to_owned();
     let rest = parts.next().unwrap_or("");
     let data: Vec<String> = rest.split(',').map(unescape).collect();
@@ -112,7 +123,7 @@ fn builder_prefix(text: &str) -> Option<String> {
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)))
-    .then(|| name.to_owned())
+    .then(|| builder_of(name).to_owned())
 }
 
 /// Splits an artifact id `region:ami,region:ami` into pairs.
@@ -341,6 +352,57 @@ mod tests {
         );
         let said: Vec<_> = log.lines().filter_map(parse_line).collect();
         assert!(said.iter().any(|e| matches!(e, Event::Ui { text, .. } if text == "Cleanly cancelled builds after being interrupted.")));
+    }
+
+    /// Packer 1.6.6 building gears' HCL2 template: builds named `amazon-ebs.web`, events by
+    /// the builder's name, as for JSON.
+    #[test]
+    fn captured_hcl2_build_names_its_builders_by_source() {
+        let s = summarise(include_str!(
+            "../../tests/fixtures/packer/hcl2-two-builders.log"
+        ));
+        assert_eq!(s.amis["web"]["us-east-1"], "ami-96f9e91cccf02ca72");
+        assert_eq!(s.amis["web"]["eu-west-1"], "ami-638e6b5be1ba67c10");
+        assert_eq!(s.amis["worker"]["eu-west-1"], "ami-5c3fb4b3cd43ca3bf");
+        assert!(s.build_errors.is_empty() && s.error_count == 0);
+    }
+
+    /// One line each of Packer 1.6.6 (recorded) and current Packer (1.16.0's format, from its
+    /// source: see tests/fixtures/packer/README.md), JSON and HCL2 build names, and what each
+    /// means.
+    #[test]
+    fn lines_of_old_and_current_packer() {
+        let ui = |level, builder: Option<&str>, text: &str| Event::Ui {
+            level,
+            builder: builder.map(str::to_owned),
+            text: text.to_owned(),
+        };
+        let id = |builder: &str, value: &str| Event::Artifact {
+            builder: builder.into(),
+            index: 0,
+            key: "id".into(),
+            value: value.into(),
+        };
+        let table: &[(&str, Event)] = &[
+            // 1.6.6, JSON template.
+            ("1795370028,,ui,message,    amazon-ebs: AMI: ami-755269494da82ff5d", ui(UiLevel::Message, Some("amazon-ebs"), "    amazon-ebs: AMI: ami-755269494da82ff5d")),
+            ("1795370028,amazon-ebs,artifact,0,id,eu-west-1:ami-594e6bb09dfa1b1fb%!(PACKER_COMMA)us-east-1:ami-755269494da82ff5d", id("amazon-ebs", "eu-west-1:ami-594e6bb09dfa1b1fb,us-east-1:ami-755269494da82ff5d")),
+            // 1.6.6, HCL2 template.
+            ("1796667235,,ui,message,    amazon-ebs.web: AMI: ami-96f9e91cccf02ca72", ui(UiLevel::Message, Some("web"), "    amazon-ebs.web: AMI: ami-96f9e91cccf02ca72")),
+            ("1796667235,amazon-ebs.worker,artifact-count,2", Event::ArtifactCount { builder: "worker".into(), count: 2 }),
+            // Current Packer: a builder's message is a `say` with the arrow; `\r` escaped.
+            ("1796700000,,ui,say,==> amazon-ebs.web: Found Image ID: ami-0123456789abcdef0", ui(UiLevel::Say, Some("web"), "==> amazon-ebs.web: Found Image ID: ami-0123456789abcdef0")),
+            ("1796700000,,ui,error,==> amazon-ebs.web: progress\\r done", ui(UiLevel::Error, Some("web"), "==> amazon-ebs.web: progress\r done")),
+            ("1796700001,amazon-ebs.web,artifact,0,id,eu-west-1:ami-0aaaaaaaaaaaaaaaa%!(PACKER_COMMA)us-east-1:ami-0bbbbbbbbbbbbbbbb", id("web", "eu-west-1:ami-0aaaaaaaaaaaaaaaa,us-east-1:ami-0bbbbbbbbbbbbbbbb")),
+            // A named build block: `<build>.<type>.<source>`.
+            ("1796700001,gears.amazon-ebs.web,error,Error launching source instance: UnauthorizedOperation", Event::BuildError { builder: "web".into(), message: "Error launching source instance: UnauthorizedOperation".into() }),
+            ("1796700001,,error-count,1", Event::ErrorCount(1)),
+            ("1796700002,,ui,say,Build 'amazon-ebs.web' finished after 9 seconds 853 milliseconds.", ui(UiLevel::Say, None, "Build 'amazon-ebs.web' finished after 9 seconds 853 milliseconds.")),
+            ("1796700002,,version,1.16.0", Event::Other { target: String::new(), kind: "version".into(), data: vec!["1.16.0".into()] }),
+        ];
+        for (line, want) in table {
+            assert_eq!(parse_line(line).as_ref(), Some(want), "{line}");
+        }
     }
 
     #[test]

@@ -1,9 +1,13 @@
 //! The packer adapter: [`machine`] parses `-machine-readable` lines (pure), [`process`] runs
-//! `packer build` and follows its output, [`validate()`] runs `packer validate`.
+//! `packer build` and follows its output, [`validate()`] runs `packer validate`, [`version`]
+//! decides what the Packer in use needs (pure) and [`setup`] reads its version and sees to its
+//! plugins.
 
 pub mod machine;
 pub mod process;
+pub mod setup;
 mod validate;
+pub mod version;
 
 pub use validate::validate;
 
@@ -13,6 +17,24 @@ pub enum PackerError {
     /// `packer` is not on PATH.
     #[error("packer is not installed (no `{0}` on PATH)")]
     Missing(String),
+    /// `packer version` said no version.
+    #[error("cannot tell which Packer this is: `packer version` said {0:?}")]
+    UnknownVersion(String),
+    /// Packer 1.10 or later without a plugin the template needs.
+    #[error(
+        "Packer {version} ships no builders or provisioners, and {} not installed",
+        missing_names(plugins)
+    )]
+    MissingPlugins {
+        version: String,
+        plugins: Vec<version::Plugin>,
+    },
+    /// `packer init` failed (no network to the plugins' releases, a proxy...).
+    #[error("packer init could not install the plugins:\n{said}")]
+    Init {
+        said: String,
+        plugins: Vec<version::Plugin>,
+    },
     /// packer ran and failed.
     #[error("packer build failed (exit code {code}):\n{errors}")]
     Failed {
@@ -35,10 +57,30 @@ impl PackerError {
             PackerError::Missing(_) => Some(
                 "install Packer (Debian: `apt-get install -y packer`) or pass --packer PATH".into(),
             ),
+            PackerError::MissingPlugins { plugins, .. } | PackerError::Init { plugins, .. } => {
+                Some(format!(
+                    "install {}:\n  {}",
+                    if plugins.len() == 1 { "it" } else { "them" },
+                    plugins
+                        .iter()
+                        .map(version::Plugin::install_command)
+                        .collect::<Vec<_>>()
+                        .join("\n  ")
+                ))
+            }
             PackerError::Failed { log: Some(l), .. } | PackerError::NoArtifact { log: Some(l) } => {
                 Some(format!("the full packer log is in {l}"))
             }
             _ => None,
         }
+    }
+}
+
+/// `the amazon plugin is`, `the amazon and ansible plugins are`.
+fn missing_names(plugins: &[version::Plugin]) -> String {
+    let names: Vec<&str> = plugins.iter().map(|p| p.name).collect();
+    match names.as_slice() {
+        [one] => format!("the {one} plugin is"),
+        _ => format!("the {} plugins are", names.join(" and ")),
     }
 }

@@ -26,6 +26,7 @@ fn image(id: &str, version: &str, ami_version: &str) -> Image {
             ("COMPONENT_VERSION".to_owned(), version.to_owned()),
             ("AMI_VERSION".to_owned(), ami_version.to_owned()),
         ]),
+        ..Default::default()
     }
 }
 

@@ -498,6 +498,7 @@ mod tests {
                 public: false,
                 creation_date: String::new(),
                 tags: BTreeMap::from([("COMPONENT_VERSION".to_owned(), "1.0".to_owned())]),
+                ..Default::default()
             },
         );
         cloud

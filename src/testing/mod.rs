@@ -52,6 +52,8 @@ pub(crate) fn image(id: &str, kv: &[(&str, &str)]) -> Image {
         public: false,
         creation_date: "2026-11-24T00:00:00.000Z".into(),
         tags: tags(kv),
+        architecture: "x86_64".into(),
+        root_device_name: "/dev/xvda".into(),
     }
 }
 

@@ -16,6 +16,16 @@ const NASTY: &str = "a {%raw%} b }} {%endraw%} {# c 1.0-{% it's $HOME; rm -rf / 
 
 #[tokio::test]
 async fn values_with_jinja_syntax_arrive_intact_through_a_real_ansible_local_run() {
+    real_ansible_local_run("local-ssh.json.tera").await;
+}
+
+/// The same through a component's own HCL2 template (Packer 1.6.6 reads it too).
+#[tokio::test]
+async fn values_arrive_intact_through_an_own_hcl2_template_and_a_real_ansible_local_run() {
+    real_ansible_local_run("local-ssh.pkr.hcl.tera").await;
+}
+
+async fn real_ansible_local_run(fixture_name: &str) {
     let ssh = need("GEARS_TEST_SSH");
     let (user, key) = (need("GEARS_TEST_SSH_USER"), need("GEARS_TEST_SSH_KEY"));
     let port = ssh.rsplit_once(':').unwrap().1;
@@ -25,8 +35,8 @@ async fn values_with_jinja_syntax_arrive_intact_through_a_real_ansible_local_run
     std::fs::create_dir(&record).unwrap();
 
     let fixture =
-        std::fs::read_to_string(format!("{ROOT}/tests/fixtures/bake/local-ssh.json.tera")).unwrap();
-    let template = dir.path().join("local-ssh.json.tera");
+        std::fs::read_to_string(format!("{ROOT}/tests/fixtures/bake/{fixture_name}")).unwrap();
+    let template = dir.path().join(fixture_name);
     std::fs::write(
         &template,
         fixture

@@ -272,14 +272,43 @@ const NASTY_VERSION: &str = "1.0 it's $HOME; `id` }} {% \"q\"";
 
 #[tokio::test]
 async fn values_with_shell_and_template_metacharacters_arrive_intact() {
+    hostile_values_arrive_intact("meta", "", NASTY_VERSION).await;
+}
+
+/// The same through an HCL2 template (Packer 1.6.6 reads it too), with HCL2's own template
+/// syntax in the values besides: `${`, `%{` and an escape already written, `$${`.
+#[tokio::test]
+async fn values_arrive_intact_through_an_hcl2_template() {
+    let version = format!("{NASTY_VERSION} ${{v}} %{{w}} $${{x}}");
+    let t = hostile_values_arrive_intact("hcl", "template_format: hcl2\n", &version).await;
+    assert!(t.contains("build {"), "{t}");
+    assert!(t.contains("source \"amazon-ebs\" \"worker\""), "{t}");
+}
+
+/// The second builder of the hostile-value bakes: arm64, with its own base AMI (a lookup
+/// among moto's Amazon Linux 2 arm64 images), on a Graviton type.
+const ARM_WORKER: &str = "  - {type: amazon-ebs, name: worker, architecture: arm64, instance_type: t4g.small, base_ami: {name: \"amzn2-ami-kernel-5.10-hvm-2.0.*-arm64-gp2\", owners: [amazon]}}\n";
+
+/// Bakes a component whose version and vars hold what shells, Packer and HCL2 would read as
+/// syntax, and checks that the rendered template, the extra vars, the vars file and the tags
+/// hold them exactly. Returns the rendered template.
+async fn hostile_values_arrive_intact(prefix: &str, top: &str, version: &str) -> String {
     let dir = tempdir();
-    let name = unique("meta");
-    let nasty_var = "a b\n'c' $HOME; rm -rf / }} {% \\ \"d\" $(id) `id`";
+    let name = unique(prefix);
+    let nasty_var = "a b\n'c' $HOME; rm -rf / }} {% \\ \"d\" $(id) `id` ${HOME} %{if} $${x}";
     let extra = format!(
-        "    nasty: {}\n    list: [\"x y\", \"$(id)\"]\n",
+        "    nasty: {}\n    list: [\"x y\", \"$(id)\"]\n{top}",
         serde_json::to_string(nasty_var).unwrap()
     );
-    component(dir.path(), &name, &extra);
+    let file = component(dir.path(), &name, &extra);
+    if top.contains("hcl2") {
+        let text = std::fs::read_to_string(&file).unwrap().replace(
+            "  - {type: amazon-ebs, name: worker, instance_type: t3.small}\n",
+            ARM_WORKER,
+        );
+        assert!(text.contains("arm64"), "{text}");
+        std::fs::write(&file, text).unwrap();
+    }
 
     // The rendered template is valid JSON, and its ansible arguments, after Packer's template
     // engine and `sh -c`, give back the exact values.
@@ -288,7 +317,7 @@ async fn values_with_shell_and_template_metacharacters_arrive_intact() {
             "bake",
             "--dry-run",
             "--version",
-            NASTY_VERSION,
+            version,
             "--git-sha",
             "beef",
         ])
@@ -296,9 +325,17 @@ async fn values_with_shell_and_template_metacharacters_arrive_intact() {
         .unwrap();
     let (out, err, code) = parts(&o);
     assert_eq!(code, 0, "{err}");
-    let t: serde_json::Value = serde_json::from_str(&out).expect("valid JSON");
     assert!(err.contains("packer validate: ok"), "{err}");
-    let inline = t["provisioners"][0]["inline"][0].as_str().unwrap();
+    let inline = match serde_json::from_str::<serde_json::Value>(&out) {
+        Ok(t) => {
+            assert_eq!(t["builders"][0]["tags"]["COMPONENT_VERSION"], version);
+            t["provisioners"][0]["inline"][0]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+        Err(_) => hcl_inline(&out),
+    };
     let args_str = inline.split_once(" --extra-vars ").map(|(_, a)| a).unwrap();
     let sh = Command::new("sh")
         .arg("-c")
@@ -311,10 +348,9 @@ async fn values_with_shell_and_template_metacharacters_arrive_intact() {
     assert_eq!(argv.len(), 1, "one word: {argv:?}");
     let vars: serde_json::Value = serde_json::from_str(&argv[0]).unwrap();
     assert_eq!(vars["COMPONENT_NAME"], name.as_str());
-    assert_eq!(vars["COMPONENT_VERSION"], NASTY_VERSION);
+    assert_eq!(vars["COMPONENT_VERSION"], version);
     assert_eq!(vars["nasty"], nasty_var);
     assert_eq!(vars["list"], serde_json::json!(["x y", "$(id)"]));
-    assert_eq!(t["builders"][0]["tags"]["COMPONENT_VERSION"], NASTY_VERSION);
 
     // A real bake: packer's template engine and shell-local's sh run on these values (the
     // playbook syntax check gets the extra vars), and the tags come back exact. It runs from
@@ -326,7 +362,7 @@ async fn values_with_shell_and_template_metacharacters_arrive_intact() {
             "-c",
             &format!("{sub}/gears.yaml"),
             "--version",
-            NASTY_VERSION,
+            version,
             "--git-sha",
             "beef",
         ])
@@ -342,18 +378,88 @@ async fn values_with_shell_and_template_metacharacters_arrive_intact() {
     assert_eq!(code, 0, "{err}");
     assert!(dir.path().join("m.json").is_file() && dir.path().join("m.env").is_file());
     assert!(dir.path().join("work").is_dir());
-    let imgs = images_of("eu-west-1", &name).await;
-    assert_eq!(imgs.len(), 2);
-    for img in &imgs {
-        assert_eq!(tags(img)["COMPONENT_VERSION"], NASTY_VERSION);
-        assert!(
-            img.name()
-                .unwrap()
-                .starts_with(&format!("{name}-1.0 it's -HOME- -id- -- -- -q--")),
-            "{:?}",
-            img.name()
-        );
+    let m = manifest(&dir.path().join("m.json"));
+    let vars_file = dir
+        .path()
+        .join("work")
+        .join(m["run_id"].as_str().unwrap())
+        .join("gears-vars/extra-vars.yml");
+    let vars_text = std::fs::read_to_string(&vars_file).unwrap();
+    let from_file: serde_json::Value = yaml_unsafe(&vars_text);
+    assert_eq!(from_file["COMPONENT_VERSION"], version, "{vars_text}");
+    assert_eq!(from_file["nasty"], nasty_var, "{vars_text}");
+    for region in ["us-east-1", "eu-west-1"] {
+        let imgs = images_of(region, &name).await;
+        assert_eq!(imgs.len(), 2, "{region}");
+        for img in &imgs {
+            let t = tags(img);
+            assert_eq!(t["COMPONENT_VERSION"], version);
+            assert_eq!(t["AMI_VERSION"], format!("{version}-{}", t["CREATED_AT"]));
+            assert!(t["gears:base-ami"].starts_with("ami-"), "{t:?}");
+            if top.contains("hcl2") {
+                // The arm64 builder was baked from its own base AMI, an arm64 one.
+                let base = &t["gears:base-ami"];
+                let want = if t["gears:builder"] == "worker" {
+                    "arm64"
+                } else {
+                    "x86_64"
+                };
+                let found = ec2("us-east-1")
+                    .await
+                    .describe_images()
+                    .image_ids(base)
+                    .send()
+                    .await
+                    .unwrap();
+                let arch = found.images()[0]
+                    .architecture()
+                    .unwrap()
+                    .as_str()
+                    .to_owned();
+                assert_eq!(arch, want, "{t:?}");
+            }
+            assert!(
+                img.name()
+                    .unwrap()
+                    .starts_with(&format!("{name}-1.0 it's -HOME- -id- -- -- -q-")),
+                "{:?}",
+                img.name()
+            );
+        }
     }
+    out
+}
+
+/// The shell-local `inline` command of a rendered HCL2 template, its HCL2 string read back
+/// (the escapes `hcl` writes: `\\`, `\"`, `\n`, `$${`, `%%{`).
+fn hcl_inline(t: &str) -> String {
+    let line = t
+        .lines()
+        .find(|l| l.trim_start().starts_with("inline = [\""))
+        .unwrap_or_else(|| panic!("no inline in {t}"));
+    let quoted = line
+        .trim()
+        .trim_start_matches("inline = [")
+        .trim_end_matches(']');
+    // An HCL2 string with these escapes is a JSON string once HCL2's own are undone.
+    let json = quoted.replace("$${", "${").replace("%%{", "%{");
+    serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {quoted}"))
+}
+
+/// The vars file's YAML read back with PyYAML, `!unsafe` taken as a plain string (as Ansible
+/// reads it), as JSON.
+fn yaml_unsafe(text: &str) -> serde_json::Value {
+    let py = "import sys, json, yaml\nclass L(yaml.SafeLoader): pass\nL.add_constructor('!unsafe', lambda l, n: l.construct_scalar(n))\nprint(json.dumps(yaml.load(sys.stdin.read(), Loader=L)))";
+    let mut c = Command::new(format!("{}/bin/python3", need("GEARS_TEST_VENV")))
+        .args(["-c", py])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    c.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let o = c.wait_with_output().unwrap();
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {text}"))
 }
 
 #[test]
@@ -393,6 +499,23 @@ fn values_that_cannot_be_carried_are_refused() {
         err.contains("error: --version flag: version contains `{{`, which Packer 1.6 evaluates"),
         "{err}"
     );
+    // HCL2 does not lift it: Packer runs HCL2 strings through the same Go template engine.
+    let dir = tempdir();
+    component(dir.path(), &unique("tplh"), "template_format: hcl2\n");
+    let o = gears_local(dir.path())
+        .args([
+            "bake",
+            "--dry-run",
+            "--version",
+            "1.0-{{timestamp}}",
+            "--git-sha",
+            "a",
+        ])
+        .output()
+        .unwrap();
+    let (out, err, code) = parts(&o);
+    assert_eq!((code, out.as_str()), (3, ""), "{err}");
+    assert!(err.contains("version contains `{{`"), "{err}");
 }
 
 #[tokio::test]
@@ -434,6 +557,33 @@ async fn unknown_base_ami_is_a_clear_error_and_launches_nothing() {
         err.contains("no base AMI in us-east-1 matches name \"no-such-image-*-x86_64-gp2\""),
         "{err}"
     );
+}
+
+/// A builder that asks for arm64 on an x86_64 base AMI (moto's DescribeImages says which) is
+/// exit 3 naming both, before anything is launched.
+#[tokio::test]
+async fn an_architecture_unlike_the_base_amis_is_exit_3_and_launches_nothing() {
+    let dir = tempdir();
+    let name = unique("arch");
+    let f = component(dir.path(), &name, "");
+    let text = std::fs::read_to_string(&f).unwrap().replace(
+        "  - {type: amazon-ebs, name: worker, instance_type: t3.small}\n",
+        "  - {type: amazon-ebs, name: worker, architecture: arm64}\n",
+    );
+    std::fs::write(&f, text).unwrap();
+    let o = gears_aws(dir.path())
+        .args(["bake", "--version", "1", "--git-sha", "a"])
+        .output()
+        .unwrap();
+    let (out, err, code) = parts(&o);
+    assert_eq!(code, 3, "{err}");
+    assert_eq!(out, "");
+    assert!(
+        err.contains("builder `worker` is arm64, but its base AMI ami-"),
+        "{err}"
+    );
+    assert!(err.contains(") is x86_64"), "{err}");
+    assert!(live_instances(&name).await.is_empty());
 }
 
 #[tokio::test]

@@ -131,6 +131,7 @@ fn image(id: &str, created_at: &str) -> Image {
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect(),
+        ..Default::default()
     }
 }
 

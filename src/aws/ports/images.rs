@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 
 /// An AMI as gears sees it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Image {
     pub id: String,
     pub name: String,
@@ -19,6 +19,10 @@ pub struct Image {
     /// Its tags: in an account that does not own it, AWS shows none (the owner's tags stay
     /// with the owner).
     pub tags: BTreeMap<String, String>,
+    /// EC2's `Architecture`: `x86_64`, `arm64`, ... (empty when not known).
+    pub architecture: String,
+    /// EC2's `RootDeviceName`: `/dev/xvda`, `/dev/sda1` (empty when not known).
+    pub root_device_name: String,
 }
 
 /// How to find the base AMI: by id, or the newest of a name pattern, owners and tags.

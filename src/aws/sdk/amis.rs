@@ -100,6 +100,7 @@ impl Ec2Amis {
                     public: i.public().unwrap_or(false),
                     creation_date: i.creation_date().unwrap_or_default().to_owned(),
                     tags: tags_of(i.tags()),
+                    ..Default::default()
                 };
                 // EC2 filters are patterns; the exact comparison decides.
                 if !has_tags(&image, tags) {

@@ -68,6 +68,11 @@ fn image(i: &aws_sdk_ec2::types::Image) -> Image {
         owner: i.owner_id().unwrap_or_default().to_owned(),
         public: i.public().unwrap_or(false),
         creation_date: i.creation_date().unwrap_or_default().to_owned(),
+        architecture: i
+            .architecture()
+            .map(|a| a.as_str().to_owned())
+            .unwrap_or_default(),
+        root_device_name: i.root_device_name().unwrap_or_default().to_owned(),
         tags: i
             .tags()
             .iter()

@@ -55,6 +55,7 @@ pub(super) fn setup(dir: &std::path::Path, desired: i32) -> (DeploySettings, Fak
                 public: false,
                 creation_date: "2026-11-24T00:00:00.000Z".into(),
                 tags: BTreeMap::new(),
+                ..Default::default()
             },
         );
     }

@@ -190,6 +190,7 @@ fn image(id: &str, tags: &[(&str, &str)]) -> Image {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
+        ..Default::default()
     }
 }
 
