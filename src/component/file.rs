@@ -1,6 +1,8 @@
 //! The component file (`gears.yaml`): what a team keeps in its repository to describe how its
 //! component is baked. Parsed with `deny_unknown_fields`; every error names `file:line:col`.
 
+mod base_ami;
+use base_ami::check_base_ami;
 pub mod bake;
 pub mod keys;
 
@@ -525,48 +527,6 @@ fn builders(listed: Option<Vec<Builder>>) -> Result<Vec<Builder>, Problem> {
         }
     }
     Ok(builders)
-}
-
-/// `base_ami` has either an AMI id (that looks like one) or a name pattern.
-fn check_base_ami(ami: &BaseAmi) -> Result<(), Problem> {
-    let given = [ami.id.is_some(), ami.name.is_some(), ami.ssm.is_some()];
-    match given.iter().filter(|g| **g).count() {
-        0 => {
-            return Err((
-                "base_ami",
-                "`base_ami` needs an `id`, an `ssm` parameter, or a `name` pattern (with `owners` and `tags`) to look up".into(),
-            ))
-        }
-        1 => {}
-        _ => {
-            return Err((
-                "base_ami",
-                "`base_ami` names more than one of `id`, `ssm` and `name`: give one".into(),
-            ))
-        }
-    }
-    if let Some(id) = &ami.id {
-        let re = regex::Regex::new("^ami-[0-9a-f]{8,17}$").expect("valid regex");
-        if !re.is_match(id) {
-            return Err((
-                "id",
-                format!("`{id}` is not an AMI id like ami-0123456789abcdef0"),
-            ));
-        }
-    }
-    if let Some(name) = &ami.ssm {
-        // Parameter Store's names: letters, digits, `_.-/`, at most 2048; a selector
-        // (`:version` or `:label`) may follow.
-        let re = regex::Regex::new(r"^[A-Za-z0-9_./-]{1,2048}(:[A-Za-z0-9_.-]{1,100})?$")
-            .expect("valid regex");
-        if !re.is_match(name) {
-            return Err((
-                "ssm",
-                format!("`{name}` is not a Parameter Store name like /aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"),
-            ));
-        }
-    }
-    Ok(())
 }
 
 /// The folder of the component file, which relative paths in it are relative to (`.` for a

@@ -362,7 +362,10 @@ mod tests {
         let mut cmd = tokio::process::Command::new("sh");
         cmd.args([
             "-c",
-            r#"trap 'echo interrupted > "$0"; exit 0' INT; : > "$1"; sleep 30; echo finished > "$0""#,
+            // Short sleeps, not one long one: a SIGINT that reaches the group while the shell
+            // forks a sleep can be lost by the child, and the shell's trap then runs only when
+            // that sleep ends (seen under load: the whole 30 s).
+            r#"trap 'echo interrupted > "$0"; exit 0' INT; : > "$1"; i=0; while [ $i -lt 150 ]; do sleep 0.2; i=$((i+1)); done; echo finished > "$0""#,
         ])
         .arg(marker)
         .arg(&ready)
