@@ -463,6 +463,68 @@ async fn a_mixed_instances_group_rolls_onto_the_new_ami() {
         .any(|t| t.key().is_some_and(|k| k.starts_with("gears:deploy"))));
 }
 
+/// Issue 36 item 3: the launch template version deploy makes keeps its source's metadata
+/// options (IMDSv2 required, a hop limit of 2): AWS inherits them from the source version, and
+/// gears also sends them, because moto's copy drops them.
+#[tokio::test]
+async fn the_new_template_version_keeps_the_sources_metadata_options() {
+    use aws_sdk_ec2::types::{
+        LaunchTemplateHttpTokensState, LaunchTemplateInstanceMetadataOptionsRequest,
+        RequestLaunchTemplateData,
+    };
+    let dir = tempdir();
+    let name = unique("imds");
+    component_file(dir.path(), &name);
+    let (group, _, new) = fleet(&name, "us-east-1", 2).await;
+    let (_, g) = images_of_group("us-east-1", &group).await;
+    let lt = g
+        .launch_template()
+        .unwrap()
+        .launch_template_id()
+        .unwrap()
+        .to_owned();
+    let ec2 = aws_sdk_ec2::Client::new(&conf("us-east-1").await);
+    ec2.create_launch_template_version()
+        .launch_template_id(&lt)
+        .source_version("1")
+        .launch_template_data(
+            RequestLaunchTemplateData::builder()
+                .metadata_options(
+                    LaunchTemplateInstanceMetadataOptionsRequest::builder()
+                        .http_tokens(LaunchTemplateHttpTokensState::Required)
+                        .http_put_response_hop_limit(2)
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let (out, err, code) = parts(&deploy_cmd(dir.path(), &new).output().unwrap());
+    assert_eq!(code, 0, "{out}\n{err}");
+    let (after, g) = images_of_group("us-east-1", &group).await;
+    assert!(after.iter().all(|i| i == &new), "{after:?}");
+    let version = g.launch_template().unwrap().version().unwrap().to_owned();
+    assert_ne!(version, "2", "deploy made a version of its own");
+    let made = ec2
+        .describe_launch_template_versions()
+        .launch_template_id(&lt)
+        .versions(&version)
+        .send()
+        .await
+        .unwrap();
+    let data = made.launch_template_versions()[0]
+        .launch_template_data()
+        .unwrap();
+    assert_eq!(data.image_id(), Some(new.as_str()));
+    let m = data.metadata_options().expect("metadata options kept");
+    assert_eq!(
+        m.http_tokens(),
+        Some(&LaunchTemplateHttpTokensState::Required)
+    );
+    assert_eq!(m.http_put_response_hop_limit(), Some(2));
+}
+
 #[tokio::test]
 async fn a_dynamodb_lock_table_refuses_a_held_group_and_is_given_back() {
     let dir = tempdir();

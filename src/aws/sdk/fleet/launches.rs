@@ -54,6 +54,16 @@ impl Launches for AwsFleet {
         image: &str,
         token: &str,
     ) -> Result<String, CloudError> {
+        // The new version inherits everything from its source on AWS; the source's metadata
+        // options (IMDSv2 among them) are also sent, so that no emulator or partial
+        // implementation can drop them (moto's copy from SourceVersion does: measured).
+        let metadata = self
+            .template_version(source)
+            .await?
+            .as_ref()
+            .and_then(|v| v.launch_template_data())
+            .and_then(|d| d.metadata_options())
+            .map(metadata_request);
         let out = self
             .ec2
             .create_launch_template_version()
@@ -64,6 +74,7 @@ impl Launches for AwsFleet {
             .launch_template_data(
                 aws_sdk_ec2::types::RequestLaunchTemplateData::builder()
                     .image_id(image)
+                    .set_metadata_options(metadata)
                     .build(),
             )
             .send()
@@ -232,4 +243,17 @@ impl AwsFleet {
             .map_err(|e| map_err("DescribeLaunchTemplateVersions", &self.region, e))?;
         Ok(out.launch_template_versions().first().cloned())
     }
+}
+
+/// A version's metadata options as a new version's request takes them.
+fn metadata_request(
+    m: &aws_sdk_ec2::types::LaunchTemplateInstanceMetadataOptions,
+) -> aws_sdk_ec2::types::LaunchTemplateInstanceMetadataOptionsRequest {
+    aws_sdk_ec2::types::LaunchTemplateInstanceMetadataOptionsRequest::builder()
+        .set_http_tokens(m.http_tokens().cloned())
+        .set_http_put_response_hop_limit(m.http_put_response_hop_limit())
+        .set_http_endpoint(m.http_endpoint().cloned())
+        .set_http_protocol_ipv6(m.http_protocol_ipv6().cloned())
+        .set_instance_metadata_tags(m.instance_metadata_tags().cloned())
+        .build()
 }
