@@ -81,8 +81,67 @@ pub fn explain(component: &Component, meta: &Metadata, plan: &BakePlan) -> Strin
     for b in &component.builders {
         s.push_str(&builder_settings(component, b, &plan.build_region));
     }
+    s.push_str(&after_bake(component));
     for w in &plan.warnings {
         s.push_str(&format!("warning            {w}\n"));
+    }
+    s
+}
+
+/// What follows the bake (and a reuse), from the component file: the encryption, the shares,
+/// the deprecation and the deregistration protection.
+fn after_bake(component: &Component) -> String {
+    let from = format!("(from {})", component.path.display());
+    let mut s = String::new();
+    if let Some(e) = &component.encrypt {
+        let keys: Vec<String> = component
+            .regions
+            .iter()
+            .map(|r| match e.key_of(&component.regions, &r.0) {
+                Some(k) => format!("{}: {k}", r.0),
+                None => format!("{}: the account's default EBS key", r.0),
+            })
+            .collect();
+        s.push_str(&format!(
+            "encrypt            {}    {from}\n",
+            keys.join(", ")
+        ));
+    }
+    let share = &component.share;
+    if !share.is_empty() {
+        let mut who: Vec<String> = share
+            .accounts
+            .iter()
+            .map(|a| format!("account {a}"))
+            .collect();
+        who.extend(
+            share
+                .organizations
+                .iter()
+                .map(|o| format!("organization {o}")),
+        );
+        who.extend(
+            share
+                .organizational_units
+                .iter()
+                .map(|o| format!("organizational unit {o}")),
+        );
+        s.push_str(&format!(
+            "share              {}    {from}, after the bake and on reuse, read back\n",
+            who.join(", ")
+        ));
+    }
+    if let Some(d) = component.deprecate_after {
+        s.push_str(&format!(
+            "deprecate after    {} days from the bake's minute    {from}\n",
+            d.0
+        ));
+    }
+    if let Some(p) = component.deregistration_protection {
+        s.push_str(&format!(
+            "deregistration     protection {}    {from}\n",
+            p.as_str()
+        ));
     }
     s
 }
@@ -193,5 +252,28 @@ mod tests {
             ),
             "svc-1.2.3-web-<created-at>-<run-id>"
         );
+    }
+
+    /// Issues 33 and 36: `--explain` says what follows the bake, from the component file:
+    /// each region's key, the shares, the deprecation and the protection.
+    #[test]
+    fn what_follows_the_bake_is_explained() {
+        let text = "component: svc\nrepo: r\nami_regions: [us-east-1, eu-west-1]\nbase_ami: {id: ami-0123456789abcdef0}\nshare: {accounts: [\"111111111111\"], organizations: [arn:aws:organizations::123456789012:organization/o-abcd123456]}\nencrypt: {kms_key_id: alias/amis, region_kms_key_ids: {eu-west-1: alias/amis-euw1}}\ndeprecate_after: 12w\nderegistration_protection: with-cooldown\n";
+        let c = crate::component::file::parse(std::path::Path::new("gears.yaml"), text).unwrap();
+        let s = after_bake(&c);
+        for want in [
+            "encrypt            us-east-1: alias/amis, eu-west-1: alias/amis-euw1    (from gears.yaml)",
+            "share              account 111111111111, organization arn:aws:organizations::123456789012:organization/o-abcd123456    (from gears.yaml)",
+            "deprecate after    84 days from the bake's minute",
+            "deregistration     protection with-cooldown",
+        ] {
+            assert!(s.contains(want), "{want}\n{s}");
+        }
+        let plain = crate::component::file::parse(
+            std::path::Path::new("gears.yaml"),
+            "component: svc\nrepo: r\nami_regions: [us-east-1]\nbase_ami: {id: ami-0123456789abcdef0}\n",
+        )
+        .unwrap();
+        assert_eq!(after_bake(&plain), "");
     }
 }
