@@ -57,13 +57,28 @@ impl Launches for AwsFleet {
         // The new version inherits everything from its source on AWS; the source's metadata
         // options (IMDSv2 among them) are also sent, so that no emulator or partial
         // implementation can drop them (moto's copy from SourceVersion does: measured).
-        let metadata = self
-            .template_version(source)
+        let cell = {
+            let mut all = self
+                .source_metadata
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            all.entry(format!("{}/{}", source.id, source.version))
+                .or_default()
+                .clone()
+        };
+        let metadata = cell
+            .get_or_try_init(|| async {
+                Ok::<_, CloudError>(
+                    self.template_version(source)
+                        .await?
+                        .as_ref()
+                        .and_then(|v| v.launch_template_data())
+                        .and_then(|d| d.metadata_options())
+                        .map(metadata_request),
+                )
+            })
             .await?
-            .as_ref()
-            .and_then(|v| v.launch_template_data())
-            .and_then(|d| d.metadata_options())
-            .map(metadata_request);
+            .clone();
         let out = self
             .ec2
             .create_launch_template_version()
@@ -244,6 +259,20 @@ impl AwsFleet {
         Ok(out.launch_template_versions().first().cloned())
     }
 }
+
+/// Template version (`lt-…/N`) → its metadata options, read once per run and region.
+pub(super) type MetadataCache = std::sync::Arc<
+    std::sync::Mutex<
+        std::collections::BTreeMap<
+            String,
+            std::sync::Arc<
+                tokio::sync::OnceCell<
+                    Option<aws_sdk_ec2::types::LaunchTemplateInstanceMetadataOptionsRequest>,
+                >,
+            >,
+        >,
+    >,
+>;
 
 /// A version's metadata options as a new version's request takes them.
 fn metadata_request(

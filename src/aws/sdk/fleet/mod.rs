@@ -17,6 +17,9 @@ pub struct AwsFleet {
     classic: aws_sdk_elasticloadbalancing::Client,
     cloudwatch: aws_sdk_cloudwatch::Client,
     region: String,
+    /// Each source template version's metadata options, read once for all the groups of the
+    /// region (see `launches::new_template_version`).
+    source_metadata: launches::MetadataCache,
 }
 
 impl AwsFleet {
@@ -48,6 +51,7 @@ impl AwsFleet {
                     .build(),
             ),
             region: region.to_owned(),
+            source_metadata: Default::default(),
         }
     }
 }
