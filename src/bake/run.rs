@@ -548,6 +548,21 @@ mod tests {
 
     /// A component baked by one builder into one region, settings that would fail loudly
     /// (exit 4) if packer were ever started, and a fake cloud holding its base AMI.
+    /// `ami-old`: an earlier bake of hello 7.0.1 (git abc), made at `created`, to be reused.
+    fn add_earlier_bake(cloud: &FakeCloud, created: &str) {
+        let ami_version = format!("7.0.1-{created}");
+        let old = [
+            ("COMPONENT_NAME", "hello"),
+            ("COMPONENT_VERSION", "7.0.1"),
+            ("GIT_SHA", "abc"),
+            ("gears:run-id", "old-run"),
+            ("gears:builder", "web"),
+            ("CREATED_AT", created),
+            ("AMI_VERSION", ami_version.as_str()),
+        ];
+        cloud.add_image("us-east-1", image("ami-old", &old));
+    }
+
     fn stage(dir: &std::path::Path) -> (BakeSettings, FakeCloud) {
         let file = dir.join("gears.yaml");
         std::fs::write(
@@ -636,16 +651,7 @@ mod tests {
             ),
         )
         .unwrap();
-        let old = [
-            ("COMPONENT_NAME", "hello"),
-            ("COMPONENT_VERSION", "7.0.1"),
-            ("GIT_SHA", "abc"),
-            ("gears:run-id", "old-run"),
-            ("gears:builder", "web"),
-            ("CREATED_AT", "202601010000"),
-            ("AMI_VERSION", "7.0.1-202601010000"),
-        ];
-        cloud.add_image("us-east-1", image("ami-old", &old));
+        add_earlier_bake(&cloud, "202601010000");
         let (c, cancel, cleanup) = (ctx(), Cancel::new(), Cleanup::default());
         let run = || bake(&settings, &c, &cancel, &cleanup, &cloud);
         let Err(e) = run().await else {
@@ -698,16 +704,7 @@ mod tests {
         .unwrap();
         let now = chrono::Utc::now();
         let created = now.format("%Y%m%d%H%M").to_string();
-        let old = [
-            ("COMPONENT_NAME", "hello"),
-            ("COMPONENT_VERSION", "7.0.1"),
-            ("GIT_SHA", "abc"),
-            ("gears:run-id", "old-run"),
-            ("gears:builder", "web"),
-            ("CREATED_AT", created.as_str()),
-            ("AMI_VERSION", "7.0.1-x"),
-        ];
-        cloud.add_image("us-east-1", image("ami-old", &old));
+        add_earlier_bake(&cloud, &created);
         let (c, cancel, cleanup) = (ctx(), Cancel::new(), Cleanup::default());
         let Baked::Manifest(m) = bake(&settings, &c, &cancel, &cleanup, &cloud)
             .await
@@ -750,16 +747,7 @@ mod tests {
             format!("{file}share:\n  accounts: [\"111111111111\", \"222222222222\"]\n  organizations: [arn:aws:organizations::123456789012:organization/o-abcd123456]\n"),
         )
         .unwrap();
-        let old = [
-            ("COMPONENT_NAME", "hello"),
-            ("COMPONENT_VERSION", "7.0.1"),
-            ("GIT_SHA", "abc"),
-            ("gears:run-id", "old-run"),
-            ("gears:builder", "web"),
-            ("CREATED_AT", "202601010000"),
-            ("AMI_VERSION", "7.0.1-202601010000"),
-        ];
-        cloud.add_image("us-east-1", image("ami-old", &old));
+        add_earlier_bake(&cloud, "202601010000");
         let run = |cloud: FakeCloud| {
             let settings = settings.clone();
             async move {
@@ -813,7 +801,7 @@ mod tests {
             format!("{file}share: {{accounts: [\"333333333333\"]}}\n"),
         )
         .unwrap();
-        ignoring.add_image("us-east-1", image("ami-old", &old));
+        add_earlier_bake(&ignoring, "202601010000");
         ignoring.ignore_shares();
         let e = run(ignoring).await.unwrap_err();
         assert_eq!(e.exit(), Exit::Cloud, "{}", e.render());
