@@ -11,7 +11,8 @@
 #                       then live, each in its own account through its role) with the example's
 #                       Auto Scaling groups (created in moto in those accounts, 4 instances each,
 #                       behind a target group, in both regions) rolled onto the baked AMIs;
-#                       gears status -e live then reads the live account;
+#                       gears status -e live then reads the live account, and gears amis list
+#                       shows each AMI's shares and its use in every account;
 #   5. gears smoke    — the smoke tests against a real HTTP server (httpbin on 127.0.0.1). Everything the demo needs is
 # installed when missing; every server is started on 127.0.0.1 and stopped at the end.
 set -euo pipefail
@@ -72,6 +73,8 @@ log "== gears pipeline run: bake (a new version: real packer, two regions), test
   --target-host "127.0.0.1:$HTTPBIN_PORT" --work-dir "$GEARS_RUN/work"
 log "== gears status -e live: the live account's fleet =="
 "$GEARS" status -c examples/hello-service/gears.yaml -e live
+log "== gears amis list: each AMI's shares and its use in the build, stage and live accounts =="
+"$GEARS" amis list -c examples/hello-service/gears.yaml
 
 log "== gears smoke =="
 "$GEARS" smoke "127.0.0.1:$HTTPBIN_PORT" smoke-tests/httpbin.yaml --junit "$GEARS_RUN/smoke.xml"
