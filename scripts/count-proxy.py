@@ -38,6 +38,9 @@ HOLD = {a: float(s) for a, s in (kv.split("=") for kv in os.environ.get("GEARS_P
 # GEARS_PROXY_DENY="Action,...": these actions are answered 403 AccessDenied (query protocol's
 # ErrorResponse) without reaching moto: a role whose trust policy refuses, a missing permission.
 DENY = {a for a in os.environ.get("GEARS_PROXY_DENY", "").split(",") if a}
+# GEARS_PROXY_THROTTLE="Action,...": these actions are answered 400 Throttling ("Rate exceeded"),
+# every time, without reaching moto: AWS throttling past any client's retries.
+THROTTLE = {a for a in os.environ.get("GEARS_PROXY_THROTTLE", "").split(",") if a}
 SHARED_IMAGES = os.environ.get("GEARS_PROXY_SHARED_IMAGES") == "1"
 STS_EXPIRY = float(os.environ.get("GEARS_PROXY_STS_EXPIRY") or 0)
 # Access key ids AssumeRole gave -> the account of the role; the last other key (the owner's).
@@ -222,14 +225,17 @@ class H(BaseHTTPRequestHandler):
             detail = "MaxResults=" + form["MaxResults"][0] if "MaxResults" in form else ""
         else:
             detail = ""
-        if action in DENY:
+        if action in DENY or action in THROTTLE:
+            denied = action in DENY
             with LOCK:
                 COUNTS[action] = COUNTS.get(action, 0) + 1
-                LOG.append([round(now(), 4), "denied:" + action, ""])
-            out = ("<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>"
-                   "User is not authorized to perform: " + action + "</Message></Error>"
+                LOG.append([round(now(), 4), ("denied:" if denied else "throttled:") + action, ""])
+            code, text = (("AccessDenied", "User is not authorized to perform: " + action) if denied
+                          else ("Throttling", "Rate exceeded"))
+            out = ("<ErrorResponse><Error><Type>Sender</Type><Code>" + code + "</Code><Message>"
+                   + text + "</Message></Error>"
                    "<RequestId>00000000-0000-0000-0000-000000000000</RequestId></ErrorResponse>")
-            return self._reply(403, out.encode(), [("Content-Type", "text/xml")])
+            return self._reply(403 if denied else 400, out.encode(), [("Content-Type", "text/xml")])
         if action in HOLD:
             with LOCK:
                 LOG.append([round(now(), 4), "held:" + action, ""])

@@ -82,9 +82,11 @@ impl CloudError {
         }
     }
 
-    /// The kind of error (no credentials counts as access denied: retrying will not help).
+    /// The kind of error (no credentials counts as access denied: retrying will not help; a
+    /// role STS throttled past the SDK's retries counts as throttled).
     pub fn kind(&self) -> ErrorKind {
         match self {
+            CloudError::Role { message, .. } if sts_throttled(message) => ErrorKind::Throttled,
             CloudError::NoCredentials(_) | CloudError::Role { .. } => ErrorKind::AccessDenied,
             CloudError::Api { kind, .. } => *kind,
         }
@@ -103,6 +105,9 @@ impl CloudError {
             CloudError::NoCredentials(_) => Some(
                 "set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or run on an instance with a role".into(),
             ),
+            CloudError::Role { message, .. } if sts_throttled(message) => Some(
+                "STS throttled AssumeRole even after retries: nothing was changed; retry the stage later".into(),
+            ),
             CloudError::Role { .. } => Some(
                 "the role's trust policy must let these credentials assume it (and ask for the same sts:ExternalId), and they need sts:AssumeRole on it".into(),
             ),
@@ -115,6 +120,18 @@ impl CloudError {
             _ => None,
         }
     }
+}
+
+/// Whether STS's answer to AssumeRole (as the credentials provider words it) was throttling.
+fn sts_throttled(message: &str) -> bool {
+    [
+        "Throttling",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "Rate exceeded",
+    ]
+    .iter()
+    .any(|t| message.contains(t))
 }
 
 /// CancelInstanceRefresh's answer when no refresh is running.
@@ -205,6 +222,24 @@ pub fn kind_of_code(code: &str) -> ErrorKind {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A role STS throttled past the SDK's retries is a throttling (retryable, exit 5 with a
+    /// "retry later" hint), not a refused role.
+    #[test]
+    fn a_throttled_assume_role_is_throttling_not_a_refusal() {
+        let role = |message: &str| CloudError::Role {
+            role: "arn:aws:iam::111111111111:role/gears-deploy".into(),
+            environment: Some("live".into()),
+            message: message.into(),
+        };
+        let throttled = role("service error: Throttling: Rate exceeded");
+        assert_eq!(throttled.kind(), ErrorKind::Throttled);
+        assert!(throttled.is_retryable());
+        assert!(throttled.hint().unwrap().contains("throttled"));
+        let refused = role("service error: AccessDenied: not authorized to perform sts:AssumeRole");
+        assert_eq!(refused.kind(), ErrorKind::AccessDenied);
+        assert!(refused.hint().unwrap().contains("trust policy"));
+    }
 
     /// Issue 24 item 6: only throttling, 5xx and what passes are retried; each permanent class
     /// ends the step at once.

@@ -308,3 +308,40 @@ async fn a_role_sts_refuses_is_exit_5_before_any_other_call() {
         "nothing but AssumeRole was called: {counts:?}"
     );
 }
+
+/// STS throttling AssumeRole past the SDK's retries stops the run before any other call with
+/// exit 5, said as throttling ("retry later"), not as a role that refuses.
+#[tokio::test]
+async fn a_throttled_assume_role_is_exit_5_as_throttling_before_any_other_call() {
+    let proxy = Proxy::start(&[("GEARS_PROXY_THROTTLE", "AssumeRole")]);
+    let dir = tempdir();
+    component_with_accounts(dir.path(), &unique("throttled"));
+    let o = gears()
+        .current_dir(dir.path())
+        .env("AWS_ENDPOINT_URL", &proxy.endpoint)
+        .args([
+            "deploy",
+            "-e",
+            "live",
+            "--ami",
+            MOTO_AMI,
+            "--region",
+            "us-east-1",
+        ])
+        .output()
+        .unwrap();
+    let counts = proxy.get("counts");
+    drop(proxy);
+    let (_, err, code) = parts(&o);
+    assert_eq!(code, 5, "{err}");
+    assert!(
+        err.contains("STS throttled AssumeRole even after retries"),
+        "{err}"
+    );
+    assert!(!err.contains("trust policy"), "{err}");
+    let counts: std::collections::BTreeMap<String, u64> = serde_json::from_value(counts).unwrap();
+    assert!(
+        counts.keys().all(|a| a == "AssumeRole"),
+        "nothing but AssumeRole was called: {counts:?}"
+    );
+}
