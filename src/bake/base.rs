@@ -35,10 +35,12 @@ async fn ami_parameter<I: Images>(
     if !re.is_match(&p.value) {
         return Err(InputError::whole_file(
             file,
+            // The value is never shown: a parameter named by mistake may hold a secret.
             format!(
-                "base_ami.ssm: the parameter {name} (version {}) holds `{}`, not an AMI id",
+                "base_ami.ssm: the parameter {name} (version {}) holds a value that is not an AMI id (data type {}, {} characters; not shown)",
                 p.version,
-                p.value.chars().take(80).collect::<String>()
+                p.data_type,
+                p.value.chars().count()
             ),
         )
         .with_hint("name a parameter whose value is an AMI id (data type text or aws:ec2:image)")

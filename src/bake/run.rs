@@ -665,17 +665,21 @@ mod tests {
             "{}",
             e.render()
         );
-        cloud.put_parameter("us-east-1", PARAM, "not-an-ami", "text");
+        cloud.put_parameter("us-east-1", PARAM, "hunter2-db-password", "text");
         let Err(e) = run().await else {
             panic!("not an AMI")
         };
         assert_eq!(e.exit(), crate::exit::Exit::InvalidInput);
         assert!(
             e.render().contains(&format!(
-                "the parameter {PARAM} (version 1) holds `not-an-ami`, not an AMI id"
+                "the parameter {PARAM} (version 1) holds a value that is not an AMI id (data type text, 19 characters; not shown)"
             )),
             "{}",
             e.render()
+        );
+        assert!(
+            !e.render().contains("hunter2"),
+            "a parameter's value is never shown"
         );
         cloud.put_parameter("us-east-1", PARAM, "ami-0b0b0b0b0b0b0b0b0", "aws:ec2:image");
         let Baked::Manifest(m) = run().await.unwrap() else {
