@@ -5,10 +5,10 @@
 //! read by `image-id` filter (at most 200 values a filter), in the build account and in each
 //! environment's account alike.
 
-use super::ec2::{filter_value, not_terminated, EC2_PAGE};
+use super::ec2::{image, not_terminated, tag_filter, tags_of, EC2_PAGE};
 use super::errors::map_err;
 use crate::aws::{
-    has_tags, AmiHousekeeping, AmiUse, CloudError, Image, LaunchPermission, OwnedImage, Snapshot,
+    has_tags, AmiHousekeeping, AmiUse, CloudError, LaunchPermission, OwnedImage, Snapshot,
     FILTER_VALUES,
 };
 use aws_sdk_ec2::types::Filter;
@@ -27,24 +27,6 @@ pub(super) struct TemplateVersion {
     pub default: bool,
     pub image: Option<String>,
     pub key: Option<String>,
-}
-
-fn tags_of(tags: &[aws_sdk_ec2::types::Tag]) -> BTreeMap<String, String> {
-    tags.iter()
-        .map(|t| {
-            (
-                t.key().unwrap_or_default().to_owned(),
-                t.value().unwrap_or_default().to_owned(),
-            )
-        })
-        .collect()
-}
-
-fn tag_filter(key: &str, value: &str) -> Filter {
-    Filter::builder()
-        .name(format!("tag:{key}"))
-        .values(filter_value(value))
-        .build()
 }
 
 /// [`AmiHousekeeping`] on EC2 and Auto Scaling (launch configurations) of one region.
@@ -92,16 +74,7 @@ impl Ec2Amis {
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| map_err("DescribeImages", &self.region, e))?;
             for i in page.images() {
-                let image = Image {
-                    id: i.image_id().unwrap_or_default().to_owned(),
-                    name: i.name().unwrap_or_default().to_owned(),
-                    state: i.state().map(|s| s.as_str().to_owned()).unwrap_or_default(),
-                    owner: i.owner_id().unwrap_or_default().to_owned(),
-                    public: i.public().unwrap_or(false),
-                    creation_date: i.creation_date().unwrap_or_default().to_owned(),
-                    tags: tags_of(i.tags()),
-                    ..Default::default()
-                };
+                let image = image(i);
                 // EC2 filters are patterns; the exact comparison decides.
                 if !has_tags(&image, tags) {
                     continue;

@@ -60,7 +60,8 @@ fn console_latest_supported(instance_type: &str) -> bool {
     !(XEN.contains(&family) && instance_type != "m4.16xlarge" && !instance_type.ends_with(".metal"))
 }
 
-fn image(i: &aws_sdk_ec2::types::Image) -> Image {
+/// An image as EC2 describes it.
+pub(super) fn image(i: &aws_sdk_ec2::types::Image) -> Image {
     Image {
         id: i.image_id().unwrap_or_default().to_owned(),
         name: i.name().unwrap_or_default().to_owned(),
@@ -73,17 +74,20 @@ fn image(i: &aws_sdk_ec2::types::Image) -> Image {
             .map(|a| a.as_str().to_owned())
             .unwrap_or_default(),
         root_device_name: i.root_device_name().unwrap_or_default().to_owned(),
-        tags: i
-            .tags()
-            .iter()
-            .map(|t| {
-                (
-                    t.key().unwrap_or_default().to_owned(),
-                    t.value().unwrap_or_default().to_owned(),
-                )
-            })
-            .collect(),
+        tags: tags_of(i.tags()),
     }
+}
+
+/// EC2's tags as a map.
+pub(super) fn tags_of(tags: &[aws_sdk_ec2::types::Tag]) -> BTreeMap<String, String> {
+    tags.iter()
+        .map(|t| {
+            (
+                t.key().unwrap_or_default().to_owned(),
+                t.value().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
 }
 
 /// The launch's metadata options: the endpoint on, tokens required unless v1 is asked for.
@@ -254,7 +258,7 @@ fn prefix_filter(name: &str, prefix: &str) -> Filter {
 
 /// A filter on tag `key` for `value` (wildcard characters taken as any one character; compare
 /// the results exactly).
-fn tag_filter(key: &str, value: &str) -> Filter {
+pub(super) fn tag_filter(key: &str, value: &str) -> Filter {
     Filter::builder()
         .name(format!("tag:{key}"))
         .values(filter_value(value))
