@@ -26,6 +26,30 @@ fn missing(wanted: &Shares, seen: &ImageShares) -> Vec<String> {
     missing
 }
 
+/// How long a read-back waits for permissions that did take to show (EC2 is eventually
+/// consistent), and between two looks.
+const SETTLE: std::time::Duration = std::time::Duration::from_secs(30);
+const LOOK_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// What EC2 answers for `ami`'s permissions, looked at again while something `wanted` is
+/// missing, for up to [`SETTLE`]: the last answer.
+async fn read_back<I: Images>(
+    port: &I,
+    ami: &str,
+    wanted: &Shares,
+    cancel: &Cancel,
+    deadline: tokio::time::Instant,
+) -> Result<ImageShares, Error> {
+    let settled = tokio::time::Instant::now() + SETTLE;
+    loop {
+        let seen = patiently(cancel, deadline, || port.shares_of(ami)).await?;
+        if missing(wanted, &seen).is_empty() || tokio::time::Instant::now() >= settled {
+            return Ok(seen);
+        }
+        crate::wait::unless_cancelled(cancel, tokio::time::sleep(LOOK_EVERY)).await?;
+    }
+}
+
 /// Shares every AMI of `manifest` through the port of its region and reads the permissions
 /// back; any that did not take is exit 5 (AWS said yes and did not do it: retry the stage).
 pub async fn share<I: Images>(
@@ -45,7 +69,7 @@ pub async fn share<I: Images>(
             let lacking = match ports.iter().find(|p| p.region() == region) {
                 Some(port) => {
                     patiently(cancel, deadline, || port.share(ami, wanted)).await?;
-                    let seen = patiently(cancel, deadline, || port.shares_of(ami)).await?;
+                    let seen = read_back(port, ami, wanted, cancel, deadline).await?;
                     manifest.owner_account = manifest.owner_account.take().or(seen.owner.clone());
                     missing(wanted, &seen)
                 }

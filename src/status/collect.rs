@@ -272,7 +272,8 @@ pub(super) fn ami(id: &str, seen: &Seen, g: &Group) -> Ami {
     let version = tag("COMPONENT_VERSION");
     let shared_from = image
         .filter(|i| version.is_none() && i.tags.is_empty() && !i.public && !i.owner.is_empty())
-        .filter(|i| seen.account.as_ref() != Some(&i.owner))
+        // Only when the caller's account is known (from the members) and is not the owner.
+        .filter(|i| seen.account.as_ref().is_some_and(|a| a != &i.owner))
         .map(|i| i.owner.clone());
     Ami {
         ami: id.to_owned(),

@@ -66,6 +66,8 @@ impl Ec2Amis {
             .ec2
             .describe_images()
             .owners("self")
+            // A disabled AMI still holds its snapshots: listed, so a sweep never tries them.
+            .include_disabled(true)
             .set_filters((!filters.is_empty()).then_some(filters))
             .max_results(EC2_PAGE)
             .into_paginator()
@@ -199,6 +201,9 @@ impl Ec2Amis {
                 .ec2
                 .describe_launch_template_versions()
                 .launch_template_id(&id)
+                // A version launching `resolve:ssm:<parameter>` answers the AMI it resolves to,
+                // so an AMI in use through a parameter is seen as in use.
+                .resolve_alias(true)
                 .max_results(TEMPLATE_PAGE)
                 .into_paginator()
                 .send();

@@ -45,6 +45,15 @@ async fn described(
         .send()
         .await
         .map_err(|e| map_err("DescribeImages", ec2.region(), e))?;
+    // An AMI EC2 does not show has no snapshots to share: an error, never an empty success.
+    if out.images().is_empty() {
+        return Err(CloudError::api(
+            "DescribeImages",
+            ec2.region(),
+            Some("InvalidAMIID.NotFound"),
+            format!("{image} is not visible in {}", ec2.region()),
+        ));
+    }
     let owner = out
         .images()
         .iter()
