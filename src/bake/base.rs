@@ -98,6 +98,22 @@ pub async fn find_base_ami<I: Images>(
                 .with_hint("check `base_ami` in the component file, and the region it is looked up in (the first of ami_regions)"),
         )
     })?;
+    // An AMI named by id or by a parameter is not filtered on its state as a lookup is.
+    if image.state != "available" {
+        let via = parameter
+            .as_ref()
+            .map(|p| format!(" (from the parameter {}, version {})", p.name, p.version))
+            .unwrap_or_default();
+        return Err(InputError::whole_file(
+            component.path.display().to_string(),
+            format!(
+                "base AMI {}{via} is {} in {}, not available",
+                image.id, image.state, plan.build_region
+            ),
+        )
+        .with_hint("name an available AMI, or wait until it is")
+        .into());
+    }
     Ok((image, parameter))
 }
 

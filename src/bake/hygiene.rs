@@ -32,9 +32,12 @@ pub async fn apply<I: Images>(
     component: &Component,
     cancel: &Cancel,
 ) -> Result<Manifest, Error> {
+    // A reused bake older than its deprecation time is deprecated now (EC2 refuses a time in
+    // the past, which would fail every rerun).
+    let soonest = chrono::Utc::now() + chrono::Duration::minutes(1);
     let deprecate = component
         .deprecate_after
-        .map(|d| deprecation_time(baked_at(&manifest), d));
+        .map(|d| deprecation_time(baked_at(&manifest), d).max(soonest));
     let protect = component.deregistration_protection;
     if deprecate.is_none() && protect.is_none() {
         return Ok(manifest);

@@ -681,6 +681,21 @@ mod tests {
             !e.render().contains("hunter2"),
             "a parameter's value is never shown"
         );
+        let pending = crate::aws::Image {
+            state: "pending".into(),
+            ..image("ami-0c0c0c0c0c0c0c0c0", &[])
+        };
+        cloud.add_image("us-east-1", pending);
+        cloud.put_parameter("us-east-1", PARAM, "ami-0c0c0c0c0c0c0c0c0", "text");
+        let Err(e) = run().await else {
+            panic!("a pending base AMI")
+        };
+        assert_eq!(e.exit(), crate::exit::Exit::InvalidInput);
+        assert!(
+            e.render().contains("base AMI ami-0c0c0c0c0c0c0c0c0 (from the parameter /golden/amzn2, version 2) is pending in us-east-1, not available"),
+            "{}",
+            e.render()
+        );
         cloud.put_parameter("us-east-1", PARAM, "ami-0b0b0b0b0b0b0b0b0", "aws:ec2:image");
         let Baked::Manifest(m) = run().await.unwrap() else {
             panic!("not a manifest")
@@ -688,7 +703,7 @@ mod tests {
         let p = m.base_ami_parameter.expect("recorded");
         assert_eq!(
             (p.name.as_str(), p.version, p.ami.as_str()),
-            (PARAM, 2, "ami-0b0b0b0b0b0b0b0b0")
+            (PARAM, 3, "ami-0b0b0b0b0b0b0b0b0")
         );
         assert!(cloud.calls().iter().any(|c| c == "GetParameter us-east-1"));
     }

@@ -75,7 +75,7 @@ async fn deploy_one<F: Fleet, L: LockTable>(
     roll.take_table_lock().await?;
     let step = unfinished_step(ctx, &g.name, &region);
     let cleanup_cancel = ctx.cancel.for_cleanup();
-    let undo = Roll::new(
+    let mut undo = Roll::new(
         ctx,
         roll.fleet,
         roll.table,
@@ -84,6 +84,8 @@ async fn deploy_one<F: Fleet, L: LockTable>(
         ami,
         &cleanup_cancel,
     );
+    // The undo renews the tag lock the deploy takes (its heartbeat writes it only when ours).
+    undo.tag_ours = roll.tag_ours.clone();
     let st = match roll.with_heartbeat(roll.start(g, on)).await {
         Ok(st) => st,
         Err(e) => {

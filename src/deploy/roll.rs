@@ -51,8 +51,9 @@ pub(super) struct Roll<'a, F: Fleet, L: LockTable> {
     /// Who holds the lock: host and CI job.
     pub(super) who: &'a str,
     /// The group's lock tag is this run's (read back after writing it): only then does the
-    /// heartbeat write it.
-    pub(super) tag_ours: std::sync::atomic::AtomicBool,
+    /// heartbeat write it. Shared with the run's undo of the group, so a
+    /// rollback keeps the lock it took renewed.
+    pub(super) tag_ours: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl<'a, F: Fleet, L: LockTable> Roll<'a, F, L> {

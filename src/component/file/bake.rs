@@ -228,6 +228,23 @@ pub fn check(b: &BuildSettings) -> Result<(), Problem> {
             );
         }
     }
+    // Every free-text value reaches Packer's template engine as the tags do.
+    let texts = (b.instance_profile.iter().map(|v| ("instance_profile", v)))
+        .chain(
+            b.spot
+                .iter()
+                .flat_map(|s| s.instance_types.iter().map(|v| ("instance_types", v))),
+        )
+        .chain(
+            b.root_volume
+                .iter()
+                .flat_map(|r| r.device_name.iter().map(|v| ("device_name", v))),
+        );
+    for (key, v) in texts {
+        if let Some(why) = crate::bake::quote::unsafe_reason(v) {
+            return p(key, format!("`{key}` {why}"));
+        }
+    }
     check_tags(&b.tags, &GEARS_AMI_TAGS, "tags")?;
     check_tags(&b.run_tags, &["Name"], "run_tags")
 }
@@ -342,16 +359,19 @@ fn check_tags(tags: &BTreeMap<String, String>, own: &[&str], what: &str) -> Resu
             ))
         } else if k.is_empty() || k.chars().count() > 128 || v.chars().count() > 256 {
             Some(format!("tag `{k}` in `{what}`: EC2 takes keys of 1 to 128 characters and values of at most 256"))
-        } else if format!("{k}{v}").contains("{{") {
+        } else if k.contains("{{") || v.contains("{{") {
             // As every value gears hands Packer (see bake::quote): Packer would evaluate it.
             Some(format!("tag `{k}` in `{what}` contains `{{{{`, which Packer evaluates as a template, so it cannot arrive intact"))
         } else {
-            format!("{k}{v}").chars().find(|c| c.is_control()).map(|c| {
-                format!(
-                    "tag `{k}` in `{what}` contains the control character U+{:04X}",
-                    c as u32
-                )
-            })
+            k.chars()
+                .chain(v.chars())
+                .find(|c| c.is_control())
+                .map(|c| {
+                    format!(
+                        "tag `{k}` in `{what}` contains the control character U+{:04X}",
+                        c as u32
+                    )
+                })
         };
         if let Some(why) = why {
             return Err((k.clone(), why));
@@ -468,6 +488,32 @@ mod tests {
         assert_eq!(m.tags["Cost"], "1");
         assert!(!component.ssh_from_anywhere());
         assert!(BuildSettings::default().ssh_from_anywhere());
+    }
+
+    /// Every free-text setting meets Packer's template engine: `{{` in one is refused at its
+    /// key; a tag's key and value are checked each on its own (`a{` and `{b` are fine).
+    #[test]
+    fn template_syntax_in_any_setting_is_refused_at_its_key() {
+        let profile = BuildSettings {
+            instance_profile: Some("{{ env `AWS_SECRET_ACCESS_KEY` }}".into()),
+            ..Default::default()
+        };
+        let (key, why) = check(&profile).unwrap_err();
+        assert_eq!(key, "instance_profile");
+        assert!(why.contains("{{"), "{why}");
+        let device = BuildSettings {
+            root_volume: Some(RootVolume {
+                device_name: Some("/dev/{{user `x`}}".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert_eq!(check(&device).unwrap_err().0, "device_name");
+        let tags = BuildSettings {
+            tags: BTreeMap::from([("a{".to_owned(), "{b".to_owned())]),
+            ..Default::default()
+        };
+        assert_eq!(check(&tags), Ok(()));
     }
 
     #[test]
