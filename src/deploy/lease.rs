@@ -83,7 +83,9 @@ impl Leases {
         let all: Vec<GroupTag> = due.iter().map(tag).collect();
         let renewed = match fleet.put_tag_list(&all).await {
             Ok(()) => due,
-            Err(_) if due.len() > 1 => {
+            // One group refused (deleted by hand) refuses the call: each alone. Throttling is
+            // not fanned out into more calls: the next period tries again.
+            Err(e) if due.len() > 1 && !e.is_retryable() => {
                 let mut ok = Vec::new();
                 for g in due {
                     if fleet.put_tag_list(&[tag(&g)]).await.is_ok() {
@@ -101,7 +103,8 @@ impl Leases {
 
     /// Renews the region's due locks once a period (a lock is at most 1.5 periods old, 3/8 of
     /// the stale limit), for as long as it is polled (the region's groups run beside it). A
-    /// renewal is bounded by the period: a slow one is dropped and tried again at the next.
+    /// renewal in flight is never dropped (a dropped request may still land after its group
+    /// was let go and its lock removed): the SDK's own call timeout bounds it.
     pub(super) async fn keep<F: Fleet>(
         &self,
         fleet: &F,
@@ -113,7 +116,7 @@ impl Leases {
         loop {
             tokio::time::sleep(every).await;
             let value = LockValue::held_now(run, who).write();
-            let _ = tokio::time::timeout(every, self.renew(fleet, &value, every)).await;
+            self.renew(fleet, &value, every).await;
         }
     }
 }
