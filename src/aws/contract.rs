@@ -133,7 +133,52 @@ contracts!(
     groups_are_cloned_attached_detached_and_deleted,
     shared_images_are_seen_without_tags_in_the_accounts_they_are_shared_with,
     images_are_deprecated_and_protected,
+    tag_calls_on_a_group_that_is_gone_are_refused,
+    template_versions_are_deleted_and_latest_moves_back,
 );
+
+/// Issue 34: a tag call naming a group that does not exist changes nothing and is refused: AWS
+/// answers ValidationError ("AutoScalingGroup name not found"), a no that stays a no. moto fails
+/// inside its handler and answers a 500: an error all the same, but one that looks transient, so
+/// the assertion on its kind is skipped there.
+async fn tag_calls_on_a_group_that_is_gone_are_refused<R: Rig>(r: &R) {
+    let fleet = r.cloud().fleet(REGION).await.unwrap();
+    let gone = unique("gc-gone");
+    let put = fleet.put_tags(&gone, &tags(&[("x", "1")]), false).await;
+    let del = fleet.delete_tags(&gone, &["x".to_owned()]).await;
+    for e in [put.unwrap_err(), del.unwrap_err()] {
+        if !r.is_moto() {
+            assert_eq!(e.code(), Some("ValidationError"), "{e}");
+            assert!(!e.is_retryable(), "{e}");
+        }
+    }
+}
+
+/// Issue 34: the version an undone deploy made is deleted, and `$Latest` is the one before it
+/// again; its number is never given again; a version already gone is no error (EC2 answers it
+/// in the list of versions not deleted); the default version cannot be deleted.
+async fn template_versions_are_deleted_and_latest_moves_back<R: Rig>(r: &R) {
+    let fleet = r.cloud().fleet(REGION).await.unwrap();
+    let p = unique("gc-ltdel");
+    let imgs = r.images(&p, 3, &Tags::new()).await;
+    let lt = r.template(&p, &imgs).await;
+    r.set_default(&lt, 2).await;
+    let v = |version: &str| TemplateRef {
+        id: lt.clone(),
+        version: version.into(),
+    };
+    fleet.delete_template_version(&v("3")).await.unwrap();
+    assert_eq!(fleet.resolve_version(&v("$Latest")).await.unwrap(), "2");
+    fleet.delete_template_version(&v("3")).await.unwrap();
+    let e = fleet.delete_template_version(&v("2")).await.unwrap_err();
+    assert!(!e.is_retryable(), "{e}");
+    assert_eq!(fleet.resolve_version(&v("$Default")).await.unwrap(), "2");
+    let (two, token) = (v("2"), unique("tok"));
+    let made = fleet.new_template_version(&two, &imgs[0], &token).await;
+    assert_eq!(made.unwrap(), "4");
+    let e = fleet.version_image(&v("3")).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+}
 
 /// Issue 36 item 5: EnableImageDeprecation (a future time within ten years) and
 /// EnableImageDeregistrationProtection, as AWS's API reference describes them; a time in the

@@ -4,6 +4,7 @@ use crate::deploy::gate::gated_on;
 use crate::deploy::lock::{lease_times, refused, LockValue, KEPT};
 use crate::deploy::region::RegionCtx;
 use crate::deploy::roll::{counting, Roll};
+use crate::deploy::start::Taking;
 use crate::deploy::state::{recorded_from_ami, OnGroup};
 use crate::deploy::DeploySettings;
 use crate::deploy::{plan, GroupOutcome, GroupResult, LOCK_TAG};
@@ -188,14 +189,14 @@ pub(super) async fn abort<F: Fleet, L: LockTable>(
             )),
         ));
     }
-    take_table_lock_for_abort(roll).await?;
+    take_locks_for_abort(roll, on).await?;
     // The undo runs to its end on cleanup's own token: a first signal does not leave it half
     // done (a second one stops it; the deploy stays recorded on the group).
     let abort_cancel = ctx.cancel.for_cleanup();
     if let Some(was) = recorded_from_ami(roll.fleet, &st, roll.cancel, roll.deadline()).await {
         out.from_ami = was;
     }
-    let undo = Roll::new(
+    let mut undo = Roll::new(
         ctx,
         roll.fleet,
         roll.table,
@@ -204,8 +205,11 @@ pub(super) async fn abort<F: Fleet, L: LockTable>(
         ami,
         &abort_cancel,
     );
+    // The undo renews the lock this abort took.
+    undo.tag_ours = roll.tag_ours.clone();
     match undo.roll_back(&st).await? {
         Ok(()) => {
+            undo.tidy_abandoned(&st).await;
             undo.give_back().await;
             // What was asked for: exit 0.
             Ok(out.with(
@@ -251,6 +255,21 @@ async fn abort_nothing_recorded<F: Fleet, L: LockTable>(
             Ok(out.with(GroupResult::NothingToDo, "no deploy recorded on the group"))
         }
     }
+}
+
+/// The locks an `--abort` holds while it undoes: the lock table's (with `--lock-table`) and the
+/// group's tag, each taken over from the dead run (a live one refused), so a deploy or a second
+/// `--abort` started meanwhile is refused, whichever lock the teams use.
+pub(super) async fn take_locks_for_abort<F: Fleet, L: LockTable>(
+    roll: &Roll<'_, F, L>,
+    on: &OnGroup,
+) -> Result<(), Error> {
+    take_table_lock_for_abort(roll).await?;
+    if let Err(e) = roll.take_tag_lock_as(on, Taking::Abort).await {
+        roll.give_back().await;
+        return Err(e);
+    }
+    Ok(())
 }
 
 /// The lock table for an abort: a live holder is refused; a killed one's lock, or a STOP

@@ -2,7 +2,7 @@
 //! carries the `gears:deploy-lock` tag of every group whose lock is due, so what the locks
 //! cost grows with time, never with time × groups (a region of 20 groups waiting a minute
 //! writes 4 renewals, not 80).
-use crate::aws::{Fleet, GroupTag};
+use crate::aws::{Fleet, Group, GroupTag};
 use crate::deploy::lock::LockValue;
 use crate::deploy::LOCK_TAG;
 use std::collections::{BTreeMap, BTreeSet};
@@ -104,20 +104,46 @@ impl Leases {
     /// Renews the region's due locks once a period (a lock is at most 1.5 periods old, 3/8 of
     /// the stale limit), for as long as it is polled (the region's groups run beside it). A
     /// renewal in flight is never dropped (a dropped request may still land after its group
-    /// was let go and its lock removed): the SDK's own call timeout bounds it.
+    /// was let go and its lock removed): the SDK's own call timeout bounds it. Before each
+    /// renewal, the region's last look (`last`, when one is not being taken) says which locks
+    /// were lost ([`Leases::forget_lost`]): those are not written again.
     pub(super) async fn keep<F: Fleet>(
         &self,
         fleet: &F,
-        run: &str,
-        who: &str,
+        last: &tokio::sync::Mutex<Option<(Instant, Vec<Group>)>>,
+        (run, who): (&str, &str),
         stale: Duration,
     ) -> std::convert::Infallible {
         let every = lease_period(stale);
         loop {
             tokio::time::sleep(every).await;
+            if let Ok(seen) = last.try_lock() {
+                if let Some((at, groups)) = &*seen {
+                    self.forget_lost(*at, groups, run);
+                }
+            }
             let value = LockValue::held_now(run, who).write();
             self.renew(fleet, &value, every).await;
         }
+    }
+
+    /// A held group whose lock a look begun after this run last wrote it shows as another run's
+    /// (it took our lock over, presumed dead), a STOP, or gone (`--unlock`) is renewed no more: a
+    /// renewal would write over the run that owns the group now. The group's own steps see the
+    /// same look and stop.
+    pub(super) fn forget_lost(&self, at: Instant, groups: &[Group], run: &str) {
+        let written = self.written.lock().unwrap_or_else(|p| p.into_inner());
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        held.retain(|name| {
+            let Some(g) = groups.iter().find(|g| &g.name == name) else {
+                return true;
+            };
+            if written.get(name).is_none_or(|w| *w >= at) {
+                return true;
+            }
+            let lock = g.tags.get(LOCK_TAG).map(|v| LockValue::parse(v));
+            matches!(lock, Some(Ok(l)) if !l.is_stop() && l.run() == run)
+        });
     }
 }
 
@@ -182,5 +208,47 @@ mod tests {
         let lock = |g: &str| cloud.group(g).unwrap().tags.get(LOCK_TAG).cloned();
         assert_eq!(lock("a").as_deref(), Some("v2"));
         assert_eq!(lock("c").as_deref(), Some("v3"));
+    }
+
+    /// A lock another run took over (or removed) after this run last wrote it is not written
+    /// again; one a look from before that write shows otherwise still is.
+    #[tokio::test(start_paused = true)]
+    async fn a_lock_another_run_took_over_is_not_renewed() {
+        let leases = Leases::default();
+        let mine = LockValue::held_now("run-1", "host").write();
+        let theirs = LockValue::held_now("run-2", "host").write();
+        let seen = |tags: &[(&str, &str)]| {
+            ["a", "b", "c", "d"]
+                .iter()
+                .zip(tags)
+                .map(|(n, (k, v))| {
+                    let mut g = group(n);
+                    if !k.is_empty() {
+                        g.tags.insert(k.to_string(), v.to_string());
+                    }
+                    g
+                })
+                .collect::<Vec<_>>()
+        };
+        let before = Instant::now();
+        tokio::time::advance(Duration::from_secs(1)).await;
+        for g in ["a", "b", "c", "d"] {
+            leases.wrote(g);
+            leases.hold(g);
+        }
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let after = Instant::now();
+        let look = seen(&[
+            (LOCK_TAG, &mine),
+            (LOCK_TAG, &theirs),
+            ("", ""),
+            (LOCK_TAG, "STOP run-1: rollback failed"),
+        ]);
+        // A look from before our write says nothing of our lock.
+        leases.forget_lost(before, &look, "run-1");
+        assert_eq!(leases.held.lock().unwrap().len(), 4);
+        leases.forget_lost(after, &look, "run-1");
+        let held: Vec<String> = leases.held.lock().unwrap().iter().cloned().collect();
+        assert_eq!(held, ["a"]);
     }
 }

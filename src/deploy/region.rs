@@ -36,7 +36,7 @@ type Seen<T> = (Instant, T);
 /// poll stay flat as groups are added. Concurrent askers wait for one answer.
 pub struct RegionLooks {
     names: std::sync::Mutex<Vec<String>>,
-    last: tokio::sync::Mutex<Option<(Instant, Vec<Group>)>>,
+    pub(super) last: tokio::sync::Mutex<Option<(Instant, Vec<Group>)>>,
     /// Target group ARN → its last DescribeTargetHealth, shared the same way.
     targets: tokio::sync::Mutex<BTreeMap<String, Seen<BTreeMap<String, String>>>>,
     /// The region's tag locks, renewed together.
@@ -168,7 +168,7 @@ pub(super) async fn roll_region<F: Fleet, L: LockTable>(
     // Every lock the region's groups hold, renewed together beside them.
     let renewals = looks
         .leases
-        .keep(fleet, ctx.run, &ctx.who, settings.lock_stale);
+        .keep(fleet, &looks.last, (ctx.run, &ctx.who), settings.lock_stale);
     let mut results = tokio::select! {
         r = groups => r,
         never = renewals => match never {},

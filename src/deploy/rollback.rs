@@ -278,6 +278,67 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
         patiently(self.cancel, d, || self.fleet.delete_tags(&self.name, &keys)).await
     }
 
+    /// What an undone deploy made and no group uses: its launch configuration copy
+    /// ([`Roll::tidy_configuration`]) or its launch template version ([`Roll::forget_version`]).
+    pub(super) async fn tidy_abandoned(&self, st: &State) {
+        if st.lc {
+            self.tidy_configuration(&st.to).await;
+        } else {
+            self.forget_version(&st.lt, &st.fromn, &st.to).await;
+        }
+    }
+
+    /// The template version an undone deploy made, deleted when it is still the template's
+    /// latest, not its default, and no group of the region points at it: a group on `$Latest`
+    /// the deploy never reached (a run killed after its first group, then `--abort`) launches
+    /// the version before it again, not the undone AMI. The deploy went from version `fromn` of
+    /// template `lt` to `to`; when `to` is not known (a run killed before it recorded it), the
+    /// latest version is the deploy's when it launches the undone AMI and is newer than `fromn`.
+    /// Best effort, said.
+    pub(super) async fn forget_version(&self, lt: &str, fromn: &str, to: &str) {
+        let d = self.deadline();
+        let at = |version: &str| TemplateRef {
+            id: lt.to_owned(),
+            version: version.to_owned(),
+        };
+        let (latest, default) = (at("$Latest"), at("$Default"));
+        let now = async {
+            let l = patiently(self.cancel, d, || self.fleet.version_image(&latest)).await?;
+            let f = patiently(self.cancel, d, || self.fleet.resolve_version(&default)).await?;
+            static ANY: BTreeMap<String, String> = BTreeMap::new();
+            let groups = patiently(self.cancel, d, || self.fleet.groups(&ANY, &[])).await?;
+            Ok::<_, Error>((l, f, groups))
+        };
+        let ((l, image), f, groups) = match now.await {
+            Ok(found) => found,
+            Err(e) => {
+                return self.say(&format!(
+                    "warning: the launch template version the deploy made in {lt} may be left: {}",
+                    e.render().trim().trim_start_matches("error: ")
+                ))
+            }
+        };
+        let number = |v: &str| v.parse::<u64>().unwrap_or(0);
+        let made = match to {
+            "" => image == self.ami && number(&l) > number(fromn),
+            to => l == to,
+        };
+        let ours = at(&l);
+        if !made || f == l || groups.iter().any(|g| g.template.as_ref() == Some(&ours)) {
+            return;
+        }
+        match patiently(self.cancel, d, || self.fleet.delete_template_version(&ours)).await {
+            Ok(()) => self.say(&format!(
+                "deleted launch template {lt} version {l}, which no group uses: its $Latest is the version before it again"
+            )),
+            Err(e) => self.say(&format!(
+                "warning: launch template {lt} version {l} is left (its $Latest launches {}): {}",
+                self.ami,
+                e.render().trim().trim_start_matches("error: ")
+            )),
+        }
+    }
+
     /// A launch configuration copy gears made that no group uses any more (the one a finished
     /// deploy left, or the one a rollback abandoned) is deleted, so the region's quota of
     /// launch configurations is not used up deploy after deploy. The user's own configuration

@@ -40,6 +40,17 @@ impl TemplateReads {
     }
 }
 
+/// How many template versions a deploy looks back past the ones that launch its AMI already.
+const LOOK_BACK: usize = 10;
+
+/// Who takes a group's lock tag: a deploy, or an `--abort` (which takes over a dead run's lock
+/// of any deploy it undoes, and a STOP: a human decided to undo).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Taking {
+    Deploy,
+    Abort,
+}
+
 /// The launch spec a deploy starts from and goes to: a template version to make, or a launch
 /// configuration copy already made.
 struct Spec {
@@ -89,7 +100,7 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
         }
         self.take_tag_lock(on).await?;
         match on.recorded.clone() {
-            Some(s) if s.ami == self.ami => self.carry_on(s).await,
+            Some(s) if s.ami == self.ami => self.carry_on(g, s).await,
             Some(s) => Err(refused(
                 &self.name,
                 format!(
@@ -109,7 +120,7 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
     /// An interrupted deploy of this AMI continued from whatever its run had reached (even a
     /// rollback under way): the new launch spec (made now, if the killed run had not yet), the
     /// instance tags and the processes suspended again.
-    async fn carry_on(&self, mut s: State) -> Result<State, Error> {
+    async fn carry_on(&self, g: &Group, mut s: State) -> Result<State, Error> {
         let d = self.deadline();
         self.say(&format!(
             "continuing the deploy of {} recorded by run {}",
@@ -119,11 +130,15 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
             s.to = self.create_version(&s).await?;
             self.record(&s).await?;
         }
+        // A run killed before it kept the instance tags had not written the new ones either:
+        // the group's are still those before the deploy, kept now (a rollback puts them back).
         // An interrupted rollback may have put the old instance tags back.
-        patiently(self.cancel, d, || {
-            self.fleet.put_tags(&self.name, self.instance_tags, true)
-        })
-        .await?;
+        let mut tags = Vec::new();
+        if !g.tags.contains_key(TAGS_TAG) {
+            tags.extend(self.tags_before(g));
+        }
+        tags.extend(GroupTag::all(&self.name, self.instance_tags, true));
+        patiently(self.cancel, d, || self.fleet.put_tag_list(&tags)).await?;
         patiently(self.cancel, d, || {
             self.fleet.set_processes(&self.name, &s.susp, true)
         })
@@ -177,12 +192,19 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
     /// template share the first reading (taken before that group made its version, so a later
     /// reading cannot see ours). The new version is made once the deploy is recorded.
     async fn template_spec(&self, g: &Group, t: &TemplateRef) -> Result<Spec, Error> {
-        let (source, image) = self.version_of(t).await?;
-        // A version that already launches the new AMI has nothing to roll back to (another
-        // group on this template was deployed by an earlier run, and the template's `$Latest`
-        // moved with it).
+        let (mut source, mut image) = self.version_of(t).await?;
         let images = self.images(g).await?;
-        if image == self.ami && images.values().any(|i| *i != self.ami) {
+        let behind = images.values().any(|i| *i != self.ami);
+        // `$Latest` launches the new AMI but the group's instances run another: a deploy of
+        // this AMI (a run killed after another group's new version, or one finished on a group
+        // sharing the template) moved it. The version before those is where this group was.
+        if image == self.ami && behind && t.version == "$Latest" {
+            if let Some(found) = self.latest_before(t, &source).await? {
+                (source, image) = found;
+            }
+        }
+        // A version that already launches the new AMI has nothing to roll back to.
+        if image == self.ami && behind {
             return Err(InputError::whole_file(
                 format!("group {}", self.name),
                 format!(
@@ -203,6 +225,30 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
             to: None,
             lc: false,
         })
+    }
+
+    /// The newest version of `t`'s template older than `latest` that launches another AMI than
+    /// this deploy's (versions deleted since are passed over), looking back at most
+    /// [`LOOK_BACK`] versions: `None` when there is none.
+    pub(super) async fn latest_before(
+        &self,
+        t: &TemplateRef,
+        latest: &str,
+    ) -> Result<Option<(String, String)>, Error> {
+        let n: u64 = latest.parse().unwrap_or(0);
+        for m in (1..n).rev().take(LOOK_BACK) {
+            let older = TemplateRef {
+                id: t.id.clone(),
+                version: m.to_string(),
+            };
+            match self.version_of(&older).await {
+                Ok((m, image)) if image != self.ami => return Ok(Some((m, image))),
+                Ok(_) => {}
+                Err(Error::Cloud(e)) if e.kind() == crate::aws::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(None)
     }
 
     /// The number template version `t` meant when this run first read it, and that version's
@@ -295,16 +341,7 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
             self.fleet.set_processes(&self.name, &state.susp, true)
         })
         .await?;
-        let before: BTreeMap<&String, Option<&String>> = self
-            .instance_tags
-            .keys()
-            .map(|k| (k, g.tags.get(k)))
-            .collect();
-        let before = serde_json::to_string(&before).unwrap_or_default();
-        if before.chars().count() <= 256 {
-            let tag = BTreeMap::from([(TAGS_TAG.to_owned(), before)]);
-            tags.extend(GroupTag::all(&self.name, &tag, false));
-        }
+        tags.extend(self.tags_before(g));
         tags.extend(GroupTag::all(&self.name, self.instance_tags, true));
         patiently(self.cancel, d, || self.fleet.put_tag_list(&tags)).await?;
         self.point_at(&state, &state.to).await?;
@@ -337,11 +374,17 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
     /// `--lock-table`, its compare-and-swap already shut out a racing writer (every strategy
     /// takes it first): written, and one look back, no settle.
     pub(super) async fn take_tag_lock(&self, on: &OnGroup) -> Result<(), Error> {
+        self.take_tag_lock_as(on, Taking::Deploy).await
+    }
+
+    /// The group's lock tag taken as [`Roll::take_tag_lock`] does, by a deploy or by an
+    /// `--abort` ([`Taking`]).
+    pub(super) async fn take_tag_lock_as(&self, on: &OnGroup, taking: Taking) -> Result<(), Error> {
         let mine = LockValue::held_now(&self.run, self.who).write();
         let lock = BTreeMap::from([(LOCK_TAG.to_owned(), mine.clone())]);
         let settle = match self.table {
             Some(_) => {
-                self.may_take(on)?;
+                self.may_take(on, taking)?;
                 let d = self.deadline();
                 patiently(self.cancel, d, || {
                     self.fleet.put_tags(&self.name, &lock, false)
@@ -349,7 +392,7 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
                 .await?;
                 Duration::ZERO
             }
-            None => settle(self.write_in_window(&lock).await?),
+            None => settle(self.write_in_window(&lock, taking).await?),
         };
         self.looks.leases.wrote(&self.name);
         self.sleep_for(settle).await?;
@@ -374,13 +417,17 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
     /// start. A write that fails (throttled, say) is made again only after a fresh look, never
     /// retried blind, so the attempt that counts is one look and one write, whose time the
     /// settle allows for ([`settle`]).
-    async fn write_in_window(&self, lock: &BTreeMap<String, String>) -> Result<Duration, Error> {
+    async fn write_in_window(
+        &self,
+        lock: &BTreeMap<String, String>,
+        taking: Taking,
+    ) -> Result<Duration, Error> {
         let deadline = self.deadline();
         let pace = self.pace();
         loop {
             let began = Instant::now();
             let g = self.group().await?;
-            self.may_take(&OnGroup::read(&g)?)?;
+            self.may_take(&OnGroup::read(&g)?, taking)?;
             match self.fleet.put_tags(&self.name, lock, false).await {
                 Ok(()) => return Ok(began.elapsed()),
                 Err(e) if !e.is_retryable() || Instant::now() >= deadline => return Err(e.into()),
@@ -389,10 +436,12 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
         }
     }
 
-    /// Refused while another live run holds the lock (or the line is stopped); a stale one may
-    /// be taken over when it is of this AMI's deploy, or when no deploy is recorded at all.
-    fn may_take(&self, on: &OnGroup) -> Result<(), Error> {
+    /// Refused while another live run holds the lock (or, for a deploy, the line is stopped); a
+    /// stale one may be taken over by a deploy when it is of this AMI's deploy, or when no
+    /// deploy is recorded at all, and by an `--abort` always (it checked the AMI recorded).
+    fn may_take(&self, on: &OnGroup, taking: Taking) -> Result<(), Error> {
         match &on.lock {
+            Some(LockValue::Stop { .. }) if taking == Taking::Abort => Ok(()),
             Some(l @ LockValue::Stop { .. }) => Err(stopped(
                 &self.name,
                 format!("the line is stopped: {l}"),
@@ -402,7 +451,8 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
                 let recorded = on.recorded_ami();
                 let same_ami = recorded == Some(self.ami.as_str());
                 let age = l.age().unwrap_or_default();
-                if (same_ami || on.recorded.is_none()) && age >= self.settings.lock_stale {
+                let may = same_ami || on.recorded.is_none() || taking == Taking::Abort;
+                if may && age >= self.settings.lock_stale {
                     return Ok(());
                 }
                 let other = recorded.filter(|a| *a != self.ami);
@@ -421,6 +471,22 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
             }
             _ => Ok(()),
         }
+    }
+
+    /// The instance tags `g` had before the deploy, kept in [`TAGS_TAG`] (so a rollback puts them
+    /// back), when they fit a tag: written in the call that writes the new ones, before them.
+    fn tags_before(&self, g: &Group) -> Vec<GroupTag> {
+        let before: BTreeMap<&String, Option<&String>> = self
+            .instance_tags
+            .keys()
+            .map(|k| (k, g.tags.get(k)))
+            .collect();
+        let before = serde_json::to_string(&before).unwrap_or_default();
+        if before.chars().count() > 256 {
+            return Vec::new();
+        }
+        let tag = BTreeMap::from([(TAGS_TAG.to_owned(), before)]);
+        GroupTag::all(&self.name, &tag, false)
     }
 
     /// Writes the deploy state to the group's tag.

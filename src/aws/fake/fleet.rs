@@ -163,6 +163,9 @@ impl GroupTags for FakeFleet {
     ) -> Result<(), CloudError> {
         self.cloud.call("CreateOrUpdateTags", &self.region).await?;
         let mut f = self.cloud.fleet_state();
+        if !f.groups.contains_key(group) {
+            return Err(no_group_on("CreateOrUpdateTags", group, &self.region));
+        }
         f.log_tags(
             "CreateOrUpdateTags",
             tags.keys().map(|k| (group, k.as_str())),
@@ -188,12 +191,7 @@ impl GroupTags for FakeFleet {
             self.cloud.call("CreateOrUpdateTags", &self.region).await?;
             let mut f = self.cloud.fleet_state();
             if let Some(t) = chunk.iter().find(|t| !f.groups.contains_key(&t.group)) {
-                return Err(CloudError::api(
-                    "CreateOrUpdateTags",
-                    &self.region,
-                    Some("ValidationError"),
-                    format!("AutoScalingGroup name not found - {}", t.group),
-                ));
+                return Err(no_group_on("CreateOrUpdateTags", &t.group, &self.region));
             }
             f.log_tags(
                 "CreateOrUpdateTags",
@@ -217,6 +215,9 @@ impl GroupTags for FakeFleet {
     async fn delete_tags(&self, group: &str, keys: &[String]) -> Result<(), CloudError> {
         self.cloud.call("DeleteTags", &self.region).await?;
         let mut f = self.cloud.fleet_state();
+        if !f.groups.contains_key(group) {
+            return Err(no_group_on("DeleteTags", group, &self.region));
+        }
         f.log_tags("DeleteTags", keys.iter().map(|k| (group, k.as_str())));
         if let Some(g) = f.groups.get_mut(group) {
             for k in keys {
@@ -252,8 +253,14 @@ pub(super) fn no_version(f: &FleetState, t: &TemplateRef, region: &str) -> Cloud
 
 /// Auto Scaling's answer for a group that does not exist.
 pub(super) fn no_group(group: &str, region: &str) -> CloudError {
+    no_group_on("UpdateAutoScalingGroup", group, region)
+}
+
+/// Auto Scaling's answer to `operation` naming a group that does not exist (a tag write
+/// naming one changes nothing).
+fn no_group_on(operation: &'static str, group: &str, region: &str) -> CloudError {
     CloudError::api(
-        "UpdateAutoScalingGroup",
+        operation,
         region,
         Some("ValidationError"),
         format!("AutoScalingGroup name not found - {group}"),

@@ -31,6 +31,8 @@ pub(super) struct FleetState {
     pub(super) floor_log: BTreeMap<String, Vec<usize>>,
     /// A template's default version, when not 1.
     pub(super) default_versions: BTreeMap<String, usize>,
+    /// Template versions deleted (template id, number): EC2 never gives a number again.
+    pub(super) deleted_versions: std::collections::BTreeSet<(String, usize)>,
     /// CreateLaunchTemplateVersion client tokens (region/token) → the version they made and
     /// what was asked.
     pub(super) client_tokens: BTreeMap<String, (String, String)>,
@@ -81,12 +83,13 @@ impl FleetState {
     /// template has it.
     pub(super) fn version(&self, t: &TemplateRef) -> Option<usize> {
         let n = self.templates.get(&t.id)?.len();
+        let gone = |v: usize| self.deleted_versions.contains(&(t.id.clone(), v));
         let v = match t.version.as_str() {
-            "$Latest" => n,
+            "$Latest" => (1..=n).rev().find(|v| !gone(*v))?,
             "$Default" => self.default_versions.get(&t.id).copied().unwrap_or(1),
             v => v.parse().ok()?,
         };
-        (1..=n).contains(&v).then_some(v)
+        ((1..=n).contains(&v) && !gone(v)).then_some(v)
     }
 
     /// The image of the template version `t` names, if it exists.
@@ -287,7 +290,18 @@ impl FakeCloud {
             .insert(template.to_owned(), n);
     }
 
-    /// A launch template's versions: their images, version 1 first.
+    /// The image group `group` launches now (its template version's, or configuration's).
+    pub fn launches(&self, group: &str) -> Option<String> {
+        let f = self.fleet_state();
+        let g = f.groups.get(group)?;
+        match (&g.template, &g.launch_configuration) {
+            (Some(t), _) => f.version_image(t),
+            (None, Some(c)) => f.configurations.get(c).cloned(),
+            _ => None,
+        }
+    }
+
+    /// The images of a template's versions (1 first; deleted ones too).
     pub fn template_versions(&self, template: &str) -> Vec<String> {
         self.fleet_state()
             .templates

@@ -76,6 +76,39 @@ impl Launches for FakeFleet {
         Ok(n)
     }
 
+    async fn delete_template_version(&self, t: &TemplateRef) -> Result<(), CloudError> {
+        self.cloud
+            .call("DeleteLaunchTemplateVersions", &self.region)
+            .await?;
+        let mut f = self.cloud.fleet_state();
+        if !f.templates.contains_key(&t.id) {
+            return Err(no_template(
+                "DeleteLaunchTemplateVersions",
+                &t.id,
+                &self.region,
+            ));
+        }
+        let default = TemplateRef {
+            id: t.id.clone(),
+            version: "$Default".into(),
+        };
+        // As on EC2: the default version cannot be deleted; a version that does not exist is
+        // answered in the call's list of versions not deleted (gears: no error, it is gone).
+        let Some(n) = f.version(t) else {
+            return Ok(());
+        };
+        if f.version(&default) == Some(n) {
+            return Err(CloudError::api(
+                "DeleteLaunchTemplateVersions",
+                &self.region,
+                Some("InvalidParameterValue"),
+                format!("version {n} of {} is its default version", t.id),
+            ));
+        }
+        f.deleted_versions.insert((t.id.clone(), n));
+        Ok(())
+    }
+
     async fn set_template(
         &self,
         group: &str,

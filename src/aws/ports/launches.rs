@@ -41,6 +41,13 @@ pub trait Launches: Send + Sync {
         token: &str,
     ) -> impl Future<Output = Result<String, CloudError>> + Send;
 
+    /// Deletes launch template version `t` (a number; never the default version: EC2 refuses
+    /// it). A version already gone is no error.
+    fn delete_template_version(
+        &self,
+        t: &TemplateRef,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
+
     /// Points the group at a template version: its own launch template, or with `mixed` its
     /// mixed-instances policy's (the overrides and the instances distribution stay as they are).
     fn set_template(

@@ -123,6 +123,35 @@ pub(super) async fn record_switch<F: Fleet, L: LockTable>(
     .await
 }
 
+/// The number of the version the old group launches from, the group pinned to it when it is on
+/// `$Latest` (so the new version does not move it). `$Latest` moved to the new AMI by a deploy of
+/// it (a run killed after another cluster's new version): the old group launched from the
+/// version before those.
+async fn pin<F: Fleet, L: LockTable>(
+    roll: &Roll<'_, F, L>,
+    g: &Group,
+    t: &TemplateRef,
+) -> Result<String, Error> {
+    let (fleet, d) = (roll.fleet, roll.deadline());
+    let (mut fromn, image) = patiently(roll.cancel, d, || fleet.version_image(t)).await?;
+    if t.version == "$Latest" && image == roll.ami {
+        if let Some((n, _)) = roll.latest_before(t, &fromn).await? {
+            fromn = n;
+        }
+    }
+    if t.version == "$Latest" {
+        let pinned = TemplateRef {
+            id: t.id.clone(),
+            version: fromn.clone(),
+        };
+        patiently(roll.cancel, d, || {
+            fleet.set_template(&g.name, &pinned, g.mixed)
+        })
+        .await?;
+    }
+    Ok(fromn)
+}
+
 /// The new group made, idempotently (a continued run finds what the killed one made): the old
 /// group pinned to the number `$Latest` means (so the new version does not move it), the new
 /// version (by client token: a retry gets the same one), the clone, its processes suspended,
@@ -138,17 +167,7 @@ async fn make_new<F: Fleet, L: LockTable>(
         id: String::new(),
         version: String::new(),
     });
-    let fromn = patiently(roll.cancel, d, || fleet.resolve_version(&t)).await?;
-    if t.version == "$Latest" {
-        let pinned = TemplateRef {
-            id: t.id.clone(),
-            version: fromn.clone(),
-        };
-        patiently(roll.cancel, d, || {
-            fleet.set_template(&g.name, &pinned, g.mixed)
-        })
-        .await?;
-    }
+    let fromn = pin(roll, g, &t).await?;
     let base = TemplateRef {
         id: t.id.clone(),
         version: fromn.clone(),

@@ -28,7 +28,7 @@ use crate::deploy::gate::gated_on;
 use crate::deploy::group::unfinished_step;
 use crate::deploy::lock::refused;
 use crate::deploy::region::RegionCtx;
-use crate::deploy::roll::Roll;
+use crate::deploy::roll::{counting, Roll};
 use crate::deploy::state::OnGroup;
 use crate::deploy::{GroupOutcome, GroupResult, Strategy};
 use crate::error::Error;
@@ -54,12 +54,16 @@ pub(super) fn lock_key(region: &str, g: &Group) -> String {
     format!("{region}/cluster:{}", cluster_of(g))
 }
 
-/// `r` locking what `like` locks (the cluster's key in the lock table).
+/// `r` locking what `like` locks (the cluster's key in the lock table); an undo of `like`'s own
+/// group shares its tag lock too, so the undo's heartbeat renews the lock `like` took.
 pub(super) fn keyed<'r, F: Fleet, L: LockTable>(
     mut r: Roll<'r, F, L>,
     like: &Roll<'_, F, L>,
 ) -> Roll<'r, F, L> {
     r.lock_key = like.lock_key.clone();
+    if r.name == like.name {
+        r.tag_ours = like.tag_ours.clone();
+    }
     r
 }
 
@@ -104,7 +108,16 @@ async fn nothing_to_do<F: Fleet, L: LockTable>(
     on: &OnGroup,
     out: &GroupOutcome,
 ) -> Result<Option<GroupOutcome>, Error> {
-    if on.switch.is_none() && out.from_ami == roll.ami {
+    // Its launch spec launches the AMI, and its instances in service run it (`$Latest` may have
+    // moved to the AMI with another cluster's deploy).
+    let runs_it = || async {
+        let serving = counting(g.clone());
+        let images = roll.images(&serving).await?;
+        Ok::<_, Error>(
+            images.len() == serving.members.len() && images.values().all(|i| *i == roll.ami),
+        )
+    };
+    if on.switch.is_none() && out.from_ami == roll.ami && runs_it().await? {
         // A run killed after its switch may have left its locks (and its table item).
         let removed = sweep::sweep(ctx, roll, &cluster_of(g), true).await?;
         let detail = format!(

@@ -81,6 +81,9 @@ pub(super) async fn sweep<F: Fleet, L: LockTable>(
         }
         match patiently(roll.cancel, d, || roll.fleet.delete_tags(&group, &keys)).await {
             Ok(()) => removed.push(group),
+            // Deleted since the look (AWS refuses a tag call naming a group that is gone): its
+            // lock went with it.
+            Err(_) if gone(roll, &group).await => {}
             Err(e) if idle => return Err(e),
             Err(e) => roll.say(&format!(
                 "the lock on {group} is left: {}",
@@ -108,6 +111,16 @@ pub(super) async fn sweep<F: Fleet, L: LockTable>(
         patiently(roll.cancel, d, || t.release(key, &roll.run)).await?;
     }
     Ok(removed)
+}
+
+/// Whether `group` no longer exists (a look that answers, without it).
+async fn gone<F: Fleet, L: LockTable>(roll: &Roll<'_, F, L>, group: &str) -> bool {
+    let none = BTreeMap::new();
+    let named = [group.to_owned()];
+    let d = roll.deadline();
+    patiently(roll.cancel, d, || roll.fleet.groups(&none, &named))
+        .await
+        .is_ok_and(|g| g.is_empty())
 }
 
 /// `; removed the lock of a run that is gone from GROUP, ...` (empty when none was).

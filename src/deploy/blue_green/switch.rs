@@ -280,6 +280,16 @@ pub(super) async fn start_failed<F: Fleet, L: LockTable>(
     })
 }
 
+/// After an `--abort`, the new group's template version deleted when `$Latest` still launches
+/// it and no group uses it (the old group was pinned to the number it launched from).
+async fn forget_new_version<F: Fleet, L: LockTable>(undo: &Roll<'_, F, L>) {
+    if let Some(t) = undo.group().await.ok().and_then(|o| o.template) {
+        if t.version.parse::<u64>().is_ok() {
+            undo.forget_version(&t.id, &t.version, "").await;
+        }
+    }
+}
+
 /// `--abort` of a recorded blue/green deploy: the way back, whatever phase it reached, on
 /// cleanup's own token (a first signal does not leave it half done).
 pub(super) async fn abort<F: Fleet, L: LockTable>(
@@ -329,9 +339,9 @@ pub(super) async fn abort<F: Fleet, L: LockTable>(
         ));
     }
     if sw.phase == BACK {
-        return super::tidy::abort_rollback(ctx, roll, g, &sw, out).await;
+        return super::tidy::abort_rollback(ctx, roll, g, on, &sw, out).await;
     }
-    super::super::admin::take_table_lock_for_abort(roll).await?;
+    super::super::admin::take_locks_for_abort(roll, on).await?;
     let abort_cancel = ctx.cancel.for_cleanup();
     let undo_roll = keyed(
         Roll::new(
@@ -354,6 +364,7 @@ pub(super) async fn abort<F: Fleet, L: LockTable>(
         );
         return Ok(out.with(GroupResult::RollbackFailed, detail));
     }
+    forget_new_version(&undo_roll).await;
     unlock_both(&undo_roll, None).await;
     let _ = super::sweep::sweep(ctx, &undo_roll, &cluster_of(g), false).await;
     undo_roll.give_back().await;

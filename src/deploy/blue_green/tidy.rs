@@ -253,11 +253,12 @@ pub(super) async fn abort_rollback<F: Fleet, L: LockTable>(
     ctx: &RegionCtx<'_>,
     roll: &Roll<'_, F, L>,
     g: &Group,
+    on: &OnGroup,
     sw: &Switch,
     out: GroupOutcome,
 ) -> Result<GroupOutcome, Error> {
     let (prev, r) = recorded_previous(roll, sw).await?;
-    super::super::admin::take_table_lock_for_abort(roll).await?;
+    super::super::admin::take_locks_for_abort(roll, on).await?;
     let o = match &r {
         Some(r) => {
             let why = "aborted".to_owned();

@@ -55,17 +55,20 @@ async fn a_latest_template_shared_or_already_on_the_new_ami_is_refused_before_an
     );
     assert_eq!(cloud.template_versions("lt-s"), [OLD]);
     // Someone else already made the new AMI the template's $Latest (an earlier run of a
-    // sibling group, by hand): nothing to roll back to, refused.
+    // sibling group, by hand), and the versions before it are gone: nothing to roll back to,
+    // refused.
     add_group_on(&cloud, "hello-b", 2, "lt-t", "$Latest", &[OLD]);
     let fleet = cloud.fleet("us-east-1").await.unwrap();
-    let base = TemplateRef {
+    let at = |version: &str| TemplateRef {
         id: "lt-t".into(),
-        version: "1".into(),
+        version: version.into(),
     };
     fleet
-        .new_template_version(&base, NEW, "by-hand")
+        .new_template_version(&at("1"), NEW, "by-hand")
         .await
         .unwrap();
+    cloud.set_default_version("lt-t", 2);
+    fleet.delete_template_version(&at("1")).await.unwrap();
     s.groups = vec!["hello-b".into()];
     let e = deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
         .await
@@ -85,6 +88,29 @@ async fn a_latest_template_shared_or_already_on_the_new_ami_is_refused_before_an
         b.tags
     );
     assert!(cloud.member_images("hello-b").iter().all(|i| i == OLD));
+    // With the version its instances came from still there, the deploy starts from it, and a
+    // rollback returns there.
+    add_group_on(&cloud, "hello-c", 2, "lt-u", "$Latest", &[OLD]);
+    fleet
+        .new_template_version(
+            &TemplateRef {
+                id: "lt-u".into(),
+                version: "1".into(),
+            },
+            NEW,
+            "by-hand-2",
+        )
+        .await
+        .unwrap();
+    s.groups = vec!["hello-c".into()];
+    cloud.set_unhealthy_images(&[NEW]);
+    let d = deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
+        .await
+        .unwrap();
+    assert_eq!(d.exit(), Exit::RolledBack, "{d:?}");
+    let c = cloud.group("hello-c").unwrap();
+    assert_eq!(c.template.unwrap().version, "1");
+    assert!(cloud.member_images("hello-c").iter().all(|i| i == OLD));
 }
 
 #[tokio::test(start_paused = true)]

@@ -5,7 +5,7 @@ use crate::aws::{Cloud, LockTable};
 use crate::cancel::Cancel;
 use crate::deploy::lock::{holder, LockValue};
 use crate::deploy::tests::{all, as_before, deploy, rc, setup, Cleanup, Faults, NEW, OLD};
-use crate::deploy::{LOCK_STALE, LOCK_TAG};
+use crate::deploy::{Strategy, LOCK_STALE, LOCK_TAG};
 use crate::exit::Exit;
 use crate::settings::AmiChoice;
 use std::time::Duration;
@@ -318,4 +318,65 @@ async fn the_lock_table_refuses_a_second_deploy_and_is_given_back() {
     assert_eq!(d.groups[0].result, "deployed", "{d:?}");
     assert!(cloud.lock_items().is_empty(), "{:?}", cloud.lock_items());
     as_before(&cloud, 4);
+}
+
+/// `--abort` of a killed deploy holds the lock while it undoes, with the tag lock alone too: the
+/// same deploy started meanwhile is refused, never continued beside the undo.
+#[tokio::test(start_paused = true)]
+async fn an_abort_holds_the_tag_lock_while_it_undoes() {
+    for strategy in [Strategy::Rolling, Strategy::BlueGreen] {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut s, cloud) = setup(dir.path(), 4);
+        s.strategy = strategy;
+        let slow = Faults {
+            latency: Duration::from_millis(100),
+            ..Default::default()
+        };
+        cloud.set_faults(slow);
+        let (ctx, cancel, cleanup) = (rc(), Cancel::new(), Cleanup::default());
+        // Killed after it recorded its deploy, before it finished.
+        let killed = tokio::time::timeout(
+            Duration::from_secs(3),
+            deploy(&s, &ctx, &cancel, &cleanup, &cloud),
+        );
+        assert!(killed.await.is_err(), "{strategy:?}: finished in 3 s");
+        let tags = cloud.group("hello-live").unwrap().tags;
+        let dead = tags.get(LOCK_TAG).cloned().expect("the killed run's lock");
+        tokio::time::sleep(LOCK_STALE + Duration::from_secs(1)).await;
+        let mut abort = s.clone();
+        abort.abort = true;
+        let (ctx2, cancel2, cleanup2) = (rc(), Cancel::new(), Cleanup::default());
+        let undo = deploy(&abort, &ctx2, &cancel2, &cleanup2, &cloud);
+        // The same deploy again, once the abort wrote its lock (or after 30 s if it never does).
+        let again = async {
+            for _ in 0..300 {
+                let now = cloud
+                    .group("hello-live")
+                    .unwrap()
+                    .tags
+                    .get(LOCK_TAG)
+                    .cloned();
+                if now.is_some_and(|v| v != dead) {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &cloud).await
+        };
+        let (undo, again) = tokio::join!(undo, again);
+        let d = undo.unwrap();
+        assert_eq!(d.groups[0].result, "aborted", "{strategy:?}: {d:?}");
+        let e = again.unwrap_err();
+        assert_eq!(e.exit(), Exit::Cloud, "{strategy:?}: {}", e.render());
+        assert!(e.render().contains("holds the lock"), "{}", e.render());
+        assert!(all(&cloud, OLD), "{strategy:?}");
+        assert!(
+            !cloud
+                .group("hello-live")
+                .unwrap()
+                .tags
+                .contains_key(LOCK_TAG),
+            "{strategy:?}"
+        );
+    }
 }

@@ -1,9 +1,11 @@
 //! Launch templates and configurations: `$Default` and `$Latest`, versions shared by groups
 //! and moved during a deploy, a launch configuration copied with the new AMI.
 
+use crate::aws::fake::FakeCloud;
 use crate::aws::Group;
 use crate::cancel::Cancel;
 use crate::deploy::tests::{add_group_on, deploy, rc, setup, Cleanup, NEW, OLD};
+use crate::deploy::{DeploySettings, Strategy, LOCK_STALE};
 use crate::exit::Exit;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -175,5 +177,108 @@ async fn a_group_on_a_launch_configuration_gets_a_copy_with_the_new_ami() {
             "the old one stays"
         );
         assert_eq!(cloud.healthy_floor("hello-lc"), Some(3));
+    }
+}
+
+/// Two groups on one template's `$Latest`, the run killed at every write (before and after it
+/// lands), rolling and blue/green: the same command deploys both (the second from the version
+/// before the killed run's, not refused or pinned to the new AMI), and `--abort` leaves every
+/// group launching the AMI it runs (the killed run's version, which `$Latest` pointed the
+/// untouched group at, deleted once no group uses it).
+#[tokio::test(start_paused = true)]
+async fn groups_sharing_latest_killed_at_any_write_are_continued_or_aborted() {
+    for strategy in [Strategy::Rolling, Strategy::BlueGreen] {
+        let points = sharing_latest_killed(strategy).await;
+        assert!(points > 10, "{strategy:?}: {points}");
+    }
+}
+
+/// [`groups_sharing_latest_killed_at_any_write_are_continued_or_aborted`] for one strategy: the
+/// number of kill points.
+async fn sharing_latest_killed(strategy: Strategy) -> u32 {
+    let fresh = |dir: &std::path::Path| -> (DeploySettings, FakeCloud) {
+        let (mut s, cloud) = setup(dir, 2);
+        add_group_on(&cloud, "hello-a", 2, "lt-s", "$Latest", &[OLD]);
+        add_group_on(&cloud, "hello-b", 2, "lt-s", "$Latest", &[OLD]);
+        // The two groups found by their tags (a blue/green cluster's group in traffic changes).
+        cloud.edit_group("hello-live", |g| g.tags.clear());
+        s.strategy = strategy;
+        (s, cloud)
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (s, cloud) = fresh(dir.path());
+    deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
+        .await
+        .unwrap();
+    let writes = cloud.writes();
+    let mut points = 0;
+    for k in 1..=writes {
+        for lands in [false, true] {
+            for abort in [false, true] {
+                let what = format!(
+                    "{strategy:?} killed at write {k} of {writes} (landed: {lands}), abort: {abort}"
+                );
+                let dir = tempfile::tempdir().unwrap();
+                let (s, cloud) = fresh(dir.path());
+                cloud.die_at_write(k, lands);
+                let (ctx, cancel, cleanup) = (rc(), Cancel::new(), Cleanup::default());
+                let died = tokio::select! {
+                    _ = deploy(&s, &ctx, &cancel, &cleanup, &cloud) => false,
+                    _ = cloud.died() => true,
+                };
+                cloud.revive();
+                if !died {
+                    continue;
+                }
+                points += u32::from(!abort);
+                tokio::time::sleep(LOCK_STALE + Duration::from_secs(1)).await;
+                let mut next = s.clone();
+                next.abort = abort;
+                let d = deploy(&next, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
+                    .await
+                    .unwrap_or_else(|e| panic!("{what}: {}", e.render()));
+                assert!(d.groups.iter().all(|g| !g.result.failed()), "{what}: {d:?}");
+                launch_what_they_run(&cloud, abort, &what);
+            }
+        }
+    }
+    points
+}
+
+/// Every group in traffic runs one AMI and launches it (the new one unless `abort`). A group
+/// whose deploy finished before the kill stays deployed after `--abort` (and the template's
+/// `$Latest` with it): the same command deploys the other.
+fn launch_what_they_run(cloud: &FakeCloud, abort: bool, what: &str) {
+    let serving: Vec<String> = cloud
+        .group_names()
+        .into_iter()
+        .filter(|n| n.starts_with("hello-a") || n.starts_with("hello-b"))
+        .filter(|n| {
+            !cloud
+                .group(n)
+                .unwrap()
+                .tags
+                .contains_key(crate::tags::RETIRED)
+        })
+        .collect();
+    let finished = serving
+        .iter()
+        .any(|n| cloud.member_images(n).iter().any(|i| i == NEW));
+    if abort && finished {
+        return;
+    }
+    for n in &serving {
+        let imgs = cloud.member_images(n);
+        if !abort {
+            assert!(imgs.iter().all(|i| i == NEW), "{what}: {n} {imgs:?}");
+        }
+        assert!(imgs.iter().all(|i| *i == imgs[0]), "{what}: {n} {imgs:?}");
+        assert_eq!(
+            cloud.launches(n).as_ref(),
+            Some(&imgs[0]),
+            "{what}: {n} launches another AMI than it runs ({:?}, versions {:?})",
+            cloud.group(n).unwrap().template,
+            cloud.template_versions("lt-s")
+        );
     }
 }

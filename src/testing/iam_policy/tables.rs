@@ -28,6 +28,7 @@ pub(super) const SERVICES: &[(&str, &str)] = &[
     ("DescribeLaunchTemplates", "ec2"),
     ("DescribeLaunchTemplateVersions", "ec2"),
     ("CreateLaunchTemplateVersion", "ec2"),
+    ("DeleteLaunchTemplateVersions", "ec2"),
     // Auto Scaling.
     ("DescribeAutoScalingGroups", "autoscaling"),
     ("DescribeAutoScalingInstances", "autoscaling"),

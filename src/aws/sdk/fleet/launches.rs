@@ -102,6 +102,38 @@ impl Launches for AwsFleet {
             .unwrap_or_default())
     }
 
+    async fn delete_template_version(&self, t: &TemplateRef) -> Result<(), CloudError> {
+        let out = self
+            .ec2
+            .delete_launch_template_versions()
+            .launch_template_id(&t.id)
+            .versions(&t.version)
+            .send()
+            .await
+            .map_err(|e| map_err("DeleteLaunchTemplateVersions", &self.region, e))?;
+        // EC2 answers 200 and lists what it could not delete, with a code of its own.
+        let Some(item) = out
+            .unsuccessfully_deleted_launch_template_versions()
+            .first()
+        else {
+            return Ok(());
+        };
+        let error = item.response_error();
+        let code = error.and_then(|e| e.code()).map(|c| c.as_str().to_owned());
+        if code.as_deref() == Some("launchTemplateVersionDoesNotExist") {
+            return Ok(());
+        }
+        Err(CloudError::api(
+            "DeleteLaunchTemplateVersions",
+            &self.region,
+            code.as_deref(),
+            error
+                .and_then(|e| e.message())
+                .unwrap_or("the version was not deleted")
+                .to_owned(),
+        ))
+    }
+
     async fn set_template(
         &self,
         group: &str,
