@@ -568,3 +568,4 @@ async fn a_third_of_calls_throttled_never_fails_a_prune() {
 }
 
 mod accounts;
+mod list;

@@ -1,0 +1,68 @@
+//! `gears amis list` on the fake while AWS moves under it: an AMI deregistered between the
+//! list and a call about it.
+
+use super::{cloud, settings};
+use crate::amis::*;
+use crate::testing::Faults;
+
+fn ids(listing: &Listing) -> Vec<&str> {
+    listing.amis.iter().map(|a| a.id.as_str()).collect()
+}
+
+/// An AMI deregistered right after DescribeImages listed it: its DescribeImageAttribute
+/// answers `InvalidAMIID.NotFound`; it is left out and the others are listed as before.
+#[tokio::test]
+async fn an_ami_deregistered_after_the_list_is_left_out_not_a_failure() {
+    let cloud = cloud();
+    cloud.add_launch_permission("ami-new", "account 222222222222");
+    cloud.deregister_after_listing("ami-mid");
+    let listing = list(&settings(), &cloud).await.unwrap();
+    assert_eq!(ids(&listing), ["ami-new", "ami-old"]);
+    assert_eq!(listing.amis[0].shares.len(), 1);
+    assert_eq!(listing.exit(), crate::exit::Exit::Success);
+    // It was asked about, and EC2 said it is gone.
+    let attrs = cloud
+        .calls()
+        .iter()
+        .filter(|c| c.starts_with("DescribeImageAttribute"))
+        .count();
+    assert_eq!(attrs, 3);
+    // A prune right then goes on with the others.
+    let report = prune(
+        &settings(),
+        opts_dry(),
+        &crate::cancel::Cancel::new(),
+        &cloud,
+    )
+    .await
+    .unwrap();
+    assert!(!report.amis.iter().any(|p| p.ami.id == "ami-mid"));
+}
+
+/// EC2 answers `InvalidAMIID.Unavailable` for an AMI deregistered moments ago: gone too.
+#[tokio::test]
+async fn an_unavailable_ami_is_gone_too() {
+    let cloud = cloud();
+    cloud.set_faults(Faults {
+        fail_ops: vec![("DescribeImageAttribute", "InvalidAMIID.Unavailable")],
+        ..Default::default()
+    });
+    let listing = list(&settings(), &cloud).await.unwrap();
+    assert!(listing.amis.is_empty(), "{listing:?}");
+}
+
+/// Any other answer about an AMI still fails the list (it cannot say who may launch it).
+#[tokio::test]
+async fn another_error_about_an_ami_still_fails_the_list() {
+    let cloud = cloud();
+    cloud.set_faults(Faults {
+        fail_ops: vec![("DescribeImageAttribute", "UnauthorizedOperation")],
+        ..Default::default()
+    });
+    let e = list(&settings(), &cloud).await.unwrap_err();
+    assert_eq!(e.exit(), crate::exit::Exit::Cloud, "{e}");
+}
+
+fn opts_dry() -> PruneOptions {
+    super::opts(1, false)
+}
