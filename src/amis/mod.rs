@@ -284,6 +284,7 @@ async fn still_there<T>(
 /// consumer account (those read concurrently), and the consumers that could not be read.
 async fn list_region<C: AmiCloud>(
     settings: &AmisSettings,
+    cancel: &Cancel,
     cloud: &C,
     consumers: &[(Consumer, C)],
     region: &str,
@@ -292,12 +293,11 @@ async fn list_region<C: AmiCloud>(
     use futures::StreamExt;
     let port = cloud.amis(region).await?;
     let tags = component_tags(&settings.component);
-    let cancel = Cancel::new();
-    let images = patiently(&cancel, patience(), || port.owned_images(&tags)).await?;
+    let images = patiently(cancel, patience(), || port.owned_images(&tags)).await?;
     let ids: Vec<String> = images.iter().map(|o| o.image.id.clone()).collect();
-    let own = patiently(&cancel, patience(), || port.uses_of(&ids));
+    let own = patiently(cancel, patience(), || port.uses_of(&ids));
     let shares = futures::stream::iter(ids.iter().map(|id| {
-        let (port, cancel) = (&port, &cancel);
+        let port = &port;
         async move {
             let who = patiently(cancel, patience(), || {
                 still_there(port.launch_permissions(id))
@@ -310,7 +310,7 @@ async fn list_region<C: AmiCloud>(
     let theirs = futures::future::join_all(
         consumers
             .iter()
-            .map(|(c, cc)| accounts::uses_in(c, cc, region, &ids, &cancel)),
+            .map(|(c, cc)| accounts::uses_in(c, cc, region, &ids, cancel)),
     );
     let (own, shares, theirs) = futures::join!(own, shares, theirs);
     // An AMI deregistered since the list is gone: not a row, and never a failed list.
@@ -337,7 +337,13 @@ async fn list_region<C: AmiCloud>(
 
 /// The component's AMIs in every region of the settings (regions concurrently, rows in region
 /// order, newest first within a region), with their uses in every account of `accounts:`.
-pub async fn list<C: AmiCloud>(settings: &AmisSettings, cloud: &C) -> Result<Listing, Error> {
+/// Every call is retried while AWS throttles, until `cancel` fires: then
+/// [`Error::Interrupted`].
+pub async fn list<C: AmiCloud>(
+    settings: &AmisSettings,
+    cancel: &Cancel,
+    cloud: &C,
+) -> Result<Listing, Error> {
     let now = Utc::now();
     let consumers: Vec<(Consumer, C)> = settings
         .consumers
@@ -348,7 +354,7 @@ pub async fn list<C: AmiCloud>(settings: &AmisSettings, cloud: &C) -> Result<Lis
         settings
             .regions
             .iter()
-            .map(|r| list_region(settings, cloud, &consumers, r, now)),
+            .map(|r| list_region(settings, cancel, cloud, &consumers, r, now)),
     )
     .await?;
     let mut out = Listing {

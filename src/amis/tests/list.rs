@@ -3,6 +3,8 @@
 
 use super::{cloud, settings};
 use crate::amis::*;
+use crate::cancel::{Cancel, Signal};
+use crate::exit::Exit;
 use crate::testing::Faults;
 
 fn ids(listing: &Listing) -> Vec<&str> {
@@ -16,10 +18,10 @@ async fn an_ami_deregistered_after_the_list_is_left_out_not_a_failure() {
     let cloud = cloud();
     cloud.add_launch_permission("ami-new", "account 222222222222");
     cloud.deregister_after_listing("ami-mid");
-    let listing = list(&settings(), &cloud).await.unwrap();
+    let listing = list(&settings(), &Cancel::new(), &cloud).await.unwrap();
     assert_eq!(ids(&listing), ["ami-new", "ami-old"]);
     assert_eq!(listing.amis[0].shares.len(), 1);
-    assert_eq!(listing.exit(), crate::exit::Exit::Success);
+    assert_eq!(listing.exit(), Exit::Success);
     // It was asked about, and EC2 said it is gone.
     let attrs = cloud
         .calls()
@@ -28,14 +30,9 @@ async fn an_ami_deregistered_after_the_list_is_left_out_not_a_failure() {
         .count();
     assert_eq!(attrs, 3);
     // A prune right then goes on with the others.
-    let report = prune(
-        &settings(),
-        opts_dry(),
-        &crate::cancel::Cancel::new(),
-        &cloud,
-    )
-    .await
-    .unwrap();
+    let report = prune(&settings(), opts_dry(), &Cancel::new(), &cloud)
+        .await
+        .unwrap();
     assert!(!report.amis.iter().any(|p| p.ami.id == "ami-mid"));
 }
 
@@ -47,7 +44,7 @@ async fn an_unavailable_ami_is_gone_too() {
         fail_ops: vec![("DescribeImageAttribute", "InvalidAMIID.Unavailable")],
         ..Default::default()
     });
-    let listing = list(&settings(), &cloud).await.unwrap();
+    let listing = list(&settings(), &Cancel::new(), &cloud).await.unwrap();
     assert!(listing.amis.is_empty(), "{listing:?}");
 }
 
@@ -59,10 +56,38 @@ async fn another_error_about_an_ami_still_fails_the_list() {
         fail_ops: vec![("DescribeImageAttribute", "UnauthorizedOperation")],
         ..Default::default()
     });
-    let e = list(&settings(), &cloud).await.unwrap_err();
-    assert_eq!(e.exit(), crate::exit::Exit::Cloud, "{e}");
+    let e = list(&settings(), &Cancel::new(), &cloud).await.unwrap_err();
+    assert_eq!(e.exit(), Exit::Cloud, "{e}");
 }
 
 fn opts_dry() -> PruneOptions {
     super::opts(1, false)
+}
+
+/// Ctrl-C while AWS throttles the list: the list stops within moments of the signal (not after
+/// its 120 s patience) with the interrupted error (exit 130), never "throttled" (exit 5).
+#[tokio::test(start_paused = true)]
+async fn a_signal_while_the_list_is_throttled_interrupts_it_promptly() {
+    for op in [
+        "DescribeImages",
+        "DescribeImageAttribute",
+        "DescribeInstances",
+    ] {
+        let cloud = cloud();
+        cloud.set_faults(Faults {
+            throttle_ops: vec![op],
+            ..Default::default()
+        });
+        let cancel = Cancel::new();
+        let c2 = cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+            c2.cancel(Signal::Int);
+        });
+        let start = tokio::time::Instant::now();
+        let e = list(&settings(), &cancel, &cloud).await.unwrap_err();
+        assert_eq!(e.exit(), Exit::Interrupted, "{op}: {e}");
+        let took = start.elapsed();
+        assert!(took < std::time::Duration::from_secs(6), "{op}: {took:?}");
+    }
 }
