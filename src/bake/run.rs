@@ -265,7 +265,7 @@ pub async fn bake<C: Cloud>(
         base_amis(&ports[0], (&component, &plan), &mut ui, cancel).await?;
 
     if !settings.force {
-        if let Some(manifest) = find_reusable(&ports, &plan, &base_ami.id, cancel).await? {
+        if let Some(manifest) = find_reusable(&ports, &plan, &base_ami.id, &mut ui, cancel).await? {
             ui.finish(true);
             ui.note(&reusing_line(&plan));
             let manifest = after_bake(manifest, parameter, &ports, &component, cancel).await?;
@@ -405,15 +405,23 @@ fn baking_line(component: &Component, plan: &BakePlan, builders: usize) -> Strin
 }
 
 /// The manifest of AMIs an earlier bake of the same component version and revision left in
-/// every region, if there are such AMIs.
+/// every region, if there are such AMIs, encrypted as `encrypt:` asks (one that is not is
+/// passed over, saying why).
 async fn find_reusable<I: Images>(
     ports: &[I],
     plan: &BakePlan,
     base_ami: &str,
+    ui: &mut StageProgress,
     cancel: &Cancel,
 ) -> Result<Option<Manifest>, Error> {
-    let Some(found) = unless_cancelled(cancel, super::reuse::find(ports, plan)).await?? else {
-        return Ok(None);
+    use super::reuse::{other_encryption_line, Earlier};
+    let found = match unless_cancelled(cancel, super::reuse::find(ports, plan)).await?? {
+        Earlier::Reuse(r) => r,
+        Earlier::OtherEncryption(r) => {
+            ui.note(&other_encryption_line(plan, &r));
+            return Ok(None);
+        }
+        Earlier::None => return Ok(None),
     };
     // The manifest describes the AMIs found: their bake's run, date and base AMI.
     let base = found
@@ -632,6 +640,44 @@ mod tests {
             cloud.calls(),
             ["DescribeImages us-east-1", "DescribeImages us-east-1"]
         );
+    }
+
+    /// A file with `encrypt:` reuses only a bake whose AMIs record that encryption: an earlier
+    /// bake without the record is baked again (here: packer is missing, exit 4, so nothing was
+    /// reused); once its AMIs record the same keys, it is reused.
+    #[tokio::test(start_paused = true)]
+    async fn a_reuse_is_refused_when_its_amis_are_not_encrypted_as_encrypt_asks() {
+        let dir = tempfile::tempdir().unwrap();
+        let (settings, cloud) = stage(dir.path());
+        let text = std::fs::read_to_string(&settings.component_file).unwrap();
+        std::fs::write(
+            &settings.component_file,
+            format!("{text}encrypt: {{kms_key_id: alias/amis}}\n"),
+        )
+        .unwrap();
+        add_earlier_bake(&cloud, "202601010000");
+        let (ctx, cancel, cleanup) = (ctx(), Cancel::new(), Cleanup::default());
+        let run = || bake(&settings, &ctx, &cancel, &cleanup, &cloud);
+        let e = run().await.unwrap_err();
+        assert!(
+            matches!(e, Error::Packer(crate::packer::PackerError::Missing(_))),
+            "{e}"
+        );
+        let recorded = [
+            ("COMPONENT_NAME", "hello"),
+            ("COMPONENT_VERSION", "7.0.1"),
+            ("GIT_SHA", "abc"),
+            ("gears:run-id", "recorded-run"),
+            ("gears:builder", "web"),
+            ("CREATED_AT", "202512010000"),
+            (crate::tags::ENCRYPT, "us-east-1=alias/amis"),
+        ];
+        cloud.add_image("us-east-1", image("ami-recorded", &recorded));
+        let Baked::Manifest(m) = run().await.unwrap() else {
+            panic!("not a manifest")
+        };
+        assert!(m.reused);
+        assert_eq!(m.ami(Some("web"), "us-east-1"), Some("ami-recorded"));
     }
 
     /// Issue 36 item 4: `base_ami: {ssm: ...}` is read from the build region's Parameter Store
