@@ -571,6 +571,12 @@ mod tests {
         cloud.add_image("us-east-1", image("ami-old", &old));
     }
 
+    /// Adds `tail` (keys of the component file) to the end of the stage's component file.
+    fn append_to_file(settings: &BakeSettings, tail: &str) {
+        let text = std::fs::read_to_string(&settings.component_file).unwrap();
+        std::fs::write(&settings.component_file, format!("{text}{tail}")).unwrap();
+    }
+
     fn stage(dir: &std::path::Path) -> (BakeSettings, FakeCloud) {
         let file = dir.join("gears.yaml");
         std::fs::write(
@@ -649,12 +655,7 @@ mod tests {
     async fn a_reuse_is_refused_when_its_amis_are_not_encrypted_as_encrypt_asks() {
         let dir = tempfile::tempdir().unwrap();
         let (settings, cloud) = stage(dir.path());
-        let text = std::fs::read_to_string(&settings.component_file).unwrap();
-        std::fs::write(
-            &settings.component_file,
-            format!("{text}encrypt: {{kms_key_id: alias/amis}}\n"),
-        )
-        .unwrap();
+        append_to_file(&settings, "encrypt: {kms_key_id: alias/amis}\n");
         add_earlier_bake(&cloud, "202601010000");
         let (ctx, cancel, cleanup) = (ctx(), Cancel::new(), Cleanup::default());
         let run = || bake(&settings, &ctx, &cancel, &cleanup, &cloud);
@@ -761,12 +762,10 @@ mod tests {
     async fn a_bake_deprecates_and_protects_its_amis() {
         let dir = tempfile::tempdir().unwrap();
         let (settings, cloud) = stage(dir.path());
-        let file = std::fs::read_to_string(&settings.component_file).unwrap();
-        std::fs::write(
-            &settings.component_file,
-            format!("{file}deprecate_after: 12w\nderegistration_protection: enabled\n"),
-        )
-        .unwrap();
+        append_to_file(
+            &settings,
+            "deprecate_after: 12w\nderegistration_protection: enabled\n",
+        );
         let now = chrono::Utc::now();
         let created = now.format("%Y%m%d%H%M").to_string();
         add_earlier_bake(&cloud, &created);
@@ -806,12 +805,7 @@ mod tests {
     async fn a_reused_bake_shares_its_amis_and_reads_the_shares_back() {
         let dir = tempfile::tempdir().unwrap();
         let (settings, cloud) = stage(dir.path());
-        let file = std::fs::read_to_string(&settings.component_file).unwrap();
-        std::fs::write(
-            &settings.component_file,
-            format!("{file}share:\n  accounts: [\"111111111111\", \"222222222222\"]\n  organizations: [arn:aws:organizations::123456789012:organization/o-abcd123456]\n"),
-        )
-        .unwrap();
+        append_to_file(&settings, "share:\n  accounts: [\"111111111111\", \"222222222222\"]\n  organizations: [arn:aws:organizations::123456789012:organization/o-abcd123456]\n");
         add_earlier_bake(&cloud, "202601010000");
         let run = |cloud: FakeCloud| {
             let settings = settings.clone();
@@ -861,11 +855,7 @@ mod tests {
         assert_eq!(cloud.shares_of_image("ami-old").launch, held);
 
         let (settings2, ignoring) = stage(dir.path());
-        std::fs::write(
-            &settings2.component_file,
-            format!("{file}share: {{accounts: [\"333333333333\"]}}\n"),
-        )
-        .unwrap();
+        append_to_file(&settings2, "share: {accounts: [\"333333333333\"]}\n");
         add_earlier_bake(&ignoring, "202601010000");
         ignoring.ignore_shares();
         let e = run(ignoring).await.unwrap_err();
