@@ -132,7 +132,7 @@ async fn dispatch(
             let settings = crate::amis::AmisSettings::resolve((&args).into())?;
             let cloud = crate::aws::Aws::new(settings.endpoint_flag.as_deref(), ctx)
                 .with_account(settings.account.clone());
-            let listing = crate::amis::list(&settings, &cloud).await?;
+            let listing = crate::amis::list(&settings, cancel, &cloud).await?;
             print_amis(&args, &listing.amis);
             print_unread(&listing.unread, "its use of these AMIs is unknown");
             Ok(listing.exit())

@@ -29,6 +29,10 @@ pub const TTL: &str = "gears:ttl";
 pub const VERSION: &str = "gears:version";
 /// The builder of the bake that made an AMI.
 pub const BUILDER: &str = "gears:builder";
+/// How a bake's AMIs were encrypted, on each AMI of a bake whose component file has
+/// `encrypt:` ([`crate::component::encrypt::Encrypt::record`]): a reuse of that bake needs the
+/// same record.
+pub const ENCRYPT: &str = "gears:encrypt";
 /// The base AMI an AMI was baked on (filled in by packer).
 pub const BASE_AMI: &str = "gears:base-ami";
 /// The blue/green cluster a group belongs to (its name); `gears status` groups its rows by it.

@@ -5,7 +5,8 @@
 //! permissions), and what uses them in the region (every launch template version, with the
 //! groups that launch from it, launch configurations, instances that are not terminated): in
 //! the build account and in every account of `accounts:`, read through its environment's role
-//! ([`accounts`]). [`select`] decides what a prune keeps (pure); [`prune`] deregisters the rest
+//! ([`accounts`]). An AMI deregistered between the list and a call about it is gone: left out,
+//! never a failed list. [`select`] decides what a prune keeps (pure); [`prune`] deregisters the rest
 //! and deletes their snapshots, only when asked to.
 //!
 //! What is kept: every AMI in use in any of those accounts; the newest N available AMIs of each
@@ -13,7 +14,7 @@
 //! then id; AMIs that are not `available` yet (a bake may be copying them); and AMIs others may
 //! launch, as [`accounts::kept_for_shares`] says. A `failed` AMI is never among the newest.
 
-use crate::aws::{AmiCloud, AmiHousekeeping, AmiUse, LaunchPermission, OwnedImage};
+use crate::aws::{AmiCloud, AmiHousekeeping, AmiUse, CloudError, LaunchPermission, OwnedImage};
 use crate::cancel::Cancel;
 use crate::error::Error;
 use crate::exit::Exit;
@@ -267,10 +268,23 @@ impl Listing {
 /// How many launch permissions are read at once in a region.
 const PERMISSION_LOOKS: usize = 4;
 
+/// What a call about one AMI answered, `None` when EC2 says the AMI is gone
+/// ([`CloudError::image_gone`]): deregistered since it was listed.
+async fn still_there<T>(
+    call: impl std::future::Future<Output = Result<T, CloudError>>,
+) -> Result<Option<T>, CloudError> {
+    match call.await {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if e.image_gone() => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// The AMIs of one region with their shares and their uses in the build account and in each
 /// consumer account (those read concurrently), and the consumers that could not be read.
 async fn list_region<C: AmiCloud>(
     settings: &AmisSettings,
+    cancel: &Cancel,
     cloud: &C,
     consumers: &[(Consumer, C)],
     region: &str,
@@ -279,15 +293,16 @@ async fn list_region<C: AmiCloud>(
     use futures::StreamExt;
     let port = cloud.amis(region).await?;
     let tags = component_tags(&settings.component);
-    let cancel = Cancel::new();
-    let images = patiently(&cancel, patience(), || port.owned_images(&tags)).await?;
+    let images = patiently(cancel, patience(), || port.owned_images(&tags)).await?;
     let ids: Vec<String> = images.iter().map(|o| o.image.id.clone()).collect();
-    let own = patiently(&cancel, patience(), || port.uses_of(&ids));
+    let own = patiently(cancel, patience(), || port.uses_of(&ids));
     let shares = futures::stream::iter(ids.iter().map(|id| {
-        let (port, cancel) = (&port, &cancel);
+        let port = &port;
         async move {
-            let who = patiently(cancel, patience(), || port.launch_permissions(id)).await?;
-            Ok::<_, Error>((id.clone(), who))
+            let who = patiently(cancel, patience(), || {
+                still_there(port.launch_permissions(id))
+            });
+            Ok::<_, Error>((id.clone(), who.await?))
         }
     }))
     .buffered(PERMISSION_LOOKS)
@@ -295,13 +310,20 @@ async fn list_region<C: AmiCloud>(
     let theirs = futures::future::join_all(
         consumers
             .iter()
-            .map(|(c, cc)| accounts::uses_in(c, cc, region, &ids, &cancel)),
+            .map(|(c, cc)| accounts::uses_in(c, cc, region, &ids, cancel)),
     );
     let (own, shares, theirs) = futures::join!(own, shares, theirs);
+    // An AMI deregistered since the list is gone: not a row, and never a failed list.
+    let shares: BTreeMap<String, Option<Vec<LaunchPermission>>> =
+        shares.into_iter().collect::<Result<_, _>>()?;
     let mut found = Region {
-        images,
+        images: (images.into_iter())
+            .filter(|o| !matches!(shares.get(&o.image.id), Some(None)))
+            .collect(),
         uses: own?.into_iter().map(|u| (String::new(), u)).collect(),
-        shares: shares.into_iter().collect::<Result<_, _>>()?,
+        shares: (shares.into_iter())
+            .filter_map(|(id, who)| Some((id, who?)))
+            .collect(),
     };
     let mut unread = Vec::new();
     for t in theirs {
@@ -315,7 +337,13 @@ async fn list_region<C: AmiCloud>(
 
 /// The component's AMIs in every region of the settings (regions concurrently, rows in region
 /// order, newest first within a region), with their uses in every account of `accounts:`.
-pub async fn list<C: AmiCloud>(settings: &AmisSettings, cloud: &C) -> Result<Listing, Error> {
+/// Every call is retried while AWS throttles, until `cancel` fires: then
+/// [`Error::Interrupted`].
+pub async fn list<C: AmiCloud>(
+    settings: &AmisSettings,
+    cancel: &Cancel,
+    cloud: &C,
+) -> Result<Listing, Error> {
     let now = Utc::now();
     let consumers: Vec<(Consumer, C)> = settings
         .consumers
@@ -326,7 +354,7 @@ pub async fn list<C: AmiCloud>(settings: &AmisSettings, cloud: &C) -> Result<Lis
         settings
             .regions
             .iter()
-            .map(|r| list_region(settings, cloud, &consumers, r, now)),
+            .map(|r| list_region(settings, cancel, cloud, &consumers, r, now)),
     )
     .await?;
     let mut out = Listing {

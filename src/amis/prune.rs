@@ -26,7 +26,7 @@ pub async fn prune<C: AmiCloud>(
     cancel: &Cancel,
     cloud: &C,
 ) -> Result<PruneReport, Error> {
-    let Listing { amis, unread } = list(settings, cloud).await?;
+    let Listing { amis, unread } = list(settings, cancel, cloud).await?;
     let mut verdicts = select(&amis, opts.keep);
     let mut out = PruneReport {
         amis: Vec::with_capacity(amis.len()),

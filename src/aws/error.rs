@@ -92,6 +92,15 @@ impl CloudError {
         }
     }
 
+    /// Whether EC2 answered that the AMI asked about is gone: deregistered, or never there
+    /// (`InvalidAMIID.NotFound`, or `InvalidAMIID.Unavailable` for one deregistered lately).
+    pub fn image_gone(&self) -> bool {
+        matches!(
+            self.code(),
+            Some("InvalidAMIID.NotFound" | "InvalidAMIID.Unavailable")
+        )
+    }
+
     /// Whether waiting and calling again may help (throttling, a transient error), as opposed
     /// to a "no" that stays a no (access denied, not found, invalid, a code gears does not know
     /// answered as a client error).
@@ -281,6 +290,19 @@ mod tests {
                 "{code}"
             );
         }
+    }
+
+    /// Only an AMI's own "not there" codes say it is gone; another resource's does not.
+    #[test]
+    fn an_image_is_gone_by_its_not_found_or_unavailable_code() {
+        let e =
+            |code| CloudError::answered("DescribeImageAttribute", "r", Some(code), Some(400), "");
+        assert!(e("InvalidAMIID.NotFound").image_gone());
+        assert!(e("InvalidAMIID.Unavailable").image_gone());
+        assert!(!e("InvalidAMIID.Malformed").image_gone());
+        assert!(!e("InvalidSnapshot.NotFound").image_gone());
+        assert!(!e("RequestLimitExceeded").image_gone());
+        assert!(!CloudError::NoCredentials(String::new()).image_gone());
     }
 
     #[test]

@@ -23,7 +23,7 @@ pub use ports::clone::{CloneAsk, Cloning};
 pub use ports::fleet::Fleet;
 pub use ports::groups::{Group, Groups, Member, MemberInfo};
 pub use ports::images::{
-    has_tags, BaseAmiQuery, Image, ImageShares, Images, Parameter, FILTER_VALUES,
+    has_tags, is_ami_id, BaseAmiQuery, Image, ImageShares, Images, Parameter, FILTER_VALUES,
 };
 pub use ports::instances::{Imds, Instance, Instances, LaunchSpec, SecurityGroup};
 pub use ports::launches::{Launches, TemplateRef};

@@ -31,8 +31,7 @@ async fn ami_parameter<I: Images>(
         .with_hint("check the name (AWS's public AMI parameters are under /aws/service/), and that it is in the build region, the first of ami_regions")
         .into());
     };
-    let re = regex::Regex::new("^ami-[0-9a-f]{8,17}$").expect("valid regex");
-    if !re.is_match(&p.value) {
+    if !crate::aws::is_ami_id(&p.value) {
         return Err(InputError::whole_file(
             file,
             // The value is never shown: a parameter named by mistake may hold a secret.

@@ -218,7 +218,8 @@ fn ansible_vars(
     Ok(ansible_vars)
 }
 
-/// The tags every AMI of the bake carries (each builder adds its name).
+/// The tags every AMI of the bake carries (each builder adds its name), with the record of
+/// its encryption when the file has `encrypt:`.
 fn ami_tags(
     component: &Component,
     meta: &Metadata,
@@ -226,7 +227,7 @@ fn ami_tags(
     created_at: &str,
     run_id: &str,
 ) -> BTreeMap<String, String> {
-    BTreeMap::from([
+    let mut tags = BTreeMap::from([
         ("COMPONENT_NAME".to_owned(), component.name.clone()),
         ("COMPONENT_VERSION".to_owned(), meta.version.value.clone()),
         ("AMI_VERSION".to_owned(), ami_version.to_owned()),
@@ -236,7 +237,15 @@ fn ami_tags(
         (crate::tags::COMPONENT.to_owned(), component.name.clone()),
         (crate::tags::RUN_ID.to_owned(), run_id.to_owned()),
         (crate::tags::MANAGED_BY.to_owned(), "gears".to_owned()),
-    ])
+    ]);
+    // What a reuse of this bake must match (bake::reuse).
+    if let Some(e) = &component.encrypt {
+        tags.insert(
+            crate::tags::ENCRYPT.to_owned(),
+            e.record(&component.regions),
+        );
+    }
+    tags
 }
 
 /// Each builder of the component with its instance type, AMI name and tags.

@@ -1,5 +1,6 @@
 //! Reuse: an earlier bake of the same component, version and revision, if one has an available
-//! AMI for every builder in every region. [`select`] decides (pure); [`find`] asks AWS.
+//! AMI for every builder in every region, encrypted as the component file's `encrypt:` asks
+//! (the AMIs' [`crate::tags::ENCRYPT`] record). [`select`] decides (pure); [`find`] asks AWS.
 
 use super::plan::BakePlan;
 use crate::aws::{has_tags, CloudError, Image, Images};
@@ -14,7 +15,46 @@ pub struct Reusable {
     pub ami_version: String,
     /// The base AMI it was built on (the `gears:base-ami` tag), when recorded.
     pub base_ami: Option<String>,
+    /// How its AMIs were encrypted (the `gears:encrypt` tag), when recorded.
+    pub encrypt: Option<String>,
     pub amis: Amis,
+}
+
+/// What the look for an earlier bake found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Earlier {
+    /// No earlier bake has every AMI.
+    None,
+    /// One to reuse.
+    Reuse(Reusable),
+    /// The newest complete one records another encryption than `encrypt:` asks (or none, made
+    /// before gears recorded it): never reused; bake again.
+    OtherEncryption(Reusable),
+}
+
+/// What the plan's AMIs record of their encryption (`None`: the file has no `encrypt:`).
+pub fn asked_encryption(plan: &BakePlan) -> Option<&str> {
+    (plan.builders.first())
+        .and_then(|b| b.tags.get(crate::tags::ENCRYPT))
+        .map(String::as_str)
+}
+
+/// Why an earlier bake is not reused for its encryption, for the bake's progress.
+pub fn other_encryption_line(plan: &BakePlan, earlier: &Reusable) -> String {
+    let theirs = match &earlier.encrypt {
+        Some(r) => format!("record the encryption `{r}`"),
+        None => {
+            "record no encryption (made without `encrypt:`, or before gears recorded it)".to_owned()
+        }
+    };
+    let ours = match asked_encryption(plan) {
+        Some(r) => format!("asks for `{r}`"),
+        None => "has no `encrypt:`".to_owned(),
+    };
+    format!(
+        "{} {} (git {}) is already baked (run {}), but its AMIs {theirs} and the component file {ours}: baking again",
+        plan.component, plan.version, plan.git_sha, earlier.run_id
+    )
 }
 
 /// The tags that say "the same component, version and revision".
@@ -30,13 +70,32 @@ pub fn same_bake_tags(plan: &BakePlan) -> BTreeMap<String, String> {
 /// equal the plan's exactly; grouped by `gears:run-id` (images without one are ignored); a bake
 /// counts only if it has an image for every builder of the plan in every region; the newest
 /// such bake wins (by `CREATED_AT`, then image creation date, then run id). Images of different
-/// bakes are never mixed.
+/// bakes are never mixed. Only AMIs whose `gears:encrypt` record is the plan's count (neither
+/// has one when the file has no `encrypt:`).
 pub fn select(plan: &BakePlan, regions: &[String], found: &[(String, Image)]) -> Option<Reusable> {
+    newest_complete(plan, regions, found, true)
+}
+
+/// [`select`], with or without the encryption record compared.
+fn newest_complete(
+    plan: &BakePlan,
+    regions: &[String],
+    found: &[(String, Image)],
+    same_encryption: bool,
+) -> Option<Reusable> {
     let want = same_bake_tags(plan);
+    let asked = asked_encryption(plan);
+    let other_encryption = |i: &Image| {
+        same_encryption && i.tags.get(crate::tags::ENCRYPT).map(String::as_str) != asked
+    };
     // run id -> (builder, region) -> image
     let mut by_run: BTreeMap<&str, BTreeMap<(&str, &str), &Image>> = BTreeMap::new();
     for (region, img) in found {
-        if img.state != "available" || !has_tags(img, &want) || !regions.contains(region) {
+        if img.state != "available"
+            || !has_tags(img, &want)
+            || !regions.contains(region)
+            || other_encryption(img)
+        {
             continue;
         }
         let (Some(run), Some(builder)) = (
@@ -87,15 +146,14 @@ pub fn select(plan: &BakePlan, regions: &[String], found: &[(String, Image)]) ->
         created_at: tag("CREATED_AT").unwrap_or_default(),
         ami_version: tag("AMI_VERSION").unwrap_or_default(),
         base_ami: tag(crate::tags::BASE_AMI),
+        encrypt: tag(crate::tags::ENCRYPT),
         amis,
     })
 }
 
-/// Asks each region for images of the same component, version and revision, and selects.
-pub async fn find<I: Images>(
-    images: &[I],
-    plan: &BakePlan,
-) -> Result<Option<Reusable>, CloudError> {
+/// Asks each region for images of the same component, version and revision, and selects: the
+/// bake to reuse, else the newest complete one passed over for its encryption, if any.
+pub async fn find<I: Images>(images: &[I], plan: &BakePlan) -> Result<Earlier, CloudError> {
     let want = same_bake_tags(plan);
     let mut found = Vec::new();
     for port in images {
@@ -104,7 +162,13 @@ pub async fn find<I: Images>(
         }
     }
     let regions: Vec<String> = images.iter().map(|i| i.region().to_owned()).collect();
-    Ok(select(plan, &regions, &found))
+    if let Some(r) = select(plan, &regions, &found) {
+        return Ok(Earlier::Reuse(r));
+    }
+    Ok(match newest_complete(plan, &regions, &found, false) {
+        Some(r) => Earlier::OtherEncryption(r),
+        None => Earlier::None,
+    })
 }
 
 #[cfg(test)]
@@ -251,6 +315,79 @@ mod tests {
         );
     }
 
+    /// A plan whose component file has `encrypt:` recorded as `record`.
+    fn encrypted(builders: &[&str], record: &str) -> BakePlan {
+        let mut p = plan(builders);
+        for b in &mut p.builders {
+            b.tags.insert(crate::tags::ENCRYPT.into(), record.into());
+        }
+        p
+    }
+
+    fn recording(mut found: Vec<(String, Image)>, record: &str) -> Vec<(String, Image)> {
+        for (_, i) in &mut found {
+            i.tags.insert(crate::tags::ENCRYPT.into(), record.into());
+        }
+        found
+    }
+
+    /// A bake is reused only when its AMIs record the encryption `encrypt:` asks: AMIs made
+    /// before the record (or without `encrypt:`), or with other keys, are baked again, saying
+    /// why; a file without `encrypt:` does not reuse encrypted AMIs either.
+    #[tokio::test]
+    async fn a_reuse_needs_the_encryption_encrypt_asks() {
+        const KEYS: &str = "eu-west-1=default us-east-1=alias/amis";
+        let asks = encrypted(&["web"], KEYS);
+        let unrecorded = full("old", "202601010000", &["web"]);
+        assert_eq!(select(&asks, &regions(), &unrecorded), None);
+        let other = recording(
+            full("other", "202602010000", &["web"]),
+            "eu-west-1=default us-east-1=alias/old",
+        );
+        assert_eq!(select(&asks, &regions(), &other), None);
+        assert_eq!(select(&plan(&["web"]), &regions(), &other), None);
+        // The same record: reused, the newest such bake, past a newer one with another record.
+        let mut found = recording(full("same", "202601150000", &["web"]), KEYS);
+        found.extend(other.clone());
+        let r = select(&asks, &regions(), &found).unwrap();
+        assert_eq!(
+            (r.run_id.as_str(), r.encrypt.as_deref()),
+            ("same", Some(KEYS))
+        );
+        // Without `encrypt:` and without a record: reused as before.
+        assert_eq!(
+            select(&plan(&["web"]), &regions(), &unrecorded)
+                .unwrap()
+                .run_id,
+            "old"
+        );
+
+        use crate::aws::Cloud;
+        let cloud = crate::testing::FakeCloud::new();
+        for (r, i) in unrecorded.into_iter().chain(other) {
+            cloud.add_image(&r, i);
+        }
+        let ports = vec![
+            cloud.images("us-east-1").await.unwrap(),
+            cloud.images("eu-west-1").await.unwrap(),
+        ];
+        let Earlier::OtherEncryption(r) = find(&ports, &asks).await.unwrap() else {
+            panic!("not passed over for its encryption")
+        };
+        assert_eq!(
+            other_encryption_line(&asks, &r),
+            format!("hello 7.0.1 (git abc) is already baked (run other), but its AMIs record the encryption `eu-west-1=default us-east-1=alias/old` and the component file asks for `{KEYS}`: baking again")
+        );
+        let old = select(
+            &plan(&["web"]),
+            &regions(),
+            &full("old", "202601010000", &["web"]),
+        )
+        .unwrap();
+        assert!(other_encryption_line(&asks, &old).contains("its AMIs record no encryption (made without `encrypt:`, or before gears recorded it) and the component file asks for"));
+        assert_eq!(find(&ports, &plan(&["api"])).await.unwrap(), Earlier::None);
+    }
+
     #[tokio::test(start_paused = true)]
     async fn find_asks_every_region_and_stops_at_a_throttled_call() {
         use crate::aws::{Cloud, ErrorKind};
@@ -264,7 +401,10 @@ mod tests {
             cloud.images("us-east-1").await.unwrap(),
             cloud.images("eu-west-1").await.unwrap(),
         ];
-        assert_eq!(find(&ports, &p).await.unwrap().unwrap().run_id, "done");
+        let Earlier::Reuse(r) = find(&ports, &p).await.unwrap() else {
+            panic!("no reuse")
+        };
+        assert_eq!(r.run_id, "done");
         assert_eq!(
             cloud.calls(),
             ["DescribeImages us-east-1", "DescribeImages eu-west-1"]

@@ -265,7 +265,7 @@ pub async fn bake<C: Cloud>(
         base_amis(&ports[0], (&component, &plan), &mut ui, cancel).await?;
 
     if !settings.force {
-        if let Some(manifest) = find_reusable(&ports, &plan, &base_ami.id, cancel).await? {
+        if let Some(manifest) = find_reusable(&ports, &plan, &base_ami.id, &mut ui, cancel).await? {
             ui.finish(true);
             ui.note(&reusing_line(&plan));
             let manifest = after_bake(manifest, parameter, &ports, &component, cancel).await?;
@@ -405,15 +405,23 @@ fn baking_line(component: &Component, plan: &BakePlan, builders: usize) -> Strin
 }
 
 /// The manifest of AMIs an earlier bake of the same component version and revision left in
-/// every region, if there are such AMIs.
+/// every region, if there are such AMIs, encrypted as `encrypt:` asks (one that is not is
+/// passed over, saying why).
 async fn find_reusable<I: Images>(
     ports: &[I],
     plan: &BakePlan,
     base_ami: &str,
+    ui: &mut StageProgress,
     cancel: &Cancel,
 ) -> Result<Option<Manifest>, Error> {
-    let Some(found) = unless_cancelled(cancel, super::reuse::find(ports, plan)).await?? else {
-        return Ok(None);
+    use super::reuse::{other_encryption_line, Earlier};
+    let found = match unless_cancelled(cancel, super::reuse::find(ports, plan)).await?? {
+        Earlier::Reuse(r) => r,
+        Earlier::OtherEncryption(r) => {
+            ui.note(&other_encryption_line(plan, &r));
+            return Ok(None);
+        }
+        Earlier::None => return Ok(None),
     };
     // The manifest describes the AMIs found: their bake's run, date and base AMI.
     let base = found
@@ -563,6 +571,12 @@ mod tests {
         cloud.add_image("us-east-1", image("ami-old", &old));
     }
 
+    /// Adds `tail` (keys of the component file) to the end of the stage's component file.
+    fn append_to_file(settings: &BakeSettings, tail: &str) {
+        let text = std::fs::read_to_string(&settings.component_file).unwrap();
+        std::fs::write(&settings.component_file, format!("{text}{tail}")).unwrap();
+    }
+
     fn stage(dir: &std::path::Path) -> (BakeSettings, FakeCloud) {
         let file = dir.join("gears.yaml");
         std::fs::write(
@@ -632,6 +646,39 @@ mod tests {
             cloud.calls(),
             ["DescribeImages us-east-1", "DescribeImages us-east-1"]
         );
+    }
+
+    /// A file with `encrypt:` reuses only a bake whose AMIs record that encryption: an earlier
+    /// bake without the record is baked again (here: packer is missing, exit 4, so nothing was
+    /// reused); once its AMIs record the same keys, it is reused.
+    #[tokio::test(start_paused = true)]
+    async fn a_reuse_is_refused_when_its_amis_are_not_encrypted_as_encrypt_asks() {
+        let dir = tempfile::tempdir().unwrap();
+        let (settings, cloud) = stage(dir.path());
+        append_to_file(&settings, "encrypt: {kms_key_id: alias/amis}\n");
+        add_earlier_bake(&cloud, "202601010000");
+        let (ctx, cancel, cleanup) = (ctx(), Cancel::new(), Cleanup::default());
+        let run = || bake(&settings, &ctx, &cancel, &cleanup, &cloud);
+        let e = run().await.unwrap_err();
+        assert!(
+            matches!(e, Error::Packer(crate::packer::PackerError::Missing(_))),
+            "{e}"
+        );
+        let recorded = [
+            ("COMPONENT_NAME", "hello"),
+            ("COMPONENT_VERSION", "7.0.1"),
+            ("GIT_SHA", "abc"),
+            ("gears:run-id", "recorded-run"),
+            ("gears:builder", "web"),
+            ("CREATED_AT", "202512010000"),
+            (crate::tags::ENCRYPT, "us-east-1=alias/amis"),
+        ];
+        cloud.add_image("us-east-1", image("ami-recorded", &recorded));
+        let Baked::Manifest(m) = run().await.unwrap() else {
+            panic!("not a manifest")
+        };
+        assert!(m.reused);
+        assert_eq!(m.ami(Some("web"), "us-east-1"), Some("ami-recorded"));
     }
 
     /// Issue 36 item 4: `base_ami: {ssm: ...}` is read from the build region's Parameter Store
@@ -715,12 +762,10 @@ mod tests {
     async fn a_bake_deprecates_and_protects_its_amis() {
         let dir = tempfile::tempdir().unwrap();
         let (settings, cloud) = stage(dir.path());
-        let file = std::fs::read_to_string(&settings.component_file).unwrap();
-        std::fs::write(
-            &settings.component_file,
-            format!("{file}deprecate_after: 12w\nderegistration_protection: enabled\n"),
-        )
-        .unwrap();
+        append_to_file(
+            &settings,
+            "deprecate_after: 12w\nderegistration_protection: enabled\n",
+        );
         let now = chrono::Utc::now();
         let created = now.format("%Y%m%d%H%M").to_string();
         add_earlier_bake(&cloud, &created);
@@ -760,12 +805,7 @@ mod tests {
     async fn a_reused_bake_shares_its_amis_and_reads_the_shares_back() {
         let dir = tempfile::tempdir().unwrap();
         let (settings, cloud) = stage(dir.path());
-        let file = std::fs::read_to_string(&settings.component_file).unwrap();
-        std::fs::write(
-            &settings.component_file,
-            format!("{file}share:\n  accounts: [\"111111111111\", \"222222222222\"]\n  organizations: [arn:aws:organizations::123456789012:organization/o-abcd123456]\n"),
-        )
-        .unwrap();
+        append_to_file(&settings, "share:\n  accounts: [\"111111111111\", \"222222222222\"]\n  organizations: [arn:aws:organizations::123456789012:organization/o-abcd123456]\n");
         add_earlier_bake(&cloud, "202601010000");
         let run = |cloud: FakeCloud| {
             let settings = settings.clone();
@@ -815,11 +855,7 @@ mod tests {
         assert_eq!(cloud.shares_of_image("ami-old").launch, held);
 
         let (settings2, ignoring) = stage(dir.path());
-        std::fs::write(
-            &settings2.component_file,
-            format!("{file}share: {{accounts: [\"333333333333\"]}}\n"),
-        )
-        .unwrap();
+        append_to_file(&settings2, "share: {accounts: [\"333333333333\"]}\n");
         add_earlier_bake(&ignoring, "202601010000");
         ignoring.ignore_shares();
         let e = run(ignoring).await.unwrap_err();

@@ -136,6 +136,38 @@ impl Encrypt {
     }
 }
 
+/// The most characters EC2 allows in a tag value.
+const MAX_TAG_VALUE: usize = 256;
+
+impl Encrypt {
+    /// How the AMIs of a bake with these settings into `regions` are encrypted, as the AMI tag
+    /// [`crate::tags::ENCRYPT`] records it: each region (sorted) with its key, `default` for
+    /// the account's default EBS key there, e.g. `eu-west-1=alias/amis-euw1
+    /// us-east-1=alias/amis`. Longer than a tag value may be: `fnv1a64:` and that text's
+    /// digest (16 hex digits).
+    pub fn record(&self, regions: &[Region]) -> String {
+        let mut each: Vec<String> = regions
+            .iter()
+            .map(|r| {
+                let key = self
+                    .key_of(regions, &r.0)
+                    .map_or("default", |k| k.0.as_str());
+                format!("{}={key}", r.0)
+            })
+            .collect();
+        each.sort();
+        let text = each.join(" ");
+        if text.chars().count() <= MAX_TAG_VALUE {
+            return text;
+        }
+        // FNV-1a, 64 bits: stable across builds and Rust versions, unlike std's hasher.
+        let digest = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+        format!("fnv1a64:{digest:016x}")
+    }
+}
+
 /// A key or alias ARN of another region cannot encrypt in `region`.
 fn wrong_region(key: &KmsKey, region: &str) -> Result<(), String> {
     match key.region() {
@@ -241,5 +273,30 @@ mod tests {
         let (at, why) = foreign.check(&two, false).unwrap_err();
         assert_eq!(at, "eu-west-1");
         assert!(why.contains("a key of us-east-1"), "{why}");
+    }
+
+    /// The record of a bake's encryption: every region's key, in region order whatever the
+    /// file's order, `default` where the account's default key encrypts; bounded to a tag
+    /// value's 256 characters by a digest.
+    #[test]
+    fn the_record_names_each_regions_key_and_fits_a_tag() {
+        let two = regions(&["us-east-1", "eu-west-1"]);
+        let e = encrypt("{kms_key_id: alias/amis, region_kms_key_ids: {eu-west-1: alias/euw1}}");
+        assert_eq!(e.record(&two), "eu-west-1=alias/euw1 us-east-1=alias/amis");
+        assert_eq!(
+            encrypt("{}").record(&two),
+            "eu-west-1=default us-east-1=default"
+        );
+        assert_eq!(
+            encrypt("{kms_key_id: alias/amis}").record(&two),
+            "eu-west-1=default us-east-1=alias/amis"
+        );
+        let long = format!("alias/{}", "k".repeat(240));
+        let e = encrypt(&format!("{{kms_key_id: {long}}}"));
+        let r = e.record(&two);
+        assert!(r.starts_with("fnv1a64:") && r.len() == 24, "{r}");
+        assert_eq!(r, e.record(&two), "the same settings, the same record");
+        let other = encrypt(&format!("{{kms_key_id: {long}x}}"));
+        assert_ne!(r, other.record(&two));
     }
 }

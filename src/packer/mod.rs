@@ -35,6 +35,15 @@ pub enum PackerError {
         said: String,
         plugins: Vec<version::Plugin>,
     },
+    /// A packer command before the build (`init`, `version`, `plugins installed`) did not
+    /// finish in time and was stopped.
+    #[error("`packer {command}` did not finish within {} and was stopped{}", crate::text::human_duration(*after), said_tail(said))]
+    TimedOut {
+        command: String,
+        after: std::time::Duration,
+        said: String,
+        plugins: Vec<version::Plugin>,
+    },
     /// packer ran and failed.
     #[error("packer build failed (exit code {code}):\n{errors}")]
     Failed {
@@ -57,7 +66,11 @@ impl PackerError {
             PackerError::Missing(_) => Some(
                 "install Packer (Debian: `apt-get install -y packer`) or pass --packer PATH".into(),
             ),
-            PackerError::MissingPlugins { plugins, .. } | PackerError::Init { plugins, .. } => {
+            PackerError::MissingPlugins { plugins, .. }
+            | PackerError::Init { plugins, .. }
+            | PackerError::TimedOut { plugins, .. }
+                if !plugins.is_empty() =>
+            {
                 Some(format!(
                     "install {}:\n  {}",
                     if plugins.len() == 1 { "it" } else { "them" },
@@ -73,6 +86,15 @@ impl PackerError {
             }
             _ => None,
         }
+    }
+}
+
+/// `; it said:` and what, when it said anything.
+fn said_tail(said: &str) -> String {
+    if said.is_empty() {
+        String::new()
+    } else {
+        format!("; it said:\n{said}")
     }
 }
 

@@ -7,14 +7,30 @@ use super::PackerError;
 use crate::cancel::Cancel;
 use crate::component::file::TemplateFormat;
 use crate::error::Error;
+use crate::process::{output_within, Ended};
 use std::path::Path;
 use std::process::Stdio;
+use std::time::Duration;
 
-/// What a packer command printed (stdout then stderr) and whether it succeeded; `None` when
-/// packer is not installed.
+/// How long `packer init` may take to install the plugins (a download that hangs, a proxy
+/// that never answers): then it is stopped, exit 4.
+pub const INIT_DEADLINE: Duration = Duration::from_secs(10 * 60);
+
+/// How long `packer version` and `packer plugins installed` may take (they read local files).
+const QUICK_DEADLINE: Duration = Duration::from_secs(2 * 60);
+
+/// How much of what a packer command prints is kept, of each of stdout and stderr: the last
+/// 64 KiB (the end holds what went wrong).
+const OUTPUT_TAIL: usize = 64 * 1024;
+
+/// What a packer command said: whether it succeeded and the tail of its output (stdout then
+/// stderr, [`OUTPUT_TAIL`]); `None` when packer is not installed. It is stopped at `deadline`:
+/// exit 4 saying so, with the tail of what it printed, and `plugins` in the hint.
 async fn packer_output(
     program: &Path,
     args: &[&str],
+    deadline: Duration,
+    plugins: &[Plugin],
     cancel: &Cancel,
 ) -> Result<Option<(bool, String)>, Error> {
     let child = tokio::process::Command::new(program)
@@ -31,24 +47,27 @@ async fn packer_output(
         Err(e) => return Err(PackerError::Io(e).into()),
         Ok(c) => c,
     };
-    let o = crate::process::output_unless_cancelled(child, cancel)
+    let (ended, text) = output_within(child, cancel, deadline, OUTPUT_TAIL)
         .await
         .map_err(PackerError::Io)?;
-    let Some(o) = o else {
-        return Err(Error::Interrupted(cancel.ended_by()));
-    };
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    Ok(Some((o.status.success(), text)))
+    match ended {
+        Ended::Exited(status) => Ok(Some((status.success(), text))),
+        Ended::Cancelled => Err(Error::Interrupted(cancel.ended_by())),
+        Ended::TimedOut => Err(PackerError::TimedOut {
+            command: args.join(" "),
+            after: deadline,
+            said: text.trim().to_owned(),
+            plugins: plugins.to_vec(),
+        }
+        .into()),
+    }
 }
 
 /// `packer version`: `None` when packer is not installed; an answer without a version is an
 /// error (exit 4) quoting it.
 pub async fn read_version(program: &Path, cancel: &Cancel) -> Result<Option<PackerVersion>, Error> {
-    let Some((_, text)) = packer_output(program, &["version"], cancel).await? else {
+    let Some((_, text)) = packer_output(program, &["version"], QUICK_DEADLINE, &[], cancel).await?
+    else {
         return Ok(None);
     };
     match PackerVersion::parse(&text) {
@@ -57,9 +76,39 @@ pub async fn read_version(program: &Path, cancel: &Cancel) -> Result<Option<Pack
     }
 }
 
+/// `packer init` on a file holding only the `required_plugins` block (written into `work`),
+/// stopped at `deadline` (exit 4 saying so); a failure is exit 4 with the tail of what it said.
+async fn init(
+    program: &Path,
+    plugins: &[Plugin],
+    work: &Path,
+    deadline: Duration,
+    cancel: &Cancel,
+) -> Result<(), Error> {
+    std::fs::create_dir_all(work).map_err(|e| Error::Write {
+        path: work.display().to_string(),
+        source: e,
+    })?;
+    let file = work.join("plugins.pkr.hcl");
+    std::fs::write(&file, required_plugins_block(plugins)).map_err(|e| Error::Write {
+        path: file.display().to_string(),
+        source: e,
+    })?;
+    let path = file.display().to_string();
+    match packer_output(program, &["init", &path], deadline, plugins, cancel).await? {
+        None => Err(PackerError::Missing(program.display().to_string()).into()),
+        Some((true, _)) => Ok(()),
+        Some((false, said)) => Err(PackerError::Init {
+            said: said.trim().to_owned(),
+            plugins: plugins.to_vec(),
+        }
+        .into()),
+    }
+}
+
 /// Makes sure the plugins a build needs are there, as [`plugin_step`] decides: `packer init`
-/// on a file holding only the `required_plugins` block (written into `work`), then, on Packer
-/// 1.10 and later, `packer plugins installed`: a missing plugin stops the bake (exit 4) naming
+/// on a file holding only the `required_plugins` block (written into `work`; stopped after
+/// [`INIT_DEADLINE`]), then, on Packer 1.10 and later, `packer plugins installed`: a missing plugin stops the bake (exit 4) naming
 /// the command that installs it.
 pub async fn ensure_plugins(
     program: &Path,
@@ -71,30 +120,12 @@ pub async fn ensure_plugins(
 ) -> Result<(), Error> {
     let step = plugin_step(version, format);
     if step.init {
-        std::fs::create_dir_all(work).map_err(|e| Error::Write {
-            path: work.display().to_string(),
-            source: e,
-        })?;
-        let file = work.join("plugins.pkr.hcl");
-        std::fs::write(&file, required_plugins_block(plugins)).map_err(|e| Error::Write {
-            path: file.display().to_string(),
-            source: e,
-        })?;
-        let path = file.display().to_string();
-        match packer_output(program, &["init", &path], cancel).await? {
-            None => return Err(PackerError::Missing(program.display().to_string()).into()),
-            Some((true, _)) => {}
-            Some((false, said)) => {
-                return Err(PackerError::Init {
-                    said: said.trim().to_owned(),
-                    plugins: plugins.to_vec(),
-                }
-                .into())
-            }
-        }
+        init(program, plugins, work, INIT_DEADLINE, cancel).await?;
     }
     if step.check {
-        let Some((_, listed)) = packer_output(program, &["plugins", "installed"], cancel).await?
+        let listing = ["plugins", "installed"];
+        let Some((_, listed)) =
+            packer_output(program, &listing, QUICK_DEADLINE, &[], cancel).await?
         else {
             return Err(PackerError::Missing(program.display().to_string()).into());
         };
@@ -108,4 +139,74 @@ pub async fn ensure_plugins(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::packer::version::AMAZON;
+
+    /// A stand-in `packer` in `dir` whose `init` runs `init` (a shell snippet).
+    fn stand_in(dir: &Path, init: &str) -> std::path::PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let packer = dir.join("packer");
+        let script =
+            format!("#!/bin/sh\ncase \"$1\" in\n  init) {init} ;;\n  *) exit 0 ;;\nesac\n");
+        std::fs::write(&packer, script).unwrap();
+        std::fs::set_permissions(&packer, std::fs::Permissions::from_mode(0o755)).unwrap();
+        packer
+    }
+
+    /// Prints ~300 KiB on stderr, the last line `last words`.
+    const CHATTY: &str = "i=0; while [ $i -lt 6000 ]; do echo \"downloading part $i of the amazon plugin, still downloading, still downloading\" >&2; i=$((i+1)); done; echo 'last words' >&2";
+
+    /// A `packer init` that hangs (a download that never ends) is stopped at its deadline, exit
+    /// 4 saying so with the tail of what it printed and the install commands; one that fails
+    /// after printing a lot keeps only the last 64 KiB of it for the message.
+    #[tokio::test]
+    async fn packer_init_is_stopped_at_its_deadline_and_its_output_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let amazon = std::slice::from_ref(&AMAZON);
+        let packer = stand_in(dir.path(), &format!("{CHATTY}; exec sleep 60"));
+        let start = std::time::Instant::now();
+        let e = init(
+            &packer,
+            amazon,
+            dir.path(),
+            Duration::from_secs(2),
+            &Cancel::new(),
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "{:?}",
+            start.elapsed()
+        );
+        assert_eq!(e.exit(), crate::exit::Exit::Packer, "{e}");
+        let (shown, hint) = (e.to_string(), e.render());
+        assert!(shown.starts_with("`packer init /"), "{shown}");
+        assert!(
+            shown.contains("did not finish within 2.0s and was stopped; it said:\n["),
+            "{shown}"
+        );
+        assert!(shown.ends_with("still downloading\nlast words"), "{shown}");
+        assert!(shown.len() < OUTPUT_TAIL + 1024, "{} bytes", shown.len());
+        assert!(
+            hint.contains("packer plugins install github.com/hashicorp/amazon"),
+            "{hint}"
+        );
+
+        let packer = stand_in(dir.path(), &format!("{CHATTY}; exit 1"));
+        let e = init(&packer, amazon, dir.path(), INIT_DEADLINE, &Cancel::new())
+            .await
+            .unwrap_err();
+        let shown = e.to_string();
+        assert!(
+            shown.contains("packer init could not install the plugins:\n["),
+            "{shown}"
+        );
+        assert!(shown.ends_with("still downloading\nlast words"), "{shown}");
+        assert!(shown.len() < OUTPUT_TAIL + 1024, "{} bytes", shown.len());
+    }
 }

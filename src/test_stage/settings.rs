@@ -105,8 +105,7 @@ impl TestSettings {
     /// path that can be written), then the defaults.
     pub fn resolve(ask: TestAsk, _ctx: &RunContext) -> Result<Self, Error> {
         if let AmiChoice::Explicit { ami, .. } = &ask.ami {
-            let re = regex::Regex::new("^ami-[0-9a-f]{8,17}$").expect("valid regex");
-            if !re.is_match(ami) {
+            if !crate::aws::is_ami_id(ami) {
                 return Err(Error::usage(
                     format!("--ami {ami}: expected an AMI id like ami-0123456789abcdef0"),
                     None,

@@ -1429,15 +1429,34 @@ async fn shared_amis_need_customer_managed_keys_and_bake_with_them() {
 
     write("encrypt:\n  kms_key_id: alias/amis\n  region_kms_key_ids: {eu-west-1: \"arn:aws:kms:eu-west-1:123456789012:alias/amis\"}\n");
     let m = dir.path().join("manifest.json");
-    let (_, err, code) = parts(
-        &gears_aws(dir.path())
-            .args(["bake", "--version", "1.0.0", "--git-sha", "abc"])
-            .args(["--manifest", m.to_str().unwrap()])
-            .output()
-            .unwrap(),
-    );
+    let bake = || {
+        parts(
+            &gears_aws(dir.path())
+                .args(["bake", "--version", "1.0.0", "--git-sha", "abc"])
+                .args(["--manifest", m.to_str().unwrap()])
+                .output()
+                .unwrap(),
+        )
+    };
+    let (_, err, code) = bake();
     assert_eq!(code, 0, "{err}");
-    let manifest = manifest(&m);
+    let first = manifest(&m);
+    // The same keys: reused. Another key for a region: passed over, saying why, and baked again.
+    let (_, err, code) = bake();
+    assert_eq!(
+        (code, &manifest(&m)["reused"]),
+        (0, &serde_json::json!(true)),
+        "{err}"
+    );
+    write("encrypt:\n  kms_key_id: alias/amis\n  region_kms_key_ids: {eu-west-1: alias/amis-2}\n");
+    let (_, err, code) = bake();
+    assert_eq!(
+        (code, &manifest(&m)["reused"]),
+        (0, &serde_json::json!(false)),
+        "{err}"
+    );
+    assert!(err.contains("but its AMIs record the encryption `eu-west-1=arn:aws:kms:eu-west-1:123456789012:alias/amis us-east-1=alias/amis` and the component file asks for `eu-west-1=alias/amis-2 us-east-1=alias/amis`: baking again"), "{err}");
+    let manifest = first;
     assert_eq!(
         manifest["shares"]["accounts"],
         serde_json::json!(["111111111111"])

@@ -41,7 +41,7 @@ async fn a_use_in_an_environments_account_keeps_the_ami_and_list_shows_it() {
     let live = cloud.add_account(LIVE);
     live.add_ami_use("us-east-1", instance("ami-mid", "i-live"));
     let settings = with_accounts(&[("live", LIVE)]);
-    let listed = list(&settings, &cloud).await.unwrap();
+    let listed = list(&settings, &Cancel::new(), &cloud).await.unwrap();
     assert_eq!(listed.exit(), Exit::Success);
     let mid = listed.amis.iter().find(|a| a.id == "ami-mid").unwrap();
     assert_eq!(mid.shares, [LaunchPermission::Account(LIVE.into())]);
@@ -200,7 +200,7 @@ async fn an_account_that_cannot_be_read_keeps_what_is_shared_with_it_and_exits_5
         assert_eq!(report.exit(), Exit::Cloud, "{how}");
         assert!(cloud.ami_ids("us-east-1").contains(&"ami-mid".to_owned()));
         // gears amis list says so too, and exits 5.
-        let listed = list(&settings, &cloud).await.unwrap();
+        let listed = list(&settings, &Cancel::new(), &cloud).await.unwrap();
         assert_eq!(listed.exit(), Exit::Cloud, "{how}");
     }
 }

@@ -202,7 +202,10 @@ fn settings() -> AmisSettings {
 #[tokio::test]
 async fn prune_lists_then_deregisters_and_deletes_snapshots() {
     let cloud = cloud();
-    let listed = list(&settings(), &cloud).await.unwrap().amis;
+    let listed = list(&settings(), &Cancel::new(), &cloud)
+        .await
+        .unwrap()
+        .amis;
     let ids: Vec<&str> = listed.iter().map(|a| a.id.as_str()).collect();
     assert_eq!(
         ids,
@@ -568,3 +571,4 @@ async fn a_third_of_calls_throttled_never_fails_a_prune() {
 }
 
 mod accounts;
+mod list;

@@ -40,6 +40,8 @@ pub(super) struct AmisState {
     /// DeregisterImage deletes the snapshots only that AMI uses (AWS's
     /// `DeleteAssociatedSnapshots`); off, as moto 5.2 ignores the flag.
     deletes_associated: bool,
+    /// AMIs someone else deregisters right after the next DescribeImages lists them.
+    vanishing: std::collections::BTreeSet<String>,
 }
 
 impl FakeCloud {
@@ -184,6 +186,12 @@ impl FakeCloud {
         self.amis_state().deletes_associated = on;
     }
 
+    /// Someone else deregisters this AMI right after the next DescribeImages of its region
+    /// lists it: every call about it afterwards answers as EC2 does for an AMI that is gone.
+    pub fn deregister_after_listing(&self, image_id: &str) {
+        self.amis_state().vanishing.insert(image_id.to_owned());
+    }
+
     /// Whether TerminateInstances refuses this instance.
     pub(super) fn protected(&self, instance_id: &str) -> bool {
         self.amis_state().protected.contains(instance_id)
@@ -206,6 +214,25 @@ impl FakeAmis {
             .collect();
         if let Some(v) = a.snapshots.get_mut(&self.region) {
             v.retain(|s| !mine.contains(s) || shared.contains(s));
+        }
+    }
+
+    /// The AMIs of this region [`FakeCloud::deregister_after_listing`] named go.
+    fn vanish(&self) {
+        let vanishing = self.cloud.amis_state().vanishing.clone();
+        let mut all = (self.cloud.state.images.lock()).unwrap_or_else(|p| p.into_inner());
+        let Some(v) = all.get_mut(&self.region) else {
+            return;
+        };
+        let gone: Vec<String> = (v.iter())
+            .filter(|i| vanishing.contains(&i.id))
+            .map(|i| i.id.clone())
+            .collect();
+        v.retain(|i| !gone.contains(&i.id));
+        drop(all);
+        let mut a = self.cloud.amis_state();
+        for g in &gone {
+            a.vanishing.remove(g);
         }
     }
 
@@ -246,7 +273,7 @@ impl AmiHousekeeping for FakeAmis {
             .cloned()
             .unwrap_or_default();
         let a = self.cloud.amis_state();
-        Ok(images
+        let listed = images
             .into_iter()
             .filter(|i| has_tags(i, tags))
             .map(|image| OwnedImage {
@@ -262,7 +289,10 @@ impl AmiHousekeeping for FakeAmis {
                 protection: self.cloud.hygiene_of(&image.id).1,
                 image,
             })
-            .collect())
+            .collect();
+        drop(a);
+        self.vanish();
+        Ok(listed)
     }
 
     async fn uses_of(&self, image_ids: &[String]) -> Result<Vec<AmiUse>, CloudError> {

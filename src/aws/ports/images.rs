@@ -126,3 +126,39 @@ pub fn has_tags(image: &Image, tags: &BTreeMap<String, String>) -> bool {
     tags.iter()
         .all(|(k, v)| image.tags.get(k).is_some_and(|have| have == v))
 }
+
+/// Whether `s` has the form of an AMI id: `ami-` and 8 to 17 lowercase hex digits (EC2's ids
+/// have 8, or 17 since 2018). The one check of that form: the component file's
+/// `base_ami.id`, a `base_ami.ssm` parameter's value, `gears test --ami`.
+pub fn is_ami_id(s: &str) -> bool {
+    s.strip_prefix("ami-").is_some_and(|hex| {
+        (8..=17).contains(&hex.len()) && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_ami_id;
+
+    #[test]
+    fn ami_ids_are_ami_and_8_to_17_lowercase_hex_digits() {
+        for ok in ["ami-0123abcd", "ami-0123456789abcdef0", "ami-0123456789ab"] {
+            assert!(is_ami_id(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "ami-",
+            "ami-0123abc",
+            "ami-0123456789abcdef01",
+            "ami-0123ABCD",
+            "ami-0123abcg",
+            "AMI-0123abcd",
+            " ami-0123abcd",
+            "ami-0123abcd\n",
+            "i-0123abcd",
+            "resolve:ssm:/x",
+        ] {
+            assert!(!is_ami_id(bad), "{bad:?}");
+        }
+    }
+}

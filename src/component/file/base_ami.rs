@@ -22,8 +22,7 @@ pub(super) fn check_base_ami(ami: &BaseAmi) -> Result<(), Problem> {
         }
     }
     if let Some(id) = &ami.id {
-        let re = regex::Regex::new("^ami-[0-9a-f]{8,17}$").expect("valid regex");
-        if !re.is_match(id) {
+        if !crate::aws::is_ami_id(id) {
             return Err((
                 "id",
                 format!("`{id}` is not an AMI id like ami-0123456789abcdef0"),

@@ -67,7 +67,11 @@ async fn the_amis_statement_lists_every_action_amis_calls() {
     let mut runs: Runs = Vec::new();
     let c = cloud();
     assert_eq!(
-        crate::amis::list(&settings(), &c).await.unwrap().amis.len(),
+        crate::amis::list(&settings(), &crate::cancel::Cancel::new(), &c)
+            .await
+            .unwrap()
+            .amis
+            .len(),
         3
     );
     runs.push(("list", c.calls()));
@@ -131,7 +135,9 @@ async fn the_environments_statement_lists_what_amis_reads_there() {
                 .unwrap();
             assert!(report.unread.is_empty(), "{report:?}");
         } else {
-            let listed = crate::amis::list(&settings, &c).await.unwrap();
+            let listed = crate::amis::list(&settings, &crate::cancel::Cancel::new(), &c)
+                .await
+                .unwrap();
             assert!(listed.unread.is_empty(), "{listed:?}");
         }
         let writes = ["Deregister", "Delete", "Create", "Modify"];
