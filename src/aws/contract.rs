@@ -178,6 +178,11 @@ async fn template_versions_are_deleted_and_latest_moves_back<R: Rig>(r: &R) {
     assert_eq!(made.unwrap(), "4");
     let e = fleet.version_image(&v("3")).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+    // gears' versions are told from others by their description.
+    assert!(fleet.made_by_gears(&v("4")).await.unwrap());
+    assert!(!fleet.made_by_gears(&v("1")).await.unwrap());
+    let e = fleet.made_by_gears(&v("3")).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
 }
 
 /// Issue 36 item 5: EnableImageDeprecation (a future time within ten years) and

@@ -26,7 +26,7 @@ pub use ports::images::{
     has_tags, is_ami_id, BaseAmiQuery, Image, ImageShares, Images, Parameter, FILTER_VALUES,
 };
 pub use ports::instances::{Imds, Instance, Instances, LaunchSpec, SecurityGroup};
-pub use ports::launches::{Launches, TemplateRef};
+pub use ports::launches::{Launches, TemplateRef, GEARS_VERSION_DESCRIPTION};
 pub use ports::locks::{GroupTag, GroupTags, LockTable, TableHolder, TAGS_PER_CALL};
 pub use ports::refresh::Refreshes;
 pub use ports::traffic::{LaunchHook, Traffic};

@@ -26,11 +26,18 @@ pub struct Leases {
     /// Held across a renewal's write: a group let go waits for a renewal in flight, so no
     /// renewal writes a lock after its group was let go (and its lock perhaps removed).
     writing: tokio::sync::Mutex<()>,
+    /// The groups whose lock a look showed lost ([`Leases::forget_lost`]): never held again,
+    /// unless this run writes its lock anew.
+    lost: std::sync::Mutex<BTreeSet<String>>,
 }
 
 impl Leases {
     /// `group`'s lock tag was written now.
     pub(super) fn wrote(&self, group: &str) {
+        self.lost
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(group);
         self.written
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -39,6 +46,14 @@ impl Leases {
 
     /// `group`'s lock is renewed from now on (until [`Leases::let_go`]).
     pub(super) fn hold(&self, group: &str) {
+        if self
+            .lost
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(group)
+        {
+            return;
+        }
         self.held
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -105,22 +120,21 @@ impl Leases {
     /// the stale limit), for as long as it is polled (the region's groups run beside it). A
     /// renewal in flight is never dropped (a dropped request may still land after its group
     /// was let go and its lock removed): the SDK's own call timeout bounds it. Before each
-    /// renewal, the region's last look (`last`, when one is not being taken) says which locks
-    /// were lost ([`Leases::forget_lost`]): those are not written again.
+    /// renewal, the region's last finished look (`seen`) says which locks were lost
+    /// ([`Leases::forget_lost`]): those are not written again.
     pub(super) async fn keep<F: Fleet>(
         &self,
         fleet: &F,
-        last: &tokio::sync::Mutex<Option<(Instant, Vec<Group>)>>,
+        seen: &std::sync::Mutex<Option<(Instant, Vec<Group>)>>,
         (run, who): (&str, &str),
         stale: Duration,
     ) -> std::convert::Infallible {
         let every = lease_period(stale);
         loop {
             tokio::time::sleep(every).await;
-            if let Ok(seen) = last.try_lock() {
-                if let Some((at, groups)) = &*seen {
-                    self.forget_lost(*at, groups, run);
-                }
+            let look = seen.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            if let Some((at, groups)) = look {
+                self.forget_lost(at, &groups, run);
             }
             let value = LockValue::held_now(run, who).write();
             self.renew(fleet, &value, every).await;
@@ -134,6 +148,7 @@ impl Leases {
     pub(super) fn forget_lost(&self, at: Instant, groups: &[Group], run: &str) {
         let written = self.written.lock().unwrap_or_else(|p| p.into_inner());
         let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        let mut lost = self.lost.lock().unwrap_or_else(|p| p.into_inner());
         held.retain(|name| {
             let Some(g) = groups.iter().find(|g| &g.name == name) else {
                 return true;
@@ -142,7 +157,11 @@ impl Leases {
                 return true;
             }
             let lock = g.tags.get(LOCK_TAG).map(|v| LockValue::parse(v));
-            matches!(lock, Some(Ok(l)) if !l.is_stop() && l.run() == run)
+            let ours = matches!(lock, Some(Ok(l)) if !l.is_stop() && l.run() == run);
+            if !ours {
+                lost.insert(name.clone());
+            }
+            ours
         });
     }
 }
@@ -250,5 +269,43 @@ mod tests {
         leases.forget_lost(after, &look, "run-1");
         let held: Vec<String> = leases.held.lock().unwrap().iter().cloned().collect();
         assert_eq!(held, ["a"]);
+        // The group's heartbeat asking again does not hold a lost lock; this run writing its
+        // lock anew does.
+        leases.hold("b");
+        assert!(!leases.held.lock().unwrap().contains("b"));
+        leases.wrote("b");
+        leases.hold("b");
+        assert!(leases.held.lock().unwrap().contains("b"));
+    }
+
+    /// Through [`Leases::keep`]: the region's last finished look showing another run's lock
+    /// stops the renewals of it, even while a look is being taken.
+    #[tokio::test(start_paused = true)]
+    async fn keep_stops_renewing_a_lock_the_last_look_shows_lost() {
+        let cloud = FakeCloud::new();
+        for g in ["a", "b"] {
+            cloud.add_group(group(g), &["ami-1"]);
+        }
+        let fleet = cloud.fleet("us-east-1").await.unwrap();
+        let stale = Duration::from_secs(60);
+        let leases = Leases::default();
+        for g in ["a", "b"] {
+            leases.wrote(g);
+            leases.hold(g);
+        }
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let theirs = LockValue::held_now("run-2", "host").write();
+        let mut b = group("b");
+        b.tags.insert(LOCK_TAG.into(), theirs.clone());
+        let mut a = group("a");
+        a.tags
+            .insert(LOCK_TAG.into(), LockValue::held_now("run-1", "h").write());
+        let seen = std::sync::Mutex::new(Some((Instant::now(), vec![a, b])));
+        cloud.fake_fleet_tag("b", LOCK_TAG, &theirs);
+        let kept = leases.keep(&fleet, &seen, ("run-1", "h"), stale);
+        let _ = tokio::time::timeout(lease_period(stale) * 3, kept).await;
+        let lock = |g: &str| cloud.group(g).unwrap().tags.get(LOCK_TAG).cloned();
+        assert!(lock("a").unwrap().starts_with("run-1 "), "{:?}", lock("a"));
+        assert_eq!(lock("b"), Some(theirs));
     }
 }

@@ -36,7 +36,10 @@ type Seen<T> = (Instant, T);
 /// poll stay flat as groups are added. Concurrent askers wait for one answer.
 pub struct RegionLooks {
     names: std::sync::Mutex<Vec<String>>,
-    pub(super) last: tokio::sync::Mutex<Option<(Instant, Vec<Group>)>>,
+    last: tokio::sync::Mutex<Option<(Instant, Vec<Group>)>>,
+    /// A copy of the last finished look, read without waiting for one being taken (the lease
+    /// renewal reads it).
+    pub(super) seen: std::sync::Mutex<Option<(Instant, Vec<Group>)>>,
     /// Target group ARN → its last DescribeTargetHealth, shared the same way.
     targets: tokio::sync::Mutex<BTreeMap<String, Seen<BTreeMap<String, String>>>>,
     /// The region's tag locks, renewed together.
@@ -48,6 +51,7 @@ impl RegionLooks {
         RegionLooks {
             names: std::sync::Mutex::new(names),
             last: Default::default(),
+            seen: Default::default(),
             targets: Default::default(),
             leases: Default::default(),
         }
@@ -90,6 +94,7 @@ impl RegionLooks {
         let at = Instant::now();
         let groups = fetch().await?;
         *last = Some((at, groups.clone()));
+        *self.seen.lock().unwrap_or_else(|p| p.into_inner()) = Some((at, groups.clone()));
         Ok(groups)
     }
 }
@@ -168,7 +173,7 @@ pub(super) async fn roll_region<F: Fleet, L: LockTable>(
     // Every lock the region's groups hold, renewed together beside them.
     let renewals = looks
         .leases
-        .keep(fleet, &looks.last, (ctx.run, &ctx.who), settings.lock_stale);
+        .keep(fleet, &looks.seen, (ctx.run, &ctx.who), settings.lock_stale);
     let mut results = tokio::select! {
         r = groups => r,
         never = renewals => match never {},

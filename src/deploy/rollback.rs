@@ -324,7 +324,12 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
             to => l == to,
         };
         let ours = at(&l);
-        if !made || f == l || groups.iter().any(|g| g.template.as_ref() == Some(&ours)) {
+        if !made || f == l || in_use(&groups, &ours) {
+            return;
+        }
+        // Never a version gears did not make (someone's own, with this AMI).
+        let by_gears = patiently(self.cancel, d, || self.fleet.made_by_gears(&ours)).await;
+        if !matches!(by_gears, Ok(true)) {
             return;
         }
         match patiently(self.cancel, d, || self.fleet.delete_template_version(&ours)).await {
@@ -369,4 +374,16 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
             )),
         }
     }
+}
+
+/// Whether a group points at template version `v`, or a deploy recorded on a group of its
+/// template may still need it (a continued run of the same run gets the same version back by its
+/// client token): then it is not deleted.
+fn in_use(groups: &[Group], v: &TemplateRef) -> bool {
+    groups.iter().any(|g| {
+        let on_it = g.template.as_ref().is_some_and(|t| t.id == v.id);
+        let recorded =
+            g.tags.contains_key(STATE_TAG) || g.tags.contains_key(crate::tags::BLUEGREEN);
+        g.template.as_ref() == Some(v) || (on_it && recorded)
+    })
 }

@@ -192,29 +192,7 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
     /// template share the first reading (taken before that group made its version, so a later
     /// reading cannot see ours). The new version is made once the deploy is recorded.
     async fn template_spec(&self, g: &Group, t: &TemplateRef) -> Result<Spec, Error> {
-        let (mut source, mut image) = self.version_of(t).await?;
-        let images = self.images(g).await?;
-        let behind = images.values().any(|i| *i != self.ami);
-        // `$Latest` launches the new AMI but the group's instances run another: a deploy of
-        // this AMI (a run killed after another group's new version, or one finished on a group
-        // sharing the template) moved it. The version before those is where this group was.
-        if image == self.ami && behind && t.version == "$Latest" {
-            if let Some(found) = self.latest_before(t, &source).await? {
-                (source, image) = found;
-            }
-        }
-        // A version that already launches the new AMI has nothing to roll back to.
-        if image == self.ami && behind {
-            return Err(InputError::whole_file(
-                format!("group {}", self.name),
-                format!(
-                    "its launch template {} {} (version {source}) already launches {}, but some of its instances run another AMI: a rollback would have no version to return to",
-                    t.id, t.version, self.ami
-                ),
-            )
-            .with_hint("point the group at the template version its instances were launched from (a number), then deploy again")
-            .into());
-        }
+        let (source, _) = self.launched_from(g, t).await?;
         Ok(Spec {
             lt: t.id.clone(),
             from: match t.version.as_str() {
@@ -227,22 +205,66 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
         })
     }
 
+    /// The version group `g` launched from on template `t`, and its image: the number `t` meant
+    /// at the run's first reading; or, when that launches this deploy's AMI while the group's
+    /// instances run another and it is `$Latest` moved by gears' own versions of the AMI (a run
+    /// killed after another group's new version), the newest version before those. Refused when
+    /// it launches the AMI otherwise: a rollback would have no version to return to.
+    pub(super) async fn launched_from(
+        &self,
+        g: &Group,
+        t: &TemplateRef,
+    ) -> Result<(String, String), Error> {
+        let (source, image) = self.version_of(t).await?;
+        if image != self.ami {
+            return Ok((source, image));
+        }
+        let images = self.images(g).await?;
+        if images.values().all(|i| *i == self.ami) {
+            return Ok((source, image));
+        }
+        if t.version == "$Latest" {
+            if let Some(found) = self.latest_before(t, &source).await? {
+                return Ok(found);
+            }
+        }
+        Err(InputError::whole_file(
+            format!("group {}", self.name),
+            format!(
+                "its launch template {} {} (version {source}) already launches {}, but some of its instances run another AMI: a rollback would have no version to return to",
+                t.id, t.version, self.ami
+            ),
+        )
+        .with_hint("point the group at the template version its instances were launched from (a number), then deploy again")
+        .into())
+    }
+
     /// The newest version of `t`'s template older than `latest` that launches another AMI than
-    /// this deploy's (versions deleted since are passed over), looking back at most
-    /// [`LOOK_BACK`] versions: `None` when there is none.
+    /// this deploy's, stepping back only past versions gears made with it (a version made by
+    /// hand, with the AMI and perhaps other changes, is never passed over) and versions deleted
+    /// since, at most [`LOOK_BACK`] of them: `None` when there is none.
     pub(super) async fn latest_before(
         &self,
         t: &TemplateRef,
         latest: &str,
     ) -> Result<Option<(String, String)>, Error> {
+        let d = self.deadline();
+        let at = |m: &str| TemplateRef {
+            id: t.id.clone(),
+            version: m.to_owned(),
+        };
         let n: u64 = latest.parse().unwrap_or(0);
+        let ours = |m: &str| {
+            let v = at(m);
+            async move { patiently(self.cancel, d, || self.fleet.made_by_gears(&v)).await }
+        };
+        if !ours(latest).await? {
+            return Ok(None);
+        }
         for m in (1..n).rev().take(LOOK_BACK) {
-            let older = TemplateRef {
-                id: t.id.clone(),
-                version: m.to_string(),
-            };
-            match self.version_of(&older).await {
+            match self.version_of(&at(&m.to_string())).await {
                 Ok((m, image)) if image != self.ami => return Ok(Some((m, image))),
+                Ok((m, _)) if !ours(&m).await? => return Ok(None),
                 Ok(_) => {}
                 Err(Error::Cloud(e)) if e.kind() == crate::aws::ErrorKind::NotFound => {}
                 Err(e) => return Err(e),

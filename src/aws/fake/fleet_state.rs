@@ -31,6 +31,8 @@ pub(super) struct FleetState {
     pub(super) floor_log: BTreeMap<String, Vec<usize>>,
     /// A template's default version, when not 1.
     pub(super) default_versions: BTreeMap<String, usize>,
+    /// Template versions gears made (described as gears' versions), (template id, number).
+    pub(super) gears_versions: std::collections::BTreeSet<(String, usize)>,
     /// Template versions deleted (template id, number): EC2 never gives a number again.
     pub(super) deleted_versions: std::collections::BTreeSet<(String, usize)>,
     /// CreateLaunchTemplateVersion client tokens (region/token) → the version they made and
@@ -288,6 +290,15 @@ impl FakeCloud {
         self.fleet_state()
             .default_versions
             .insert(template.to_owned(), n);
+    }
+
+    /// A version of `template` with `image` made by someone else than gears (by hand, another
+    /// tool): its number.
+    pub fn add_version_by_hand(&self, template: &str, image: &str) -> usize {
+        let mut f = self.fleet_state();
+        let v = f.templates.entry(template.to_owned()).or_default();
+        v.push(image.to_owned());
+        v.len()
     }
 
     /// The image group `group` launches now (its template version's, or configuration's).

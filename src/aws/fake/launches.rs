@@ -71,9 +71,22 @@ impl Launches for FakeFleet {
             ));
         };
         v.push(image.to_owned());
-        let n = v.len().to_string();
+        let number = v.len();
+        f.gears_versions.insert((source.id.clone(), number));
+        let n = number.to_string();
         f.client_tokens.insert(key, (n.clone(), asked));
         Ok(n)
+    }
+
+    async fn made_by_gears(&self, t: &TemplateRef) -> Result<bool, CloudError> {
+        self.cloud
+            .call("DescribeLaunchTemplateVersions", &self.region)
+            .await?;
+        let f = self.cloud.fleet_state();
+        let n = f
+            .version(t)
+            .ok_or_else(|| no_version(&f, t, &self.region))?;
+        Ok(f.gears_versions.contains(&(t.id.clone(), n)))
     }
 
     async fn delete_template_version(&self, t: &TemplateRef) -> Result<(), CloudError> {

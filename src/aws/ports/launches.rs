@@ -3,6 +3,9 @@
 use crate::aws::CloudError;
 use std::future::Future;
 
+/// The description of every launch template version gears makes.
+pub const GEARS_VERSION_DESCRIPTION: &str = "gears deploy";
+
 /// A launch template version a group launches from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TemplateRef {
@@ -40,6 +43,13 @@ pub trait Launches: Send + Sync {
         image: &str,
         token: &str,
     ) -> impl Future<Output = Result<String, CloudError>> + Send;
+
+    /// Whether gears made template version `t` (its description is
+    /// [`GEARS_VERSION_DESCRIPTION`]): only such versions are stepped past or deleted.
+    fn made_by_gears(
+        &self,
+        t: &TemplateRef,
+    ) -> impl Future<Output = Result<bool, CloudError>> + Send;
 
     /// Deletes launch template version `t` (a number; never the default version: EC2 refuses
     /// it). A version already gone is no error.

@@ -123,22 +123,17 @@ pub(super) async fn record_switch<F: Fleet, L: LockTable>(
     .await
 }
 
-/// The number of the version the old group launches from, the group pinned to it when it is on
-/// `$Latest` (so the new version does not move it). `$Latest` moved to the new AMI by a deploy of
-/// it (a run killed after another cluster's new version): the old group launched from the
-/// version before those.
+/// The number of the version the old group launched from ([`Roll::launched_from`]: `$Latest`
+/// moved to the new AMI by gears' versions of it is stepped back past, a version that launches
+/// it otherwise refused), the group pinned to it when it is on `$Latest` (so the new version
+/// does not move it).
 async fn pin<F: Fleet, L: LockTable>(
     roll: &Roll<'_, F, L>,
     g: &Group,
     t: &TemplateRef,
 ) -> Result<String, Error> {
     let (fleet, d) = (roll.fleet, roll.deadline());
-    let (mut fromn, image) = patiently(roll.cancel, d, || fleet.version_image(t)).await?;
-    if t.version == "$Latest" && image == roll.ami {
-        if let Some((n, _)) = roll.latest_before(t, &fromn).await? {
-            fromn = n;
-        }
-    }
+    let (fromn, _) = roll.launched_from(g, t).await?;
     if t.version == "$Latest" {
         let pinned = TemplateRef {
             id: t.id.clone(),

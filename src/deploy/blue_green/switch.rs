@@ -2,7 +2,7 @@
 //! traffic and is kept ([`Retired`]); and the way back while a switch is recorded (a failed gate,
 //! an error, a signal, `--abort`): the old group back in traffic and healthy, then the new one
 //! out of traffic, emptied and deleted.
-use crate::aws::{Fleet, Group, LockTable};
+use crate::aws::{Fleet, Group, LockTable, TemplateRef};
 use crate::deploy::blue_green::keyed;
 use crate::deploy::blue_green::record::{
     cluster_of, utc, utc_ms, write, Retired, Switch, BACK, SWITCH,
@@ -280,13 +280,40 @@ pub(super) async fn start_failed<F: Fleet, L: LockTable>(
     })
 }
 
-/// After an `--abort`, the new group's template version deleted when `$Latest` still launches
-/// it and no group uses it (the old group was pinned to the number it launched from).
-async fn forget_new_version<F: Fleet, L: LockTable>(undo: &Roll<'_, F, L>) {
-    if let Some(t) = undo.group().await.ok().and_then(|o| o.template) {
-        if t.version.parse::<u64>().is_ok() {
-            undo.forget_version(&t.id, &t.version, "").await;
-        }
+/// The template version the new group launches from, before the undo removes it (`None`
+/// when it is not there: the killed run had not made it yet, or AWS did not answer).
+async fn new_version<F: Fleet, L: LockTable>(
+    undo: &Roll<'_, F, L>,
+    sw: &Switch,
+) -> Option<TemplateRef> {
+    let none = BTreeMap::new();
+    let named = std::slice::from_ref(&sw.new);
+    let d = undo.deadline();
+    let found = patiently(undo.cancel, d, || undo.fleet.groups(&none, named)).await;
+    found.ok()?.into_iter().next()?.template
+}
+
+/// After an `--abort`, the new group's template version (`made`) deleted when `$Latest` still
+/// launches it and no group uses it ([`Roll::forget_version`]). Not known (the killed run died
+/// before its clone): the latest version, when gears made it after the one the old group was
+/// pinned to.
+async fn forget_new_version<F: Fleet, L: LockTable>(
+    undo: &Roll<'_, F, L>,
+    made: Option<TemplateRef>,
+) {
+    let Some(old) = undo.group().await.ok().and_then(|o| o.template) else {
+        return;
+    };
+    let fromn = if old.version.parse::<u64>().is_ok() {
+        old.version.as_str()
+    } else {
+        ""
+    };
+    match made {
+        Some(m) if m.id == old.id => undo.forget_version(&m.id, fromn, &m.version).await,
+        Some(m) => undo.forget_version(&m.id, "", &m.version).await,
+        None if !fromn.is_empty() => undo.forget_version(&old.id, fromn, "").await,
+        None => {}
     }
 }
 
@@ -355,6 +382,7 @@ pub(super) async fn abort<F: Fleet, L: LockTable>(
         ),
         roll,
     );
+    let made = new_version(&undo_roll, &sw).await;
     let r = undo_roll.with_heartbeat(undo(&undo_roll, g, &sw)).await;
     if let Err(e) = r {
         let note = undo_roll.stop_the_line().await;
@@ -364,7 +392,7 @@ pub(super) async fn abort<F: Fleet, L: LockTable>(
         );
         return Ok(out.with(GroupResult::RollbackFailed, detail));
     }
-    forget_new_version(&undo_roll).await;
+    forget_new_version(&undo_roll, made).await;
     unlock_both(&undo_roll, None).await;
     let _ = super::sweep::sweep(ctx, &undo_roll, &cluster_of(g), false).await;
     undo_roll.give_back().await;

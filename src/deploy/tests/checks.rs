@@ -54,21 +54,11 @@ async fn a_latest_template_shared_or_already_on_the_new_ami_is_refused_before_an
         e.render()
     );
     assert_eq!(cloud.template_versions("lt-s"), [OLD]);
-    // Someone else already made the new AMI the template's $Latest (an earlier run of a
-    // sibling group, by hand), and the versions before it are gone: nothing to roll back to,
-    // refused.
+    // Someone made the new AMI the template's $Latest by hand (perhaps with other changes):
+    // nothing gears may step back past, nothing to roll back to, refused.
     add_group_on(&cloud, "hello-b", 2, "lt-t", "$Latest", &[OLD]);
     let fleet = cloud.fleet("us-east-1").await.unwrap();
-    let at = |version: &str| TemplateRef {
-        id: "lt-t".into(),
-        version: version.into(),
-    };
-    fleet
-        .new_template_version(&at("1"), NEW, "by-hand")
-        .await
-        .unwrap();
-    cloud.set_default_version("lt-t", 2);
-    fleet.delete_template_version(&at("1")).await.unwrap();
+    cloud.add_version_by_hand("lt-t", NEW);
     s.groups = vec!["hello-b".into()];
     let e = deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
         .await
@@ -88,18 +78,16 @@ async fn a_latest_template_shared_or_already_on_the_new_ami_is_refused_before_an
         b.tags
     );
     assert!(cloud.member_images("hello-b").iter().all(|i| i == OLD));
-    // With the version its instances came from still there, the deploy starts from it, and a
-    // rollback returns there.
+    // A version gears made with the AMI (a killed run's, for another group) is stepped back
+    // past: the deploy starts from the version the instances came from, and a rollback returns
+    // there.
     add_group_on(&cloud, "hello-c", 2, "lt-u", "$Latest", &[OLD]);
+    let one = TemplateRef {
+        id: "lt-u".into(),
+        version: "1".into(),
+    };
     fleet
-        .new_template_version(
-            &TemplateRef {
-                id: "lt-u".into(),
-                version: "1".into(),
-            },
-            NEW,
-            "by-hand-2",
-        )
+        .new_template_version(&one, NEW, "run-0")
         .await
         .unwrap();
     s.groups = vec!["hello-c".into()];

@@ -2,7 +2,7 @@
 //! and moved during a deploy, a launch configuration copied with the new AMI.
 
 use crate::aws::fake::FakeCloud;
-use crate::aws::Group;
+use crate::aws::{Cloud, Group, Launches, TemplateRef};
 use crate::cancel::Cancel;
 use crate::deploy::tests::{add_group_on, deploy, rc, setup, Cleanup, NEW, OLD};
 use crate::deploy::{DeploySettings, Strategy, LOCK_STALE};
@@ -281,4 +281,107 @@ fn launch_what_they_run(cloud: &FakeCloud, abort: bool, what: &str) {
             cloud.template_versions("lt-s")
         );
     }
+}
+
+/// `--abort` of one group never deletes the template version a deploy recorded on another group
+/// of the template may still need (the same run's client token gets it back when that deploy is
+/// continued). A run killed once its version existed, with its deploy recorded on both groups
+/// (the fake runs them one after the other, so the second record is copied over), the first
+/// aborted: the same command then deploys both.
+#[tokio::test(start_paused = true)]
+async fn an_abort_keeps_the_version_a_sibling_deploy_still_needs() {
+    use crate::deploy::{LOCK_TAG, STATE_TAG};
+    let mut found = false;
+    for k in 1..=12 {
+        let dir = tempfile::tempdir().unwrap();
+        let (s, cloud) = setup(dir.path(), 2);
+        add_group_on(&cloud, "hello-a", 2, "lt-s", "$Latest", &[OLD]);
+        add_group_on(&cloud, "hello-b", 2, "lt-s", "$Latest", &[OLD]);
+        cloud.edit_group("hello-live", |g| g.tags.clear());
+        cloud.die_at_write(k, true);
+        let (ctx, cancel, cleanup) = (rc(), Cancel::new(), Cleanup::default());
+        tokio::select! {
+            _ = deploy(&s, &ctx, &cancel, &cleanup, &cloud) => {},
+            _ = cloud.died() => {},
+        };
+        cloud.revive();
+        let a = cloud.group("hello-a").unwrap();
+        let recorded = a.tags.get(STATE_TAG).filter(|v| !v.contains("\"to\""));
+        let (Some(state), 2) = (recorded, cloud.template_versions("lt-s").len()) else {
+            continue;
+        };
+        found = true;
+        for tag in [STATE_TAG, LOCK_TAG] {
+            cloud.fake_fleet_tag("hello-b", tag, &a.tags[tag]);
+        }
+        assert!(state.contains("\"fromn\":\"1\""), "{state}");
+        tokio::time::sleep(LOCK_STALE + Duration::from_secs(1)).await;
+        let mut abort = s.clone();
+        abort.abort = true;
+        abort.groups = vec!["hello-a".into()];
+        deploy(&abort, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
+            .await
+            .unwrap();
+        assert_eq!(cloud.template_versions("lt-s").len(), 2);
+        let d = deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
+            .await
+            .unwrap();
+        assert!(d.groups.iter().all(|g| !g.result.failed()), "{d:?}");
+        launch_what_they_run(&cloud, false, &format!("killed at write {k}"));
+        break;
+    }
+    assert!(
+        found,
+        "no kill point with the version made and not recorded"
+    );
+}
+
+/// `--abort` never deletes a version gears did not make: someone's own version of the template
+/// with the AMI, made after the killed run, stays whatever write that run died at.
+#[tokio::test(start_paused = true)]
+async fn an_abort_never_deletes_a_version_made_by_hand() {
+    let fresh = |dir: &std::path::Path| -> (DeploySettings, FakeCloud) {
+        let (mut s, cloud) = setup(dir, 2);
+        add_group_on(&cloud, "hello-a", 2, "lt-s", "$Latest", &[OLD]);
+        s.groups = vec!["hello-a".into()];
+        (s, cloud)
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (s, cloud) = fresh(dir.path());
+    deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
+        .await
+        .unwrap();
+    let writes = cloud.writes();
+    let mut aborted = 0;
+    for k in 1..=writes {
+        let what = format!("killed at write {k} of {writes}");
+        let dir = tempfile::tempdir().unwrap();
+        let (s, cloud) = fresh(dir.path());
+        cloud.die_at_write(k, true);
+        let (ctx, cancel, cleanup) = (rc(), Cancel::new(), Cleanup::default());
+        let died = tokio::select! {
+            _ = deploy(&s, &ctx, &cancel, &cleanup, &cloud) => false,
+            _ = cloud.died() => true,
+        };
+        cloud.revive();
+        if !died {
+            continue;
+        }
+        let mine = cloud.add_version_by_hand("lt-s", NEW);
+        tokio::time::sleep(LOCK_STALE + Duration::from_secs(1)).await;
+        let mut abort = s.clone();
+        abort.abort = true;
+        let d = deploy(&abort, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
+            .await
+            .unwrap_or_else(|e| panic!("{what}: {}", e.render()));
+        aborted += u32::from(d.groups[0].result == "aborted");
+        let fleet = cloud.fleet("us-east-1").await.unwrap();
+        let latest = TemplateRef {
+            id: "lt-s".into(),
+            version: "$Latest".into(),
+        };
+        let now = fleet.resolve_version(&latest).await.unwrap();
+        assert_eq!(now, mine.to_string(), "{what}: {d:?}");
+    }
+    assert!(aborted > 3, "{aborted}");
 }

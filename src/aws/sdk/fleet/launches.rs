@@ -1,7 +1,7 @@
 //! [`Launches`] on EC2 launch templates and Auto Scaling launch configurations.
 use crate::aws::sdk::errors::map_err;
 use crate::aws::sdk::fleet::AwsFleet;
-use crate::aws::{CloudError, Launches, TemplateRef};
+use crate::aws::{CloudError, Launches, TemplateRef, GEARS_VERSION_DESCRIPTION};
 
 impl Launches for AwsFleet {
     async fn template_image(&self, t: &TemplateRef) -> Result<String, CloudError> {
@@ -85,7 +85,7 @@ impl Launches for AwsFleet {
             .client_token(token)
             .launch_template_id(&source.id)
             .source_version(&source.version)
-            .version_description("gears deploy")
+            .version_description(GEARS_VERSION_DESCRIPTION)
             .launch_template_data(
                 aws_sdk_ec2::types::RequestLaunchTemplateData::builder()
                     .image_id(image)
@@ -100,6 +100,18 @@ impl Launches for AwsFleet {
             .and_then(|v| v.version_number())
             .map(|n| n.to_string())
             .unwrap_or_default())
+    }
+
+    async fn made_by_gears(&self, t: &TemplateRef) -> Result<bool, CloudError> {
+        let v = self.template_version(t).await?.ok_or_else(|| {
+            CloudError::api(
+                "DescribeLaunchTemplateVersions",
+                &self.region,
+                Some("InvalidLaunchTemplateId.VersionNotFound"),
+                format!("launch template {} has no version {}", t.id, t.version),
+            )
+        })?;
+        Ok(v.version_description() == Some(GEARS_VERSION_DESCRIPTION))
     }
 
     async fn delete_template_version(&self, t: &TemplateRef) -> Result<(), CloudError> {
