@@ -231,6 +231,9 @@ async fn abort_nothing_recorded<F: Fleet, L: LockTable>(
 ) -> Result<GroupOutcome, Error> {
     match &on.lock {
         Some(l @ LockValue::Held { .. }) => {
+            // Taken over first: a deploy that took the dead run's lock since the look is
+            // refused here, its lock never removed from under it.
+            take_locks_for_abort(roll, on).await?;
             let d = roll.deadline();
             let keys = [LOCK_TAG.to_owned()];
             patiently(roll.cancel, d, || roll.fleet.delete_tags(&g.name, &keys)).await?;
