@@ -780,6 +780,53 @@ async fn a_deploy_killed_with_kill_9_is_finished_by_the_same_command() {
         .any(|t| t.key().is_some_and(|k| k.starts_with("gears:deploy"))));
 }
 
+/// A rolling deploy killed with `kill -9` mid-batch, undone by `--abort` with the tag lock: the
+/// group back on its AMI at its capacity, no gears tag left, its instance tags as before, and the
+/// template version the killed run made deleted, so the template's `$Latest` launches the old AMI
+/// again (DeleteLaunchTemplateVersions on moto).
+#[tokio::test]
+async fn a_deploy_killed_with_kill_9_is_undone_by_abort_and_latest_is_as_before() {
+    let dir = tempdir();
+    let name = unique("k9a");
+    component_file(dir.path(), &name);
+    let (group, base, new) = fleet(&name, "us-east-1", 2).await;
+    let (mut child, _, _) = start_until(&mut deploy_cmd(dir.path(), &new), "batch 1: launching");
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let (out, err, code) = parts(
+        &deploy_cmd(dir.path(), &new)
+            .arg("--abort")
+            .env("GEARS_LOCK_STALE", "1")
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("\taborted\t"), "{out}");
+    assert!(err.contains("deleted launch template"), "{err}");
+    let (images, g) = images_of_group("us-east-1", &group).await;
+    assert!(images.iter().all(|i| i == &base), "{images:?}");
+    assert_eq!(g.desired_capacity(), Some(2));
+    let keys: Vec<&str> = g.tags().iter().filter_map(|t| t.key()).collect();
+    assert!(
+        !keys
+            .iter()
+            .any(|k| k.starts_with("gears:deploy") || *k == "COMPONENT_NAME"),
+        "{keys:?}"
+    );
+    let lt = g.launch_template().unwrap().launch_template_id().unwrap();
+    let latest = aws_sdk_ec2::Client::new(&conf("us-east-1").await)
+        .describe_launch_template_versions()
+        .launch_template_id(lt)
+        .versions("$Latest")
+        .send()
+        .await
+        .unwrap();
+    let v = &latest.launch_template_versions()[0];
+    let image = v.launch_template_data().and_then(|d| d.image_id());
+    assert_eq!(image, Some(base.as_str()), "{v:?}");
+}
+
 /// Two SIGINTs in quick succession: the second stops the rollback the first started; gears says
 /// what is left undone, with the command that finishes or undoes it, and exits 7 (a human must
 /// look), not 130.
