@@ -159,14 +159,8 @@ async fn tag_calls_on_a_group_that_is_gone_are_refused<R: Rig>(r: &R) {
 /// in the list of versions not deleted); the default version cannot be deleted.
 async fn template_versions_are_deleted_and_latest_moves_back<R: Rig>(r: &R) {
     let fleet = r.cloud().fleet(REGION).await.unwrap();
-    let p = unique("gc-ltdel");
-    let imgs = r.images(&p, 3, &Tags::new()).await;
-    let lt = r.template(&p, &imgs).await;
-    r.set_default(&lt, 2).await;
-    let v = |version: &str| TemplateRef {
-        id: lt.clone(),
-        version: version.into(),
-    };
+    let (_, imgs, lt) = three_versions(r, "gc-ltdel").await;
+    let v = |version: &str| at(&lt, version);
     fleet.delete_template_version(&v("3")).await.unwrap();
     assert_eq!(fleet.resolve_version(&v("$Latest")).await.unwrap(), "2");
     fleet.delete_template_version(&v("3")).await.unwrap();
@@ -589,14 +583,8 @@ async fn members_come_up_in_service_and_follow_capacity<R: Rig>(r: &R) {
 
 async fn templates_resolve_latest_default_and_numbers<R: Rig>(r: &R) {
     let fleet = r.cloud().fleet(REGION).await.unwrap();
-    let p = unique("gc-lt");
-    let imgs = r.images(&p, 3, &Tags::new()).await;
-    let lt = r.template(&p, &imgs).await;
-    r.set_default(&lt, 2).await;
-    let v = |version: &str| TemplateRef {
-        id: lt.clone(),
-        version: version.into(),
-    };
+    let (p, imgs, lt) = three_versions(r, "gc-lt").await;
+    let v = |version: &str| at(&lt, version);
 
     for (version, number, image) in [
         ("$Latest", "3", &imgs[2]),
@@ -661,6 +649,24 @@ async fn templates_resolve_latest_default_and_numbers<R: Rig>(r: &R) {
         images_of(&fleet, &counting_ids(&g)).await,
         [imgs[1].clone()]
     );
+}
+
+/// A launch template of three versions, each launching an AMI of its own, version 2 its
+/// default: a unique name, the AMIs (version 1's first) and the template's id.
+async fn three_versions<R: Rig>(r: &R, prefix: &str) -> (String, Vec<String>, String) {
+    let p = unique(prefix);
+    let imgs = r.images(&p, 3, &Tags::new()).await;
+    let lt = r.template(&p, &imgs).await;
+    r.set_default(&lt, 2).await;
+    (p, imgs, lt)
+}
+
+/// Version `version` of launch template `lt`.
+fn at(lt: &str, version: &str) -> TemplateRef {
+    TemplateRef {
+        id: lt.to_owned(),
+        version: version.into(),
+    }
 }
 
 /// A version or a template that does not exist: not found, never an empty image.

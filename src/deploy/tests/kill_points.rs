@@ -62,18 +62,6 @@ fn then(s: &DeploySettings, then: Then) -> DeploySettings {
     s
 }
 
-/// The first run, killed at write `k` (`lands`: after the write reached AWS): whether it died.
-async fn killed_at(s: &DeploySettings, cloud: &FakeCloud, k: u32, lands: bool) -> bool {
-    cloud.die_at_write(k, lands);
-    let (ctx, cancel, cleanup) = (rc(), Cancel::new(), Cleanup::default());
-    let died = tokio::select! {
-        _ = deploy(s, &ctx, &cancel, &cleanup, cloud) => false,
-        _ = cloud.died() => true,
-    };
-    cloud.revive();
-    died
-}
-
 /// What every end must show: no lock or record of a run on any group, no lock-table item,
 /// one group of the cluster serving (in tg-1, at its size, on one AMI, none of gears'
 /// processes suspended, the instance tags of that AMI's deploy, or none on the old AMI) and any

@@ -120,6 +120,31 @@ pub(super) fn setup(dir: &std::path::Path, desired: i32) -> (DeploySettings, Fak
     (settings, cloud)
 }
 
+/// How many writes a whole run of the command `fresh` sets up makes (its kill points).
+pub(super) async fn writes_of(
+    fresh: impl Fn(&std::path::Path) -> (DeploySettings, FakeCloud),
+) -> u32 {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, cloud) = fresh(dir.path());
+    deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
+        .await
+        .unwrap();
+    cloud.writes()
+}
+
+/// A first run of `s`, killed (`kill -9`) at write `k` (`lands`: after the write reached AWS):
+/// whether it died (a run with fewer writes ends first).
+pub(super) async fn killed_at(s: &DeploySettings, cloud: &FakeCloud, k: u32, lands: bool) -> bool {
+    cloud.die_at_write(k, lands);
+    let (ctx, cancel, cleanup) = (rc(), Cancel::new(), Cleanup::default());
+    let died = tokio::select! {
+        _ = deploy(s, &ctx, &cancel, &cleanup, cloud) => false,
+        _ = cloud.died() => true,
+    };
+    cloud.revive();
+    died
+}
+
 pub(super) fn all(cloud: &FakeCloud, ami: &str) -> bool {
     let imgs = cloud.member_images("hello-live");
     !imgs.is_empty() && imgs.iter().all(|i| i == ami)

@@ -4,7 +4,9 @@
 use crate::aws::fake::FakeCloud;
 use crate::aws::{Cloud, Group, Launches, TemplateRef};
 use crate::cancel::Cancel;
-use crate::deploy::tests::{add_group_on, deploy, rc, setup, Cleanup, NEW, OLD};
+use crate::deploy::tests::{
+    add_group_on, deploy, killed_at, rc, setup, writes_of, Cleanup, NEW, OLD,
+};
 use crate::deploy::{DeploySettings, Strategy, LOCK_STALE};
 use crate::exit::Exit;
 use std::collections::BTreeMap;
@@ -205,12 +207,7 @@ async fn sharing_latest_killed(strategy: Strategy) -> u32 {
         s.strategy = strategy;
         (s, cloud)
     };
-    let dir = tempfile::tempdir().unwrap();
-    let (s, cloud) = fresh(dir.path());
-    deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
-        .await
-        .unwrap();
-    let writes = cloud.writes();
+    let writes = writes_of(fresh).await;
     let mut points = 0;
     for k in 1..=writes {
         for lands in [false, true] {
@@ -220,14 +217,7 @@ async fn sharing_latest_killed(strategy: Strategy) -> u32 {
                 );
                 let dir = tempfile::tempdir().unwrap();
                 let (s, cloud) = fresh(dir.path());
-                cloud.die_at_write(k, lands);
-                let (ctx, cancel, cleanup) = (rc(), Cancel::new(), Cleanup::default());
-                let died = tokio::select! {
-                    _ = deploy(&s, &ctx, &cancel, &cleanup, &cloud) => false,
-                    _ = cloud.died() => true,
-                };
-                cloud.revive();
-                if !died {
+                if !killed_at(&s, &cloud, k, lands).await {
                     continue;
                 }
                 points += u32::from(!abort);
@@ -298,13 +288,7 @@ async fn an_abort_keeps_the_version_a_sibling_deploy_still_needs() {
         add_group_on(&cloud, "hello-a", 2, "lt-s", "$Latest", &[OLD]);
         add_group_on(&cloud, "hello-b", 2, "lt-s", "$Latest", &[OLD]);
         cloud.edit_group("hello-live", |g| g.tags.clear());
-        cloud.die_at_write(k, true);
-        let (ctx, cancel, cleanup) = (rc(), Cancel::new(), Cleanup::default());
-        tokio::select! {
-            _ = deploy(&s, &ctx, &cancel, &cleanup, &cloud) => {},
-            _ = cloud.died() => {},
-        };
-        cloud.revive();
+        killed_at(&s, &cloud, k, true).await;
         let a = cloud.group("hello-a").unwrap();
         let recorded = a.tags.get(STATE_TAG).filter(|v| !v.contains("\"to\""));
         let (Some(state), 2) = (recorded, cloud.template_versions("lt-s").len()) else {
@@ -346,25 +330,13 @@ async fn an_abort_never_deletes_a_version_made_by_hand() {
         s.groups = vec!["hello-a".into()];
         (s, cloud)
     };
-    let dir = tempfile::tempdir().unwrap();
-    let (s, cloud) = fresh(dir.path());
-    deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
-        .await
-        .unwrap();
-    let writes = cloud.writes();
+    let writes = writes_of(fresh).await;
     let mut aborted = 0;
     for k in 1..=writes {
         let what = format!("killed at write {k} of {writes}");
         let dir = tempfile::tempdir().unwrap();
         let (s, cloud) = fresh(dir.path());
-        cloud.die_at_write(k, true);
-        let (ctx, cancel, cleanup) = (rc(), Cancel::new(), Cleanup::default());
-        let died = tokio::select! {
-            _ = deploy(&s, &ctx, &cancel, &cleanup, &cloud) => false,
-            _ = cloud.died() => true,
-        };
-        cloud.revive();
-        if !died {
+        if !killed_at(&s, &cloud, k, true).await {
             continue;
         }
         let mine = cloud.add_version_by_hand("lt-s", NEW);

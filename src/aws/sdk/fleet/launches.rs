@@ -20,26 +20,15 @@ impl Launches for AwsFleet {
             .await?
             .and_then(|v| v.version_number())
             .map(|n| n.to_string())
-            .ok_or_else(|| {
-                CloudError::api(
-                    "DescribeLaunchTemplateVersions",
-                    &self.region,
-                    Some("InvalidLaunchTemplateId.VersionNotFound"),
-                    format!("launch template {} has no version {}", t.id, t.version),
-                )
-            })
+            .ok_or_else(|| self.no_version(t))
     }
 
     async fn version_image(&self, t: &TemplateRef) -> Result<(String, String), CloudError> {
         let v = self.template_version(t).await?;
-        let n = v.as_ref().and_then(|v| v.version_number()).ok_or_else(|| {
-            CloudError::api(
-                "DescribeLaunchTemplateVersions",
-                &self.region,
-                Some("InvalidLaunchTemplateId.VersionNotFound"),
-                format!("launch template {} has no version {}", t.id, t.version),
-            )
-        })?;
+        let n = v
+            .as_ref()
+            .and_then(|v| v.version_number())
+            .ok_or_else(|| self.no_version(t))?;
         let image = v
             .as_ref()
             .and_then(|v| v.launch_template_data())
@@ -103,14 +92,10 @@ impl Launches for AwsFleet {
     }
 
     async fn made_by_gears(&self, t: &TemplateRef) -> Result<bool, CloudError> {
-        let v = self.template_version(t).await?.ok_or_else(|| {
-            CloudError::api(
-                "DescribeLaunchTemplateVersions",
-                &self.region,
-                Some("InvalidLaunchTemplateId.VersionNotFound"),
-                format!("launch template {} has no version {}", t.id, t.version),
-            )
-        })?;
+        let v = self
+            .template_version(t)
+            .await?
+            .ok_or_else(|| self.no_version(t))?;
         Ok(v.version_description() == Some(GEARS_VERSION_DESCRIPTION))
     }
 
@@ -287,6 +272,17 @@ impl Launches for AwsFleet {
 }
 
 impl AwsFleet {
+    /// EC2's answer for a version that does not exist (DescribeLaunchTemplateVersions answers
+    /// an empty list for some).
+    fn no_version(&self, t: &TemplateRef) -> CloudError {
+        CloudError::api(
+            "DescribeLaunchTemplateVersions",
+            &self.region,
+            Some("InvalidLaunchTemplateId.VersionNotFound"),
+            format!("launch template {} has no version {}", t.id, t.version),
+        )
+    }
+
     /// One version of a launch template (`$Latest`, `$Default` or a number), if it exists.
     async fn template_version(
         &self,
