@@ -1519,6 +1519,23 @@ async fn a_base_ami_from_an_ssm_parameter_bakes_and_a_missing_one_is_exit_3() {
         err.contains(&format!("from the parameter {PARAM} version")),
         "{err}"
     );
+    // A rerun reuses the bake and records the parameter its AMIs record they were made from
+    // (gears:base-ami-parameter, written by packer with the tags).
+    let (_, err, code) = parts(
+        &gears_aws(dir.path())
+            .args(["bake", "--version", "1.0.0", "--git-sha", "abc"])
+            .args(["--manifest", m.to_str().unwrap()])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(code, 0, "{err}");
+    let again = self::manifest(&m);
+    assert_eq!(again["reused"], true, "{again}");
+    assert_eq!(
+        again["base_ami_parameter"], manifest["base_ami_parameter"],
+        "{again}"
+    );
+    assert!(!err.contains("do not record the parameter"), "{err}");
 }
 
 /// Issue 35 item 3: `--explain` names GitHub's and GitLab's variables as the sources, and on a
