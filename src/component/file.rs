@@ -5,6 +5,8 @@ mod base_ami;
 use base_ami::check_base_ami;
 pub mod bake;
 pub mod keys;
+mod place;
+use place::key_place;
 
 pub use bake::{Architecture, BuildSettings, TemplateFormat};
 
@@ -368,24 +370,6 @@ pub struct Component {
     pub deregistration_protection: Option<super::hygiene::Protection>,
 }
 
-/// The 1-based line and column of the first `key:` in `source` (for checks across fields).
-fn key_place(source: &str, key: &str) -> (usize, usize) {
-    let re = regex::Regex::new(&format!(
-        r#"(?:^|[\s{{,])["']?({})["']?\s*:"#,
-        regex::escape(key)
-    ))
-    .expect("valid regex");
-    for (i, line) in source.lines().enumerate() {
-        if line.trim_start().starts_with('#') {
-            continue;
-        }
-        if let Some(m) = re.captures(line).and_then(|c| c.get(1)) {
-            return (i + 1, line[..m.start()].chars().count() + 1);
-        }
-    }
-    (0, 0)
-}
-
 /// Reads and validates a component file.
 pub fn load(path: &Path) -> Result<Component, crate::error::Error> {
     let source = std::fs::read_to_string(path).map_err(|e| crate::error::Error::Read {
@@ -407,14 +391,15 @@ pub fn parse(path: &Path, source: &str) -> Result<Component, InputError> {
     }
     let raw: RawComponent =
         serde_yaml::from_str(source).map_err(|e| yaml_error(&name, source, e))?;
-    let at = |(key, msg): Problem| {
-        let (l, c) = key_place(source, key);
+    let at_path = |(key, msg): bake::Problem| {
+        let (l, c) = key_place(source, &key);
         InputError::at(&name, source, l, c, msg)
     };
+    let at = |(key, msg): Problem| at_path((vec![key.to_owned()], msg));
     check_name(&raw.component).map_err(at)?;
     check_regions(&raw.ami_regions).map_err(at)?;
     let builders = builders(raw.builders).map_err(at)?;
-    check_base_ami(&raw.base_ami).map_err(at)?;
+    check_base_ami(&raw.base_ami).map_err(|(k, msg)| at_path((bake::base_ami_key(k), msg)))?;
     let build = BuildSettings {
         instance_profile: raw.instance_profile,
         security_group_ids: raw.security_group_ids,
@@ -425,20 +410,14 @@ pub fn parse(path: &Path, source: &str) -> Result<Component, InputError> {
         tags: raw.tags,
         run_tags: raw.run_tags,
     };
-    bake::check_all(&build, &builders, check_base_ami).map_err(|(key, msg)| {
-        let (l, c) = key_place(source, &key);
-        InputError::at(&name, source, l, c, msg)
-    })?;
+    bake::check_all(&build, &builders, check_base_ami).map_err(at_path)?;
     let dir = component_dir(path);
     if let Some(a) = &raw.ansible {
         check_ansible(a, &dir).map_err(at)?;
     }
     if let Some(e) = &raw.encrypt {
         e.check(&raw.ami_regions, !raw.share.is_empty())
-            .map_err(|(key, msg)| {
-                let (l, c) = key_place(source, &key);
-                InputError::at(&name, source, l, c, msg)
-            })?;
+            .map_err(|(key, msg)| at_path((vec![key], msg)))?;
     }
     let template = template(raw.template, &dir).map_err(at)?;
     let template_format =
