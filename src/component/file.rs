@@ -280,14 +280,12 @@ struct RawComponent {
     #[serde(default)]
     builders: Option<Vec<Builder>>,
     base_ami: BaseAmi,
-    #[serde(default = "default_instance_type")]
-    instance_type: String,
+    instance_type: Option<String>,
     vpc_id: Option<String>,
     subnet_id: Option<String>,
     #[serde(default)]
     communicator: Communicator,
-    #[serde(default = "default_ssh_username")]
-    ssh_username: String,
+    ssh_username: Option<String>,
     instance_profile: Option<String>,
     security_group_ids: Option<Vec<String>>,
     ssh_cidrs: Option<Vec<String>>,
@@ -319,14 +317,6 @@ struct RawComponent {
     deregistration_protection: Option<super::hygiene::Protection>,
 }
 
-fn default_instance_type() -> String {
-    "t3.micro".into()
-}
-
-fn default_ssh_username() -> String {
-    "ec2-user".into()
-}
-
 /// A validated component file.
 #[derive(Debug, Clone)]
 pub struct Component {
@@ -347,6 +337,9 @@ pub struct Component {
     pub ssh_username: String,
     /// The build instance's settings (each builder's own over them: [`Builder::settings`]).
     pub build: BuildSettings,
+    /// The component's keys the file sets that only amazon-ebs builders use (an amazon-chroot
+    /// builder launches no build instance), for the warning a chroot builder gets.
+    pub ebs_only: Vec<&'static str>,
     pub ansible: Option<Ansible>,
     /// The component's own template, resolved against `dir`.
     pub template: Option<PathBuf>,
@@ -400,6 +393,12 @@ pub fn parse(path: &Path, source: &str) -> Result<Component, InputError> {
     check_regions(&raw.ami_regions).map_err(at)?;
     let builders = builders(raw.builders).map_err(at)?;
     check_base_ami(&raw.base_ami).map_err(|(k, msg)| at_path((bake::base_ami_key(k), msg)))?;
+    let given = [
+        ("instance_type", raw.instance_type.is_some()),
+        ("vpc_id", raw.vpc_id.is_some()),
+        ("subnet_id", raw.subnet_id.is_some()),
+        ("ssh_username", raw.ssh_username.is_some()),
+    ];
     let build = BuildSettings {
         instance_profile: raw.instance_profile,
         security_group_ids: raw.security_group_ids,
@@ -411,6 +410,7 @@ pub fn parse(path: &Path, source: &str) -> Result<Component, InputError> {
         run_tags: raw.run_tags,
     };
     bake::check_all(&build, &builders, check_base_ami).map_err(at_path)?;
+    let ebs_only = ebs_only(given, &build);
     let dir = component_dir(path);
     if let Some(a) = &raw.ansible {
         check_ansible(a, &dir).map_err(at)?;
@@ -431,12 +431,13 @@ pub fn parse(path: &Path, source: &str) -> Result<Component, InputError> {
         regions: raw.ami_regions,
         builders,
         base_ami: raw.base_ami,
-        instance_type: raw.instance_type,
+        instance_type: raw.instance_type.unwrap_or_else(|| "t3.micro".into()),
         vpc_id: raw.vpc_id,
         subnet_id: raw.subnet_id,
         communicator: raw.communicator,
-        ssh_username: raw.ssh_username,
+        ssh_username: raw.ssh_username.unwrap_or_else(|| "ec2-user".into()),
         build,
+        ebs_only,
         ansible: raw.ansible,
         template,
         template_format,
@@ -448,6 +449,15 @@ pub fn parse(path: &Path, source: &str) -> Result<Component, InputError> {
         deprecate_after: raw.deprecate_after,
         deregistration_protection: raw.deregistration_protection,
     })
+}
+
+/// The component's keys the file sets (of `given` and the build settings) that only
+/// amazon-ebs builders use.
+fn ebs_only(given: [(&'static str, bool); 4], build: &BuildSettings) -> Vec<&'static str> {
+    (given.into_iter().chain(bake::instance_settings(build)))
+        .filter(|(_, set)| *set)
+        .map(|(key, _)| key)
+        .collect()
 }
 
 /// The component name is not empty and only letters, digits, `-`, `_` and `.`.

@@ -275,7 +275,8 @@ pub fn check_all(
         let own = |key: Vec<String>| [path(&["builders", &i.to_string()]), key].concat();
         check(&b.settings).map_err(|(key, m)| (own(key), m))?;
         if b.kind == super::BuilderType::AmazonChroot {
-            if let Some(key) = instance_setting(&b.settings) {
+            let own_type = b.instance_type.is_some().then_some("instance_type");
+            if let Some(key) = own_type.or_else(|| instance_setting(&b.settings)) {
                 return Err((
                     own(path(&[key])),
                     format!("builder `{}` is amazon-chroot, which launches no build instance: `{key}` is for amazon-ebs builders", b.name),
@@ -310,6 +311,13 @@ pub fn base_ami_key(key: &str) -> Vec<String> {
 
 /// The first setting of the build instance `b` sets (none of which an amazon-chroot builder has).
 fn instance_setting(b: &BuildSettings) -> Option<&'static str> {
+    (instance_settings(b).into_iter())
+        .find(|(_, set)| *set)
+        .map(|(key, _)| key)
+}
+
+/// Each setting of the build instance, and whether `b` sets it.
+pub fn instance_settings(b: &BuildSettings) -> [(&'static str, bool); 7] {
     [
         ("instance_profile", b.instance_profile.is_some()),
         ("security_group_ids", b.security_group_ids.is_some()),
@@ -319,9 +327,6 @@ fn instance_setting(b: &BuildSettings) -> Option<&'static str> {
         ("spot", b.spot.is_some()),
         ("run_tags", !b.run_tags.is_empty()),
     ]
-    .into_iter()
-    .find(|(_, set)| *set)
-    .map(|(key, _)| key)
 }
 
 /// `a.b.c.d/n` or an IPv6 prefix.

@@ -206,4 +206,14 @@ mod tests {
         let e = parse(&src).unwrap_err();
         assert_eq!((e.line, e.column), (4, 1), "{e}");
     }
+
+    /// An amazon-chroot builder's own `instance_type` (it launches no build instance) is
+    /// refused at that builder's key, past the component's and an amazon-ebs builder's.
+    #[test]
+    fn a_chroot_builders_own_instance_type_is_refused_at_its_key() {
+        let src = "component: hello\nami_regions: [us-east-1]\nbase_ami: {id: ami-04681a1dbd79675a5}\ninstance_type: t3.large\nbuilders:\n  - {type: amazon-ebs, name: web, instance_type: t3.small}\n  - {type: amazon-chroot, name: agent, instance_type: t3.small}\n";
+        let e = super::super::parse(std::path::Path::new("gears.yaml"), src).unwrap_err();
+        assert_eq!(e.message, "builder `agent` is amazon-chroot, which launches no build instance: `instance_type` is for amazon-ebs builders");
+        assert_eq!((e.line, e.column), (7, 40), "{e}");
+    }
 }
