@@ -127,7 +127,6 @@ pub fn reused(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::component::metadata::{Metadata, Sourced};
     use crate::testing::{image, tags};
 
     /// The plan of a component on the parameter `/golden/base` with builders `web` (on the
@@ -135,16 +134,7 @@ mod tests {
     fn component_and_plan() -> (Component, BakePlan) {
         let text = "component: svc\nrepo: r\nami_regions: [us-east-1]\nbase_ami: {ssm: /golden/base}\nbuilders: [{type: amazon-ebs, name: web}, {type: amazon-ebs, name: arm, base_ami: {ssm: /golden/arm}}, {type: amazon-ebs, name: old, base_ami: {id: ami-0c0c0c0c0c0c0c0c0}}]\n";
         let c = crate::component::file::parse(std::path::Path::new("gears.yaml"), text).unwrap();
-        let s = |v: &str| Sourced {
-            value: v.into(),
-            source: "test".into(),
-        };
-        let meta = Metadata {
-            warnings: vec![],
-            version: s("1.0"),
-            git_sha: s("abc"),
-            repo: s("r"),
-        };
+        let meta = crate::testing::metadata("1.0");
         let p = super::super::plan::plan(&c, &meta, "202611241200", "run").unwrap();
         (c, p)
     }

@@ -528,17 +528,24 @@ mod tests {
     /// (exit 4) if packer were ever started, and a fake cloud holding its base AMI.
     /// `ami-old`: an earlier bake of hello 7.0.1 (git abc), made at `created`, to be reused.
     fn add_earlier_bake(cloud: &FakeCloud, created: &str) {
+        add_bake(cloud, ("ami-old", "old-run", created), &[]);
+    }
+
+    /// Adds the AMI `ami` of builder `web` that bake `run` of hello 7.0.1 (git abc) made at
+    /// `created`, with `more` tags.
+    fn add_bake(cloud: &FakeCloud, (ami, run, created): (&str, &str, &str), more: &[(&str, &str)]) {
         let ami_version = format!("7.0.1-{created}");
-        let old = [
+        let mut tags = vec![
             ("COMPONENT_NAME", "hello"),
             ("COMPONENT_VERSION", "7.0.1"),
             ("GIT_SHA", "abc"),
-            ("gears:run-id", "old-run"),
+            ("gears:run-id", run),
             ("gears:builder", "web"),
             ("CREATED_AT", created),
             ("AMI_VERSION", ami_version.as_str()),
         ];
-        cloud.add_image("us-east-1", image("ami-old", &old));
+        tags.extend_from_slice(more);
+        cloud.add_image("us-east-1", image(ami, &tags));
     }
 
     /// Adds `tail` (keys of the component file) to the end of the stage's component file.
@@ -723,16 +730,14 @@ mod tests {
         assert!(cloud.calls().iter().any(|c| c == "GetParameter us-east-1"));
         // One that records it: what it was made from (version 2, another AMI), not version 3.
         let recorded = [
-            ("COMPONENT_NAME", "hello"),
-            ("COMPONENT_VERSION", "7.0.1"),
-            ("GIT_SHA", "abc"),
-            ("gears:run-id", "recorded-run"),
-            ("gears:builder", "web"),
-            ("CREATED_AT", "202602010000"),
             (crate::tags::BASE_AMI, "ami-0a0a0a0a0a0a0a0a0"),
             (crate::tags::BASE_AMI_PARAMETER, "/golden/amzn2:2"),
         ];
-        cloud.add_image("us-east-1", image("ami-recorded", &recorded));
+        add_bake(
+            &cloud,
+            ("ami-recorded", "recorded-run", "202602010000"),
+            &recorded,
+        );
         let Baked::Manifest(m) = run().await.unwrap() else {
             panic!("not a manifest")
         };

@@ -66,7 +66,7 @@ impl<'de> Visitor<'de> for Walk<'_> {
             return Ok(());
         };
         while let Some(key) = m.next_key_seed(Key(rest.is_empty().then_some(want)))? {
-            if key.as_deref() == Some(want.as_str()) {
+            if key == *want {
                 return m.next_value_seed(Walk(rest));
             }
             m.next_value::<IgnoredAny>()?;
@@ -91,76 +91,31 @@ impl<'de> Visitor<'de> for Walk<'_> {
         while s.next_element::<IgnoredAny>()?.is_some() {}
         Ok(())
     }
-
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_none<E: de::Error>(self) -> Result<(), E> {
-        Ok(())
-    }
 }
 
-/// A map's key as text (None for a key that is a list or a map); stops with [`HERE`] when it
-/// is the one looked for.
+/// A map's key as text; stops with [`HERE`] when it is the one looked for. (A key that is not
+/// text, or a scalar on the path, ends the walk with serde's own error: not found.)
 struct Key<'a>(Option<&'a String>);
 
 impl<'de> DeserializeSeed<'de> for Key<'_> {
-    type Value = Option<String>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Option<String>, D::Error> {
+    type Value = String;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<String, D::Error> {
         d.deserialize_any(self)
     }
 }
 
 impl<'de> Visitor<'de> for Key<'_> {
-    type Value = Option<String>;
+    type Value = String;
 
     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         f.write_str("a key")
     }
 
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Option<String>, E> {
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<String, E> {
         match self.0 {
             Some(want) if want == v => Err(E::custom(HERE)),
-            _ => Ok(Some(v.to_owned())),
+            _ => Ok(v.to_owned()),
         }
-    }
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Option<String>, E> {
-        self.visit_str(&v.to_string())
-    }
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Option<String>, E> {
-        self.visit_str(&v.to_string())
-    }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Option<String>, E> {
-        self.visit_str(&v.to_string())
-    }
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Option<String>, E> {
-        self.visit_str(&v.to_string())
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Option<String>, E> {
-        Ok(None)
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Option<String>, A::Error> {
-        while m.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-        Ok(None)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<Option<String>, A::Error> {
-        while s.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(None)
     }
 }
 
