@@ -142,10 +142,16 @@ pub struct Manifest {
     /// shared; absent when they are not shared.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner_account: Option<String>,
-    /// The Parameter Store parameter the base AMI came from (`base_ami.ssm`): its name, the
-    /// version read, and the AMI it gave.
+    /// The Parameter Store parameter the component's base AMI came from (`base_ami.ssm`): its
+    /// name, the version read, and the AMI it gave.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base_ami_parameter: Option<BaseAmiParameter>,
+    /// The parameter each builder's own base AMI came from (`builders[].base_ami.ssm`), by
+    /// builder; a builder on the component's base AMI has its parameter in
+    /// `base_ami_parameter`. For a reused bake, both are what its AMIs record (none when they
+    /// record none).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub builder_base_ami_parameters: BTreeMap<String, BaseAmiParameter>,
     /// When the AMIs are deprecated (`deprecate_after`), as set on each.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deprecate_at: Option<String>,
@@ -195,6 +201,7 @@ impl Manifest {
             shares: Default::default(),
             owner_account: None,
             base_ami_parameter: None,
+            builder_base_ami_parameters: BTreeMap::new(),
             deprecate_at: None,
             deregistration_protection: None,
             format_version: FORMAT_VERSION,
@@ -223,6 +230,7 @@ impl Manifest {
             shares: Default::default(),
             owner_account: None,
             base_ami_parameter: None,
+            builder_base_ami_parameters: BTreeMap::new(),
             deprecate_at: None,
             deregistration_protection: None,
             format_version: FORMAT_VERSION,
@@ -489,6 +497,7 @@ mod tests {
             shares: Default::default(),
             owner_account: None,
             base_ami_parameter: None,
+            builder_base_ami_parameters: BTreeMap::new(),
             deprecate_at: None,
             deregistration_protection: None,
             format_version: FORMAT_VERSION,
@@ -567,6 +576,7 @@ mod tests {
             shares: Default::default(),
             owner_account: None,
             base_ami_parameter: None,
+            builder_base_ami_parameters: BTreeMap::new(),
             deprecate_at: None,
             deregistration_protection: None,
             format_version: FORMAT_VERSION,

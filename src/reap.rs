@@ -2,6 +2,8 @@
 //! bake build instances older than their `gears:ttl`, and packer's `packer_*` key pairs and
 //! unused security groups older than the TTL), listed, and with `--yes` removed.
 //!
+//! And the launch templates packer's Spot builds leave ([`spot`]), tagged as the bake's.
+//!
 //! Packer 1.6 does not tag its key pairs and security groups, but names them
 //! `packer_<time-ordered UUID>`, whose first 8 hex digits are the Unix time it made them: that
 //! is their age.
@@ -15,6 +17,8 @@ use chrono::{DateTime, Utc};
 use serde::{Serialize, Serializer};
 use std::collections::BTreeMap;
 use std::time::Duration;
+
+mod spot;
 
 /// Everything `gears reap` needs.
 #[derive(Debug, Clone)]
@@ -69,7 +73,7 @@ impl ReapSettings {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Leftover {
     pub region: String,
-    /// `test-instance`, `bake-instance`, `key-pair`, `security-group`.
+    /// `test-instance`, `bake-instance`, `key-pair`, `security-group`, `launch-template`.
     pub kind: &'static str,
     pub id: String,
     pub reason: String,
@@ -321,6 +325,13 @@ async fn find<C: Cloud + AmiCloud>(
             _ => {}
         }
     }
+    let tags = spot::bake_tags();
+    let templates = patiently(cancel, patience(), || {
+        port.launch_templates(spot::PREFIX, &tags)
+    })
+    .await?;
+    let spot = spot::leftovers(region, templates, (&instances, &here), settings.ttl, now);
+    here.extend(spot);
     Ok(here)
 }
 
@@ -355,6 +366,11 @@ async fn remove<I: Instances>(
             "key-pair" => patiently(cancel, patience(), || port.delete_key_pair(&l.id))
                 .await
                 .map_err(|e| e.to_string()),
+            "launch-template" => {
+                patiently(cancel, patience(), || port.delete_launch_template(&l.id))
+                    .await
+                    .map_err(|e| e.to_string())
+            }
             _ => patiently(cancel, patience(), || port.delete_security_group(&l.id))
                 .await
                 .map_err(|e| e.to_string()),

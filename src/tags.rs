@@ -35,6 +35,10 @@ pub const BUILDER: &str = "gears:builder";
 pub const ENCRYPT: &str = "gears:encrypt";
 /// The base AMI an AMI was baked on (filled in by packer).
 pub const BASE_AMI: &str = "gears:base-ami";
+/// The Parameter Store parameter an AMI's base AMI came from and the version read
+/// (`name:version`), on each AMI of a builder whose base AMI came from `base_ami.ssm`: a reuse
+/// of the bake records it ([`crate::bake::made_from`]).
+pub const BASE_AMI_PARAMETER: &str = "gears:base-ami-parameter";
 /// The blue/green cluster a group belongs to (its name); `gears status` groups its rows by it.
 pub const CLUSTER: &str = "gears:cluster";
 /// An old blue/green group kept out of traffic ([`crate::deploy::blue_green::record::Retired`]:

@@ -65,6 +65,9 @@ trait Rig: Sync {
 
     /// The same cloud as another account sees it (moto: through a role in that account).
     fn consumer(&self, account: &str) -> Self::Cloud;
+
+    /// A launch template of no group tagged `tags`, as packer's Spot builds make; its id.
+    async fn spot_template(&self, name: &str, tags: &Tags) -> String;
 }
 
 /// An Auto Scaling group to create.
@@ -136,6 +139,8 @@ contracts!(
     tag_calls_on_a_group_that_is_gone_are_refused,
     template_versions_are_deleted_and_latest_moves_back,
 );
+
+mod packer_leftovers;
 
 /// Issue 34: a tag call naming a group that does not exist changes nothing and is refused: AWS
 /// answers ValidationError ("AutoScalingGroup name not found"), a no that stays a no. moto fails
@@ -1080,6 +1085,17 @@ impl Rig for FakeRig {
             .collect()
     }
 
+    async fn spot_template(&self, name: &str, tags: &Tags) -> String {
+        let id = format!("lt-{:017x}", next());
+        self.cloud.add_named_template(super::NamedTemplate {
+            id: id.clone(),
+            name: name.to_owned(),
+            created_at: Some(chrono::Utc::now().to_rfc3339()),
+            tags: tags.clone(),
+        });
+        id
+    }
+
     async fn template(&self, _name: &str, images: &[String]) -> String {
         let id = format!("lt-{:017x}", next());
         let images: Vec<&str> = images.iter().map(String::as_str).collect();
@@ -1255,6 +1271,36 @@ impl Rig for MotoRig {
             .await
             .unwrap();
         ids
+    }
+
+    async fn spot_template(&self, name: &str, tags: &Tags) -> String {
+        use aws_sdk_ec2::types::{RequestLaunchTemplateData, ResourceType, Tag, TagSpecification};
+        let spec = TagSpecification::builder()
+            .resource_type(ResourceType::LaunchTemplate)
+            .set_tags(Some(
+                (tags.iter())
+                    .map(|(k, v)| Tag::builder().key(k).value(v).build())
+                    .collect(),
+            ))
+            .build();
+        let made = self
+            .ec2
+            .create_launch_template()
+            .launch_template_name(name)
+            .launch_template_data(
+                RequestLaunchTemplateData::builder()
+                    .image_id(STOCK_AMI)
+                    .build(),
+            )
+            .tag_specifications(spec)
+            .send()
+            .await
+            .unwrap();
+        made.launch_template()
+            .unwrap()
+            .launch_template_id()
+            .unwrap()
+            .to_owned()
     }
 
     async fn template(&self, name: &str, images: &[String]) -> String {

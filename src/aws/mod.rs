@@ -25,7 +25,7 @@ pub use ports::groups::{Group, Groups, Member, MemberInfo};
 pub use ports::images::{
     has_tags, is_ami_id, BaseAmiQuery, Image, ImageShares, Images, Parameter, FILTER_VALUES,
 };
-pub use ports::instances::{Imds, Instance, Instances, LaunchSpec, SecurityGroup};
+pub use ports::instances::{Imds, Instance, Instances, LaunchSpec, NamedTemplate, SecurityGroup};
 pub use ports::launches::{Launches, TemplateRef, GEARS_VERSION_DESCRIPTION};
 pub use ports::locks::{GroupTag, GroupTags, LockTable, TableHolder, TAGS_PER_CALL};
 pub use ports::refresh::Refreshes;

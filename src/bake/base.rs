@@ -11,6 +11,10 @@ use crate::error::{Error, InputError};
 use crate::wait::unless_cancelled;
 use std::collections::BTreeMap;
 
+/// The parameter each builder's own base AMI came from, by builder (those with their own
+/// `base_ami: {ssm: ...}` only).
+pub type BuilderParameters = BTreeMap<String, crate::manifest::BaseAmiParameter>;
+
 /// The AMI a Parameter Store parameter names, read in the build region: a parameter that does
 /// not exist, or whose value is not an AMI id, is an input error naming it.
 async fn ami_parameter<I: Images>(
@@ -116,7 +120,8 @@ pub async fn find_base_ami<I: Images>(
     Ok((image, parameter))
 }
 
-/// Each builder's base AMI (the component's `found` unless it has its own), each checked
+/// Each builder's base AMI (the component's `found` unless it has its own), and the
+/// parameter each builder's own came from (`builders[].base_ami.ssm`), each base checked
 /// against the architecture the builder asks for: a mismatch is exit 3 before anything is
 /// launched.
 pub async fn builder_bases<I: Images>(
@@ -124,15 +129,19 @@ pub async fn builder_bases<I: Images>(
     found: &Image,
     (component, plan): (&Component, &BakePlan),
     cancel: &Cancel,
-) -> Result<BTreeMap<String, Image>, Error> {
+) -> Result<(BTreeMap<String, Image>, BuilderParameters), Error> {
     let mut bases = BTreeMap::new();
+    let mut parameters = BTreeMap::new();
     for b in &plan.builders {
         let image = if b.base_ami == component.base_ami {
             found.clone()
         } else {
-            find_base_ami(build, &b.base_ami, &b.name, (component, plan), cancel)
-                .await?
-                .0
+            let (image, parameter) =
+                find_base_ami(build, &b.base_ami, &b.name, (component, plan), cancel).await?;
+            if let Some(p) = parameter {
+                parameters.insert(b.name.clone(), p);
+            }
+            image
         };
         if let Some(why) = b
             .architecture
@@ -144,7 +153,51 @@ pub async fn builder_bases<I: Images>(
         }
         bases.insert(b.name.clone(), image);
     }
-    Ok(bases)
+    Ok((bases, parameters))
+}
+
+/// The base AMIs of a bake, as read before anything runs.
+pub struct Bases {
+    /// The component's base AMI.
+    pub component: Image,
+    /// The parameter it came from (`base_ami.ssm`).
+    pub parameter: Option<crate::manifest::BaseAmiParameter>,
+    /// Each builder's base AMI.
+    pub builders: BTreeMap<String, Image>,
+    /// The parameter each builder's own base AMI came from.
+    pub parameters: BuilderParameters,
+}
+
+/// The component's base AMI (and the parameter it came from), then each builder's, with the
+/// architecture each asks for checked, before anything runs.
+pub async fn base_amis<I: Images>(
+    build: &I,
+    (component, plan): (&Component, &BakePlan),
+    ui: &mut crate::ui::StageProgress,
+    cancel: &Cancel,
+) -> Result<Bases, Error> {
+    let (base_ami, parameter) =
+        find_base_ami(build, &component.base_ami, "", (component, plan), cancel).await?;
+    match &parameter {
+        Some(p) => ui.note(&format!(
+            "base AMI {} ({}), from the parameter {} version {}",
+            base_ami.id, base_ami.name, p.name, p.version
+        )),
+        None => ui.note(&format!("base AMI {} ({})", base_ami.id, base_ami.name)),
+    }
+    let (builders, parameters) = builder_bases(build, &base_ami, (component, plan), cancel).await?;
+    for (b, p) in &parameters {
+        ui.note(&format!(
+            "builder `{b}`: base AMI {}, from the parameter {} version {}",
+            p.ami, p.name, p.version
+        ));
+    }
+    Ok(Bases {
+        component: base_ami,
+        parameter,
+        builders,
+        parameters,
+    })
 }
 
 /// Why `image` cannot be `builder`'s base when it asks for `arch`, if it cannot.

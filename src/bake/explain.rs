@@ -76,7 +76,11 @@ pub fn explain(component: &Component, meta: &Metadata, plan: &BakePlan) -> Strin
     }
     s.push_str(&format!(
         "base AMI           {}\n",
-        base_text(&component.base_ami, &plan.build_region)
+        base_text(
+            &component.base_ami,
+            &plan.build_region,
+            "base_ami_parameter"
+        )
     ));
     for b in &component.builders {
         s.push_str(&builder_settings(component, b, &plan.build_region));
@@ -146,11 +150,12 @@ fn after_bake(component: &Component) -> String {
     s
 }
 
-fn base_text(base: &BaseAmi, region: &str) -> String {
+/// What `base` names; `recorded`: the manifest's key that records the parameter it came from.
+fn base_text(base: &BaseAmi, region: &str, recorded: &str) -> String {
     match (&base.id, &base.name) {
         (Some(id), _) => id.clone(),
         _ if base.ssm.is_some() => format!(
-            "the value of the SSM parameter {}, read in {region} when the bake starts (the manifest records its version and the AMI: base_ami_parameter)",
+            "the value of the SSM parameter {}, read in {region} when the bake starts (the manifest records its version and the AMI: {recorded})",
             base.ssm.as_deref().unwrap_or_default()
         ),
         (_, n) => format!(
@@ -206,7 +211,7 @@ fn builder_settings(component: &Component, b: &Builder, region: &str) -> String 
         out.push_str(&format!(
             "  {}: base AMI {}    (from {own})\n",
             b.name,
-            base_text(base, region)
+            base_text(base, region, "builder_base_ami_parameters")
         ));
     }
     if let Some(a) = b.architecture {

@@ -143,7 +143,8 @@ pub fn plan(
     let base_tags = ami_tags(component, meta, &ami_version, created_at, run_id);
     let builders = planned_builders(component, meta, &base_tags, created_at, run_id)?;
     check_tag_lengths(&builders, component, meta)?;
-    let warnings = ssh_warnings(component, &builders);
+    let mut warnings = ssh_warnings(component, &builders);
+    warnings.extend(chroot_warnings(component, &builders));
     Ok(BakePlan {
         component: component.name.clone(),
         version: meta.version.value.clone(),
@@ -174,6 +175,28 @@ fn ssh_warnings(component: &Component, builders: &[PlannedBuilder]) -> Vec<Strin
         .map(|b| format!(
             "builder `{}`: the build instance accepts SSH from anywhere (Packer's temporary security group opens port 22 to 0.0.0.0/0); set `ssh_cidrs`, `security_group_ids` or `ssh_interface: session_manager` in {}",
             b.name,
+            component.path.display()
+        ))
+        .collect()
+}
+
+/// A warning for each amazon-chroot builder when the component sets what only amazon-ebs
+/// builders use (the build instance's settings): the chroot builder bakes without them.
+fn chroot_warnings(component: &Component, builders: &[PlannedBuilder]) -> Vec<String> {
+    if component.ebs_only.is_empty() {
+        return Vec::new();
+    }
+    let keys: Vec<String> = component
+        .ebs_only
+        .iter()
+        .map(|k| format!("`{k}`"))
+        .collect();
+    (builders.iter())
+        .filter(|b| b.kind == BuilderType::AmazonChroot)
+        .map(|b| format!(
+            "builder `{}` is amazon-chroot, which launches no build instance: the component's {} in {} are for amazon-ebs builders and do not apply to it (set them on the amazon-ebs builders instead)",
+            b.name,
+            keys.join(", "),
             component.path.display()
         ))
         .collect()
@@ -380,6 +403,27 @@ mod tests {
             "202611241200",
             "0193f0a2-1b2c-7d3e-8f40-1234567890ab",
         )
+    }
+
+    /// The component's amazon-ebs-only settings are named to each amazon-chroot builder, which
+    /// bakes without them; a file that sets none (defaults only) gets no such warning.
+    #[test]
+    fn a_chroot_builder_is_told_which_component_settings_do_not_apply() {
+        let chroot = "[amazon-ebs, {type: amazon-chroot, name: agent}]";
+        let p = plan_of("1.0", &format!("{chroot}\ninstance_type: t3.large\nspot: {{max_price: auto}}\nrun_tags: {{Owner: ci}}")).unwrap();
+        let w: Vec<&String> = p
+            .warnings
+            .iter()
+            .filter(|w| w.contains("amazon-chroot"))
+            .collect();
+        assert_eq!(w.len(), 1, "{:?}", p.warnings);
+        assert!(w[0].starts_with("builder `agent` is amazon-chroot, which launches no build instance: the component's `instance_type`, `spot`, `run_tags` in gears.yaml are for amazon-ebs builders"), "{}", w[0]);
+        let p = plan_of("1.0", chroot).unwrap();
+        assert!(
+            !p.warnings.iter().any(|w| w.contains("amazon-chroot")),
+            "{:?}",
+            p.warnings
+        );
     }
 
     #[test]

@@ -13,8 +13,8 @@ pub struct Reusable {
     pub run_id: String,
     pub created_at: String,
     pub ami_version: String,
-    /// The base AMI it was built on (the `gears:base-ami` tag), when recorded.
-    pub base_ami: Option<String>,
+    /// What each builder's AMIs record they were made from (its AMI in the build region).
+    pub made_from: BTreeMap<String, super::made_from::MadeFrom>,
     /// How its AMIs were encrypted (the `gears:encrypt` tag), when recorded.
     pub encrypt: Option<String>,
     pub amis: Amis,
@@ -145,10 +145,28 @@ fn newest_complete(
         run_id: run_id.to_owned(),
         created_at: tag("CREATED_AT").unwrap_or_default(),
         ami_version: tag("AMI_VERSION").unwrap_or_default(),
-        base_ami: tag(crate::tags::BASE_AMI),
+        made_from: made_from(plan, regions, &imgs),
         encrypt: tag(crate::tags::ENCRYPT),
         amis,
     })
+}
+
+/// What each builder's AMI in the build region (the first of `regions`) records it was made
+/// from.
+fn made_from(
+    plan: &BakePlan,
+    regions: &[String],
+    imgs: &BTreeMap<(&str, &str), &Image>,
+) -> BTreeMap<String, super::made_from::MadeFrom> {
+    let Some(build) = regions.first() else {
+        return BTreeMap::new();
+    };
+    (plan.builders.iter())
+        .filter_map(|b| {
+            let img = imgs.get(&(b.name.as_str(), build.as_str()))?;
+            Some((b.name.clone(), super::made_from::MadeFrom::of(&img.tags)))
+        })
+        .collect()
 }
 
 /// Asks each region for images of the same component, version and revision, and selects: the
@@ -260,7 +278,9 @@ mod tests {
         assert_eq!(r.run_id, "new");
         assert_eq!(r.created_at, "202602010000");
         assert_eq!(r.ami_version, "7.0.1-202602010000");
-        assert_eq!(r.base_ami.as_deref(), Some("ami-base"));
+        let web = &r.made_from["web"];
+        assert_eq!(web.base_ami.as_deref(), Some("ami-base"));
+        assert_eq!(web.parameter, None);
         assert_eq!(r.amis.keys().collect::<Vec<_>>(), ["web", "api"]);
         assert_eq!(
             r.amis.get("api").unwrap()["eu-west-1"],

@@ -1,6 +1,6 @@
 //! The bake stage: plan → base AMI → reuse check → render → packer → manifest.
 
-use super::base::{builder_bases, find_base_ami};
+use super::base::Bases;
 use super::packer_use::PackerInUse;
 use super::plan::{plan, BakePlan};
 use super::template::{ansible_vars_path, render, write_ansible_vars, RenderOptions};
@@ -261,14 +261,12 @@ pub async fn bake<C: Cloud>(
     for r in &component.regions {
         ports.push(unless_cancelled(cancel, cloud.images(&r.0)).await??);
     }
-    let (base_ami, parameter, bases) =
-        base_amis(&ports[0], (&component, &plan), &mut ui, cancel).await?;
+    let bases = super::base::base_amis(&ports[0], (&component, &plan), &mut ui, cancel).await?;
 
     if !settings.force {
-        if let Some(manifest) = find_reusable(&ports, &plan, &base_ami.id, &mut ui, cancel).await? {
-            ui.finish(true);
-            ui.note(&reusing_line(&plan));
-            let manifest = after_bake(manifest, parameter, &ports, &component, cancel).await?;
+        let reusable = find_reusable(&ports, (&component, &plan), &bases, &mut ui, cancel).await?;
+        if let Some(manifest) = reusable {
+            let manifest = after_bake(manifest, &ports, &component, cancel).await?;
             return Ok(Baked::Manifest(Box::new(manifest)));
         }
     }
@@ -278,16 +276,19 @@ pub async fn bake<C: Cloud>(
         ui.finish(false);
         return Err(Error::Interrupted(sig));
     }
+    let mut plan = plan;
+    super::made_from::tag_parameters(&mut plan, &component, &bases);
     let baked = build(
         settings,
         (&component, &packer, &plan),
-        (&base_ami.id, &bases),
+        (&bases.component.id, &bases.builders),
         (cancel, cleanup),
         cloud,
         &mut ui,
     )
     .await?;
-    let manifest = after_bake(baked, parameter, &ports, &component, cancel).await?;
+    let baked = super::made_from::baked(baked, &bases);
+    let manifest = after_bake(baked, &ports, &component, cancel).await?;
     Ok(Baked::Manifest(Box::new(manifest)))
 }
 
@@ -343,47 +344,14 @@ async fn build<C: Cloud>(
     Ok(Manifest::baked(plan, base_ami, built.amis, packer_run_uuid))
 }
 
-/// The component's base AMI (and the parameter it came from), then each builder's, with the
-/// architecture each asks for checked, before anything runs.
-async fn base_amis<I: Images>(
-    build: &I,
-    (component, plan): (&Component, &BakePlan),
-    ui: &mut StageProgress,
-    cancel: &Cancel,
-) -> Result<
-    (
-        Image,
-        Option<crate::manifest::BaseAmiParameter>,
-        BTreeMap<String, Image>,
-    ),
-    Error,
-> {
-    let (base_ami, parameter) =
-        find_base_ami(build, &component.base_ami, "", (component, plan), cancel).await?;
-    match &parameter {
-        Some(p) => ui.note(&format!(
-            "base AMI {} ({}), from the parameter {} version {}",
-            base_ami.id, base_ami.name, p.name, p.version
-        )),
-        None => ui.note(&format!("base AMI {} ({})", base_ami.id, base_ami.name)),
-    }
-    let bases = builder_bases(build, &base_ami, (component, plan), cancel).await?;
-    Ok((base_ami, parameter, bases))
-}
-
-/// What follows a bake or a reuse, in every region: the parameter the base AMI came from
-/// recorded, the AMIs shared, deprecated and protected as the component file asks.
+/// What follows a bake or a reuse, in every region: the AMIs shared, deprecated and protected
+/// as the component file asks.
 async fn after_bake<I: Images>(
     manifest: Manifest,
-    parameter: Option<crate::manifest::BaseAmiParameter>,
     ports: &[I],
     component: &Component,
     cancel: &Cancel,
 ) -> Result<Manifest, Error> {
-    let manifest = Manifest {
-        base_ami_parameter: parameter,
-        ..manifest
-    };
     let manifest = super::share::share(manifest, ports, &component.share, cancel).await?;
     super::hygiene::apply(manifest, ports, component, cancel).await
 }
@@ -406,11 +374,11 @@ fn baking_line(component: &Component, plan: &BakePlan, builders: usize) -> Strin
 
 /// The manifest of AMIs an earlier bake of the same component version and revision left in
 /// every region, if there are such AMIs, encrypted as `encrypt:` asks (one that is not is
-/// passed over, saying why).
+/// passed over, saying why), described as that bake (`made_from::reused`).
 async fn find_reusable<I: Images>(
     ports: &[I],
-    plan: &BakePlan,
-    base_ami: &str,
+    (component, plan): (&Component, &BakePlan),
+    bases: &Bases,
     ui: &mut StageProgress,
     cancel: &Cancel,
 ) -> Result<Option<Manifest>, Error> {
@@ -423,12 +391,14 @@ async fn find_reusable<I: Images>(
         }
         Earlier::None => return Ok(None),
     };
-    // The manifest describes the AMIs found: their bake's run, date and base AMI.
-    let base = found
-        .base_ami
-        .clone()
-        .unwrap_or_else(|| base_ami.to_owned());
-    Ok(Some(Manifest::reused(plan, found, &base)))
+    let (manifest, unrecorded) =
+        super::made_from::reused(plan, component, found, &bases.component.id);
+    ui.finish(true);
+    ui.note(&reusing_line(plan));
+    if let Some(note) = unrecorded {
+        ui.note(&note);
+    }
+    Ok(Some(manifest))
 }
 
 /// The `packer build` command of a bake, run in the component's folder.
@@ -558,17 +528,24 @@ mod tests {
     /// (exit 4) if packer were ever started, and a fake cloud holding its base AMI.
     /// `ami-old`: an earlier bake of hello 7.0.1 (git abc), made at `created`, to be reused.
     fn add_earlier_bake(cloud: &FakeCloud, created: &str) {
+        add_bake(cloud, ("ami-old", "old-run", created), &[]);
+    }
+
+    /// Adds the AMI `ami` of builder `web` that bake `run` of hello 7.0.1 (git abc) made at
+    /// `created`, with `more` tags.
+    fn add_bake(cloud: &FakeCloud, (ami, run, created): (&str, &str, &str), more: &[(&str, &str)]) {
         let ami_version = format!("7.0.1-{created}");
-        let old = [
+        let mut tags = vec![
             ("COMPONENT_NAME", "hello"),
             ("COMPONENT_VERSION", "7.0.1"),
             ("GIT_SHA", "abc"),
-            ("gears:run-id", "old-run"),
+            ("gears:run-id", run),
             ("gears:builder", "web"),
             ("CREATED_AT", created),
             ("AMI_VERSION", ami_version.as_str()),
         ];
-        cloud.add_image("us-east-1", image("ami-old", &old));
+        tags.extend_from_slice(more);
+        cloud.add_image("us-east-1", image(ami, &tags));
     }
 
     /// Adds `tail` (keys of the component file) to the end of the stage's component file.
@@ -747,12 +724,30 @@ mod tests {
         let Baked::Manifest(m) = run().await.unwrap() else {
             panic!("not a manifest")
         };
+        // A reused bake whose AMIs do not record a parameter: none, never the one read now.
+        assert!(m.reused);
+        assert_eq!(m.base_ami_parameter, None);
+        assert!(cloud.calls().iter().any(|c| c == "GetParameter us-east-1"));
+        // One that records it: what it was made from (version 2, another AMI), not version 3.
+        let recorded = [
+            (crate::tags::BASE_AMI, "ami-0a0a0a0a0a0a0a0a0"),
+            (crate::tags::BASE_AMI_PARAMETER, "/golden/amzn2:2"),
+        ];
+        add_bake(
+            &cloud,
+            ("ami-recorded", "recorded-run", "202602010000"),
+            &recorded,
+        );
+        let Baked::Manifest(m) = run().await.unwrap() else {
+            panic!("not a manifest")
+        };
+        assert_eq!(m.run_id, "recorded-run");
+        assert_eq!(m.base_ami, "ami-0a0a0a0a0a0a0a0a0");
         let p = m.base_ami_parameter.expect("recorded");
         assert_eq!(
             (p.name.as_str(), p.version, p.ami.as_str()),
-            (PARAM, 3, "ami-0b0b0b0b0b0b0b0b0")
+            (PARAM, 2, "ami-0a0a0a0a0a0a0a0a0")
         );
-        assert!(cloud.calls().iter().any(|c| c == "GetParameter us-east-1"));
     }
 
     /// Issue 36 item 5: `deprecate_after` and `deregistration_protection` are set by gears on

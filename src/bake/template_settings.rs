@@ -83,7 +83,6 @@ fn metadata_options(component: &Component) -> Value {
 mod tests {
     use crate::bake::template::{render, RenderOptions};
     use crate::component::file::TemplateFormat;
-    use crate::component::metadata::{Metadata, Sourced};
 
     fn render_with(extra: &str, format: TemplateFormat, metadata_options: bool) -> String {
         let c = crate::component::file::parse(
@@ -91,16 +90,7 @@ mod tests {
             &format!("component: svc\nrepo: r\nami_regions: [us-east-1]\nbase_ami: {{id: ami-0123456789abcdef0}}\nbuilders: [{{type: amazon-ebs, name: web}}, {{type: amazon-ebs, name: arm, base_ami: {{id: ami-0a0a0a0a0a0a0a0a0}}}}]\n{extra}"),
         )
         .unwrap();
-        let s = |v: &str| Sourced {
-            value: v.into(),
-            source: "test".into(),
-        };
-        let meta = Metadata {
-            warnings: vec![],
-            version: s("1.0"),
-            git_sha: s("abc"),
-            repo: s("r"),
-        };
+        let meta = crate::testing::metadata("1.0");
         let plan = crate::bake::plan::plan(&c, &meta, "202612070000", "run-1").unwrap();
         let opts = RenderOptions {
             format,

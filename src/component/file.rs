@@ -5,6 +5,8 @@ mod base_ami;
 use base_ami::check_base_ami;
 pub mod bake;
 pub mod keys;
+mod place;
+use place::key_place;
 
 pub use bake::{Architecture, BuildSettings, TemplateFormat};
 
@@ -278,14 +280,12 @@ struct RawComponent {
     #[serde(default)]
     builders: Option<Vec<Builder>>,
     base_ami: BaseAmi,
-    #[serde(default = "default_instance_type")]
-    instance_type: String,
+    instance_type: Option<String>,
     vpc_id: Option<String>,
     subnet_id: Option<String>,
     #[serde(default)]
     communicator: Communicator,
-    #[serde(default = "default_ssh_username")]
-    ssh_username: String,
+    ssh_username: Option<String>,
     instance_profile: Option<String>,
     security_group_ids: Option<Vec<String>>,
     ssh_cidrs: Option<Vec<String>>,
@@ -317,14 +317,6 @@ struct RawComponent {
     deregistration_protection: Option<super::hygiene::Protection>,
 }
 
-fn default_instance_type() -> String {
-    "t3.micro".into()
-}
-
-fn default_ssh_username() -> String {
-    "ec2-user".into()
-}
-
 /// A validated component file.
 #[derive(Debug, Clone)]
 pub struct Component {
@@ -345,6 +337,9 @@ pub struct Component {
     pub ssh_username: String,
     /// The build instance's settings (each builder's own over them: [`Builder::settings`]).
     pub build: BuildSettings,
+    /// The component's keys the file sets that only amazon-ebs builders use (an amazon-chroot
+    /// builder launches no build instance), for the warning a chroot builder gets.
+    pub ebs_only: Vec<&'static str>,
     pub ansible: Option<Ansible>,
     /// The component's own template, resolved against `dir`.
     pub template: Option<PathBuf>,
@@ -368,24 +363,6 @@ pub struct Component {
     pub deregistration_protection: Option<super::hygiene::Protection>,
 }
 
-/// The 1-based line and column of the first `key:` in `source` (for checks across fields).
-fn key_place(source: &str, key: &str) -> (usize, usize) {
-    let re = regex::Regex::new(&format!(
-        r#"(?:^|[\s{{,])["']?({})["']?\s*:"#,
-        regex::escape(key)
-    ))
-    .expect("valid regex");
-    for (i, line) in source.lines().enumerate() {
-        if line.trim_start().starts_with('#') {
-            continue;
-        }
-        if let Some(m) = re.captures(line).and_then(|c| c.get(1)) {
-            return (i + 1, line[..m.start()].chars().count() + 1);
-        }
-    }
-    (0, 0)
-}
-
 /// Reads and validates a component file.
 pub fn load(path: &Path) -> Result<Component, crate::error::Error> {
     let source = std::fs::read_to_string(path).map_err(|e| crate::error::Error::Read {
@@ -407,14 +384,21 @@ pub fn parse(path: &Path, source: &str) -> Result<Component, InputError> {
     }
     let raw: RawComponent =
         serde_yaml::from_str(source).map_err(|e| yaml_error(&name, source, e))?;
-    let at = |(key, msg): Problem| {
-        let (l, c) = key_place(source, key);
+    let at_path = |(key, msg): bake::Problem| {
+        let (l, c) = key_place(source, &key);
         InputError::at(&name, source, l, c, msg)
     };
+    let at = |(key, msg): Problem| at_path((vec![key.to_owned()], msg));
     check_name(&raw.component).map_err(at)?;
     check_regions(&raw.ami_regions).map_err(at)?;
     let builders = builders(raw.builders).map_err(at)?;
-    check_base_ami(&raw.base_ami).map_err(at)?;
+    check_base_ami(&raw.base_ami).map_err(|(k, msg)| at_path((bake::base_ami_key(k), msg)))?;
+    let given = [
+        ("instance_type", raw.instance_type.is_some()),
+        ("vpc_id", raw.vpc_id.is_some()),
+        ("subnet_id", raw.subnet_id.is_some()),
+        ("ssh_username", raw.ssh_username.is_some()),
+    ];
     let build = BuildSettings {
         instance_profile: raw.instance_profile,
         security_group_ids: raw.security_group_ids,
@@ -425,20 +409,15 @@ pub fn parse(path: &Path, source: &str) -> Result<Component, InputError> {
         tags: raw.tags,
         run_tags: raw.run_tags,
     };
-    bake::check_all(&build, &builders, check_base_ami).map_err(|(key, msg)| {
-        let (l, c) = key_place(source, &key);
-        InputError::at(&name, source, l, c, msg)
-    })?;
+    bake::check_all(&build, &builders, check_base_ami).map_err(at_path)?;
+    let ebs_only = ebs_only(given, &build);
     let dir = component_dir(path);
     if let Some(a) = &raw.ansible {
         check_ansible(a, &dir).map_err(at)?;
     }
     if let Some(e) = &raw.encrypt {
         e.check(&raw.ami_regions, !raw.share.is_empty())
-            .map_err(|(key, msg)| {
-                let (l, c) = key_place(source, &key);
-                InputError::at(&name, source, l, c, msg)
-            })?;
+            .map_err(|(key, msg)| at_path((vec![key], msg)))?;
     }
     let template = template(raw.template, &dir).map_err(at)?;
     let template_format =
@@ -452,12 +431,13 @@ pub fn parse(path: &Path, source: &str) -> Result<Component, InputError> {
         regions: raw.ami_regions,
         builders,
         base_ami: raw.base_ami,
-        instance_type: raw.instance_type,
+        instance_type: raw.instance_type.unwrap_or_else(|| "t3.micro".into()),
         vpc_id: raw.vpc_id,
         subnet_id: raw.subnet_id,
         communicator: raw.communicator,
-        ssh_username: raw.ssh_username,
+        ssh_username: raw.ssh_username.unwrap_or_else(|| "ec2-user".into()),
         build,
+        ebs_only,
         ansible: raw.ansible,
         template,
         template_format,
@@ -469,6 +449,15 @@ pub fn parse(path: &Path, source: &str) -> Result<Component, InputError> {
         deprecate_after: raw.deprecate_after,
         deregistration_protection: raw.deregistration_protection,
     })
+}
+
+/// The component's keys the file sets (of `given` and the build settings) that only
+/// amazon-ebs builders use.
+fn ebs_only(given: [(&'static str, bool); 4], build: &BuildSettings) -> Vec<&'static str> {
+    (given.into_iter().chain(bake::instance_settings(build)))
+        .filter(|(_, set)| *set)
+        .map(|(key, _)| key)
+        .collect()
 }
 
 /// The component name is not empty and only letters, digits, `-`, `_` and `.`.

@@ -50,7 +50,7 @@ impl State {
         if st.lc && st.to.is_empty() && !st.from.is_empty() {
             st.to = super::start::copy_name(&st.from, &st.run);
         }
-        if st.run.is_empty() || !st.ami.starts_with("ami-") || st.from.is_empty() {
+        if st.run.is_empty() || !crate::aws::is_ami_id(&st.ami) || st.from.is_empty() {
             return Err("it lacks the run, the AMI or the launch spec it came from".into());
         }
         if st.min < 0 || st.max < st.min || st.desired < st.min || st.desired > st.max {
@@ -183,4 +183,32 @@ pub(super) async fn recorded_from_ami<F: Fleet>(
     })
     .await;
     was.ok().filter(|w| !w.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::State;
+
+    /// A recorded deploy whose AMI is not of an AMI id's form is unreadable, as any other
+    /// malformed value is (the shared `aws::is_ami_id`, not a prefix).
+    #[test]
+    fn a_recorded_ami_of_another_form_is_unreadable() {
+        let with = |ami: &str| {
+            format!(
+                r#"{{"run":"r","ami":"{ami}","lt":"lt-1","from":"1","to":"2","min":2,"max":2,"desired":2,"susp":[]}}"#
+            )
+        };
+        assert!(State::parse(&with("ami-0123456789abcdef0")).is_ok());
+        assert!(State::parse(&with("ami-12345678")).is_ok());
+        for ami in [
+            "ami-1",
+            "ami-0123456789ABCDEF0",
+            "ami-0123456789abcdefg",
+            "ami-",
+            "ami-0123456789abcdef0 ",
+        ] {
+            let why = State::parse(&with(ami)).unwrap_err();
+            assert!(why.contains("the AMI"), "{ami}: {why}");
+        }
+    }
 }

@@ -35,6 +35,20 @@ pub(crate) fn component_file(dir: &Path, extra: &str) -> PathBuf {
     path
 }
 
+/// The metadata of `version` at revision `abc` of repo `r`, each from a test.
+pub(crate) fn metadata(version: &str) -> crate::component::metadata::Metadata {
+    let s = |v: &str| crate::component::metadata::Sourced {
+        value: v.into(),
+        source: "test".into(),
+    };
+    crate::component::metadata::Metadata {
+        warnings: vec![],
+        version: s(version),
+        git_sha: s("abc"),
+        repo: s("r"),
+    }
+}
+
 /// Tags from pairs.
 pub(crate) fn tags(kv: &[(&str, &str)]) -> BTreeMap<String, String> {
     kv.iter()

@@ -101,6 +101,18 @@ async fn live_instances(component: &str) -> Vec<String> {
         .collect()
 }
 
+/// `gears bake` of version 1.0.0 at revision abc on moto in `dir`, writing the manifest `m`:
+/// stdout, stderr and the exit code.
+fn bake_1_0_0(dir: &Path, m: &Path) -> (String, String, i32) {
+    parts(
+        &gears_aws(dir)
+            .args(["bake", "--version", "1.0.0", "--git-sha", "abc"])
+            .args(["--manifest", m.to_str().unwrap()])
+            .output()
+            .unwrap(),
+    )
+}
+
 fn manifest(path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
@@ -1310,13 +1322,7 @@ async fn a_bake_shares_its_amis_in_every_region_and_a_bad_account_is_placed() {
     )
     .unwrap();
     let m = dir.path().join("manifest.json");
-    let (_, err, code) = parts(
-        &gears_aws(dir.path())
-            .args(["bake", "--version", "1.0.0", "--git-sha", "abc"])
-            .args(["--manifest", m.to_str().unwrap()])
-            .output()
-            .unwrap(),
-    );
+    let (_, err, code) = bake_1_0_0(dir.path(), &m);
     assert_eq!(code, 0, "{err}");
     let manifest = manifest(&m);
     assert_eq!(manifest["shares"]["accounts"], serde_json::json!(accounts));
@@ -1429,15 +1435,7 @@ async fn shared_amis_need_customer_managed_keys_and_bake_with_them() {
 
     write("encrypt:\n  kms_key_id: alias/amis\n  region_kms_key_ids: {eu-west-1: \"arn:aws:kms:eu-west-1:123456789012:alias/amis\"}\n");
     let m = dir.path().join("manifest.json");
-    let bake = || {
-        parts(
-            &gears_aws(dir.path())
-                .args(["bake", "--version", "1.0.0", "--git-sha", "abc"])
-                .args(["--manifest", m.to_str().unwrap()])
-                .output()
-                .unwrap(),
-        )
-    };
+    let bake = || bake_1_0_0(dir.path(), &m);
     let (_, err, code) = bake();
     assert_eq!(code, 0, "{err}");
     let first = manifest(&m);
@@ -1502,13 +1500,7 @@ async fn a_base_ami_from_an_ssm_parameter_bakes_and_a_missing_one_is_exit_3() {
     );
     write(PARAM);
     let m = dir.path().join("manifest.json");
-    let (_, err, code) = parts(
-        &gears_aws(dir.path())
-            .args(["bake", "--version", "1.0.0", "--git-sha", "abc"])
-            .args(["--manifest", m.to_str().unwrap()])
-            .output()
-            .unwrap(),
-    );
+    let (_, err, code) = bake_1_0_0(dir.path(), &m);
     assert_eq!(code, 0, "{err}");
     let manifest = manifest(&m);
     let p = &manifest["base_ami_parameter"];
@@ -1519,6 +1511,17 @@ async fn a_base_ami_from_an_ssm_parameter_bakes_and_a_missing_one_is_exit_3() {
         err.contains(&format!("from the parameter {PARAM} version")),
         "{err}"
     );
+    // A rerun reuses the bake and records the parameter its AMIs record they were made from
+    // (gears:base-ami-parameter, written by packer with the tags).
+    let (_, err, code) = bake_1_0_0(dir.path(), &m);
+    assert_eq!(code, 0, "{err}");
+    let again = self::manifest(&m);
+    assert_eq!(again["reused"], true, "{again}");
+    assert_eq!(
+        again["base_ami_parameter"], manifest["base_ami_parameter"],
+        "{again}"
+    );
+    assert!(!err.contains("do not record the parameter"), "{err}");
 }
 
 /// Issue 35 item 3: `--explain` names GitHub's and GitLab's variables as the sources, and on a

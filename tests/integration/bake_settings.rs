@@ -96,6 +96,7 @@ fn every_setting_passes_packer_validate_and_is_in_the_template() {
             "spot_instance_types",
             "t3a.small",
             "spot_price",
+            "spot_tags",
             "auto",
             "0.05",
             "Team",

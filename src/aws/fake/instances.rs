@@ -1,7 +1,7 @@
 //! The fake's EC2 instances, key pairs, security groups and console output: [`FakeInstances`].
 
 use super::FakeCloud;
-use crate::aws::{CloudError, Instance, Instances, LaunchSpec, SecurityGroup};
+use crate::aws::{CloudError, Instance, Instances, LaunchSpec, NamedTemplate, SecurityGroup};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -21,6 +21,23 @@ impl FakeCloud {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push(name.to_owned());
+    }
+
+    /// Adds a launch template of no group, as packer's Spot builds make (any region).
+    pub fn add_named_template(&self, template: NamedTemplate) {
+        self.named_templates().push(template);
+    }
+
+    /// The ids of the launch templates of no group left.
+    pub fn named_template_ids(&self) -> Vec<String> {
+        self.named_templates()
+            .iter()
+            .map(|t| t.id.clone())
+            .collect()
+    }
+
+    fn named_templates(&self) -> std::sync::MutexGuard<'_, Vec<NamedTemplate>> {
+        (self.state.named_templates.lock()).unwrap_or_else(|p| p.into_inner())
     }
 
     /// Adds a security group (any region).
@@ -227,6 +244,38 @@ impl Instances for FakeInstances {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .retain(|g| g.id != id);
+        Ok(())
+    }
+
+    async fn launch_templates(
+        &self,
+        prefix: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<Vec<NamedTemplate>, CloudError> {
+        self.cloud
+            .call("DescribeLaunchTemplates", &self.region)
+            .await?;
+        let all = self.cloud.named_templates();
+        Ok((all.iter())
+            .filter(|t| t.name.starts_with(prefix))
+            .filter(|t| tags.iter().all(|(k, v)| t.tags.get(k) == Some(v)))
+            .cloned()
+            .collect())
+    }
+
+    async fn delete_launch_template(&self, id: &str) -> Result<(), CloudError> {
+        self.cloud
+            .call("DeleteLaunchTemplate", &self.region)
+            .await?;
+        let mut all = self.cloud.named_templates();
+        if !all.iter().any(|t| t.id == id) {
+            return Err(super::fleet::no_template(
+                "DeleteLaunchTemplate",
+                id,
+                &self.region,
+            ));
+        }
+        all.retain(|t| t.id != id);
         Ok(())
     }
 

@@ -75,6 +75,8 @@ struct State {
     /// Lock table items: key → (run, holder, until).
     locks: Mutex<BTreeMap<String, (String, String, i64)>>,
     groups: Mutex<Vec<SecurityGroup>>,
+    /// Launch templates of no group (packer's Spot templates), any region.
+    named_templates: Mutex<Vec<crate::aws::NamedTemplate>>,
     console: Mutex<String>,
     calls: AtomicU32,
     /// Writes (mutating calls) since the last [`FakeCloud::die_at_write`].

@@ -131,4 +131,29 @@ pub trait Instances: Send + Sync {
         &self,
         id: &str,
     ) -> impl Future<Output = Result<(), CloudError>> + Send;
+
+    /// Launch templates whose names start with `prefix` and whose tags include `tags`
+    /// (DescribeLaunchTemplates; packer's Spot builds make them).
+    fn launch_templates(
+        &self,
+        prefix: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> impl Future<Output = Result<Vec<NamedTemplate>, CloudError>> + Send;
+
+    /// Deletes a launch template and all its versions (DeleteLaunchTemplate).
+    fn delete_launch_template(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
+}
+
+/// A launch template as DescribeLaunchTemplates answers it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NamedTemplate {
+    /// `lt-…`.
+    pub id: String,
+    pub name: String,
+    /// When it was made (RFC 3339), if EC2 said.
+    pub created_at: Option<String>,
+    pub tags: BTreeMap<String, String>,
 }

@@ -249,7 +249,7 @@ impl Images for Ec2 {
 }
 
 /// A filter on `name` for values starting with `prefix` (taken literally).
-fn prefix_filter(name: &str, prefix: &str) -> Filter {
+pub(super) fn prefix_filter(name: &str, prefix: &str) -> Filter {
     Filter::builder()
         .name(name)
         .values(format!("{}*", filter_value(prefix)))
@@ -560,61 +560,19 @@ impl Instances for Ec2 {
     }
 
     async fn security_groups(&self, prefix: &str) -> Result<Vec<SecurityGroup>, CloudError> {
-        let mut groups: Vec<(String, String)> = Vec::new();
-        let mut pages = self
-            .client
-            .describe_security_groups()
-            .filters(prefix_filter("group-name", prefix))
-            .max_results(EC2_PAGE)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| map_err("DescribeSecurityGroups", &self.region, e))?;
-            for g in page.security_groups() {
-                if let (Some(id), Some(name)) = (g.group_id(), g.group_name()) {
-                    if name.starts_with(prefix) {
-                        groups.push((id.to_owned(), name.to_owned()));
-                    }
-                }
-            }
-        }
-        // One DescribeNetworkInterfaces for all of them (a group-id filter takes up to 200
-        // values), not one per group.
-        let mut used = std::collections::BTreeSet::new();
-        let ids: Vec<String> = groups.iter().map(|g| g.0.clone()).collect();
-        for chunk in ids.chunks(200) {
-            let mut pages = self
-                .client
-                .describe_network_interfaces()
-                .filters(
-                    Filter::builder()
-                        .name("group-id")
-                        .set_values(Some(chunk.to_vec()))
-                        .build(),
-                )
-                .max_results(EC2_PAGE)
-                .into_paginator()
-                .send();
-            while let Some(page) = pages.next().await {
-                let page =
-                    page.map_err(|e| map_err("DescribeNetworkInterfaces", &self.region, e))?;
-                for ni in page.network_interfaces() {
-                    used.extend(
-                        ni.groups()
-                            .iter()
-                            .filter_map(|g| g.group_id().map(str::to_owned)),
-                    );
-                }
-            }
-        }
-        Ok(groups
-            .into_iter()
-            .map(|(id, name)| SecurityGroup {
-                in_use: used.contains(&id),
-                id,
-                name,
-            })
-            .collect())
+        super::packer_leftovers::security_groups(&self.client, &self.region, prefix).await
+    }
+
+    async fn launch_templates(
+        &self,
+        prefix: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<Vec<crate::aws::NamedTemplate>, CloudError> {
+        super::packer_leftovers::find(&self.client, &self.region, prefix, tags).await
+    }
+
+    async fn delete_launch_template(&self, id: &str) -> Result<(), CloudError> {
+        super::packer_leftovers::delete(&self.client, &self.region, id).await
     }
 
     async fn delete_security_group(&self, id: &str) -> Result<(), CloudError> {

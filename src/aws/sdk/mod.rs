@@ -8,6 +8,7 @@ mod errors;
 pub mod fleet;
 mod hygiene;
 pub mod locks;
+mod packer_leftovers;
 pub mod role;
 mod share;
 

@@ -183,8 +183,14 @@ impl BuildSettings {
     }
 }
 
-/// Something wrong: the key it is at (for its line and column) and what, in words.
-pub type Problem = (String, String);
+/// Something wrong: the path of the key it is at (`["root_volume", "type"]`, a list's index as
+/// a number; for its line and column) and what, in words.
+pub type Problem = (Vec<String>, String);
+
+/// A key's path from its parts.
+fn path(parts: &[&str]) -> Vec<String> {
+    parts.iter().map(|p| (*p).to_owned()).collect()
+}
 
 /// The tags gears writes on every AMI and snapshot, which `tags:` may not set.
 pub const GEARS_AMI_TAGS: [&str; 6] = [
@@ -199,50 +205,57 @@ pub const GEARS_AMI_TAGS: [&str; 6] = [
 /// Checks what needs no AWS: ids, CIDRs, the volume, the price, and the tags (none of gears'
 /// own, `gears:*` or `aws:*`; within EC2's lengths; no `{{`, which Packer would evaluate).
 pub fn check(b: &BuildSettings) -> Result<(), Problem> {
-    let p = |key: &str, msg: String| Err((key.to_owned(), msg));
+    let p = |key: &[&str], msg: String| Err((path(key), msg));
     if b.instance_profile.as_deref() == Some("") {
-        return p("instance_profile", "`instance_profile` is empty".into());
+        return p(&["instance_profile"], "`instance_profile` is empty".into());
     }
     let sg = regex::Regex::new("^sg-[0-9a-f]{8,17}$").expect("valid regex");
     for id in b.security_group_ids.iter().flatten() {
         if !sg.is_match(id) {
             return p(
-                "security_group_ids",
+                &["security_group_ids"],
                 format!("`{id}` is not a security group id like sg-0123456789abcdef0"),
             );
         }
     }
     for c in b.ssh_cidrs.iter().flatten() {
         if !is_cidr(c) {
-            return p("ssh_cidrs", format!("`{c}` is not a CIDR like 10.0.0.0/16"));
+            return p(
+                &["ssh_cidrs"],
+                format!("`{c}` is not a CIDR like 10.0.0.0/16"),
+            );
         }
     }
     if let Some(v) = &b.root_volume {
-        check_volume(v).map_err(|(k, m)| (k.to_owned(), m))?;
+        check_volume(v).map_err(|(k, m)| (path(&["root_volume", k]), m))?;
     }
     if let Some(s) = &b.spot {
         if s.instance_types.iter().any(String::is_empty) {
             return p(
-                "instance_types",
+                &["spot", "instance_types"],
                 "an empty instance type in `spot.instance_types`".into(),
             );
         }
     }
     // Every free-text value reaches Packer's template engine as the tags do.
-    let texts = (b.instance_profile.iter().map(|v| ("instance_profile", v)))
-        .chain(
-            b.spot
-                .iter()
-                .flat_map(|s| s.instance_types.iter().map(|v| ("instance_types", v))),
-        )
-        .chain(
-            b.root_volume
-                .iter()
-                .flat_map(|r| r.device_name.iter().map(|v| ("device_name", v))),
-        );
-    for (key, v) in texts {
+    let texts = (b
+        .instance_profile
+        .iter()
+        .map(|v| (None, "instance_profile", v)))
+    .chain(
+        b.spot
+            .iter()
+            .flat_map(|s| (s.instance_types.iter()).map(|v| (Some("spot"), "instance_types", v))),
+    )
+    .chain(
+        b.root_volume
+            .iter()
+            .flat_map(|r| (r.device_name.iter()).map(|v| (Some("root_volume"), "device_name", v))),
+    );
+    for (parent, key, v) in texts {
         if let Some(why) = crate::bake::quote::unsafe_reason(v) {
-            return p(key, format!("`{key}` {why}"));
+            let at: Vec<&str> = parent.into_iter().chain([key]).collect();
+            return p(&at, format!("`{key}` {why}"));
         }
     }
     check_tags(&b.tags, &GEARS_AMI_TAGS, "tags")?;
@@ -250,19 +263,22 @@ pub fn check(b: &BuildSettings) -> Result<(), Problem> {
 }
 
 /// The build settings of the component and of each builder, merged as a bake merges them, and
-/// each builder's own base AMI (by `check_base`).
+/// each builder's own base AMI (by `check_base`). A builder's problem is at its own key
+/// (`builders`, its index, the key).
 pub fn check_all(
     build: &BuildSettings,
     builders: &[super::Builder],
     check_base: fn(&super::BaseAmi) -> Result<(), (&'static str, String)>,
 ) -> Result<(), Problem> {
     check(build)?;
-    for b in builders {
-        check(&b.settings)?;
+    for (i, b) in builders.iter().enumerate() {
+        let own = |key: Vec<String>| [path(&["builders", &i.to_string()]), key].concat();
+        check(&b.settings).map_err(|(key, m)| (own(key), m))?;
         if b.kind == super::BuilderType::AmazonChroot {
-            if let Some(key) = instance_setting(&b.settings) {
+            let own_type = b.instance_type.is_some().then_some("instance_type");
+            if let Some(key) = own_type.or_else(|| instance_setting(&b.settings)) {
                 return Err((
-                    key.into(),
+                    own(path(&[key])),
                     format!("builder `{}` is amazon-chroot, which launches no build instance: `{key}` is for amazon-ebs builders", b.name),
                 ));
             }
@@ -271,21 +287,37 @@ pub fn check_all(
         if merged.ssh_interface == Some(SshInterface::SessionManager)
             && merged.instance_profile.is_none()
         {
+            let key = path(&["ssh_interface"]);
             return Err((
-                "ssh_interface".into(),
+                if b.settings.ssh_interface.is_some() { own(key) } else { key },
                 format!("builder `{}`: `ssh_interface: session_manager` needs an `instance_profile` that allows Systems Manager (AmazonSSMManagedInstanceCore)", b.name),
             ));
         }
         if let Some(base) = &b.base_ami {
             check_base(base)
-                .map_err(|(k, m)| (k.to_owned(), format!("builder `{}`: {m}", b.name)))?;
+                .map_err(|(k, m)| (own(base_ami_key(k)), format!("builder `{}`: {m}", b.name)))?;
         }
     }
     Ok(())
 }
 
+/// The path of a key `check_base_ami` names (`base_ami` itself, or one of its keys).
+pub fn base_ami_key(key: &str) -> Vec<String> {
+    match key {
+        "base_ami" => path(&["base_ami"]),
+        k => path(&["base_ami", k]),
+    }
+}
+
 /// The first setting of the build instance `b` sets (none of which an amazon-chroot builder has).
 fn instance_setting(b: &BuildSettings) -> Option<&'static str> {
+    (instance_settings(b).into_iter())
+        .find(|(_, set)| *set)
+        .map(|(key, _)| key)
+}
+
+/// Each setting of the build instance, and whether `b` sets it.
+pub fn instance_settings(b: &BuildSettings) -> [(&'static str, bool); 7] {
     [
         ("instance_profile", b.instance_profile.is_some()),
         ("security_group_ids", b.security_group_ids.is_some()),
@@ -295,9 +327,6 @@ fn instance_setting(b: &BuildSettings) -> Option<&'static str> {
         ("spot", b.spot.is_some()),
         ("run_tags", !b.run_tags.is_empty()),
     ]
-    .into_iter()
-    .find(|(_, set)| *set)
-    .map(|(key, _)| key)
 }
 
 /// `a.b.c.d/n` or an IPv6 prefix.
@@ -374,7 +403,7 @@ fn check_tags(tags: &BTreeMap<String, String>, own: &[&str], what: &str) -> Resu
                 })
         };
         if let Some(why) = why {
-            return Err((k.clone(), why));
+            return Err((path(&[what, k]), why));
         }
     }
     Ok(())
@@ -499,7 +528,7 @@ mod tests {
             ..Default::default()
         };
         let (key, why) = check(&profile).unwrap_err();
-        assert_eq!(key, "instance_profile");
+        assert_eq!(key, ["instance_profile"]);
         assert!(why.contains("{{"), "{why}");
         let device = BuildSettings {
             root_volume: Some(RootVolume {
@@ -508,7 +537,10 @@ mod tests {
             }),
             ..Default::default()
         };
-        assert_eq!(check(&device).unwrap_err().0, "device_name");
+        assert_eq!(
+            check(&device).unwrap_err().0,
+            ["root_volume", "device_name"]
+        );
         let tags = BuildSettings {
             tags: BTreeMap::from([("a{".to_owned(), "{b".to_owned())]),
             ..Default::default()
@@ -526,7 +558,7 @@ mod tests {
                 ..Default::default()
             })
             .0,
-            "ssh_cidrs"
+            ["ssh_cidrs"]
         );
         assert_eq!(
             bad(BuildSettings {
@@ -534,13 +566,13 @@ mod tests {
                 ..Default::default()
             })
             .0,
-            "security_group_ids"
+            ["security_group_ids"]
         );
         let e = bad(BuildSettings {
             tags: tags("gears:run-id", "x"),
             ..Default::default()
         });
-        assert_eq!(e.0, "gears:run-id");
+        assert_eq!(e.0, ["tags", "gears:run-id"]);
         assert!(e.1.contains("gears writes that tag itself"), "{e:?}");
         assert_eq!(
             bad(BuildSettings {
@@ -548,7 +580,7 @@ mod tests {
                 ..Default::default()
             })
             .0,
-            "GIT_SHA"
+            ["tags", "GIT_SHA"]
         );
         assert_eq!(
             bad(BuildSettings {
@@ -556,7 +588,7 @@ mod tests {
                 ..Default::default()
             })
             .0,
-            "Name"
+            ["run_tags", "Name"]
         );
         assert!(bad(BuildSettings {
             tags: tags("T", "{{ .Foo }}"),
@@ -574,7 +606,7 @@ mod tests {
                 ..Default::default()
             }))
             .0,
-            "type"
+            ["root_volume", "type"]
         );
         assert_eq!(
             bad(vol(RootVolume {
@@ -582,7 +614,7 @@ mod tests {
                 ..Default::default()
             }))
             .0,
-            "throughput"
+            ["root_volume", "throughput"]
         );
         assert_eq!(
             bad(vol(RootVolume {
@@ -591,7 +623,7 @@ mod tests {
                 ..Default::default()
             }))
             .0,
-            "iops"
+            ["root_volume", "iops"]
         );
         assert!(check(&vol(RootVolume {
             kind: Some("gp3".into()),

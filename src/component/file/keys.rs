@@ -21,7 +21,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("deploy", "What `gears deploy` takes from the component file (`deploy.*`)."),
     ("builders[].type", "`amazon-ebs` or `amazon-chroot` (bakes on an EC2 build agent). Required."),
     ("builders[].name", "Unique among the builders; part of the AMI name and its `gears:builder` tag. Default: the type."),
-    ("builders[].instance_type", "This builder's instance type. Default: the component's `instance_type`."),
+    ("builders[].instance_type", "This builder's instance type. Default: the component's `instance_type`. amazon-ebs only (an amazon-chroot builder that sets it is refused)."),
     ("builders[].base_ami", "This builder's base AMI, as `base_ami` (`{id: ...}` or a lookup). Default: the component's."),
     ("builders[].architecture", "`x86_64` or `arm64`: checked against the base AMI's architecture (DescribeImages) before anything is launched; a mismatch is exit 3."),
     ("builders[].instance_profile", "This builder's `instance_profile`, over the component's."),

@@ -49,7 +49,7 @@ pub struct Retired {
 /// The one parser of each record: what the tag says, or why it cannot be read.
 pub fn parse_switch(value: &str) -> Result<Switch, String> {
     let s: Switch = serde_json::from_str(value).map_err(|e| e.to_string())?;
-    if s.run.is_empty() || !s.ami.starts_with("ami-") || s.new.is_empty() {
+    if s.run.is_empty() || !crate::aws::is_ami_id(&s.ami) || s.new.is_empty() {
         return Err("it lacks the run, the AMI or the new group".into());
     }
     if s.phase != GROW && s.phase != SWITCH && s.phase != BACK {
@@ -156,7 +156,7 @@ mod tests {
     fn records_round_trip_and_bad_ones_are_refused() {
         let s = Switch {
             run: "r".into(),
-            ami: "ami-1".into(),
+            ami: "ami-0123456789abcdef0".into(),
             new: "web-v002".into(),
             phase: GROW.into(),
             susp: vec!["AZRebalance".into()],
@@ -171,6 +171,20 @@ mod tests {
         )
         .is_err());
         assert!(parse_switch("{\"run\":\"r\"}").is_err());
+        // An AMI not of an AMI id's form is as unreadable as any other malformed value.
+        for ami in [
+            "ami-1",
+            "ami-0123456789ABCDEF0",
+            "ami-0123456789abcdefg",
+            "ami-",
+        ] {
+            let bad = write(&Switch {
+                ami: ami.into(),
+                ..s.clone()
+            })
+            .unwrap();
+            assert!(parse_switch(&bad).is_err(), "{bad}");
+        }
         let r = Retired {
             run: "r".into(),
             at: "2026-12-02T18:00:00Z".into(),

@@ -33,7 +33,7 @@ fn the_lock_value_has_one_parser_and_one_writer() {
 
 #[test]
 fn the_recorded_state_is_checked_when_read() {
-    let good = r#"{"run":"r","ami":"ami-1","lt":"lt-1","from":"1","to":"2","min":2,"max":2,"desired":2,"susp":[]}"#;
+    let good = r#"{"run":"r","ami":"ami-0123456789abcdef0","lt":"lt-1","from":"1","to":"2","min":2,"max":2,"desired":2,"susp":[]}"#;
     let st = State::parse(good).unwrap();
     assert_eq!(State::parse(&st.write()), Ok(st));
     for bad in [

@@ -10,8 +10,8 @@ fn packer_name(secs_ago: i64) -> String {
     )
 }
 
-/// An expired test instance, an old packer key pair and an old unused packer security
-/// group.
+/// An expired test instance, an old packer key pair, an old unused packer security group and
+/// an old Spot launch template of a bake.
 fn cloud() -> FakeCloud {
     let cloud = FakeCloud::new();
     cloud.add_instance(
@@ -35,6 +35,17 @@ fn cloud() -> FakeCloud {
         name: packer_name(5 * 3600),
         in_use: false,
     });
+    let made = chrono::Utc::now() - chrono::Duration::hours(5);
+    cloud.add_named_template(crate::aws::NamedTemplate {
+        id: "lt-0123456789abcdef0".into(),
+        name: "packer-fleet-launch-template-Ab3dE5g".into(),
+        created_at: Some(made.to_rfc3339()),
+        tags: tags(&[
+            ("gears:managed-by", "gears"),
+            ("gears:purpose", "bake"),
+            ("gears:run-id", "run-1"),
+        ]),
+    });
     cloud
 }
 
@@ -53,7 +64,8 @@ async fn the_reap_statement_lists_every_action_reap_calls() {
         };
         let found = crate::reap::reap(&s, &Cancel::new(), &c).await.unwrap();
         let want = if yes { "removed" } else { "listed" };
-        assert_eq!(found.len(), 3, "{found:?}");
+        assert_eq!(found.len(), 4, "{found:?}");
+        assert_eq!(c.named_template_ids().is_empty(), yes);
         assert!(
             found.iter().all(|l| l.action.to_string() == want),
             "{found:?}"

@@ -22,7 +22,7 @@ async fn look() -> FakeCloud {
     let mut g = deploy_group("hello-live", Some(("lt-1", "1")), None);
     g.tags.insert(
         crate::deploy::STATE_TAG.into(),
-        r#"{"run":"r1","ami":"ami-2","lt":"lt-1","from":"1","min":2,"max":2,"desired":2,"susp":[]}"#.into(),
+        r#"{"run":"r1","ami":"ami-02222222222222222","lt":"lt-1","from":"1","min":2,"max":2,"desired":2,"susp":[]}"#.into(),
     );
     cloud.add_group(g, &["ami-1"]);
     cloud.add_configuration("hello-lc", "ami-1");

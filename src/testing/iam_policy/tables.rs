@@ -29,6 +29,7 @@ pub(super) const SERVICES: &[(&str, &str)] = &[
     ("DescribeLaunchTemplateVersions", "ec2"),
     ("CreateLaunchTemplateVersion", "ec2"),
     ("DeleteLaunchTemplateVersions", "ec2"),
+    ("DeleteLaunchTemplate", "ec2"),
     // Auto Scaling.
     ("DescribeAutoScalingGroups", "autoscaling"),
     ("DescribeAutoScalingInstances", "autoscaling"),
