@@ -125,15 +125,17 @@ pub async fn output_within(
             child.wait().await
         };
         tokio::select! {
-            status = run => Ended::Exited(status?),
-            _ = tokio::time::sleep(deadline) => Ended::TimedOut,
-            _ = cancel.cancelled() => Ended::Cancelled,
+            status = run => status.map(Ended::Exited),
+            _ = tokio::time::sleep(deadline) => Ok(Ended::TimedOut),
+            _ = cancel.cancelled() => Ok(Ended::Cancelled),
         }
     };
-    if let (Ended::TimedOut | Ended::Cancelled, Some(pid)) = (&ended, pid) {
+    // Anything but its own exit (a deadline, a cancel, a pipe that failed): the whole group is
+    // killed, never only the command (`kill_on_drop`), so none of its children outlives it.
+    if let (false, Some(pid)) = (matches!(ended, Ok(Ended::Exited(_))), pid) {
         signal_group(pid, libc::SIGKILL);
     }
-    Ok((ended, format!("{}{}", out.text(), err.text())))
+    Ok((ended?, format!("{}{}", out.text(), err.text())))
 }
 
 #[cfg(test)]
@@ -192,10 +194,13 @@ mod tests {
     /// group killed, and only the end of what it printed kept, from a whole line.
     #[tokio::test]
     async fn output_within_keeps_the_tail_and_stops_at_the_deadline() {
-        let script = "i=0; while [ $i -lt 3000 ]; do echo \"line $i of the output\"; i=$((i+1)); done; echo last words >&2; sleep 30";
+        // A grandchild that would leave a mark after 3 s: killed with the group.
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("still-here");
+        let script = format!("(sleep 3; : > '{}') & i=0; while [ $i -lt 3000 ]; do echo \"line $i of the output\"; i=$((i+1)); done; echo last words >&2; sleep 30", marker.display());
         let start = Instant::now();
         let (ended, text) = output_within(
-            spawn(script),
+            spawn(&script),
             &Cancel::new(),
             Duration::from_millis(1500),
             1024,
@@ -218,6 +223,8 @@ mod tests {
             text.contains("line 2999 of the output\nlast words\n"),
             "{text}"
         );
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        assert!(!marker.exists(), "the grandchild was killed with its group");
         // Within the deadline: the exit status and all of a short output.
         let (ended, text) = output_within(
             spawn("echo out; echo err >&2; exit 3"),

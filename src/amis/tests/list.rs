@@ -29,7 +29,11 @@ async fn an_ami_deregistered_after_the_list_is_left_out_not_a_failure() {
         .filter(|c| c.starts_with("DescribeImageAttribute"))
         .count();
     assert_eq!(attrs, 3);
-    // A prune right then goes on with the others.
+    // A prune on a fresh cloud, the AMI deregistered under it the same way, goes on with the
+    // others.
+    let cloud = super::cloud();
+    cloud.add_launch_permission("ami-new", "account 222222222222");
+    cloud.deregister_after_listing("ami-mid");
     let report = prune(&settings(), opts_dry(), &Cancel::new(), &cloud)
         .await
         .unwrap();
