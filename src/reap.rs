@@ -89,7 +89,7 @@ pub enum Action {
     Listed,
     Removed,
     /// Never removed, and why: [`Action::IN_A_GROUP`], [`Action::UNREADABLE`],
-    /// [`Action::PROTECTED`].
+    /// [`Action::PROTECTED`], [`Action::INSTANCE_STAYS`].
     Skipped(&'static str),
     /// The removal failed after retries, and why (AWS's error, or what terminating the
     /// instance came to): exit 5.
@@ -103,6 +103,8 @@ impl Action {
     pub const UNREADABLE: &'static str = "unreadable";
     /// Why an instance with termination protection stays.
     pub const PROTECTED: &'static str = "termination protection is on";
+    /// Why a packer Spot template stays: a bake instance listed with it is still there.
+    pub const INSTANCE_STAYS: &'static str = "a bake instance listed with it stays";
 
     /// Whether the removal failed.
     pub fn failed(&self) -> bool {
@@ -343,9 +345,22 @@ async fn remove<I: Instances>(
     cancel: &Cancel,
 ) -> Result<(), Error> {
     let interrupted = || Error::Interrupted(cancel.ended_by());
-    for l in here.iter_mut().filter(|l| l.action == Action::Listed) {
+    for i in 0..here.len() {
+        // A Spot template stays while a bake instance listed before it is still there (it
+        // failed or was skipped): its run may not be over.
+        let instance_stays = here[..i].iter().any(|o| {
+            o.kind == "bake-instance" && matches!(o.action, Action::Failed(_) | Action::Skipped(_))
+        });
+        let l = &mut here[i];
+        if l.action != Action::Listed {
+            continue;
+        }
         if cancel.is_cancelled() {
             return Err(interrupted());
+        }
+        if l.kind == "launch-template" && instance_stays {
+            l.action = Action::Skipped(Action::INSTANCE_STAYS);
+            continue;
         }
         let r = match l.kind {
             "test-instance" | "bake-instance" => {
@@ -367,9 +382,11 @@ async fn remove<I: Instances>(
                 .await
                 .map_err(|e| e.to_string()),
             "launch-template" => {
-                patiently(cancel, patience(), || port.delete_launch_template(&l.id))
-                    .await
-                    .map_err(|e| e.to_string())
+                match patiently(cancel, patience(), || port.delete_launch_template(&l.id)).await {
+                    // Deleted since the look (packer's own cleanup, another reap): gone.
+                    Err(Error::Cloud(e)) if e.kind() == crate::aws::ErrorKind::NotFound => Ok(()),
+                    r => r.map_err(|e| e.to_string()),
+                }
             }
             _ => patiently(cancel, patience(), || port.delete_security_group(&l.id))
                 .await
@@ -463,6 +480,61 @@ mod tests {
         ] {
             assert_eq!(packer_age(name, t), None, "{name}");
         }
+    }
+
+    /// A packer Spot template stays while a bake instance listed with it could not be
+    /// terminated (its run may not be over); one deleted since the look counts as removed.
+    #[tokio::test]
+    async fn a_spot_template_stays_while_a_bake_instance_stays() {
+        let cloud = FakeCloud::new();
+        let bake = [
+            ("gears:managed-by", "gears"),
+            ("gears:purpose", "bake"),
+            ("gears:ttl", "3h"),
+            ("gears:run-id", "run-1"),
+        ];
+        cloud.add_instance("us-east-1", inst("i-bake", &bake, "2020-01-01T00:00:00Z"));
+        let made = Utc::now() - chrono::Duration::hours(5);
+        cloud.add_named_template(crate::aws::NamedTemplate {
+            id: "lt-0123456789abcdef0".into(),
+            name: "packer-fleet-launch-template-Ab3dE5g".into(),
+            created_at: Some(made.to_rfc3339()),
+            tags: crate::testing::tags(
+                &bake[..2]
+                    .iter()
+                    .chain(&bake[3..])
+                    .copied()
+                    .collect::<Vec<_>>(),
+            ),
+        });
+        cloud.set_faults(Faults {
+            fail_ops: vec![("TerminateInstances", "OperationNotPermitted")],
+            ..Default::default()
+        });
+        let s = ReapSettings {
+            account: None,
+            regions: vec!["us-east-1".into()],
+            yes: true,
+            ttl: Duration::from_secs(3 * 3600),
+            json: false,
+            endpoint_flag: None,
+        };
+        let done = reap(&s, &Cancel::new(), &cloud).await.unwrap();
+        let actions: Vec<(&str, &Action)> = done.iter().map(|l| (l.kind, &l.action)).collect();
+        assert_eq!(
+            actions,
+            [
+                ("bake-instance", &Action::Skipped(Action::PROTECTED)),
+                ("launch-template", &Action::Skipped(Action::INSTANCE_STAYS)),
+            ]
+        );
+        // The instance goes; the template was deleted by someone else since the look.
+        cloud.set_faults(Faults {
+            fail_ops: vec![("DeleteLaunchTemplate", "InvalidLaunchTemplateId.NotFound")],
+            ..Default::default()
+        });
+        let done = reap(&s, &Cancel::new(), &cloud).await.unwrap();
+        assert!(done.iter().all(|l| l.action == Action::Removed), "{done:?}");
     }
 
     #[tokio::test]

@@ -94,7 +94,9 @@ pub fn reused(
     let recorded = |b: &super::plan::PlannedBuilder| found.made_from.get(&b.name);
     let (shared, own): (Vec<_>, Vec<_>) =
         (plan.builders.iter()).partition(|b| on_component_base(b, component));
-    let base = (shared.iter().chain(&own))
+    // The component's base: what a builder on it recorded, else (none on it, or none recorded)
+    // the one read now, never another builder's own base.
+    let base = (shared.iter())
         .find_map(|b| recorded(b)?.base_ami.clone())
         .unwrap_or_else(|| base_now.to_owned());
     let parameter = shared.iter().find_map(|b| recorded(b)?.parameter.clone());

@@ -100,7 +100,8 @@ struct Key<'a>(Option<&'a String>);
 impl<'de> DeserializeSeed<'de> for Key<'_> {
     type Value = String;
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<String, D::Error> {
-        d.deserialize_any(self)
+        // As text whatever it resolves to (`2024`, `true`, `~`): serde_yaml reads a tag key so.
+        d.deserialize_str(self)
     }
 }
 
@@ -139,6 +140,9 @@ mod tests {
         assert_eq!(at(src, &["builders", "2", "instance_type"]), (3, 5));
         assert_eq!(at(src, &["nowhere"]), (0, 0));
         assert_eq!(at("a: [1, {b: 2}]\n", &["a", "1", "b"]), (1, 9));
+        // Keys that would resolve to a number, a bool or null are walked past as text.
+        let tags = "tags: {Owner: a}\nbuilders:\n  - tags: {2024: y, true: n, ~: z, Owner: b}\n";
+        assert_eq!(at(tags, &["builders", "0", "tags", "Owner"]), (3, 36));
     }
 
     /// A builder's setting is refused at the builder's own key, not at the component's key of

@@ -39,9 +39,10 @@ fn the_recorded_state_is_checked_when_read() {
     for bad in [
         "not json",
         r#"{"run":"r"}"#,
-        r#"{"run":"","ami":"ami-1","lt":"lt-1","from":"1","to":"2","min":2,"max":2,"desired":2,"susp":[]}"#,
-        r#"{"run":"r","ami":"ami-1","lt":"lt-1","from":"1","to":"2","min":2,"max":1,"desired":2,"susp":[]}"#,
-        r#"{"run":"r","ami":"ami-1","lt":"lt-1","from":"1","to":"2","min":2,"max":2,"desired":2,"susp":[],"extra":1}"#,
+        r#"{"run":"","ami":"ami-0123456789abcdef0","lt":"lt-1","from":"1","to":"2","min":2,"max":2,"desired":2,"susp":[]}"#,
+        r#"{"run":"r","ami":"ami-0123456789abcdef0","lt":"lt-1","from":"1","to":"2","min":2,"max":1,"desired":2,"susp":[]}"#,
+        r#"{"run":"r","ami":"ami-0123456789abcdef0","lt":"lt-1","from":"1","to":"2","min":2,"max":2,"desired":2,"susp":[],"extra":1}"#,
+        r#"{"run":"r","ami":"ami-1","lt":"lt-1","from":"1","to":"2","min":2,"max":2,"desired":2,"susp":[]}"#,
     ] {
         assert!(State::parse(bad).is_err(), "{bad}");
     }
