@@ -63,6 +63,8 @@ pub struct BakePlan {
 /// after the build instance is up).
 pub const MAX_TAG_KEY: usize = 128;
 pub const MAX_TAG_VALUE: usize = 256;
+/// EC2's limit of tags on one resource (an AMI, a snapshot).
+pub const MAX_TAGS: usize = 50;
 pub const MAX_AMI_NAME: usize = 128;
 
 /// The characters EC2 accepts in AMI names; others become `-`.
@@ -319,7 +321,13 @@ fn planned_builders(
     Ok(builders)
 }
 
-/// Each tag value against EC2's limit, naming where the value came from.
+/// How many of builder `b`'s AMI tags come from the file's `tags:`.
+fn settings_tags(b: &PlannedBuilder) -> usize {
+    b.settings.tags.len()
+}
+
+/// Each builder's tag count and each tag value against EC2's limits, naming where the value
+/// came from.
 fn check_tag_lengths(
     builders: &[PlannedBuilder],
     component: &Component,
@@ -332,6 +340,22 @@ fn check_tag_lengths(
         "COMPONENT_REPO" => ("repo", meta.repo.source.clone()),
         _ => ("component name", file.clone()),
     };
+    for b in builders {
+        // gears:base-ami and gears:base-ami-parameter are added at bake time.
+        let n = b.tags.len() + 2;
+        if n > MAX_TAGS {
+            return Err(InputError::whole_file(
+                file.clone(),
+                format!(
+                    "builder `{}`'s AMIs would carry {n} tags ({} from the file's `tags:`, {} of gears'), and EC2 allows at most {MAX_TAGS} on an AMI",
+                    b.name,
+                    settings_tags(b),
+                    n - settings_tags(b)
+                ),
+            )
+            .with_hint("drop some of the file's `tags:`; nothing was launched"));
+        }
+    }
     for (k, v) in builders.iter().flat_map(|b| b.tags.iter()) {
         let n = v.chars().count();
         if n > MAX_TAG_VALUE {
@@ -423,6 +447,29 @@ mod tests {
             !p.warnings.iter().any(|w| w.contains("amazon-chroot")),
             "{:?}",
             p.warnings
+        );
+    }
+
+    /// EC2 allows 50 tags on an AMI: a file whose `tags:` would take a builder's AMIs past that
+    /// (with gears' own and the two added at bake time) is refused before anything is launched.
+    #[test]
+    fn more_tags_than_ec2_allows_on_an_ami_are_refused_before_the_build() {
+        let tags = |n: usize| {
+            let kv: Vec<String> = (0..n).map(|i| format!("t{i}: v")).collect();
+            format!("[amazon-ebs]\ntags: {{{}}}", kv.join(", "))
+        };
+        let ours = plan_of("1.0", "[amazon-ebs]").unwrap().builders[0]
+            .tags
+            .len()
+            + 2;
+        assert!(plan_of("1.0", &tags(MAX_TAGS - ours)).is_ok());
+        let e = plan_of("1.0", &tags(MAX_TAGS - ours + 1)).unwrap_err();
+        assert!(
+            e.message.starts_with(&format!(
+                "builder `amazon-ebs`'s AMIs would carry 51 tags ({} from the file's `tags:`",
+                MAX_TAGS - ours + 1
+            )),
+            "{e}"
         );
     }
 
