@@ -272,6 +272,19 @@ async fn a_failed_gate_and_a_killed_blue_green_deploy_leave_the_old_group_servin
         );
         if abort {
             assert!(out.contains("\taborted\t"), "{out}");
+            // The killed run's template version (3, after the failed gate's 2) is deleted with
+            // its group: `$Latest` is the version before it again.
+            assert!(err.contains("deleted launch template"), "{err}");
+            let lt = g.launch_template().and_then(|t| t.launch_template_id());
+            let latest = aws_sdk_ec2::Client::new(&conf("us-east-1").await)
+                .describe_launch_template_versions()
+                .set_launch_template_id(lt.map(str::to_owned))
+                .versions("$Latest")
+                .send()
+                .await
+                .unwrap();
+            let n = latest.launch_template_versions()[0].version_number();
+            assert_eq!(n, Some(2), "{latest:?}");
             assert!(group("us-east-1", &clone).await.is_none());
             assert_eq!(g.target_group_arns(), tg.as_slice());
             let (images, _) = images_of_group("us-east-1", &old).await;
