@@ -236,7 +236,11 @@ async fn abort_nothing_recorded<F: Fleet, L: LockTable>(
             take_locks_for_abort(roll, on).await?;
             let d = roll.deadline();
             let keys = [LOCK_TAG.to_owned()];
-            patiently(roll.cancel, d, || roll.fleet.delete_tags(&g.name, &keys)).await?;
+            let removed = patiently(roll.cancel, d, || roll.fleet.delete_tags(&g.name, &keys));
+            if let Err(e) = removed.await {
+                roll.give_back().await;
+                return Err(e);
+            }
             if let Some(t) = roll.table {
                 patiently(roll.cancel, d, || t.force_release(&roll.lock_key)).await?;
             }

@@ -279,32 +279,45 @@ mod tests {
     }
 
     /// Through [`Leases::keep`]: the region's last finished look showing another run's lock
-    /// stops the renewals of it, even while a look is being taken.
+    /// stops the renewals of it, even while another look is being taken (and holds the lock of
+    /// the region's looks).
     #[tokio::test(start_paused = true)]
     async fn keep_stops_renewing_a_lock_the_last_look_shows_lost() {
+        use crate::deploy::region::RegionLooks;
         let cloud = FakeCloud::new();
         for g in ["a", "b"] {
             cloud.add_group(group(g), &["ami-1"]);
         }
         let fleet = cloud.fleet("us-east-1").await.unwrap();
         let stale = Duration::from_secs(60);
-        let leases = Leases::default();
+        let names = vec!["a".to_owned(), "b".to_owned()];
+        let looks = RegionLooks::new(names.clone());
+        let mine = LockValue::held_now("run-1", "h").write();
         for g in ["a", "b"] {
-            leases.wrote(g);
-            leases.hold(g);
+            cloud.fake_fleet_tag(g, LOCK_TAG, &mine);
+            looks.leases.wrote(g);
+            looks.leases.hold(g);
         }
         tokio::time::advance(Duration::from_secs(1)).await;
+        // Another run took b's stale lock over; a look sees it.
         let theirs = LockValue::held_now("run-2", "host").write();
-        let mut b = group("b");
-        b.tags.insert(LOCK_TAG.into(), theirs.clone());
-        let mut a = group("a");
-        a.tags
-            .insert(LOCK_TAG.into(), LockValue::held_now("run-1", "h").write());
-        let seen = std::sync::Mutex::new(Some((Instant::now(), vec![a, b])));
         cloud.fake_fleet_tag("b", LOCK_TAG, &theirs);
-        let kept = leases.keep(&fleet, &seen, ("run-1", "h"), stale);
-        let _ = tokio::time::timeout(lease_period(stale) * 3, kept).await;
+        let none = BTreeMap::new();
+        let fetch = || async { Ok(fleet.groups(&none, &names).await?) };
+        looks.groups(Instant::now(), fetch).await.unwrap();
+        tokio::time::advance(Duration::from_secs(1)).await;
+        // The next look never ends (AWS slow): the renewals go on meanwhile.
+        let hung = looks.groups(Instant::now(), std::future::pending);
+        let kept = looks
+            .leases
+            .keep(&fleet, &looks.seen, ("run-1", "h"), stale);
+        tokio::select! {
+            _ = hung => unreachable!(),
+            _ = tokio::time::sleep(lease_period(stale) * 3) => {}
+            never = kept => match never {},
+        }
         let lock = |g: &str| cloud.group(g).unwrap().tags.get(LOCK_TAG).cloned();
+        assert_ne!(lock("a"), Some(mine), "a renewed");
         assert!(lock("a").unwrap().starts_with("run-1 "), "{:?}", lock("a"));
         assert_eq!(lock("b"), Some(theirs));
     }

@@ -284,7 +284,14 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
         if st.lc {
             self.tidy_configuration(&st.to).await;
         } else {
-            self.forget_version(&st.lt, &st.fromn, &st.to).await;
+            self.forget_version(Abandoned {
+                lt: &st.lt,
+                fromn: &st.fromn,
+                to: &st.to,
+                run: &st.run,
+                gone: None,
+            })
+            .await;
         }
     }
 
@@ -295,7 +302,14 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
     /// template `lt` to `to`; when `to` is not known (a run killed before it recorded it), the
     /// latest version is the deploy's when it launches the undone AMI and is newer than `fromn`.
     /// Best effort, said.
-    pub(super) async fn forget_version(&self, lt: &str, fromn: &str, to: &str) {
+    pub(super) async fn forget_version(&self, a: Abandoned<'_>) {
+        let Abandoned {
+            lt,
+            fromn,
+            to,
+            run,
+            gone,
+        } = a;
         let d = self.deadline();
         let at = |version: &str| TemplateRef {
             id: lt.to_owned(),
@@ -324,7 +338,7 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
             to => l == to,
         };
         let ours = at(&l);
-        if !made || f == l || in_use(&groups, &ours) {
+        if !made || f == l || in_use(&groups, &ours, run, gone) {
             return;
         }
         // Never a version gears did not make (someone's own, with this AMI).
@@ -376,14 +390,31 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
     }
 }
 
-/// Whether a group points at template version `v`, or a deploy recorded on a group of its
-/// template may still need it (a continued run of the same run gets the same version back by its
-/// client token): then it is not deleted.
-fn in_use(groups: &[Group], v: &TemplateRef) -> bool {
-    groups.iter().any(|g| {
-        let on_it = g.template.as_ref().is_some_and(|t| t.id == v.id);
-        let recorded =
-            g.tags.contains_key(STATE_TAG) || g.tags.contains_key(crate::tags::BLUEGREEN);
-        g.template.as_ref() == Some(v) || (on_it && recorded)
-    })
+/// A template version an undone deploy may have made ([`Roll::forget_version`]): on template
+/// `lt`, from version `fromn` to `to` (empty: not known), by run `run`; `gone`, the group the undo
+/// deleted (AWS still lists a group while it is being deleted).
+pub(super) struct Abandoned<'a> {
+    pub(super) lt: &'a str,
+    pub(super) fromn: &'a str,
+    pub(super) to: &'a str,
+    pub(super) run: &'a str,
+    pub(super) gone: Option<&'a str>,
+}
+
+/// Whether a group (but `gone`) points at template version `v`, or a deploy of the same run
+/// recorded on a group of its template may still need it (continued, it gets the same version
+/// back by the run's client token): then it is not deleted. Another run's record never needs it.
+fn in_use(groups: &[Group], v: &TemplateRef, run: &str, gone: Option<&str>) -> bool {
+    groups
+        .iter()
+        .filter(|g| Some(g.name.as_str()) != gone)
+        .any(|g| {
+            let on_it = g.template.as_ref().is_some_and(|t| t.id == v.id);
+            let state = g.tags.get(STATE_TAG).and_then(|t| State::parse(t).ok());
+            let switch = (g.tags.get(crate::tags::BLUEGREEN))
+                .and_then(|t| crate::deploy::blue_green::record::parse_switch(t).ok());
+            let same_run = state.is_some_and(|st| st.run == run && st.lt == v.id)
+                || switch.is_some_and(|sw| sw.run == run);
+            g.template.as_ref() == Some(v) || (on_it && same_run)
+        })
 }

@@ -3,7 +3,7 @@
 use crate::aws::{Fleet, Group, GroupTag, LockTable, TemplateRef};
 use crate::deploy::lock::settle;
 use crate::deploy::lock::{held_by_another, refused, stopped, Holder, LockValue};
-use crate::deploy::roll::Roll;
+use crate::deploy::roll::{counting, Roll};
 use crate::deploy::state::{version_token, OnGroup, State};
 use crate::deploy::{LOCK_TAG, STATE_TAG, SUSPEND, TAGS_TAG};
 use crate::error::{Error, InputError};
@@ -219,7 +219,9 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
         if image != self.ami {
             return Ok((source, image));
         }
-        let images = self.images(g).await?;
+        // The members that count (Pending, InService): one in Standby or waiting to terminate
+        // may still run the old AMI after a finished deploy.
+        let images = self.images(&counting(g.clone())).await?;
         if images.values().all(|i| *i == self.ami) {
             return Ok((source, image));
         }

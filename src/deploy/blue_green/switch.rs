@@ -10,6 +10,7 @@ use crate::deploy::blue_green::record::{
 use crate::deploy::lock::{refused, stopped, LockValue};
 use crate::deploy::region::RegionCtx;
 use crate::deploy::roll::{counting, Roll};
+use crate::deploy::rollback::Abandoned;
 use crate::deploy::state::OnGroup;
 use crate::deploy::{GroupOutcome, GroupResult, LOCK_TAG, SUSPEND};
 use crate::error::{Error, InputError};
@@ -299,6 +300,7 @@ async fn new_version<F: Fleet, L: LockTable>(
 /// pinned to.
 async fn forget_new_version<F: Fleet, L: LockTable>(
     undo: &Roll<'_, F, L>,
+    sw: &Switch,
     made: Option<TemplateRef>,
 ) {
     let Some(old) = undo.group().await.ok().and_then(|o| o.template) else {
@@ -309,12 +311,20 @@ async fn forget_new_version<F: Fleet, L: LockTable>(
     } else {
         ""
     };
-    match made {
-        Some(m) if m.id == old.id => undo.forget_version(&m.id, fromn, &m.version).await,
-        Some(m) => undo.forget_version(&m.id, "", &m.version).await,
-        None if !fromn.is_empty() => undo.forget_version(&old.id, fromn, "").await,
-        None => {}
-    }
+    let (lt, fromn, to) = match &made {
+        Some(m) if m.id == old.id => (m.id.as_str(), fromn, m.version.as_str()),
+        Some(m) => (m.id.as_str(), "", m.version.as_str()),
+        None if !fromn.is_empty() => (old.id.as_str(), fromn, ""),
+        None => return,
+    };
+    let a = Abandoned {
+        lt,
+        fromn,
+        to,
+        run: &sw.run,
+        gone: Some(&sw.new),
+    };
+    undo.forget_version(a).await;
 }
 
 /// `--abort` of a recorded blue/green deploy: the way back, whatever phase it reached, on
@@ -392,7 +402,7 @@ pub(super) async fn abort<F: Fleet, L: LockTable>(
         );
         return Ok(out.with(GroupResult::RollbackFailed, detail));
     }
-    forget_new_version(&undo_roll, made).await;
+    forget_new_version(&undo_roll, &sw, made).await;
     unlock_both(&undo_roll, None).await;
     let _ = super::sweep::sweep(ctx, &undo_roll, &cluster_of(g), false).await;
     undo_roll.give_back().await;

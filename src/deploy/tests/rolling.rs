@@ -186,4 +186,9 @@ async fn a_member_in_standby_is_left_alone_and_does_not_hold_the_deploy() {
     let counted: Vec<&crate::aws::Member> = g.members.iter().filter(|m| m.counts()).collect();
     assert_eq!(counted.len(), 4);
     assert_eq!((g.min, g.max, g.desired), (4, 4, 4));
+    // The same command again: nothing to do (the member in Standby does not count).
+    let d = deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
+        .await
+        .unwrap();
+    assert_eq!(d.groups[0].result, "nothing to do", "{d:?}");
 }

@@ -280,8 +280,19 @@ fn launch_what_they_run(cloud: &FakeCloud, abort: bool, what: &str) {
 /// aborted: the same command then deploys both.
 #[tokio::test(start_paused = true)]
 async fn an_abort_keeps_the_version_a_sibling_deploy_still_needs() {
+    for same_run in [true, false] {
+        assert!(
+            sibling_recorded(same_run).await,
+            "no kill point with the version made and not recorded"
+        );
+    }
+}
+
+/// [`an_abort_keeps_the_version_a_sibling_deploy_still_needs`]: the sibling's record of the same
+/// run keeps the version (and the same command then deploys both); another run's record does not
+/// (its continued deploy could never get this version back). Whether a kill point served.
+async fn sibling_recorded(same_run: bool) -> bool {
     use crate::deploy::{LOCK_TAG, STATE_TAG};
-    let mut found = false;
     for k in 1..=12 {
         let dir = tempfile::tempdir().unwrap();
         let (s, cloud) = setup(dir.path(), 2);
@@ -294,11 +305,17 @@ async fn an_abort_keeps_the_version_a_sibling_deploy_still_needs() {
         let (Some(state), 2) = (recorded, cloud.template_versions("lt-s").len()) else {
             continue;
         };
-        found = true;
-        for tag in [STATE_TAG, LOCK_TAG] {
-            cloud.fake_fleet_tag("hello-b", tag, &a.tags[tag]);
-        }
         assert!(state.contains("\"fromn\":\"1\""), "{state}");
+        let run = crate::deploy::state::State::parse(state).unwrap().run;
+        for tag in [STATE_TAG, LOCK_TAG] {
+            let v = a.tags[tag].clone();
+            let v = if same_run {
+                v
+            } else {
+                v.replace(&run, "another-run")
+            };
+            cloud.fake_fleet_tag("hello-b", tag, &v);
+        }
         tokio::time::sleep(LOCK_STALE + Duration::from_secs(1)).await;
         let mut abort = s.clone();
         abort.abort = true;
@@ -306,18 +323,27 @@ async fn an_abort_keeps_the_version_a_sibling_deploy_still_needs() {
         deploy(&abort, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
             .await
             .unwrap();
-        assert_eq!(cloud.template_versions("lt-s").len(), 2);
-        let d = deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
-            .await
-            .unwrap();
-        assert!(d.groups.iter().all(|g| !g.result.failed()), "{d:?}");
-        launch_what_they_run(&cloud, false, &format!("killed at write {k}"));
-        break;
+        let fleet = cloud.fleet("us-east-1").await.unwrap();
+        let latest = TemplateRef {
+            id: "lt-s".into(),
+            version: "$Latest".into(),
+        };
+        let now = fleet.resolve_version(&latest).await.unwrap();
+        assert_eq!(
+            now,
+            if same_run { "2" } else { "1" },
+            "same run: {same_run}"
+        );
+        if same_run {
+            let d = deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
+                .await
+                .unwrap();
+            assert!(d.groups.iter().all(|g| !g.result.failed()), "{d:?}");
+            launch_what_they_run(&cloud, false, &format!("killed at write {k}"));
+        }
+        return true;
     }
-    assert!(
-        found,
-        "no kill point with the version made and not recorded"
-    );
+    false
 }
 
 /// `--abort` never deletes a version gears did not make: someone's own version of the template
