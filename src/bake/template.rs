@@ -179,7 +179,11 @@ pub fn context(plan: &BakePlan, component: &Component, opts: &RenderOptions) -> 
     let source_ami = opts
         .source_ami
         .clone()
-        .or_else(|| component.base_ami.id.clone());
+        .or_else(|| component.base_ami.id.clone())
+        .or_else(|| {
+            (component.base_ami.ssm.as_ref())
+                .map(|_| super::template_settings::UNREAD_PARAMETER_AMI.to_owned())
+        });
     let ansible = component
         .ansible
         .as_ref()

@@ -9,12 +9,23 @@ use crate::component::file::bake::RootVolume;
 use crate::component::Component;
 use serde_json::{json, Map, Value};
 
+/// The source AMI a template renders for a base AMI parameter not read (`--dry-run`,
+/// `gears validate`: no AWS call), so `packer validate` sees an id, never a filter without owners
+/// (which Packer refuses); a bake always reads the parameter first.
+pub const UNREAD_PARAMETER_AMI: &str = "ami-00000000000000000";
+
 /// `b` of the builder templates.
 pub fn builder(b: &PlannedBuilder, component: &Component, opts: &RenderOptions) -> Value {
     let found = opts.builder_amis.get(&b.name);
     let source_ami = found
         .map(|(id, _)| id.clone())
-        .or_else(|| b.base_ami.id.clone());
+        .or_else(|| b.base_ami.id.clone())
+        .or_else(|| {
+            b.base_ami
+                .ssm
+                .as_ref()
+                .map(|_| UNREAD_PARAMETER_AMI.to_owned())
+        });
     let root_device = found.map(|(_, d)| d.as_str()).filter(|d| !d.is_empty());
     let s = &b.settings;
     let spot = s

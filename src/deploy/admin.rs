@@ -272,6 +272,12 @@ pub(super) async fn take_locks_for_abort<F: Fleet, L: LockTable>(
     on: &OnGroup,
 ) -> Result<(), Error> {
     take_table_lock_for_abort(roll).await?;
+    // A STOP stays (it refuses deploys already): an abort killed after writing its own lock
+    // over it would leave a lock that goes stale, and a deploy would then continue the deploy
+    // whose rollback failed.
+    if matches!(on.lock, Some(LockValue::Stop { .. })) {
+        return Ok(());
+    }
     if let Err(e) = roll.take_tag_lock_as(on, Taking::Abort).await {
         roll.give_back().await;
         return Err(e);

@@ -26,7 +26,7 @@ pub(super) async fn deploy_group<F: Fleet, L: LockTable>(
     let mut roll = Roll::new(ctx, fleet, table, looks, &g.name, ami, ctx.cancel);
     let d = roll.deadline();
     let from_ami = match (&g.template, &g.launch_configuration) {
-        (Some(t), _) => roll.launched_from(&g, t).await.map(|(_, image)| image),
+        (Some(t), _) => roll.version_of(t).await.map(|(_, image)| image),
         (None, Some(c)) => patiently(ctx.cancel, d, || fleet.configuration_image(c)).await,
         _ => Ok(String::new()),
     }

@@ -401,9 +401,11 @@ pub(super) struct Abandoned<'a> {
     pub(super) gone: Option<&'a str>,
 }
 
-/// Whether a group (but `gone`) points at template version `v`, or a deploy of the same run
-/// recorded on a group of its template may still need it (continued, it gets the same version
-/// back by the run's client token): then it is not deleted. Another run's record never needs it.
+/// Whether a group (but `gone`) points at template version `v`, or a deploy recorded on a group
+/// of its template may still need it: one of the same run (continued, it gets the same version
+/// back by the run's client token), one whose recorded version is `v` or not known yet (another
+/// run killed after making `v`), or a blue/green switch in flight (it records no version). Then
+/// it is not deleted: keeping a version is the safe side.
 fn in_use(groups: &[Group], v: &TemplateRef, run: &str, gone: Option<&str>) -> bool {
     groups
         .iter()
@@ -411,10 +413,10 @@ fn in_use(groups: &[Group], v: &TemplateRef, run: &str, gone: Option<&str>) -> b
         .any(|g| {
             let on_it = g.template.as_ref().is_some_and(|t| t.id == v.id);
             let state = g.tags.get(STATE_TAG).and_then(|t| State::parse(t).ok());
-            let switch = (g.tags.get(crate::tags::BLUEGREEN))
-                .and_then(|t| crate::deploy::blue_green::record::parse_switch(t).ok());
-            let same_run = state.is_some_and(|st| st.run == run && st.lt == v.id)
-                || switch.is_some_and(|sw| sw.run == run);
-            g.template.as_ref() == Some(v) || (on_it && same_run)
+            let needs = state.is_some_and(|st| {
+                st.lt == v.id && (st.run == run || st.to.is_empty() || st.to == v.version)
+            });
+            let switching = g.tags.contains_key(crate::tags::BLUEGREEN);
+            g.template.as_ref() == Some(v) || needs || (on_it && switching)
         })
 }

@@ -416,7 +416,7 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
                 .await?;
                 Duration::ZERO
             }
-            None => settle(self.write_in_window(&lock, taking).await?),
+            None => self.write_settled(&lock, taking).await?,
         };
         self.looks.leases.wrote(&self.name);
         self.sleep_for(settle).await?;
@@ -434,6 +434,25 @@ impl<F: Fleet, L: LockTable> Roll<'_, F, L> {
         self.tag_ours
             .store(true, std::sync::atomic::Ordering::SeqCst);
         Ok(())
+    }
+
+    /// The lock written in a window ([`Roll::write_in_window`]) short enough that its settle stays
+    /// within a lease period: nothing renews the lock before it is read back, so a settle past
+    /// that (an attempt slowed by throttling) could let it go stale under a racing writer; such
+    /// an attempt is made again, a fresh look and write. The settle to wait.
+    async fn write_settled(
+        &self,
+        lock: &BTreeMap<String, String>,
+        taking: Taking,
+    ) -> Result<Duration, Error> {
+        let period = crate::deploy::lease::lease_period(self.settings.lock_stale);
+        loop {
+            let wait = settle(self.write_in_window(lock, taking).await?);
+            let slow = wait > crate::deploy::LOCK_SETTLE;
+            if !slow || wait < period || Instant::now() >= self.deadline() {
+                return Ok(wait);
+            }
+        }
     }
 
     /// One attempt after another, until one is a fresh look that finds the lock free (or ours

@@ -23,6 +23,29 @@ const QUICK_DEADLINE: Duration = Duration::from_secs(2 * 60);
 /// 64 KiB (the end holds what went wrong).
 const OUTPUT_TAIL: usize = 64 * 1024;
 
+/// `program args` started for its output (in its own process group, so a terminal's Ctrl-C
+/// reaches gears only, which then stops it; no update check): `None` when packer is not
+/// installed.
+pub(super) fn spawn<A: AsRef<std::ffi::OsStr>>(
+    program: &Path,
+    args: &[A],
+) -> Result<Option<tokio::process::Child>, Error> {
+    let child = tokio::process::Command::new(program)
+        .args(args)
+        .env("CHECKPOINT_DISABLE", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .process_group(0)
+        .spawn();
+    match child {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(PackerError::Io(e).into()),
+        Ok(c) => Ok(Some(c)),
+    }
+}
+
 /// What a packer command said: whether it succeeded and the tail of its output (stdout then
 /// stderr, [`OUTPUT_TAIL`]); `None` when packer is not installed. It is stopped at `deadline`:
 /// exit 4 saying so, with the tail of what it printed, and `plugins` in the hint.
@@ -33,19 +56,8 @@ async fn packer_output(
     plugins: &[Plugin],
     cancel: &Cancel,
 ) -> Result<Option<(bool, String)>, Error> {
-    let child = tokio::process::Command::new(program)
-        .args(args)
-        .env("CHECKPOINT_DISABLE", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .process_group(0)
-        .spawn();
-    let child = match child {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(PackerError::Io(e).into()),
-        Ok(c) => c,
+    let Some(child) = spawn(program, args)? else {
+        return Ok(None);
     };
     let (ended, text) = output_within(child, cancel, deadline, OUTPUT_TAIL)
         .await

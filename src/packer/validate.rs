@@ -7,7 +7,6 @@ use super::PackerError;
 use crate::cancel::Cancel;
 use crate::error::{Error, InputError};
 use std::path::Path;
-use std::process::Stdio;
 
 /// Runs `packer validate path`: `Ok(None)` when packer is not installed, `Ok(Some(what packer
 /// said))` when it accepts the template, exit 3 naming the file when it refuses, and
@@ -17,20 +16,12 @@ pub async fn validate(
     path: &Path,
     cancel: &Cancel,
 ) -> Result<Option<String>, Error> {
-    let child = tokio::process::Command::new(program)
-        .arg("validate")
-        .arg(path)
-        .env("CHECKPOINT_DISABLE", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .process_group(0)
-        .spawn();
-    let child = match child {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(PackerError::Io(e).into()),
-        Ok(c) => c,
+    let Some(child) = super::setup::spawn(
+        program,
+        &[std::ffi::OsStr::new("validate"), path.as_os_str()],
+    )?
+    else {
+        return Ok(None);
     };
     let o = crate::process::output_unless_cancelled(child, cancel)
         .await

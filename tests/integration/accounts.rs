@@ -273,27 +273,7 @@ async fn a_pipeline_bakes_shares_and_deploys_stage_and_live_into_their_accounts(
 
 #[tokio::test]
 async fn a_role_sts_refuses_is_exit_5_before_any_other_call() {
-    let proxy = Proxy::start(&[("GEARS_PROXY_DENY", "AssumeRole")]);
-    let endpoint = proxy.endpoint.clone();
-    let dir = tempdir();
-    component_with_accounts(dir.path(), &unique("denied"));
-    let o = gears()
-        .current_dir(dir.path())
-        .env("AWS_ENDPOINT_URL", &endpoint)
-        .args([
-            "deploy",
-            "-e",
-            "live",
-            "--ami",
-            MOTO_AMI,
-            "--region",
-            "us-east-1",
-        ])
-        .output()
-        .unwrap();
-    let counts = proxy.get("counts");
-    drop(proxy);
-    let (_, err, code) = parts(&o);
+    let (err, code, counts) = deploy_live_behind(("GEARS_PROXY_DENY", "AssumeRole"), "denied");
     assert_eq!(code, 5, "{err}");
     assert!(
         err.contains(&format!(
@@ -302,20 +282,21 @@ async fn a_role_sts_refuses_is_exit_5_before_any_other_call() {
         "{err}"
     );
     assert!(err.contains("hint: the role's trust policy"), "{err}");
-    let counts: std::collections::BTreeMap<String, u64> = serde_json::from_value(counts).unwrap();
     assert!(
         counts.keys().all(|a| a == "AssumeRole"),
         "nothing but AssumeRole was called: {counts:?}"
     );
 }
 
-/// STS throttling AssumeRole past the SDK's retries stops the run before any other call with
-/// exit 5, said as throttling ("retry later"), not as a role that refuses.
-#[tokio::test]
-async fn a_throttled_assume_role_is_exit_5_as_throttling_before_any_other_call() {
-    let proxy = Proxy::start(&[("GEARS_PROXY_THROTTLE", "AssumeRole")]);
+/// `gears deploy -e live` of moto's AMI through the counting proxy started with `fault`, from a
+/// component with accounts: its stderr, exit code and the AWS calls the proxy counted.
+fn deploy_live_behind(
+    fault: (&str, &str),
+    name: &str,
+) -> (String, i32, std::collections::BTreeMap<String, u64>) {
+    let proxy = Proxy::start(&[fault]);
     let dir = tempdir();
-    component_with_accounts(dir.path(), &unique("throttled"));
+    component_with_accounts(dir.path(), &unique(name));
     let o = gears()
         .current_dir(dir.path())
         .env("AWS_ENDPOINT_URL", &proxy.endpoint)
@@ -333,13 +314,21 @@ async fn a_throttled_assume_role_is_exit_5_as_throttling_before_any_other_call()
     let counts = proxy.get("counts");
     drop(proxy);
     let (_, err, code) = parts(&o);
+    (err, code, serde_json::from_value(counts).unwrap())
+}
+
+/// STS throttling AssumeRole past the SDK's retries stops the run before any other call with
+/// exit 5, said as throttling ("retry later"), not as a role that refuses.
+#[tokio::test]
+async fn a_throttled_assume_role_is_exit_5_as_throttling_before_any_other_call() {
+    let (err, code, counts) =
+        deploy_live_behind(("GEARS_PROXY_THROTTLE", "AssumeRole"), "throttled");
     assert_eq!(code, 5, "{err}");
     assert!(
         err.contains("STS throttled AssumeRole even after retries"),
         "{err}"
     );
     assert!(!err.contains("trust policy"), "{err}");
-    let counts: std::collections::BTreeMap<String, u64> = serde_json::from_value(counts).unwrap();
     assert!(
         counts.keys().all(|a| a == "AssumeRole"),
         "nothing but AssumeRole was called: {counts:?}"

@@ -117,6 +117,23 @@ fn manifest(path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
+/// A `gears bake` of version 1 (git sha `a`) in `dir`, against moto: stdout, stderr, exit code.
+fn bake_v1(dir: &Path) -> (String, String, i32) {
+    parts(
+        &gears_aws(dir)
+            .args(["bake", "--version", "1", "--git-sha", "a"])
+            .output()
+            .unwrap(),
+    )
+}
+
+/// Component file `f` with `from` replaced by `to` (which must be there).
+fn edit(f: &Path, from: &str, to: &str) {
+    let text = std::fs::read_to_string(f).unwrap();
+    assert!(text.contains(from), "{from:?} not in {text}");
+    std::fs::write(f, text.replace(from, to)).unwrap();
+}
+
 #[tokio::test]
 async fn bake_two_builders_into_two_regions_then_reuse() {
     let dir = tempdir();
@@ -535,16 +552,12 @@ async fn unknown_base_ami_is_a_clear_error_and_launches_nothing() {
     let dir = tempdir();
     let name = unique("noami");
     let f = component(dir.path(), &name, "");
-    let text = std::fs::read_to_string(&f).unwrap().replace(
+    edit(
+        &f,
         "base_ami:\n  name: amzn2-ami-hvm-2.0.*-x86_64-gp2\n  owners: [amazon]\n",
         "base_ami: {id: ami-0123456789abcdef0}\n",
     );
-    std::fs::write(&f, text).unwrap();
-    let o = gears_aws(dir.path())
-        .args(["bake", "--version", "1", "--git-sha", "a"])
-        .output()
-        .unwrap();
-    let (out, err, code) = parts(&o);
+    let (out, err, code) = bake_v1(dir.path());
     assert_eq!(code, 3, "{err}");
     assert_eq!(out, "");
     assert!(
@@ -554,16 +567,8 @@ async fn unknown_base_ami_is_a_clear_error_and_launches_nothing() {
     assert!(err.contains("hint: check `base_ami`"), "{err}");
     assert!(live_instances(&name).await.is_empty());
     let f2 = component(dir.path(), &name, "");
-    let text = std::fs::read_to_string(&f2)
-        .unwrap()
-        .replace("amzn2-ami-hvm-2.0.*", "no-such-image-*");
-    std::fs::write(&f2, text).unwrap();
-    let (_, err, code) = parts(
-        &gears_aws(dir.path())
-            .args(["bake", "--version", "1", "--git-sha", "a"])
-            .output()
-            .unwrap(),
-    );
+    edit(&f2, "amzn2-ami-hvm-2.0.*", "no-such-image-*");
+    let (_, err, code) = bake_v1(dir.path());
     assert_eq!(code, 3, "{err}");
     assert!(
         err.contains("no base AMI in us-east-1 matches name \"no-such-image-*-x86_64-gp2\""),
@@ -578,16 +583,12 @@ async fn an_architecture_unlike_the_base_amis_is_exit_3_and_launches_nothing() {
     let dir = tempdir();
     let name = unique("arch");
     let f = component(dir.path(), &name, "");
-    let text = std::fs::read_to_string(&f).unwrap().replace(
+    edit(
+        &f,
         "  - {type: amazon-ebs, name: worker, instance_type: t3.small}\n",
         "  - {type: amazon-ebs, name: worker, architecture: arm64}\n",
     );
-    std::fs::write(&f, text).unwrap();
-    let o = gears_aws(dir.path())
-        .args(["bake", "--version", "1", "--git-sha", "a"])
-        .output()
-        .unwrap();
-    let (out, err, code) = parts(&o);
+    let (out, err, code) = bake_v1(dir.path());
     assert_eq!(code, 3, "{err}");
     assert_eq!(out, "");
     assert!(
@@ -607,11 +608,7 @@ async fn failing_provisioner_is_exit_4_with_packers_error_and_the_log() {
         &name,
         &format!("template: {ROOT}/tests/fixtures/bake/failing-provisioner.json.tera\n"),
     );
-    let o = gears_aws(dir.path())
-        .args(["bake", "--version", "1", "--git-sha", "a"])
-        .output()
-        .unwrap();
-    let (out, err, code) = parts(&o);
+    let (out, err, code) = bake_v1(dir.path());
     assert_eq!(code, 4, "{err}");
     assert_eq!(out, "");
     assert!(
@@ -1135,12 +1132,7 @@ fn output_that_is_not_utf8_does_not_stop_the_reading() {
         &name,
         &format!("template: {ROOT}/tests/fixtures/bake/binary-output.json.tera\n"),
     );
-    let (out, err, code) = parts(
-        &gears_aws(dir.path())
-            .args(["bake", "--version", "1", "--git-sha", "a"])
-            .output()
-            .unwrap(),
-    );
+    let (out, err, code) = bake_v1(dir.path());
     assert_eq!(code, 0, "{err}");
     assert_eq!(
         out.lines().count(),

@@ -75,3 +75,30 @@ async fn plan_changes_nothing() {
     assert!(changes.is_empty(), "{changes:?}");
     assert!(all(&cloud, OLD));
 }
+
+/// `--abort` of a stopped line (a failed rollback) killed at its first write leaves the STOP:
+/// it never writes a lock of its own over it, which would go stale and let a deploy continue
+/// the deploy whose rollback failed.
+#[tokio::test(start_paused = true)]
+async fn an_abort_killed_on_a_stopped_line_leaves_the_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut s, cloud) = setup(dir.path(), 4);
+    cloud.set_unhealthy_images(&[NEW]);
+    cloud.set_faults(Faults {
+        throttle_ops: vec!["TerminateInstanceInAutoScalingGroup"],
+        ..Default::default()
+    });
+    let d = deploy(&s, &rc(), &Cancel::new(), &Cleanup::default(), &cloud)
+        .await
+        .unwrap();
+    assert_eq!(d.exit(), Exit::NeedsHuman);
+    cloud.set_faults(Faults::default());
+    let lock = |c: &crate::aws::fake::FakeCloud| {
+        c.group("hello-live").unwrap().tags[crate::deploy::LOCK_TAG].clone()
+    };
+    let stop = lock(&cloud);
+    assert!(stop.starts_with("STOP "), "{stop}");
+    s.abort = true;
+    assert!(crate::deploy::tests::killed_at(&s, &cloud, 1, true).await);
+    assert_eq!(lock(&cloud), stop);
+}

@@ -309,10 +309,12 @@ async fn sibling_recorded(same_run: bool) -> bool {
         let run = crate::deploy::state::State::parse(state).unwrap().run;
         for tag in [STATE_TAG, LOCK_TAG] {
             let v = a.tags[tag].clone();
+            // Another run's record, of another version than this one.
             let v = if same_run {
                 v
             } else {
                 v.replace(&run, "another-run")
+                    .replace("\"from\":\"1\"", "\"from\":\"1\",\"to\":\"9\"")
             };
             cloud.fake_fleet_tag("hello-b", tag, &v);
         }

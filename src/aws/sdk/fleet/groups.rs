@@ -169,26 +169,8 @@ impl GroupTags for AwsFleet {
         tags: &BTreeMap<String, String>,
         propagate: bool,
     ) -> Result<(), CloudError> {
-        use aws_sdk_autoscaling::types::Tag;
-        let tags: Vec<Tag> = tags
-            .iter()
-            .map(|(k, v)| {
-                Tag::builder()
-                    .resource_id(group)
-                    .resource_type("auto-scaling-group")
-                    .key(k)
-                    .value(v)
-                    .propagate_at_launch(propagate)
-                    .build()
-            })
-            .collect();
-        self.asg
-            .create_or_update_tags()
-            .set_tags(Some(tags))
-            .send()
+        self.put_tag_list(&GroupTag::all(group, tags, propagate))
             .await
-            .map_err(|e| map_err("CreateOrUpdateTags", &self.region, e))?;
-        Ok(())
     }
 
     async fn put_tag_list(&self, tags: &[GroupTag]) -> Result<(), CloudError> {
